@@ -1,0 +1,18 @@
+//! Tollgate's domain: the rules of quotas, access and names, free of I/O.
+//!
+//! Nothing in this crate reads the wall clock, touches a database or knows about
+//! HTTP. Time arrives through [`clock::Clock`]; storage and wire formats live in
+//! the `store` and `api` crates.
+
+pub mod access;
+pub mod clock;
+pub mod error;
+pub mod labels;
+pub mod names;
+pub mod object;
+pub mod quota;
+pub mod rate_limit;
+pub mod tenant;
+pub mod token;
+
+pub use error::{Error, ErrorKind};

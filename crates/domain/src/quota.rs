@@ -1,0 +1,602 @@
+//! Quota semantics: limit values, exact resource amounts, quota specs and the
+//! rule that decides a tenant's effective limit for a key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::rate_limit::RateLimit;
+
+/// Longest quota key (object kind, resource name or RPC name) the contract allows.
+pub const MAX_KEY_LEN: usize = 512;
+
+/// A key of `object_limits`, `resource_limits` or `api_limits`: matches
+/// `^[a-zA-Z][a-zA-Z0-9-._]*[a-zA-Z0-9]$`, at most 512 characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaKey(String);
+
+impl QuotaKey {
+    pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
+        let b = value.as_bytes();
+        let ok = b.len() >= 2
+            && b.len() <= MAX_KEY_LEN
+            && b[0].is_ascii_alphabetic()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Error::invalid(format!(
+                "{field}: key {value:?} must match ^[a-zA-Z][a-zA-Z0-9-._]*[a-zA-Z0-9]$ and be at most {MAX_KEY_LEN} characters"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for QuotaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which family a usage key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFamily {
+    /// Object counts (`object_limits`), whole numbers.
+    Object,
+    /// Resource amounts (`resource_limits`), exact decimals.
+    Resource,
+}
+
+impl KeyFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Object => "object",
+            Self::Resource => "resource",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "object" => Some(Self::Object),
+            "resource" => Some(Self::Resource),
+            _ => None,
+        }
+    }
+}
+
+/// Decimal places a resource amount keeps.
+pub const RESOURCE_SCALE: u32 = 6;
+const RESOURCE_UNIT: i64 = 1_000_000;
+
+/// An exact, non-negative-or-not resource quantity with six decimal places,
+/// stored as an integer count of millionths so that the database can add and
+/// compare it atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceAmount(i64);
+
+impl ResourceAmount {
+    pub const ZERO: Self = Self(0);
+
+    pub fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn from_units(units: i64) -> Option<Self> {
+        units.checked_mul(RESOURCE_UNIT).map(Self)
+    }
+
+    /// Parses a decimal literal as JSON writes it (`2.5`, `-1`, `1e3`); the
+    /// error names `field`. More than six decimal places is an error rather
+    /// than a silent rounding.
+    pub fn parse(field: &str, literal: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::invalid(format!(
+                "{field}: {literal:?} is not a number with at most {RESOURCE_SCALE} decimal places in range"
+            ))
+        };
+        let d = if literal.contains(['e', 'E']) {
+            Decimal::from_scientific(literal).map_err(|_| bad())?
+        } else {
+            Decimal::from_str(literal).map_err(|_| bad())?
+        }
+        .normalize();
+        if d.scale() > RESOURCE_SCALE {
+            return Err(bad());
+        }
+        let scaled = d.checked_mul(Decimal::from(RESOURCE_UNIT)).ok_or_else(bad)?;
+        i64::try_from(scaled.trunc()).map(Self).map_err(|_| bad())
+    }
+
+    /// The amount as a decimal (exact).
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::new(self.0, RESOURCE_SCALE).normalize()
+    }
+
+    /// The amount as a JSON double for the wire (resources are `double` in the
+    /// contract; they are never money).
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / RESOURCE_UNIT as f64
+    }
+}
+
+impl fmt::Display for ResourceAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_decimal())
+    }
+}
+
+/// A maximum for one key, in base units (objects: count; resources: millionths).
+/// Stored and sent as a plain integer, `-1` meaning unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "i64", from = "i64")]
+pub enum Limit {
+    /// `-1` on the wire.
+    Unlimited,
+    Max(i64),
+}
+
+impl Limit {
+    /// The wire value: `-1` for unlimited.
+    pub fn as_raw(self) -> i64 {
+        match self {
+            Self::Unlimited => -1,
+            Self::Max(m) => m,
+        }
+    }
+
+    /// Reads a stored or wire value where any negative number means unlimited.
+    pub fn from_raw(raw: i64) -> Self {
+        if raw < 0 { Self::Unlimited } else { Self::Max(raw) }
+    }
+
+    /// Whether `current + amount` stays within this limit.
+    pub fn admits(self, current: i64, amount: i64) -> bool {
+        match self {
+            Self::Unlimited => true,
+            Self::Max(m) => current.checked_add(amount).is_some_and(|n| n <= m),
+        }
+    }
+
+    pub(crate) fn restrictiveness(self) -> i64 {
+        match self {
+            Self::Unlimited => i64::MAX,
+            Self::Max(m) => m,
+        }
+    }
+}
+
+impl From<Limit> for i64 {
+    fn from(l: Limit) -> i64 {
+        l.as_raw()
+    }
+}
+
+impl From<i64> for Limit {
+    fn from(raw: i64) -> Limit {
+        Limit::from_raw(raw)
+    }
+}
+
+/// The effective limit of a key: when any quota object sets the key, the most
+/// restrictive of those values wins and the default is ignored (even if it is
+/// stricter); otherwise the default quota's value; otherwise the key is
+/// unlimited.
+pub fn effective_limit(default: Option<Limit>, overrides: &[Limit]) -> Limit {
+    overrides
+        .iter()
+        .copied()
+        .min_by_key(|l| l.restrictiveness())
+        .or(default)
+        .unwrap_or(Limit::Unlimited)
+}
+
+/// The same rule for API rate limits: the override with the lowest sustained
+/// rate wins.
+pub fn effective_rate_limit(default: Option<RateLimit>, overrides: &[RateLimit]) -> Option<RateLimit> {
+    overrides
+        .iter()
+        .copied()
+        .min_by_key(|l| l.restrictiveness())
+        .or(default)
+}
+
+/// The limits one quota object (or a plan's default quota) sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaSpec {
+    #[serde(default)]
+    pub object_limits: BTreeMap<QuotaKey, Limit>,
+    /// Resource maxima in millionths (see [`ResourceAmount`]).
+    #[serde(default)]
+    pub resource_limits: BTreeMap<QuotaKey, Limit>,
+    #[serde(default)]
+    pub api_limits: BTreeMap<QuotaKey, RateLimit>,
+}
+
+impl QuotaSpec {
+    /// The limit this spec sets for `key`, if any.
+    pub fn limit(&self, family: KeyFamily, key: &str) -> Option<Limit> {
+        let map = match family {
+            KeyFamily::Object => &self.object_limits,
+            KeyFamily::Resource => &self.resource_limits,
+        };
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, l)| *l)
+    }
+
+    pub fn api_limit(&self, rpc: &str) -> Option<RateLimit> {
+        self.api_limits
+            .iter()
+            .find(|(k, _)| k.as_str() == rpc)
+            .map(|(_, l)| *l)
+    }
+}
+
+/// Largest object maximum: the contract's `maximum` is an int32.
+pub const MAX_OBJECT_LIMIT: i64 = i32::MAX as i64;
+
+/// Validates an object limit from the wire (`-1` or 0..=i32::MAX).
+pub fn object_limit(field: &str, raw: i64) -> Result<Limit, Error> {
+    match raw {
+        -1 => Ok(Limit::Unlimited),
+        0..=MAX_OBJECT_LIMIT => Ok(Limit::Max(raw)),
+        _ => Err(Error::invalid(format!(
+            "{field}: maximum must be -1 (unlimited) or between 0 and {MAX_OBJECT_LIMIT}, got {raw}"
+        ))),
+    }
+}
+
+/// Validates a resource limit from the wire (`-1` or a non-negative amount).
+pub fn resource_limit(field: &str, amount: ResourceAmount) -> Result<Limit, Error> {
+    if amount == ResourceAmount::from_micros(-RESOURCE_UNIT) {
+        Ok(Limit::Unlimited)
+    } else if amount.micros() >= 0 {
+        Ok(Limit::Max(amount.micros()))
+    } else {
+        Err(Error::invalid(format!(
+            "{field}: maximum must be -1 (unlimited) or not negative, got {amount}"
+        )))
+    }
+}
+
+/// How an object kind or resource is shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub display_name: &'static str,
+    pub description: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn resource_amounts_parse_exactly() {
+        let p = |s| ResourceAmount::parse("amount", s).map(ResourceAmount::micros);
+        assert_eq!(p("2.5"), Ok(2_500_000));
+        assert_eq!(p("0.1"), Ok(100_000));
+        assert_eq!(p("-1"), Ok(-1_000_000));
+        assert_eq!(p("1e3"), Ok(1_000_000_000));
+        assert_eq!(p("2.5E-1"), Ok(250_000));
+        assert_eq!(p("0.000001"), Ok(1));
+        assert_eq!(p("3.000000"), Ok(3_000_000));
+        assert!(p("0.0000001").is_err());
+        assert!(p("1e400").is_err());
+        assert!(p("abc").is_err());
+        assert!(p("99999999999999").is_err());
+    }
+
+    #[test]
+    fn resource_amounts_print_as_decimals() {
+        assert_eq!(ResourceAmount::from_micros(2_500_000).to_string(), "2.5");
+        assert_eq!(ResourceAmount::from_micros(1).to_string(), "0.000001");
+        assert_eq!(ResourceAmount::from_micros(3_000_000).to_f64(), 3.0);
+    }
+
+    #[test]
+    fn quota_keys_follow_the_contract_pattern() {
+        for ok in ["virtual_host", "ves.io.schema.quota.API.Create", "a1", "Ab-c.d_e"] {
+            assert!(QuotaKey::parse("k", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "1a", "a-", "a b", "a/b", &"a".repeat(513)] {
+            assert!(QuotaKey::parse("k", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overrides_replace_the_default_and_the_smallest_wins() {
+        use Limit::*;
+        assert_eq!(effective_limit(None, &[]), Unlimited);
+        assert_eq!(effective_limit(Some(Max(10)), &[]), Max(10));
+        // A quota object may loosen the plan default.
+        assert_eq!(effective_limit(Some(Max(10)), &[Max(50)]), Max(50));
+        assert_eq!(effective_limit(Some(Max(10)), &[Unlimited]), Unlimited);
+        // Among quota objects, the most restrictive wins; unlimited is the loosest.
+        assert_eq!(
+            effective_limit(Some(Max(10)), &[Max(50), Unlimited, Max(20)]),
+            Max(20)
+        );
+        assert_eq!(effective_limit(None, &[Unlimited, Unlimited]), Unlimited);
+        assert_eq!(effective_limit(None, &[Max(0)]), Max(0));
+    }
+
+    #[test]
+    fn limit_admission() {
+        assert!(Limit::Unlimited.admits(i64::MAX - 1, 1));
+        assert!(Limit::Max(10).admits(9, 1));
+        assert!(!Limit::Max(10).admits(10, 1));
+        assert!(!Limit::Max(10).admits(i64::MAX, 1));
+        assert!(Limit::Max(0).admits(0, 0));
+    }
+
+    #[test]
+    fn object_limits_are_validated() {
+        assert_eq!(object_limit("m", -1), Ok(Limit::Unlimited));
+        assert_eq!(object_limit("m", 0), Ok(Limit::Max(0)));
+        assert!(object_limit("m", -2).is_err());
+        assert!(object_limit("m", MAX_OBJECT_LIMIT + 1).is_err());
+    }
+
+    fn object(spec: QuotaSpec, disable: bool) -> QuotaObject {
+        let ts = jiff::Timestamp::UNIX_EPOCH;
+        QuotaObject {
+            meta: crate::object::ObjectMeta {
+                namespace: crate::names::Name::system(),
+                name: crate::names::Name::parse("n", "q").unwrap(),
+                uid: String::new(),
+                labels: Default::default(),
+                annotations: Default::default(),
+                description: String::new(),
+                disable,
+                creator_class: String::new(),
+                creator_id: String::new(),
+                created_at: ts,
+                modified_at: ts,
+            },
+            spec,
+        }
+    }
+
+    #[test]
+    fn effective_quota_overlays_enabled_objects_on_the_default() {
+        let k = |s: &str| QuotaKey::parse("k", s).unwrap();
+        let default = builtin_default_quota();
+        let mut a = QuotaSpec::default();
+        a.object_limits.insert(k("virtual_host"), Limit::Max(3));
+        a.object_limits.insert(k("custom_kind"), Limit::Max(7));
+        a.resource_limits.insert(k("vcpu"), Limit::Unlimited);
+        a.api_limits.insert(
+            k("ves.io.schema.quota.API.Get"),
+            RateLimit::new("a", 5, 0, crate::rate_limit::RateUnit::Second).unwrap(),
+        );
+        let mut b = QuotaSpec::default();
+        b.object_limits.insert(k("virtual_host"), Limit::Max(2));
+        let mut disabled = QuotaSpec::default();
+        disabled.object_limits.insert(k("virtual_host"), Limit::Max(0));
+
+        let objects = [object(a, false), object(b, false), object(disabled, true)];
+        let eff = EffectiveQuota::compute(&default, &objects);
+        assert_eq!(eff.limit(KeyFamily::Object, "virtual_host"), Limit::Max(2));
+        assert_eq!(eff.limit(KeyFamily::Object, "custom_kind"), Limit::Max(7));
+        assert_eq!(eff.limit(KeyFamily::Object, "origin_pool"), Limit::Max(20));
+        assert_eq!(eff.limit(KeyFamily::Object, "never_configured"), Limit::Unlimited);
+        assert_eq!(eff.limit(KeyFamily::Resource, "vcpu"), Limit::Unlimited);
+        assert_eq!(
+            eff.limit(KeyFamily::Resource, "memory_gib"),
+            Limit::Max(64_000_000)
+        );
+        assert_eq!(eff.apis["ves.io.schema.quota.API.Get"].rate, 5);
+        assert_eq!(eff.apis["ves.io.schema.quota.API.List"].rate, 100);
+    }
+
+    proptest! {
+        #[test]
+        fn effective_limit_never_exceeds_any_override(
+            default in proptest::option::of(-1i64..1000),
+            raws in proptest::collection::vec(-1i64..1000, 0..6),
+        ) {
+            let overrides: Vec<Limit> = raws.iter().map(|r| Limit::from_raw(*r)).collect();
+            let eff = effective_limit(default.map(Limit::from_raw), &overrides);
+            for o in &overrides {
+                prop_assert!(eff.restrictiveness() <= o.restrictiveness());
+            }
+            if overrides.is_empty() {
+                prop_assert_eq!(eff, default.map(Limit::from_raw).unwrap_or(Limit::Unlimited));
+            } else {
+                prop_assert!(overrides.contains(&eff));
+            }
+        }
+
+        #[test]
+        fn resource_amounts_roundtrip_through_text(micros in -1_000_000_000_000i64..1_000_000_000_000) {
+            let a = ResourceAmount::from_micros(micros);
+            prop_assert_eq!(ResourceAmount::parse("x", &a.to_string()), Ok(a));
+        }
+    }
+}
+
+/// A quota object: the contract's `quota` resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaObject {
+    pub meta: crate::object::ObjectMeta,
+    pub spec: QuotaSpec,
+}
+
+/// The limits in force for a tenant: its default quota overlaid by its
+/// enabled quota objects, key by key (see [`effective_limit`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EffectiveQuota {
+    pub objects: BTreeMap<String, Limit>,
+    pub resources: BTreeMap<String, Limit>,
+    pub apis: BTreeMap<String, RateLimit>,
+}
+
+impl EffectiveQuota {
+    /// Overlays `objects` (quota objects; disabled ones are ignored) on `default`.
+    pub fn compute<'a>(default: &QuotaSpec, objects: impl IntoIterator<Item = &'a QuotaObject>) -> Self {
+        let specs: Vec<&QuotaSpec> = objects
+            .into_iter()
+            .filter(|o| !o.meta.disable)
+            .map(|o| &o.spec)
+            .collect();
+        let mut out = Self::default();
+        let families = [
+            (KeyFamily::Object, &mut out.objects),
+            (KeyFamily::Resource, &mut out.resources),
+        ];
+        for (family, target) in families {
+            let keys = std::iter::once(default)
+                .chain(specs.iter().copied())
+                .flat_map(|s| match family {
+                    KeyFamily::Object => s.object_limits.keys(),
+                    KeyFamily::Resource => s.resource_limits.keys(),
+                });
+            for key in keys {
+                if target.contains_key(key.as_str()) {
+                    continue;
+                }
+                let overrides: Vec<Limit> = specs
+                    .iter()
+                    .filter_map(|s| s.limit(family, key.as_str()))
+                    .collect();
+                target.insert(
+                    key.to_string(),
+                    effective_limit(default.limit(family, key.as_str()), &overrides),
+                );
+            }
+        }
+        for key in std::iter::once(default)
+            .chain(specs.iter().copied())
+            .flat_map(|s| s.api_limits.keys())
+        {
+            if out.apis.contains_key(key.as_str()) {
+                continue;
+            }
+            let overrides: Vec<RateLimit> = specs.iter().filter_map(|s| s.api_limit(key.as_str())).collect();
+            if let Some(l) = effective_rate_limit(default.api_limit(key.as_str()), &overrides) {
+                out.apis.insert(key.to_string(), l);
+            }
+        }
+        out
+    }
+
+    /// The effective limit of one key; unconfigured keys are unlimited.
+    pub fn limit(&self, family: KeyFamily, key: &str) -> Limit {
+        let map = match family {
+            KeyFamily::Object => &self.objects,
+            KeyFamily::Resource => &self.resources,
+        };
+        map.get(key).copied().unwrap_or(Limit::Unlimited)
+    }
+}
+
+/// The default quota a tenant has until its plan defines one (the catalog
+/// replaces this): small, realistic limits for a free tenant.
+pub fn builtin_default_quota() -> QuotaSpec {
+    let key = |k: &str| QuotaKey(k.to_owned());
+    let objects = [
+        ("namespace", 5),
+        ("virtual_host", 25),
+        ("http_loadbalancer", 10),
+        ("tcp_loadbalancer", 10),
+        ("origin_pool", 20),
+        ("healthcheck", 20),
+        ("app_firewall", 5),
+        ("service_policy", 10),
+        ("certificate", 20),
+        ("api_credential", 10),
+        ("site", 3),
+    ];
+    let resources = [("vcpu", 16), ("memory_gib", 64), ("storage_gib", 100)];
+    let reads = [
+        "ves.io.schema.quota.API.Get",
+        "ves.io.schema.quota.API.List",
+        "ves.io.schema.quota.CustomAPI.GetQuotaUsage",
+        "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits",
+    ];
+    let writes = [
+        "ves.io.schema.quota.API.Create",
+        "ves.io.schema.quota.API.Replace",
+        "ves.io.schema.quota.API.Delete",
+    ];
+    let usage = [
+        "tollgate.quota.Reserve",
+        "tollgate.quota.Release",
+        "tollgate.quota.Reconcile",
+    ];
+    let rl = |rate, burst| RateLimit {
+        rate,
+        burst,
+        unit: crate::rate_limit::RateUnit::Second,
+    };
+    QuotaSpec {
+        object_limits: objects.iter().map(|(k, v)| (key(k), Limit::Max(*v))).collect(),
+        resource_limits: resources
+            .iter()
+            .map(|(k, v)| (key(k), Limit::Max(v * RESOURCE_UNIT)))
+            .collect(),
+        api_limits: reads
+            .iter()
+            .map(|k| (key(k), rl(100, 200)))
+            .chain(writes.iter().map(|k| (key(k), rl(10, 20))))
+            .chain(usage.iter().map(|k| (key(k), rl(500, 1000))))
+            .collect(),
+    }
+}
+
+/// Display name and description of well-known object kinds, resources and
+/// RPCs; unknown keys are shown by their key.
+pub fn key_info(key: &str) -> KeyInfo {
+    let (display_name, description) = match key {
+        "namespace" => ("Namespaces", "Namespaces in the tenant"),
+        "virtual_host" => ("Virtual Hosts", "Virtual hosts across all namespaces"),
+        "http_loadbalancer" => ("HTTP Load Balancers", "HTTP load balancers across all namespaces"),
+        "tcp_loadbalancer" => ("TCP Load Balancers", "TCP load balancers across all namespaces"),
+        "origin_pool" => ("Origin Pools", "Origin pools across all namespaces"),
+        "healthcheck" => ("Health Checks", "Health checks across all namespaces"),
+        "app_firewall" => ("App Firewalls", "Web application firewall policies"),
+        "service_policy" => ("Service Policies", "Service policies across all namespaces"),
+        "certificate" => ("Certificates", "TLS certificates"),
+        "api_credential" => ("API Credentials", "API credentials and tokens"),
+        "site" => ("Sites", "Customer edge sites"),
+        "vcpu" => ("vCPUs", "Virtual CPUs allocated to workloads"),
+        "memory_gib" => ("Memory (GiB)", "Memory allocated to workloads, in GiB"),
+        "storage_gib" => ("Storage (GiB)", "Persistent storage allocated, in GiB"),
+        "ves.io.schema.quota.API.Create" => ("Create quota", "Rate of quota object creation"),
+        "ves.io.schema.quota.API.Replace" => ("Replace quota", "Rate of quota object replacement"),
+        "ves.io.schema.quota.API.Delete" => ("Delete quota", "Rate of quota object deletion"),
+        "ves.io.schema.quota.API.Get" => ("Get quota", "Rate of quota object reads"),
+        "ves.io.schema.quota.API.List" => ("List quotas", "Rate of quota object listings"),
+        "ves.io.schema.quota.CustomAPI.GetQuotaUsage" => ("Quota usage", "Rate of quota usage queries"),
+        "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits" => {
+            ("Quota limits", "Rate of quota limit queries")
+        }
+        "tollgate.quota.Reserve" => ("Reserve quota", "Rate of quota reservations by platform services"),
+        "tollgate.quota.Release" => ("Release quota", "Rate of quota releases by platform services"),
+        "tollgate.quota.Reconcile" => (
+            "Reconcile quota",
+            "Rate of usage reconciliations by platform services",
+        ),
+        _ => ("", ""),
+    };
+    KeyInfo {
+        display_name,
+        description,
+    }
+}

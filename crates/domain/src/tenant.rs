@@ -1,0 +1,55 @@
+//! Tenants.
+
+use std::fmt;
+
+use crate::Error;
+
+/// The contract's `schemaTenantType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantType {
+    Freemium,
+    Enterprise,
+}
+
+impl TenantType {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_uppercase().as_str() {
+            "FREEMIUM" => Ok(Self::Freemium),
+            "ENTERPRISE" => Ok(Self::Enterprise),
+            _ => Err(Error::invalid(format!(
+                "type: unknown tenant type {s:?}; use FREEMIUM or ENTERPRISE"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Freemium => "FREEMIUM",
+            Self::Enterprise => "ENTERPRISE",
+        }
+    }
+}
+
+impl fmt::Display for TenantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tenant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: crate::names::Name,
+    pub tenant_type: TenantType,
+    pub created_at: jiff::Timestamp,
+}
+
+/// A namespace of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub tenant_id: String,
+    pub name: crate::names::Name,
+    pub uid: String,
+    pub created_at: jiff::Timestamp,
+}

@@ -1,0 +1,68 @@
+//! API token secrets: their format and the hash under which they are stored.
+//!
+//! A secret is `tg_` followed by 43 base64url characters (32 random bytes).
+//! Only its SHA-256 is stored; a fast hash is right here because the secret has
+//! 256 bits of entropy (password hashes exist for low-entropy secrets).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+pub const PREFIX: &str = "tg_";
+
+/// Formats 32 random bytes as a token secret.
+pub fn format_secret(random: [u8; 32]) -> String {
+    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(random))
+}
+
+/// The digest a secret is stored and looked up under.
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Whether `s` has the shape of a secret (a cheap check before any lookup).
+pub fn is_well_formed(s: &str) -> bool {
+    s.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_well_formed_and_digests_differ() {
+        let a = format_secret([1; 32]);
+        let b = format_secret([2; 32]);
+        assert!(is_well_formed(&a) && is_well_formed(&b));
+        assert_ne!(digest(&a), digest(&b));
+        assert!(!is_well_formed("tg_short"));
+        assert!(!is_well_formed(&a.replace("tg_", "xx_")));
+    }
+}
+
+/// An API token as stored (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: crate::names::Name,
+    pub name: String,
+    pub role: crate::access::Role,
+    pub scope: crate::access::NamespaceScope,
+    pub digest: [u8; 32],
+    pub created_at: jiff::Timestamp,
+    pub expires_at: Option<jiff::Timestamp>,
+    pub revoked_at: Option<jiff::Timestamp>,
+}
+
+impl ApiToken {
+    /// Whether the token may be used at `now`.
+    pub fn is_active(&self, now: jiff::Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}

@@ -1,0 +1,639 @@
+//! The SQL implementation of [`Store`](crate::Store), shared by both engines.
+//!
+//! This file is compiled twice, as `sqlite::sql` and `postgres::sql`, each time
+//! with that engine's concrete `Db` type and constants from its parent module.
+//! Queries use `$N` placeholders, which both engines accept.
+
+use jiff::Timestamp;
+use sqlx::{Pool, Row};
+use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::names::Name;
+use tollgate_domain::object::ObjectMeta;
+use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
+use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
+use tollgate_domain::token::ApiToken;
+
+use super::{BACKEND, BEGIN_WRITE, Db};
+use crate::{
+    NewTenant, NewToken, Result, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
+};
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+/// A store on one database. Writes go through `write` (for SQLite a single
+/// connection, so that writers in this process queue instead of contending
+/// for the file lock); reads through `read`.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pub(super) read: Pool<Db>,
+    pub(super) write: Pool<Db>,
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn timestamp(column: &str, micros: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn opt_timestamp(column: &str, micros: Option<i64>) -> Result<Option<Timestamp>> {
+    micros.map(|m| timestamp(column, m)).transpose()
+}
+
+fn name(column: &str, value: &str) -> Result<Name> {
+    Name::parse(column, value).map_err(|e| StoreError::Corrupt(e.message))
+}
+
+fn json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(column: &str, text: &str) -> Result<[u8; 32]> {
+    let bad = || StoreError::Corrupt(format!("{column}: not 64 hex digits"));
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+fn tenant_from(row: &DbRow) -> Result<Tenant> {
+    let tenant_type: String = row.try_get("tenant_type")?;
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: name("tenants.name", row.try_get("name")?)?,
+        tenant_type: TenantType::parse(&tenant_type).map_err(|e| StoreError::Corrupt(e.message))?,
+        created_at: timestamp("tenants.created_at", row.try_get("created_at")?)?,
+    })
+}
+
+fn namespace_from(row: &DbRow) -> Result<Namespace> {
+    Ok(Namespace {
+        tenant_id: row.try_get("tenant_id")?,
+        name: name("namespaces.name", row.try_get("name")?)?,
+        uid: row.try_get("uid")?,
+        created_at: timestamp("namespaces.created_at", row.try_get("created_at")?)?,
+    })
+}
+
+/// `SELECT … FROM api_tokens t JOIN tenants n` followed by the given clauses.
+macro_rules! select_tokens {
+    ($($rest:literal),*) => {
+        concat!(
+            "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.name, t.role, t.namespaces, t.digest, ",
+            "t.created_at, t.expires_at, t.revoked_at FROM api_tokens t JOIN tenants n ON n.id = t.tenant_id ",
+            $($rest),*
+        )
+    };
+}
+
+fn token_from(row: &DbRow) -> Result<ApiToken> {
+    let role: String = row.try_get("role")?;
+    let namespaces: Vec<String> = json("api_tokens.namespaces", row.try_get("namespaces")?)?;
+    let scope = if namespaces.is_empty() {
+        NamespaceScope::All
+    } else {
+        NamespaceScope::Only(
+            namespaces
+                .iter()
+                .map(|n| name("api_tokens.namespaces", n))
+                .collect::<Result<_>>()?,
+        )
+    };
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        tenant_name: name("tenants.name", row.try_get("tenant_name")?)?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).map_err(|e| StoreError::Corrupt(e.message))?,
+        scope,
+        digest: unhex("api_tokens.digest", row.try_get("digest")?)?,
+        created_at: timestamp("api_tokens.created_at", row.try_get("created_at")?)?,
+        expires_at: opt_timestamp("api_tokens.expires_at", row.try_get("expires_at")?)?,
+        revoked_at: opt_timestamp("api_tokens.revoked_at", row.try_get("revoked_at")?)?,
+    })
+}
+
+/// The columns of a quota object, in the order `insert_quota` binds them.
+macro_rules! quota_columns {
+    () => {
+        "namespace, name, uid, labels, annotations, description, disable, spec, \
+         creator_class, creator_id, created_at, modified_at"
+    };
+}
+
+fn quota_from(row: &DbRow) -> Result<QuotaObject> {
+    Ok(QuotaObject {
+        meta: ObjectMeta {
+            namespace: name("quota_objects.namespace", row.try_get("namespace")?)?,
+            name: name("quota_objects.name", row.try_get("name")?)?,
+            uid: row.try_get("uid")?,
+            labels: json("quota_objects.labels", row.try_get("labels")?)?,
+            annotations: json("quota_objects.annotations", row.try_get("annotations")?)?,
+            description: row.try_get("description")?,
+            disable: row.try_get("disable")?,
+            creator_class: row.try_get("creator_class")?,
+            creator_id: row.try_get("creator_id")?,
+            created_at: timestamp("quota_objects.created_at", row.try_get("created_at")?)?,
+            modified_at: timestamp("quota_objects.modified_at", row.try_get("modified_at")?)?,
+        },
+        spec: json("quota_objects.spec", row.try_get("spec")?)?,
+    })
+}
+
+fn family(column: &str, text: &str) -> Result<KeyFamily> {
+    KeyFamily::parse(text).ok_or_else(|| StoreError::Corrupt(format!("{column}: unknown family {text:?}")))
+}
+
+#[async_trait::async_trait]
+impl crate::Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant> {
+        let tenant = Tenant {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: new.name.clone(),
+            tenant_type: new.tenant_type,
+            created_at: new.now,
+        };
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, tenant_type, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&tenant.id)
+        .bind(tenant.name.as_str())
+        .bind(tenant.tenant_type.as_str())
+        .bind(micros(new.now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "tenant {:?} already exists",
+                new.name.as_str()
+            )));
+        }
+        insert_namespace(&mut tx, &tenant.id, &Name::system(), new.now).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, name, tenant_type, created_at FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(tenant_from).transpose()
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT id, name, tenant_type, created_at FROM tenants ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(tenant_from).collect()
+    }
+
+    async fn create_namespace(&self, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let ns = insert_namespace(&mut tx, tenant_id, name, now).await?;
+        tx.commit().await?;
+        Ok(ns)
+    }
+
+    async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, name, uid, created_at FROM namespaces WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(namespace_from).collect()
+    }
+
+    async fn namespace_exists(&self, tenant_id: &str, name: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM namespaces WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn create_token(&self, new: &NewToken) -> Result<ApiToken> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let scoped: Vec<&str> = match &new.scope {
+            NamespaceScope::All => Vec::new(),
+            NamespaceScope::Only(list) => list.iter().map(Name::as_str).collect(),
+        };
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        for ns in &scoped {
+            let exists = sqlx::query("SELECT 1 FROM namespaces WHERE tenant_id = $1 AND name = $2")
+                .bind(&new.tenant_id)
+                .bind(*ns)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("namespace {ns:?} does not exist")));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO api_tokens (id, tenant_id, name, role, namespaces, digest, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(&new.tenant_id)
+        .bind(&new.name)
+        .bind(new.role.as_str())
+        .bind(to_json(&scoped)?)
+        .bind(hex(&new.digest))
+        .bind(micros(new.now))
+        .bind(new.expires_at.map(micros))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(select_tokens!("WHERE t.id = $1"))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let token = token_from(&row)?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<ApiToken>> {
+        let row = sqlx::query(select_tokens!("WHERE t.digest = $1"))
+            .bind(hex(digest))
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(token_from).transpose()
+    }
+
+    async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(select_tokens!(
+            "WHERE t.tenant_id = $1 ORDER BY t.created_at, t.id"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn revoke_token(&self, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(token_id)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(select_tokens!("WHERE t.tenant_id = $1 AND t.id = $2"))
+            .bind(tenant_id)
+            .bind(token_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("token {token_id:?} does not exist")))?;
+        let token = token_from(&row)?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject) -> Result<()> {
+        let m = &q.meta;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO quota_objects (tenant_id, ",
+            quota_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
+        ))
+        .bind(tenant_id)
+        .bind(m.namespace.as_str())
+        .bind(m.name.as_str())
+        .bind(&m.uid)
+        .bind(to_json(&m.labels)?)
+        .bind(to_json(&m.annotations)?)
+        .bind(&m.description)
+        .bind(m.disable)
+        .bind(to_json(&q.spec)?)
+        .bind(&m.creator_class)
+        .bind(&m.creator_id)
+        .bind(micros(m.created_at))
+        .bind(micros(m.modified_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "quota {:?} already exists in namespace {:?}",
+                m.name.as_str(),
+                m.namespace.as_str()
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_quota(&self, tenant_id: &str, q: &QuotaObject) -> Result<QuotaObject> {
+        let m = &q.meta;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let updated = sqlx::query(
+            "UPDATE quota_objects SET labels = $4, annotations = $5, description = $6, disable = $7, \
+             spec = $8, modified_at = $9 WHERE tenant_id = $1 AND namespace = $2 AND name = $3",
+        )
+        .bind(tenant_id)
+        .bind(m.namespace.as_str())
+        .bind(m.name.as_str())
+        .bind(to_json(&m.labels)?)
+        .bind(to_json(&m.annotations)?)
+        .bind(&m.description)
+        .bind(m.disable)
+        .bind(to_json(&q.spec)?)
+        .bind(micros(m.modified_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(quota_not_found(m.namespace.as_str(), m.name.as_str()));
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            quota_columns!(),
+            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+        ))
+        .bind(tenant_id)
+        .bind(m.namespace.as_str())
+        .bind(m.name.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored = quota_from(&row)?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            quota_columns!(),
+            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+        ))
+        .bind(tenant_id)
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(quota_from).transpose()
+    }
+
+    async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            quota_columns!(),
+            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 ORDER BY name"
+        ))
+        .bind(tenant_id)
+        .bind(namespace)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(quota_from).collect()
+    }
+
+    async fn delete_quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<()> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let deleted =
+            sqlx::query("DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3")
+                .bind(tenant_id)
+                .bind(namespace)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if deleted == 0 {
+            return Err(quota_not_found(namespace, name));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>> {
+        let rows = sqlx::query(
+            "SELECT family, key, used FROM quota_usage WHERE tenant_id = $1 ORDER BY family, key",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UsageCount {
+                    family: family("quota_usage.family", row.try_get("family")?)?,
+                    key: row.try_get("key")?,
+                    used: row.try_get("used")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn change_usage(&self, c: &UsageChange<'_>) -> Result<UsageOutcome> {
+        let family = c.family.as_str();
+        let operation = c.op.name();
+        let amount = c.op.amount();
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+
+        // Claim the request id first: on PostgreSQL a concurrent claim of the
+        // same id waits here until this transaction ends, then sees its row.
+        if let Some(request_id) = c.request_id {
+            let claimed = sqlx::query(
+                "INSERT INTO quota_requests \
+                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(c.tenant_id)
+            .bind(operation)
+            .bind(request_id)
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                let row = sqlx::query(
+                    "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
+                     WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+                )
+                .bind(c.tenant_id)
+                .bind(operation)
+                .bind(request_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let same = row.try_get::<String, _>("family")? == family
+                    && row.try_get::<String, _>("key")? == c.key
+                    && row.try_get::<i64, _>("amount")? == amount;
+                if !same {
+                    return Err(StoreError::Conflict(format!(
+                        "request_id {request_id:?} was already used for a different {operation}"
+                    )));
+                }
+                return Ok(UsageOutcome::Replayed(UsageState {
+                    limit: Limit::from_raw(row.try_get("limit_value")?),
+                    current: row.try_get("current_value")?,
+                }));
+            }
+        }
+
+        let limit = effective_limit_in(&mut tx, c).await?;
+        sqlx::query(
+            "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.tenant_id)
+        .bind(family)
+        .bind(c.key)
+        .bind(micros(c.now))
+        .execute(&mut *tx)
+        .await?;
+
+        // One conditional UPDATE is the whole check-and-add: PostgreSQL
+        // re-evaluates the WHERE clause on the latest row version after a
+        // concurrent update commits, and SQLite's write transactions are
+        // serial, so usage cannot pass the limit under any interleaving.
+        let sql = match c.op {
+            UsageOp::Reserve { .. } => {
+                "UPDATE quota_usage SET used = used + $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 AND ($6 < 0 OR used + $4 <= $6) RETURNING used"
+            }
+            UsageOp::Release { .. } => {
+                "UPDATE quota_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
+            }
+            UsageOp::Reconcile { .. } => {
+                "UPDATE quota_usage SET used = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
+            }
+        };
+        let mut update = sqlx::query(sql)
+            .bind(c.tenant_id)
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now));
+        if let UsageOp::Reserve { .. } = c.op {
+            update = update.bind(limit.as_raw());
+        }
+        let updated = update.fetch_optional(&mut *tx).await?;
+
+        let Some(row) = updated else {
+            let current: i64 =
+                sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                    .bind(c.tenant_id)
+                    .bind(family)
+                    .bind(c.key)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("used")?;
+            tx.rollback().await?;
+            return Ok(UsageOutcome::Refused(UsageState { limit, current }));
+        };
+        let current: i64 = row.try_get("used")?;
+
+        if let Some(request_id) = c.request_id {
+            sqlx::query(
+                "UPDATE quota_requests SET limit_value = $4, current_value = $5 \
+                 WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+            )
+            .bind(c.tenant_id)
+            .bind(operation)
+            .bind(request_id)
+            .bind(limit.as_raw())
+            .bind(current)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(UsageOutcome::Applied(UsageState { limit, current }))
+    }
+}
+
+fn quota_not_found(namespace: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!(
+        "quota {name:?} does not exist in namespace {namespace:?}"
+    ))
+}
+
+async fn insert_namespace(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    tenant_id: &str,
+    name: &Name,
+    now: Timestamp,
+) -> Result<Namespace> {
+    let ns = Namespace {
+        tenant_id: tenant_id.to_owned(),
+        name: name.clone(),
+        uid: uuid::Uuid::new_v4().to_string(),
+        created_at: now,
+    };
+    let tenant = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if tenant.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "tenant {tenant_id:?} does not exist"
+        )));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO namespaces (tenant_id, name, uid, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(name.as_str())
+    .bind(&ns.uid)
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!(
+            "namespace {:?} already exists",
+            name.as_str()
+        )));
+    }
+    Ok(ns)
+}
+
+/// The effective limit of the change's key, read inside its transaction.
+async fn effective_limit_in(tx: &mut sqlx::Transaction<'_, Db>, c: &UsageChange<'_>) -> Result<Limit> {
+    let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
+        .bind(c.tenant_id)
+        .bind(false)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut overrides = Vec::new();
+    for row in &rows {
+        let spec: QuotaSpec = json("quota_objects.spec", row.try_get("spec")?)?;
+        overrides.extend(spec.limit(c.family, c.key));
+    }
+    Ok(effective_limit(
+        c.default_quota.limit(c.family, c.key),
+        &overrides,
+    ))
+}

@@ -1,0 +1,161 @@
+use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::tenant::TenantType;
+use tollgate_store::{NewTenant, NewToken, StoreError};
+use tollgate_testkit::each_backend;
+
+use crate::{name, open, t, tenant};
+
+#[tokio::test]
+async fn a_tenant_is_created_with_its_system_namespace() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let acme = store
+            .create_tenant(&NewTenant {
+                name: name("acme"),
+                tenant_type: TenantType::Enterprise,
+                now: t("2026-11-02T10:00:00Z"),
+            })
+            .await
+            .unwrap();
+        assert_eq!(acme.tenant_type, TenantType::Enterprise);
+        assert_eq!(store.tenant_by_name("acme").await.unwrap(), Some(acme.clone()));
+        let namespaces = store.namespaces(&acme.id).await.unwrap();
+        assert_eq!(namespaces.len(), 1);
+        assert_eq!(namespaces[0].name.as_str(), "system");
+        assert_eq!(namespaces[0].created_at, t("2026-11-02T10:00:00Z"));
+        assert!(store.namespace_exists(&acme.id, "system").await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tenant_names_are_unique_and_listed_in_order() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        tenant(&*store, "zeta").await;
+        tenant(&*store, "alpha").await;
+        let dup = store
+            .create_tenant(&NewTenant {
+                name: name("zeta"),
+                tenant_type: TenantType::Freemium,
+                now: t("2026-11-01T00:00:00Z"),
+            })
+            .await;
+        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+        let names: Vec<String> = store
+            .tenants()
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+        assert_eq!(store.tenant_by_name("nobody").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn namespaces_are_per_tenant() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "a-corp").await;
+        let b = tenant(&*store, "b-corp").await;
+        store
+            .create_namespace(&a.id, &name("shop"), t("2026-11-03T00:00:00Z"))
+            .await
+            .unwrap();
+        let dup = store
+            .create_namespace(&a.id, &name("shop"), t("2026-11-03T00:00:00Z"))
+            .await;
+        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+        assert!(store.namespace_exists(&a.id, "shop").await.unwrap());
+        assert!(!store.namespace_exists(&b.id, "shop").await.unwrap());
+        // The same name in another tenant is a different namespace.
+        store
+            .create_namespace(&b.id, &name("shop"), t("2026-11-03T00:00:00Z"))
+            .await
+            .unwrap();
+        let missing = store
+            .create_namespace("no-such-tenant", &name("x"), t("2026-11-03T00:00:00Z"))
+            .await;
+        assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_digest_scoped_and_revocable() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        store
+            .create_namespace(&a.id, &name("shop"), t("2026-11-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let new = NewToken {
+            tenant_id: a.id.clone(),
+            name: "ci".into(),
+            role: Role::Platform,
+            scope: NamespaceScope::Only(vec![name("shop")]),
+            digest: [7; 32],
+            expires_at: Some(t("2026-12-01T00:00:00Z")),
+            now: t("2026-11-01T00:00:00Z"),
+        };
+        let token = store.create_token(&new).await.unwrap();
+        assert_eq!(token.role, Role::Platform);
+        assert_eq!(token.tenant_name.as_str(), "acme");
+        assert_eq!(token.scope, NamespaceScope::Only(vec![name("shop")]));
+        assert_eq!(token.expires_at, Some(t("2026-12-01T00:00:00Z")));
+        assert_eq!(
+            store.token_by_digest(&[7; 32]).await.unwrap(),
+            Some(token.clone())
+        );
+        assert_eq!(store.token_by_digest(&[8; 32]).await.unwrap(), None);
+
+        let unscoped = store
+            .create_token(&NewToken {
+                digest: [9; 32],
+                scope: NamespaceScope::All,
+                ..new.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(unscoped.scope, NamespaceScope::All);
+        assert_eq!(store.tokens(&a.id).await.unwrap().len(), 2);
+
+        let missing_ns = store
+            .create_token(&NewToken {
+                digest: [10; 32],
+                scope: NamespaceScope::Only(vec![name("nope")]),
+                ..new.clone()
+            })
+            .await;
+        assert!(
+            matches!(missing_ns, Err(StoreError::NotFound(_))),
+            "{missing_ns:?}"
+        );
+
+        let revoked = store
+            .revoke_token(&a.id, &token.id, t("2026-11-05T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(revoked.revoked_at, Some(t("2026-11-05T00:00:00Z")));
+        // Revoking again keeps the first revocation time.
+        let again = store
+            .revoke_token(&a.id, &token.id, t("2026-11-06T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(again.revoked_at, Some(t("2026-11-05T00:00:00Z")));
+        assert!(!again.is_active(t("2026-11-05T00:00:01Z")));
+
+        // Another tenant cannot revoke it, and does not see it.
+        let b = tenant(&*store, "other").await;
+        let foreign = store
+            .revoke_token(&b.id, &unscoped.id, t("2026-11-05T00:00:00Z"))
+            .await;
+        assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
+        assert!(store.tokens(&b.id).await.unwrap().is_empty());
+    })
+    .await;
+}

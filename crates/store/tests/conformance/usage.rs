@@ -1,0 +1,286 @@
+use std::sync::Arc;
+
+use tollgate_domain::quota::{KeyFamily, Limit, QuotaSpec, builtin_default_quota};
+use tollgate_store::{Store, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState};
+use tollgate_testkit::each_backend;
+
+use crate::quotas::quota;
+use crate::{open, t, tenant};
+
+fn change<'a>(
+    tenant: &'a str,
+    key: &'a str,
+    op: UsageOp,
+    request_id: Option<&'a str>,
+    default: &'a QuotaSpec,
+) -> UsageChange<'a> {
+    UsageChange {
+        tenant_id: tenant,
+        family: KeyFamily::Object,
+        key,
+        op,
+        request_id,
+        default_quota: default,
+        now: t("2026-11-10T00:00:00Z"),
+    }
+}
+
+fn state(limit: i64, current: i64) -> UsageState {
+    UsageState {
+        limit: Limit::from_raw(limit),
+        current,
+    }
+}
+
+#[tokio::test]
+async fn reservations_stop_at_the_effective_limit() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let default = builtin_default_quota(); // site: 3
+        let reserve = |n, id| change(&a.id, "site", UsageOp::Reserve { amount: n }, Some(id), &default);
+        assert_eq!(
+            store.change_usage(&reserve(2, "r1")).await.unwrap(),
+            UsageOutcome::Applied(state(3, 2))
+        );
+        assert_eq!(
+            store.change_usage(&reserve(1, "r2")).await.unwrap(),
+            UsageOutcome::Applied(state(3, 3))
+        );
+        assert_eq!(
+            store.change_usage(&reserve(1, "r3")).await.unwrap(),
+            UsageOutcome::Refused(state(3, 3))
+        );
+        // A refused request id is not consumed: once there is room it succeeds.
+        store
+            .change_usage(&change(
+                &a.id,
+                "site",
+                UsageOp::Release { amount: 1 },
+                Some("x1"),
+                &default,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.change_usage(&reserve(1, "r3")).await.unwrap(),
+            UsageOutcome::Applied(state(3, 3))
+        );
+        assert_eq!(
+            store.usage(&a.id).await.unwrap(),
+            vec![UsageCount {
+                family: KeyFamily::Object,
+                key: "site".into(),
+                used: 3
+            }]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeated_request_id_returns_the_first_answer_and_changes_nothing() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let default = builtin_default_quota();
+        let first = change(
+            &a.id,
+            "virtual_host",
+            UsageOp::Reserve { amount: 2 },
+            Some("req-1"),
+            &default,
+        );
+        assert_eq!(
+            store.change_usage(&first).await.unwrap(),
+            UsageOutcome::Applied(state(25, 2))
+        );
+        store
+            .change_usage(&change(
+                &a.id,
+                "virtual_host",
+                UsageOp::Reserve { amount: 1 },
+                Some("req-2"),
+                &default,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.change_usage(&first).await.unwrap(),
+            UsageOutcome::Replayed(state(25, 2))
+        );
+        assert_eq!(store.usage(&a.id).await.unwrap()[0].used, 3);
+        // The same id with a different request is a conflict, not a replay.
+        let other = change(
+            &a.id,
+            "virtual_host",
+            UsageOp::Reserve { amount: 5 },
+            Some("req-1"),
+            &default,
+        );
+        assert!(matches!(
+            store.change_usage(&other).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Ids are per operation: a release may reuse the reservation's id.
+        let release = change(
+            &a.id,
+            "virtual_host",
+            UsageOp::Release { amount: 2 },
+            Some("req-1"),
+            &default,
+        );
+        assert_eq!(
+            store.change_usage(&release).await.unwrap(),
+            UsageOutcome::Applied(state(25, 1))
+        );
+        assert_eq!(
+            store.change_usage(&release).await.unwrap(),
+            UsageOutcome::Replayed(state(25, 1))
+        );
+        assert_eq!(store.usage(&a.id).await.unwrap()[0].used, 1);
+        // Ids are per tenant.
+        let b = tenant(&*store, "bravo").await;
+        let b_first = change(
+            &b.id,
+            "virtual_host",
+            UsageOp::Reserve { amount: 2 },
+            Some("req-1"),
+            &default,
+        );
+        assert_eq!(
+            store.change_usage(&b_first).await.unwrap(),
+            UsageOutcome::Applied(state(25, 2))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn release_stops_at_zero_and_reconcile_sets_the_count() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let default = builtin_default_quota();
+        let release = change(&a.id, "site", UsageOp::Release { amount: 5 }, None, &default);
+        assert_eq!(
+            store.change_usage(&release).await.unwrap(),
+            UsageOutcome::Applied(state(3, 0))
+        );
+        // Reconcile records the truth even past the limit; reservations then stop.
+        let reconcile = change(&a.id, "site", UsageOp::Reconcile { current: 7 }, None, &default);
+        assert_eq!(
+            store.change_usage(&reconcile).await.unwrap(),
+            UsageOutcome::Applied(state(3, 7))
+        );
+        let reserve = change(&a.id, "site", UsageOp::Reserve { amount: 1 }, None, &default);
+        assert_eq!(
+            store.change_usage(&reserve).await.unwrap(),
+            UsageOutcome::Refused(state(3, 7))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quota_objects_override_the_default_and_disabled_ones_do_not() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let default = builtin_default_quota(); // virtual_host: 25
+        let reserve = |n| {
+            change(
+                &a.id,
+                "virtual_host",
+                UsageOp::Reserve { amount: n },
+                None,
+                &default,
+            )
+        };
+        store.insert_quota(&a.id, &quota("tight", 2)).await.unwrap();
+        store.insert_quota(&a.id, &quota("loose", 40)).await.unwrap();
+        assert_eq!(
+            store.change_usage(&reserve(2)).await.unwrap(),
+            UsageOutcome::Applied(state(2, 2))
+        );
+        assert_eq!(
+            store.change_usage(&reserve(1)).await.unwrap(),
+            UsageOutcome::Refused(state(2, 2))
+        );
+        let mut tight = quota("tight", 2);
+        tight.meta.disable = true;
+        store.replace_quota(&a.id, &tight).await.unwrap();
+        assert_eq!(
+            store.change_usage(&reserve(30)).await.unwrap(),
+            UsageOutcome::Applied(state(40, 32))
+        );
+        store.delete_quota(&a.id, "system", "loose").await.unwrap();
+        // Back on the default of 25, already exceeded.
+        assert_eq!(
+            store.change_usage(&reserve(1)).await.unwrap(),
+            UsageOutcome::Refused(state(25, 32))
+        );
+        // Resources use their own family; the only object setting vcpu (2.5)
+        // is disabled, so the default of 16 applies.
+        let vcpu = |micros| UsageChange {
+            family: KeyFamily::Resource,
+            ..change(&a.id, "vcpu", UsageOp::Reserve { amount: micros }, None, &default)
+        };
+        assert_eq!(
+            store.change_usage(&vcpu(2_500_000)).await.unwrap(),
+            UsageOutcome::Applied(state(16_000_000, 2_500_000))
+        );
+        assert_eq!(
+            store.change_usage(&vcpu(13_500_001)).await.unwrap(),
+            UsageOutcome::Refused(state(16_000_000, 2_500_000))
+        );
+        assert_eq!(
+            store.change_usage(&vcpu(13_500_000)).await.unwrap(),
+            UsageOutcome::Applied(state(16_000_000, 16_000_000))
+        );
+    })
+    .await;
+}
+
+/// Many concurrent reservations through several independent store handles
+/// (on PostgreSQL: separate pools, as separate replicas would have) never
+/// take usage past the limit, and every refusal saw a full quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reservations_never_pass_the_limit() {
+    each_backend(|db| async move {
+        let stores: Vec<Arc<dyn Store>> = vec![open(&db).await, open(&db).await, open(&db).await];
+        let a = tenant(&*stores[0], "acme").await;
+        stores[0].insert_quota(&a.id, &quota("limit", 37)).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..120 {
+            let store = stores[i % stores.len()].clone();
+            let tenant_id = a.id.clone();
+            tasks.push(tokio::spawn(async move {
+                let default = builtin_default_quota();
+                let id = format!("req-{i}");
+                let c = change(
+                    &tenant_id,
+                    "virtual_host",
+                    UsageOp::Reserve { amount: 1 },
+                    Some(&id),
+                    &default,
+                );
+                store.change_usage(&c).await.unwrap()
+            }));
+        }
+        let mut granted = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                UsageOutcome::Applied(s) => {
+                    assert!(s.current <= 37);
+                    granted += 1;
+                }
+                UsageOutcome::Refused(s) => assert_eq!(s, state(37, 37)),
+                UsageOutcome::Replayed(s) => panic!("unexpected replay {s:?}"),
+            }
+        }
+        assert_eq!(granted, 37);
+        assert_eq!(stores[1].usage(&a.id).await.unwrap()[0].used, 37);
+    })
+    .await;
+}
