@@ -1,1 +1,114 @@
+//! Tollgate's HTTP API: the contract's operations and Tollgate's extensions.
+//!
+//! Only this crate knows HTTP and the JSON wire format. [`router`] lists every
+//! route in one place; handlers live in one module per resource family.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod operations;
+pub mod quota;
+pub mod rate_limit;
+pub mod state;
+pub mod wire;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Longest a request may take before it is answered with 504.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every route Tollgate serves, with its middleware.
+pub fn router(state: AppState) -> Router {
+    with_middleware(routes().with_state(state))
+}
+
+/// The routes alone (tests add their own before applying the middleware).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        // quota objects (contract)
+        .route(
+            "/api/web/namespaces/{namespace}/quotas",
+            post(quota::create).get(quota::list),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/quotas/{name}",
+            get(quota::get).put(quota::replace).delete(quota::delete),
+        )
+        .route("/api/web/namespaces/{namespace}/quota/limits", get(quota::limits))
+        // GET is the contract's usage report; PUT reconciles (extension)
+        .route(
+            "/api/web/namespaces/{namespace}/quota/usage",
+            get(quota::usage).put(quota::reconcile),
+        )
+        // quota enforcement (extensions)
+        .route(
+            "/api/web/namespaces/{namespace}/quota/reserve",
+            post(quota::reserve),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/quota/release",
+            post(quota::release),
+        )
+        // operations
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::no_method)
+}
+
+/// Request ids, request logs, panic recovery, timeouts and the body limit, all
+/// answering in the contract's error format.
+pub fn with_middleware(router: Router) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request<_>| {
+                        let request_id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                            request_id = %request_id,
+                        )
+                    })
+                    .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                    .on_response(DefaultOnResponse::new().level(Level::INFO))
+                    .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+                if e.is::<tower::timeout::error::Elapsed>() {
+                    ApiError::new(tollgate_domain::ErrorKind::DeadlineExceeded, "request timed out")
+                } else {
+                    tracing::error!(error = %e, "middleware failure");
+                    ApiError::new(tollgate_domain::ErrorKind::Internal, "internal error")
+                }
+            }))
+            .timeout(REQUEST_TIMEOUT)
+            .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES)),
+    )
+}

@@ -144,6 +144,16 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     Ok(Requirement::Exists(label_key(part)?))
 }
 
+/// Checks the labels of an object: keys and values as in Kubernetes, so that
+/// every label can be selected by `label_filter`.
+pub fn validate_labels(field: &str, labels: &BTreeMap<String, String>) -> Result<(), Error> {
+    for (k, v) in labels {
+        label_key(k).map_err(|why| Error::invalid(format!("{field}: {why}")))?;
+        label_value(v).map_err(|why| Error::invalid(format!("{field}.{k}: {why}")))?;
+    }
+    Ok(())
+}
+
 /// A label key: an optional DNS-subdomain prefix and `/`, then a name of up to
 /// 63 characters of `[A-Za-z0-9_.-]` starting and ending alphanumeric.
 fn label_key(key: &str) -> Result<String, String> {

@@ -256,7 +256,7 @@ pub fn object_limit(field: &str, raw: i64) -> Result<Limit, Error> {
         -1 => Ok(Limit::Unlimited),
         0..=MAX_OBJECT_LIMIT => Ok(Limit::Max(raw)),
         _ => Err(Error::invalid(format!(
-            "{field}: maximum must be -1 (unlimited) or between 0 and {MAX_OBJECT_LIMIT}, got {raw}"
+            "{field}: must be -1 (unlimited) or between 0 and {MAX_OBJECT_LIMIT}, got {raw}"
         ))),
     }
 }
@@ -269,7 +269,7 @@ pub fn resource_limit(field: &str, amount: ResourceAmount) -> Result<Limit, Erro
         Ok(Limit::Max(amount.micros()))
     } else {
         Err(Error::invalid(format!(
-            "{field}: maximum must be -1 (unlimited) or not negative, got {amount}"
+            "{field}: must be -1 (unlimited) or not negative, got {amount}"
         )))
     }
 }

@@ -1,0 +1,668 @@
+//! The quota family: the seven contract operations and the reserve, release
+//! and reconcile extensions that enforce quotas for platform services.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use tollgate_domain::names::Name;
+use tollgate_domain::object::{ObjectMeta, validate_user_meta};
+use tollgate_domain::quota::{KeyFamily, QuotaKey, QuotaObject, ResourceAmount};
+use tollgate_domain::{Error, ErrorKind};
+use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
+
+use crate::auth::{Authorized, Caller, namespace};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, QueryParams, parse_json};
+use crate::operations::Operation;
+use crate::state::AppState;
+use crate::wire::meta::{ObjectGetMeta, ObjectMetaInput, SystemObjectGetMeta};
+use crate::wire::quota::*;
+
+/// Creator class recorded on objects created through the API.
+const CREATOR_CLASS: &str = "api_token";
+
+fn require_system(ns: &Name) -> Result<(), ApiError> {
+    if ns.is_system() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "namespace: quota objects live in namespace \"system\", not {:?}",
+            ns.as_str()
+        )))
+    }
+}
+
+fn not_found(ns: &Name, name: &str) -> ApiError {
+    ApiError::not_found(format!("quota {name:?} not found in namespace {:?}", ns.as_str()))
+}
+
+/// Validates `metadata` of a create or replace against the path.
+fn object_meta(
+    input: Option<ObjectMetaInput>,
+    ns: &Name,
+    path_name: Option<&str>,
+    auth: &Authorized,
+    now: jiff::Timestamp,
+) -> Result<ObjectMeta, ApiError> {
+    let m = input.unwrap_or_default();
+    let given = m.name.as_deref().filter(|n| !n.is_empty());
+    let name = match (path_name, given) {
+        (Some(p), Some(g)) if p != g => {
+            return Err(ApiError::invalid(format!(
+                "metadata.name: {g:?} does not match the name in the path {p:?}"
+            )));
+        }
+        (Some(p), _) => Name::parse("name", p)?,
+        (None, g) => Name::parse("metadata.name", g.unwrap_or(""))?,
+    };
+    if let Some(given_ns) = m.namespace.as_deref().filter(|n| !n.is_empty())
+        && given_ns != ns.as_str()
+    {
+        return Err(ApiError::invalid(format!(
+            "metadata.namespace: {given_ns:?} does not match the namespace in the path {:?}",
+            ns.as_str()
+        )));
+    }
+    let labels = m.labels.unwrap_or_default();
+    let annotations = m.annotations.unwrap_or_default();
+    let description = m.description.unwrap_or_default();
+    validate_user_meta(&labels, &annotations, &description)?;
+    Ok(ObjectMeta {
+        namespace: ns.clone(),
+        name,
+        uid: uuid::Uuid::new_v4().to_string(),
+        labels,
+        annotations,
+        description,
+        disable: m.disable.unwrap_or(false),
+        creator_class: CREATOR_CLASS.to_owned(),
+        creator_id: auth.token.id.clone(),
+        created_at: now,
+        modified_at: now,
+    })
+}
+
+/// Create a quota object.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{metadata.namespace}/quotas",
+    operation_id = "ves.io.schema.quota.API.Create",
+    tag = "quota",
+    params(("metadata.namespace" = String, Path, description = "Namespace; must be system")),
+    request_body = QuotaWriteRequest,
+    responses(
+        (status = 200, body = QuotaCreateResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<QuotaWriteRequest>,
+) -> Result<Json<QuotaCreateResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaCreate, &ns).await?;
+    require_system(&ns)?;
+    let now = state.now();
+    let meta = object_meta(body.metadata, &ns, None, &auth, now)?;
+    let spec = body.spec.unwrap_or_default().into_domain()?;
+    let quota = QuotaObject { meta, spec };
+    state.store().insert_quota(auth.tenant_id(), &quota).await?;
+    state.limiter().invalidate(auth.tenant_id());
+    Ok(Json(QuotaCreateResponse::new(&quota, auth.tenant_name())))
+}
+
+/// Replace a quota object's metadata and spec.
+#[utoipa::path(
+    put,
+    path = "/api/web/namespaces/{metadata.namespace}/quotas/{metadata.name}",
+    operation_id = "ves.io.schema.quota.API.Replace",
+    tag = "quota",
+    params(
+        ("metadata.namespace" = String, Path, description = "Namespace; must be system"),
+        ("metadata.name" = String, Path, description = "Name of the quota object"),
+    ),
+    request_body = QuotaWriteRequest,
+    responses(
+        (status = 200, body = Empty),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<QuotaWriteRequest>,
+) -> Result<Json<Empty>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaReplace, &ns).await?;
+    require_system(&ns)?;
+    let now = state.now();
+    let meta = object_meta(body.metadata, &ns, Some(&name), &auth, now)?;
+    let spec = body.spec.unwrap_or_default().into_domain()?;
+    state
+        .store()
+        .replace_quota(auth.tenant_id(), &QuotaObject { meta, spec })
+        .await
+        .map_err(|e| match e {
+            tollgate_store::StoreError::NotFound(_) => not_found(&ns, &name),
+            other => other.into(),
+        })?;
+    state.limiter().invalidate(auth.tenant_id());
+    Ok(Json(Empty {}))
+}
+
+/// The seven `response_format` values of a generic GET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseFormat {
+    Default,
+    ForCreate,
+    ForReplace,
+    Status,
+    Read,
+    ReferringObjects,
+    BrokenReferences,
+}
+
+impl ResponseFormat {
+    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+            return Ok(Self::Default);
+        };
+        let upper = raw.to_ascii_uppercase();
+        let short = upper.strip_prefix("GET_RSP_FORMAT_").unwrap_or(&upper);
+        Ok(match short {
+            "DEFAULT" | "0" => Self::Default,
+            "FOR_CREATE" | "1" => Self::ForCreate,
+            "FOR_REPLACE" | "2" => Self::ForReplace,
+            "STATUS" | "3" => Self::Status,
+            "READ" | "4" => Self::Read,
+            "REFERRING_OBJECTS" | "5" => Self::ReferringObjects,
+            "BROKEN_REFERENCES" | "6" => Self::BrokenReferences,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "response_format: unknown value {raw:?}; use GET_RSP_FORMAT_DEFAULT, _FOR_CREATE, \
+                     _FOR_REPLACE, _STATUS, _READ, _REFERRING_OBJECTS, _BROKEN_REFERENCES or 0 to 6"
+                )));
+            }
+        })
+    }
+}
+
+/// Read a quota object.
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/quotas/{name}",
+    operation_id = "ves.io.schema.quota.API.Get",
+    tag = "quota",
+    params(
+        ("namespace" = String, Path, description = "Namespace; must be system"),
+        ("name" = String, Path, description = "Name of the quota object"),
+        ("response_format" = Option<String>, Query,
+            description = "GET_RSP_FORMAT_DEFAULT (0), _FOR_CREATE (1), _FOR_REPLACE (2), _STATUS (3), \
+                           _READ (4), _REFERRING_OBJECTS (5), _BROKEN_REFERENCES (6)"),
+    ),
+    responses(
+        (status = 200, body = QuotaGetResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    query: QueryParams,
+) -> Result<Json<QuotaGetResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaGet, &ns).await?;
+    require_system(&ns)?;
+    let format = ResponseFormat::parse(query.get("response_format"))?;
+    let name = Name::parse("name", &name)?;
+    let quota = state
+        .store()
+        .quota(auth.tenant_id(), ns.as_str(), name.as_str())
+        .await?
+        .ok_or_else(|| not_found(&ns, name.as_str()))?;
+    let form = |name: String| QuotaForm {
+        metadata: ObjectGetMeta {
+            name,
+            ..ObjectGetMeta::from(&quota.meta)
+        },
+        spec: (&quota.spec).into(),
+    };
+    let mut out = QuotaGetResponse::default();
+    match format {
+        ResponseFormat::Default | ResponseFormat::Read => {
+            out.metadata = Some((&quota.meta).into());
+            out.system_metadata = Some(SystemObjectGetMeta::new(&quota.meta, auth.tenant_name()));
+            out.spec = Some((&quota.spec).into());
+            if format == ResponseFormat::Default {
+                out.status = Some(Vec::new());
+            }
+        }
+        ResponseFormat::ForCreate => out.create_form = Some(form(String::new())),
+        ResponseFormat::ForReplace => out.replace_form = Some(form(quota.meta.name.to_string())),
+        ResponseFormat::Status => out.status = Some(Vec::new()),
+        // Quota objects refer to nothing and nothing refers to them.
+        ResponseFormat::ReferringObjects => out.referring_objects = Some(Vec::new()),
+        ResponseFormat::BrokenReferences => {
+            out.deleted_referred_objects = Some(Vec::new());
+            out.disabled_referred_objects = Some(Vec::new());
+        }
+    }
+    Ok(Json(out))
+}
+
+/// List quota objects.
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/quotas",
+    operation_id = "ves.io.schema.quota.API.List",
+    tag = "quota",
+    params(
+        ("namespace" = String, Path, description = "Namespace; must be system"),
+        ("label_filter" = Option<String>, Query, description = "Label selector, e.g. env=prod,tier in (a,b)"),
+        ("report_fields" = Option<Vec<String>>, Query, description = "Non-empty: add metadata, system_metadata, get_spec"),
+        ("report_status_fields" = Option<Vec<String>>, Query, description = "Non-empty: add status_set"),
+    ),
+    responses(
+        (status = 200, body = QuotaListResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    query: QueryParams,
+) -> Result<Json<QuotaListResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaList, &ns).await?;
+    require_system(&ns)?;
+    let selector =
+        tollgate_domain::labels::Selector::parse("label_filter", query.get("label_filter").unwrap_or(""))?;
+    let with_fields = !query.all("report_fields").is_empty();
+    let with_status = !query.all("report_status_fields").is_empty();
+    let quotas = state.store().quotas(auth.tenant_id(), ns.as_str()).await?;
+    let items = quotas
+        .iter()
+        .filter(|q| selector.matches(&q.meta.labels))
+        .map(|q| QuotaListItem {
+            tenant: auth.tenant_name().to_owned(),
+            namespace: q.meta.namespace.to_string(),
+            name: q.meta.name.to_string(),
+            uid: q.meta.uid.clone(),
+            labels: q.meta.labels.clone(),
+            annotations: q.meta.annotations.clone(),
+            description: q.meta.description.clone(),
+            disabled: q.meta.disable,
+            owner_view: None,
+            metadata: with_fields.then(|| (&q.meta).into()),
+            system_metadata: with_fields.then(|| SystemObjectGetMeta::new(&q.meta, auth.tenant_name())),
+            get_spec: with_fields.then(|| (&q.spec).into()),
+            status_set: with_status.then(Vec::new),
+        })
+        .collect();
+    Ok(Json(QuotaListResponse {
+        items,
+        errors: Vec::new(),
+    }))
+}
+
+/// Delete a quota object. Options come from a JSON body, the query string, or
+/// nowhere.
+#[utoipa::path(
+    delete,
+    path = "/api/web/namespaces/{namespace}/quotas/{name}",
+    operation_id = "ves.io.schema.quota.API.Delete",
+    tag = "quota",
+    params(
+        ("namespace" = String, Path, description = "Namespace; must be system"),
+        ("name" = String, Path, description = "Name of the quota object"),
+    ),
+    request_body = QuotaDeleteRequest,
+    responses(
+        (status = 200, body = Empty),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    query: QueryParams,
+    body: Bytes,
+) -> Result<Json<Empty>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaDelete, &ns).await?;
+    require_system(&ns)?;
+    let options: QuotaDeleteRequest = parse_json(&body)?;
+    for (field, given, expected) in [
+        ("name", options.name.as_deref(), name.as_str()),
+        ("namespace", options.namespace.as_deref(), ns.as_str()),
+    ] {
+        if let Some(g) = given.filter(|g| !g.is_empty() && *g != expected) {
+            return Err(ApiError::invalid(format!(
+                "{field}: {g:?} in the body does not match {expected:?} in the path"
+            )));
+        }
+    }
+    // `fail_if_referred` (body or query) is accepted; nothing refers to quota
+    // objects, so it never blocks a delete.
+    query.bool("fail_if_referred")?;
+    let name = Name::parse("name", &name)?;
+    state
+        .store()
+        .delete_quota(auth.tenant_id(), ns.as_str(), name.as_str())
+        .await
+        .map_err(|e| match e {
+            tollgate_store::StoreError::NotFound(_) => not_found(&ns, name.as_str()),
+            other => other.into(),
+        })?;
+    state.limiter().invalidate(auth.tenant_id());
+    Ok(Json(Empty {}))
+}
+
+async fn usage_report(state: &AppState, auth: &Authorized) -> Result<QuotaUsageResponse, ApiError> {
+    let effective = state.effective_quota(auth.tenant_id()).await?;
+    let usage: Vec<(KeyFamily, String, i64)> = state
+        .store()
+        .usage(auth.tenant_id())
+        .await?
+        .into_iter()
+        .map(|u| (u.family, u.key, u.used))
+        .collect();
+    Ok(QuotaUsageResponse::new(&effective, &usage))
+}
+
+/// The tenant's quota limits (with current usage).
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/quota/limits",
+    operation_id = "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits",
+    tag = "quota",
+    params(("namespace" = String, Path, description = "Namespace")),
+    responses(
+        (status = 200, body = QuotaUsageResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+) -> Result<Json<QuotaUsageResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaLimits, &ns).await?;
+    Ok(Json(usage_report(&state, &auth).await?))
+}
+
+/// The tenant's quota usage against its limits.
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/quota/usage",
+    operation_id = "ves.io.schema.quota.CustomAPI.GetQuotaUsage",
+    tag = "quota",
+    params(("namespace" = String, Path, description = "Namespace")),
+    responses(
+        (status = 200, body = QuotaUsageResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+) -> Result<Json<QuotaUsageResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaUsage, &ns).await?;
+    Ok(Json(usage_report(&state, &auth).await?))
+}
+
+/// Longest accepted `request_id`.
+const MAX_REQUEST_ID: usize = 256;
+/// Largest amount of one change, so that sums stay far from i64 overflow.
+const MAX_OBJECT_AMOUNT: i64 = i32::MAX as i64;
+const MAX_RESOURCE_UNITS: i64 = 1_000_000_000;
+
+/// Reads `kind` xor `resource` into a family and key.
+fn usage_key(kind: Option<String>, resource: Option<String>) -> Result<(KeyFamily, String), ApiError> {
+    match (kind.filter(|k| !k.is_empty()), resource.filter(|r| !r.is_empty())) {
+        (Some(k), None) => Ok((KeyFamily::Object, QuotaKey::parse("kind", &k)?.to_string())),
+        (None, Some(r)) => Ok((KeyFamily::Resource, QuotaKey::parse("resource", &r)?.to_string())),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "kind, resource: give exactly one of them, not both",
+        )),
+        (None, None) => Err(ApiError::invalid("kind, resource: one of them is required")),
+    }
+}
+
+/// Reads an amount in base units (count or millionths); `allow_zero` for
+/// absolute values.
+fn usage_amount(
+    field: &str,
+    family: KeyFamily,
+    lit: Option<crate::wire::DecimalLit>,
+    allow_zero: bool,
+) -> Result<i64, ApiError> {
+    let lit = lit.ok_or_else(|| ApiError::invalid(format!("{field}: is required")))?;
+    let amount = ResourceAmount::parse(field, &lit.0)?;
+    let micros = amount.micros();
+    let too_small = if allow_zero { micros < 0 } else { micros <= 0 };
+    if too_small {
+        let bound = if allow_zero {
+            "zero or more"
+        } else {
+            "more than zero"
+        };
+        return Err(ApiError::invalid(format!(
+            "{field}: must be {bound}, got {amount}"
+        )));
+    }
+    match family {
+        KeyFamily::Object => {
+            if micros % 1_000_000 != 0 {
+                return Err(ApiError::invalid(format!(
+                    "{field}: object counts are whole numbers, got {amount}"
+                )));
+            }
+            let count = micros / 1_000_000;
+            if count > MAX_OBJECT_AMOUNT {
+                return Err(ApiError::invalid(format!("{field}: at most {MAX_OBJECT_AMOUNT}")));
+            }
+            Ok(count)
+        }
+        KeyFamily::Resource => {
+            if micros > MAX_RESOURCE_UNITS * 1_000_000 {
+                return Err(ApiError::invalid(format!(
+                    "{field}: at most {MAX_RESOURCE_UNITS}"
+                )));
+            }
+            Ok(micros)
+        }
+    }
+}
+
+fn request_id(raw: Option<String>) -> Result<String, ApiError> {
+    let id = raw.unwrap_or_default();
+    if id.is_empty() {
+        return Err(ApiError::invalid(
+            "request_id: is required, so that a retried request is not counted twice",
+        ));
+    }
+    if id.len() > MAX_REQUEST_ID || id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "request_id: must be at most {MAX_REQUEST_ID} bytes of printable text"
+        )));
+    }
+    Ok(id)
+}
+
+fn describe(family: KeyFamily) -> &'static str {
+    match family {
+        KeyFamily::Object => "object kind",
+        KeyFamily::Resource => "resource",
+    }
+}
+
+async fn change_usage(
+    state: &AppState,
+    auth: &Authorized,
+    family: KeyFamily,
+    key: String,
+    op: UsageOp,
+    request_id: Option<String>,
+) -> Result<Json<UsageChangeResponse>, ApiError> {
+    let change = UsageChange {
+        tenant_id: auth.tenant_id(),
+        family,
+        key: &key,
+        op,
+        request_id: request_id.as_deref(),
+        default_quota: state.default_quota(auth.tenant_id()),
+        now: state.now(),
+    };
+    let outcome = state.store().change_usage(&change).await?;
+    let (usage, replayed) = match outcome {
+        UsageOutcome::Applied(s) => (s, false),
+        UsageOutcome::Replayed(s) => (s, true),
+        UsageOutcome::Refused(s) => {
+            let requested = match op {
+                UsageOp::Reserve { amount } => amount,
+                _ => 0,
+            };
+            let show = |v: i64| match family {
+                KeyFamily::Object => v.to_string(),
+                KeyFamily::Resource => ResourceAmount::from_micros(v).to_string(),
+            };
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "quota exceeded for {} {key:?}: limit {}, current usage {}, requested {}",
+                    describe(family),
+                    show(s.limit.as_raw()),
+                    show(s.current),
+                    show(requested)
+                ),
+            )
+            .into());
+        }
+    };
+    let (kind, resource) = match family {
+        KeyFamily::Object => (Some(key), None),
+        KeyFamily::Resource => (None, Some(key)),
+    };
+    Ok(Json(UsageChangeResponse {
+        kind,
+        resource,
+        limit: limit_number(family, usage.limit),
+        current: usage_number(family, usage.current),
+        request_id,
+        replayed,
+    }))
+}
+
+/// Reserve quota before creating something (beyond the contract): an atomic
+/// check-and-add against the effective limit, idempotent by `request_id`.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/quota/reserve",
+    operation_id = "tollgate.quota.Reserve",
+    tag = "quota enforcement",
+    params(("namespace" = String, Path, description = "Namespace the object is created in")),
+    request_body = UsageChangeRequest,
+    responses(
+        (status = 200, body = UsageChangeResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "request_id reused for a different request"),
+        (status = 429, body = ErrorBody, description = "quota exceeded, or rate limited")
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn reserve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<UsageChangeRequest>,
+) -> Result<Json<UsageChangeResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaReserve, &ns).await?;
+    let (family, key) = usage_key(body.kind, body.resource)?;
+    let amount = usage_amount("amount", family, body.amount, false)?;
+    let id = request_id(body.request_id)?;
+    change_usage(&state, &auth, family, key, UsageOp::Reserve { amount }, Some(id)).await
+}
+
+/// Release quota after deleting something (beyond the contract); usage never
+/// goes below zero. Idempotent by `request_id`.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/quota/release",
+    operation_id = "tollgate.quota.Release",
+    tag = "quota enforcement",
+    params(("namespace" = String, Path, description = "Namespace the object was deleted from")),
+    request_body = UsageChangeRequest,
+    responses(
+        (status = 200, body = UsageChangeResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<UsageChangeRequest>,
+) -> Result<Json<UsageChangeResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaRelease, &ns).await?;
+    let (family, key) = usage_key(body.kind, body.resource)?;
+    let amount = usage_amount("amount", family, body.amount, false)?;
+    let id = request_id(body.request_id)?;
+    change_usage(&state, &auth, family, key, UsageOp::Release { amount }, Some(id)).await
+}
+
+/// Record the absolute usage of a key (beyond the contract), e.g. after a
+/// platform service counted what really exists. May exceed the limit.
+#[utoipa::path(
+    put,
+    path = "/api/web/namespaces/{namespace}/quota/usage",
+    operation_id = "tollgate.quota.Reconcile",
+    tag = "quota enforcement",
+    params(("namespace" = String, Path, description = "Namespace")),
+    request_body = UsageReconcileRequest,
+    responses(
+        (status = 200, body = UsageChangeResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn reconcile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<UsageReconcileRequest>,
+) -> Result<Json<UsageChangeResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::QuotaReconcile, &ns).await?;
+    let (family, key) = usage_key(body.kind, body.resource)?;
+    let current = usage_amount("current", family, body.current, true)?;
+    change_usage(&state, &auth, family, key, UsageOp::Reconcile { current }, None).await
+}

@@ -1,0 +1,377 @@
+//! `quota/usage`, `quota/limits`, and the reserve / release / reconcile
+//! extensions that enforce quotas.
+
+use serde_json::{Value, json};
+use tollgate_domain::access::Role;
+use tollgate_testkit::each_backend;
+
+use crate::snapshot;
+use crate::support::TestApp;
+
+const USAGE: &str = "/api/web/namespaces/system/quota/usage";
+const LIMITS: &str = "/api/web/namespaces/system/quota/limits";
+const RESERVE: &str = "/api/web/namespaces/system/quota/reserve";
+const RELEASE: &str = "/api/web/namespaces/system/quota/release";
+
+fn reserve_body(kind: &str, amount: Value, id: &str) -> Value {
+    json!({"kind": kind, "amount": amount, "request_id": id})
+}
+
+/// The deprecated maps say the same as the new ones.
+#[track_caller]
+fn assert_deprecated_maps_agree(report: &Value) {
+    let objects = report["objects"].as_object().unwrap();
+    let quota_usage = report["quota_usage"].as_object().unwrap();
+    assert_eq!(objects.len(), quota_usage.len());
+    for (k, v) in objects {
+        assert_eq!(quota_usage[k]["limit"], v["limit"], "{k}");
+        assert_eq!(quota_usage[k]["usage"], v["usage"], "{k}");
+    }
+    let resources = report["resources"].as_object().unwrap();
+    let float_usage = report["float_quota_usage"].as_object().unwrap();
+    assert_eq!(resources.len(), float_usage.len());
+    for (k, v) in resources {
+        assert_eq!(float_usage[k]["limit"], v["limit"], "{k}");
+        assert_eq!(float_usage[k]["usage"], v["usage"], "{k}");
+    }
+    let apis = report["apis"].as_object().unwrap();
+    let api_limits = report["api_limits"].as_object().unwrap();
+    assert_eq!(apis.len(), api_limits.len());
+    for (k, v) in apis {
+        assert_eq!(&api_limits[k], &v["limit"], "{k}");
+    }
+}
+
+#[tokio::test]
+async fn a_new_tenant_sees_the_default_quota_with_zero_usage() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        let usage = app.get(USAGE, &admin).await;
+        snapshot!("usage_of_a_new_tenant", usage.ok());
+        assert_deprecated_maps_agree(usage.ok());
+        assert_eq!(
+            usage.ok()["objects"]["virtual_host"]["display_name"],
+            "Virtual Hosts"
+        );
+        // limits has the same shape and content.
+        let limits = app.get(LIMITS, &admin).await;
+        assert_eq!(limits.ok(), usage.ok());
+        // Real clients copy request fields into the query string.
+        app.get(&format!("{USAGE}?namespace=system"), &admin).await.ok();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quota_objects_change_the_reported_limits() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        app.create_quota(
+            &admin,
+            json!({"metadata": {"name": "a"}, "spec": {
+                "object_limits": {"virtual_host": {"maximum": 3}, "custom_kind": {"maximum": -1}},
+                "resource_limits": {"vcpu": {"maximum": 2.5}},
+                "api_limits": {"ves.io.schema.quota.API.Get": {"rate": 5, "burst": 7, "unit": "MINUTE"}}
+            }}),
+        )
+        .await;
+        app.create_quota(
+            &admin,
+            json!({"metadata": {"name": "b"}, "spec": {"object_limits": {"virtual_host": {"maximum": 2}}}}),
+        )
+        .await;
+        let usage = app.get(USAGE, &admin).await;
+        let u = usage.ok();
+        assert_eq!(u["objects"]["virtual_host"]["limit"]["maximum"], 2, "the smallest wins");
+        assert_eq!(u["objects"]["custom_kind"]["limit"]["maximum"], -1);
+        assert_eq!(u["objects"]["custom_kind"]["display_name"], "custom_kind");
+        assert_eq!(u["objects"]["origin_pool"]["limit"]["maximum"], 20, "default still applies");
+        assert_eq!(u["resources"]["vcpu"]["limit"]["maximum"], 2.5);
+        assert_eq!(
+            u["apis"]["ves.io.schema.quota.API.Get"]["limit"],
+            json!({"rate": 5, "burst": 7, "unit": "MINUTE"})
+        );
+        assert_deprecated_maps_agree(u);
+        // A disabled quota object no longer counts.
+        app.put(
+            "/api/web/namespaces/system/quotas/b",
+            &admin,
+            json!({"metadata": {"name": "b", "disable": true}, "spec": {"object_limits": {"virtual_host": {"maximum": 2}}}}),
+        )
+        .await
+        .ok();
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["virtual_host"]["limit"]["maximum"], 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reservations_stop_at_the_limit_with_429_naming_key_limit_and_usage() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (acme, admin) = app.admin("acme").await;
+        let platform = app.token(&acme, Role::Platform).await;
+        app.create_quota(
+            &admin,
+            json!({"metadata": {"name": "q"}, "spec": {"object_limits": {"virtual_host": {"maximum": 3}}}}),
+        )
+        .await;
+        let first = app
+            .post(RESERVE, &platform, reserve_body("virtual_host", json!(2), "r1"))
+            .await;
+        snapshot!("reserve_response", first.ok());
+        let second = app
+            .post(RESERVE, &platform, reserve_body("virtual_host", json!(1), "r2"))
+            .await;
+        assert_eq!(second.ok()["current"], 3);
+        let refused = app
+            .post(RESERVE, &platform, reserve_body("virtual_host", json!(1), "r3"))
+            .await;
+        assert_eq!(
+            refused.error(429, 8),
+            "quota exceeded for object kind \"virtual_host\": limit 3, current usage 3, requested 1"
+        );
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["virtual_host"]["usage"]["current"], 3);
+        assert_eq!(usage.ok()["quota_usage"]["virtual_host"]["usage"]["current"], 3);
+        // Raising the limit lets the same request through.
+        app.put(
+            "/api/web/namespaces/system/quotas/q",
+            &admin,
+            json!({"spec": {"object_limits": {"virtual_host": {"maximum": 4}}}}),
+        )
+        .await
+        .ok();
+        let retried = app
+            .post(RESERVE, &platform, reserve_body("virtual_host", json!(1), "r3"))
+            .await;
+        assert_eq!(retried.ok()["current"], 4);
+        assert_eq!(retried.ok()["limit"], 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeated_request_id_returns_the_first_answer_and_changes_nothing() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        let body = reserve_body("origin_pool", json!(2), "create-pool-7");
+        let first = app.post(RESERVE, &admin, body.clone()).await;
+        assert_eq!(first.ok()["replayed"], false);
+        app.post(RESERVE, &admin, reserve_body("origin_pool", json!(1), "other"))
+            .await
+            .ok();
+        let again = app.post(RESERVE, &admin, body).await;
+        assert_eq!(again.ok()["replayed"], true);
+        assert_eq!(again.ok()["current"], first.ok()["current"]);
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["origin_pool"]["usage"]["current"], 3);
+        let msg = app
+            .post(
+                RESERVE,
+                &admin,
+                reserve_body("origin_pool", json!(5), "create-pool-7"),
+            )
+            .await
+            .error(409, 9)
+            .to_owned();
+        assert!(
+            msg.contains("create-pool-7") && msg.contains("different"),
+            "{msg}"
+        );
+        // The same id may name the matching release.
+        let release = app
+            .post(
+                RELEASE,
+                &admin,
+                reserve_body("origin_pool", json!(2), "create-pool-7"),
+            )
+            .await;
+        assert_eq!(release.ok()["current"], 1);
+        let release_again = app
+            .post(
+                RELEASE,
+                &admin,
+                reserve_body("origin_pool", json!(2), "create-pool-7"),
+            )
+            .await;
+        assert_eq!(release_again.ok()["replayed"], true);
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["origin_pool"]["usage"]["current"], 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn release_stops_at_zero_and_reconcile_sets_the_truth() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        app.post(RESERVE, &admin, reserve_body("site", json!(2), "a"))
+            .await
+            .ok();
+        let released = app
+            .post(RELEASE, &admin, reserve_body("site", json!(5), "b"))
+            .await;
+        assert_eq!(released.ok()["current"], 0);
+        let reconciled = app
+            .put(USAGE, &admin, json!({"kind": "site", "current": 9}))
+            .await;
+        assert_eq!(
+            reconciled.ok(),
+            &json!({"kind": "site", "limit": 3, "current": 9, "replayed": false})
+        );
+        app.post(RESERVE, &admin, reserve_body("site", json!(1), "c"))
+            .await
+            .error(429, 8);
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["site"]["usage"]["current"], 9);
+        app.put(USAGE, &admin, json!({"kind": "site", "current": 0}))
+            .await
+            .ok();
+        app.put(USAGE, &admin, json!({"kind": "site", "current": -1}))
+            .await
+            .error(400, 3);
+        app.put(USAGE, &admin, json!({"kind": "site"}))
+            .await
+            .error(400, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resources_are_counted_in_exact_decimals() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        app.create_quota(
+            &admin,
+            json!({"metadata": {"name": "q"}, "spec": {"resource_limits": {"vcpu": {"maximum": 1}}}}),
+        )
+        .await;
+        for i in 0..10 {
+            let body = json!({"resource": "vcpu", "amount": 0.1, "request_id": format!("r{i}")});
+            app.post(RESERVE, &admin, body).await.ok();
+        }
+        // Ten times 0.1 is exactly 1: no float drift lets an eleventh through.
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["resources"]["vcpu"]["usage"]["current"], 1.0);
+        let body = json!({"resource": "vcpu", "amount": "0.000001", "request_id": "r10"});
+        let msg = app.post(RESERVE, &admin, body).await.error(429, 8).to_owned();
+        assert_eq!(
+            msg,
+            "quota exceeded for resource \"vcpu\": limit 1, current usage 1, requested 0.000001"
+        );
+        let released = app
+            .post(
+                RELEASE,
+                &admin,
+                json!({"resource": "vcpu", "amount": "0.25", "request_id": "x"}),
+            )
+            .await;
+        assert_eq!(
+            released.ok(),
+            &json!({"resource": "vcpu", "limit": 1.0, "current": 0.75, "request_id": "x", "replayed": false})
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reserve_validates_its_body() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        let cases = [
+            (
+                json!({"kind": "site", "resource": "vcpu", "amount": 1, "request_id": "a"}),
+                "kind, resource: give exactly one",
+            ),
+            (
+                json!({"amount": 1, "request_id": "a"}),
+                "kind, resource: one of them is required",
+            ),
+            (json!({"kind": "site", "request_id": "a"}), "amount: is required"),
+            (
+                json!({"kind": "site", "amount": 0, "request_id": "a"}),
+                "amount: must be more than zero",
+            ),
+            (
+                json!({"kind": "site", "amount": -1, "request_id": "a"}),
+                "amount: must be more than zero",
+            ),
+            (
+                json!({"kind": "site", "amount": 1.5, "request_id": "a"}),
+                "amount: object counts are whole numbers",
+            ),
+            (
+                json!({"kind": "site", "amount": 3000000000u64, "request_id": "a"}),
+                "amount: at most",
+            ),
+            (
+                json!({"kind": "site", "amount": "many", "request_id": "a"}),
+                "amount: \"many\" is not a number",
+            ),
+            (json!({"kind": "site", "amount": 1}), "request_id: is required"),
+            (
+                json!({"kind": "site", "amount": 1, "request_id": "x".repeat(257)}),
+                "request_id: must be at most 256",
+            ),
+            (
+                json!({"kind": "bad kind", "amount": 1, "request_id": "a"}),
+                "kind: key \"bad kind\" must match",
+            ),
+            (
+                json!({"kind": "site", "amount": 1, "request_id": "a", "extra": 1}),
+                "extra: unknown field `extra`",
+            ),
+        ];
+        for (body, expected) in cases {
+            let msg = app
+                .post(RESERVE, &admin, body.clone())
+                .await
+                .error(400, 3)
+                .to_owned();
+            assert!(
+                msg.starts_with(expected),
+                "{body}: expected {expected:?}, got {msg:?}"
+            );
+        }
+        // Nothing was counted.
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["site"]["usage"]["current"], 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reservations_in_other_namespaces_count_against_the_tenant() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (acme, admin) = app.admin("acme").await;
+        app.namespace(&acme, "shop").await;
+        let shop_platform = app.token_with(&acme, Role::Platform, &["shop"], None).await;
+        let resp = app
+            .post(
+                "/api/web/namespaces/shop/quota/reserve",
+                &shop_platform,
+                reserve_body("site", json!(1), "s1"),
+            )
+            .await;
+        assert_eq!(resp.ok()["current"], 1);
+        let usage = app.get("/api/web/namespaces/shop/quota/usage", &admin).await;
+        assert_eq!(usage.ok()["objects"]["site"]["usage"]["current"], 1);
+        app.post(
+            "/api/web/namespaces/ghost/quota/reserve",
+            &admin,
+            reserve_body("site", json!(1), "g"),
+        )
+        .await
+        .error(404, 5);
+    })
+    .await;
+}

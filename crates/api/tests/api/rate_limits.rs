@@ -1,0 +1,86 @@
+//! `api_limits` are enforced per tenant on Tollgate's own operations.
+
+use jiff::SignedDuration;
+use serde_json::json;
+use tollgate_testkit::each_backend;
+
+use crate::support::{TestApp, quota_body};
+
+const GET_PROD: &str = "/api/web/namespaces/system/quotas/prod";
+
+#[tokio::test]
+async fn a_quota_objects_api_limit_throttles_that_operation_for_that_tenant() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, a) = app.admin("acme").await;
+        let (_, b) = app.admin("bravo").await;
+        app.create_quota(
+            &a,
+            json!({"metadata": {"name": "prod"}, "spec": {"api_limits": {
+                "ves.io.schema.quota.API.Get": {"rate": 2, "burst": 3, "unit": "MINUTE"}
+            }}}),
+        )
+        .await;
+        app.create_quota(&b, quota_body("prod", 1)).await;
+        for _ in 0..3 {
+            app.get(GET_PROD, &a).await.ok();
+        }
+        let refused = app.get(GET_PROD, &a).await;
+        let msg = refused.error(429, 8);
+        assert!(
+            msg.starts_with("rate limit exceeded for ves.io.schema.quota.API.Get: 2 per minute"),
+            "{msg}"
+        );
+        assert_eq!(refused.headers["retry-after"], "30");
+        // Other operations and other tenants are not affected.
+        app.get("/api/web/namespaces/system/quotas", &a).await.ok();
+        for _ in 0..5 {
+            app.get(GET_PROD, &b).await.ok();
+        }
+        // Two per minute: one token is back after 30 seconds.
+        app.clock.advance(SignedDuration::from_secs(30));
+        app.get(GET_PROD, &a).await.ok();
+        app.get(GET_PROD, &a).await.error(429, 8);
+        // Lifting the limit (rate -1) takes effect at once.
+        app.put(
+            GET_PROD,
+            &a,
+            json!({"spec": {"api_limits": {"ves.io.schema.quota.API.Get": {"rate": -1}}}}),
+        )
+        .await
+        .ok();
+        for _ in 0..20 {
+            app.get(GET_PROD, &a).await.ok();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_default_quota_limits_writes() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, a) = app.admin("acme").await;
+        // Default: 10 creates per second, bursts of 20.
+        for i in 0..20 {
+            app.create_quota(&a, json!({"metadata": {"name": format!("q{i}")}}))
+                .await;
+        }
+        let refused = app
+            .post(
+                "/api/web/namespaces/system/quotas",
+                &a,
+                json!({"metadata": {"name": "q20"}}),
+            )
+            .await;
+        refused.error(429, 8);
+        assert_eq!(refused.headers["retry-after"], "1");
+        // The throttled create did not happen.
+        app.get("/api/web/namespaces/system/quotas/q20", &a)
+            .await
+            .error(404, 5);
+        app.clock.advance(SignedDuration::from_millis(100));
+        app.create_quota(&a, json!({"metadata": {"name": "q20"}})).await;
+    })
+    .await;
+}

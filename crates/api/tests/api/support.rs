@@ -1,0 +1,262 @@
+//! The test harness: a router over a fresh database, typed request helpers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request};
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use serde_json::Value;
+use tollgate_api::AppState;
+use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::clock::ManualClock;
+use tollgate_domain::names::Name;
+use tollgate_domain::tenant::{Tenant, TenantType};
+use tollgate_domain::token;
+use tollgate_store::{Location, NewTenant, NewToken, Store};
+use tollgate_testkit::TestDatabase;
+use tower::ServiceExt;
+
+pub const START: &str = "2026-11-20T10:00:00Z";
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    _db: TestDatabase,
+}
+
+/// A response, its body parsed as JSON.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Asserts an error in the contract's format and returns its message.
+    #[track_caller]
+    pub fn error(&self, status: u16, code: u64) -> &str {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(self.body["code"], code, "unexpected code; body: {}", self.body);
+        assert_eq!(self.body["details"], serde_json::json!([]), "{}", self.body);
+        self.body["message"].as_str().expect("message is a string")
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Value {
+        assert_eq!(self.status, 200, "expected 200; body: {}", self.body);
+        &self.body
+    }
+}
+
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().expect("timestamp literal")
+}
+
+impl TestApp {
+    pub async fn new(db: TestDatabase) -> Self {
+        Self::with_routes(db, |r| r).await
+    }
+
+    /// Builds the app with extra routes added before the middleware.
+    pub async fn with_routes(
+        db: TestDatabase,
+        extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
+    ) -> Self {
+        let location = match (db.sqlite_dir(), db.postgres_url()) {
+            (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
+            (None, Some(url)) => Location::Postgres(url.to_owned()),
+            (None, None) => unreachable!(),
+        };
+        let store = tollgate_store::open(&location).await.expect("open store");
+        let clock = Arc::new(ManualClock::new(ts(START)));
+        let state = AppState::new(store.clone(), clock.clone());
+        let router = tollgate_api::with_middleware(extra(tollgate_api::routes()).with_state(state));
+        Self {
+            router,
+            store,
+            clock,
+            _db: db,
+        }
+    }
+
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        self.store
+            .create_tenant(&NewTenant {
+                name: Name::parse("name", name).unwrap(),
+                tenant_type: TenantType::Freemium,
+                now: self.clock_now(),
+            })
+            .await
+            .expect("create tenant")
+    }
+
+    pub async fn namespace(&self, tenant: &Tenant, name: &str) {
+        self.store
+            .create_namespace(&tenant.id, &Name::parse("name", name).unwrap(), self.clock_now())
+            .await
+            .expect("create namespace");
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        use tollgate_domain::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Creates a token and returns its secret.
+    pub async fn token_with(
+        &self,
+        tenant: &Tenant,
+        role: Role,
+        namespaces: &[&str],
+        expires_at: Option<Timestamp>,
+    ) -> String {
+        let secret = token::format_secret(rand_bytes());
+        let scope = if namespaces.is_empty() {
+            NamespaceScope::All
+        } else {
+            NamespaceScope::Only(namespaces.iter().map(|n| Name::parse("ns", n).unwrap()).collect())
+        };
+        self.store
+            .create_token(&NewToken {
+                tenant_id: tenant.id.clone(),
+                name: format!("{role}-test"),
+                role,
+                scope,
+                digest: token::digest(&secret),
+                expires_at,
+                now: self.clock_now(),
+            })
+            .await
+            .expect("create token");
+        secret
+    }
+
+    pub async fn token(&self, tenant: &Tenant, role: Role) -> String {
+        self.token_with(tenant, role, &[], None).await
+    }
+
+    /// A tenant with an admin token, the common starting point.
+    pub async fn admin(&self, name: &str) -> (Tenant, String) {
+        let t = self.tenant(name).await;
+        let tok = self.token(&t, Role::Admin).await;
+        (t, tok)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("APIToken {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .expect("router is infallible");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        assert!(
+            status == 200 || body.get("code").is_some(),
+            "error responses must use the error format: {status} {body}"
+        );
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.request(Method::GET, path, Some(token), Body::empty(), &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, Some(token), body.to_string(), &[])
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.request(Method::PUT, path, Some(token), body.to_string(), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.request(Method::DELETE, path, Some(token), Body::empty(), &[])
+            .await
+    }
+
+    /// Creates a quota object in `system` and asserts success.
+    pub async fn create_quota(&self, token: &str, body: Value) -> Value {
+        self.post("/api/web/namespaces/system/quotas", token, body)
+            .await
+            .ok()
+            .clone()
+    }
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let u1 = uuid::Uuid::new_v4();
+    let u2 = uuid::Uuid::new_v4();
+    b[..16].copy_from_slice(u1.as_bytes());
+    b[16..].copy_from_slice(u2.as_bytes());
+    b
+}
+
+/// A typical quota object body.
+pub fn quota_body(name: &str, vhosts: i64) -> Value {
+    serde_json::json!({
+        "metadata": {
+            "name": name,
+            "namespace": "system",
+            "labels": {"env": "prod", "team": "web"},
+            "annotations": {"owner": "ops"},
+            "description": "production limits"
+        },
+        "spec": {
+            "object_limits": {"virtual_host": {"maximum": vhosts}},
+            "resource_limits": {"vcpu": {"maximum": 2.5}},
+            "api_limits": {"ves.io.schema.quota.API.Get": {"rate": 50, "burst": 100, "unit": "SECOND"}}
+        }
+    })
+}
+
+/// Redacts the values that differ between runs.
+#[macro_export]
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_json_snapshot!($name, $value, {
+                ".**.uid" => "[uid]",
+                ".**.creator_id" => "[token-id]",
+            });
+        })
+    };
+}

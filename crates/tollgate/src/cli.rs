@@ -1,0 +1,301 @@
+//! Command-line interface: `serve` and the operator commands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use jiff::Timestamp;
+use rand::RngCore;
+use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::names::Name;
+use tollgate_domain::tenant::{Tenant, TenantType};
+use tollgate_domain::token;
+use tollgate_store::{Location, NewTenant, NewToken, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Self-hosted billing, usage metering and quotas"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives; shared by every command.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Directory of the embedded SQLite database (used unless --database-url is given).
+    #[arg(
+        long,
+        env = "TOLLGATE_DATA_DIR",
+        global = true,
+        default_value = "tollgate-data"
+    )]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user@host:port/db); replaces the SQLite default.
+    #[arg(long, env = "TOLLGATE_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+impl StorageArgs {
+    pub fn location(&self) -> Result<Location> {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Location::Postgres(url.to_owned()))
+            }
+            Some(other) => bail!(
+                "--database-url must be a postgres:// URL, got {:?}",
+                other.split('@').next_back().unwrap_or("")
+            ),
+            None => Ok(Location::SqliteDir(self.data_dir.clone())),
+        }
+    }
+
+    pub async fn open(&self) -> Result<Arc<dyn Store>> {
+        let location = self.location()?;
+        tollgate_store::open(&location)
+            .await
+            .with_context(|| match &location {
+                Location::SqliteDir(dir) => format!("cannot open the database in {}", dir.display()),
+                Location::Postgres(_) => "cannot open the PostgreSQL database".to_owned(),
+            })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(crate::serve::ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage namespaces of a tenant.
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (and its `system` namespace).
+    Create {
+        name: String,
+        /// FREEMIUM or ENTERPRISE.
+        #[arg(long = "type", default_value = "FREEMIUM")]
+        tenant_type: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCommand {
+    /// Create a namespace in a tenant.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// List a tenant's namespaces.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; prints only its secret on stdout.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// admin, billing, monitor (read-only) or platform (quota usage and metering only).
+        #[arg(long)]
+        role: String,
+        /// Restrict the token to these namespaces (repeatable); default: all.
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h; default: no expiry.
+        #[arg(long)]
+        expires_in: Option<humantime::Duration>,
+        /// A label shown by `token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List a tenant's tokens (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a token by id (from `token list`).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(&cli.storage, args).await,
+        Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
+        Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
+        Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
+    }
+}
+
+async fn find_tenant(store: &dyn Store, name: &str) -> Result<Tenant> {
+    store
+        .tenant_by_name(name)
+        .await?
+        .with_context(|| format!("tenant {name:?} does not exist (see `tollgate tenant list`)"))
+}
+
+async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
+    match cmd {
+        TenantCommand::Create { name, tenant_type } => {
+            let tenant = store
+                .create_tenant(&NewTenant {
+                    name: Name::parse("name", &name)?,
+                    tenant_type: TenantType::parse(&tenant_type)?,
+                    now: Timestamp::now(),
+                })
+                .await?;
+            println!(
+                "created tenant {} ({}) with namespace system",
+                tenant.name, tenant.tenant_type
+            );
+        }
+        TenantCommand::List => {
+            println!("{:<30} {:<11} {:<28} ID", "NAME", "TYPE", "CREATED");
+            for t in store.tenants().await? {
+                println!(
+                    "{:<30} {:<11} {:<28} {}",
+                    t.name, t.tenant_type, t.created_at, t.id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn namespace(store: &dyn Store, cmd: NamespaceCommand) -> Result<()> {
+    match cmd {
+        NamespaceCommand::Create { tenant, name } => {
+            let t = find_tenant(store, &tenant).await?;
+            let ns = store
+                .create_namespace(&t.id, &Name::parse("name", &name)?, Timestamp::now())
+                .await?;
+            println!("created namespace {} in tenant {}", ns.name, t.name);
+        }
+        NamespaceCommand::List { tenant } => {
+            let t = find_tenant(store, &tenant).await?;
+            println!("{:<30} {:<28} UID", "NAME", "CREATED");
+            for ns in store.namespaces(&t.id).await? {
+                println!("{:<30} {:<28} {}", ns.name, ns.created_at, ns.uid);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            tenant,
+            role,
+            namespaces,
+            expires_in,
+            name,
+        } => {
+            let t = find_tenant(store, &tenant).await?;
+            let role = Role::parse(&role)?;
+            let scope = if namespaces.is_empty() {
+                NamespaceScope::All
+            } else {
+                NamespaceScope::Only(
+                    namespaces
+                        .iter()
+                        .map(|n| Name::parse("namespace", n))
+                        .collect::<Result<_, _>>()?,
+                )
+            };
+            let now = Timestamp::now();
+            let expires_at = expires_in
+                .map(|d| {
+                    jiff::SignedDuration::try_from(*d)
+                        .ok()
+                        .and_then(|d| now.checked_add(d).ok())
+                        .context("--expires-in is too long")
+                })
+                .transpose()?;
+            let mut random = [0u8; 32];
+            rand::rng().fill_bytes(&mut random);
+            let secret = token::format_secret(random);
+            let created = store
+                .create_token(&NewToken {
+                    tenant_id: t.id.clone(),
+                    name,
+                    role,
+                    scope,
+                    digest: token::digest(&secret),
+                    expires_at,
+                    now,
+                })
+                .await?;
+            eprintln!(
+                "created {} token {} for tenant {}{}",
+                created.role,
+                created.id,
+                t.name,
+                created
+                    .expires_at
+                    .map(|e| format!(", expires {e}"))
+                    .unwrap_or_default()
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List { tenant } => {
+            let t = find_tenant(store, &tenant).await?;
+            let now = Timestamp::now();
+            println!(
+                "{:<36} {:<16} {:<9} {:<20} {:<8} EXPIRES",
+                "ID", "NAME", "ROLE", "NAMESPACES", "STATUS"
+            );
+            for tok in store.tokens(&t.id).await? {
+                let scope = match &tok.scope {
+                    NamespaceScope::All => "*".to_owned(),
+                    NamespaceScope::Only(list) => list.iter().map(Name::as_str).collect::<Vec<_>>().join(","),
+                };
+                let status = if tok.revoked_at.is_some() {
+                    "revoked"
+                } else if tok.is_active(now) {
+                    "active"
+                } else {
+                    "expired"
+                };
+                let expires = tok
+                    .expires_at
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{:<36} {:<16} {:<9} {:<20} {:<8} {}",
+                    tok.id, tok.name, tok.role, scope, status, expires
+                );
+            }
+        }
+        TokenCommand::Revoke { tenant, id } => {
+            let t = find_tenant(store, &tenant).await?;
+            let tok = store.revoke_token(&t.id, &id, Timestamp::now()).await?;
+            println!("revoked token {} of tenant {}", tok.id, t.name);
+        }
+    }
+    Ok(())
+}

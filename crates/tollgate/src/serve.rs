@@ -1,0 +1,95 @@
+//! `tollgate serve`: the HTTP server with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use tollgate_api::AppState;
+use tollgate_domain::clock::SystemClock;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::StorageArgs;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Log format: text for people, json for log pipelines.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}
+
+pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let store = storage.open().await?;
+    let state = AppState::new(store.clone(), Arc::new(SystemClock));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = store.backend(), "tollgate listening");
+    // Tests and scripts read this line to learn the port.
+    println!("tollgate listening on http://{addr}");
+    if store.tenants().await?.is_empty() {
+        println!(
+            "no tenants yet; create one and a token with:\n  \
+             tollgate tenant create acme\n  \
+             tollgate token create --tenant acme --role admin"
+        );
+    }
+    axum::serve(listener, tollgate_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; the server then stops accepting and waits
+/// for in-flight requests to finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, finishing in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM received, finishing in-flight requests"),
+    }
+}
