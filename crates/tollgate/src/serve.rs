@@ -45,6 +45,9 @@ fn init_logging(format: LogFormat) {
 
 pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
+    // Installed before anything announces the server, so that a signal sent
+    // as soon as it is up is never lost to the default (fatal) handler.
+    let shutdown = ShutdownSignals::install().context("cannot install signal handlers")?;
     let store = storage.open().await?;
     let state = AppState::new(store.clone(), Arc::new(SystemClock));
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -62,34 +65,48 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         );
     }
     axum::serve(listener, tollgate_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown.received())
         .await
         .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM; the server then stops accepting and waits
+/// SIGINT and SIGTERM; after either, the server stops accepting and waits
 /// for in-flight requests to finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
-    };
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received, finishing in-flight requests"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received, finishing in-flight requests"),
+        }
+    }
+
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received, finishing in-flight requests"),
-        () = terminate => tracing::info!("SIGTERM received, finishing in-flight requests"),
+    async fn received(self) {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C received, finishing in-flight requests");
+        }
     }
 }

@@ -1,0 +1,155 @@
+//! Running the binary: CLI commands and server processes.
+
+use std::process::Stdio;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+use tollgate_testkit::TestDatabase;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+/// The output of a finished CLI command.
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `tollgate <storage flags> <args>` to completion.
+pub async fn tollgate(db: &TestDatabase, args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .args(db.cli_args())
+        .args(args)
+        .env_remove("TOLLGATE_DATABASE_URL")
+        .env_remove("TOLLGATE_DATA_DIR")
+        .output()
+        .await
+        .expect("run tollgate");
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs a CLI command that must succeed; returns its stdout.
+#[track_caller]
+pub fn expect_ok(out: Output) -> String {
+    assert!(
+        out.ok,
+        "command failed\nstdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out.stdout
+}
+
+/// Creates a tenant and an admin token with the CLI; returns the secret.
+pub async fn tenant_with_admin(db: &TestDatabase, tenant: &str) -> String {
+    expect_ok(tollgate(db, &["tenant", "create", tenant]).await);
+    let secret = expect_ok(tollgate(db, &["token", "create", "--tenant", tenant, "--role", "admin"]).await);
+    secret.trim().to_owned()
+}
+
+/// A running `tollgate serve` process.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub stderr: Lines<BufReader<ChildStderr>>,
+}
+
+impl Server {
+    pub async fn start(db: &TestDatabase) -> Self {
+        Self::start_with_log(db, "info").await
+    }
+
+    /// Starts a server with the given `TOLLGATE_LOG` filter.
+    pub async fn start_with_log(db: &TestDatabase, filter: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .args(db.cli_args())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TOLLGATE_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tollgate serve");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read server stdout")
+                .expect("server exited before listening");
+            if let Some(addr) = line.strip_prefix("tollgate listening on ") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        Self { child, base, stderr }
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().expect("server is running").to_string()
+    }
+
+    /// Sends a signal (`TERM`, `INT`) to the server.
+    pub async fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Reads the server's log until a line contains `needle`.
+    pub async fn wait_for_log(&mut self, needle: &str) {
+        while let Some(line) = self.stderr.next_line().await.expect("read server stderr") {
+            if line.contains(needle) {
+                return;
+            }
+        }
+        panic!("server log ended without {needle:?}");
+    }
+}
+
+/// A small HTTP client for the tests.
+#[derive(Clone)]
+pub struct Http(Client<HttpConnector, Full<Bytes>>);
+
+impl Http {
+    pub fn new() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = hyper::Request::builder().method(method).uri(url);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("APIToken {t}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let resp = self
+            .0
+            .request(req.body(Full::new(Bytes::from(body))).expect("request"))
+            .await
+            .expect("send request");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("read body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
