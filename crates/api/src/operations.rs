@@ -56,12 +56,4 @@ impl Operation {
             Self::QuotaReserve | Self::QuotaRelease | Self::QuotaReconcile => Permission::ReportUsage,
         }
     }
-
-    /// Whether the operation is one of the contract's.
-    pub const fn in_contract(self) -> bool {
-        !matches!(
-            self,
-            Self::QuotaReserve | Self::QuotaRelease | Self::QuotaReconcile
-        )
-    }
 }
