@@ -80,6 +80,8 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Measure throughput and latency of key endpoints against a fresh server.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +150,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
         Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
         Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
+        Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }
 }
 

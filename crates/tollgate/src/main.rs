@@ -1,5 +1,6 @@
 //! `tollgate`: the server and the operator CLI, on the same storage flags.
 
+mod bench;
 mod cli;
 mod serve;
 

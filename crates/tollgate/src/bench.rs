@@ -1,0 +1,367 @@
+//! `tollgate bench`: throughput and latency of key endpoints, measured in one
+//! run against one fresh server process so that the numbers are comparable.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tollgate_store::Location;
+
+use crate::cli::StorageArgs;
+
+/// Options of `tollgate bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// How long to measure each scenario, e.g. 10s.
+    #[arg(long, default_value = "10s")]
+    pub duration: humantime::Duration,
+    /// How long to load each scenario before measuring (not recorded).
+    #[arg(long, default_value = "2s")]
+    pub warmup: humantime::Duration,
+    /// Concurrent keep-alive connections per scenario.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: u32,
+}
+
+/// Quota object that makes `bench_object` unlimited and lifts the per-tenant
+/// rate limits of the benchmarked operations; otherwise we would measure 429s.
+const UNLIMITED_QUOTA: &str = r#"{"metadata":{"name":"bench"},"spec":{"object_limits":{"bench_object":{"maximum":-1}},"api_limits":{"ves.io.schema.quota.CustomAPI.GetQuotaUsage":{"rate":-1},"tollgate.quota.Reserve":{"rate":-1}}}}"#;
+
+/// Runs the benchmark against a server started for it; the server is stopped
+/// whether or not the benchmark succeeds.
+pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
+    // Holds the SQLite database (if any) and the server log; removed on drop.
+    let scratch = tempfile::TempDir::new().context("cannot create a temporary directory")?;
+    // Never the user's data dir: the benchmark writes thousands of reservations.
+    let (backend, storage_flags): (&str, Vec<OsString>) = match storage.location()? {
+        Location::SqliteDir(_) => {
+            let dir = scratch.path().join("data");
+            ("sqlite", vec!["--data-dir".into(), dir.into_os_string()])
+        }
+        Location::Postgres(url) => ("postgres", vec!["--database-url".into(), url.into()]),
+    };
+    let exe = std::env::current_exe().context("cannot find the tollgate executable")?;
+    let tollgate = |args: &[&str]| {
+        let mut cmd = Command::new(&exe);
+        // Explicit flags only, so the environment cannot redirect the children.
+        cmd.env_remove("TOLLGATE_DATABASE_URL")
+            .env_remove("TOLLGATE_DATA_DIR")
+            .env("TOLLGATE_LOG", "warn")
+            .args(&storage_flags)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    };
+
+    // A unique tenant, so repeated runs on one PostgreSQL database don't collide.
+    let tenant = format!("bench-{:08x}", rand::random::<u32>());
+    cli_output(tollgate(&["tenant", "create", &tenant]), "tenant create").await?;
+    let admin = ["token", "create", "--tenant", &tenant, "--role", "admin"];
+    let secret = cli_output(tollgate(&admin), "token create").await?;
+    let token: Arc<str> = format!("APIToken {}", secret.trim()).into();
+
+    let log_path = scratch.path().join("server.log");
+    let (mut server, addr) = start_server(tollgate(&["serve", "--listen", "127.0.0.1:0"]), &log_path).await?;
+    let result = benchmark(addr, &token, backend, &args).await;
+    let stopped = stop_server(&mut server).await;
+    // The benchmark's own error explains more than a failure to stop.
+    result.and(stopped)
+}
+
+/// Runs a CLI command to completion; returns its stdout. Errors name the
+/// command by `what`, not its arguments, which may hold a database password.
+async fn cli_output(mut cmd: Command, what: &str) -> Result<String> {
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("cannot run tollgate {what}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!("tollgate {what} failed: {}", stderr.trim());
+    }
+    String::from_utf8(out.stdout).context("tollgate printed non-UTF-8 output")
+}
+
+/// Spawns `tollgate serve` and waits until it reports its address.
+async fn start_server(mut cmd: Command, log_path: &Path) -> Result<(Child, SocketAddr)> {
+    let log = std::fs::File::create(log_path).context("cannot create the server log")?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .context("cannot start tollgate serve")?;
+    let stdout = child.stdout.take().context("server stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let wait_for_address = async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix("tollgate listening on http://") {
+                return Ok(Some(url.trim().to_owned()));
+            }
+        }
+        Ok::<_, std::io::Error>(None)
+    };
+    let found = tokio::time::timeout(Duration::from_secs(60), wait_for_address).await;
+    let addr = match found {
+        Ok(Ok(Some(addr))) => addr,
+        _ => {
+            let _ = child.kill().await;
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            bail!("tollgate serve did not start listening; its log:\n{}", log.trim());
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = addr
+        .parse()
+        .with_context(|| format!("server reported a bad address {addr:?}"))?;
+    Ok((child, addr))
+}
+
+/// Asks the server to shut down gracefully, then kills it if it lingers.
+async fn stop_server(child: &mut Child) -> Result<()> {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        let term = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if term.is_ok_and(|status| status.success())
+            && let Ok(exited) = tokio::time::timeout(Duration::from_secs(10), child.wait()).await
+        {
+            let status = exited.context("cannot wait for the server")?;
+            if !status.success() {
+                bail!("the server exited with {status} after SIGTERM");
+            }
+            return Ok(());
+        }
+    }
+    child.kill().await.context("cannot stop the server")
+}
+
+/// The endpoints under test, in reporting order; the first is the baseline.
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    Healthz,
+    Usage,
+    Reserve,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [Scenario::Healthz, Scenario::Usage, Scenario::Reserve];
+
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::Healthz => "GET /healthz",
+            Scenario::Usage => "GET quota/usage",
+            Scenario::Reserve => "POST quota/reserve",
+        }
+    }
+
+    /// Request number `n` of connection `conn`.
+    fn request(self, host: &str, token: &str, conn: u32, n: u64) -> Result<Request<Full<Bytes>>> {
+        let builder = Request::builder().header("host", host);
+        let request = match self {
+            Scenario::Healthz => builder.uri("/healthz").body(Full::default()),
+            Scenario::Usage => builder
+                .uri("/api/web/namespaces/system/quota/usage")
+                .header("authorization", token)
+                .body(Full::default()),
+            // A reused request_id is a replay, which would skip the real work.
+            Scenario::Reserve => builder
+                .method("POST")
+                .uri("/api/web/namespaces/system/quota/reserve")
+                .header("authorization", token)
+                .header("content-type", "application/json")
+                .body(Full::from(format!(
+                    r#"{{"kind":"bench_object","amount":1,"request_id":"c{conn}-{n}"}}"#
+                ))),
+        };
+        request.context("cannot build the request")
+    }
+}
+
+/// What one scenario measured.
+struct Stats {
+    /// Latency of each recorded response, in microseconds.
+    latency: Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Stats {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).context("cannot create a histogram")?,
+            errors: 0,
+            first_error: None,
+        })
+    }
+
+    fn merge(&mut self, other: Stats) -> Result<()> {
+        self.latency
+            .add(&other.latency)
+            .context("cannot merge histograms")?;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        Ok(())
+    }
+}
+
+/// Sets up the quota, runs every scenario and prints the table.
+async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &BenchArgs) -> Result<()> {
+    let mut setup = connect(addr).await?;
+    let request = Request::post("/api/web/namespaces/system/quotas")
+        .header("host", addr.to_string())
+        .header("authorization", &**token)
+        .header("content-type", "application/json")
+        .body(Full::from(UNLIMITED_QUOTA))
+        .context("cannot build the request")?;
+    let (status, body) = send(&mut setup, request).await?;
+    if status != StatusCode::OK {
+        bail!(
+            "cannot create the bench quota: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    drop(setup);
+
+    println!(
+        "tollgate bench: {backend}, {} connections, {} per scenario (after {} warm-up)",
+        args.connections, args.duration, args.warmup
+    );
+    println!(
+        "{:<18}{:>10}{:>13}{:>11}{:>11}{:>9}",
+        "scenario", "req/s", "vs healthz", "p50 ms", "p99 ms", "errors"
+    );
+    let seconds = args.duration.as_secs_f64();
+    let mut baseline = None;
+    let mut failed = 0;
+    for scenario in Scenario::ALL {
+        let stats = load(addr, token, scenario, args).await?;
+        let rate = stats.latency.len() as f64 / seconds;
+        let baseline = *baseline.get_or_insert(rate);
+        if let Some(error) = &stats.first_error {
+            failed += 1;
+            eprintln!("{}: first error: {error}", scenario.label());
+        }
+        let ms = |q| stats.latency.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "{:<18}{rate:>10.1}{:>13.3}{:>11.3}{:>11.3}{:>9}",
+            scenario.label(),
+            if baseline > 0.0 { rate / baseline } else { 0.0 },
+            ms(0.5),
+            ms(0.99),
+            stats.errors
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "note: the load generator and the server share this machine's {cores} cores; compare the ratios."
+    );
+    if failed > 0 {
+        bail!("{failed} scenario(s) had non-200 responses");
+    }
+    Ok(())
+}
+
+/// Loads one scenario over `args.connections` connections; records only
+/// responses that complete after the warm-up and before the end.
+async fn load(addr: SocketAddr, token: &Arc<str>, scenario: Scenario, args: &BenchArgs) -> Result<Stats> {
+    let recording = Instant::now() + *args.warmup;
+    let end = recording + *args.duration;
+    // A JoinSet aborts the other connections as soon as one fails and we return.
+    let mut tasks = JoinSet::new();
+    for conn in 0..args.connections {
+        let token = token.clone();
+        tasks.spawn(async move {
+            connection(addr, &token, scenario, conn, recording, end)
+                .await
+                .with_context(|| format!("{}: connection {conn} failed", scenario.label()))
+        });
+    }
+    let mut total = Stats::new()?;
+    while let Some(joined) = tasks.join_next().await {
+        total.merge(joined.context("a load task panicked")??)?;
+    }
+    Ok(total)
+}
+
+/// One connection sending requests back to back until `end`.
+async fn connection(
+    addr: SocketAddr,
+    token: &str,
+    scenario: Scenario,
+    conn: u32,
+    recording: Instant,
+    end: Instant,
+) -> Result<Stats> {
+    let mut sender = connect(addr).await?;
+    let host = addr.to_string();
+    let mut stats = Stats::new()?;
+    let mut n = 0;
+    while Instant::now() < end {
+        n += 1;
+        let request = scenario.request(&host, token, conn, n)?;
+        let start = Instant::now();
+        let (status, body) = send(&mut sender, request).await?;
+        let done = Instant::now();
+        if done < recording || done >= end {
+            continue;
+        }
+        let micros = u64::try_from(done.duration_since(start).as_micros()).unwrap_or(u64::MAX);
+        stats.latency.saturating_record(micros);
+        if status != StatusCode::OK {
+            stats.errors += 1;
+            stats
+                .first_error
+                .get_or_insert_with(|| format!("{status} {}", String::from_utf8_lossy(&body)));
+        }
+    }
+    Ok(stats)
+}
+
+/// Opens one keep-alive HTTP/1.1 connection.
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    // Requests are small and sent one at a time; Nagle would only add delay.
+    stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("HTTP handshake failed")?;
+    // Connection errors also fail the next request, which reports them.
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends a request and reads the whole response body.
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes)> {
+    sender.ready().await.context("connection closed")?;
+    let response = sender.send_request(request).await.context("request failed")?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("cannot read the response")?;
+    Ok((status, body.to_bytes()))
+}
