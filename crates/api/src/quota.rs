@@ -600,12 +600,8 @@ pub async fn reserve(
     Path(ns): Path<String>,
     JsonBody(body): JsonBody<UsageChangeRequest>,
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
-    let ns = namespace(&ns)?;
-    let auth = caller.authorize(&state, Operation::QuotaReserve, &ns).await?;
-    let (family, key) = usage_key(body.kind, body.resource)?;
-    let amount = usage_amount("amount", family, body.amount, false)?;
-    let id = request_id(body.request_id)?;
-    change_usage(&state, &auth, family, key, UsageOp::Reserve { amount }, Some(id)).await
+    let reserve = |amount| UsageOp::Reserve { amount };
+    relative_change(state, caller, &ns, body, Operation::QuotaReserve, reserve).await
 }
 
 /// Release quota after deleting something (beyond the contract); usage never
@@ -630,12 +626,25 @@ pub async fn release(
     Path(ns): Path<String>,
     JsonBody(body): JsonBody<UsageChangeRequest>,
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
-    let ns = namespace(&ns)?;
-    let auth = caller.authorize(&state, Operation::QuotaRelease, &ns).await?;
+    let release = |amount| UsageOp::Release { amount };
+    relative_change(state, caller, &ns, body, Operation::QuotaRelease, release).await
+}
+
+/// Reserve and release: a positive amount, idempotent by `request_id`.
+async fn relative_change(
+    state: AppState,
+    caller: Caller,
+    ns: &str,
+    body: UsageChangeRequest,
+    op: Operation,
+    change: impl FnOnce(i64) -> UsageOp,
+) -> Result<Json<UsageChangeResponse>, ApiError> {
+    let ns = namespace(ns)?;
+    let auth = caller.authorize(&state, op, &ns).await?;
     let (family, key) = usage_key(body.kind, body.resource)?;
     let amount = usage_amount("amount", family, body.amount, false)?;
     let id = request_id(body.request_id)?;
-    change_usage(&state, &auth, family, key, UsageOp::Release { amount }, Some(id)).await
+    change_usage(&state, &auth, family, key, change(amount), Some(id)).await
 }
 
 /// Record the absolute usage of a key (beyond the contract), e.g. after a

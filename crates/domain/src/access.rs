@@ -79,6 +79,18 @@ pub enum NamespaceScope {
 }
 
 impl NamespaceScope {
+    /// A scope from a list of namespace names; an empty list means all.
+    pub fn from_names<S: AsRef<str>>(field: &str, names: &[S]) -> Result<Self, Error> {
+        if names.is_empty() {
+            return Ok(Self::All);
+        }
+        let names = names
+            .iter()
+            .map(|n| Name::parse(field, n.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self::Only(names))
+    }
+
     pub fn allows(&self, ns: &str) -> bool {
         match self {
             Self::All => true,

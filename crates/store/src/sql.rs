@@ -102,16 +102,8 @@ macro_rules! select_tokens {
 fn token_from(row: &DbRow) -> Result<ApiToken> {
     let role: String = row.try_get("role")?;
     let namespaces: Vec<String> = json("api_tokens.namespaces", row.try_get("namespaces")?)?;
-    let scope = if namespaces.is_empty() {
-        NamespaceScope::All
-    } else {
-        NamespaceScope::Only(
-            namespaces
-                .iter()
-                .map(|n| name("api_tokens.namespaces", n))
-                .collect::<Result<_>>()?,
-        )
-    };
+    let scope = NamespaceScope::from_names("api_tokens.namespaces", &namespaces)
+        .map_err(|e| StoreError::Corrupt(e.message))?;
     Ok(ApiToken {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,

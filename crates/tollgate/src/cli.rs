@@ -220,16 +220,7 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
         } => {
             let t = find_tenant(store, &tenant).await?;
             let role = Role::parse(&role)?;
-            let scope = if namespaces.is_empty() {
-                NamespaceScope::All
-            } else {
-                NamespaceScope::Only(
-                    namespaces
-                        .iter()
-                        .map(|n| Name::parse("namespace", n))
-                        .collect::<Result<_, _>>()?,
-                )
-            };
+            let scope = NamespaceScope::from_names("namespace", &namespaces)?;
             let now = Timestamp::now();
             let expires_at = expires_in
                 .map(|d| {
