@@ -5,6 +5,7 @@
 //! the `store` and `api` crates.
 
 pub mod access;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod labels;

@@ -1,0 +1,279 @@
+//! The catalog: plans, add-on services, meters and prices, as the operator
+//! publishes them. Parsed from TOML (`parse.rs`), validated as a whole, then
+//! immutable; each published catalog gets a version and tenants stay on the
+//! version of their subscription until they transition.
+
+mod parse;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+use crate::Error;
+use crate::quota::QuotaSpec;
+use crate::tenant::TenantType;
+
+pub use parse::{CatalogError, parse};
+
+/// The built-in catalog, published as version 1 when a database is first used.
+pub const BUILTIN_TOML: &str = include_str!("default.toml");
+
+/// The 13 add-on services of the contract, in its order.
+pub const ADDON_SERVICES: [&str; 13] = [
+    "f5xc_appstack_standard",
+    "f5xc_big_ip_irule_standard",
+    "f5xc_bigip_utilities_standard",
+    "f5xc_content_delivery_network_advanced",
+    "f5xc_content_delivery_network_standard",
+    "f5xc_delegated_access_standard",
+    "f5xc_securemesh_advanced",
+    "f5xc_securemesh_standard",
+    "f5xc_site_management_standard",
+    "f5xc_synthetic_monitoring_standard",
+    "f5xc_waap_advanced",
+    "f5xc_waap_standard",
+    "f5xc_web_app_scanning_standard",
+];
+
+/// Locale every text falls back to.
+pub const DEFAULT_LOCALE: &str = "en-us";
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            /// The name as the contract's enum spells it.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// Parses the contract's name, case-insensitively.
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(s))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// `schemaPlanType`.
+    PlanType { Free = "FREE", Individual = "INDIVIDUAL", Team = "TEAM", Organization = "ORGANIZATION" }
+);
+wire_enum!(
+    /// `planPeriodUnitType` without the prefix.
+    PeriodUnit { Day = "DAY", Week = "WEEK", Month = "MONTH", Year = "YEAR" }
+);
+wire_enum!(
+    /// `planPlanTransitionMethod` without the prefix.
+    TransitionMethod { Support = "SUPPORT", Wizard = "WIZARD", Recreate = "RECREATE" }
+);
+wire_enum!(
+    /// `planPlanTransitionRequiredField` without the prefix.
+    RequiredField { PaymentToken = "PAYMENT_TOKEN", Domain = "DOMAIN", Contacts = "CONTACTS" }
+);
+wire_enum!(
+    /// How a meter combines the events of one hour.
+    Aggregation { Sum = "sum", Max = "max", Latest = "latest" }
+);
+
+/// A validated catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    /// ISO 4217 code of every price.
+    pub currency: String,
+    /// The plan a tenant starts on when none is named.
+    pub default_plan: String,
+    pub plans: Vec<Plan>,
+    pub addons: Vec<Addon>,
+    pub meters: Vec<Meter>,
+}
+
+/// What a customer can choose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub title: String,
+    pub subtitle: String,
+    /// Markdown.
+    pub description: String,
+    pub usage_plan_type: PlanType,
+    pub tenant_type: TenantType,
+    /// Charged once per billing period, in cents.
+    pub flat_price_cents: i64,
+    pub renewal_period: PeriodUnit,
+    pub trial_period: u32,
+    pub trial_period_unit: PeriodUnit,
+    /// No automatic billing (no invoices are charged).
+    pub billing_disabled: bool,
+    /// Offered to customers (the contract's `current`).
+    pub offered: bool,
+    pub included_addons: Vec<String>,
+    pub allowed_addons: Vec<String>,
+    pub default_quota: QuotaSpec,
+    /// How a tenant moves *to* this plan.
+    pub transition: TransitionFlow,
+    /// Price per meter (by metric label); meters without a price are free.
+    pub prices: BTreeMap<String, Price>,
+    /// Title, subtitle and description per locale (lowercase, e.g. `de-de`).
+    pub localized: BTreeMap<String, LocalizedText>,
+}
+
+/// The transition flow of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionFlow {
+    pub method: TransitionMethod,
+    pub required_fields: Vec<RequiredField>,
+    pub requires_manual_approval: bool,
+}
+
+/// A meter's price under one plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price {
+    /// Cents per billable unit (exact; may be fractional).
+    pub unit_price_cents: Decimal,
+    /// Billable units per billing period that are free.
+    pub free_allowance: Decimal,
+}
+
+/// Texts of a plan in one locale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalizedText {
+    pub title: String,
+    pub subtitle: String,
+    pub description: String,
+}
+
+/// An add-on service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addon {
+    pub name: String,
+    pub display_name: String,
+    pub tier: String,
+}
+
+/// Something the platform measures and bills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meter {
+    /// Stable id, as usage events name it.
+    pub metric_label: String,
+    /// Display name of the usage type.
+    pub usage_type: String,
+    pub service: String,
+    /// Unit events are reported in.
+    pub unit: String,
+    /// Unit prices are quoted in.
+    pub unit_billable: String,
+    /// Quantity in `unit` ÷ divisor = quantity in `unit_billable`.
+    pub divisor: Decimal,
+    pub aggregation: Aggregation,
+}
+
+impl Catalog {
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    pub fn addon(&self, name: &str) -> Option<&Addon> {
+        self.addons.iter().find(|a| a.name == name)
+    }
+
+    pub fn meter(&self, metric_label: &str) -> Option<&Meter> {
+        self.meters.iter().find(|m| m.metric_label == metric_label)
+    }
+
+    /// The plan named `name`, which must be offered; the error names the field.
+    pub fn offered_plan(&self, field: &str, name: &str) -> Result<&Plan, Error> {
+        match self.plan(name) {
+            Some(p) if p.offered => Ok(p),
+            Some(_) => Err(Error::invalid(format!(
+                "{field}: plan {name:?} is no longer offered"
+            ))),
+            None => Err(Error::invalid(format!(
+                "{field}: unknown plan {name:?}; offered plans: {}",
+                self.plans
+                    .iter()
+                    .filter(|p| p.offered)
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The built-in catalog.
+    pub fn builtin() -> Self {
+        parse("builtin catalog", BUILTIN_TOML)
+            .unwrap_or_else(|e| panic!("the built-in catalog is invalid: {e}"))
+    }
+}
+
+impl Plan {
+    /// Texts in the best locale for an `Accept-Language` header value, and
+    /// that locale; falls back to the plan's own (en-us) texts.
+    pub fn texts_for(&self, accept_language: Option<&str>) -> (String, LocalizedText) {
+        let own = || LocalizedText {
+            title: self.title.clone(),
+            subtitle: self.subtitle.clone(),
+            description: self.description.clone(),
+        };
+        for wanted in preferred_locales(accept_language.unwrap_or("")) {
+            if wanted == DEFAULT_LOCALE || wanted == "en" {
+                return (DEFAULT_LOCALE.to_owned(), own());
+            }
+            if let Some(text) = self.localized.get(&wanted) {
+                return (wanted, text.clone());
+            }
+            // "de" matches "de-de" and the like.
+            if !wanted.contains('-')
+                && let Some((locale, text)) = self
+                    .localized
+                    .iter()
+                    .find(|(l, _)| l.split('-').next() == Some(wanted.as_str()))
+            {
+                return (locale.clone(), text.clone());
+            }
+        }
+        (DEFAULT_LOCALE.to_owned(), own())
+    }
+}
+
+/// The locales of an `Accept-Language` value, most preferred first
+/// (lowercase, `_` read as `-`, `q=0` dropped).
+pub fn preferred_locales(header: &str) -> Vec<String> {
+    let mut entries: Vec<(u32, usize, String)> = header
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, part)| {
+            let mut pieces = part.split(';');
+            let tag = pieces.next()?.trim().to_ascii_lowercase().replace('_', "-");
+            if tag.is_empty() || tag == "*" {
+                return None;
+            }
+            let q = pieces
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            // Thousandths, so that the sort is on integers.
+            let q = (q.clamp(0.0, 1.0) * 1000.0).round() as u32;
+            (q > 0).then_some((q, i, tag))
+        })
+        .collect();
+    entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    entries.into_iter().map(|(_, _, tag)| tag).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,616 @@
+//! Reading a catalog from TOML. Every error names the file, the line and the
+//! field at fault.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    ADDON_SERVICES, Addon, Aggregation, Catalog, LocalizedText, Meter, PeriodUnit, Plan, PlanType, Price,
+    RequiredField, TransitionFlow, TransitionMethod,
+};
+use crate::names::Name;
+use crate::quota::{self, QuotaKey, QuotaSpec, ResourceAmount};
+use crate::rate_limit::{RateLimit, RateUnit};
+use crate::tenant::TenantType;
+
+/// The catalog file format this version of Tollgate reads.
+pub const FORMAT: i64 = 1;
+
+/// A catalog that cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError {
+    pub file: String,
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+impl From<CatalogError> for crate::Error {
+    fn from(e: CatalogError) -> Self {
+        crate::Error::invalid(e.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    format: Spanned<i64>,
+    currency: Spanned<String>,
+    default_plan: Spanned<String>,
+    #[serde(default)]
+    addons: Vec<Spanned<RawAddon>>,
+    #[serde(default)]
+    meters: Vec<Spanned<RawMeter>>,
+    #[serde(default)]
+    plans: Vec<Spanned<RawPlan>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAddon {
+    name: Spanned<String>,
+    display_name: Spanned<String>,
+    #[serde(default)]
+    tier: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeter {
+    metric_label: Spanned<String>,
+    usage_type: Spanned<String>,
+    service: String,
+    unit: Spanned<String>,
+    unit_billable: Spanned<String>,
+    divisor: Spanned<Number>,
+    aggregation: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    name: Spanned<String>,
+    title: Spanned<String>,
+    #[serde(default)]
+    subtitle: String,
+    #[serde(default)]
+    description: String,
+    usage_plan_type: Spanned<String>,
+    tenant_type: Spanned<String>,
+    flat_price_cents: Spanned<i64>,
+    #[serde(default = "month")]
+    renewal_period: Spanned<String>,
+    #[serde(default = "zero")]
+    trial_period: Spanned<i64>,
+    #[serde(default = "day")]
+    trial_period_unit: Spanned<String>,
+    #[serde(default)]
+    billing_disabled: bool,
+    offered: bool,
+    #[serde(default = "none")]
+    included_addons: Spanned<Vec<String>>,
+    #[serde(default = "none")]
+    allowed_addons: Spanned<Vec<String>>,
+    #[serde(default)]
+    default_quota: RawQuota,
+    transition: Spanned<RawTransition>,
+    #[serde(default)]
+    prices: BTreeMap<String, Spanned<RawPrice>>,
+    #[serde(default)]
+    localized: BTreeMap<String, Spanned<RawLocalized>>,
+}
+
+fn month() -> Spanned<String> {
+    Spanned::new(0..0, "MONTH".to_owned())
+}
+
+fn day() -> Spanned<String> {
+    Spanned::new(0..0, "DAY".to_owned())
+}
+
+fn zero() -> Spanned<i64> {
+    Spanned::new(0..0, 0)
+}
+
+fn none() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    #[serde(default)]
+    object_limits: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    resource_limits: BTreeMap<String, Spanned<Number>>,
+    #[serde(default)]
+    api_limits: BTreeMap<String, Spanned<RawRateLimit>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    rate: i64,
+    #[serde(default)]
+    burst: i64,
+    #[serde(default)]
+    unit: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTransition {
+    method: String,
+    #[serde(default)]
+    required_fields: Vec<String>,
+    #[serde(default)]
+    requires_manual_approval: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    unit_price_cents: Number,
+    #[serde(default)]
+    free_allowance: Option<Number>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocalized {
+    title: String,
+    #[serde(default)]
+    subtitle: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// An exact number: an integer, or a decimal written as a string ("2.5").
+/// TOML floats are refused because they are binary approximations.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Text(String),
+    Float(f64),
+}
+
+impl Number {
+    fn decimal(&self) -> Result<Decimal, String> {
+        match self {
+            Number::Int(i) => Ok(Decimal::from(*i)),
+            Number::Text(s) => {
+                Decimal::from_str(s.trim()).map_err(|_| format!("{s:?} is not a decimal number"))
+            }
+            Number::Float(f) => Err(format!(
+                "write decimals as strings (\"{f}\"), so that they stay exact"
+            )),
+        }
+    }
+
+    fn literal(&self) -> String {
+        match self {
+            Number::Int(i) => i.to_string(),
+            Number::Text(s) => s.trim().to_owned(),
+            Number::Float(f) => f.to_string(),
+        }
+    }
+}
+
+/// Collects errors with positions.
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn err(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> CatalogError {
+        CatalogError {
+            file: self.file.to_owned(),
+            line: self.line(span.start),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and validates a catalog; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Catalog, CatalogError> {
+    let cx = Ctx { file, text };
+    let raw: RawCatalog = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(span, "", e.message().trim().to_owned())
+    })?;
+    if *raw.format.get_ref() != FORMAT {
+        return Err(cx.err(
+            raw.format.span(),
+            "format",
+            format!("this Tollgate reads format {FORMAT}"),
+        ));
+    }
+    let currency = raw.currency.get_ref().clone();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(cx.err(
+            raw.currency.span(),
+            "currency",
+            "must be an ISO 4217 code such as \"USD\"",
+        ));
+    }
+
+    let mut addons = Vec::new();
+    for (i, a) in raw.addons.iter().enumerate() {
+        let a = a.get_ref();
+        let field = |f: &str| format!("addons[{i}].{f}");
+        let name = a.name.get_ref();
+        if !ADDON_SERVICES.contains(&name.as_str()) {
+            return Err(cx.err(
+                a.name.span(),
+                field("name"),
+                format!(
+                    "unknown add-on service {name:?}; the contract defines {}",
+                    ADDON_SERVICES.join(", ")
+                ),
+            ));
+        }
+        if addons.iter().any(|x: &Addon| &x.name == name) {
+            return Err(cx.err(a.name.span(), field("name"), format!("{name:?} is listed twice")));
+        }
+        if a.display_name.get_ref().trim().is_empty() {
+            return Err(cx.err(a.display_name.span(), field("display_name"), "must not be empty"));
+        }
+        addons.push(Addon {
+            name: name.clone(),
+            display_name: a.display_name.get_ref().clone(),
+            tier: a.tier.clone(),
+        });
+    }
+
+    let mut meters = Vec::new();
+    for (i, m) in raw.meters.iter().enumerate() {
+        let m = m.get_ref();
+        let field = |f: &str| format!("meters[{i}].{f}");
+        let label = m.metric_label.get_ref();
+        QuotaKey::parse("metric_label", label)
+            .map_err(|e| cx.err(m.metric_label.span(), field("metric_label"), e.message))?;
+        if meters.iter().any(|x: &Meter| &x.metric_label == label) {
+            return Err(cx.err(
+                m.metric_label.span(),
+                field("metric_label"),
+                format!("{label:?} is listed twice"),
+            ));
+        }
+        for (name, value) in [
+            ("usage_type", &m.usage_type),
+            ("unit", &m.unit),
+            ("unit_billable", &m.unit_billable),
+        ] {
+            if value.get_ref().trim().is_empty() {
+                return Err(cx.err(value.span(), field(name), "must not be empty"));
+            }
+        }
+        let divisor = m
+            .divisor
+            .get_ref()
+            .decimal()
+            .map_err(|e| cx.err(m.divisor.span(), field("divisor"), e))?;
+        if divisor <= Decimal::ZERO {
+            return Err(cx.err(m.divisor.span(), field("divisor"), "must be more than zero"));
+        }
+        let aggregation = Aggregation::parse(m.aggregation.get_ref()).ok_or_else(|| {
+            cx.err(
+                m.aggregation.span(),
+                field("aggregation"),
+                "must be sum, max or latest",
+            )
+        })?;
+        meters.push(Meter {
+            metric_label: label.clone(),
+            usage_type: m.usage_type.get_ref().clone(),
+            service: m.service.clone(),
+            unit: m.unit.get_ref().clone(),
+            unit_billable: m.unit_billable.get_ref().clone(),
+            divisor,
+            aggregation,
+        });
+    }
+
+    let mut plans: Vec<Plan> = Vec::new();
+    for (i, p) in raw.plans.iter().enumerate() {
+        let plan = plan(&cx, i, p.get_ref(), &addons, &meters)?;
+        if plans.iter().any(|x| x.name == plan.name) {
+            let span = p.get_ref().name.span();
+            return Err(cx.err(
+                span,
+                format!("plans[{i}].name"),
+                format!("{:?} is listed twice", plan.name),
+            ));
+        }
+        plans.push(plan);
+    }
+    if plans.is_empty() {
+        return Err(cx.err(0..0, "plans", "a catalog needs at least one plan"));
+    }
+    let default_plan = raw.default_plan.get_ref().clone();
+    match plans.iter().find(|p| p.name == default_plan) {
+        Some(p) if p.offered => {}
+        Some(_) => {
+            return Err(cx.err(
+                raw.default_plan.span(),
+                "default_plan",
+                "the default plan must be offered",
+            ));
+        }
+        None => {
+            return Err(cx.err(
+                raw.default_plan.span(),
+                "default_plan",
+                format!("no plan is named {default_plan:?}"),
+            ));
+        }
+    }
+    Ok(Catalog {
+        currency,
+        default_plan,
+        plans,
+        addons,
+        meters,
+    })
+}
+
+fn plan(
+    cx: &Ctx<'_>,
+    i: usize,
+    p: &RawPlan,
+    addons: &[Addon],
+    meters: &[Meter],
+) -> Result<Plan, CatalogError> {
+    let field = |f: &str| format!("plans[{i}].{f}");
+    let name = p.name.get_ref();
+    Name::parse("name", name).map_err(|e| cx.err(p.name.span(), field("name"), e.message))?;
+    if p.title.get_ref().trim().is_empty() {
+        return Err(cx.err(p.title.span(), field("title"), "must not be empty"));
+    }
+    let enum_value = |value: &Spanned<String>, f: &str, expected: &str| {
+        cx.err(
+            value.span(),
+            field(f),
+            format!("{:?} is not one of {expected}", value.get_ref()),
+        )
+    };
+    let usage_plan_type = PlanType::parse(p.usage_plan_type.get_ref()).ok_or_else(|| {
+        enum_value(
+            &p.usage_plan_type,
+            "usage_plan_type",
+            "FREE, INDIVIDUAL, TEAM, ORGANIZATION",
+        )
+    })?;
+    let tenant_type = TenantType::parse(p.tenant_type.get_ref())
+        .ok()
+        .ok_or_else(|| enum_value(&p.tenant_type, "tenant_type", "FREEMIUM, ENTERPRISE"))?;
+    let renewal_period = PeriodUnit::parse(p.renewal_period.get_ref())
+        .ok_or_else(|| enum_value(&p.renewal_period, "renewal_period", "DAY, WEEK, MONTH, YEAR"))?;
+    if renewal_period != PeriodUnit::Month {
+        return Err(cx.err(
+            p.renewal_period.span(),
+            field("renewal_period"),
+            "only MONTH billing periods are supported",
+        ));
+    }
+    let trial_period_unit = PeriodUnit::parse(p.trial_period_unit.get_ref()).ok_or_else(|| {
+        enum_value(
+            &p.trial_period_unit,
+            "trial_period_unit",
+            "DAY, WEEK, MONTH, YEAR",
+        )
+    })?;
+    let trial_period = u32::try_from(*p.trial_period.get_ref())
+        .ok()
+        .filter(|t| *t <= 366)
+        .ok_or_else(|| {
+            cx.err(
+                p.trial_period.span(),
+                field("trial_period"),
+                "must be between 0 and 366",
+            )
+        })?;
+    let flat_price_cents = *p.flat_price_cents.get_ref();
+    if !(0..=i64::from(i32::MAX)).contains(&flat_price_cents) {
+        return Err(cx.err(
+            p.flat_price_cents.span(),
+            field("flat_price_cents"),
+            "must be between 0 and 2147483647",
+        ));
+    }
+
+    let known_addons = |list: &Spanned<Vec<String>>, f: &str| -> Result<Vec<String>, CatalogError> {
+        let mut seen = BTreeSet::new();
+        for a in list.get_ref() {
+            if !addons.iter().any(|x| &x.name == a) {
+                return Err(cx.err(
+                    list.span(),
+                    field(f),
+                    format!("unknown add-on {a:?}; list it under [[addons]]"),
+                ));
+            }
+            if !seen.insert(a) {
+                return Err(cx.err(list.span(), field(f), format!("{a:?} is listed twice")));
+            }
+        }
+        Ok(list.get_ref().clone())
+    };
+    let included_addons = known_addons(&p.included_addons, "included_addons")?;
+    let allowed_addons = known_addons(&p.allowed_addons, "allowed_addons")?;
+    if let Some(both) = included_addons.iter().find(|a| allowed_addons.contains(a)) {
+        return Err(cx.err(
+            p.allowed_addons.span(),
+            field("allowed_addons"),
+            format!("{both:?} is already included; list it in one of included_addons or allowed_addons"),
+        ));
+    }
+
+    let default_quota = default_quota(cx, &field("default_quota"), &p.default_quota)?;
+
+    let t = p.transition.get_ref();
+    let method = TransitionMethod::parse(&t.method).ok_or_else(|| {
+        cx.err(
+            p.transition.span(),
+            field("transition.method"),
+            format!("{:?} is not one of SUPPORT, WIZARD, RECREATE", t.method),
+        )
+    })?;
+    let mut required_fields = Vec::new();
+    for f in &t.required_fields {
+        let r = RequiredField::parse(f).ok_or_else(|| {
+            cx.err(
+                p.transition.span(),
+                field("transition.required_fields"),
+                format!("{f:?} is not one of PAYMENT_TOKEN, DOMAIN, CONTACTS"),
+            )
+        })?;
+        if required_fields.contains(&r) {
+            return Err(cx.err(
+                p.transition.span(),
+                field("transition.required_fields"),
+                format!("{f:?} is listed twice"),
+            ));
+        }
+        required_fields.push(r);
+    }
+
+    let mut prices = BTreeMap::new();
+    for (label, price) in &p.prices {
+        let f = field(&format!("prices.{label}"));
+        if !meters.iter().any(|m| &m.metric_label == label) {
+            return Err(cx.err(price.span(), f, format!("no meter has metric_label {label:?}")));
+        }
+        let raw = price.get_ref();
+        let unit_price_cents = raw
+            .unit_price_cents
+            .decimal()
+            .map_err(|e| cx.err(price.span(), format!("{f}.unit_price_cents"), e))?;
+        let free_allowance = match &raw.free_allowance {
+            Some(n) => n
+                .decimal()
+                .map_err(|e| cx.err(price.span(), format!("{f}.free_allowance"), e))?,
+            None => Decimal::ZERO,
+        };
+        if unit_price_cents < Decimal::ZERO || free_allowance < Decimal::ZERO {
+            return Err(cx.err(price.span(), f, "prices and allowances must not be negative"));
+        }
+        prices.insert(
+            label.clone(),
+            Price {
+                unit_price_cents,
+                free_allowance,
+            },
+        );
+    }
+
+    let mut localized = BTreeMap::new();
+    for (locale, text) in &p.localized {
+        let l = locale.to_ascii_lowercase();
+        let valid = l
+            .split('-')
+            .all(|part| (2..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !valid {
+            return Err(cx.err(
+                text.span(),
+                field(&format!("localized.{locale}")),
+                "locale must look like \"de-de\" or \"fr\"",
+            ));
+        }
+        let t = text.get_ref();
+        localized.insert(
+            l,
+            LocalizedText {
+                title: t.title.clone(),
+                subtitle: t.subtitle.clone(),
+                description: t.description.clone(),
+            },
+        );
+    }
+
+    Ok(Plan {
+        name: name.clone(),
+        title: p.title.get_ref().clone(),
+        subtitle: p.subtitle.clone(),
+        description: p.description.clone(),
+        usage_plan_type,
+        tenant_type,
+        flat_price_cents,
+        renewal_period,
+        trial_period,
+        trial_period_unit,
+        billing_disabled: p.billing_disabled,
+        offered: p.offered,
+        included_addons,
+        allowed_addons,
+        default_quota,
+        transition: TransitionFlow {
+            method,
+            required_fields,
+            requires_manual_approval: t.requires_manual_approval,
+        },
+        prices,
+        localized,
+    })
+}
+
+fn default_quota(cx: &Ctx<'_>, field: &str, q: &RawQuota) -> Result<QuotaSpec, CatalogError> {
+    let mut spec = QuotaSpec::default();
+    for (k, v) in &q.object_limits {
+        let f = format!("{field}.object_limits.{k}");
+        let key = QuotaKey::parse(&f, k).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        let limit =
+            quota::object_limit(&f, *v.get_ref()).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        spec.object_limits.insert(key, limit);
+    }
+    for (k, v) in &q.resource_limits {
+        let f = format!("{field}.resource_limits.{k}");
+        let key = QuotaKey::parse(&f, k).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        if let Number::Float(_) = v.get_ref() {
+            let msg = v.get_ref().decimal().err().unwrap_or_default();
+            return Err(cx.err(v.span(), f, msg));
+        }
+        let amount = ResourceAmount::parse(&f, &v.get_ref().literal())
+            .map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        let limit = quota::resource_limit(&f, amount).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        spec.resource_limits.insert(key, limit);
+    }
+    for (k, v) in &q.api_limits {
+        let f = format!("{field}.api_limits.{k}");
+        let key = QuotaKey::parse(&f, k).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        let r = v.get_ref();
+        let unit = RateUnit::parse(&f, &r.unit).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        let limit =
+            RateLimit::new(&f, r.rate, r.burst, unit).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        spec.api_limits.insert(key, limit);
+    }
+    Ok(spec)
+}

@@ -1,0 +1,249 @@
+use super::*;
+
+#[test]
+fn the_builtin_catalog_has_a_plan_of_every_type_and_every_addon() {
+    let c = Catalog::builtin();
+    assert_eq!(c.default_plan, "free");
+    for t in PlanType::ALL {
+        assert!(c.plans.iter().any(|p| p.usage_plan_type == *t), "{t}");
+    }
+    assert_eq!(c.addons.len(), 13);
+    for a in ADDON_SERVICES {
+        assert!(c.addon(a).is_some(), "{a}");
+    }
+    let team = c.plan("team").unwrap();
+    assert_eq!(team.transition.method, TransitionMethod::Wizard);
+    assert_eq!(team.transition.required_fields, [RequiredField::PaymentToken]);
+    assert_eq!(team.trial_period, 14);
+    let org = c.plan("organization").unwrap();
+    assert!(org.transition.requires_manual_approval);
+    assert_eq!(
+        org.transition.required_fields,
+        [RequiredField::Domain, RequiredField::Contacts]
+    );
+    assert!(c.plan("free").unwrap().billing_disabled);
+    let price = c.plan("individual").unwrap().prices["cdn_data_transfer"];
+    assert_eq!(price.unit_price_cents, Decimal::new(45, 1));
+    assert_eq!(
+        c.meter("lb_data_transfer").unwrap().divisor,
+        Decimal::from(1_000_000_000)
+    );
+}
+
+/// A minimal valid catalog to break in tests, one line per field.
+const MINIMAL: &str = r#"format = 1
+currency = "EUR"
+default_plan = "basic"
+
+[[addons]]
+name = "f5xc_waap_standard"
+display_name = "WAAP"
+
+[[meters]]
+metric_label = "requests"
+usage_type = "Requests"
+service = "LB"
+unit = "request"
+unit_billable = "million requests"
+divisor = 1000000
+aggregation = "sum"
+
+[[plans]]
+name = "basic"
+title = "Basic"
+usage_plan_type = "FREE"
+tenant_type = "FREEMIUM"
+flat_price_cents = 0
+offered = true
+allowed_addons = ["f5xc_waap_standard"]
+transition = { method = "WIZARD" }
+
+[plans.default_quota.resource_limits]
+vcpu = "2.5"
+
+[plans.prices.requests]
+unit_price_cents = "0.5"
+"#;
+
+fn broken(find: &str, replace: &str) -> CatalogError {
+    assert!(MINIMAL.contains(find), "{find}");
+    parse("cat.toml", &MINIMAL.replacen(find, replace, 1)).unwrap_err()
+}
+
+#[test]
+fn a_minimal_catalog_parses() {
+    let c = parse("cat.toml", MINIMAL).unwrap();
+    assert_eq!(c.currency, "EUR");
+    let basic = c.plan("basic").unwrap();
+    assert_eq!(basic.renewal_period, PeriodUnit::Month);
+    assert_eq!(
+        basic
+            .default_quota
+            .limit(crate::quota::KeyFamily::Resource, "vcpu"),
+        Some(crate::quota::Limit::Max(2_500_000))
+    );
+    assert_eq!(basic.prices["requests"].free_allowance, Decimal::ZERO);
+}
+
+#[test]
+fn errors_name_the_file_the_line_and_the_field() {
+    let cases = [
+        (
+            broken("format = 1", "format = 2"),
+            1,
+            "format",
+            "this Tollgate reads format 1",
+        ),
+        (broken("\"EUR\"", "\"euro\""), 2, "currency", "ISO 4217"),
+        (
+            broken("default_plan = \"basic\"", "default_plan = \"gold\""),
+            3,
+            "default_plan",
+            "no plan is named \"gold\"",
+        ),
+        (
+            broken("f5xc_waap_standard\"\ndisplay", "f5xc_waap_turbo\"\ndisplay"),
+            6,
+            "addons[0].name",
+            "unknown add-on service",
+        ),
+        (
+            broken("divisor = 1000000", "divisor = 0"),
+            15,
+            "meters[0].divisor",
+            "must be more than zero",
+        ),
+        (
+            broken("divisor = 1000000", "divisor = 0.5"),
+            15,
+            "meters[0].divisor",
+            "write decimals as strings",
+        ),
+        (
+            broken("\"sum\"", "\"avg\""),
+            16,
+            "meters[0].aggregation",
+            "sum, max or latest",
+        ),
+        (
+            broken("name = \"basic\"", "name = \"Basic Plan\""),
+            19,
+            "plans[0].name",
+            "not a valid name",
+        ),
+        (
+            broken("\"FREE\"", "\"GOLD\""),
+            21,
+            "plans[0].usage_plan_type",
+            "\"GOLD\" is not one of",
+        ),
+        (
+            broken("flat_price_cents = 0", "flat_price_cents = -5"),
+            23,
+            "plans[0].flat_price_cents",
+            "between 0",
+        ),
+        (
+            broken("[\"f5xc_waap_standard\"]", "[\"f5xc_waap_advanced\"]"),
+            25,
+            "plans[0].allowed_addons",
+            "unknown add-on",
+        ),
+        (
+            broken("{ method = \"WIZARD\" }", "{ method = \"EMAIL\" }"),
+            26,
+            "plans[0].transition.method",
+            "not one of",
+        ),
+        (
+            broken("vcpu = \"2.5\"", "vcpu = \"2.1234567\""),
+            29,
+            "plans[0].default_quota.resource_limits.vcpu",
+            "decimal places",
+        ),
+        (
+            broken("vcpu = \"2.5\"", "vcpu = 2.5"),
+            29,
+            "plans[0].default_quota.resource_limits.vcpu",
+            "strings",
+        ),
+        (
+            broken("[plans.prices.requests]", "[plans.prices.bytes]"),
+            31,
+            "plans[0].prices.bytes",
+            "no meter has metric_label",
+        ),
+        (
+            broken("unit_price_cents = \"0.5\"", "unit_price_cents = \"-1\""),
+            31,
+            "plans[0].prices.requests",
+            "must not be negative",
+        ),
+    ];
+    for (err, line, field, message) in cases {
+        assert_eq!(err.file, "cat.toml");
+        assert_eq!((err.line, err.field.as_str()), (line, field), "{err}");
+        assert!(err.message.contains(message), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cat.toml:{line}: {field}: ")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn syntax_and_type_errors_carry_their_line() {
+    let unknown = broken("offered = true", "offered = true\nshiny = true");
+    assert_eq!(unknown.line, 25, "{unknown}");
+    assert!(unknown.message.contains("shiny"), "{unknown}");
+    let wrong_type = broken("offered = true", "offered = \"yes\"");
+    assert_eq!(wrong_type.line, 24, "{wrong_type}");
+    let syntax = broken("title = \"Basic\"", "title = \"Basic");
+    assert_eq!(syntax.line, 20, "{syntax}");
+    let missing = broken("offered = true\n", "");
+    assert!(missing.message.contains("offered"), "{missing}");
+}
+
+#[test]
+fn the_default_plan_must_be_offered_and_plans_unique() {
+    let e = broken("offered = true", "offered = false");
+    assert_eq!((e.line, e.field.as_str()), (3, "default_plan"), "{e}");
+    let twice = format!(
+        "{MINIMAL}\n[[plans]]\nname = \"basic\"\ntitle = \"Again\"\nusage_plan_type = \"TEAM\"\ntenant_type = \"ENTERPRISE\"\nflat_price_cents = 1\noffered = true\ntransition = {{ method = \"WIZARD\" }}\n"
+    );
+    let e = parse("cat.toml", &twice).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (35, "plans[1].name"), "{e}");
+}
+
+#[test]
+fn accept_language_picks_the_best_localization() {
+    let team = Catalog::builtin().plan("team").unwrap().clone();
+    let pick = |h: Option<&str>| {
+        let (locale, text) = team.texts_for(h);
+        (locale, text.title)
+    };
+    assert_eq!(pick(None), ("en-us".into(), "Teams".into()));
+    assert_eq!(
+        pick(Some("fr-FR,fr;q=0.9,en;q=0.8")),
+        ("fr-fr".into(), "Équipes".into())
+    );
+    assert_eq!(pick(Some("de")), ("de-de".into(), "Teams".into()));
+    assert_eq!(pick(Some("ja-JP, en-GB;q=0.5")), ("en-us".into(), "Teams".into()));
+    assert_eq!(pick(Some("en;q=0.9, fr")), ("fr-fr".into(), "Équipes".into()));
+    assert_eq!(pick(Some("fr;q=0")), ("en-us".into(), "Teams".into()));
+    assert_eq!(preferred_locales("de_DE;q=0.5, *, en-US"), ["en-us", "de-de"]);
+}
+
+#[test]
+fn offered_plan_explains_refusals() {
+    let c = Catalog::builtin();
+    assert!(c.offered_plan("new_plan", "team").is_ok());
+    let e = c.offered_plan("new_plan", "platinum").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("new_plan: unknown plan \"platinum\"; offered plans: free, individual"),
+        "{}",
+        e.message
+    );
+}
