@@ -7,13 +7,17 @@
 pub mod access;
 pub mod catalog;
 pub mod clock;
+pub mod contact;
 pub mod error;
 pub mod labels;
 pub mod names;
 pub mod object;
+pub mod payment;
 pub mod quota;
 pub mod rate_limit;
+pub mod subscription;
 pub mod tenant;
 pub mod token;
+pub mod transition;
 
 pub use error::{Error, ErrorKind};

@@ -1,0 +1,446 @@
+//! Plan transitions: the state machine and what a request must carry.
+//!
+//! ```text
+//! CREATING ──────────────▶ FINISHED
+//!    │                        ▲
+//!    └──────▶ FAILED          │ (worker)
+//! WAITING_FOR_APPROVAL ─(approve)─▶ CREATING
+//!    └─(reject)─▶ FAILED
+//! ```
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::catalog::{Catalog, Plan, RequiredField};
+use crate::contact::Contact;
+
+/// The contract's `plan_transitionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransitionState {
+    Creating,
+    WaitingForApproval,
+    Finished,
+    Failed,
+}
+
+impl TransitionState {
+    /// The wire name (`STATE_CREATING`, …).
+    pub fn wire(self) -> &'static str {
+        match self {
+            Self::Creating => "STATE_CREATING",
+            Self::WaitingForApproval => "STATE_WAITING_FOR_APPROVAL",
+            Self::Finished => "STATE_FINISHED",
+            Self::Failed => "STATE_FAILED",
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "CREATING",
+            Self::WaitingForApproval => "WAITING_FOR_APPROVAL",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.to_ascii_uppercase();
+        let s = s.strip_prefix("STATE_").unwrap_or(&s);
+        [
+            Self::Creating,
+            Self::WaitingForApproval,
+            Self::Finished,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// Open transitions block new ones (one open transition per tenant).
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Creating | Self::WaitingForApproval)
+    }
+
+    /// Whether the machine allows `self → next`.
+    pub fn can_become(self, next: TransitionState) -> bool {
+        use TransitionState::*;
+        matches!(
+            (self, next),
+            (Creating, Finished)
+                | (Creating, Failed)
+                | (WaitingForApproval, Creating)
+                | (WaitingForApproval, Failed)
+        )
+    }
+
+    /// Where a new request starts.
+    pub fn initial(requires_manual_approval: bool) -> Self {
+        if requires_manual_approval {
+            Self::WaitingForApproval
+        } else {
+            Self::Creating
+        }
+    }
+}
+
+/// The contract's `tenantDeletionReason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeletionReason {
+    Unknown,
+    SwitchToFreePlan,
+    NoLongerNeeded,
+    NotJustifyCosts,
+    DifficultToUse,
+}
+
+impl DeletionReason {
+    pub fn wire(self) -> &'static str {
+        match self {
+            Self::Unknown => "REASON_UNKNOWN",
+            Self::SwitchToFreePlan => "REASON_SWITCH_TO_FREE_PLAN",
+            Self::NoLongerNeeded => "REASON_NO_LONGER_NEEDED",
+            Self::NotJustifyCosts => "REASON_NOT_JUSTIFY_COSTS",
+            Self::DifficultToUse => "REASON_DIFFICULT_TO_USE",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<Self, Error> {
+        let all = [
+            Self::Unknown,
+            Self::SwitchToFreePlan,
+            Self::NoLongerNeeded,
+            Self::NotJustifyCosts,
+            Self::DifficultToUse,
+        ];
+        if let Ok(n) = s.parse::<usize>() {
+            return all
+                .get(n)
+                .copied()
+                .ok_or_else(|| Error::invalid(format!("{field}: unknown deletion reason {s}")));
+        }
+        all.into_iter()
+            .find(|r| r.wire().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::invalid(format!("{field}: unknown deletion reason {s:?}")))
+    }
+}
+
+/// What a transition request carries (`plan_transitionTransitionPayload`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionPayload {
+    pub payment_provider_token: Option<String>,
+    pub billing_address: Option<Contact>,
+    pub payment_address: Option<Contact>,
+    pub domain: Option<String>,
+    pub subscribe_addons: Vec<String>,
+    pub unsubscribe_addons: Vec<String>,
+    pub deletion_reason: Option<DeletionReason>,
+    pub deletion_feedback: Option<String>,
+    pub create_support_ticket: bool,
+    pub support_ticket_info: Option<String>,
+}
+
+/// A stored plan transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanTransition {
+    pub id: String,
+    pub tenant_id: String,
+    pub from_plan: String,
+    pub to_plan: String,
+    pub catalog_version: i64,
+    pub state: TransitionState,
+    pub payload: TransitionPayload,
+    pub requested_by: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Why it failed or was rejected.
+    pub reason: Option<String>,
+}
+
+fn has(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.trim().is_empty())
+}
+
+/// Whether `s` is a DNS hostname with at least two labels.
+pub fn is_hostname(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').count() >= 2
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        })
+}
+
+/// Validates a request to move from `current` to `target`: the target must
+/// be offered and different, the payload must carry every field the target's
+/// flow requires, and add-on changes must fit the target plan. Every missing
+/// field is named in one message.
+pub fn validate_request(
+    catalog: &Catalog,
+    current: &str,
+    target: &str,
+    payload: &TransitionPayload,
+) -> Result<(), Error> {
+    let plan: &Plan = catalog.offered_plan("new_plan", target)?;
+    if plan.name == current {
+        return Err(Error::invalid(format!(
+            "new_plan: the tenant is already on plan {target:?}"
+        )));
+    }
+    let mut missing = Vec::new();
+    for required in &plan.transition.required_fields {
+        match required {
+            RequiredField::PaymentToken if !has(&payload.payment_provider_token) => {
+                missing.push("payload.payment_provider_token")
+            }
+            RequiredField::Domain if !has(&payload.domain) => missing.push("payload.domain"),
+            RequiredField::Contacts if payload.billing_address.as_ref().is_none_or(Contact::is_empty) => {
+                missing.push("payload.billing_address")
+            }
+            _ => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: required to move to plan {target:?}",
+            missing.join(", ")
+        )));
+    }
+    if let Some(domain) = payload.domain.as_deref().filter(|d| !d.is_empty())
+        && !is_hostname(domain)
+    {
+        return Err(Error::invalid(format!(
+            "payload.domain: {domain:?} is not a hostname"
+        )));
+    }
+    for (field, contact, complete) in [
+        (
+            "payload.billing_address",
+            &payload.billing_address,
+            plan.transition.required_fields.contains(&RequiredField::Contacts),
+        ),
+        ("payload.payment_address", &payload.payment_address, false),
+    ] {
+        if let Some(c) = contact {
+            c.validate(field, complete)?;
+        }
+    }
+    for a in &payload.subscribe_addons {
+        if !plan.allowed_addons.contains(a) && !plan.included_addons.contains(a) {
+            return Err(Error::invalid(format!(
+                "payload.subscribe_addon_services: {a:?} is not available on plan {target:?}"
+            )));
+        }
+    }
+    for a in &payload.unsubscribe_addons {
+        if plan.included_addons.contains(a) {
+            return Err(Error::invalid(format!(
+                "payload.unsubscribe_addon_services: {a:?} is included in plan {target:?} and cannot be removed"
+            )));
+        }
+        if catalog.addon(a).is_none() {
+            return Err(Error::invalid(format!(
+                "payload.unsubscribe_addon_services: unknown add-on {a:?}"
+            )));
+        }
+    }
+    if let Some(both) = payload
+        .subscribe_addons
+        .iter()
+        .find(|a| payload.unsubscribe_addons.contains(a))
+    {
+        return Err(Error::invalid(format!(
+            "payload: {both:?} is both subscribed and unsubscribed"
+        )));
+    }
+    if payload
+        .deletion_feedback
+        .as_deref()
+        .is_some_and(|f| f.chars().count() > 4096)
+    {
+        return Err(Error::invalid(
+            "payload.deletion_feedback: at most 4096 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The add-ons a tenant has after moving to `plan`: those it had that the plan
+/// still allows, plus the requested ones, minus the removed ones (included
+/// add-ons are part of the plan and not listed).
+pub fn addons_after(plan: &Plan, had: &[String], payload: &TransitionPayload) -> Vec<String> {
+    let mut out: Vec<String> = had
+        .iter()
+        .chain(payload.subscribe_addons.iter())
+        .filter(|a| plan.allowed_addons.contains(a) && !payload.unsubscribe_addons.contains(a))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TransitionState::*;
+
+    #[test]
+    fn the_state_machine() {
+        let all = [Creating, WaitingForApproval, Finished, Failed];
+        let allowed = [
+            (Creating, Finished),
+            (Creating, Failed),
+            (WaitingForApproval, Creating),
+            (WaitingForApproval, Failed),
+        ];
+        for a in all {
+            for b in all {
+                assert_eq!(a.can_become(b), allowed.contains(&(a, b)), "{a:?} → {b:?}");
+            }
+        }
+        assert!(Creating.is_open() && WaitingForApproval.is_open());
+        assert!(!Finished.is_open() && !Failed.is_open());
+        assert_eq!(TransitionState::initial(true), WaitingForApproval);
+        assert_eq!(TransitionState::parse("STATE_FINISHED"), Some(Finished));
+    }
+
+    fn address() -> Contact {
+        Contact {
+            address1: "1 Main St".into(),
+            city: "Seattle".into(),
+            country: "US".into(),
+            ..Contact::default()
+        }
+    }
+
+    #[test]
+    fn each_flow_names_the_fields_it_misses() {
+        let c = Catalog::builtin();
+        let empty = TransitionPayload::default();
+        let e = validate_request(&c, "free", "team", &empty).unwrap_err();
+        assert_eq!(
+            e.message,
+            "payload.payment_provider_token: required to move to plan \"team\""
+        );
+        let e = validate_request(&c, "free", "organization", &empty).unwrap_err();
+        assert_eq!(
+            e.message,
+            "payload.domain, payload.billing_address: required to move to plan \"organization\""
+        );
+        let with_token = TransitionPayload {
+            payment_provider_token: Some("tok-1".into()),
+            ..empty.clone()
+        };
+        assert!(validate_request(&c, "free", "team", &with_token).is_ok());
+        let org = TransitionPayload {
+            domain: Some("acme.com".into()),
+            billing_address: Some(address()),
+            ..empty.clone()
+        };
+        assert!(validate_request(&c, "free", "organization", &org).is_ok());
+        let bad_domain = TransitionPayload {
+            domain: Some("not a host".into()),
+            ..org.clone()
+        };
+        assert!(
+            validate_request(&c, "free", "organization", &bad_domain)
+                .unwrap_err()
+                .message
+                .starts_with("payload.domain")
+        );
+        let incomplete = TransitionPayload {
+            billing_address: Some(Contact {
+                city: String::new(),
+                ..address()
+            }),
+            ..org
+        };
+        assert_eq!(
+            validate_request(&c, "free", "organization", &incomplete)
+                .unwrap_err()
+                .message,
+            "payload.billing_address.city: is required"
+        );
+        // Downgrades to free need nothing.
+        assert!(validate_request(&c, "team", "free", &empty).is_ok());
+    }
+
+    #[test]
+    fn targets_must_be_offered_and_different_and_addons_must_fit() {
+        let c = Catalog::builtin();
+        let p = TransitionPayload {
+            payment_provider_token: Some("tok".into()),
+            ..Default::default()
+        };
+        assert!(
+            validate_request(&c, "team", "team", &p)
+                .unwrap_err()
+                .message
+                .contains("already on plan")
+        );
+        assert!(
+            validate_request(&c, "free", "gold", &p)
+                .unwrap_err()
+                .message
+                .starts_with("new_plan: unknown plan")
+        );
+        let wants = |sub: &[&str], unsub: &[&str]| TransitionPayload {
+            subscribe_addons: sub.iter().map(|s| s.to_string()).collect(),
+            unsubscribe_addons: unsub.iter().map(|s| s.to_string()).collect(),
+            ..p.clone()
+        };
+        assert!(validate_request(&c, "free", "team", &wants(&["f5xc_waap_advanced"], &[])).is_ok());
+        assert!(validate_request(&c, "free", "team", &wants(&["f5xc_big_ip_irule_standard"], &[])).is_err());
+        assert!(
+            validate_request(&c, "free", "team", &wants(&[], &["f5xc_waap_standard"]))
+                .unwrap_err()
+                .message
+                .contains("included")
+        );
+        assert!(
+            validate_request(
+                &c,
+                "free",
+                "team",
+                &wants(&["f5xc_waap_advanced"], &["f5xc_waap_advanced"])
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn addons_after_a_move_keep_what_the_new_plan_allows() {
+        let c = Catalog::builtin();
+        let team = c.plan("team").unwrap();
+        let had = vec![
+            "f5xc_web_app_scanning_standard".to_string(),
+            "f5xc_waap_standard".to_string(),
+        ];
+        let payload = TransitionPayload {
+            subscribe_addons: vec!["f5xc_appstack_standard".into()],
+            unsubscribe_addons: vec!["f5xc_web_app_scanning_standard".into()],
+            ..Default::default()
+        };
+        // waap_standard is included in team, so it is no longer a separate add-on.
+        assert_eq!(addons_after(team, &had, &payload), ["f5xc_appstack_standard"]);
+    }
+
+    #[test]
+    fn hostnames() {
+        assert!(is_hostname("acme.com") && is_hostname("a-1.b.example.org"));
+        assert!(
+            !is_hostname("acme")
+                && !is_hostname("-a.com")
+                && !is_hostname("a..com")
+                && !is_hostname("a b.com")
+        );
+    }
+}
