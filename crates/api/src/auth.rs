@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
 use tollgate_domain::access;
 use tollgate_domain::names::Name;
+use tollgate_domain::tenant::Tenant;
 use tollgate_domain::token::{self, ApiToken};
 use tollgate_domain::{Error, ErrorKind};
 
@@ -14,9 +15,12 @@ use crate::error::ApiError;
 use crate::operations::Operation;
 use crate::state::AppState;
 
-/// The authenticated caller: a valid, unexpired, unrevoked token.
+/// The authenticated caller: a valid, unexpired, unrevoked token, and its tenant.
 #[derive(Debug, Clone)]
-pub struct Caller(pub ApiToken);
+pub struct Caller {
+    pub token: ApiToken,
+    pub tenant: Tenant,
+}
 
 fn unauthenticated(message: &str) -> ApiError {
     ApiError::new(ErrorKind::Unauthenticated, message)
@@ -49,8 +53,8 @@ impl FromRequestParts<AppState> for Caller {
         let found = state.store().token_by_digest(&digest).await?;
         // The lookup is by digest; compare again in constant time so that no
         // code path branches on secret-dependent bytes.
-        let token = found
-            .filter(|t| bool::from(t.digest.ct_eq(&digest)))
+        let (token, tenant) = found
+            .filter(|(t, _)| bool::from(t.digest.ct_eq(&digest)))
             .ok_or_else(|| unauthenticated("invalid API token"))?;
         let now = state.now();
         if token.revoked_at.is_some() {
@@ -59,7 +63,7 @@ impl FromRequestParts<AppState> for Caller {
         if !token.is_active(now) {
             return Err(unauthenticated("API token has expired"));
         }
-        Ok(Caller(token))
+        Ok(Caller { token, tenant })
     }
 }
 
@@ -67,16 +71,22 @@ impl FromRequestParts<AppState> for Caller {
 #[derive(Debug, Clone)]
 pub struct Authorized {
     pub token: ApiToken,
+    pub tenant: Tenant,
     pub namespace: Name,
 }
 
 impl Authorized {
     pub fn tenant_id(&self) -> &str {
-        &self.token.tenant_id
+        &self.tenant.id
     }
 
     pub fn tenant_name(&self) -> &str {
-        self.token.tenant_name.as_str()
+        self.tenant.name.as_str()
+    }
+
+    /// How the audit trail names this caller.
+    pub fn actor(&self) -> String {
+        format!("token/{}", self.token.id)
     }
 }
 
@@ -89,19 +99,15 @@ impl Caller {
     /// Applies the tenant's API rate limit for `op`, then checks the token's
     /// role and namespace scope, then that the namespace exists.
     pub async fn authorize(self, state: &AppState, op: Operation, ns: &Name) -> Result<Authorized, ApiError> {
-        let token = self.0;
-        state.limiter().check(state, &token.tenant_id, op).await?;
+        let Caller { token, tenant } = self;
+        state.limiter().check(state, &tenant, op).await?;
         access::authorize(token.role, &token.scope, op.permission(), ns.as_str())?;
-        if !ns.is_system()
-            && !state
-                .store()
-                .namespace_exists(&token.tenant_id, ns.as_str())
-                .await?
-        {
+        if !ns.is_system() && !state.store().namespace_exists(&tenant.id, ns.as_str()).await? {
             return Err(Error::not_found(format!("namespace {:?} not found", ns.as_str())).into());
         }
         Ok(Authorized {
             token,
+            tenant,
             namespace: ns.clone(),
         })
     }

@@ -4,6 +4,7 @@
 //! route in one place; handlers live in one module per resource family.
 
 pub mod auth;
+pub mod catalogs;
 pub mod error;
 pub mod extract;
 pub mod health;

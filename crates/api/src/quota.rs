@@ -110,7 +110,10 @@ pub async fn create(
     let meta = object_meta(body.metadata, &ns, None, &auth, now)?;
     let spec = body.spec.unwrap_or_default().into_domain()?;
     let quota = QuotaObject { meta, spec };
-    state.store().insert_quota(auth.tenant_id(), &quota).await?;
+    state
+        .store()
+        .insert_quota(auth.tenant_id(), &quota, &auth.actor())
+        .await?;
     state.limiter().invalidate(auth.tenant_id());
     Ok(Json(QuotaCreateResponse::new(&quota, auth.tenant_name())))
 }
@@ -147,7 +150,7 @@ pub async fn replace(
     let spec = body.spec.unwrap_or_default().into_domain()?;
     state
         .store()
-        .replace_quota(auth.tenant_id(), &QuotaObject { meta, spec })
+        .replace_quota(auth.tenant_id(), &QuotaObject { meta, spec }, &auth.actor())
         .await
         .map_err(|e| match e {
             tollgate_store::StoreError::NotFound(_) => not_found(&ns, &name),
@@ -364,7 +367,13 @@ pub async fn delete(
     let name = Name::parse("name", &name)?;
     state
         .store()
-        .delete_quota(auth.tenant_id(), ns.as_str(), name.as_str())
+        .delete_quota(
+            auth.tenant_id(),
+            ns.as_str(),
+            name.as_str(),
+            &auth.actor(),
+            state.now(),
+        )
         .await
         .map_err(|e| match e {
             tollgate_store::StoreError::NotFound(_) => not_found(&ns, name.as_str()),
@@ -375,7 +384,7 @@ pub async fn delete(
 }
 
 async fn usage_report(state: &AppState, auth: &Authorized) -> Result<QuotaUsageResponse, ApiError> {
-    let effective = state.effective_quota(auth.tenant_id()).await?;
+    let effective = state.effective_quota(&auth.tenant).await?;
     let usage: Vec<(KeyFamily, String, i64)> = state
         .store()
         .usage(auth.tenant_id())
@@ -528,13 +537,14 @@ async fn change_usage(
     op: UsageOp,
     request_id: Option<String>,
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
+    let plan = state.tenant_plan(&auth.tenant).await?;
     let change = UsageChange {
         tenant_id: auth.tenant_id(),
         family,
         key: &key,
         op,
         request_id: request_id.as_deref(),
-        default_quota: state.default_quota(auth.tenant_id()),
+        default_quota: &plan.plan().default_quota,
         now: state.now(),
     };
     let outcome = state.store().change_usage(&change).await?;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::ErrorKind;
 use tollgate_domain::rate_limit::{Bucket, RateLimit};
+use tollgate_domain::tenant::Tenant;
 
 use crate::error::ApiError;
 use crate::operations::Operation;
@@ -50,8 +51,8 @@ impl ApiRateLimiter {
     }
 
     /// Takes a token for `op`, or refuses with 429 and `Retry-After`.
-    pub async fn check(&self, state: &AppState, tenant_id: &str, op: Operation) -> Result<(), ApiError> {
-        let entry = self.entry(tenant_id);
+    pub async fn check(&self, state: &AppState, tenant: &Tenant, op: Operation) -> Result<(), ApiError> {
+        let entry = self.entry(&tenant.id);
         let now = state.now();
         let cached = lock(&entry)
             .limits
@@ -61,7 +62,7 @@ impl ApiRateLimiter {
         let limits = match cached {
             Some(l) => l,
             None => {
-                let fresh = Arc::new(state.effective_quota(tenant_id).await?.apis);
+                let fresh = Arc::new(state.effective_quota(tenant).await?.apis);
                 lock(&entry).limits = Some((now, fresh.clone()));
                 fresh
             }

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use tollgate_domain::clock::Clock;
-use tollgate_domain::quota::{EffectiveQuota, QuotaSpec, builtin_default_quota};
+use tollgate_domain::quota::EffectiveQuota;
+use tollgate_domain::tenant::Tenant;
 use tollgate_store::Store;
 
+use crate::catalogs::{Catalogs, TenantPlan};
 use crate::error::ApiError;
 use crate::rate_limit::ApiRateLimiter;
 
@@ -17,7 +19,7 @@ struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     limiter: ApiRateLimiter,
-    default_quota: QuotaSpec,
+    catalogs: Catalogs,
 }
 
 impl AppState {
@@ -26,7 +28,7 @@ impl AppState {
             store,
             clock,
             limiter: ApiRateLimiter::default(),
-            default_quota: builtin_default_quota(),
+            catalogs: Catalogs::default(),
         }))
     }
 
@@ -49,14 +51,20 @@ impl AppState {
         &self.0.limiter
     }
 
-    /// The default quota of a tenant (until plans define one, the built-in).
-    pub fn default_quota(&self, _tenant_id: &str) -> &QuotaSpec {
-        &self.0.default_quota
+    pub fn catalogs(&self) -> &Catalogs {
+        &self.0.catalogs
     }
 
-    /// The limits in force for a tenant.
-    pub async fn effective_quota(&self, tenant_id: &str) -> Result<EffectiveQuota, ApiError> {
-        let objects = self.store().quotas(tenant_id, "system").await?;
-        Ok(EffectiveQuota::compute(self.default_quota(tenant_id), &objects))
+    /// The plan a tenant is on.
+    pub async fn tenant_plan(&self, tenant: &Tenant) -> Result<TenantPlan, ApiError> {
+        self.catalogs().tenant_plan(self.store(), tenant).await
+    }
+
+    /// The limits in force for a tenant: its plan's default quota overlaid by
+    /// its quota objects.
+    pub async fn effective_quota(&self, tenant: &Tenant) -> Result<EffectiveQuota, ApiError> {
+        let plan = self.tenant_plan(tenant).await?;
+        let objects = self.store().quotas(&tenant.id, "system").await?;
+        Ok(EffectiveQuota::compute(&plan.plan().default_quota, &objects))
     }
 }

@@ -376,7 +376,8 @@ mod tests {
     #[test]
     fn effective_quota_overlays_enabled_objects_on_the_default() {
         let k = |s: &str| QuotaKey::parse("k", s).unwrap();
-        let default = builtin_default_quota();
+        let catalog = crate::catalog::Catalog::builtin();
+        let default = catalog.plan("individual").unwrap().default_quota.clone();
         let mut a = QuotaSpec::default();
         a.object_limits.insert(k("virtual_host"), Limit::Max(3));
         a.object_limits.insert(k("custom_kind"), Limit::Max(7));
@@ -394,7 +395,7 @@ mod tests {
         let eff = EffectiveQuota::compute(&default, &objects);
         assert_eq!(eff.limit(KeyFamily::Object, "virtual_host"), Limit::Max(2));
         assert_eq!(eff.limit(KeyFamily::Object, "custom_kind"), Limit::Max(7));
-        assert_eq!(eff.limit(KeyFamily::Object, "origin_pool"), Limit::Max(20));
+        assert_eq!(eff.limit(KeyFamily::Object, "origin_pool"), Limit::Max(25));
         assert_eq!(eff.limit(KeyFamily::Object, "never_configured"), Limit::Unlimited);
         assert_eq!(eff.limit(KeyFamily::Resource, "vcpu"), Limit::Unlimited);
         assert_eq!(
@@ -402,7 +403,7 @@ mod tests {
             Limit::Max(64_000_000)
         );
         assert_eq!(eff.apis["ves.io.schema.quota.API.Get"].rate, 5);
-        assert_eq!(eff.apis["ves.io.schema.quota.API.List"].rate, 100);
+        assert_eq!(eff.apis["ves.io.schema.quota.API.Create"].rate, 10);
     }
 
     proptest! {
@@ -503,60 +504,6 @@ impl EffectiveQuota {
             KeyFamily::Resource => &self.resources,
         };
         map.get(key).copied().unwrap_or(Limit::Unlimited)
-    }
-}
-
-/// The default quota a tenant has until its plan defines one (the catalog
-/// replaces this): small, realistic limits for a free tenant.
-pub fn builtin_default_quota() -> QuotaSpec {
-    let key = |k: &str| QuotaKey(k.to_owned());
-    let objects = [
-        ("namespace", 5),
-        ("virtual_host", 25),
-        ("http_loadbalancer", 10),
-        ("tcp_loadbalancer", 10),
-        ("origin_pool", 20),
-        ("healthcheck", 20),
-        ("app_firewall", 5),
-        ("service_policy", 10),
-        ("certificate", 20),
-        ("api_credential", 10),
-        ("site", 3),
-    ];
-    let resources = [("vcpu", 16), ("memory_gib", 64), ("storage_gib", 100)];
-    let reads = [
-        "ves.io.schema.quota.API.Get",
-        "ves.io.schema.quota.API.List",
-        "ves.io.schema.quota.CustomAPI.GetQuotaUsage",
-        "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits",
-    ];
-    let writes = [
-        "ves.io.schema.quota.API.Create",
-        "ves.io.schema.quota.API.Replace",
-        "ves.io.schema.quota.API.Delete",
-    ];
-    let usage = [
-        "tollgate.quota.Reserve",
-        "tollgate.quota.Release",
-        "tollgate.quota.Reconcile",
-    ];
-    let rl = |rate, burst| RateLimit {
-        rate,
-        burst,
-        unit: crate::rate_limit::RateUnit::Second,
-    };
-    QuotaSpec {
-        object_limits: objects.iter().map(|(k, v)| (key(k), Limit::Max(*v))).collect(),
-        resource_limits: resources
-            .iter()
-            .map(|(k, v)| (key(k), Limit::Max(v * RESOURCE_UNIT)))
-            .collect(),
-        api_limits: reads
-            .iter()
-            .map(|k| (key(k), rl(100, 200)))
-            .chain(writes.iter().map(|k| (key(k), rl(10, 20))))
-            .chain(usage.iter().map(|k| (key(k), rl(500, 1000))))
-            .collect(),
     }
 }
 

@@ -43,6 +43,12 @@ pub struct Tenant {
     pub name: crate::names::Name,
     pub tenant_type: TenantType,
     pub created_at: jiff::Timestamp,
+    /// The plan of the current subscription.
+    pub plan: String,
+    /// The catalog version of the current subscription.
+    pub catalog_version: i64,
+    /// Enterprise domain, once given in a plan transition.
+    pub domain: Option<String>,
 }
 
 /// A namespace of a tenant.

@@ -10,10 +10,14 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::contact::Contact;
 use tollgate_domain::names::Name;
+use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec};
+use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::ApiToken;
+use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind};
 
 mod migrations;
@@ -85,20 +89,95 @@ pub enum Location {
     Postgres(String),
 }
 
-/// Opens the store at `location` and brings its schema up to date.
+/// Opens the store at `location`, brings its schema up to date and makes sure
+/// a catalog is published (the built-in one, as version 1, on a new database)
+/// and every tenant has a current subscription.
 pub async fn open(location: &Location) -> Result<Arc<dyn Store>> {
-    Ok(match location {
+    let store: Arc<dyn Store> = match location {
         Location::SqliteDir(dir) => Arc::new(sqlite::SqlStore::open(dir).await?),
         Location::Postgres(url) => Arc::new(postgres::SqlStore::open(url).await?),
-    })
+    };
+    store.bootstrap(Timestamp::now()).await?;
+    Ok(store)
 }
 
-/// A tenant to create.
+/// A tenant to create with its first subscription.
 #[derive(Debug, Clone)]
 pub struct NewTenant {
     pub name: Name,
     pub tenant_type: TenantType,
+    /// The first subscription (its `tenant_id` is ignored).
+    pub subscription: Subscription,
     pub now: Timestamp,
+}
+
+/// Who made a change, as the audit trail records it.
+pub type Actor<'a> = &'a str;
+
+/// A published catalog as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCatalog {
+    pub version: i64,
+    /// The TOML as published.
+    pub source: String,
+    pub source_name: String,
+    pub published_at: Timestamp,
+    pub published_by: String,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub at: Timestamp,
+    pub actor: String,
+    /// What was done, e.g. `payment_method.create`.
+    pub action: String,
+    /// What it was done to, e.g. `payment_method/pm-1a2b`.
+    pub target: String,
+    /// JSON of the object before and after (absent for creations/deletions).
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A change to a tenant's payment methods.
+#[derive(Debug, Clone)]
+pub enum PaymentChange {
+    /// A new method (its `role` is ignored; `requested` decides, see
+    /// [`RoleChange::Create`]).
+    Create {
+        method: Box<PaymentMethod>,
+        requested: Option<PaymentRole>,
+    },
+    /// A role change or deletion of an existing method.
+    Role(RoleChange),
+}
+
+/// Which transitions to list.
+#[derive(Debug, Clone, Default)]
+pub struct TransitionFilter {
+    pub tenant_id: Option<String>,
+    pub state: Option<TransitionState>,
+}
+
+/// Everything a finished plan transition changes, applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct TransitionOutcome {
+    pub transition_id: String,
+    /// The worker that holds the lease; the outcome is refused otherwise.
+    pub lease_owner: String,
+    pub tenant_id: String,
+    pub now: Timestamp,
+    /// A payment method from the payload's token, made primary.
+    pub payment_method: Option<PaymentMethod>,
+    /// The subscription that replaces the current one (closed at `now`).
+    pub subscription: Subscription,
+    pub tenant_type: TenantType,
+    pub domain: Option<String>,
+    pub contacts: Vec<Contact>,
+    /// The tenant's subscribed add-ons afterwards.
+    pub addons: Vec<String>,
 }
 
 /// A token to create; the caller generated the secret and passes its digest.
@@ -189,7 +268,11 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
 
-    /// Creates a tenant and its `system` namespace.
+    /// Publishes the built-in catalog on a new database and gives every tenant
+    /// without one a subscription to the default plan; idempotent.
+    async fn bootstrap(&self, now: Timestamp) -> Result<()>;
+
+    /// Creates a tenant, its `system` namespace and its first subscription.
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
@@ -200,23 +283,104 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a token; every scoped namespace must exist.
     async fn create_token(&self, new: &NewToken) -> Result<ApiToken>;
-    /// Finds a token by the digest of its secret, whatever its state.
-    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<ApiToken>>;
+    /// Finds a token by the digest of its secret, whatever its state, with its
+    /// tenant.
+    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>>;
     async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>>;
     /// Revokes a token of the tenant (by id); revoking twice is fine.
     async fn revoke_token(&self, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken>;
 
     /// Stores a new quota object; `AlreadyExists` if the name is taken.
-    async fn insert_quota(&self, tenant_id: &str, quota: &QuotaObject) -> Result<()>;
+    async fn insert_quota(&self, tenant_id: &str, quota: &QuotaObject, actor: Actor<'_>) -> Result<()>;
     /// Replaces metadata and spec of an existing quota object, keeping its
     /// uid, creation time and creator; returns the stored object.
-    async fn replace_quota(&self, tenant_id: &str, quota: &QuotaObject) -> Result<QuotaObject>;
+    async fn replace_quota(
+        &self,
+        tenant_id: &str,
+        quota: &QuotaObject,
+        actor: Actor<'_>,
+    ) -> Result<QuotaObject>;
     async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>>;
     async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>>;
-    async fn delete_quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<()>;
+    async fn delete_quota(
+        &self,
+        tenant_id: &str,
+        namespace: &str,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
 
     /// Current usage of every key the tenant has used.
     async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>>;
     /// Applies a usage change atomically against the effective limit.
     async fn change_usage(&self, change: &UsageChange<'_>) -> Result<UsageOutcome>;
+
+    /// Stores a catalog (already validated) as the next version.
+    async fn publish_catalog(
+        &self,
+        source: &str,
+        source_name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<i64>;
+    /// A published catalog; `None` means the latest.
+    async fn catalog(&self, version: Option<i64>) -> Result<Option<StoredCatalog>>;
+    async fn latest_catalog_version(&self) -> Result<Option<i64>>;
+
+    /// The tenant's subscriptions, newest first (the current one first).
+    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>>;
+
+    /// Add-ons the tenant subscribed to (not those its plan includes).
+    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>>;
+    /// Subscribes or unsubscribes an add-on; returns whether anything changed.
+    async fn set_addon(
+        &self,
+        tenant_id: &str,
+        addon: &str,
+        subscribed: bool,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// The tenant's payment methods in creation order.
+    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>>;
+    /// Applies a payment-method change under the role rules, atomically
+    /// (never two primaries, even under concurrent calls); returns the methods after.
+    async fn change_payment_methods(
+        &self,
+        tenant_id: &str,
+        change: &PaymentChange,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<PaymentMethod>>;
+
+    /// Records a new transition; `Conflict` if the tenant has an open one.
+    async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()>;
+    async fn transition(&self, id: &str) -> Result<Option<PlanTransition>>;
+    async fn transitions(&self, filter: &TransitionFilter) -> Result<Vec<PlanTransition>>;
+    /// Approves (→ CREATING) or rejects (→ FAILED) a transition waiting for approval.
+    async fn decide_transition(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: Option<&str>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition>;
+    /// Leases the oldest CREATING transition that no live lease holds.
+    async fn claim_transition(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<PlanTransition>>;
+    /// Applies a transition's outcome and marks it FINISHED, all in one
+    /// transaction; `Conflict` if `owner` no longer holds it.
+    async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()>;
+    /// Marks a leased transition FAILED with a reason.
+    async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()>;
+
+    /// The audit trail, newest first; `None` for every tenant.
+    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>>;
 }

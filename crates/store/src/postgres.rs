@@ -12,6 +12,10 @@ pub(crate) const BACKEND: &str = "postgres";
 /// READ COMMITTED is enough: every check-and-change is one conditional UPDATE.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN";
 
+/// Serializes a tenant's billing changes (payment-method roles) across
+/// connections and replicas: the row lock is held until commit.
+pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
+
 #[path = "sql.rs"]
 #[allow(
     clippy::duplicate_mod,
@@ -21,11 +25,18 @@ mod sql;
 pub use sql::SqlStore;
 
 fn migrator() -> sqlx::migrate::Migrator {
-    crate::migrations::migrator(&[(
-        1,
-        "foundation",
-        include_str!("../migrations/postgres/0001_foundation.sql"),
-    )])
+    crate::migrations::migrator(&[
+        (
+            1,
+            "foundation",
+            include_str!("../migrations/postgres/0001_foundation.sql"),
+        ),
+        (
+            2,
+            "billing",
+            include_str!("../migrations/postgres/0002_billing.sql"),
+        ),
+    ])
 }
 
 impl SqlStore {

@@ -9,14 +9,22 @@ use sqlx::{Pool, Row};
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::names::Name;
 use tollgate_domain::object::ObjectMeta;
+use tollgate_domain::payment::PaymentMethod;
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
+use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::ApiToken;
+use tollgate_domain::transition::PlanTransition;
 
-use super::{BACKEND, BEGIN_WRITE, Db};
+use super::{BACKEND, BEGIN_WRITE, Db, LOCK_TENANT};
 use crate::{
-    NewTenant, NewToken, Result, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
+    Actor, AuditEntry, NewTenant, NewToken, PaymentChange, Result, StoreError, StoredCatalog,
+    TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
 };
+
+#[path = "sql/billing.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod billing;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -69,13 +77,32 @@ fn unhex(column: &str, text: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The columns of a tenant, in the order [`tenant_from`] reads them.
+macro_rules! tenant_columns {
+    () => {
+        "n.id AS tenant_id, n.name AS tenant_name, n.tenant_type AS tenant_type, \
+         n.created_at AS tenant_created_at, n.plan AS tenant_plan, \
+         n.catalog_version AS tenant_catalog_version, n.domain AS tenant_domain"
+    };
+}
+
 fn tenant_from(row: &DbRow) -> Result<Tenant> {
     let tenant_type: String = row.try_get("tenant_type")?;
+    let plan: Option<String> = row.try_get("tenant_plan")?;
+    let version: Option<i64> = row.try_get("tenant_catalog_version")?;
+    let (Some(plan), Some(catalog_version)) = (plan, version) else {
+        return Err(StoreError::Corrupt(
+            "tenant without a plan; open the store to bootstrap it".into(),
+        ));
+    };
     Ok(Tenant {
-        id: row.try_get("id")?,
-        name: name("tenants.name", row.try_get("name")?)?,
+        id: row.try_get("tenant_id")?,
+        name: name("tenants.name", row.try_get("tenant_name")?)?,
         tenant_type: TenantType::parse(&tenant_type).map_err(|e| StoreError::Corrupt(e.message))?,
-        created_at: timestamp("tenants.created_at", row.try_get("created_at")?)?,
+        created_at: timestamp("tenants.created_at", row.try_get("tenant_created_at")?)?,
+        plan,
+        catalog_version,
+        domain: row.try_get("tenant_domain")?,
     })
 }
 
@@ -92,8 +119,9 @@ fn namespace_from(row: &DbRow) -> Result<Namespace> {
 macro_rules! select_tokens {
     ($($rest:literal),*) => {
         concat!(
-            "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.name, t.role, t.namespaces, t.digest, ",
-            "t.created_at, t.expires_at, t.revoked_at FROM api_tokens t JOIN tenants n ON n.id = t.tenant_id ",
+            "SELECT t.id, t.name, t.role, t.namespaces, t.digest, t.created_at, t.expires_at, t.revoked_at, ",
+            tenant_columns!(),
+            " FROM api_tokens t JOIN tenants n ON n.id = t.tenant_id ",
             $($rest),*
         )
     };
@@ -160,22 +188,32 @@ impl crate::Store for SqlStore {
         Ok(())
     }
 
+    async fn bootstrap(&self, now: Timestamp) -> Result<()> {
+        billing::bootstrap(self, now).await
+    }
+
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant> {
+        let sub = &new.subscription;
         let tenant = Tenant {
             id: uuid::Uuid::new_v4().to_string(),
             name: new.name.clone(),
             tenant_type: new.tenant_type,
             created_at: new.now,
+            plan: sub.plan.clone(),
+            catalog_version: sub.catalog_version,
+            domain: None,
         };
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let inserted = sqlx::query(
-            "INSERT INTO tenants (id, name, tenant_type, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&tenant.id)
         .bind(tenant.name.as_str())
         .bind(tenant.tenant_type.as_str())
         .bind(micros(new.now))
+        .bind(&tenant.plan)
+        .bind(tenant.catalog_version)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -186,22 +224,46 @@ impl crate::Store for SqlStore {
             )));
         }
         insert_namespace(&mut tx, &tenant.id, &Name::system(), new.now).await?;
+        let subscription = Subscription {
+            tenant_id: tenant.id.clone(),
+            ..sub.clone()
+        };
+        billing::insert_subscription(&mut tx, &subscription).await?;
+        audit_in(
+            &mut tx,
+            Some(&tenant.id),
+            "operator",
+            "tenant.create",
+            &format!("tenant/{}", tenant.name),
+            None,
+            Some(serde_json::json!({"plan": tenant.plan, "tenant_type": tenant.tenant_type.as_str()})),
+            new.now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(tenant)
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, tenant_type, created_at FROM tenants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants n WHERE n.name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(tenant_from).transpose()
     }
 
     async fn tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, tenant_type, created_at FROM tenants ORDER BY name")
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants n ORDER BY n.name"
+        ))
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(tenant_from).collect()
     }
 
@@ -271,12 +333,14 @@ impl crate::Store for SqlStore {
         Ok(token)
     }
 
-    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<ApiToken>> {
+    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>> {
         let row = sqlx::query(select_tokens!("WHERE t.digest = $1"))
             .bind(hex(digest))
             .fetch_optional(&self.read)
             .await?;
-        row.as_ref().map(token_from).transpose()
+        row.as_ref()
+            .map(|r| Ok((token_from(r)?, tenant_from(r)?)))
+            .transpose()
     }
 
     async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>> {
@@ -310,7 +374,7 @@ impl crate::Store for SqlStore {
         Ok(token)
     }
 
-    async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject) -> Result<()> {
+    async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
         let m = &q.meta;
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let inserted = sqlx::query(concat!(
@@ -341,13 +405,39 @@ impl crate::Store for SqlStore {
                 m.namespace.as_str()
             )));
         }
+        let target = format!("quota/{}", m.name);
+        audit_in(
+            &mut tx,
+            Some(tenant_id),
+            actor,
+            "quota.create",
+            &target,
+            None,
+            Some(quota_json(q)),
+            m.created_at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn replace_quota(&self, tenant_id: &str, q: &QuotaObject) -> Result<QuotaObject> {
+    async fn replace_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<QuotaObject> {
         let m = &q.meta;
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let before = sqlx::query(concat!(
+            "SELECT ",
+            quota_columns!(),
+            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+        ))
+        .bind(tenant_id)
+        .bind(m.namespace.as_str())
+        .bind(m.name.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(quota_from)
+        .transpose()?
+        .ok_or_else(|| quota_not_found(m.namespace.as_str(), m.name.as_str()))?;
         let updated = sqlx::query(
             "UPDATE quota_objects SET labels = $4, annotations = $5, description = $6, disable = $7, \
              spec = $8, modified_at = $9 WHERE tenant_id = $1 AND namespace = $2 AND name = $3",
@@ -378,6 +468,17 @@ impl crate::Store for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         let stored = quota_from(&row)?;
+        audit_in(
+            &mut tx,
+            Some(tenant_id),
+            actor,
+            "quota.replace",
+            &format!("quota/{}", m.name),
+            Some(quota_json(&before)),
+            Some(quota_json(&stored)),
+            m.modified_at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -409,19 +510,40 @@ impl crate::Store for SqlStore {
         rows.iter().map(quota_from).collect()
     }
 
-    async fn delete_quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<()> {
+    async fn delete_quota(
+        &self,
+        tenant_id: &str,
+        namespace: &str,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()> {
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let deleted =
-            sqlx::query("DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3")
-                .bind(tenant_id)
-                .bind(namespace)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if deleted == 0 {
-            return Err(quota_not_found(namespace, name));
-        }
+        let deleted = sqlx::query(concat!(
+            "DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3 RETURNING ",
+            quota_columns!()
+        ))
+        .bind(tenant_id)
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(quota_from)
+        .transpose()?
+        .ok_or_else(|| quota_not_found(namespace, name))?;
+        let target = format!("quota/{name}");
+        audit_in(
+            &mut tx,
+            Some(tenant_id),
+            actor,
+            "quota.delete",
+            &target,
+            Some(quota_json(&deleted)),
+            None,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -564,6 +686,151 @@ impl crate::Store for SqlStore {
         tx.commit().await?;
         Ok(UsageOutcome::Applied(UsageState { limit, current }))
     }
+
+    async fn publish_catalog(
+        &self,
+        source: &str,
+        source_name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<i64> {
+        billing::publish_catalog(self, source, source_name, actor, now).await
+    }
+
+    async fn catalog(&self, version: Option<i64>) -> Result<Option<StoredCatalog>> {
+        billing::catalog(self, version).await
+    }
+
+    async fn latest_catalog_version(&self) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MAX(version) AS v FROM catalogs")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("v")?)
+    }
+
+    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>> {
+        billing::subscriptions(self, tenant_id).await
+    }
+
+    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT addon FROM tenant_addons WHERE tenant_id = $1 ORDER BY addon")
+            .bind(tenant_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("addon")?)).collect()
+    }
+
+    async fn set_addon(
+        &self,
+        tenant_id: &str,
+        addon: &str,
+        subscribed: bool,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        billing::set_addon(self, tenant_id, addon, subscribed, actor, now).await
+    }
+
+    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
+        billing::payment_methods(&self.read, tenant_id).await
+    }
+
+    async fn change_payment_methods(
+        &self,
+        tenant_id: &str,
+        change: &PaymentChange,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<PaymentMethod>> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let after = billing::change_payment_methods_in(&mut tx, tenant_id, change, actor, now).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()> {
+        billing::create_transition(self, transition, actor).await
+    }
+
+    async fn transition(&self, id: &str) -> Result<Option<PlanTransition>> {
+        billing::transition(&self.read, id).await
+    }
+
+    async fn transitions(&self, filter: &TransitionFilter) -> Result<Vec<PlanTransition>> {
+        billing::transitions(self, filter).await
+    }
+
+    async fn decide_transition(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: Option<&str>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition> {
+        billing::decide_transition(self, id, approve, reason, actor, now).await
+    }
+
+    async fn claim_transition(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<PlanTransition>> {
+        billing::claim_transition(self, owner, now, lease_until).await
+    }
+
+    async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()> {
+        billing::complete_transition(self, outcome).await
+    }
+
+    async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()> {
+        billing::fail_transition(self, id, owner, reason, now).await
+    }
+
+    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+        billing::audit(self, tenant_id, limit).await
+    }
+}
+
+/// What the audit trail records of a quota object.
+fn quota_json(q: &QuotaObject) -> serde_json::Value {
+    serde_json::json!({
+        "name": q.meta.name.as_str(),
+        "labels": q.meta.labels,
+        "description": q.meta.description,
+        "disable": q.meta.disable,
+        "spec": q.spec,
+    })
+}
+
+/// Appends to the audit trail inside a transaction.
+#[allow(clippy::too_many_arguments)]
+async fn audit_in(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    tenant_id: Option<&str>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(tenant_id)
+    .bind(micros(at))
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(before.map(|v| v.to_string()))
+    .bind(after.map(|v| v.to_string()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn quota_not_found(namespace: &str, name: &str) -> StoreError {

@@ -16,6 +16,10 @@ pub(crate) const BACKEND: &str = "sqlite";
 /// whatever the busy timeout.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Serializes a tenant's billing changes; `BEGIN IMMEDIATE` already
+/// serializes every writer, so this only checks that the tenant exists.
+pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1";
+
 #[path = "sql.rs"]
 #[allow(
     clippy::duplicate_mod,
@@ -31,11 +35,18 @@ pub const FILE_NAME: &str = "tollgate.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn migrator() -> sqlx::migrate::Migrator {
-    crate::migrations::migrator(&[(
-        1,
-        "foundation",
-        include_str!("../migrations/sqlite/0001_foundation.sql"),
-    )])
+    crate::migrations::migrator(&[
+        (
+            1,
+            "foundation",
+            include_str!("../migrations/sqlite/0001_foundation.sql"),
+        ),
+        (
+            2,
+            "billing",
+            include_str!("../migrations/sqlite/0002_billing.sql"),
+        ),
+    ])
 }
 
 impl SqlStore {

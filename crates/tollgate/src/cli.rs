@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 use rand::RngCore;
 use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::catalog::{self, Catalog};
 use tollgate_domain::names::Name;
+use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Tenant, TenantType};
 use tollgate_domain::token;
 use tollgate_store::{Location, NewTenant, NewToken, Store};
@@ -89,9 +91,12 @@ pub enum TenantCommand {
     /// Create a tenant (and its `system` namespace).
     Create {
         name: String,
-        /// FREEMIUM or ENTERPRISE.
-        #[arg(long = "type", default_value = "FREEMIUM")]
-        tenant_type: String,
+        /// Plan of the first subscription; default: the catalog's default plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// FREEMIUM or ENTERPRISE; default: the plan's tenant type.
+        #[arg(long = "type")]
+        tenant_type: Option<String>,
     },
     /// List tenants.
     List,
@@ -154,6 +159,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The latest published catalog, parsed.
+pub async fn latest_catalog(store: &dyn Store) -> Result<(i64, Catalog)> {
+    let stored = store.catalog(None).await?.context("no catalog is published")?;
+    let catalog = catalog::parse(&format!("catalog v{}", stored.version), &stored.source)?;
+    Ok((stored.version, catalog))
+}
+
 async fn find_tenant(store: &dyn Store, name: &str) -> Result<Tenant> {
     store
         .tenant_by_name(name)
@@ -163,25 +175,53 @@ async fn find_tenant(store: &dyn Store, name: &str) -> Result<Tenant> {
 
 async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
     match cmd {
-        TenantCommand::Create { name, tenant_type } => {
+        TenantCommand::Create {
+            name,
+            plan,
+            tenant_type,
+        } => {
+            let name = Name::parse("name", &name)?;
+            let (version, catalog) = latest_catalog(store).await?;
+            let plan = match plan.as_deref() {
+                Some(p) => catalog.offered_plan("--plan", p)?,
+                None => catalog
+                    .plan(&catalog.default_plan)
+                    .context("the catalog's default plan is missing")?,
+            };
+            let tenant_type = match tenant_type.as_deref() {
+                Some(t) => TenantType::parse(t)?,
+                None => plan.tenant_type,
+            };
+            let now = Timestamp::now();
+            let subscription = Subscription::new(
+                uuid::Uuid::new_v4().to_string(),
+                String::new(),
+                plan,
+                version,
+                now,
+            );
             let tenant = store
                 .create_tenant(&NewTenant {
-                    name: Name::parse("name", &name)?,
-                    tenant_type: TenantType::parse(&tenant_type)?,
-                    now: Timestamp::now(),
+                    name,
+                    tenant_type,
+                    subscription,
+                    now,
                 })
                 .await?;
             println!(
-                "created tenant {} ({}) with namespace system",
-                tenant.name, tenant.tenant_type
+                "created tenant {} ({}) on plan {} with namespace system",
+                tenant.name, tenant.tenant_type, tenant.plan
             );
         }
         TenantCommand::List => {
-            println!("{:<30} {:<11} {:<28} ID", "NAME", "TYPE", "CREATED");
+            println!(
+                "{:<30} {:<11} {:<14} {:<28} ID",
+                "NAME", "TYPE", "PLAN", "CREATED"
+            );
             for t in store.tenants().await? {
                 println!(
-                    "{:<30} {:<11} {:<28} {}",
-                    t.name, t.tenant_type, t.created_at, t.id
+                    "{:<30} {:<11} {:<14} {:<28} {}",
+                    t.name, t.tenant_type, t.plan, t.created_at, t.id
                 );
             }
         }

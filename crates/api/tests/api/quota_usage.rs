@@ -87,7 +87,7 @@ async fn quota_objects_change_the_reported_limits() {
         assert_eq!(u["objects"]["virtual_host"]["limit"]["maximum"], 2, "the smallest wins");
         assert_eq!(u["objects"]["custom_kind"]["limit"]["maximum"], -1);
         assert_eq!(u["objects"]["custom_kind"]["display_name"], "custom_kind");
-        assert_eq!(u["objects"]["origin_pool"]["limit"]["maximum"], 20, "default still applies");
+        assert_eq!(u["objects"]["origin_pool"]["limit"]["maximum"], 25, "the plan default still applies");
         assert_eq!(u["resources"]["vcpu"]["limit"]["maximum"], 2.5);
         assert_eq!(
             u["apis"]["ves.io.schema.quota.API.Get"]["limit"],

@@ -10,9 +10,11 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tollgate_api::AppState;
 use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::catalog::Catalog;
 use tollgate_domain::clock::ManualClock;
 use tollgate_domain::names::Name;
-use tollgate_domain::tenant::{Tenant, TenantType};
+use tollgate_domain::subscription::Subscription;
+use tollgate_domain::tenant::Tenant;
 use tollgate_domain::token;
 use tollgate_store::{Location, NewTenant, NewToken, Store};
 use tollgate_testkit::TestDatabase;
@@ -83,12 +85,27 @@ impl TestApp {
         }
     }
 
+    /// A tenant on the individual plan of the built-in catalog (version 1).
     pub async fn tenant(&self, name: &str) -> Tenant {
+        self.tenant_on(name, "individual").await
+    }
+
+    pub async fn tenant_on(&self, name: &str, plan: &str) -> Tenant {
+        let catalog = Catalog::builtin();
+        let plan = catalog.plan(plan).expect("a built-in plan");
+        let now = self.clock_now();
         self.store
             .create_tenant(&NewTenant {
                 name: Name::parse("name", name).unwrap(),
-                tenant_type: TenantType::Freemium,
-                now: self.clock_now(),
+                tenant_type: plan.tenant_type,
+                subscription: Subscription::new(
+                    uuid::Uuid::new_v4().to_string(),
+                    String::new(),
+                    plan,
+                    1,
+                    now,
+                ),
+                now,
             })
             .await
             .expect("create tenant")

@@ -1,14 +1,19 @@
 //! One conformance suite for every storage engine: each test runs on SQLite,
 //! and on PostgreSQL when `TOLLGATE_TEST_POSTGRES_URL` is set.
 
+mod billing;
+mod payments;
 mod quotas;
 mod tenants;
+mod transitions;
 mod usage;
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use tollgate_domain::catalog::Catalog;
 use tollgate_domain::names::Name;
+use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Tenant, TenantType};
 use tollgate_store::{Location, NewTenant, Store};
 use tollgate_testkit::TestDatabase;
@@ -33,13 +38,30 @@ pub fn name(s: &str) -> Name {
     Name::parse("name", s).expect("valid name")
 }
 
+/// A new tenant's first subscription: `plan` of the built-in catalog (version 1).
+pub fn first_subscription(plan: &str, start: Timestamp) -> Subscription {
+    let catalog = Catalog::builtin();
+    Subscription::new(
+        uuid::Uuid::new_v4().to_string(),
+        String::new(),
+        catalog.plan(plan).unwrap(),
+        1,
+        start,
+    )
+}
+
+pub fn new_tenant(n: &str, plan: &str, now: Timestamp) -> NewTenant {
+    NewTenant {
+        name: name(n),
+        tenant_type: TenantType::Freemium,
+        subscription: first_subscription(plan, now),
+        now,
+    }
+}
+
 pub async fn tenant(store: &dyn Store, n: &str) -> Tenant {
     store
-        .create_tenant(&NewTenant {
-            name: name(n),
-            tenant_type: TenantType::Freemium,
-            now: t("2026-11-01T00:00:00Z"),
-        })
+        .create_tenant(&new_tenant(n, "free", t("2026-11-01T00:00:00Z")))
         .await
         .expect("create tenant")
 }

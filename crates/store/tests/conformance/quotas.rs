@@ -42,13 +42,13 @@ async fn quota_objects_roundtrip_exactly() {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
         let q = quota("prod", 10);
-        store.insert_quota(&a.id, &q).await.unwrap();
+        store.insert_quota(&a.id, &q, "test").await.unwrap();
         assert_eq!(
             store.quota(&a.id, "system", "prod").await.unwrap(),
             Some(q.clone())
         );
         assert_eq!(store.quotas(&a.id, "system").await.unwrap(), vec![q.clone()]);
-        let dup = store.insert_quota(&a.id, &quota("prod", 1)).await;
+        let dup = store.insert_quota(&a.id, &quota("prod", 1), "test").await;
         assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
     })
     .await;
@@ -60,21 +60,21 @@ async fn replace_keeps_identity_and_creation() {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
         let original = quota("prod", 10);
-        store.insert_quota(&a.id, &original).await.unwrap();
+        store.insert_quota(&a.id, &original, "test").await.unwrap();
         let mut changed = quota("prod", 3);
         changed.meta.uid = "ignored".into();
         changed.meta.creator_id = "someone-else".into();
         changed.meta.created_at = t("2030-01-01T00:00:00Z");
         changed.meta.modified_at = t("2026-11-09T00:00:00Z");
         changed.meta.disable = true;
-        let stored = store.replace_quota(&a.id, &changed).await.unwrap();
+        let stored = store.replace_quota(&a.id, &changed, "test").await.unwrap();
         assert_eq!(stored.meta.uid, original.meta.uid);
         assert_eq!(stored.meta.creator_id, original.meta.creator_id);
         assert_eq!(stored.meta.created_at, original.meta.created_at);
         assert_eq!(stored.meta.modified_at, t("2026-11-09T00:00:00Z"));
         assert!(stored.meta.disable);
         assert_eq!(stored.spec, changed.spec);
-        let missing = store.replace_quota(&a.id, &quota("nope", 1)).await;
+        let missing = store.replace_quota(&a.id, &quota("nope", 1), "test").await;
         assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
     })
     .await;
@@ -86,11 +86,22 @@ async fn delete_removes_only_the_named_object_of_the_tenant() {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
         let b = tenant(&*store, "bravo").await;
-        store.insert_quota(&a.id, &quota("prod", 1)).await.unwrap();
-        store.insert_quota(&a.id, &quota("dev", 1)).await.unwrap();
-        store.insert_quota(&b.id, &quota("prod", 1)).await.unwrap();
-        store.delete_quota(&a.id, "system", "prod").await.unwrap();
-        let again = store.delete_quota(&a.id, "system", "prod").await;
+        store
+            .insert_quota(&a.id, &quota("prod", 1), "test")
+            .await
+            .unwrap();
+        store.insert_quota(&a.id, &quota("dev", 1), "test").await.unwrap();
+        store
+            .insert_quota(&b.id, &quota("prod", 1), "test")
+            .await
+            .unwrap();
+        store
+            .delete_quota(&a.id, "system", "prod", "test", t("2026-11-05T00:00:00Z"))
+            .await
+            .unwrap();
+        let again = store
+            .delete_quota(&a.id, "system", "prod", "test", t("2026-11-05T00:00:00Z"))
+            .await;
         assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
         let left: Vec<String> = store
             .quotas(&a.id, "system")
@@ -111,12 +122,17 @@ async fn tenants_never_see_each_others_quotas() {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
         let b = tenant(&*store, "bravo").await;
-        store.insert_quota(&a.id, &quota("secret", 1)).await.unwrap();
+        store
+            .insert_quota(&a.id, &quota("secret", 1), "test")
+            .await
+            .unwrap();
         assert_eq!(store.quota(&b.id, "system", "secret").await.unwrap(), None);
         assert!(store.quotas(&b.id, "system").await.unwrap().is_empty());
-        let replace = store.replace_quota(&b.id, &quota("secret", 9)).await;
+        let replace = store.replace_quota(&b.id, &quota("secret", 9), "test").await;
         assert!(matches!(replace, Err(StoreError::NotFound(_))));
-        let delete = store.delete_quota(&b.id, "system", "secret").await;
+        let delete = store
+            .delete_quota(&b.id, "system", "secret", "test", t("2026-11-05T00:00:00Z"))
+            .await;
         assert!(matches!(delete, Err(StoreError::NotFound(_))));
         assert!(store.quota(&a.id, "system", "secret").await.unwrap().is_some());
     })

@@ -1,6 +1,8 @@
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::tenant::TenantType;
 use tollgate_store::{NewTenant, NewToken, StoreError};
+
+use crate::new_tenant;
 use tollgate_testkit::each_backend;
 
 use crate::{name, open, t, tenant};
@@ -11,13 +13,20 @@ async fn a_tenant_is_created_with_its_system_namespace() {
         let store = open(&db).await;
         let acme = store
             .create_tenant(&NewTenant {
-                name: name("acme"),
                 tenant_type: TenantType::Enterprise,
-                now: t("2026-11-02T10:00:00Z"),
+                ..new_tenant("acme", "team", t("2026-11-02T10:00:00Z"))
             })
             .await
             .unwrap();
         assert_eq!(acme.tenant_type, TenantType::Enterprise);
+        assert_eq!((acme.plan.as_str(), acme.catalog_version), ("team", 1));
+        let subs = store.subscriptions(&acme.id).await.unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(
+            (subs[0].plan.as_str(), subs[0].tenant_id.as_str()),
+            ("team", acme.id.as_str())
+        );
+        assert_eq!(subs[0].trial_end, Some(t("2026-11-16T10:00:00Z")));
         assert_eq!(store.tenant_by_name("acme").await.unwrap(), Some(acme.clone()));
         let namespaces = store.namespaces(&acme.id).await.unwrap();
         assert_eq!(namespaces.len(), 1);
@@ -35,11 +44,7 @@ async fn tenant_names_are_unique_and_listed_in_order() {
         tenant(&*store, "zeta").await;
         tenant(&*store, "alpha").await;
         let dup = store
-            .create_tenant(&NewTenant {
-                name: name("zeta"),
-                tenant_type: TenantType::Freemium,
-                now: t("2026-11-01T00:00:00Z"),
-            })
+            .create_tenant(&new_tenant("zeta", "free", t("2026-11-01T00:00:00Z")))
             .await;
         assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
         let names: Vec<String> = store
@@ -107,9 +112,11 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
         assert_eq!(token.tenant_name.as_str(), "acme");
         assert_eq!(token.scope, NamespaceScope::Only(vec![name("shop")]));
         assert_eq!(token.expires_at, Some(t("2026-12-01T00:00:00Z")));
+        let (found, found_tenant) = store.token_by_digest(&[7; 32]).await.unwrap().unwrap();
+        assert_eq!(found, token);
         assert_eq!(
-            store.token_by_digest(&[7; 32]).await.unwrap(),
-            Some(token.clone())
+            (found_tenant.id.as_str(), found_tenant.plan.as_str()),
+            (a.id.as_str(), "free")
         );
         assert_eq!(store.token_by_digest(&[8; 32]).await.unwrap(), None);
 

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use tollgate_domain::quota::{KeyFamily, Limit, QuotaSpec, builtin_default_quota};
+use tollgate_domain::catalog::Catalog;
+use tollgate_domain::quota::{KeyFamily, Limit, QuotaSpec};
 use tollgate_store::{Store, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState};
 use tollgate_testkit::each_backend;
 
@@ -37,7 +38,7 @@ async fn reservations_stop_at_the_effective_limit() {
     each_backend(|db| async move {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
-        let default = builtin_default_quota(); // site: 3
+        let default = individual_quota(); // site: 3
         let reserve = |n, id| change(&a.id, "site", UsageOp::Reserve { amount: n }, Some(id), &default);
         assert_eq!(
             store.change_usage(&reserve(2, "r1")).await.unwrap(),
@@ -83,7 +84,7 @@ async fn a_repeated_request_id_returns_the_first_answer_and_changes_nothing() {
     each_backend(|db| async move {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
-        let default = builtin_default_quota();
+        let default = individual_quota();
         let first = change(
             &a.id,
             "virtual_host",
@@ -161,7 +162,7 @@ async fn release_stops_at_zero_and_reconcile_sets_the_count() {
     each_backend(|db| async move {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
-        let default = builtin_default_quota();
+        let default = individual_quota();
         let release = change(&a.id, "site", UsageOp::Release { amount: 5 }, None, &default);
         assert_eq!(
             store.change_usage(&release).await.unwrap(),
@@ -187,7 +188,7 @@ async fn quota_objects_override_the_default_and_disabled_ones_do_not() {
     each_backend(|db| async move {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
-        let default = builtin_default_quota(); // virtual_host: 25
+        let default = individual_quota(); // virtual_host: 25
         let reserve = |n| {
             change(
                 &a.id,
@@ -197,8 +198,14 @@ async fn quota_objects_override_the_default_and_disabled_ones_do_not() {
                 &default,
             )
         };
-        store.insert_quota(&a.id, &quota("tight", 2)).await.unwrap();
-        store.insert_quota(&a.id, &quota("loose", 40)).await.unwrap();
+        store
+            .insert_quota(&a.id, &quota("tight", 2), "test")
+            .await
+            .unwrap();
+        store
+            .insert_quota(&a.id, &quota("loose", 40), "test")
+            .await
+            .unwrap();
         assert_eq!(
             store.change_usage(&reserve(2)).await.unwrap(),
             UsageOutcome::Applied(state(2, 2))
@@ -209,12 +216,15 @@ async fn quota_objects_override_the_default_and_disabled_ones_do_not() {
         );
         let mut tight = quota("tight", 2);
         tight.meta.disable = true;
-        store.replace_quota(&a.id, &tight).await.unwrap();
+        store.replace_quota(&a.id, &tight, "test").await.unwrap();
         assert_eq!(
             store.change_usage(&reserve(30)).await.unwrap(),
             UsageOutcome::Applied(state(40, 32))
         );
-        store.delete_quota(&a.id, "system", "loose").await.unwrap();
+        store
+            .delete_quota(&a.id, "system", "loose", "test", t("2026-11-05T00:00:00Z"))
+            .await
+            .unwrap();
         // Back on the default of 25, already exceeded.
         assert_eq!(
             store.change_usage(&reserve(1)).await.unwrap(),
@@ -250,13 +260,16 @@ async fn concurrent_reservations_never_pass_the_limit() {
     each_backend(|db| async move {
         let stores: Vec<Arc<dyn Store>> = vec![open(&db).await, open(&db).await, open(&db).await];
         let a = tenant(&*stores[0], "acme").await;
-        stores[0].insert_quota(&a.id, &quota("limit", 37)).await.unwrap();
+        stores[0]
+            .insert_quota(&a.id, &quota("limit", 37), "test")
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..120 {
             let store = stores[i % stores.len()].clone();
             let tenant_id = a.id.clone();
             tasks.push(tokio::spawn(async move {
-                let default = builtin_default_quota();
+                let default = individual_quota();
                 let id = format!("req-{i}");
                 let c = change(
                     &tenant_id,
@@ -283,4 +296,13 @@ async fn concurrent_reservations_never_pass_the_limit() {
         assert_eq!(stores[1].usage(&a.id).await.unwrap()[0].used, 37);
     })
     .await;
+}
+
+/// The individual plan's default quota (site: 3, virtual_host: 25, vcpu: 16).
+fn individual_quota() -> QuotaSpec {
+    Catalog::builtin()
+        .plan("individual")
+        .unwrap()
+        .default_quota
+        .clone()
 }

@@ -10,9 +10,14 @@ async fn tenants_namespaces_and_tokens_are_managed_from_the_cli() {
         let out = expect_ok(tollgate(&db, &["tenant", "create", "acme", "--type", "ENTERPRISE"]).await);
         assert_eq!(
             out.trim(),
-            "created tenant acme (ENTERPRISE) with namespace system"
+            "created tenant acme (ENTERPRISE) on plan free with namespace system"
         );
-        expect_ok(tollgate(&db, &["tenant", "create", "bravo"]).await);
+        // The plan decides the tenant type unless --type says otherwise.
+        let out = expect_ok(tollgate(&db, &["tenant", "create", "bravo", "--plan", "team"]).await);
+        assert_eq!(
+            out.trim(),
+            "created tenant bravo (ENTERPRISE) on plan team with namespace system"
+        );
         let list = expect_ok(tollgate(&db, &["tenant", "list"]).await);
         let rows: Vec<&str> = list.lines().skip(1).collect();
         assert_eq!(rows.len(), 2);
@@ -21,7 +26,7 @@ async fn tenants_namespaces_and_tokens_are_managed_from_the_cli() {
             "{list}"
         );
         assert!(
-            rows[1].starts_with("bravo ") && rows[1].contains("FREEMIUM"),
+            rows[1].starts_with("bravo ") && rows[1].contains("team"),
             "{list}"
         );
 

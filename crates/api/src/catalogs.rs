@@ -1,0 +1,115 @@
+//! Published catalogs, parsed once per version and shared.
+//!
+//! Versions are immutable, so each is read and parsed once. The number of the
+//! latest version is re-read at most every [`LATEST_TTL`], so a catalog
+//! published with the CLI (or by another replica) takes effect within that
+//! time, without a restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::catalog::{self, Catalog, Plan};
+use tollgate_domain::tenant::Tenant;
+use tollgate_store::Store;
+
+use crate::error::ApiError;
+
+/// How long the latest version number is trusted.
+pub const LATEST_TTL: SignedDuration = SignedDuration::from_secs(2);
+
+#[derive(Default)]
+pub struct Catalogs {
+    versions: RwLock<HashMap<i64, Arc<Catalog>>>,
+    latest: Mutex<Option<(i64, Timestamp)>>,
+}
+
+/// A tenant's plan: the catalog version of its subscription, and the plan in it.
+#[derive(Clone)]
+pub struct TenantPlan {
+    pub catalog: Arc<Catalog>,
+    pub version: i64,
+    index: usize,
+}
+
+impl TenantPlan {
+    pub fn plan(&self) -> &Plan {
+        &self.catalog.plans[self.index]
+    }
+}
+
+impl Catalogs {
+    /// Catalog `version`, parsed.
+    pub async fn version(&self, store: &dyn Store, version: i64) -> Result<Arc<Catalog>, ApiError> {
+        if let Some(c) = self
+            .versions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&version)
+        {
+            return Ok(c.clone());
+        }
+        let stored = store
+            .catalog(Some(version))
+            .await?
+            .ok_or_else(|| internal(format!("catalog version {version} is missing")))?;
+        let parsed = catalog::parse(&format!("catalog v{version}"), &stored.source)
+            .map_err(|e| internal(format!("stored catalog v{version} does not parse: {e}")))?;
+        let parsed = Arc::new(parsed);
+        self.versions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(version, parsed.clone());
+        Ok(parsed)
+    }
+
+    /// The latest published catalog and its version.
+    pub async fn latest(&self, store: &dyn Store, now: Timestamp) -> Result<(i64, Arc<Catalog>), ApiError> {
+        let cached = *self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let version = match cached {
+            Some((v, checked)) if checked <= now && now.duration_since(checked) < LATEST_TTL => v,
+            _ => {
+                let v = store
+                    .latest_catalog_version()
+                    .await?
+                    .ok_or_else(|| internal("no catalog is published".into()))?;
+                *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((v, now));
+                v
+            }
+        };
+        Ok((version, self.version(store, version).await?))
+    }
+
+    /// Forgets the latest version number (after a publish in this process).
+    pub fn refresh(&self) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The plan a tenant is on, in the catalog version of its subscription.
+    pub async fn tenant_plan(&self, store: &dyn Store, tenant: &Tenant) -> Result<TenantPlan, ApiError> {
+        let catalog = self.version(store, tenant.catalog_version).await?;
+        let index = catalog
+            .plans
+            .iter()
+            .position(|p| p.name == tenant.plan)
+            .ok_or_else(|| {
+                internal(format!(
+                    "tenant {} is on plan {:?}, which catalog v{} does not have",
+                    tenant.name, tenant.plan, tenant.catalog_version
+                ))
+            })?;
+        Ok(TenantPlan {
+            catalog,
+            version: tenant.catalog_version,
+            index,
+        })
+    }
+}
+
+fn internal(detail: String) -> ApiError {
+    tracing::error!(%detail, "catalog failure");
+    ApiError::new(
+        tollgate_domain::ErrorKind::Internal,
+        "internal error; the server log has details",
+    )
+}

@@ -1,0 +1,769 @@
+//! Catalogs, subscriptions, add-ons, payment methods, plan transitions and the
+//! audit trail. Part of the shared SQL implementation (compiled per engine).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use sqlx::{Pool, Row};
+use tollgate_domain::catalog;
+use tollgate_domain::contact::Contact;
+use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
+use tollgate_domain::subscription::Subscription;
+use tollgate_domain::transition::{PlanTransition, TransitionState};
+use tollgate_domain::{Error, ErrorKind};
+
+use super::{
+    BEGIN_WRITE, Db, DbRow, LOCK_TENANT, SqlStore, audit_in, json, micros, opt_timestamp, timestamp, to_json,
+};
+use crate::{
+    Actor, AuditEntry, PaymentChange, Result, StoreError, StoredCatalog, TransitionFilter, TransitionOutcome,
+};
+
+type Tx<'c> = sqlx::Transaction<'c, Db>;
+
+/// Who the audit trail names for changes Tollgate makes by itself.
+const SYSTEM: &str = "tollgate";
+
+/// A domain refusal as a storage error of the same meaning.
+fn refused(e: Error) -> StoreError {
+    match e.kind {
+        ErrorKind::NotFound => StoreError::NotFound(e.message),
+        ErrorKind::AlreadyExists => StoreError::AlreadyExists(e.message),
+        _ => StoreError::Conflict(e.message),
+    }
+}
+
+pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let published = sqlx::query(
+        "INSERT INTO catalogs (version, source, source_name, published_at, published_by) \
+         SELECT 1, $1, 'builtin', $2, $3 WHERE NOT EXISTS (SELECT 1 FROM catalogs)",
+    )
+    .bind(catalog::BUILTIN_TOML)
+    .bind(micros(now))
+    .bind(SYSTEM)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if published > 0 {
+        let after = serde_json::json!({"version": 1, "source_name": "builtin"});
+        audit_in(
+            &mut tx,
+            None,
+            SYSTEM,
+            "catalog.publish",
+            "catalog/1",
+            None,
+            Some(after),
+            now,
+        )
+        .await?;
+    }
+    let orphans = sqlx::query("SELECT id, created_at FROM tenants WHERE plan IS NULL ORDER BY created_at")
+        .fetch_all(&mut *tx)
+        .await?;
+    if !orphans.is_empty() {
+        let stored = latest_catalog_in(&mut tx).await?;
+        let parsed = catalog::parse(&stored.source_name, &stored.source)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let plan = parsed
+            .plan(&parsed.default_plan)
+            .ok_or_else(|| StoreError::Corrupt("the catalog's default plan is missing".into()))?;
+        for row in &orphans {
+            let tenant_id: String = row.try_get("id")?;
+            let created_at = timestamp("tenants.created_at", row.try_get("created_at")?)?;
+            // Claim the tenant first: a concurrent bootstrap then skips it.
+            let claimed = sqlx::query(
+                "UPDATE tenants SET plan = $2, catalog_version = $3 WHERE id = $1 AND plan IS NULL",
+            )
+            .bind(&tenant_id)
+            .bind(&plan.name)
+            .bind(stored.version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                continue;
+            }
+            let sub = Subscription::new(
+                uuid::Uuid::new_v4().to_string(),
+                tenant_id.clone(),
+                plan,
+                stored.version,
+                created_at,
+            );
+            insert_subscription(&mut tx, &sub).await?;
+            let after = serde_json::json!({"plan": plan.name, "catalog_version": stored.version});
+            audit_in(
+                &mut tx,
+                Some(&tenant_id),
+                SYSTEM,
+                "subscription.create",
+                &format!("subscription/{}", sub.id),
+                None,
+                Some(after),
+                now,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn insert_subscription(tx: &mut Tx<'_>, s: &Subscription) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO subscriptions (id, tenant_id, plan, catalog_version, start_at, trial_end, end_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&s.id)
+    .bind(&s.tenant_id)
+    .bind(&s.plan)
+    .bind(s.catalog_version)
+    .bind(micros(s.start))
+    .bind(s.trial_end.map(micros))
+    .bind(s.end.map(micros))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn catalog_from(row: &DbRow) -> Result<StoredCatalog> {
+    Ok(StoredCatalog {
+        version: row.try_get("version")?,
+        source: row.try_get("source")?,
+        source_name: row.try_get("source_name")?,
+        published_at: timestamp("catalogs.published_at", row.try_get("published_at")?)?,
+        published_by: row.try_get("published_by")?,
+    })
+}
+
+async fn latest_catalog_in(tx: &mut Tx<'_>) -> Result<StoredCatalog> {
+    let row = sqlx::query(
+        "SELECT version, source, source_name, published_at, published_by FROM catalogs ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("no catalog is published".into()))?;
+    catalog_from(&row)
+}
+
+pub(super) async fn publish_catalog(
+    store: &SqlStore,
+    source: &str,
+    source_name: &str,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<i64> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let version: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM catalogs")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("v")?;
+    sqlx::query(
+        "INSERT INTO catalogs (version, source, source_name, published_at, published_by) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(version)
+    .bind(source)
+    .bind(source_name)
+    .bind(micros(now))
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    let after = serde_json::json!({"version": version, "source_name": source_name});
+    audit_in(
+        &mut tx,
+        None,
+        actor,
+        "catalog.publish",
+        &format!("catalog/{version}"),
+        None,
+        Some(after),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+pub(super) async fn catalog(store: &SqlStore, version: Option<i64>) -> Result<Option<StoredCatalog>> {
+    let row = match version {
+        Some(v) => {
+            sqlx::query(
+                "SELECT version, source, source_name, published_at, published_by FROM catalogs WHERE version = $1",
+            )
+            .bind(v)
+            .fetch_optional(&store.read)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT version, source, source_name, published_at, published_by FROM catalogs \
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .fetch_optional(&store.read)
+            .await?
+        }
+    };
+    row.as_ref().map(catalog_from).transpose()
+}
+
+fn subscription_from(row: &DbRow) -> Result<Subscription> {
+    Ok(Subscription {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        plan: row.try_get("plan")?,
+        catalog_version: row.try_get("catalog_version")?,
+        start: timestamp("subscriptions.start_at", row.try_get("start_at")?)?,
+        trial_end: opt_timestamp("subscriptions.trial_end", row.try_get("trial_end")?)?,
+        end: opt_timestamp("subscriptions.end_at", row.try_get("end_at")?)?,
+    })
+}
+
+pub(super) async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<Vec<Subscription>> {
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, plan, catalog_version, start_at, trial_end, end_at FROM subscriptions \
+         WHERE tenant_id = $1 ORDER BY start_at DESC, id DESC",
+    )
+    .bind(tenant_id)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(subscription_from).collect()
+}
+
+pub(super) async fn set_addon(
+    store: &SqlStore,
+    tenant_id: &str,
+    addon: &str,
+    subscribed: bool,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<bool> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let changed = if subscribed {
+        sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(tenant_id)
+            .bind(addon)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    } else {
+        sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1 AND addon = $2")
+            .bind(tenant_id)
+            .bind(addon)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    } > 0;
+    if changed {
+        let action = if subscribed {
+            "addon.subscribe"
+        } else {
+            "addon.unsubscribe"
+        };
+        let state = |on: bool| Some(serde_json::json!({"subscribed": on}));
+        audit_in(
+            &mut tx,
+            Some(tenant_id),
+            actor,
+            action,
+            &format!("addon/{addon}"),
+            state(!subscribed),
+            state(subscribed),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+fn method_from(row: &DbRow) -> Result<PaymentMethod> {
+    let role: String = row.try_get("role")?;
+    let contact: Contact = json("payment_methods.contact", row.try_get("contact")?)?;
+    Ok(PaymentMethod {
+        name: row.try_get("name")?,
+        role: PaymentRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("payment role {role:?}")))?,
+        provider: row.try_get("provider")?,
+        token: row.try_get("token")?,
+        display: row.try_get("display")?,
+        contact,
+        created_at: timestamp("payment_methods.created_at", row.try_get("created_at")?)?,
+    })
+}
+
+const SELECT_METHODS: &str = "SELECT name, role, provider, token, display, contact, created_at FROM payment_methods \
+     WHERE tenant_id = $1 ORDER BY created_at, name";
+
+pub(super) async fn payment_methods(pool: &Pool<Db>, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
+    let rows = sqlx::query(SELECT_METHODS)
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(method_from).collect()
+}
+
+fn roles_json(methods: &[Slot]) -> serde_json::Value {
+    let map: BTreeMap<&str, &str> = methods
+        .iter()
+        .map(|s| (s.name.as_str(), s.role.as_str()))
+        .collect();
+    serde_json::json!(map)
+}
+
+/// Applies a payment-method change inside `tx` under the tenant's lock.
+pub(super) async fn change_payment_methods_in(
+    tx: &mut Tx<'_>,
+    tenant_id: &str,
+    change: &PaymentChange,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<Vec<PaymentMethod>> {
+    let locked = sqlx::query(LOCK_TENANT)
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if locked.is_none() {
+        return Err(StoreError::NotFound(format!(
+            "tenant {tenant_id:?} does not exist"
+        )));
+    }
+    let rows = sqlx::query(SELECT_METHODS)
+        .bind(tenant_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let methods: Vec<PaymentMethod> = rows.iter().map(method_from).collect::<Result<_>>()?;
+    let before: Vec<Slot> = methods
+        .iter()
+        .map(|m| Slot {
+            name: m.name.clone(),
+            role: m.role,
+        })
+        .collect();
+    let (role_change, action, target) = match change {
+        PaymentChange::Create { method, requested } => (
+            RoleChange::Create {
+                name: method.name.clone(),
+                requested: *requested,
+            },
+            "payment_method.create",
+            method.name.as_str(),
+        ),
+        PaymentChange::Role(rc) => match rc {
+            RoleChange::Create { name, .. } => (rc.clone(), "payment_method.create", name.as_str()),
+            RoleChange::MakePrimary(n) => (rc.clone(), "payment_method.primary", n.as_str()),
+            RoleChange::MakeSecondary(n) => (rc.clone(), "payment_method.secondary", n.as_str()),
+            RoleChange::Swap(n) => (rc.clone(), "payment_method.swap_primary", n.as_str()),
+            RoleChange::Delete { name, .. } => (rc.clone(), "payment_method.delete", name.as_str()),
+        },
+    };
+    if let PaymentChange::Role(RoleChange::Create { .. }) = change {
+        return Err(StoreError::Conflict(
+            "create payment methods with PaymentChange::Create".into(),
+        ));
+    }
+    let after = payment::apply(&before, &role_change).map_err(refused)?;
+
+    match change {
+        PaymentChange::Create { method, .. } => {
+            sqlx::query(
+                "INSERT INTO payment_methods (tenant_id, name, role, provider, token, display, contact, created_at) \
+                 VALUES ($1, $2, 'NORMAL', $3, $4, $5, $6, $7)",
+            )
+            .bind(tenant_id)
+            .bind(&method.name)
+            .bind(&method.provider)
+            .bind(&method.token)
+            .bind(&method.display)
+            .bind(to_json(&method.contact)?)
+            .bind(micros(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        PaymentChange::Role(RoleChange::Delete { name, .. }) => {
+            sqlx::query("DELETE FROM payment_methods WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut **tx)
+                .await?;
+        }
+        PaymentChange::Role(_) => {}
+    }
+    // Demote first, then promote: the unique indexes on PRIMARY and SECONDARY
+    // are checked row by row.
+    let was = |name: &str| {
+        before
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(PaymentRole::Normal, |s| s.role)
+    };
+    for slot in &after {
+        if slot.role != was(&slot.name) && was(&slot.name) != PaymentRole::Normal {
+            set_role(tx, tenant_id, &slot.name, PaymentRole::Normal).await?;
+        }
+    }
+    for slot in &after {
+        if slot.role != was(&slot.name) && slot.role != PaymentRole::Normal {
+            set_role(tx, tenant_id, &slot.name, slot.role).await?;
+        }
+    }
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        action,
+        &format!("payment_method/{target}"),
+        Some(roles_json(&before)),
+        Some(roles_json(&after)),
+        now,
+    )
+    .await?;
+    let rows = sqlx::query(SELECT_METHODS)
+        .bind(tenant_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(method_from).collect()
+}
+
+async fn set_role(tx: &mut Tx<'_>, tenant_id: &str, name: &str, role: PaymentRole) -> Result<()> {
+    sqlx::query("UPDATE payment_methods SET role = $3 WHERE tenant_id = $1 AND name = $2")
+        .bind(tenant_id)
+        .bind(name)
+        .bind(role.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn transition_from(row: &DbRow) -> Result<PlanTransition> {
+    let state: String = row.try_get("state")?;
+    Ok(PlanTransition {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        from_plan: row.try_get("from_plan")?,
+        to_plan: row.try_get("to_plan")?,
+        catalog_version: row.try_get("catalog_version")?,
+        state: TransitionState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("transition state {state:?}")))?,
+        payload: json("plan_transitions.payload", row.try_get("payload")?)?,
+        requested_by: row.try_get("requested_by")?,
+        created_at: timestamp("plan_transitions.created_at", row.try_get("created_at")?)?,
+        updated_at: timestamp("plan_transitions.updated_at", row.try_get("updated_at")?)?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn transition_json(t: &PlanTransition) -> serde_json::Value {
+    serde_json::json!({
+        "from_plan": t.from_plan,
+        "to_plan": t.to_plan,
+        "state": t.state.as_str(),
+        "reason": t.reason,
+        "deletion_reason": t.payload.deletion_reason.map(|r| r.wire()),
+        "deletion_feedback": t.payload.deletion_feedback,
+    })
+}
+
+pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_>) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO plan_transitions (id, tenant_id, from_plan, to_plan, catalog_version, state, payload, \
+         requested_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING",
+    )
+    .bind(&t.id)
+    .bind(&t.tenant_id)
+    .bind(&t.from_plan)
+    .bind(&t.to_plan)
+    .bind(t.catalog_version)
+    .bind(t.state.as_str())
+    .bind(to_json(&t.payload)?)
+    .bind(&t.requested_by)
+    .bind(micros(t.created_at))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::Conflict(
+            "the tenant already has an open plan transition".into(),
+        ));
+    }
+    audit_in(
+        &mut tx,
+        Some(&t.tenant_id),
+        actor,
+        "plan_transition.create",
+        &format!("plan_transition/{}", t.id),
+        None,
+        Some(transition_json(t)),
+        t.created_at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn transition(pool: &Pool<Db>, id: &str) -> Result<Option<PlanTransition>> {
+    let row = sqlx::query(
+        "SELECT id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, \
+         updated_at, reason FROM plan_transitions WHERE id = $1",
+    )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(transition_from).transpose()
+}
+
+pub(super) async fn transitions(store: &SqlStore, f: &TransitionFilter) -> Result<Vec<PlanTransition>> {
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, \
+         updated_at, reason FROM plan_transitions WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2) \
+         ORDER BY created_at DESC, id",
+    )
+    .bind(f.tenant_id.as_deref())
+    .bind(f.state.map(TransitionState::as_str))
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(transition_from).collect()
+}
+
+pub(super) async fn decide_transition(
+    store: &SqlStore,
+    id: &str,
+    approve: bool,
+    reason: Option<&str>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<PlanTransition> {
+    let next = if approve {
+        TransitionState::Creating
+    } else {
+        TransitionState::Failed
+    };
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(
+        "UPDATE plan_transitions SET state = $2, reason = $3, updated_at = $4 \
+         WHERE id = $1 AND state = 'WAITING_FOR_APPROVAL' \
+         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .bind(reason)
+    .bind(micros(now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(match transition(&store.read, id).await? {
+            None => StoreError::NotFound(format!("plan transition {id:?} not found")),
+            Some(t) => StoreError::Conflict(format!(
+                "plan transition {id:?} is {}, not waiting for approval",
+                t.state.wire()
+            )),
+        });
+    };
+    let t = transition_from(&row)?;
+    let action = if approve {
+        "plan_transition.approve"
+    } else {
+        "plan_transition.reject"
+    };
+    audit_in(
+        &mut tx,
+        Some(&t.tenant_id),
+        actor,
+        action,
+        &format!("plan_transition/{id}"),
+        None,
+        Some(transition_json(&t)),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(t)
+}
+
+pub(super) async fn claim_transition(
+    store: &SqlStore,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Option<PlanTransition>> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(
+        "UPDATE plan_transitions SET lease_owner = $1, lease_until = $2 \
+         WHERE id = (SELECT id FROM plan_transitions WHERE state = 'CREATING' \
+                     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY created_at, id LIMIT 1) \
+           AND state = 'CREATING' AND (lease_until IS NULL OR lease_until <= $3) \
+         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
+    )
+    .bind(owner)
+    .bind(micros(lease_until))
+    .bind(micros(now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    row.as_ref().map(transition_from).transpose()
+}
+
+pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let held = sqlx::query(
+        "UPDATE plan_transitions SET state = 'FINISHED', updated_at = $3, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 AND tenant_id = $4 \
+         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
+    )
+    .bind(&o.transition_id)
+    .bind(&o.lease_owner)
+    .bind(micros(o.now))
+    .bind(&o.tenant_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = held else {
+        return Err(StoreError::Conflict(format!(
+            "plan transition {:?} is no longer held by {:?}",
+            o.transition_id, o.lease_owner
+        )));
+    };
+    let t = transition_from(&row)?;
+    let actor = format!("{SYSTEM}/transition-worker");
+    if let Some(method) = &o.payment_method {
+        let change = PaymentChange::Create {
+            method: Box::new(method.clone()),
+            requested: Some(PaymentRole::Primary),
+        };
+        change_payment_methods_in(&mut tx, &o.tenant_id, &change, &actor, o.now).await?;
+    }
+    let closed = sqlx::query(
+        "UPDATE subscriptions SET end_at = $2 WHERE tenant_id = $1 AND end_at IS NULL RETURNING id, plan",
+    )
+    .bind(&o.tenant_id)
+    .bind(micros(o.now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(closed) = closed else {
+        return Err(StoreError::Corrupt(format!(
+            "tenant {:?} has no current subscription",
+            o.tenant_id
+        )));
+    };
+    let closed_id: String = closed.try_get("id")?;
+    insert_subscription(&mut tx, &o.subscription).await?;
+    let before = sqlx::query("SELECT plan, tenant_type, domain FROM tenants WHERE id = $1")
+        .bind(&o.tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let before = serde_json::json!({
+        "plan": before.try_get::<Option<String>, _>("plan")?,
+        "tenant_type": before.try_get::<String, _>("tenant_type")?,
+        "domain": before.try_get::<Option<String>, _>("domain")?,
+    });
+    sqlx::query(
+        "UPDATE tenants SET plan = $2, catalog_version = $3, tenant_type = $4, domain = COALESCE($5, domain), \
+         contacts = CASE WHEN $6 = '[]' THEN contacts ELSE $6 END WHERE id = $1",
+    )
+    .bind(&o.tenant_id)
+    .bind(&o.subscription.plan)
+    .bind(o.subscription.catalog_version)
+    .bind(o.tenant_type.as_str())
+    .bind(o.domain.as_deref())
+    .bind(to_json(&o.contacts)?)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1")
+        .bind(&o.tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    for addon in &o.addons {
+        sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3)")
+            .bind(&o.tenant_id)
+            .bind(addon)
+            .bind(micros(o.now))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let after = serde_json::json!({
+        "plan": o.subscription.plan,
+        "tenant_type": o.tenant_type.as_str(),
+        "domain": o.domain,
+        "addons": o.addons,
+        "closed_subscription": closed_id,
+        "subscription": o.subscription.id,
+    });
+    let target = format!("plan_transition/{}", t.id);
+    audit_in(
+        &mut tx,
+        Some(&o.tenant_id),
+        &actor,
+        "plan_transition.finish",
+        &target,
+        Some(before),
+        Some(after),
+        o.now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn fail_transition(
+    store: &SqlStore,
+    id: &str,
+    owner: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(
+        "UPDATE plan_transitions SET state = 'FAILED', reason = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 \
+         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(reason)
+    .bind(micros(now))
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::Conflict(format!("plan transition {id:?} is no longer held by {owner:?}")))?;
+    let t = transition_from(&row)?;
+    let actor = format!("{SYSTEM}/transition-worker");
+    audit_in(
+        &mut tx,
+        Some(&t.tenant_id),
+        &actor,
+        "plan_transition.fail",
+        &format!("plan_transition/{id}"),
+        None,
+        Some(transition_json(&t)),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn audit(store: &SqlStore, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, at, actor, action, target, before, after FROM audit_log \
+         WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY seq DESC LIMIT $2",
+    )
+    .bind(tenant_id)
+    .bind(i64::from(limit))
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                at: timestamp("audit_log.at", r.try_get("at")?)?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                before: r.try_get("before")?,
+                after: r.try_get("after")?,
+            })
+        })
+        .collect()
+}
