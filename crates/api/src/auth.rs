@@ -95,6 +95,28 @@ pub fn namespace(raw: &str) -> Result<Name, ApiError> {
     Ok(Name::parse("namespace", raw)?)
 }
 
+/// Refuses namespaces other than `system` for things that live only there.
+pub fn require_system(ns: &Name, what: &str) -> Result<(), ApiError> {
+    if ns.is_system() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "namespace: {what} live in namespace \"system\", not {:?}",
+            ns.as_str()
+        ))
+        .into())
+    }
+}
+
+/// Checks a `namespace` field of a request body, which the contract fixes to
+/// `system`.
+pub fn body_namespace(given: Option<&str>) -> Result<(), ApiError> {
+    match given {
+        None | Some("") | Some("system") => Ok(()),
+        Some(other) => Err(Error::invalid(format!("namespace: must be \"system\", got {other:?}")).into()),
+    }
+}
+
 impl Caller {
     /// Applies the tenant's API rate limit for `op`, then checks the token's
     /// role and namespace scope, then that the namespace exists.

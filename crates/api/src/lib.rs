@@ -10,9 +10,14 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod operations;
+pub mod operator;
+pub mod payment_methods;
+pub mod plans;
 pub mod quota;
 pub mod rate_limit;
 pub mod state;
+pub mod subscriptions;
+pub mod transitions;
 pub mod wire;
 
 use std::time::Duration;
@@ -21,7 +26,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -66,6 +71,62 @@ pub fn routes() -> Router<AppState> {
             "/api/web/namespaces/{namespace}/quota/release",
             post(quota::release),
         )
+        // usage plans, subscriptions, add-ons (contract)
+        .route(
+            "/api/web/namespaces/system/usage_plans/custom_list",
+            get(plans::list),
+        )
+        .route(
+            "/api/web/namespaces/system/usage_plans/current",
+            get(plans::current),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/subscriptions/custom_list",
+            get(subscriptions::list),
+        )
+        .route(
+            "/api/web/namespaces/system/addon/subscribe",
+            post(subscriptions::subscribe),
+        )
+        .route(
+            "/api/web/namespaces/system/addon/unsubscribe",
+            post(subscriptions::unsubscribe),
+        )
+        // payment methods (contract; GET lists them, an extension)
+        .route(
+            "/api/web/namespaces/{namespace}/billing/payment_methods",
+            post(payment_methods::create).get(payment_methods::list),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/payment_methods/{name}",
+            delete(payment_methods::delete),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/payment_method/{name}/primary",
+            post(payment_methods::primary),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/payment_method/{name}/secondary",
+            post(payment_methods::secondary),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/payment_method/{name}/swap-primary",
+            post(payment_methods::swap),
+        )
+        // plan transitions (contract)
+        .route(
+            "/api/web/namespaces/{namespace}/billing/plan_transition",
+            post(transitions::initiate),
+        )
+        .route(
+            "/no_auth/namespaces/system/billing/plan_transition",
+            get(transitions::get),
+        )
+        // operator API (extension)
+        .route("/api/operator/transitions", get(operator::list_transitions))
+        .route("/api/operator/transitions/{id}/approve", post(operator::approve))
+        .route("/api/operator/transitions/{id}/reject", post(operator::reject))
+        .route("/api/operator/audit", get(operator::audit))
         // operations
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{health, quota};
+use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,23 @@ use crate::{health, quota};
         quota::reserve,
         quota::release,
         quota::reconcile,
+        plans::list,
+        plans::current,
+        subscriptions::list,
+        subscriptions::subscribe,
+        subscriptions::unsubscribe,
+        payment_methods::create,
+        payment_methods::list,
+        payment_methods::delete,
+        payment_methods::primary,
+        payment_methods::secondary,
+        payment_methods::swap,
+        transitions::initiate,
+        transitions::get,
+        operator::list_transitions,
+        operator::approve,
+        operator::reject,
+        operator::audit,
         health::healthz,
         health::readyz,
     ),
@@ -44,6 +61,13 @@ impl Modify for ApiTokenScheme {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
                 "`APIToken <token>`",
+            ))),
+        );
+        components.add_security_scheme(
+            "OperatorToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`Bearer <operator token>` (TOLLGATE_OPERATOR_TOKEN of serve)",
             ))),
         );
     }

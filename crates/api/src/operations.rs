@@ -4,56 +4,48 @@
 
 use tollgate_domain::access::Permission;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    QuotaCreate,
-    QuotaReplace,
-    QuotaGet,
-    QuotaList,
-    QuotaDelete,
-    QuotaLimits,
-    QuotaUsage,
-    QuotaReserve,
-    QuotaRelease,
-    QuotaReconcile,
+macro_rules! operations {
+    ($($variant:ident = $id:literal => $permission:ident),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation { $($variant),+ }
+
+        impl Operation {
+            pub const ALL: &[Operation] = &[$(Self::$variant),+];
+
+            /// The operationId (contract operations) or extension RPC name.
+            pub const fn id(self) -> &'static str {
+                match self { $(Self::$variant => $id),+ }
+            }
+
+            /// What a token needs to call it.
+            pub const fn permission(self) -> Permission {
+                match self { $(Self::$variant => Permission::$permission),+ }
+            }
+        }
+    };
 }
 
-impl Operation {
-    pub const ALL: &[Operation] = &[
-        Self::QuotaCreate,
-        Self::QuotaReplace,
-        Self::QuotaGet,
-        Self::QuotaList,
-        Self::QuotaDelete,
-        Self::QuotaLimits,
-        Self::QuotaUsage,
-        Self::QuotaReserve,
-        Self::QuotaRelease,
-        Self::QuotaReconcile,
-    ];
-
-    /// The operationId (contract operations) or extension RPC name.
-    pub const fn id(self) -> &'static str {
-        match self {
-            Self::QuotaCreate => "ves.io.schema.quota.API.Create",
-            Self::QuotaReplace => "ves.io.schema.quota.API.Replace",
-            Self::QuotaGet => "ves.io.schema.quota.API.Get",
-            Self::QuotaList => "ves.io.schema.quota.API.List",
-            Self::QuotaDelete => "ves.io.schema.quota.API.Delete",
-            Self::QuotaLimits => "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits",
-            Self::QuotaUsage => "ves.io.schema.quota.CustomAPI.GetQuotaUsage",
-            Self::QuotaReserve => "tollgate.quota.Reserve",
-            Self::QuotaRelease => "tollgate.quota.Release",
-            Self::QuotaReconcile => "tollgate.quota.Reconcile",
-        }
-    }
-
-    /// What a token needs to call it.
-    pub const fn permission(self) -> Permission {
-        match self {
-            Self::QuotaGet | Self::QuotaList | Self::QuotaLimits | Self::QuotaUsage => Permission::Read,
-            Self::QuotaCreate | Self::QuotaReplace | Self::QuotaDelete => Permission::ManageQuota,
-            Self::QuotaReserve | Self::QuotaRelease | Self::QuotaReconcile => Permission::ReportUsage,
-        }
-    }
+operations! {
+    QuotaCreate = "ves.io.schema.quota.API.Create" => ManageQuota,
+    QuotaReplace = "ves.io.schema.quota.API.Replace" => ManageQuota,
+    QuotaGet = "ves.io.schema.quota.API.Get" => Read,
+    QuotaList = "ves.io.schema.quota.API.List" => Read,
+    QuotaDelete = "ves.io.schema.quota.API.Delete" => ManageQuota,
+    QuotaLimits = "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits" => Read,
+    QuotaUsage = "ves.io.schema.quota.CustomAPI.GetQuotaUsage" => Read,
+    QuotaReserve = "tollgate.quota.Reserve" => ReportUsage,
+    QuotaRelease = "tollgate.quota.Release" => ReportUsage,
+    QuotaReconcile = "tollgate.quota.Reconcile" => ReportUsage,
+    ListUsagePlans = "ves.io.schema.usage.plan.CustomAPI.ListUsagePlans" => Read,
+    GetCurrentPlan = "ves.io.schema.usage.plan.CustomAPI.GetCurrentPlan" => Read,
+    ListSubscriptions = "ves.io.schema.usage.subscription.CustomAPI.ListSubscriptions" => Read,
+    AddonSubscribe = "ves.io.schema.subscription.CustomAPI.Subscribe" => ManageBilling,
+    AddonUnsubscribe = "ves.io.schema.subscription.CustomAPI.Unsubscribe" => ManageBilling,
+    PaymentMethodCreate = "ves.io.schema.billing.payment_method.CustomAPI.Create" => ManageBilling,
+    PaymentMethodDelete = "ves.io.schema.billing.payment_method.CustomAPI.Delete" => ManageBilling,
+    PaymentMethodPrimary = "ves.io.schema.billing.payment_method.CustomAPI.MakePaymentMethodPrimary" => ManageBilling,
+    PaymentMethodSecondary = "ves.io.schema.billing.payment_method.CustomAPI.MakePaymentMethodSecondary" => ManageBilling,
+    PaymentMethodSwap = "ves.io.schema.billing.payment_method.CustomAPI.SwapPaymentMethodRole" => ManageBilling,
+    PaymentMethodList = "tollgate.billing.ListPaymentMethods" => Read,
+    PlanTransitionInitiate = "ves.io.schema.billing.plan_transition.CustomAPI.InitiatePlanTransition" => ManageBilling,
 }

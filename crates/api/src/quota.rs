@@ -10,7 +10,7 @@ use tollgate_domain::quota::{KeyFamily, QuotaKey, QuotaObject, ResourceAmount};
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
 
-use crate::auth::{Authorized, Caller, namespace};
+use crate::auth::{Authorized, Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, QueryParams, parse_json};
 use crate::operations::Operation;
@@ -20,17 +20,6 @@ use crate::wire::quota::*;
 
 /// Creator class recorded on objects created through the API.
 const CREATOR_CLASS: &str = "api_token";
-
-fn require_system(ns: &Name) -> Result<(), ApiError> {
-    if ns.is_system() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "namespace: quota objects live in namespace \"system\", not {:?}",
-            ns.as_str()
-        )))
-    }
-}
 
 fn not_found(ns: &Name, name: &str) -> ApiError {
     ApiError::not_found(format!("quota {name:?} not found in namespace {:?}", ns.as_str()))
@@ -105,7 +94,7 @@ pub async fn create(
 ) -> Result<Json<QuotaCreateResponse>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaCreate, &ns).await?;
-    require_system(&ns)?;
+    require_system(&ns, "quota objects")?;
     let now = state.now();
     let meta = object_meta(body.metadata, &ns, None, &auth, now)?;
     let spec = body.spec.unwrap_or_default().into_domain()?;
@@ -144,7 +133,7 @@ pub async fn replace(
 ) -> Result<Json<Empty>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaReplace, &ns).await?;
-    require_system(&ns)?;
+    require_system(&ns, "quota objects")?;
     let now = state.now();
     let meta = object_meta(body.metadata, &ns, Some(&name), &auth, now)?;
     let spec = body.spec.unwrap_or_default().into_domain()?;
@@ -225,7 +214,7 @@ pub async fn get(
 ) -> Result<Json<QuotaGetResponse>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaGet, &ns).await?;
-    require_system(&ns)?;
+    require_system(&ns, "quota objects")?;
     let format = ResponseFormat::parse(query.get("response_format"))?;
     let name = Name::parse("name", &name)?;
     let quota = state
@@ -290,7 +279,7 @@ pub async fn list(
 ) -> Result<Json<QuotaListResponse>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaList, &ns).await?;
-    require_system(&ns)?;
+    require_system(&ns, "quota objects")?;
     let selector =
         tollgate_domain::labels::Selector::parse("label_filter", query.get("label_filter").unwrap_or(""))?;
     let with_fields = !query.all("report_fields").is_empty();
@@ -349,7 +338,7 @@ pub async fn delete(
 ) -> Result<Json<Empty>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaDelete, &ns).await?;
-    require_system(&ns)?;
+    require_system(&ns, "quota objects")?;
     let options: QuotaDeleteRequest = parse_json(&body)?;
     for (field, given, expected) in [
         ("name", options.name.as_deref(), name.as_str()),

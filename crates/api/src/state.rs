@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tollgate_domain::clock::Clock;
 use tollgate_domain::quota::EffectiveQuota;
 use tollgate_domain::tenant::Tenant;
+use tollgate_payments::PaymentProvider;
 use tollgate_store::Store;
 
 use crate::catalogs::{Catalogs, TenantPlan};
@@ -20,16 +21,47 @@ struct Inner {
     clock: Arc<dyn Clock>,
     limiter: ApiRateLimiter,
     catalogs: Catalogs,
+    provider: Arc<dyn PaymentProvider>,
+    /// SHA-256 of the operator credential; the operator API is off without one.
+    operator_digest: Option<[u8; 32]>,
+}
+
+/// Optional parts of the state.
+#[derive(Default)]
+pub struct Options {
+    /// The payment provider; the built-in test provider when absent.
+    pub provider: Option<Arc<dyn PaymentProvider>>,
+    /// The operator credential (`Authorization: Bearer <it>` on /api/operator).
+    pub operator_token: Option<String>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_options(store, clock, Options::default())
+    }
+
+    pub fn with_options(store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: Options) -> Self {
         Self(Arc::new(Inner {
             store,
             clock,
             limiter: ApiRateLimiter::default(),
             catalogs: Catalogs::default(),
+            provider: options
+                .provider
+                .unwrap_or_else(|| Arc::new(tollgate_payments::TestProvider::default())),
+            operator_digest: options
+                .operator_token
+                .filter(|t| !t.is_empty())
+                .map(|t| tollgate_domain::token::digest(&t)),
         }))
+    }
+
+    pub fn provider(&self) -> &dyn PaymentProvider {
+        &*self.0.provider
+    }
+
+    pub fn operator_digest(&self) -> Option<&[u8; 32]> {
+        self.0.operator_digest.as_ref()
     }
 
     pub fn store(&self) -> &dyn Store {

@@ -275,6 +275,7 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a tenant, its `system` namespace and its first subscription.
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
 
     async fn create_namespace(&self, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace>;

@@ -256,6 +256,18 @@ impl crate::Store for SqlStore {
         row.as_ref().map(tenant_from).transpose()
     }
 
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tenant_columns!(),
+            " FROM tenants n WHERE n.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(tenant_from).transpose()
+    }
+
     async fn tenants(&self) -> Result<Vec<Tenant>> {
         let rows = sqlx::query(concat!(
             "SELECT ",

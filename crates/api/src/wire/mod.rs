@@ -2,6 +2,7 @@
 //! it) knows how the wire looks: proto3 JSON with enum names, int64 as
 //! strings, RFC 3339 timestamps, null for unset messages.
 
+pub mod billing;
 pub mod meta;
 pub mod quota;
 

@@ -17,22 +17,10 @@ const NOT_YET: &[&str] = &[
     "ves.io.schema.billing.CustomPublicAPI.BillingUsageSummary",
     "ves.io.schema.usage.invoice.CustomAPI.DownloadInvoicePdf",
     "ves.io.schema.usage.invoice.CustomAPI.ListInvoices",
-    "ves.io.schema.billing.payment_method.CustomAPI.MakePaymentMethodPrimary",
-    "ves.io.schema.billing.payment_method.CustomAPI.MakePaymentMethodSecondary",
-    "ves.io.schema.billing.payment_method.CustomAPI.SwapPaymentMethodRole",
-    "ves.io.schema.billing.payment_method.CustomAPI.Create",
-    "ves.io.schema.billing.payment_method.CustomAPI.Delete",
-    "ves.io.schema.billing.plan_transition.CustomAPI.GetPlanTransition",
-    "ves.io.schema.billing.plan_transition.CustomAPI.InitiatePlanTransition",
-    "ves.io.schema.usage.subscription.CustomAPI.ListSubscriptions",
-    "ves.io.schema.subscription.CustomAPI.Subscribe",
-    "ves.io.schema.subscription.CustomAPI.Unsubscribe",
     "ves.io.schema.usage.CustomCalculatedUsageAPI.ListCurrentUsage",
     "ves.io.schema.usage.CustomAggregatedUsageAPI.ListHourlyUsageDetails",
     "ves.io.schema.usage.CustomCalculatedUsageAPI.ListMonthlyUsage",
     "ves.io.schema.usage.CustomAggregatedUsageAPI.ListUsageDetails",
-    "ves.io.schema.usage.plan.CustomAPI.GetCurrentPlan",
-    "ves.io.schema.usage.plan.CustomAPI.ListUsagePlans",
 ];
 
 /// (method, path) → operation of an OpenAPI document.

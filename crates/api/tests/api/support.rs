@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use jiff::Timestamp;
 use serde_json::Value;
 use tollgate_api::AppState;
+use tollgate_api::state::Options;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::catalog::Catalog;
 use tollgate_domain::clock::ManualClock;
@@ -16,6 +17,7 @@ use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::token;
+use tollgate_payments::TestProvider;
 use tollgate_store::{Location, NewTenant, NewToken, Store};
 use tollgate_testkit::TestDatabase;
 use tower::ServiceExt;
@@ -26,8 +28,12 @@ pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
+    pub provider: Arc<TestProvider>,
     _db: TestDatabase,
 }
+
+/// The operator credential of every test app.
+pub const OPERATOR_TOKEN: &str = "operator-secret-for-tests";
 
 /// A response, its body parsed as JSON.
 #[derive(Debug)]
@@ -75,12 +81,18 @@ impl TestApp {
         };
         let store = tollgate_store::open(&location).await.expect("open store");
         let clock = Arc::new(ManualClock::new(ts(START)));
-        let state = AppState::new(store.clone(), clock.clone());
+        let provider = Arc::new(TestProvider::default());
+        let options = Options {
+            provider: Some(provider.clone()),
+            operator_token: Some(OPERATOR_TOKEN.into()),
+        };
+        let state = AppState::with_options(store.clone(), clock.clone(), options);
         let router = tollgate_api::with_middleware(extra(tollgate_api::routes()).with_state(state));
         Self {
             router,
             store,
             clock,
+            provider,
             _db: db,
         }
     }
@@ -227,6 +239,42 @@ impl TestApp {
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.request(Method::DELETE, path, Some(token), Body::empty(), &[])
             .await
+    }
+
+    /// Runs the background jobs (plan transitions) until they are idle, as
+    /// the server's job loop would, at the test clock's time.
+    pub async fn run_jobs(&self) -> usize {
+        let ctx = tollgate_jobs::JobContext {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            provider: self.provider.clone(),
+            worker_id: "test-worker".into(),
+        };
+        tollgate_jobs::transitions::run_until_idle(&ctx)
+            .await
+            .expect("jobs run")
+    }
+
+    /// A request with the operator credential.
+    pub async fn operator(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let auth = format!("Bearer {OPERATOR_TOKEN}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.request(method, path, None, body, &[("authorization", auth.as_str())])
+            .await
+    }
+
+    /// The state of a plan transition through the unauthenticated endpoint.
+    pub async fn transition_state(&self, id: &str) -> String {
+        let resp = self
+            .request(
+                Method::GET,
+                &format!("/no_auth/namespaces/system/billing/plan_transition?id={id}"),
+                None,
+                Body::empty(),
+                &[],
+            )
+            .await;
+        resp.ok()["state"].as_str().expect("state is a string").to_owned()
     }
 
     /// Creates a quota object in `system` and asserts success.

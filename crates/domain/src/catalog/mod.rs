@@ -219,33 +219,60 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// The locale to answer in for an `Accept-Language` value: the most
+    /// preferred one that some plan is translated to ("de" matches "de-de"),
+    /// else en-us.
+    pub fn locale_for(&self, accept_language: Option<&str>) -> String {
+        Self::locale_for_plans(self.plans.iter().filter(|p| p.offered), accept_language)
+    }
+}
+
 impl Plan {
-    /// Texts in the best locale for an `Accept-Language` header value, and
-    /// that locale; falls back to the plan's own (en-us) texts.
+    /// Title, subtitle and description in `locale`, falling back to the
+    /// plan's own (en-us) texts.
+    pub fn texts_in(&self, locale: &str) -> LocalizedText {
+        self.localized
+            .get(locale)
+            .cloned()
+            .unwrap_or_else(|| LocalizedText {
+                title: self.title.clone(),
+                subtitle: self.subtitle.clone(),
+                description: self.description.clone(),
+            })
+    }
+
+    /// Texts in the best locale of this plan for an `Accept-Language` value,
+    /// and that locale.
     pub fn texts_for(&self, accept_language: Option<&str>) -> (String, LocalizedText) {
-        let own = || LocalizedText {
-            title: self.title.clone(),
-            subtitle: self.subtitle.clone(),
-            description: self.description.clone(),
-        };
+        let locale = Catalog::locale_for_plans(std::iter::once(self), accept_language);
+        (locale.clone(), self.texts_in(&locale))
+    }
+}
+
+impl Catalog {
+    fn locale_for_plans<'a>(
+        plans: impl IntoIterator<Item = &'a Plan> + Clone,
+        accept_language: Option<&str>,
+    ) -> String {
         for wanted in preferred_locales(accept_language.unwrap_or("")) {
             if wanted == DEFAULT_LOCALE || wanted == "en" {
-                return (DEFAULT_LOCALE.to_owned(), own());
+                return DEFAULT_LOCALE.to_owned();
             }
-            if let Some(text) = self.localized.get(&wanted) {
-                return (wanted, text.clone());
-            }
-            // "de" matches "de-de" and the like.
-            if !wanted.contains('-')
-                && let Some((locale, text)) = self
-                    .localized
-                    .iter()
-                    .find(|(l, _)| l.split('-').next() == Some(wanted.as_str()))
-            {
-                return (locale.clone(), text.clone());
+            let found = plans.clone().into_iter().find_map(|p| {
+                p.localized
+                    .keys()
+                    .find(|l| {
+                        **l == wanted
+                            || (!wanted.contains('-') && l.split('-').next() == Some(wanted.as_str()))
+                    })
+                    .cloned()
+            });
+            if let Some(locale) = found {
+                return locale;
             }
         }
-        (DEFAULT_LOCALE.to_owned(), own())
+        DEFAULT_LOCALE.to_owned()
     }
 }
 

@@ -1,0 +1,295 @@
+//! The operator API (beyond the contract): plan-transition approvals and the
+//! audit trail, behind the operator credential (`Authorization: Bearer <it>`),
+//! which `serve` reads from `TOLLGATE_OPERATOR_TOKEN`.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tollgate_domain::ErrorKind;
+use tollgate_domain::transition::{PlanTransition, TransitionState};
+use tollgate_store::{AuditEntry, TransitionFilter};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::AppState;
+
+/// How the audit trail names the operator.
+pub const ACTOR: &str = "operator";
+
+/// A request carrying the operator credential.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.operator_digest() else {
+            return Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "the operator API is disabled; start serve with TOLLGATE_OPERATOR_TOKEN set",
+            ));
+        };
+        let given = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, secret)| tollgate_domain::token::digest(secret.trim()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Unauthenticated,
+                    "send 'Authorization: Bearer <operator token>'",
+                )
+            })?;
+        if bool::from(given.ct_eq(expected)) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "invalid operator token",
+            ))
+        }
+    }
+}
+
+/// A transition as the operator sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionItem {
+    pub id: String,
+    pub tenant: String,
+    pub from_plan: String,
+    pub to_plan: String,
+    pub state: String,
+    pub requested_by: String,
+    pub created: String,
+    pub updated: String,
+    pub reason: Option<String>,
+    pub deletion_reason: Option<String>,
+    pub deletion_feedback: Option<String>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionList {
+    pub items: Vec<TransitionItem>,
+}
+
+async fn item(state: &AppState, t: PlanTransition) -> Result<TransitionItem, ApiError> {
+    let tenant = state
+        .store()
+        .tenant(&t.tenant_id)
+        .await?
+        .map_or_else(|| t.tenant_id.clone(), |x| x.name.to_string());
+    Ok(TransitionItem {
+        id: t.id,
+        tenant,
+        from_plan: t.from_plan,
+        to_plan: t.to_plan,
+        state: t.state.wire().to_owned(),
+        requested_by: t.requested_by,
+        created: t.created_at.to_string(),
+        updated: t.updated_at.to_string(),
+        reason: t.reason,
+        deletion_reason: t.payload.deletion_reason.map(|r| r.wire().to_owned()),
+        deletion_feedback: t.payload.deletion_feedback,
+        domain: t.payload.domain,
+    })
+}
+
+async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String>, ApiError> {
+    match name.filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(n) => Ok(Some(
+            state
+                .store()
+                .tenant_by_name(n)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("tenant {n:?} not found")))?
+                .id,
+        )),
+    }
+}
+
+/// Plan transitions, newest first, optionally of one tenant or in one state.
+#[utoipa::path(
+    get,
+    path = "/api/operator/transitions",
+    operation_id = "tollgate.operator.ListTransitions",
+    tag = "operator",
+    params(
+        ("tenant" = Option<String>, Query, description = "Tenant name"),
+        ("state" = Option<String>, Query, description = "e.g. WAITING_FOR_APPROVAL"),
+    ),
+    responses((status = 200, body = TransitionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_transitions(
+    State(state): State<AppState>,
+    _: Operator,
+    query: QueryParams,
+) -> Result<Json<TransitionList>, ApiError> {
+    let filter = TransitionFilter {
+        tenant_id: tenant_id(&state, query.get("tenant")).await?,
+        state: match query.get("state").filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(TransitionState::parse(s).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "state: unknown state {s:?}; use CREATING, WAITING_FOR_APPROVAL, FINISHED or FAILED"
+                ))
+            })?),
+        },
+    };
+    let mut items = Vec::new();
+    for t in state.store().transitions(&filter).await? {
+        items.push(item(&state, t).await?);
+    }
+    Ok(Json(TransitionList { items }))
+}
+
+/// Body of a rejection.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub reason: Option<String>,
+}
+
+/// Approves a transition waiting for approval: it moves to CREATING and runs.
+#[utoipa::path(
+    post,
+    path = "/api/operator/transitions/{id}/approve",
+    operation_id = "tollgate.operator.ApproveTransition",
+    tag = "operator",
+    params(("id" = String, Path)),
+    responses((status = 200, body = TransitionItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not waiting for approval")),
+    security(("OperatorToken" = []))
+)]
+pub async fn approve(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<TransitionItem>, ApiError> {
+    let t = state
+        .store()
+        .decide_transition(&id, true, None, ACTOR, state.now())
+        .await?;
+    Ok(Json(item(&state, t).await?))
+}
+
+/// Rejects a transition waiting for approval: it moves to FAILED with the reason.
+#[utoipa::path(
+    post,
+    path = "/api/operator/transitions/{id}/reject",
+    operation_id = "tollgate.operator.RejectTransition",
+    tag = "operator",
+    params(("id" = String, Path)),
+    request_body = Decision,
+    responses((status = 200, body = TransitionItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not waiting for approval")),
+    security(("OperatorToken" = []))
+)]
+pub async fn reject(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Decision>,
+) -> Result<Json<TransitionItem>, ApiError> {
+    let reason = body
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "rejected by the operator".into());
+    if reason.chars().count() > 1024 {
+        return Err(ApiError::invalid("reason: at most 1024 characters"));
+    }
+    let t = state
+        .store()
+        .decide_transition(&id, false, Some(&reason), ACTOR, state.now())
+        .await?;
+    Ok(Json(item(&state, t).await?))
+}
+
+/// One audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditItem {
+    pub at: String,
+    pub tenant: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub items: Vec<AuditItem>,
+}
+
+/// Renders audit entries, naming tenants.
+pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<Vec<AuditItem>, ApiError> {
+    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let tenant = match &e.tenant_id {
+            Some(id) => Some(
+                state
+                    .store()
+                    .tenant(id)
+                    .await?
+                    .map_or_else(|| id.clone(), |t| t.name.to_string()),
+            ),
+            None => None,
+        };
+        out.push(AuditItem {
+            at: e.at.to_string(),
+            tenant,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            before: parse(e.before),
+            after: parse(e.after),
+        });
+    }
+    Ok(out)
+}
+
+/// The audit trail, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/operator/audit",
+    operation_id = "tollgate.operator.ListAudit",
+    tag = "operator",
+    params(
+        ("tenant" = Option<String>, Query, description = "Tenant name; all when absent"),
+        ("limit" = Option<u32>, Query, description = "At most this many entries (default 100, max 1000)"),
+    ),
+    responses((status = 200, body = AuditList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("OperatorToken" = []))
+)]
+pub async fn audit(
+    State(state): State<AppState>,
+    _: Operator,
+    query: QueryParams,
+) -> Result<Json<AuditList>, ApiError> {
+    let tenant = tenant_id(&state, query.get("tenant")).await?;
+    let limit = match query.get("limit") {
+        None | Some("") => 100,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::invalid(format!("limit: expected 1 to 1000, got {l:?}")))?,
+    };
+    let entries = state.store().audit(tenant.as_deref(), limit).await?;
+    Ok(Json(AuditList {
+        items: audit_items(&state, entries).await?,
+    }))
+}

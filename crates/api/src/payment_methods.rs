@@ -1,0 +1,280 @@
+//! Payment methods: create from a provider token, roles, delete, and a list
+//! (beyond the contract, which has no way to read them back).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
+use tollgate_payments::ProviderError;
+use tollgate_store::PaymentChange;
+
+use crate::auth::{Authorized, Caller, body_namespace, namespace, require_system};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::operations::Operation;
+use crate::state::AppState;
+use crate::wire::billing::{
+    CreatePaymentMethodRequest, CreatePaymentMethodResponse, PaymentMethodItem, PaymentMethodList,
+    PaymentMethodRoleRequest,
+};
+use crate::wire::quota::Empty;
+
+const WHAT: &str = "payment methods";
+
+async fn authorize(
+    state: &AppState,
+    caller: Caller,
+    op: Operation,
+    ns: &str,
+) -> Result<Authorized, ApiError> {
+    let ns = namespace(ns)?;
+    let auth = caller.authorize(state, op, &ns).await?;
+    require_system(&ns, WHAT)?;
+    Ok(auth)
+}
+
+/// Registers a provider token as a payment method; returns its generated name.
+/// The first method becomes primary; a requested primary or secondary role
+/// displaces the holder of that role.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/billing/payment_methods",
+    operation_id = "ves.io.schema.billing.payment_method.CustomAPI.Create",
+    tag = "payment methods",
+    params(("namespace" = String, Path, description = "Must be system")),
+    request_body = CreatePaymentMethodRequest,
+    responses(
+        (status = 200, body = CreatePaymentMethodResponse),
+        (status = 400, body = ErrorBody, description = "invalid input or a token the provider refuses"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<CreatePaymentMethodRequest>,
+) -> Result<Json<CreatePaymentMethodResponse>, ApiError> {
+    let auth = authorize(&state, caller, Operation::PaymentMethodCreate, &ns).await?;
+    body_namespace(body.namespace.as_deref())?;
+    let token = body
+        .token
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("token: is required"))?;
+    if token.len() > 1024 {
+        return Err(ApiError::invalid("token: at most 1024 characters"));
+    }
+    let requested = match body.role.map(|r| r.text()) {
+        None => None,
+        Some(r) if r == "0" || r.eq_ignore_ascii_case("PAYMENT_METHOD_ROLE_UNKNOWN") => None,
+        Some(r) => Some(match r.as_str() {
+            "1" => PaymentRole::Primary,
+            "2" => PaymentRole::Secondary,
+            "3" => PaymentRole::Normal,
+            other => PaymentRole::parse(other).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "role: unknown role {other:?}; use PAYMENT_METHOD_ROLE_PRIMARY, _SECONDARY or _NORMAL"
+                ))
+            })?,
+        }),
+    };
+    let contact = body.contact.unwrap_or_default().into_domain("contact")?;
+    let registered = state
+        .provider()
+        .register(&token, &contact)
+        .await
+        .map_err(|e| match e {
+            ProviderError::Refused(why) => {
+                ApiError::invalid(format!("token: refused by the payment provider: {why}"))
+            }
+            ProviderError::Unavailable(why) => {
+                tracing::warn!(error = %why, "payment provider unavailable");
+                ApiError::new(
+                    tollgate_domain::ErrorKind::Unavailable,
+                    "the payment provider is unavailable; retry later",
+                )
+            }
+        })?;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let now = state.now();
+    let method = PaymentMethod {
+        name: format!("pm-{}", &suffix[..12]),
+        role: PaymentRole::Normal,
+        provider: state.provider().name().to_owned(),
+        token,
+        display: registered.display,
+        contact,
+        created_at: now,
+    };
+    let name = method.name.clone();
+    let change = PaymentChange::Create {
+        method: Box::new(method),
+        requested,
+    };
+    state
+        .store()
+        .change_payment_methods(auth.tenant_id(), &change, &auth.actor(), now)
+        .await?;
+    Ok(Json(CreatePaymentMethodResponse { name }))
+}
+
+async fn role_change(
+    state: AppState,
+    auth: Authorized,
+    path_name: String,
+    body: PaymentMethodRoleRequest,
+    change: RoleChange,
+) -> Result<Json<Empty>, ApiError> {
+    body_namespace(body.namespace.as_deref())?;
+    if let Some(given) = body.name.as_deref().filter(|n| !n.is_empty() && *n != path_name) {
+        return Err(ApiError::invalid(format!(
+            "name: {given:?} in the body does not match {path_name:?} in the path"
+        )));
+    }
+    state
+        .store()
+        .change_payment_methods(
+            auth.tenant_id(),
+            &PaymentChange::Role(change),
+            &auth.actor(),
+            state.now(),
+        )
+        .await?;
+    Ok(Json(Empty {}))
+}
+
+/// Makes a payment method the primary; the old primary becomes normal.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/billing/payment_method/{name}/primary",
+    operation_id = "ves.io.schema.billing.payment_method.CustomAPI.MakePaymentMethodPrimary",
+    tag = "payment methods",
+    params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
+    request_body = PaymentMethodRoleRequest,
+    responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn primary(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PaymentMethodRoleRequest>,
+) -> Result<Json<Empty>, ApiError> {
+    let auth = authorize(&state, caller, Operation::PaymentMethodPrimary, &ns).await?;
+    role_change(state, auth, name.clone(), body, RoleChange::MakePrimary(name)).await
+}
+
+/// Makes a payment method the secondary; the old secondary becomes normal. A
+/// primary made secondary hands primary to the secondary (or the oldest other
+/// method); the only method cannot.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/billing/payment_method/{name}/secondary",
+    operation_id = "ves.io.schema.billing.payment_method.CustomAPI.MakePaymentMethodSecondary",
+    tag = "payment methods",
+    params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
+    request_body = PaymentMethodRoleRequest,
+    responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn secondary(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PaymentMethodRoleRequest>,
+) -> Result<Json<Empty>, ApiError> {
+    let auth = authorize(&state, caller, Operation::PaymentMethodSecondary, &ns).await?;
+    role_change(state, auth, name.clone(), body, RoleChange::MakeSecondary(name)).await
+}
+
+/// Exchanges the roles of the primary and the secondary; `name` is either.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/billing/payment_method/{name}/swap-primary",
+    operation_id = "ves.io.schema.billing.payment_method.CustomAPI.SwapPaymentMethodRole",
+    tag = "payment methods",
+    params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
+    request_body = PaymentMethodRoleRequest,
+    responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn swap(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PaymentMethodRoleRequest>,
+) -> Result<Json<Empty>, ApiError> {
+    let auth = authorize(&state, caller, Operation::PaymentMethodSwap, &ns).await?;
+    role_change(state, auth, name.clone(), body, RoleChange::Swap(name)).await
+}
+
+/// Deletes a payment method. A deleted primary is succeeded by the secondary
+/// (or the oldest other method); the only method of a tenant on a paid plan
+/// cannot be deleted.
+#[utoipa::path(
+    delete,
+    path = "/api/web/namespaces/{namespace}/billing/payment_methods/{name}",
+    operation_id = "ves.io.schema.billing.payment_method.CustomAPI.Delete",
+    tag = "payment methods",
+    params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
+    responses((status = 200, body = Empty), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Json<Empty>, ApiError> {
+    let auth = authorize(&state, caller, Operation::PaymentMethodDelete, &ns).await?;
+    let plan = state.tenant_plan(&auth.tenant).await?;
+    let paid = plan.plan().flat_price_cents > 0 && !plan.plan().billing_disabled;
+    let change = RoleChange::Delete {
+        name,
+        on_paid_plan: paid,
+    };
+    role_change(
+        state,
+        auth,
+        String::new(),
+        PaymentMethodRoleRequest::default(),
+        change,
+    )
+    .await
+}
+
+/// The tenant's payment methods, oldest first (beyond the contract). Only
+/// what may be shown is returned, never tokens.
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/billing/payment_methods",
+    operation_id = "tollgate.billing.ListPaymentMethods",
+    tag = "payment methods",
+    params(("namespace" = String, Path, description = "Must be system")),
+    responses((status = 200, body = PaymentMethodList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+) -> Result<Json<PaymentMethodList>, ApiError> {
+    let auth = authorize(&state, caller, Operation::PaymentMethodList, &ns).await?;
+    let items = state
+        .store()
+        .payment_methods(auth.tenant_id())
+        .await?
+        .iter()
+        .map(|m| PaymentMethodItem {
+            name: m.name.clone(),
+            role: m.role.wire().to_owned(),
+            display: m.display.clone(),
+            contact: (&m.contact).into(),
+            created: m.created_at.to_string(),
+        })
+        .collect();
+    Ok(Json(PaymentMethodList { items }))
+}

@@ -1,0 +1,112 @@
+//! Usage plans: the offered plans and the tenant's current plan.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::ACCEPT_LANGUAGE;
+use tollgate_domain::names::Name;
+use tollgate_store::TransitionFilter;
+
+use crate::auth::{Authorized, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::operations::Operation;
+use crate::state::AppState;
+use crate::wire::billing::{ListUsagePlansRsp, LocalizedPlan, PlanInternal, PlanView};
+
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the tenant has a plan transition in progress.
+async fn transition_pending(state: &AppState, auth: &Authorized) -> Result<bool, ApiError> {
+    let filter = TransitionFilter {
+        tenant_id: Some(auth.tenant_id().to_owned()),
+        state: None,
+    };
+    Ok(state
+        .store()
+        .transitions(&filter)
+        .await?
+        .iter()
+        .any(|t| t.state.is_open()))
+}
+
+/// The plans offered to customers, in the caller's language (Accept-Language,
+/// falling back to en-us).
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/system/usage_plans/custom_list",
+    operation_id = "ves.io.schema.usage.plan.CustomAPI.ListUsagePlans",
+    tag = "usage plans",
+    params(("Accept-Language" = Option<String>, Header, description = "e.g. de-DE, fr;q=0.8")),
+    responses((status = 200, body = ListUsagePlansRsp), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Json<ListUsagePlansRsp>, ApiError> {
+    let auth = caller
+        .authorize(&state, Operation::ListUsagePlans, &Name::system())
+        .await?;
+    let (_, catalog) = state.catalogs().latest(state.store(), state.now()).await?;
+    let locale = catalog.locale_for(accept_language(&headers));
+    let pending = transition_pending(&state, &auth).await?;
+    let plans = catalog
+        .plans
+        .iter()
+        .filter(|p| p.offered)
+        .map(|p| {
+            PlanInternal::new(PlanView {
+                catalog: &catalog,
+                plan: p,
+                texts: p.texts_in(&locale),
+                current: true,
+                transition_pending: pending && p.name == auth.tenant.plan,
+                subscribed: &[],
+            })
+        })
+        .collect();
+    Ok(Json(ListUsagePlansRsp {
+        usage_plans: vec![LocalizedPlan { locale, plans }],
+    }))
+}
+
+/// The tenant's current plan (at the catalog version it subscribed to), with
+/// its subscribed add-ons listed as included.
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/system/usage_plans/current",
+    operation_id = "ves.io.schema.usage.plan.CustomAPI.GetCurrentPlan",
+    tag = "usage plans",
+    params(("Accept-Language" = Option<String>, Header, description = "e.g. de-DE, fr;q=0.8")),
+    responses((status = 200, body = LocalizedPlan), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn current(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Json<LocalizedPlan>, ApiError> {
+    let auth = caller
+        .authorize(&state, Operation::GetCurrentPlan, &Name::system())
+        .await?;
+    let tenant_plan = state.tenant_plan(&auth.tenant).await?;
+    let plan = tenant_plan.plan();
+    let (locale, texts) = plan.texts_for(accept_language(&headers));
+    let subscribed = state.store().addons(auth.tenant_id()).await?;
+    let pending = transition_pending(&state, &auth).await?;
+    let view = PlanInternal::new(PlanView {
+        catalog: &tenant_plan.catalog,
+        plan,
+        texts,
+        current: true,
+        transition_pending: pending,
+        subscribed: &subscribed,
+    });
+    Ok(Json(LocalizedPlan {
+        locale,
+        plans: vec![view],
+    }))
+}

@@ -1,0 +1,145 @@
+//! Executes plan transitions in state CREATING.
+//!
+//! A transition is leased, its payment token registered with the provider
+//! (the only external call), then everything it changes is applied in one
+//! store transaction. A crash before that commit leaves the tenant untouched
+//! and the lease expires; the next worker starts over. The provider call is
+//! safe to repeat.
+
+use jiff::SignedDuration;
+use tollgate_domain::catalog;
+use tollgate_domain::contact::Contact;
+use tollgate_domain::payment::{PaymentMethod, PaymentRole};
+use tollgate_domain::subscription::Subscription;
+use tollgate_domain::transition::{self, PlanTransition};
+use tollgate_payments::ProviderError;
+use tollgate_store::{StoreError, TransitionOutcome};
+
+use crate::JobContext;
+
+/// How long a worker may hold a transition before another may take it.
+pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
+
+/// Runs transitions until none is waiting; returns how many ended.
+pub async fn run_until_idle(ctx: &JobContext) -> Result<usize, StoreError> {
+    let mut done = 0;
+    while run_once(ctx).await?.is_some() {
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// Claims and executes one transition, if one is waiting. Returns its id.
+pub async fn run_once(ctx: &JobContext) -> Result<Option<String>, StoreError> {
+    let now = ctx.clock.now();
+    let Some(t) = ctx
+        .store
+        .claim_transition(&ctx.worker_id, now, now + LEASE)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id = t.id.clone();
+    match outcome(ctx, &t).await {
+        Ok(Ok(outcome)) => {
+            ctx.store.complete_transition(&outcome).await?;
+            tracing::info!(transition = %id, tenant = %t.tenant_id, to = %t.to_plan, "plan transition finished");
+        }
+        Ok(Err(reason)) => {
+            ctx.store
+                .fail_transition(&id, &ctx.worker_id, &reason, ctx.clock.now())
+                .await?;
+            tracing::info!(transition = %id, %reason, "plan transition failed");
+        }
+        Err(ProviderError::Unavailable(e)) => {
+            // Leave it leased; it is retried once the lease expires.
+            tracing::warn!(transition = %id, error = %e, "payment provider unavailable; will retry");
+            return Ok(None);
+        }
+        Err(refused @ ProviderError::Refused(_)) => {
+            ctx.store
+                .fail_transition(&id, &ctx.worker_id, &refused.to_string(), ctx.clock.now())
+                .await?;
+        }
+    }
+    Ok(Some(id))
+}
+
+/// Everything the transition changes, or why it cannot happen.
+async fn outcome(
+    ctx: &JobContext,
+    t: &PlanTransition,
+) -> Result<Result<TransitionOutcome, String>, ProviderError> {
+    let stored = match ctx.store.catalog(Some(t.catalog_version)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(Err(format!("catalog version {} is missing", t.catalog_version))),
+        Err(e) => return Err(ProviderError::Unavailable(e.to_string())),
+    };
+    let catalog = match catalog::parse(&format!("catalog v{}", stored.version), &stored.source) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let Some(plan) = catalog.plan(&t.to_plan) else {
+        return Ok(Err(format!(
+            "plan {:?} is not in catalog v{}",
+            t.to_plan, t.catalog_version
+        )));
+    };
+    let (tenant, had) = match (
+        ctx.store.tenant(&t.tenant_id).await,
+        ctx.store.addons(&t.tenant_id).await,
+    ) {
+        (Ok(Some(tenant)), Ok(had)) => (tenant, had),
+        (Ok(None), _) => return Ok(Err("the tenant no longer exists".into())),
+        (Err(e), _) | (_, Err(e)) => return Err(ProviderError::Unavailable(e.to_string())),
+    };
+    let p = &t.payload;
+    let payment_contact = p
+        .payment_address
+        .clone()
+        .or_else(|| p.billing_address.clone())
+        .unwrap_or_default();
+    let payment_method = match p.payment_provider_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => {
+            let registered = ctx.provider.register(token, &payment_contact).await?;
+            let suffix = uuid::Uuid::new_v4().simple().to_string();
+            Some(PaymentMethod {
+                name: format!("pm-{}", &suffix[..12]),
+                role: PaymentRole::Primary,
+                provider: ctx.provider.name().to_owned(),
+                token: token.to_owned(),
+                display: registered.display,
+                contact: Contact {
+                    contact_type: tollgate_domain::contact::ContactType::Payment,
+                    ..payment_contact
+                },
+                created_at: ctx.clock.now(),
+            })
+        }
+        None => None,
+    };
+    let now = ctx.clock.now();
+    let contacts: Vec<Contact> = [&p.billing_address, &p.payment_address]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Ok(Ok(TransitionOutcome {
+        transition_id: t.id.clone(),
+        lease_owner: ctx.worker_id.clone(),
+        tenant_id: tenant.id.clone(),
+        now,
+        payment_method,
+        subscription: Subscription::new(
+            uuid::Uuid::new_v4().to_string(),
+            tenant.id,
+            plan,
+            t.catalog_version,
+            now,
+        ),
+        tenant_type: plan.tenant_type,
+        domain: p.domain.clone().filter(|d| !d.is_empty()),
+        contacts,
+        addons: transition::addons_after(plan, &had, p),
+    }))
+}
