@@ -1,27 +1,22 @@
 //! Published catalogs, parsed once per version and shared.
 //!
 //! Versions are immutable, so each is read and parsed once. The number of the
-//! latest version is re-read at most every [`LATEST_TTL`], so a catalog
-//! published with the CLI (or by another replica) takes effect within that
-//! time, without a restart.
+//! latest version is read from the database each time it is needed (plan
+//! listings and transition requests, not hot paths), so a catalog published
+//! with the CLI or through another replica takes effect at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
-use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::catalog::{self, Catalog, Plan};
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::Store;
 
 use crate::error::ApiError;
 
-/// How long the latest version number is trusted.
-pub const LATEST_TTL: SignedDuration = SignedDuration::from_secs(2);
-
 #[derive(Default)]
 pub struct Catalogs {
     versions: RwLock<HashMap<i64, Arc<Catalog>>>,
-    latest: Mutex<Option<(i64, Timestamp)>>,
 }
 
 /// A tenant's plan: the catalog version of its subscription, and the plan in it.
@@ -64,25 +59,12 @@ impl Catalogs {
     }
 
     /// The latest published catalog and its version.
-    pub async fn latest(&self, store: &dyn Store, now: Timestamp) -> Result<(i64, Arc<Catalog>), ApiError> {
-        let cached = *self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        let version = match cached {
-            Some((v, checked)) if checked <= now && now.duration_since(checked) < LATEST_TTL => v,
-            _ => {
-                let v = store
-                    .latest_catalog_version()
-                    .await?
-                    .ok_or_else(|| internal("no catalog is published".into()))?;
-                *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((v, now));
-                v
-            }
-        };
+    pub async fn latest(&self, store: &dyn Store) -> Result<(i64, Arc<Catalog>), ApiError> {
+        let version = store
+            .latest_catalog_version()
+            .await?
+            .ok_or_else(|| internal("no catalog is published".into()))?;
         Ok((version, self.version(store, version).await?))
-    }
-
-    /// Forgets the latest version number (after a publish in this process).
-    pub fn refresh(&self) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The plan a tenant is on, in the catalog version of its subscription.

@@ -50,7 +50,7 @@ pub async fn list(
     let auth = caller
         .authorize(&state, Operation::ListUsagePlans, &Name::system())
         .await?;
-    let (_, catalog) = state.catalogs().latest(state.store(), state.now()).await?;
+    let (_, catalog) = state.catalogs().latest(state.store()).await?;
     let locale = catalog.locale_for(accept_language(&headers));
     let pending = transition_pending(&state, &auth).await?;
     let plans = catalog

@@ -48,7 +48,7 @@ pub async fn initiate(
         .ok_or_else(|| ApiError::invalid("new_plan: is required"))?;
     let payload = body.payload.unwrap_or_default().into_domain()?;
     let now = state.now();
-    let (version, catalog) = state.catalogs().latest(state.store(), now).await?;
+    let (version, catalog) = state.catalogs().latest(state.store()).await?;
     transition::validate_request(&catalog, &auth.tenant.plan, &new_plan, &payload)?;
     let target = catalog
         .plan(&new_plan)

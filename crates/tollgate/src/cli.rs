@@ -82,6 +82,18 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Publish and inspect plan catalogs.
+    #[command(subcommand)]
+    Catalog(crate::operator::CatalogCommand),
+    /// Approve, reject and list plan transitions.
+    #[command(subcommand)]
+    Transition(crate::operator::TransitionCommand),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(crate::operator::AuditCommand),
+    /// Run background jobs by hand.
+    #[command(subcommand)]
+    Jobs(crate::operator::JobsCommand),
     /// Measure throughput and latency of key endpoints against a fresh server.
     Bench(crate::bench::BenchArgs),
 }
@@ -155,8 +167,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
         Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
         Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
+        Command::Catalog(cmd) => crate::operator::catalog(&cli.storage, cmd).await,
+        Command::Transition(cmd) => crate::operator::transition(&*cli.storage.open().await?, cmd).await,
+        Command::Audit(cmd) => crate::operator::audit(&*cli.storage.open().await?, cmd).await,
+        Command::Jobs(cmd) => crate::operator::jobs(&cli.storage, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }
+}
+
+/// Names this process in job leases.
+pub fn worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tollgate".into());
+    format!("{host}/{}", std::process::id())
 }
 
 /// The latest published catalog, parsed.

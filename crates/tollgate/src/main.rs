@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod operator;
 mod serve;
 
 use clap::Parser;

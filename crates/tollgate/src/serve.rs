@@ -6,7 +6,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use tollgate_api::AppState;
-use tollgate_domain::clock::SystemClock;
+use tollgate_api::state::Options;
+use tollgate_domain::clock::{Clock, SystemClock};
+use tollgate_jobs::JobContext;
+use tollgate_payments::{PaymentProvider, TestProvider};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::StorageArgs;
@@ -25,6 +28,13 @@ pub struct ServeArgs {
     /// Log format: text for people, json for log pipelines.
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Credential of the operator API (/api/operator, `Authorization: Bearer <it>`);
+    /// the operator API is off without it.
+    #[arg(long, env = "TOLLGATE_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+    /// How often background jobs (plan transitions) look for work.
+    #[arg(long, env = "TOLLGATE_JOB_INTERVAL", default_value = "1s")]
+    pub job_interval: humantime::Duration,
 }
 
 fn init_logging(format: LogFormat) {
@@ -49,7 +59,19 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     // as soon as it is up is never lost to the default (fatal) handler.
     let shutdown = ShutdownSignals::install().context("cannot install signal handlers")?;
     let store = storage.open().await?;
-    let state = AppState::new(store.clone(), Arc::new(SystemClock));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let provider: Arc<dyn PaymentProvider> = Arc::new(TestProvider::default());
+    let options = Options {
+        provider: Some(provider.clone()),
+        operator_token: args.operator_token.clone(),
+    };
+    let state = AppState::with_options(store.clone(), clock.clone(), options);
+    let jobs = JobContext {
+        store: store.clone(),
+        clock,
+        provider,
+        worker_id: crate::cli::worker_id(),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -64,10 +86,25 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
              tollgate token create --tenant acme --role admin"
         );
     }
+    // One signal stops both the HTTP server and the job loop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.received().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let job_loop = tokio::spawn(tollgate_jobs::run_forever(
+        jobs,
+        *args.job_interval,
+        stopped(stop_rx.clone()),
+    ));
     axum::serve(listener, tollgate_api::router(state))
-        .with_graceful_shutdown(shutdown.received())
+        .with_graceful_shutdown(stopped(stop_rx))
         .await
         .context("server failed")?;
+    let _ = job_loop.await;
     tracing::info!("stopped");
     Ok(())
 }

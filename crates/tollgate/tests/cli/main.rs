@@ -1,6 +1,7 @@
 //! The `tollgate` binary as users run it: the operator CLI, `serve`, shutdown,
 //! and several server processes on one database.
 
+mod billing;
 mod cli;
 mod replicas;
 mod server;

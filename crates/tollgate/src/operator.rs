@@ -1,0 +1,219 @@
+//! Operator commands beyond tenants and tokens: the catalog, plan-transition
+//! approvals, the audit trail, and running background jobs by hand.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use jiff::Timestamp;
+use tollgate_domain::catalog;
+use tollgate_domain::clock::{Clock, ManualClock, SystemClock};
+use tollgate_domain::transition::TransitionState;
+use tollgate_jobs::JobContext;
+use tollgate_payments::TestProvider;
+use tollgate_store::{Store, TransitionFilter};
+
+use crate::cli::StorageArgs;
+
+/// How the audit trail names the operator CLI.
+const ACTOR: &str = "operator";
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Check a catalog file without publishing it.
+    Validate { file: PathBuf },
+    /// Publish a catalog file as the next version; servers pick it up within
+    /// seconds. Tenants keep their plan's version until they change plan.
+    Publish { file: PathBuf },
+    /// Print a published catalog (the latest unless --version).
+    Show {
+        #[arg(long)]
+        version: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransitionCommand {
+    /// List plan transitions, newest first.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// CREATING, WAITING_FOR_APPROVAL, FINISHED or FAILED.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Approve a transition waiting for approval; the job then executes it.
+    Approve { id: String },
+    /// Reject a transition waiting for approval.
+    Reject {
+        id: String,
+        #[arg(long, default_value = "rejected by the operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show the audit trail, newest first.
+    List {
+        /// Only this tenant's entries.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run a job until it has nothing left to do, then exit.
+    Run {
+        /// Which job: transitions (plan transitions), or all.
+        job: String,
+        /// Run as if the clock read this time (RFC 3339), e.g. to close a period.
+        #[arg(long)]
+        now: Option<Timestamp>,
+    },
+}
+
+fn read(file: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
+    match cmd {
+        CatalogCommand::Validate { file } => {
+            let c = catalog::parse(&file.display().to_string(), &read(&file)?)?;
+            println!(
+                "{}: valid: {} plans, {} add-ons, {} meters, default plan {}",
+                file.display(),
+                c.plans.len(),
+                c.addons.len(),
+                c.meters.len(),
+                c.default_plan
+            );
+        }
+        CatalogCommand::Publish { file } => {
+            let text = read(&file)?;
+            let name = file.display().to_string();
+            catalog::parse(&name, &text)?;
+            let store = storage.open().await?;
+            let version = store
+                .publish_catalog(&text, &name, ACTOR, Timestamp::now())
+                .await?;
+            println!("published {name} as catalog version {version}");
+        }
+        CatalogCommand::Show { version } => {
+            let store = storage.open().await?;
+            let c = store
+                .catalog(version)
+                .await?
+                .with_context(|| format!("no catalog version {}", version.unwrap_or_default()))?;
+            println!(
+                "# catalog version {}, from {}, published {} by {}",
+                c.version, c.source_name, c.published_at, c.published_by
+            );
+            print!("{}", c.source);
+        }
+    }
+    Ok(())
+}
+
+async fn tenant_id(store: &dyn Store, name: Option<&str>) -> Result<Option<String>> {
+    match name {
+        None => Ok(None),
+        Some(n) => Ok(Some(
+            store
+                .tenant_by_name(n)
+                .await?
+                .with_context(|| format!("tenant {n:?} does not exist"))?
+                .id,
+        )),
+    }
+}
+
+pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()> {
+    match cmd {
+        TransitionCommand::List { tenant, state } => {
+            let state = match state.as_deref() {
+                None => None,
+                Some(s) => Some(TransitionState::parse(s).with_context(|| format!("unknown state {s:?}"))?),
+            };
+            let filter = TransitionFilter {
+                tenant_id: tenant_id(store, tenant.as_deref()).await?,
+                state,
+            };
+            println!(
+                "{:<36} {:<20} {:<13} {:<13} {:<21} REASON",
+                "ID", "TENANT", "FROM", "TO", "STATE"
+            );
+            for t in store.transitions(&filter).await? {
+                let tenant = store
+                    .tenant(&t.tenant_id)
+                    .await?
+                    .map_or(t.tenant_id.clone(), |x| x.name.to_string());
+                println!(
+                    "{:<36} {:<20} {:<13} {:<13} {:<21} {}",
+                    t.id,
+                    tenant,
+                    t.from_plan,
+                    t.to_plan,
+                    t.state.as_str(),
+                    t.reason.unwrap_or_default()
+                );
+            }
+        }
+        TransitionCommand::Approve { id } => {
+            let t = store
+                .decide_transition(&id, true, None, ACTOR, Timestamp::now())
+                .await?;
+            println!("approved {}: now {}", t.id, t.state.as_str());
+        }
+        TransitionCommand::Reject { id, reason } => {
+            let t = store
+                .decide_transition(&id, false, Some(&reason), ACTOR, Timestamp::now())
+                .await?;
+            println!("rejected {}: now {}", t.id, t.state.as_str());
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(store: &dyn Store, cmd: AuditCommand) -> Result<()> {
+    let AuditCommand::List { tenant, limit } = cmd;
+    let id = tenant_id(store, tenant.as_deref()).await?;
+    println!("{:<28} {:<44} {:<28} TARGET", "AT", "ACTOR", "ACTION");
+    for e in store.audit(id.as_deref(), limit).await? {
+        println!("{:<28} {:<44} {:<28} {}", e.at, e.actor, e.action, e.target);
+        if let Some(before) = e.before {
+            println!("    before: {before}");
+        }
+        if let Some(after) = e.after {
+            println!("    after:  {after}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
+    let JobsCommand::Run { job, now } = cmd;
+    let clock: Arc<dyn Clock> = match now {
+        Some(at) => Arc::new(ManualClock::new(at)),
+        None => Arc::new(SystemClock),
+    };
+    let ctx = JobContext {
+        store: storage.open().await?,
+        clock,
+        provider: Arc::new(TestProvider::default()),
+        worker_id: crate::cli::worker_id(),
+    };
+    match job.as_str() {
+        "transitions" | "all" => {
+            let n = tollgate_jobs::transitions::run_until_idle(&ctx).await?;
+            println!("transitions: {n} finished or failed");
+        }
+        other => bail!("unknown job {other:?}; use transitions or all"),
+    }
+    Ok(())
+}

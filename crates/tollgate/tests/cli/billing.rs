@@ -1,0 +1,217 @@
+//! Catalogs, plan transitions and the audit trail through the binary.
+
+use serde_json::json;
+use tollgate_testkit::each_backend;
+
+use crate::support::{Http, Server, expect_ok, tollgate};
+
+const PLANS: &str = "/api/web/namespaces/system/usage_plans/custom_list";
+const CURRENT: &str = "/api/web/namespaces/system/usage_plans/current";
+const TRANSITION: &str = "/api/web/namespaces/system/billing/plan_transition";
+
+async fn admin_on(db: &tollgate_testkit::TestDatabase, tenant: &str, plan: &str) -> String {
+    expect_ok(tollgate(db, &["tenant", "create", tenant, "--plan", plan]).await);
+    expect_ok(tollgate(db, &["token", "create", "--tenant", tenant, "--role", "admin"]).await)
+        .trim()
+        .to_owned()
+}
+
+fn titles(list: &serde_json::Value) -> Vec<String> {
+    list["usage_plans"][0]["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_published_catalog_takes_effect_at_once_and_tenants_keep_their_version() {
+    each_backend(|db| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let shown = expect_ok(tollgate(&db, &["catalog", "show"]).await);
+        assert!(
+            shown.starts_with("# catalog version 1, from builtin"),
+            "{}",
+            &shown[..80]
+        );
+        let v2 = shown
+            .split_once('\n')
+            .unwrap()
+            .1
+            .replace("title = \"Teams\"", "title = \"Teams 2027\"");
+        let good = dir.path().join("v2.toml");
+        std::fs::write(&good, &v2).unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            v2.replace("flat_price_cents = 30000", "flat_price_cents = -1"),
+        )
+        .unwrap();
+
+        let ok = expect_ok(tollgate(&db, &["catalog", "validate", good.to_str().unwrap()]).await);
+        assert!(
+            ok.contains("valid: 4 plans, 13 add-ons, 8 meters, default plan free"),
+            "{ok}"
+        );
+        let refused = tollgate(&db, &["catalog", "validate", bad.to_str().unwrap()]).await;
+        assert!(!refused.ok);
+        let line = v2
+            .lines()
+            .position(|l| l.contains("flat_price_cents = 30000"))
+            .unwrap()
+            + 1;
+        let expected = format!(
+            "{}:{line}: plans[2].flat_price_cents: must be between 0",
+            bad.display()
+        );
+        assert!(
+            refused.stderr.contains(&expected),
+            "{}\nexpected {expected}",
+            refused.stderr
+        );
+        let refused = tollgate(&db, &["catalog", "publish", bad.to_str().unwrap()]).await;
+        assert!(!refused.ok, "an invalid catalog is never published");
+
+        let server = Server::start(&db).await;
+        let http = Http::new();
+        let admin = admin_on(&db, "acme", "team").await;
+        let (_, before) = http
+            .call("GET", &format!("{}{PLANS}", server.base), Some(&admin), None)
+            .await;
+        assert_eq!(titles(&before), ["Free", "Individual", "Teams", "Organization"]);
+
+        let out = expect_ok(tollgate(&db, &["catalog", "publish", good.to_str().unwrap()]).await);
+        assert!(out.contains("as catalog version 2"), "{out}");
+        let (_, after) = http
+            .call("GET", &format!("{}{PLANS}", server.base), Some(&admin), None)
+            .await;
+        assert_eq!(
+            titles(&after),
+            ["Free", "Individual", "Teams 2027", "Organization"]
+        );
+        // The tenant subscribed under version 1 keeps its plan as it was.
+        let (_, current) = http
+            .call("GET", &format!("{}{CURRENT}", server.base), Some(&admin), None)
+            .await;
+        assert_eq!(current["plans"][0]["title"], "Teams");
+        let shown = expect_ok(tollgate(&db, &["catalog", "show"]).await);
+        assert!(
+            shown.starts_with("# catalog version 2, from "),
+            "{}",
+            &shown[..60]
+        );
+        let v1 = expect_ok(tollgate(&db, &["catalog", "show", "--version", "1"]).await);
+        assert!(v1.contains("title = \"Teams\""));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn plan_transitions_run_with_the_cli_job_runner_and_operator_approval() {
+    each_backend(|db| async move {
+        let server = Server::start(&db).await;
+        let http = Http::new();
+        let base = server.base.clone();
+        let admin = admin_on(&db, "acme", "free").await;
+        let state_of = |id: String| {
+            let http = http.clone();
+            let url = format!("{base}/no_auth/namespaces/system/billing/plan_transition?id={id}");
+            async move {
+                http.call("GET", &url, None, None).await.1["state"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+
+        let (status, body) = http
+            .call(
+                "POST",
+                &format!("{base}{TRANSITION}"),
+                Some(&admin),
+                Some(json!({"new_plan": "team", "payload": {"payment_provider_token": "tok-visa-4242"}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(state_of(id.clone()).await, "STATE_CREATING");
+        let ran = expect_ok(tollgate(&db, &["jobs", "run", "transitions"]).await);
+        assert!(ran.contains("transitions: 1 finished or failed"), "{ran}");
+        assert_eq!(state_of(id.clone()).await, "STATE_FINISHED");
+        let (_, current) = http
+            .call("GET", &format!("{base}{CURRENT}"), Some(&admin), None)
+            .await;
+        assert_eq!(current["plans"][0]["name"], "team");
+
+        let org = json!({"new_plan": "organization", "payload": {
+            "domain": "acme.com",
+            "billing_address": {"address1": "1 Main St", "city": "Boston", "country": "US"}
+        }});
+        let (status, body) = http
+            .call("POST", &format!("{base}{TRANSITION}"), Some(&admin), Some(org))
+            .await;
+        assert_eq!(
+            (status, body["requires_manual_approval"].as_bool()),
+            (200, Some(true)),
+            "{body}"
+        );
+        let id = body["id"].as_str().unwrap().to_owned();
+        expect_ok(tollgate(&db, &["jobs", "run", "transitions"]).await);
+        assert_eq!(state_of(id.clone()).await, "STATE_WAITING_FOR_APPROVAL");
+        let waiting =
+            expect_ok(tollgate(&db, &["transition", "list", "--state", "WAITING_FOR_APPROVAL"]).await);
+        assert!(
+            waiting.contains(&id) && waiting.contains("acme") && waiting.contains("organization"),
+            "{waiting}"
+        );
+        expect_ok(tollgate(&db, &["transition", "approve", &id]).await);
+        let again = tollgate(&db, &["transition", "approve", &id]).await;
+        assert!(
+            !again.ok && again.stderr.contains("not waiting for approval"),
+            "{}",
+            again.stderr
+        );
+        expect_ok(tollgate(&db, &["jobs", "run", "transitions"]).await);
+        assert_eq!(state_of(id).await, "STATE_FINISHED");
+
+        let trail = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "acme"]).await);
+        for action in [
+            "plan_transition.create",
+            "plan_transition.approve",
+            "plan_transition.finish",
+            "payment_method.create",
+        ] {
+            assert!(trail.contains(action), "{action} missing from\n{trail}");
+        }
+        assert!(trail.contains("operator"), "{trail}");
+    })
+    .await;
+}
+
+/// `serve` runs the transition job by itself.
+#[tokio::test]
+async fn the_server_executes_transitions_in_the_background() {
+    each_backend(|db| async move {
+        let admin = admin_on(&db, "acme", "free").await;
+        let mut server = Server::start(&db).await;
+        let http = Http::new();
+        let (status, body) = http
+            .call(
+                "POST",
+                &format!("{}{TRANSITION}", server.base),
+                Some(&admin),
+                Some(
+                    json!({"new_plan": "individual", "payload": {"payment_provider_token": "tok-amex-0005"}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        server.wait_for_log("plan transition finished").await;
+        let (_, current) = http
+            .call("GET", &format!("{}{CURRENT}", server.base), Some(&admin), None)
+            .await;
+        assert_eq!(current["plans"][0]["name"], "individual");
+    })
+    .await;
+}
