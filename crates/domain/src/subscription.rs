@@ -80,6 +80,12 @@ impl Subscription {
         }
     }
 
+    /// The same subscription without a trial (a tenant gets a plan's trial once).
+    pub fn without_trial(mut self) -> Self {
+        self.trial_end = None;
+        self
+    }
+
     /// Whether the subscription is in force at `at`.
     pub fn is_current(&self) -> bool {
         self.end.is_none()

@@ -272,19 +272,37 @@ pub fn validate_request(
     Ok(())
 }
 
-/// The add-ons a tenant has after moving to `plan`: those it had that the plan
-/// still allows, plus the requested ones, minus the removed ones (included
-/// add-ons are part of the plan and not listed).
-pub fn addons_after(plan: &Plan, had: &[String], payload: &TransitionPayload) -> Vec<String> {
-    let mut out: Vec<String> = had
-        .iter()
-        .chain(payload.subscribe_addons.iter())
-        .filter(|a| plan.allowed_addons.contains(a) && !payload.unsubscribe_addons.contains(a))
-        .cloned()
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+/// How a transition changes a tenant's subscribed add-ons.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddonChange {
+    /// What the new plan allows (included add-ons are part of the plan and not listed).
+    pub allowed: Vec<String>,
+    pub subscribe: Vec<String>,
+    pub unsubscribe: Vec<String>,
+}
+
+impl AddonChange {
+    pub fn new(plan: &Plan, payload: &TransitionPayload) -> Self {
+        Self {
+            allowed: plan.allowed_addons.clone(),
+            subscribe: payload.subscribe_addons.clone(),
+            unsubscribe: payload.unsubscribe_addons.clone(),
+        }
+    }
+
+    /// The add-ons a tenant has afterwards: those it had that the new plan
+    /// still allows, plus the requested ones, minus the removed ones.
+    pub fn apply(&self, had: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = had
+            .iter()
+            .chain(self.subscribe.iter())
+            .filter(|a| self.allowed.contains(a) && !self.unsubscribe.contains(a))
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[cfg(test)]
@@ -430,7 +448,10 @@ mod tests {
             ..Default::default()
         };
         // waap_standard is included in team, so it is no longer a separate add-on.
-        assert_eq!(addons_after(team, &had, &payload), ["f5xc_appstack_standard"]);
+        assert_eq!(
+            AddonChange::new(team, &payload).apply(&had),
+            ["f5xc_appstack_standard"]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tollgate_domain::catalog;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole};
 use tollgate_domain::subscription::Subscription;
-use tollgate_domain::transition::{self, PlanTransition};
+use tollgate_domain::transition::{AddonChange, PlanTransition};
 use tollgate_payments::ProviderError;
 use tollgate_store::{StoreError, TransitionOutcome};
 
@@ -85,11 +85,11 @@ async fn outcome(
             t.to_plan, t.catalog_version
         )));
     };
-    let (tenant, had) = match (
+    let (tenant, history) = match (
         ctx.store.tenant(&t.tenant_id).await,
-        ctx.store.addons(&t.tenant_id).await,
+        ctx.store.subscriptions(&t.tenant_id).await,
     ) {
-        (Ok(Some(tenant)), Ok(had)) => (tenant, had),
+        (Ok(Some(tenant)), Ok(history)) => (tenant, history),
         (Ok(None), _) => return Ok(Err("the tenant no longer exists".into())),
         (Err(e), _) | (_, Err(e)) => return Err(ProviderError::Unavailable(e.to_string())),
     };
@@ -124,22 +124,30 @@ async fn outcome(
         .flatten()
         .cloned()
         .collect();
+    let mut subscription = Subscription::new(
+        uuid::Uuid::new_v4().to_string(),
+        tenant.id.clone(),
+        plan,
+        t.catalog_version,
+        now,
+    );
+    // A plan's trial is granted once per tenant.
+    if history
+        .iter()
+        .any(|s| s.plan == plan.name && s.trial_end.is_some())
+    {
+        subscription = subscription.without_trial();
+    }
     Ok(Ok(TransitionOutcome {
         transition_id: t.id.clone(),
         lease_owner: ctx.worker_id.clone(),
         tenant_id: tenant.id.clone(),
         now,
         payment_method,
-        subscription: Subscription::new(
-            uuid::Uuid::new_v4().to_string(),
-            tenant.id,
-            plan,
-            t.catalog_version,
-            now,
-        ),
+        subscription,
         tenant_type: plan.tenant_type,
         domain: p.domain.clone().filter(|d| !d.is_empty()),
         contacts,
-        addons: transition::addons_after(plan, &had, p),
+        addons: AddonChange::new(plan, p),
     }))
 }

@@ -17,7 +17,7 @@ use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec};
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::ApiToken;
-use tollgate_domain::transition::{PlanTransition, TransitionState};
+use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind};
 
 mod migrations;
@@ -176,8 +176,9 @@ pub struct TransitionOutcome {
     pub tenant_type: TenantType,
     pub domain: Option<String>,
     pub contacts: Vec<Contact>,
-    /// The tenant's subscribed add-ons afterwards.
-    pub addons: Vec<String>,
+    /// How the tenant's subscribed add-ons change; applied to the add-ons it
+    /// has at commit time.
+    pub addons: AddonChange,
 }
 
 /// A token to create; the caller generated the secret and passes its digest.

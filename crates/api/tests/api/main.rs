@@ -2,10 +2,17 @@
 //! when `TOLLGATE_TEST_POSTGRES_URL` is set), injected clock.
 
 mod auth;
+mod billing_isolation;
+mod billing_support;
 mod errors;
 mod isolation;
 mod openapi;
+mod operator;
+mod payment_methods;
+mod plans;
 mod quota_crud;
 mod quota_usage;
 mod rate_limits;
+mod subscriptions;
 mod support;
+mod transitions;

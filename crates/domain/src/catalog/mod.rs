@@ -256,20 +256,24 @@ impl Catalog {
         accept_language: Option<&str>,
     ) -> String {
         for wanted in preferred_locales(accept_language.unwrap_or("")) {
-            if wanted == DEFAULT_LOCALE || wanted == "en" {
-                return DEFAULT_LOCALE.to_owned();
-            }
-            let found = plans.clone().into_iter().find_map(|p| {
-                p.localized
-                    .keys()
-                    .find(|l| {
-                        **l == wanted
-                            || (!wanted.contains('-') && l.split('-').next() == Some(wanted.as_str()))
-                    })
-                    .cloned()
-            });
-            if let Some(locale) = found {
-                return locale;
+            // A tag with a region also stands for its language: en-gb → en, de-at → de.
+            let language = wanted.split('-').next().unwrap_or(&wanted).to_owned();
+            for candidate in [wanted.as_str(), language.as_str()] {
+                if candidate == DEFAULT_LOCALE || candidate == "en" {
+                    return DEFAULT_LOCALE.to_owned();
+                }
+                let found = plans.clone().into_iter().find_map(|p| {
+                    p.localized
+                        .keys()
+                        .find(|l| {
+                            *l == candidate
+                                || (!candidate.contains('-') && l.split('-').next() == Some(candidate))
+                        })
+                        .cloned()
+                });
+                if let Some(locale) = found {
+                    return locale;
+                }
             }
         }
         DEFAULT_LOCALE.to_owned()

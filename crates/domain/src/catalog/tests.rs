@@ -233,6 +233,10 @@ fn accept_language_picks_the_best_localization() {
     assert_eq!(pick(Some("en;q=0.9, fr")), ("fr-fr".into(), "Équipes".into()));
     assert_eq!(pick(Some("fr;q=0")), ("en-us".into(), "Teams".into()));
     assert_eq!(preferred_locales("de_DE;q=0.5, *, en-US"), ["en-us", "de-de"]);
+    // A regional variant stands for its language.
+    assert_eq!(pick(Some("en-GB, de;q=0.8")), ("en-us".into(), "Teams".into()));
+    assert_eq!(pick(Some("fr-CA")), ("fr-fr".into(), "Équipes".into()));
+    assert_eq!(Catalog::builtin().locale_for(Some("de-AT")), "de-de");
 }
 
 #[test]

@@ -223,7 +223,7 @@ fn subscription_from(row: &DbRow) -> Result<Subscription> {
 pub(super) async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<Vec<Subscription>> {
     let rows = sqlx::query(
         "SELECT id, tenant_id, plan, catalog_version, start_at, trial_end, end_at FROM subscriptions \
-         WHERE tenant_id = $1 ORDER BY start_at DESC, id DESC",
+         WHERE tenant_id = $1 ORDER BY CASE WHEN end_at IS NULL THEN 0 ELSE 1 END, start_at DESC, id DESC",
     )
     .bind(tenant_id)
     .fetch_all(&store.read)
@@ -627,6 +627,10 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
     };
     let t = transition_from(&row)?;
     let actor = format!("{SYSTEM}/transition-worker");
+    sqlx::query(LOCK_TENANT)
+        .bind(&o.tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
     if let Some(method) = &o.payment_method {
         let change = PaymentChange::Create {
             method: Box::new(method.clone()),
@@ -670,11 +674,21 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
     .bind(to_json(&o.contacts)?)
     .execute(&mut *tx)
     .await?;
+    // The add-ons the tenant has now, under its lock: one subscribed while the
+    // transition ran is kept if the new plan allows it.
+    let had: Vec<String> = sqlx::query("SELECT addon FROM tenant_addons WHERE tenant_id = $1 ORDER BY addon")
+        .bind(&o.tenant_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("addon"))
+        .collect::<std::result::Result<_, _>>()?;
+    let addons = o.addons.apply(&had);
     sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1")
         .bind(&o.tenant_id)
         .execute(&mut *tx)
         .await?;
-    for addon in &o.addons {
+    for addon in &addons {
         sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3)")
             .bind(&o.tenant_id)
             .bind(addon)
@@ -686,7 +700,7 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
         "plan": o.subscription.plan,
         "tenant_type": o.tenant_type.as_str(),
         "domain": o.domain,
-        "addons": o.addons,
+        "addons": addons,
         "closed_subscription": closed_id,
         "subscription": o.subscription.id,
     });

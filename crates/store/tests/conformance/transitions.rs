@@ -6,7 +6,7 @@ use tollgate_domain::catalog::Catalog;
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::TenantType;
-use tollgate_domain::transition::{PlanTransition, TransitionPayload, TransitionState};
+use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionPayload, TransitionState};
 use tollgate_store::{StoreError, TransitionFilter, TransitionOutcome};
 use tollgate_testkit::each_backend;
 
@@ -50,7 +50,11 @@ fn outcome(tr: &PlanTransition, owner: &str, now: Timestamp) -> TransitionOutcom
         tenant_type: plan.tenant_type,
         domain: Some("acme.com".into()),
         contacts: Vec::new(),
-        addons: vec!["f5xc_appstack_standard".into()],
+        addons: AddonChange {
+            allowed: plan.allowed_addons.clone(),
+            subscribe: vec!["f5xc_appstack_standard".into()],
+            unsubscribe: Vec::new(),
+        },
     }
 }
 
@@ -301,6 +305,36 @@ async fn an_expired_lease_lets_another_worker_finish() {
             .await
             .unwrap();
         assert_eq!(store.tenant_by_name("acme").await.unwrap().unwrap().plan, "team");
+    })
+    .await;
+}
+
+/// An add-on subscribed after the worker computed its outcome, but before it
+/// committed, is kept when the new plan allows it.
+#[tokio::test]
+async fn an_addon_subscribed_during_a_transition_is_kept() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-11-05T00:00:00Z");
+        let tr = transition(&a.id, "team", TransitionState::Creating, now);
+        store.create_transition(&tr, "token-1").await.unwrap();
+        store
+            .claim_transition("w1", now, now + SignedDuration::from_mins(5))
+            .await
+            .unwrap()
+            .unwrap();
+        let outcome = outcome(&tr, "w1", now);
+        // Meanwhile, on the old plan, the tenant subscribes an add-on the team plan also allows.
+        store
+            .set_addon(&a.id, "f5xc_web_app_scanning_standard", true, "token-1", now)
+            .await
+            .unwrap();
+        store.complete_transition(&outcome).await.unwrap();
+        assert_eq!(
+            store.addons(&a.id).await.unwrap(),
+            ["f5xc_appstack_standard", "f5xc_web_app_scanning_standard"]
+        );
     })
     .await;
 }
