@@ -24,6 +24,13 @@ type Tx<'c> = sqlx::Transaction<'c, Db>;
 /// Who the audit trail names for changes Tollgate makes by itself.
 const SYSTEM: &str = "tollgate";
 
+/// The columns of a plan transition, in the order [`transition_from`] reads them.
+macro_rules! transition_columns {
+    () => {
+        "id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason"
+    };
+}
+
 /// A domain refusal as a storage error of the same meaning.
 fn refused(e: Error) -> StoreError {
     match e.kind {
@@ -505,22 +512,24 @@ pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, acto
 }
 
 pub(super) async fn transition(pool: &Pool<Db>, id: &str) -> Result<Option<PlanTransition>> {
-    let row = sqlx::query(
-        "SELECT id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, \
-         updated_at, reason FROM plan_transitions WHERE id = $1",
-    )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        transition_columns!(),
+        " FROM plan_transitions WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
     row.as_ref().map(transition_from).transpose()
 }
 
 pub(super) async fn transitions(store: &SqlStore, f: &TransitionFilter) -> Result<Vec<PlanTransition>> {
-    let rows = sqlx::query(
-        "SELECT id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, \
-         updated_at, reason FROM plan_transitions WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2) \
-         ORDER BY created_at DESC, id",
-    )
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        transition_columns!(),
+        " FROM plan_transitions WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR state = $2) \
+             ORDER BY created_at DESC, id"
+    ))
     .bind(f.tenant_id.as_deref())
     .bind(f.state.map(TransitionState::as_str))
     .fetch_all(&store.read)
@@ -542,11 +551,11 @@ pub(super) async fn decide_transition(
         TransitionState::Failed
     };
     let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let row = sqlx::query(
+    let row = sqlx::query(concat!(
         "UPDATE plan_transitions SET state = $2, reason = $3, updated_at = $4 \
-         WHERE id = $1 AND state = 'WAITING_FOR_APPROVAL' \
-         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
-    )
+         WHERE id = $1 AND state = 'WAITING_FOR_APPROVAL' RETURNING ",
+        transition_columns!()
+    ))
     .bind(id)
     .bind(next.as_str())
     .bind(reason)
@@ -590,13 +599,13 @@ pub(super) async fn claim_transition(
     lease_until: Timestamp,
 ) -> Result<Option<PlanTransition>> {
     let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let row = sqlx::query(
+    let row = sqlx::query(concat!(
         "UPDATE plan_transitions SET lease_owner = $1, lease_until = $2 \
          WHERE id = (SELECT id FROM plan_transitions WHERE state = 'CREATING' \
                      AND (lease_until IS NULL OR lease_until <= $3) ORDER BY created_at, id LIMIT 1) \
-           AND state = 'CREATING' AND (lease_until IS NULL OR lease_until <= $3) \
-         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
-    )
+           AND state = 'CREATING' AND (lease_until IS NULL OR lease_until <= $3) RETURNING ",
+        transition_columns!()
+    ))
     .bind(owner)
     .bind(micros(lease_until))
     .bind(micros(now))
@@ -609,9 +618,11 @@ pub(super) async fn claim_transition(
 pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome) -> Result<()> {
     let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
     let held = sqlx::query(
-        "UPDATE plan_transitions SET state = 'FINISHED', updated_at = $3, lease_owner = NULL, lease_until = NULL \
-         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 AND tenant_id = $4 \
-         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
+        concat!(
+            "UPDATE plan_transitions SET state = 'FINISHED', updated_at = $3, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 AND tenant_id = $4 RETURNING ",
+            transition_columns!()
+        ),
     )
     .bind(&o.transition_id)
     .bind(&o.lease_owner)
@@ -729,9 +740,11 @@ pub(super) async fn fail_transition(
 ) -> Result<()> {
     let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
     let row = sqlx::query(
-        "UPDATE plan_transitions SET state = 'FAILED', reason = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 \
-         RETURNING id, tenant_id, from_plan, to_plan, catalog_version, state, payload, requested_by, created_at, updated_at, reason",
+        concat!(
+            "UPDATE plan_transitions SET state = 'FAILED', reason = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 RETURNING ",
+            transition_columns!()
+        ),
     )
     .bind(id)
     .bind(owner)
