@@ -1,0 +1,370 @@
+//! Usage events and their hourly rollups.
+//!
+//! An event lands in the bucket of its tenant × namespace × metric × object ×
+//! deployment × container × hour. Buckets combine events with the meter's
+//! aggregation; combining is associative and commutative (sum, max, and
+//! "latest" ordered by (timestamp, event id)), so any order of arrival, any
+//! batching, and any replay give the same buckets.
+
+use std::cmp::Ordering;
+use std::str::FromStr;
+
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+
+use crate::catalog::{Aggregation, Meter};
+use crate::names::Name;
+
+/// Longest event id, object name, deployment or container.
+pub const MAX_TEXT: usize = 256;
+
+/// A validated usage event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub id: String,
+    pub namespace: Name,
+    pub metric_label: String,
+    pub object_name: String,
+    pub deployment: String,
+    pub container: String,
+    /// In the meter's unit; never negative.
+    pub quantity: Decimal,
+    pub at: Timestamp,
+}
+
+/// An event as received, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct RawEvent {
+    pub id: Option<String>,
+    pub metric_label: Option<String>,
+    pub object_name: Option<String>,
+    /// The quantity exactly as written (a JSON number or string).
+    pub quantity: Option<String>,
+    /// RFC 3339, or unix seconds.
+    pub timestamp: Option<String>,
+    pub deployment: Option<String>,
+    pub container: Option<String>,
+}
+
+/// What an event must satisfy besides its own shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    pub meters: &'a [Meter],
+    pub now: Timestamp,
+    /// How far in the future a timestamp may be (clock skew of reporters).
+    pub max_skew: SignedDuration,
+    /// Events before this are refused (the tenant's start, or the start of
+    /// the last period that is no longer adjustable).
+    pub floor: Timestamp,
+}
+
+/// Parses a timestamp as RFC 3339 or unix seconds (with an optional fraction).
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t);
+    }
+    let d = Decimal::from_str(s).ok()?;
+    let micros = (d * Decimal::from(1_000_000)).trunc();
+    i64::try_from(micros)
+        .ok()
+        .and_then(|m| Timestamp::from_microsecond(m).ok())
+}
+
+fn text(field: &str, value: Option<&str>, required: bool) -> Result<String, String> {
+    let v = value.unwrap_or("").trim();
+    if required && v.is_empty() {
+        return Err(format!("{field}: is required"));
+    }
+    if v.chars().count() > MAX_TEXT || v.chars().any(char::is_control) {
+        return Err(format!("{field}: at most {MAX_TEXT} printable characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// Checks one event; the error is the reason it is refused.
+pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Result<UsageEvent, String> {
+    let id = text("id", raw.id.as_deref(), true)?;
+    let metric_label = text("metric_label", raw.metric_label.as_deref(), true)?;
+    if !rules.meters.iter().any(|m| m.metric_label == metric_label) {
+        return Err(format!("metric_label: unknown metric {metric_label:?}"));
+    }
+    let object_name = text("object_name", raw.object_name.as_deref(), false)?;
+    let deployment = text("deployment", raw.deployment.as_deref(), false)?;
+    let container = text("container", raw.container.as_deref(), false)?;
+    let literal = raw.quantity.as_deref().map(str::trim).unwrap_or("");
+    if literal.is_empty() {
+        return Err("quantity: is required".into());
+    }
+    let quantity = if literal.contains(['e', 'E']) {
+        Decimal::from_scientific(literal)
+    } else {
+        Decimal::from_str(literal)
+    }
+    .map_err(|_| format!("quantity: {literal:?} is not a finite number"))?;
+    if quantity.is_sign_negative() && !quantity.is_zero() {
+        return Err(format!("quantity: must not be negative, got {literal}"));
+    }
+    let stamp = raw.timestamp.as_deref().unwrap_or("").trim();
+    if stamp.is_empty() {
+        return Err("timestamp: is required".into());
+    }
+    let at =
+        parse_time(stamp).ok_or_else(|| format!("timestamp: {stamp:?} is not RFC 3339 or unix seconds"))?;
+    if at > rules.now + rules.max_skew {
+        return Err(format!("timestamp: {at} is in the future (now {})", rules.now));
+    }
+    if at < rules.floor {
+        return Err(format!(
+            "timestamp: {at} is before {}, the earliest time this tenant can still report",
+            rules.floor
+        ));
+    }
+    Ok(UsageEvent {
+        id,
+        namespace: namespace.clone(),
+        metric_label,
+        object_name,
+        deployment,
+        container,
+        quantity: quantity.normalize(),
+        at,
+    })
+}
+
+/// The start of the hour containing `at` (UTC).
+pub fn hour_of(at: Timestamp) -> Timestamp {
+    let secs = at.as_second().div_euclid(3600) * 3600;
+    Timestamp::from_second(secs).unwrap_or(at)
+}
+
+/// Identifies one hourly bucket of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BucketKey {
+    pub hour: Timestamp,
+    pub namespace: String,
+    pub metric_label: String,
+    pub object_name: String,
+    pub deployment: String,
+    pub container: String,
+}
+
+impl BucketKey {
+    pub fn of(e: &UsageEvent) -> Self {
+        Self {
+            hour: hour_of(e.at),
+            namespace: e.namespace.to_string(),
+            metric_label: e.metric_label.clone(),
+            object_name: e.object_name.clone(),
+            deployment: e.deployment.clone(),
+            container: e.container.clone(),
+        }
+    }
+}
+
+/// The aggregate of one bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub quantity: Decimal,
+    /// The (timestamp, event id) of the event a "latest" meter took its value from.
+    pub latest: Option<(Timestamp, String)>,
+    pub events: i64,
+}
+
+impl Bucket {
+    /// A bucket holding one event.
+    pub fn of(e: &UsageEvent) -> Self {
+        Self {
+            quantity: e.quantity,
+            latest: Some((e.at, e.id.clone())),
+            events: 1,
+        }
+    }
+
+    /// Combines two aggregates of the same bucket.
+    pub fn merge(&self, other: &Bucket, aggregation: Aggregation) -> Bucket {
+        let later = |a: &Bucket, b: &Bucket| match (&a.latest, &b.latest) {
+            (Some(x), Some(y)) => x.cmp(y) != Ordering::Less,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let newest = if later(self, other) { self } else { other };
+        let quantity = match aggregation {
+            Aggregation::Sum => self.quantity + other.quantity,
+            Aggregation::Max => self.quantity.max(other.quantity),
+            Aggregation::Latest => newest.quantity,
+        };
+        Bucket {
+            quantity: quantity.normalize(),
+            latest: newest.latest.clone(),
+            events: self.events + other.events,
+        }
+    }
+}
+
+/// Combines bucket quantities across hours for a report line: sums for sum
+/// meters, the maximum for max meters, the newest value for latest meters.
+pub fn combine_hours<'a>(aggregation: Aggregation, buckets: impl IntoIterator<Item = &'a Bucket>) -> Decimal {
+    buckets
+        .into_iter()
+        .cloned()
+        .reduce(|a, b| a.merge(&b, aggregation))
+        .map_or(Decimal::ZERO, |b| b.quantity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn raw(id: &str, metric: &str, q: &str, at: &str) -> RawEvent {
+        RawEvent {
+            id: Some(id.into()),
+            metric_label: Some(metric.into()),
+            object_name: Some("lb-1".into()),
+            quantity: Some(q.into()),
+            timestamp: Some(at.into()),
+            deployment: None,
+            container: None,
+        }
+    }
+
+    #[test]
+    fn events_are_validated_with_a_reason() {
+        let catalog = Catalog::builtin();
+        let ns = Name::system();
+        let rules = Admission {
+            meters: &catalog.meters,
+            now: t("2026-11-20T10:00:00Z"),
+            max_skew: SignedDuration::from_mins(5),
+            floor: t("2026-11-01T00:00:00Z"),
+        };
+        let ok = validate(
+            &raw("e1", "lb_requests", "12.50", "2026-11-20T09:00:00Z"),
+            &ns,
+            rules,
+        )
+        .unwrap();
+        assert_eq!(ok.quantity, Decimal::new(125, 1));
+        let unix = validate(&raw("e2", "lb_requests", "1e3", "1795165200"), &ns, rules).unwrap();
+        assert_eq!(
+            (unix.quantity, unix.at),
+            (Decimal::from(1000), t("2026-11-20T09:00:00Z"))
+        );
+        let reasons = [
+            (
+                raw("", "lb_requests", "1", "2026-11-20T09:00:00Z"),
+                "id: is required",
+            ),
+            (
+                raw("e", "beer", "1", "2026-11-20T09:00:00Z"),
+                "metric_label: unknown metric \"beer\"",
+            ),
+            (
+                raw("e", "lb_requests", "-1", "2026-11-20T09:00:00Z"),
+                "quantity: must not be negative",
+            ),
+            (
+                raw("e", "lb_requests", "NaN", "2026-11-20T09:00:00Z"),
+                "quantity: \"NaN\" is not a finite number",
+            ),
+            (
+                raw("e", "lb_requests", "Infinity", "2026-11-20T09:00:00Z"),
+                "quantity: \"Infinity\" is not a finite",
+            ),
+            (
+                raw("e", "lb_requests", "1e400", "2026-11-20T09:00:00Z"),
+                "quantity: ",
+            ),
+            (
+                raw("e", "lb_requests", "1", "2026-11-20T10:06:00Z"),
+                "is in the future",
+            ),
+            (
+                raw("e", "lb_requests", "1", "2026-10-31T23:59:59Z"),
+                "is before 2026-11-01T00:00:00Z",
+            ),
+            (
+                raw("e", "lb_requests", "1", "yesterday"),
+                "timestamp: \"yesterday\" is not RFC 3339",
+            ),
+        ];
+        for (event, reason) in reasons {
+            let got = validate(&event, &ns, rules).unwrap_err();
+            assert!(
+                got.starts_with(reason) || got.contains(reason),
+                "{got} vs {reason}"
+            );
+        }
+        // Within the allowed skew is fine.
+        assert!(validate(&raw("e", "lb_requests", "1", "2026-11-20T10:04:59Z"), &ns, rules).is_ok());
+    }
+
+    #[test]
+    fn hours_floor_to_utc_hour_starts() {
+        assert_eq!(hour_of(t("2026-11-20T09:59:59.999Z")), t("2026-11-20T09:00:00Z"));
+        assert_eq!(hour_of(t("2026-11-20T10:00:00Z")), t("2026-11-20T10:00:00Z"));
+        assert_eq!(hour_of(t("1969-12-31T23:30:00Z")), t("1969-12-31T23:00:00Z"));
+    }
+
+    fn event(id: u32, q: u32, minute: u32) -> UsageEvent {
+        UsageEvent {
+            id: format!("e{id}"),
+            namespace: Name::system(),
+            metric_label: "m".into(),
+            object_name: "o".into(),
+            deployment: String::new(),
+            container: String::new(),
+            quantity: Decimal::new(q.into(), 2),
+            at: t("2026-11-20T09:00:00Z") + SignedDuration::from_mins(minute.into()),
+        }
+    }
+
+    fn rollup(events: &[UsageEvent], aggregation: Aggregation) -> BTreeMap<BucketKey, Bucket> {
+        let mut out: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
+        for e in events {
+            let b = Bucket::of(e);
+            out.entry(BucketKey::of(e))
+                .and_modify(|x| *x = x.merge(&b, aggregation))
+                .or_insert(b);
+        }
+        out
+    }
+
+    proptest! {
+        /// Any order and any grouping of the same events gives the same buckets.
+        #[test]
+        fn rollups_do_not_depend_on_order_or_grouping(
+            specs in proptest::collection::vec((0u32..20, 0u32..10_000, 0u32..180), 1..60),
+            seed in proptest::collection::vec(0usize..1000, 60),
+            split in 0usize..60,
+        ) {
+            // Unique ids: duplicates are removed before aggregation.
+            let events: Vec<UsageEvent> = specs.iter().enumerate().map(|(i, (_, q, m))| event(i as u32, *q, *m)).collect();
+            let mut shuffled = events.clone();
+            let n = shuffled.len();
+            for (i, j) in seed.iter().enumerate().take(n) {
+                shuffled.swap(i % n, j % n);
+            }
+            for aggregation in [Aggregation::Sum, Aggregation::Max, Aggregation::Latest] {
+                let whole = rollup(&events, aggregation);
+                let reordered = rollup(&shuffled, aggregation);
+                prop_assert_eq!(&whole, &reordered);
+                // Two batches rolled up separately, then merged, agree too.
+                let cut = split.min(shuffled.len());
+                let (a, b) = shuffled.split_at(cut);
+                let mut merged = rollup(a, aggregation);
+                for (k, v) in rollup(b, aggregation) {
+                    merged.entry(k).and_modify(|x| *x = x.merge(&v, aggregation)).or_insert(v);
+                }
+                prop_assert_eq!(&whole, &merged);
+            }
+        }
+    }
+}
