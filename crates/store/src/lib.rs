@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::contact::Contact;
+use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec};
+use tollgate_domain::rating::Discount;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::ApiToken;
@@ -152,6 +155,44 @@ pub enum PaymentChange {
     },
     /// A role change or deletion of an existing method.
     Role(RoleChange),
+}
+
+/// The aggregation of each metric (meters not listed sum).
+pub type Aggregations = std::collections::BTreeMap<String, Aggregation>;
+
+/// Which hourly buckets to read.
+#[derive(Debug, Clone, Default)]
+pub struct BucketFilter<'a> {
+    /// Only this namespace (`None`: the whole tenant).
+    pub namespace: Option<&'a str>,
+    pub metric_label: Option<&'a str>,
+    pub object_name: Option<&'a str>,
+    /// Hours starting in [from, to).
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// A coupon definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponDef {
+    pub code: String,
+    pub title: String,
+    pub discount: Discount,
+}
+
+/// A coupon applied to a tenant for the periods overlapping [valid_from, valid_until).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedCoupon {
+    pub coupon: CouponDef,
+    pub valid_from: Timestamp,
+    pub valid_until: Option<Timestamp>,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub events: u64,
+    pub buckets: u64,
 }
 
 /// Which transitions to list.
@@ -385,4 +426,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// The audit trail, newest first; `None` for every tenant.
     async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Stores usage events and folds the new ones into the hourly buckets,
+    /// in one transaction. An id stored before (or earlier in the batch) is a
+    /// duplicate and counts nothing. Returns, per event, whether it was new.
+    /// `aggregation` gives each meter's aggregation.
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: &[UsageEvent],
+        aggregation: &Aggregations,
+        now: Timestamp,
+    ) -> Result<Vec<bool>>;
+    /// Hourly buckets, ordered by hour then key.
+    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>>;
+    /// Rebuilds a tenant's buckets from its raw events, in one transaction.
+    async fn replay(&self, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats>;
+
+    /// A secret shared by replicas, created on first use.
+    async fn secret(&self, name: &str) -> Result<String>;
+
+    async fn create_coupon(&self, coupon: &CouponDef, actor: Actor<'_>, now: Timestamp) -> Result<()>;
+    async fn coupons(&self) -> Result<Vec<CouponDef>>;
+    async fn apply_coupon(
+        &self,
+        tenant_id: &str,
+        code: &str,
+        valid_from: Timestamp,
+        valid_until: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>>;
 }

@@ -36,6 +36,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "billing",
             include_str!("../migrations/postgres/0002_billing.sql"),
         ),
+        (
+            3,
+            "metering",
+            include_str!("../migrations/postgres/0003_metering.sql"),
+        ),
     ])
 }
 

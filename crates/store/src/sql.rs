@@ -7,6 +7,7 @@
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 use tollgate_domain::access::{NamespaceScope, Role};
+use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::object::ObjectMeta;
 use tollgate_domain::payment::PaymentMethod;
@@ -18,13 +19,17 @@ use tollgate_domain::transition::PlanTransition;
 
 use super::{BACKEND, BEGIN_WRITE, Db, LOCK_TENANT};
 use crate::{
-    Actor, AuditEntry, NewTenant, NewToken, PaymentChange, Result, StoreError, StoredCatalog,
-    TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
+    Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, CouponDef, NewTenant, NewToken,
+    PaymentChange, ReplayStats, Result, StoreError, StoredCatalog, TransitionFilter, TransitionOutcome,
+    UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
 };
 
 #[path = "sql/billing.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod billing;
+#[path = "sql/metering.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod metering;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -802,6 +807,52 @@ impl crate::Store for SqlStore {
 
     async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
         billing::audit(self, tenant_id, limit).await
+    }
+
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: &[UsageEvent],
+        aggregation: &Aggregations,
+        now: Timestamp,
+    ) -> Result<Vec<bool>> {
+        metering::ingest(self, tenant_id, events, aggregation, now).await
+    }
+
+    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>> {
+        metering::buckets(self, tenant_id, filter).await
+    }
+
+    async fn replay(&self, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats> {
+        metering::replay(self, tenant_id, aggregation).await
+    }
+
+    async fn secret(&self, name: &str) -> Result<String> {
+        metering::secret(self, name).await
+    }
+
+    async fn create_coupon(&self, coupon: &CouponDef, actor: Actor<'_>, now: Timestamp) -> Result<()> {
+        metering::create_coupon(self, coupon, actor, now).await
+    }
+
+    async fn coupons(&self) -> Result<Vec<CouponDef>> {
+        metering::coupons(self).await
+    }
+
+    async fn apply_coupon(
+        &self,
+        tenant_id: &str,
+        code: &str,
+        valid_from: Timestamp,
+        valid_until: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()> {
+        metering::apply_coupon(self, tenant_id, code, valid_from, valid_until, actor, now).await
+    }
+
+    async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
+        metering::tenant_coupons(self, tenant_id).await
     }
 }
 

@@ -46,6 +46,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "billing",
             include_str!("../migrations/sqlite/0002_billing.sql"),
         ),
+        (
+            3,
+            "metering",
+            include_str!("../migrations/sqlite/0003_metering.sql"),
+        ),
     ])
 }
 

@@ -1,0 +1,428 @@
+//! Usage events, hourly buckets, coupons and secrets. Part of the shared SQL
+//! implementation (compiled per engine).
+
+use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use sqlx::{QueryBuilder, Row};
+use tollgate_domain::catalog::Aggregation;
+use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
+use tollgate_domain::names::Name;
+use tollgate_domain::rating::Discount;
+
+use super::{BEGIN_WRITE, Db, DbRow, LOCK_TENANT, SqlStore, audit_in, micros, opt_timestamp, timestamp};
+use crate::{Actor, Aggregations, AppliedCoupon, BucketFilter, CouponDef, ReplayStats, Result, StoreError};
+
+type Tx<'c> = sqlx::Transaction<'c, Db>;
+
+/// Events per multi-row INSERT (10 parameters each, well under both engines' limits).
+const INSERT_CHUNK: usize = 500;
+/// Events read per page during a replay.
+const REPLAY_PAGE: i64 = 10_000;
+
+fn decimal(column: &str, text: &str) -> Result<Decimal> {
+    Decimal::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+pub(super) async fn ingest(
+    store: &SqlStore,
+    tenant_id: &str,
+    events: &[UsageEvent],
+    aggregation: &Aggregations,
+    now: Timestamp,
+) -> Result<Vec<bool>> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    // Serializes a tenant's ingestion so that read-merge-write of buckets is safe.
+    sqlx::query(LOCK_TENANT)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+
+    // The first occurrence of an id in the batch is the candidate; later ones are duplicates.
+    let mut seen = HashSet::new();
+    let candidates: Vec<&UsageEvent> = events.iter().filter(|e| seen.insert(e.id.as_str())).collect();
+    let mut inserted: HashSet<String> = HashSet::new();
+    for chunk in candidates.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO usage_events (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
+             container, quantity, at, received_at) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(tenant_id)
+                .push_bind(&e.id)
+                .push_bind(e.namespace.as_str())
+                .push_bind(&e.metric_label)
+                .push_bind(&e.object_name)
+                .push_bind(&e.deployment)
+                .push_bind(&e.container)
+                .push_bind(e.quantity.to_string())
+                .push_bind(micros(e.at))
+                .push_bind(micros(now));
+        });
+        q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            inserted.insert(row.try_get("event_id")?);
+        }
+    }
+
+    // Fold the new events into partial buckets, then into the stored ones.
+    let mut partial: BTreeMap<BucketKey, (Bucket, Aggregation)> = BTreeMap::new();
+    let mut counted = HashSet::new();
+    for e in events {
+        if !inserted.contains(&e.id) || !counted.insert(e.id.as_str()) {
+            continue;
+        }
+        let agg = aggregation
+            .get(&e.metric_label)
+            .copied()
+            .unwrap_or(Aggregation::Sum);
+        let b = Bucket::of(e);
+        partial
+            .entry(BucketKey::of(e))
+            .and_modify(|(x, _)| *x = x.merge(&b, agg))
+            .or_insert((b, agg));
+    }
+    for (key, (bucket, agg)) in &partial {
+        let stored = read_bucket(&mut tx, tenant_id, key).await?;
+        let merged = match stored {
+            Some(s) => s.merge(bucket, *agg),
+            None => bucket.clone(),
+        };
+        write_bucket(&mut tx, tenant_id, key, &merged).await?;
+    }
+    tx.commit().await?;
+
+    let mut reported = HashSet::new();
+    Ok(events
+        .iter()
+        .map(|e| inserted.contains(&e.id) && reported.insert(e.id.as_str()))
+        .collect())
+}
+
+async fn read_bucket(tx: &mut Tx<'_>, tenant_id: &str, k: &BucketKey) -> Result<Option<Bucket>> {
+    let row = sqlx::query(
+        "SELECT quantity, latest_at, latest_event, events FROM usage_hourly WHERE tenant_id = $1 AND hour = $2 \
+         AND namespace = $3 AND metric_label = $4 AND object_name = $5 AND deployment = $6 AND container = $7",
+    )
+    .bind(tenant_id)
+    .bind(micros(k.hour))
+    .bind(&k.namespace)
+    .bind(&k.metric_label)
+    .bind(&k.object_name)
+    .bind(&k.deployment)
+    .bind(&k.container)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(bucket_from).transpose()
+}
+
+fn bucket_from(row: &DbRow) -> Result<Bucket> {
+    let latest_at = opt_timestamp("usage_hourly.latest_at", row.try_get("latest_at")?)?;
+    let latest_event: Option<String> = row.try_get("latest_event")?;
+    Ok(Bucket {
+        quantity: decimal("usage_hourly.quantity", row.try_get("quantity")?)?,
+        latest: latest_at.zip(latest_event),
+        events: row.try_get("events")?,
+    })
+}
+
+async fn write_bucket(tx: &mut Tx<'_>, tenant_id: &str, k: &BucketKey, b: &Bucket) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO usage_hourly (tenant_id, hour, namespace, metric_label, object_name, deployment, container, \
+         quantity, latest_at, latest_event, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (tenant_id, hour, namespace, metric_label, object_name, deployment, container) DO UPDATE SET \
+         quantity = excluded.quantity, latest_at = excluded.latest_at, latest_event = excluded.latest_event, \
+         events = excluded.events",
+    )
+    .bind(tenant_id)
+    .bind(micros(k.hour))
+    .bind(&k.namespace)
+    .bind(&k.metric_label)
+    .bind(&k.object_name)
+    .bind(&k.deployment)
+    .bind(&k.container)
+    .bind(b.quantity.to_string())
+    .bind(b.latest.as_ref().map(|(at, _)| micros(*at)))
+    .bind(b.latest.as_ref().map(|(_, id)| id.as_str()))
+    .bind(b.events)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn buckets(
+    store: &SqlStore,
+    tenant_id: &str,
+    f: &BucketFilter<'_>,
+) -> Result<Vec<(BucketKey, Bucket)>> {
+    let rows = sqlx::query(
+        "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, \
+         latest_event, events FROM usage_hourly WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 \
+         AND ($4 IS NULL OR namespace = $4) AND ($5 IS NULL OR metric_label = $5) \
+         AND ($6 IS NULL OR object_name = $6) \
+         ORDER BY hour, namespace, metric_label, object_name, deployment, container",
+    )
+    .bind(tenant_id)
+    .bind(micros(f.from))
+    .bind(micros(f.to))
+    .bind(f.namespace)
+    .bind(f.metric_label)
+    .bind(f.object_name)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let key = BucketKey {
+                hour: timestamp("usage_hourly.hour", r.try_get("hour")?)?,
+                namespace: r.try_get("namespace")?,
+                metric_label: r.try_get("metric_label")?,
+                object_name: r.try_get("object_name")?,
+                deployment: r.try_get("deployment")?,
+                container: r.try_get("container")?,
+            };
+            Ok((key, bucket_from(r)?))
+        })
+        .collect()
+}
+
+fn event_from(row: &DbRow) -> Result<UsageEvent> {
+    let namespace: String = row.try_get("namespace")?;
+    Ok(UsageEvent {
+        id: row.try_get("event_id")?,
+        namespace: Name::parse("usage_events.namespace", &namespace)
+            .map_err(|e| StoreError::Corrupt(e.message))?,
+        metric_label: row.try_get("metric_label")?,
+        object_name: row.try_get("object_name")?,
+        deployment: row.try_get("deployment")?,
+        container: row.try_get("container")?,
+        quantity: decimal("usage_events.quantity", row.try_get("quantity")?)?,
+        at: timestamp("usage_events.at", row.try_get("at")?)?,
+    })
+}
+
+pub(super) async fn replay(
+    store: &SqlStore,
+    tenant_id: &str,
+    aggregation: &Aggregations,
+) -> Result<ReplayStats> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    sqlx::query(LOCK_TENANT)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+    let mut buckets: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
+    let mut cursor: (i64, String) = (i64::MIN, String::new());
+    let mut events = 0u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT event_id, namespace, metric_label, object_name, deployment, container, quantity, at \
+             FROM usage_events WHERE tenant_id = $1 AND (at > $2 OR (at = $2 AND event_id > $3)) \
+             ORDER BY at, event_id LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(cursor.0)
+        .bind(&cursor.1)
+        .bind(REPLAY_PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        cursor = (last.try_get("at")?, last.try_get("event_id")?);
+        for row in &rows {
+            let e = event_from(row)?;
+            let agg = aggregation
+                .get(&e.metric_label)
+                .copied()
+                .unwrap_or(Aggregation::Sum);
+            let b = Bucket::of(&e);
+            buckets
+                .entry(BucketKey::of(&e))
+                .and_modify(|x| *x = x.merge(&b, agg))
+                .or_insert(b);
+            events += 1;
+        }
+    }
+    sqlx::query("DELETE FROM usage_hourly WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    for (k, b) in &buckets {
+        write_bucket(&mut tx, tenant_id, k, b).await?;
+    }
+    tx.commit().await?;
+    Ok(ReplayStats {
+        events,
+        buckets: buckets.len() as u64,
+    })
+}
+
+pub(super) async fn secret(store: &SqlStore, name: &str) -> Result<String> {
+    if let Some(row) = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&store.read)
+        .await?
+    {
+        return Ok(row.try_get("value")?);
+    }
+    let fresh = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .bind(&fresh)
+        .execute(&mut *tx)
+        .await?;
+    let value: String = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("value")?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+fn discount_parts(d: Discount) -> (&'static str, i64) {
+    match d {
+        Discount::Fixed(c) => ("FIXED", c),
+        Discount::Percent(bp) => ("PERCENT", bp),
+    }
+}
+
+fn coupon_from(row: &DbRow) -> Result<CouponDef> {
+    let kind: String = row.try_get("discount_type")?;
+    let amount: i64 = row.try_get("amount")?;
+    let discount = match kind.as_str() {
+        "FIXED" => Discount::Fixed(amount),
+        "PERCENT" => Discount::Percent(amount),
+        other => return Err(StoreError::Corrupt(format!("coupons.discount_type {other:?}"))),
+    };
+    Ok(CouponDef {
+        code: row.try_get("code")?,
+        title: row.try_get("title")?,
+        discount,
+    })
+}
+
+pub(super) async fn create_coupon(
+    store: &SqlStore,
+    c: &CouponDef,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let (kind, amount) = discount_parts(c.discount);
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO coupons (code, title, discount_type, amount, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&c.code)
+    .bind(&c.title)
+    .bind(kind)
+    .bind(amount)
+    .bind(micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!(
+            "coupon {:?} already exists",
+            c.code
+        )));
+    }
+    let after = serde_json::json!({"title": c.title, "discount_type": kind, "amount": amount});
+    audit_in(
+        &mut tx,
+        None,
+        actor,
+        "coupon.create",
+        &format!("coupon/{}", c.code),
+        None,
+        Some(after),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn coupons(store: &SqlStore) -> Result<Vec<CouponDef>> {
+    let rows = sqlx::query("SELECT code, title, discount_type, amount FROM coupons ORDER BY code")
+        .fetch_all(&store.read)
+        .await?;
+    rows.iter().map(coupon_from).collect()
+}
+
+pub(super) async fn apply_coupon(
+    store: &SqlStore,
+    tenant_id: &str,
+    code: &str,
+    valid_from: Timestamp,
+    valid_until: Option<Timestamp>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let exists = sqlx::query("SELECT 1 FROM coupons WHERE code = $1")
+        .bind(code)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound(format!("coupon {code:?} does not exist")));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO tenant_coupons (tenant_id, code, valid_from, valid_until, applied_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(code)
+    .bind(micros(valid_from))
+    .bind(valid_until.map(micros))
+    .bind(micros(now))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!(
+            "coupon {code:?} is already applied from {valid_from}"
+        )));
+    }
+    let after = serde_json::json!({"valid_from": valid_from.to_string(), "valid_until": valid_until.map(|t| t.to_string())});
+    audit_in(
+        &mut tx,
+        Some(tenant_id),
+        actor,
+        "coupon.apply",
+        &format!("coupon/{code}"),
+        None,
+        Some(after),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn tenant_coupons(store: &SqlStore, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
+    let rows = sqlx::query(
+        "SELECT c.code, c.title, c.discount_type, c.amount, t.valid_from, t.valid_until FROM tenant_coupons t \
+         JOIN coupons c ON c.code = t.code WHERE t.tenant_id = $1 ORDER BY t.valid_from, c.code",
+    )
+    .bind(tenant_id)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AppliedCoupon {
+                coupon: coupon_from(r)?,
+                valid_from: timestamp("tenant_coupons.valid_from", r.try_get("valid_from")?)?,
+                valid_until: opt_timestamp("tenant_coupons.valid_until", r.try_get("valid_until")?)?,
+            })
+        })
+        .collect()
+}

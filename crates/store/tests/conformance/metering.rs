@@ -1,0 +1,305 @@
+//! Usage events: exactly-once ingestion, hourly buckets, replay, coupons.
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use rust_decimal::Decimal;
+use tollgate_domain::catalog::Aggregation;
+use tollgate_domain::metering::UsageEvent;
+use tollgate_domain::names::Name;
+use tollgate_domain::rating::Discount;
+use tollgate_store::{Aggregations, BucketFilter, CouponDef, Store, StoreError};
+use tollgate_testkit::each_backend;
+
+use crate::{name, open, t, tenant};
+
+fn aggregations() -> Aggregations {
+    Aggregations::from([
+        ("requests".to_string(), Aggregation::Sum),
+        ("vcpus".to_string(), Aggregation::Max),
+        ("version".to_string(), Aggregation::Latest),
+    ])
+}
+
+fn ev(id: &str, metric: &str, q: &str, at: &str) -> UsageEvent {
+    UsageEvent {
+        id: id.into(),
+        namespace: Name::system(),
+        metric_label: metric.into(),
+        object_name: "lb-1".into(),
+        deployment: String::new(),
+        container: String::new(),
+        quantity: q.parse().unwrap(),
+        at: t(at),
+    }
+}
+
+fn all(from: &str, to: &str) -> BucketFilter<'static> {
+    BucketFilter {
+        from: t(from),
+        to: t(to),
+        ..Default::default()
+    }
+}
+
+async fn quantities(store: &dyn Store, tenant: &str) -> Vec<(String, String, Decimal, i64)> {
+    store
+        .buckets(tenant, &all("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, b)| (k.hour.to_string(), k.metric_label, b.quantity, b.events))
+        .collect()
+}
+
+#[tokio::test]
+async fn events_count_once_whatever_is_resent() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-11-20T12:00:00Z");
+        let batch = [
+            ev("e1", "requests", "10", "2026-11-20T09:05:00Z"),
+            ev("e2", "requests", "2.5", "2026-11-20T09:55:00Z"),
+            ev("e1", "requests", "999", "2026-11-20T09:05:00Z"), // repeated in the batch
+            ev("e3", "requests", "1", "2026-11-20T10:00:00Z"),
+        ];
+        let new = store.ingest(&a.id, &batch, &aggregations(), now).await.unwrap();
+        assert_eq!(new, [true, true, false, true]);
+        // The same batch again, as after a crash before the reply: all duplicates.
+        let again = store.ingest(&a.id, &batch, &aggregations(), now).await.unwrap();
+        assert_eq!(again, [false, false, false, false]);
+        let q = quantities(&*store, &a.id).await;
+        assert_eq!(
+            q,
+            [
+                (
+                    "2026-11-20T09:00:00Z".into(),
+                    "requests".into(),
+                    "12.5".parse().unwrap(),
+                    2
+                ),
+                ("2026-11-20T10:00:00Z".into(), "requests".into(), Decimal::ONE, 1),
+            ]
+        );
+        // Ids are per tenant.
+        let b = tenant(&*store, "bravo").await;
+        assert_eq!(
+            store
+                .ingest(&b.id, &batch[..1], &aggregations(), now)
+                .await
+                .unwrap(),
+            [true]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_meter_aggregates_its_own_way_in_any_order() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-11-20T12:00:00Z");
+        let events = [
+            ev("v1", "vcpus", "4", "2026-11-20T09:10:00Z"),
+            ev("v2", "vcpus", "8", "2026-11-20T09:20:00Z"),
+            ev("v3", "vcpus", "2", "2026-11-20T09:30:00Z"),
+            ev("s1", "version", "3", "2026-11-20T09:40:00Z"),
+            ev("s2", "version", "7", "2026-11-20T09:50:00Z"),
+            ev("s0", "version", "5", "2026-11-20T09:45:00Z"),
+        ];
+        // Late and out of order: newest first, one at a time.
+        for e in events.iter().rev() {
+            store
+                .ingest(&a.id, std::slice::from_ref(e), &aggregations(), now)
+                .await
+                .unwrap();
+        }
+        let q = quantities(&*store, &a.id).await;
+        assert_eq!(q[0].1, "vcpus");
+        assert_eq!(q[0].2, Decimal::from(8), "max");
+        assert_eq!(q[1].1, "version");
+        assert_eq!(q[1].2, Decimal::from(7), "the value of the latest event");
+        assert_eq!(q[1].3, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replay_rebuilds_identical_buckets() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-11-30T00:00:00Z");
+        let mut events = Vec::new();
+        for i in 0..300u32 {
+            let at = t("2026-11-20T00:00:00Z") + SignedDuration::from_mins(i64::from(i * 7));
+            let metric = ["requests", "vcpus", "version"][(i % 3) as usize];
+            let mut e = ev(
+                &format!("e{i}"),
+                metric,
+                &format!("{}.{}", i % 17, i % 10),
+                &at.to_string(),
+            );
+            e.object_name = format!("lb-{}", i % 4);
+            e.namespace = if i % 5 == 0 { name("shop") } else { Name::system() };
+            events.push(e);
+        }
+        for chunk in events.chunks(37) {
+            store.ingest(&a.id, chunk, &aggregations(), now).await.unwrap();
+        }
+        let before = store
+            .buckets(&a.id, &all("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let stats = store.replay(&a.id, &aggregations()).await.unwrap();
+        assert_eq!((stats.events, stats.buckets), (300, before.len() as u64));
+        let after = store
+            .buckets(&a.id, &all("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(before, after);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn buckets_are_filtered_by_time_namespace_metric_and_object() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let mut shop = ev("x1", "requests", "5", "2026-11-20T09:00:00Z");
+        shop.namespace = name("shop");
+        let mut other = ev("x2", "requests", "7", "2026-11-20T10:30:00Z");
+        other.object_name = "lb-2".into();
+        let events = [shop, other, ev("x3", "vcpus", "1", "2026-11-20T11:00:00Z")];
+        store
+            .ingest(&a.id, &events, &aggregations(), t("2026-11-21T00:00:00Z"))
+            .await
+            .unwrap();
+        let count = |f: BucketFilter<'static>| {
+            let store = store.clone();
+            let id = a.id.clone();
+            async move { store.buckets(&id, &f).await.unwrap().len() }
+        };
+        let window = all("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z");
+        assert_eq!(count(window.clone()).await, 3);
+        assert_eq!(
+            count(BucketFilter {
+                namespace: Some("shop"),
+                ..window.clone()
+            })
+            .await,
+            1
+        );
+        assert_eq!(
+            count(BucketFilter {
+                metric_label: Some("vcpus"),
+                ..window.clone()
+            })
+            .await,
+            1
+        );
+        assert_eq!(
+            count(BucketFilter {
+                object_name: Some("lb-2"),
+                ..window.clone()
+            })
+            .await,
+            1
+        );
+        // [from, to): the 11:00 hour is outside a window ending at 11:00.
+        assert_eq!(
+            count(all("2026-11-20T09:00:00Z", "2026-11-20T11:00:00Z")).await,
+            2
+        );
+        let b = tenant(&*store, "bravo").await;
+        assert!(store.buckets(&b.id, &window).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+/// Concurrent batches through separate pools count every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_overlapping_batches_count_once() {
+    each_backend(|db| async move {
+        let stores: Vec<Arc<dyn Store>> = vec![open(&db).await, open(&db).await];
+        let a = tenant(&*stores[0], "acme").await;
+        let events: Vec<UsageEvent> = (0..200)
+            .map(|i| ev(&format!("e{i}"), "requests", "1", "2026-11-20T09:30:00Z"))
+            .collect();
+        let mut tasks = Vec::new();
+        for w in 0..8usize {
+            let store = stores[w % 2].clone();
+            let id = a.id.clone();
+            // Overlapping slices: every event is sent by several workers.
+            let slice: Vec<UsageEvent> = events[(w * 20)..(w * 20 + 60).min(200)].to_vec();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .ingest(&id, &slice, &aggregations(), t("2026-11-21T00:00:00Z"))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut new = 0;
+        for task in tasks {
+            new += task.await.unwrap().iter().filter(|n| **n).count();
+        }
+        assert_eq!(new, 200);
+        let q = quantities(&*stores[1], &a.id).await;
+        assert_eq!((q[0].2, q[0].3), (Decimal::from(200), 200));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn coupons_and_secrets() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-11-20T00:00:00Z");
+        let welcome = CouponDef {
+            code: "welcome".into(),
+            title: "Welcome 10%".into(),
+            discount: Discount::Percent(1000),
+        };
+        store.create_coupon(&welcome, "operator", now).await.unwrap();
+        let dup = store.create_coupon(&welcome, "operator", now).await;
+        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
+        let five = CouponDef {
+            code: "five".into(),
+            title: "$5 off".into(),
+            discount: Discount::Fixed(500),
+        };
+        store.create_coupon(&five, "operator", now).await.unwrap();
+        assert_eq!(store.coupons().await.unwrap(), [five.clone(), welcome.clone()]);
+        store
+            .apply_coupon(
+                &a.id,
+                "welcome",
+                now,
+                Some(t("2027-01-01T00:00:00Z")),
+                "operator",
+                now,
+            )
+            .await
+            .unwrap();
+        let missing = store
+            .apply_coupon(&a.id, "nope", now, None, "operator", now)
+            .await;
+        assert!(matches!(missing, Err(StoreError::NotFound(_))));
+        let applied = store.tenant_coupons(&a.id).await.unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(
+            (applied[0].coupon.clone(), applied[0].valid_until),
+            (welcome, Some(t("2027-01-01T00:00:00Z")))
+        );
+        let b = tenant(&*store, "bravo").await;
+        assert!(store.tenant_coupons(&b.id).await.unwrap().is_empty());
+        let s1 = store.secret("report-key").await.unwrap();
+        assert_eq!(s1.len(), 64);
+        assert_eq!(open(&db).await.secret("report-key").await.unwrap(), s1);
+    })
+    .await;
+}
