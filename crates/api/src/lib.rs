@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod state;
 pub mod subscriptions;
 pub mod transitions;
+pub mod usage;
 pub mod wire;
 
 use std::time::Duration;
@@ -121,6 +122,32 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/no_auth/namespaces/system/billing/plan_transition",
             get(transitions::get),
+        )
+        // metering: ingestion and meters (extensions), the five usage reports (contract)
+        .route(
+            "/api/data/namespaces/{namespace}/usage/events",
+            post(usage::ingest),
+        )
+        .route("/api/web/namespaces/system/usage/meters", get(usage::meters))
+        .route(
+            "/api/web/namespaces/{namespace}/usage_details",
+            post(usage::usage_details),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/hourly_usage_details",
+            post(usage::hourly_usage_details),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/current_usage",
+            post(usage::current_usage),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/monthly_usage",
+            post(usage::monthly_usage),
+        )
+        .route(
+            "/api/data/namespaces/system/billing/usage_summary",
+            post(usage::usage_summary),
         )
         // operator API (extension)
         .route("/api/operator/transitions", get(operator::list_transitions))

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions};
+use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,13 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         payment_methods::swap,
         transitions::initiate,
         transitions::get,
+        usage::ingest,
+        usage::meters,
+        usage::usage_details,
+        usage::hourly_usage_details,
+        usage::current_usage,
+        usage::monthly_usage,
+        usage::usage_summary,
         operator::list_transitions,
         operator::approve,
         operator::reject,

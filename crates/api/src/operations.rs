@@ -48,4 +48,11 @@ operations! {
     PaymentMethodSwap = "ves.io.schema.billing.payment_method.CustomAPI.SwapPaymentMethodRole" => ManageBilling,
     PaymentMethodList = "tollgate.billing.ListPaymentMethods" => Read,
     PlanTransitionInitiate = "ves.io.schema.billing.plan_transition.CustomAPI.InitiatePlanTransition" => ManageBilling,
+    IngestEvents = "tollgate.usage.IngestEvents" => ReportUsage,
+    ListMeters = "tollgate.usage.ListMeters" => Read,
+    ListUsageDetails = "ves.io.schema.usage.CustomAggregatedUsageAPI.ListUsageDetails" => Read,
+    ListHourlyUsageDetails = "ves.io.schema.usage.CustomAggregatedUsageAPI.ListHourlyUsageDetails" => Read,
+    ListCurrentUsage = "ves.io.schema.usage.CustomCalculatedUsageAPI.ListCurrentUsage" => Read,
+    ListMonthlyUsage = "ves.io.schema.usage.CustomCalculatedUsageAPI.ListMonthlyUsage" => Read,
+    BillingUsageSummary = "ves.io.schema.billing.CustomPublicAPI.BillingUsageSummary" => Read,
 }

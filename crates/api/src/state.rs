@@ -24,6 +24,10 @@ struct Inner {
     provider: Arc<dyn PaymentProvider>,
     /// SHA-256 of the operator credential; the operator API is off without one.
     operator_digest: Option<[u8; 32]>,
+    /// How far in the future a usage event's timestamp may be.
+    max_event_skew: jiff::SignedDuration,
+    /// Signs `hourly_breakdown_query` tokens; read from the store once.
+    report_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// Optional parts of the state.
@@ -33,6 +37,8 @@ pub struct Options {
     pub provider: Option<Arc<dyn PaymentProvider>>,
     /// The operator credential (`Authorization: Bearer <it>` on /api/operator).
     pub operator_token: Option<String>,
+    /// How far in the future a usage event's timestamp may be (default 5 minutes).
+    pub max_event_skew: Option<jiff::SignedDuration>,
 }
 
 impl AppState {
@@ -53,7 +59,27 @@ impl AppState {
                 .operator_token
                 .filter(|t| !t.is_empty())
                 .map(|t| tollgate_domain::token::digest(&t)),
+            max_event_skew: options
+                .max_event_skew
+                .unwrap_or(jiff::SignedDuration::from_mins(5)),
+            report_key: tokio::sync::OnceCell::new(),
         }))
+    }
+
+    pub fn max_event_skew(&self) -> jiff::SignedDuration {
+        self.0.max_event_skew
+    }
+
+    /// The key that signs report tokens, shared by replicas through the store.
+    pub async fn report_key(&self) -> Result<&[u8], ApiError> {
+        let key = self
+            .0
+            .report_key
+            .get_or_try_init(|| async {
+                Ok::<_, ApiError>(self.store().secret("report-token-key").await?.into_bytes())
+            })
+            .await?;
+        Ok(key)
     }
 
     pub fn provider(&self) -> &dyn PaymentProvider {

@@ -212,6 +212,52 @@ pub fn combine_hours<'a>(aggregation: Aggregation, buckets: impl IntoIterator<It
         .map_or(Decimal::ZERO, |b| b.quantity)
 }
 
+/// The quantity of one report line from the buckets of one object: within an
+/// hour, its deployments and containers add up; across hours, the meter's
+/// aggregation applies (sum, peak hour, or the latest hour).
+pub fn object_quantity<'a>(
+    aggregation: Aggregation,
+    buckets: impl IntoIterator<Item = (&'a BucketKey, &'a Bucket)>,
+) -> Decimal {
+    let mut per_hour: std::collections::BTreeMap<Timestamp, Decimal> = std::collections::BTreeMap::new();
+    for (k, b) in buckets {
+        *per_hour.entry(k.hour).or_default() += b.quantity;
+    }
+    let hours = per_hour.into_values();
+    match aggregation {
+        Aggregation::Sum => hours.sum(),
+        Aggregation::Max => hours.max().unwrap_or_default(),
+        Aggregation::Latest => hours.last().unwrap_or_default(),
+    }
+    .normalize()
+}
+
+/// The quantity of each metric over a set of buckets: objects' quantities
+/// (see [`object_quantity`]) summed per metric.
+pub fn metric_quantities<'a>(
+    aggregation_of: impl Fn(&str) -> Aggregation,
+    buckets: impl IntoIterator<Item = &'a (BucketKey, Bucket)>,
+) -> std::collections::BTreeMap<String, Decimal> {
+    type Object<'b> = (&'b str, &'b str, &'b str);
+    let mut groups: std::collections::BTreeMap<Object<'a>, Vec<(&'a BucketKey, &'a Bucket)>> =
+        Default::default();
+    for (k, b) in buckets {
+        groups
+            .entry((
+                k.metric_label.as_str(),
+                k.namespace.as_str(),
+                k.object_name.as_str(),
+            ))
+            .or_default()
+            .push((k, b));
+    }
+    let mut out: std::collections::BTreeMap<String, Decimal> = Default::default();
+    for ((metric, _, _), items) in groups {
+        *out.entry(metric.to_owned()).or_default() += object_quantity(aggregation_of(metric), items);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +381,43 @@ mod tests {
                 .or_insert(b);
         }
         out
+    }
+
+    #[test]
+    fn report_quantities_add_containers_then_aggregate_hours() {
+        let key = |hour: &str, object: &str, container: &str| BucketKey {
+            hour: t(hour),
+            namespace: "system".into(),
+            metric_label: "m".into(),
+            object_name: object.into(),
+            deployment: String::new(),
+            container: container.into(),
+        };
+        let b = |q: i64| Bucket {
+            quantity: Decimal::from(q),
+            latest: None,
+            events: 1,
+        };
+        let buckets = vec![
+            (key("2026-11-20T09:00:00Z", "a", "c1"), b(3)),
+            (key("2026-11-20T09:00:00Z", "a", "c2"), b(4)),
+            (key("2026-11-20T10:00:00Z", "a", "c1"), b(5)),
+            (key("2026-11-20T09:00:00Z", "b", "c1"), b(10)),
+        ];
+        let a: Vec<_> = buckets
+            .iter()
+            .filter(|(k, _)| k.object_name == "a")
+            .map(|(k, v)| (k, v))
+            .collect();
+        assert_eq!(object_quantity(Aggregation::Sum, a.clone()), Decimal::from(12));
+        assert_eq!(
+            object_quantity(Aggregation::Max, a.clone()),
+            Decimal::from(7),
+            "peak hour: 3 + 4"
+        );
+        assert_eq!(object_quantity(Aggregation::Latest, a), Decimal::from(5));
+        let per_metric = metric_quantities(|_| Aggregation::Max, &buckets);
+        assert_eq!(per_metric["m"], Decimal::from(17), "peaks of a (7) and b (10)");
     }
 
     proptest! {

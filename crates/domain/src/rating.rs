@@ -119,6 +119,44 @@ pub fn totals(line_amounts: impl IntoIterator<Item = i64>, coupons: &[Coupon]) -
     }
 }
 
+/// A bill: rated usage lines, the plan's flat fee, coupons, totals. The one
+/// computation behind `current_usage`, `monthly_usage` and invoices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bill {
+    pub usage: Vec<RatedLine>,
+    /// The flat fee line, if the plan has one for this period.
+    pub fee_cents: Option<i64>,
+    pub coupons: Vec<Coupon>,
+    pub totals: Totals,
+}
+
+/// Bills metric quantities under `plan` (meters of `catalog`), with the
+/// period's flat fee (already prorated; `None` for none) and coupons.
+/// Metrics the catalog has no meter for are ignored.
+pub fn bill(
+    catalog: &crate::catalog::Catalog,
+    plan: &crate::catalog::Plan,
+    quantities: &std::collections::BTreeMap<String, Decimal>,
+    fee_cents: Option<i64>,
+    coupons: Vec<Coupon>,
+) -> Bill {
+    let usage: Vec<RatedLine> = quantities
+        .iter()
+        .filter_map(|(metric, q)| {
+            catalog
+                .meter(metric)
+                .map(|m| rate(m, plan.prices.get(metric), *q))
+        })
+        .collect();
+    let totals = totals(usage.iter().map(|l| l.amount_cents).chain(fee_cents), &coupons);
+    Bill {
+        usage,
+        fee_cents,
+        coupons,
+        totals,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +258,32 @@ mod tests {
             }
         );
         assert_eq!(totals([], &[pct(5000)]).total, 0);
+    }
+
+    #[test]
+    fn a_bill_is_its_lines_plus_fee_minus_coupons() {
+        let c = Catalog::builtin();
+        let team = c.plan("team").unwrap();
+        let quantities = std::collections::BTreeMap::from([
+            ("lb_requests".to_string(), d("73400000")),           // 1150 ¢
+            ("cdn_data_transfer".to_string(), d("501000000000")), // 4 ¢
+            ("no_such_meter".to_string(), d("5")),
+        ]);
+        let coupon = Coupon {
+            title: "10 %".into(),
+            discount: Discount::Percent(1000),
+        };
+        let b = bill(&c, team, &quantities, Some(30000), vec![coupon]);
+        assert_eq!(b.usage.len(), 2);
+        // (1150 + 4 + 30000) = 31154; 10 % = 3115.4 → 3115; total 28039.
+        assert_eq!(
+            b.totals,
+            Totals {
+                subtotal: 31154,
+                discount: 3115,
+                total: 28039
+            }
+        );
     }
 
     proptest! {

@@ -2,6 +2,7 @@
 //! so that several replicas never do the same work twice and work a crashed
 //! worker held is taken over once its lease expires.
 
+pub mod bills;
 pub mod transitions;
 
 use std::sync::Arc;

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// the operator API is off without it.
     #[arg(long, env = "TOLLGATE_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
+    /// How far in the future a usage event's timestamp may be (reporters' clock skew).
+    #[arg(long, env = "TOLLGATE_MAX_EVENT_SKEW", default_value = "5m")]
+    pub max_event_skew: humantime::Duration,
     /// How often background jobs (plan transitions) look for work.
     #[arg(long, env = "TOLLGATE_JOB_INTERVAL", default_value = "1s")]
     pub job_interval: humantime::Duration,
@@ -64,6 +67,9 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     let options = Options {
         provider: Some(provider.clone()),
         operator_token: args.operator_token.clone(),
+        max_event_skew: Some(
+            jiff::SignedDuration::try_from(*args.max_event_skew).context("--max-event-skew is too long")?,
+        ),
     };
     let state = AppState::with_options(store.clone(), clock.clone(), options);
     let jobs = JobContext {

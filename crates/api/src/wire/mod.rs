@@ -5,6 +5,7 @@
 pub mod billing;
 pub mod meta;
 pub mod quota;
+pub mod usage;
 
 use std::fmt;
 

@@ -85,6 +85,7 @@ impl TestApp {
         let options = Options {
             provider: Some(provider.clone()),
             operator_token: Some(OPERATOR_TOKEN.into()),
+            ..Options::default()
         };
         let state = AppState::with_options(store.clone(), clock.clone(), options);
         let router = tollgate_api::with_middleware(extra(tollgate_api::routes()).with_state(state));

@@ -1,0 +1,692 @@
+//! Metering: usage ingestion (beyond the contract), the five usage reports,
+//! and the meters of the caller's plan (beyond the contract).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
+use tollgate_domain::metering::{self, Admission, RawEvent};
+use tollgate_domain::names::Name;
+use tollgate_domain::rating::{Bill, Discount};
+use tollgate_domain::subscription::Subscription;
+use tollgate_domain::{Error, ErrorKind};
+use tollgate_jobs::bills;
+use tollgate_store::{Aggregations, BucketFilter};
+
+use crate::auth::{Authorized, Caller, namespace};
+use crate::catalogs::TenantPlan;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::operations::Operation;
+use crate::state::AppState;
+use crate::wire::usage::*;
+
+/// Most events one ingestion request may carry.
+pub const MAX_BATCH: usize = 1000;
+/// Longest range a report may cover.
+const MAX_RANGE: SignedDuration = SignedDuration::from_hours(24 * 400);
+
+fn f64_of(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(f64::MAX)
+}
+
+/// Ingests a batch of usage events. Each event is accepted, acknowledged as a
+/// duplicate (its id was stored before: it is not counted again), or
+/// rejected with a reason; one bad event does not stop the rest.
+#[utoipa::path(
+    post,
+    path = "/api/data/namespaces/{namespace}/usage/events",
+    operation_id = "tollgate.usage.IngestEvents",
+    tag = "metering",
+    params(("namespace" = String, Path, description = "Namespace the usage occurred in")),
+    request_body = IngestRequest,
+    responses(
+        (status = 200, body = IngestResponse),
+        (status = 400, body = ErrorBody, description = "not a batch of 1 to 1000 events"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+    ),
+    security(("APIToken" = []))
+)]
+pub async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<IngestRequest>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::IngestEvents, &ns).await?;
+    let events = body
+        .events
+        .ok_or_else(|| ApiError::invalid("events: is required"))?;
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "events: send 1 to {MAX_BATCH} events per request, got {}",
+            events.len()
+        )));
+    }
+    let plan = state.tenant_plan(&auth.tenant).await?;
+    let now = state.now();
+    let rules = Admission {
+        meters: &plan.catalog.meters,
+        now,
+        max_skew: state.max_event_skew(),
+        floor: auth.tenant.created_at,
+    };
+    let mut results: Vec<EventResult> = Vec::with_capacity(events.len());
+    let mut valid = Vec::new();
+    let mut valid_at = Vec::new();
+    for (i, e) in events.into_iter().enumerate() {
+        let raw = RawEvent {
+            id: e.id,
+            metric_label: e.metric_label,
+            object_name: e.object_name,
+            quantity: e.quantity.map(|q| q.0),
+            timestamp: e.timestamp.map(|t| t.text()),
+            deployment: e.deployment,
+            container: e.container,
+        };
+        let id = raw.id.clone().unwrap_or_default();
+        match metering::validate(&raw, &ns, rules) {
+            Ok(event) => {
+                valid.push(event);
+                valid_at.push(i);
+                results.push(EventResult {
+                    id,
+                    status: "ACCEPTED",
+                    reason: None,
+                });
+            }
+            Err(reason) => results.push(EventResult {
+                id,
+                status: "REJECTED",
+                reason: Some(reason),
+            }),
+        }
+    }
+    if !valid.is_empty() {
+        let new = state
+            .store()
+            .ingest(auth.tenant_id(), &valid, &aggregations(&plan.catalog), now)
+            .await?;
+        for (fresh, i) in new.into_iter().zip(valid_at) {
+            if !fresh {
+                results[i].status = "DUPLICATE";
+            }
+        }
+    }
+    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+    Ok(Json(IngestResponse {
+        accepted: count("ACCEPTED"),
+        duplicates: count("DUPLICATE"),
+        rejected: count("REJECTED"),
+        results,
+    }))
+}
+
+/// Each meter's aggregation.
+pub fn aggregations(catalog: &Catalog) -> Aggregations {
+    catalog
+        .meters
+        .iter()
+        .map(|m| (m.metric_label.clone(), m.aggregation))
+        .collect()
+}
+
+/// The report's scope: `None` (the whole tenant) for `system`, else the namespace.
+fn scope(ns: &Name) -> Option<&str> {
+    (!ns.is_system()).then_some(ns.as_str())
+}
+
+/// The body's `namespace` must be `system` (the contract's constant) or the path's.
+fn body_namespace(given: Option<&str>, ns: &Name) -> Result<(), ApiError> {
+    match given {
+        None | Some("") | Some("system") => Ok(()),
+        Some(g) if g == ns.as_str() => Ok(()),
+        Some(other) => Err(ApiError::invalid(format!(
+            "namespace: {other:?} does not match the namespace in the path {:?}",
+            ns.as_str()
+        ))),
+    }
+}
+
+fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
+    metering::parse_time(s)
+        .ok_or_else(|| ApiError::invalid(format!("{field}: {s:?} is not an RFC 3339 time or unix seconds")))
+}
+
+fn check_range(from: Timestamp, to: Timestamp) -> Result<(), ApiError> {
+    if from >= to {
+        return Err(ApiError::invalid(format!("from, to: {from} is not before {to}")));
+    }
+    if to.duration_since(from) > MAX_RANGE {
+        return Err(ApiError::invalid("from, to: a report covers at most 400 days"));
+    }
+    Ok(())
+}
+
+/// The tenant's current subscription.
+async fn current_subscription(state: &AppState, auth: &Authorized) -> Result<Subscription, ApiError> {
+    state
+        .store()
+        .subscriptions(auth.tenant_id())
+        .await?
+        .into_iter()
+        .find(Subscription::is_current)
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "the tenant has no current subscription"))
+}
+
+/// `from`/`to` of a request, defaulting to the current billing period.
+async fn range(
+    state: &AppState,
+    auth: &Authorized,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Timestamp, Timestamp), ApiError> {
+    let from = from.filter(|s| !s.is_empty());
+    let to = to.filter(|s| !s.is_empty());
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (parse_time("from", f)?, parse_time("to", t)?),
+        (f, t) => {
+            let period = current_subscription(state, auth).await?.period_at(state.now());
+            (
+                f.map(|f| parse_time("from", f))
+                    .transpose()?
+                    .unwrap_or(period.start),
+                t.map(|t| parse_time("to", t)).transpose()?.unwrap_or(period.end),
+            )
+        }
+    };
+    check_range(from, to)?;
+    Ok((from, to))
+}
+
+/// What `hourly_breakdown_query` carries, signed so that it cannot be forged
+/// or moved to another tenant.
+#[derive(Debug, Serialize, Deserialize)]
+struct BreakdownQuery {
+    tenant: String,
+    namespace: String,
+    metric_label: String,
+    object_name: String,
+    from: i64,
+    to: i64,
+    sig: String,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn signature(key: &[u8], q: &BreakdownQuery) -> Result<String, ApiError> {
+    let mut mac =
+        HmacSha256::new_from_slice(key).map_err(|_| ApiError::new(ErrorKind::Internal, "bad report key"))?;
+    for part in [&q.tenant, &q.namespace, &q.metric_label, &q.object_name] {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    mac.update(&q.from.to_be_bytes());
+    mac.update(&q.to.to_be_bytes());
+    Ok(mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Lists usage per namespace × metric × object over a range (default: the
+/// current billing period); `system` covers the whole tenant.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/usage_details",
+    operation_id = "ves.io.schema.usage.CustomAggregatedUsageAPI.ListUsageDetails",
+    tag = "usage reports",
+    params(("namespace" = String, Path, description = "system for the whole tenant, or one namespace")),
+    request_body = RangeRequest,
+    responses((status = 200, body = ListUsageDetailsResp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn usage_details(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<RangeRequest>,
+) -> Result<Json<ListUsageDetailsResp>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::ListUsageDetails, &ns).await?;
+    body_namespace(body.namespace.as_deref(), &ns)?;
+    let (from, to) = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
+    let plan = state.tenant_plan(&auth.tenant).await?;
+    let filter = BucketFilter {
+        namespace: scope(&ns),
+        from,
+        to,
+        ..Default::default()
+    };
+    let buckets = state.store().buckets(auth.tenant_id(), &filter).await?;
+    type Line<'a> = (&'a str, &'a str, &'a str);
+    let mut groups: BTreeMap<Line<'_>, Vec<_>> = BTreeMap::new();
+    for (k, b) in &buckets {
+        groups
+            .entry((
+                k.namespace.as_str(),
+                k.metric_label.as_str(),
+                k.object_name.as_str(),
+            ))
+            .or_default()
+            .push((k, b));
+    }
+    let key = state.report_key().await?;
+    let mut usage_items = Vec::with_capacity(groups.len());
+    for ((namespace, metric, object), items) in groups {
+        let meter = plan.catalog.meter(metric);
+        let aggregation = meter.map_or(Aggregation::Sum, |m| m.aggregation);
+        let mut q = BreakdownQuery {
+            tenant: auth.tenant_id().to_owned(),
+            namespace: namespace.to_owned(),
+            metric_label: metric.to_owned(),
+            object_name: object.to_owned(),
+            from: from.as_microsecond(),
+            to: to.as_microsecond(),
+            sig: String::new(),
+        };
+        q.sig = signature(key, &q)?;
+        let token = serde_json::to_vec(&q).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+        usage_items.push(UsageItem {
+            namespace: namespace.to_owned(),
+            metric_label: metric.to_owned(),
+            object_name: object.to_owned(),
+            usage_type: meter.map_or_else(|| metric.to_owned(), |m| m.usage_type.clone()),
+            unit_name: meter.map_or_else(String::new, |m| m.unit.clone()),
+            quantity: f64_of(metering::object_quantity(aggregation, items)),
+            start_timestamp: from.to_string(),
+            end_timestamp: to.to_string(),
+            hourly_breakdown_query: URL_SAFE_NO_PAD.encode(token),
+            hourly_breakdown: Vec::new(),
+        });
+    }
+    Ok(Json(ListUsageDetailsResp { usage_items }))
+}
+
+/// The hourly items behind one `usage_details` line, from its
+/// `hourly_breakdown_query`.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/hourly_usage_details",
+    operation_id = "ves.io.schema.usage.CustomAggregatedUsageAPI.ListHourlyUsageDetails",
+    tag = "usage reports",
+    params(("namespace" = String, Path)),
+    request_body = HourlyRequest,
+    responses((status = 200, body = ListHourlyUsageDetailsResp),
+        (status = 400, body = ErrorBody, description = "a missing, malformed or tampered query"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "another tenant's query")),
+    security(("APIToken" = []))
+)]
+pub async fn hourly_usage_details(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<HourlyRequest>,
+) -> Result<Json<ListHourlyUsageDetailsResp>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller
+        .authorize(&state, Operation::ListHourlyUsageDetails, &ns)
+        .await?;
+    body_namespace(body.namespace.as_deref(), &ns)?;
+    let token = body
+        .query
+        .filter(|q| !q.is_empty())
+        .ok_or_else(|| ApiError::invalid("query: is required"))?;
+    let invalid = || {
+        ApiError::invalid("query: not an hourly_breakdown_query from usage_details (malformed or altered)")
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| invalid())?;
+    let q: BreakdownQuery = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let expected = signature(state.report_key().await?, &q)?;
+    let signed = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), q.sig.as_bytes());
+    if !bool::from(signed) {
+        return Err(invalid());
+    }
+    if q.tenant != auth.tenant_id() {
+        return Err(Error::permission_denied("query: belongs to another tenant").into());
+    }
+    if !ns.is_system() && q.namespace != ns.as_str() {
+        return Err(Error::permission_denied(format!(
+            "query: is about namespace {:?}, not {:?}",
+            q.namespace,
+            ns.as_str()
+        ))
+        .into());
+    }
+    let from = Timestamp::from_microsecond(q.from).map_err(|_| invalid())?;
+    let to = Timestamp::from_microsecond(q.to).map_err(|_| invalid())?;
+    let plan = state.tenant_plan(&auth.tenant).await?;
+    let unit = plan
+        .catalog
+        .meter(&q.metric_label)
+        .map_or_else(String::new, |m| m.unit.clone());
+    let filter = BucketFilter {
+        namespace: Some(&q.namespace),
+        metric_label: Some(&q.metric_label),
+        object_name: Some(&q.object_name),
+        from,
+        to,
+    };
+    let hourly_usage_items = state
+        .store()
+        .buckets(auth.tenant_id(), &filter)
+        .await?
+        .into_iter()
+        .map(|(k, b)| HourlyItem {
+            start_timestamp: k.hour.to_string(),
+            end_timestamp: (k.hour + SignedDuration::from_hours(1)).to_string(),
+            quantity: f64_of(b.quantity),
+            unit_name: unit.clone(),
+            deployment: k.deployment,
+            container: k.container,
+        })
+        .collect();
+    Ok(Json(ListHourlyUsageDetailsResp { hourly_usage_items }))
+}
+
+fn coupon_type(c: &tollgate_domain::rating::Coupon) -> CouponType {
+    let (discount_type, discount_amount) = match c.discount {
+        Discount::Fixed(cents) => ("DISCOUNT_TYPE_FIXED_AMOUNT", cents),
+        Discount::Percent(bp) => ("DISCOUNT_TYPE_PERCENTAGE", bp),
+    };
+    CouponType {
+        title: c.title.clone(),
+        discount_type: discount_type.to_owned(),
+        discount_amount,
+    }
+}
+
+/// The lines of a bill over [from, to).
+fn bill_items(
+    catalog: &Catalog,
+    plan: &Plan,
+    bill: &Bill,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<CalculatedUsageItem> {
+    let mut out: Vec<CalculatedUsageItem> = bill
+        .usage
+        .iter()
+        .filter_map(|line| {
+            let meter = catalog.meter(&line.metric_label)?;
+            Some(CalculatedUsageItem {
+                usage_type: meter.usage_type.clone(),
+                metric_labels: vec![line.metric_label.clone()],
+                quantity: f64_of(line.quantity),
+                unit_name: meter.unit.clone(),
+                quantity_billable: line.quantity_billable.to_string(),
+                unit_name_billable: meter.unit_billable.clone(),
+                amount: line.amount_cents.to_string(),
+                currency_code: catalog.currency.clone(),
+                start_timestamp: from.to_string(),
+                end_timestamp: to.to_string(),
+                fixed: false,
+                status: if line.quantity.is_zero() {
+                    "STATUS_NO_DATA"
+                } else {
+                    "STATUS_ACTIVE"
+                }
+                .to_owned(),
+            })
+        })
+        .collect();
+    if let Some(fee) = bill.fee_cents {
+        out.push(CalculatedUsageItem {
+            usage_type: format!("{} plan", plan.title),
+            metric_labels: Vec::new(),
+            quantity: 1.0,
+            unit_name: "period".into(),
+            quantity_billable: "1".into(),
+            unit_name_billable: "period".into(),
+            amount: fee.to_string(),
+            currency_code: catalog.currency.clone(),
+            start_timestamp: from.to_string(),
+            end_timestamp: to.to_string(),
+            fixed: true,
+            status: "STATUS_ACTIVE".into(),
+        });
+    }
+    out
+}
+
+/// Rated usage for the current billing period (or `from`/`to`) with the
+/// plan's prices: usage lines, the flat fee (`fixed: true`), coupons,
+/// discount and total, in cents. A namespace other than `system` shows only
+/// its usage, without fee or coupons.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/current_usage",
+    operation_id = "ves.io.schema.usage.CustomCalculatedUsageAPI.ListCurrentUsage",
+    tag = "usage reports",
+    params(("namespace" = String, Path, description = "system for the whole tenant, or one namespace")),
+    request_body = RangeRequest,
+    responses((status = 200, body = ListCurrentUsageResp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn current_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<RangeRequest>,
+) -> Result<Json<ListCurrentUsageResp>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::ListCurrentUsage, &ns).await?;
+    body_namespace(body.namespace.as_deref(), &ns)?;
+    let explicit = body.from.as_deref().is_some_and(|f| !f.is_empty())
+        || body.to.as_deref().is_some_and(|t| !t.is_empty());
+    let (from, to) = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
+    let plan: TenantPlan = state.tenant_plan(&auth.tenant).await?;
+    let (catalog, p) = (&plan.catalog, plan.plan());
+    let store = state.store();
+    let quantities = bills::quantities(store, catalog, auth.tenant_id(), scope(&ns), from, to).await?;
+    let whole_tenant = ns.is_system();
+    let (fee, coupons) = if whole_tenant {
+        let fee = if explicit {
+            None
+        } else {
+            bills::fee_for(
+                p,
+                &current_subscription(&state, &auth).await?.period_at(state.now()),
+            )
+        };
+        let applied = store.tenant_coupons(auth.tenant_id()).await?;
+        (fee, bills::coupons_for(&applied, from, to))
+    } else {
+        (None, Vec::new())
+    };
+    let bill = tollgate_domain::rating::bill(catalog, p, &quantities, fee, coupons);
+    Ok(Json(ListCurrentUsageResp {
+        usage_items: bill_items(catalog, p, &bill, from, to),
+        coupons: bill.coupons.iter().map(coupon_type).collect(),
+        discount: bill.totals.discount.to_string(),
+        total_cost: bill.totals.total.to_string(),
+    }))
+}
+
+/// One line per past billing period, newest first: what it cost in total
+/// (flat fee, rated usage, coupons), with the prices of the plan it was on.
+#[utoipa::path(
+    post,
+    path = "/api/web/namespaces/{namespace}/monthly_usage",
+    operation_id = "ves.io.schema.usage.CustomCalculatedUsageAPI.ListMonthlyUsage",
+    tag = "usage reports",
+    params(("namespace" = String, Path, description = "Must be system (bills are per tenant)")),
+    request_body = MonthlyRequest,
+    responses((status = 200, body = ListMonthlyUsageResp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn monthly_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<MonthlyRequest>,
+) -> Result<Json<ListMonthlyUsageResp>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::ListMonthlyUsage, &ns).await?;
+    crate::auth::require_system(&ns, "monthly bills")?;
+    body_namespace(body.namespace.as_deref(), &ns)?;
+    let now = state.now();
+    let mut items = Vec::new();
+    for sub in state.store().subscriptions(auth.tenant_id()).await? {
+        let catalog = state
+            .catalogs()
+            .version(state.store(), sub.catalog_version)
+            .await?;
+        let Some(plan) = catalog.plan(&sub.plan) else {
+            continue;
+        };
+        for period in sub.periods_until(now).iter().filter(|p| p.actual_end <= now) {
+            let bill = bills::period_bill(state.store(), &catalog, plan, auth.tenant_id(), period).await?;
+            items.push((
+                period.start,
+                MonthlyUsageType {
+                    start_timestamp: period.start.to_string(),
+                    end_timestamp: period.actual_end.to_string(),
+                    amount: bill.totals.total.to_string(),
+                    currency_code: catalog.currency.clone(),
+                },
+            ));
+        }
+    }
+    items.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(Json(ListMonthlyUsageResp {
+        monthly_usage_items: items.into_iter().map(|(_, i)| i).collect(),
+    }))
+}
+
+/// Usage per service and usage type over a window (default: the last 6 hours),
+/// with the billing value (usage ÷ the meter's division factor).
+#[utoipa::path(
+    post,
+    path = "/api/data/namespaces/system/billing/usage_summary",
+    operation_id = "ves.io.schema.billing.CustomPublicAPI.BillingUsageSummary",
+    tag = "usage reports",
+    request_body = UsageSummaryRequest,
+    responses((status = 200, body = BillingUsageSummaryResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn usage_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<UsageSummaryRequest>,
+) -> Result<Json<BillingUsageSummaryResponse>, ApiError> {
+    let auth = caller
+        .authorize(&state, Operation::BillingUsageSummary, &Name::system())
+        .await?;
+    let six_hours = SignedDuration::from_hours(6);
+    let given = |t: Option<TimeInput>, field: &str| -> Result<Option<Timestamp>, ApiError> {
+        t.map(|t| t.text())
+            .filter(|t| !t.is_empty())
+            .map(|t| parse_time(field, &t))
+            .transpose()
+    };
+    let start = given(body.start_time, "start_time")?;
+    let end = given(body.end_time, "end_time")?;
+    let (start, end) = match (start, end) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, s + six_hours),
+        (None, Some(e)) => (e - six_hours, e),
+        (None, None) => {
+            let now = state.now();
+            (now - six_hours, now)
+        }
+    };
+    if start > end {
+        return Err(ApiError::invalid(format!(
+            "start_time, end_time: {start} is after {end}"
+        )));
+    }
+    check_range(start, end.max(start + SignedDuration::from_secs(1)))?;
+    let plan = state.tenant_plan(&auth.tenant).await?;
+    let quantities = bills::quantities(
+        state.store(),
+        &plan.catalog,
+        auth.tenant_id(),
+        None,
+        metering::hour_of(start),
+        end,
+    )
+    .await?;
+    let usage_summary_items = plan
+        .catalog
+        .meters
+        .iter()
+        .filter_map(|m| {
+            let q = *quantities.get(&m.metric_label)?;
+            Some(UsageSummaryItem {
+                name: m.usage_type.clone(),
+                service: m.service.clone(),
+                usage_metric_data: UsageMetricData {
+                    unit: m.unit.clone(),
+                    metric_value: MetricValue {
+                        timestamp: end.as_second() as f64,
+                        value: q.to_string(),
+                    },
+                },
+                billing_metric_data: BillingMetricData {
+                    unit: m.unit_billable.clone(),
+                    value: (q / m.divisor).normalize().to_string(),
+                },
+            })
+        })
+        .collect();
+    Ok(Json(BillingUsageSummaryResponse { usage_summary_items }))
+}
+
+/// The meters of the caller's plan and their prices (beyond the contract).
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/system/usage/meters",
+    operation_id = "tollgate.usage.ListMeters",
+    tag = "metering",
+    responses((status = 200, body = MeterList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Json<MeterList>, ApiError> {
+    let auth = caller
+        .authorize(&state, Operation::ListMeters, &Name::system())
+        .await?;
+    let plan = state.tenant_plan(&auth.tenant).await?;
+    let items = plan
+        .catalog
+        .meters
+        .iter()
+        .map(|m| {
+            let price = plan.plan().prices.get(&m.metric_label);
+            MeterItem {
+                metric_label: m.metric_label.clone(),
+                usage_type: m.usage_type.clone(),
+                service: m.service.clone(),
+                unit: m.unit.clone(),
+                unit_billable: m.unit_billable.clone(),
+                aggregation: m.aggregation.as_str().to_owned(),
+                unit_price: price
+                    .map_or(Decimal::ZERO, |p| p.unit_price_cents)
+                    .normalize()
+                    .to_string(),
+                currency_code: plan.catalog.currency.clone(),
+                free_allowance: price
+                    .map_or(Decimal::ZERO, |p| p.free_allowance)
+                    .normalize()
+                    .to_string(),
+            }
+        })
+        .collect();
+    Ok(Json(MeterList { items }))
+}

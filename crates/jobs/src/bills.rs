@@ -1,0 +1,73 @@
+//! Bills of billing periods and time ranges, from hourly buckets: the one
+//! computation behind `current_usage`, `monthly_usage` and invoices.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
+use tollgate_domain::metering;
+use tollgate_domain::rating::{self, Bill, Coupon};
+use tollgate_domain::subscription::Period;
+use tollgate_store::{AppliedCoupon, BucketFilter, Store, StoreError};
+
+/// Each metric's quantity in [from, to), for the whole tenant or one namespace.
+pub async fn quantities(
+    store: &dyn Store,
+    catalog: &Catalog,
+    tenant_id: &str,
+    namespace: Option<&str>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<BTreeMap<String, Decimal>, StoreError> {
+    let filter = BucketFilter {
+        namespace,
+        from,
+        to,
+        ..Default::default()
+    };
+    let buckets = store.buckets(tenant_id, &filter).await?;
+    let aggregation = |m: &str| {
+        catalog
+            .meter(m)
+            .map_or(Aggregation::Sum, |meter| meter.aggregation)
+    };
+    Ok(metering::metric_quantities(aggregation, &buckets))
+}
+
+/// The coupons that apply to a period or range: those valid at some point in it.
+pub fn coupons_for(applied: &[AppliedCoupon], from: Timestamp, to: Timestamp) -> Vec<Coupon> {
+    applied
+        .iter()
+        .filter(|c| c.valid_from < to && c.valid_until.is_none_or(|u| u > from))
+        .map(|c| Coupon {
+            title: c.coupon.title.clone(),
+            discount: c.coupon.discount,
+        })
+        .collect()
+}
+
+/// The plan's flat fee for a period: none on trial or without billing,
+/// prorated when the period was cut short.
+pub fn fee_for(plan: &Plan, period: &Period) -> Option<i64> {
+    if period.trial || plan.billing_disabled || plan.flat_price_cents == 0 {
+        return None;
+    }
+    let used = period.actual_end.duration_since(period.start).as_secs();
+    let length = period.end.duration_since(period.start).as_secs();
+    Some(rating::flat_fee(plan.flat_price_cents, used, length))
+}
+
+/// The bill of one billing period of a subscription to `plan`.
+pub async fn period_bill(
+    store: &dyn Store,
+    catalog: &Catalog,
+    plan: &Plan,
+    tenant_id: &str,
+    period: &Period,
+) -> Result<Bill, StoreError> {
+    let q = quantities(store, catalog, tenant_id, None, period.start, period.actual_end).await?;
+    let applied = store.tenant_coupons(tenant_id).await?;
+    let coupons = coupons_for(&applied, period.start, period.actual_end);
+    Ok(rating::bill(catalog, plan, &q, fee_for(plan, period), coupons))
+}
