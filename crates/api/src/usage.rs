@@ -563,7 +563,7 @@ pub async fn monthly_usage(
             ));
         }
     }
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|(start, _)| std::cmp::Reverse(*start));
     Ok(Json(ListMonthlyUsageResp {
         monthly_usage_items: items.into_iter().map(|(_, i)| i).collect(),
     }))
