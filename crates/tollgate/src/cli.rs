@@ -94,6 +94,12 @@ pub enum Command {
     /// Run background jobs by hand.
     #[command(subcommand)]
     Jobs(crate::operator::JobsCommand),
+    /// Import usage history and rebuild rollups.
+    #[command(subcommand)]
+    Usage(crate::usage::UsageCommand),
+    /// Define coupons and apply them to tenants.
+    #[command(subcommand)]
+    Coupon(crate::usage::CouponCommand),
     /// Measure throughput and latency of key endpoints against a fresh server.
     Bench(crate::bench::BenchArgs),
 }
@@ -109,6 +115,10 @@ pub enum TenantCommand {
         /// FREEMIUM or ENTERPRISE; default: the plan's tenant type.
         #[arg(long = "type")]
         tenant_type: Option<String>,
+        /// Backdate the tenant and its first subscription (RFC 3339), to
+        /// import usage history.
+        #[arg(long)]
+        since: Option<Timestamp>,
     },
     /// List tenants.
     List,
@@ -171,6 +181,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Transition(cmd) => crate::operator::transition(&*cli.storage.open().await?, cmd).await,
         Command::Audit(cmd) => crate::operator::audit(&*cli.storage.open().await?, cmd).await,
         Command::Jobs(cmd) => crate::operator::jobs(&cli.storage, cmd).await,
+        Command::Usage(cmd) => crate::usage::usage(&*cli.storage.open().await?, cmd).await,
+        Command::Coupon(cmd) => crate::usage::coupon(&*cli.storage.open().await?, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }
 }
@@ -201,6 +213,7 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             name,
             plan,
             tenant_type,
+            since,
         } => {
             let name = Name::parse("name", &name)?;
             let (version, catalog) = latest_catalog(store).await?;
@@ -215,6 +228,10 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                 None => plan.tenant_type,
             };
             let now = Timestamp::now();
+            if since.is_some_and(|s| s > now) {
+                bail!("--since is in the future");
+            }
+            let now = since.unwrap_or(now);
             let subscription = Subscription::new(
                 uuid::Uuid::new_v4().to_string(),
                 String::new(),

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod operator;
 mod serve;
+mod usage;
 
 use clap::Parser;
 

@@ -3,6 +3,7 @@
 
 mod billing;
 mod cli;
+mod metering;
 mod replicas;
 mod server;
 mod support;

@@ -138,6 +138,19 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.try_call(method, url, token, body)
+            .await
+            .expect("send request")
+    }
+
+    /// Like [`Http::call`], but a connection failure is an error, not a panic.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
         let mut req = hyper::Request::builder().method(method).uri(url);
         if let Some(t) = token {
             req = req.header("authorization", format!("APIToken {t}"));
@@ -147,9 +160,14 @@ impl Http {
             .0
             .request(req.body(Full::new(Bytes::from(body))).expect("request"))
             .await
-            .expect("send request");
+            .map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("read body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 }
