@@ -14,7 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
-use tollgate_domain::metering::{self, Admission, RawEvent};
+use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
 use tollgate_domain::subscription::Subscription;
@@ -184,15 +184,37 @@ async fn current_subscription(state: &AppState, auth: &Authorized) -> Result<Sub
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "the tenant has no current subscription"))
 }
 
+/// A report's time range.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    from: Timestamp,
+    to: Timestamp,
+    /// `Period` for the current billing period (neither end given), so that
+    /// it agrees with `monthly_usage` and invoices; `Overlap` otherwise.
+    coverage: Coverage,
+}
+
+impl Range {
+    /// The bucket hours the range covers.
+    fn hours(&self) -> (Timestamp, Timestamp) {
+        metering::bucket_hours(self.from, self.to, self.coverage)
+    }
+}
+
 /// `from`/`to` of a request, defaulting to the current billing period.
 async fn range(
     state: &AppState,
     auth: &Authorized,
     from: Option<&str>,
     to: Option<&str>,
-) -> Result<(Timestamp, Timestamp), ApiError> {
+) -> Result<Range, ApiError> {
     let from = from.filter(|s| !s.is_empty());
     let to = to.filter(|s| !s.is_empty());
+    let coverage = if from.is_none() && to.is_none() {
+        Coverage::Period
+    } else {
+        Coverage::Overlap
+    };
     let (from, to) = match (from, to) {
         (Some(f), Some(t)) => (parse_time("from", f)?, parse_time("to", t)?),
         (f, t) => {
@@ -206,7 +228,7 @@ async fn range(
         }
     };
     check_range(from, to)?;
-    Ok((from, to))
+    Ok(Range { from, to, coverage })
 }
 
 /// What `hourly_breakdown_query` carries, signed so that it cannot be forged
@@ -263,12 +285,14 @@ pub async fn usage_details(
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::ListUsageDetails, &ns).await?;
     body_namespace(body.namespace.as_deref(), &ns)?;
-    let (from, to) = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
+    let r = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
+    let (from, to) = (r.from, r.to);
+    let (first_hour, end_hour) = r.hours();
     let plan = state.tenant_plan(&auth.tenant).await?;
     let filter = BucketFilter {
         namespace: scope(&ns),
-        from,
-        to,
+        from: first_hour,
+        to: end_hour,
         ..Default::default()
     };
     let buckets = state.store().buckets(auth.tenant_id(), &filter).await?;
@@ -294,8 +318,8 @@ pub async fn usage_details(
             namespace: namespace.to_owned(),
             metric_label: metric.to_owned(),
             object_name: object.to_owned(),
-            from: from.as_microsecond(),
-            to: to.as_microsecond(),
+            from: first_hour.as_microsecond(),
+            to: end_hour.as_microsecond(),
             sig: String::new(),
         };
         q.sig = signature(key, &q)?;
@@ -488,11 +512,20 @@ pub async fn current_usage(
     body_namespace(body.namespace.as_deref(), &ns)?;
     let explicit = body.from.as_deref().is_some_and(|f| !f.is_empty())
         || body.to.as_deref().is_some_and(|t| !t.is_empty());
-    let (from, to) = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
+    let r = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
+    let (from, to) = (r.from, r.to);
     let plan: TenantPlan = state.tenant_plan(&auth.tenant).await?;
     let (catalog, p) = (&plan.catalog, plan.plan());
     let store = state.store();
-    let quantities = bills::quantities(store, catalog, auth.tenant_id(), scope(&ns), from, to).await?;
+    let quantities = bills::quantities(
+        store,
+        catalog,
+        auth.tenant_id(),
+        scope(&ns),
+        (from, to),
+        r.coverage,
+    )
+    .await?;
     let whole_tenant = ns.is_system();
     let (fee, coupons) = if whole_tenant {
         let fee = if explicit {
@@ -619,8 +652,8 @@ pub async fn usage_summary(
         &plan.catalog,
         auth.tenant_id(),
         None,
-        metering::hour_of(start),
-        end,
+        (start, end),
+        Coverage::Overlap,
     )
     .await?;
     let usage_summary_items = plan
@@ -636,12 +669,16 @@ pub async fn usage_summary(
                     unit: m.unit.clone(),
                     metric_value: MetricValue {
                         timestamp: end.as_second() as f64,
-                        value: q.to_string(),
+                        value: q.normalize().to_string(),
                     },
                 },
                 billing_metric_data: BillingMetricData {
                     unit: m.unit_billable.clone(),
-                    value: (q / m.divisor).normalize().to_string(),
+                    value: q
+                        .checked_div(m.divisor)
+                        .unwrap_or_default()
+                        .normalize()
+                        .to_string(),
                 },
             })
         })

@@ -82,6 +82,11 @@ fn text(field: &str, value: Option<&str>, required: bool) -> Result<String, Stri
     Ok(v.to_owned())
 }
 
+/// The largest quantity one event may carry (10^18: an exabyte, or a
+/// billion billion requests). Sums of far more events than any tenant sends
+/// still fit a decimal; arithmetic on quantities saturates beyond that.
+pub const MAX_QUANTITY: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, false, 0);
+
 /// Checks one event; the error is the reason it is refused.
 pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Result<UsageEvent, String> {
     let id = text("id", raw.id.as_deref(), true)?;
@@ -104,6 +109,11 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
     .map_err(|_| format!("quantity: {literal:?} is not a finite number"))?;
     if quantity.is_sign_negative() && !quantity.is_zero() {
         return Err(format!("quantity: must not be negative, got {literal}"));
+    }
+    if quantity > MAX_QUANTITY {
+        return Err(format!(
+            "quantity: at most {MAX_QUANTITY} per event, got {literal}"
+        ));
     }
     let stamp = raw.timestamp.as_deref().unwrap_or("").trim();
     if stamp.is_empty() {
@@ -136,6 +146,26 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
 pub fn hour_of(at: Timestamp) -> Timestamp {
     let secs = at.as_second().div_euclid(3600) * 3600;
     Timestamp::from_second(secs).unwrap_or(at)
+}
+
+/// How a time range maps onto hourly buckets, whose granularity is coarser
+/// than the range's ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Billing periods partition the hours: an hour belongs to the period in
+    /// which it ends. Adjacent periods never share or miss an hour, and a
+    /// tenant's first, partial hour is billed in its first period.
+    Period,
+    /// An arbitrary report range covers every hour that overlaps it.
+    Overlap,
+}
+
+/// The bucket hours `[first, end)` that the range `[from, to)` covers.
+pub fn bucket_hours(from: Timestamp, to: Timestamp, coverage: Coverage) -> (Timestamp, Timestamp) {
+    match coverage {
+        Coverage::Period => (hour_of(from), hour_of(to)),
+        Coverage::Overlap => (hour_of(from), to),
+    }
 }
 
 /// Identifies one hourly bucket of a tenant.
@@ -190,7 +220,7 @@ impl Bucket {
         };
         let newest = if later(self, other) { self } else { other };
         let quantity = match aggregation {
-            Aggregation::Sum => self.quantity + other.quantity,
+            Aggregation::Sum => self.quantity.saturating_add(other.quantity),
             Aggregation::Max => self.quantity.max(other.quantity),
             Aggregation::Latest => newest.quantity,
         };
@@ -221,11 +251,12 @@ pub fn object_quantity<'a>(
 ) -> Decimal {
     let mut per_hour: std::collections::BTreeMap<Timestamp, Decimal> = std::collections::BTreeMap::new();
     for (k, b) in buckets {
-        *per_hour.entry(k.hour).or_default() += b.quantity;
+        let q = per_hour.entry(k.hour).or_default();
+        *q = q.saturating_add(b.quantity);
     }
     let hours = per_hour.into_values();
     match aggregation {
-        Aggregation::Sum => hours.sum(),
+        Aggregation::Sum => hours.fold(Decimal::ZERO, Decimal::saturating_add),
         Aggregation::Max => hours.max().unwrap_or_default(),
         Aggregation::Latest => hours.last().unwrap_or_default(),
     }
@@ -253,7 +284,10 @@ pub fn metric_quantities<'a>(
     }
     let mut out: std::collections::BTreeMap<String, Decimal> = Default::default();
     for ((metric, _, _), items) in groups {
-        *out.entry(metric.to_owned()).or_default() += object_quantity(aggregation_of(metric), items);
+        let q = out.entry(metric.to_owned()).or_default();
+        *q = q
+            .saturating_add(object_quantity(aggregation_of(metric), items))
+            .normalize();
     }
     out
 }
@@ -329,6 +363,15 @@ mod tests {
                 "quantity: ",
             ),
             (
+                raw(
+                    "e",
+                    "lb_requests",
+                    "1000000000000000000.1",
+                    "2026-11-20T09:00:00Z",
+                ),
+                "quantity: at most 1000000000000000000 per event",
+            ),
+            (
                 raw("e", "lb_requests", "1", "2026-11-20T10:06:00Z"),
                 "is in the future",
             ),
@@ -350,6 +393,55 @@ mod tests {
         }
         // Within the allowed skew is fine.
         assert!(validate(&raw("e", "lb_requests", "1", "2026-11-20T10:04:59Z"), &ns, rules).is_ok());
+    }
+
+    #[test]
+    fn the_largest_quantity_is_accepted_and_sums_saturate() {
+        assert_eq!(MAX_QUANTITY, Decimal::from(1_000_000_000_000_000_000_i64));
+        let catalog = Catalog::builtin();
+        let rules = Admission {
+            meters: &catalog.meters,
+            now: t("2026-11-20T10:00:00Z"),
+            max_skew: SignedDuration::from_mins(5),
+            floor: t("2026-11-01T00:00:00Z"),
+        };
+        let e = validate(
+            &raw("e", "lb_requests", "1e18", "2026-11-20T09:00:00Z"),
+            &Name::system(),
+            rules,
+        )
+        .unwrap();
+        assert_eq!(e.quantity, MAX_QUANTITY);
+        let big = Bucket {
+            quantity: Decimal::MAX,
+            latest: None,
+            events: 1,
+        };
+        assert_eq!(
+            big.merge(&Bucket::of(&e), Aggregation::Sum).quantity,
+            Decimal::MAX
+        );
+        let key = BucketKey::of(&e);
+        let items = [(key.clone(), big.clone()), (key, big)];
+        let by_metric = metric_quantities(|_| Aggregation::Sum, &items);
+        assert_eq!(by_metric["lb_requests"], Decimal::MAX);
+    }
+
+    #[test]
+    fn period_coverage_partitions_hours_and_overlap_covers_them() {
+        let (a, b, c) = (
+            t("2026-11-20T10:30:00Z"),
+            t("2026-12-20T10:30:00Z"),
+            t("2027-01-20T10:30:00Z"),
+        );
+        let first = bucket_hours(a, b, Coverage::Period);
+        let second = bucket_hours(b, c, Coverage::Period);
+        assert_eq!(first, (t("2026-11-20T10:00:00Z"), t("2026-12-20T10:00:00Z")));
+        assert_eq!(first.1, second.0, "adjacent periods share no hour and miss none");
+        assert_eq!(
+            bucket_hours(a, t("2026-11-20T12:15:00Z"), Coverage::Overlap),
+            (t("2026-11-20T10:00:00Z"), t("2026-11-20T12:15:00Z"))
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub fn billable_quantity(quantity: Decimal, divisor: Decimal) -> i64 {
     if divisor <= Decimal::ZERO || quantity <= Decimal::ZERO {
         return 0;
     }
-    let converted = quantity / divisor;
+    let Some(converted) = quantity.checked_div(divisor) else {
+        return i64::MAX;
+    };
     if converted < Decimal::ONE {
         1
     } else {
@@ -48,7 +50,9 @@ pub fn rate(meter: &Meter, price: Option<&Price>, quantity: Decimal) -> RatedLin
         None => 0,
         Some(p) => {
             let chargeable = (Decimal::from(quantity_billable) - p.free_allowance).max(Decimal::ZERO);
-            round_cents(chargeable * p.unit_price_cents)
+            chargeable
+                .checked_mul(p.unit_price_cents)
+                .map_or(i64::MAX, round_cents)
         }
     };
     RatedLine {
@@ -97,18 +101,19 @@ pub struct Totals {
 /// rounded half up), then fixed amounts; the discount never exceeds the
 /// subtotal, so the total is never negative.
 pub fn totals(line_amounts: impl IntoIterator<Item = i64>, coupons: &[Coupon]) -> Totals {
-    let subtotal: i64 = line_amounts.into_iter().sum();
+    // Amounts saturate rather than wrap: a total of i64::MAX cents is
+    // absurd, but it is not a negative bill.
+    let subtotal: i64 = line_amounts.into_iter().fold(0, i64::saturating_add);
     let mut discount: i64 = 0;
     for c in coupons {
         if let Discount::Percent(bp) = c.discount {
-            discount += round_cents(
-                Decimal::from(subtotal) * Decimal::from(bp.clamp(0, 10_000)) / Decimal::from(10_000),
-            );
+            let share = Decimal::from(subtotal) * Decimal::from(bp.clamp(0, 10_000)) / Decimal::from(10_000);
+            discount = discount.saturating_add(round_cents(share));
         }
     }
     for c in coupons {
         if let Discount::Fixed(cents) = c.discount {
-            discount += cents.max(0);
+            discount = discount.saturating_add(cents.max(0));
         }
     }
     let discount = discount.clamp(0, subtotal.max(0));
@@ -258,6 +263,23 @@ mod tests {
             }
         );
         assert_eq!(totals([], &[pct(5000)]).total, 0);
+    }
+
+    #[test]
+    fn absurd_amounts_saturate_instead_of_overflowing() {
+        let c = Catalog::builtin();
+        let team = c.plan("team").unwrap();
+        let meter = c.meter("lb_requests").unwrap();
+        let line = rate(meter, team.prices.get("lb_requests"), Decimal::MAX);
+        assert_eq!(line.amount_cents, i64::MAX);
+        assert_eq!(billable_quantity(Decimal::MAX, d("0.0000001")), i64::MAX);
+        let t = totals([i64::MAX, i64::MAX, 5], &[]);
+        assert_eq!((t.subtotal, t.total), (i64::MAX, i64::MAX));
+        let pct = Coupon {
+            title: "p".into(),
+            discount: Discount::Percent(10_000),
+        };
+        assert_eq!(totals([i64::MAX], &[pct.clone(), pct]).total, 0);
     }
 
     #[test]

@@ -6,20 +6,22 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
-use tollgate_domain::metering;
+use tollgate_domain::metering::{self, Coverage};
 use tollgate_domain::rating::{self, Bill, Coupon};
 use tollgate_domain::subscription::Period;
 use tollgate_store::{AppliedCoupon, BucketFilter, Store, StoreError};
 
-/// Each metric's quantity in [from, to), for the whole tenant or one namespace.
+/// Each metric's quantity in [from, to) (mapped onto hours by `coverage`),
+/// for the whole tenant or one namespace.
 pub async fn quantities(
     store: &dyn Store,
     catalog: &Catalog,
     tenant_id: &str,
     namespace: Option<&str>,
-    from: Timestamp,
-    to: Timestamp,
+    (from, to): (Timestamp, Timestamp),
+    coverage: Coverage,
 ) -> Result<BTreeMap<String, Decimal>, StoreError> {
+    let (from, to) = metering::bucket_hours(from, to, coverage);
     let filter = BucketFilter {
         namespace,
         from,
@@ -66,7 +68,8 @@ pub async fn period_bill(
     tenant_id: &str,
     period: &Period,
 ) -> Result<Bill, StoreError> {
-    let q = quantities(store, catalog, tenant_id, None, period.start, period.actual_end).await?;
+    let range = (period.start, period.actual_end);
+    let q = quantities(store, catalog, tenant_id, None, range, Coverage::Period).await?;
     let applied = store.tenant_coupons(tenant_id).await?;
     let coupons = coupons_for(&applied, period.start, period.actual_end);
     Ok(rating::bill(catalog, plan, &q, fee_for(plan, period), coupons))
