@@ -24,9 +24,25 @@ use tollgate_store::Location;
 
 use crate::cli::StorageArgs;
 
+/// What `tollgate bench` measures.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum Suite {
+    /// quota/usage and quota/reserve against /healthz at 64 connections.
+    #[default]
+    Quota,
+    /// Usage ingestion against the database's raw insert rate, then report
+    /// latency over a month of events.
+    Ingest,
+}
+
 /// Options of `tollgate bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
+    /// Which benchmark to run.
+    #[arg(value_enum, default_value_t = Suite::Quota)]
+    pub suite: Suite,
+    #[command(flatten)]
+    pub ingest: crate::bench_ingest::IngestArgs,
     /// How long to measure each scenario, e.g. 10s.
     #[arg(long, default_value = "10s")]
     pub duration: humantime::Duration,
@@ -42,42 +58,97 @@ pub struct BenchArgs {
 /// rate limits of the benchmarked operations; otherwise we would measure 429s.
 const UNLIMITED_QUOTA: &str = r#"{"metadata":{"name":"bench"},"spec":{"object_limits":{"bench_object":{"maximum":-1}},"api_limits":{"ves.io.schema.quota.CustomAPI.GetQuotaUsage":{"rate":-1},"tollgate.quota.Reserve":{"rate":-1}}}}"#;
 
-/// Runs the benchmark against a server started for it; the server is stopped
-/// whether or not the benchmark succeeds.
-pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
-    // Holds the SQLite database (if any) and the server log; removed on drop.
-    let scratch = tempfile::TempDir::new().context("cannot create a temporary directory")?;
-    // Never the user's data dir: the benchmark writes thousands of reservations.
-    let (backend, storage_flags): (&str, Vec<OsString>) = match storage.location()? {
-        Location::SqliteDir(_) => {
-            let dir = scratch.path().join("data");
-            ("sqlite", vec!["--data-dir".into(), dir.into_os_string()])
-        }
-        Location::Postgres(url) => ("postgres", vec!["--database-url".into(), url.into()]),
-    };
-    let exe = std::env::current_exe().context("cannot find the tollgate executable")?;
-    let tollgate = |args: &[&str]| {
-        let mut cmd = Command::new(&exe);
+/// A scratch database (fresh SQLite, or a unique tenant on the given
+/// PostgreSQL), the binary to run, and a tenant with an admin token.
+pub(crate) struct Harness {
+    /// Holds the SQLite database (if any) and the server log; removed on drop.
+    pub scratch: tempfile::TempDir,
+    pub backend: &'static str,
+    pub location: Location,
+    flags: Vec<OsString>,
+    exe: std::path::PathBuf,
+    pub tenant: String,
+}
+
+impl Harness {
+    /// Prepares storage; never the user's data dir, since benchmarks write a lot.
+    pub async fn new(storage: &StorageArgs) -> Result<Self> {
+        let scratch = tempfile::TempDir::new().context("cannot create a temporary directory")?;
+        let (backend, location, flags): (&str, Location, Vec<OsString>) = match storage.location()? {
+            Location::SqliteDir(_) => {
+                let dir = scratch.path().join("data");
+                (
+                    "sqlite",
+                    Location::SqliteDir(dir.clone()),
+                    vec!["--data-dir".into(), dir.into_os_string()],
+                )
+            }
+            Location::Postgres(url) => (
+                "postgres",
+                Location::Postgres(url.clone()),
+                vec!["--database-url".into(), url.into()],
+            ),
+        };
+        Ok(Self {
+            scratch,
+            backend,
+            location,
+            flags,
+            exe: std::env::current_exe().context("cannot find the tollgate executable")?,
+            // Unique, so repeated runs on one PostgreSQL database don't collide.
+            tenant: format!("bench-{:08x}", rand::random::<u32>()),
+        })
+    }
+
+    /// `tollgate <storage flags> <args>`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.exe);
         // Explicit flags only, so the environment cannot redirect the children.
         cmd.env_remove("TOLLGATE_DATABASE_URL")
             .env_remove("TOLLGATE_DATA_DIR")
             .env("TOLLGATE_LOG", "warn")
-            .args(&storage_flags)
+            .args(&self.flags)
             .args(args)
             .kill_on_drop(true);
         cmd
-    };
+    }
 
-    // A unique tenant, so repeated runs on one PostgreSQL database don't collide.
-    let tenant = format!("bench-{:08x}", rand::random::<u32>());
-    cli_output(tollgate(&["tenant", "create", &tenant]), "tenant create").await?;
-    let admin = ["token", "create", "--tenant", &tenant, "--role", "admin"];
-    let secret = cli_output(tollgate(&admin), "token create").await?;
-    let token: Arc<str> = format!("APIToken {}", secret.trim()).into();
+    /// Runs a CLI command; returns its stdout.
+    pub async fn cli(&self, args: &[&str], what: &str) -> Result<String> {
+        cli_output(self.command(args), what).await
+    }
 
-    let log_path = scratch.path().join("server.log");
-    let (mut server, addr) = start_server(tollgate(&["serve", "--listen", "127.0.0.1:0"]), &log_path).await?;
-    let result = benchmark(addr, &token, backend, &args).await;
+    /// An `Authorization` header value for a new token of the tenant.
+    pub async fn token(&self, role: &str) -> Result<Arc<str>> {
+        let secret = self
+            .cli(
+                &["token", "create", "--tenant", &self.tenant, "--role", role],
+                "token create",
+            )
+            .await?;
+        Ok(format!("APIToken {}", secret.trim()).into())
+    }
+
+    /// Starts `tollgate serve` on a free port.
+    pub async fn serve(&self) -> Result<(Child, SocketAddr)> {
+        let log_path = self.scratch.path().join("server.log");
+        start_server(self.command(&["serve", "--listen", "127.0.0.1:0"]), &log_path).await
+    }
+}
+
+/// Runs the chosen benchmark against a server started for it; the server is
+/// stopped whether or not the benchmark succeeds.
+pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
+    let harness = Harness::new(storage).await?;
+    if let Suite::Ingest = args.suite {
+        return crate::bench_ingest::run(&harness, &args.ingest).await;
+    }
+    harness
+        .cli(&["tenant", "create", &harness.tenant], "tenant create")
+        .await?;
+    let token = harness.token("admin").await?;
+    let (mut server, addr) = harness.serve().await?;
+    let result = benchmark(addr, &token, harness.backend, &args).await;
     let stopped = stop_server(&mut server).await;
     // The benchmark's own error explains more than a failure to stop.
     result.and(stopped)
@@ -133,7 +204,7 @@ async fn start_server(mut cmd: Command, log_path: &Path) -> Result<(Child, Socke
 }
 
 /// Asks the server to shut down gracefully, then kills it if it lingers.
-async fn stop_server(child: &mut Child) -> Result<()> {
+pub(crate) async fn stop_server(child: &mut Child) -> Result<()> {
     #[cfg(unix)]
     if let Some(pid) = child.id() {
         let term = Command::new("kill")
@@ -336,7 +407,7 @@ async fn connection(
 }
 
 /// Opens one keep-alive HTTP/1.1 connection.
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
@@ -351,7 +422,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
 }
 
 /// Sends a request and reads the whole response body.
-async fn send(
+pub(crate) async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> Result<(StatusCode, Bytes)> {

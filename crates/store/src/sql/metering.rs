@@ -1,7 +1,7 @@
 //! Usage events, hourly buckets, coupons and secrets. Part of the shared SQL
 //! implementation (compiled per engine).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
 
 use jiff::Timestamp;
@@ -17,7 +17,8 @@ use crate::{Actor, Aggregations, AppliedCoupon, BucketFilter, CouponDef, ReplayS
 
 type Tx<'c> = sqlx::Transaction<'c, Db>;
 
-/// Events per multi-row INSERT (10 parameters each, well under both engines' limits).
+/// Rows per multi-row INSERT (at most 11 parameters each, well under both
+/// engines' limits).
 const INSERT_CHUNK: usize = 500;
 /// Events read per page during a replay.
 const REPLAY_PAGE: i64 = 10_000;
@@ -85,14 +86,15 @@ pub(super) async fn ingest(
             .and_modify(|(x, _)| *x = x.merge(&b, agg))
             .or_insert((b, agg));
     }
-    for (key, (bucket, agg)) in &partial {
-        let stored = read_bucket(&mut tx, tenant_id, key).await?;
-        let merged = match stored {
-            Some(s) => s.merge(bucket, *agg),
-            None => bucket.clone(),
-        };
-        write_bucket(&mut tx, tenant_id, key, &merged).await?;
-    }
+    let mut stored = read_buckets(&mut tx, tenant_id, &partial).await?;
+    let merged: Vec<(&BucketKey, Bucket)> = partial
+        .iter()
+        .map(|(key, (bucket, agg))| match stored.remove(key) {
+            Some(s) => (key, s.merge(bucket, *agg)),
+            None => (key, bucket.clone()),
+        })
+        .collect();
+    write_buckets(&mut tx, tenant_id, merged.iter().map(|(k, b)| (*k, b))).await?;
     tx.commit().await?;
 
     let mut reported = HashSet::new();
@@ -102,21 +104,46 @@ pub(super) async fn ingest(
         .collect())
 }
 
-async fn read_bucket(tx: &mut Tx<'_>, tenant_id: &str, k: &BucketKey) -> Result<Option<Bucket>> {
-    let row = sqlx::query(
-        "SELECT quantity, latest_at, latest_event, events FROM usage_hourly WHERE tenant_id = $1 AND hour = $2 \
-         AND namespace = $3 AND metric_label = $4 AND object_name = $5 AND deployment = $6 AND container = $7",
-    )
-    .bind(tenant_id)
-    .bind(micros(k.hour))
-    .bind(&k.namespace)
-    .bind(&k.metric_label)
-    .bind(&k.object_name)
-    .bind(&k.deployment)
-    .bind(&k.container)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.as_ref().map(bucket_from).transpose()
+/// The stored buckets among `wanted`'s keys: one query for all the hours
+/// the batch touches (usually one or two), filtered to the keys.
+async fn read_buckets<V>(
+    tx: &mut Tx<'_>,
+    tenant_id: &str,
+    wanted: &BTreeMap<BucketKey, V>,
+) -> Result<BTreeMap<BucketKey, Bucket>> {
+    let hours: BTreeSet<i64> = wanted.keys().map(|k| micros(k.hour)).collect();
+    let mut out = BTreeMap::new();
+    let hours: Vec<i64> = hours.into_iter().collect();
+    for chunk in hours.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(concat!(
+            "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, ",
+            "latest_event, events FROM usage_hourly WHERE tenant_id = "
+        ));
+        q.push_bind(tenant_id).push(" AND hour IN (");
+        let mut list = q.separated(", ");
+        for h in chunk {
+            list.push_bind(*h);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            let key = key_from(&row)?;
+            if wanted.contains_key(&key) {
+                out.insert(key, bucket_from(&row)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn key_from(r: &DbRow) -> Result<BucketKey> {
+    Ok(BucketKey {
+        hour: timestamp("usage_hourly.hour", r.try_get("hour")?)?,
+        namespace: r.try_get("namespace")?,
+        metric_label: r.try_get("metric_label")?,
+        object_name: r.try_get("object_name")?,
+        deployment: r.try_get("deployment")?,
+        container: r.try_get("container")?,
+    })
 }
 
 fn bucket_from(row: &DbRow) -> Result<Bucket> {
@@ -129,27 +156,38 @@ fn bucket_from(row: &DbRow) -> Result<Bucket> {
     })
 }
 
-async fn write_bucket(tx: &mut Tx<'_>, tenant_id: &str, k: &BucketKey, b: &Bucket) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO usage_hourly (tenant_id, hour, namespace, metric_label, object_name, deployment, container, \
-         quantity, latest_at, latest_event, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (tenant_id, hour, namespace, metric_label, object_name, deployment, container) DO UPDATE SET \
-         quantity = excluded.quantity, latest_at = excluded.latest_at, latest_event = excluded.latest_event, \
-         events = excluded.events",
-    )
-    .bind(tenant_id)
-    .bind(micros(k.hour))
-    .bind(&k.namespace)
-    .bind(&k.metric_label)
-    .bind(&k.object_name)
-    .bind(&k.deployment)
-    .bind(&k.container)
-    .bind(b.quantity.to_string())
-    .bind(b.latest.as_ref().map(|(at, _)| micros(*at)))
-    .bind(b.latest.as_ref().map(|(_, id)| id.as_str()))
-    .bind(b.events)
-    .execute(&mut **tx)
-    .await?;
+/// Inserts or overwrites buckets, in multi-row statements.
+async fn write_buckets<'a>(
+    tx: &mut Tx<'_>,
+    tenant_id: &str,
+    buckets: impl Iterator<Item = (&'a BucketKey, &'a Bucket)>,
+) -> Result<()> {
+    let buckets: Vec<_> = buckets.collect();
+    for chunk in buckets.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(concat!(
+            "INSERT INTO usage_hourly (tenant_id, hour, namespace, metric_label, object_name, deployment, ",
+            "container, quantity, latest_at, latest_event, events) "
+        ));
+        q.push_values(chunk, |mut row, (k, b)| {
+            row.push_bind(tenant_id)
+                .push_bind(micros(k.hour))
+                .push_bind(&k.namespace)
+                .push_bind(&k.metric_label)
+                .push_bind(&k.object_name)
+                .push_bind(&k.deployment)
+                .push_bind(&k.container)
+                .push_bind(b.quantity.to_string())
+                .push_bind(b.latest.as_ref().map(|(at, _)| micros(*at)))
+                .push_bind(b.latest.as_ref().map(|(_, id)| id.clone()))
+                .push_bind(b.events);
+        });
+        q.push(concat!(
+            " ON CONFLICT (tenant_id, hour, namespace, metric_label, object_name, deployment, container) ",
+            "DO UPDATE SET quantity = excluded.quantity, latest_at = excluded.latest_at, ",
+            "latest_event = excluded.latest_event, events = excluded.events"
+        ));
+        q.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -173,19 +211,7 @@ pub(super) async fn buckets(
     .bind(f.object_name)
     .fetch_all(&store.read)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let key = BucketKey {
-                hour: timestamp("usage_hourly.hour", r.try_get("hour")?)?,
-                namespace: r.try_get("namespace")?,
-                metric_label: r.try_get("metric_label")?,
-                object_name: r.try_get("object_name")?,
-                deployment: r.try_get("deployment")?,
-                container: r.try_get("container")?,
-            };
-            Ok((key, bucket_from(r)?))
-        })
-        .collect()
+    rows.iter().map(|r| Ok((key_from(r)?, bucket_from(r)?))).collect()
 }
 
 fn event_from(row: &DbRow) -> Result<UsageEvent> {
@@ -249,9 +275,7 @@ pub(super) async fn replay(
         .bind(tenant_id)
         .execute(&mut *tx)
         .await?;
-    for (k, b) in &buckets {
-        write_bucket(&mut tx, tenant_id, k, b).await?;
-    }
+    write_buckets(&mut tx, tenant_id, buckets.iter()).await?;
     tx.commit().await?;
     Ok(ReplayStats {
         events,

@@ -1,0 +1,282 @@
+//! `tollgate bench ingest`: usage ingestion throughput, side by side with the
+//! raw insert rate of the same database in the same run, then the latency of
+//! usage_details and current_usage over a month of those events.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::{Connection, QueryBuilder};
+use tollgate_store::Location;
+
+use crate::bench::{Harness, connect, send, stop_server};
+
+/// Options of `tollgate bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Events to ingest (spread evenly over the last 30 days, in time order).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: usize,
+    /// Concurrent connections posting batches.
+    #[arg(long, default_value_t = 4)]
+    pub ingest_connections: usize,
+    /// Distinct objects the events are about (each reports 4 meters).
+    #[arg(long, default_value_t = 20)]
+    pub objects: usize,
+    /// Rows inserted to measure the database's raw insert rate.
+    #[arg(long, default_value_t = 500_000)]
+    pub raw_rows: usize,
+    /// Times each report is requested.
+    #[arg(long, default_value_t = 10)]
+    pub queries: usize,
+}
+
+/// Events per request and per raw transaction, as the issue fixes it.
+const BATCH: usize = 1000;
+/// Rows per INSERT statement (both engines' parameter limits allow it).
+const ROWS_PER_STATEMENT: usize = 500;
+const METERS: [(&str, i64); 4] = [
+    ("lb_requests", 1_000),
+    ("lb_data_transfer", 250_000),
+    ("waap_requests", 10),
+    ("site_vcpus", 8),
+];
+const DAYS: i64 = 30;
+
+/// Event `i` of `n`, spread over [start, start + 30 days).
+fn event(i: usize, n: usize, start: Timestamp, objects: usize) -> serde_json::Value {
+    let span = SignedDuration::from_hours(24 * DAYS).as_micros() as i64;
+    let at = start + SignedDuration::from_micros(span / n as i64 * i as i64);
+    let (metric, scale) = METERS[i % METERS.len()];
+    serde_json::json!({
+        "id": format!("e{i}"),
+        "metric_label": metric,
+        "object_name": format!("obj-{}", (i / METERS.len()) % objects),
+        "quantity": (i as i64 % 7 + 1) * scale,
+        "timestamp": at.to_string(),
+    })
+}
+
+pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
+    if args.events == 0 || args.ingest_connections == 0 || args.objects == 0 || args.queries == 0 {
+        bail!("--events, --ingest-connections, --objects and --queries must be more than zero");
+    }
+    let now = Timestamp::now();
+    let start = now - SignedDuration::from_hours(24 * (DAYS + 1));
+    h.cli(
+        &[
+            "tenant",
+            "create",
+            &h.tenant,
+            "--plan",
+            "individual",
+            "--since",
+            &start.to_string(),
+        ],
+        "tenant create",
+    )
+    .await?;
+    let platform = h.token("platform").await?;
+    let admin = h.token("admin").await?;
+
+    // The raw rate first, while nothing else writes.
+    let raw_rows = args.raw_rows.min(args.events).max(BATCH);
+    let raw_rate = raw_insert_rate(&h.location, raw_rows).await?;
+
+    let (mut server, addr) = h.serve().await?;
+    let measured = async {
+        let ingest_rate = ingest(addr, &platform, args, start).await?;
+        let range = serde_json::json!({"from": start.to_string(), "to": now.to_string()});
+        let details = latencies(
+            addr,
+            &admin,
+            "/api/web/namespaces/system/usage_details",
+            &range,
+            args.queries,
+        )
+        .await?;
+        let current = latencies(
+            addr,
+            &admin,
+            "/api/web/namespaces/system/current_usage",
+            &range,
+            args.queries,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((ingest_rate, details, current))
+    }
+    .await;
+    let stopped = stop_server(&mut server).await;
+    let (ingest_rate, details, current) = measured?;
+    stopped?;
+
+    println!(
+        "tollgate bench ingest: {}, {} events over {DAYS} days ({} objects x {} meters), batches of {BATCH} over {} connections",
+        h.backend,
+        args.events,
+        args.objects,
+        METERS.len(),
+        args.ingest_connections
+    );
+    println!("{:<48}{:>14}{:>10}", "", "per second", "ratio");
+    println!(
+        "{:<48}{:>14.0}{:>10.3}",
+        format!("raw INSERT, same database and rows ({raw_rows})"),
+        raw_rate,
+        1.0
+    );
+    println!(
+        "{:<48}{:>14.0}{:>10.3}",
+        "POST usage/events (exactly-once + rollups)",
+        ingest_rate,
+        ingest_rate / raw_rate
+    );
+    for (name, l) in [
+        ("usage_details, 30 days", details),
+        ("current_usage, 30 days", current),
+    ] {
+        println!("{name:<48}  p50 {:>8.1} ms   max {:>8.1} ms", l.0, l.1);
+    }
+    println!("note: client, server and database share this machine's cores; compare the ratios.");
+    Ok(())
+}
+
+/// Inserts `rows` rows shaped like usage events into a scratch table, in
+/// transactions of 1000 rows with multi-row INSERTs, as ingestion does.
+async fn raw_insert_rate(location: &Location, rows: usize) -> Result<f64> {
+    const CREATE: &str = "CREATE TABLE bench_raw (tenant_id TEXT NOT NULL, event_id TEXT NOT NULL, namespace TEXT NOT NULL, \
+        metric_label TEXT NOT NULL, object_name TEXT NOT NULL, deployment TEXT NOT NULL, container TEXT NOT NULL, \
+        quantity TEXT NOT NULL, at BIGINT NOT NULL, received_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, event_id))";
+    macro_rules! measure {
+        ($conn:expr, $db:ty, $begin:expr) => {{
+            let conn = &mut $conn;
+            sqlx::query("DROP TABLE IF EXISTS bench_raw").execute(&mut *conn).await?;
+            sqlx::query(CREATE).execute(&mut *conn).await?;
+            let started = Instant::now();
+            for tx_start in (0..rows).step_by(BATCH) {
+                let mut tx = conn.begin_with($begin).await?;
+                let ids: Vec<usize> = (tx_start..(tx_start + BATCH).min(rows)).collect();
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO bench_raw (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
+                         container, quantity, at, received_at) ",
+                    );
+                    q.push_values(chunk, |mut b, i| {
+                        b.push_bind("bench")
+                            .push_bind(format!("e{i}"))
+                            .push_bind("system")
+                            .push_bind("lb_requests")
+                            .push_bind("obj-1")
+                            .push_bind("")
+                            .push_bind("")
+                            .push_bind("1000")
+                            .push_bind(*i as i64)
+                            .push_bind(0i64);
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            let elapsed = started.elapsed();
+            sqlx::query("DROP TABLE bench_raw").execute(&mut *conn).await?;
+            rows as f64 / elapsed.as_secs_f64()
+        }};
+    }
+    Ok(match location {
+        Location::SqliteDir(dir) => {
+            let url = format!(
+                "sqlite://{}",
+                dir.join(tollgate_store::sqlite::FILE_NAME).display()
+            );
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30));
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .context("cannot open the database")?;
+            measure!(conn, sqlx::Sqlite, "BEGIN IMMEDIATE")
+        }
+        Location::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            measure!(conn, sqlx::Postgres, "BEGIN")
+        }
+    })
+}
+
+/// Posts every event in batches over several connections; events per second.
+async fn ingest(addr: SocketAddr, token: &Arc<str>, args: &IngestArgs, start: Timestamp) -> Result<f64> {
+    let batches = args.events.div_ceil(BATCH);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.ingest_connections {
+        let (next, token) = (next.clone(), token.clone());
+        let (n, objects) = (args.events, args.objects);
+        tasks.spawn(async move {
+            let mut sender = connect(addr).await?;
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let events: Vec<serde_json::Value> = (b * BATCH..((b + 1) * BATCH).min(n))
+                    .map(|i| event(i, n, start, objects))
+                    .collect();
+                let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
+                let request = Request::post("/api/data/namespaces/system/usage/events")
+                    .header("host", addr.to_string())
+                    .header("authorization", &*token)
+                    .header("content-type", "application/json")
+                    .body(Full::from(Bytes::from(body)))
+                    .context("cannot build the request")?;
+                let (status, reply) = send(&mut sender, request).await?;
+                let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
+                if status != StatusCode::OK || reply["rejected"] != 0 {
+                    bail!("batch {b}: {status} {reply}");
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("an ingestion task panicked")??;
+    }
+    Ok(args.events as f64 / started.elapsed().as_secs_f64())
+}
+
+/// p50 and max latency (ms) of `queries` sequential POSTs of `body` to `path`.
+async fn latencies(
+    addr: SocketAddr,
+    token: &Arc<str>,
+    path: &str,
+    body: &serde_json::Value,
+    queries: usize,
+) -> Result<(f64, f64)> {
+    let mut sender = connect(addr).await?;
+    let mut times = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let request = Request::post(path)
+            .header("host", addr.to_string())
+            .header("authorization", &**token)
+            .header("content-type", "application/json")
+            .body(Full::from(Bytes::from(body.to_string())))
+            .context("cannot build the request")?;
+        let started = Instant::now();
+        let (status, reply) = send(&mut sender, request).await?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        if status != StatusCode::OK {
+            bail!("{path}: {status} {}", String::from_utf8_lossy(&reply));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], times[times.len() - 1]))
+}
