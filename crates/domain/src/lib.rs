@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod clock;
 pub mod contact;
 pub mod error;
+pub mod invoice;
 pub mod labels;
 pub mod metering;
 pub mod names;

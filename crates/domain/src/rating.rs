@@ -90,7 +90,7 @@ pub struct Coupon {
 }
 
 /// A bill's totals: the subtotal of its lines, the discount, the total.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub subtotal: i64,
     pub discount: i64,

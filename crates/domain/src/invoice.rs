@@ -1,0 +1,472 @@
+//! Invoices: one per billing period of a subscription. While the period is
+//! open (and during the grace after it) the invoice is PENDING and follows
+//! usage; then it is finalized (ISSUED) and never changes again, and charged.
+//! Usage that reaches an already finalized period is billed as an adjustment
+//! line on the next invoice.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Plan};
+use crate::rating::{Bill, Coupon, Discount, Totals};
+use crate::subscription::Period;
+
+/// The contract's `invoiceInvoiceStatus` (without `STATUS_UNKNOWN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InvoiceStatus {
+    /// The period is open or in its grace: the amount still moves.
+    Pending,
+    /// Finalized, not (yet) paid.
+    Issued,
+    Paid,
+    /// Every charge attempt failed.
+    Overdue,
+    Refunded,
+    Cancelled,
+}
+
+impl InvoiceStatus {
+    /// The contract's enum name.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Self::Pending => "STATUS_PENDING",
+            Self::Issued => "STATUS_ISSUED",
+            Self::Paid => "STATUS_PAID",
+            Self::Overdue => "OVERDUE",
+            Self::Refunded => "STATUS_REFUNDED",
+            Self::Cancelled => "STATUS_CANCELLED",
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Issued => "ISSUED",
+            Self::Paid => "PAID",
+            Self::Overdue => "OVERDUE",
+            Self::Refunded => "REFUNDED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Issued,
+            Self::Paid,
+            Self::Overdue,
+            Self::Refunded,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// What people read (PDF, CLI).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending (period open)",
+            Self::Issued => "Issued, awaiting payment",
+            Self::Paid => "Paid",
+            Self::Overdue => "Overdue",
+            Self::Refunded => "Refunded",
+            Self::Cancelled => "Cancelled",
+        }
+    }
+
+    /// Whether the operator may refund an invoice in this state.
+    pub fn refundable(self) -> bool {
+        self == Self::Paid
+    }
+
+    /// Whether the operator may cancel an invoice in this state (not once paid).
+    pub fn cancellable(self) -> bool {
+        matches!(self, Self::Issued | Self::Overdue)
+    }
+}
+
+impl fmt::Display for InvoiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a line bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// The plan's flat fee (prorated when the period was cut short).
+    Fee,
+    /// Rated usage of one meter.
+    Usage,
+    /// Usage that reached an earlier, already finalized invoice's period.
+    Adjustment,
+}
+
+/// One line of an invoice. `amount_cents` is what the line adds to the
+/// subtotal; the other fields explain it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub kind: LineKind,
+    pub description: String,
+    /// The meter of a usage line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_label: Option<String>,
+    /// Billable quantity (usage), 1 (fee), or none (adjustment).
+    pub quantity: Decimal,
+    /// Billable unit ("1M requests", "GB", "month").
+    pub unit: String,
+    /// Exact unit price in cents.
+    pub unit_price_cents: Decimal,
+    /// Free billable units deducted before pricing (usage lines).
+    #[serde(default)]
+    pub free_quantity: Decimal,
+    pub amount_cents: i64,
+    /// The invoice an adjustment corrects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjusts: Option<String>,
+}
+
+/// An invoice, pending or finalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub name: String,
+    pub status: InvoiceStatus,
+    pub subscription_id: String,
+    pub period_index: u32,
+    pub period_start: Timestamp,
+    /// The actual end (earlier than nominal when a plan change cut it short).
+    pub period_end: Timestamp,
+    pub plan: String,
+    pub plan_title: String,
+    pub currency: String,
+    pub lines: Vec<InvoiceLine>,
+    pub coupons: Vec<AppliedDiscount>,
+    pub totals: Totals,
+    /// When it was finalized.
+    pub issued_at: Option<Timestamp>,
+}
+
+impl Invoice {
+    /// Whether the invoice may still change (the contract's `active`).
+    pub fn active(&self) -> bool {
+        self.status == InvoiceStatus::Pending
+    }
+
+    /// The invariant every invoice keeps: the total is the lines' sum minus
+    /// the discount, and never negative.
+    pub fn check(&self) -> Result<(), String> {
+        let subtotal = self
+            .lines
+            .iter()
+            .fold(0i64, |a, l| a.saturating_add(l.amount_cents));
+        let t = self.totals;
+        if subtotal != t.subtotal {
+            return Err(format!(
+                "{}: lines add up to {subtotal}, subtotal says {}",
+                self.name, t.subtotal
+            ));
+        }
+        if t.total != t.subtotal - t.discount || t.total < 0 || t.discount < 0 {
+            return Err(format!(
+                "{}: total {} is not subtotal {} minus discount {}",
+                self.name, t.total, t.subtotal, t.discount
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A coupon as it discounted one invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedDiscount {
+    pub title: String,
+    /// "10 %" or "5.00 USD".
+    pub terms: String,
+}
+
+/// The stable name of a tenant's `ordinal`-th invoice (1-based, counted over
+/// all its billing periods in time order), e.g. `inv-2026-11-0001`.
+pub fn invoice_name(period_start: Timestamp, ordinal: u32) -> String {
+    let d = period_start.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    format!("inv-{:04}-{:02}-{ordinal:04}", d.year(), d.month())
+}
+
+/// Formats cents as an amount, e.g. `-1234` → `-12.34`.
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// Formats an exact price in cents as an amount with as many decimals as it
+/// needs (at least two), e.g. `0.5` → `0.005`, `60` → `0.60`.
+pub fn format_price(cents: Decimal) -> String {
+    let amount = (cents / Decimal::from(100)).normalize();
+    if amount.scale() < 2 {
+        format!("{amount:.2}")
+    } else {
+        amount.to_string()
+    }
+}
+
+fn terms(discount: Discount, currency: &str) -> String {
+    match discount {
+        Discount::Percent(bp) => {
+            let pct = (Decimal::new(bp, 2)).normalize();
+            format!("{pct} %")
+        }
+        Discount::Fixed(cents) => format!("{} {currency}", format_cents(cents)),
+    }
+}
+
+/// A correction for usage that reached a finalized invoice's period after it
+/// was finalized: what that period's bill says now, minus what was billed
+/// for it so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correction {
+    /// The finalized invoice.
+    pub invoice: String,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub amount_cents: i64,
+}
+
+/// Builds an invoice from a period's bill and the corrections of earlier
+/// invoices. Lines: the flat fee (if any), one per meter with usage or a
+/// price, then adjustments; coupons discount the whole subtotal.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    name: String,
+    status: InvoiceStatus,
+    subscription_id: &str,
+    catalog: &Catalog,
+    plan: &Plan,
+    period: &Period,
+    bill: &Bill,
+    corrections: &[Correction],
+) -> Invoice {
+    let mut lines = Vec::new();
+    if let Some(fee) = bill.fee_cents {
+        let description = if period.is_prorated() {
+            let used = period.actual_end.duration_since(period.start).as_secs();
+            let length = period.end.duration_since(period.start).as_secs();
+            format!(
+                "{} plan, prorated: {} of {} days",
+                plan.title,
+                format_days(used),
+                format_days(length)
+            )
+        } else {
+            format!("{} plan", plan.title)
+        };
+        lines.push(InvoiceLine {
+            kind: LineKind::Fee,
+            description,
+            metric_label: None,
+            quantity: Decimal::ONE,
+            unit: "period".into(),
+            unit_price_cents: Decimal::from(plan.flat_price_cents),
+            free_quantity: Decimal::ZERO,
+            amount_cents: fee,
+            adjusts: None,
+        });
+    }
+    for line in &bill.usage {
+        let Some(meter) = catalog.meter(&line.metric_label) else {
+            continue;
+        };
+        let price = plan.prices.get(&line.metric_label);
+        if line.quantity.is_zero() && line.amount_cents == 0 {
+            continue;
+        }
+        let billable = Decimal::from(line.quantity_billable);
+        lines.push(InvoiceLine {
+            kind: LineKind::Usage,
+            description: meter.usage_type.clone(),
+            metric_label: Some(line.metric_label.clone()),
+            quantity: billable,
+            unit: meter.unit_billable.clone(),
+            unit_price_cents: price.map_or(Decimal::ZERO, |p| p.unit_price_cents),
+            free_quantity: price.map_or(Decimal::ZERO, |p| p.free_allowance.min(billable)),
+            amount_cents: line.amount_cents,
+            adjusts: None,
+        });
+    }
+    for c in corrections.iter().filter(|c| c.amount_cents != 0) {
+        lines.push(InvoiceLine {
+            kind: LineKind::Adjustment,
+            description: format!(
+                "Adjustment: usage reported late for {} ({} to {})",
+                c.invoice,
+                c.period_start.strftime("%Y-%m-%d"),
+                c.period_end.strftime("%Y-%m-%d")
+            ),
+            metric_label: None,
+            quantity: Decimal::ONE,
+            unit: "adjustment".into(),
+            unit_price_cents: Decimal::from(c.amount_cents),
+            free_quantity: Decimal::ZERO,
+            amount_cents: c.amount_cents,
+            adjusts: Some(c.invoice.clone()),
+        });
+    }
+    let totals = crate::rating::totals(lines.iter().map(|l| l.amount_cents), &bill.coupons);
+    Invoice {
+        name,
+        status,
+        subscription_id: subscription_id.to_owned(),
+        period_index: period.index,
+        period_start: period.start,
+        period_end: period.actual_end,
+        plan: plan.name.clone(),
+        plan_title: plan.title.clone(),
+        currency: catalog.currency.clone(),
+        lines,
+        coupons: bill
+            .coupons
+            .iter()
+            .map(|c: &Coupon| AppliedDiscount {
+                title: c.title.clone(),
+                terms: terms(c.discount, &catalog.currency),
+            })
+            .collect(),
+        totals,
+        issued_at: None,
+    }
+}
+
+fn format_days(secs: i64) -> String {
+    let days = Decimal::from(secs) / Decimal::from(86_400);
+    days.round_dp(1).normalize().to_string()
+}
+
+/// When to try charging again after failed attempt number `attempt`
+/// (1-based), given the delays after each failure; `None` after the last.
+pub fn next_attempt(
+    issued_at: Timestamp,
+    attempt: u32,
+    retry_delays: &[jiff::SignedDuration],
+) -> Option<Timestamp> {
+    let delay = retry_delays.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
+    Some(issued_at + *delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rating;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn names_are_stable_and_sort_by_month_then_ordinal() {
+        assert_eq!(invoice_name(t("2026-11-20T10:30:00Z"), 1), "inv-2026-11-0001");
+        assert_eq!(invoice_name(t("2027-02-01T00:00:00Z"), 14), "inv-2027-02-0014");
+        assert!(crate::names::Name::parse("name", &invoice_name(t("2026-01-01T00:00:00Z"), 3)).is_ok());
+    }
+
+    #[test]
+    fn amounts_and_prices_are_formatted_without_floats() {
+        assert_eq!(format_cents(0), "0.00");
+        assert_eq!(format_cents(5), "0.05");
+        assert_eq!(format_cents(-1234), "-12.34");
+        assert_eq!(format_cents(250_000), "2500.00");
+        assert_eq!(format_price(Decimal::new(5, 1)), "0.005");
+        assert_eq!(format_price(Decimal::from(60)), "0.60");
+        assert_eq!(format_price(Decimal::from(2500)), "25.00");
+    }
+
+    #[test]
+    fn statuses_round_trip_and_map_to_the_contract() {
+        for s in [
+            InvoiceStatus::Pending,
+            InvoiceStatus::Issued,
+            InvoiceStatus::Paid,
+            InvoiceStatus::Overdue,
+            InvoiceStatus::Refunded,
+            InvoiceStatus::Cancelled,
+        ] {
+            assert_eq!(InvoiceStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(InvoiceStatus::Overdue.wire(), "OVERDUE");
+        assert_eq!(InvoiceStatus::Paid.wire(), "STATUS_PAID");
+        assert!(InvoiceStatus::Paid.refundable() && !InvoiceStatus::Paid.cancellable());
+        assert!(InvoiceStatus::Overdue.cancellable());
+    }
+
+    #[test]
+    fn an_invoice_has_fee_usage_and_adjustment_lines_that_add_up() {
+        let c = Catalog::builtin();
+        let team = c.plan("team").unwrap();
+        let period = Period {
+            index: 2,
+            start: t("2026-12-01T00:00:00Z"),
+            end: t("2027-01-01T00:00:00Z"),
+            actual_end: t("2026-12-16T12:00:00Z"),
+            trial: false,
+        };
+        let quantities = std::collections::BTreeMap::from([
+            ("lb_requests".to_string(), Decimal::from(73_400_000)),
+            ("cdn_data_transfer".to_string(), Decimal::ZERO),
+        ]);
+        let fee = Some(rating::flat_fee(
+            team.flat_price_cents,
+            86_400 * 31 / 2,
+            86_400 * 31,
+        ));
+        let coupons = vec![Coupon {
+            title: "Welcome".into(),
+            discount: Discount::Percent(1000),
+        }];
+        let bill = rating::bill(&c, team, &quantities, fee, coupons);
+        let corrections = [Correction {
+            invoice: "inv-2026-11-0002".into(),
+            period_start: t("2026-11-01T00:00:00Z"),
+            period_end: t("2026-12-01T00:00:00Z"),
+            amount_cents: 120,
+        }];
+        let inv = build(
+            "inv-2026-12-0003".into(),
+            InvoiceStatus::Issued,
+            "sub-1",
+            &c,
+            team,
+            &period,
+            &bill,
+            &corrections,
+        );
+        inv.check().unwrap();
+        let kinds: Vec<LineKind> = inv.lines.iter().map(|l| l.kind).collect();
+        assert_eq!(kinds, [LineKind::Fee, LineKind::Usage, LineKind::Adjustment]);
+        assert!(
+            inv.lines[0].description.contains("prorated: 15.5 of 31 days"),
+            "{}",
+            inv.lines[0].description
+        );
+        assert_eq!(inv.lines[1].quantity, Decimal::from(73));
+        assert_eq!(inv.lines[2].adjusts.as_deref(), Some("inv-2026-11-0002"));
+        assert_eq!(inv.coupons[0].terms, "10 %");
+        assert_eq!(
+            inv.totals.subtotal,
+            inv.lines.iter().map(|l| l.amount_cents).sum::<i64>()
+        );
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_then_stop() {
+        let d = |h| jiff::SignedDuration::from_hours(h);
+        let schedule = [d(24), d(72)];
+        let at = t("2026-12-01T00:00:00Z");
+        assert_eq!(next_attempt(at, 1, &schedule), Some(t("2026-12-02T00:00:00Z")));
+        assert_eq!(next_attempt(at, 2, &schedule), Some(t("2026-12-04T00:00:00Z")));
+        assert_eq!(next_attempt(at, 3, &schedule), None);
+        assert_eq!(next_attempt(at, 0, &schedule), None);
+    }
+}
