@@ -51,6 +51,15 @@ pub trait PaymentProvider: Send + Sync + 'static {
         currency: &str,
         idempotency_key: &str,
     ) -> Result<Charge, ProviderError>;
+
+    /// Refunds a successful charge (by its reference) in full; the same
+    /// `idempotency_key` refunds at most once.
+    async fn refund(
+        &self,
+        reference: &str,
+        amount_cents: i64,
+        idempotency_key: &str,
+    ) -> Result<(), ProviderError>;
 }
 
 /// The built-in provider for development and tests: tokens starting `tok-`
@@ -59,9 +68,18 @@ pub trait PaymentProvider: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct TestProvider {
     charges: Mutex<HashMap<String, (String, i64, Charge)>>,
+    refunds: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl TestProvider {
+    /// Refunds made so far: (charge reference, amount) per idempotency key.
+    pub fn refunds(&self) -> Vec<(String, i64)> {
+        let refunds = self.refunds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, i64)> = refunds.values().cloned().collect();
+        out.sort();
+        out
+    }
+
     /// Charges made so far that succeeded: (token, amount) per idempotency key.
     pub fn successful_charges(&self) -> Vec<(String, i64)> {
         let charges = self.charges.lock().unwrap_or_else(|e| e.into_inner());
@@ -137,6 +155,24 @@ impl PaymentProvider for TestProvider {
         );
         Ok(outcome)
     }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        amount_cents: i64,
+        idempotency_key: &str,
+    ) -> Result<(), ProviderError> {
+        // A charge made by another process is unknown here; the test
+        // provider accepts any reference it could have issued.
+        if !reference.starts_with("ch_") {
+            return Err(ProviderError::Refused(format!("no charge {reference:?}")));
+        }
+        let mut refunds = self.refunds.lock().unwrap_or_else(|e| e.into_inner());
+        refunds
+            .entry(idempotency_key.to_owned())
+            .or_insert_with(|| (reference.to_owned(), amount_cents));
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +204,12 @@ mod tests {
         let again = p.charge("tok-ok", 500, "USD", "k2").await.unwrap();
         assert_eq!(first, again);
         assert_eq!(p.successful_charges(), [("tok-ok".to_string(), 500)]);
+        let Charge::Succeeded { reference } = first else {
+            panic!("{first:?}")
+        };
+        p.refund(&reference, 500, "r1").await.unwrap();
+        p.refund(&reference, 500, "r1").await.unwrap();
+        assert_eq!(p.refunds(), [(reference, 500)]);
+        assert!(p.refund("nope", 1, "r2").await.is_err());
     }
 }

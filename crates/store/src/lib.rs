@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::contact::Contact;
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
@@ -193,6 +194,78 @@ pub struct AppliedCoupon {
 pub struct ReplayStats {
     pub events: u64,
     pub buckets: u64,
+}
+
+/// A finalized invoice as stored, with its charging bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInvoice {
+    pub tenant_id: String,
+    /// The finalized document; `status` is the current one.
+    pub invoice: Invoice,
+    /// Charge rounds completed (each tries the primary, then the secondary).
+    pub attempts: u32,
+    /// When the next charge round is due; `None` when nothing is left to charge.
+    pub next_charge_at: Option<Timestamp>,
+}
+
+/// What became of one charge attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Written before the provider was asked; settled after.
+    Pending,
+    Succeeded,
+    Declined,
+    /// Nothing could be charged (no payment method).
+    Failed,
+    /// Succeeded, then refunded by the operator.
+    Refunded,
+}
+
+impl ChargeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Declined => "DECLINED",
+            Self::Failed => "FAILED",
+            Self::Refunded => "REFUNDED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Succeeded,
+            Self::Declined,
+            Self::Failed,
+            Self::Refunded,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One charge attempt of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRecord {
+    /// Sent to the provider: the same key never charges twice.
+    pub idempotency_key: String,
+    pub invoice: String,
+    /// The charge round (1-based).
+    pub attempt: u32,
+    /// The payment method's name ('' when the tenant had none).
+    pub payment_method: String,
+    pub role: PaymentRole,
+    pub token: String,
+    pub display: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub outcome: ChargeOutcome,
+    pub reason: Option<String>,
+    /// The provider's reference of a successful charge.
+    pub reference: Option<String>,
+    pub started_at: Timestamp,
+    pub settled_at: Option<Timestamp>,
 }
 
 /// Which transitions to list.
@@ -458,4 +531,70 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<()>;
     async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>>;
+
+    /// Stores a finalized invoice; `false` (and nothing changes) if its
+    /// period already has one, so that several replicas closing the same
+    /// period produce one invoice. `next_charge_at` is when to charge it
+    /// (`None`: nothing to charge).
+    async fn finalize_invoice(
+        &self,
+        tenant_id: &str,
+        invoice: &Invoice,
+        next_charge_at: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// A tenant's finalized invoices, newest period first.
+    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>>;
+    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>>;
+    /// The start of the latest finalized invoice's period: usage before it
+    /// can no longer be billed.
+    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>>;
+    /// An invoice's charge attempts, oldest first.
+    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>>;
+    /// Leases an ISSUED invoice whose charge is due at `now` (or one with an
+    /// unsettled attempt) that no live lease holds.
+    async fn claim_charge(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>>;
+    /// Records an attempt before the provider is asked (outcome PENDING);
+    /// `Conflict` if `owner` no longer holds the invoice's lease.
+    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()>;
+    /// Settles a PENDING attempt; a success marks the invoice PAID and ends
+    /// its charging. `Conflict` if `owner` no longer holds the lease.
+    async fn settle_charge(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        charge: &ChargeRecord,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Ends an unsuccessful charge round: the next round at `next`, or
+    /// OVERDUE when there is none. Releases the lease.
+    async fn end_charge_round(
+        &self,
+        tenant_id: &str,
+        invoice: &str,
+        owner: &str,
+        attempt: u32,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Releases a lease without changing anything (e.g. provider unavailable).
+    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()>;
+    /// The operator's status change (refund, cancel): allowed only from one of
+    /// `from` (`Conflict` otherwise); stops charging; marks the successful
+    /// attempt REFUNDED on a refund. Returns the invoice after.
+    async fn set_invoice_status(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        from: &[InvoiceStatus],
+        to: InvoiceStatus,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice>;
 }

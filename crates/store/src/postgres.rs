@@ -41,6 +41,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "metering",
             include_str!("../migrations/postgres/0003_metering.sql"),
         ),
+        (
+            4,
+            "invoicing",
+            include_str!("../migrations/postgres/0004_invoicing.sql"),
+        ),
     ])
 }
 

@@ -19,14 +19,18 @@ use tollgate_domain::transition::PlanTransition;
 
 use super::{BACKEND, BEGIN_WRITE, Db, LOCK_TENANT};
 use crate::{
-    Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, CouponDef, NewTenant, NewToken,
-    PaymentChange, ReplayStats, Result, StoreError, StoredCatalog, TransitionFilter, TransitionOutcome,
-    UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
+    Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, ChargeRecord, CouponDef, NewTenant,
+    NewToken, PaymentChange, ReplayStats, Result, StoreError, StoredCatalog, StoredInvoice, TransitionFilter,
+    TransitionOutcome, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
 };
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 
 #[path = "sql/billing.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod billing;
+#[path = "sql/invoicing.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod invoicing;
 #[path = "sql/metering.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod metering;
@@ -853,6 +857,84 @@ impl crate::Store for SqlStore {
 
     async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
         metering::tenant_coupons(self, tenant_id).await
+    }
+
+    async fn finalize_invoice(
+        &self,
+        tenant_id: &str,
+        invoice: &Invoice,
+        next_charge_at: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        invoicing::finalize_invoice(self, tenant_id, invoice, next_charge_at, actor, now).await
+    }
+
+    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+        invoicing::invoices(self, tenant_id).await
+    }
+
+    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+        invoicing::invoice(self, tenant_id, name).await
+    }
+
+    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>> {
+        invoicing::latest_invoice_start(self, tenant_id).await
+    }
+
+    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+        invoicing::invoice_charges(self, tenant_id, invoice).await
+    }
+
+    async fn claim_charge(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>> {
+        invoicing::claim_charge(self, owner, now, lease_until).await
+    }
+
+    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()> {
+        invoicing::begin_charge(self, tenant_id, owner, charge).await
+    }
+
+    async fn settle_charge(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        charge: &ChargeRecord,
+        now: Timestamp,
+    ) -> Result<()> {
+        invoicing::settle_charge(self, tenant_id, owner, charge, now).await
+    }
+
+    async fn end_charge_round(
+        &self,
+        tenant_id: &str,
+        invoice: &str,
+        owner: &str,
+        attempt: u32,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<()> {
+        invoicing::end_charge_round(self, tenant_id, invoice, owner, attempt, next, now).await
+    }
+
+    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+        invoicing::release_charge(self, tenant_id, invoice, owner).await
+    }
+
+    async fn set_invoice_status(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        from: &[InvoiceStatus],
+        to: InvoiceStatus,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        invoicing::set_invoice_status(self, tenant_id, name, from, to, actor, now).await
     }
 }
 

@@ -51,6 +51,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "metering",
             include_str!("../migrations/sqlite/0003_metering.sql"),
         ),
+        (
+            4,
+            "invoicing",
+            include_str!("../migrations/sqlite/0004_invoicing.sql"),
+        ),
     ])
 }
 

@@ -1,0 +1,463 @@
+//! Finalized invoices and their charge attempts.
+
+use jiff::Timestamp;
+use sqlx::Row;
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
+use tollgate_domain::payment::PaymentRole;
+
+use super::{BEGIN_WRITE, Db, DbRow, SqlStore, audit_in, micros, opt_timestamp, timestamp};
+use crate::{Actor, ChargeOutcome, ChargeRecord, Result, StoreError, StoredInvoice};
+
+type Tx<'c> = sqlx::Transaction<'c, Db>;
+
+macro_rules! invoice_columns {
+    () => {
+        "tenant_id, name, status, document, attempts, next_charge_at"
+    };
+}
+
+macro_rules! charge_columns {
+    () => {
+        "idempotency_key, invoice, attempt, payment_method, role, token, display, amount, currency, outcome, \
+         reason, reference, started_at, settled_at"
+    };
+}
+
+fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
+    let document: String = row.try_get("document")?;
+    let mut invoice: Invoice = serde_json::from_str(&document)
+        .map_err(|e| StoreError::Corrupt(format!("invoices.document: {e}")))?;
+    let status: String = row.try_get("status")?;
+    invoice.status = InvoiceStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("invoices.status: {status:?}")))?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(StoredInvoice {
+        tenant_id: row.try_get("tenant_id")?,
+        invoice,
+        attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("invoices.attempts".into()))?,
+        next_charge_at: opt_timestamp("invoices.next_charge_at", row.try_get("next_charge_at")?)?,
+    })
+}
+
+fn charge_from(row: &DbRow) -> Result<ChargeRecord> {
+    let role: String = row.try_get("role")?;
+    let outcome: String = row.try_get("outcome")?;
+    let attempt: i64 = row.try_get("attempt")?;
+    Ok(ChargeRecord {
+        idempotency_key: row.try_get("idempotency_key")?,
+        invoice: row.try_get("invoice")?,
+        attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt("invoice_charges.attempt".into()))?,
+        payment_method: row.try_get("payment_method")?,
+        role: PaymentRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("invoice_charges.role: {role:?}")))?,
+        token: row.try_get("token")?,
+        display: row.try_get("display")?,
+        amount_cents: row.try_get("amount")?,
+        currency: row.try_get("currency")?,
+        outcome: ChargeOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("invoice_charges.outcome: {outcome:?}")))?,
+        reason: row.try_get("reason")?,
+        reference: row.try_get("reference")?,
+        started_at: timestamp("invoice_charges.started_at", row.try_get("started_at")?)?,
+        settled_at: opt_timestamp("invoice_charges.settled_at", row.try_get("settled_at")?)?,
+    })
+}
+
+fn summary(i: &Invoice) -> serde_json::Value {
+    serde_json::json!({
+        "status": i.status.as_str(),
+        "total": i.totals.total,
+        "currency": i.currency,
+        "period_start": i.period_start,
+        "period_end": i.period_end,
+    })
+}
+
+pub(super) async fn finalize_invoice(
+    store: &SqlStore,
+    tenant_id: &str,
+    invoice: &Invoice,
+    next_charge_at: Option<Timestamp>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<bool> {
+    invoice.check().map_err(StoreError::Corrupt)?;
+    let document =
+        serde_json::to_string(invoice).map_err(|e| StoreError::Corrupt(format!("invoice document: {e}")))?;
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO invoices (tenant_id, name, subscription_id, period_index, period_start, period_end, status, \
+         total, currency, document, issued_at, attempts, next_charge_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(&invoice.name)
+    .bind(&invoice.subscription_id)
+    .bind(i64::from(invoice.period_index))
+    .bind(micros(invoice.period_start))
+    .bind(micros(invoice.period_end))
+    .bind(invoice.status.as_str())
+    .bind(invoice.totals.total)
+    .bind(&invoice.currency)
+    .bind(document)
+    .bind(micros(invoice.issued_at.unwrap_or(now)))
+    .bind(next_charge_at.map(micros))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    audit_in(
+        &mut tx,
+        Some(tenant_id),
+        actor,
+        "invoice.finalize",
+        &format!("invoice/{}", invoice.name),
+        None,
+        Some(summary(invoice)),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        invoice_columns!(),
+        " FROM invoices WHERE tenant_id = $1 ORDER BY period_start DESC, name DESC"
+    ))
+    .bind(tenant_id)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(invoice_from).collect()
+}
+
+pub(super) async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        invoice_columns!(),
+        " FROM invoices WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(&store.read)
+    .await?;
+    row.as_ref().map(invoice_from).transpose()
+}
+
+pub(super) async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(period_start) FROM invoices WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&store.read)
+            .await?;
+    opt_timestamp("invoices.period_start", latest)
+}
+
+pub(super) async fn invoice_charges(
+    store: &SqlStore,
+    tenant_id: &str,
+    invoice: &str,
+) -> Result<Vec<ChargeRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        charge_columns!(),
+        " FROM invoice_charges WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, attempt, idempotency_key"
+    ))
+    .bind(tenant_id)
+    .bind(invoice)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(charge_from).collect()
+}
+
+pub(super) async fn claim_charge(
+    store: &SqlStore,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Option<StoredInvoice>> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    // Due rounds, and invoices with an attempt left unsettled by a crash.
+    let candidate = sqlx::query(
+        "SELECT tenant_id, name FROM invoices WHERE (lease_until IS NULL OR lease_until <= $1) AND ( \
+           (status = 'ISSUED' AND next_charge_at IS NOT NULL AND next_charge_at <= $1) \
+           OR EXISTS (SELECT 1 FROM invoice_charges c WHERE c.tenant_id = invoices.tenant_id \
+                      AND c.invoice = invoices.name AND c.outcome = 'PENDING')) \
+         ORDER BY next_charge_at, tenant_id, name LIMIT 1",
+    )
+    .bind(micros(now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(candidate) = candidate else {
+        return Ok(None);
+    };
+    let (tenant_id, name): (String, String) = (candidate.try_get("tenant_id")?, candidate.try_get("name")?);
+    let row = sqlx::query(concat!(
+        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
+         AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
+        invoice_columns!()
+    ))
+    .bind(owner)
+    .bind(micros(lease_until))
+    .bind(&tenant_id)
+    .bind(&name)
+    .bind(micros(now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    row.as_ref().map(invoice_from).transpose()
+}
+
+/// Checks, inside `tx`, that `owner` holds the invoice's lease.
+async fn hold(tx: &mut Tx<'_>, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+    let held: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM invoices WHERE tenant_id = $1 AND name = $2 AND lease_owner = $3",
+    )
+    .bind(tenant_id)
+    .bind(invoice)
+    .bind(owner)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict(format!(
+            "invoice {invoice:?} is no longer leased by {owner:?}"
+        ))),
+    }
+}
+
+pub(super) async fn begin_charge(
+    store: &SqlStore,
+    tenant_id: &str,
+    owner: &str,
+    c: &ChargeRecord,
+) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    hold(&mut tx, tenant_id, &c.invoice, owner).await?;
+    sqlx::query(concat!(
+        "INSERT INTO invoice_charges (tenant_id, ",
+        charge_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
+    ))
+    .bind(tenant_id)
+    .bind(&c.idempotency_key)
+    .bind(&c.invoice)
+    .bind(i64::from(c.attempt))
+    .bind(&c.payment_method)
+    .bind(c.role.as_str())
+    .bind(&c.token)
+    .bind(&c.display)
+    .bind(c.amount_cents)
+    .bind(&c.currency)
+    .bind(c.outcome.as_str())
+    .bind(&c.reason)
+    .bind(&c.reference)
+    .bind(micros(c.started_at))
+    .bind(c.settled_at.map(micros))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn settle_charge(
+    store: &SqlStore,
+    tenant_id: &str,
+    owner: &str,
+    c: &ChargeRecord,
+    now: Timestamp,
+) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    hold(&mut tx, tenant_id, &c.invoice, owner).await?;
+    let settled = sqlx::query(
+        "UPDATE invoice_charges SET outcome = $1, reason = $2, reference = $3, settled_at = $4 \
+         WHERE tenant_id = $5 AND idempotency_key = $6 AND outcome = 'PENDING'",
+    )
+    .bind(c.outcome.as_str())
+    .bind(&c.reason)
+    .bind(&c.reference)
+    .bind(micros(now))
+    .bind(tenant_id)
+    .bind(&c.idempotency_key)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if settled == 0 {
+        // Settled before: nothing to do (the provider's answer is the same).
+        tx.commit().await?;
+        return Ok(());
+    }
+    let action = match c.outcome {
+        ChargeOutcome::Succeeded => {
+            sqlx::query(
+                "UPDATE invoices SET status = 'PAID', next_charge_at = NULL, lease_owner = NULL, lease_until = NULL, \
+                 updated_at = $1 WHERE tenant_id = $2 AND name = $3 AND status IN ('ISSUED', 'OVERDUE')",
+            )
+            .bind(micros(now))
+            .bind(tenant_id)
+            .bind(&c.invoice)
+            .execute(&mut *tx)
+            .await?;
+            "invoice.paid"
+        }
+        _ => "invoice.charge_failed",
+    };
+    audit_in(
+        &mut tx,
+        Some(tenant_id),
+        "tollgate/charge-worker",
+        action,
+        &format!("invoice/{}", c.invoice),
+        None,
+        Some(serde_json::json!({
+            "attempt": c.attempt,
+            "payment_method": c.payment_method,
+            "role": c.role.as_str(),
+            "amount": c.amount_cents,
+            "currency": c.currency,
+            "outcome": c.outcome.as_str(),
+            "reason": c.reason,
+            "reference": c.reference,
+            "idempotency_key": c.idempotency_key,
+        })),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn end_charge_round(
+    store: &SqlStore,
+    tenant_id: &str,
+    invoice: &str,
+    owner: &str,
+    attempt: u32,
+    next: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<()> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    hold(&mut tx, tenant_id, invoice, owner).await?;
+    let status = if next.is_some() { "ISSUED" } else { "OVERDUE" };
+    sqlx::query(
+        "UPDATE invoices SET status = $1, attempts = $2, next_charge_at = $3, lease_owner = NULL, lease_until = NULL, \
+         updated_at = $4 WHERE tenant_id = $5 AND name = $6 AND status = 'ISSUED'",
+    )
+    .bind(status)
+    .bind(i64::from(attempt))
+    .bind(next.map(micros))
+    .bind(micros(now))
+    .bind(tenant_id)
+    .bind(invoice)
+    .execute(&mut *tx)
+    .await?;
+    if next.is_none() {
+        audit_in(
+            &mut tx,
+            Some(tenant_id),
+            "tollgate/charge-worker",
+            "invoice.overdue",
+            &format!("invoice/{invoice}"),
+            None,
+            Some(serde_json::json!({"status": "OVERDUE", "attempts": attempt})),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn release_charge(
+    store: &SqlStore,
+    tenant_id: &str,
+    invoice: &str,
+    owner: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
+         AND lease_owner = $3",
+    )
+    .bind(tenant_id)
+    .bind(invoice)
+    .bind(owner)
+    .execute(&store.write)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_invoice_status(
+    store: &SqlStore,
+    tenant_id: &str,
+    name: &str,
+    from: &[InvoiceStatus],
+    to: InvoiceStatus,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
+    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        invoice_columns!(),
+        ", lease_until FROM invoices WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;
+    let before = invoice_from(&row)?;
+    let status = before.invoice.status;
+    if !from.contains(&status) {
+        return Err(StoreError::Conflict(format!(
+            "invoice {name:?} is {status}; only {} invoices can become {to}",
+            from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+        )));
+    }
+    let lease_until: Option<i64> = row.try_get("lease_until")?;
+    if lease_until.is_some_and(|u| u > micros(now)) {
+        return Err(StoreError::Conflict(format!(
+            "invoice {name:?} is being charged right now; try again in a minute"
+        )));
+    }
+    sqlx::query(
+        "UPDATE invoices SET status = $1, next_charge_at = NULL, updated_at = $2 WHERE tenant_id = $3 AND name = $4",
+    )
+    .bind(to.as_str())
+    .bind(micros(now))
+    .bind(tenant_id)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    if to == InvoiceStatus::Refunded {
+        sqlx::query(
+            "UPDATE invoice_charges SET outcome = 'REFUNDED', settled_at = $1 \
+             WHERE tenant_id = $2 AND invoice = $3 AND outcome = 'SUCCEEDED'",
+        )
+        .bind(micros(now))
+        .bind(tenant_id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut after = before.clone();
+    after.invoice.status = to;
+    after.next_charge_at = None;
+    audit_in(
+        &mut tx,
+        Some(tenant_id),
+        actor,
+        &format!("invoice.{}", to.as_str().to_ascii_lowercase()),
+        &format!("invoice/{name}"),
+        Some(summary(&before.invoice)),
+        Some(summary(&after.invoice)),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
