@@ -5,18 +5,18 @@
 //! listings and transition requests, not hot paths), so a catalog published
 //! with the CLI or through another replica takes effect at once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use tollgate_domain::catalog::{self, Catalog, Plan};
+use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::tenant::Tenant;
+use tollgate_jobs::catalogs::Versions;
 use tollgate_store::Store;
 
 use crate::error::ApiError;
 
 #[derive(Default)]
 pub struct Catalogs {
-    versions: RwLock<HashMap<i64, Arc<Catalog>>>,
+    versions: Arc<Versions>,
 }
 
 /// A tenant's plan: the catalog version of its subscription, and the plan in it.
@@ -36,26 +36,12 @@ impl TenantPlan {
 impl Catalogs {
     /// Catalog `version`, parsed.
     pub async fn version(&self, store: &dyn Store, version: i64) -> Result<Arc<Catalog>, ApiError> {
-        if let Some(c) = self
-            .versions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&version)
-        {
-            return Ok(c.clone());
-        }
-        let stored = store
-            .catalog(Some(version))
-            .await?
-            .ok_or_else(|| internal(format!("catalog version {version} is missing")))?;
-        let parsed = catalog::parse(&format!("catalog v{version}"), &stored.source)
-            .map_err(|e| internal(format!("stored catalog v{version} does not parse: {e}")))?;
-        let parsed = Arc::new(parsed);
-        self.versions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(version, parsed.clone());
-        Ok(parsed)
+        Ok(self.versions.get(store, version).await?)
+    }
+
+    /// The parsed-version cache, shared with the jobs.
+    pub fn versions(&self) -> Arc<Versions> {
+        self.versions.clone()
     }
 
     /// The latest published catalog and its version.

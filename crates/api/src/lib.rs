@@ -8,6 +8,7 @@ pub mod catalogs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod invoices;
 pub mod openapi;
 pub mod operations;
 pub mod operator;
@@ -148,6 +149,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/data/namespaces/system/billing/usage_summary",
             post(usage::usage_summary),
+        )
+        // invoices (contract)
+        .route(
+            "/api/web/namespaces/{namespace}/usage/invoices/custom_list",
+            get(invoices::list),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/usage/invoice_pdf",
+            get(invoices::pdf),
         )
         // operator API (extension)
         .route("/api/operator/transitions", get(operator::list_transitions))

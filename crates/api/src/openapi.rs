@@ -47,6 +47,8 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         usage::current_usage,
         usage::monthly_usage,
         usage::usage_summary,
+        crate::invoices::list,
+        crate::invoices::pdf,
         operator::list_transitions,
         operator::approve,
         operator::reject,

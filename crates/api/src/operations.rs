@@ -55,4 +55,6 @@ operations! {
     ListCurrentUsage = "ves.io.schema.usage.CustomCalculatedUsageAPI.ListCurrentUsage" => Read,
     ListMonthlyUsage = "ves.io.schema.usage.CustomCalculatedUsageAPI.ListMonthlyUsage" => Read,
     BillingUsageSummary = "ves.io.schema.billing.CustomPublicAPI.BillingUsageSummary" => Read,
+    ListInvoices = "ves.io.schema.usage.invoice.CustomAPI.ListInvoices" => Read,
+    DownloadInvoicePdf = "ves.io.schema.usage.invoice.CustomAPI.DownloadInvoicePdf" => Read,
 }

@@ -18,6 +18,7 @@ use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
 use tollgate_domain::subscription::Subscription;
+use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_jobs::bills;
 use tollgate_store::{Aggregations, BucketFilter};
@@ -79,7 +80,7 @@ pub async fn ingest(
         meters: &plan.catalog.meters,
         now,
         max_skew: state.max_event_skew(),
-        floor: auth.tenant.created_at,
+        floor: admission_floor(&state, &auth.tenant).await?,
     };
     let mut results: Vec<EventResult> = Vec::with_capacity(events.len());
     let mut valid = Vec::new();
@@ -182,6 +183,14 @@ async fn current_subscription(state: &AppState, auth: &Authorized) -> Result<Sub
         .into_iter()
         .find(Subscription::is_current)
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "the tenant has no current subscription"))
+}
+
+/// The earliest time a tenant's usage can still be billed: its start, or
+/// the start of its latest finalized invoice's period (usage there becomes an
+/// adjustment on the next invoice; anything older is refused).
+async fn admission_floor(state: &AppState, tenant: &Tenant) -> Result<Timestamp, ApiError> {
+    let finalized = state.store().latest_invoice_start(&tenant.id).await?;
+    Ok(finalized.map_or(tenant.created_at, |f| f.max(tenant.created_at)))
 }
 
 /// A report's time range.
@@ -574,6 +583,9 @@ pub async fn monthly_usage(
     crate::auth::require_system(&ns, "monthly bills")?;
     body_namespace(body.namespace.as_deref(), &ns)?;
     let now = state.now();
+    // A finalized period's line is its invoice's total, so that the two agree
+    // even after late usage (billed as an adjustment on a later invoice).
+    let finalized = state.store().invoices(auth.tenant_id()).await?;
     let mut items = Vec::new();
     for sub in state.store().subscriptions(auth.tenant_id()).await? {
         let catalog = state
@@ -584,13 +596,24 @@ pub async fn monthly_usage(
             continue;
         };
         for period in sub.periods_until(now).iter().filter(|p| p.actual_end <= now) {
-            let bill = bills::period_bill(state.store(), &catalog, plan, auth.tenant_id(), period).await?;
+            let invoice = finalized
+                .iter()
+                .find(|f| f.invoice.subscription_id == sub.id && f.invoice.period_index == period.index);
+            let amount = match invoice {
+                Some(f) => f.invoice.totals.total,
+                None => {
+                    bills::period_bill(state.store(), &catalog, plan, auth.tenant_id(), period)
+                        .await?
+                        .totals
+                        .total
+                }
+            };
             items.push((
                 period.start,
                 MonthlyUsageType {
                     start_timestamp: period.start.to_string(),
                     end_timestamp: period.actual_end.to_string(),
-                    amount: bill.totals.total.to_string(),
+                    amount: amount.to_string(),
                     currency_code: catalog.currency.clone(),
                 },
             ));

@@ -3,6 +3,8 @@
 //! worker held is taken over once its lease expires.
 
 pub mod bills;
+pub mod catalogs;
+pub mod invoices;
 pub mod transitions;
 
 use std::sync::Arc;
@@ -20,6 +22,9 @@ pub struct JobContext {
     pub provider: Arc<dyn PaymentProvider>,
     /// Names this process in leases, e.g. `hostname/pid`.
     pub worker_id: String,
+    /// Parsed catalog versions.
+    pub catalogs: Arc<catalogs::Versions>,
+    pub invoicing: invoices::InvoiceSettings,
 }
 
 /// Runs every job until `shutdown` resolves, polling every `interval`.
@@ -30,6 +35,7 @@ pub async fn run_forever(
 ) {
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(interval);
+    let mut last_close: Option<jiff::Timestamp> = None;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -39,5 +45,19 @@ pub async fn run_forever(
         if let Err(e) = transitions::run_until_idle(&ctx).await {
             tracing::warn!(error = %e, "plan transition job failed; retrying on the next tick");
         }
+        // Closing periods looks at every tenant: once a minute is plenty.
+        let now = ctx.clock.now();
+        if last_close.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
+            match invoices::close_periods(&ctx, now).await {
+                Ok(_) => last_close = Some(now),
+                Err(e) => tracing::warn!(error = %e, "period close failed; retrying on the next tick"),
+            }
+        }
+        if let Err(e) = invoices::charge_until_idle(&ctx).await {
+            tracing::warn!(error = %e, "charge job failed; retrying on the next tick");
+        }
     }
 }
+
+/// How often `run_forever` closes periods.
+pub const CLOSE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);

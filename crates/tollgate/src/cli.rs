@@ -100,6 +100,9 @@ pub enum Command {
     /// Define coupons and apply them to tenants.
     #[command(subcommand)]
     Coupon(crate::usage::CouponCommand),
+    /// List, show, download, refund and cancel invoices.
+    #[command(subcommand)]
+    Invoice(crate::invoice::InvoiceCommand),
     /// Measure throughput and latency of key endpoints against a fresh server.
     Bench(crate::bench::BenchArgs),
 }
@@ -183,7 +186,45 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(cmd) => crate::operator::jobs(&cli.storage, cmd).await,
         Command::Usage(cmd) => crate::usage::usage(&*cli.storage.open().await?, cmd).await,
         Command::Coupon(cmd) => crate::usage::coupon(&*cli.storage.open().await?, cmd).await,
+        Command::Invoice(cmd) => crate::invoice::invoice(&*cli.storage.open().await?, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
+    }
+}
+
+/// When invoices are finalized and how charges are retried (`serve` and `jobs run`).
+#[derive(Debug, Clone, Args)]
+pub struct InvoicingArgs {
+    /// How long after a billing period ends its invoice stays open for late usage.
+    #[arg(long, env = "TOLLGATE_INVOICE_GRACE", default_value = "1d")]
+    pub invoice_grace: humantime::Duration,
+    /// When to retry a declined charge, counted from finalization
+    /// (comma-separated); after the last failure the invoice is OVERDUE.
+    #[arg(
+        long,
+        env = "TOLLGATE_CHARGE_RETRIES",
+        default_value = "1d,3d,7d",
+        value_delimiter = ','
+    )]
+    pub charge_retries: Vec<humantime::Duration>,
+}
+
+impl InvoicingArgs {
+    pub fn settings(&self) -> Result<tollgate_jobs::invoices::InvoiceSettings> {
+        let d = |h: &humantime::Duration, what: &str| {
+            jiff::SignedDuration::try_from(**h).with_context(|| format!("{what} is too long"))
+        };
+        let retry_delays = self
+            .charge_retries
+            .iter()
+            .map(|r| d(r, "--charge-retries"))
+            .collect::<Result<Vec<_>>>()?;
+        if retry_delays.windows(2).any(|w| w[0] >= w[1]) {
+            bail!("--charge-retries must be increasing, e.g. 1d,3d,7d");
+        }
+        Ok(tollgate_jobs::invoices::InvoiceSettings {
+            grace: d(&self.invoice_grace, "--invoice-grace")?,
+            retry_delays,
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_ingest;
 mod cli;
+mod invoice;
 mod operator;
 mod serve;
 mod usage;

@@ -69,11 +69,14 @@ pub enum AuditCommand {
 pub enum JobsCommand {
     /// Run a job until it has nothing left to do, then exit.
     Run {
-        /// Which job: transitions (plan transitions), or all.
+        /// Which job: transitions (plan transitions), period-close (finalize
+        /// invoices of ended periods), charge (charge due invoices), or all.
         job: String,
         /// Run as if the clock read this time (RFC 3339), e.g. to close a period.
         #[arg(long)]
         now: Option<Timestamp>,
+        #[command(flatten)]
+        invoicing: crate::cli::InvoicingArgs,
     },
 }
 
@@ -197,7 +200,8 @@ pub async fn audit(store: &dyn Store, cmd: AuditCommand) -> Result<()> {
 }
 
 pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
-    let JobsCommand::Run { job, now } = cmd;
+    let JobsCommand::Run { job, now, invoicing } = cmd;
+    let invoicing = invoicing.settings()?;
     let clock: Arc<dyn Clock> = match now {
         Some(at) => Arc::new(ManualClock::new(at)),
         None => Arc::new(SystemClock),
@@ -207,13 +211,25 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
         clock,
         provider: Arc::new(TestProvider::default()),
         worker_id: crate::cli::worker_id(),
+        catalogs: Default::default(),
+        invoicing,
     };
-    match job.as_str() {
-        "transitions" | "all" => {
-            let n = tollgate_jobs::transitions::run_until_idle(&ctx).await?;
-            println!("transitions: {n} finished or failed");
-        }
-        other => bail!("unknown job {other:?}; use transitions or all"),
+    let known = ["transitions", "period-close", "charge", "all"];
+    if !known.contains(&job.as_str()) {
+        bail!("unknown job {job:?}; use {}", known.join(", "));
+    }
+    let runs = |name: &str| job == name || job == "all";
+    if runs("transitions") {
+        let n = tollgate_jobs::transitions::run_until_idle(&ctx).await?;
+        println!("transitions: {n} finished or failed");
+    }
+    if runs("period-close") {
+        let n = tollgate_jobs::invoices::close_periods(&ctx, ctx.clock.now()).await?;
+        println!("period-close: {n} invoices finalized");
+    }
+    if runs("charge") {
+        let n = tollgate_jobs::invoices::charge_until_idle(&ctx).await?;
+        println!("charge: {n} charge rounds");
     }
     Ok(())
 }

@@ -35,9 +35,11 @@ pub struct ServeArgs {
     /// How far in the future a usage event's timestamp may be (reporters' clock skew).
     #[arg(long, env = "TOLLGATE_MAX_EVENT_SKEW", default_value = "5m")]
     pub max_event_skew: humantime::Duration,
-    /// How often background jobs (plan transitions) look for work.
+    /// How often background jobs (plan transitions, charges) look for work.
     #[arg(long, env = "TOLLGATE_JOB_INTERVAL", default_value = "1s")]
     pub job_interval: humantime::Duration,
+    #[command(flatten)]
+    pub invoicing: crate::cli::InvoicingArgs,
 }
 
 fn init_logging(format: LogFormat) {
@@ -71,12 +73,15 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
             jiff::SignedDuration::try_from(*args.max_event_skew).context("--max-event-skew is too long")?,
         ),
     };
+    let invoicing = args.invoicing.settings()?;
     let state = AppState::with_options(store.clone(), clock.clone(), options);
     let jobs = JobContext {
         store: store.clone(),
         clock,
         provider,
         worker_id: crate::cli::worker_id(),
+        catalogs: state.catalogs().versions(),
+        invoicing,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -3,6 +3,7 @@
 //! strings, RFC 3339 timestamps, null for unset messages.
 
 pub mod billing;
+pub mod invoices;
 pub mod meta;
 pub mod quota;
 pub mod usage;

@@ -250,10 +250,48 @@ impl TestApp {
             clock: self.clock.clone(),
             provider: self.provider.clone(),
             worker_id: "test-worker".into(),
+            catalogs: Default::default(),
+            invoicing: Default::default(),
         };
         tollgate_jobs::transitions::run_until_idle(&ctx)
             .await
             .expect("jobs run")
+    }
+
+    /// A job context at the test clock's time, with the test app's provider
+    /// and the default invoicing settings (1 day grace; retries after 1, 3
+    /// and 7 days), or `invoicing` when given.
+    pub fn job_context(
+        &self,
+        worker: &str,
+        invoicing: Option<tollgate_jobs::invoices::InvoiceSettings>,
+    ) -> tollgate_jobs::JobContext {
+        tollgate_jobs::JobContext {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            provider: self.provider.clone(),
+            worker_id: worker.into(),
+            catalogs: Default::default(),
+            invoicing: invoicing.unwrap_or_default(),
+        }
+    }
+
+    /// Finalizes every period whose grace is over at the test clock's time
+    /// (as `tollgate jobs run period-close` would); returns how many.
+    pub async fn close_periods(&self) -> usize {
+        let ctx = self.job_context("test-worker", None);
+        let now = tollgate_domain::clock::Clock::now(self.clock.as_ref());
+        tollgate_jobs::invoices::close_periods(&ctx, now)
+            .await
+            .expect("period close")
+    }
+
+    /// Charges due invoices at the test clock's time; returns the rounds run.
+    pub async fn charge(&self) -> usize {
+        let ctx = self.job_context("test-worker", None);
+        tollgate_jobs::invoices::charge_until_idle(&ctx)
+            .await
+            .expect("charge")
     }
 
     /// A request with the operator credential.

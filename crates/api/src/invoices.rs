@@ -1,0 +1,182 @@
+//! Invoices: the list (finalized ones as stored, pending ones computed from
+//! usage) and PDF downloads.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jiff::Timestamp;
+use tollgate_domain::ErrorKind;
+use tollgate_domain::invoice::{Invoice, format_cents};
+use tollgate_domain::payment::PaymentRole;
+use tollgate_domain::tenant::Tenant;
+use tollgate_jobs::catalogs::Versions;
+use tollgate_jobs::invoices;
+use tollgate_store::{ChargeOutcome, ChargeRecord, Store};
+
+use crate::auth::{Caller, namespace, require_system};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::QueryParams;
+use crate::operations::Operation;
+use crate::state::AppState;
+use crate::wire::invoices::{DownloadInvoicePdfRsp, InvoiceType, ListInvoicesRsp};
+
+fn wire(i: &Invoice) -> InvoiceType {
+    InvoiceType {
+        active: i.active(),
+        amount: i.totals.total.to_string(),
+        currency: i.currency.clone(),
+        name: i.name.clone(),
+        period_end: i.period_end.to_string(),
+        period_start: i.period_start.to_string(),
+        status: i.status.wire().to_owned(),
+    }
+}
+
+/// The tenant's invoices, newest period first: finalized ones, and the
+/// pending invoice of each period not finalized yet (its amount follows usage).
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/usage/invoices/custom_list",
+    operation_id = "ves.io.schema.usage.invoice.CustomAPI.ListInvoices",
+    tag = "invoices",
+    params(
+        ("namespace" = String, Path, description = "Must be system (invoices are per tenant)"),
+        ("limit" = Option<i32>, Query, description = "At most this many, newest first (0 or absent: all)"),
+    ),
+    responses((status = 200, body = ListInvoicesRsp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    query: QueryParams,
+) -> Result<Json<ListInvoicesRsp>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller.authorize(&state, Operation::ListInvoices, &ns).await?;
+    require_system(&ns, "invoices")?;
+    let limit = match query.get("limit").map(str::trim).filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => match l.parse::<i32>() {
+            Ok(0) => None,
+            Ok(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "limit: must be a whole number from 0 to 2147483647, got {l:?}"
+                )));
+            }
+        },
+    };
+    let all = invoices::tenant_invoices(
+        state.store(),
+        &state.catalogs().versions(),
+        auth.tenant_id(),
+        state.now(),
+    )
+    .await?;
+    let invoices = all.iter().take(limit.unwrap_or(usize::MAX)).map(wire).collect();
+    Ok(Json(ListInvoicesRsp { invoices }))
+}
+
+/// One invoice as a PDF document, base64.
+#[utoipa::path(
+    get,
+    path = "/api/web/namespaces/{namespace}/usage/invoice_pdf",
+    operation_id = "ves.io.schema.usage.invoice.CustomAPI.DownloadInvoicePdf",
+    tag = "invoices",
+    params(
+        ("namespace" = String, Path, description = "Must be system (invoices are per tenant)"),
+        ("name" = String, Query, description = "The invoice's name, e.g. inv-2026-11-0001"),
+    ),
+    responses((status = 200, body = DownloadInvoicePdfRsp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("APIToken" = []))
+)]
+pub async fn pdf(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    query: QueryParams,
+) -> Result<Json<DownloadInvoicePdfRsp>, ApiError> {
+    let ns = namespace(&ns)?;
+    let auth = caller
+        .authorize(&state, Operation::DownloadInvoicePdf, &ns)
+        .await?;
+    require_system(&ns, "invoices")?;
+    let name = query
+        .get("name")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::invalid("name: is required"))?;
+    let bytes = render_pdf(
+        state.store(),
+        &state.catalogs().versions(),
+        &auth.tenant,
+        name,
+        state.now(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("invoice {name:?} does not exist")))?;
+    Ok(Json(DownloadInvoicePdfRsp {
+        pdf: STANDARD.encode(bytes),
+    }))
+}
+
+/// What a PDF says about one charge attempt.
+fn payment_line(c: &ChargeRecord) -> String {
+    let at = c.settled_at.unwrap_or(c.started_at).strftime("%Y-%m-%d");
+    let amount = format!("{} {}", format_cents(c.amount_cents), c.currency);
+    let role = match c.role {
+        PaymentRole::Primary => " (primary)",
+        PaymentRole::Secondary => " (secondary)",
+        PaymentRole::Normal => "",
+    };
+    let to = if c.display.is_empty() {
+        String::new()
+    } else {
+        format!(" to {}{role}", c.display)
+    };
+    let outcome = match (c.outcome, c.reason.as_deref()) {
+        (ChargeOutcome::Pending, _) => "in progress".to_owned(),
+        (ChargeOutcome::Succeeded, _) => "paid".to_owned(),
+        (ChargeOutcome::Refunded, _) => "paid, then refunded".to_owned(),
+        (ChargeOutcome::Declined, r) => format!("declined ({})", r.unwrap_or("no reason given")),
+        (ChargeOutcome::Failed, r) => format!("not charged ({})", r.unwrap_or("no reason given")),
+    };
+    format!("{at}  charge attempt {} of {amount}{to}: {outcome}", c.attempt)
+}
+
+/// Renders one of a tenant's invoices (finalized or pending) as a PDF;
+/// `None` if it has no invoice of that name.
+pub async fn render_pdf(
+    store: &dyn Store,
+    versions: &Versions,
+    tenant: &Tenant,
+    name: &str,
+    now: Timestamp,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(invoice) = invoices::tenant_invoice(store, versions, &tenant.id, name, now).await? else {
+        return Ok(None);
+    };
+    let charges = store.invoice_charges(&tenant.id, name).await?;
+    let payments: Vec<String> = charges.iter().map(payment_line).collect();
+    let methods = store.payment_methods(&tenant.id).await?;
+    let contact = methods
+        .iter()
+        .find(|m| m.role == PaymentRole::Primary)
+        .or_else(|| methods.first())
+        .map(|m| m.contact.clone());
+    let tenant_name = tenant.name.to_string();
+    let doc = tollgate_pdf::InvoiceDocument {
+        invoice: &invoice,
+        tenant: &tenant_name,
+        contact: contact.as_ref(),
+        payments: &payments,
+        issuer: "Tollgate",
+    };
+    let bytes = tollgate_pdf::render(&doc)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("cannot render the PDF: {e}")))?;
+    Ok(Some(bytes))
+}

@@ -1,0 +1,39 @@
+//! Published catalog versions, parsed once and shared. Versions are
+//! immutable, so a parsed version is cached forever.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tollgate_domain::catalog::{self, Catalog};
+use tollgate_store::{Store, StoreError};
+
+#[derive(Debug, Default)]
+pub struct Versions {
+    parsed: RwLock<HashMap<i64, Arc<Catalog>>>,
+}
+
+impl Versions {
+    /// Catalog `version`, parsed.
+    pub async fn get(&self, store: &dyn Store, version: i64) -> Result<Arc<Catalog>, StoreError> {
+        if let Some(c) = self
+            .parsed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&version)
+        {
+            return Ok(c.clone());
+        }
+        let stored = store
+            .catalog(Some(version))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("catalog version {version} is missing")))?;
+        let parsed = catalog::parse(&format!("catalog v{version}"), &stored.source)
+            .map_err(|e| StoreError::Corrupt(format!("stored catalog v{version} does not parse: {e}")))?;
+        let parsed = Arc::new(parsed);
+        self.parsed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(version, parsed.clone());
+        Ok(parsed)
+    }
+}

@@ -1,0 +1,456 @@
+//! Invoices: what they say (pending ones are computed, finalized ones are
+//! stored), closing periods into finalized invoices, and charging them.
+//!
+//! **Period close.** A period ends; after the grace its invoice is computed
+//! from the rollups and stored as ISSUED (PAID at once when there is nothing
+//! to charge). The store keeps one invoice per (subscription, period), so
+//! replicas closing the same period concurrently produce one invoice.
+//!
+//! **Charging.** A due invoice is leased; each round tries the primary
+//! method, then the secondary. Every attempt is written (PENDING) before the
+//! provider is asked, with an idempotency key derived from the invoice, the
+//! round and the method, and settled after. A crash in between leaves the
+//! PENDING attempt; whoever takes the lease next asks the provider again with
+//! the same key and gets the same answer, so nothing is charged twice.
+
+use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::invoice::{self, Correction, Invoice, InvoiceStatus, LineKind, invoice_name};
+use tollgate_domain::payment::PaymentRole;
+use tollgate_domain::subscription::{Period, Subscription};
+use tollgate_payments::{Charge, ProviderError};
+use tollgate_store::{ChargeOutcome, ChargeRecord, Store, StoreError, StoredInvoice};
+
+use crate::JobContext;
+use crate::bills;
+use crate::catalogs::Versions;
+
+/// How long a worker may hold an invoice while charging it.
+pub const CHARGE_LEASE: SignedDuration = SignedDuration::from_mins(2);
+
+/// Who finalizes invoices, in the audit trail.
+pub const CLOSER: &str = "tollgate/period-close";
+
+/// When invoices are finalized and how charges are retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceSettings {
+    /// How long after a period ends its invoice stays open for late usage.
+    pub grace: SignedDuration,
+    /// After the first attempt at finalization fails, the next rounds come at
+    /// these delays after finalization; after the last one the invoice is OVERDUE.
+    pub retry_delays: Vec<SignedDuration>,
+}
+
+impl Default for InvoiceSettings {
+    fn default() -> Self {
+        let day = SignedDuration::from_hours(24);
+        Self {
+            grace: day,
+            retry_delays: vec![day, day * 3, day * 7],
+        }
+    }
+}
+
+/// One billing period of a tenant, with its invoice's name.
+#[derive(Debug, Clone)]
+pub struct TenantPeriod {
+    pub subscription: Subscription,
+    pub period: Period,
+    pub name: String,
+}
+
+/// A tenant's billing periods that have started by `now`, in time order,
+/// named by their position: `inv-YYYY-MM-NNNN`, NNNN counting from 1 over
+/// all of the tenant's periods. Names never change, since periods are only
+/// ever added after the last one (a plan change cuts the current one short).
+pub fn tenant_periods(subscriptions: &[Subscription], now: Timestamp) -> Vec<TenantPeriod> {
+    let mut periods: Vec<(Timestamp, Timestamp, &Subscription, Period)> = subscriptions
+        .iter()
+        .flat_map(|s| {
+            s.periods_until(now)
+                .into_iter()
+                .filter(|p| p.actual_end > p.start)
+                .map(move |p| (p.start, s.start, s, p))
+        })
+        .collect();
+    periods.sort_by_key(|(start, sub_start, _, p)| (*start, *sub_start, p.index));
+    periods
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, _, s, p))| TenantPeriod {
+            subscription: s.clone(),
+            period: p,
+            name: invoice_name(p.start, u32::try_from(i + 1).unwrap_or(u32::MAX)),
+        })
+        .collect()
+}
+
+fn is_for(stored: &StoredInvoice, tp: &TenantPeriod) -> bool {
+    stored.invoice.subscription_id == tp.subscription.id && stored.invoice.period_index == tp.period.index
+}
+
+/// Corrections for usage that reached finalized periods after they were
+/// finalized. Only the two latest finalized invoices before `before` can
+/// still change: usage older than the latest finalized period is refused at
+/// ingestion, and the one before covers events in flight while it was
+/// finalized.
+async fn corrections(
+    store: &dyn Store,
+    versions: &Versions,
+    tenant_id: &str,
+    periods: &[TenantPeriod],
+    finalized: &[StoredInvoice],
+    before: Timestamp,
+) -> Result<Vec<Correction>, StoreError> {
+    let mut out = Vec::new();
+    let candidates = finalized
+        .iter()
+        .filter(|f| f.invoice.period_start < before)
+        .take(2);
+    for m in candidates {
+        let Some(tp) = periods.iter().find(|tp| is_for(m, tp)) else {
+            continue;
+        };
+        let catalog = versions.get(store, tp.subscription.catalog_version).await?;
+        let Some(plan) = catalog.plan(&tp.subscription.plan) else {
+            continue;
+        };
+        let rerated = bills::period_bill(store, &catalog, plan, tenant_id, &tp.period)
+            .await?
+            .totals
+            .subtotal;
+        let own: i64 = m
+            .invoice
+            .lines
+            .iter()
+            .filter(|l| l.kind != LineKind::Adjustment)
+            .map(|l| l.amount_cents)
+            .sum();
+        let adjusted: i64 = finalized
+            .iter()
+            .flat_map(|f| f.invoice.lines.iter())
+            .filter(|l| l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(&m.invoice.name))
+            .map(|l| l.amount_cents)
+            .sum();
+        let delta = rerated.saturating_sub(own).saturating_sub(adjusted);
+        if delta != 0 {
+            out.push(Correction {
+                invoice: m.invoice.name.clone(),
+                period_start: m.invoice.period_start,
+                period_end: m.invoice.period_end,
+                amount_cents: delta,
+            });
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The invoice of one period as it stands: its bill, plus corrections of
+/// earlier finalized invoices.
+pub async fn compute(
+    store: &dyn Store,
+    versions: &Versions,
+    tenant_id: &str,
+    periods: &[TenantPeriod],
+    finalized: &[StoredInvoice],
+    tp: &TenantPeriod,
+    status: InvoiceStatus,
+) -> Result<Invoice, StoreError> {
+    let catalog = versions.get(store, tp.subscription.catalog_version).await?;
+    let plan = catalog.plan(&tp.subscription.plan).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "subscription {} is on plan {:?}, which catalog v{} does not have",
+            tp.subscription.id, tp.subscription.plan, tp.subscription.catalog_version
+        ))
+    })?;
+    let bill = bills::period_bill(store, &catalog, plan, tenant_id, &tp.period).await?;
+    let fixes = corrections(store, versions, tenant_id, periods, finalized, tp.period.start).await?;
+    Ok(invoice::build(
+        tp.name.clone(),
+        status,
+        &tp.subscription.id,
+        &catalog,
+        plan,
+        &tp.period,
+        &bill,
+        &fixes,
+    ))
+}
+
+/// Every invoice of a tenant, newest period first: finalized ones as stored,
+/// the others (open periods, and closed ones in their grace) computed now as
+/// PENDING.
+pub async fn tenant_invoices(
+    store: &dyn Store,
+    versions: &Versions,
+    tenant_id: &str,
+    now: Timestamp,
+) -> Result<Vec<Invoice>, StoreError> {
+    let subscriptions = store.subscriptions(tenant_id).await?;
+    let periods = tenant_periods(&subscriptions, now);
+    let finalized = store.invoices(tenant_id).await?;
+    let mut out: Vec<Invoice> = finalized.iter().map(|f| f.invoice.clone()).collect();
+    for tp in &periods {
+        if !finalized.iter().any(|f| is_for(f, tp)) {
+            out.push(
+                compute(
+                    store,
+                    versions,
+                    tenant_id,
+                    &periods,
+                    &finalized,
+                    tp,
+                    InvoiceStatus::Pending,
+                )
+                .await?,
+            );
+        }
+    }
+    out.sort_by(|a, b| (b.period_start, &b.name).cmp(&(a.period_start, &a.name)));
+    Ok(out)
+}
+
+/// One invoice of a tenant by name (finalized or pending).
+pub async fn tenant_invoice(
+    store: &dyn Store,
+    versions: &Versions,
+    tenant_id: &str,
+    name: &str,
+    now: Timestamp,
+) -> Result<Option<Invoice>, StoreError> {
+    if let Some(stored) = store.invoice(tenant_id, name).await? {
+        return Ok(Some(stored.invoice));
+    }
+    let subscriptions = store.subscriptions(tenant_id).await?;
+    let periods = tenant_periods(&subscriptions, now);
+    let Some(tp) = periods.iter().find(|tp| tp.name == name) else {
+        return Ok(None);
+    };
+    let finalized = store.invoices(tenant_id).await?;
+    if finalized.iter().any(|f| is_for(f, tp)) {
+        // Finalized between the two reads.
+        return Ok(store.invoice(tenant_id, name).await?.map(|s| s.invoice));
+    }
+    compute(
+        store,
+        versions,
+        tenant_id,
+        &periods,
+        &finalized,
+        tp,
+        InvoiceStatus::Pending,
+    )
+    .await
+    .map(Some)
+}
+
+/// Finalizes every period of every tenant whose grace is over at `now`;
+/// returns how many invoices this call stored.
+pub async fn close_periods(ctx: &JobContext, now: Timestamp) -> Result<usize, StoreError> {
+    let mut stored = 0;
+    for tenant in ctx.store.tenants().await? {
+        stored += close_tenant_periods(ctx, &tenant.id, now).await?;
+    }
+    Ok(stored)
+}
+
+/// Finalizes the due periods of one tenant, oldest first.
+pub async fn close_tenant_periods(
+    ctx: &JobContext,
+    tenant_id: &str,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let store = ctx.store.as_ref();
+    let subscriptions = store.subscriptions(tenant_id).await?;
+    let periods = tenant_periods(&subscriptions, now);
+    let mut finalized = store.invoices(tenant_id).await?;
+    let mut stored = 0;
+    for tp in &periods {
+        if tp.period.actual_end + ctx.invoicing.grace > now || finalized.iter().any(|f| is_for(f, tp)) {
+            continue;
+        }
+        let mut inv = compute(
+            store,
+            &ctx.catalogs,
+            tenant_id,
+            &periods,
+            &finalized,
+            tp,
+            InvoiceStatus::Issued,
+        )
+        .await?;
+        inv.issued_at = Some(now);
+        let next_charge_at = if inv.totals.total > 0 {
+            Some(now)
+        } else {
+            inv.status = InvoiceStatus::Paid;
+            None
+        };
+        if store
+            .finalize_invoice(tenant_id, &inv, next_charge_at, CLOSER, now)
+            .await?
+        {
+            stored += 1;
+            tracing::info!(tenant = tenant_id, invoice = %inv.name, total = inv.totals.total, "invoice finalized");
+        }
+        finalized = store.invoices(tenant_id).await?;
+    }
+    Ok(stored)
+}
+
+/// Charges due invoices until none is left; returns how many rounds ran.
+/// A round that fails schedules the next one; if that is already due (the
+/// job ran late, or `--now` jumped ahead), it runs too, until the invoice is
+/// paid or OVERDUE. An invoice the provider could not answer for stays
+/// leased, so it is not picked again before its lease expires.
+pub async fn charge_until_idle(ctx: &JobContext) -> Result<usize, StoreError> {
+    let mut rounds = 0;
+    while charge_once(ctx).await?.is_some() {
+        rounds += 1;
+    }
+    Ok(rounds)
+}
+
+fn settled(
+    mut c: ChargeRecord,
+    outcome: ChargeOutcome,
+    reason: Option<String>,
+    reference: Option<String>,
+) -> ChargeRecord {
+    c.outcome = outcome;
+    c.reason = reason;
+    c.reference = reference;
+    c
+}
+
+/// What asking the provider for a recorded attempt gave.
+enum Asked {
+    Paid,
+    NotPaid,
+    /// The provider could not answer; try again once the lease expires.
+    Unavailable,
+}
+
+async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked, StoreError> {
+    let now = ctx.clock.now();
+    let answer = ctx
+        .provider
+        .charge(&c.token, c.amount_cents, &c.currency, &c.idempotency_key)
+        .await;
+    let (record, asked) = match answer {
+        Ok(Charge::Succeeded { reference }) => (
+            settled(c, ChargeOutcome::Succeeded, None, Some(reference)),
+            Asked::Paid,
+        ),
+        Ok(Charge::Declined { reason }) => (
+            settled(c, ChargeOutcome::Declined, Some(reason), None),
+            Asked::NotPaid,
+        ),
+        Err(ProviderError::Refused(reason)) => (
+            settled(c, ChargeOutcome::Failed, Some(reason), None),
+            Asked::NotPaid,
+        ),
+        Err(ProviderError::Unavailable(e)) => {
+            tracing::warn!(tenant = tenant_id, invoice = %c.invoice, error = %e, "payment provider unavailable; will retry");
+            return Ok(Asked::Unavailable);
+        }
+    };
+    ctx.store
+        .settle_charge(tenant_id, &ctx.worker_id, &record, now)
+        .await?;
+    tracing::info!(
+        tenant = tenant_id,
+        invoice = %record.invoice,
+        attempt = record.attempt,
+        role = record.role.as_str(),
+        outcome = record.outcome.as_str(),
+        "charge attempt"
+    );
+    Ok(asked)
+}
+
+/// Claims one due invoice and runs its charge round. Returns its name.
+pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError> {
+    let now = ctx.clock.now();
+    let Some(stored) = ctx
+        .store
+        .claim_charge(&ctx.worker_id, now, now + CHARGE_LEASE)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (tenant_id, inv) = (stored.tenant_id.as_str(), &stored.invoice);
+    let name = inv.name.clone();
+    let charges = ctx.store.invoice_charges(tenant_id, &name).await?;
+
+    // First, attempts a crash left unsettled: same key, same answer.
+    for c in charges.iter().filter(|c| c.outcome == ChargeOutcome::Pending) {
+        match ask(ctx, tenant_id, c.clone()).await? {
+            Asked::Paid => return Ok(Some(name)),
+            Asked::NotPaid => {}
+            Asked::Unavailable => return Ok(Some(name)),
+        }
+    }
+    let due = inv.status == InvoiceStatus::Issued && stored.next_charge_at.is_some_and(|at| at <= now);
+    if !due {
+        ctx.store.release_charge(tenant_id, &name, &ctx.worker_id).await?;
+        return Ok(Some(name));
+    }
+
+    let attempt = stored.attempts + 1;
+    let methods = ctx.store.payment_methods(tenant_id).await?;
+    let ordered: Vec<_> = [PaymentRole::Primary, PaymentRole::Secondary]
+        .into_iter()
+        .filter_map(|role| methods.iter().find(|m| m.role == role))
+        .collect();
+    let base = |method: &str, role: PaymentRole, token: &str, display: &str| ChargeRecord {
+        idempotency_key: format!(
+            "{tenant_id}/{name}/{attempt}/{}",
+            if method.is_empty() { "-" } else { method }
+        ),
+        invoice: name.clone(),
+        attempt,
+        payment_method: method.to_owned(),
+        role,
+        token: token.to_owned(),
+        display: display.to_owned(),
+        amount_cents: inv.totals.total,
+        currency: inv.currency.clone(),
+        outcome: ChargeOutcome::Pending,
+        reason: None,
+        reference: None,
+        started_at: now,
+        settled_at: None,
+    };
+    if ordered.is_empty() {
+        let mut c = base("", PaymentRole::Normal, "", "");
+        c.outcome = ChargeOutcome::Failed;
+        c.reason = Some("the tenant has no primary or secondary payment method".into());
+        c.settled_at = Some(now);
+        ctx.store.begin_charge(tenant_id, &ctx.worker_id, &c).await?;
+    }
+    for m in ordered {
+        let c = base(&m.name, m.role, &m.token, &m.display);
+        if charges
+            .iter()
+            .any(|done| done.idempotency_key == c.idempotency_key)
+        {
+            continue; // tried in this round before a crash, and settled above or before
+        }
+        ctx.store.begin_charge(tenant_id, &ctx.worker_id, &c).await?;
+        match ask(ctx, tenant_id, c).await? {
+            Asked::Paid => return Ok(Some(name)),
+            Asked::NotPaid => {}
+            Asked::Unavailable => return Ok(Some(name)),
+        }
+    }
+    let issued_at = inv.issued_at.unwrap_or(now);
+    let next = invoice::next_attempt(issued_at, attempt, &ctx.invoicing.retry_delays);
+    ctx.store
+        .end_charge_round(tenant_id, &name, &ctx.worker_id, attempt, next, ctx.clock.now())
+        .await?;
+    if next.is_none() {
+        tracing::warn!(tenant = tenant_id, invoice = %name, attempts = attempt, "invoice overdue");
+    }
+    Ok(Some(name))
+}

@@ -1,0 +1,215 @@
+//! `tollgate invoice`: list, show, PDF, refund and cancel invoices.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use jiff::Timestamp;
+use tollgate_domain::invoice::{InvoiceStatus, format_cents, format_price};
+use tollgate_domain::tenant::Tenant;
+use tollgate_jobs::catalogs::Versions;
+use tollgate_jobs::invoices;
+use tollgate_payments::{PaymentProvider, TestProvider};
+use tollgate_store::{ChargeOutcome, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum InvoiceCommand {
+    /// List a tenant's invoices, newest first (pending ones computed now).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show an invoice's lines and charge attempts.
+    Show {
+        name: String,
+        /// Needed only when several tenants have an invoice of that name.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write an invoice as a PDF file.
+    Pdf {
+        name: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Where to write it (default: NAME.pdf).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Refund a PAID invoice through the payment provider (→ REFUNDED).
+    Refund {
+        name: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Cancel an ISSUED or OVERDUE invoice: it will not be charged (→ CANCELLED).
+    Cancel {
+        name: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// The tenant owning invoice `name`: the one given, or the only one that has it.
+async fn owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Tenant> {
+    if let Some(t) = tenant {
+        return store
+            .tenant_by_name(t)
+            .await?
+            .with_context(|| format!("tenant {t:?} does not exist (see `tollgate tenant list`)"));
+    }
+    let mut found = Vec::new();
+    for t in store.tenants().await? {
+        if store.invoice(&t.id, name).await?.is_some() {
+            found.push(t);
+        }
+    }
+    match found.len() {
+        0 => bail!("no finalized invoice is named {name:?}; pending invoices need --tenant"),
+        1 => Ok(found.remove(0)),
+        _ => bail!(
+            "several tenants have an invoice named {name:?} ({}); say which with --tenant",
+            found
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
+    let versions = Versions::default();
+    let now = Timestamp::now();
+    match cmd {
+        InvoiceCommand::List { tenant } => {
+            let t = owner(store, Some(&tenant), "").await?;
+            let all = invoices::tenant_invoices(store, &versions, &t.id, now).await?;
+            println!(
+                "{:<18} {:<10} {:<22} {:<22} {:>14}",
+                "NAME", "STATUS", "PERIOD START", "PERIOD END", "TOTAL"
+            );
+            for i in all {
+                println!(
+                    "{:<18} {:<10} {:<22} {:<22} {:>10} {}",
+                    i.name,
+                    i.status.as_str(),
+                    i.period_start.to_string(),
+                    i.period_end.to_string(),
+                    format_cents(i.totals.total),
+                    i.currency
+                );
+            }
+        }
+        InvoiceCommand::Show { name, tenant } => {
+            let t = owner(store, tenant.as_deref(), &name).await?;
+            let i = invoices::tenant_invoice(store, &versions, &t.id, &name, now)
+                .await?
+                .with_context(|| format!("tenant {} has no invoice {name:?}", t.name))?;
+            println!(
+                "{} ({}) of tenant {}: {} to {}, plan {}",
+                i.name, i.status, t.name, i.period_start, i.period_end, i.plan_title
+            );
+            for l in &i.lines {
+                println!(
+                    "  {:<56} {:>12} {:<12} {:>12} {:>12}",
+                    l.description,
+                    l.quantity.to_string(),
+                    l.unit,
+                    format_price(l.unit_price_cents),
+                    format_cents(l.amount_cents)
+                );
+            }
+            for c in &i.coupons {
+                println!("  coupon {}: {}", c.title, c.terms);
+            }
+            println!(
+                "  subtotal {}  discount {}  total {} {}",
+                format_cents(i.totals.subtotal),
+                format_cents(i.totals.discount),
+                format_cents(i.totals.total),
+                i.currency
+            );
+            for c in store.invoice_charges(&t.id, &name).await? {
+                println!(
+                    "  attempt {} {} {} {} {}{}",
+                    c.attempt,
+                    c.started_at,
+                    if c.display.is_empty() { "-" } else { &c.display },
+                    format_cents(c.amount_cents),
+                    c.outcome.as_str(),
+                    c.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+            }
+        }
+        InvoiceCommand::Pdf { name, tenant, output } => {
+            let t = owner(store, tenant.as_deref(), &name).await?;
+            let bytes = tollgate_api::invoices::render_pdf(store, &versions, &t, &name, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.error.message))?
+                .with_context(|| format!("tenant {} has no invoice {name:?}", t.name))?;
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.pdf")));
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{}", path.display());
+        }
+        InvoiceCommand::Refund { name, tenant } => {
+            let t = owner(store, tenant.as_deref(), &name).await?;
+            let stored = store
+                .invoice(&t.id, &name)
+                .await?
+                .with_context(|| format!("tenant {} has no finalized invoice {name:?}", t.name))?;
+            if !stored.invoice.status.refundable() {
+                bail!(
+                    "invoice {name} is {}; only PAID invoices can be refunded",
+                    stored.invoice.status
+                );
+            }
+            let paid = store
+                .invoice_charges(&t.id, &name)
+                .await?
+                .into_iter()
+                .find(|c| c.outcome == ChargeOutcome::Succeeded)
+                .with_context(|| format!("invoice {name} has no successful charge to refund"))?;
+            let reference = paid.reference.clone().unwrap_or_default();
+            let provider = TestProvider::default();
+            provider
+                .refund(
+                    &reference,
+                    paid.amount_cents,
+                    &format!("refund/{}", paid.idempotency_key),
+                )
+                .await
+                .with_context(|| format!("the payment provider did not refund {reference}"))?;
+            let after = store
+                .set_invoice_status(
+                    &t.id,
+                    &name,
+                    &[InvoiceStatus::Paid],
+                    InvoiceStatus::Refunded,
+                    "operator",
+                    Timestamp::now(),
+                )
+                .await?;
+            println!(
+                "{name}: {} ({} {} refunded)",
+                after.invoice.status,
+                format_cents(paid.amount_cents),
+                paid.currency
+            );
+        }
+        InvoiceCommand::Cancel { name, tenant } => {
+            let t = owner(store, tenant.as_deref(), &name).await?;
+            let after = store
+                .set_invoice_status(
+                    &t.id,
+                    &name,
+                    &[InvoiceStatus::Issued, InvoiceStatus::Overdue],
+                    InvoiceStatus::Cancelled,
+                    "operator",
+                    Timestamp::now(),
+                )
+                .await?;
+            println!("{name}: {}", after.invoice.status);
+        }
+    }
+    Ok(())
+}
