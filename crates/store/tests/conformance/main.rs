@@ -2,6 +2,7 @@
 //! and on PostgreSQL when `TOLLGATE_TEST_POSTGRES_URL` is set.
 
 mod billing;
+mod invoicing;
 mod metering;
 mod payments;
 mod quotas;

@@ -1,0 +1,411 @@
+//! Finalized invoices and charge attempts: one invoice per period, leases,
+//! attempts recorded before and settled after the provider call, operator
+//! status changes.
+
+use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
+use tollgate_domain::payment::PaymentRole;
+use tollgate_domain::rating::Totals;
+use tollgate_store::{ChargeOutcome, ChargeRecord, Store, StoreError};
+use tollgate_testkit::each_backend;
+
+use crate::{open, t, tenant};
+
+/// A finalized invoice of `total` cents for period `index` of the tenant's
+/// first subscription.
+async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
+    let sub = store.subscriptions(tenant_id).await.unwrap().remove(0);
+    let period = sub.period(index);
+    Invoice {
+        name: name.into(),
+        status: InvoiceStatus::Issued,
+        subscription_id: sub.id,
+        period_index: index,
+        period_start: period.start,
+        period_end: period.actual_end,
+        plan: "individual".into(),
+        plan_title: "Individual".into(),
+        currency: "USD".into(),
+        lines: vec![tollgate_domain::invoice::InvoiceLine {
+            kind: tollgate_domain::invoice::LineKind::Fee,
+            description: "Individual plan".into(),
+            metric_label: None,
+            quantity: 1.into(),
+            unit: "period".into(),
+            unit_price_cents: total.into(),
+            free_quantity: 0.into(),
+            amount_cents: total,
+            adjusts: None,
+        }],
+        coupons: Vec::new(),
+        totals: Totals {
+            subtotal: total,
+            discount: 0,
+            total,
+        },
+        issued_at: Some(period.end),
+    }
+}
+
+fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
+    ChargeRecord {
+        idempotency_key: key.into(),
+        invoice: invoice.into(),
+        attempt: n,
+        payment_method: "pm-1".into(),
+        role: PaymentRole::Primary,
+        token: "tok-visa-4242".into(),
+        display: "test card ending 4242".into(),
+        amount_cents: 2500,
+        currency: "USD".into(),
+        outcome: ChargeOutcome::Pending,
+        reason: None,
+        reference: None,
+        started_at: at,
+        settled_at: None,
+    }
+}
+
+const LEASE: SignedDuration = SignedDuration::from_mins(2);
+
+#[tokio::test]
+async fn each_period_is_finalized_once_and_never_changes() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-12-02T00:00:00Z");
+        let first = invoice(&*store, &a.id, "inv-2026-11-0001", 0, 2500).await;
+        assert!(
+            store
+                .finalize_invoice(&a.id, &first, Some(now), "test", now)
+                .await
+                .unwrap()
+        );
+        // The same period again, under another name or with other amounts: nothing.
+        let mut again = invoice(&*store, &a.id, "inv-2026-11-0009", 0, 9999).await;
+        assert!(
+            !store
+                .finalize_invoice(&a.id, &again, Some(now), "test", now)
+                .await
+                .unwrap()
+        );
+        again.name = "inv-2026-11-0001".into();
+        assert!(
+            !store
+                .finalize_invoice(&a.id, &again, Some(now), "test", now)
+                .await
+                .unwrap()
+        );
+        let stored = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
+        assert_eq!(stored.invoice, first);
+        assert_eq!((stored.attempts, stored.next_charge_at), (0, Some(now)));
+        assert_eq!(
+            store.latest_invoice_start(&a.id).await.unwrap(),
+            Some(first.period_start)
+        );
+        // An invoice whose total is not its lines' sum is refused.
+        let mut broken = invoice(&*store, &a.id, "inv-2026-12-0002", 1, 100).await;
+        broken.totals.total = 50;
+        assert!(matches!(
+            store.finalize_invoice(&a.id, &broken, None, "test", now).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        // Another tenant sees none of it.
+        let b = tenant(&*store, "globex").await;
+        assert!(store.invoices(&b.id).await.unwrap().is_empty());
+        assert!(store.invoice(&b.id, "inv-2026-11-0001").await.unwrap().is_none());
+        assert_eq!(store.latest_invoice_start(&b.id).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_due_invoice_is_leased_by_one_worker_at_a_time() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let other = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-12-02T00:00:00Z");
+        let inv = invoice(&*store, &a.id, "inv-2026-11-0001", 0, 2500).await;
+        store
+            .finalize_invoice(
+                &a.id,
+                &inv,
+                Some(now + SignedDuration::from_hours(1)),
+                "test",
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_charge("w1", now, now + LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "not due yet"
+        );
+        let later = now + SignedDuration::from_hours(1);
+        let (x, y) = tokio::join!(
+            store.claim_charge("w1", later, later + LEASE),
+            other.claim_charge("w2", later, later + LEASE)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(
+            x.is_some() != y.is_some(),
+            "exactly one worker gets it: {x:?} {y:?}"
+        );
+        let (holder, stranger) = if x.is_some() { ("w1", "w2") } else { ("w2", "w1") };
+        assert_eq!(x.or(y).unwrap().invoice.name, "inv-2026-11-0001");
+        assert!(
+            store
+                .claim_charge("w3", later, later + LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "a leased invoice is not claimable"
+        );
+        // Only the holder may record attempts.
+        let c = attempt("k1", "inv-2026-11-0001", 1, later);
+        assert!(matches!(
+            store.begin_charge(&a.id, stranger, &c).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.begin_charge(&a.id, holder, &c).await.unwrap();
+        // Once the lease expires, the unsettled attempt makes it claimable by
+        // another worker, and the old holder can no longer settle.
+        let expired = later + LEASE + SignedDuration::from_secs(1);
+        let taken = store.claim_charge("w9", expired, expired + LEASE).await.unwrap();
+        assert!(
+            taken.is_some(),
+            "a pending attempt makes an expired lease claimable"
+        );
+        let done = ChargeRecord {
+            outcome: ChargeOutcome::Succeeded,
+            ..c.clone()
+        };
+        assert!(matches!(
+            store.settle_charge(&a.id, holder, &done, expired).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.settle_charge(&a.id, "w9", &done, expired).await.unwrap();
+        let paid = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
+        assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn attempts_settle_into_paid_or_the_next_round_or_overdue() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-12-02T00:00:00Z");
+        for (i, name) in [(0, "inv-2026-11-0001"), (1, "inv-2026-12-0002")] {
+            let inv = invoice(&*store, &a.id, name, i, 2500).await;
+            store
+                .finalize_invoice(&a.id, &inv, Some(now), "test", now)
+                .await
+                .unwrap();
+        }
+        // First invoice: declined, then a next round; then paid.
+        let s = store.claim_charge("w", now, now + LEASE).await.unwrap().unwrap();
+        let name = s.invoice.name.clone();
+        let c = attempt("a/1/pm-1", &name, 1, now);
+        store.begin_charge(&a.id, "w", &c).await.unwrap();
+        store.begin_charge(&a.id, "w", &c).await.unwrap(); // a repeat changes nothing
+        let declined = ChargeRecord {
+            outcome: ChargeOutcome::Declined,
+            reason: Some("the card was declined".into()),
+            ..c.clone()
+        };
+        store.settle_charge(&a.id, "w", &declined, now).await.unwrap();
+        let next = now + SignedDuration::from_hours(24);
+        store
+            .end_charge_round(&a.id, &name, "w", 1, Some(next), now)
+            .await
+            .unwrap();
+        let after = store.invoice(&a.id, &name).await.unwrap().unwrap();
+        assert_eq!(
+            (after.invoice.status, after.attempts, after.next_charge_at),
+            (InvoiceStatus::Issued, 1, Some(next))
+        );
+        let charges = store.invoice_charges(&a.id, &name).await.unwrap();
+        assert_eq!(charges.len(), 1);
+        assert_eq!(
+            (
+                charges[0].outcome,
+                charges[0].reason.as_deref(),
+                charges[0].settled_at
+            ),
+            (ChargeOutcome::Declined, Some("the card was declined"), Some(now))
+        );
+
+        // The second invoice is due too; exhausting its rounds makes it OVERDUE.
+        let s2 = store.claim_charge("w", now, now + LEASE).await.unwrap().unwrap();
+        assert_ne!(s2.invoice.name, name);
+        store
+            .end_charge_round(&a.id, &s2.invoice.name, "w", 1, None, now)
+            .await
+            .unwrap();
+        let overdue = store.invoice(&a.id, &s2.invoice.name).await.unwrap().unwrap();
+        assert_eq!(
+            (overdue.invoice.status, overdue.next_charge_at),
+            (InvoiceStatus::Overdue, None)
+        );
+        assert!(
+            store
+                .claim_charge("w", next, next + LEASE)
+                .await
+                .unwrap()
+                .is_some_and(|s| s.invoice.name == name)
+        );
+        let c2 = attempt("a/2/pm-1", &name, 2, next);
+        store.begin_charge(&a.id, "w", &c2).await.unwrap();
+        let paid = ChargeRecord {
+            outcome: ChargeOutcome::Succeeded,
+            reference: Some("ch_1".into()),
+            ..c2
+        };
+        store.settle_charge(&a.id, "w", &paid, next).await.unwrap();
+        store.settle_charge(&a.id, "w", &paid, next).await.ok(); // settled already: no change
+        let done = store.invoice(&a.id, &name).await.unwrap().unwrap();
+        assert_eq!(
+            (done.invoice.status, done.next_charge_at),
+            (InvoiceStatus::Paid, None)
+        );
+        let far = next + SignedDuration::from_hours(24 * 30);
+        assert!(
+            store.claim_charge("w", far, far + LEASE).await.unwrap().is_none(),
+            "nothing left to charge"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-12-02T00:00:00Z");
+        for (i, name) in [(0, "inv-2026-11-0001"), (1, "inv-2026-12-0002")] {
+            let inv = invoice(&*store, &a.id, name, i, 2500).await;
+            store
+                .finalize_invoice(&a.id, &inv, Some(now), "test", now)
+                .await
+                .unwrap();
+        }
+        let s = store.claim_charge("w", now, now + LEASE).await.unwrap().unwrap();
+        let name = s.invoice.name.clone();
+        // Leased: no status change while a charge may be in flight.
+        assert!(matches!(
+            store
+                .set_invoice_status(
+                    &a.id,
+                    &name,
+                    &[InvoiceStatus::Issued],
+                    InvoiceStatus::Cancelled,
+                    "operator",
+                    now
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let c = attempt("k/1", &name, 1, now);
+        store.begin_charge(&a.id, "w", &c).await.unwrap();
+        let ok = ChargeRecord {
+            outcome: ChargeOutcome::Succeeded,
+            reference: Some("ch_1".into()),
+            ..c
+        };
+        store.settle_charge(&a.id, "w", &ok, now).await.unwrap();
+        let cancel_paid = store
+            .set_invoice_status(
+                &a.id,
+                &name,
+                &[InvoiceStatus::Issued, InvoiceStatus::Overdue],
+                InvoiceStatus::Cancelled,
+                "operator",
+                now,
+            )
+            .await;
+        assert!(
+            matches!(cancel_paid, Err(StoreError::Conflict(_))),
+            "{cancel_paid:?}"
+        );
+        let refunded = store
+            .set_invoice_status(
+                &a.id,
+                &name,
+                &[InvoiceStatus::Paid],
+                InvoiceStatus::Refunded,
+                "operator",
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(refunded.invoice.status, InvoiceStatus::Refunded);
+        let charges = store.invoice_charges(&a.id, &name).await.unwrap();
+        assert_eq!(charges[0].outcome, ChargeOutcome::Refunded);
+
+        let other = if name == "inv-2026-11-0001" {
+            "inv-2026-12-0002"
+        } else {
+            "inv-2026-11-0001"
+        };
+        let cancelled = store
+            .set_invoice_status(
+                &a.id,
+                other,
+                &[InvoiceStatus::Issued],
+                InvoiceStatus::Cancelled,
+                "operator",
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (cancelled.invoice.status, cancelled.next_charge_at),
+            (InvoiceStatus::Cancelled, None)
+        );
+        assert!(
+            store.claim_charge("w", now, now + LEASE).await.unwrap().is_none(),
+            "cancelled: never charged"
+        );
+        assert!(matches!(
+            store
+                .set_invoice_status(
+                    &a.id,
+                    "inv-1999-01-0001",
+                    &[InvoiceStatus::Issued],
+                    InvoiceStatus::Cancelled,
+                    "operator",
+                    now
+                )
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        // The audit trail has every step.
+        let actions: Vec<String> = store
+            .audit(Some(&a.id), 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .filter(|a| a.starts_with("invoice."))
+            .collect();
+        for want in [
+            "invoice.finalize",
+            "invoice.paid",
+            "invoice.refunded",
+            "invoice.cancelled",
+        ] {
+            assert!(
+                actions.iter().any(|a| a == want),
+                "{want} missing from {actions:?}"
+            );
+        }
+    })
+    .await;
+}
