@@ -1,0 +1,208 @@
+//! Invoicing through the binary: a month run with `jobs run --now`, the
+//! invoice list, a PDF file, refunds, cancellations and the OVERDUE path.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tollgate_domain::contact::Contact;
+use tollgate_domain::payment::{PaymentMethod, PaymentRole};
+use tollgate_store::{Location, PaymentChange, Store};
+use tollgate_testkit::{TestDatabase, each_backend};
+
+use crate::support::{expect_ok, tollgate};
+
+async fn store(db: &TestDatabase) -> Arc<dyn Store> {
+    let location = match (db.sqlite_dir(), db.postgres_url()) {
+        (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
+        (None, Some(url)) => Location::Postgres(url.to_owned()),
+        (None, None) => unreachable!(),
+    };
+    tollgate_store::open(&location).await.expect("open store")
+}
+
+/// Gives the tenant a primary card, as `POST billing/payment_methods` would.
+async fn card(db: &TestDatabase, tenant: &str, token: &str) {
+    let store = store(db).await;
+    let t = store.tenant_by_name(tenant).await.unwrap().unwrap();
+    let method = PaymentMethod {
+        name: format!("pm-{tenant}"),
+        role: PaymentRole::Primary,
+        provider: "test".into(),
+        token: token.into(),
+        display: "test card ending 4242".into(),
+        contact: Contact {
+            address1: "1 Main St".into(),
+            city: "Boston".into(),
+            country: "US".into(),
+            ..Contact::default()
+        },
+        created_at: "2026-09-01T00:00:00Z".parse().unwrap(),
+    };
+    store
+        .change_payment_methods(
+            &t.id,
+            &PaymentChange::Create {
+                method: Box::new(method),
+                requested: Some(PaymentRole::Primary),
+            },
+            "test",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+}
+
+fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("september.jsonl");
+    // 7 million requests: 5 free, 2 × 60 ¢ = 120 ¢, plus the 2500 ¢ fee.
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"id":"s1","metric_label":"lb_requests","object_name":"lb-a","quantity":4000000,"timestamp":"2026-09-10T10:00:00Z"}"#,
+            "\n",
+            r#"{"id":"s2","metric_label":"lb_requests","object_name":"lb-a","quantity":3000000,"timestamp":"2026-09-20T10:00:00Z"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
+    each_backend(|db| async move {
+        let scratch = tempfile::TempDir::new().unwrap();
+        expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "tenant",
+                    "create",
+                    "acme",
+                    "--plan",
+                    "individual",
+                    "--since",
+                    "2026-09-01T00:00:00Z",
+                ],
+            )
+            .await,
+        );
+        card(&db, "acme", "tok-visa-4242").await;
+        let events = write_events(scratch.path());
+        expect_ok(
+            tollgate(
+                &db,
+                &["usage", "import", "--tenant", "acme", events.to_str().unwrap()],
+            )
+            .await,
+        );
+
+        // Before the grace is over nothing is finalized.
+        let early = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-01T12:00:00Z"]).await);
+        assert!(early.contains("period-close: 0 invoices finalized"), "{early}");
+        let list = expect_ok(tollgate(&db, &["invoice", "list", "--tenant", "acme"]).await);
+        assert!(list.contains("inv-2026-09-0001   PENDING"), "{list}");
+
+        let run = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-02T00:00:00Z"]).await);
+        assert!(run.contains("period-close: 1 invoices finalized"), "{run}");
+        assert!(run.contains("charge: 1 charge rounds"), "{run}");
+        let again = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-02T00:00:00Z"]).await);
+        assert!(again.contains("period-close: 0 invoices finalized"), "{again}");
+        assert!(again.contains("charge: 0 charge rounds"), "{again}");
+
+        let list = expect_ok(tollgate(&db, &["invoice", "list", "--tenant", "acme"]).await);
+        let line = list
+            .lines()
+            .find(|l| l.starts_with("inv-2026-09-0001"))
+            .unwrap_or_else(|| panic!("{list}"));
+        assert!(line.contains("PAID") && line.contains("26.20 USD"), "{line}");
+
+        let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
+        assert!(
+            show.contains("HTTP Load Balancer Requests") || show.contains("lb"),
+            "{show}"
+        );
+        assert!(show.contains("SUCCEEDED"), "{show}");
+
+        let pdf = scratch.path().join("september.pdf");
+        expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "invoice",
+                    "pdf",
+                    "inv-2026-09-0001",
+                    "--tenant",
+                    "acme",
+                    "-o",
+                    pdf.to_str().unwrap(),
+                ],
+            )
+            .await,
+        );
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+
+        let cancel = tollgate(&db, &["invoice", "cancel", "inv-2026-09-0001"]).await;
+        assert!(!cancel.ok && cancel.stderr.contains("PAID"), "{}", cancel.stderr);
+        let refund = expect_ok(tollgate(&db, &["invoice", "refund", "inv-2026-09-0001"]).await);
+        assert!(
+            refund.contains("REFUNDED") && refund.contains("26.20"),
+            "{refund}"
+        );
+        let twice = tollgate(&db, &["invoice", "refund", "inv-2026-09-0001"]).await;
+        assert!(!twice.ok && twice.stderr.contains("REFUNDED"), "{}", twice.stderr);
+        let unknown = tollgate(&db, &["invoice", "refund", "inv-1999-01-0001"]).await;
+        assert!(
+            !unknown.ok && unknown.stderr.contains("inv-1999-01-0001"),
+            "{}",
+            unknown.stderr
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_payment_method_an_invoice_becomes_overdue_and_can_be_cancelled() {
+    each_backend(|db| async move {
+        expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "tenant",
+                    "create",
+                    "initech",
+                    "--plan",
+                    "individual",
+                    "--since",
+                    "2026-09-01T00:00:00Z",
+                ],
+            )
+            .await,
+        );
+        let retries = ["--charge-retries", "1d,3d"];
+        let run = |now: &'static str| {
+            let db = &db;
+            async move {
+                let mut args = vec!["jobs", "run", "all", "--now", now];
+                args.extend(retries);
+                expect_ok(tollgate(db, &args).await)
+            }
+        };
+        run("2026-10-02T00:00:00Z").await;
+        let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
+        assert!(
+            show.contains("(ISSUED)") && show.contains("no primary or secondary payment method"),
+            "{show}"
+        );
+        // Not due before the first retry.
+        let quiet = run("2026-10-02T12:00:00Z").await;
+        assert!(quiet.contains("charge: 0 charge rounds"), "{quiet}");
+        run("2026-10-05T00:00:00Z").await;
+        let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
+        assert!(show.contains("(OVERDUE)"), "{show}");
+        assert_eq!(show.matches("FAILED").count(), 3, "three rounds: {show}");
+        let cancelled = expect_ok(tollgate(&db, &["invoice", "cancel", "inv-2026-09-0001"]).await);
+        assert!(cancelled.contains("CANCELLED"), "{cancelled}");
+    })
+    .await;
+}
