@@ -20,7 +20,20 @@ fn period_uid(subscription_id: &str, index: u32) -> String {
     uuid::Uuid::new_v5(&base, &index.to_be_bytes()).to_string()
 }
 
-fn period(subscription_id: &str, p: &Period) -> PeriodType {
+/// Each period's invoice: its name, and whether it is finalized.
+type InvoiceLinks = Vec<(String, u32, String, bool)>;
+
+fn period(subscription_id: &str, p: &Period, links: &InvoiceLinks) -> PeriodType {
+    let invoice = links
+        .iter()
+        .find(|(sub, index, _, _)| sub == subscription_id && *index == p.index);
+    let names = |closed: bool| -> Vec<String> {
+        invoice
+            .filter(|(_, _, _, finalized)| *finalized == closed)
+            .map(|(_, _, name, _)| name.clone())
+            .into_iter()
+            .collect()
+    };
     PeriodType {
         uid: period_uid(subscription_id, p.index),
         start_date: p.start.to_string(),
@@ -28,9 +41,9 @@ fn period(subscription_id: &str, p: &Period) -> PeriodType {
         internal_start_date: p.start.to_string(),
         internal_end_date: p.actual_end.to_string(),
         trial: p.trial,
-        invoices: Vec::new(),
-        pending_invoice: Vec::new(),
-        closed_invoice: Vec::new(),
+        invoices: invoice.map(|(_, _, name, _)| name.clone()).into_iter().collect(),
+        pending_invoice: names(false),
+        closed_invoice: names(true),
     }
 }
 
@@ -64,8 +77,19 @@ pub async fn list(
         .await?;
     let only_current = query.bool("current")?.unwrap_or(false);
     let now = state.now();
+    let subscriptions = state.store().subscriptions(auth.tenant_id()).await?;
+    let finalized = state.store().invoices(auth.tenant_id()).await?;
+    let links: InvoiceLinks = tollgate_jobs::invoices::tenant_periods(&subscriptions, now)
+        .into_iter()
+        .map(|tp| {
+            let closed = finalized.iter().any(|f| {
+                f.invoice.subscription_id == tp.subscription.id && f.invoice.period_index == tp.period.index
+            });
+            (tp.subscription.id, tp.period.index, tp.name, closed)
+        })
+        .collect();
     let mut out = Vec::new();
-    for sub in state.store().subscriptions(auth.tenant_id()).await? {
+    for sub in subscriptions {
         if only_current && !sub.is_current() {
             continue;
         }
@@ -91,7 +115,7 @@ pub async fn list(
             cancellation_date: sub.end.map(|e| e.to_string()),
             last_billing_period_start_date: last.start.to_string(),
             last_billing_period_end_date: last.actual_end.to_string(),
-            previous_billing_periods: previous.iter().map(|p| period(&sub.id, p)).collect(),
+            previous_billing_periods: previous.iter().map(|p| period(&sub.id, p, &links)).collect(),
         });
     }
     Ok(Json(ListSubscriptionsRsp { subscriptions: out }))

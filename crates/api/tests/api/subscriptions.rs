@@ -99,14 +99,21 @@ async fn billing_periods_are_anchored_on_the_start_day_and_their_uids_are_stable
         assert_eq!(sub["last_billing_period_end_date"], "2027-03-20T10:00:00Z");
         assert_eq!(sub["start_date"], START);
         let mut uids = Vec::new();
-        for p in sub["previous_billing_periods"].as_array().unwrap() {
+        let names = ["inv-2026-11-0001", "inv-2026-12-0002", "inv-2027-01-0003"];
+        for (p, name) in sub["previous_billing_periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(names)
+        {
             // Whole periods: the internal bounds are the nominal ones.
             assert_eq!(p["internal_start_date"], p["start_date"], "{p}");
             assert_eq!(p["internal_end_date"], p["end_date"], "{p}");
             assert_eq!(p["trial"], false);
-            for list in ["invoices", "pending_invoice", "closed_invoice"] {
-                assert_eq!(p[list], json!([]), "{list}");
-            }
+            // Each links its invoice, pending until a period close finalizes it.
+            assert_eq!(p["invoices"], json!([name]), "{p}");
+            assert_eq!(p["pending_invoice"], json!([name]), "{p}");
+            assert_eq!(p["closed_invoice"], json!([]), "{p}");
             let uid = p["uid"].as_str().unwrap();
             uuid::Uuid::parse_str(uid).unwrap_or_else(|e| panic!("{uid}: {e}"));
             uids.push(uid.to_owned());
@@ -404,6 +411,32 @@ async fn only_admin_and_billing_tokens_change_addons() {
         assert_eq!(
             included(&app, &admin).await,
             ["f5xc_synthetic_monitoring_standard"]
+        );
+    })
+    .await;
+}
+
+/// A finalized period links its invoice as closed; the open one as pending.
+#[tokio::test]
+async fn finalized_periods_link_their_closed_invoice() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        app.clock.set(ts("2027-01-22T00:00:00Z"));
+        assert_eq!(app.close_periods().await, 2);
+        let subs = subscriptions(&app, &admin, "").await;
+        let links: Vec<(Value, Value)> = subs[0]["previous_billing_periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["closed_invoice"].clone(), p["pending_invoice"].clone()))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (json!(["inv-2026-11-0001"]), json!([])),
+                (json!(["inv-2026-12-0002"]), json!([]))
+            ]
         );
     })
     .await;
