@@ -206,3 +206,77 @@ async fn without_a_payment_method_an_invoice_becomes_overdue_and_can_be_cancelle
     })
     .await;
 }
+
+/// Two processes running the jobs at once, over many tenants and months,
+/// finalize each period once and charge each invoice once.
+#[tokio::test]
+async fn two_job_runners_at_once_invoice_and_charge_each_period_once() {
+    each_backend(|db| async move {
+        let tenants: Vec<String> = (0..6).map(|i| format!("t{i}")).collect();
+        for t in &tenants {
+            expect_ok(
+                tollgate(
+                    &db,
+                    &[
+                        "tenant",
+                        "create",
+                        t,
+                        "--plan",
+                        "individual",
+                        "--since",
+                        "2026-06-01T00:00:00Z",
+                    ],
+                )
+                .await,
+            );
+            card(&db, t, "tok-visa-4242").await;
+        }
+        for now in [
+            "2026-08-02T00:00:00Z",
+            "2026-10-02T00:00:00Z",
+            "2026-11-02T00:00:00Z",
+        ] {
+            let args = ["jobs", "run", "all", "--now", now];
+            let (a, b) = tokio::join!(tollgate(&db, &args), tollgate(&db, &args));
+            expect_ok(a);
+            expect_ok(b);
+        }
+        let store = store(&db).await;
+        for t in &tenants {
+            let tenant = store.tenant_by_name(t).await.unwrap().unwrap();
+            let invoices = store.invoices(&tenant.id).await.unwrap();
+            let names: Vec<&str> = invoices.iter().map(|i| i.invoice.name.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "inv-2026-10-0005",
+                    "inv-2026-09-0004",
+                    "inv-2026-08-0003",
+                    "inv-2026-07-0002",
+                    "inv-2026-06-0001"
+                ],
+                "{t}"
+            );
+            for i in &invoices {
+                assert_eq!(
+                    i.invoice.status,
+                    tollgate_domain::invoice::InvoiceStatus::Paid,
+                    "{t} {}",
+                    i.invoice.name
+                );
+                let charges = store.invoice_charges(&tenant.id, &i.invoice.name).await.unwrap();
+                let paid = charges
+                    .iter()
+                    .filter(|c| c.outcome == tollgate_store::ChargeOutcome::Succeeded)
+                    .count();
+                assert_eq!(
+                    (charges.len(), paid),
+                    (1, 1),
+                    "{t} {}: {charges:?}",
+                    i.invoice.name
+                );
+            }
+        }
+    })
+    .await;
+}
