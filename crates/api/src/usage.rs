@@ -17,7 +17,7 @@ use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
 use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
-use tollgate_domain::subscription::Subscription;
+use tollgate_domain::subscription::{Period, Subscription};
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_jobs::bills;
@@ -174,17 +174,6 @@ fn check_range(from: Timestamp, to: Timestamp) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The tenant's current subscription.
-async fn current_subscription(state: &AppState, auth: &Authorized) -> Result<Subscription, ApiError> {
-    state
-        .store()
-        .subscriptions(auth.tenant_id())
-        .await?
-        .into_iter()
-        .find(Subscription::is_current)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "the tenant has no current subscription"))
-}
-
 /// The earliest time a tenant's usage can still be billed: its start, or
 /// the start of its latest finalized invoice's period (usage there becomes an
 /// adjustment on the next invoice; anything older is refused).
@@ -194,13 +183,16 @@ async fn admission_floor(state: &AppState, tenant: &Tenant) -> Result<Timestamp,
 }
 
 /// A report's time range.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Range {
     from: Timestamp,
     to: Timestamp,
-    /// `Period` for the current billing period (neither end given), so that
-    /// it agrees with `monthly_usage` and invoices; `Overlap` otherwise.
+    /// `Period` for one of the tenant's billing periods (none given: the
+    /// current one), so that it agrees with `monthly_usage` and invoices;
+    /// `Overlap` otherwise.
     coverage: Coverage,
+    /// The billing period the range is, if it is exactly one.
+    period: Option<(Subscription, Period)>,
 }
 
 impl Range {
@@ -210,7 +202,9 @@ impl Range {
     }
 }
 
-/// `from`/`to` of a request, defaulting to the current billing period.
+/// `from`/`to` of a request, defaulting to the current billing period. A
+/// range that is exactly one of the tenant's billing periods is treated as
+/// that period.
 async fn range(
     state: &AppState,
     auth: &Authorized,
@@ -219,25 +213,50 @@ async fn range(
 ) -> Result<Range, ApiError> {
     let from = from.filter(|s| !s.is_empty());
     let to = to.filter(|s| !s.is_empty());
-    let coverage = if from.is_none() && to.is_none() {
+    let now = state.now();
+    let subscriptions = state.store().subscriptions(auth.tenant_id()).await?;
+    let (from, to, period) = match (from, to) {
+        (None, None) => {
+            let sub = subscriptions.iter().find(|s| s.is_current()).ok_or_else(|| {
+                ApiError::new(ErrorKind::Internal, "the tenant has no current subscription")
+            })?;
+            let period = sub.period_at(now);
+            (period.start, period.end, Some((sub.clone(), period)))
+        }
+        (f, t) => {
+            let current = subscriptions
+                .iter()
+                .find(|s| s.is_current())
+                .map(|s| s.period_at(now));
+            let from = match f {
+                Some(f) => parse_time("from", f)?,
+                None => current.map(|p| p.start).unwrap_or(now),
+            };
+            let to = match t {
+                Some(t) => parse_time("to", t)?,
+                None => current.map(|p| p.end).unwrap_or(now),
+            };
+            let period = subscriptions.iter().find_map(|s| {
+                s.periods_until(now)
+                    .into_iter()
+                    .find(|p| p.start == from && (p.actual_end == to || p.end == to))
+                    .map(|p| (s.clone(), p))
+            });
+            (from, to, period)
+        }
+    };
+    check_range(from, to)?;
+    let coverage = if period.is_some() {
         Coverage::Period
     } else {
         Coverage::Overlap
     };
-    let (from, to) = match (from, to) {
-        (Some(f), Some(t)) => (parse_time("from", f)?, parse_time("to", t)?),
-        (f, t) => {
-            let period = current_subscription(state, auth).await?.period_at(state.now());
-            (
-                f.map(|f| parse_time("from", f))
-                    .transpose()?
-                    .unwrap_or(period.start),
-                t.map(|t| parse_time("to", t)).transpose()?.unwrap_or(period.end),
-            )
-        }
-    };
-    check_range(from, to)?;
-    Ok(Range { from, to, coverage })
+    Ok(Range {
+        from,
+        to,
+        coverage,
+        period,
+    })
 }
 
 /// What `hourly_breakdown_query` carries, signed so that it cannot be forged
@@ -519,12 +538,25 @@ pub async fn current_usage(
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::ListCurrentUsage, &ns).await?;
     body_namespace(body.namespace.as_deref(), &ns)?;
-    let explicit = body.from.as_deref().is_some_and(|f| !f.is_empty())
-        || body.to.as_deref().is_some_and(|t| !t.is_empty());
     let r = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
     let (from, to) = (r.from, r.to);
+    // A billing period is rated with the plan it was on; any other range
+    // with the tenant's current plan.
     let plan: TenantPlan = state.tenant_plan(&auth.tenant).await?;
-    let (catalog, p) = (&plan.catalog, plan.plan());
+    let period_plan = match &r.period {
+        Some((sub, _)) => {
+            let catalog = state
+                .catalogs()
+                .version(state.store(), sub.catalog_version)
+                .await?;
+            catalog.plan(&sub.plan).is_some().then_some(catalog)
+        }
+        None => None,
+    };
+    let (catalog, p) = match (&period_plan, &r.period) {
+        (Some(c), Some((sub, _))) => (c, c.plan(&sub.plan).unwrap_or(plan.plan())),
+        _ => (&plan.catalog, plan.plan()),
+    };
     let store = state.store();
     let quantities = bills::quantities(
         store,
@@ -535,16 +567,11 @@ pub async fn current_usage(
         r.coverage,
     )
     .await?;
-    let whole_tenant = ns.is_system();
-    let (fee, coupons) = if whole_tenant {
-        let fee = if explicit {
-            None
-        } else {
-            bills::fee_for(
-                p,
-                &current_subscription(&state, &auth).await?.period_at(state.now()),
-            )
-        };
+    let (fee, coupons) = if ns.is_system() {
+        let fee = r
+            .period
+            .as_ref()
+            .and_then(|(_, period)| bills::fee_for(p, period));
         let applied = store.tenant_coupons(auth.tenant_id()).await?;
         (fee, bills::coupons_for(&applied, from, to))
     } else {

@@ -508,7 +508,18 @@ async fn billing_periods_end_on_the_anchor_day_clamped_to_month_end() {
         )
         .await;
         assert_eq!(rated(&first), [r("lb_requests", "21", "960")]);
-        assert_eq!(first["total_cost"], "960", "no fee for an explicit range");
+        assert_eq!(
+            first["total_cost"], "3460",
+            "a range that is exactly a billing period is billed as that period, fee included"
+        );
+        let not_a_period = current(
+            &app,
+            &admin,
+            "system",
+            json!({"from": "2027-01-31T00:00:00Z", "to": "2027-02-27T00:00:00Z"}),
+        )
+        .await;
+        assert!(fee_lines(&not_a_period).is_empty(), "no fee for another range");
 
         // March ends on the 31st again.
         app.clock.set(ts("2027-03-31T00:00:00Z"));
