@@ -174,12 +174,12 @@ fn check_range(from: Timestamp, to: Timestamp) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The earliest time a tenant's usage can still be billed: its start, or
-/// the start of its latest finalized invoice's period (usage there becomes an
-/// adjustment on the next invoice; anything older is refused).
+/// The earliest time a tenant's usage can still be billed (see
+/// [`metering::admission_floor`]); usage in its latest finalized period
+/// becomes an adjustment on the next invoice, anything older is refused.
 async fn admission_floor(state: &AppState, tenant: &Tenant) -> Result<Timestamp, ApiError> {
     let finalized = state.store().latest_invoice_start(&tenant.id).await?;
-    Ok(finalized.map_or(tenant.created_at, |f| f.max(tenant.created_at)))
+    Ok(metering::admission_floor(tenant.created_at, finalized))
 }
 
 /// A report's time range.

@@ -148,6 +148,15 @@ pub fn hour_of(at: Timestamp) -> Timestamp {
     Timestamp::from_second(secs).unwrap_or(at)
 }
 
+/// The earliest time usage of a tenant is still accepted: the start of the
+/// hour in which the tenant started, or in which its latest finalized
+/// invoice's period started. Hours, because usage is billed by the hour (the
+/// bucket holding that instant belongs to that first period), and so that a
+/// reporter whose clock is a little behind is not refused at the start.
+pub fn admission_floor(tenant_start: Timestamp, latest_finalized: Option<Timestamp>) -> Timestamp {
+    hour_of(latest_finalized.map_or(tenant_start, |f| f.max(tenant_start)))
+}
+
 /// How a time range maps onto hourly buckets, whose granularity is coarser
 /// than the range's ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +434,20 @@ mod tests {
         let items = [(key.clone(), big.clone()), (key, big)];
         let by_metric = metric_quantities(|_| Aggregation::Sum, &items);
         assert_eq!(by_metric["lb_requests"], Decimal::MAX);
+    }
+
+    #[test]
+    fn the_floor_is_the_hour_of_the_start_or_of_the_latest_finalized_period() {
+        let start = t("2026-11-20T10:30:00.5Z");
+        assert_eq!(admission_floor(start, None), t("2026-11-20T10:00:00Z"));
+        assert_eq!(
+            admission_floor(start, Some(t("2026-12-20T10:30:00.5Z"))),
+            t("2026-12-20T10:00:00Z")
+        );
+        assert_eq!(
+            admission_floor(start, Some(t("2026-01-01T00:00:00Z"))),
+            t("2026-11-20T10:00:00Z")
+        );
     }
 
     #[test]

@@ -85,16 +85,17 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
             let t = owner(store, Some(&tenant), "").await?;
             let all = invoices::tenant_invoices(store, &versions, &t.id, now).await?;
             println!(
-                "{:<18} {:<10} {:<22} {:<22} {:>14}",
+                "{:<18} {:<10} {:<17} {:<17} {:>16}",
                 "NAME", "STATUS", "PERIOD START", "PERIOD END", "TOTAL"
             );
+            let at = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M").to_string();
             for i in all {
                 println!(
-                    "{:<18} {:<10} {:<22} {:<22} {:>10} {}",
+                    "{:<18} {:<10} {:<17} {:<17} {:>12} {}",
                     i.name,
                     i.status.as_str(),
-                    i.period_start.to_string(),
-                    i.period_end.to_string(),
+                    at(i.period_start),
+                    at(i.period_end),
                     format_cents(i.totals.total),
                     i.currency
                 );

@@ -210,10 +210,10 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
                 meters: &catalog.meters,
                 now,
                 max_skew: SignedDuration::from_mins(5),
-                floor: store
-                    .latest_invoice_start(&tenant.id)
-                    .await?
-                    .map_or(tenant.created_at, |f| f.max(tenant.created_at)),
+                floor: tollgate_domain::metering::admission_floor(
+                    tenant.created_at,
+                    store.latest_invoice_start(&tenant.id).await?,
+                ),
             };
             let mut valid: Vec<UsageEvent> = Vec::new();
             let mut rejected: Vec<(usize, String)> = Vec::new();
