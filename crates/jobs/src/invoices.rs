@@ -245,13 +245,27 @@ pub async fn tenant_invoice(
 }
 
 /// Finalizes every period of every tenant whose grace is over at `now`;
-/// returns how many invoices this call stored.
+/// returns how many invoices this call stored. A tenant that fails is
+/// logged and skipped; the error is returned after all others are done.
 pub async fn close_periods(ctx: &JobContext, now: Timestamp) -> Result<usize, StoreError> {
     let mut stored = 0;
+    let mut failed = None;
     for tenant in ctx.store.tenants().await? {
-        stored += close_tenant_periods(ctx, &tenant.id, now).await?;
+        // One tenant's trouble (say, a plan missing from its catalog) must
+        // not hold up everyone else's invoices.
+        match close_tenant_periods(ctx, &tenant.id, now).await {
+            Ok(n) => stored += n,
+            Err(e) => {
+                tracing::error!(tenant = %tenant.name, error = %e, "cannot close the tenant's billing periods");
+                failed = Some(e);
+            }
+        }
     }
-    Ok(stored)
+    // Every other tenant was served; report the (last) failure.
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(stored),
+    }
 }
 
 /// Finalizes the due periods of one tenant, oldest first.
