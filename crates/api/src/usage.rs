@@ -14,6 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
+use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
@@ -610,41 +611,26 @@ pub async fn monthly_usage(
     crate::auth::require_system(&ns, "monthly bills")?;
     body_namespace(body.namespace.as_deref(), &ns)?;
     let now = state.now();
-    // A finalized period's line is its invoice's total, so that the two agree
-    // even after late usage (billed as an adjustment on a later invoice).
-    let finalized = state.store().invoices(auth.tenant_id()).await?;
+    // Each past period's line is its invoice's total: as finalized, or as the
+    // pending invoice would be finalized now (adjustments included), so the
+    // two always agree.
+    let versions = state.catalogs().versions();
+    let book = tollgate_jobs::invoices::Book::open(state.store(), &versions, auth.tenant_id(), now).await?;
     let mut items = Vec::new();
-    for sub in state.store().subscriptions(auth.tenant_id()).await? {
-        let catalog = state
-            .catalogs()
-            .version(state.store(), sub.catalog_version)
-            .await?;
-        let Some(plan) = catalog.plan(&sub.plan) else {
-            continue;
+    for tp in book.periods.iter().filter(|tp| tp.period.actual_end <= now) {
+        let invoice = match book.finalized.iter().find(|f| f.invoice.name == tp.name) {
+            Some(f) => f.invoice.clone(),
+            None => book.compute(tp, InvoiceStatus::Pending).await?,
         };
-        for period in sub.periods_until(now).iter().filter(|p| p.actual_end <= now) {
-            let invoice = finalized
-                .iter()
-                .find(|f| f.invoice.subscription_id == sub.id && f.invoice.period_index == period.index);
-            let amount = match invoice {
-                Some(f) => f.invoice.totals.total,
-                None => {
-                    bills::period_bill(state.store(), &catalog, plan, auth.tenant_id(), period)
-                        .await?
-                        .totals
-                        .total
-                }
-            };
-            items.push((
-                period.start,
-                MonthlyUsageType {
-                    start_timestamp: period.start.to_string(),
-                    end_timestamp: period.actual_end.to_string(),
-                    amount: amount.to_string(),
-                    currency_code: catalog.currency.clone(),
-                },
-            ));
-        }
+        items.push((
+            tp.period.start,
+            MonthlyUsageType {
+                start_timestamp: tp.period.start.to_string(),
+                end_timestamp: tp.period.actual_end.to_string(),
+                amount: invoice.totals.total.to_string(),
+                currency_code: invoice.currency,
+            },
+        ));
     }
     items.sort_by_key(|(start, _)| std::cmp::Reverse(*start));
     Ok(Json(ListMonthlyUsageResp {

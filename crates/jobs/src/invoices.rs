@@ -88,93 +88,132 @@ fn is_for(stored: &StoredInvoice, tp: &TenantPeriod) -> bool {
     stored.invoice.subscription_id == tp.subscription.id && stored.invoice.period_index == tp.period.index
 }
 
-/// Corrections for usage that reached finalized periods after they were
-/// finalized. Only the two latest finalized invoices before `before` can
-/// still change: usage older than the latest finalized period is refused at
-/// ingestion, and the one before covers events in flight while it was
-/// finalized.
-async fn corrections(
-    store: &dyn Store,
-    versions: &Versions,
-    tenant_id: &str,
-    periods: &[TenantPeriod],
-    finalized: &[StoredInvoice],
-    before: Timestamp,
-) -> Result<Vec<Correction>, StoreError> {
-    let mut out = Vec::new();
-    let candidates = finalized
-        .iter()
-        .filter(|f| f.invoice.period_start < before)
-        .take(2);
-    for m in candidates {
-        let Some(tp) = periods.iter().find(|tp| is_for(m, tp)) else {
-            continue;
-        };
-        let catalog = versions.get(store, tp.subscription.catalog_version).await?;
-        let Some(plan) = catalog.plan(&tp.subscription.plan) else {
-            continue;
-        };
-        let rerated = bills::period_bill(store, &catalog, plan, tenant_id, &tp.period)
-            .await?
-            .totals
-            .subtotal;
-        let own: i64 = m
-            .invoice
-            .lines
-            .iter()
-            .filter(|l| l.kind != LineKind::Adjustment)
-            .map(|l| l.amount_cents)
-            .sum();
-        let adjusted: i64 = finalized
-            .iter()
-            .flat_map(|f| f.invoice.lines.iter())
-            .filter(|l| l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(&m.invoice.name))
-            .map(|l| l.amount_cents)
-            .sum();
-        let delta = rerated.saturating_sub(own).saturating_sub(adjusted);
-        if delta != 0 {
-            out.push(Correction {
-                invoice: m.invoice.name.clone(),
-                period_start: m.invoice.period_start,
-                period_end: m.invoice.period_end,
-                amount_cents: delta,
-            });
-        }
-    }
-    out.reverse();
-    Ok(out)
+/// One tenant's billing periods and finalized invoices, read once, from
+/// which its invoices are computed.
+pub struct Book<'a> {
+    store: &'a dyn Store,
+    versions: &'a Versions,
+    tenant_id: &'a str,
+    pub periods: Vec<TenantPeriod>,
+    /// Newest period first.
+    pub finalized: Vec<StoredInvoice>,
 }
 
-/// The invoice of one period as it stands: its bill, plus corrections of
-/// earlier finalized invoices.
-pub async fn compute(
-    store: &dyn Store,
-    versions: &Versions,
-    tenant_id: &str,
-    periods: &[TenantPeriod],
-    finalized: &[StoredInvoice],
-    tp: &TenantPeriod,
-    status: InvoiceStatus,
-) -> Result<Invoice, StoreError> {
-    let catalog = versions.get(store, tp.subscription.catalog_version).await?;
-    let plan = catalog.plan(&tp.subscription.plan).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "subscription {} is on plan {:?}, which catalog v{} does not have",
-            tp.subscription.id, tp.subscription.plan, tp.subscription.catalog_version
+impl<'a> Book<'a> {
+    /// Reads the tenant's periods that have started by `now` and its finalized invoices.
+    pub async fn open(
+        store: &'a dyn Store,
+        versions: &'a Versions,
+        tenant_id: &'a str,
+        now: Timestamp,
+    ) -> Result<Self, StoreError> {
+        let subscriptions = store.subscriptions(tenant_id).await?;
+        Ok(Self {
+            store,
+            versions,
+            tenant_id,
+            periods: tenant_periods(&subscriptions, now),
+            finalized: store.invoices(tenant_id).await?,
+        })
+    }
+
+    /// Reads the finalized invoices again (after finalizing one).
+    pub async fn refresh(&mut self) -> Result<(), StoreError> {
+        self.finalized = self.store.invoices(self.tenant_id).await?;
+        Ok(())
+    }
+
+    pub fn is_finalized(&self, tp: &TenantPeriod) -> bool {
+        self.finalized.iter().any(|f| is_for(f, tp))
+    }
+
+    /// Corrections for usage that reached finalized periods after they were
+    /// finalized. Only the two latest finalized invoices before `before` can
+    /// still change: usage older than the latest finalized period is refused
+    /// at ingestion, and the one before covers events in flight while it was
+    /// finalized.
+    async fn corrections(&self, before: Timestamp) -> Result<Vec<Correction>, StoreError> {
+        let mut out = Vec::new();
+        let candidates = self
+            .finalized
+            .iter()
+            .filter(|f| f.invoice.period_start < before)
+            .take(2);
+        for m in candidates {
+            let Some(tp) = self.periods.iter().find(|tp| is_for(m, tp)) else {
+                continue;
+            };
+            let catalog = self
+                .versions
+                .get(self.store, tp.subscription.catalog_version)
+                .await?;
+            let Some(plan) = catalog.plan(&tp.subscription.plan) else {
+                continue;
+            };
+            let rerated = bills::period_bill(self.store, &catalog, plan, self.tenant_id, &tp.period)
+                .await?
+                .totals
+                .subtotal;
+            let own: i64 = m
+                .invoice
+                .lines
+                .iter()
+                .filter(|l| l.kind != LineKind::Adjustment)
+                .map(|l| l.amount_cents)
+                .sum();
+            let adjusted: i64 = self
+                .finalized
+                .iter()
+                .flat_map(|f| f.invoice.lines.iter())
+                .filter(|l| l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(&m.invoice.name))
+                .map(|l| l.amount_cents)
+                .sum();
+            let delta = rerated.saturating_sub(own).saturating_sub(adjusted);
+            if delta != 0 {
+                out.push(Correction {
+                    invoice: m.invoice.name.clone(),
+                    period_start: m.invoice.period_start,
+                    period_end: m.invoice.period_end,
+                    amount_cents: delta,
+                });
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The invoice of one period as it stands: its bill, plus, on the next
+    /// invoice to be finalized, corrections of earlier finalized invoices.
+    pub async fn compute(&self, tp: &TenantPeriod, status: InvoiceStatus) -> Result<Invoice, StoreError> {
+        let catalog = self
+            .versions
+            .get(self.store, tp.subscription.catalog_version)
+            .await?;
+        let plan = catalog.plan(&tp.subscription.plan).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "subscription {} is on plan {:?}, which catalog v{} does not have",
+                tp.subscription.id, tp.subscription.plan, tp.subscription.catalog_version
+            ))
+        })?;
+        let bill = bills::period_bill(self.store, &catalog, plan, self.tenant_id, &tp.period).await?;
+        // Corrections go on the next invoice to be finalized, and only there.
+        let next_to_finalize = self.periods.iter().find(|p| !self.is_finalized(p));
+        let fixes = if next_to_finalize.is_some_and(|p| p.name == tp.name) {
+            self.corrections(tp.period.start).await?
+        } else {
+            Vec::new()
+        };
+        Ok(invoice::build(
+            tp.name.clone(),
+            status,
+            &tp.subscription.id,
+            &catalog,
+            plan,
+            &tp.period,
+            &bill,
+            &fixes,
         ))
-    })?;
-    let bill = bills::period_bill(store, &catalog, plan, tenant_id, &tp.period).await?;
-    let fixes = corrections(store, versions, tenant_id, periods, finalized, tp.period.start).await?;
-    Ok(invoice::build(
-        tp.name.clone(),
-        status,
-        &tp.subscription.id,
-        &catalog,
-        plan,
-        &tp.period,
-        &bill,
-        &fixes,
-    ))
+    }
 }
 
 /// Every invoice of a tenant, newest period first: finalized ones as stored,
@@ -186,25 +225,10 @@ pub async fn tenant_invoices(
     tenant_id: &str,
     now: Timestamp,
 ) -> Result<Vec<Invoice>, StoreError> {
-    let subscriptions = store.subscriptions(tenant_id).await?;
-    let periods = tenant_periods(&subscriptions, now);
-    let finalized = store.invoices(tenant_id).await?;
-    let mut out: Vec<Invoice> = finalized.iter().map(|f| f.invoice.clone()).collect();
-    for tp in &periods {
-        if !finalized.iter().any(|f| is_for(f, tp)) {
-            out.push(
-                compute(
-                    store,
-                    versions,
-                    tenant_id,
-                    &periods,
-                    &finalized,
-                    tp,
-                    InvoiceStatus::Pending,
-                )
-                .await?,
-            );
-        }
+    let book = Book::open(store, versions, tenant_id, now).await?;
+    let mut out: Vec<Invoice> = book.finalized.iter().map(|f| f.invoice.clone()).collect();
+    for tp in book.periods.iter().filter(|tp| !book.is_finalized(tp)) {
+        out.push(book.compute(tp, InvoiceStatus::Pending).await?);
     }
     out.sort_by(|a, b| (b.period_start, &b.name).cmp(&(a.period_start, &a.name)));
     Ok(out)
@@ -221,27 +245,15 @@ pub async fn tenant_invoice(
     if let Some(stored) = store.invoice(tenant_id, name).await? {
         return Ok(Some(stored.invoice));
     }
-    let subscriptions = store.subscriptions(tenant_id).await?;
-    let periods = tenant_periods(&subscriptions, now);
-    let Some(tp) = periods.iter().find(|tp| tp.name == name) else {
+    let book = Book::open(store, versions, tenant_id, now).await?;
+    let Some(tp) = book.periods.iter().find(|tp| tp.name == name) else {
         return Ok(None);
     };
-    let finalized = store.invoices(tenant_id).await?;
-    if finalized.iter().any(|f| is_for(f, tp)) {
+    if book.is_finalized(tp) {
         // Finalized between the two reads.
         return Ok(store.invoice(tenant_id, name).await?.map(|s| s.invoice));
     }
-    compute(
-        store,
-        versions,
-        tenant_id,
-        &periods,
-        &finalized,
-        tp,
-        InvoiceStatus::Pending,
-    )
-    .await
-    .map(Some)
+    book.compute(tp, InvoiceStatus::Pending).await.map(Some)
 }
 
 /// Finalizes every period of every tenant whose grace is over at `now`;
@@ -275,24 +287,19 @@ pub async fn close_tenant_periods(
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let store = ctx.store.as_ref();
-    let subscriptions = store.subscriptions(tenant_id).await?;
-    let periods = tenant_periods(&subscriptions, now);
-    let mut finalized = store.invoices(tenant_id).await?;
+    let mut book = Book::open(store, &ctx.catalogs, tenant_id, now).await?;
     let mut stored = 0;
-    for tp in &periods {
-        if tp.period.actual_end + ctx.invoicing.grace > now || finalized.iter().any(|f| is_for(f, tp)) {
+    let due: Vec<TenantPeriod> = book
+        .periods
+        .iter()
+        .filter(|tp| tp.period.actual_end + ctx.invoicing.grace <= now)
+        .cloned()
+        .collect();
+    for tp in &due {
+        if book.is_finalized(tp) {
             continue;
         }
-        let mut inv = compute(
-            store,
-            &ctx.catalogs,
-            tenant_id,
-            &periods,
-            &finalized,
-            tp,
-            InvoiceStatus::Issued,
-        )
-        .await?;
+        let mut inv = book.compute(tp, InvoiceStatus::Issued).await?;
         inv.issued_at = Some(now);
         let next_charge_at = if inv.totals.total > 0 {
             Some(now)
@@ -307,7 +314,7 @@ pub async fn close_tenant_periods(
             stored += 1;
             tracing::info!(tenant = tenant_id, invoice = %inv.name, total = inv.totals.total, "invoice finalized");
         }
-        finalized = store.invoices(tenant_id).await?;
+        book.refresh().await?;
     }
     Ok(stored)
 }

@@ -165,7 +165,9 @@ pub(super) async fn invoice_charges(
     let rows = sqlx::query(concat!(
         "SELECT ",
         charge_columns!(),
-        " FROM invoice_charges WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, attempt, idempotency_key"
+        " FROM invoice_charges WHERE tenant_id = $1 AND invoice = $2 \
+         ORDER BY attempt, started_at, CASE role WHEN 'PRIMARY' THEN 0 WHEN 'SECONDARY' THEN 1 ELSE 2 END, \
+         idempotency_key"
     ))
     .bind(tenant_id)
     .bind(invoice)
