@@ -1,8 +1,6 @@
 //! Metering: usage ingestion (beyond the contract), the five usage reports,
 //! and the meters of the caller's plan (beyond the contract).
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
@@ -324,22 +322,15 @@ pub async fn usage_details(
         to: end_hour,
         ..Default::default()
     };
-    let buckets = state.store().buckets(auth.tenant_id(), &filter).await?;
-    type Line<'a> = (&'a str, &'a str, &'a str);
-    let mut groups: BTreeMap<Line<'_>, Vec<_>> = BTreeMap::new();
-    for (k, b) in &buckets {
-        groups
-            .entry((
-                k.namespace.as_str(),
-                k.metric_label.as_str(),
-                k.object_name.as_str(),
-            ))
-            .or_default()
-            .push((k, b));
-    }
+    let objects = state.store().object_usage(auth.tenant_id(), &filter).await?;
     let key = state.report_key().await?;
-    let mut usage_items = Vec::with_capacity(groups.len());
-    for ((namespace, metric, object), items) in groups {
+    let mut usage_items = Vec::with_capacity(objects.len());
+    for (line, usage) in &objects {
+        let (namespace, metric, object) = (
+            line.namespace.as_str(),
+            line.metric_label.as_str(),
+            line.object_name.as_str(),
+        );
         let meter = plan.catalog.meter(metric);
         let aggregation = meter.map_or(Aggregation::Sum, |m| m.aggregation);
         let mut q = BreakdownQuery {
@@ -359,7 +350,7 @@ pub async fn usage_details(
             object_name: object.to_owned(),
             usage_type: meter.map_or_else(|| metric.to_owned(), |m| m.usage_type.clone()),
             unit_name: meter.map_or_else(String::new, |m| m.unit.clone()),
-            quantity: f64_of(metering::object_quantity(aggregation, items)),
+            quantity: f64_of(usage.quantity(aggregation)),
             start_timestamp: from.to_string(),
             end_timestamp: to.to_string(),
             hourly_breakdown_query: URL_SAFE_NO_PAD.encode(token),

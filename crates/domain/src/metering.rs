@@ -251,6 +251,96 @@ pub fn combine_hours<'a>(aggregation: Aggregation, buckets: impl IntoIterator<It
         .map_or(Decimal::ZERO, |b| b.quantity)
 }
 
+/// One object of a tenant: what a report line is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub metric_label: String,
+    pub object_name: String,
+}
+
+impl ObjectKey {
+    pub fn of(k: &BucketKey) -> Self {
+        Self {
+            namespace: k.namespace.clone(),
+            metric_label: k.metric_label.clone(),
+            object_name: k.object_name.clone(),
+        }
+    }
+}
+
+/// What reports need of one object over a set of hours. An *hour total* adds
+/// up the object's deployments and containers in that hour; over the hours,
+/// reports want the sum (sum meters), the peak (max meters) or the latest
+/// hour's total (latest meters). Hour totals of sum and max meters never
+/// decrease as events arrive, so a day's summary can be kept incrementally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectUsage {
+    /// Sum of the hour totals.
+    pub total: Decimal,
+    /// The largest hour total.
+    pub peak: Decimal,
+    /// The latest hour with usage, and its total.
+    pub last: Option<(Timestamp, Decimal)>,
+}
+
+impl ObjectUsage {
+    /// One hour's total.
+    pub fn hour(hour: Timestamp, total: Decimal) -> Self {
+        Self {
+            total,
+            peak: total,
+            last: Some((hour, total)),
+        }
+    }
+
+    /// Adds the usage of other (disjoint) hours.
+    pub fn merge(&mut self, other: &ObjectUsage) {
+        self.total = self.total.saturating_add(other.total);
+        self.peak = self.peak.max(other.peak);
+        if let Some((at, q)) = other.last
+            && self.last.is_none_or(|(mine, _)| at >= mine)
+        {
+            self.last = Some((at, q));
+        }
+    }
+
+    /// The report quantity under a meter's aggregation.
+    pub fn quantity(&self, aggregation: Aggregation) -> Decimal {
+        match aggregation {
+            Aggregation::Sum => self.total,
+            Aggregation::Max => self.peak,
+            Aggregation::Latest => self.last.map_or(Decimal::ZERO, |(_, q)| q),
+        }
+        .normalize()
+    }
+}
+
+/// The hour totals of each object in a set of buckets.
+pub fn hour_totals<'a>(
+    buckets: impl IntoIterator<Item = (&'a BucketKey, &'a Bucket)>,
+) -> std::collections::BTreeMap<(ObjectKey, Timestamp), Decimal> {
+    let mut out: std::collections::BTreeMap<(ObjectKey, Timestamp), Decimal> = Default::default();
+    for (k, b) in buckets {
+        let q = out.entry((ObjectKey::of(k), k.hour)).or_default();
+        *q = q.saturating_add(b.quantity);
+    }
+    out
+}
+
+/// Each object's usage over a set of hourly buckets.
+pub fn object_usage<'a>(
+    buckets: impl IntoIterator<Item = (&'a BucketKey, &'a Bucket)>,
+) -> std::collections::BTreeMap<ObjectKey, ObjectUsage> {
+    let mut out: std::collections::BTreeMap<ObjectKey, ObjectUsage> = Default::default();
+    for ((object, hour), total) in hour_totals(buckets) {
+        out.entry(object)
+            .or_default()
+            .merge(&ObjectUsage::hour(hour, total));
+    }
+    out
+}
+
 /// The quantity of one report line from the buckets of one object: within an
 /// hour, its deployments and containers add up; across hours, the meter's
 /// aggregation applies (sum, peak hour, or the latest hour).
@@ -258,47 +348,56 @@ pub fn object_quantity<'a>(
     aggregation: Aggregation,
     buckets: impl IntoIterator<Item = (&'a BucketKey, &'a Bucket)>,
 ) -> Decimal {
-    let mut per_hour: std::collections::BTreeMap<Timestamp, Decimal> = std::collections::BTreeMap::new();
-    for (k, b) in buckets {
-        let q = per_hour.entry(k.hour).or_default();
-        *q = q.saturating_add(b.quantity);
-    }
-    let hours = per_hour.into_values();
-    match aggregation {
-        Aggregation::Sum => hours.fold(Decimal::ZERO, Decimal::saturating_add),
-        Aggregation::Max => hours.max().unwrap_or_default(),
-        Aggregation::Latest => hours.last().unwrap_or_default(),
-    }
-    .normalize()
+    object_usage(buckets)
+        .into_values()
+        .next()
+        .map_or(Decimal::ZERO, |u| u.quantity(aggregation))
 }
 
-/// The quantity of each metric over a set of buckets: objects' quantities
-/// (see [`object_quantity`]) summed per metric.
+/// The quantity of each metric over its objects' usage: objects'
+/// quantities (see [`ObjectUsage::quantity`]) summed per metric.
 pub fn metric_quantities<'a>(
     aggregation_of: impl Fn(&str) -> Aggregation,
-    buckets: impl IntoIterator<Item = &'a (BucketKey, Bucket)>,
+    objects: impl IntoIterator<Item = (&'a ObjectKey, &'a ObjectUsage)>,
 ) -> std::collections::BTreeMap<String, Decimal> {
-    type Object<'b> = (&'b str, &'b str, &'b str);
-    let mut groups: std::collections::BTreeMap<Object<'a>, Vec<(&'a BucketKey, &'a Bucket)>> =
-        Default::default();
-    for (k, b) in buckets {
-        groups
-            .entry((
-                k.metric_label.as_str(),
-                k.namespace.as_str(),
-                k.object_name.as_str(),
-            ))
-            .or_default()
-            .push((k, b));
-    }
     let mut out: std::collections::BTreeMap<String, Decimal> = Default::default();
-    for ((metric, _, _), items) in groups {
-        let q = out.entry(metric.to_owned()).or_default();
+    for (k, usage) in objects {
+        let q = out.entry(k.metric_label.clone()).or_default();
         *q = q
-            .saturating_add(object_quantity(aggregation_of(metric), items))
+            .saturating_add(usage.quantity(aggregation_of(&k.metric_label)))
             .normalize();
     }
     out
+}
+
+/// The start of the UTC day containing `at`.
+pub fn day_of(at: Timestamp) -> Timestamp {
+    let secs = at.as_second().div_euclid(86_400) * 86_400;
+    Timestamp::from_second(secs).unwrap_or(at)
+}
+
+/// A half-open time range `[start, end)`.
+pub type Span = (Timestamp, Timestamp);
+
+/// How a range of bucket hours `[from, to)` splits into whole UTC days,
+/// read from daily summaries, and the hours at its edges, read from hourly
+/// buckets: `(days, edge hour ranges)`.
+pub fn split_days(from: Timestamp, to: Timestamp) -> (Option<Span>, Vec<Span>) {
+    let day = jiff::SignedDuration::from_hours(24);
+    let first_day = if day_of(from) == from {
+        from
+    } else {
+        day_of(from) + day
+    };
+    let end_day = day_of(to);
+    if first_day >= end_day {
+        return (None, if from < to { vec![(from, to)] } else { Vec::new() });
+    }
+    let edges = [(from, first_day), (end_day, to)]
+        .into_iter()
+        .filter(|(a, b)| a < b)
+        .collect();
+    (Some((first_day, end_day)), edges)
 }
 
 #[cfg(test)]
@@ -432,7 +531,10 @@ mod tests {
         );
         let key = BucketKey::of(&e);
         let items = [(key.clone(), big.clone()), (key, big)];
-        let by_metric = metric_quantities(|_| Aggregation::Sum, &items);
+        let by_metric = metric_quantities(
+            |_| Aggregation::Sum,
+            &object_usage(items.iter().map(|(k, b)| (k, b))),
+        );
         assert_eq!(by_metric["lb_requests"], Decimal::MAX);
     }
 
@@ -531,8 +633,93 @@ mod tests {
             "peak hour: 3 + 4"
         );
         assert_eq!(object_quantity(Aggregation::Latest, a), Decimal::from(5));
-        let per_metric = metric_quantities(|_| Aggregation::Max, &buckets);
+        let per_metric = metric_quantities(
+            |_| Aggregation::Max,
+            &object_usage(buckets.iter().map(|(k, b)| (k, b))),
+        );
         assert_eq!(per_metric["m"], Decimal::from(17), "peaks of a (7) and b (10)");
+    }
+
+    #[test]
+    fn ranges_split_into_whole_days_and_edge_hours() {
+        let r = |a: &str, b: &str| (t(a), t(b));
+        assert_eq!(
+            split_days(t("2026-11-20T10:00:00Z"), t("2026-12-20T10:00:00Z")),
+            (
+                Some(r("2026-11-21T00:00:00Z", "2026-12-20T00:00:00Z")),
+                vec![
+                    r("2026-11-20T10:00:00Z", "2026-11-21T00:00:00Z"),
+                    r("2026-12-20T00:00:00Z", "2026-12-20T10:00:00Z")
+                ]
+            )
+        );
+        assert_eq!(
+            split_days(t("2026-11-01T00:00:00Z"), t("2026-12-01T00:00:00Z")),
+            (Some(r("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")), vec![])
+        );
+        assert_eq!(
+            split_days(t("2026-11-20T10:00:00Z"), t("2026-11-21T05:00:00Z")),
+            (None, vec![r("2026-11-20T10:00:00Z", "2026-11-21T05:00:00Z")])
+        );
+        assert_eq!(
+            split_days(t("2026-11-20T10:00:00Z"), t("2026-11-20T10:00:00Z")),
+            (None, vec![])
+        );
+    }
+
+    proptest! {
+        /// Summaries of whole days merged with the edge hours give what the
+        /// hours themselves give, for every aggregation and any range.
+        #[test]
+        fn day_summaries_and_edges_equal_the_hours(
+            hours in proptest::collection::vec((0i64..24 * 6, 0u32..5, 0i64..1000), 0..80),
+            from in 0i64..24 * 6,
+            len in 0i64..24 * 6,
+        ) {
+            let base = t("2026-11-01T00:00:00Z");
+            let at = |h: i64| base + SignedDuration::from_hours(h);
+            let buckets: BTreeMap<BucketKey, Bucket> = hours
+                .iter()
+                .map(|(h, c, q)| {
+                    (
+                        BucketKey {
+                            hour: at(*h),
+                            namespace: "system".into(),
+                            metric_label: "m".into(),
+                            object_name: "o".into(),
+                            deployment: String::new(),
+                            container: format!("c{c}"),
+                        },
+                        Bucket { quantity: Decimal::from(*q), latest: None, events: 1 },
+                    )
+                })
+                .collect();
+            let (from, to) = (at(from), at(from + len));
+            let in_range = |a: Timestamp, b: Timestamp| {
+                object_usage(buckets.iter().filter(move |(k, _)| k.hour >= a && k.hour < b))
+            };
+            let want = in_range(from, to);
+            let (days, edges) = split_days(from, to);
+            let mut got: BTreeMap<ObjectKey, ObjectUsage> = BTreeMap::new();
+            if let Some((d0, d1)) = days {
+                let mut d = d0;
+                while d < d1 {
+                    for (k, u) in in_range(d, d + SignedDuration::from_hours(24)) {
+                        got.entry(k).or_default().merge(&u);
+                    }
+                    d += SignedDuration::from_hours(24);
+                }
+            }
+            for (a, b) in edges {
+                for (k, u) in in_range(a, b) {
+                    got.entry(k).or_default().merge(&u);
+                }
+            }
+            for agg in [Aggregation::Sum, Aggregation::Max, Aggregation::Latest] {
+                let q = |m: &BTreeMap<ObjectKey, ObjectUsage>| m.values().next().map(|u| u.quantity(agg));
+                prop_assert_eq!(q(&got), q(&want));
+            }
+        }
     }
 
     proptest! {

@@ -28,13 +28,16 @@ pub async fn quantities(
         to,
         ..Default::default()
     };
-    let buckets = store.buckets(tenant_id, &filter).await?;
+    let objects = store.object_usage(tenant_id, &filter).await?;
     let aggregation = |m: &str| {
         catalog
             .meter(m)
             .map_or(Aggregation::Sum, |meter| meter.aggregation)
     };
-    Ok(metering::metric_quantities(aggregation, &buckets))
+    Ok(metering::metric_quantities(
+        aggregation,
+        objects.iter().map(|(k, u)| (k, u)),
+    ))
 }
 
 /// The coupons that apply to a period or range: those valid at some point in it.

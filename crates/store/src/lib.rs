@@ -13,7 +13,7 @@ use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
-use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
+use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec};
@@ -513,6 +513,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<bool>>;
     /// Hourly buckets, ordered by hour then key.
     async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>>;
+    /// Each object's usage over the filter's bucket hours, ordered by object;
+    /// read from daily summaries for whole days, hourly buckets for the rest.
+    async fn object_usage(
+        &self,
+        tenant_id: &str,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
     /// Rebuilds a tenant's buckets from its raw events, in one transaction.
     async fn replay(&self, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats>;
 

@@ -46,6 +46,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "invoicing",
             include_str!("../migrations/postgres/0004_invoicing.sql"),
         ),
+        (
+            5,
+            "daily usage",
+            include_str!("../migrations/postgres/0005_daily_usage.sql"),
+        ),
     ])
 }
 
@@ -59,9 +64,11 @@ impl SqlStore {
             .connect(url)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Self {
+        let store = Self {
             read: pool.clone(),
             write: pool,
-        })
+        };
+        store.after_migrations().await?;
+        Ok(store)
     }
 }

@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 use tollgate_domain::access::{NamespaceScope, Role};
-use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
+use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::object::ObjectMeta;
 use tollgate_domain::payment::PaymentMethod;
@@ -36,6 +36,13 @@ mod invoicing;
 mod metering;
 
 type DbRow = <Db as sqlx::Database>::Row;
+
+impl SqlStore {
+    /// One-off work after the migrations that SQL alone cannot do.
+    pub(crate) async fn after_migrations(&self) -> Result<()> {
+        metering::build_daily_usage(self).await
+    }
+}
 
 /// A store on one database. Writes go through `write` (for SQLite a single
 /// connection, so that writers in this process queue instead of contending
@@ -821,6 +828,14 @@ impl crate::Store for SqlStore {
         now: Timestamp,
     ) -> Result<Vec<bool>> {
         metering::ingest(self, tenant_id, events, aggregation, now).await
+    }
+
+    async fn object_usage(
+        &self,
+        tenant_id: &str,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
+        metering::object_usage(self, tenant_id, filter).await
     }
 
     async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>> {

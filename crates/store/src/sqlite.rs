@@ -56,6 +56,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "invoicing",
             include_str!("../migrations/sqlite/0004_invoicing.sql"),
         ),
+        (
+            5,
+            "daily usage",
+            include_str!("../migrations/sqlite/0005_daily_usage.sql"),
+        ),
     ])
 }
 
@@ -82,6 +87,8 @@ impl SqlStore {
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        let store = Self { read, write };
+        store.after_migrations().await?;
+        Ok(store)
     }
 }

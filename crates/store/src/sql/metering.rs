@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
 use tollgate_domain::catalog::Aggregation;
-use tollgate_domain::metering::{Bucket, BucketKey, UsageEvent};
+use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 
@@ -86,15 +86,33 @@ pub(super) async fn ingest(
             .and_modify(|(x, _)| *x = x.merge(&b, agg))
             .or_insert((b, agg));
     }
-    let mut stored = read_buckets(&mut tx, tenant_id, &partial).await?;
+    // Every stored bucket of the hours touched: the ones merged into, and
+    // the others of the same objects, whose hour totals the days need.
+    let stored = read_hours(&mut tx, tenant_id, &partial).await?;
     let merged: Vec<(&BucketKey, Bucket)> = partial
         .iter()
-        .map(|(key, (bucket, agg))| match stored.remove(key) {
+        .map(|(key, (bucket, agg))| match stored.get(key) {
             Some(s) => (key, s.merge(bucket, *agg)),
             None => (key, bucket.clone()),
         })
         .collect();
     write_buckets(&mut tx, tenant_id, merged.iter().map(|(k, b)| (*k, b))).await?;
+    let touched: BTreeSet<(ObjectKey, Timestamp)> =
+        partial.keys().map(|k| (ObjectKey::of(k), k.hour)).collect();
+    let before = metering::hour_totals(stored.iter());
+    let mut after_buckets = stored.clone();
+    after_buckets.extend(merged.into_iter().map(|(k, b)| (k.clone(), b)));
+    let after = metering::hour_totals(after_buckets.iter());
+    let changes: Vec<HourChange> = touched
+        .into_iter()
+        .map(|(object, hour)| HourChange {
+            before: before.get(&(object.clone(), hour)).copied().unwrap_or_default(),
+            after: after.get(&(object.clone(), hour)).copied().unwrap_or_default(),
+            object,
+            hour,
+        })
+        .collect();
+    update_days(&mut tx, tenant_id, &changes).await?;
     tx.commit().await?;
 
     let mut reported = HashSet::new();
@@ -104,14 +122,15 @@ pub(super) async fn ingest(
         .collect())
 }
 
-/// The stored buckets among `wanted`'s keys: one query for all the hours
-/// the batch touches (usually one or two), filtered to the keys.
-async fn read_buckets<V>(
+/// Every stored bucket of the hours `wanted`'s keys are in (usually one or
+/// two hours), in one query per 500 hours.
+async fn read_hours<V>(
     tx: &mut Tx<'_>,
     tenant_id: &str,
     wanted: &BTreeMap<BucketKey, V>,
 ) -> Result<BTreeMap<BucketKey, Bucket>> {
     let hours: BTreeSet<i64> = wanted.keys().map(|k| micros(k.hour)).collect();
+    let objects: BTreeSet<ObjectKey> = wanted.keys().map(ObjectKey::of).collect();
     let mut out = BTreeMap::new();
     let hours: Vec<i64> = hours.into_iter().collect();
     for chunk in hours.chunks(INSERT_CHUNK) {
@@ -127,12 +146,215 @@ async fn read_buckets<V>(
         q.push(")");
         for row in q.build().fetch_all(&mut **tx).await? {
             let key = key_from(&row)?;
-            if wanted.contains_key(&key) {
+            if objects.contains(&ObjectKey::of(&key)) {
                 out.insert(key, bucket_from(&row)?);
             }
         }
     }
     Ok(out)
+}
+
+/// An object's total in one hour, before and after a batch.
+struct HourChange {
+    object: ObjectKey,
+    hour: Timestamp,
+    before: Decimal,
+    after: Decimal,
+}
+
+/// A stored day summary.
+type Day = (Timestamp, ObjectKey);
+
+/// Folds hour totals that changed into their days' summaries. The sum moves
+/// by the difference; the peak can only grow (hour totals of sum and max
+/// meters never shrink; latest meters do not use the peak); the latest hour
+/// is replaced by a later or the same hour.
+async fn update_days(tx: &mut Tx<'_>, tenant_id: &str, changes: &[HourChange]) -> Result<()> {
+    let days: BTreeSet<Timestamp> = changes.iter().map(|c| metering::day_of(c.hour)).collect();
+    let mut summaries: BTreeMap<Day, ObjectUsage> = BTreeMap::new();
+    let days: Vec<i64> = days.into_iter().map(micros).collect();
+    for chunk in days.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
+             WHERE tenant_id = ",
+        );
+        q.push_bind(tenant_id).push(" AND day IN (");
+        let mut list = q.separated(", ");
+        for d in chunk {
+            list.push_bind(*d);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            let (day, object, usage) = day_from(&row)?;
+            summaries.insert((day, object), usage);
+        }
+    }
+    let mut changed: BTreeMap<Day, ObjectUsage> = BTreeMap::new();
+    for c in changes {
+        let key = (metering::day_of(c.hour), c.object.clone());
+        let entry = changed
+            .entry(key.clone())
+            .or_insert_with(|| summaries.get(&key).cloned().unwrap_or_default());
+        entry.total = entry.total.saturating_sub(c.before).saturating_add(c.after);
+        entry.peak = entry.peak.max(c.after);
+        if entry.last.is_none_or(|(h, _)| c.hour >= h) {
+            entry.last = Some((c.hour, c.after));
+        }
+    }
+    write_days(tx, tenant_id, &changed).await
+}
+
+fn day_from(row: &DbRow) -> Result<(Timestamp, ObjectKey, ObjectUsage)> {
+    let object = ObjectKey {
+        namespace: row.try_get("namespace")?,
+        metric_label: row.try_get("metric_label")?,
+        object_name: row.try_get("object_name")?,
+    };
+    let usage = ObjectUsage {
+        total: decimal("usage_daily.total", row.try_get("total")?)?,
+        peak: decimal("usage_daily.peak", row.try_get("peak")?)?,
+        last: Some((
+            timestamp("usage_daily.last_hour", row.try_get("last_hour")?)?,
+            decimal("usage_daily.last_total", row.try_get("last_total")?)?,
+        )),
+    };
+    Ok((timestamp("usage_daily.day", row.try_get("day")?)?, object, usage))
+}
+
+/// Inserts or overwrites day summaries, in multi-row statements.
+async fn write_days(tx: &mut Tx<'_>, tenant_id: &str, days: &BTreeMap<Day, ObjectUsage>) -> Result<()> {
+    let rows: Vec<(&Day, &ObjectUsage, (Timestamp, Decimal))> = days
+        .iter()
+        .filter_map(|(k, u)| u.last.map(|last| (k, u, last)))
+        .collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO usage_daily (tenant_id, day, namespace, metric_label, object_name, total, peak, last_hour, \
+             last_total) ",
+        );
+        q.push_values(
+            chunk,
+            |mut row, ((day, object), usage, (last_hour, last_total))| {
+                row.push_bind(tenant_id)
+                    .push_bind(micros(*day))
+                    .push_bind(&object.namespace)
+                    .push_bind(&object.metric_label)
+                    .push_bind(&object.object_name)
+                    .push_bind(usage.total.to_string())
+                    .push_bind(usage.peak.to_string())
+                    .push_bind(micros(*last_hour))
+                    .push_bind(last_total.to_string());
+            },
+        );
+        q.push(
+            " ON CONFLICT (tenant_id, day, namespace, metric_label, object_name) DO UPDATE SET \
+             total = excluded.total, peak = excluded.peak, last_hour = excluded.last_hour, \
+             last_total = excluded.last_total",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The day summaries of a set of buckets.
+fn summarize_days(buckets: &BTreeMap<BucketKey, Bucket>) -> BTreeMap<Day, ObjectUsage> {
+    let mut out: BTreeMap<Day, ObjectUsage> = BTreeMap::new();
+    for ((object, hour), total) in metering::hour_totals(buckets.iter()) {
+        out.entry((metering::day_of(hour), object))
+            .or_default()
+            .merge(&ObjectUsage::hour(hour, total));
+    }
+    out
+}
+
+/// Rebuilds a tenant's day summaries from its hourly buckets, inside `tx`.
+async fn rebuild_days(tx: &mut Tx<'_>, tenant_id: &str, buckets: &BTreeMap<BucketKey, Bucket>) -> Result<()> {
+    sqlx::query("DELETE FROM usage_daily WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    write_days(tx, tenant_id, &summarize_days(buckets)).await
+}
+
+/// Builds day summaries for usage stored before they existed (a one-off
+/// task the migration leaves when the database already had usage).
+pub(super) async fn build_daily_usage(store: &SqlStore) -> Result<()> {
+    let pending: Option<String> =
+        sqlx::query_scalar("SELECT task FROM maintenance WHERE task = 'build-daily-usage'")
+            .fetch_optional(&store.write)
+            .await?;
+    if pending.is_none() {
+        return Ok(());
+    }
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM usage_hourly")
+        .fetch_all(&store.write)
+        .await?;
+    for tenant_id in tenants {
+        let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(LOCK_TENANT)
+            .bind(&tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, \
+             latest_event, events FROM usage_hourly WHERE tenant_id = $1",
+        )
+        .bind(&tenant_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let buckets = rows
+            .iter()
+            .map(|r| Ok((key_from(r)?, bucket_from(r)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        rebuild_days(&mut tx, &tenant_id, &buckets).await?;
+        tx.commit().await?;
+    }
+    sqlx::query("DELETE FROM maintenance WHERE task = 'build-daily-usage'")
+        .execute(&store.write)
+        .await?;
+    Ok(())
+}
+
+/// Each object's usage over the bucket hours `[filter.from, filter.to)`:
+/// whole days from their summaries, the hours at the edges from the buckets.
+pub(super) async fn object_usage(
+    store: &SqlStore,
+    tenant_id: &str,
+    f: &BucketFilter<'_>,
+) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
+    let (days, edges) = metering::split_days(f.from, f.to);
+    let mut out: BTreeMap<ObjectKey, ObjectUsage> = BTreeMap::new();
+    if let Some((d0, d1)) = days {
+        let rows = sqlx::query(
+            "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
+             WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
+             AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)",
+        )
+        .bind(tenant_id)
+        .bind(micros(d0))
+        .bind(micros(d1))
+        .bind(f.namespace)
+        .bind(f.metric_label)
+        .bind(f.object_name)
+        .fetch_all(&store.read)
+        .await?;
+        for row in &rows {
+            let (_, object, usage) = day_from(row)?;
+            out.entry(object).or_default().merge(&usage);
+        }
+    }
+    for (from, to) in edges {
+        let hours = BucketFilter {
+            from,
+            to,
+            ..f.clone()
+        };
+        let buckets = buckets(store, tenant_id, &hours).await?;
+        for (object, usage) in metering::object_usage(buckets.iter().map(|(k, b)| (k, b))) {
+            out.entry(object).or_default().merge(&usage);
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn key_from(r: &DbRow) -> Result<BucketKey> {
@@ -276,6 +498,7 @@ pub(super) async fn replay(
         .execute(&mut *tx)
         .await?;
     write_buckets(&mut tx, tenant_id, buckets.iter()).await?;
+    rebuild_days(&mut tx, tenant_id, &buckets).await?;
     tx.commit().await?;
     Ok(ReplayStats {
         events,
