@@ -2,7 +2,7 @@
 //! layout:
 //!
 //! ```sh
-//! cargo run -p tollgate-pdf --example render_png -- /tmp/tollgate-pdf
+//! cargo run -p tollgate-pdf --features render-png --example render_png -- /tmp/tollgate-pdf
 //! ```
 //!
 //! Writes `sample.pdf`, `long.pdf`, `extreme.pdf`, `bare.pdf` and one `NAME-pN.png` per page
