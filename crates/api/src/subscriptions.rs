@@ -13,6 +13,7 @@ use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::billing::{AddonRequest, ListSubscriptionsRsp, PeriodType, SubscriptionType};
 use crate::wire::quota::Empty;
+use tollgate_jobs::invoices::Book;
 
 /// A stable uid for a billing period: derived from its subscription and index.
 fn period_uid(subscription_id: &str, index: u32) -> String {
@@ -20,17 +21,12 @@ fn period_uid(subscription_id: &str, index: u32) -> String {
     uuid::Uuid::new_v5(&base, &index.to_be_bytes()).to_string()
 }
 
-/// Each period's invoice: its name, and whether it is finalized.
-type InvoiceLinks = Vec<(String, u32, String, bool)>;
-
-fn period(subscription_id: &str, p: &Period, links: &InvoiceLinks) -> PeriodType {
-    let invoice = links
-        .iter()
-        .find(|(sub, index, _, _)| sub == subscription_id && *index == p.index);
-    let names = |closed: bool| -> Vec<String> {
+fn period(subscription_id: &str, p: &Period, book: &Book<'_>) -> PeriodType {
+    let invoice = book.invoice_of(subscription_id, p.index);
+    let names = |finalized: bool| -> Vec<String> {
         invoice
-            .filter(|(_, _, _, finalized)| *finalized == closed)
-            .map(|(_, _, name, _)| name.clone())
+            .filter(|(_, closed)| *closed == finalized)
+            .map(|(name, _)| name.to_owned())
             .into_iter()
             .collect()
     };
@@ -41,7 +37,7 @@ fn period(subscription_id: &str, p: &Period, links: &InvoiceLinks) -> PeriodType
         internal_start_date: p.start.to_string(),
         internal_end_date: p.actual_end.to_string(),
         trial: p.trial,
-        invoices: invoice.map(|(_, _, name, _)| name.clone()).into_iter().collect(),
+        invoices: invoice.map(|(name, _)| name.to_owned()).into_iter().collect(),
         pending_invoice: names(false),
         closed_invoice: names(true),
     }
@@ -77,19 +73,10 @@ pub async fn list(
         .await?;
     let only_current = query.bool("current")?.unwrap_or(false);
     let now = state.now();
-    let subscriptions = state.store().subscriptions(auth.tenant_id()).await?;
-    let finalized = state.store().invoices(auth.tenant_id()).await?;
-    let links: InvoiceLinks = tollgate_jobs::invoices::tenant_periods(&subscriptions, now)
-        .into_iter()
-        .map(|tp| {
-            let closed = finalized.iter().any(|f| {
-                f.invoice.subscription_id == tp.subscription.id && f.invoice.period_index == tp.period.index
-            });
-            (tp.subscription.id, tp.period.index, tp.name, closed)
-        })
-        .collect();
+    let versions = state.catalogs().versions();
+    let book = Book::open(state.store(), &versions, auth.tenant_id(), now).await?;
     let mut out = Vec::new();
-    for sub in subscriptions {
+    for sub in &book.subscriptions {
         if only_current && !sub.is_current() {
             continue;
         }
@@ -101,10 +88,10 @@ pub async fn list(
             .plan(&sub.plan)
             .map_or_else(|| sub.plan.clone(), |p| p.title.clone());
         let periods = sub.periods_until(now);
-        let (last, previous) = periods
-            .split_last()
-            .map_or((None, &[][..]), |(l, p)| (Some(*l), p));
-        let last = last.unwrap_or_else(|| sub.period(0));
+        let (last, previous) = match periods.split_last() {
+            Some((last, previous)) => (*last, previous),
+            None => (sub.period(0), &[][..]),
+        };
         out.push(SubscriptionType {
             name: sub.id.clone(),
             plan_name: title,
@@ -115,7 +102,7 @@ pub async fn list(
             cancellation_date: sub.end.map(|e| e.to_string()),
             last_billing_period_start_date: last.start.to_string(),
             last_billing_period_end_date: last.actual_end.to_string(),
-            previous_billing_periods: previous.iter().map(|p| period(&sub.id, p, &links)).collect(),
+            previous_billing_periods: previous.iter().map(|p| period(&sub.id, p, &book)).collect(),
         });
     }
     Ok(Json(ListSubscriptionsRsp { subscriptions: out }))

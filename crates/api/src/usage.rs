@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
+use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
 use tollgate_domain::names::Name;
@@ -20,10 +20,9 @@ use tollgate_domain::subscription::{Period, Subscription};
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_jobs::bills;
-use tollgate_store::{Aggregations, BucketFilter};
+use tollgate_store::BucketFilter;
 
 use crate::auth::{Authorized, Caller, namespace};
-use crate::catalogs::TenantPlan;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::operations::Operation;
@@ -115,7 +114,7 @@ pub async fn ingest(
     if !valid.is_empty() {
         let new = state
             .store()
-            .ingest(auth.tenant_id(), &valid, &aggregations(&plan.catalog), now)
+            .ingest(auth.tenant_id(), &valid, &plan.catalog.aggregations(), now)
             .await?;
         for (fresh, i) in new.into_iter().zip(valid_at) {
             if !fresh {
@@ -130,15 +129,6 @@ pub async fn ingest(
         rejected: count("REJECTED"),
         results,
     }))
-}
-
-/// Each meter's aggregation.
-pub fn aggregations(catalog: &Catalog) -> Aggregations {
-    catalog
-        .meters
-        .iter()
-        .map(|m| (m.metric_label.clone(), m.aggregation))
-        .collect()
 }
 
 /// The report's scope: `None` (the whole tenant) for `system`, else the namespace.
@@ -184,20 +174,39 @@ async fn admission_floor(state: &AppState, tenant: &Tenant) -> Result<Timestamp,
 /// A report's time range.
 #[derive(Debug, Clone)]
 struct Range {
+    /// As asked (or defaulted); what the report lines show.
     from: Timestamp,
     to: Timestamp,
-    /// `Period` for one of the tenant's billing periods (none given: the
-    /// current one), so that it agrees with `monthly_usage` and invoices;
-    /// `Overlap` otherwise.
-    coverage: Coverage,
-    /// The billing period the range is, if it is exactly one.
+    /// The billing period the range is, if it is exactly one (none given:
+    /// the current one).
     period: Option<(Subscription, Period)>,
 }
 
 impl Range {
+    /// The time whose usage the range covers: a billing period's actual
+    /// bounds (a period cut short ends at the cut, even when `to` named its
+    /// nominal end), else `[from, to)`.
+    fn span(&self) -> (Timestamp, Timestamp) {
+        match &self.period {
+            Some((_, p)) => (p.start, p.actual_end),
+            None => (self.from, self.to),
+        }
+    }
+
+    /// A billing period covers the hours that end in it, so that it agrees
+    /// with `monthly_usage` and invoices; another range every hour it overlaps.
+    fn coverage(&self) -> Coverage {
+        if self.period.is_some() {
+            Coverage::Period
+        } else {
+            Coverage::Overlap
+        }
+    }
+
     /// The bucket hours the range covers.
     fn hours(&self) -> (Timestamp, Timestamp) {
-        metering::bucket_hours(self.from, self.to, self.coverage)
+        let (from, to) = self.span();
+        metering::bucket_hours(from, to, self.coverage())
     }
 }
 
@@ -245,17 +254,7 @@ async fn range(
         }
     };
     check_range(from, to)?;
-    let coverage = if period.is_some() {
-        Coverage::Period
-    } else {
-        Coverage::Overlap
-    };
-    Ok(Range {
-        from,
-        to,
-        coverage,
-        period,
-    })
+    Ok(Range { from, to, period })
 }
 
 /// What `hourly_breakdown_query` carries, signed so that it cannot be forged
@@ -332,7 +331,7 @@ pub async fn usage_details(
             line.object_name.as_str(),
         );
         let meter = plan.catalog.meter(metric);
-        let aggregation = meter.map_or(Aggregation::Sum, |m| m.aggregation);
+        let aggregation = plan.catalog.aggregation(metric);
         let mut q = BreakdownQuery {
             tenant: auth.tenant_id().to_owned(),
             namespace: namespace.to_owned(),
@@ -532,46 +531,49 @@ pub async fn current_usage(
     body_namespace(body.namespace.as_deref(), &ns)?;
     let r = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
     let (from, to) = (r.from, r.to);
+    let store = state.store();
     // A billing period is rated with the plan it was on; any other range
     // with the tenant's current plan.
-    let plan: TenantPlan = state.tenant_plan(&auth.tenant).await?;
-    let period_plan = match &r.period {
-        Some((sub, _)) => {
-            let catalog = state
-                .catalogs()
-                .version(state.store(), sub.catalog_version)
-                .await?;
-            catalog.plan(&sub.plan).is_some().then_some(catalog)
+    let (catalog, plan_name) = match &r.period {
+        Some((sub, _)) => (
+            state.catalogs().version(store, sub.catalog_version).await?,
+            sub.plan.clone(),
+        ),
+        None => {
+            let current = state.tenant_plan(&auth.tenant).await?;
+            (current.catalog.clone(), current.plan().name.clone())
         }
-        None => None,
     };
-    let (catalog, p) = match (&period_plan, &r.period) {
-        (Some(c), Some((sub, _))) => (c, c.plan(&sub.plan).unwrap_or(plan.plan())),
-        _ => (&plan.catalog, plan.plan()),
+    let p = catalog.plan(&plan_name).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("plan {plan_name:?} is missing from its catalog"),
+        )
+    })?;
+    let bill = match (&r.period, ns.is_system()) {
+        // The whole tenant's period: exactly what its invoice bills.
+        (Some((_, period)), true) => bills::period_bill(store, &catalog, p, auth.tenant_id(), period).await?,
+        (_, whole_tenant) => {
+            let quantities = bills::quantities(
+                store,
+                &catalog,
+                auth.tenant_id(),
+                scope(&ns),
+                r.span(),
+                r.coverage(),
+            )
+            .await?;
+            // Coupons discount the tenant's bill; a namespace only sees its usage.
+            let coupons = if whole_tenant {
+                bills::coupons_for(&store.tenant_coupons(auth.tenant_id()).await?, from, to)
+            } else {
+                Vec::new()
+            };
+            tollgate_domain::rating::bill(&catalog, p, &quantities, None, coupons)
+        }
     };
-    let store = state.store();
-    let quantities = bills::quantities(
-        store,
-        catalog,
-        auth.tenant_id(),
-        scope(&ns),
-        (from, to),
-        r.coverage,
-    )
-    .await?;
-    let (fee, coupons) = if ns.is_system() {
-        let fee = r
-            .period
-            .as_ref()
-            .and_then(|(_, period)| bills::fee_for(p, period));
-        let applied = store.tenant_coupons(auth.tenant_id()).await?;
-        (fee, bills::coupons_for(&applied, from, to))
-    } else {
-        (None, Vec::new())
-    };
-    let bill = tollgate_domain::rating::bill(catalog, p, &quantities, fee, coupons);
     Ok(Json(ListCurrentUsageResp {
-        usage_items: bill_items(catalog, p, &bill, from, to),
+        usage_items: bill_items(&catalog, p, &bill, from, to),
         coupons: bill.coupons.iter().map(coupon_type).collect(),
         discount: bill.totals.discount.to_string(),
         total_cost: bill.totals.total.to_string(),

@@ -241,16 +241,6 @@ impl Bucket {
     }
 }
 
-/// Combines bucket quantities across hours for a report line: sums for sum
-/// meters, the maximum for max meters, the newest value for latest meters.
-pub fn combine_hours<'a>(aggregation: Aggregation, buckets: impl IntoIterator<Item = &'a Bucket>) -> Decimal {
-    buckets
-        .into_iter()
-        .cloned()
-        .reduce(|a, b| a.merge(&b, aggregation))
-        .map_or(Decimal::ZERO, |b| b.quantity)
-}
-
 /// One object of a tenant: what a report line is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
@@ -339,19 +329,6 @@ pub fn object_usage<'a>(
             .merge(&ObjectUsage::hour(hour, total));
     }
     out
-}
-
-/// The quantity of one report line from the buckets of one object: within an
-/// hour, its deployments and containers add up; across hours, the meter's
-/// aggregation applies (sum, peak hour, or the latest hour).
-pub fn object_quantity<'a>(
-    aggregation: Aggregation,
-    buckets: impl IntoIterator<Item = (&'a BucketKey, &'a Bucket)>,
-) -> Decimal {
-    object_usage(buckets)
-        .into_values()
-        .next()
-        .map_or(Decimal::ZERO, |u| u.quantity(aggregation))
 }
 
 /// The quantity of each metric over its objects' usage: objects'
@@ -626,13 +603,10 @@ mod tests {
             .filter(|(k, _)| k.object_name == "a")
             .map(|(k, v)| (k, v))
             .collect();
-        assert_eq!(object_quantity(Aggregation::Sum, a.clone()), Decimal::from(12));
-        assert_eq!(
-            object_quantity(Aggregation::Max, a.clone()),
-            Decimal::from(7),
-            "peak hour: 3 + 4"
-        );
-        assert_eq!(object_quantity(Aggregation::Latest, a), Decimal::from(5));
+        let a = &object_usage(a)[&ObjectKey::of(&buckets[0].0)];
+        assert_eq!(a.quantity(Aggregation::Sum), Decimal::from(12));
+        assert_eq!(a.quantity(Aggregation::Max), Decimal::from(7), "peak hour: 3 + 4");
+        assert_eq!(a.quantity(Aggregation::Latest), Decimal::from(5));
         let per_metric = metric_quantities(
             |_| Aggregation::Max,
             &object_usage(buckets.iter().map(|(k, b)| (k, b))),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
+use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::metering::{self, Coverage};
 use tollgate_domain::rating::{self, Bill, Coupon};
 use tollgate_domain::subscription::Period;
@@ -29,13 +29,8 @@ pub async fn quantities(
         ..Default::default()
     };
     let objects = store.object_usage(tenant_id, &filter).await?;
-    let aggregation = |m: &str| {
-        catalog
-            .meter(m)
-            .map_or(Aggregation::Sum, |meter| meter.aggregation)
-    };
     Ok(metering::metric_quantities(
-        aggregation,
+        |m| catalog.aggregation(m),
         objects.iter().map(|(k, u)| (k, u)),
     ))
 }

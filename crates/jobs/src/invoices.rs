@@ -94,6 +94,8 @@ pub struct Book<'a> {
     store: &'a dyn Store,
     versions: &'a Versions,
     tenant_id: &'a str,
+    /// Oldest first, as the store lists them.
+    pub subscriptions: Vec<Subscription>,
     pub periods: Vec<TenantPeriod>,
     /// Newest period first.
     pub finalized: Vec<StoredInvoice>,
@@ -113,6 +115,7 @@ impl<'a> Book<'a> {
             versions,
             tenant_id,
             periods: tenant_periods(&subscriptions, now),
+            subscriptions,
             finalized: store.invoices(tenant_id).await?,
         })
     }
@@ -125,6 +128,14 @@ impl<'a> Book<'a> {
 
     pub fn is_finalized(&self, tp: &TenantPeriod) -> bool {
         self.finalized.iter().any(|f| is_for(f, tp))
+    }
+
+    /// The name of a period's invoice, and whether it is finalized.
+    pub fn invoice_of(&self, subscription_id: &str, period_index: u32) -> Option<(&str, bool)> {
+        self.periods
+            .iter()
+            .find(|tp| tp.subscription.id == subscription_id && tp.period.index == period_index)
+            .map(|tp| (tp.name.as_str(), self.is_finalized(tp)))
     }
 
     /// Corrections for usage that reached finalized periods after they were
@@ -242,18 +253,14 @@ pub async fn tenant_invoice(
     name: &str,
     now: Timestamp,
 ) -> Result<Option<Invoice>, StoreError> {
-    if let Some(stored) = store.invoice(tenant_id, name).await? {
-        return Ok(Some(stored.invoice));
-    }
     let book = Book::open(store, versions, tenant_id, now).await?;
-    let Some(tp) = book.periods.iter().find(|tp| tp.name == name) else {
-        return Ok(None);
-    };
-    if book.is_finalized(tp) {
-        // Finalized between the two reads.
-        return Ok(store.invoice(tenant_id, name).await?.map(|s| s.invoice));
+    if let Some(f) = book.finalized.iter().find(|f| f.invoice.name == name) {
+        return Ok(Some(f.invoice.clone()));
     }
-    book.compute(tp, InvoiceStatus::Pending).await.map(Some)
+    match book.periods.iter().find(|tp| tp.name == name) {
+        Some(tp) => book.compute(tp, InvoiceStatus::Pending).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Finalizes every period of every tenant whose grace is over at `now`;

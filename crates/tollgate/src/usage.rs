@@ -14,7 +14,7 @@ use tollgate_domain::metering::{self, Admission, RawEvent, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 use tollgate_domain::tenant::Tenant;
-use tollgate_store::{Aggregations, CouponDef, Store};
+use tollgate_store::{CouponDef, Store};
 
 /// How the audit trail names the operator CLI.
 const ACTOR: &str = "operator";
@@ -80,14 +80,6 @@ async fn tenant_and_catalog(store: &dyn Store, name: &str) -> Result<(Tenant, Ca
         .with_context(|| format!("catalog version {} is missing", tenant.catalog_version))?;
     let catalog = catalog::parse(&stored.source_name, &stored.source)?;
     Ok((tenant, catalog))
-}
-
-fn aggregations(catalog: &Catalog) -> Aggregations {
-    catalog
-        .meters
-        .iter()
-        .map(|m| (m.metric_label.clone(), m.aggregation))
-        .collect()
 }
 
 /// One record of an import file, with its line number and namespace.
@@ -234,7 +226,7 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
                     Err(reason) => rejected.push((r.line, reason)),
                 }
             }
-            let aggregation = aggregations(&catalog);
+            let aggregation = catalog.aggregations();
             let (mut accepted, mut duplicates) = (0usize, 0usize);
             for chunk in valid.chunks(BATCH) {
                 let new = store.ingest(&tenant.id, chunk, &aggregation, now).await?;
@@ -257,7 +249,7 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
         }
         UsageCommand::Replay { tenant } => {
             let (tenant, catalog) = tenant_and_catalog(store, &tenant).await?;
-            let stats = store.replay(&tenant.id, &aggregations(&catalog)).await?;
+            let stats = store.replay(&tenant.id, &catalog.aggregations()).await?;
             println!(
                 "rebuilt {} hourly buckets of tenant {} from {} events",
                 stats.buckets, tenant.name, stats.events

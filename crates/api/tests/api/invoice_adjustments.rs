@@ -286,7 +286,7 @@ async fn usage_in_flight_while_the_next_period_closed_is_adjusted_one_invoice_la
             quantity: 7_000_000.into(),
             at: ts("2027-01-20T10:00:00Z"),
         };
-        let aggregations = tollgate_api::usage::aggregations(&tollgate_domain::catalog::Catalog::builtin());
+        let aggregations = tollgate_domain::catalog::Catalog::builtin().aggregations();
         let stored_new = app
             .store
             .ingest(&acme.id, &[late], &aggregations, ts("2027-03-02T00:00:00Z"))

@@ -193,6 +193,20 @@ impl Catalog {
         self.meters.iter().find(|m| m.metric_label == metric_label)
     }
 
+    /// How a metric's usage aggregates (metrics without a meter sum).
+    pub fn aggregation(&self, metric_label: &str) -> Aggregation {
+        self.meter(metric_label)
+            .map_or(Aggregation::Sum, |m| m.aggregation)
+    }
+
+    /// Each meter's aggregation, as usage ingestion needs it.
+    pub fn aggregations(&self) -> BTreeMap<String, Aggregation> {
+        self.meters
+            .iter()
+            .map(|m| (m.metric_label.clone(), m.aggregation))
+            .collect()
+    }
+
     /// The plan named `name`, which must be offered; the error names the field.
     pub fn offered_plan(&self, field: &str, name: &str) -> Result<&Plan, Error> {
         match self.plan(name) {
