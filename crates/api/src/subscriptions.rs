@@ -181,7 +181,14 @@ async fn change_addon(
         }
         state
             .store()
-            .set_addon(auth.tenant_id(), addon, true, &auth.actor(), state.now())
+            .set_addon(
+                auth.tenant_id(),
+                &auth.tenant.plan,
+                addon,
+                true,
+                &auth.actor(),
+                state.now(),
+            )
             .await?;
     }
     if !subscribe {
@@ -196,7 +203,14 @@ async fn change_addon(
         }
         state
             .store()
-            .set_addon(auth.tenant_id(), addon, false, &auth.actor(), state.now())
+            .set_addon(
+                auth.tenant_id(),
+                &auth.tenant.plan,
+                addon,
+                false,
+                &auth.actor(),
+                state.now(),
+            )
             .await?;
     }
     Ok(Json(Empty {}))

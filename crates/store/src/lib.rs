@@ -450,9 +450,12 @@ pub trait Store: Send + Sync + 'static {
     /// Add-ons the tenant subscribed to (not those its plan includes).
     async fn addons(&self, tenant_id: &str) -> Result<Vec<String>>;
     /// Subscribes or unsubscribes an add-on; returns whether anything changed.
+    /// `plan` is the plan the change was checked against: if the tenant is on
+    /// another one by now (a transition completed meanwhile), `Conflict`.
     async fn set_addon(
         &self,
         tenant_id: &str,
+        plan: &str,
         addon: &str,
         subscribed: bool,
         actor: Actor<'_>,

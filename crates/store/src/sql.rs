@@ -751,12 +751,13 @@ impl crate::Store for SqlStore {
     async fn set_addon(
         &self,
         tenant_id: &str,
+        plan: &str,
         addon: &str,
         subscribed: bool,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<bool> {
-        billing::set_addon(self, tenant_id, addon, subscribed, actor, now).await
+        billing::set_addon(self, tenant_id, plan, addon, subscribed, actor, now).await
     }
 
     async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>> {

@@ -241,12 +241,29 @@ pub(super) async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<V
 pub(super) async fn set_addon(
     store: &SqlStore,
     tenant_id: &str,
+    plan: &str,
     addon: &str,
     subscribed: bool,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<bool> {
     let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    // Under the tenant's lock, which a plan transition's completion also
+    // takes: the change applies only to the plan it was checked against.
+    sqlx::query(LOCK_TENANT)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+    let current: String = sqlx::query_scalar("SELECT plan FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if current != plan {
+        return Err(StoreError::Conflict(format!(
+            "the tenant moved to plan {current:?} while its add-ons were being changed; try again"
+        )));
+    }
     let changed = if subscribed {
         sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(tenant_id)

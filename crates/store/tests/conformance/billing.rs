@@ -103,19 +103,19 @@ async fn addons_are_idempotent_and_audited() {
         let now = t("2026-11-05T00:00:00Z");
         assert!(
             store
-                .set_addon(&a.id, "f5xc_waap_standard", true, "token-1", now)
+                .set_addon(&a.id, &a.plan, "f5xc_waap_standard", true, "token-1", now)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .set_addon(&a.id, "f5xc_waap_standard", true, "token-1", now)
+                .set_addon(&a.id, &a.plan, "f5xc_waap_standard", true, "token-1", now)
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .set_addon(&a.id, "f5xc_appstack_standard", true, "token-1", now)
+                .set_addon(&a.id, &a.plan, "f5xc_appstack_standard", true, "token-1", now)
                 .await
                 .unwrap()
         );
@@ -125,13 +125,13 @@ async fn addons_are_idempotent_and_audited() {
         );
         assert!(
             store
-                .set_addon(&a.id, "f5xc_waap_standard", false, "token-2", now)
+                .set_addon(&a.id, &a.plan, "f5xc_waap_standard", false, "token-2", now)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .set_addon(&a.id, "f5xc_waap_standard", false, "token-2", now)
+                .set_addon(&a.id, &a.plan, "f5xc_waap_standard", false, "token-2", now)
                 .await
                 .unwrap()
         );

@@ -185,6 +185,7 @@ async fn completing_a_transition_changes_everything_at_once() {
         store
             .set_addon(
                 &a.id,
+                &a.plan,
                 "f5xc_synthetic_monitoring_standard",
                 true,
                 "t",
@@ -327,13 +328,66 @@ async fn an_addon_subscribed_during_a_transition_is_kept() {
         let outcome = outcome(&tr, "w1", now);
         // Meanwhile, on the old plan, the tenant subscribes an add-on the team plan also allows.
         store
-            .set_addon(&a.id, "f5xc_web_app_scanning_standard", true, "token-1", now)
+            .set_addon(
+                &a.id,
+                &a.plan,
+                "f5xc_web_app_scanning_standard",
+                true,
+                "token-1",
+                now,
+            )
             .await
             .unwrap();
         store.complete_transition(&outcome).await.unwrap();
         assert_eq!(
             store.addons(&a.id).await.unwrap(),
             ["f5xc_appstack_standard", "f5xc_web_app_scanning_standard"]
+        );
+    })
+    .await;
+}
+
+/// An add-on change checked against the old plan, arriving after a
+/// transition completed, is refused rather than applied to the new plan.
+#[tokio::test]
+async fn an_addon_change_checked_against_a_plan_the_tenant_left_is_refused() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-11-05T00:00:00Z");
+        let tr = transition(&a.id, "team", TransitionState::Creating, now);
+        store.create_transition(&tr, "token-1").await.unwrap();
+        store
+            .claim_transition("w1", now, now + SignedDuration::from_mins(5))
+            .await
+            .unwrap()
+            .unwrap();
+        store.complete_transition(&outcome(&tr, "w1", now)).await.unwrap();
+        let before = store.addons(&a.id).await.unwrap();
+        let stale = store
+            .set_addon(
+                &a.id,
+                &a.plan,
+                "f5xc_web_app_scanning_standard",
+                true,
+                "token-1",
+                now,
+            )
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        assert_eq!(store.addons(&a.id).await.unwrap(), before, "nothing changed");
+        assert!(
+            store
+                .set_addon(
+                    &a.id,
+                    "team",
+                    "f5xc_web_app_scanning_standard",
+                    true,
+                    "token-1",
+                    now
+                )
+                .await
+                .unwrap()
         );
     })
     .await;
