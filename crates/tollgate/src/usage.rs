@@ -271,10 +271,13 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             Name::parse("code", &code)?;
             let discount = match (percent, fixed_cents) {
                 (Some(p), None) => {
-                    let bp = (p * Decimal::from(100)).normalize();
-                    if bp.scale() > 0 || bp <= Decimal::ZERO || bp > Decimal::from(10_000) {
+                    let bp = p
+                        .checked_mul(Decimal::from(100))
+                        .map(|bp| bp.normalize())
+                        .filter(|bp| bp.scale() == 0 && *bp > Decimal::ZERO && *bp <= Decimal::from(10_000));
+                    let Some(bp) = bp else {
                         bail!("--percent: between 0.01 and 100 with at most two decimals, got {p}");
-                    }
+                    };
                     Discount::Percent(i64::try_from(bp)?)
                 }
                 (None, Some(c)) if c > 0 => Discount::Fixed(c),

@@ -155,6 +155,25 @@ async fn coupons_from_the_cli_discount_current_usage() {
             "{}",
             bad.stderr
         );
+        // A percentage too large for a decimal is refused, not a panic.
+        let huge = tollgate(
+            &db,
+            &[
+                "coupon",
+                "create",
+                "huge",
+                "--title",
+                "x",
+                "--percent",
+                "79228162514264337593543950335",
+            ],
+        )
+        .await;
+        assert!(
+            !huge.ok && huge.stderr.contains("between 0.01 and 100"),
+            "{}",
+            huge.stderr
+        );
         let list = expect_ok(tollgate(&db, &["coupon", "list"]).await);
         assert!(
             list.contains("welcome") && list.contains("12.35%") && list.contains("500 cents"),
