@@ -7,7 +7,6 @@
 //! safe to repeat.
 
 use jiff::SignedDuration;
-use tollgate_domain::catalog;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole};
 use tollgate_domain::subscription::Subscription;
@@ -51,33 +50,36 @@ pub async fn run_once(ctx: &JobContext) -> Result<Option<String>, StoreError> {
                 .await?;
             tracing::info!(transition = %id, %reason, "plan transition failed");
         }
-        Err(ProviderError::Unavailable(e)) => {
+        Err(Retry::Provider(e)) => {
             // Leave it leased; it is retried once the lease expires.
             tracing::warn!(transition = %id, error = %e, "payment provider unavailable; will retry");
             return Ok(None);
         }
-        Err(refused @ ProviderError::Refused(_)) => {
-            ctx.store
-                .fail_transition(&id, &ctx.worker_id, &refused.to_string(), ctx.clock.now())
-                .await?;
-        }
+        // Also left leased, for the next worker once the lease expires.
+        Err(Retry::Store(e)) => return Err(e),
     }
     Ok(Some(id))
 }
 
+/// Why a transition could not be worked on now (it is retried later).
+enum Retry {
+    Store(StoreError),
+    Provider(String),
+}
+
+impl From<StoreError> for Retry {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
 /// Everything the transition changes, or why it cannot happen.
-async fn outcome(
-    ctx: &JobContext,
-    t: &PlanTransition,
-) -> Result<Result<TransitionOutcome, String>, ProviderError> {
-    let stored = match ctx.store.catalog(Some(t.catalog_version)).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Ok(Err(format!("catalog version {} is missing", t.catalog_version))),
-        Err(e) => return Err(ProviderError::Unavailable(e.to_string())),
-    };
-    let catalog = match catalog::parse(&format!("catalog v{}", stored.version), &stored.source) {
+async fn outcome(ctx: &JobContext, t: &PlanTransition) -> Result<Result<TransitionOutcome, String>, Retry> {
+    let catalog = match ctx.catalogs.get(ctx.store.as_ref(), t.catalog_version).await {
         Ok(c) => c,
-        Err(e) => return Ok(Err(e.to_string())),
+        // Missing or unreadable: no retry will help.
+        Err(StoreError::Corrupt(reason)) => return Ok(Err(reason)),
+        Err(e) => return Err(e.into()),
     };
     let Some(plan) = catalog.plan(&t.to_plan) else {
         return Ok(Err(format!(
@@ -85,14 +87,10 @@ async fn outcome(
             t.to_plan, t.catalog_version
         )));
     };
-    let (tenant, history) = match (
-        ctx.store.tenant(&t.tenant_id).await,
-        ctx.store.subscriptions(&t.tenant_id).await,
-    ) {
-        (Ok(Some(tenant)), Ok(history)) => (tenant, history),
-        (Ok(None), _) => return Ok(Err("the tenant no longer exists".into())),
-        (Err(e), _) | (_, Err(e)) => return Err(ProviderError::Unavailable(e.to_string())),
+    let Some(tenant) = ctx.store.tenant(&t.tenant_id).await? else {
+        return Ok(Err("the tenant no longer exists".into()));
     };
+    let history = ctx.store.subscriptions(&t.tenant_id).await?;
     let p = &t.payload;
     let payment_contact = p
         .payment_address
@@ -101,7 +99,11 @@ async fn outcome(
         .unwrap_or_default();
     let payment_method = match p.payment_provider_token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => {
-            let registered = ctx.provider.register(token, &payment_contact).await?;
+            let registered = match ctx.provider.register(token, &payment_contact).await {
+                Ok(r) => r,
+                Err(refused @ ProviderError::Refused(_)) => return Ok(Err(refused.to_string())),
+                Err(ProviderError::Unavailable(e)) => return Err(Retry::Provider(e)),
+            };
             let suffix = uuid::Uuid::new_v4().simple().to_string();
             Some(PaymentMethod {
                 name: format!("pm-{}", &suffix[..12]),
