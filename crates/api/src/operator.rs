@@ -79,13 +79,35 @@ pub struct TransitionList {
     pub items: Vec<TransitionItem>,
 }
 
-async fn item(state: &AppState, t: PlanTransition) -> Result<TransitionItem, ApiError> {
-    let tenant = state
-        .store()
-        .tenant(&t.tenant_id)
-        .await?
-        .map_or_else(|| t.tenant_id.clone(), |x| x.name.to_string());
-    Ok(TransitionItem {
+/// Renders transitions, naming their tenants.
+async fn items(state: &AppState, transitions: Vec<PlanTransition>) -> Result<Vec<TransitionItem>, ApiError> {
+    let names = tollgate_store::tenant_names(
+        state.store(),
+        &transitions
+            .iter()
+            .map(|t| t.tenant_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    Ok(transitions
+        .into_iter()
+        .map(|t| {
+            let tenant = names
+                .get(&t.tenant_id)
+                .cloned()
+                .unwrap_or_else(|| t.tenant_id.clone());
+            item(t, tenant)
+        })
+        .collect())
+}
+
+/// One transition, naming its tenant.
+async fn one(state: &AppState, t: PlanTransition) -> Result<TransitionItem, ApiError> {
+    Ok(items(state, vec![t]).await?.remove(0))
+}
+
+fn item(t: PlanTransition, tenant: String) -> TransitionItem {
+    TransitionItem {
         id: t.id,
         tenant,
         from_plan: t.from_plan,
@@ -98,7 +120,7 @@ async fn item(state: &AppState, t: PlanTransition) -> Result<TransitionItem, Api
         deletion_reason: t.payload.deletion_reason.map(|r| r.wire().to_owned()),
         deletion_feedback: t.payload.deletion_feedback,
         domain: t.payload.domain,
-    })
+    }
 }
 
 async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -145,10 +167,7 @@ pub async fn list_transitions(
             })?),
         },
     };
-    let mut items = Vec::new();
-    for t in state.store().transitions(&filter).await? {
-        items.push(item(&state, t).await?);
-    }
+    let items = items(&state, state.store().transitions(&filter).await?).await?;
     Ok(Json(TransitionList { items }))
 }
 
@@ -179,7 +198,7 @@ pub async fn approve(
         .store()
         .decide_transition(&id, true, None, ACTOR, state.now())
         .await?;
-    Ok(Json(item(&state, t).await?))
+    Ok(Json(one(&state, t).await?))
 }
 
 /// Rejects a transition waiting for approval: it moves to FAILED with the reason.
@@ -211,7 +230,7 @@ pub async fn reject(
         .store()
         .decide_transition(&id, false, Some(&reason), ACTOR, state.now())
         .await?;
-    Ok(Json(item(&state, t).await?))
+    Ok(Json(one(&state, t).await?))
 }
 
 /// One audit entry.
@@ -235,19 +254,20 @@ pub struct AuditList {
 
 /// Renders audit entries, naming tenants.
 pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<Vec<AuditItem>, ApiError> {
-    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    // Stored as JSON; anything else is shown as the text it is, never dropped.
+    let parse =
+        |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)));
+    let names = tollgate_store::tenant_names(
+        state.store(),
+        &entries
+            .iter()
+            .filter_map(|e| e.tenant_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let tenant = match &e.tenant_id {
-            Some(id) => Some(
-                state
-                    .store()
-                    .tenant(id)
-                    .await?
-                    .map_or_else(|| id.clone(), |t| t.name.to_string()),
-            ),
-            None => None,
-        };
+        let tenant = e.tenant_id.map(|id| names.get(&id).cloned().unwrap_or(id));
         out.push(AuditItem {
             at: e.at.to_string(),
             tenant,

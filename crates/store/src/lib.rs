@@ -96,6 +96,23 @@ pub enum Location {
 /// Opens the store at `location`, brings its schema up to date and makes sure
 /// a catalog is published (the built-in one, as version 1, on a new database)
 /// and every tenant has a current subscription.
+/// The names of the tenants among `ids`, each looked up once (listings that
+/// name the tenant of every row). A tenant that no longer exists is absent.
+pub async fn tenant_names(
+    store: &dyn Store,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut names = std::collections::HashMap::new();
+    for &id in ids {
+        if !names.contains_key(id)
+            && let Some(t) = store.tenant(id).await?
+        {
+            names.insert(id.to_owned(), t.name.to_string());
+        }
+    }
+    Ok(names)
+}
+
 pub async fn open(location: &Location) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match location {
         Location::SqliteDir(dir) => Arc::new(sqlite::SqlStore::open(dir).await?),

@@ -151,11 +151,20 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
                 "{:<36} {:<20} {:<13} {:<13} {:<21} REASON",
                 "ID", "TENANT", "FROM", "TO", "STATE"
             );
-            for t in store.transitions(&filter).await? {
-                let tenant = store
-                    .tenant(&t.tenant_id)
-                    .await?
-                    .map_or(t.tenant_id.clone(), |x| x.name.to_string());
+            let transitions = store.transitions(&filter).await?;
+            let names = tollgate_store::tenant_names(
+                store,
+                &transitions
+                    .iter()
+                    .map(|t| t.tenant_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+            for t in transitions {
+                let tenant = names
+                    .get(&t.tenant_id)
+                    .cloned()
+                    .unwrap_or_else(|| t.tenant_id.clone());
                 println!(
                     "{:<36} {:<20} {:<13} {:<13} {:<21} {}",
                     t.id,
