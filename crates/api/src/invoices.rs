@@ -5,14 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jiff::Timestamp;
 use tollgate_domain::ErrorKind;
-use tollgate_domain::invoice::{Invoice, format_cents};
-use tollgate_domain::payment::PaymentRole;
-use tollgate_domain::tenant::Tenant;
-use tollgate_jobs::catalogs::Versions;
+use tollgate_domain::invoice::Invoice;
 use tollgate_jobs::invoices;
-use tollgate_store::{ChargeOutcome, ChargeRecord, Store};
 
 use crate::auth::{Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
@@ -110,73 +105,23 @@ pub async fn pdf(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::invalid("name: is required"))?;
-    let bytes = render_pdf(
+    let rendered = invoices::render_pdf(
         state.store(),
         &state.catalogs().versions(),
         &auth.tenant,
         name,
         state.now(),
     )
-    .await?
+    .await;
+    let bytes = match rendered {
+        Ok(bytes) => bytes,
+        Err(invoices::PdfError::Store(e)) => return Err(e.into()),
+        Err(e @ invoices::PdfError::Render(_)) => {
+            return Err(ApiError::new(ErrorKind::Internal, e.to_string()));
+        }
+    }
     .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("invoice {name:?} does not exist")))?;
     Ok(Json(DownloadInvoicePdfRsp {
         pdf: STANDARD.encode(bytes),
     }))
-}
-
-/// What a PDF says about one charge attempt.
-fn payment_line(c: &ChargeRecord) -> String {
-    let at = c.settled_at.unwrap_or(c.started_at).strftime("%Y-%m-%d");
-    let amount = format!("{} {}", format_cents(c.amount_cents), c.currency);
-    let role = match c.role {
-        PaymentRole::Primary => " (primary)",
-        PaymentRole::Secondary => " (secondary)",
-        PaymentRole::Normal => "",
-    };
-    let to = if c.display.is_empty() {
-        String::new()
-    } else {
-        format!(" to {}{role}", c.display)
-    };
-    let outcome = match (c.outcome, c.reason.as_deref()) {
-        (ChargeOutcome::Pending, _) => "in progress".to_owned(),
-        (ChargeOutcome::Succeeded, _) => "paid".to_owned(),
-        (ChargeOutcome::Refunded, _) => "paid, then refunded".to_owned(),
-        (ChargeOutcome::Declined, r) => format!("declined ({})", r.unwrap_or("no reason given")),
-        (ChargeOutcome::Failed, r) => format!("not charged ({})", r.unwrap_or("no reason given")),
-    };
-    format!("{at}  charge attempt {} of {amount}{to}: {outcome}", c.attempt)
-}
-
-/// Renders one of a tenant's invoices (finalized or pending) as a PDF;
-/// `None` if it has no invoice of that name.
-pub async fn render_pdf(
-    store: &dyn Store,
-    versions: &Versions,
-    tenant: &Tenant,
-    name: &str,
-    now: Timestamp,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(invoice) = invoices::tenant_invoice(store, versions, &tenant.id, name, now).await? else {
-        return Ok(None);
-    };
-    let charges = store.invoice_charges(&tenant.id, name).await?;
-    let payments: Vec<String> = charges.iter().map(payment_line).collect();
-    let methods = store.payment_methods(&tenant.id).await?;
-    let contact = methods
-        .iter()
-        .find(|m| m.role == PaymentRole::Primary)
-        .or_else(|| methods.first())
-        .map(|m| m.contact.clone());
-    let tenant_name = tenant.name.to_string();
-    let doc = tollgate_pdf::InvoiceDocument {
-        invoice: &invoice,
-        tenant: &tenant_name,
-        contact: contact.as_ref(),
-        payments: &payments,
-        issuer: "Tollgate",
-    };
-    let bytes = tollgate_pdf::render(&doc)
-        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("cannot render the PDF: {e}")))?;
-    Ok(Some(bytes))
 }

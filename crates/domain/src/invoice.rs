@@ -78,15 +78,10 @@ impl InvoiceStatus {
         }
     }
 
-    /// Whether the operator may refund an invoice in this state.
-    pub fn refundable(self) -> bool {
-        self == Self::Paid
-    }
-
-    /// Whether the operator may cancel an invoice in this state (not once paid).
-    pub fn cancellable(self) -> bool {
-        matches!(self, Self::Issued | Self::Overdue)
-    }
+    /// The states from which the operator may refund an invoice.
+    pub const REFUNDABLE: &[Self] = &[Self::Paid];
+    /// The states from which the operator may cancel an invoice (not once paid).
+    pub const CANCELLABLE: &[Self] = &[Self::Issued, Self::Overdue];
 }
 
 impl fmt::Display for InvoiceStatus {
@@ -397,8 +392,11 @@ mod tests {
         }
         assert_eq!(InvoiceStatus::Overdue.wire(), "OVERDUE");
         assert_eq!(InvoiceStatus::Paid.wire(), "STATUS_PAID");
-        assert!(InvoiceStatus::Paid.refundable() && !InvoiceStatus::Paid.cancellable());
-        assert!(InvoiceStatus::Overdue.cancellable());
+        assert!(
+            InvoiceStatus::REFUNDABLE.contains(&InvoiceStatus::Paid)
+                && !InvoiceStatus::CANCELLABLE.contains(&InvoiceStatus::Paid)
+        );
+        assert!(InvoiceStatus::CANCELLABLE.contains(&InvoiceStatus::Overdue));
     }
 
     #[test]

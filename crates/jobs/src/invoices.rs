@@ -14,9 +14,12 @@
 //! the same key and gets the same answer, so nothing is charged twice.
 
 use jiff::{SignedDuration, Timestamp};
-use tollgate_domain::invoice::{self, Correction, Invoice, InvoiceStatus, LineKind, invoice_name};
+use tollgate_domain::invoice::{
+    self, Correction, Invoice, InvoiceStatus, LineKind, format_cents, invoice_name,
+};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::{Period, Subscription};
+use tollgate_domain::tenant::Tenant;
 use tollgate_payments::{Charge, ProviderError};
 use tollgate_store::{ChargeOutcome, ChargeRecord, Store, StoreError, StoredInvoice};
 
@@ -481,4 +484,69 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
         tracing::warn!(tenant = tenant_id, invoice = %name, attempts = attempt, "invoice overdue");
     }
     Ok(Some(name))
+}
+
+/// What a PDF says about one charge attempt.
+fn payment_line(c: &ChargeRecord) -> String {
+    let at = c.settled_at.unwrap_or(c.started_at).strftime("%Y-%m-%d");
+    let amount = format!("{} {}", format_cents(c.amount_cents), c.currency);
+    let role = match c.role {
+        PaymentRole::Primary => " (primary)",
+        PaymentRole::Secondary => " (secondary)",
+        PaymentRole::Normal => "",
+    };
+    let to = if c.display.is_empty() {
+        String::new()
+    } else {
+        format!(" to {}{role}", c.display)
+    };
+    let outcome = match (c.outcome, c.reason.as_deref()) {
+        (ChargeOutcome::Pending, _) => "in progress".to_owned(),
+        (ChargeOutcome::Succeeded, _) => "paid".to_owned(),
+        (ChargeOutcome::Refunded, _) => "paid, then refunded".to_owned(),
+        (ChargeOutcome::Declined, r) => format!("declined ({})", r.unwrap_or("no reason given")),
+        (ChargeOutcome::Failed, r) => format!("not charged ({})", r.unwrap_or("no reason given")),
+    };
+    format!("{at}  charge attempt {} of {amount}{to}: {outcome}", c.attempt)
+}
+
+/// Why an invoice PDF could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot render the PDF: {0}")]
+    Render(#[from] tollgate_pdf::PdfError),
+}
+
+/// Renders one of a tenant's invoices (finalized or pending) as a PDF, with
+/// its billing contact and charge attempts; `None` if it has no invoice of
+/// that name.
+pub async fn render_pdf(
+    store: &dyn Store,
+    versions: &Versions,
+    tenant: &Tenant,
+    name: &str,
+    now: Timestamp,
+) -> Result<Option<Vec<u8>>, PdfError> {
+    let Some(invoice) = tenant_invoice(store, versions, &tenant.id, name, now).await? else {
+        return Ok(None);
+    };
+    let charges = store.invoice_charges(&tenant.id, name).await?;
+    let payments: Vec<String> = charges.iter().map(payment_line).collect();
+    let methods = store.payment_methods(&tenant.id).await?;
+    let contact = methods
+        .iter()
+        .find(|m| m.role == PaymentRole::Primary)
+        .or_else(|| methods.first())
+        .map(|m| m.contact.clone());
+    let tenant_name = tenant.name.to_string();
+    let doc = tollgate_pdf::InvoiceDocument {
+        invoice: &invoice,
+        tenant: &tenant_name,
+        contact: contact.as_ref(),
+        payments: &payments,
+        issuer: "Tollgate",
+    };
+    Ok(Some(tollgate_pdf::render(&doc)?))
 }

@@ -241,7 +241,10 @@ pub async fn latest_catalog(store: &dyn Store) -> Result<(i64, Catalog)> {
     Ok((stored.version, catalog))
 }
 
-async fn find_tenant(store: &dyn Store, name: &str) -> Result<Tenant> {
+/// Who the operator CLI is, in the audit trail.
+pub(crate) const ACTOR: &str = "operator";
+
+pub(crate) async fn find_tenant(store: &dyn Store, name: &str) -> Result<Tenant> {
     store
         .tenant_by_name(name)
         .await?

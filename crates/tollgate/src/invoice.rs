@@ -12,6 +12,8 @@ use tollgate_jobs::invoices;
 use tollgate_payments::{PaymentProvider, TestProvider};
 use tollgate_store::{ChargeOutcome, Store};
 
+use crate::cli::{ACTOR, find_tenant};
+
 #[derive(Debug, Subcommand)]
 pub enum InvoiceCommand {
     /// List a tenant's invoices, newest first (pending ones computed now).
@@ -52,10 +54,7 @@ pub enum InvoiceCommand {
 /// The tenant owning invoice `name`: the one given, or the only one that has it.
 async fn owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Tenant> {
     if let Some(t) = tenant {
-        return store
-            .tenant_by_name(t)
-            .await?
-            .with_context(|| format!("tenant {t:?} does not exist (see `tollgate tenant list`)"));
+        return find_tenant(store, t).await;
     }
     let mut found = Vec::new();
     for t in store.tenants().await? {
@@ -82,7 +81,7 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
     let now = Timestamp::now();
     match cmd {
         InvoiceCommand::List { tenant } => {
-            let t = owner(store, Some(&tenant), "").await?;
+            let t = find_tenant(store, &tenant).await?;
             let all = invoices::tenant_invoices(store, &versions, &t.id, now).await?;
             println!(
                 "{:<18} {:<10} {:<17} {:<17} {:>16}",
@@ -144,9 +143,8 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
         }
         InvoiceCommand::Pdf { name, tenant, output } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
-            let bytes = tollgate_api::invoices::render_pdf(store, &versions, &t, &name, now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.error.message))?
+            let bytes = invoices::render_pdf(store, &versions, &t, &name, now)
+                .await?
                 .with_context(|| format!("tenant {} has no invoice {name:?}", t.name))?;
             let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.pdf")));
             std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
@@ -158,7 +156,7 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
                 .invoice(&t.id, &name)
                 .await?
                 .with_context(|| format!("tenant {} has no finalized invoice {name:?}", t.name))?;
-            if !stored.invoice.status.refundable() {
+            if !InvoiceStatus::REFUNDABLE.contains(&stored.invoice.status) {
                 bail!(
                     "invoice {name} is {}; only PAID invoices can be refunded",
                     stored.invoice.status
@@ -170,7 +168,9 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
                 .into_iter()
                 .find(|c| c.outcome == ChargeOutcome::Succeeded)
                 .with_context(|| format!("invoice {name} has no successful charge to refund"))?;
-            let reference = paid.reference.clone().unwrap_or_default();
+            let reference = paid.reference.clone().with_context(|| {
+                format!("the charge that paid {name} has no provider reference to refund")
+            })?;
             let provider = TestProvider::default();
             provider
                 .refund(
@@ -184,9 +184,9 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
                 .set_invoice_status(
                     &t.id,
                     &name,
-                    &[InvoiceStatus::Paid],
+                    InvoiceStatus::REFUNDABLE,
                     InvoiceStatus::Refunded,
-                    "operator",
+                    ACTOR,
                     Timestamp::now(),
                 )
                 .await?;
@@ -203,9 +203,9 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
                 .set_invoice_status(
                     &t.id,
                     &name,
-                    &[InvoiceStatus::Issued, InvoiceStatus::Overdue],
+                    InvoiceStatus::CANCELLABLE,
                     InvoiceStatus::Cancelled,
-                    "operator",
+                    ACTOR,
                     Timestamp::now(),
                 )
                 .await?;

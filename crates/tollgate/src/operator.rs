@@ -17,7 +17,7 @@ use tollgate_store::{Store, TransitionFilter};
 use crate::cli::StorageArgs;
 
 /// How the audit trail names the operator CLI.
-const ACTOR: &str = "operator";
+use crate::cli::ACTOR;
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
@@ -126,13 +126,7 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
 async fn tenant_id(store: &dyn Store, name: Option<&str>) -> Result<Option<String>> {
     match name {
         None => Ok(None),
-        Some(n) => Ok(Some(
-            store
-                .tenant_by_name(n)
-                .await?
-                .with_context(|| format!("tenant {n:?} does not exist"))?
-                .id,
-        )),
+        Some(n) => Ok(Some(crate::cli::find_tenant(store, n).await?.id)),
     }
 }
 

@@ -4,20 +4,22 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
-use tollgate_domain::catalog::{self, Catalog};
+use tollgate_domain::catalog::Catalog;
 use tollgate_domain::metering::{self, Admission, RawEvent, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 use tollgate_domain::tenant::Tenant;
+use tollgate_jobs::catalogs::Versions;
 use tollgate_store::{CouponDef, Store};
 
 /// How the audit trail names the operator CLI.
-const ACTOR: &str = "operator";
+use crate::cli::ACTOR;
 /// Events per ingestion transaction during an import.
 const BATCH: usize = 1000;
 
@@ -69,16 +71,9 @@ pub enum CouponCommand {
     List,
 }
 
-async fn tenant_and_catalog(store: &dyn Store, name: &str) -> Result<(Tenant, Catalog)> {
-    let tenant = store
-        .tenant_by_name(name)
-        .await?
-        .with_context(|| format!("tenant {name:?} does not exist"))?;
-    let stored = store
-        .catalog(Some(tenant.catalog_version))
-        .await?
-        .with_context(|| format!("catalog version {} is missing", tenant.catalog_version))?;
-    let catalog = catalog::parse(&stored.source_name, &stored.source)?;
+async fn tenant_and_catalog(store: &dyn Store, name: &str) -> Result<(Tenant, Arc<Catalog>)> {
+    let tenant = crate::cli::find_tenant(store, name).await?;
+    let catalog = Versions::default().get(store, tenant.catalog_version).await?;
     Ok((tenant, catalog))
 }
 
@@ -303,10 +298,7 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             from,
             until,
         } => {
-            let t = store
-                .tenant_by_name(&tenant)
-                .await?
-                .with_context(|| format!("tenant {tenant:?} does not exist"))?;
+            let t = crate::cli::find_tenant(store, &tenant).await?;
             let from = from.unwrap_or(now);
             if until.is_some_and(|u| u <= from) {
                 bail!("--until must be after --from");
