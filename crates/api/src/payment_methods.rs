@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
+use tollgate_domain::payment::{PaymentRole, RoleChange};
 use tollgate_payments::ProviderError;
 use tollgate_store::PaymentChange;
 
@@ -66,17 +66,7 @@ pub async fn create(
     }
     let requested = match body.role.map(|r| r.text()) {
         None => None,
-        Some(r) if r == "0" || r.eq_ignore_ascii_case("PAYMENT_METHOD_ROLE_UNKNOWN") => None,
-        Some(r) => Some(match r.as_str() {
-            "1" => PaymentRole::Primary,
-            "2" => PaymentRole::Secondary,
-            "3" => PaymentRole::Normal,
-            other => PaymentRole::parse(other).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "role: unknown role {other:?}; use PAYMENT_METHOD_ROLE_PRIMARY, _SECONDARY or _NORMAL"
-                ))
-            })?,
-        }),
+        Some(r) => PaymentRole::parse_requested("role", &r)?,
     };
     let contact = body.contact.unwrap_or_default().into_domain("contact")?;
     let registered = state
@@ -95,17 +85,15 @@ pub async fn create(
                 )
             }
         })?;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
     let now = state.now();
-    let method = PaymentMethod {
-        name: format!("pm-{}", &suffix[..12]),
-        role: PaymentRole::Normal,
-        provider: state.provider().name().to_owned(),
+    let method = tollgate_payments::new_method(
+        state.provider(),
+        registered,
         token,
-        display: registered.display,
         contact,
-        created_at: now,
-    };
+        PaymentRole::Normal,
+        now,
+    );
     let name = method.name.clone();
     let change = PaymentChange::Create {
         method: Box::new(method),
@@ -118,19 +106,19 @@ pub async fn create(
     Ok(Json(CreatePaymentMethodResponse { name }))
 }
 
-async fn role_change(
-    state: AppState,
-    auth: Authorized,
-    path_name: String,
-    body: PaymentMethodRoleRequest,
-    change: RoleChange,
-) -> Result<Json<Empty>, ApiError> {
+/// The body of a role call must agree with its path.
+fn check_role_body(body: &PaymentMethodRoleRequest, path_name: &str) -> Result<(), ApiError> {
     body_namespace(body.namespace.as_deref())?;
     if let Some(given) = body.name.as_deref().filter(|n| !n.is_empty() && *n != path_name) {
         return Err(ApiError::invalid(format!(
             "name: {given:?} in the body does not match {path_name:?} in the path"
         )));
     }
+    Ok(())
+}
+
+/// Applies a role change or deletion under the role rules.
+async fn apply(state: &AppState, auth: &Authorized, change: RoleChange) -> Result<Json<Empty>, ApiError> {
     state
         .store()
         .change_payment_methods(
@@ -141,6 +129,20 @@ async fn role_change(
         )
         .await?;
     Ok(Json(Empty {}))
+}
+
+/// A role call: authorize, check the body, apply `make(name)`.
+async fn role_call(
+    state: AppState,
+    caller: Caller,
+    op: Operation,
+    (ns, name): (String, String),
+    body: PaymentMethodRoleRequest,
+    make: fn(String) -> RoleChange,
+) -> Result<Json<Empty>, ApiError> {
+    let auth = authorize(&state, caller, op, &ns).await?;
+    check_role_body(&body, &name)?;
+    apply(&state, &auth, make(name)).await
 }
 
 /// Makes a payment method the primary; the old primary becomes normal.
@@ -158,11 +160,18 @@ async fn role_change(
 pub async fn primary(
     State(state): State<AppState>,
     caller: Caller,
-    Path((ns, name)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     JsonBody(body): JsonBody<PaymentMethodRoleRequest>,
 ) -> Result<Json<Empty>, ApiError> {
-    let auth = authorize(&state, caller, Operation::PaymentMethodPrimary, &ns).await?;
-    role_change(state, auth, name.clone(), body, RoleChange::MakePrimary(name)).await
+    role_call(
+        state,
+        caller,
+        Operation::PaymentMethodPrimary,
+        path,
+        body,
+        RoleChange::MakePrimary,
+    )
+    .await
 }
 
 /// Makes a payment method the secondary; the old secondary becomes normal. A
@@ -182,11 +191,18 @@ pub async fn primary(
 pub async fn secondary(
     State(state): State<AppState>,
     caller: Caller,
-    Path((ns, name)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     JsonBody(body): JsonBody<PaymentMethodRoleRequest>,
 ) -> Result<Json<Empty>, ApiError> {
-    let auth = authorize(&state, caller, Operation::PaymentMethodSecondary, &ns).await?;
-    role_change(state, auth, name.clone(), body, RoleChange::MakeSecondary(name)).await
+    role_call(
+        state,
+        caller,
+        Operation::PaymentMethodSecondary,
+        path,
+        body,
+        RoleChange::MakeSecondary,
+    )
+    .await
 }
 
 /// Exchanges the roles of the primary and the secondary; `name` is either.
@@ -204,11 +220,18 @@ pub async fn secondary(
 pub async fn swap(
     State(state): State<AppState>,
     caller: Caller,
-    Path((ns, name)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     JsonBody(body): JsonBody<PaymentMethodRoleRequest>,
 ) -> Result<Json<Empty>, ApiError> {
-    let auth = authorize(&state, caller, Operation::PaymentMethodSwap, &ns).await?;
-    role_change(state, auth, name.clone(), body, RoleChange::Swap(name)).await
+    role_call(
+        state,
+        caller,
+        Operation::PaymentMethodSwap,
+        path,
+        body,
+        RoleChange::Swap,
+    )
+    .await
 }
 
 /// Deletes a payment method. A deleted primary is succeeded by the secondary
@@ -231,19 +254,11 @@ pub async fn delete(
 ) -> Result<Json<Empty>, ApiError> {
     let auth = authorize(&state, caller, Operation::PaymentMethodDelete, &ns).await?;
     let plan = state.tenant_plan(&auth.tenant).await?;
-    let paid = plan.plan().flat_price_cents > 0 && !plan.plan().billing_disabled;
     let change = RoleChange::Delete {
         name,
-        on_paid_plan: paid,
+        on_paid_plan: plan.plan().charges_fee(),
     };
-    role_change(
-        state,
-        auth,
-        String::new(),
-        PaymentMethodRoleRequest::default(),
-        change,
-    )
-    .await
+    apply(&state, &auth, change).await
 }
 
 /// The tenant's payment methods, oldest first (beyond the contract). Only

@@ -50,7 +50,7 @@ pub fn coupons_for(applied: &[AppliedCoupon], from: Timestamp, to: Timestamp) ->
 /// The plan's flat fee for a period: none on trial or without billing,
 /// prorated when the period was cut short.
 pub fn fee_for(plan: &Plan, period: &Period) -> Option<i64> {
-    if period.trial || plan.billing_disabled || plan.flat_price_cents == 0 {
+    if period.trial || !plan.charges_fee() {
         return None;
     }
     let used = period.actual_end.duration_since(period.start).as_secs();

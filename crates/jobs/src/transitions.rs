@@ -8,7 +8,7 @@
 
 use jiff::SignedDuration;
 use tollgate_domain::contact::Contact;
-use tollgate_domain::payment::{PaymentMethod, PaymentRole};
+use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::transition::{AddonChange, PlanTransition};
 use tollgate_payments::ProviderError;
@@ -104,19 +104,17 @@ async fn outcome(ctx: &JobContext, t: &PlanTransition) -> Result<Result<Transiti
                 Err(refused @ ProviderError::Refused(_)) => return Ok(Err(refused.to_string())),
                 Err(ProviderError::Unavailable(e)) => return Err(Retry::Provider(e)),
             };
-            let suffix = uuid::Uuid::new_v4().simple().to_string();
-            Some(PaymentMethod {
-                name: format!("pm-{}", &suffix[..12]),
-                role: PaymentRole::Primary,
-                provider: ctx.provider.name().to_owned(),
-                token: token.to_owned(),
-                display: registered.display,
-                contact: Contact {
+            Some(tollgate_payments::new_method(
+                ctx.provider.as_ref(),
+                registered,
+                token.to_owned(),
+                Contact {
                     contact_type: tollgate_domain::contact::ContactType::Payment,
                     ..payment_contact
                 },
-                created_at: ctx.clock.now(),
-            })
+                PaymentRole::Primary,
+                ctx.clock.now(),
+            ))
         }
         None => None,
     };

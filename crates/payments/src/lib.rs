@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tollgate_domain::contact::Contact;
+use tollgate_domain::payment::{PaymentMethod, PaymentRole};
 
 /// Why a provider did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +33,28 @@ pub struct Registered {
 pub enum Charge {
     Succeeded { reference: String },
     Declined { reason: String },
+}
+
+/// A new payment method for a token `provider` accepted: a generated name
+/// (`pm-` and 12 hex digits), the provider's name and its display text.
+pub fn new_method(
+    provider: &dyn PaymentProvider,
+    registered: Registered,
+    token: String,
+    contact: Contact,
+    role: PaymentRole,
+    now: Timestamp,
+) -> PaymentMethod {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    PaymentMethod {
+        name: format!("pm-{}", &suffix[..12]),
+        role,
+        provider: provider.name().to_owned(),
+        token,
+        display: registered.display,
+        contact,
+        created_at: now,
+    }
 }
 
 /// A payment provider (Stripe, Adyen, …) behind one interface.

@@ -180,6 +180,14 @@ pub struct Meter {
     pub aggregation: Aggregation,
 }
 
+impl Plan {
+    /// Whether the plan charges a flat fee (so a tenant on it must keep a
+    /// way to pay).
+    pub fn charges_fee(&self) -> bool {
+        !self.billing_disabled && self.flat_price_cents > 0
+    }
+}
+
 impl Catalog {
     pub fn plan(&self, name: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.name == name)
