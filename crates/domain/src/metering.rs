@@ -592,7 +592,7 @@ mod tests {
             latest: None,
             events: 1,
         };
-        let buckets = vec![
+        let buckets = [
             (key("2026-11-20T09:00:00Z", "a", "c1"), b(3)),
             (key("2026-11-20T09:00:00Z", "a", "c2"), b(4)),
             (key("2026-11-20T10:00:00Z", "a", "c1"), b(5)),
