@@ -821,6 +821,19 @@ async fn a_plan_change_closes_the_period_with_a_prorated_fee() {
             line(&bill, "lb_requests")["start_timestamp"],
             "2026-11-26T10:00:00Z"
         );
+        // The cut-short period asked for by its nominal bounds is that period:
+        // it ends at the cut, so team's usage after it is not in it.
+        for to in ["2026-11-26T10:00:00Z", "2026-12-20T10:00:00Z"] {
+            let closed = current(
+                &app,
+                &admin,
+                "system",
+                json!({"from": "2026-11-20T10:00:00Z", "to": to}),
+            )
+            .await;
+            assert_eq!(rated(&closed), [r("lb_requests", "10", "300")], "to {to}");
+            assert_eq!(closed["total_cost"], "800", "to {to}");
+        }
     })
     .await;
 }
