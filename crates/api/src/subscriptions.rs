@@ -169,30 +169,8 @@ async fn change_addon(
     let tenant_plan = state.tenant_plan(&auth.tenant).await?;
     let plan = tenant_plan.plan();
     let included = plan.included_addons.iter().any(|a| a == addon);
-    if subscribe && !included {
-        if !plan.allowed_addons.iter().any(|a| a == addon) {
-            return Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "{addon}: not available on plan {:?}; change plan to use it",
-                    plan.name
-                ),
-            ));
-        }
-        state
-            .store()
-            .set_addon(
-                auth.tenant_id(),
-                &auth.tenant.plan,
-                addon,
-                true,
-                &auth.actor(),
-                state.now(),
-            )
-            .await?;
-    }
-    if !subscribe {
-        if included {
+    if included {
+        if !subscribe {
             return Err(ApiError::new(
                 ErrorKind::FailedPrecondition,
                 format!(
@@ -201,17 +179,28 @@ async fn change_addon(
                 ),
             ));
         }
-        state
-            .store()
-            .set_addon(
-                auth.tenant_id(),
-                &auth.tenant.plan,
-                addon,
-                false,
-                &auth.actor(),
-                state.now(),
-            )
-            .await?;
+        // Always on: subscribing is a no-op.
+        return Ok(Json(Empty {}));
     }
+    if subscribe && !plan.allowed_addons.iter().any(|a| a == addon) {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{addon}: not available on plan {:?}; change plan to use it",
+                plan.name
+            ),
+        ));
+    }
+    state
+        .store()
+        .set_addon(
+            auth.tenant_id(),
+            &auth.tenant.plan,
+            addon,
+            subscribe,
+            &auth.actor(),
+            state.now(),
+        )
+        .await?;
     Ok(Json(Empty {}))
 }

@@ -49,10 +49,7 @@ pub async fn initiate(
     let payload = body.payload.unwrap_or_default().into_domain()?;
     let now = state.now();
     let (version, catalog) = state.catalogs().latest(state.store()).await?;
-    transition::validate_request(&catalog, &auth.tenant.plan, &new_plan, &payload)?;
-    let target = catalog
-        .plan(&new_plan)
-        .ok_or_else(|| ApiError::invalid(format!("new_plan: unknown plan {new_plan:?}")))?;
+    let target = transition::validate_request(&catalog, &auth.tenant.plan, &new_plan, &payload)?;
     let requires_manual_approval = target.transition.requires_manual_approval;
     let t = PlanTransition {
         id: uuid::Uuid::new_v4().to_string(),

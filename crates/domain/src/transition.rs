@@ -182,12 +182,12 @@ pub fn is_hostname(s: &str) -> bool {
 /// be offered and different, the payload must carry every field the target's
 /// flow requires, and add-on changes must fit the target plan. Every missing
 /// field is named in one message.
-pub fn validate_request(
-    catalog: &Catalog,
+pub fn validate_request<'a>(
+    catalog: &'a Catalog,
     current: &str,
     target: &str,
     payload: &TransitionPayload,
-) -> Result<(), Error> {
+) -> Result<&'a Plan, Error> {
     let plan: &Plan = catalog.offered_plan("new_plan", target)?;
     if plan.name == current {
         return Err(Error::invalid(format!(
@@ -269,7 +269,7 @@ pub fn validate_request(
             "payload.deletion_feedback: at most 4096 characters",
         ));
     }
-    Ok(())
+    Ok(plan)
 }
 
 /// How a transition changes a tenant's subscribed add-ons.
