@@ -66,6 +66,10 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     let store = storage.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let provider: Arc<dyn PaymentProvider> = Arc::new(TestProvider::default());
+    tracing::warn!(
+        provider = provider.name(),
+        "payments go to the built-in test provider (tok-… tokens, no real money); it is the only provider so far"
+    );
     let options = Options {
         provider: Some(provider.clone()),
         operator_token: args.operator_token.clone(),
