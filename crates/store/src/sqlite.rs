@@ -64,17 +64,24 @@ fn migrator() -> sqlx::migrate::Migrator {
     ])
 }
 
+/// How every connection to `dir/tollgate.db` is made: WAL, `synchronous =
+/// NORMAL`, a busy timeout so that processes sharing the file wait for each
+/// other, foreign keys on.
+pub fn connect_options(dir: &Path) -> Result<SqliteConnectOptions> {
+    let url = format!("sqlite://{}", dir.join(FILE_NAME).display());
+    Ok(SqliteConnectOptions::from_str(&url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true))
+}
+
 impl SqlStore {
     /// Opens (creating if needed) `dir/tollgate.db` and migrates it.
     pub async fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
-        let url = format!("sqlite://{}", dir.join(FILE_NAME).display());
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+        let options = connect_options(dir)?;
         // One writer connection: writers in this process queue in the pool
         // rather than spin on the file lock.
         let write = SqlitePoolOptions::new()

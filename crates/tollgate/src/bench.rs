@@ -63,51 +63,48 @@ const UNLIMITED_QUOTA: &str = r#"{"metadata":{"name":"bench"},"spec":{"object_li
 pub(crate) struct Harness {
     /// Holds the SQLite database (if any) and the server log; removed on drop.
     pub scratch: tempfile::TempDir,
-    pub backend: &'static str,
     pub location: Location,
-    flags: Vec<OsString>,
     exe: std::path::PathBuf,
     pub tenant: String,
 }
 
 impl Harness {
     /// Prepares storage; never the user's data dir, since benchmarks write a lot.
-    pub async fn new(storage: &StorageArgs) -> Result<Self> {
+    pub fn new(storage: &StorageArgs) -> Result<Self> {
         let scratch = tempfile::TempDir::new().context("cannot create a temporary directory")?;
-        let (backend, location, flags): (&str, Location, Vec<OsString>) = match storage.location()? {
-            Location::SqliteDir(_) => {
-                let dir = scratch.path().join("data");
-                (
-                    "sqlite",
-                    Location::SqliteDir(dir.clone()),
-                    vec!["--data-dir".into(), dir.into_os_string()],
-                )
-            }
-            Location::Postgres(url) => (
-                "postgres",
-                Location::Postgres(url.clone()),
-                vec!["--database-url".into(), url.into()],
-            ),
+        let location = match storage.location()? {
+            Location::SqliteDir(_) => Location::SqliteDir(scratch.path().join("data")),
+            postgres @ Location::Postgres(_) => postgres,
         };
         Ok(Self {
             scratch,
-            backend,
             location,
-            flags,
             exe: std::env::current_exe().context("cannot find the tollgate executable")?,
             // Unique, so repeated runs on one PostgreSQL database don't collide.
             tenant: format!("bench-{:08x}", rand::random::<u32>()),
         })
     }
 
+    /// Which database engine the benchmark runs on.
+    pub fn backend(&self) -> &'static str {
+        match self.location {
+            Location::SqliteDir(_) => "sqlite",
+            Location::Postgres(_) => "postgres",
+        }
+    }
+
     /// `tollgate <storage flags> <args>`.
     pub fn command(&self, args: &[&str]) -> Command {
+        let storage: [OsString; 2] = match &self.location {
+            Location::SqliteDir(dir) => ["--data-dir".into(), dir.clone().into_os_string()],
+            Location::Postgres(url) => ["--database-url".into(), url.into()],
+        };
         let mut cmd = Command::new(&self.exe);
         // Explicit flags only, so the environment cannot redirect the children.
         cmd.env_remove("TOLLGATE_DATABASE_URL")
             .env_remove("TOLLGATE_DATA_DIR")
             .env("TOLLGATE_LOG", "warn")
-            .args(&self.flags)
+            .args(storage)
             .args(args)
             .kill_on_drop(true);
         cmd
@@ -139,7 +136,7 @@ impl Harness {
 /// Runs the chosen benchmark against a server started for it; the server is
 /// stopped whether or not the benchmark succeeds.
 pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
-    let harness = Harness::new(storage).await?;
+    let harness = Harness::new(storage)?;
     if let Suite::Ingest = args.suite {
         return crate::bench_ingest::run(&harness, &args.ingest).await;
     }
@@ -148,7 +145,7 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
         .await?;
     let token = harness.token("admin").await?;
     let (mut server, addr) = harness.serve().await?;
-    let result = benchmark(addr, &token, harness.backend, &args).await;
+    let result = benchmark(addr, &token, harness.backend(), &args).await;
     let stopped = stop_server(&mut server).await;
     // The benchmark's own error explains more than a failure to stop.
     result.and(stopped)

@@ -3,10 +3,9 @@
 //! usage_details and current_usage over a month of those events.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use http_body_util::Full;
@@ -119,7 +118,7 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
 
     println!(
         "tollgate bench ingest: {}, {} events over {DAYS} days ({} objects x {} meters), batches of {BATCH} over {} connections",
-        h.backend,
+        h.backend(),
         args.events,
         args.objects,
         METERS.len(),
@@ -191,14 +190,8 @@ async fn raw_insert_rate(location: &Location, rows: usize) -> Result<f64> {
     }
     Ok(match location {
         Location::SqliteDir(dir) => {
-            let url = format!(
-                "sqlite://{}",
-                dir.join(tollgate_store::sqlite::FILE_NAME).display()
-            );
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30));
+            // The store's own settings, so the raw rate is comparable.
+            let options = tollgate_store::sqlite::connect_options(dir)?;
             let mut conn = sqlx::SqliteConnection::connect_with(&options)
                 .await
                 .context("cannot open the database")?;
