@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -84,6 +84,37 @@ struct Record {
     raw: RawEvent,
 }
 
+impl Record {
+    /// A record from its fields, looked up by name.
+    fn new(line: usize, field: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            line,
+            namespace: field("namespace"),
+            raw: RawEvent {
+                id: field("id"),
+                metric_label: field("metric_label"),
+                object_name: field("object_name"),
+                quantity: field("quantity"),
+                timestamp: field("timestamp"),
+                deployment: field("deployment"),
+                container: field("container"),
+            },
+        }
+    }
+}
+
+/// The columns (CSV) or fields (JSON lines) an import file may have.
+const FIELDS: [&str; 8] = [
+    "id",
+    "metric_label",
+    "object_name",
+    "quantity",
+    "timestamp",
+    "namespace",
+    "deployment",
+    "container",
+];
+
 fn text(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::Null => None,
@@ -92,84 +123,55 @@ fn text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn read_json_lines(file: &PathBuf) -> Result<Vec<Record>> {
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
-    );
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{}: cannot read line {}", file.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
+/// The records of an import file, read one at a time (a file of millions of
+/// events is never held in memory): CSV with a header row if its name ends
+/// in `.csv`, else JSON lines. A line that cannot be read is an error that
+/// names it.
+fn records(file: &Path) -> Result<Box<dyn Iterator<Item = Result<Record>>>> {
+    let name = file.display().to_string();
+    if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(file)
+            .with_context(|| format!("cannot open {name}"))?;
+        let headers = reader.headers()?.clone();
+        if let Some(unknown) = headers.iter().find(|h| !FIELDS.contains(h)) {
+            bail!(
+                "{name}:1: unknown column {unknown:?}; columns are {}",
+                FIELDS.join(", ")
+            );
         }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a JSON object", file.display(), i + 1))?;
-        let field = |k: &str| v.get(k).and_then(text);
-        out.push(Record {
-            line: i + 1,
-            namespace: field("namespace"),
-            raw: RawEvent {
-                id: field("id"),
-                metric_label: field("metric_label"),
-                object_name: field("object_name"),
-                quantity: field("quantity"),
-                timestamp: field("timestamp"),
-                deployment: field("deployment"),
-                container: field("container"),
+        let columns: Vec<(String, usize)> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.to_owned(), i))
+            .collect();
+        Ok(Box::new(reader.into_records().enumerate().map(
+            move |(i, row)| {
+                let row = row.with_context(|| format!("{name}:{}: not a CSV row", i + 2))?;
+                Ok(Record::new(i + 2, |field| {
+                    let (_, c) = columns.iter().find(|(h, _)| h == field)?;
+                    row.get(*c).filter(|v| !v.is_empty()).map(str::to_owned)
+                }))
             },
-        });
-    }
-    Ok(out)
-}
-
-fn read_csv(file: &PathBuf) -> Result<Vec<Record>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(file)
-        .with_context(|| format!("cannot open {}", file.display()))?;
-    let headers = reader.headers()?.clone();
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    let known = [
-        "id",
-        "metric_label",
-        "object_name",
-        "quantity",
-        "timestamp",
-        "namespace",
-        "deployment",
-        "container",
-    ];
-    if let Some(unknown) = headers.iter().find(|h| !known.contains(h)) {
-        bail!(
-            "{}:1: unknown column {unknown:?}; columns are {}",
-            file.display(),
-            known.join(", ")
+        )))
+    } else {
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?,
         );
+        Ok(Box::new(
+            reader
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .map(move |(i, line)| {
+                    let line = line.with_context(|| format!("{name}: cannot read line {}", i + 1))?;
+                    let v: serde_json::Value = serde_json::from_str(&line)
+                        .with_context(|| format!("{name}:{}: not a JSON object", i + 1))?;
+                    Ok(Record::new(i + 1, |k| v.get(k).and_then(text)))
+                }),
+        ))
     }
-    let mut out = Vec::new();
-    for (i, row) in reader.records().enumerate() {
-        let row = row.with_context(|| format!("{}:{}: not a CSV row", file.display(), i + 2))?;
-        let field = |name: &str| {
-            column(name)
-                .and_then(|c| row.get(c))
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        out.push(Record {
-            line: i + 2,
-            namespace: field("namespace"),
-            raw: RawEvent {
-                id: field("id"),
-                metric_label: field("metric_label"),
-                object_name: field("object_name"),
-                quantity: field("quantity"),
-                timestamp: field("timestamp"),
-                deployment: field("deployment"),
-                container: field("container"),
-            },
-        });
-    }
-    Ok(out)
 }
 
 pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
@@ -180,12 +182,13 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
             file,
         } => {
             let (tenant, catalog) = tenant_and_catalog(store, &tenant).await?;
-            let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            let records = if is_csv {
-                read_csv(&file)?
-            } else {
-                read_json_lines(&file)?
-            };
+            // First a pass that only reads, so that a malformed file
+            // imports nothing; then one that imports, a batch at a time.
+            let mut total = 0usize;
+            for r in records(&file)? {
+                r?;
+                total += 1;
+            }
             let known_namespaces: Vec<String> = store
                 .namespaces(&tenant.id)
                 .await?
@@ -202,9 +205,14 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
                     store.latest_invoice_start(&tenant.id).await?,
                 ),
             };
-            let mut valid: Vec<UsageEvent> = Vec::new();
-            let mut rejected: Vec<(usize, String)> = Vec::new();
-            for r in &records {
+            let aggregation = catalog.aggregations();
+            let (mut accepted, mut duplicates) = (0usize, 0usize);
+            // The first reasons are shown; the rest are counted.
+            let (mut rejected, mut first_rejections) = (0usize, Vec::new());
+            let mut batch: Vec<UsageEvent> = Vec::with_capacity(BATCH);
+            let mut records = records(&file)?.peekable();
+            while let Some(r) = records.next() {
+                let r = r?;
                 let ns_text = r.namespace.clone().unwrap_or_else(|| namespace.clone());
                 let checked = Name::parse("namespace", &ns_text)
                     .map_err(|e| e.message)
@@ -217,29 +225,31 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
                     })
                     .and_then(|ns| metering::validate(&r.raw, &ns, rules));
                 match checked {
-                    Ok(e) => valid.push(e),
-                    Err(reason) => rejected.push((r.line, reason)),
+                    Ok(e) => batch.push(e),
+                    Err(reason) => {
+                        rejected += 1;
+                        if first_rejections.len() < 20 {
+                            first_rejections.push((r.line, reason));
+                        }
+                    }
+                }
+                if batch.len() == BATCH || (records.peek().is_none() && !batch.is_empty()) {
+                    let new = store.ingest(&tenant.id, &batch, &aggregation, now).await?;
+                    let fresh = new.iter().filter(|n| **n).count();
+                    accepted += fresh;
+                    duplicates += new.len() - fresh;
+                    batch.clear();
                 }
             }
-            let aggregation = catalog.aggregations();
-            let (mut accepted, mut duplicates) = (0usize, 0usize);
-            for chunk in valid.chunks(BATCH) {
-                let new = store.ingest(&tenant.id, chunk, &aggregation, now).await?;
-                let fresh = new.iter().filter(|n| **n).count();
-                accepted += fresh;
-                duplicates += new.len() - fresh;
-            }
-            for (line, reason) in rejected.iter().take(20) {
+            for (line, reason) in &first_rejections {
                 eprintln!("{}:{line}: rejected: {reason}", file.display());
             }
-            if rejected.len() > 20 {
-                eprintln!("… and {} more rejected", rejected.len() - 20);
+            if rejected > first_rejections.len() {
+                eprintln!("… and {} more rejected", rejected - first_rejections.len());
             }
             println!(
                 "imported {} events into tenant {}: {accepted} accepted, {duplicates} duplicates, {} rejected",
-                records.len(),
-                tenant.name,
-                rejected.len()
+                total, tenant.name, rejected
             );
         }
         UsageCommand::Replay { tenant } => {

@@ -321,3 +321,47 @@ async fn a_crash_during_ingestion_loses_and_doubles_nothing() {
     })
     .await;
 }
+
+/// A large file is imported a batch at a time; a malformed line anywhere in
+/// it imports nothing and names the line.
+#[tokio::test]
+async fn a_malformed_file_imports_nothing_and_a_large_one_is_imported_in_batches() {
+    each_backend(|db| async move {
+        tenant_since(&db, "acme", "2026-09-01T00:00:00Z").await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.jsonl");
+        let mut lines = String::new();
+        for i in 0..2_500 {
+            let at = Timestamp::from_second(1_788_220_800 + i64::from(i) * 600).unwrap();
+            let event = json!({
+                "id": format!("b{i}"), "metric_label": "lb_requests", "object_name": "lb-a",
+                "quantity": 1, "timestamp": at.to_string()
+            });
+            lines.push_str(&format!("{event}\n"));
+        }
+        std::fs::write(&file, format!("{lines}this is not json\n")).unwrap();
+        let bad = tollgate(
+            &db,
+            &["usage", "import", "--tenant", "acme", file.to_str().unwrap()],
+        )
+        .await;
+        assert!(
+            !bad.ok && bad.stderr.contains("big.jsonl:2501: not a JSON object"),
+            "{}",
+            bad.stderr
+        );
+        std::fs::write(&file, lines).unwrap();
+        let out = expect_ok(
+            tollgate(
+                &db,
+                &["usage", "import", "--tenant", "acme", file.to_str().unwrap()],
+            )
+            .await,
+        );
+        assert!(
+            out.contains("2500 events into tenant acme: 2500 accepted, 0 duplicates, 0 rejected"),
+            "nothing was imported by the malformed file: {out}"
+        );
+    })
+    .await;
+}
