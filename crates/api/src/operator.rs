@@ -219,13 +219,7 @@ pub async fn reject(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Decision>,
 ) -> Result<Json<TransitionItem>, ApiError> {
-    let reason = body
-        .reason
-        .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| "rejected by the operator".into());
-    if reason.chars().count() > 1024 {
-        return Err(ApiError::invalid("reason: at most 1024 characters"));
-    }
+    let reason = tollgate_domain::transition::rejection_reason(body.reason.as_deref())?;
     let t = state
         .store()
         .decide_transition(&id, false, Some(&reason), ACTOR, state.now())

@@ -178,6 +178,19 @@ pub fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// Why an operator rejected a transition: what they said, or a default;
+/// at most 1024 characters.
+pub fn rejection_reason(given: Option<&str>) -> Result<String, Error> {
+    let reason = given
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("rejected by the operator");
+    if reason.chars().count() > 1024 {
+        return Err(Error::invalid("reason: at most 1024 characters"));
+    }
+    Ok(reason.to_owned())
+}
+
 /// Validates a request to move from `current` to `target`: the target must
 /// be offered and different, the payload must carry every field the target's
 /// flow requires, and add-on changes must fit the target plan. Every missing
@@ -309,6 +322,14 @@ impl AddonChange {
 mod tests {
     use super::*;
     use TransitionState::*;
+
+    #[test]
+    fn rejection_reasons_default_and_are_bounded() {
+        assert_eq!(rejection_reason(None).unwrap(), "rejected by the operator");
+        assert_eq!(rejection_reason(Some("  ")).unwrap(), "rejected by the operator");
+        assert_eq!(rejection_reason(Some(" no domain ")).unwrap(), "no domain");
+        assert!(rejection_reason(Some(&"x".repeat(1025))).is_err());
+    }
 
     #[test]
     fn the_state_machine() {

@@ -23,8 +23,8 @@ use crate::cli::ACTOR;
 pub enum CatalogCommand {
     /// Check a catalog file without publishing it.
     Validate { file: PathBuf },
-    /// Publish a catalog file as the next version; servers pick it up within
-    /// seconds. Tenants keep their plan's version until they change plan.
+    /// Publish a catalog file as the next version; it takes effect at once on
+    /// every server. Tenants keep their plan's version until they change plan.
     Publish { file: PathBuf },
     /// Print a published catalog (the latest unless --version).
     Show {
@@ -48,8 +48,9 @@ pub enum TransitionCommand {
     /// Reject a transition waiting for approval.
     Reject {
         id: String,
-        #[arg(long, default_value = "rejected by the operator")]
-        reason: String,
+        /// Why (shown to the tenant; default "rejected by the operator").
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -109,10 +110,10 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
         }
         CatalogCommand::Show { version } => {
             let store = storage.open().await?;
-            let c = store
-                .catalog(version)
-                .await?
-                .with_context(|| format!("no catalog version {}", version.unwrap_or_default()))?;
+            let c = store.catalog(version).await?.with_context(|| match version {
+                Some(v) => format!("no catalog version {v}"),
+                None => "no catalog is published yet".to_owned(),
+            })?;
             println!(
                 "# catalog version {}, from {}, published {} by {}",
                 c.version, c.source_name, c.published_at, c.published_by
@@ -177,6 +178,7 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
             println!("approved {}: now {}", t.id, t.state.as_str());
         }
         TransitionCommand::Reject { id, reason } => {
+            let reason = tollgate_domain::transition::rejection_reason(reason.as_deref())?;
             let t = store
                 .decide_transition(&id, false, Some(&reason), ACTOR, Timestamp::now())
                 .await?;
