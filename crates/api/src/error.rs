@@ -27,6 +27,10 @@ pub const fn status_and_code(kind: ErrorKind) -> (StatusCode, u16) {
     }
 }
 
+/// `Retry-After` of a 503 answered because the database could not take the
+/// request: faults heal by themselves (a fresh connection, freed space).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
 /// The error body of every failed request.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -84,7 +88,12 @@ impl From<StoreError> for ApiError {
             }
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %error.message, "storage unavailable");
-                Self::new(ErrorKind::Unavailable, "the database is unavailable; retry later")
+                let mut e = Self::new(
+                    ErrorKind::Unavailable,
+                    "the database cannot take this request now; nothing was changed, retry later",
+                );
+                e.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+                e
             }
             _ => error.into(),
         }

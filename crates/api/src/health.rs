@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use tollgate_domain::ErrorKind;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -24,11 +25,19 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// The process is up and its database answers.
+/// The process is up and its database can take writes: a trivial write
+/// commits, the database has room to grow, and no write failed with a storage
+/// fault in the last seconds. Otherwise 503 (code 14) with `Retry-After`.
 #[utoipa::path(get, path = "/readyz", operation_id = "tollgate.Readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store().ping().await?;
+    if let Err(e) = state.store().ready(state.now()).await {
+        // Not ready is an answer, not a failure of this request: say why.
+        let mut error = ApiError::new(ErrorKind::Unavailable, format!("not ready: {e}"));
+        error.retry_after = Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS);
+        tracing::warn!(error = %e, "not ready");
+        return Err(error);
+    }
     Ok(Json(Health {
         status: "ready",
         database: Some(state.store().backend()),

@@ -163,6 +163,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/operator/transitions", get(operator::list_transitions))
         .route("/api/operator/transitions/{id}/approve", post(operator::approve))
         .route("/api/operator/transitions/{id}/reject", post(operator::reject))
+        .route("/api/operator/transitions/{id}/cancel", post(operator::cancel))
         .route("/api/operator/audit", get(operator::audit))
         // operations
         .route("/healthz", get(health::healthz))

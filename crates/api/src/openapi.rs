@@ -52,6 +52,7 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         operator::list_transitions,
         operator::approve,
         operator::reject,
+        operator::cancel,
         operator::audit,
         health::healthz,
         health::readyz,

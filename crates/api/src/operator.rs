@@ -227,6 +227,43 @@ pub async fn reject(
     Ok(Json(one(&state, t).await?))
 }
 
+/// Cancels an open transition (CREATING or WAITING_FOR_APPROVAL), whoever
+/// holds it: it moves to FAILED with the reason and nothing of it is applied
+/// (a worker executing it at that moment cannot complete it).
+#[utoipa::path(
+    post,
+    path = "/api/operator/transitions/{id}/cancel",
+    operation_id = "tollgate.operator.CancelTransition",
+    tag = "operator",
+    params(("id" = String, Path)),
+    request_body = Decision,
+    responses((status = 200, body = TransitionItem), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already finished or failed")),
+    security(("OperatorToken" = []))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Decision>,
+) -> Result<Json<TransitionItem>, ApiError> {
+    let reason = cancellation_reason(body.reason.as_deref())?;
+    let t = state
+        .store()
+        .cancel_transition(&id, &reason, ACTOR, state.now())
+        .await?;
+    Ok(Json(one(&state, t).await?))
+}
+
+/// The reason recorded for a cancellation: the operator's (bounded like a
+/// rejection's), or a default that says who did it.
+pub fn cancellation_reason(given: Option<&str>) -> Result<String, ApiError> {
+    match given.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok("cancelled by the operator".to_owned()),
+        Some(r) => Ok(tollgate_domain::transition::rejection_reason(Some(r))?),
+    }
+}
+
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditItem {

@@ -74,6 +74,17 @@ impl KeyFamily {
             _ => None,
         }
     }
+
+    /// The most usage a key of this family can hold, in base units (a
+    /// count, or millionths of a resource unit): the cap of one change holds
+    /// for the stored total too, so no sum can approach i64 overflow, whatever
+    /// the limit (unlimited included).
+    pub const fn max_usage(self) -> i64 {
+        match self {
+            Self::Object => i32::MAX as i64,
+            Self::Resource => 1_000_000_000 * RESOURCE_UNIT,
+        }
+    }
 }
 
 /// Decimal places a resource amount keeps.

@@ -5,6 +5,7 @@
 pub mod bills;
 pub mod catalogs;
 pub mod invoices;
+pub mod maintenance;
 pub mod transitions;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct JobContext {
     /// Parsed catalog versions.
     pub catalogs: Arc<catalogs::Versions>,
     pub invoicing: invoices::InvoiceSettings,
+    pub retention: maintenance::Retention,
 }
 
 /// Runs every job until `shutdown` resolves, polling every `interval`.
@@ -55,6 +57,13 @@ pub async fn run_forever(
         }
         if let Err(e) = invoices::charge_until_idle(&ctx).await {
             tracing::warn!(error = %e, "charge job failed; retrying on the next tick");
+        }
+        match maintenance::prune(&ctx, maintenance::PRUNE_BATCHES_PER_TICK).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "forgot expired quota request ids"),
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning idempotency records failed; retrying on the next tick")
+            }
         }
     }
 }

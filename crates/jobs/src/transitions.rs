@@ -19,46 +19,88 @@ use crate::JobContext;
 /// How long a worker may hold a transition before another may take it.
 pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
 
+/// Attempts after which a transition that cannot finish ends FAILED.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// How long to leave a transition alone after its `attempt`-th attempt could
+/// not finish: 1 s, doubling, at most 10 minutes (about 17 minutes in all
+/// before [`MAX_ATTEMPTS`] gives up).
+pub fn backoff(attempt: u32) -> SignedDuration {
+    let secs = 1i64 << attempt.saturating_sub(1).min(12);
+    SignedDuration::from_secs(secs.min(600))
+}
+
 /// Runs transitions until none is waiting; returns how many ended.
 pub async fn run_until_idle(ctx: &JobContext) -> Result<usize, StoreError> {
     let mut done = 0;
-    while run_once(ctx).await?.is_some() {
-        done += 1;
+    while let Some(ended) = run_once(ctx).await? {
+        if ended.is_some() {
+            done += 1;
+        }
     }
     Ok(done)
 }
 
-/// Claims and executes one transition, if one is waiting. Returns its id.
-pub async fn run_once(ctx: &JobContext) -> Result<Option<String>, StoreError> {
+/// Claims and works on one transition, if one is waiting. `None`: nothing
+/// to do; `Some(Some(id))`: it ended (finished or failed); `Some(None)`: it
+/// could not finish now and is retried later.
+pub async fn run_once(ctx: &JobContext) -> Result<Option<Option<String>>, StoreError> {
     let now = ctx.clock.now();
-    let Some(t) = ctx
+    let Some(leased) = ctx
         .store
         .claim_transition(&ctx.worker_id, now, now + LEASE)
         .await?
     else {
         return Ok(None);
     };
+    let t = &leased.transition;
     let id = t.id.clone();
-    match outcome(ctx, &t).await {
-        Ok(Ok(outcome)) => {
-            ctx.store.complete_transition(&outcome).await?;
-            tracing::info!(transition = %id, tenant = %t.tenant_id, to = %t.to_plan, "plan transition finished");
-        }
+    if leased.attempt > MAX_ATTEMPTS {
+        let reason = format!(
+            "gave up after {MAX_ATTEMPTS} attempts; the last one failed with: {}",
+            leased
+                .last_error
+                .as_deref()
+                .unwrap_or("the worker stopped before finishing")
+        );
+        ctx.store
+            .fail_transition(&id, &ctx.worker_id, &reason, ctx.clock.now())
+            .await?;
+        tracing::warn!(transition = %id, %reason, "plan transition failed");
+        return Ok(Some(Some(id)));
+    }
+    let error = match outcome(ctx, t).await {
+        Ok(Ok(outcome)) => match ctx.store.complete_transition(&outcome).await {
+            Ok(()) => {
+                tracing::info!(transition = %id, tenant = %t.tenant_id, to = %t.to_plan, "plan transition finished");
+                return Ok(Some(Some(id)));
+            }
+            // Cancelled by the operator, or taken over by another worker.
+            Err(StoreError::Conflict(why)) => {
+                tracing::info!(transition = %id, %why, "plan transition no longer ours");
+                return Ok(Some(None));
+            }
+            // The database is down: the lease expires and the next worker retries.
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => e.to_string(),
+        },
         Ok(Err(reason)) => {
             ctx.store
                 .fail_transition(&id, &ctx.worker_id, &reason, ctx.clock.now())
                 .await?;
             tracing::info!(transition = %id, %reason, "plan transition failed");
+            return Ok(Some(Some(id)));
         }
-        Err(Retry::Provider(e)) => {
-            // Leave it leased; it is retried once the lease expires.
-            tracing::warn!(transition = %id, error = %e, "payment provider unavailable; will retry");
-            return Ok(None);
-        }
-        // Also left leased, for the next worker once the lease expires.
-        Err(Retry::Store(e)) => return Err(e),
-    }
-    Ok(Some(id))
+        Err(Retry::Provider(e)) => format!("payment provider unavailable: {e}"),
+        Err(Retry::Store(e)) if e.is_unavailable() => return Err(e),
+        Err(Retry::Store(e)) => e.to_string(),
+    };
+    let retry_at = ctx.clock.now() + backoff(leased.attempt);
+    tracing::warn!(transition = %id, attempt = leased.attempt, %error, %retry_at, "plan transition could not finish; will retry");
+    ctx.store
+        .retry_transition(&id, &ctx.worker_id, &error, retry_at)
+        .await?;
+    Ok(Some(None))
 }
 
 /// Why a transition could not be worked on now (it is retried later).

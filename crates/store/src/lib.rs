@@ -24,6 +24,9 @@ use tollgate_domain::token::ApiToken;
 use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind};
 
+pub mod fault;
+pub mod faults;
+mod health;
 mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -41,30 +44,33 @@ pub enum StoreError {
     /// Stored data that the code cannot read back: a bug or a manual edit.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The database cannot take the request now (unreachable, full, an I/O
+    /// error, locked past the busy timeout, a terminated connection): nothing
+    /// was changed, and the same request may succeed once the cause is gone.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(e),
-            sqlx::Error::Database(ref db) if is_busy(db.code().as_deref()) => Self::Unavailable(e),
-            other => Self::Database(other),
-        }
+impl StoreError {
+    /// Whether the database could not take the request (a fault that heals),
+    /// as opposed to a refusal or a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
     }
 }
 
-/// SQLite's BUSY/LOCKED codes: another writer held the lock past busy_timeout.
-fn is_busy(code: Option<&str>) -> bool {
-    matches!(code, Some("5" | "6" | "517" | "262"))
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if fault::is_transient(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Database(e)
+        }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -93,9 +99,40 @@ pub enum Location {
     Postgres(String),
 }
 
-/// Opens the store at `location`, brings its schema up to date and makes sure
-/// a catalog is published (the built-in one, as version 1, on a new database)
-/// and every tenant has a current subscription.
+/// When SQLite considers a commit done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is flushed to disk (fsync of the write-ahead log) before
+    /// it is acknowledged: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// The log is flushed only at checkpoints: an acknowledged write survives
+    /// a crash of the process, but a power loss or an operating-system crash
+    /// can lose the latest acknowledged writes (the database stays consistent).
+    Normal,
+}
+
+impl Synchronous {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Normal => "normal",
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// SQLite's durability mode (PostgreSQL keeps `synchronous_commit = on`).
+    pub sqlite_synchronous: Synchronous,
+    /// Faults for the writer to meet (tests only).
+    pub faults: Option<Arc<faults::FaultPlan>>,
+}
+
+/// A boxed future, as write jobs return them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The names of the tenants among `ids`, each looked up once (listings that
 /// name the tenant of every row). A tenant that no longer exists is absent.
 pub async fn tenant_names(
@@ -113,10 +150,19 @@ pub async fn tenant_names(
     Ok(names)
 }
 
+/// Opens the store at `location` with the default options (durable SQLite
+/// commits); see [`open_with`].
 pub async fn open(location: &Location) -> Result<Arc<dyn Store>> {
+    open_with(location, StoreOptions::default()).await
+}
+
+/// Opens the store at `location`, brings its schema up to date and makes sure
+/// a catalog is published (the built-in one, as version 1, on a new database)
+/// and every tenant has a current subscription.
+pub async fn open_with(location: &Location, options: StoreOptions) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match location {
-        Location::SqliteDir(dir) => Arc::new(sqlite::SqlStore::open(dir).await?),
-        Location::Postgres(url) => Arc::new(postgres::SqlStore::open(url).await?),
+        Location::SqliteDir(dir) => Arc::new(sqlite::SqlStore::open(dir, &options).await?),
+        Location::Postgres(url) => Arc::new(postgres::SqlStore::open(url, &options).await?),
     };
     store.bootstrap(Timestamp::now()).await?;
     Ok(store)
@@ -283,6 +329,16 @@ pub struct ChargeRecord {
     pub reference: Option<String>,
     pub started_at: Timestamp,
     pub settled_at: Option<Timestamp>,
+}
+
+/// A plan transition leased by a worker.
+#[derive(Debug, Clone)]
+pub struct LeasedTransition {
+    pub transition: PlanTransition,
+    /// Which attempt this is (1 for the first lease).
+    pub attempt: u32,
+    /// Why the previous attempt could not finish, if one could not.
+    pub last_error: Option<String>,
 }
 
 /// Which transitions to list.
@@ -504,18 +560,39 @@ pub trait Store: Send + Sync + 'static {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<PlanTransition>;
-    /// Leases the oldest CREATING transition that no live lease holds.
+    /// Leases the oldest CREATING transition that no live lease holds,
+    /// counting the attempt.
     async fn claim_transition(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Option<PlanTransition>>;
+    ) -> Result<Option<LeasedTransition>>;
+    /// Gives a leased transition back after an attempt that could not
+    /// finish: records why, and leaves it alone until `retry_at`.
+    async fn retry_transition(&self, id: &str, owner: &str, error: &str, retry_at: Timestamp) -> Result<()>;
+    /// The operator ends an open transition (CREATING or
+    /// WAITING_FOR_APPROVAL) as FAILED with `reason`, whoever holds it.
+    async fn cancel_transition(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition>;
     /// Applies a transition's outcome and marks it FINISHED, all in one
     /// transaction; `Conflict` if `owner` no longer holds it.
     async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()>;
     /// Marks a leased transition FAILED with a reason.
     async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()>;
+
+    /// Forgets idempotency records of quota requests made before `before`,
+    /// at most `limit` of them; returns how many.
+    async fn prune_quota_requests(&self, before: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Whether the database can take writes now: a trivial write commits,
+    /// there is room to grow, and no write failed with a fault just now.
+    async fn ready(&self, now: Timestamp) -> Result<()>;
 
     /// The audit trail, newest first; `None` for every tenant.
     async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>>;

@@ -1,16 +1,18 @@
 //! The PostgreSQL engine, for production and for several replicas sharing one
 //! database.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
-use crate::Result;
+use crate::faults::{Fault, FaultPlan};
+use crate::health::Health;
+use crate::{BoxFuture, Result, StoreOptions};
 
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) const BACKEND: &str = "postgres";
-/// READ COMMITTED is enough: every check-and-change is one conditional UPDATE.
-pub(crate) const BEGIN_WRITE: &str = "BEGIN";
 
 /// Serializes a tenant's billing changes (payment-method roles) across
 /// connections and replicas: the row lock is held until commit.
@@ -51,13 +53,18 @@ fn migrator() -> sqlx::migrate::Migrator {
             "daily usage",
             include_str!("../migrations/postgres/0005_daily_usage.sql"),
         ),
+        (
+            6,
+            "hardening",
+            include_str!("../migrations/postgres/0006_hardening.sql"),
+        ),
     ])
 }
 
 impl SqlStore {
     /// Connects to `url` and migrates the database (migrations take an
     /// advisory lock, so replicas starting together apply them once).
-    pub async fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -66,9 +73,104 @@ impl SqlStore {
         migrator().run(&pool).await?;
         let store = Self {
             read: pool.clone(),
-            write: pool,
+            writer: Writer {
+                pool,
+                health: Arc::new(Health::default()),
+                faults: options.faults.clone().unwrap_or_default(),
+            },
         };
         store.after_migrations().await?;
         Ok(store)
+    }
+}
+
+/// A write job's view of the database: its own transaction (READ COMMITTED
+/// is enough: every check-and-change is one conditional UPDATE).
+pub(crate) struct Tx {
+    inner: sqlx::Transaction<'static, Db>,
+    discard: bool,
+}
+
+impl Tx {
+    /// Rolls the job's changes back although it returns `Ok`.
+    pub(crate) fn discard(&mut self) {
+        self.discard = true;
+    }
+}
+
+impl Deref for Tx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
+}
+
+/// Runs write jobs, each in its own transaction on a pooled connection:
+/// PostgreSQL commits concurrent transactions together by itself. A job
+/// that fails is rolled back when its transaction is dropped; a connection
+/// that broke is discarded by the pool, which tests connections before
+/// handing them out.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    pool: PgPool,
+    pub(crate) health: Arc<Health>,
+    faults: Arc<FaultPlan>,
+}
+
+impl Writer {
+    /// Runs `f` in a write transaction and answers once it is committed.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        let result = async {
+            let mut tx = Tx {
+                inner: self.pool.begin().await?,
+                discard: false,
+            };
+            let value = f(&mut tx).await?;
+            match self.faults.current() {
+                None => {}
+                // After the job's statements, before its commit.
+                Some(Fault::DiskFull) => {
+                    sqlx::raw_sql(
+                        "DO $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' \
+                         USING ERRCODE = 'disk_full'; END $$",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some(Fault::ConnectionLost { .. }) => {
+                    sqlx::raw_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if tx.discard {
+                tx.inner.rollback().await?;
+            } else {
+                tx.inner.commit().await?;
+            }
+            Ok::<T, crate::StoreError>(value)
+        }
+        .await;
+        match &result {
+            Ok(_) => self.health.committed(),
+            Err(e) if e.is_unavailable() => self.health.fault(&e.to_string()),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// PostgreSQL manages its own space; a full disk shows as a failed write.
+    pub(crate) async fn capacity_problem(&self, _tx: &mut Tx) -> Result<Option<String>> {
+        Ok(None)
     }
 }

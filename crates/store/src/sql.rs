@@ -17,11 +17,11 @@ use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::ApiToken;
 use tollgate_domain::transition::PlanTransition;
 
-use super::{BACKEND, BEGIN_WRITE, Db, LOCK_TENANT};
+use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
 use crate::{
-    Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, ChargeRecord, CouponDef, NewTenant,
-    NewToken, PaymentChange, ReplayStats, Result, StoreError, StoredCatalog, StoredInvoice, TransitionFilter,
-    TransitionOutcome, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
+    Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, ChargeRecord, CouponDef, LeasedTransition,
+    NewTenant, NewToken, PaymentChange, ReplayStats, Result, StoreError, StoredCatalog, StoredInvoice,
+    TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
 };
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 
@@ -44,13 +44,26 @@ impl SqlStore {
     }
 }
 
-/// A store on one database. Writes go through `write` (for SQLite a single
-/// connection, so that writers in this process queue instead of contending
-/// for the file lock); reads through `read`.
+/// A store on one database. Writes go through the engine's `Writer` (for
+/// SQLite one connection that commits concurrent writers together); reads
+/// through `read`.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(super) read: Pool<Db>,
-    pub(super) write: Pool<Db>,
+    pub(super) writer: Writer,
+}
+
+impl SqlStore {
+    /// Runs `f` in a write transaction; answers once it is committed (or
+    /// rolled back, on an error or [`Tx::discard`]). `f` owns what it needs:
+    /// the engine may run it on another task, after the caller is gone.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> crate::BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        self.writer.run(f).await
+    }
 }
 
 fn micros(t: Timestamp) -> i64 {
@@ -209,55 +222,9 @@ impl crate::Store for SqlStore {
     }
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant> {
-        let sub = &new.subscription;
-        let tenant = Tenant {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: new.name.clone(),
-            tenant_type: new.tenant_type,
-            created_at: new.now,
-            plan: sub.plan.clone(),
-            catalog_version: sub.catalog_version,
-            domain: None,
-        };
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&tenant.id)
-        .bind(tenant.name.as_str())
-        .bind(tenant.tenant_type.as_str())
-        .bind(micros(new.now))
-        .bind(&tenant.plan)
-        .bind(tenant.catalog_version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "tenant {:?} already exists",
-                new.name.as_str()
-            )));
-        }
-        insert_namespace(&mut tx, &tenant.id, &Name::system(), new.now).await?;
-        let subscription = Subscription {
-            tenant_id: tenant.id.clone(),
-            ..sub.clone()
-        };
-        billing::insert_subscription(&mut tx, &subscription).await?;
-        audit_in(
-            &mut tx,
-            Some(&tenant.id),
-            "operator",
-            "tenant.create",
-            &format!("tenant/{}", tenant.name),
-            None,
-            Some(serde_json::json!({"plan": tenant.plan, "tenant_type": tenant.tenant_type.as_str()})),
-            new.now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(tenant)
+        let new = new.clone();
+        self.write(move |tx| Box::pin(async move { create_tenant_in(tx, &new).await }))
+            .await
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
@@ -296,10 +263,9 @@ impl crate::Store for SqlStore {
     }
 
     async fn create_namespace(&self, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let ns = insert_namespace(&mut tx, tenant_id, name, now).await?;
-        tx.commit().await?;
-        Ok(ns)
+        let (tenant_id, name, now) = (tenant_id.to_owned(), name.clone(), now);
+        self.write(move |tx| Box::pin(async move { create_namespace_in(tx, &tenant_id, &name, now).await }))
+            .await
     }
 
     async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>> {
@@ -322,43 +288,9 @@ impl crate::Store for SqlStore {
     }
 
     async fn create_token(&self, new: &NewToken) -> Result<ApiToken> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let scoped: Vec<&str> = match &new.scope {
-            NamespaceScope::All => Vec::new(),
-            NamespaceScope::Only(list) => list.iter().map(Name::as_str).collect(),
-        };
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        for ns in &scoped {
-            let exists = sqlx::query("SELECT 1 FROM namespaces WHERE tenant_id = $1 AND name = $2")
-                .bind(&new.tenant_id)
-                .bind(*ns)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("namespace {ns:?} does not exist")));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO api_tokens (id, tenant_id, name, role, namespaces, digest, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(&new.tenant_id)
-        .bind(&new.name)
-        .bind(new.role.as_str())
-        .bind(to_json(&scoped)?)
-        .bind(hex(&new.digest))
-        .bind(micros(new.now))
-        .bind(new.expires_at.map(micros))
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(select_tokens!("WHERE t.id = $1"))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let token = token_from(&row)?;
-        tx.commit().await?;
-        Ok(token)
+        let new = new.clone();
+        self.write(move |tx| Box::pin(async move { create_token_in(tx, &new).await }))
+            .await
     }
 
     async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>> {
@@ -382,133 +314,21 @@ impl crate::Store for SqlStore {
     }
 
     async fn revoke_token(&self, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken> {
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(token_id)
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(select_tokens!("WHERE t.tenant_id = $1 AND t.id = $2"))
-            .bind(tenant_id)
-            .bind(token_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("token {token_id:?} does not exist")))?;
-        let token = token_from(&row)?;
-        tx.commit().await?;
-        Ok(token)
+        let (tenant_id, token_id, now) = (tenant_id.to_owned(), token_id.to_owned(), now);
+        self.write(move |tx| Box::pin(async move { revoke_token_in(tx, &tenant_id, &token_id, now).await }))
+            .await
     }
 
     async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
-        let m = &q.meta;
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let inserted = sqlx::query(concat!(
-            "INSERT INTO quota_objects (tenant_id, ",
-            quota_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
-        ))
-        .bind(tenant_id)
-        .bind(m.namespace.as_str())
-        .bind(m.name.as_str())
-        .bind(&m.uid)
-        .bind(to_json(&m.labels)?)
-        .bind(to_json(&m.annotations)?)
-        .bind(&m.description)
-        .bind(m.disable)
-        .bind(to_json(&q.spec)?)
-        .bind(&m.creator_class)
-        .bind(&m.creator_id)
-        .bind(micros(m.created_at))
-        .bind(micros(m.modified_at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "quota {:?} already exists in namespace {:?}",
-                m.name.as_str(),
-                m.namespace.as_str()
-            )));
-        }
-        let target = format!("quota/{}", m.name);
-        audit_in(
-            &mut tx,
-            Some(tenant_id),
-            actor,
-            "quota.create",
-            &target,
-            None,
-            Some(quota_json(q)),
-            m.created_at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
+        self.write(move |tx| Box::pin(async move { insert_quota_in(tx, &tenant_id, &q, &actor).await }))
+            .await
     }
 
     async fn replace_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<QuotaObject> {
-        let m = &q.meta;
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let before = sqlx::query(concat!(
-            "SELECT ",
-            quota_columns!(),
-            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
-        ))
-        .bind(tenant_id)
-        .bind(m.namespace.as_str())
-        .bind(m.name.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(quota_from)
-        .transpose()?
-        .ok_or_else(|| quota_not_found(m.namespace.as_str(), m.name.as_str()))?;
-        let updated = sqlx::query(
-            "UPDATE quota_objects SET labels = $4, annotations = $5, description = $6, disable = $7, \
-             spec = $8, modified_at = $9 WHERE tenant_id = $1 AND namespace = $2 AND name = $3",
-        )
-        .bind(tenant_id)
-        .bind(m.namespace.as_str())
-        .bind(m.name.as_str())
-        .bind(to_json(&m.labels)?)
-        .bind(to_json(&m.annotations)?)
-        .bind(&m.description)
-        .bind(m.disable)
-        .bind(to_json(&q.spec)?)
-        .bind(micros(m.modified_at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(quota_not_found(m.namespace.as_str(), m.name.as_str()));
-        }
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            quota_columns!(),
-            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
-        ))
-        .bind(tenant_id)
-        .bind(m.namespace.as_str())
-        .bind(m.name.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let stored = quota_from(&row)?;
-        audit_in(
-            &mut tx,
-            Some(tenant_id),
-            actor,
-            "quota.replace",
-            &format!("quota/{}", m.name),
-            Some(quota_json(&before)),
-            Some(quota_json(&stored)),
-            m.modified_at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(stored)
+        let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
+        self.write(move |tx| Box::pin(async move { replace_quota_in(tx, &tenant_id, &q, &actor).await }))
+            .await
     }
 
     async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>> {
@@ -546,34 +366,17 @@ impl crate::Store for SqlStore {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let deleted = sqlx::query(concat!(
-            "DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3 RETURNING ",
-            quota_columns!()
-        ))
-        .bind(tenant_id)
-        .bind(namespace)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(quota_from)
-        .transpose()?
-        .ok_or_else(|| quota_not_found(namespace, name))?;
-        let target = format!("quota/{name}");
-        audit_in(
-            &mut tx,
-            Some(tenant_id),
-            actor,
-            "quota.delete",
-            &target,
-            Some(quota_json(&deleted)),
-            None,
+        let (tenant_id, namespace, name, actor, now) = (
+            tenant_id.to_owned(),
+            namespace.to_owned(),
+            name.to_owned(),
+            actor.to_owned(),
             now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        );
+        self.write(move |tx| {
+            Box::pin(async move { delete_quota_in(tx, &tenant_id, &namespace, &name, &actor, now).await })
+        })
+        .await
     }
 
     async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>> {
@@ -595,124 +398,75 @@ impl crate::Store for SqlStore {
     }
 
     async fn change_usage(&self, c: &UsageChange<'_>) -> Result<UsageOutcome> {
-        let family = c.family.as_str();
-        let operation = c.op.name();
-        let amount = c.op.amount();
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let owned = OwnedUsageChange {
+            tenant_id: c.tenant_id.to_owned(),
+            family: c.family,
+            key: c.key.to_owned(),
+            op: c.op,
+            request_id: c.request_id.map(str::to_owned),
+            default_quota: c.default_quota.clone(),
+            now: c.now,
+        };
+        self.write(move |tx| {
+            Box::pin(async move {
+                let c = UsageChange {
+                    tenant_id: &owned.tenant_id,
+                    family: owned.family,
+                    key: &owned.key,
+                    op: owned.op,
+                    request_id: owned.request_id.as_deref(),
+                    default_quota: &owned.default_quota,
+                    now: owned.now,
+                };
+                change_usage_in(tx, &c).await
+            })
+        })
+        .await
+    }
 
-        // Claim the request id first: on PostgreSQL a concurrent claim of the
-        // same id waits here until this transaction ends, then sees its row.
-        if let Some(request_id) = c.request_id {
-            let claimed = sqlx::query(
-                "INSERT INTO quota_requests \
-                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(c.tenant_id)
-            .bind(operation)
-            .bind(request_id)
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(micros(c.now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                let row = sqlx::query(
-                    "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
-                     WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+    async fn prune_quota_requests(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                // One small batch per transaction, oldest first, so that a
+                // large backlog never holds the writer for long.
+                let pruned = sqlx::query(
+                    "DELETE FROM quota_requests WHERE (tenant_id, operation, request_id) IN \
+                     (SELECT tenant_id, operation, request_id FROM quota_requests WHERE created_at < $1 \
+                      ORDER BY created_at LIMIT $2)",
                 )
-                .bind(c.tenant_id)
-                .bind(operation)
-                .bind(request_id)
-                .fetch_one(&mut *tx)
+                .bind(micros(before))
+                .bind(i64::from(limit))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(pruned)
+            })
+        })
+        .await
+    }
+
+    async fn ready(&self, now: Timestamp) -> Result<()> {
+        // First: the probe's own commit would clear the memory of a fault
+        // that real writes just met.
+        if let Some(fault) = self.writer.health.recent_fault() {
+            return Err(StoreError::Unavailable(fault));
+        }
+        let writer = self.writer.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO heartbeat (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                )
+                .bind(micros(now))
+                .execute(&mut **tx)
                 .await?;
-                let same = row.try_get::<String, _>("family")? == family
-                    && row.try_get::<String, _>("key")? == c.key
-                    && row.try_get::<i64, _>("amount")? == amount;
-                if !same {
-                    return Err(StoreError::Conflict(format!(
-                        "request_id {request_id:?} was already used for a different {operation}"
-                    )));
+                match writer.capacity_problem(tx).await? {
+                    Some(problem) => Err(StoreError::Unavailable(problem)),
+                    None => Ok(()),
                 }
-                return Ok(UsageOutcome::Replayed(UsageState {
-                    limit: Limit::from_raw(row.try_get("limit_value")?),
-                    current: row.try_get("current_value")?,
-                }));
-            }
-        }
-
-        let limit = effective_limit_in(&mut tx, c).await?;
-        sqlx::query(
-            "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(c.tenant_id)
-        .bind(family)
-        .bind(c.key)
-        .bind(micros(c.now))
-        .execute(&mut *tx)
-        .await?;
-
-        // One conditional UPDATE is the whole check-and-add: PostgreSQL
-        // re-evaluates the WHERE clause on the latest row version after a
-        // concurrent update commits, and SQLite's write transactions are
-        // serial, so usage cannot pass the limit under any interleaving.
-        let sql = match c.op {
-            UsageOp::Reserve { .. } => {
-                "UPDATE quota_usage SET used = used + $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 AND ($6 < 0 OR used + $4 <= $6) RETURNING used"
-            }
-            UsageOp::Release { .. } => {
-                "UPDATE quota_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
-            }
-            UsageOp::Reconcile { .. } => {
-                "UPDATE quota_usage SET used = $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
-            }
-        };
-        let mut update = sqlx::query(sql)
-            .bind(c.tenant_id)
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(micros(c.now));
-        if let UsageOp::Reserve { .. } = c.op {
-            update = update.bind(limit.as_raw());
-        }
-        let updated = update.fetch_optional(&mut *tx).await?;
-
-        let Some(row) = updated else {
-            let current: i64 =
-                sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
-                    .bind(c.tenant_id)
-                    .bind(family)
-                    .bind(c.key)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("used")?;
-            tx.rollback().await?;
-            return Ok(UsageOutcome::Refused(UsageState { limit, current }));
-        };
-        let current: i64 = row.try_get("used")?;
-
-        if let Some(request_id) = c.request_id {
-            sqlx::query(
-                "UPDATE quota_requests SET limit_value = $4, current_value = $5 \
-                 WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
-            )
-            .bind(c.tenant_id)
-            .bind(operation)
-            .bind(request_id)
-            .bind(limit.as_raw())
-            .bind(current)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(UsageOutcome::Applied(UsageState { limit, current }))
+            })
+        })
+        .await
     }
 
     async fn publish_catalog(
@@ -771,10 +525,11 @@ impl crate::Store for SqlStore {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<Vec<PaymentMethod>> {
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let after = billing::change_payment_methods_in(&mut tx, tenant_id, change, actor, now).await?;
-        tx.commit().await?;
-        Ok(after)
+        let (tenant_id, change, actor, now) = (tenant_id.to_owned(), change.clone(), actor.to_owned(), now);
+        self.write(move |tx| {
+            Box::pin(async move { change_payment_methods_in(tx, &tenant_id, &change, &actor, now).await })
+        })
+        .await
     }
 
     async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()> {
@@ -805,8 +560,22 @@ impl crate::Store for SqlStore {
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
-    ) -> Result<Option<PlanTransition>> {
+    ) -> Result<Option<LeasedTransition>> {
         billing::claim_transition(self, owner, now, lease_until).await
+    }
+
+    async fn retry_transition(&self, id: &str, owner: &str, error: &str, retry_at: Timestamp) -> Result<()> {
+        billing::retry_transition(self, id, owner, error, retry_at).await
+    }
+
+    async fn cancel_transition(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition> {
+        billing::cancel_transition(self, id, reason, actor, now).await
     }
 
     async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()> {
@@ -954,6 +723,407 @@ impl crate::Store for SqlStore {
     }
 }
 
+async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
+    let sub = &new.subscription;
+    let tenant = Tenant {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: new.name.clone(),
+        tenant_type: new.tenant_type,
+        created_at: new.now,
+        plan: sub.plan.clone(),
+        catalog_version: sub.catalog_version,
+        domain: None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&tenant.id)
+    .bind(tenant.name.as_str())
+    .bind(tenant.tenant_type.as_str())
+    .bind(micros(new.now))
+    .bind(&tenant.plan)
+    .bind(tenant.catalog_version)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!(
+            "tenant {:?} already exists",
+            new.name.as_str()
+        )));
+    }
+    insert_namespace(tx, &tenant.id, &Name::system(), new.now).await?;
+    let subscription = Subscription {
+        tenant_id: tenant.id.clone(),
+        ..sub.clone()
+    };
+    billing::insert_subscription(tx, &subscription).await?;
+    audit_in(
+        tx,
+        Some(&tenant.id),
+        "operator",
+        "tenant.create",
+        &format!("tenant/{}", tenant.name),
+        None,
+        Some(serde_json::json!({"plan": tenant.plan, "tenant_type": tenant.tenant_type.as_str()})),
+        new.now,
+    )
+    .await?;
+    Ok(tenant)
+}
+
+async fn create_namespace_in(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
+    let ns = insert_namespace(tx, tenant_id, name, now).await?;
+    Ok(ns)
+}
+
+async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let scoped: Vec<&str> = match &new.scope {
+        NamespaceScope::All => Vec::new(),
+        NamespaceScope::Only(list) => list.iter().map(Name::as_str).collect(),
+    };
+    for ns in &scoped {
+        let exists = sqlx::query("SELECT 1 FROM namespaces WHERE tenant_id = $1 AND name = $2")
+            .bind(&new.tenant_id)
+            .bind(*ns)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("namespace {ns:?} does not exist")));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO api_tokens (id, tenant_id, name, role, namespaces, digest, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(&new.tenant_id)
+    .bind(&new.name)
+    .bind(new.role.as_str())
+    .bind(to_json(&scoped)?)
+    .bind(hex(&new.digest))
+    .bind(micros(new.now))
+    .bind(new.expires_at.map(micros))
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query(select_tokens!("WHERE t.id = $1"))
+        .bind(&id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let token = token_from(&row)?;
+    Ok(token)
+}
+
+async fn revoke_token_in(tx: &mut Tx, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken> {
+    sqlx::query(
+        "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(token_id)
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query(select_tokens!("WHERE t.tenant_id = $1 AND t.id = $2"))
+        .bind(tenant_id)
+        .bind(token_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("token {token_id:?} does not exist")))?;
+    let token = token_from(&row)?;
+    Ok(token)
+}
+
+async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
+    let m = &q.meta;
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO quota_objects (tenant_id, ",
+        quota_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
+    ))
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .bind(&m.uid)
+    .bind(to_json(&m.labels)?)
+    .bind(to_json(&m.annotations)?)
+    .bind(&m.description)
+    .bind(m.disable)
+    .bind(to_json(&q.spec)?)
+    .bind(&m.creator_class)
+    .bind(&m.creator_id)
+    .bind(micros(m.created_at))
+    .bind(micros(m.modified_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(format!(
+            "quota {:?} already exists in namespace {:?}",
+            m.name.as_str(),
+            m.namespace.as_str()
+        )));
+    }
+    let target = format!("quota/{}", m.name);
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        "quota.create",
+        &target,
+        None,
+        Some(quota_json(q)),
+        m.created_at,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn replace_quota_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    q: &QuotaObject,
+    actor: Actor<'_>,
+) -> Result<QuotaObject> {
+    let m = &q.meta;
+    let before = sqlx::query(concat!(
+        "SELECT ",
+        quota_columns!(),
+        " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+    ))
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(quota_from)
+    .transpose()?
+    .ok_or_else(|| quota_not_found(m.namespace.as_str(), m.name.as_str()))?;
+    let updated = sqlx::query(
+        "UPDATE quota_objects SET labels = $4, annotations = $5, description = $6, disable = $7, \
+             spec = $8, modified_at = $9 WHERE tenant_id = $1 AND namespace = $2 AND name = $3",
+    )
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .bind(to_json(&m.labels)?)
+    .bind(to_json(&m.annotations)?)
+    .bind(&m.description)
+    .bind(m.disable)
+    .bind(to_json(&q.spec)?)
+    .bind(micros(m.modified_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(quota_not_found(m.namespace.as_str(), m.name.as_str()));
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        quota_columns!(),
+        " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+    ))
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let stored = quota_from(&row)?;
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        "quota.replace",
+        &format!("quota/{}", m.name),
+        Some(quota_json(&before)),
+        Some(quota_json(&stored)),
+        m.modified_at,
+    )
+    .await?;
+    Ok(stored)
+}
+
+async fn delete_quota_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    namespace: &str,
+    name: &str,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let deleted = sqlx::query(concat!(
+        "DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3 RETURNING ",
+        quota_columns!()
+    ))
+    .bind(tenant_id)
+    .bind(namespace)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(quota_from)
+    .transpose()?
+    .ok_or_else(|| quota_not_found(namespace, name))?;
+    let target = format!("quota/{name}");
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        "quota.delete",
+        &target,
+        Some(quota_json(&deleted)),
+        None,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn change_payment_methods_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    change: &PaymentChange,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<Vec<PaymentMethod>> {
+    let after = billing::change_payment_methods_in(tx, tenant_id, change, actor, now).await?;
+    Ok(after)
+}
+
+/// A usage change that owns its parts, for the writer.
+struct OwnedUsageChange {
+    tenant_id: String,
+    family: KeyFamily,
+    key: String,
+    op: UsageOp,
+    request_id: Option<String>,
+    default_quota: QuotaSpec,
+    now: Timestamp,
+}
+
+async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcome> {
+    let family = c.family.as_str();
+    let operation = c.op.name();
+    let amount = c.op.amount();
+
+    // Claim the request id first: on PostgreSQL a concurrent claim of the
+    // same id waits here until this transaction ends, then sees its row.
+    if let Some(request_id) = c.request_id {
+        let claimed = sqlx::query(
+                "INSERT INTO quota_requests \
+                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(c.tenant_id)
+            .bind(operation)
+            .bind(request_id)
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if claimed == 0 {
+            let row = sqlx::query(
+                "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
+                     WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+            )
+            .bind(c.tenant_id)
+            .bind(operation)
+            .bind(request_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let same = row.try_get::<String, _>("family")? == family
+                && row.try_get::<String, _>("key")? == c.key
+                && row.try_get::<i64, _>("amount")? == amount;
+            if !same {
+                return Err(StoreError::Conflict(format!(
+                    "request_id {request_id:?} was already used for a different {operation}"
+                )));
+            }
+            return Ok(UsageOutcome::Replayed(UsageState {
+                limit: Limit::from_raw(row.try_get("limit_value")?),
+                current: row.try_get("current_value")?,
+            }));
+        }
+    }
+
+    let limit = effective_limit_in(tx, c).await?;
+    sqlx::query(
+        "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
+             ON CONFLICT DO NOTHING",
+    )
+    .bind(c.tenant_id)
+    .bind(family)
+    .bind(c.key)
+    .bind(micros(c.now))
+    .execute(&mut **tx)
+    .await?;
+
+    // One conditional UPDATE is the whole check-and-add: PostgreSQL
+    // re-evaluates the WHERE clause on the latest row version after a
+    // concurrent update commits, and SQLite's write transactions are
+    // serial, so usage cannot pass the limit under any interleaving.
+    let sql = match c.op {
+        UsageOp::Reserve { .. } => {
+            "UPDATE quota_usage SET used = used + $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 AND ($6 < 0 OR used + $4 <= $6) \
+                 AND used <= $7 - $4 RETURNING used"
+        }
+        UsageOp::Release { .. } => {
+            "UPDATE quota_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
+        }
+        UsageOp::Reconcile { .. } => {
+            "UPDATE quota_usage SET used = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
+        }
+    };
+    let mut update = sqlx::query(sql)
+        .bind(c.tenant_id)
+        .bind(family)
+        .bind(c.key)
+        .bind(amount)
+        .bind(micros(c.now));
+    if let UsageOp::Reserve { .. } = c.op {
+        // The family's cap holds for the stored total, whatever the limit.
+        update = update.bind(limit.as_raw()).bind(c.family.max_usage());
+    }
+    let updated = update.fetch_optional(&mut **tx).await?;
+
+    let Some(row) = updated else {
+        let current: i64 =
+            sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                .bind(c.tenant_id)
+                .bind(family)
+                .bind(c.key)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("used")?;
+        tx.discard();
+        return Ok(UsageOutcome::Refused(UsageState { limit, current }));
+    };
+    let current: i64 = row.try_get("used")?;
+
+    if let Some(request_id) = c.request_id {
+        sqlx::query(
+            "UPDATE quota_requests SET limit_value = $4, current_value = $5 \
+                 WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+        )
+        .bind(c.tenant_id)
+        .bind(operation)
+        .bind(request_id)
+        .bind(limit.as_raw())
+        .bind(current)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(UsageOutcome::Applied(UsageState { limit, current }))
+}
+
 /// What the audit trail records of a quota object.
 fn quota_json(q: &QuotaObject) -> serde_json::Value {
     serde_json::json!({
@@ -968,7 +1138,7 @@ fn quota_json(q: &QuotaObject) -> serde_json::Value {
 /// Appends to the audit trail inside a transaction.
 #[allow(clippy::too_many_arguments)]
 async fn audit_in(
-    tx: &mut sqlx::Transaction<'_, Db>,
+    tx: &mut Tx,
     tenant_id: Option<&str>,
     actor: &str,
     action: &str,
@@ -1000,12 +1170,7 @@ fn quota_not_found(namespace: &str, name: &str) -> StoreError {
     ))
 }
 
-async fn insert_namespace(
-    tx: &mut sqlx::Transaction<'_, Db>,
-    tenant_id: &str,
-    name: &Name,
-    now: Timestamp,
-) -> Result<Namespace> {
+async fn insert_namespace(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
     let ns = Namespace {
         tenant_id: tenant_id.to_owned(),
         name: name.clone(),
@@ -1041,7 +1206,7 @@ async fn insert_namespace(
 }
 
 /// The effective limit of the change's key, read inside its transaction.
-async fn effective_limit_in(tx: &mut sqlx::Transaction<'_, Db>, c: &UsageChange<'_>) -> Result<Limit> {
+async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<Limit> {
     let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
         .bind(c.tenant_id)
         .bind(false)

@@ -1,23 +1,39 @@
 //! The embedded SQLite engine: one file in the data directory, WAL mode, so
 //! that the server and the operator CLI can use it at the same time.
+//!
+//! Writes go through one writer task per process that commits concurrent
+//! writers together (group commit): it takes every write job waiting, runs
+//! each inside a savepoint of one `BEGIN IMMEDIATE` transaction (a job that
+//! fails is rolled back to its savepoint, alone), commits once (one fsync
+//! with `synchronous = FULL`) and only then answers each job. A storage fault
+//! (disk full, I/O error, lock timeout) rolls the group back, answers every
+//! job of it with `Unavailable`, and replaces the connection, so the next
+//! write starts clean and succeeds as soon as the cause is gone.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use futures::FutureExt;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::{Result, StoreError};
+use crate::faults::{Fault, FaultPlan};
+use crate::health::Health;
+use crate::{BoxFuture, Result, StoreError, StoreOptions, Synchronous};
 
 pub(crate) type Db = sqlx::Sqlite;
 pub(crate) const BACKEND: &str = "sqlite";
-/// Takes the write lock up front: a deferred transaction that reads before it
-/// writes fails with SQLITE_BUSY when another connection wrote in between,
-/// whatever the busy timeout.
-pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Serializes a tenant's billing changes; `BEGIN IMMEDIATE` already
-/// serializes every writer, so this only checks that the tenant exists.
+/// Serializes a tenant's billing changes; the writer already serializes
+/// every write, so this only checks that the tenant exists.
 pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1";
 
 #[path = "sql.rs"]
@@ -33,6 +49,12 @@ pub const FILE_NAME: &str = "tollgate.db";
 
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most write jobs committed together.
+const MAX_GROUP: usize = 256;
+/// Write jobs waiting for the writer before callers wait to enqueue.
+const QUEUE: usize = 4096;
+/// Free space below which the database is reported unready.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 fn migrator() -> sqlx::migrate::Migrator {
     crate::migrations::migrator(&[
@@ -61,41 +83,396 @@ fn migrator() -> sqlx::migrate::Migrator {
             "daily usage",
             include_str!("../migrations/sqlite/0005_daily_usage.sql"),
         ),
+        (
+            6,
+            "hardening",
+            include_str!("../migrations/sqlite/0006_hardening.sql"),
+        ),
     ])
 }
 
-/// How every connection to `dir/tollgate.db` is made: WAL, `synchronous =
-/// NORMAL`, a busy timeout so that processes sharing the file wait for each
-/// other, foreign keys on.
-pub fn connect_options(dir: &Path) -> Result<SqliteConnectOptions> {
+/// How every connection to `dir/tollgate.db` is made: WAL, the given
+/// `synchronous` mode (FULL by default: a commit is on disk before it is
+/// acknowledged), a busy timeout so that processes sharing the file wait
+/// for each other, foreign keys on.
+pub fn connect_options(dir: &Path, synchronous: Synchronous) -> Result<SqliteConnectOptions> {
     let url = format!("sqlite://{}", dir.join(FILE_NAME).display());
+    let synchronous = match synchronous {
+        Synchronous::Full => SqliteSynchronous::Full,
+        Synchronous::Normal => SqliteSynchronous::Normal,
+    };
     Ok(SqliteConnectOptions::from_str(&url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(synchronous)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true))
 }
 
 impl SqlStore {
     /// Opens (creating if needed) `dir/tollgate.db` and migrates it.
-    pub async fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
-        let options = connect_options(dir)?;
-        // One writer connection: writers in this process queue in the pool
-        // rather than spin on the file lock.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options.clone())
-            .await?;
-        migrator().run(&write).await?;
+    pub async fn open(dir: &Path, store_options: &StoreOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let options = connect_options(dir, store_options.sqlite_synchronous)?;
+        let mut first = options.connect().await?;
+        migrator().run(&mut first).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        let store = Self { read, write };
+        let faults = store_options.faults.clone().unwrap_or_default();
+        let writer = Writer::start(first, options, dir.to_path_buf(), faults);
+        let store = Self { read, writer };
         store.after_migrations().await?;
         Ok(store)
+    }
+}
+
+/// A write job's view of the database: the writer's connection, inside the
+/// group's transaction and the job's own savepoint.
+pub(crate) struct Tx {
+    conn: SqliteConnection,
+    discard: bool,
+    /// The fault this connection was set up for.
+    fault: Option<Fault>,
+}
+
+impl Tx {
+    /// Rolls this job's changes back although it returns `Ok` (e.g. a
+    /// refused reservation that claimed its request id first).
+    pub(crate) fn discard(&mut self) {
+        self.discard = true;
+    }
+}
+
+impl Deref for Tx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+/// The handle to this process's writer task.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    pub(crate) health: Arc<Health>,
+    dir: PathBuf,
+}
+
+impl Writer {
+    fn start(
+        conn: SqliteConnection,
+        options: SqliteConnectOptions,
+        dir: PathBuf,
+        faults: Arc<FaultPlan>,
+    ) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let health = Arc::new(Health::default());
+        tokio::spawn(group_commit(queue, conn, options, health.clone(), faults));
+        Self { jobs, health, dir }
+    }
+
+    /// Runs `f` in a write transaction and answers once it is committed.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        let stopped = || StoreError::Unavailable("the database writer stopped before answering".into());
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Box::new(TypedJob { f, reply }))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Why the database could not take writes for long, if it could not: the
+    /// file at its size limit or the disk nearly full.
+    pub(crate) async fn capacity_problem(&self, tx: &mut Tx) -> Result<Option<String>> {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut **tx)
+            .await?;
+        let max: i64 = sqlx::query_scalar("PRAGMA max_page_count")
+            .fetch_one(&mut **tx)
+            .await?;
+        if pages >= max {
+            return Ok(Some(format!(
+                "the database is full ({pages} pages, max_page_count {max})"
+            )));
+        }
+        Ok(free_bytes(&self.dir)
+            .filter(|free| *free < MIN_FREE_BYTES)
+            .map(|free| format!("only {free} bytes free on the disk of {}", self.dir.display())))
+    }
+}
+
+/// Free bytes for unprivileged writers on the filesystem of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stat` a writable statvfs.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(
+        clippy::useless_conversion,
+        reason = "the field types differ between platforms"
+    )]
+    Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
+/// A write waiting for the writer.
+trait Job: Send {
+    fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> BoxFuture<'t, Box<dyn Ran>>;
+    /// Answers without running (the group could not start).
+    fn fail(self: Box<Self>, e: StoreError);
+}
+
+/// What became of a job inside the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Keep its changes (release its savepoint).
+    Keep,
+    /// Roll back to its savepoint; the group goes on.
+    Undo,
+    /// A storage fault: SQLite may have rolled back the whole transaction.
+    Fault,
+}
+
+/// A job that ran, waiting for the group's commit to be answered.
+trait Ran: Send {
+    fn step(&self) -> Step;
+    fn error(&self) -> Option<String>;
+    fn deliver(self: Box<Self>, committed: std::result::Result<(), &str>);
+}
+
+struct TypedJob<T, F> {
+    f: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
+{
+    fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> BoxFuture<'t, Box<dyn Ran>> {
+        let TypedJob { f, reply } = *self;
+        Box::pin(async move {
+            tx.discard = false;
+            let result = f(&mut *tx).await;
+            let step = match &result {
+                Ok(_) if tx.discard => Step::Undo,
+                Ok(_) => Step::Keep,
+                Err(e) if e.is_unavailable() => Step::Fault,
+                Err(_) => Step::Undo,
+            };
+            Box::new(TypedRan { result, reply, step }) as Box<dyn Ran>
+        })
+    }
+
+    fn fail(self: Box<Self>, e: StoreError) {
+        let _ = self.reply.send(Err(e));
+    }
+}
+
+struct TypedRan<T> {
+    result: Result<T>,
+    reply: oneshot::Sender<Result<T>>,
+    step: Step,
+}
+
+impl<T: Send> Ran for TypedRan<T> {
+    fn step(&self) -> Step {
+        self.step
+    }
+
+    fn error(&self) -> Option<String> {
+        self.result.as_ref().err().map(ToString::to_string)
+    }
+
+    fn deliver(self: Box<Self>, committed: std::result::Result<(), &str>) {
+        let answer = match (self.result, committed) {
+            // A job's own error stands: its changes were rolled back either way.
+            (Err(e), _) => Err(e),
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(why)) => Err(StoreError::Unavailable(why.to_owned())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+async fn exec(tx: &mut Tx, sql: &'static str) -> Result<()> {
+    sqlx::query(sql).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The writer task: runs until every [`Writer`] handle is dropped.
+async fn group_commit(
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    first: SqliteConnection,
+    options: SqliteConnectOptions,
+    health: Arc<Health>,
+    faults: Arc<FaultPlan>,
+) {
+    let mut conn = Some(Tx {
+        conn: first,
+        discard: false,
+        fault: None,
+    });
+    let mut pending: VecDeque<Box<dyn Job>> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match queue.recv().await {
+                Some(job) => pending.push_back(job),
+                None => break,
+            }
+        }
+        while pending.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => break,
+            }
+        }
+        let fault = faults.current();
+        // A connection set up for another fault (or none) is replaced.
+        let reusable = conn.take().filter(|tx| tx.fault == fault);
+        let mut tx = match reusable {
+            Some(tx) => tx,
+            None => match connect(&options, fault).await {
+                Ok(tx) => tx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the database for writing");
+                    health.fault(&e.to_string());
+                    for job in pending.drain(..) {
+                        job.fail(StoreError::Unavailable(e.to_string()));
+                    }
+                    continue;
+                }
+            },
+        };
+        match run_group(&mut tx, &mut pending).await {
+            Ok(ran) => {
+                health.committed();
+                for job in ran {
+                    job.deliver(Ok(()));
+                }
+                conn = Some(tx);
+            }
+            Err((ran, failure)) => {
+                // Whatever the state of the transaction, end it; then start
+                // over on a fresh connection, so that nothing of this group
+                // can leak into the next one.
+                let _ = exec(&mut tx, "ROLLBACK").await;
+                let _ = tx.conn.close().await;
+                tracing::warn!(error = %failure, jobs = ran.len(), "write group rolled back");
+                health.fault(&failure);
+                for job in ran {
+                    job.deliver(Err(&failure));
+                }
+            }
+        }
+    }
+    if let Some(tx) = conn {
+        let _ = tx.conn.close().await;
+    }
+}
+
+/// A writer connection, set up for `fault` (tests only).
+async fn connect(options: &SqliteConnectOptions, fault: Option<Fault>) -> Result<Tx> {
+    let mut conn = options.connect().await?;
+    if fault == Some(Fault::DiskFull) {
+        // The file may not grow past its current size.
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut conn)
+            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+            .execute(&mut conn)
+            .await?;
+    }
+    Ok(Tx {
+        conn,
+        discard: false,
+        fault,
+    })
+}
+
+type GroupFailure = (Vec<Box<dyn Ran>>, String);
+
+/// Runs up to [`MAX_GROUP`] jobs from the front of `pending` in one
+/// transaction and commits it. Jobs not run (after a fault) stay in
+/// `pending` for the next group.
+async fn run_group(
+    tx: &mut Tx,
+    pending: &mut VecDeque<Box<dyn Job>>,
+) -> std::result::Result<Vec<Box<dyn Ran>>, GroupFailure> {
+    let mut ran: Vec<Box<dyn Ran>> = Vec::new();
+    if let Err(e) = exec(tx, "BEGIN IMMEDIATE").await {
+        // Nothing ran: every waiting job gets the reason.
+        let why = e.to_string();
+        for job in pending.drain(..) {
+            job.fail(StoreError::Unavailable(why.clone()));
+        }
+        return Err((ran, why));
+    }
+    let mut taken = 0;
+    while taken < MAX_GROUP {
+        let Some(job) = pending.pop_front() else { break };
+        taken += 1;
+        if let Err(e) = exec(tx, "SAVEPOINT job").await {
+            pending.push_front(job);
+            return Err((ran, e.to_string()));
+        }
+        if let Some(Fault::ConnectionLost { after_steps }) = tx.fault {
+            // Interrupted mid-way, as a connection that is lost would be.
+            let steps = i32::try_from(after_steps.max(1)).unwrap_or(i32::MAX);
+            match tx.conn.lock_handle().await {
+                Ok(mut handle) => handle.set_progress_handler(steps, || false),
+                Err(e) => {
+                    pending.push_front(job);
+                    return Err((ran, e.to_string()));
+                }
+            }
+        }
+        let done = match AssertUnwindSafe(job.run(tx)).catch_unwind().await {
+            Ok(done) => done,
+            Err(_) => {
+                // The job's reply went with it; its caller sees the writer
+                // stop answering. The others are rolled back and answered.
+                tracing::error!("a write job panicked; its group is rolled back");
+                return Err((ran, "a write in the same group failed".into()));
+            }
+        };
+        let step = done.step();
+        let fault = done.error();
+        ran.push(done);
+        let settled = match step {
+            Step::Keep => exec(tx, "RELEASE job").await,
+            Step::Undo => match exec(tx, "ROLLBACK TO job").await {
+                Ok(()) => exec(tx, "RELEASE job").await,
+                Err(e) => Err(e),
+            },
+            Step::Fault => return Err((ran, fault.unwrap_or_default())),
+        };
+        if let Err(e) = settled {
+            return Err((ran, e.to_string()));
+        }
+    }
+    match exec(tx, "COMMIT").await {
+        Ok(()) => Ok(ran),
+        Err(e) => Err((ran, e.to_string())),
     }
 }

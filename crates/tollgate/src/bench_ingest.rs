@@ -20,9 +20,11 @@ use crate::bench::{Harness, connect, send, stop_server};
 /// Options of `tollgate bench ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Events to ingest (spread evenly over the last 30 days, in time order).
-    #[arg(long, default_value_t = 10_000_000)]
-    pub events: usize,
+    /// Events to ingest, spread evenly over the last 30 days in time order
+    /// (default: 10 million for `bench ingest`, 200,000 per mode for
+    /// `bench durability`).
+    #[arg(long)]
+    pub events: Option<usize>,
     /// Concurrent connections posting batches.
     #[arg(long, default_value_t = 4)]
     pub ingest_connections: usize,
@@ -38,7 +40,7 @@ pub struct IngestArgs {
 }
 
 /// Events per request and per raw transaction, as the issue fixes it.
-const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 1000;
 /// Rows per INSERT statement (both engines' parameter limits allow it).
 const ROWS_PER_STATEMENT: usize = 500;
 const METERS: [(&str, i64); 4] = [
@@ -47,7 +49,7 @@ const METERS: [(&str, i64); 4] = [
     ("waap_requests", 10),
     ("site_vcpus", 8),
 ];
-const DAYS: i64 = 30;
+pub(crate) const DAYS: i64 = 30;
 
 /// Event `i` of `n`, spread over [start, start + 30 days).
 fn event(i: usize, n: usize, start: Timestamp, objects: usize) -> serde_json::Value {
@@ -64,7 +66,8 @@ fn event(i: usize, n: usize, start: Timestamp, objects: usize) -> serde_json::Va
 }
 
 pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
-    if args.events == 0 || args.ingest_connections == 0 || args.objects == 0 || args.queries == 0 {
+    let events = args.events.unwrap_or(10_000_000);
+    if events == 0 || args.ingest_connections == 0 || args.objects == 0 || args.queries == 0 {
         bail!("--events, --ingest-connections, --objects and --queries must be more than zero");
     }
     let now = Timestamp::now();
@@ -86,12 +89,12 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
     let admin = h.token("admin").await?;
 
     // The raw rate first, while nothing else writes.
-    let raw_rows = args.raw_rows.min(args.events).max(BATCH);
+    let raw_rows = args.raw_rows.min(events).max(BATCH);
     let raw_rate = raw_insert_rate(&h.location, raw_rows).await?;
 
     let (mut server, addr) = h.serve().await?;
     let measured = async {
-        let ingest_rate = ingest(addr, &platform, args, start).await?;
+        let ingest_rate = ingest(addr, &platform, events, args, start).await?;
         let range = serde_json::json!({"from": start.to_string(), "to": now.to_string()});
         let details = latencies(
             addr,
@@ -119,7 +122,7 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
     println!(
         "tollgate bench ingest: {}, {} events over {DAYS} days ({} objects x {} meters), batches of {BATCH} over {} connections",
         h.backend(),
-        args.events,
+        events,
         args.objects,
         METERS.len(),
         args.ingest_connections
@@ -191,7 +194,7 @@ async fn raw_insert_rate(location: &Location, rows: usize) -> Result<f64> {
     Ok(match location {
         Location::SqliteDir(dir) => {
             // The store's own settings, so the raw rate is comparable.
-            let options = tollgate_store::sqlite::connect_options(dir)?;
+            let options = tollgate_store::sqlite::connect_options(dir, tollgate_store::Synchronous::Full)?;
             let mut conn = sqlx::SqliteConnection::connect_with(&options)
                 .await
                 .context("cannot open the database")?;
@@ -207,14 +210,20 @@ async fn raw_insert_rate(location: &Location, rows: usize) -> Result<f64> {
 }
 
 /// Posts every event in batches over several connections; events per second.
-async fn ingest(addr: SocketAddr, token: &Arc<str>, args: &IngestArgs, start: Timestamp) -> Result<f64> {
-    let batches = args.events.div_ceil(BATCH);
+pub(crate) async fn ingest(
+    addr: SocketAddr,
+    token: &Arc<str>,
+    events: usize,
+    args: &IngestArgs,
+    start: Timestamp,
+) -> Result<f64> {
+    let batches = events.div_ceil(BATCH);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.ingest_connections {
         let (next, token) = (next.clone(), token.clone());
-        let (n, objects) = (args.events, args.objects);
+        let (n, objects) = (events, args.objects);
         tasks.spawn(async move {
             let mut sender = connect(addr).await?;
             loop {
@@ -243,7 +252,7 @@ async fn ingest(addr: SocketAddr, token: &Arc<str>, args: &IngestArgs, start: Ti
     while let Some(done) = tasks.join_next().await {
         done.context("an ingestion task panicked")??;
     }
-    Ok(args.events as f64 / started.elapsed().as_secs_f64())
+    Ok(events as f64 / started.elapsed().as_secs_f64())
 }
 
 /// p50 and max latency (ms) of `queries` sequential POSTs of `body` to `path`.

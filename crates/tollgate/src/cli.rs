@@ -42,6 +42,34 @@ pub struct StorageArgs {
     /// PostgreSQL URL (postgres://user@host:port/db); replaces the SQLite default.
     #[arg(long, env = "TOLLGATE_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// When SQLite acknowledges a commit: `full` (default) after it is flushed
+    /// to disk, so it survives power loss; `normal` skips that flush and can
+    /// lose the latest acknowledged writes on a power loss or OS crash (not on
+    /// a crash of Tollgate itself). PostgreSQL ignores this.
+    #[arg(
+        long,
+        env = "TOLLGATE_SQLITE_SYNCHRONOUS",
+        global = true,
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// `--sqlite-synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+impl From<SqliteSynchronous> for tollgate_store::Synchronous {
+    fn from(s: SqliteSynchronous) -> Self {
+        match s {
+            SqliteSynchronous::Full => Self::Full,
+            SqliteSynchronous::Normal => Self::Normal,
+        }
+    }
 }
 
 impl StorageArgs {
@@ -58,9 +86,16 @@ impl StorageArgs {
         }
     }
 
+    pub fn options(&self) -> tollgate_store::StoreOptions {
+        tollgate_store::StoreOptions {
+            sqlite_synchronous: self.sqlite_synchronous.into(),
+            ..Default::default()
+        }
+    }
+
     pub async fn open(&self) -> Result<Arc<dyn Store>> {
         let location = self.location()?;
-        tollgate_store::open(&location)
+        tollgate_store::open_with(&location, self.options())
             .await
             .with_context(|| match &location {
                 Location::SqliteDir(dir) => format!("cannot open the database in {}", dir.display()),
@@ -224,6 +259,31 @@ impl InvoicingArgs {
         Ok(tollgate_jobs::invoices::InvoiceSettings {
             grace: d(&self.invoice_grace, "--invoice-grace")?,
             retry_delays,
+        })
+    }
+}
+
+/// What housekeeping keeps; `serve` and `jobs run`.
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// How long a quota request's `request_id` is remembered (at least 24h):
+    /// a retry within it replays the first answer, after it the same id is a
+    /// new request.
+    #[arg(long, env = "TOLLGATE_IDEMPOTENCY_WINDOW", default_value = "24h")]
+    pub idempotency_window: humantime::Duration,
+}
+
+impl RetentionArgs {
+    pub fn retention(&self) -> Result<tollgate_jobs::maintenance::Retention> {
+        let window = jiff::SignedDuration::try_from(*self.idempotency_window)
+            .context("--idempotency-window is too long")?;
+        if window < tollgate_jobs::maintenance::DEFAULT_IDEMPOTENCY_WINDOW {
+            bail!(
+                "--idempotency-window must be at least 24h, so that a client's retry is never counted twice"
+            );
+        }
+        Ok(tollgate_jobs::maintenance::Retention {
+            idempotency_window: window,
         })
     }
 }

@@ -52,6 +52,14 @@ pub enum TransitionCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Cancel an open transition (CREATING or WAITING_FOR_APPROVAL), e.g.
+    /// one that keeps failing: it ends FAILED and nothing of it is applied.
+    Cancel {
+        id: String,
+        /// Why (shown to the tenant; default "cancelled by the operator").
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,13 +79,16 @@ pub enum JobsCommand {
     /// Run a job until it has nothing left to do, then exit.
     Run {
         /// Which job: transitions (plan transitions), period-close (finalize
-        /// invoices of ended periods), charge (charge due invoices), or all.
+        /// invoices of ended periods), charge (charge due invoices), prune
+        /// (forget quota request ids older than the idempotency window), or all.
         job: String,
         /// Run as if the clock read this time (RFC 3339), e.g. to close a period.
         #[arg(long)]
         now: Option<Timestamp>,
         #[command(flatten)]
         invoicing: crate::cli::InvoicingArgs,
+        #[command(flatten)]
+        retention: crate::cli::RetentionArgs,
     },
 }
 
@@ -184,6 +195,14 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
                 .await?;
             println!("rejected {}: now {}", t.id, t.state.as_str());
         }
+        TransitionCommand::Cancel { id, reason } => {
+            let reason = tollgate_api::operator::cancellation_reason(reason.as_deref())
+                .map_err(|e| anyhow::anyhow!(e.error.message))?;
+            let t = store
+                .cancel_transition(&id, &reason, ACTOR, Timestamp::now())
+                .await?;
+            println!("cancelled {}: now {}", t.id, t.state.as_str());
+        }
     }
     Ok(())
 }
@@ -205,8 +224,14 @@ pub async fn audit(store: &dyn Store, cmd: AuditCommand) -> Result<()> {
 }
 
 pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
-    let JobsCommand::Run { job, now, invoicing } = cmd;
+    let JobsCommand::Run {
+        job,
+        now,
+        invoicing,
+        retention,
+    } = cmd;
     let invoicing = invoicing.settings()?;
+    let retention = retention.retention()?;
     let clock: Arc<dyn Clock> = match now {
         Some(at) => Arc::new(ManualClock::new(at)),
         None => Arc::new(SystemClock),
@@ -218,8 +243,9 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
         worker_id: crate::cli::worker_id(),
         catalogs: Default::default(),
         invoicing,
+        retention,
     };
-    let known = ["transitions", "period-close", "charge", "all"];
+    let known = ["transitions", "period-close", "charge", "prune", "all"];
     if !known.contains(&job.as_str()) {
         bail!("unknown job {job:?}; use {}", known.join(", "));
     }
@@ -235,6 +261,10 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
     if runs("charge") {
         let n = tollgate_jobs::invoices::charge_until_idle(&ctx).await?;
         println!("charge: {n} charge rounds");
+    }
+    if runs("prune") {
+        let n = tollgate_jobs::maintenance::prune(&ctx, usize::MAX).await?;
+        println!("prune: {n} expired quota request ids forgotten");
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ pub struct ServeArgs {
     pub job_interval: humantime::Duration,
     #[command(flatten)]
     pub invoicing: crate::cli::InvoicingArgs,
+    #[command(flatten)]
+    pub retention: crate::cli::RetentionArgs,
 }
 
 fn init_logging(format: LogFormat) {
@@ -78,6 +80,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         ),
     };
     let invoicing = args.invoicing.settings()?;
+    let retention = args.retention.retention()?;
     let state = AppState::with_options(store.clone(), clock.clone(), options);
     let jobs = JobContext {
         store: store.clone(),
@@ -86,12 +89,28 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         worker_id: crate::cli::worker_id(),
         catalogs: state.catalogs().versions(),
         invoicing,
+        retention,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = store.backend(), "tollgate listening");
+    match store.backend() {
+        "sqlite" => tracing::info!(
+            %addr,
+            database = "sqlite",
+            synchronous = storage.options().sqlite_synchronous.as_str(),
+            "tollgate listening"
+        ),
+        backend => tracing::info!(%addr, database = backend, "tollgate listening"),
+    }
+    if storage.options().sqlite_synchronous == tollgate_store::Synchronous::Normal
+        && store.backend() == "sqlite"
+    {
+        tracing::warn!(
+            "--sqlite-synchronous normal: a power loss or OS crash can lose the latest acknowledged writes"
+        );
+    }
     // Tests and scripts read this line to learn the port.
     println!("tollgate listening on http://{addr}");
     if store.tenants().await?.is_empty() {

@@ -18,7 +18,8 @@ use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::token;
 use tollgate_payments::TestProvider;
-use tollgate_store::{Location, NewTenant, NewToken, Store};
+use tollgate_store::faults::FaultPlan;
+use tollgate_store::{Location, NewTenant, NewToken, Store, StoreOptions};
 use tollgate_testkit::TestDatabase;
 use tower::ServiceExt;
 
@@ -69,17 +70,37 @@ impl TestApp {
         Self::with_routes(db, |r| r).await
     }
 
+    /// The app over a store whose writer meets the faults the returned plan arms.
+    pub async fn with_faults(db: TestDatabase) -> (Self, Arc<FaultPlan>) {
+        let plan = Arc::new(FaultPlan::default());
+        let options = StoreOptions {
+            faults: Some(plan.clone()),
+            ..StoreOptions::default()
+        };
+        (Self::build(db, |r| r, options).await, plan)
+    }
+
     /// Builds the app with extra routes added before the middleware.
     pub async fn with_routes(
         db: TestDatabase,
         extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
+    ) -> Self {
+        Self::build(db, extra, StoreOptions::default()).await
+    }
+
+    async fn build(
+        db: TestDatabase,
+        extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
+        store_options: StoreOptions,
     ) -> Self {
         let location = match (db.sqlite_dir(), db.postgres_url()) {
             (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
             (None, Some(url)) => Location::Postgres(url.to_owned()),
             (None, None) => unreachable!(),
         };
-        let store = tollgate_store::open(&location).await.expect("open store");
+        let store = tollgate_store::open_with(&location, store_options)
+            .await
+            .expect("open store");
         let clock = Arc::new(ManualClock::new(ts(START)));
         let provider = Arc::new(TestProvider::default());
         let options = Options {
@@ -252,6 +273,7 @@ impl TestApp {
             worker_id: "test-worker".into(),
             catalogs: Default::default(),
             invoicing: Default::default(),
+            retention: Default::default(),
         };
         tollgate_jobs::transitions::run_until_idle(&ctx)
             .await
@@ -273,6 +295,7 @@ impl TestApp {
             worker_id: worker.into(),
             catalogs: Default::default(),
             invoicing: invoicing.unwrap_or_default(),
+            retention: Default::default(),
         }
     }
 

@@ -13,13 +13,12 @@ use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind};
 
 use super::{
-    BEGIN_WRITE, Db, DbRow, LOCK_TENANT, SqlStore, audit_in, json, micros, opt_timestamp, timestamp, to_json,
+    Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, json, micros, opt_timestamp, timestamp, to_json,
 };
 use crate::{
-    Actor, AuditEntry, PaymentChange, Result, StoreError, StoredCatalog, TransitionFilter, TransitionOutcome,
+    Actor, AuditEntry, LeasedTransition, PaymentChange, Result, StoreError, StoredCatalog, TransitionFilter,
+    TransitionOutcome,
 };
-
-type Tx<'c> = sqlx::Transaction<'c, Db>;
 
 /// Who the audit trail names for changes Tollgate makes by itself.
 const SYSTEM: &str = "tollgate";
@@ -41,7 +40,12 @@ fn refused(e: Error) -> StoreError {
 }
 
 pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    store
+        .write(move |tx| Box::pin(async move { bootstrap_in(tx, now).await }))
+        .await
+}
+
+async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
     let published = sqlx::query(
         "INSERT INTO catalogs (version, source, source_name, published_at, published_by) \
          SELECT 1, $1, 'builtin', $2, $3 WHERE NOT EXISTS (SELECT 1 FROM catalogs)",
@@ -49,13 +53,13 @@ pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
     .bind(catalog::BUILTIN_TOML)
     .bind(micros(now))
     .bind(SYSTEM)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if published > 0 {
         let after = serde_json::json!({"version": 1, "source_name": "builtin"});
         audit_in(
-            &mut tx,
+            tx,
             None,
             SYSTEM,
             "catalog.publish",
@@ -67,10 +71,10 @@ pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
         .await?;
     }
     let orphans = sqlx::query("SELECT id, created_at FROM tenants WHERE plan IS NULL ORDER BY created_at")
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
     if !orphans.is_empty() {
-        let stored = latest_catalog_in(&mut tx).await?;
+        let stored = latest_catalog_in(tx).await?;
         let parsed = catalog::parse(&stored.source_name, &stored.source)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let plan = parsed
@@ -86,7 +90,7 @@ pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
             .bind(&tenant_id)
             .bind(&plan.name)
             .bind(stored.version)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
             if claimed == 0 {
@@ -99,10 +103,10 @@ pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
                 stored.version,
                 created_at,
             );
-            insert_subscription(&mut tx, &sub).await?;
+            insert_subscription(tx, &sub).await?;
             let after = serde_json::json!({"plan": plan.name, "catalog_version": stored.version});
             audit_in(
-                &mut tx,
+                tx,
                 Some(&tenant_id),
                 SYSTEM,
                 "subscription.create",
@@ -114,11 +118,10 @@ pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 
-pub(super) async fn insert_subscription(tx: &mut Tx<'_>, s: &Subscription) -> Result<()> {
+pub(super) async fn insert_subscription(tx: &mut Tx, s: &Subscription) -> Result<()> {
     sqlx::query(
         "INSERT INTO subscriptions (id, tenant_id, plan, catalog_version, start_at, trial_end, end_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -145,7 +148,7 @@ fn catalog_from(row: &DbRow) -> Result<StoredCatalog> {
     })
 }
 
-async fn latest_catalog_in(tx: &mut Tx<'_>) -> Result<StoredCatalog> {
+async fn latest_catalog_in(tx: &mut Tx) -> Result<StoredCatalog> {
     let row = sqlx::query(
         "SELECT version, source, source_name, published_at, published_by FROM catalogs ORDER BY version DESC LIMIT 1",
     )
@@ -162,9 +165,24 @@ pub(super) async fn publish_catalog(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<i64> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (source, source_name, actor, now) =
+        (source.to_owned(), source_name.to_owned(), actor.to_owned(), now);
+    store
+        .write(move |tx| {
+            Box::pin(async move { publish_catalog_in(tx, &source, &source_name, &actor, now).await })
+        })
+        .await
+}
+
+async fn publish_catalog_in(
+    tx: &mut Tx,
+    source: &str,
+    source_name: &str,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<i64> {
     let version: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM catalogs")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("v")?;
     sqlx::query(
@@ -175,11 +193,11 @@ pub(super) async fn publish_catalog(
     .bind(source_name)
     .bind(micros(now))
     .bind(actor)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let after = serde_json::json!({"version": version, "source_name": source_name});
     audit_in(
-        &mut tx,
+        tx,
         None,
         actor,
         "catalog.publish",
@@ -189,7 +207,6 @@ pub(super) async fn publish_catalog(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(version)
 }
 
@@ -247,17 +264,42 @@ pub(super) async fn set_addon(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<bool> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (tenant_id, plan, addon, subscribed, actor, now) = (
+        tenant_id.to_owned(),
+        plan.to_owned(),
+        addon.to_owned(),
+        subscribed,
+        actor.to_owned(),
+        now,
+    );
+    store
+        .write(move |tx| {
+            Box::pin(
+                async move { set_addon_in(tx, &tenant_id, &plan, &addon, subscribed, &actor, now).await },
+            )
+        })
+        .await
+}
+
+async fn set_addon_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    plan: &str,
+    addon: &str,
+    subscribed: bool,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<bool> {
     // Under the tenant's lock, which a plan transition's completion also
     // takes: the change applies only to the plan it was checked against.
     sqlx::query(LOCK_TENANT)
         .bind(tenant_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
     let current: String = sqlx::query_scalar("SELECT plan FROM tenants WHERE id = $1")
         .bind(tenant_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
     if current != plan {
         return Err(StoreError::Conflict(format!(
@@ -269,14 +311,14 @@ pub(super) async fn set_addon(
             .bind(tenant_id)
             .bind(addon)
             .bind(micros(now))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected()
     } else {
         sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1 AND addon = $2")
             .bind(tenant_id)
             .bind(addon)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected()
     } > 0;
@@ -288,7 +330,7 @@ pub(super) async fn set_addon(
         };
         let state = |on: bool| Some(serde_json::json!({"subscribed": on}));
         audit_in(
-            &mut tx,
+            tx,
             Some(tenant_id),
             actor,
             action,
@@ -299,7 +341,6 @@ pub(super) async fn set_addon(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(changed)
 }
 
@@ -339,7 +380,7 @@ fn roles_json(methods: &[Slot]) -> serde_json::Value {
 
 /// Applies a payment-method change inside `tx` under the tenant's lock.
 pub(super) async fn change_payment_methods_in(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     tenant_id: &str,
     change: &PaymentChange,
     actor: Actor<'_>,
@@ -451,7 +492,7 @@ pub(super) async fn change_payment_methods_in(
     rows.iter().map(method_from).collect()
 }
 
-async fn set_role(tx: &mut Tx<'_>, tenant_id: &str, name: &str, role: PaymentRole) -> Result<()> {
+async fn set_role(tx: &mut Tx, tenant_id: &str, name: &str, role: PaymentRole) -> Result<()> {
     sqlx::query("UPDATE payment_methods SET role = $3 WHERE tenant_id = $1 AND name = $2")
         .bind(tenant_id)
         .bind(name)
@@ -491,51 +532,60 @@ fn transition_json(t: &PlanTransition) -> serde_json::Value {
 }
 
 pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_>) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO plan_transitions (id, tenant_id, from_plan, to_plan, catalog_version, state, payload, \
-         requested_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING",
-    )
-    .bind(&t.id)
-    .bind(&t.tenant_id)
-    .bind(&t.from_plan)
-    .bind(&t.to_plan)
-    .bind(t.catalog_version)
-    .bind(t.state.as_str())
-    .bind(to_json(&t.payload)?)
-    .bind(&t.requested_by)
-    .bind(micros(t.created_at))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Err(StoreError::Conflict(
-            "the tenant already has an open plan transition".into(),
-        ));
-    }
-    audit_in(
-        &mut tx,
-        Some(&t.tenant_id),
-        actor,
-        "plan_transition.create",
-        &format!("plan_transition/{}", t.id),
-        None,
-        Some(transition_json(t)),
-        t.created_at,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let t = t.clone();
+    let actor = actor.to_owned();
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO plan_transitions (id, tenant_id, from_plan, to_plan, catalog_version, state, payload, \
+                     requested_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&t.id)
+                .bind(&t.tenant_id)
+                .bind(&t.from_plan)
+                .bind(&t.to_plan)
+                .bind(t.catalog_version)
+                .bind(t.state.as_str())
+                .bind(to_json(&t.payload)?)
+                .bind(&t.requested_by)
+                .bind(micros(t.created_at))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(
+                        "the tenant already has an open plan transition".into(),
+                    ));
+                }
+                audit_in(
+                    tx,
+                    Some(&t.tenant_id),
+                    &actor,
+                    "plan_transition.create",
+                    &format!("plan_transition/{}", t.id),
+                    None,
+                    Some(transition_json(&t)),
+                    t.created_at,
+                )
+                .await
+            })
+        })
+        .await
 }
 
-pub(super) async fn transition(pool: &Pool<Db>, id: &str) -> Result<Option<PlanTransition>> {
+pub(super) async fn transition<'e, E>(executor: E, id: &str) -> Result<Option<PlanTransition>>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
     let row = sqlx::query(concat!(
         "SELECT ",
         transition_columns!(),
         " FROM plan_transitions WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?;
     row.as_ref().map(transition_from).transpose()
 }
@@ -554,48 +604,55 @@ pub(super) async fn transitions(store: &SqlStore, f: &TransitionFilter) -> Resul
     rows.iter().map(transition_from).collect()
 }
 
-pub(super) async fn decide_transition(
-    store: &SqlStore,
+/// Moves a transition from one of `from` to `to` with a reason, releasing
+/// any lease, and audits it; `NotFound` or `Conflict` (naming its state)
+/// otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn move_transition(
+    tx: &mut Tx,
     id: &str,
-    approve: bool,
+    from: &[TransitionState],
+    to: TransitionState,
     reason: Option<&str>,
-    actor: Actor<'_>,
+    actor: &str,
+    action: &str,
     now: Timestamp,
 ) -> Result<PlanTransition> {
-    let next = if approve {
-        TransitionState::Creating
-    } else {
-        TransitionState::Failed
-    };
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let row = sqlx::query(concat!(
-        "UPDATE plan_transitions SET state = $2, reason = $3, updated_at = $4 \
-         WHERE id = $1 AND state = 'WAITING_FOR_APPROVAL' RETURNING ",
-        transition_columns!()
-    ))
-    .bind(id)
-    .bind(next.as_str())
-    .bind(reason)
-    .bind(micros(now))
-    .fetch_optional(&mut *tx)
-    .await?;
+    let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE plan_transitions SET state = ");
+    update
+        .push_bind(to.as_str())
+        .push(", reason = ")
+        .push_bind(reason)
+        .push(", updated_at = ")
+        .push_bind(micros(now))
+        .push(", lease_owner = NULL, lease_until = NULL WHERE id = ")
+        .push_bind(id)
+        .push(" AND state IN (");
+    let mut states = update.separated(", ");
+    for state in from {
+        states.push_bind(state.as_str());
+    }
+    update.push(concat!(") RETURNING ", transition_columns!()));
+    let row = update.build().fetch_optional(&mut **tx).await?;
     let Some(row) = row else {
-        return Err(match transition(&store.read, id).await? {
+        return Err(match transition(&mut **tx, id).await? {
             None => StoreError::NotFound(format!("plan transition {id:?} not found")),
             Some(t) => StoreError::Conflict(format!(
-                "plan transition {id:?} is {}, not waiting for approval",
-                t.state.wire()
+                "plan transition {id:?} is {}, not {}",
+                t.state.wire(),
+                match from {
+                    [TransitionState::WaitingForApproval] => "waiting for approval".to_owned(),
+                    _ => format!(
+                        "open ({})",
+                        from.iter().map(|s| s.wire()).collect::<Vec<_>>().join(" or ")
+                    ),
+                },
             )),
         });
     };
     let t = transition_from(&row)?;
-    let action = if approve {
-        "plan_transition.approve"
-    } else {
-        "plan_transition.reject"
-    };
     audit_in(
-        &mut tx,
+        tx,
         Some(&t.tenant_id),
         actor,
         action,
@@ -605,8 +662,67 @@ pub(super) async fn decide_transition(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(t)
+}
+
+pub(super) async fn decide_transition(
+    store: &SqlStore,
+    id: &str,
+    approve: bool,
+    reason: Option<&str>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<PlanTransition> {
+    let (next, action) = if approve {
+        (TransitionState::Creating, "plan_transition.approve")
+    } else {
+        (TransitionState::Failed, "plan_transition.reject")
+    };
+    let (id, reason, actor) = (id.to_owned(), reason.map(str::to_owned), actor.to_owned());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                move_transition(
+                    tx,
+                    &id,
+                    &[TransitionState::WaitingForApproval],
+                    next,
+                    reason.as_deref(),
+                    &actor,
+                    action,
+                    now,
+                )
+                .await
+            })
+        })
+        .await
+}
+
+pub(super) async fn cancel_transition(
+    store: &SqlStore,
+    id: &str,
+    reason: &str,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<PlanTransition> {
+    let (id, reason, actor) = (id.to_owned(), reason.to_owned(), actor.to_owned());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                move_transition(
+                    tx,
+                    &id,
+                    &[TransitionState::Creating, TransitionState::WaitingForApproval],
+                    TransitionState::Failed,
+                    Some(&reason),
+                    &actor,
+                    "plan_transition.cancel",
+                    now,
+                )
+                .await
+            })
+        })
+        .await
 }
 
 pub(super) async fn claim_transition(
@@ -614,38 +730,84 @@ pub(super) async fn claim_transition(
     owner: &str,
     now: Timestamp,
     lease_until: Timestamp,
-) -> Result<Option<PlanTransition>> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let row = sqlx::query(concat!(
-        "UPDATE plan_transitions SET lease_owner = $1, lease_until = $2 \
-         WHERE id = (SELECT id FROM plan_transitions WHERE state = 'CREATING' \
-                     AND (lease_until IS NULL OR lease_until <= $3) ORDER BY created_at, id LIMIT 1) \
-           AND state = 'CREATING' AND (lease_until IS NULL OR lease_until <= $3) RETURNING ",
-        transition_columns!()
-    ))
-    .bind(owner)
-    .bind(micros(lease_until))
-    .bind(micros(now))
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    row.as_ref().map(transition_from).transpose()
+) -> Result<Option<LeasedTransition>> {
+    let owner = owner.to_owned();
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query(concat!(
+                    "UPDATE plan_transitions SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+                     WHERE id = (SELECT id FROM plan_transitions WHERE state = 'CREATING' \
+                                 AND (lease_until IS NULL OR lease_until <= $3) ORDER BY created_at, id LIMIT 1) \
+                       AND state = 'CREATING' AND (lease_until IS NULL OR lease_until <= $3) RETURNING attempts, \
+                       last_error, ",
+                    transition_columns!()
+                ))
+                .bind(&owner)
+                .bind(micros(lease_until))
+                .bind(micros(now))
+                .fetch_optional(&mut **tx)
+                .await?;
+                row.as_ref()
+                    .map(|r| {
+                        let attempt: i64 = r.try_get("attempts")?;
+                        Ok(LeasedTransition {
+                            transition: transition_from(r)?,
+                            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                            last_error: r.try_get("last_error")?,
+                        })
+                    })
+                    .transpose()
+            })
+        })
+        .await
+}
+
+pub(super) async fn retry_transition(
+    store: &SqlStore,
+    id: &str,
+    owner: &str,
+    error: &str,
+    retry_at: Timestamp,
+) -> Result<()> {
+    let (id, owner, error) = (id.to_owned(), owner.to_owned(), error.to_owned());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE plan_transitions SET last_error = $3, lease_owner = NULL, lease_until = $4 \
+                     WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2",
+                )
+                .bind(&id)
+                .bind(&owner)
+                .bind(&error)
+                .bind(micros(retry_at))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
 }
 
 pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let held = sqlx::query(
-        concat!(
-            "UPDATE plan_transitions SET state = 'FINISHED', updated_at = $3, lease_owner = NULL, lease_until = NULL \
+    let o = o.clone();
+    store
+        .write(move |tx| Box::pin(async move { complete_transition_in(tx, &o).await }))
+        .await
+}
+
+async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()> {
+    let held = sqlx::query(concat!(
+        "UPDATE plan_transitions SET state = 'FINISHED', updated_at = $3, lease_owner = NULL, lease_until = NULL \
          WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 AND tenant_id = $4 RETURNING ",
-            transition_columns!()
-        ),
-    )
+        transition_columns!()
+    ))
     .bind(&o.transition_id)
     .bind(&o.lease_owner)
     .bind(micros(o.now))
     .bind(&o.tenant_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = held else {
         return Err(StoreError::Conflict(format!(
@@ -657,21 +819,21 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
     let actor = format!("{SYSTEM}/transition-worker");
     sqlx::query(LOCK_TENANT)
         .bind(&o.tenant_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
     if let Some(method) = &o.payment_method {
         let change = PaymentChange::Create {
             method: Box::new(method.clone()),
             requested: Some(PaymentRole::Primary),
         };
-        change_payment_methods_in(&mut tx, &o.tenant_id, &change, &actor, o.now).await?;
+        change_payment_methods_in(tx, &o.tenant_id, &change, &actor, o.now).await?;
     }
     let closed = sqlx::query(
         "UPDATE subscriptions SET end_at = $2 WHERE tenant_id = $1 AND end_at IS NULL RETURNING id, plan",
     )
     .bind(&o.tenant_id)
     .bind(micros(o.now))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(closed) = closed else {
         return Err(StoreError::Corrupt(format!(
@@ -680,10 +842,10 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
         )));
     };
     let closed_id: String = closed.try_get("id")?;
-    insert_subscription(&mut tx, &o.subscription).await?;
+    insert_subscription(tx, &o.subscription).await?;
     let before = sqlx::query("SELECT plan, tenant_type, domain FROM tenants WHERE id = $1")
         .bind(&o.tenant_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
     let before = serde_json::json!({
         "plan": before.try_get::<Option<String>, _>("plan")?,
@@ -700,13 +862,13 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
     .bind(o.tenant_type.as_str())
     .bind(o.domain.as_deref())
     .bind(to_json(&o.contacts)?)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     // The add-ons the tenant has now, under its lock: one subscribed while the
     // transition ran is kept if the new plan allows it.
     let had: Vec<String> = sqlx::query("SELECT addon FROM tenant_addons WHERE tenant_id = $1 ORDER BY addon")
         .bind(&o.tenant_id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|r| r.try_get("addon"))
@@ -714,14 +876,14 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
     let addons = o.addons.apply(&had);
     sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1")
         .bind(&o.tenant_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     for addon in &addons {
         sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3)")
             .bind(&o.tenant_id)
             .bind(addon)
             .bind(micros(o.now))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     let after = serde_json::json!({
@@ -734,7 +896,7 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
     });
     let target = format!("plan_transition/{}", t.id);
     audit_in(
-        &mut tx,
+        tx,
         Some(&o.tenant_id),
         &actor,
         "plan_transition.finish",
@@ -743,9 +905,7 @@ pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome)
         Some(after),
         o.now,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }
 
 pub(super) async fn fail_transition(
@@ -755,36 +915,40 @@ pub(super) async fn fail_transition(
     reason: &str,
     now: Timestamp,
 ) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let row = sqlx::query(
-        concat!(
-            "UPDATE plan_transitions SET state = 'FAILED', reason = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-         WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 RETURNING ",
-            transition_columns!()
-        ),
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(reason)
-    .bind(micros(now))
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| StoreError::Conflict(format!("plan transition {id:?} is no longer held by {owner:?}")))?;
-    let t = transition_from(&row)?;
-    let actor = format!("{SYSTEM}/transition-worker");
-    audit_in(
-        &mut tx,
-        Some(&t.tenant_id),
-        &actor,
-        "plan_transition.fail",
-        &format!("plan_transition/{id}"),
-        None,
-        Some(transition_json(&t)),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let (id, owner, reason) = (id.to_owned(), owner.to_owned(), reason.to_owned());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query(concat!(
+                    "UPDATE plan_transitions SET state = 'FAILED', reason = $3, updated_at = $4, lease_owner = NULL, \
+                     lease_until = NULL WHERE id = $1 AND state = 'CREATING' AND lease_owner = $2 RETURNING ",
+                    transition_columns!()
+                ))
+                .bind(&id)
+                .bind(&owner)
+                .bind(&reason)
+                .bind(micros(now))
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Conflict(format!("plan transition {id:?} is no longer held by {owner:?}"))
+                })?;
+                let t = transition_from(&row)?;
+                let actor = format!("{SYSTEM}/transition-worker");
+                audit_in(
+                    tx,
+                    Some(&t.tenant_id),
+                    &actor,
+                    "plan_transition.fail",
+                    &format!("plan_transition/{id}"),
+                    None,
+                    Some(transition_json(&t)),
+                    now,
+                )
+                .await
+            })
+        })
+        .await
 }
 
 pub(super) async fn audit(store: &SqlStore, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {

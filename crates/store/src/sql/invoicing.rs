@@ -5,10 +5,8 @@ use sqlx::Row;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
-use super::{BEGIN_WRITE, Db, DbRow, SqlStore, audit_in, micros, opt_timestamp, timestamp};
+use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{Actor, ChargeOutcome, ChargeRecord, Result, StoreError, StoredInvoice};
-
-type Tx<'c> = sqlx::Transaction<'c, Db>;
 
 macro_rules! invoice_columns {
     () => {
@@ -84,7 +82,25 @@ pub(super) async fn finalize_invoice(
     invoice.check().map_err(StoreError::Corrupt)?;
     let document =
         serde_json::to_string(invoice).map_err(|e| StoreError::Corrupt(format!("invoice document: {e}")))?;
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (tenant_id, invoice, actor) = (tenant_id.to_owned(), invoice.clone(), actor.to_owned());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                finalize_invoice_in(tx, &tenant_id, &invoice, document, next_charge_at, &actor, now).await
+            })
+        })
+        .await
+}
+
+async fn finalize_invoice_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    invoice: &Invoice,
+    document: String,
+    next_charge_at: Option<Timestamp>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO invoices (tenant_id, name, subscription_id, period_index, period_start, period_end, status, \
          total, currency, document, issued_at, attempts, next_charge_at, updated_at) \
@@ -102,14 +118,14 @@ pub(super) async fn finalize_invoice(
     .bind(document)
     .bind(micros(invoice.issued_at.unwrap_or(now)))
     .bind(next_charge_at.map(micros))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if inserted == 0 {
         return Ok(false);
     }
     audit_in(
-        &mut tx,
+        tx,
         Some(tenant_id),
         actor,
         "invoice.finalize",
@@ -119,7 +135,6 @@ pub(super) async fn finalize_invoice(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -182,7 +197,18 @@ pub(super) async fn claim_charge(
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<Option<StoredInvoice>> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (owner, now, lease_until) = (owner.to_owned(), now, lease_until);
+    store
+        .write(move |tx| Box::pin(async move { claim_charge_in(tx, &owner, now, lease_until).await }))
+        .await
+}
+
+async fn claim_charge_in(
+    tx: &mut Tx,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Option<StoredInvoice>> {
     // Due rounds, and invoices with an attempt left unsettled by a crash.
     let candidate = sqlx::query(
         "SELECT tenant_id, name FROM invoices WHERE (lease_until IS NULL OR lease_until <= $1) AND ( \
@@ -192,7 +218,7 @@ pub(super) async fn claim_charge(
          ORDER BY next_charge_at, tenant_id, name LIMIT 1",
     )
     .bind(micros(now))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(candidate) = candidate else {
         return Ok(None);
@@ -208,14 +234,13 @@ pub(super) async fn claim_charge(
     .bind(&tenant_id)
     .bind(&name)
     .bind(micros(now))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    tx.commit().await?;
     row.as_ref().map(invoice_from).transpose()
 }
 
 /// Checks, inside `tx`, that `owner` holds the invoice's lease.
-async fn hold(tx: &mut Tx<'_>, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
     let held: Option<String> = sqlx::query_scalar(
         "SELECT name FROM invoices WHERE tenant_id = $1 AND name = $2 AND lease_owner = $3",
     )
@@ -238,8 +263,14 @@ pub(super) async fn begin_charge(
     owner: &str,
     c: &ChargeRecord,
 ) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    hold(&mut tx, tenant_id, &c.invoice, owner).await?;
+    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
+    store
+        .write(move |tx| Box::pin(async move { begin_charge_in(tx, &tenant_id, &owner, &c).await }))
+        .await
+}
+
+async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
+    hold(tx, tenant_id, &c.invoice, owner).await?;
     sqlx::query(concat!(
         "INSERT INTO invoice_charges (tenant_id, ",
         charge_columns!(),
@@ -260,9 +291,8 @@ pub(super) async fn begin_charge(
     .bind(&c.reference)
     .bind(micros(c.started_at))
     .bind(c.settled_at.map(micros))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -273,8 +303,20 @@ pub(super) async fn settle_charge(
     c: &ChargeRecord,
     now: Timestamp,
 ) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    hold(&mut tx, tenant_id, &c.invoice, owner).await?;
+    let (tenant_id, owner, c, now) = (tenant_id.to_owned(), owner.to_owned(), c.clone(), now);
+    store
+        .write(move |tx| Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, now).await }))
+        .await
+}
+
+async fn settle_charge_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    owner: &str,
+    c: &ChargeRecord,
+    now: Timestamp,
+) -> Result<()> {
+    hold(tx, tenant_id, &c.invoice, owner).await?;
     let settled = sqlx::query(
         "UPDATE invoice_charges SET outcome = $1, reason = $2, reference = $3, settled_at = $4 \
          WHERE tenant_id = $5 AND idempotency_key = $6 AND outcome = 'PENDING'",
@@ -285,12 +327,11 @@ pub(super) async fn settle_charge(
     .bind(micros(now))
     .bind(tenant_id)
     .bind(&c.idempotency_key)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if settled == 0 {
         // Settled before: nothing to do (the provider's answer is the same).
-        tx.commit().await?;
         return Ok(());
     }
     let action = match c.outcome {
@@ -302,14 +343,14 @@ pub(super) async fn settle_charge(
             .bind(micros(now))
             .bind(tenant_id)
             .bind(&c.invoice)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             "invoice.paid"
         }
         _ => "invoice.charge_failed",
     };
     audit_in(
-        &mut tx,
+        tx,
         Some(tenant_id),
         "tollgate/charge-worker",
         action,
@@ -329,7 +370,6 @@ pub(super) async fn settle_charge(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -342,8 +382,33 @@ pub(super) async fn end_charge_round(
     next: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    hold(&mut tx, tenant_id, invoice, owner).await?;
+    let (tenant_id, invoice, owner, attempt, next, now) = (
+        tenant_id.to_owned(),
+        invoice.to_owned(),
+        owner.to_owned(),
+        attempt,
+        next,
+        now,
+    );
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                end_charge_round_in(tx, &tenant_id, &invoice, &owner, attempt, next, now).await
+            })
+        })
+        .await
+}
+
+async fn end_charge_round_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    invoice: &str,
+    owner: &str,
+    attempt: u32,
+    next: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<()> {
+    hold(tx, tenant_id, invoice, owner).await?;
     let status = if next.is_some() { "ISSUED" } else { "OVERDUE" };
     sqlx::query(
         "UPDATE invoices SET status = $1, attempts = $2, next_charge_at = $3, lease_owner = NULL, lease_until = NULL, \
@@ -355,11 +420,11 @@ pub(super) async fn end_charge_round(
     .bind(micros(now))
     .bind(tenant_id)
     .bind(invoice)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if next.is_none() {
         audit_in(
-            &mut tx,
+            tx,
             Some(tenant_id),
             "tollgate/charge-worker",
             "invoice.overdue",
@@ -370,7 +435,6 @@ pub(super) async fn end_charge_round(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -380,6 +444,13 @@ pub(super) async fn release_charge(
     invoice: &str,
     owner: &str,
 ) -> Result<()> {
+    let (tenant_id, invoice, owner) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned());
+    store
+        .write(move |tx| Box::pin(async move { release_charge_in(tx, &tenant_id, &invoice, &owner).await }))
+        .await
+}
+
+async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
     sqlx::query(
         "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
          AND lease_owner = $3",
@@ -387,7 +458,7 @@ pub(super) async fn release_charge(
     .bind(tenant_id)
     .bind(invoice)
     .bind(owner)
-    .execute(&store.write)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
@@ -401,7 +472,32 @@ pub(super) async fn set_invoice_status(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (tenant_id, name, from, to, actor, now) = (
+        tenant_id.to_owned(),
+        name.to_owned(),
+        from.to_vec(),
+        to,
+        actor.to_owned(),
+        now,
+    );
+    store
+        .write(move |tx| {
+            Box::pin(
+                async move { set_invoice_status_in(tx, &tenant_id, &name, &from, to, &actor, now).await },
+            )
+        })
+        .await
+}
+
+async fn set_invoice_status_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    name: &str,
+    from: &[InvoiceStatus],
+    to: InvoiceStatus,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
@@ -409,7 +505,7 @@ pub(super) async fn set_invoice_status(
     ))
     .bind(tenant_id)
     .bind(name)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;
     let before = invoice_from(&row)?;
@@ -433,7 +529,7 @@ pub(super) async fn set_invoice_status(
     .bind(micros(now))
     .bind(tenant_id)
     .bind(name)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if to == InvoiceStatus::Refunded {
         sqlx::query(
@@ -443,14 +539,14 @@ pub(super) async fn set_invoice_status(
         .bind(micros(now))
         .bind(tenant_id)
         .bind(name)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     let mut after = before.clone();
     after.invoice.status = to;
     after.next_charge_at = None;
     audit_in(
-        &mut tx,
+        tx,
         Some(tenant_id),
         actor,
         &format!("invoice.{}", to.as_str().to_ascii_lowercase()),
@@ -460,6 +556,5 @@ pub(super) async fn set_invoice_status(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(after)
 }

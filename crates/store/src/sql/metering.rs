@@ -12,10 +12,8 @@ use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage,
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 
-use super::{BEGIN_WRITE, Db, DbRow, LOCK_TENANT, SqlStore, audit_in, micros, opt_timestamp, timestamp};
+use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{Actor, Aggregations, AppliedCoupon, BucketFilter, CouponDef, ReplayStats, Result, StoreError};
-
-type Tx<'c> = sqlx::Transaction<'c, Db>;
 
 /// Rows per multi-row INSERT (at most 11 parameters each, well under both
 /// engines' limits).
@@ -34,11 +32,23 @@ pub(super) async fn ingest(
     aggregation: &Aggregations,
     now: Timestamp,
 ) -> Result<Vec<bool>> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (tenant_id, events, aggregation) = (tenant_id.to_owned(), events.to_vec(), aggregation.clone());
+    store
+        .write(move |tx| Box::pin(async move { ingest_in(tx, &tenant_id, &events, &aggregation, now).await }))
+        .await
+}
+
+async fn ingest_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    events: &[UsageEvent],
+    aggregation: &Aggregations,
+    now: Timestamp,
+) -> Result<Vec<bool>> {
     // Serializes a tenant's ingestion so that read-merge-write of buckets is safe.
     sqlx::query(LOCK_TENANT)
         .bind(tenant_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
 
@@ -64,7 +74,7 @@ pub(super) async fn ingest(
                 .push_bind(micros(now));
         });
         q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
-        for row in q.build().fetch_all(&mut *tx).await? {
+        for row in q.build().fetch_all(&mut **tx).await? {
             inserted.insert(row.try_get("event_id")?);
         }
     }
@@ -88,7 +98,7 @@ pub(super) async fn ingest(
     }
     // Every stored bucket of the hours touched: the ones merged into, and
     // the others of the same objects, whose hour totals the days need.
-    let stored = read_hours(&mut tx, tenant_id, &partial).await?;
+    let stored = read_hours(tx, tenant_id, &partial).await?;
     let merged: Vec<(&BucketKey, Bucket)> = partial
         .iter()
         .map(|(key, (bucket, agg))| match stored.get(key) {
@@ -96,7 +106,7 @@ pub(super) async fn ingest(
             None => (key, bucket.clone()),
         })
         .collect();
-    write_buckets(&mut tx, tenant_id, merged.iter().map(|(k, b)| (*k, b))).await?;
+    write_buckets(tx, tenant_id, merged.iter().map(|(k, b)| (*k, b))).await?;
     let touched: BTreeSet<(ObjectKey, Timestamp)> =
         partial.keys().map(|k| (ObjectKey::of(k), k.hour)).collect();
     let before = metering::hour_totals(stored.iter());
@@ -112,8 +122,7 @@ pub(super) async fn ingest(
             hour,
         })
         .collect();
-    update_days(&mut tx, tenant_id, &changes).await?;
-    tx.commit().await?;
+    update_days(tx, tenant_id, &changes).await?;
 
     let mut reported = HashSet::new();
     Ok(events
@@ -125,7 +134,7 @@ pub(super) async fn ingest(
 /// Every stored bucket of the hours `wanted`'s keys are in (usually one or
 /// two hours), in one query per 500 hours.
 async fn read_hours<V>(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     tenant_id: &str,
     wanted: &BTreeMap<BucketKey, V>,
 ) -> Result<BTreeMap<BucketKey, Bucket>> {
@@ -169,7 +178,7 @@ type Day = (Timestamp, ObjectKey);
 /// by the difference; the peak can only grow (hour totals of sum and max
 /// meters never shrink; latest meters do not use the peak); the latest hour
 /// is replaced by a later or the same hour.
-async fn update_days(tx: &mut Tx<'_>, tenant_id: &str, changes: &[HourChange]) -> Result<()> {
+async fn update_days(tx: &mut Tx, tenant_id: &str, changes: &[HourChange]) -> Result<()> {
     let days: BTreeSet<Timestamp> = changes.iter().map(|c| metering::day_of(c.hour)).collect();
     let mut summaries: BTreeMap<Day, ObjectUsage> = BTreeMap::new();
     let days: Vec<i64> = days.into_iter().map(micros).collect();
@@ -222,7 +231,7 @@ fn day_from(row: &DbRow) -> Result<(Timestamp, ObjectKey, ObjectUsage)> {
 }
 
 /// Inserts or overwrites day summaries, in multi-row statements.
-async fn write_days(tx: &mut Tx<'_>, tenant_id: &str, days: &BTreeMap<Day, ObjectUsage>) -> Result<()> {
+async fn write_days(tx: &mut Tx, tenant_id: &str, days: &BTreeMap<Day, ObjectUsage>) -> Result<()> {
     let rows: Vec<(&Day, &ObjectUsage, (Timestamp, Decimal))> = days
         .iter()
         .filter_map(|(k, u)| u.last.map(|last| (k, u, last)))
@@ -268,7 +277,7 @@ fn summarize_days(buckets: &BTreeMap<BucketKey, Bucket>) -> BTreeMap<Day, Object
 }
 
 /// Rebuilds a tenant's day summaries from its hourly buckets, inside `tx`.
-async fn rebuild_days(tx: &mut Tx<'_>, tenant_id: &str, buckets: &BTreeMap<BucketKey, Bucket>) -> Result<()> {
+async fn rebuild_days(tx: &mut Tx, tenant_id: &str, buckets: &BTreeMap<BucketKey, Bucket>) -> Result<()> {
     sqlx::query("DELETE FROM usage_daily WHERE tenant_id = $1")
         .bind(tenant_id)
         .execute(&mut **tx)
@@ -281,38 +290,48 @@ async fn rebuild_days(tx: &mut Tx<'_>, tenant_id: &str, buckets: &BTreeMap<Bucke
 pub(super) async fn build_daily_usage(store: &SqlStore) -> Result<()> {
     let pending: Option<String> =
         sqlx::query_scalar("SELECT task FROM maintenance WHERE task = 'build-daily-usage'")
-            .fetch_optional(&store.write)
+            .fetch_optional(&store.read)
             .await?;
     if pending.is_none() {
         return Ok(());
     }
     let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM usage_hourly")
-        .fetch_all(&store.write)
+        .fetch_all(&store.read)
         .await?;
     for tenant_id in tenants {
-        let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-        sqlx::query(LOCK_TENANT)
-            .bind(&tenant_id)
-            .fetch_optional(&mut *tx)
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query(LOCK_TENANT)
+                        .bind(&tenant_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    let rows = sqlx::query(
+                        "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, \
+                         latest_at, latest_event, events FROM usage_hourly WHERE tenant_id = $1",
+                    )
+                    .bind(&tenant_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let buckets = rows
+                        .iter()
+                        .map(|r| Ok((key_from(r)?, bucket_from(r)?)))
+                        .collect::<Result<BTreeMap<_, _>>>()?;
+                    rebuild_days(tx, &tenant_id, &buckets).await
+                })
+            })
             .await?;
-        let rows = sqlx::query(
-            "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, \
-             latest_event, events FROM usage_hourly WHERE tenant_id = $1",
-        )
-        .bind(&tenant_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let buckets = rows
-            .iter()
-            .map(|r| Ok((key_from(r)?, bucket_from(r)?)))
-            .collect::<Result<BTreeMap<_, _>>>()?;
-        rebuild_days(&mut tx, &tenant_id, &buckets).await?;
-        tx.commit().await?;
     }
-    sqlx::query("DELETE FROM maintenance WHERE task = 'build-daily-usage'")
-        .execute(&store.write)
-        .await?;
-    Ok(())
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM maintenance WHERE task = 'build-daily-usage'")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// Each object's usage over the bucket hours `[filter.from, filter.to)`:
@@ -380,7 +399,7 @@ fn bucket_from(row: &DbRow) -> Result<Bucket> {
 
 /// Inserts or overwrites buckets, in multi-row statements.
 async fn write_buckets<'a>(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     tenant_id: &str,
     buckets: impl Iterator<Item = (&'a BucketKey, &'a Bucket)>,
 ) -> Result<()> {
@@ -456,10 +475,16 @@ pub(super) async fn replay(
     tenant_id: &str,
     aggregation: &Aggregations,
 ) -> Result<ReplayStats> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (tenant_id, aggregation) = (tenant_id.to_owned(), aggregation.clone());
+    store
+        .write(move |tx| Box::pin(async move { replay_in(tx, &tenant_id, &aggregation).await }))
+        .await
+}
+
+async fn replay_in(tx: &mut Tx, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats> {
     sqlx::query(LOCK_TENANT)
         .bind(tenant_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
     let mut buckets: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
@@ -475,7 +500,7 @@ pub(super) async fn replay(
         .bind(cursor.0)
         .bind(&cursor.1)
         .bind(REPLAY_PAGE)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let Some(last) = rows.last() else { break };
         cursor = (last.try_get("at")?, last.try_get("event_id")?);
@@ -495,11 +520,10 @@ pub(super) async fn replay(
     }
     sqlx::query("DELETE FROM usage_hourly WHERE tenant_id = $1")
         .bind(tenant_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    write_buckets(&mut tx, tenant_id, buckets.iter()).await?;
-    rebuild_days(&mut tx, tenant_id, &buckets).await?;
-    tx.commit().await?;
+    write_buckets(tx, tenant_id, buckets.iter()).await?;
+    rebuild_days(tx, tenant_id, &buckets).await?;
     Ok(ReplayStats {
         events,
         buckets: buckets.len() as u64,
@@ -519,19 +543,25 @@ pub(super) async fn secret(store: &SqlStore, name: &str) -> Result<String> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .bind(&fresh)
-        .execute(&mut *tx)
-        .await?;
-    let value: String = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("value")?;
-    tx.commit().await?;
-    Ok(value)
+    let name = name.to_owned();
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                let name = name.as_str();
+                sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(name)
+                    .bind(&fresh)
+                    .execute(&mut **tx)
+                    .await?;
+                let value: String = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("value")?;
+                Ok(value)
+            })
+        })
+        .await
 }
 
 fn discount_parts(d: Discount) -> (&'static str, i64) {
@@ -563,8 +593,12 @@ pub(super) async fn create_coupon(
     now: Timestamp,
 ) -> Result<()> {
     let (kind, amount) = discount_parts(c.discount);
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
-    let inserted = sqlx::query(
+    let (c, actor) = (c.clone(), actor.to_owned());
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                let (c, actor) = (&c, actor.as_str());
+                let inserted = sqlx::query(
         "INSERT INTO coupons (code, title, discount_type, amount, created_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT DO NOTHING",
     )
@@ -573,29 +607,31 @@ pub(super) async fn create_coupon(
     .bind(kind)
     .bind(amount)
     .bind(micros(now))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
-    if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!(
-            "coupon {:?} already exists",
-            c.code
-        )));
-    }
-    let after = serde_json::json!({"title": c.title, "discount_type": kind, "amount": amount});
-    audit_in(
-        &mut tx,
-        None,
-        actor,
-        "coupon.create",
-        &format!("coupon/{}", c.code),
-        None,
-        Some(after),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+                if inserted == 0 {
+                    return Err(StoreError::AlreadyExists(format!(
+                        "coupon {:?} already exists",
+                        c.code
+                    )));
+                }
+                let after = serde_json::json!({"title": c.title, "discount_type": kind, "amount": amount});
+                audit_in(
+                    tx,
+                    None,
+                    actor,
+                    "coupon.create",
+                    &format!("coupon/{}", c.code),
+                    None,
+                    Some(after),
+                    now,
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
 }
 
 pub(super) async fn coupons(store: &SqlStore) -> Result<Vec<CouponDef>> {
@@ -614,10 +650,35 @@ pub(super) async fn apply_coupon(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<()> {
-    let mut tx = store.write.begin_with(BEGIN_WRITE).await?;
+    let (tenant_id, code, valid_from, valid_until, actor, now) = (
+        tenant_id.to_owned(),
+        code.to_owned(),
+        valid_from,
+        valid_until,
+        actor.to_owned(),
+        now,
+    );
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                apply_coupon_in(tx, &tenant_id, &code, valid_from, valid_until, &actor, now).await
+            })
+        })
+        .await
+}
+
+async fn apply_coupon_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    code: &str,
+    valid_from: Timestamp,
+    valid_until: Option<Timestamp>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<()> {
     let exists = sqlx::query("SELECT 1 FROM coupons WHERE code = $1")
         .bind(code)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     if exists.is_none() {
         return Err(StoreError::NotFound(format!("coupon {code:?} does not exist")));
@@ -631,7 +692,7 @@ pub(super) async fn apply_coupon(
     .bind(micros(valid_from))
     .bind(valid_until.map(micros))
     .bind(micros(now))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if inserted == 0 {
@@ -641,7 +702,7 @@ pub(super) async fn apply_coupon(
     }
     let after = serde_json::json!({"valid_from": valid_from.to_string(), "valid_until": valid_until.map(|t| t.to_string())});
     audit_in(
-        &mut tx,
+        tx,
         Some(tenant_id),
         actor,
         "coupon.apply",
@@ -651,7 +712,6 @@ pub(super) async fn apply_coupon(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 

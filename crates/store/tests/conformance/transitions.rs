@@ -100,7 +100,12 @@ async fn one_open_transition_per_tenant() {
         assert_eq!(creating.len(), 2);
         // Once it ends, a new one may start.
         let lease = now + SignedDuration::from_mins(5);
-        let claimed = store.claim_transition("w1", now, lease).await.unwrap().unwrap();
+        let claimed = store
+            .claim_transition("w1", now, lease)
+            .await
+            .unwrap()
+            .map(|l| l.transition)
+            .unwrap();
         store
             .fail_transition(&claimed.id, "w1", "card declined", now)
             .await
@@ -134,7 +139,8 @@ async fn approval_moves_waiting_transitions_only() {
             store
                 .claim_transition("w1", now, now + SignedDuration::from_mins(5))
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|l| l.transition),
             None
         );
         let approved = store
@@ -200,6 +206,7 @@ async fn completing_a_transition_changes_everything_at_once() {
             .claim_transition("w1", now, now + SignedDuration::from_mins(5))
             .await
             .unwrap()
+            .map(|l| l.transition)
             .unwrap();
         assert_eq!(claimed.id, tr.id);
         let done_at = t("2026-11-05T00:01:00Z");
@@ -249,6 +256,7 @@ async fn a_failed_completion_leaves_the_tenant_as_it_was() {
             .claim_transition("w1", now, now + SignedDuration::from_mins(5))
             .await
             .unwrap()
+            .map(|l| l.transition)
             .unwrap();
         let mut broken = outcome(&tr, "w1", now);
         broken.subscription.id = before_subs[0].id.clone();
@@ -282,13 +290,15 @@ async fn an_expired_lease_lets_another_worker_finish() {
             .claim_transition("crashed", now, now + lease)
             .await
             .unwrap()
+            .map(|l| l.transition)
             .unwrap();
         let during = now + SignedDuration::from_mins(1);
         assert_eq!(
             store
                 .claim_transition("w2", during, during + lease)
                 .await
-                .unwrap(),
+                .unwrap()
+                .map(|l| l.transition),
             None,
             "the lease is live"
         );
@@ -297,6 +307,7 @@ async fn an_expired_lease_lets_another_worker_finish() {
             .claim_transition("w2", later, later + lease)
             .await
             .unwrap()
+            .map(|l| l.transition)
             .unwrap();
         assert_eq!(taken.id, tr.id);
         let stale = store.complete_transition(&outcome(&tr, "crashed", later)).await;
@@ -324,6 +335,7 @@ async fn an_addon_subscribed_during_a_transition_is_kept() {
             .claim_transition("w1", now, now + SignedDuration::from_mins(5))
             .await
             .unwrap()
+            .map(|l| l.transition)
             .unwrap();
         let outcome = outcome(&tr, "w1", now);
         // Meanwhile, on the old plan, the tenant subscribes an add-on the team plan also allows.
@@ -361,6 +373,7 @@ async fn an_addon_change_checked_against_a_plan_the_tenant_left_is_refused() {
             .claim_transition("w1", now, now + SignedDuration::from_mins(5))
             .await
             .unwrap()
+            .map(|l| l.transition)
             .unwrap();
         store.complete_transition(&outcome(&tr, "w1", now)).await.unwrap();
         let before = store.addons(&a.id).await.unwrap();
