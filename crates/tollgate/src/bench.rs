@@ -33,6 +33,9 @@ pub enum Suite {
     /// Usage ingestion against the database's raw insert rate, then report
     /// latency over a month of events.
     Ingest,
+    /// SQLite only: quota/reserve and usage ingestion with durable commits
+    /// (the default) and with `--sqlite-synchronous normal`, side by side.
+    Durability,
 }
 
 /// Options of `tollgate bench`.
@@ -56,7 +59,7 @@ pub struct BenchArgs {
 
 /// Quota object that makes `bench_object` unlimited and lifts the per-tenant
 /// rate limits of the benchmarked operations; otherwise we would measure 429s.
-const UNLIMITED_QUOTA: &str = r#"{"metadata":{"name":"bench"},"spec":{"object_limits":{"bench_object":{"maximum":-1}},"api_limits":{"ves.io.schema.quota.CustomAPI.GetQuotaUsage":{"rate":-1},"tollgate.quota.Reserve":{"rate":-1}}}}"#;
+pub(crate) const UNLIMITED_QUOTA: &str = r#"{"metadata":{"name":"bench"},"spec":{"object_limits":{"bench_object":{"maximum":-1}},"api_limits":{"ves.io.schema.quota.CustomAPI.GetQuotaUsage":{"rate":-1},"tollgate.quota.Reserve":{"rate":-1}}}}"#;
 
 /// A scratch database (fresh SQLite, or a unique tenant on the given
 /// PostgreSQL), the binary to run, and a tenant with an admin token.
@@ -128,8 +131,15 @@ impl Harness {
 
     /// Starts `tollgate serve` on a free port.
     pub async fn serve(&self) -> Result<(Child, SocketAddr)> {
+        self.serve_with(&[]).await
+    }
+
+    /// Starts `tollgate serve` on a free port with extra flags.
+    pub async fn serve_with(&self, flags: &[&str]) -> Result<(Child, SocketAddr)> {
         let log_path = self.scratch.path().join("server.log");
-        start_server(self.command(&["serve", "--listen", "127.0.0.1:0"]), &log_path).await
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        start_server(self.command(&args), &log_path).await
     }
 }
 
@@ -137,8 +147,10 @@ impl Harness {
 /// stopped whether or not the benchmark succeeds.
 pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
     let harness = Harness::new(storage)?;
-    if let Suite::Ingest = args.suite {
-        return crate::bench_ingest::run(&harness, &args.ingest).await;
+    match args.suite {
+        Suite::Ingest => return crate::bench_ingest::run(&harness, &args.ingest).await,
+        Suite::Durability => return crate::bench_durability::run(storage, &args).await,
+        Suite::Quota => {}
     }
     harness
         .cli(&["tenant", "create", &harness.tenant], "tenant create")
@@ -223,7 +235,7 @@ pub(crate) async fn stop_server(child: &mut Child) -> Result<()> {
 
 /// The endpoints under test, in reporting order; the first is the baseline.
 #[derive(Debug, Clone, Copy)]
-enum Scenario {
+pub(crate) enum Scenario {
     Healthz,
     Usage,
     Reserve,
@@ -264,11 +276,11 @@ impl Scenario {
 }
 
 /// What one scenario measured.
-struct Stats {
+pub(crate) struct Stats {
     /// Latency of each recorded response, in microseconds.
-    latency: Histogram<u64>,
-    errors: u64,
-    first_error: Option<String>,
+    pub latency: Histogram<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
 }
 
 impl Stats {
@@ -290,8 +302,8 @@ impl Stats {
     }
 }
 
-/// Sets up the quota, runs every scenario and prints the table.
-async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &BenchArgs) -> Result<()> {
+/// Creates the quota object that lifts the benchmarked limits.
+pub(crate) async fn create_bench_quota(addr: SocketAddr, token: &Arc<str>) -> Result<()> {
     let mut setup = connect(addr).await?;
     let request = Request::post("/api/web/namespaces/system/quotas")
         .header("host", addr.to_string())
@@ -306,8 +318,12 @@ async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &Ben
             String::from_utf8_lossy(&body)
         );
     }
-    drop(setup);
+    Ok(())
+}
 
+/// Sets up the quota, runs every scenario and prints the table.
+async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &BenchArgs) -> Result<()> {
+    create_bench_quota(addr, token).await?;
     println!(
         "tollgate bench: {backend}, {} connections, {} per scenario (after {} warm-up)",
         args.connections, args.duration, args.warmup
@@ -349,7 +365,12 @@ async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &Ben
 
 /// Loads one scenario over `args.connections` connections; records only
 /// responses that complete after the warm-up and before the end.
-async fn load(addr: SocketAddr, token: &Arc<str>, scenario: Scenario, args: &BenchArgs) -> Result<Stats> {
+pub(crate) async fn load(
+    addr: SocketAddr,
+    token: &Arc<str>,
+    scenario: Scenario,
+    args: &BenchArgs,
+) -> Result<Stats> {
     let recording = Instant::now() + *args.warmup;
     let end = recording + *args.duration;
     // A JoinSet aborts the other connections as soon as one fails and we return.

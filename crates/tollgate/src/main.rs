@@ -1,6 +1,7 @@
 //! `tollgate`: the server and the operator CLI, on the same storage flags.
 
 mod bench;
+mod bench_durability;
 mod bench_ingest;
 mod cli;
 mod invoice;
