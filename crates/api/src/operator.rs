@@ -173,7 +173,6 @@ pub async fn list_transitions(
 
 /// Body of a rejection.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Decision {
     pub reason: Option<String>,
 }

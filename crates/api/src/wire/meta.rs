@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 /// `metadata` as clients send it on create and replace
 /// (`schemaObjectCreateMetaType` / `schemaObjectReplaceMetaType`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ObjectMetaInput {
     pub name: Option<String>,
     pub namespace: Option<String>,

@@ -1,6 +1,8 @@
 //! The contract's JSON shapes. Only this module (and the handlers that fill
 //! it) knows how the wire looks: proto3 JSON with enum names, int64 as
-//! strings, RFC 3339 timestamps, null for unset messages.
+//! strings, RFC 3339 timestamps, null for unset messages. Request shapes
+//! ignore fields they do not know, at any depth, as grpc-gateway does, so
+//! that clients built from a newer contract keep working.
 
 pub mod billing;
 pub mod invoices;

@@ -16,7 +16,6 @@ use super::{DecimalLit, Number, ProtoInt};
 
 /// `quotaLimitType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct LimitInput {
     #[schema(value_type = Option<i32>)]
     pub maximum: Option<ProtoInt>,
@@ -24,7 +23,6 @@ pub struct LimitInput {
 
 /// `quotaFloatLimitType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct FloatLimitInput {
     #[schema(value_type = Option<f64>)]
     pub maximum: Option<DecimalLit>,
@@ -32,7 +30,6 @@ pub struct FloatLimitInput {
 
 /// `quotaRateLimitType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RateLimitInput {
     #[schema(value_type = Option<i32>)]
     pub rate: Option<ProtoInt>,
@@ -43,7 +40,6 @@ pub struct RateLimitInput {
 
 /// The quota spec as sent (`schemaquotaCreateSpecType` / `ReplaceSpecType`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaSpecInput {
     pub object_limits: Option<BTreeMap<String, LimitInput>>,
     pub resource_limits: Option<BTreeMap<String, FloatLimitInput>>,
@@ -89,7 +85,6 @@ impl QuotaSpecInput {
 
 /// `quotaCreateRequest` (and `quotaReplaceRequest`, which has the same shape).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaWriteRequest {
     pub metadata: Option<ObjectMetaInput>,
     pub spec: Option<QuotaSpecInput>,
@@ -266,7 +261,6 @@ pub struct QuotaListResponse {
 
 /// `quotaDeleteRequest`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaDeleteRequest {
     pub fail_if_referred: Option<bool>,
     pub name: Option<String>,
@@ -433,7 +427,6 @@ impl QuotaUsageResponse {
 
 /// Body of `POST …/quota/reserve` and `…/quota/release` (beyond the contract).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UsageChangeRequest {
     /// An object kind (`object_limits` key); exclusive with `resource`.
     pub kind: Option<String>,
@@ -448,7 +441,6 @@ pub struct UsageChangeRequest {
 
 /// Body of `PUT …/quota/usage` (beyond the contract).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UsageReconcileRequest {
     pub kind: Option<String>,
     pub resource: Option<String>,
