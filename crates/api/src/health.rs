@@ -11,6 +11,7 @@ use crate::state::AppState;
 pub struct Health {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub database: Option<&'static str>,
 }
 

@@ -68,9 +68,17 @@ pub struct TransitionItem {
     pub requested_by: String,
     pub created: String,
     pub updated: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deletion_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deletion_feedback: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub domain: Option<String>,
 }
 
@@ -230,13 +238,18 @@ pub async fn reject(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditItem {
     pub at: String,
+    /// Absent for changes of no tenant (e.g. catalog publishes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub tenant: Option<String>,
     pub actor: String,
     pub action: String,
     pub target: String,
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub after: Option<serde_json::Value>,
 }
 
@@ -248,8 +261,11 @@ pub struct AuditList {
 /// Renders audit entries, naming tenants.
 pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<Vec<AuditItem>, ApiError> {
     // Stored as JSON; anything else is shown as the text it is, never dropped.
-    let parse =
-        |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)));
+    // Unset (null) values are left out, as everywhere on the wire.
+    let parse = |s: Option<String>| {
+        s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
+            .and_then(crate::wire::without_nulls)
+    };
     let names = tollgate_store::tenant_names(
         state.store(),
         &entries

@@ -166,6 +166,9 @@ pub struct SubscriptionType {
     pub start_date: String,
     pub current: bool,
     pub cancelled: bool,
+    /// When the subscription ended; absent while it is current.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cancellation_date: Option<String>,
     pub last_billing_period_start_date: String,
     pub last_billing_period_end_date: String,

@@ -192,7 +192,8 @@ impl QuotaCreateResponse {
 /// lists of these are empty.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct QuotaStatusObject {
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub metadata: Option<serde_json::Value>,
     #[schema(value_type = Vec<Object>)]
     pub conditions: Vec<serde_json::Value>,
@@ -203,22 +204,31 @@ pub struct QuotaStatusObject {
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct QuotaGetResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub create_form: Option<QuotaForm>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub replace_form: Option<QuotaForm>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub metadata: Option<ObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub system_metadata: Option<SystemObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub spec: Option<QuotaSpecOutput>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub status: Option<Vec<QuotaStatusObject>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub referring_objects: Option<Vec<ObjectRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deleted_referred_objects: Option<Vec<ObjectRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub disabled_referred_objects: Option<Vec<ObjectRef>>,
 }
 
@@ -233,14 +243,20 @@ pub struct QuotaListItem {
     pub annotations: BTreeMap<String, String>,
     pub description: String,
     pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub owner_view: Option<ViewRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub metadata: Option<ObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub system_metadata: Option<SystemObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub get_spec: Option<QuotaSpecOutput>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub status_set: Option<Vec<QuotaStatusObject>>,
 }
 
@@ -453,8 +469,10 @@ pub struct UsageReconcileRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageChangeResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub resource: Option<String>,
     /// The effective limit; `-1` means unlimited.
     #[schema(value_type = f64)]
@@ -463,6 +481,7 @@ pub struct UsageChangeResponse {
     #[schema(value_type = f64)]
     pub current: Number,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub request_id: Option<String>,
     /// True when this answers a repeated request id (nothing changed).
     pub replayed: bool,

@@ -53,6 +53,7 @@ pub struct EventResult {
     /// `ACCEPTED`, `DUPLICATE` (stored before; not counted again) or `REJECTED`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
 }
 

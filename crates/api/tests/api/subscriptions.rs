@@ -52,7 +52,6 @@ async fn a_new_tenant_has_one_current_subscription_in_any_of_its_namespaces() {
             "start_date": START,
             "current": true,
             "cancelled": false,
-            "cancellation_date": null,
             "last_billing_period_start_date": START,
             "last_billing_period_end_date": "2026-12-20T10:00:00Z",
             "previous_billing_periods": []
@@ -186,6 +185,10 @@ async fn current_true_keeps_only_the_subscription_in_force_after_a_plan_transiti
         assert_eq!(
             (&team["current"], &team["cancelled"], &team["cancellation_date"]),
             (&json!(true), &json!(false), &Value::Null)
+        );
+        assert!(
+            team.get("cancellation_date").is_none(),
+            "unset, so omitted: {team}"
         );
         assert_eq!(team["start_date"], moved_at);
         assert_eq!(free["plan_object_name"], "free");

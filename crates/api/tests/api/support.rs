@@ -184,7 +184,7 @@ impl TestApp {
         body: impl Into<Body>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = Request::builder().method(method).uri(path);
+        let mut req = Request::builder().method(method.clone()).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("APIToken {t}"));
         }
@@ -215,6 +215,12 @@ impl TestApp {
             status == 200 || body.get("code").is_some(),
             "error responses must use the error format: {status} {body}"
         );
+        // proto3 JSON omits unset fields; the contract types none as nullable.
+        if let Some(at) = null_at(&body, String::new())
+            && !bytes.is_empty()
+        {
+            panic!("{method} {path} answered {status} with null at {at:?}: {body}");
+        }
         Resp {
             status,
             headers,
@@ -322,6 +328,19 @@ impl TestApp {
             .await
             .ok()
             .clone()
+    }
+}
+
+/// The JSON pointer of the first `null` in `v`, if there is one.
+fn null_at(v: &Value, at: String) -> Option<String> {
+    match v {
+        Value::Null => Some(at),
+        Value::Object(map) => map.iter().find_map(|(k, v)| null_at(v, format!("{at}/{k}"))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| null_at(v, format!("{at}/{i}"))),
+        _ => None,
     }
 }
 

@@ -409,9 +409,6 @@ async fn an_organization_upgrade_waits_for_the_operator_to_approve_it() {
                 "requested_by": actor,
                 "created": "2026-11-20T10:00:00Z",
                 "updated": "2026-11-20T10:00:00Z",
-                "reason": null,
-                "deletion_reason": null,
-                "deletion_feedback": null,
                 "domain": "acme.com"
             })]
         );
