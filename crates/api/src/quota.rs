@@ -2,7 +2,6 @@
 //! and reconcile extensions that enforce quotas for platform services.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use tollgate_domain::names::Name;
 use tollgate_domain::object::{ObjectMeta, validate_user_meta};
@@ -12,7 +11,7 @@ use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
 
 use crate::auth::{Authorized, Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams, parse_json};
+use crate::extract::{JsonBody, QueryParams};
 use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::meta::{ObjectGetMeta, ObjectMetaInput, SystemObjectGetMeta};
@@ -334,12 +333,11 @@ pub async fn delete(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
     query: QueryParams,
-    body: Bytes,
+    JsonBody(options): JsonBody<QuotaDeleteRequest>,
 ) -> Result<Json<Empty>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaDelete, &ns).await?;
     require_system(&ns, "quota objects")?;
-    let options: QuotaDeleteRequest = parse_json(&body)?;
     for (field, given, expected) in [
         ("name", options.name.as_deref(), name.as_str()),
         ("namespace", options.namespace.as_deref(), ns.as_str()),
