@@ -27,7 +27,10 @@ pub async fn healthz() -> Json<Health> {
 
 /// The process is up and its database answers.
 #[utoipa::path(get, path = "/readyz", operation_id = "tollgate.Readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Health),
+        (status = 503, body = ErrorBody, description = "The database does not answer.")
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store().ping().await?;
     Ok(Json(Health {

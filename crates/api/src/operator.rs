@@ -155,8 +155,11 @@ async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String
         ("tenant" = Option<String>, Query, description = "Tenant name"),
         ("state" = Option<String>, Query, description = "e.g. WAITING_FOR_APPROVAL"),
     ),
-    responses((status = 200, body = TransitionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, body = TransitionList),
+        (status = 400, body = ErrorBody, description = "An unknown `state`."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn list_transitions(
@@ -192,8 +195,11 @@ pub struct Decision {
     operation_id = "tollgate.operator.ApproveTransition",
     tag = "operator",
     params(("id" = String, Path)),
-    responses((status = 200, body = TransitionItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not waiting for approval")),
+    responses(
+        (status = 200, body = TransitionItem),
+        (status = 404, body = ErrorBody, description = "No plan transition has this id."),
+        (status = 409, body = ErrorBody, description = "The transition is not waiting for approval.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn approve(
@@ -216,8 +222,12 @@ pub async fn approve(
     tag = "operator",
     params(("id" = String, Path)),
     request_body = Decision,
-    responses((status = 200, body = TransitionItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not waiting for approval")),
+    responses(
+        (status = 200, body = TransitionItem),
+        (status = 400, body = ErrorBody, description = "A `reason` over 1024 characters."),
+        (status = 404, body = ErrorBody, description = "No plan transition has this id."),
+        (status = 409, body = ErrorBody, description = "The transition is not waiting for approval.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn reject(
@@ -300,7 +310,11 @@ pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<V
         ("tenant" = Option<String>, Query, description = "Tenant name; all when absent"),
         ("limit" = Option<u32>, Query, description = "At most this many entries (default 100, max 1000)"),
     ),
-    responses((status = 200, body = AuditList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = AuditList),
+        (status = 400, body = ErrorBody, description = "`limit` is not from 1 to 1000."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn audit(

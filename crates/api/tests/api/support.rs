@@ -1,6 +1,6 @@
 //! The test harness: a router over a fresh database, typed request helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -221,6 +221,14 @@ impl TestApp {
         {
             panic!("{method} {path} answered {status} with null at {at:?}: {body}");
         }
+        // Every status the suite sees an operation answer is in /openapi.json.
+        if let Some((template, documented)) = documented_statuses(&method, path) {
+            assert!(
+                documented.contains(&status.to_string()),
+                "{method} {path} answered {status}, which /openapi.json does not document for \
+                 {method} {template} (it documents {documented:?}): {body}"
+            );
+        }
         Resp {
             status,
             headers,
@@ -329,6 +337,43 @@ impl TestApp {
             .ok()
             .clone()
     }
+}
+
+/// The served OpenAPI document, parsed once.
+fn openapi() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::from_str(tollgate_api::openapi::document()).expect("the document is JSON"))
+}
+
+/// The path template of the document that routes `method path` and the
+/// statuses it documents; `None` for what the document does not have
+/// (unknown routes, 405s, routes tests add). The router prefers the route
+/// with the most literal segments; templates that differ only in their
+/// parameters' names (`{namespace}`, `{metadata.namespace}`) are one route.
+fn documented_statuses(method: &Method, path: &str) -> Option<(String, Vec<String>)> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    let method = method.as_str().to_ascii_lowercase();
+    let mut candidates: Vec<(usize, &String, &Value)> = Vec::new();
+    for (template, item) in openapi()["paths"].as_object()? {
+        let parts: Vec<&str> = template.split('/').collect();
+        let matches = parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()));
+        if matches {
+            let literals = parts.iter().filter(|t| !t.starts_with('{')).count();
+            candidates.push((literals, template, item));
+        }
+    }
+    let most = candidates.iter().map(|(n, _, _)| *n).max()?;
+    let (_, template, op) = candidates
+        .into_iter()
+        .filter(|(n, _, _)| *n == most)
+        .find_map(|(n, template, item)| item.get(&method).map(|op| (n, template, op)))?;
+    let responses = op["responses"].as_object()?;
+    Some((template.clone(), responses.keys().cloned().collect()))
 }
 
 /// The JSON pointer of the first `null` in `v`, if there is one.
