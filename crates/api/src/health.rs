@@ -12,6 +12,7 @@ use crate::state::AppState;
 pub struct Health {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub database: Option<&'static str>,
 }
 
@@ -29,7 +30,10 @@ pub async fn healthz() -> Json<Health> {
 /// commits, the database has room to grow, and no write failed with a storage
 /// fault in the last seconds. Otherwise 503 (code 14) with `Retry-After`.
 #[utoipa::path(get, path = "/readyz", operation_id = "tollgate.Readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Health),
+        (status = 503, body = ErrorBody, description = "The database does not answer.")
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     if let Err(e) = state.store().ready(state.now()).await {
         // Not ready is an answer, not a failure of this request: say why.

@@ -39,8 +39,10 @@ fn wire(i: &Invoice) -> InvoiceType {
         ("namespace" = String, Path, description = "Must be system (invoices are per tenant)"),
         ("limit" = Option<i32>, Query, description = "At most this many, newest first (0 or absent: all)"),
     ),
-    responses((status = 200, body = ListInvoicesRsp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, body = ListInvoicesRsp),
+        (status = 400, body = ErrorBody, description = "`limit` is not a whole number from 0 to 2147483647.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn list(
@@ -85,8 +87,11 @@ pub async fn list(
         ("namespace" = String, Path, description = "Must be system (invoices are per tenant)"),
         ("name" = String, Query, description = "The invoice's name, e.g. inv-2026-11-0001"),
     ),
-    responses((status = 200, body = DownloadInvoicePdfRsp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = DownloadInvoicePdfRsp),
+        (status = 400, body = ErrorBody, description = "No `name`."),
+        (status = 404, body = ErrorBody, description = "The tenant has no invoice of this name.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn pdf(

@@ -4,9 +4,15 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
+use crate::error::ErrorBody;
 use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions, usage};
 
 #[derive(OpenApi)]
@@ -57,7 +63,8 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         health::healthz,
         health::readyz,
     ),
-    modifiers(&ApiTokenScheme)
+    components(schemas(ErrorBody)),
+    modifiers(&ApiTokenScheme, &CommonResponses)
 )]
 pub struct ApiDoc;
 
@@ -80,6 +87,197 @@ impl Modify for ApiTokenScheme {
                 "`Bearer <operator token>` (TOLLGATE_OPERATOR_TOKEN of serve)",
             ))),
         );
+    }
+}
+
+/// Who calls an operation, which decides the errors it shares with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// `/api/web/…`, `/api/data/…`: an API token; rate limited per tenant.
+    Tenant,
+    /// `/api/operator/…`: the operator credential.
+    Operator,
+    /// `/no_auth/…`: no credential, but the database.
+    Public,
+    /// `/healthz`, `/readyz`.
+    Probe,
+}
+
+impl Audience {
+    fn of(path: &str) -> Self {
+        if path.starts_with("/api/web/") || path.starts_with("/api/data/") {
+            Self::Tenant
+        } else if path.starts_with("/api/operator/") {
+            Self::Operator
+        } else if path.starts_with("/no_auth/") {
+            Self::Public
+        } else {
+            Self::Probe
+        }
+    }
+}
+
+/// One status an operation shares with others of its kind.
+struct CommonStatus {
+    status: u16,
+    description: String,
+    /// Documented `Retry-After` header.
+    retry_after: bool,
+}
+
+/// The statuses an operation answers besides those particular to it (which
+/// its handler documents): by who calls it, whether a namespace is in its
+/// path and whether it reads a body. The one definition of the common
+/// errors, so that no handler has to repeat them.
+fn common_statuses(path: &str, has_body: bool) -> Vec<CommonStatus> {
+    let status = |status, description: &str, retry_after| CommonStatus {
+        status,
+        description: description.to_owned(),
+        retry_after,
+    };
+    let audience = Audience::of(path);
+    let namespaced = audience == Audience::Tenant && path.contains("namespace}");
+    let mut out = Vec::new();
+    if namespaced {
+        out.push(status(
+            400,
+            "The namespace in the path is not a valid name, or not `system` where the operation \
+             lives only there.",
+            false,
+        ));
+    }
+    if has_body {
+        out.push(status(
+            400,
+            "The body is not a JSON object of this operation's request, or a field in it is \
+             invalid; the message names the field. Unknown fields are ignored.",
+            false,
+        ));
+    }
+    match audience {
+        Audience::Tenant => {
+            out.push(status(
+                401,
+                "No API token, or a malformed, unknown, expired or revoked one \
+                 (`Authorization: APIToken <token>`).",
+                false,
+            ));
+            out.push(status(
+                403,
+                "The token's role or namespace scope does not allow this operation here.",
+                false,
+            ));
+        }
+        Audience::Operator => {
+            out.push(status(
+                401,
+                "No operator token, or a wrong one (`Authorization: Bearer <operator token>`).",
+                false,
+            ));
+            out.push(status(
+                403,
+                "The operator API is disabled: the server runs without TOLLGATE_OPERATOR_TOKEN.",
+                false,
+            ));
+        }
+        Audience::Public | Audience::Probe => {}
+    }
+    if namespaced {
+        out.push(status(404, "The namespace does not exist.", false));
+    }
+    if has_body {
+        out.push(CommonStatus {
+            status: 413,
+            description: format!(
+                "The body is larger than {} bytes.",
+                crate::extract::MAX_BODY_BYTES
+            ),
+            retry_after: false,
+        });
+    }
+    if audience == Audience::Tenant {
+        out.push(status(
+            429,
+            "The tenant's API rate limit for this operation (`api_limits`) is used up; \
+             retry after `Retry-After` seconds.",
+            true,
+        ));
+    }
+    out.push(status(
+        500,
+        "An internal error; the details are in the server log, never in the answer.",
+        false,
+    ));
+    if audience != Audience::Probe {
+        out.push(status(
+            503,
+            "The database is unavailable; retry after `Retry-After` seconds.",
+            true,
+        ));
+    }
+    out.push(CommonStatus {
+        status: 504,
+        description: format!(
+            "The request took longer than {} seconds.",
+            crate::REQUEST_TIMEOUT.as_secs()
+        ),
+        retry_after: false,
+    });
+    out
+}
+
+/// Adds [`common_statuses`] to every operation of the document, each with a
+/// description and the error body; a status the handler documents already
+/// keeps its own description, followed by the common one. A success without
+/// a description gets the contract's.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                add_common_responses(path, op);
+            }
+        }
+    }
+}
+
+fn add_common_responses(path: &str, op: &mut Operation) {
+    let has_body = op.request_body.is_some();
+    let responses = &mut op.responses.responses;
+    for common in common_statuses(path, has_body) {
+        let entry = responses
+            .entry(common.status.to_string())
+            .or_insert_with(|| RefOr::T(Response::new("")));
+        let RefOr::T(response) = entry else {
+            continue;
+        };
+        if response.description.is_empty() {
+            response.description = common.description;
+        } else if !response.description.contains(&common.description) {
+            response.description = format!("{} {}", response.description, common.description);
+        }
+        response
+            .content
+            .entry("application/json".into())
+            .or_insert_with(|| RefOr::T(Content::new(Some(Ref::from_schema_name("ErrorBody")))));
+        if common.retry_after {
+            let mut header = Header::new(Object::with_type(Type::Integer));
+            header.description = Some("Seconds to wait before retrying.".into());
+            response.headers.insert("Retry-After".into(), RefOr::T(header));
+        }
+    }
+    if let Some(RefOr::T(ok)) = responses.get_mut("200")
+        && ok.description.is_empty()
+    {
+        ok.description = "A successful response.".into();
     }
 }
 

@@ -68,9 +68,17 @@ pub struct TransitionItem {
     pub requested_by: String,
     pub created: String,
     pub updated: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deletion_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deletion_feedback: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub domain: Option<String>,
 }
 
@@ -147,8 +155,11 @@ async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String
         ("tenant" = Option<String>, Query, description = "Tenant name"),
         ("state" = Option<String>, Query, description = "e.g. WAITING_FOR_APPROVAL"),
     ),
-    responses((status = 200, body = TransitionList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, body = TransitionList),
+        (status = 400, body = ErrorBody, description = "An unknown `state`."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn list_transitions(
@@ -173,7 +184,6 @@ pub async fn list_transitions(
 
 /// Body of a rejection.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Decision {
     pub reason: Option<String>,
 }
@@ -185,8 +195,11 @@ pub struct Decision {
     operation_id = "tollgate.operator.ApproveTransition",
     tag = "operator",
     params(("id" = String, Path)),
-    responses((status = 200, body = TransitionItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not waiting for approval")),
+    responses(
+        (status = 200, body = TransitionItem),
+        (status = 404, body = ErrorBody, description = "No plan transition has this id."),
+        (status = 409, body = ErrorBody, description = "The transition is not waiting for approval.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn approve(
@@ -209,8 +222,12 @@ pub async fn approve(
     tag = "operator",
     params(("id" = String, Path)),
     request_body = Decision,
-    responses((status = 200, body = TransitionItem), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not waiting for approval")),
+    responses(
+        (status = 200, body = TransitionItem),
+        (status = 400, body = ErrorBody, description = "A `reason` over 1024 characters."),
+        (status = 404, body = ErrorBody, description = "No plan transition has this id."),
+        (status = 409, body = ErrorBody, description = "The transition is not waiting for approval.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn reject(
@@ -268,13 +285,18 @@ pub fn cancellation_reason(given: Option<&str>) -> Result<String, ApiError> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditItem {
     pub at: String,
+    /// Absent for changes of no tenant (e.g. catalog publishes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub tenant: Option<String>,
     pub actor: String,
     pub action: String,
     pub target: String,
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub after: Option<serde_json::Value>,
 }
 
@@ -286,8 +308,11 @@ pub struct AuditList {
 /// Renders audit entries, naming tenants.
 pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<Vec<AuditItem>, ApiError> {
     // Stored as JSON; anything else is shown as the text it is, never dropped.
-    let parse =
-        |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)));
+    // Unset (null) values are left out, as everywhere on the wire.
+    let parse = |s: Option<String>| {
+        s.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
+            .and_then(crate::wire::without_nulls)
+    };
     let names = tollgate_store::tenant_names(
         state.store(),
         &entries
@@ -322,7 +347,11 @@ pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<V
         ("tenant" = Option<String>, Query, description = "Tenant name; all when absent"),
         ("limit" = Option<u32>, Query, description = "At most this many entries (default 100, max 1000)"),
     ),
-    responses((status = 200, body = AuditList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = AuditList),
+        (status = 400, body = ErrorBody, description = "`limit` is not from 1 to 1000."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn audit(

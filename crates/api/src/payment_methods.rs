@@ -44,8 +44,9 @@ async fn authorize(
     request_body = CreatePaymentMethodRequest,
     responses(
         (status = 200, body = CreatePaymentMethodResponse),
-        (status = 400, body = ErrorBody, description = "invalid input or a token the provider refuses"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "Invalid input, or a token the payment provider refuses."),
+        (status = 503, body = ErrorBody, description = "The payment provider is unavailable.")
     ),
     security(("APIToken" = []))
 )]
@@ -153,8 +154,12 @@ async fn role_call(
     tag = "payment methods",
     params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
     request_body = PaymentMethodRoleRequest,
-    responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = Empty),
+        (status = 400, body = ErrorBody,
+            description = "A `name` or `namespace` in the body other than the path's."),
+        (status = 404, body = ErrorBody, description = "The tenant has no payment method of this name.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn primary(
@@ -184,8 +189,13 @@ pub async fn primary(
     tag = "payment methods",
     params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
     request_body = PaymentMethodRoleRequest,
-    responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses(
+        (status = 200, body = Empty),
+        (status = 400, body = ErrorBody,
+            description = "A `name` or `namespace` in the body other than the path's."),
+        (status = 404, body = ErrorBody, description = "The tenant has no payment method of this name."),
+        (status = 409, body = ErrorBody, description = "It is the primary and the only payment method.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn secondary(
@@ -213,8 +223,14 @@ pub async fn secondary(
     tag = "payment methods",
     params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
     request_body = PaymentMethodRoleRequest,
-    responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses(
+        (status = 200, body = Empty),
+        (status = 400, body = ErrorBody,
+            description = "A `name` or `namespace` in the body other than the path's."),
+        (status = 404, body = ErrorBody, description = "The tenant has no payment method of this name."),
+        (status = 409, body = ErrorBody,
+            description = "There is no secondary, or the method is neither the primary nor the secondary.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn swap(
@@ -243,8 +259,12 @@ pub async fn swap(
     operation_id = "ves.io.schema.billing.payment_method.CustomAPI.Delete",
     tag = "payment methods",
     params(("namespace" = String, Path, description = "Must be system"), ("name" = String, Path)),
-    responses((status = 200, body = Empty), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses(
+        (status = 200, body = Empty),
+        (status = 404, body = ErrorBody, description = "The tenant has no payment method of this name."),
+        (status = 409, body = ErrorBody,
+            description = "It is the only payment method of a tenant on a paid plan.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn delete(
@@ -269,7 +289,7 @@ pub async fn delete(
     operation_id = "tollgate.billing.ListPaymentMethods",
     tag = "payment methods",
     params(("namespace" = String, Path, description = "Must be system")),
-    responses((status = 200, body = PaymentMethodList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = PaymentMethodList)),
     security(("APIToken" = []))
 )]
 pub async fn list(

@@ -8,7 +8,7 @@ use tollgate_domain::names::Name;
 use tollgate_store::TransitionFilter;
 
 use crate::auth::{Authorized, Caller};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::billing::{ListUsagePlansRsp, LocalizedPlan, PlanInternal, PlanView};
@@ -39,7 +39,7 @@ async fn transition_pending(state: &AppState, auth: &Authorized) -> Result<bool,
     operation_id = "ves.io.schema.usage.plan.CustomAPI.ListUsagePlans",
     tag = "usage plans",
     params(("Accept-Language" = Option<String>, Header, description = "e.g. de-DE, fr;q=0.8")),
-    responses((status = 200, body = ListUsagePlansRsp), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = ListUsagePlansRsp)),
     security(("APIToken" = []))
 )]
 pub async fn list(
@@ -81,7 +81,7 @@ pub async fn list(
     operation_id = "ves.io.schema.usage.plan.CustomAPI.GetCurrentPlan",
     tag = "usage plans",
     params(("Accept-Language" = Option<String>, Header, description = "e.g. de-DE, fr;q=0.8")),
-    responses((status = 200, body = LocalizedPlan), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = LocalizedPlan)),
     security(("APIToken" = []))
 )]
 pub async fn current(

@@ -2,7 +2,6 @@
 //! and reconcile extensions that enforce quotas for platform services.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use tollgate_domain::names::Name;
 use tollgate_domain::object::{ObjectMeta, validate_user_meta};
@@ -12,7 +11,7 @@ use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
 
 use crate::auth::{Authorized, Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams, parse_json};
+use crate::extract::{JsonBody, QueryParams};
 use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::meta::{ObjectGetMeta, ObjectMetaInput, SystemObjectGetMeta};
@@ -81,8 +80,10 @@ fn object_meta(
     request_body = QuotaWriteRequest,
     responses(
         (status = 200, body = QuotaCreateResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "Invalid metadata or spec (names, labels, annotations, limits); the message names \
+                           the field."),
+        (status = 409, body = ErrorBody, description = "A quota object of this name already exists.")
     ),
     security(("APIToken" = []))
 )]
@@ -120,8 +121,10 @@ pub async fn create(
     request_body = QuotaWriteRequest,
     responses(
         (status = 200, body = Empty),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "Invalid metadata or spec, or a `metadata.name` other than the path's; the message \
+                           names the field."),
+        (status = 404, body = ErrorBody, description = "The quota object does not exist.")
     ),
     security(("APIToken" = []))
 )]
@@ -201,8 +204,8 @@ impl ResponseFormat {
     ),
     responses(
         (status = 200, body = QuotaGetResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody, description = "An invalid name or an unknown `response_format`."),
+        (status = 404, body = ErrorBody, description = "The quota object does not exist.")
     ),
     security(("APIToken" = []))
 )]
@@ -266,8 +269,7 @@ pub async fn get(
     ),
     responses(
         (status = 200, body = QuotaListResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody, description = "An invalid `label_filter`.")
     ),
     security(("APIToken" = []))
 )]
@@ -324,8 +326,10 @@ pub async fn list(
     request_body = QuotaDeleteRequest,
     responses(
         (status = 200, body = Empty),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "A `name` or `namespace` in the body other than the path's, or an invalid \
+                           `fail_if_referred`."),
+        (status = 404, body = ErrorBody, description = "The quota object does not exist.")
     ),
     security(("APIToken" = []))
 )]
@@ -334,12 +338,11 @@ pub async fn delete(
     caller: Caller,
     Path((ns, name)): Path<(String, String)>,
     query: QueryParams,
-    body: Bytes,
+    JsonBody(options): JsonBody<QuotaDeleteRequest>,
 ) -> Result<Json<Empty>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaDelete, &ns).await?;
     require_system(&ns, "quota objects")?;
-    let options: QuotaDeleteRequest = parse_json(&body)?;
     for (field, given, expected) in [
         ("name", options.name.as_deref(), name.as_str()),
         ("namespace", options.namespace.as_deref(), ns.as_str()),
@@ -391,11 +394,7 @@ async fn usage_report(state: &AppState, auth: &Authorized) -> Result<QuotaUsageR
     operation_id = "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits",
     tag = "quota",
     params(("namespace" = String, Path, description = "Namespace")),
-    responses(
-        (status = 200, body = QuotaUsageResponse),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody)
-    ),
+    responses((status = 200, body = QuotaUsageResponse)),
     security(("APIToken" = []))
 )]
 pub async fn limits(
@@ -415,11 +414,7 @@ pub async fn limits(
     operation_id = "ves.io.schema.quota.CustomAPI.GetQuotaUsage",
     tag = "quota",
     params(("namespace" = String, Path, description = "Namespace")),
-    responses(
-        (status = 200, body = QuotaUsageResponse),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody)
-    ),
+    responses((status = 200, body = QuotaUsageResponse)),
     security(("APIToken" = []))
 )]
 pub async fn usage(
@@ -587,9 +582,14 @@ async fn change_usage(
     request_body = UsageChangeRequest,
     responses(
         (status = 200, body = UsageChangeResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "request_id reused for a different request"),
-        (status = 429, body = ErrorBody, description = "quota exceeded, or rate limited")
+        (status = 400, body = ErrorBody,
+            description = "Not exactly one of `kind` and `resource`, an amount that is not positive, or no \
+                           `request_id`."),
+        (status = 409, body = ErrorBody,
+            description = "The `request_id` was used before for a different request."),
+        (status = 429, body = ErrorBody,
+            description = "Quota exceeded: the reservation would pass the effective limit (no `Retry-After`: \
+                           it needs a release).")
     ),
     security(("APIToken" = []))
 )]
@@ -614,8 +614,11 @@ pub async fn reserve(
     request_body = UsageChangeRequest,
     responses(
         (status = 200, body = UsageChangeResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "Not exactly one of `kind` and `resource`, an amount that is not positive, or no \
+                           `request_id`."),
+        (status = 409, body = ErrorBody,
+            description = "The `request_id` was used before for a different request.")
     ),
     security(("APIToken" = []))
 )]
@@ -657,8 +660,8 @@ async fn relative_change(
     request_body = UsageReconcileRequest,
     responses(
         (status = 200, body = UsageChangeResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "Not exactly one of `kind` and `resource`, or a negative `current`.")
     ),
     security(("APIToken" = []))
 )]

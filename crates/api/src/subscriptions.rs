@@ -56,8 +56,7 @@ fn period(subscription_id: &str, p: &Period, book: &Book<'_>) -> PeriodType {
     ),
     responses(
         (status = 200, body = ListSubscriptionsRsp),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 400, body = ErrorBody, description = "`current` is not true or false.")
     ),
     security(("APIToken" = []))
 )]
@@ -117,8 +116,12 @@ pub async fn list(
     request_body = AddonRequest,
     responses(
         (status = 200, body = Empty),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "the plan does not offer this add-on")
+        (status = 400, body = ErrorBody,
+            description = "Not exactly one of the add-on fields (`addon_choice`), or one that is not an \
+                           object."),
+        (status = 403, body = ErrorBody, description = "The tenant's plan does not offer this add-on."),
+        (status = 409, body = ErrorBody,
+            description = "The tenant's plan changed while the add-on was being changed; retry.")
     ),
     security(("APIToken" = []))
 )]
@@ -140,8 +143,12 @@ pub async fn subscribe(
     request_body = AddonRequest,
     responses(
         (status = 200, body = Empty),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the add-on is included in the plan")
+        (status = 400, body = ErrorBody,
+            description = "Not exactly one of the add-on fields (`addon_choice`), or one that is not an \
+                           object."),
+        (status = 409, body = ErrorBody,
+            description = "The add-on is included in the tenant's plan, or the plan changed while the add-on \
+                           was being changed.")
     ),
     security(("APIToken" = []))
 )]

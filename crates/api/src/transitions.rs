@@ -24,9 +24,11 @@ use crate::wire::billing::{GetPlanTransitionRsp, InitiatePlanTransitionReq, Init
     request_body = InitiatePlanTransitionReq,
     responses(
         (status = 200, body = InitiatePlanTransitionRsp),
-        (status = 400, body = ErrorBody, description = "unknown plan or missing payload fields, each named"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "a transition is already open")
+        (status = 400, body = ErrorBody,
+            description = "An unknown, unoffered or current plan, payload fields the target plan's flow \
+                           requires (each named), or add-on changes that do not fit it."),
+        (status = 409, body = ErrorBody,
+            description = "The tenant already has a plan transition in progress.")
     ),
     security(("APIToken" = []))
 )]
@@ -79,7 +81,11 @@ pub async fn initiate(
     operation_id = "ves.io.schema.billing.plan_transition.CustomAPI.GetPlanTransition",
     tag = "plan transitions",
     params(("id" = String, Query, description = "The id InitiatePlanTransition returned")),
-    responses((status = 200, body = GetPlanTransitionRsp), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = GetPlanTransitionRsp),
+        (status = 400, body = ErrorBody, description = "No `id`."),
+        (status = 404, body = ErrorBody, description = "No plan transition has this id.")
+    )
 )]
 pub async fn get(
     State(state): State<AppState>,

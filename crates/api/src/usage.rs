@@ -50,8 +50,9 @@ fn f64_of(d: Decimal) -> f64 {
     request_body = IngestRequest,
     responses(
         (status = 200, body = IngestResponse),
-        (status = 400, body = ErrorBody, description = "not a batch of 1 to 1000 events"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)
+        (status = 400, body = ErrorBody,
+            description = "Not a batch of 1 to 1000 events (a bad event is rejected in the answer, not with \
+                           400).")
     ),
     security(("APIToken" = []))
 )]
@@ -298,8 +299,12 @@ fn signature(key: &[u8], q: &BreakdownQuery) -> Result<String, ApiError> {
     tag = "usage reports",
     params(("namespace" = String, Path, description = "system for the whole tenant, or one namespace")),
     request_body = RangeRequest,
-    responses((status = 200, body = ListUsageDetailsResp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = ListUsageDetailsResp),
+        (status = 400, body = ErrorBody,
+            description = "Invalid `from`/`to` (not a time, not in order, over 400 days) or a body \
+                           `namespace` other than the path's.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn usage_details(
@@ -368,9 +373,11 @@ pub async fn usage_details(
     tag = "usage reports",
     params(("namespace" = String, Path)),
     request_body = HourlyRequest,
-    responses((status = 200, body = ListHourlyUsageDetailsResp),
-        (status = 400, body = ErrorBody, description = "a missing, malformed or tampered query"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "another tenant's query")),
+    responses(
+        (status = 200, body = ListHourlyUsageDetailsResp),
+        (status = 400, body = ErrorBody, description = "A missing, malformed or altered `query`."),
+        (status = 403, body = ErrorBody, description = "The query belongs to another tenant or namespace.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn hourly_usage_details(
@@ -516,8 +523,12 @@ fn bill_items(
     tag = "usage reports",
     params(("namespace" = String, Path, description = "system for the whole tenant, or one namespace")),
     request_body = RangeRequest,
-    responses((status = 200, body = ListCurrentUsageResp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = ListCurrentUsageResp),
+        (status = 400, body = ErrorBody,
+            description = "Invalid `from`/`to` (not a time, not in order, over 400 days) or a body \
+                           `namespace` other than the path's.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn current_usage(
@@ -589,8 +600,10 @@ pub async fn current_usage(
     tag = "usage reports",
     params(("namespace" = String, Path, description = "Must be system (bills are per tenant)")),
     request_body = MonthlyRequest,
-    responses((status = 200, body = ListMonthlyUsageResp), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, body = ListMonthlyUsageResp),
+        (status = 400, body = ErrorBody, description = "A body `namespace` other than the path's.")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn monthly_usage(
@@ -639,8 +652,11 @@ pub async fn monthly_usage(
     operation_id = "ves.io.schema.billing.CustomPublicAPI.BillingUsageSummary",
     tag = "usage reports",
     request_body = UsageSummaryRequest,
-    responses((status = 200, body = BillingUsageSummaryResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, body = BillingUsageSummaryResponse),
+        (status = 400, body = ErrorBody,
+            description = "Invalid `start_time`/`end_time` (not a time, not in order, over 400 days).")
+    ),
     security(("APIToken" = []))
 )]
 pub async fn usage_summary(
@@ -721,7 +737,7 @@ pub async fn usage_summary(
     path = "/api/web/namespaces/system/usage/meters",
     operation_id = "tollgate.usage.ListMeters",
     tag = "metering",
-    responses((status = 200, body = MeterList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 200, body = MeterList)),
     security(("APIToken" = []))
 )]
 pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Json<MeterList>, ApiError> {

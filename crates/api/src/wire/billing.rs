@@ -166,6 +166,9 @@ pub struct SubscriptionType {
     pub start_date: String,
     pub current: bool,
     pub cancelled: bool,
+    /// When the subscription ended; absent while it is current.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cancellation_date: Option<String>,
     pub last_billing_period_start_date: String,
     pub last_billing_period_end_date: String,
@@ -180,7 +183,6 @@ pub struct ListSubscriptionsRsp {
 
 /// `contactGlobalSpecType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ContactInput {
     pub address1: Option<String>,
     pub address2: Option<String>,
@@ -268,7 +270,6 @@ impl From<&Contact> for ContactOutput {
 
 /// `payment_methodCreatePaymentMethodRequest`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CreatePaymentMethodRequest {
     pub contact: Option<ContactInput>,
     pub namespace: Option<String>,
@@ -285,7 +286,6 @@ pub struct CreatePaymentMethodResponse {
 
 /// Body of the role calls (`payment_methodPaymentMethodPrimaryReq`, …).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentMethodRoleRequest {
     pub name: Option<String>,
     pub namespace: Option<String>,
@@ -311,7 +311,6 @@ pub struct PaymentMethodList {
 
 /// `plan_transitionTransitionPayload` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TransitionPayloadInput {
     pub billing_address: Option<ContactInput>,
     pub payment_address: Option<ContactInput>,
@@ -354,7 +353,6 @@ impl TransitionPayloadInput {
 
 /// `plan_transitionInitiatePlanTransitionReq`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct InitiatePlanTransitionReq {
     pub namespace: Option<String>,
     pub new_plan: Option<String>,
@@ -375,9 +373,9 @@ pub struct GetPlanTransitionRsp {
 }
 
 /// The add-on request of subscribe and unsubscribe: exactly one of the 13
-/// fields, each an empty object.
+/// fields (the contract's `addon_choice` one-of), each an object (the empty
+/// message; fields in it are unknown, so ignored).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct AddonRequest {
     #[schema(value_type = Option<Object>)]
     pub f5xc_appstack_standard: Option<serde_json::Value>,
@@ -408,7 +406,8 @@ pub struct AddonRequest {
 }
 
 impl AddonRequest {
-    /// The one add-on chosen; every field set must be an empty object.
+    /// The one add-on chosen; every field set must be an object. Unknown
+    /// fields, at the top level or inside the chosen object, do not count.
     pub fn choice(&self) -> Result<&'static str, Error> {
         let fields: [(&'static str, &Option<serde_json::Value>); 13] = [
             ("f5xc_appstack_standard", &self.f5xc_appstack_standard),
@@ -450,19 +449,20 @@ impl AddonRequest {
         for (name, value) in fields {
             match value {
                 None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::Object(m)) if m.is_empty() => set.push(name),
+                Some(serde_json::Value::Object(_)) => set.push(name),
                 Some(other) => {
                     return Err(Error::invalid(format!(
-                        "{name}: expected an empty object {{}}, got {other}"
+                        "{name}: expected an object {{}}, got {other}"
                     )));
                 }
             }
         }
         match set.as_slice() {
             [one] => Ok(one),
-            [] => Err(Error::invalid(
-                "addon_choice: exactly one add-on field is required, e.g. {\"f5xc_waap_standard\": {}}",
-            )),
+            [] => Err(Error::invalid(format!(
+                "addon_choice: exactly one of {} is required, e.g. {{\"f5xc_waap_standard\": {{}}}}",
+                fields.map(|(name, _)| name).join(", ")
+            ))),
             many => Err(Error::invalid(format!(
                 "addon_choice: exactly one add-on field is allowed, got {}",
                 many.join(", ")

@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 /// `metadata` as clients send it on create and replace
 /// (`schemaObjectCreateMetaType` / `schemaObjectReplaceMetaType`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ObjectMetaInput {
     pub name: Option<String>,
     pub namespace: Option<String>,
@@ -69,14 +68,19 @@ pub struct SystemObjectGetMeta {
     pub tenant: String,
     pub creation_timestamp: String,
     pub modification_timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deletion_timestamp: Option<String>,
     pub creator_class: String,
     pub creator_id: String,
     pub finalizers: Vec<String>,
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub initializers: Option<serde_json::Value>,
     pub labels: BTreeMap<String, String>,
     pub object_index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub owner_view: Option<ViewRef>,
 }
 

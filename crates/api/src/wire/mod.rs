@@ -1,6 +1,9 @@
 //! The contract's JSON shapes. Only this module (and the handlers that fill
 //! it) knows how the wire looks: proto3 JSON with enum names, int64 as
-//! strings, RFC 3339 timestamps, null for unset messages.
+//! strings, RFC 3339 timestamps; an unset field is omitted, never `null`
+//! (the contract types no field as nullable). Request shapes
+//! ignore fields they do not know, at any depth, as grpc-gateway does, so
+//! that clients built from a newer contract keep working.
 
 pub mod billing;
 pub mod invoices;
@@ -76,6 +79,25 @@ impl<'de> Deserialize<'de> for DecimalLit {
     }
 }
 
+/// A JSON document from storage as a response carries it: `null` (unset)
+/// values are left out at every depth, as proto3 JSON omits unset fields
+/// (`null` items of a list too); `None` when the whole document is `null`.
+pub fn without_nulls(value: serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match value {
+        Value::Null => None,
+        Value::Object(map) => Some(Value::Object(
+            map.into_iter()
+                .filter_map(|(k, v)| without_nulls(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        Value::Array(items) => Some(Value::Array(
+            items.into_iter().filter_map(without_nulls).collect(),
+        )),
+        other => Some(other),
+    }
+}
+
 /// A JSON number that is written exactly: an integer, or a decimal printed
 /// from a float for resource amounts (never money).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -100,6 +122,20 @@ mod tests {
         assert!(p("\"x\"").is_err());
         assert!(p("true").is_err());
         assert!(p("18446744073709551615").is_err());
+    }
+
+    #[test]
+    fn stored_documents_lose_their_nulls_at_every_depth() {
+        let doc = serde_json::json!({
+            "plan": "team",
+            "domain": null,
+            "nested": {"reason": null, "kept": [1, null, {"x": null, "y": false}]},
+        });
+        assert_eq!(
+            without_nulls(doc),
+            Some(serde_json::json!({"plan": "team", "nested": {"kept": [1, {"y": false}]}}))
+        );
+        assert_eq!(without_nulls(serde_json::Value::Null), None);
     }
 
     #[test]

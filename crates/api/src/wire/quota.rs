@@ -16,7 +16,6 @@ use super::{DecimalLit, Number, ProtoInt};
 
 /// `quotaLimitType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct LimitInput {
     #[schema(value_type = Option<i32>)]
     pub maximum: Option<ProtoInt>,
@@ -24,7 +23,6 @@ pub struct LimitInput {
 
 /// `quotaFloatLimitType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct FloatLimitInput {
     #[schema(value_type = Option<f64>)]
     pub maximum: Option<DecimalLit>,
@@ -32,7 +30,6 @@ pub struct FloatLimitInput {
 
 /// `quotaRateLimitType` as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RateLimitInput {
     #[schema(value_type = Option<i32>)]
     pub rate: Option<ProtoInt>,
@@ -43,7 +40,6 @@ pub struct RateLimitInput {
 
 /// The quota spec as sent (`schemaquotaCreateSpecType` / `ReplaceSpecType`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaSpecInput {
     pub object_limits: Option<BTreeMap<String, LimitInput>>,
     pub resource_limits: Option<BTreeMap<String, FloatLimitInput>>,
@@ -89,7 +85,6 @@ impl QuotaSpecInput {
 
 /// `quotaCreateRequest` (and `quotaReplaceRequest`, which has the same shape).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaWriteRequest {
     pub metadata: Option<ObjectMetaInput>,
     pub spec: Option<QuotaSpecInput>,
@@ -197,7 +192,8 @@ impl QuotaCreateResponse {
 /// lists of these are empty.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct QuotaStatusObject {
-    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub metadata: Option<serde_json::Value>,
     #[schema(value_type = Vec<Object>)]
     pub conditions: Vec<serde_json::Value>,
@@ -208,22 +204,31 @@ pub struct QuotaStatusObject {
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct QuotaGetResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub create_form: Option<QuotaForm>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub replace_form: Option<QuotaForm>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub metadata: Option<ObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub system_metadata: Option<SystemObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub spec: Option<QuotaSpecOutput>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub status: Option<Vec<QuotaStatusObject>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub referring_objects: Option<Vec<ObjectRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deleted_referred_objects: Option<Vec<ObjectRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub disabled_referred_objects: Option<Vec<ObjectRef>>,
 }
 
@@ -238,14 +243,20 @@ pub struct QuotaListItem {
     pub annotations: BTreeMap<String, String>,
     pub description: String,
     pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub owner_view: Option<ViewRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub metadata: Option<ObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub system_metadata: Option<SystemObjectGetMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub get_spec: Option<QuotaSpecOutput>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub status_set: Option<Vec<QuotaStatusObject>>,
 }
 
@@ -266,7 +277,6 @@ pub struct QuotaListResponse {
 
 /// `quotaDeleteRequest`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaDeleteRequest {
     pub fail_if_referred: Option<bool>,
     pub name: Option<String>,
@@ -433,7 +443,6 @@ impl QuotaUsageResponse {
 
 /// Body of `POST …/quota/reserve` and `…/quota/release` (beyond the contract).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UsageChangeRequest {
     /// An object kind (`object_limits` key); exclusive with `resource`.
     pub kind: Option<String>,
@@ -448,7 +457,6 @@ pub struct UsageChangeRequest {
 
 /// Body of `PUT …/quota/usage` (beyond the contract).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UsageReconcileRequest {
     pub kind: Option<String>,
     pub resource: Option<String>,
@@ -461,8 +469,10 @@ pub struct UsageReconcileRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageChangeResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub resource: Option<String>,
     /// The effective limit; `-1` means unlimited.
     #[schema(value_type = f64)]
@@ -471,6 +481,7 @@ pub struct UsageChangeResponse {
     #[schema(value_type = f64)]
     pub current: Number,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub request_id: Option<String>,
     /// True when this answers a repeated request id (nothing changed).
     pub replayed: bool,

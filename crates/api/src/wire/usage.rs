@@ -8,7 +8,6 @@ use super::DecimalLit;
 
 /// One usage event as platform services send it (beyond the contract).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// Unique per tenant; a re-sent id is acknowledged and not counted again.
     pub id: Option<String>,
@@ -43,7 +42,6 @@ impl TimeInput {
 
 /// `POST …/usage/events` (beyond the contract).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     pub events: Option<Vec<EventInput>>,
 }
@@ -55,6 +53,7 @@ pub struct EventResult {
     /// `ACCEPTED`, `DUPLICATE` (stored before; not counted again) or `REJECTED`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
 }
 
@@ -69,7 +68,6 @@ pub struct IngestResponse {
 
 /// `usageListUsageDetailsReq` and `usageListCurrentUsageReq`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RangeRequest {
     pub namespace: Option<String>,
     pub from: Option<String>,
@@ -112,7 +110,6 @@ pub struct ListUsageDetailsResp {
 
 /// `usageListHourlyUsageDetailsReq`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct HourlyRequest {
     pub namespace: Option<String>,
     pub query: Option<String>,
@@ -167,7 +164,6 @@ pub struct ListCurrentUsageResp {
 
 /// `usageListMonthlyUsageReq`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct MonthlyRequest {
     pub namespace: Option<String>,
 }
@@ -190,7 +186,6 @@ pub struct ListMonthlyUsageResp {
 
 /// `billingBillingUsageSummaryRequest`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UsageSummaryRequest {
     #[schema(value_type = Option<String>)]
     pub start_time: Option<TimeInput>,

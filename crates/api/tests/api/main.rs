@@ -26,6 +26,7 @@ mod rate_limits;
 mod subscriptions;
 mod support;
 mod transitions;
+mod unknown_fields;
 mod usage_ingest;
 mod usage_isolation;
 mod usage_rating;

@@ -1,6 +1,6 @@
 //! The test harness: a router over a fresh database, typed request helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -205,7 +205,7 @@ impl TestApp {
         body: impl Into<Body>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut req = Request::builder().method(method).uri(path);
+        let mut req = Request::builder().method(method.clone()).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("APIToken {t}"));
         }
@@ -236,6 +236,20 @@ impl TestApp {
             status == 200 || body.get("code").is_some(),
             "error responses must use the error format: {status} {body}"
         );
+        // proto3 JSON omits unset fields; the contract types none as nullable.
+        if let Some(at) = null_at(&body, String::new())
+            && !bytes.is_empty()
+        {
+            panic!("{method} {path} answered {status} with null at {at:?}: {body}");
+        }
+        // Every status the suite sees an operation answer is in /openapi.json.
+        if let Some((template, documented)) = documented_statuses(&method, path) {
+            assert!(
+                documented.contains(&status.to_string()),
+                "{method} {path} answered {status}, which /openapi.json does not document for \
+                 {method} {template} (it documents {documented:?}): {body}"
+            );
+        }
         Resp {
             status,
             headers,
@@ -345,6 +359,56 @@ impl TestApp {
             .await
             .ok()
             .clone()
+    }
+}
+
+/// The served OpenAPI document, parsed once.
+fn openapi() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::from_str(tollgate_api::openapi::document()).expect("the document is JSON"))
+}
+
+/// The path template of the document that routes `method path` and the
+/// statuses it documents; `None` for what the document does not have
+/// (unknown routes, 405s, routes tests add). The router prefers the route
+/// with the most literal segments; templates that differ only in their
+/// parameters' names (`{namespace}`, `{metadata.namespace}`) are one route.
+fn documented_statuses(method: &Method, path: &str) -> Option<(String, Vec<String>)> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    let method = method.as_str().to_ascii_lowercase();
+    let mut candidates: Vec<(usize, &String, &Value)> = Vec::new();
+    for (template, item) in openapi()["paths"].as_object()? {
+        let parts: Vec<&str> = template.split('/').collect();
+        let matches = parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()));
+        if matches {
+            let literals = parts.iter().filter(|t| !t.starts_with('{')).count();
+            candidates.push((literals, template, item));
+        }
+    }
+    let most = candidates.iter().map(|(n, _, _)| *n).max()?;
+    let (_, template, op) = candidates
+        .into_iter()
+        .filter(|(n, _, _)| *n == most)
+        .find_map(|(n, template, item)| item.get(&method).map(|op| (n, template, op)))?;
+    let responses = op["responses"].as_object()?;
+    Some((template.clone(), responses.keys().cloned().collect()))
+}
+
+/// The JSON pointer of the first `null` in `v`, if there is one.
+fn null_at(v: &Value, at: String) -> Option<String> {
+    match v {
+        Value::Null => Some(at),
+        Value::Object(map) => map.iter().find_map(|(k, v)| null_at(v, format!("{at}/{k}"))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| null_at(v, format!("{at}/{i}"))),
+        _ => None,
     }
 }
 
