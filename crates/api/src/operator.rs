@@ -3,7 +3,7 @@
 //! which `serve` reads from `TOLLGATE_OPERATOR_TOKEN`.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use tollgate_store::{AuditEntry, TransitionFilter};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
