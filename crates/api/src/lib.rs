@@ -16,6 +16,7 @@ pub mod payment_methods;
 pub mod plans;
 pub mod quota;
 pub mod rate_limit;
+pub mod server;
 pub mod state;
 pub mod subscriptions;
 pub mod transitions;
