@@ -14,6 +14,7 @@ use tollgate_store::StoreError;
 pub const fn status_and_code(kind: ErrorKind) -> (StatusCode, u16) {
     match kind {
         ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, 3),
+        ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 3),
         ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, 16),
         ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, 7),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, 5),
@@ -150,6 +151,7 @@ mod tests {
     fn every_kind_maps_to_the_documented_status_and_code() {
         let table = [
             (ErrorKind::InvalidArgument, 400, 3),
+            (ErrorKind::PayloadTooLarge, 413, 3),
             (ErrorKind::Unauthenticated, 401, 16),
             (ErrorKind::PermissionDenied, 403, 7),
             (ErrorKind::NotFound, 404, 5),

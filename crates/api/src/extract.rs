@@ -1,12 +1,13 @@
 //! Request extractors whose every rejection is an [`ApiError`] in the
 //! contract's format, naming the field at fault.
 
-use axum::body::Bytes;
+use axum::extract::path::ErrorKind as PathErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use tollgate_domain::ErrorKind;
 
 use crate::error::ApiError;
 
@@ -22,15 +23,107 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.into_response().status();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::invalid(format!("request body is larger than {MAX_BODY_BYTES} bytes"))
-            } else {
-                ApiError::invalid("could not read the request body")
-            }
-        })?;
+        let Bytes(bytes) = Bytes::from_request(req, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// The raw request body, at most [`MAX_BODY_BYTES`]: 413 over the limit, 400
+/// if it cannot be read, both in the error format (axum's own `Bytes`
+/// rejection is plain text).
+#[derive(Debug)]
+pub struct Bytes(pub axum::body::Bytes);
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Bytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        // A declared length over the limit is refused before reading a byte.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        // Otherwise the body limit (`DefaultBodyLimit`) stops reading at the limit.
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Bytes)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    ApiError::invalid("could not read the request body")
+                }
+            })
+    }
+}
+
+/// Path parameters, percent-decoded. Every rejection is a 400 in the error
+/// format naming the parameter: not UTF-8 once decoded, containing a control
+/// character (NUL included), or not of the expected type.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(path_rejection)?;
+        if let Some((name, _)) = raw.iter().find(|(_, v)| v.chars().any(char::is_control)) {
+            return Err(ApiError::invalid(format!(
+                "{name}: path parameter must not contain control characters"
+            )));
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(path_rejection)?;
+        Ok(Path(value))
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    let kind = match rejection {
+        PathRejection::FailedToDeserializePathParams(e) => e.into_kind(),
+        other => {
+            // The route and the handler disagree: a bug, not the caller's fault.
+            tracing::error!(error = %other, "path parameters are missing");
+            return ApiError::new(ErrorKind::Internal, "internal error; the server log has details");
+        }
+    };
+    match kind {
+        PathErrorKind::InvalidUtf8InPathParam { key } => ApiError::invalid(format!(
+            "{key}: path parameter is not valid UTF-8 once percent-decoded"
+        )),
+        PathErrorKind::ParseErrorAtKey {
+            key,
+            value,
+            expected_type,
+        } => ApiError::invalid(format!("{key}: cannot parse {value:?} as {expected_type}")),
+        PathErrorKind::WrongNumberOfParameters { .. } | PathErrorKind::UnsupportedType { .. } => {
+            tracing::error!(error = %kind, "a handler's path parameters do not match its route");
+            ApiError::new(ErrorKind::Internal, "internal error; the server log has details")
+        }
+        other => ApiError::invalid(format!("invalid path parameter: {other}")),
     }
 }
 

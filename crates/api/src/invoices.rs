@@ -2,7 +2,7 @@
 //! usage) and PDF downloads.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tollgate_domain::ErrorKind;
@@ -11,6 +11,7 @@ use tollgate_jobs::invoices;
 
 use crate::auth::{Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Path;
 use crate::extract::QueryParams;
 use crate::operations::Operation;
 use crate::state::AppState;

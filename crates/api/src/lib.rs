@@ -16,6 +16,7 @@ pub mod payment_methods;
 pub mod plans;
 pub mod quota;
 pub mod rate_limit;
+pub mod server;
 pub mod state;
 pub mod subscriptions;
 pub mod transitions;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
+use axum::http::{HeaderName, Request};
 use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -173,18 +174,47 @@ pub fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(error::no_method)
 }
 
+/// The request id header, echoed on every response and carried by the log span.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest request id a client may choose.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client's `X-Request-Id` is kept: 1 to [`MAX_REQUEST_ID_LEN`]
+/// characters of `A-Z a-z 0-9 . _ : -`. That fits UUIDs, ULIDs and common
+/// trace ids, and is safe to log and echo verbatim; anything else is replaced
+/// by a generated UUID.
+pub fn is_usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Removes a client's request id unless it is exactly one usable value, so
+/// that one is generated instead.
+fn drop_unusable_request_id(mut request: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    let mut ids = request.headers().get_all(X_REQUEST_ID).iter();
+    let usable = matches!((ids.next(), ids.next()), (Some(id), None) if is_usable_request_id(id.as_bytes()));
+    if !usable {
+        request.headers_mut().remove(X_REQUEST_ID);
+    }
+    request
+}
+
 /// Request ids, request logs, panic recovery, timeouts and the body limit, all
 /// answering in the contract's error format.
 pub fn with_middleware(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
+            .map_request(drop_unusable_request_id)
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &Request<_>| {
                         let request_id = req
                             .headers()
-                            .get("x-request-id")
+                            .get(X_REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
                         tracing::info_span!(

@@ -146,6 +146,15 @@ fn common_statuses(path: &str, has_body: bool) -> Vec<CommonStatus> {
             false,
         ));
     }
+    // Every path parameter is checked by `extract::Path`.
+    if path.split('{').skip(1).any(|p| !p.starts_with("namespace}")) {
+        out.push(status(
+            400,
+            "A path parameter is not valid UTF-8 once percent-decoded, or holds a control \
+             character; the message names it.",
+            false,
+        ));
+    }
     if has_body {
         out.push(status(
             400,
@@ -211,7 +220,9 @@ fn common_statuses(path: &str, has_body: bool) -> Vec<CommonStatus> {
     if audience != Audience::Probe {
         out.push(status(
             503,
-            "The database is unavailable; retry after `Retry-After` seconds.",
+            "The database cannot take the request now (unreachable, disk full, an I/O error, \
+             locked, a lost connection); nothing was changed. Retry after `Retry-After` seconds: \
+             these faults heal by themselves.",
             true,
         ));
     }

@@ -3,7 +3,7 @@
 //! which `serve` reads from `TOLLGATE_OPERATOR_TOKEN`.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use tollgate_store::{AuditEntry, TransitionFilter};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
@@ -254,8 +255,12 @@ pub async fn reject(
     tag = "operator",
     params(("id" = String, Path)),
     request_body = Decision,
-    responses((status = 200, body = TransitionItem), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already finished or failed")),
+    responses(
+        (status = 200, body = TransitionItem),
+        (status = 400, body = ErrorBody, description = "A `reason` over 1024 characters."),
+        (status = 404, body = ErrorBody, description = "No plan transition has this id."),
+        (status = 409, body = ErrorBody, description = "The transition already finished or failed.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn cancel(

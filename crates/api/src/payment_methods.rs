@@ -2,7 +2,7 @@
 //! (beyond the contract, which has no way to read them back).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use tollgate_domain::payment::{PaymentRole, RoleChange};
 use tollgate_payments::ProviderError;
 use tollgate_store::PaymentChange;
@@ -10,6 +10,7 @@ use tollgate_store::PaymentChange;
 use crate::auth::{Authorized, Caller, body_namespace, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
+use crate::extract::Path;
 use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::billing::{

@@ -2,7 +2,7 @@
 //! and reconcile extensions that enforce quotas for platform services.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use tollgate_domain::names::Name;
 use tollgate_domain::object::{ObjectMeta, validate_user_meta};
 use tollgate_domain::quota::{KeyFamily, QuotaKey, QuotaObject, ResourceAmount};
@@ -11,7 +11,7 @@ use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
 
 use crate::auth::{Authorized, Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, Path, QueryParams};
 use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::meta::{ObjectGetMeta, ObjectMetaInput, SystemObjectGetMeta};

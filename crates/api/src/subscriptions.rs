@@ -1,13 +1,14 @@
 //! Subscriptions and add-ons.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use tollgate_domain::ErrorKind;
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Period;
 
 use crate::auth::{Caller, namespace};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{JsonBody, QueryParams};
 use crate::operations::Operation;
 use crate::state::AppState;

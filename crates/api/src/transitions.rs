@@ -1,11 +1,12 @@
 //! Plan transitions: requested here, executed by the transition job.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use tollgate_domain::transition::{self, PlanTransition, TransitionState};
 
 use crate::auth::{Caller, body_namespace, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{JsonBody, QueryParams};
 use crate::operations::Operation;
 use crate::state::AppState;

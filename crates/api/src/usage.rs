@@ -2,7 +2,7 @@
 //! and the meters of the caller's plan (beyond the contract).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -25,6 +25,7 @@ use tollgate_store::BucketFilter;
 use crate::auth::{Authorized, Caller, namespace};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
+use crate::extract::Path;
 use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::usage::*;

@@ -6,6 +6,8 @@
 pub enum ErrorKind {
     /// The request itself is malformed or violates a validation rule.
     InvalidArgument,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
     /// No credential, or one that is unknown, expired or revoked.
     Unauthenticated,
     /// A valid credential without the right to do this.

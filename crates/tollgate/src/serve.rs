@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use clap::{Args, ValueEnum};
 use tollgate_api::AppState;
+use tollgate_api::server::HttpLimits;
 use tollgate_api::state::Options;
 use tollgate_domain::clock::{Clock, SystemClock};
 use tollgate_jobs::JobContext;
@@ -42,6 +44,56 @@ pub struct ServeArgs {
     pub invoicing: crate::cli::InvoicingArgs,
     #[command(flatten)]
     pub retention: crate::cli::RetentionArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+}
+
+/// How long connections may take and how many there may be (ARCHITECTURE.md,
+/// "Connections and timeouts").
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Longest a client may take to send a request's headers, from connecting or
+    /// from the first byte of a following request; then the connection is closed.
+    #[arg(long, env = "TOLLGATE_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: humantime::Duration,
+    /// Longest a keep-alive connection may stay idle between requests.
+    #[arg(long, env = "TOLLGATE_KEEP_ALIVE_TIMEOUT", default_value = "75s")]
+    pub keep_alive_timeout: humantime::Duration,
+    /// On SIGTERM/SIGINT, longest to wait for requests in flight before closing
+    /// every connection.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT", default_value = "20s")]
+    pub shutdown_timeout: humantime::Duration,
+    /// Most connections open at once; more are answered 503 and closed. Keep it
+    /// well below the process's file descriptor limit (`ulimit -n`).
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value = "1024")]
+    pub max_connections: usize,
+}
+
+/// Longest accepted value of a connection timeout.
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+impl ConnectionArgs {
+    pub fn limits(&self) -> Result<HttpLimits> {
+        let timeout = |d: &humantime::Duration, flag: &str, zero_ok: bool| -> Result<Duration> {
+            let d: Duration = **d;
+            ensure!(zero_ok || !d.is_zero(), "{flag} must be longer than 0s");
+            ensure!(d <= MAX_CONNECTION_TIMEOUT, "{flag} must be at most 24h");
+            Ok(d)
+        };
+        ensure!(self.max_connections >= 1, "--max-connections must be at least 1");
+        // tokio's semaphore holds at most usize::MAX >> 3 permits.
+        ensure!(
+            self.max_connections <= 1 << 30,
+            "--max-connections must be at most {}",
+            1u64 << 30
+        );
+        Ok(HttpLimits {
+            header_read_timeout: timeout(&self.header_read_timeout, "--header-read-timeout", false)?,
+            keep_alive_timeout: timeout(&self.keep_alive_timeout, "--keep-alive-timeout", false)?,
+            shutdown_timeout: timeout(&self.shutdown_timeout, "--shutdown-timeout", true)?,
+            max_connections: self.max_connections,
+        })
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -81,6 +133,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     };
     let invoicing = args.invoicing.settings()?;
     let retention = args.retention.retention()?;
+    let limits = args.connections.limits()?;
     let state = AppState::with_options(store.clone(), clock.clone(), options);
     let jobs = JobContext {
         store: store.clone(),
@@ -134,17 +187,14 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         *args.job_interval,
         stopped(stop_rx.clone()),
     ));
-    axum::serve(listener, tollgate_api::router(state))
-        .with_graceful_shutdown(stopped(stop_rx))
-        .await
-        .context("server failed")?;
+    tollgate_api::server::serve(listener, tollgate_api::router(state), limits, stopped(stop_rx)).await;
     let _ = job_loop.await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// SIGINT and SIGTERM; after either, the server stops accepting and waits
-/// for in-flight requests to finish.
+/// for in-flight requests to finish (at most `--shutdown-timeout`).
 struct ShutdownSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
@@ -178,6 +228,59 @@ impl ShutdownSignals {
     async fn received(self) {
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::info!("Ctrl-C received, finishing in-flight requests");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        connections: ConnectionArgs,
+    }
+
+    fn limits(args: &[&str]) -> Result<HttpLimits> {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))?
+            .connections
+            .limits()
+    }
+
+    #[test]
+    fn connection_flags_default_to_the_api_defaults() {
+        assert_eq!(limits(&[]).unwrap(), HttpLimits::default());
+    }
+
+    #[test]
+    fn connection_flags_are_validated() {
+        let set = limits(&[
+            "--header-read-timeout=2s",
+            "--keep-alive-timeout=500ms",
+            "--shutdown-timeout=0s",
+            "--max-connections=7",
+        ])
+        .unwrap();
+        assert_eq!(
+            set,
+            HttpLimits {
+                header_read_timeout: Duration::from_secs(2),
+                keep_alive_timeout: Duration::from_millis(500),
+                shutdown_timeout: Duration::ZERO,
+                max_connections: 7,
+            }
+        );
+        for bad in [
+            "--header-read-timeout=0s",
+            "--keep-alive-timeout=0s",
+            "--shutdown-timeout=2days",
+            "--max-connections=0",
+            "--max-connections=-1",
+        ] {
+            assert!(limits(&[bad]).is_err(), "{bad} was accepted");
         }
     }
 }

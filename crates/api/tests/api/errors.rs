@@ -40,7 +40,7 @@ async fn unknown_routes_and_methods_answer_in_the_error_format() {
 }
 
 #[tokio::test]
-async fn oversized_bodies_are_refused_with_400() {
+async fn oversized_bodies_are_refused_with_413() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
         let (_, admin) = app.admin("acme").await;
@@ -57,7 +57,9 @@ async fn oversized_bodies_are_refused_with_400() {
                 &[],
             )
             .await;
-        assert_eq!(resp.error(400, 3), "request body is larger than 1048576 bytes");
+        // No Content-Length here: the body limit stops reading at 1 MiB.
+        assert_eq!(resp.error(413, 3), "request body is larger than 1048576 bytes");
+        assert_eq!(resp.headers["content-type"], "application/json");
     })
     .await;
 }

@@ -6,6 +6,7 @@ mod billing_isolation;
 mod billing_support;
 mod errors;
 mod faults;
+mod http_layer;
 mod invoice_adjustments;
 mod invoice_charging;
 mod invoice_invariants;

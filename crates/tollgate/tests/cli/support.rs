@@ -70,9 +70,15 @@ impl Server {
 
     /// Starts a server with the given `TOLLGATE_LOG` filter.
     pub async fn start_with_log(db: &TestDatabase, filter: &str) -> Self {
+        Self::start_with(db, filter, &[]).await
+    }
+
+    /// Starts a server with the given log filter and extra `serve` flags.
+    pub async fn start_with(db: &TestDatabase, filter: &str, flags: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(db.cli_args())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
             .env("TOLLGATE_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
