@@ -118,9 +118,9 @@ pub enum TenantCommand {
         /// FREEMIUM or ENTERPRISE; default: the plan's tenant type.
         #[arg(long = "type")]
         tenant_type: Option<String>,
-        /// Backdate the tenant and its first subscription (RFC 3339), to
-        /// import usage history.
-        #[arg(long)]
+        /// Backdate the tenant and its first subscription (RFC 3339, not
+        /// before 1970), to import usage history.
+        #[arg(long, value_parser = time_arg)]
         since: Option<Timestamp>,
     },
     /// List tenants.
@@ -241,6 +241,17 @@ pub async fn latest_catalog(store: &dyn Store) -> Result<(i64, Catalog)> {
     Ok((stored.version, catalog))
 }
 
+/// Parses a time flag as the API parses times (RFC 3339 or unix seconds),
+/// within the supported range, so that no flag can push later arithmetic
+/// past the end of time.
+pub fn time_arg(s: &str) -> std::result::Result<Timestamp, String> {
+    tollgate_domain::metering::parse_time(s)
+}
+
+/// The earliest `tenant create --since`: a tenant backdated further would
+/// have thousands of billing periods to compute on every report.
+const EARLIEST_SINCE: Timestamp = Timestamp::UNIX_EPOCH;
+
 /// Who the operator CLI is, in the audit trail.
 pub(crate) const ACTOR: &str = "operator";
 
@@ -274,6 +285,9 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             let now = Timestamp::now();
             if since.is_some_and(|s| s > now) {
                 bail!("--since is in the future");
+            }
+            if since.is_some_and(|s| s < EARLIEST_SINCE) {
+                bail!("--since must not be before {EARLIEST_SINCE}");
             }
             let now = since.unwrap_or(now);
             let subscription = Subscription::new(

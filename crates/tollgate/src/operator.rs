@@ -74,7 +74,7 @@ pub enum JobsCommand {
         /// invoices of ended periods), charge (charge due invoices), or all.
         job: String,
         /// Run as if the clock read this time (RFC 3339), e.g. to close a period.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cli::time_arg)]
         now: Option<Timestamp>,
         #[command(flatten)]
         invoicing: crate::cli::InvoicingArgs,

@@ -62,9 +62,9 @@ pub enum CouponCommand {
         #[arg(long)]
         tenant: String,
         code: String,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cli::time_arg)]
         from: Option<Timestamp>,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cli::time_arg)]
         until: Option<Timestamp>,
     },
     /// List coupon definitions.

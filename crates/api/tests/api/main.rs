@@ -5,6 +5,7 @@ mod auth;
 mod billing_isolation;
 mod billing_support;
 mod errors;
+mod input_times;
 mod invoice_adjustments;
 mod invoice_charging;
 mod invoice_invariants;
