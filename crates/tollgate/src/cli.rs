@@ -355,6 +355,7 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
             expires_in,
             name,
         } => {
+            token::check_name("--name", &name)?;
             let t = find_tenant(store, &tenant).await?;
             let role = Role::parse(&role)?;
             let scope = NamespaceScope::from_names("namespace", &namespaces)?;

@@ -5,6 +5,7 @@ mod auth;
 mod billing_isolation;
 mod billing_support;
 mod errors;
+mod input_text;
 mod input_times;
 mod invoice_adjustments;
 mod invoice_charging;
