@@ -84,3 +84,48 @@ async fn the_default_quota_limits_writes() {
     })
     .await;
 }
+
+/// Only requests that pass the role, scope and namespace checks spend the
+/// tenant's tokens: callers who may not make a call cannot starve those who
+/// may.
+#[tokio::test]
+async fn refused_callers_do_not_drain_the_tenants_bucket() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (acme, admin) = app.admin("acme").await;
+        app.namespace(&acme, "shop").await;
+        let monitor = app.token(&acme, tollgate_domain::access::Role::Monitor).await;
+        let scoped = app
+            .token_with(&acme, tollgate_domain::access::Role::Admin, &["shop"], None)
+            .await;
+        // Default: 10 creates per second, bursts of 20; 120 refused tries.
+        for i in 0..120 {
+            let body = json!({"metadata": {"name": format!("m{i}")}});
+            app.post("/api/web/namespaces/system/quotas", &monitor, body.clone())
+                .await
+                .error(403, 7);
+            app.post("/api/web/namespaces/system/quotas", &scoped, body)
+                .await
+                .error(403, 7);
+        }
+        // A namespace that does not exist is not charged either.
+        for _ in 0..30 {
+            app.get("/api/web/namespaces/nowhere/quota/usage", &admin)
+                .await
+                .error(404, 5);
+        }
+        // The admin still has the whole burst.
+        for i in 0..20 {
+            app.create_quota(&admin, json!({"metadata": {"name": format!("q{i}")}}))
+                .await;
+        }
+        app.post(
+            "/api/web/namespaces/system/quotas",
+            &admin,
+            json!({"metadata": {"name": "q20"}}),
+        )
+        .await
+        .error(429, 8);
+    })
+    .await;
+}
