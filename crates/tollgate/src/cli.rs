@@ -82,6 +82,10 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List and delete a tenant's quota objects (e.g. one whose API limit
+    /// locks the tenant out).
+    #[command(subcommand)]
+    Quota(crate::quota::QuotaCommand),
     /// Publish and inspect plan catalogs.
     #[command(subcommand)]
     Catalog(crate::operator::CatalogCommand),
@@ -180,6 +184,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
         Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
         Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
+        Command::Quota(cmd) => crate::quota::quota(&*cli.storage.open().await?, cmd).await,
         Command::Catalog(cmd) => crate::operator::catalog(&cli.storage, cmd).await,
         Command::Transition(cmd) => crate::operator::transition(&*cli.storage.open().await?, cmd).await,
         Command::Audit(cmd) => crate::operator::audit(&*cli.storage.open().await?, cmd).await,
