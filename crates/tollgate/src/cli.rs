@@ -213,10 +213,17 @@ pub struct InvoicingArgs {
     pub charge_retries: Vec<humantime::Duration>,
 }
 
+/// The longest invoice grace or charge retry delay: added to period ends
+/// and finalization times, a longer one could pass the end of time.
+const MAX_INVOICING_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 3660);
+
 impl InvoicingArgs {
     pub fn settings(&self) -> Result<tollgate_jobs::invoices::InvoiceSettings> {
         let d = |h: &humantime::Duration, what: &str| {
-            jiff::SignedDuration::try_from(**h).with_context(|| format!("{what} is too long"))
+            jiff::SignedDuration::try_from(**h)
+                .ok()
+                .filter(|d| *d <= MAX_INVOICING_DELAY)
+                .with_context(|| format!("{what} must be at most 3660d"))
         };
         let retry_delays = self
             .charge_retries

@@ -166,6 +166,14 @@ async fn time_flags_outside_the_supported_range_are_refused() {
                 ],
                 "is outside the supported range",
             ),
+            (
+                vec!["jobs", "run", "all", "--invoice-grace", "100000years"],
+                "--invoice-grace must be at most 3660d",
+            ),
+            (
+                vec!["jobs", "run", "all", "--charge-retries", "1d,3d,1000000y"],
+                "--charge-retries must be at most 3660d",
+            ),
         ] {
             let out = tollgate(&db, &args).await;
             assert!(!out.ok, "{args:?} succeeded: {}", out.stdout);
