@@ -118,15 +118,18 @@ pub fn body_namespace(given: Option<&str>) -> Result<(), ApiError> {
 }
 
 impl Caller {
-    /// Applies the tenant's API rate limit for `op`, then checks the token's
-    /// role and namespace scope, then that the namespace exists.
+    /// Checks the token's role and namespace scope, then that the namespace
+    /// exists, and only then charges the tenant's API rate limit for `op`:
+    /// a request the tenant's own tokens may not make (a monitor token
+    /// posting quotas, a token scoped elsewhere) must not drain the bucket
+    /// that the tenant's permitted callers share.
     pub async fn authorize(self, state: &AppState, op: Operation, ns: &Name) -> Result<Authorized, ApiError> {
         let Caller { token, tenant } = self;
-        state.limiter().check(state, &tenant, op).await?;
         access::authorize(token.role, &token.scope, op.permission(), ns.as_str())?;
         if !ns.is_system() && !state.store().namespace_exists(&tenant.id, ns.as_str()).await? {
             return Err(Error::not_found(format!("namespace {:?} not found", ns.as_str())).into());
         }
+        state.limiter().check(state, &tenant, op).await?;
         Ok(Authorized {
             token,
             tenant,

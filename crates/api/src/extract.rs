@@ -139,6 +139,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::invalid("invalid JSON body: expected a JSON object"));
     }
+    if let Some(field) = nul_field(text) {
+        return Err(ApiError::invalid(format!(
+            "{field}: must not contain NUL characters (\\u0000)"
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -152,6 +157,53 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
     Ok(value)
+}
+
+/// The field path (`spec.labels.x`, `events[2].id`) of the first string or
+/// object key in a JSON document that holds NUL, which no stored string may
+/// (PostgreSQL's TEXT cannot; SQLite would store it). JSON can only write NUL
+/// as the escape `\u0000`, so documents without that text are passed at
+/// once; the rest are walked (an escaped backslash before `u0000` is no NUL).
+fn nul_field(json: &[u8]) -> Option<String> {
+    if !json.windows(6).any(|w| w == br"\u0000") {
+        return None;
+    }
+    // Malformed JSON is left to the typed parse, which reports it precisely.
+    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    find_nul(&value, &mut String::new())
+}
+
+fn find_nul(value: &serde_json::Value, path: &mut String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0').then(|| path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = find_nul(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                let map_path = if path.is_empty() {
+                    "request body"
+                } else {
+                    path.as_str()
+                };
+                return Some(format!("{map_path}: key {key:?}"));
+            }
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            let found = find_nul(item, path);
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// Query parameters as a list, so that repeated keys
@@ -200,11 +252,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        Ok(Self(
-            form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        // As in JSON bodies: no parameter, known or not, may carry NUL (%00).
+        if let Some((key, _)) = params.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            let name = if key.contains('\0') {
+                format!("query parameter {key:?}")
+            } else {
+                key.clone()
+            };
+            return Err(ApiError::invalid(format!(
+                "{name}: must not contain NUL characters (%00)"
+            )));
+        }
+        Ok(Self(params))
     }
 }
 
@@ -250,5 +312,39 @@ mod tests {
         );
         let e = parse_json::<Outer>(br#"{"inner": {"n": 1}} x"#).unwrap_err();
         assert!(e.error.message.contains("trailing"), "{}", e.error.message);
+    }
+
+    #[test]
+    fn nul_is_refused_anywhere_with_its_field_path() {
+        let refused = |json: &str| {
+            parse_json::<serde_json::Value>(json.as_bytes())
+                .unwrap_err()
+                .error
+                .message
+        };
+        for (json, message) in [
+            (
+                r#"{"metadata": {"description": "a\u0000b"}}"#,
+                r"metadata.description: must not contain NUL characters (\u0000)",
+            ),
+            (
+                r#"{"events": [{"id": "ok"}, {"id": "x", "object_name": "\u0000"}]}"#,
+                "events[1].object_name: must",
+            ),
+            (
+                r#"{"metadata": {"labels": {"a\u0000": "b"}}}"#,
+                r#"metadata.labels: key "a\0": must"#,
+            ),
+            (r#"{"k\u0000": 1}"#, r#"request body: key "k\0": must"#),
+            (r#"{"a": [["\u0000"]]}"#, "a[0][0]: must"),
+        ] {
+            let got = refused(json);
+            assert!(got.starts_with(message), "{json}: {got}");
+        }
+        // An escaped backslash followed by "u0000" is not NUL; nor is U+0001.
+        let v: serde_json::Value = parse_json(br#"{"token": "tok-\\u0000", "x": "\u0001"}"#).unwrap();
+        assert_eq!(v["token"], "tok-\\u0000");
+        // Malformed documents are reported by the parser, as before.
+        assert!(refused(r#"{"a": "\u0000"#).contains("EOF while parsing"));
     }
 }

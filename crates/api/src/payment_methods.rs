@@ -59,13 +59,8 @@ pub async fn create(
 ) -> Result<Json<CreatePaymentMethodResponse>, ApiError> {
     let auth = authorize(&state, caller, Operation::PaymentMethodCreate, &ns).await?;
     body_namespace(body.namespace.as_deref())?;
-    let token = body
-        .token
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("token: is required"))?;
-    if token.len() > 1024 {
-        return Err(ApiError::invalid("token: at most 1024 characters"));
-    }
+    let token = body.token.unwrap_or_default();
+    tollgate_domain::payment::check_token("token", &token)?;
     let requested = match body.role.map(|r| r.text()) {
         None => None,
         Some(r) => PaymentRole::parse_requested("role", &r)?,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::ErrorKind;
+use tollgate_domain::quota::IgnoredLimit;
 use tollgate_domain::rate_limit::{Bucket, RateLimit};
 use tollgate_domain::tenant::Tenant;
 
@@ -30,6 +31,9 @@ pub struct ApiRateLimiter {
 struct TenantBuckets {
     limits: Option<(Timestamp, Arc<BTreeMap<String, RateLimit>>)>,
     buckets: HashMap<&'static str, Bucket>,
+    /// The invalid limits last logged, so that each is logged once per
+    /// process rather than at every reload.
+    ignored: Vec<IgnoredLimit>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -62,8 +66,25 @@ impl ApiRateLimiter {
         let limits = match cached {
             Some(l) => l,
             None => {
-                let fresh = Arc::new(state.effective_quota(tenant).await?.apis);
-                lock(&entry).limits = Some((now, fresh.clone()));
+                let quota = state.effective_quota(tenant).await?;
+                let fresh = Arc::new(quota.apis);
+                let mut guard = lock(&entry);
+                guard.limits = Some((now, fresh.clone()));
+                if guard.ignored != quota.ignored_api_limits {
+                    // Stored before limits were validated; enforcing one
+                    // could lock the tenant out for good.
+                    for i in &quota.ignored_api_limits {
+                        tracing::warn!(
+                            tenant = %tenant.name,
+                            quota = %i.source,
+                            key = %i.key,
+                            reason = %i.reason,
+                            "ignoring an invalid api limit stored before limits were validated; \
+                             replace or delete it (tollgate quota list / quota delete)"
+                        );
+                    }
+                    guard.ignored = quota.ignored_api_limits;
+                }
                 fresh
             }
         };
@@ -86,7 +107,14 @@ impl ApiRateLimiter {
                     limit.burst
                 ),
             );
-            e.retry_after = Some(throttled.retry_after_ms.div_ceil(1000).max(1));
+            // Never longer than the limit's unit: a token always comes back
+            // within one.
+            e.retry_after = Some(
+                throttled
+                    .retry_after_ms
+                    .div_ceil(1000)
+                    .clamp(1, limit.unit.seconds()),
+            );
             e
         })
     }

@@ -151,16 +151,18 @@ fn body_namespace(given: Option<&str>, ns: &Name) -> Result<(), ApiError> {
 }
 
 fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
-    metering::parse_time(s)
-        .ok_or_else(|| ApiError::invalid(format!("{field}: {s:?} is not an RFC 3339 time or unix seconds")))
+    metering::parse_time(s).map_err(|why| ApiError::invalid(format!("{field}: {why}")))
 }
 
-fn check_range(from: Timestamp, to: Timestamp) -> Result<(), ApiError> {
+/// Checks a report range; `fields` names its ends in errors.
+fn check_range(fields: &str, from: Timestamp, to: Timestamp) -> Result<(), ApiError> {
     if from >= to {
-        return Err(ApiError::invalid(format!("from, to: {from} is not before {to}")));
+        return Err(ApiError::invalid(format!("{fields}: {from} is not before {to}")));
     }
     if to.duration_since(from) > MAX_RANGE {
-        return Err(ApiError::invalid("from, to: a report covers at most 400 days"));
+        return Err(ApiError::invalid(format!(
+            "{fields}: a report covers at most 400 days"
+        )));
     }
     Ok(())
 }
@@ -255,7 +257,7 @@ async fn range(
             (from, to, period)
         }
     };
-    check_range(from, to)?;
+    check_range("from, to", from, to)?;
     Ok(Range { from, to, period })
 }
 
@@ -438,7 +440,11 @@ pub async fn hourly_usage_details(
         .into_iter()
         .map(|(k, b)| HourlyItem {
             start_timestamp: k.hour.to_string(),
-            end_timestamp: (k.hour + SignedDuration::from_hours(1)).to_string(),
+            end_timestamp: k
+                .hour
+                .saturating_add(SignedDuration::from_hours(1))
+                .unwrap_or(Timestamp::MAX)
+                .to_string(),
             quantity: f64_of(b.quantity),
             unit_name: unit.clone(),
             deployment: k.deployment,
@@ -677,13 +683,19 @@ pub async fn usage_summary(
     };
     let start = given(body.start_time, "start_time")?;
     let end = given(body.end_time, "end_time")?;
+    // Parsed times are within the supported range, which leaves room for
+    // six hours on either side; checked all the same.
+    let shift = |field: &str, at: Timestamp, by: SignedDuration| {
+        at.checked_add(by)
+            .map_err(|_| ApiError::invalid(format!("{field}: {at} is too close to the end of time")))
+    };
     let (start, end) = match (start, end) {
         (Some(s), Some(e)) => (s, e),
-        (Some(s), None) => (s, s + six_hours),
-        (None, Some(e)) => (e - six_hours, e),
+        (Some(s), None) => (s, shift("start_time", s, six_hours)?),
+        (None, Some(e)) => (shift("end_time", e, -six_hours)?, e),
         (None, None) => {
             let now = state.now();
-            (now - six_hours, now)
+            (shift("now", now, -six_hours)?, now)
         }
     };
     if start > end {
@@ -691,7 +703,12 @@ pub async fn usage_summary(
             "start_time, end_time: {start} is after {end}"
         )));
     }
-    check_range(start, end.max(start + SignedDuration::from_secs(1)))?;
+    // An empty window is checked as one second long.
+    check_range(
+        "start_time, end_time",
+        start,
+        end.max(shift("start_time", start, SignedDuration::from_secs(1))?),
+    )?;
     let plan = state.tenant_plan(&auth.tenant).await?;
     let quantities = bills::quantities(
         state.store(),

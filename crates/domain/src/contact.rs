@@ -69,11 +69,7 @@ impl Contact {
             ("phone_number", &self.phone_number),
         ];
         for (name, value) in fields {
-            if value.chars().count() > MAX_FIELD {
-                return Err(Error::invalid(format!(
-                    "{field}.{name}: at most {MAX_FIELD} characters"
-                )));
-            }
+            crate::text::single_line(&format!("{field}.{name}"), value, MAX_FIELD)?;
             if complete && matches!(name, "address1" | "city" | "country") && value.trim().is_empty() {
                 return Err(Error::invalid(format!("{field}.{name}: is required")));
             }

@@ -348,7 +348,8 @@ pub fn next_attempt(
     retry_delays: &[jiff::SignedDuration],
 ) -> Option<Timestamp> {
     let delay = retry_delays.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
-    Some(issued_at + *delay)
+    // A delay past the end of time is never due.
+    Some(issued_at.saturating_add(*delay).unwrap_or(Timestamp::MAX))
 }
 
 #[cfg(test)]
@@ -466,5 +467,8 @@ mod tests {
         assert_eq!(next_attempt(at, 2, &schedule), Some(t("2026-12-04T00:00:00Z")));
         assert_eq!(next_attempt(at, 3, &schedule), None);
         assert_eq!(next_attempt(at, 0, &schedule), None);
+        // A delay past the end of time is never due (not a panic).
+        let forever = [jiff::SignedDuration::MAX];
+        assert_eq!(next_attempt(at, 1, &forever), Some(Timestamp::MAX));
     }
 }

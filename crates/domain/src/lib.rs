@@ -20,6 +20,7 @@ pub mod rate_limit;
 pub mod rating;
 pub mod subscription;
 pub mod tenant;
+pub mod text;
 pub mod token;
 pub mod transition;
 

@@ -58,17 +58,49 @@ pub struct Admission<'a> {
     pub floor: Timestamp,
 }
 
-/// Parses a timestamp as RFC 3339 or unix seconds (with an optional fraction).
-pub fn parse_time(s: &str) -> Option<Timestamp> {
+/// The earliest time accepted from input (events, report ranges, CLI
+/// flags): 0001-01-01T00:00:00Z.
+pub const EARLIEST_TIME: Timestamp = Timestamp::constant(-62_135_596_800, 0);
+/// The latest time accepted from input: 9999-01-01T00:00:00Z. A year short of
+/// the end of what a timestamp can hold, so that every computation on an
+/// accepted time (a report's 400 days, a billing period's months, the next
+/// day or hour) stays representable.
+pub const LATEST_TIME: Timestamp = Timestamp::constant(253_370_764_800, 0);
+
+/// Parses a timestamp as RFC 3339 or unix seconds (with an optional
+/// fraction, truncated to microseconds), within [`EARLIEST_TIME`] ..=
+/// [`LATEST_TIME`]. The error says why, without a field name.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     let s = s.trim();
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Some(t);
+    let shown = || {
+        let mut t: String = s.chars().take(64).collect();
+        if t.len() < s.len() {
+            t.push('…');
+        }
+        t
+    };
+    let out_of_range = || {
+        format!(
+            "{:?} is outside the supported range {EARLIEST_TIME} to {LATEST_TIME}",
+            shown()
+        )
+    };
+    let at = match s.parse::<Timestamp>() {
+        Ok(t) => t,
+        Err(_) => {
+            let seconds = Decimal::from_str(s)
+                .map_err(|_| format!("{:?} is not an RFC 3339 time or unix seconds", shown()))?;
+            seconds
+                .checked_mul(Decimal::from(1_000_000))
+                .and_then(|micros| i64::try_from(micros.trunc()).ok())
+                .and_then(|micros| Timestamp::from_microsecond(micros).ok())
+                .ok_or_else(out_of_range)?
+        }
+    };
+    if !(EARLIEST_TIME..=LATEST_TIME).contains(&at) {
+        return Err(out_of_range());
     }
-    let d = Decimal::from_str(s).ok()?;
-    let micros = (d * Decimal::from(1_000_000)).trunc();
-    i64::try_from(micros)
-        .ok()
-        .and_then(|m| Timestamp::from_microsecond(m).ok())
+    Ok(at)
 }
 
 fn text(field: &str, value: Option<&str>, required: bool) -> Result<String, String> {
@@ -119,9 +151,10 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
     if stamp.is_empty() {
         return Err("timestamp: is required".into());
     }
-    let at =
-        parse_time(stamp).ok_or_else(|| format!("timestamp: {stamp:?} is not RFC 3339 or unix seconds"))?;
-    if at > rules.now + rules.max_skew {
+    let at = parse_time(stamp).map_err(|why| format!("timestamp: {why}"))?;
+    // The skew comes from configuration: saturate rather than overflow.
+    let latest = rules.now.saturating_add(rules.max_skew).unwrap_or(Timestamp::MAX);
+    if at > latest {
         return Err(format!("timestamp: {at} is in the future (now {})", rules.now));
     }
     if at < rules.floor {
@@ -364,7 +397,8 @@ pub fn split_days(from: Timestamp, to: Timestamp) -> (Option<Span>, Vec<Span>) {
     let first_day = if day_of(from) == from {
         from
     } else {
-        day_of(from) + day
+        // The last day a timestamp can hold has no next day: all edge hours.
+        day_of(from).checked_add(day).unwrap_or(Timestamp::MAX)
     };
     let end_day = day_of(to);
     if first_day >= end_day {
@@ -466,7 +500,7 @@ mod tests {
             ),
             (
                 raw("e", "lb_requests", "1", "yesterday"),
-                "timestamp: \"yesterday\" is not RFC 3339",
+                "timestamp: \"yesterday\" is not an RFC 3339 time",
             ),
         ];
         for (event, reason) in reasons {
@@ -478,6 +512,154 @@ mod tests {
         }
         // Within the allowed skew is fine.
         assert!(validate(&raw("e", "lb_requests", "1", "2026-11-20T10:04:59Z"), &ns, rules).is_ok());
+    }
+
+    #[test]
+    fn times_outside_the_supported_range_are_refused_with_a_reason() {
+        let ok = |s: &str| parse_time(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("0001-01-01T00:00:00Z"), EARLIEST_TIME);
+        assert_eq!(ok("9999-01-01T00:00:00Z"), LATEST_TIME);
+        assert_eq!(ok("-62135596800"), EARLIEST_TIME);
+        assert_eq!(ok("253370764800"), LATEST_TIME);
+        assert_eq!(ok(" 1795165200.5 "), t("2026-11-20T09:00:00.5Z"));
+        // Digits beyond microseconds are truncated, however many.
+        assert_eq!(
+            ok("1795165200.9999999999999999"),
+            t("2026-11-20T09:00:00.999999Z")
+        );
+        for (input, reason) in [
+            ("1e23", "is outside the supported range"),
+            ("-1e23", "is outside the supported range"),
+            ("1e-30", "is not an RFC 3339 time or unix seconds"),
+            ("100000000000000000000000", "is outside the supported range"),
+            ("-100000000000000000000000", "is outside the supported range"),
+            ("79228162514264337593543950335", "is outside the supported range"),
+            ("9999-12-31T23:59:59Z", "is not an RFC 3339 time"),
+            ("9999-12-30T22:00:00.999999999Z", "is outside the supported range"),
+            ("-009999-01-01T00:00:00Z", "is not an RFC 3339 time"),
+            ("-009999-01-02T01:59:59Z", "is outside the supported range"),
+            ("0000-12-31T23:59:59Z", "is outside the supported range"),
+            ("9999-01-01T00:00:00.000001Z", "is outside the supported range"),
+            ("253402300800", "is outside the supported range"),
+            ("253370764800.000001", "is outside the supported range"),
+            ("-62135596800.000001", "is outside the supported range"),
+            ("NaN", "is not an RFC 3339 time"),
+            ("inf", "is not an RFC 3339 time"),
+            ("", "is not an RFC 3339 time"),
+        ] {
+            let got = parse_time(input).expect_err(input);
+            assert!(got.contains(reason), "{input}: {got}");
+        }
+        // Long inputs are not echoed in full.
+        let long = "9".repeat(10_000);
+        assert!(parse_time(&long).unwrap_err().len() < 200);
+    }
+
+    #[test]
+    fn the_skew_saturates_and_the_last_day_has_no_next_day() {
+        let catalog = Catalog::builtin();
+        let rules = Admission {
+            meters: &catalog.meters,
+            now: t("2026-11-20T10:00:00Z"),
+            max_skew: SignedDuration::MAX,
+            floor: t("2026-11-01T00:00:00Z"),
+        };
+        let e = raw("e", "lb_requests", "1", "9999-01-01T00:00:00Z");
+        assert!(validate(&e, &Name::system(), rules).is_ok());
+        let last = day_of(Timestamp::MAX);
+        assert_eq!(
+            split_days(last + SignedDuration::from_hours(1), Timestamp::MAX),
+            (None, vec![(last + SignedDuration::from_hours(1), Timestamp::MAX)])
+        );
+        assert_eq!(hour_of(Timestamp::MIN), Timestamp::MIN);
+    }
+
+    #[test]
+    fn quantities_of_any_size_are_accepted_or_refused_with_a_reason() {
+        let catalog = Catalog::builtin();
+        let rules = Admission {
+            meters: &catalog.meters,
+            now: t("2026-11-20T10:00:00Z"),
+            max_skew: SignedDuration::from_mins(5),
+            floor: t("2026-11-01T00:00:00Z"),
+        };
+        for q in [
+            "1e23",
+            "-1e23",
+            "1e18",
+            "1e-28",
+            "1e-29",
+            "1e4294967296",
+            "1e-4294967296",
+            "0.00000000000000000000000000000000001",
+            "79228162514264337593543950335",
+            "79228162514264337593543950336",
+            "-0",
+            "NaN",
+            "-inf",
+            "0x10",
+        ] {
+            match validate(&raw("e", "lb_requests", q, "1795165200"), &Name::system(), rules) {
+                Ok(e) => assert!(
+                    !e.quantity.is_sign_negative() && e.quantity <= MAX_QUANTITY,
+                    "{q}"
+                ),
+                Err(reason) => assert!(reason.starts_with("quantity: "), "{q}: {reason}"),
+            }
+        }
+    }
+
+    proptest! {
+        /// No string makes the time parser panic; what it accepts is in range.
+        #[test]
+        fn parse_time_never_panics(s in "\\PC{0,40}") {
+            if let Ok(at) = parse_time(&s) {
+                prop_assert!((EARLIEST_TIME..=LATEST_TIME).contains(&at));
+            }
+        }
+
+        /// Numbers of every size, as integers, decimals with long fractions
+        /// and floats as JSON numbers print them.
+        #[test]
+        fn parse_time_of_any_number_never_panics(
+            int in proptest::num::i128::ANY,
+            frac in "[0-9]{0,40}",
+            float in proptest::num::f64::ANY,
+        ) {
+            for s in [int.to_string(), format!("{int}.{frac}"), format!("-0.{frac}"), float.to_string()] {
+                if let Ok(at) = parse_time(&s) {
+                    prop_assert!((EARLIEST_TIME..=LATEST_TIME).contains(&at), "{}", s);
+                }
+            }
+        }
+
+        /// No timestamp or quantity text makes validation panic.
+        #[test]
+        fn validation_never_panics(quantity in "\\PC{0,40}", stamp in "\\PC{0,40}", number in proptest::num::f64::ANY) {
+            let catalog = Catalog::builtin();
+            let rules = Admission {
+                meters: &catalog.meters,
+                now: t("2026-11-20T10:00:00Z"),
+                max_skew: SignedDuration::from_mins(5),
+                floor: t("2026-11-01T00:00:00Z"),
+            };
+            for (q, at) in [(quantity.as_str(), stamp.as_str()), (&*number.to_string(), "1795165200"), ("1", &*number.to_string())] {
+                let _ = validate(&raw("e", "lb_requests", q, at), &Name::system(), rules);
+            }
+        }
+
+        /// Any range of hours, up to the ends of time, splits into days and edges.
+        #[test]
+        fn split_days_never_panics(a in proptest::num::i64::ANY, b in proptest::num::i64::ANY) {
+            let clamp = |x: i64| x.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+            let (a, b) = (clamp(a), clamp(b));
+            let (from, to) = (Timestamp::from_second(a.min(b)).unwrap(), Timestamp::from_second(a.max(b)).unwrap());
+            let (from, to) = (hour_of(from), hour_of(to));
+            let (days, edges) = split_days(from, to);
+            for (x, y) in days.into_iter().chain(edges) {
+                prop_assert!(from <= x && x < y && y <= to);
+            }
+        }
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub fn validate_user_meta(
     use crate::Error;
     crate::labels::validate_labels("metadata.labels", labels)?;
     for (k, v) in annotations {
+        // Lengths are checked below, with their own messages.
+        crate::text::single_line("metadata.annotations", k, usize::MAX)?;
+        crate::text::free_text(&format!("metadata.annotations.{k}"), v, usize::MAX)?;
         if k.is_empty() || k.chars().count() > MAX_ANNOTATION_KEY {
             return Err(Error::invalid(format!(
                 "metadata.annotations: key {k:?} must be 1 to {MAX_ANNOTATION_KEY} characters"
@@ -49,6 +52,7 @@ pub fn validate_user_meta(
             )));
         }
     }
+    crate::text::free_text("metadata.description", description, usize::MAX)?;
     if description.len() > MAX_DESCRIPTION_BYTES {
         return Err(Error::invalid(format!(
             "metadata.description: must be at most {MAX_DESCRIPTION_BYTES} bytes, got {}",
@@ -75,5 +79,21 @@ mod tests {
         assert!(validate_user_meta(&none, &map("k", &"v".repeat(1025)), "").is_err());
         assert!(validate_user_meta(&none, &none, &"d".repeat(1201)).is_err());
         assert!(validate_user_meta(&none, &none, &"d".repeat(1200)).is_ok());
+        // Labels are Kubernetes names: no control characters either.
+        assert!(validate_user_meta(&map("env\u{0}", "x"), &none, "").is_err());
+        assert!(validate_user_meta(&map("env", "prod\u{0}"), &none, "").is_err());
+        // No NUL or other control characters, except line breaks in free text.
+        assert!(validate_user_meta(&none, &map("note", "two\nlines"), "a\r\nb\tc").is_ok());
+        for (annotations, description, field) in [
+            (map("k\u{0}", "x"), "", "metadata.annotations: "),
+            (map("k\n", "x"), "", "metadata.annotations: "),
+            (map("k", "x\u{0}"), "", "metadata.annotations.k: "),
+            (none.clone(), "production\u{0}", "metadata.description: "),
+            (none.clone(), "\u{1b}[2J", "metadata.description: "),
+        ] {
+            let e = validate_user_meta(&none, &annotations, description).unwrap_err();
+            assert!(e.message.starts_with(field), "{}", e.message);
+            assert!(e.message.contains("control characters"), "{}", e.message);
+        }
     }
 }

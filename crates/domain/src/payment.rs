@@ -63,6 +63,18 @@ impl PaymentRole {
     }
 }
 
+/// Longest payment provider token.
+pub const MAX_TOKEN: usize = 1024;
+
+/// Checks a payment provider token as a request carries it: present, one
+/// line, at most [`MAX_TOKEN`] characters.
+pub fn check_token(field: &str, token: &str) -> Result<(), Error> {
+    if token.trim().is_empty() {
+        return Err(Error::invalid(format!("{field}: is required")));
+    }
+    crate::text::single_line(field, token, MAX_TOKEN)
+}
+
 /// A stored payment method: the provider's token and what may be shown,
 /// never card numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]

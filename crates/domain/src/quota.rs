@@ -1,6 +1,7 @@
 //! Quota semantics: limit values, exact resource amounts, quota specs and the
 //! rule that decides a tenant's effective limit for a key.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -417,6 +418,45 @@ mod tests {
         assert_eq!(eff.apis["ves.io.schema.quota.API.Create"].rate, 10);
     }
 
+    #[test]
+    fn api_limits_stored_before_validation_are_ignored_and_listed() {
+        let k = |s: &str| QuotaKey::parse("k", s).unwrap();
+        let catalog = crate::catalog::Catalog::builtin();
+        let default = catalog.plan("individual").unwrap().default_quota.clone();
+        let create = "ves.io.schema.quota.API.Create";
+        let stored_zero = RateLimit {
+            rate: 0,
+            burst: 0,
+            unit: crate::rate_limit::RateUnit::Second,
+        };
+        let mut locked = QuotaSpec::default();
+        locked.api_limits.insert(k(create), stored_zero);
+        locked.api_limits.insert(
+            k("tollgate.x.Get"),
+            RateLimit::new("a", 2, 0, crate::rate_limit::RateUnit::Minute).unwrap(),
+        );
+        let eff = EffectiveQuota::compute(&default, &[object(locked, false)]);
+        // The plan's default applies, as if the object did not set the key.
+        assert_eq!(eff.apis[create], default.api_limit(create).unwrap());
+        assert_eq!(eff.apis["tollgate.x.Get"].rate, 2);
+        assert_eq!(
+            eff.ignored_api_limits,
+            [IgnoredLimit {
+                source: "q".into(),
+                key: create.into(),
+                reason: format!(
+                    "spec.api_limits.{create}.rate: must be -1 (unlimited) or between 1 and 2147483647, got 0; a rate of 0 would refuse every call"
+                ),
+            }]
+        );
+        // In a default quota too: the key is then unlimited.
+        let mut bad_default = QuotaSpec::default();
+        bad_default.api_limits.insert(k(create), stored_zero);
+        let eff = EffectiveQuota::compute(&bad_default, &[]);
+        assert!(eff.apis.is_empty());
+        assert_eq!(eff.ignored_api_limits[0].source, "default quota");
+    }
+
     proptest! {
         #[test]
         fn effective_limit_never_exceeds_any_override(
@@ -457,17 +497,36 @@ pub struct EffectiveQuota {
     pub objects: BTreeMap<String, Limit>,
     pub resources: BTreeMap<String, Limit>,
     pub apis: BTreeMap<String, RateLimit>,
+    /// API limits that are not in force because they break the rules of
+    /// [`RateLimit::new`] (stored before those rules existed): for the
+    /// operator to see in the logs, and to delete or replace.
+    pub ignored_api_limits: Vec<IgnoredLimit>,
+}
+
+/// An API limit [`EffectiveQuota::compute`] left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredLimit {
+    /// The quota object's name, or `default quota` for the plan's.
+    pub source: String,
+    pub key: String,
+    pub reason: String,
 }
 
 impl EffectiveQuota {
     /// Overlays `objects` (quota objects; disabled ones are ignored) on `default`.
+    /// API limits that break the rules of [`RateLimit::new`] are left out
+    /// (listed in `ignored_api_limits`), as if not set: a limit stored
+    /// before those rules must not lock a tenant out.
     pub fn compute<'a>(default: &QuotaSpec, objects: impl IntoIterator<Item = &'a QuotaObject>) -> Self {
-        let specs: Vec<&QuotaSpec> = objects
+        let mut out = Self::default();
+        let default = usable("default quota", default, &mut out.ignored_api_limits);
+        let default = default.as_ref();
+        let specs: Vec<Cow<'_, QuotaSpec>> = objects
             .into_iter()
             .filter(|o| !o.meta.disable)
-            .map(|o| &o.spec)
+            .map(|o| usable(o.meta.name.as_str(), &o.spec, &mut out.ignored_api_limits))
             .collect();
-        let mut out = Self::default();
+        let specs: Vec<&QuotaSpec> = specs.iter().map(AsRef::as_ref).collect();
         let families = [
             (KeyFamily::Object, &mut out.objects),
             (KeyFamily::Resource, &mut out.resources),
@@ -516,6 +575,29 @@ impl EffectiveQuota {
         };
         map.get(key).copied().unwrap_or(Limit::Unlimited)
     }
+}
+
+/// `spec` without the API limits that break the rules of [`RateLimit::new`],
+/// which are added to `ignored` (borrowed as is when all are valid).
+fn usable<'s>(source: &str, spec: &'s QuotaSpec, ignored: &mut Vec<IgnoredLimit>) -> Cow<'s, QuotaSpec> {
+    if spec.api_limits.values().all(RateLimit::is_valid) {
+        return Cow::Borrowed(spec);
+    }
+    let mut spec = spec.clone();
+    spec.api_limits.retain(
+        |key, limit| match limit.check(&format!("spec.api_limits.{key}")) {
+            Ok(()) => true,
+            Err(e) => {
+                ignored.push(IgnoredLimit {
+                    source: source.to_owned(),
+                    key: key.to_string(),
+                    reason: e.message,
+                });
+                false
+            }
+        },
+    );
+    Cow::Owned(spec)
 }
 
 /// Display name and description of well-known object kinds, resources and

@@ -50,6 +50,16 @@ impl RateUnit {
         }
     }
 
+    /// The unit's length in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::Second => 1,
+            Self::Minute => 60,
+            Self::Hour => 3_600,
+            Self::Day => 86_400,
+        }
+    }
+
     fn nanos(self) -> u128 {
         const S: u128 = 1_000_000_000;
         match self {
@@ -68,7 +78,13 @@ impl fmt::Display for RateUnit {
 }
 
 /// `rate` requests per `unit`, with bursts of up to `burst` requests.
-/// A negative rate means unlimited; a burst of 0 means "same as rate".
+/// A rate of -1 means unlimited; a burst of 0 means "same as rate".
+///
+/// [`RateLimit::new`] admits only limits that let some calls through: a rate
+/// of 0 would refuse an operation for good (and a tenant cannot lift a limit
+/// on quota writes with the very writes it refuses). Limits stored before
+/// that rule may still hold one; [`RateLimit::check`] finds them so that
+/// enforcement can ignore them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RateLimit {
     pub rate: i32,
@@ -76,25 +92,43 @@ pub struct RateLimit {
     pub unit: RateUnit,
 }
 
+/// The largest rate and burst: the contract's fields are int32.
+pub const MAX_RATE: i64 = i32::MAX as i64;
+
 impl RateLimit {
-    /// Validates wire values; the error names `field`.
+    /// Validates wire values: rate -1 (unlimited) or 1 to [`MAX_RATE`],
+    /// burst 0 (the rate) or 1 to [`MAX_RATE`]. The error names `field`.
     pub fn new(field: &str, rate: i64, burst: i64, unit: RateUnit) -> Result<Self, Error> {
         let rate = i32::try_from(rate)
             .ok()
-            .filter(|r| *r == -1 || *r >= 0)
+            .filter(|r| *r == -1 || *r >= 1)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "{field}.rate: must be -1 (unlimited) or between 0 and {}, got {rate}",
-                    i32::MAX
+                    "{field}.rate: must be -1 (unlimited) or between 1 and {MAX_RATE}, got {rate}{}",
+                    if rate == 0 {
+                        "; a rate of 0 would refuse every call"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
         let burst = i32::try_from(burst).ok().filter(|b| *b >= 0).ok_or_else(|| {
             Error::invalid(format!(
-                "{field}.burst: must be between 0 and {}, got {burst}",
-                i32::MAX
+                "{field}.burst: must be 0 (the rate) or between 1 and {MAX_RATE}, got {burst}"
             ))
         })?;
         Ok(Self { rate, burst, unit })
+    }
+
+    /// Whether a limit (read from storage, where it may predate the rules of
+    /// [`RateLimit::new`]) satisfies them; the error names `field`.
+    pub fn check(&self, field: &str) -> Result<(), Error> {
+        Self::new(field, self.rate.into(), self.burst.into(), self.unit).map(|_| ())
+    }
+
+    /// [`RateLimit::check`] as a predicate.
+    pub fn is_valid(&self) -> bool {
+        (self.rate == -1 || self.rate >= 1) && self.burst >= 0
     }
 
     pub fn unlimited() -> Self {
@@ -134,6 +168,8 @@ impl RateLimit {
 pub struct Bucket {
     level: u128,
     at: Timestamp,
+    /// The unit's length in ns that `level` counts tokens in.
+    period: u128,
 }
 
 /// A refusal, with how long until one request would be admitted.
@@ -148,6 +184,7 @@ impl Bucket {
         Self {
             level: limit.capacity().saturating_mul(limit.unit.nanos()),
             at: now,
+            period: limit.unit.nanos(),
         }
     }
 
@@ -158,6 +195,12 @@ impl Bucket {
             return Ok(());
         }
         let period = limit.unit.nanos();
+        if self.period != period {
+            // The limit changed unit: keep the number of tokens, not their
+            // token-nanoseconds (199 tokens per second are not 0.002 per day).
+            self.level = self.level.saturating_mul(period) / self.period;
+            self.period = period;
+        }
         let cap = limit.capacity().saturating_mul(period);
         let elapsed = u128::try_from(now.duration_since(self.at).as_nanos()).unwrap_or(0);
         if now > self.at {
@@ -167,18 +210,24 @@ impl Bucket {
             .level
             .saturating_add(elapsed.saturating_mul(limit.rate as u128))
             .min(cap);
+        // A valid limit never waits longer than one unit for a token; one
+        // that predates validation (rate 0) is told the same rather than
+        // "never".
+        let unit_ms = limit.unit.seconds() * 1000;
         if self.level >= period {
             self.level -= period;
             Ok(())
-        } else if limit.rate == 0 {
+        } else if limit.rate <= 0 {
             Err(Throttled {
-                retry_after_ms: u64::MAX,
+                retry_after_ms: unit_ms,
             })
         } else {
             let missing = period - self.level;
             let wait_ns = missing.div_ceil(limit.rate as u128);
             Err(Throttled {
-                retry_after_ms: u64::try_from(wait_ns.div_ceil(1_000_000)).unwrap_or(u64::MAX),
+                retry_after_ms: u64::try_from(wait_ns.div_ceil(1_000_000))
+                    .unwrap_or(u64::MAX)
+                    .min(unit_ms),
             })
         }
     }
@@ -224,12 +273,33 @@ mod tests {
     }
 
     #[test]
-    fn rate_zero_refuses_everything_after_the_burst() {
-        let limit = RateLimit::new("l", 0, 1, RateUnit::Second).unwrap();
+    fn a_stored_rate_of_zero_waits_at_most_one_unit() {
+        // Built directly, as a limit stored before validation reads.
+        let limit = RateLimit {
+            rate: 0,
+            burst: 1,
+            unit: RateUnit::Day,
+        };
+        assert!(limit.check("l").is_err());
         let mut b = Bucket::full(&limit, t0());
         assert!(b.try_take(&limit, t0()).is_ok());
         let later = t0() + SignedDuration::from_hours(24);
-        assert!(b.try_take(&limit, later).is_err());
+        assert_eq!(b.try_take(&limit, later).unwrap_err().retry_after_ms, 86_400_000);
+    }
+
+    #[test]
+    fn a_limit_changed_to_another_unit_keeps_the_tokens_left() {
+        let per_second = RateLimit::new("l", 100, 200, RateUnit::Second).unwrap();
+        let per_day = RateLimit::new("l", 1, 0, RateUnit::Day).unwrap();
+        let mut b = Bucket::full(&per_second, t0());
+        assert!(b.try_take(&per_second, t0()).is_ok());
+        // 199 tokens left, clamped to the new capacity of one.
+        assert!(b.try_take(&per_day, t0()).is_ok());
+        assert_eq!(b.try_take(&per_day, t0()).unwrap_err().retry_after_ms, 86_400_000);
+        // And back: a day's token is one token, topped up at the new rate.
+        let mut b = Bucket::full(&per_day, t0());
+        assert!(b.try_take(&per_second, t0()).is_ok());
+        assert!(b.try_take(&per_second, t0()).is_err());
     }
 
     #[test]
@@ -249,9 +319,60 @@ mod tests {
 
     #[test]
     fn invalid_rates_are_refused() {
-        assert!(RateLimit::new("l", -2, 0, RateUnit::Second).is_err());
-        assert!(RateLimit::new("l", 1, -1, RateUnit::Second).is_err());
-        assert!(RateLimit::new("l", i64::from(i32::MAX) + 1, 0, RateUnit::Second).is_err());
+        let refused = |rate, burst| {
+            RateLimit::new("l", rate, burst, RateUnit::Second)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            refused(0, 0),
+            "l.rate: must be -1 (unlimited) or between 1 and 2147483647, got 0; a rate of 0 would refuse every call"
+        );
+        assert!(refused(-2, 0).starts_with("l.rate: must be -1"));
+        assert!(refused(MAX_RATE + 1, 0).starts_with("l.rate: "));
+        assert_eq!(
+            refused(1, -1),
+            "l.burst: must be 0 (the rate) or between 1 and 2147483647, got -1"
+        );
+        assert!(refused(1, MAX_RATE + 1).starts_with("l.burst: "));
+        // The smallest and largest limits that are accepted.
+        for (rate, burst) in [(1, 0), (1, 1), (-1, 0), (-1, 5), (MAX_RATE, MAX_RATE)] {
+            let l = RateLimit::new("l", rate, burst, RateUnit::Day).unwrap();
+            assert_eq!(l.check("l"), Ok(()));
+            assert!(l.is_valid());
+        }
+    }
+
+    proptest! {
+        /// Any accepted limit admits a call within one unit of the bucket
+        /// running dry, and says so in its Retry-After.
+        #[test]
+        fn accepted_limits_never_lock_out(
+            rate in -1i64..=MAX_RATE, burst in 0i64..=MAX_RATE,
+            unit in prop_oneof![Just(RateUnit::Second), Just(RateUnit::Minute), Just(RateUnit::Hour), Just(RateUnit::Day)],
+            calls in 1usize..50,
+        ) {
+            let Ok(limit) = RateLimit::new("l", rate, burst, unit) else {
+                prop_assert_eq!(rate, 0);
+                let stored = RateLimit { rate: 0, burst: burst as i32, unit };
+                prop_assert!(!stored.is_valid() && stored.check("l").is_err());
+                return Ok(());
+            };
+            prop_assert!(limit.is_valid());
+            let mut b = Bucket::full(&limit, t0());
+            let mut refused = None;
+            for _ in 0..calls {
+                if let Err(t) = b.try_take(&limit, t0()) {
+                    refused = Some(t);
+                    break;
+                }
+            }
+            if let Some(t) = refused {
+                prop_assert!(t.retry_after_ms <= unit.seconds() * 1000);
+                let later = t0() + SignedDuration::from_millis(t.retry_after_ms as i64);
+                prop_assert!(b.try_take(&limit, later).is_ok());
+            }
+        }
     }
 
     proptest! {

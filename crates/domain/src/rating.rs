@@ -82,6 +82,20 @@ pub enum Discount {
     Percent(i64),
 }
 
+/// Longest coupon title.
+pub const MAX_COUPON_TITLE: usize = 256;
+
+/// Checks a coupon's title (shown on invoices): one line of 1 to
+/// [`MAX_COUPON_TITLE`] characters; returns it trimmed.
+pub fn coupon_title(field: &str, title: &str) -> Result<String, crate::Error> {
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(crate::Error::invalid(format!("{field}: is required")));
+    }
+    crate::text::single_line(field, title, MAX_COUPON_TITLE)?;
+    Ok(title.to_owned())
+}
+
 /// A coupon as applied to a bill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coupon {

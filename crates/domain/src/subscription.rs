@@ -64,6 +64,14 @@ fn add(at: Timestamp, span: Span) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// `at` plus `n` months in UTC; saturates at the end of time, also for more
+/// months than a span can hold.
+fn add_months(at: Timestamp, n: i64) -> Timestamp {
+    Span::new()
+        .try_months(n)
+        .map_or(Timestamp::MAX, |span| add(at, span))
+}
+
 impl Subscription {
     /// A subscription to `plan` starting at `start`, with the plan's trial.
     pub fn new(id: String, tenant_id: String, plan: &Plan, catalog_version: i64, start: Timestamp) -> Self {
@@ -106,7 +114,7 @@ impl Subscription {
             _ => {
                 let n = i64::from(index - self.first_paid_index());
                 let anchor = self.anchor();
-                (add(anchor, n.months()), add(anchor, (n + 1).months()), false)
+                (add_months(anchor, n), add_months(anchor, n + 1), false)
             }
         };
         let actual_end = self.end.map_or(end, |e| e.clamp(start, end));
@@ -137,7 +145,12 @@ impl Subscription {
         while index > self.first_paid_index() && self.period(index).start > at {
             index -= 1;
         }
-        while self.period(index).end <= at && self.end.is_none_or(|e| self.period(index).end < e) {
+        // Periods past the end of time all saturate to it: stop there.
+        while self.period(index).end <= at
+            && self.period(index).end < Timestamp::MAX
+            && self.end.is_none_or(|e| self.period(index).end < e)
+            && index < u32::MAX
+        {
             index += 1;
         }
         let p = self.period(index);
@@ -242,6 +255,23 @@ mod tests {
         let periods = s.periods_until(t("2027-06-01T00:00:00Z"));
         assert_eq!(periods.len(), 1);
         assert!(!periods[0].is_prorated());
+    }
+
+    #[test]
+    fn periods_past_the_end_of_time_saturate_instead_of_panicking() {
+        let s = sub("team", "2026-11-20T09:00:00Z");
+        for index in [239_976, 239_977, 1_000_000, u32::MAX] {
+            let p = s.period(index);
+            assert_eq!((p.start, p.end), (Timestamp::MAX, Timestamp::MAX), "{index}");
+        }
+        // The last periods a timestamp can hold, and an instant beyond them.
+        let p = s.period_at(Timestamp::MAX);
+        assert!(p.start <= Timestamp::MAX && p.index > 95_000, "{p:?}");
+        assert_eq!(s.period_at(Timestamp::MIN).index, 0);
+        let late = sub("individual", "9998-12-31T00:00:00Z");
+        assert_eq!(late.period(10).end, t("9999-11-30T00:00:00Z"));
+        assert_eq!(late.period(11).end, Timestamp::MAX);
+        assert_eq!(late.periods_until(Timestamp::MAX).len(), 12);
     }
 
     proptest! {

@@ -20,6 +20,14 @@ pub fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// Longest token name (a label for people).
+pub const MAX_NAME: usize = 256;
+
+/// Checks a token's name: one line of at most [`MAX_NAME`] characters.
+pub fn check_name(field: &str, name: &str) -> Result<(), crate::Error> {
+    crate::text::single_line(field, name, MAX_NAME)
+}
+
 /// Whether `s` has the shape of a secret (a cheap check before any lookup).
 pub fn is_well_formed(s: &str) -> bool {
     s.strip_prefix(PREFIX).is_some_and(|rest| {

@@ -178,16 +178,17 @@ pub fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// Longest deletion feedback or support ticket text.
+pub const MAX_FEEDBACK: usize = 4096;
+
 /// Why an operator rejected a transition: what they said, or a default;
-/// at most 1024 characters.
+/// free text of at most 1024 characters.
 pub fn rejection_reason(given: Option<&str>) -> Result<String, Error> {
     let reason = given
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .unwrap_or("rejected by the operator");
-    if reason.chars().count() > 1024 {
-        return Err(Error::invalid("reason: at most 1024 characters"));
-    }
+    crate::text::free_text("reason", reason, 1024)?;
     Ok(reason.to_owned())
 }
 
@@ -225,6 +226,13 @@ pub fn validate_request<'a>(
             "{}: required to move to plan {target:?}",
             missing.join(", ")
         )));
+    }
+    if let Some(token) = payload
+        .payment_provider_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        crate::payment::check_token("payload.payment_provider_token", token)?;
     }
     if let Some(domain) = payload.domain.as_deref().filter(|d| !d.is_empty())
         && !is_hostname(domain)
@@ -273,14 +281,13 @@ pub fn validate_request<'a>(
             "payload: {both:?} is both subscribed and unsubscribed"
         )));
     }
-    if payload
-        .deletion_feedback
-        .as_deref()
-        .is_some_and(|f| f.chars().count() > 4096)
-    {
-        return Err(Error::invalid(
-            "payload.deletion_feedback: at most 4096 characters",
-        ));
+    for (field, text) in [
+        ("payload.deletion_feedback", &payload.deletion_feedback),
+        ("payload.support_ticket_info", &payload.support_ticket_info),
+    ] {
+        if let Some(text) = text {
+            crate::text::free_text(field, text, MAX_FEEDBACK)?;
+        }
     }
     Ok(plan)
 }

@@ -145,7 +145,20 @@ impl Harness {
 
 /// Runs the chosen benchmark against a server started for it; the server is
 /// stopped whether or not the benchmark succeeds.
+/// The longest warm-up plus measurement a bench run may take.
+const MAX_BENCH_TIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
+    if args.duration.is_zero() {
+        bail!("--duration must be more than zero");
+    }
+    if args
+        .warmup
+        .checked_add(*args.duration)
+        .is_none_or(|t| t > MAX_BENCH_TIME)
+    {
+        bail!("--warmup plus --duration must be at most 24h");
+    }
     let harness = Harness::new(storage)?;
     match args.suite {
         Suite::Ingest => return crate::bench_ingest::run(&harness, &args.ingest).await,
@@ -371,8 +384,12 @@ pub(crate) async fn load(
     scenario: Scenario,
     args: &BenchArgs,
 ) -> Result<Stats> {
-    let recording = Instant::now() + *args.warmup;
-    let end = recording + *args.duration;
+    let recording = Instant::now()
+        .checked_add(*args.warmup)
+        .context("--warmup is too long")?;
+    let end = recording
+        .checked_add(*args.duration)
+        .context("--duration is too long")?;
     // A JoinSet aborts the other connections as soon as one fails and we return.
     let mut tasks = JoinSet::new();
     for conn in 0..args.connections {

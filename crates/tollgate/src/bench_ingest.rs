@@ -53,8 +53,11 @@ pub(crate) const DAYS: i64 = 30;
 
 /// Event `i` of `n`, spread over [start, start + 30 days).
 fn event(i: usize, n: usize, start: Timestamp, objects: usize) -> serde_json::Value {
-    let span = SignedDuration::from_hours(24 * DAYS).as_micros() as i64;
-    let at = start + SignedDuration::from_micros(span / n as i64 * i as i64);
+    // In 128 bits, so that no --events makes it overflow; i < n keeps the
+    // offset below the span.
+    let span = SignedDuration::from_hours(24 * DAYS).as_micros();
+    let offset = i64::try_from(span * i as i128 / n.max(1) as i128).unwrap_or(0);
+    let at = start + SignedDuration::from_micros(offset);
     let (metric, scale) = METERS[i % METERS.len()];
     serde_json::json!({
         "id": format!("e{i}"),

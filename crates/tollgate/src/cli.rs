@@ -117,6 +117,10 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List and delete a tenant's quota objects (e.g. one whose API limit
+    /// locks the tenant out).
+    #[command(subcommand)]
+    Quota(crate::quota::QuotaCommand),
     /// Publish and inspect plan catalogs.
     #[command(subcommand)]
     Catalog(crate::operator::CatalogCommand),
@@ -153,9 +157,9 @@ pub enum TenantCommand {
         /// FREEMIUM or ENTERPRISE; default: the plan's tenant type.
         #[arg(long = "type")]
         tenant_type: Option<String>,
-        /// Backdate the tenant and its first subscription (RFC 3339), to
-        /// import usage history.
-        #[arg(long)]
+        /// Backdate the tenant and its first subscription (RFC 3339, not
+        /// before 1970), to import usage history.
+        #[arg(long, value_parser = time_arg)]
         since: Option<Timestamp>,
     },
     /// List tenants.
@@ -215,6 +219,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
         Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
         Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
+        Command::Quota(cmd) => crate::quota::quota(&*cli.storage.open().await?, cmd).await,
         Command::Catalog(cmd) => crate::operator::catalog(&cli.storage, cmd).await,
         Command::Transition(cmd) => crate::operator::transition(&*cli.storage.open().await?, cmd).await,
         Command::Audit(cmd) => crate::operator::audit(&*cli.storage.open().await?, cmd).await,
@@ -243,10 +248,17 @@ pub struct InvoicingArgs {
     pub charge_retries: Vec<humantime::Duration>,
 }
 
+/// The longest invoice grace or charge retry delay: added to period ends
+/// and finalization times, a longer one could pass the end of time.
+const MAX_INVOICING_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 3660);
+
 impl InvoicingArgs {
     pub fn settings(&self) -> Result<tollgate_jobs::invoices::InvoiceSettings> {
         let d = |h: &humantime::Duration, what: &str| {
-            jiff::SignedDuration::try_from(**h).with_context(|| format!("{what} is too long"))
+            jiff::SignedDuration::try_from(**h)
+                .ok()
+                .filter(|d| *d <= MAX_INVOICING_DELAY)
+                .with_context(|| format!("{what} must be at most 3660d"))
         };
         let retry_delays = self
             .charge_retries
@@ -301,6 +313,17 @@ pub async fn latest_catalog(store: &dyn Store) -> Result<(i64, Catalog)> {
     Ok((stored.version, catalog))
 }
 
+/// Parses a time flag as the API parses times (RFC 3339 or unix seconds),
+/// within the supported range, so that no flag can push later arithmetic
+/// past the end of time.
+pub fn time_arg(s: &str) -> std::result::Result<Timestamp, String> {
+    tollgate_domain::metering::parse_time(s)
+}
+
+/// The earliest `tenant create --since`: a tenant backdated further would
+/// have thousands of billing periods to compute on every report.
+const EARLIEST_SINCE: Timestamp = Timestamp::UNIX_EPOCH;
+
 /// Who the operator CLI is, in the audit trail.
 pub(crate) const ACTOR: &str = "operator";
 
@@ -334,6 +357,9 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             let now = Timestamp::now();
             if since.is_some_and(|s| s > now) {
                 bail!("--since is in the future");
+            }
+            if since.is_some_and(|s| s < EARLIEST_SINCE) {
+                bail!("--since must not be before {EARLIEST_SINCE}");
             }
             let now = since.unwrap_or(now);
             let subscription = Subscription::new(
@@ -401,6 +427,7 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
             expires_in,
             name,
         } => {
+            token::check_name("--name", &name)?;
             let t = find_tenant(store, &tenant).await?;
             let role = Role::parse(&role)?;
             let scope = NamespaceScope::from_names("namespace", &namespaces)?;

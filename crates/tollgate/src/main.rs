@@ -6,6 +6,7 @@ mod bench_ingest;
 mod cli;
 mod invoice;
 mod operator;
+mod quota;
 mod serve;
 mod usage;
 

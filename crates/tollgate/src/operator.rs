@@ -83,7 +83,7 @@ pub enum JobsCommand {
         /// (forget quota request ids older than the idempotency window), or all.
         job: String,
         /// Run as if the clock read this time (RFC 3339), e.g. to close a period.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cli::time_arg)]
         now: Option<Timestamp>,
         #[command(flatten)]
         invoicing: crate::cli::InvoicingArgs,
@@ -99,7 +99,7 @@ fn read(file: &PathBuf) -> Result<String> {
 pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
     match cmd {
         CatalogCommand::Validate { file } => {
-            let c = catalog::parse(&file.display().to_string(), &read(&file)?)?;
+            let c = catalog::parse_for_publish(&file.display().to_string(), &read(&file)?)?;
             println!(
                 "{}: valid: {} plans, {} add-ons, {} meters, default plan {}",
                 file.display(),
@@ -112,7 +112,7 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
         CatalogCommand::Publish { file } => {
             let text = read(&file)?;
             let name = file.display().to_string();
-            catalog::parse(&name, &text)?;
+            catalog::parse_for_publish(&name, &text)?;
             let store = storage.open().await?;
             let version = store
                 .publish_catalog(&text, &name, ACTOR, Timestamp::now())

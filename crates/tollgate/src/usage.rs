@@ -62,9 +62,9 @@ pub enum CouponCommand {
         #[arg(long)]
         tenant: String,
         code: String,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cli::time_arg)]
         from: Option<Timestamp>,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::cli::time_arg)]
         until: Option<Timestamp>,
     },
     /// List coupon definitions.
@@ -274,6 +274,7 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             fixed_cents,
         } => {
             Name::parse("code", &code)?;
+            let title = tollgate_domain::rating::coupon_title("--title", &title)?;
             let discount = match (percent, fixed_cents) {
                 (Some(p), None) => {
                     let bp = p

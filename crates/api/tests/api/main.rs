@@ -7,6 +7,8 @@ mod billing_support;
 mod errors;
 mod faults;
 mod http_layer;
+mod input_text;
+mod input_times;
 mod invoice_adjustments;
 mod invoice_charging;
 mod invoice_invariants;

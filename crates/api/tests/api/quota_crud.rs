@@ -224,7 +224,7 @@ async fn create_validates_every_field_and_stores_nothing_on_error() {
             ),
             (
                 spec(json!({"api_limits": {"ves.io.x.API.Get": {"rate": 1, "burst": -1}}})),
-                "spec.api_limits.ves.io.x.API.Get.burst: must be between",
+                "spec.api_limits.ves.io.x.API.Get.burst: must be 0 (the rate) or between 1 and",
             ),
         ];
         for (body, expected) in cases {

@@ -214,7 +214,10 @@ async fn bad_events_are_rejected_with_a_reason_and_the_rest_is_accepted() {
                      tenant can still report"
                 ),
                 ok("at-start", "ACCEPTED"),
-                rejected("text", "timestamp: \"yesterday\" is not RFC 3339 or unix seconds"),
+                rejected(
+                    "text",
+                    "timestamp: \"yesterday\" is not an RFC 3339 time or unix seconds"
+                ),
                 rejected("", "id: is required"),
                 rejected("no-q", "quantity: is required"),
                 rejected("no-t", "timestamp: is required"),

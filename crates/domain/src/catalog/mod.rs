@@ -14,7 +14,7 @@ use crate::Error;
 use crate::quota::QuotaSpec;
 use crate::tenant::TenantType;
 
-pub use parse::{CatalogError, parse};
+pub use parse::{CatalogError, parse, parse_for_publish};
 
 /// The built-in catalog, published as version 1 when a database is first used.
 pub const BUILTIN_TOML: &str = include_str!("default.toml");

@@ -218,6 +218,8 @@ impl Number {
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
+    /// Apply rules newer than some published versions (see [`parse_for_publish`]).
+    strict: bool,
 }
 
 impl Ctx<'_> {
@@ -240,9 +242,22 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses and validates a catalog; `file` names it in errors.
+/// Parses and validates a catalog; `file` names it in errors. Reads
+/// published versions, so it admits what earlier Tollgates published: an
+/// API limit with rate 0 (refused since) loads and is ignored where limits
+/// are enforced. New catalogs go through [`parse_for_publish`].
 pub fn parse(file: &str, text: &str) -> Result<Catalog, CatalogError> {
-    let cx = Ctx { file, text };
+    parse_with(file, text, false)
+}
+
+/// [`parse`] with every current rule, for a catalog about to be published
+/// (and `catalog validate`).
+pub fn parse_for_publish(file: &str, text: &str) -> Result<Catalog, CatalogError> {
+    parse_with(file, text, true)
+}
+
+fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogError> {
+    let cx = Ctx { file, text, strict };
     let raw: RawCatalog = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(span, "", e.message().trim().to_owned())
@@ -608,8 +623,19 @@ fn default_quota(cx: &Ctx<'_>, field: &str, q: &RawQuota) -> Result<QuotaSpec, C
         let key = QuotaKey::parse(&f, k).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
         let r = v.get_ref();
         let unit = RateUnit::parse(&f, &r.unit).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
-        let limit =
-            RateLimit::new(&f, r.rate, r.burst, unit).map_err(|e| cx.err(v.span(), f.clone(), e.message))?;
+        let limit = match RateLimit::new(&f, r.rate, r.burst, unit) {
+            Ok(limit) => limit,
+            // Published before rate 0 was refused: loads, and is ignored
+            // where limits are enforced (`EffectiveQuota::compute`).
+            Err(_) if !cx.strict && r.rate == 0 && RateLimit::new(&f, 1, r.burst, unit).is_ok() => {
+                RateLimit {
+                    rate: 0,
+                    burst: i32::try_from(r.burst).unwrap_or(0),
+                    unit,
+                }
+            }
+            Err(e) => return Err(cx.err(v.span(), f, e.message)),
+        };
         spec.api_limits.insert(key, limit);
     }
     Ok(spec)

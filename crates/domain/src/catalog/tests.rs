@@ -251,3 +251,42 @@ fn offered_plan_explains_refusals() {
         e.message
     );
 }
+
+#[test]
+fn a_rate_of_zero_is_refused_on_publish_and_ignored_in_published_versions() {
+    let with_limit = |rate: i64| {
+        MINIMAL.replace(
+            "[plans.default_quota.resource_limits]",
+            &format!(
+                "[plans.default_quota.api_limits]\n\"ves.io.schema.quota.API.Create\" = {{ rate = {rate}, unit = \"MINUTE\" }}\n\n[plans.default_quota.resource_limits]"
+            ),
+        )
+    };
+    let e = parse_for_publish("cat.toml", &with_limit(0)).unwrap_err();
+    assert_eq!(
+        e.field,
+        "plans[0].default_quota.api_limits.ves.io.schema.quota.API.Create"
+    );
+    assert!(e.message.contains("a rate of 0 would refuse every call"), "{e}");
+    let line = with_limit(0)
+        .lines()
+        .position(|l| l.contains("API.Create"))
+        .unwrap();
+    assert_eq!(e.line, line + 1);
+    // A version published before the rule still loads; the limit is then
+    // left out of the effective quota.
+    let stored = parse("cat.toml", &with_limit(0)).unwrap();
+    let quota = &stored.plan("basic").unwrap().default_quota;
+    let eff = crate::quota::EffectiveQuota::compute(quota, &[]);
+    assert!(eff.apis.is_empty());
+    assert_eq!(eff.ignored_api_limits.len(), 1);
+    // Other broken limits are refused either way.
+    assert!(parse("cat.toml", &with_limit(-2)).is_err());
+    assert_eq!(
+        parse_for_publish("cat.toml", &with_limit(5)).unwrap().plans[0]
+            .default_quota
+            .api_limit("ves.io.schema.quota.API.Create")
+            .map(|l| l.rate),
+        Some(5)
+    );
+}

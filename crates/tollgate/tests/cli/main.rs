@@ -3,6 +3,7 @@
 
 mod billing;
 mod cli;
+mod input;
 mod invoicing;
 mod metering;
 mod replicas;
