@@ -14,6 +14,10 @@ use crate::{BoxFuture, Result, StoreOptions};
 pub(crate) type Db = sqlx::Postgres;
 pub(crate) const BACKEND: &str = "postgres";
 
+/// Opens and closes a subquery over a bound JSON array of strings, one row
+/// per string.
+pub(crate) const TEXT_LIST: (&str, &str) = ("(SELECT json_array_elements_text(CAST(", " AS json)))");
+
 /// Serializes a tenant's billing changes (payment-method roles) across
 /// connections and replicas: the row lock is held until commit.
 pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";

@@ -32,6 +32,10 @@ use crate::{BoxFuture, Result, StoreError, StoreOptions, Synchronous};
 pub(crate) type Db = sqlx::Sqlite;
 pub(crate) const BACKEND: &str = "sqlite";
 
+/// Opens and closes a subquery over a bound JSON array of strings, one row
+/// per string: `IN (SELECT value FROM json_each($n))`.
+pub(crate) const TEXT_LIST: (&str, &str) = ("(SELECT value FROM json_each(", "))");
+
 /// Serializes a tenant's billing changes; the writer already serializes
 /// every write, so this only checks that the tenant exists.
 pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1";

@@ -12,12 +12,32 @@ use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage,
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 
+use super::super::TEXT_LIST;
 use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{Actor, Aggregations, AppliedCoupon, BucketFilter, CouponDef, ReplayStats, Result, StoreError};
 
-/// Rows per multi-row INSERT (at most 11 parameters each, well under both
-/// engines' limits).
-const INSERT_CHUNK: usize = 500;
+/// Most rows per multi-row statement (at most 11 parameters each, well under
+/// both engines' limits).
+const MAX_CHUNK: usize = 512;
+
+/// Splits `items` into runs whose lengths are powers of two (largest first,
+/// at most [`MAX_CHUNK`]). Each statement built from a run is prepared once
+/// per connection and cached: with runs of any length, every batch size
+/// would add its own (large) prepared statement to the connection's cache,
+/// and memory would grow with the variety of batch sizes. Here there are at
+/// most ten shapes per statement.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = MAX_CHUNK.min(1 << rest.len().ilog2());
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some(run)
+    })
+}
 /// Events read per page during a replay.
 const REPLAY_PAGE: i64 = 10_000;
 
@@ -56,7 +76,7 @@ async fn ingest_in(
     let mut seen = HashSet::new();
     let candidates: Vec<&UsageEvent> = events.iter().filter(|e| seen.insert(e.id.as_str())).collect();
     let mut inserted: HashSet<String> = HashSet::new();
-    for chunk in candidates.chunks(INSERT_CHUNK) {
+    for chunk in chunks(&candidates) {
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO usage_events (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
              container, quantity, at, received_at) ",
@@ -132,17 +152,20 @@ async fn ingest_in(
 }
 
 /// Every stored bucket of the hours `wanted`'s keys are in (usually one or
-/// two hours), in one query per 500 hours.
+/// two hours), in one query per run of hours (see [`chunks`]).
 async fn read_hours<V>(
     tx: &mut Tx,
     tenant_id: &str,
     wanted: &BTreeMap<BucketKey, V>,
 ) -> Result<BTreeMap<BucketKey, Bucket>> {
     let hours: BTreeSet<i64> = wanted.keys().map(|k| micros(k.hour)).collect();
-    let objects: BTreeSet<ObjectKey> = wanted.keys().map(ObjectKey::of).collect();
+    let pairs: BTreeSet<(i64, ObjectKey)> = wanted
+        .keys()
+        .map(|k| (micros(k.hour), ObjectKey::of(k)))
+        .collect();
     let mut out = BTreeMap::new();
     let hours: Vec<i64> = hours.into_iter().collect();
-    for chunk in hours.chunks(INSERT_CHUNK) {
+    for chunk in chunks(&hours) {
         let mut q = QueryBuilder::<Db>::new(concat!(
             "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, ",
             "latest_event, events FROM usage_hourly WHERE tenant_id = "
@@ -153,14 +176,38 @@ async fn read_hours<V>(
             list.push_bind(*h);
         }
         q.push(")");
+        only_pairs(&mut q, "hour", &pairs)?;
         for row in q.build().fetch_all(&mut **tx).await? {
-            let key = key_from(&row)?;
-            if objects.contains(&ObjectKey::of(&key)) {
-                out.insert(key, bucket_from(&row)?);
-            }
+            out.insert(key_from(&row)?, bucket_from(&row)?);
         }
     }
     Ok(out)
+}
+
+/// Narrows a read of buckets (`column` "hour") or day summaries ("day") to
+/// the (time, object) pairs a batch touched, bound as one JSON list: what a
+/// batch reads is bounded by what it touched, not by everything the tenant
+/// stored in those hours or days (a batch spread over many hours and objects
+/// would otherwise read their whole cross product, and memory would follow).
+fn only_pairs(
+    q: &mut QueryBuilder<Db>,
+    column: &'static str,
+    pairs: &BTreeSet<(i64, ObjectKey)>,
+) -> Result<()> {
+    // Namespaces are DNS labels and metric labels quota keys: neither holds
+    // a '/', so the joined key is unambiguous.
+    let keys: Vec<String> = pairs
+        .iter()
+        .map(|(at, o)| format!("{at}/{}/{}/{}", o.namespace, o.metric_label, o.object_name))
+        .collect();
+    let keys = serde_json::to_string(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    q.push(" AND CAST(")
+        .push(column)
+        .push(" AS TEXT) || '/' || namespace || '/' || metric_label || '/' || object_name IN ")
+        .push(TEXT_LIST.0)
+        .push_bind(keys)
+        .push(TEXT_LIST.1);
+    Ok(())
 }
 
 /// An object's total in one hour, before and after a batch.
@@ -180,9 +227,13 @@ type Day = (Timestamp, ObjectKey);
 /// is replaced by a later or the same hour.
 async fn update_days(tx: &mut Tx, tenant_id: &str, changes: &[HourChange]) -> Result<()> {
     let days: BTreeSet<Timestamp> = changes.iter().map(|c| metering::day_of(c.hour)).collect();
+    let pairs: BTreeSet<(i64, ObjectKey)> = changes
+        .iter()
+        .map(|c| (micros(metering::day_of(c.hour)), c.object.clone()))
+        .collect();
     let mut summaries: BTreeMap<Day, ObjectUsage> = BTreeMap::new();
     let days: Vec<i64> = days.into_iter().map(micros).collect();
-    for chunk in days.chunks(INSERT_CHUNK) {
+    for chunk in chunks(&days) {
         let mut q = QueryBuilder::<Db>::new(
             "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
              WHERE tenant_id = ",
@@ -193,6 +244,7 @@ async fn update_days(tx: &mut Tx, tenant_id: &str, changes: &[HourChange]) -> Re
             list.push_bind(*d);
         }
         q.push(")");
+        only_pairs(&mut q, "day", &pairs)?;
         for row in q.build().fetch_all(&mut **tx).await? {
             let (day, object, usage) = day_from(&row)?;
             summaries.insert((day, object), usage);
@@ -236,7 +288,7 @@ async fn write_days(tx: &mut Tx, tenant_id: &str, days: &BTreeMap<Day, ObjectUsa
         .iter()
         .filter_map(|(k, u)| u.last.map(|last| (k, u, last)))
         .collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    for chunk in chunks(&rows) {
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO usage_daily (tenant_id, day, namespace, metric_label, object_name, total, peak, last_hour, \
              last_total) ",
@@ -404,7 +456,7 @@ async fn write_buckets<'a>(
     buckets: impl Iterator<Item = (&'a BucketKey, &'a Bucket)>,
 ) -> Result<()> {
     let buckets: Vec<_> = buckets.collect();
-    for chunk in buckets.chunks(INSERT_CHUNK) {
+    for chunk in chunks(&buckets) {
         let mut q = QueryBuilder::<Db>::new(concat!(
             "INSERT INTO usage_hourly (tenant_id, hour, namespace, metric_label, object_name, deployment, ",
             "container, quantity, latest_at, latest_event, events) "
@@ -732,4 +784,27 @@ pub(super) async fn tenant_coupons(store: &SqlStore, tenant_id: &str) -> Result<
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_powers_of_two_that_cover_everything_in_order() {
+        for n in 0..2100usize {
+            let items: Vec<usize> = (0..n).collect();
+            let runs: Vec<&[usize]> = chunks(&items).collect();
+            assert_eq!(runs.concat(), items, "{n}");
+            assert!(
+                runs.iter()
+                    .all(|r| r.len().is_power_of_two() && r.len() <= MAX_CHUNK),
+                "{n}"
+            );
+        }
+        let shapes: std::collections::BTreeSet<usize> = (1..5000usize)
+            .flat_map(|n| chunks(&vec![0u8; n]).map(<[u8]>::len).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(shapes.len(), 10, "{shapes:?}");
+    }
 }
