@@ -544,17 +544,25 @@ async fn change_usage(
                 KeyFamily::Object => v.to_string(),
                 KeyFamily::Resource => ResourceAmount::from_micros(v).to_string(),
             };
-            return Err(Error::new(
-                ErrorKind::ResourceExhausted,
+            let message = if s.current.saturating_add(requested) > family.max_usage() {
+                // Whatever the limit (unlimited too), a key's total is capped.
+                format!(
+                    "{} {key:?} cannot count more than {}: current usage {}, requested {}",
+                    describe(family),
+                    show(family.max_usage()),
+                    show(s.current),
+                    show(requested)
+                )
+            } else {
                 format!(
                     "quota exceeded for {} {key:?}: limit {}, current usage {}, requested {}",
                     describe(family),
                     show(s.limit.as_raw()),
                     show(s.current),
                     show(requested)
-                ),
-            )
-            .into());
+                )
+            };
+            return Err(Error::new(ErrorKind::ResourceExhausted, message).into());
         }
     };
     let (kind, resource) = match family {

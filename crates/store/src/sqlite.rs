@@ -480,3 +480,34 @@ async fn run_group(
         Err(e) => Err((ran, e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::ConnectOptions;
+
+    use super::*;
+
+    /// A 200 means the change is on disk: every connection of the store is
+    /// FULL unless the operator opted out.
+    #[tokio::test]
+    async fn commits_are_flushed_by_default_and_normal_is_an_opt_out() {
+        assert_eq!(StoreOptions::default().sqlite_synchronous, Synchronous::Full);
+        let dir = tempfile::tempdir().unwrap();
+        for (mode, expected) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+            let mut conn = connect_options(dir.path(), mode)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!((synchronous, journal.as_str()), (expected, "wal"), "{mode:?}");
+        }
+    }
+}

@@ -109,6 +109,15 @@ impl TestDatabase {
         }
     }
 
+    /// The admin URL of the server and the name of this test's database,
+    /// if this is PostgreSQL (for tests that take the database offline).
+    pub fn postgres_admin(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Sqlite { .. } => None,
+            Self::Postgres { admin_url, name, .. } => Some((admin_url, name)),
+        }
+    }
+
     /// The `tollgate` command-line flags that select this database.
     pub fn cli_args(&self) -> Vec<String> {
         match self {

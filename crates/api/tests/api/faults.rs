@@ -343,3 +343,58 @@ impl tollgate_payments::PaymentProvider for ArmsAfterCharge {
         self.inner.refund(reference, amount_cents, idempotency_key).await
     }
 }
+
+/// PostgreSQL turns every connection away (`ALLOW_CONNECTIONS false`, open
+/// backends terminated): reads and writes get 503 and the server is not
+/// ready; once the database takes connections again, the next request
+/// succeeds without a restart. (SQLite's equivalents are the faults above.)
+#[tokio::test]
+async fn a_postgres_outage_answers_503_and_heals_by_itself() {
+    use sqlx::Connection;
+    let Some(admin_url) = tollgate_testkit::backends().into_iter().find_map(|b| match b {
+        tollgate_testkit::Backend::Postgres(url) => Some(url),
+        tollgate_testkit::Backend::Sqlite => None,
+    }) else {
+        eprintln!(
+            "PostgreSQL is not configured ({}); the outage test runs with it",
+            tollgate_testkit::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    let db = TestDatabase::create(&tollgate_testkit::Backend::Postgres(admin_url.clone())).await;
+    let name = db.postgres_admin().expect("a PostgreSQL database").1.to_owned();
+    let app = TestApp::new(db).await;
+    let (_, admin) = app.admin("acme").await;
+    app.post(RESERVE, &admin, reservation("before")).await.ok();
+
+    let mut operator = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut operator)
+        .await
+        .unwrap();
+    run(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut operator)
+    .await
+    .unwrap();
+
+    unavailable(&app.post(RESERVE, &admin, reservation("during")).await);
+    let read = app.get("/api/web/namespaces/system/quota/usage", &admin).await;
+    read.error(503, 14);
+    retry_after(&read);
+    not_ready(&readyz(&app).await);
+
+    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut operator)
+        .await
+        .unwrap();
+    let resp = app.post(RESERVE, &admin, reservation("during")).await;
+    assert_eq!(
+        (resp.ok()["current"].clone(), resp.body["replayed"].clone()),
+        (json!(2), json!(false)),
+        "the refused reservation counted nothing"
+    );
+    assert_eq!(readyz(&app).await.ok()["status"], "ready");
+}

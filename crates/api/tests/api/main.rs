@@ -28,6 +28,7 @@ mod quota_usage;
 mod rate_limits;
 mod subscriptions;
 mod support;
+mod transition_recovery;
 mod transitions;
 mod unknown_fields;
 mod usage_ingest;

@@ -380,3 +380,103 @@ async fn reservations_in_other_namespaces_count_against_the_tenant() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn request_ids_are_remembered_for_the_idempotency_window_then_forgotten() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        let ctx = app.job_context("pruner", None);
+        let body = reserve_body("origin_pool", json!(1), "create-pool-1");
+        assert_eq!(app.post(RESERVE, &admin, body.clone()).await.ok()["current"], 1);
+
+        // Within the window (24 hours by default) the job keeps the record.
+        app.clock.advance(jiff::SignedDuration::from_hours(23));
+        let kept = tollgate_jobs::maintenance::prune(&ctx, usize::MAX).await.unwrap();
+        assert_eq!(kept, 0);
+        let replay = app.post(RESERVE, &admin, body.clone()).await;
+        assert_eq!(
+            (replay.ok()["replayed"].clone(), replay.ok()["current"].clone()),
+            (json!(true), json!(1))
+        );
+
+        // After it, the record is gone and the same id is a new request.
+        app.clock
+            .advance(jiff::SignedDuration::from_hours(1) + jiff::SignedDuration::from_secs(1));
+        let pruned = tollgate_jobs::maintenance::prune(&ctx, usize::MAX).await.unwrap();
+        assert_eq!(pruned, 1);
+        let again = app.post(RESERVE, &admin, body).await;
+        assert_eq!(
+            (again.ok()["replayed"].clone(), again.ok()["current"].clone()),
+            (json!(false), json!(2))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pruning_goes_in_batches_and_a_tick_does_a_bounded_amount() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (acme, _) = app.admin("acme").await;
+        let now = tollgate_domain::clock::Clock::now(app.clock.as_ref());
+        let default_quota = tollgate_domain::quota::QuotaSpec::default();
+        for i in 0..2500 {
+            let id = format!("r-{i}");
+            app.store
+                .change_usage(&tollgate_store::UsageChange {
+                    tenant_id: &acme.id,
+                    family: tollgate_domain::quota::KeyFamily::Object,
+                    key: "origin_pool",
+                    op: tollgate_store::UsageOp::Reserve { amount: 1 },
+                    request_id: Some(&id),
+                    default_quota: &default_quota,
+                    now,
+                })
+                .await
+                .unwrap();
+        }
+        app.clock.advance(jiff::SignedDuration::from_hours(25));
+        let ctx = app.job_context("pruner", None);
+        // Two batches of 1000 per call here; the rest on the next.
+        assert_eq!(tollgate_jobs::maintenance::prune(&ctx, 2).await.unwrap(), 2000);
+        assert_eq!(tollgate_jobs::maintenance::prune(&ctx, 2).await.unwrap(), 500);
+        assert_eq!(tollgate_jobs::maintenance::prune(&ctx, 2).await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_keys_total_is_capped_even_when_it_is_unlimited() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        let max = i64::from(i32::MAX);
+        // Many reservations of the largest amount one call may take.
+        let first = app
+            .post(RESERVE, &admin, reserve_body("widget", json!(max), "big-1"))
+            .await;
+        assert_eq!(first.ok()["current"], max);
+        assert_eq!(first.ok()["limit"], -1);
+        let over = app
+            .post(RESERVE, &admin, reserve_body("widget", json!(1), "big-2"))
+            .await;
+        let msg = over.error(429, 8);
+        assert!(msg.contains("cannot count more than 2147483647"), "{msg}");
+        // Resources too, in millionths: at most 10^9 units.
+        let res =
+            |amount: Value, id: &str| json!({"resource": "vcpu_hours", "amount": amount, "request_id": id});
+        app.post(RESERVE, &admin, res(json!(1_000_000_000), "cpu-1"))
+            .await
+            .ok();
+        let msg = app
+            .post(RESERVE, &admin, res(json!(0.5), "cpu-2"))
+            .await
+            .error(429, 8)
+            .to_owned();
+        assert!(msg.contains("cannot count more than 1000000000"), "{msg}");
+        let usage = app.get(USAGE, &admin).await;
+        assert_eq!(usage.ok()["objects"]["widget"]["usage"]["current"], max);
+    })
+    .await;
+}

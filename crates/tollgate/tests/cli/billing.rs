@@ -215,3 +215,63 @@ async fn the_server_executes_transitions_in_the_background() {
     })
     .await;
 }
+
+/// The operator cancels an open transition; the idempotency records of quota
+/// requests are pruned once their window is over.
+#[tokio::test]
+async fn the_operator_cancels_transitions_and_prunes_expired_request_ids() {
+    each_backend(|db| async move {
+        let server = Server::start(&db).await;
+        let http = Http::new();
+        let base = server.base.clone();
+        let admin = admin_on(&db, "acme", "free").await;
+        let org = json!({"new_plan": "organization", "payload": {
+            "domain": "acme.com",
+            "billing_address": {"address1": "1 Main St", "city": "Boston", "country": "US"}
+        }});
+        let (status, body) = http
+            .call("POST", &format!("{base}{TRANSITION}"), Some(&admin), Some(org))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let out =
+            expect_ok(tollgate(&db, &["transition", "cancel", &id, "--reason", "no contract yet"]).await);
+        assert!(out.contains(&format!("cancelled {id}: now FAILED")), "{out}");
+        let state = http
+            .call(
+                "GET",
+                &format!("{base}/no_auth/namespaces/system/billing/plan_transition?id={id}"),
+                None,
+                None,
+            )
+            .await
+            .1;
+        assert_eq!(state["state"], "STATE_FAILED");
+        let again = tollgate(&db, &["transition", "cancel", &id]).await;
+        assert!(!again.ok && again.stderr.contains("not open"), "{}", again.stderr);
+        let listed = expect_ok(tollgate(&db, &["transition", "list", "--tenant", "acme"]).await);
+        assert!(listed.contains("no contract yet"), "{listed}");
+
+        let (status, body) = http
+            .call(
+                "POST",
+                &format!("{base}/api/web/namespaces/system/quota/reserve"),
+                Some(&admin),
+                Some(json!({"kind": "origin_pool", "amount": 1, "request_id": "pool-1"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let kept = expect_ok(tollgate(&db, &["jobs", "run", "prune"]).await);
+        assert!(kept.contains("prune: 0 expired"), "{kept}");
+        let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(25)).to_string();
+        let pruned = expect_ok(tollgate(&db, &["jobs", "run", "prune", "--now", &later]).await);
+        assert!(pruned.contains("prune: 1 expired"), "{pruned}");
+        let short = tollgate(&db, &["jobs", "run", "prune", "--idempotency-window", "1h"]).await;
+        assert!(
+            !short.ok && short.stderr.contains("at least 24h"),
+            "{}",
+            short.stderr
+        );
+    })
+    .await;
+}
