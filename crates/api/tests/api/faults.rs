@@ -17,10 +17,11 @@ use tollgate_domain::clock::Clock;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_jobs::invoices::{charge_until_idle, close_periods};
 use tollgate_store::ChargeOutcome;
-use tollgate_store::faults::{Fault, FaultPlan};
+use tollgate_store::faults::Fault;
 use tollgate_testkit::{TestDatabase, each_backend};
 
 use crate::invoice_support::{attempts, billed_tenant, status, stored};
+use crate::provider_support::Hooked;
 use crate::support::{Resp, TestApp, ts};
 use crate::usage_support::{event, events_path};
 
@@ -278,9 +279,13 @@ async fn a_connection_lost_after_the_provider_charged_never_charges_twice() {
         let tenant = billed(&app).await;
         let mut ctx = app.job_context("charger", None);
         assert_eq!(close_periods(&ctx, app.clock.now()).await.unwrap(), 1);
-        ctx.provider = Arc::new(ArmsAfterCharge {
-            inner: app.provider.clone(),
-            plan: plan.clone(),
+        let arm = plan.clone();
+        ctx.provider = Arc::new(Hooked {
+            after_charge: Some(Box::new(move || {
+                arm.set(Some(Fault::ConnectionLost { after_steps: 1 }));
+                Box::pin(async {})
+            })),
+            ..Hooked::new(app.provider.clone())
         });
         let lost = charge_until_idle(&ctx).await.unwrap_err();
         assert!(lost.is_unavailable(), "{lost}");
@@ -297,51 +302,6 @@ async fn a_connection_lost_after_the_provider_charged_never_charges_twice() {
         assert_eq!(app.provider.successful_charges().len(), 1, "charged once");
     })
     .await;
-}
-
-/// Charges through the test provider, then loses the database connection.
-struct ArmsAfterCharge {
-    inner: Arc<tollgate_payments::TestProvider>,
-    plan: Arc<FaultPlan>,
-}
-
-#[async_trait::async_trait]
-impl tollgate_payments::PaymentProvider for ArmsAfterCharge {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    async fn register(
-        &self,
-        token: &str,
-        contact: &tollgate_domain::contact::Contact,
-    ) -> Result<tollgate_payments::Registered, tollgate_payments::ProviderError> {
-        self.inner.register(token, contact).await
-    }
-
-    async fn charge(
-        &self,
-        token: &str,
-        amount_cents: i64,
-        currency: &str,
-        idempotency_key: &str,
-    ) -> Result<tollgate_payments::Charge, tollgate_payments::ProviderError> {
-        let answer = self
-            .inner
-            .charge(token, amount_cents, currency, idempotency_key)
-            .await;
-        self.plan.set(Some(Fault::ConnectionLost { after_steps: 1 }));
-        answer
-    }
-
-    async fn refund(
-        &self,
-        reference: &str,
-        amount_cents: i64,
-        idempotency_key: &str,
-    ) -> Result<(), tollgate_payments::ProviderError> {
-        self.inner.refund(reference, amount_cents, idempotency_key).await
-    }
 }
 
 /// PostgreSQL turns every connection away (`ALLOW_CONNECTIONS false`, open

@@ -23,6 +23,7 @@ mod openapi;
 mod operator;
 mod payment_methods;
 mod plans;
+mod provider_support;
 mod quota_crud;
 mod quota_usage;
 mod rate_limits;

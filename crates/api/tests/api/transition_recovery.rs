@@ -9,64 +9,17 @@ use axum::http::Method;
 use serde_json::{Value, json};
 use tollgate_domain::access::Role;
 use tollgate_domain::clock::Clock;
-use tollgate_domain::contact::Contact;
 use tollgate_jobs::transitions::{MAX_ATTEMPTS, backoff, run_until_idle};
-use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
 use tollgate_store::Store;
 use tollgate_testkit::each_backend;
 
 use crate::billing_support::{OPERATOR_TRANSITIONS, current_plan, initiate, to_organization, to_team};
+use crate::provider_support::Hooked;
 use crate::support::{Resp, TestApp};
 
 async fn cancel(app: &TestApp, id: &str, body: Option<Value>) -> Resp {
     app.operator(Method::POST, &format!("{OPERATOR_TRANSITIONS}/{id}/cancel"), body)
         .await
-}
-
-/// The test provider, except that `register` first runs `hook`, then fails
-/// as unreachable or goes on.
-struct Hooked {
-    inner: Arc<TestProvider>,
-    unreachable: bool,
-    hook: Option<Box<dyn Fn() -> tollgate_store::BoxFuture<'static, ()> + Send + Sync>>,
-}
-
-#[async_trait::async_trait]
-impl PaymentProvider for Hooked {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    async fn register(&self, token: &str, contact: &Contact) -> Result<Registered, ProviderError> {
-        if let Some(hook) = &self.hook {
-            hook().await;
-        }
-        if self.unreachable {
-            return Err(ProviderError::Unavailable("connection refused".into()));
-        }
-        self.inner.register(token, contact).await
-    }
-
-    async fn charge(
-        &self,
-        token: &str,
-        amount_cents: i64,
-        currency: &str,
-        idempotency_key: &str,
-    ) -> Result<Charge, ProviderError> {
-        self.inner
-            .charge(token, amount_cents, currency, idempotency_key)
-            .await
-    }
-
-    async fn refund(
-        &self,
-        reference: &str,
-        amount_cents: i64,
-        idempotency_key: &str,
-    ) -> Result<(), ProviderError> {
-        self.inner.refund(reference, amount_cents, idempotency_key).await
-    }
 }
 
 #[tokio::test]
@@ -77,11 +30,7 @@ async fn a_transition_that_cannot_finish_is_retried_with_backoff_then_fails_with
         let admin = app.token(&acme, Role::Admin).await;
         let (id, _) = initiate(&app, &admin, to_team("tok-visa-4242")).await;
         let mut ctx = app.job_context("worker", None);
-        ctx.provider = Arc::new(Hooked {
-            inner: app.provider.clone(),
-            unreachable: true,
-            hook: None,
-        });
+        ctx.provider = Arc::new(Hooked::unreachable(app.provider.clone()));
         for attempt in 1..=MAX_ATTEMPTS {
             // Each run makes one attempt and leaves it alone until its backoff is over.
             assert_eq!(run_until_idle(&ctx).await.unwrap(), 0, "attempt {attempt}");
@@ -158,17 +107,17 @@ async fn a_transition_cancelled_while_a_worker_executes_it_is_not_applied() {
         let mut ctx = app.job_context("worker", None);
         // The operator cancels while the worker talks to the provider.
         ctx.provider = Arc::new(Hooked {
-            inner: app.provider.clone(),
-            unreachable: false,
-            hook: Some(Box::new(move || {
+            before_register: Some(Box::new(move || {
                 let (store, clock, id) = (store.clone(), clock.clone(), cancel_id.clone());
                 Box::pin(async move {
                     store
                         .cancel_transition(&id, "customer changed their mind", "operator", clock.now())
                         .await
                         .expect("cancel while leased");
+                    Ok(())
                 })
             })),
+            ..Hooked::new(app.provider.clone())
         });
         run_until_idle(&ctx).await.unwrap();
         let t = app.store.transition(&id).await.unwrap().unwrap();
