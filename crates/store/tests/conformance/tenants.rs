@@ -166,3 +166,55 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
     })
     .await;
 }
+
+/// Concurrent writes are committed together on SQLite (one transaction, one
+/// savepoint per write): each still succeeds or fails alone, and a failure
+/// leaves nothing of itself behind while its neighbours are kept.
+#[tokio::test]
+async fn concurrent_writes_succeed_or_fail_each_on_its_own() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "a-corp").await;
+        let now = t("2026-11-03T00:00:00Z");
+        store.create_namespace(&a.id, &name("taken"), now).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let (store, tenant_id) = (store.clone(), a.id.clone());
+            tasks.spawn(async move {
+                // Every third write fails: a name already taken, or a tenant
+                // that does not exist.
+                let (tenant_id, ns) = match i % 3 {
+                    0 => (tenant_id, "taken".to_owned()),
+                    1 => ("no-such-tenant".to_owned(), format!("ns-{i}")),
+                    _ => (tenant_id, format!("ns-{i}")),
+                };
+                (i, store.create_namespace(&tenant_id, &name(&ns), now).await)
+            });
+        }
+        let mut created = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, result) = joined.unwrap();
+            match i % 3 {
+                0 => assert!(
+                    matches!(result, Err(StoreError::AlreadyExists(_))),
+                    "{i}: {result:?}"
+                ),
+                1 => assert!(matches!(result, Err(StoreError::NotFound(_))), "{i}: {result:?}"),
+                _ => created.push(result.unwrap_or_else(|e| panic!("{i}: {e}")).name.to_string()),
+            }
+        }
+        created.sort();
+        let mut stored: Vec<String> = store
+            .namespaces(&a.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name.to_string())
+            .filter(|n| n.starts_with("ns-"))
+            .collect();
+        stored.sort();
+        assert_eq!(stored, created);
+        assert_eq!(stored.len(), 20);
+    })
+    .await;
+}
