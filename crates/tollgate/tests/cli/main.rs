@@ -3,6 +3,7 @@
 
 mod billing;
 mod cli;
+mod disk_full;
 mod input;
 mod invoicing;
 mod metering;
