@@ -24,6 +24,10 @@ use crate::support::{Http, Server, expect_ok, tenant_with_admin, tollgate};
 /// Names the schemathesis executable; the gate is skipped without it.
 pub const SCHEMATHESIS_VAR: &str = "TOLLGATE_TEST_SCHEMATHESIS";
 
+/// Extra `schemathesis run` arguments, whitespace-separated, for longer local
+/// runs (e.g. `--max-examples 500 --seed 7`); CI sets none.
+pub const EXTRA_ARGS_VAR: &str = "TOLLGATE_TEST_SCHEMATHESIS_ARGS";
+
 /// schemathesis's settings: seed, cases per operation, checks, dictionaries, auth.
 const CONFIG: &str = include_str!("contract_fuzz/schemathesis.toml");
 
@@ -32,6 +36,9 @@ const CONTRACT: &str = include_str!("../../../../contract/billing_and_usage.open
 /// Wall-clock bound of one schemathesis run (each takes about a minute on an
 /// idle two-core machine with the debug build).
 const BUDGET: Duration = Duration::from_secs(6 * 60);
+
+/// The bound when [`EXTRA_ARGS_VAR`] asks for a longer run.
+const LONG_BUDGET: Duration = Duration::from_secs(60 * 60);
 
 /// The environment variables the configuration reads the tokens from.
 const ADMIN_TOKEN_VAR: &str = "TOLLGATE_FUZZ_ADMIN_TOKEN";
@@ -48,6 +55,7 @@ async fn the_server_keeps_to_its_own_openapi_document_under_fuzzing() {
         .await;
     assert!(served.is_object(), "GET /openapi.json: {served}");
     undot_path_parameters(&mut served);
+    target.add_examples(&mut served);
     target.fuzz(&schemathesis, "served", &served).await;
 }
 
@@ -60,6 +68,7 @@ async fn the_server_keeps_to_the_contract_under_fuzzing() {
     let mut contract: Value = serde_json::from_str(CONTRACT).expect("the contract is JSON");
     undot_path_parameters(&mut contract);
     contract_quirks(&mut contract);
+    target.add_examples(&mut contract);
     target.fuzz(&schemathesis, "contract", &contract).await;
 }
 
@@ -197,6 +206,16 @@ struct Target {
     operator: String,
     /// `name = values` of the dictionaries the configuration names.
     dictionaries: Vec<(&'static str, Vec<String>)>,
+    /// Real ids for the examples: a secondary payment method, an invoice, a
+    /// finished and a waiting plan transition, an hourly breakdown query.
+    secondary_method: String,
+    /// A payment method without a role and a quota object, for the examples
+    /// of the deletes.
+    doomed_method: String,
+    invoice: String,
+    finished_transition: String,
+    waiting_transition: String,
+    hourly_query: String,
 }
 
 const API: &str = "/api/web/namespaces";
@@ -237,6 +256,14 @@ impl Target {
             ),
         )
         .await;
+        // Examples delete these, not the objects other examples use.
+        call(
+            "POST",
+            format!("{API}/system/quotas"),
+            &admin,
+            Some(json!({"metadata": {"name": "doomed"}, "spec": {}})),
+        )
+        .await;
         // acme moves to the team plan (a finished transition, a primary payment method, a
         // trial period and its invoice) and adds a secondary payment method.
         let to_team = call(
@@ -255,6 +282,14 @@ impl Target {
             Some(json!({"token": "tok-mastercard-4444", "role": "PAYMENT_METHOD_ROLE_SECONDARY"})),
         )
         .await;
+        let doomed_method = call(
+            "POST",
+            format!("{API}/system/billing/payment_methods"),
+            &admin,
+            Some(json!({"token": "tok-discover-0003"})),
+        )
+        .await;
+        let doomed_method = doomed_method["name"].as_str().expect("name").to_owned();
         // globex asks for the organization plan, which waits for the operator.
         let to_organization = call(
             "POST",
@@ -315,20 +350,26 @@ impl Target {
             Some(json!({})),
         )
         .await;
-        let mut names = vec!["example".to_owned()];
-        names.extend(strings(&methods, "items", "name"));
-        names.extend(strings(&invoices, "invoices", "name"));
+        let secondary_method = methods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["role"] == "PAYMENT_METHOD_ROLE_SECONDARY")
+            .and_then(|m| m["name"].as_str())
+            .unwrap_or_else(|| panic!("a secondary payment method: {methods}"))
+            .to_owned();
+        let methods = strings(&methods, "items", "name");
+        let invoices = strings(&invoices, "invoices", "name");
         let queries = strings(&details, "usage_items", "hourly_breakdown_query");
-        assert!(!queries.is_empty(), "usage_details has lines: {details}");
-        let dictionaries = vec![
-            (
-                "namespaces",
-                ["system", "shop", "default"].map(String::from).to_vec(),
-            ),
-            ("names", names),
-            ("transition-ids", vec![to_team, to_organization]),
-            ("hourly-queries", queries),
-        ];
+        assert_eq!(
+            methods.len(),
+            3,
+            "primary, secondary and role-less payment methods"
+        );
+        assert!(!invoices.is_empty() && !queries.is_empty(), "{details}");
+        let mut names = vec!["example".to_owned(), "doomed".to_owned()];
+        names.extend(methods.iter().cloned());
+        names.extend(invoices.iter().cloned());
         Self {
             _db: db,
             server,
@@ -336,7 +377,112 @@ impl Target {
             log,
             admin,
             operator,
-            dictionaries,
+            secondary_method,
+            doomed_method,
+            invoice: invoices[0].clone(),
+            finished_transition: to_team.clone(),
+            waiting_transition: to_organization.clone(),
+            hourly_query: queries[0].clone(),
+            dictionaries: vec![
+                (
+                    "namespaces",
+                    ["system", "shop", "default"].map(String::from).to_vec(),
+                ),
+                ("names", names),
+                ("transition-ids", vec![to_team, to_organization]),
+                ("hourly-queries", queries),
+            ],
+        }
+    }
+
+    /// Gives every operation of `doc` an example request that succeeds on this
+    /// server (real ids, valid bodies), which schemathesis's examples phase
+    /// sends first: so each operation's success answer is checked against its
+    /// schema at least once, however rarely generated data gets that far.
+    /// Examples constrain nothing; the generated cases that follow are as
+    /// before.
+    fn add_examples(&self, doc: &mut Value) {
+        let now = jiff::Timestamp::now().to_string();
+        let paths = doc["paths"].as_object_mut().expect("paths");
+        for (path, item) in paths.iter_mut() {
+            for (method, operation) in item.as_object_mut().expect("path item") {
+                let Some(operation) = operation.as_object_mut() else {
+                    continue;
+                };
+                for param in operation
+                    .get_mut("parameters")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = param["name"].as_str().unwrap_or_default();
+                    let example = match (param["in"].as_str().unwrap_or_default(), name) {
+                        ("path", "namespace" | "metadata_namespace") => "system",
+                        ("path", "metadata_name") => "example",
+                        ("path", "name") if method == "delete" && path.contains("/payment_method") => {
+                            &self.doomed_method
+                        }
+                        ("path", "name") if method == "delete" => "doomed",
+                        ("path", "name") if path.contains("/payment_method") => &self.secondary_method,
+                        ("path", "name") => "example",
+                        ("path", "id") => &self.waiting_transition,
+                        ("query", "id") => &self.finished_transition,
+                        ("query", "name") => &self.invoice,
+                        _ => continue,
+                    };
+                    param["example"] = Value::from(example);
+                }
+                let body = match (method.as_str(), path.rsplit('/').next().unwrap_or_default()) {
+                    ("post", "quotas") => json!({
+                        "metadata": {"name": "fuzz-example", "namespace": "system", "labels": {"team": "a"}},
+                        "spec": {
+                            "object_limits": {"virtual_host": {"maximum": 10}},
+                            "resource_limits": {"vcpu": {"maximum": 2.5}},
+                            "api_limits": {"ves.io.schema.quota.API.Get": {"rate": 100, "burst": 0, "unit": "SECOND"}}
+                        }
+                    }),
+                    ("put", "{metadata_name}") => json!({
+                        // No name: schemathesis may use this body with the name of an
+                        // object it created, and a body's name must match the path's.
+                        "metadata": {"namespace": "system", "description": "replaced"},
+                        "spec": {"object_limits": {"site": {"maximum": 7}}}
+                    }),
+                    ("post", "reserve") => {
+                        json!({"kind": "virtual_host", "amount": 2, "request_id": "fuzz-reserve"})
+                    }
+                    ("post", "release") => {
+                        json!({"kind": "virtual_host", "amount": 1, "request_id": "fuzz-release"})
+                    }
+                    ("put", "usage") => json!({"resource": "vcpu", "current": 1.5}),
+                    ("post", "payment_methods") => json!({
+                        "token": "tok-amex-0005", "role": "PAYMENT_METHOD_ROLE_SECONDARY",
+                        "contact": {"address1": "1 Main St", "city": "Boston", "country": "US"}
+                    }),
+                    ("post", "primary" | "secondary" | "swap-primary") => json!({}),
+                    ("post", "plan_transition") => json!({
+                        "new_plan": "individual",
+                        "payload": {"payment_provider_token": "tok-visa-4242"}
+                    }),
+                    // Allowed on the team plan, not included in it.
+                    ("post", "subscribe" | "unsubscribe") => json!({"f5xc_waap_advanced": {}}),
+                    ("post", "events") => json!({"events": [{
+                        "id": "fuzz-example", "metric_label": "lb_requests", "object_name": "lb-web",
+                        "quantity": 5, "timestamp": now
+                    }]}),
+                    ("post", "usage_details" | "current_usage" | "monthly_usage" | "usage_summary") => {
+                        json!({})
+                    }
+                    ("post", "hourly_usage_details") => json!({"query": self.hourly_query}),
+                    ("post", "reject" | "cancel") => json!({"reason": "fuzzing"}),
+                    _ => continue,
+                };
+                if let Some(media) = operation
+                    .get_mut("requestBody")
+                    .and_then(|b| b.pointer_mut("/content/application~1json"))
+                {
+                    media["example"] = body;
+                }
+            }
         }
     }
 
@@ -368,6 +514,7 @@ impl Target {
             .arg("run")
             .arg(&document_path)
             .args(["--url", &self.base])
+            .args(extra_args())
             .env(ADMIN_TOKEN_VAR, &self.admin)
             .env(OPERATOR_TOKEN_VAR, &self.operator)
             .env("NO_COLOR", "1")
@@ -378,7 +525,12 @@ impl Target {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("run {}: {e}", schemathesis.display()));
-        let outcome = tokio::time::timeout(BUDGET, run.wait_with_output()).await;
+        let budget = if extra_args().is_empty() {
+            BUDGET
+        } else {
+            LONG_BUDGET
+        };
+        let outcome = tokio::time::timeout(budget, run.wait_with_output()).await;
         let elapsed = started.elapsed();
         let _ = stop_sampling.send(());
         let memory = memory.await.expect("RSS sampling");
@@ -386,7 +538,7 @@ impl Target {
         let log = self.log.await.unwrap_or_default().join("\n");
 
         let output = outcome.unwrap_or_else(|_| {
-            panic!("schemathesis ({label}) ran longer than {BUDGET:?}; server log tail:\n{log}")
+            panic!("schemathesis ({label}) ran longer than {budget:?}; server log tail:\n{log}")
         });
         let output = output.unwrap_or_else(|e| panic!("schemathesis ({label}): {e}"));
         let report = String::from_utf8_lossy(&output.stdout);
@@ -402,6 +554,14 @@ impl Target {
             output.status
         );
     }
+}
+
+fn extra_args() -> Vec<String> {
+    std::env::var(EXTRA_ARGS_VAR)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 /// The summary section of schemathesis's report.
