@@ -133,9 +133,9 @@ fn contract_quirks(contract: &mut Value) {
     //    for 401, 403, 404, 409, 429, 500, 503, 504); the real API, and PRODUCT.md's
     //    wire conventions, answer `{"code", "details", "message"}`. Error bodies are
     //    checked against that shape instead.
-    // 2. The contract documents no 400 (nor 413): every operation refuses an invalid
-    //    namespace, body or parameter with 400, as the real API does. Both are added
-    //    with the error shape.
+    // 2. The contract documents no 400: every operation refuses an invalid namespace,
+    //    body or parameter with 400, as the real API does. It is added with the error
+    //    shape.
     let error_body = json!({
         "type": "object",
         "required": ["code", "details", "message"],
@@ -145,12 +145,6 @@ fn contract_quirks(contract: &mut Value) {
             "message": {"type": "string"}
         }
     });
-    let error_response = |description: &str| {
-        json!({
-            "description": description,
-            "content": {"application/json": {"schema": error_body.clone()}}
-        })
-    };
     for item in contract["paths"].as_object_mut().expect("paths").values_mut() {
         for (method, operation) in item.as_object_mut().expect("path item") {
             if !["get", "put", "post", "delete"].contains(&method.as_str()) {
@@ -162,8 +156,13 @@ fn contract_quirks(contract: &mut Value) {
                     response["content"] = json!({"application/json": {"schema": error_body.clone()}});
                 }
             }
-            responses.insert("400".into(), error_response("invalid argument (allowlisted)"));
-            responses.insert("413".into(), error_response("body too large (allowlisted)"));
+            responses.insert(
+                "400".into(),
+                json!({
+                    "description": "Invalid argument (allowlisted: the contract documents no 400).",
+                    "content": {"application/json": {"schema": error_body.clone()}}
+                }),
+            );
         }
     }
     // 3. String lengths: the enrichment put `minLength`/`maxLength` on fields from values
