@@ -72,6 +72,77 @@ async fn the_server_keeps_to_the_contract_under_fuzzing() {
     target.fuzz(&schemathesis, "contract", &contract).await;
 }
 
+/// The allowlist touches what it says and nothing else: error bodies, the
+/// 400s, and length bounds the validation rules do not state. Runs without
+/// schemathesis.
+#[test]
+fn the_contract_allowlist_changes_only_error_bodies_400s_and_unstated_lengths() {
+    let original: Value = serde_json::from_str(CONTRACT).unwrap();
+    let mut allowed = original.clone();
+    contract_quirks(&mut allowed);
+
+    let mut operations = 0;
+    for item in allowed["paths"].as_object().unwrap().values() {
+        for (method, operation) in item.as_object().unwrap() {
+            if !["get", "put", "post", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(responses.contains_key("400"), "{method}: {responses:?}");
+            for (status, response) in responses.iter().filter(|(s, _)| !s.starts_with('2')) {
+                let schema = &response["content"]["application/json"]["schema"];
+                assert_eq!(
+                    schema["required"],
+                    json!(["code", "details", "message"]),
+                    "{method} {status}"
+                );
+            }
+        }
+    }
+    assert_eq!(operations, 26, "every contract operation");
+
+    // Apart from those, the contract is as published.
+    let without_errors_and_lengths = |doc: &Value| {
+        let mut doc = doc.clone();
+        for item in doc["paths"].as_object_mut().unwrap().values_mut() {
+            for operation in item.as_object_mut().unwrap().values_mut() {
+                if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+                    responses.retain(|status, _| status.starts_with('2'));
+                }
+            }
+        }
+        drop_unstated_length_bounds(&mut doc);
+        doc
+    };
+    assert!(
+        without_errors_and_lengths(&original) == without_errors_and_lengths(&allowed),
+        "the allowlist changed more than error bodies, 400s and length bounds"
+    );
+    // A bound the validation rules state stays (`max_bytes` of descriptions).
+    let description =
+        &allowed["components"]["schemas"]["schemaObjectCreateMetaType"]["properties"]["description"];
+    assert_eq!(description["maxLength"], 1200, "{description}");
+    assert!(description.get("minLength").is_none(), "{description}");
+}
+
+#[test]
+fn dotted_path_parameters_are_renamed_in_paths_and_parameter_lists() {
+    let mut contract: Value = serde_json::from_str(CONTRACT).unwrap();
+    undot_path_parameters(&mut contract);
+    let replace =
+        &contract["paths"]["/api/web/namespaces/{metadata_namespace}/quotas/{metadata_name}"]["put"];
+    let names: Vec<&str> = replace["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in"] == "path")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["metadata_namespace", "metadata_name"]);
+    assert!(!contract["paths"].to_string().contains("{metadata."));
+}
+
 /// The schemathesis executable, or `None` (after saying so) when the gate is
 /// not enabled. Set but missing is a failure, never a skip.
 fn schemathesis(document: &str) -> Option<PathBuf> {
