@@ -448,7 +448,7 @@ impl Target {
             admin,
             operator,
             secondary_method,
-            doomed_method,
+            doomed_method: doomed_method.clone(),
             invoice: invoices[0].clone(),
             finished_transition: to_team.clone(),
             waiting_transition: to_organization.clone(),
@@ -461,6 +461,7 @@ impl Target {
                 ("names", names),
                 ("transition-ids", vec![to_team, to_organization]),
                 ("hourly-queries", queries),
+                ("doomed", vec!["doomed".to_owned(), doomed_method.clone()]),
             ],
         }
     }
