@@ -276,11 +276,9 @@ struct Target {
     operator: String,
     /// `name = values` of the dictionaries the configuration names.
     dictionaries: Vec<(&'static str, Vec<String>)>,
-    /// Real ids for the examples: a secondary payment method, an invoice, a
-    /// finished and a waiting plan transition, an hourly breakdown query.
+    // Real ids for the examples (`add_examples`).
     secondary_method: String,
-    /// A payment method without a role and a quota object, for the examples
-    /// of the deletes.
+    /// A payment method without a role, for deletes (as the quota object `doomed`).
     doomed_method: String,
     invoice: String,
     finished_transition: String,
@@ -461,7 +459,7 @@ impl Target {
                 ("names", names),
                 ("transition-ids", vec![to_team, to_organization]),
                 ("hourly-queries", queries),
-                ("doomed", vec!["doomed".to_owned(), doomed_method.clone()]),
+                ("doomed", vec!["doomed".to_owned(), doomed_method]),
             ],
         }
     }
