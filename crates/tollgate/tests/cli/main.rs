@@ -1,8 +1,9 @@
 //! The `tollgate` binary as users run it: the operator CLI, `serve`, shutdown,
-//! and several server processes on one database.
+//! several server processes on one database, and the contract-fuzzing gate.
 
 mod billing;
 mod cli;
+mod contract_fuzz;
 mod disk_full;
 mod input;
 mod invoicing;
