@@ -769,6 +769,11 @@ pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Jso
         .iter()
         .map(|m| {
             let price = plan.plan().prices.get(&m.metric_label);
+            let cents = price.map_or(Decimal::ZERO, |p| p.unit_price_cents).normalize();
+            let mut major = (cents / Decimal::ONE_HUNDRED).normalize();
+            if major.scale() < 2 {
+                major.rescale(2);
+            }
             MeterItem {
                 metric_label: m.metric_label.clone(),
                 usage_type: m.usage_type.clone(),
@@ -776,10 +781,9 @@ pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Jso
                 unit: m.unit.clone(),
                 unit_billable: m.unit_billable.clone(),
                 aggregation: m.aggregation.as_str().to_owned(),
-                unit_price: price
-                    .map_or(Decimal::ZERO, |p| p.unit_price_cents)
-                    .normalize()
-                    .to_string(),
+                unit_price_cents: cents.to_string(),
+                price: format!("{major} {} per {}", plan.catalog.currency, m.unit_billable),
+                unit_price: cents.to_string(),
                 currency_code: plan.catalog.currency.clone(),
                 free_allowance: price
                     .map_or(Decimal::ZERO, |p| p.free_allowance)

@@ -128,6 +128,10 @@ pub struct StoreOptions {
     pub sqlite_synchronous: Synchronous,
     /// Faults for the writer to meet (tests only).
     pub faults: Option<Arc<faults::FaultPlan>>,
+    /// Refuse to create a SQLite database that does not exist yet
+    /// ([`StoreError::NotFound`] naming its absolute path): operator commands
+    /// pointed at the wrong directory must not answer from a new, empty one.
+    pub must_exist: bool,
 }
 
 /// A boxed future, as write jobs return them.

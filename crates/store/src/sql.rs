@@ -775,7 +775,33 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
 
 async fn create_namespace_in(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
     let ns = insert_namespace(tx, tenant_id, name, now).await?;
+    audit_in(
+        tx,
+        Some(tenant_id),
+        "operator",
+        "namespace.create",
+        &format!("namespace/{}", ns.name),
+        None,
+        Some(serde_json::json!({"name": ns.name.as_str(), "uid": ns.uid})),
+        now,
+    )
+    .await?;
     Ok(ns)
+}
+
+/// What the audit trail records of a token: never its secret or digest.
+fn token_json(t: &ApiToken) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "name": t.name,
+        "role": t.role.as_str(),
+        "namespaces": match &t.scope {
+            NamespaceScope::All => serde_json::json!("*"),
+            NamespaceScope::Only(list) => serde_json::json!(list.iter().map(Name::as_str).collect::<Vec<_>>()),
+        },
+        "expires_at": t.expires_at.map(|e| e.to_string()),
+        "revoked_at": t.revoked_at.map(|e| e.to_string()),
+    })
 }
 
 async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
@@ -813,18 +839,30 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
         .fetch_one(&mut **tx)
         .await?;
     let token = token_from(&row)?;
+    audit_in(
+        tx,
+        Some(&new.tenant_id),
+        "operator",
+        "token.create",
+        &format!("token/{id}"),
+        None,
+        Some(token_json(&token)),
+        new.now,
+    )
+    .await?;
     Ok(token)
 }
 
 async fn revoke_token_in(tx: &mut Tx, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken> {
-    sqlx::query(
-        "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
+    let revoked = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
     )
     .bind(tenant_id)
     .bind(token_id)
     .bind(micros(now))
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
     let row = sqlx::query(select_tokens!("WHERE t.tenant_id = $1 AND t.id = $2"))
         .bind(tenant_id)
         .bind(token_id)
@@ -832,6 +870,19 @@ async fn revoke_token_in(tx: &mut Tx, tenant_id: &str, token_id: &str, now: Time
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("token {token_id:?} does not exist")))?;
     let token = token_from(&row)?;
+    if revoked > 0 {
+        audit_in(
+            tx,
+            Some(tenant_id),
+            "operator",
+            "token.revoke",
+            &format!("token/{token_id}"),
+            None,
+            Some(token_json(&token)),
+            now,
+        )
+        .await?;
+    }
     Ok(token)
 }
 
@@ -1124,14 +1175,33 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
     Ok(UsageOutcome::Applied(UsageState { limit, current }))
 }
 
-/// What the audit trail records of a quota object.
+/// What the audit trail records of a quota object: its limits as the API
+/// shows them (`{"maximum": 2.5}` vCPU, not the stored millionths; `-1`
+/// unlimited).
 fn quota_json(q: &QuotaObject) -> serde_json::Value {
+    use tollgate_domain::quota::ResourceAmount;
+    let limits = |map: &std::collections::BTreeMap<_, Limit>, resource: bool| {
+        map.iter()
+            .map(|(key, limit): (&tollgate_domain::quota::QuotaKey, &Limit)| {
+                let maximum = match *limit {
+                    Limit::Unlimited => serde_json::json!(-1),
+                    Limit::Max(m) if resource => serde_json::json!(ResourceAmount::from_micros(m).to_f64()),
+                    Limit::Max(m) => serde_json::json!(m),
+                };
+                (key.as_str().to_owned(), serde_json::json!({ "maximum": maximum }))
+            })
+            .collect::<serde_json::Map<_, _>>()
+    };
     serde_json::json!({
         "name": q.meta.name.as_str(),
         "labels": q.meta.labels,
         "description": q.meta.description,
         "disable": q.meta.disable,
-        "spec": q.spec,
+        "spec": {
+            "object_limits": limits(&q.spec.object_limits, false),
+            "resource_limits": limits(&q.spec.resource_limits, true),
+            "api_limits": q.spec.api_limits,
+        },
     })
 }
 

@@ -114,8 +114,17 @@ pub fn connect_options(dir: &Path, synchronous: Synchronous) -> Result<SqliteCon
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) `dir/tollgate.db` and migrates it.
+    /// Opens (creating if needed, unless `must_exist`) `dir/tollgate.db` and
+    /// migrates it.
     pub async fn open(dir: &Path, store_options: &StoreOptions) -> Result<Self> {
+        let file = dir.join(FILE_NAME);
+        if store_options.must_exist && !file.exists() {
+            let file = std::path::absolute(&file).unwrap_or(file);
+            return Err(StoreError::NotFound(format!(
+                "there is no Tollgate database at {}",
+                file.display()
+            )));
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let options = connect_options(dir, store_options.sqlite_synchronous)?;

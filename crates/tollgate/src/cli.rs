@@ -15,6 +15,8 @@ use tollgate_domain::tenant::{Tenant, TenantType};
 use tollgate_domain::token;
 use tollgate_store::{Location, NewTenant, NewToken, Store};
 
+use crate::table::Table;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tollgate",
@@ -93,21 +95,51 @@ impl StorageArgs {
         }
     }
 
+    /// Opens the existing database: an operator command run from the wrong
+    /// directory must not create a new, empty one and answer from it.
     pub async fn open(&self) -> Result<Arc<dyn Store>> {
+        self.open_as(Create::No).await
+    }
+
+    /// Opens the database, creating it if it does not exist (`serve`, `init`).
+    pub async fn open_or_create(&self) -> Result<Arc<dyn Store>> {
+        self.open_as(Create::Yes).await
+    }
+
+    async fn open_as(&self, create: Create) -> Result<Arc<dyn Store>> {
         let location = self.location()?;
-        tollgate_store::open_with(&location, self.options())
-            .await
-            .with_context(|| match &location {
+        let options = tollgate_store::StoreOptions {
+            must_exist: create == Create::No,
+            ..self.options()
+        };
+        match tollgate_store::open_with(&location, options).await {
+            Ok(store) => Ok(store),
+            Err(tollgate_store::StoreError::NotFound(what)) if create == Create::No => bail!(
+                "{what}. Run this command in the directory where `tollgate serve` runs, or point \
+                 --data-dir (TOLLGATE_DATA_DIR) or --database-url (TOLLGATE_DATABASE_URL) at the \
+                 server's database; `tollgate init` creates a new one"
+            ),
+            Err(e) => Err(anyhow::Error::new(e)).with_context(|| match &location {
                 Location::SqliteDir(dir) => format!("cannot open the database in {}", dir.display()),
                 Location::Postgres(_) => "cannot open the PostgreSQL database".to_owned(),
-            })
+            }),
+        }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Yes,
+    No,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server.
+    /// Run the HTTP server (creates the database if it does not exist).
     Serve(crate::serve::ServeArgs),
+    /// Create the database (and publish the built-in catalog) without
+    /// serving; other operator commands refuse to create one.
+    Init,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -216,6 +248,7 @@ pub enum TokenCommand {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(&cli.storage, args).await,
+        Command::Init => init(&cli.storage).await,
         Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
         Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
         Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
@@ -229,6 +262,28 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Invoice(cmd) => crate::invoice::invoice(&*cli.storage.open().await?, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }
+}
+
+async fn init(storage: &StorageArgs) -> Result<()> {
+    let existed = match storage.location()? {
+        Location::SqliteDir(dir) => dir.join(tollgate_store::sqlite::FILE_NAME).exists(),
+        Location::Postgres(_) => true,
+    };
+    let store = storage.open_or_create().await?;
+    let (version, _) = latest_catalog(&*store).await?;
+    let what = match storage.location()? {
+        Location::SqliteDir(dir) => {
+            let file = dir.join(tollgate_store::sqlite::FILE_NAME);
+            std::path::absolute(&file).unwrap_or(file).display().to_string()
+        }
+        Location::Postgres(_) => "the PostgreSQL database".to_owned(),
+    };
+    if existed {
+        println!("{what} is ready (catalog version {version})");
+    } else {
+        println!("created {what} (catalog version {version})");
+    }
+    Ok(())
 }
 
 /// When invoices are finalized and how charges are retried (`serve` and `jobs run`).
@@ -383,16 +438,17 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             );
         }
         TenantCommand::List => {
-            println!(
-                "{:<30} {:<11} {:<14} {:<28} ID",
-                "NAME", "TYPE", "PLAN", "CREATED"
-            );
+            let mut table = Table::new(&["NAME", "TYPE", "PLAN", "CREATED", "ID"]);
             for t in store.tenants().await? {
-                println!(
-                    "{:<30} {:<11} {:<14} {:<28} {}",
-                    t.name, t.tenant_type, t.plan, t.created_at, t.id
-                );
+                table.row([
+                    t.name.to_string(),
+                    t.tenant_type.to_string(),
+                    t.plan,
+                    t.created_at.to_string(),
+                    t.id,
+                ]);
             }
+            table.print();
         }
     }
     Ok(())
@@ -409,10 +465,11 @@ async fn namespace(store: &dyn Store, cmd: NamespaceCommand) -> Result<()> {
         }
         NamespaceCommand::List { tenant } => {
             let t = find_tenant(store, &tenant).await?;
-            println!("{:<30} {:<28} UID", "NAME", "CREATED");
+            let mut table = Table::new(&["NAME", "CREATED", "UID"]);
             for ns in store.namespaces(&t.id).await? {
-                println!("{:<30} {:<28} {}", ns.name, ns.created_at, ns.uid);
+                table.row([ns.name.to_string(), ns.created_at.to_string(), ns.uid]);
             }
+            table.print();
         }
     }
     Ok(())
@@ -469,10 +526,7 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
         TokenCommand::List { tenant } => {
             let t = find_tenant(store, &tenant).await?;
             let now = Timestamp::now();
-            println!(
-                "{:<36} {:<16} {:<9} {:<20} {:<8} EXPIRES",
-                "ID", "NAME", "ROLE", "NAMESPACES", "STATUS"
-            );
+            let mut table = Table::new(&["ID", "NAME", "ROLE", "NAMESPACES", "STATUS", "EXPIRES"]);
             for tok in store.tokens(&t.id).await? {
                 let scope = match &tok.scope {
                     NamespaceScope::All => "*".to_owned(),
@@ -489,11 +543,20 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
                     .expires_at
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "never".into());
-                println!(
-                    "{:<36} {:<16} {:<9} {:<20} {:<8} {}",
-                    tok.id, tok.name, tok.role, scope, status, expires
-                );
+                table.row([
+                    tok.id,
+                    if tok.name.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        tok.name
+                    },
+                    tok.role.to_string(),
+                    scope,
+                    status.to_owned(),
+                    expires,
+                ]);
             }
+            table.print();
         }
         TokenCommand::Revoke { tenant, id } => {
             let t = find_tenant(store, &tenant).await?;

@@ -13,6 +13,7 @@ use tollgate_payments::{PaymentProvider, TestProvider};
 use tollgate_store::{ChargeOutcome, Store};
 
 use crate::cli::{ACTOR, find_tenant};
+use crate::table::Table;
 
 #[derive(Debug, Subcommand)]
 pub enum InvoiceCommand {
@@ -83,22 +84,26 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
         InvoiceCommand::List { tenant } => {
             let t = find_tenant(store, &tenant).await?;
             let all = invoices::tenant_invoices(store, &versions, &t.id, now).await?;
-            println!(
-                "{:<18} {:<10} {:<17} {:<17} {:>16}",
-                "NAME", "STATUS", "PERIOD START", "PERIOD END", "TOTAL"
-            );
+            let mut table = Table::new(&[
+                "NAME",
+                "STATUS",
+                "PERIOD START",
+                "PERIOD END",
+                ">TOTAL",
+                "CURRENCY",
+            ]);
             let at = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M").to_string();
             for i in all {
-                println!(
-                    "{:<18} {:<10} {:<17} {:<17} {:>12} {}",
+                table.row([
                     i.name,
-                    i.status.as_str(),
+                    i.status.as_str().to_owned(),
                     at(i.period_start),
                     at(i.period_end),
                     format_cents(i.totals.total),
-                    i.currency
-                );
+                    i.currency.to_string(),
+                ]);
             }
+            table.print();
         }
         InvoiceCommand::Show { name, tenant } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
@@ -109,36 +114,57 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
                 "{} ({}) of tenant {}: {} to {}, plan {}",
                 i.name, i.status, t.name, i.period_start, i.period_end, i.plan_title
             );
+            let unit_price = format!(">UNIT PRICE ({})", i.currency);
+            let amount = format!(">AMOUNT ({})", i.currency);
+            let mut lines = Table::new(&["LINE", ">QUANTITY", "UNIT", &unit_price, &amount]);
             for l in &i.lines {
-                println!(
-                    "  {:<56} {:>12} {:<12} {:>12} {:>12}",
-                    l.description,
+                lines.row([
+                    l.description.clone(),
                     l.quantity.to_string(),
-                    l.unit,
+                    l.unit.clone(),
                     format_price(l.unit_price_cents),
-                    format_cents(l.amount_cents)
-                );
+                    format_cents(l.amount_cents),
+                ]);
             }
             for c in &i.coupons {
-                println!("  coupon {}: {}", c.title, c.terms);
+                lines.row([
+                    format!("coupon {}: {}", c.title, c.terms),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
             }
-            println!(
-                "  subtotal {}  discount {}  total {} {}",
-                format_cents(i.totals.subtotal),
-                format_cents(i.totals.discount),
-                format_cents(i.totals.total),
-                i.currency
-            );
-            for c in store.invoice_charges(&t.id, &name).await? {
-                println!(
-                    "  attempt {} {} {} {} {}{}",
-                    c.attempt,
-                    c.started_at,
-                    if c.display.is_empty() { "-" } else { &c.display },
-                    format_cents(c.amount_cents),
-                    c.outcome.as_str(),
-                    c.reason.map(|r| format!(": {r}")).unwrap_or_default()
-                );
+            for (label, cents) in [
+                ("subtotal", i.totals.subtotal),
+                ("discount", i.totals.discount),
+                ("total", i.totals.total),
+            ] {
+                lines.row([
+                    label.to_owned(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format_cents(cents),
+                ]);
+            }
+            lines.print();
+            let charges = store.invoice_charges(&t.id, &name).await?;
+            if !charges.is_empty() {
+                println!();
+                let mut attempts =
+                    Table::new(&[">ATTEMPT", "AT", "PAYMENT METHOD", ">AMOUNT", "OUTCOME", "REASON"]);
+                for c in charges {
+                    attempts.row([
+                        c.attempt.to_string(),
+                        c.started_at.to_string(),
+                        c.display,
+                        format_cents(c.amount_cents),
+                        c.outcome.as_str().to_owned(),
+                        c.reason.unwrap_or_default(),
+                    ]);
+                }
+                attempts.print();
             }
         }
         InvoiceCommand::Pdf { name, tenant, output } => {

@@ -8,6 +8,7 @@ mod invoice;
 mod operator;
 mod quota;
 mod serve;
+mod table;
 mod usage;
 
 use clap::Parser;

@@ -15,6 +15,7 @@ use tollgate_payments::TestProvider;
 use tollgate_store::{Store, TransitionFilter};
 
 use crate::cli::StorageArgs;
+use crate::table::Table;
 
 /// How the audit trail names the operator CLI.
 use crate::cli::ACTOR;
@@ -92,6 +93,19 @@ pub enum JobsCommand {
     },
 }
 
+/// How `catalog show` starts: a comment naming the version it prints.
+const SHOW_HEADER: &str = "# catalog version";
+
+/// A catalog's source without the header `catalog show` put on it, when it
+/// was published from a file saved from `catalog show` (else the header
+/// would be shown twice, the old one stale).
+fn without_show_header(source: &str) -> &str {
+    match source.strip_prefix(SHOW_HEADER) {
+        Some(rest) if rest.starts_with(' ') => rest.split_once('\n').map_or("", |(_, after)| after),
+        _ => source,
+    }
+}
+
 fn read(file: &PathBuf) -> Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
 }
@@ -126,10 +140,10 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
                 None => "no catalog is published yet".to_owned(),
             })?;
             println!(
-                "# catalog version {}, from {}, published {} by {}",
+                "{SHOW_HEADER} {}, from {}, published {} by {}",
                 c.version, c.source_name, c.published_at, c.published_by
             );
-            print!("{}", c.source);
+            print!("{}", without_show_header(&c.source));
         }
     }
     Ok(())
@@ -153,10 +167,7 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
                 tenant_id: tenant_id(store, tenant.as_deref()).await?,
                 state,
             };
-            println!(
-                "{:<36} {:<20} {:<13} {:<13} {:<21} REASON",
-                "ID", "TENANT", "FROM", "TO", "STATE"
-            );
+            let mut table = Table::new(&["ID", "TENANT", "FROM", "TO", "STATE", "REASON"]);
             let transitions = store.transitions(&filter).await?;
             let names = tollgate_store::tenant_names(
                 store,
@@ -171,16 +182,16 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
                     .get(&t.tenant_id)
                     .cloned()
                     .unwrap_or_else(|| t.tenant_id.clone());
-                println!(
-                    "{:<36} {:<20} {:<13} {:<13} {:<21} {}",
+                table.row([
                     t.id,
                     tenant,
                     t.from_plan,
                     t.to_plan,
-                    t.state.as_str(),
-                    t.reason.unwrap_or_default()
-                );
+                    t.state.as_str().to_owned(),
+                    t.reason.unwrap_or_default(),
+                ]);
             }
+            table.print();
         }
         TransitionCommand::Approve { id } => {
             let t = store
@@ -210,16 +221,15 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
 pub async fn audit(store: &dyn Store, cmd: AuditCommand) -> Result<()> {
     let AuditCommand::List { tenant, limit } = cmd;
     let id = tenant_id(store, tenant.as_deref()).await?;
-    println!("{:<28} {:<44} {:<28} TARGET", "AT", "ACTOR", "ACTION");
+    let mut table = Table::new(&["AT", "ACTOR", "ACTION", "TARGET"]);
     for e in store.audit(id.as_deref(), limit).await? {
-        println!("{:<28} {:<44} {:<28} {}", e.at, e.actor, e.action, e.target);
-        if let Some(before) = e.before {
-            println!("    before: {before}");
-        }
-        if let Some(after) = e.after {
-            println!("    after:  {after}");
-        }
+        let notes = [("before: ", e.before), ("after:  ", e.after)]
+            .into_iter()
+            .filter_map(|(label, change)| change.map(|c| format!("{label}{c}")))
+            .collect();
+        table.row_with_notes([e.at.to_string(), e.actor, e.action, e.target], notes);
     }
+    table.print();
     Ok(())
 }
 

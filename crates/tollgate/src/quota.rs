@@ -12,6 +12,7 @@ use tollgate_domain::quota::{Limit, ResourceAmount};
 use tollgate_store::Store;
 
 use crate::cli::{ACTOR, find_tenant};
+use crate::table::Table;
 
 /// Quota objects live in this namespace only.
 const NAMESPACE: &str = "system";
@@ -55,15 +56,21 @@ pub async fn quota(store: &dyn Store, cmd: QuotaCommand) -> Result<()> {
             let objects = store.quotas(&t.id, NAMESPACE).await?;
             if objects.is_empty() {
                 println!("tenant {} has no quota objects", t.name);
+                return Ok(());
             }
+            let mut table = Table::new(&["QUOTA", "STATE", "MODIFIED", "LIMIT", ">MAXIMUM", "NOTE"]);
             for q in objects {
                 let state = if q.meta.disable { "disabled" } else { "enabled" };
-                println!("{} ({state}, modified {})", q.meta.name, q.meta.modified_at);
+                let name = q.meta.name.to_string();
+                let modified = q.meta.modified_at.to_string();
+                let mut row = |key: String, max: String, note: String| {
+                    table.row([name.clone(), state.to_owned(), modified.clone(), key, max, note]);
+                };
                 for (key, limit) in &q.spec.object_limits {
-                    println!("    object_limits.{key}: {}", count(*limit));
+                    row(format!("object_limits.{key}"), count(*limit), String::new());
                 }
                 for (key, limit) in &q.spec.resource_limits {
-                    println!("    resource_limits.{key}: {}", amount(*limit));
+                    row(format!("resource_limits.{key}"), amount(*limit), String::new());
                 }
                 for (key, limit) in &q.spec.api_limits {
                     let shown = if limit.is_unlimited() && limit.is_valid() {
@@ -71,12 +78,20 @@ pub async fn quota(store: &dyn Store, cmd: QuotaCommand) -> Result<()> {
                     } else {
                         format!("rate {} burst {} per {}", limit.rate, limit.burst, limit.unit)
                     };
-                    match limit.check(&format!("api_limits.{key}")) {
-                        Ok(()) => println!("    api_limits.{key}: {shown}"),
-                        Err(e) => println!("    api_limits.{key}: {shown} IGNORED: {}", e.message),
-                    }
+                    let note = match limit.check(&format!("api_limits.{key}")) {
+                        Ok(()) => String::new(),
+                        Err(e) => format!("IGNORED: {}", e.message),
+                    };
+                    row(format!("api_limits.{key}"), shown, note);
+                }
+                if q.spec.object_limits.is_empty()
+                    && q.spec.resource_limits.is_empty()
+                    && q.spec.api_limits.is_empty()
+                {
+                    row(String::new(), String::new(), "no limits".to_owned());
                 }
             }
+            table.print();
         }
         QuotaCommand::Delete { tenant, name } => {
             let t = find_tenant(store, &tenant).await?;

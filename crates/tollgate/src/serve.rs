@@ -24,8 +24,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: HOST:PORT, or :PORT for 127.0.0.1:PORT (port 0
+    /// picks a free port; 0.0.0.0:PORT listens on every interface).
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_arg)]
     pub listen: SocketAddr,
     /// Log format: text for people, json for log pipelines.
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
@@ -96,11 +97,38 @@ impl ConnectionArgs {
     }
 }
 
+/// Parses `--listen`: a socket address, or `:PORT` on the default host
+/// (loopback: listening on every interface is a choice to spell out).
+pub fn listen_arg(s: &str) -> Result<SocketAddr, String> {
+    let full;
+    let addr = match s.strip_prefix(':') {
+        Some(port) => {
+            full = format!("127.0.0.1:{port}");
+            &full
+        }
+        None => s,
+    };
+    addr.parse().map_err(|_| {
+        format!(
+            "{s:?} is not an address to listen on: expected HOST:PORT (127.0.0.1:8080, [::1]:8080) or :PORT"
+        )
+    })
+}
+
+/// Whether text logs carry ANSI colours: only on a terminal, and never when
+/// `NO_COLOR` is set (<https://no-color.org>), so that logs redirected to a
+/// file or a collector stay plain text.
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_colours())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -117,7 +145,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     // Installed before anything announces the server, so that a signal sent
     // as soon as it is up is never lost to the default (fatal) handler.
     let shutdown = ShutdownSignals::install().context("cannot install signal handlers")?;
-    let store = storage.open().await?;
+    let store = storage.open_or_create().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let provider: Arc<dyn PaymentProvider> = Arc::new(TestProvider::default());
     tracing::warn!(

@@ -20,6 +20,7 @@ use tollgate_store::{CouponDef, Store};
 
 /// How the audit trail names the operator CLI.
 use crate::cli::ACTOR;
+use crate::table::Table;
 /// Events per ingestion transaction during an import.
 const BATCH: usize = 1000;
 
@@ -318,7 +319,7 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             println!("applied coupon {code} to tenant {}", t.name);
         }
         CouponCommand::List => {
-            println!("{:<24} {:<16} TITLE", "CODE", "DISCOUNT");
+            let mut table = Table::new(&["CODE", "DISCOUNT", "TITLE"]);
             let mut by_code: BTreeMap<String, CouponDef> = BTreeMap::new();
             for c in store.coupons().await? {
                 by_code.insert(c.code.clone(), c);
@@ -328,8 +329,9 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
                     Discount::Percent(bp) => format!("{}%", Decimal::new(bp, 2).normalize()),
                     Discount::Fixed(cents) => format!("{cents} cents"),
                 };
-                println!("{:<24} {:<16} {}", c.code, discount, c.title);
+                table.row([c.code.clone(), discount, c.title.clone()]);
             }
+            table.print();
         }
     }
     Ok(())

@@ -241,10 +241,17 @@ pub struct MeterItem {
     pub unit_billable: String,
     /// `sum`, `max` or `latest`.
     pub aggregation: String,
-    /// Cents per billable unit, an exact decimal as a string ("0" when free).
+    /// Cents (hundredths of `currency_code`) per billable unit (one
+    /// `unit_billable`), an exact decimal as a string ("0" when free).
+    pub unit_price_cents: String,
+    /// The same price for people: `"0.60 USD per million requests"`.
+    pub price: String,
+    /// The same as `unit_price_cents`, under its first name (kept for
+    /// clients written against it).
     pub unit_price: String,
     pub currency_code: String,
-    /// Billable units free per billing period, an exact decimal as a string.
+    /// Billable units (`unit_billable`) free per billing period, an exact
+    /// decimal as a string.
     pub free_allowance: String,
 }
 

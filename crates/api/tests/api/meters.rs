@@ -18,7 +18,11 @@ fn prices(list: &Value) -> Vec<(String, String, String)> {
             assert_eq!(m["currency_code"], "USD", "{m}");
             (
                 m["metric_label"].as_str().unwrap().to_owned(),
-                m["unit_price"].as_str().unwrap().to_owned(),
+                {
+                    let cents = m["unit_price_cents"].as_str().unwrap();
+                    assert_eq!(m["unit_price"], cents, "the old name carries the same price");
+                    cents.to_owned()
+                },
                 m["free_allowance"].as_str().unwrap().to_owned(),
             )
         })
@@ -71,12 +75,23 @@ async fn meters_show_the_prices_of_the_callers_plan() {
                 "unit": "request",
                 "unit_billable": "million requests",
                 "aggregation": "sum",
+                "unit_price_cents": "60",
+                "price": "0.60 USD per million requests",
                 "unit_price": "60",
                 "currency_code": "USD",
                 "free_allowance": "5"
             })
         );
         assert_eq!(meter(list, "site_vcpus")["aggregation"], "max");
+        // Fractions of a cent stay exact in the price people read.
+        for m in list["items"].as_array().unwrap() {
+            let cents: rust_decimal::Decimal = m["unit_price_cents"].as_str().unwrap().parse().unwrap();
+            let shown = m["price"].as_str().unwrap();
+            let (amount, rest) = shown.split_once(' ').unwrap();
+            let amount: rust_decimal::Decimal = amount.parse().unwrap();
+            assert_eq!(amount * rust_decimal::Decimal::ONE_HUNDRED, cents, "{shown}");
+            assert_eq!(rest, format!("USD per {}", m["unit_billable"].as_str().unwrap()));
+        }
         assert_eq!(meter(list, "lb_data_transfer")["unit_billable"], "GB");
 
         // Any role that reads may list them; a platform token may not.

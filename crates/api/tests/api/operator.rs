@@ -142,6 +142,7 @@ async fn the_audit_trail_lists_a_tenants_changes_newest_first_naming_who_made_th
                 "payment_method.create",
                 "addon.subscribe",
                 "quota.create",
+                "token.create",
                 "tenant.create",
             ]
         );
@@ -149,7 +150,9 @@ async fn the_audit_trail_lists_a_tenants_changes_newest_first_naming_who_made_th
         let actors: Vec<&str> = items.iter().map(|i| i["actor"].as_str().unwrap()).collect();
         assert_eq!(
             actors,
-            [worker, worker, &actor, &actor, &actor, &actor, "operator"]
+            [
+                worker, worker, &actor, &actor, &actor, &actor, "operator", "operator"
+            ]
         );
         assert!(items.iter().all(|i| i["tenant"] == "acme"), "{items:?}");
         let times: Vec<&str> = items.iter().map(|i| i["at"].as_str().unwrap()).collect();
@@ -162,6 +165,7 @@ async fn the_audit_trail_lists_a_tenants_changes_newest_first_naming_who_made_th
                 "2026-11-20T10:03:00Z",
                 "2026-11-20T10:02:00Z",
                 "2026-11-20T10:01:00Z",
+                "2026-11-20T10:00:00Z",
                 "2026-11-20T10:00:00Z",
             ]
         );

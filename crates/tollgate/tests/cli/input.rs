@@ -75,18 +75,35 @@ async fn an_operator_lists_and_deletes_a_quota_object_that_locks_a_tenant_out() 
 
         let list = expect_ok(tollgate(&db, &["quota", "list", "--tenant", "acme"]).await);
         let lines: Vec<&str> = list.lines().collect();
-        assert!(lines[0].starts_with("lock (enabled, modified "), "{list}");
+        assert_eq!(lines.len(), 4, "{list}");
+        let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(
-            &lines[1..],
-            [
-                "    object_limits.virtual_host: 5",
-                "    api_limits.ves.io.schema.quota.API.Create: rate 0 burst 0 per SECOND IGNORED: \
+            words(lines[0]),
+            ["QUOTA", "STATE", "MODIFIED", "LIMIT", "MAXIMUM", "NOTE"]
+        );
+        // One table: every row's limit starts under LIMIT, its note under NOTE.
+        let limit_at = lines[0].find("LIMIT").unwrap();
+        let note_at = lines[0].find("NOTE").unwrap();
+        for (line, key) in lines[1..].iter().zip([
+            "object_limits.virtual_host",
+            "api_limits.ves.io.schema.quota.API.Create",
+            "api_limits.ves.io.schema.quota.API.Get",
+        ]) {
+            assert!(line.starts_with("lock   enabled  "), "{list}");
+            assert_eq!(line.find(key), Some(limit_at), "{list}");
+        }
+        assert!(lines[1].ends_with(" 5"), "{list}");
+        assert_eq!(
+            &lines[2][lines[2].find("rate 0").unwrap()..],
+            format!(
+                "rate 0 burst 0 per SECOND  IGNORED: \
                  api_limits.ves.io.schema.quota.API.Create.rate: must be -1 (unlimited) or between 1 \
-                 and 2147483647, got 0; a rate of 0 would refuse every call",
-                "    api_limits.ves.io.schema.quota.API.Get: rate 5 burst 0 per MINUTE",
-            ],
+                 and 2147483647, got 0; a rate of 0 would refuse every call"
+            ),
             "{list}"
         );
+        assert_eq!(lines[2].find("IGNORED"), Some(note_at), "{list}");
+        assert!(lines[3].ends_with("rate 5 burst 0 per MINUTE"), "{list}");
 
         let deleted = expect_ok(tollgate(&db, &["quota", "delete", "--tenant", "acme", "lock"]).await);
         assert_eq!(deleted.trim(), "deleted quota object lock of tenant acme");

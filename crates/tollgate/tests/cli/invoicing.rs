@@ -101,7 +101,7 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
         let early = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-01T12:00:00Z"]).await);
         assert!(early.contains("period-close: 0 invoices finalized"), "{early}");
         let list = expect_ok(tollgate(&db, &["invoice", "list", "--tenant", "acme"]).await);
-        assert!(list.contains("inv-2026-09-0001   PENDING"), "{list}");
+        assert!(list.contains("inv-2026-09-0001  PENDING"), "{list}");
 
         let run = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-02T00:00:00Z"]).await);
         assert!(run.contains("period-close: 1 invoices finalized"), "{run}");
@@ -115,7 +115,7 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
             .lines()
             .find(|l| l.starts_with("inv-2026-09-0001"))
             .unwrap_or_else(|| panic!("{list}"));
-        assert!(line.contains("PAID") && line.contains("26.20 USD"), "{line}");
+        assert!(line.contains("PAID") && line.ends_with("26.20  USD"), "{line}");
 
         let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
         assert!(
@@ -123,6 +123,20 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
             "{show}"
         );
         assert!(show.contains("SUCCEEDED"), "{show}");
+        // The lines are one table, amounts right-aligned under their header
+        // however long a description or unit ("million requests") is.
+        let lines: Vec<&str> = show
+            .lines()
+            .skip_while(|l| !l.starts_with("LINE "))
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(lines[0].ends_with("AMOUNT (USD)"), "{show}");
+        assert!(lines.iter().any(|l| l.contains("million requests")), "{show}");
+        assert!(lines.last().unwrap().starts_with("total "), "{show}");
+        assert!(lines.last().unwrap().ends_with(" 26.20"), "{show}");
+        for l in &lines {
+            assert_eq!(l.chars().count(), lines[0].chars().count(), "{show}");
+        }
 
         let pdf = scratch.path().join("september.pdf");
         expect_ok(

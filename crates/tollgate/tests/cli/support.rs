@@ -21,8 +21,22 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Runs `tollgate <storage flags> <args>` to completion.
+/// Runs `tollgate <storage flags> <args>` to completion. A test's fresh
+/// SQLite directory is first made a database with `tollgate init`, as an
+/// operator would (other commands refuse to create one; `cli::init_*` tests
+/// that refusal with [`tollgate_raw`]).
 pub async fn tollgate(db: &TestDatabase, args: &[&str]) -> Output {
+    if let TestDatabase::Sqlite { dir } = db
+        && !dir.path().join("tollgate.db").exists()
+        && args.first() != Some(&"init")
+    {
+        expect_ok(tollgate_raw(db, &["init"]).await);
+    }
+    tollgate_raw(db, args).await
+}
+
+/// Runs `tollgate <storage flags> <args>` to completion, as is.
+pub async fn tollgate_raw(db: &TestDatabase, args: &[&str]) -> Output {
     let out = Command::new(BIN)
         .args(db.cli_args())
         .args(args)
