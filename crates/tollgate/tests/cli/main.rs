@@ -8,6 +8,7 @@ mod disk_full;
 mod input;
 mod invoicing;
 mod metering;
+mod readme;
 mod replicas;
 mod server;
 mod support;
