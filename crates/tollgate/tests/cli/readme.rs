@@ -192,11 +192,22 @@ fn script(chunks: &[Chunk], addr: &str) -> (String, Vec<Option<usize>>) {
     (script, origin)
 }
 
-/// Replaces what changes from run to run with placeholders.
+/// Replaces what changes from run to run with placeholders. In a table row (a
+/// line with a run of spaces between words) a placeholder followed by a space is padded to
+/// the width of what it replaces, so that the columns stay aligned.
 fn redact(output: &str, addr: &str) -> String {
-    let text = output.replace(addr, DOCUMENTED_ADDR);
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    output
+        .replace(addr, DOCUMENTED_ADDR)
+        .split('\n')
+        .map(redact_line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn redact_line(line: &str) -> String {
+    let table = line.trim().contains("  ");
+    let bytes = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
     let mut i = 0;
     while i < bytes.len() {
         let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
@@ -217,10 +228,13 @@ fn redact(output: &str, addr: &str) -> String {
         match found {
             Some((name, len)) => {
                 out.push_str(name);
+                if table && bytes.get(i + len) == Some(&b' ') {
+                    out.extend(std::iter::repeat_n(' ', len.saturating_sub(name.len())));
+                }
                 i += len;
             }
             None => {
-                let c = text[i..].chars().next().expect("in bounds");
+                let c = line[i..].chars().next().expect("in bounds");
                 out.push(c);
                 i += c.len_utf8();
             }
@@ -478,27 +492,30 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
     for (chunk, output) in chunks.iter().zip(&outputs) {
         let Some(expected) = &chunk.expected else { continue };
         let actual = redact(output.trim_end_matches('\n'), &addr);
-        let (got, want) = (squeeze(&actual), squeeze(&expected.text));
-        let got = normalize(&got, &want);
-        if got == want {
-            continue;
-        }
         let label = format!("README.md:{} (block {})", expected.first_line, chunk.block + 1);
         if overwrite {
-            let new: String = normalize(&actual, &expected.text)
+            // Exact, so that a new table layout is written too.
+            let new = normalize(&actual, &expected.text)
                 .lines()
                 .map(str::trim_end)
-                .map(|l| {
-                    if l.is_empty() {
-                        format!("{}{EXPECT}\n", expected.indent)
-                    } else {
-                        format!("{}{EXPECT} {l}\n", expected.indent)
-                    }
-                })
-                .collect();
-            rewrites.insert(expected.first_line, (expected.last_line, new));
-            eprintln!("readme: rewrote the expectation at {label}");
-        } else {
+                .collect::<Vec<_>>()
+                .join("\n");
+            if new != expected.text {
+                let lines: String = new
+                    .lines()
+                    .map(|l| match l {
+                        "" => format!("{}{EXPECT}\n", expected.indent),
+                        l => format!("{}{EXPECT} {l}\n", expected.indent),
+                    })
+                    .collect();
+                rewrites.insert(expected.first_line, (expected.last_line, lines));
+                eprintln!("readme: rewrote the expectation at {label}");
+            }
+            continue;
+        }
+        let (got, want) = (squeeze(&actual), squeeze(&expected.text));
+        let got = normalize(&got, &want);
+        if got != want {
             let diff = snapbox::Assert::new()
                 .action(Action::Verify)
                 .try_eq(Some(&"actual"), Data::text(got), Data::text(want))
