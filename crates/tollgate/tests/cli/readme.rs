@@ -317,12 +317,10 @@ struct Serve {
 impl Serve {
     fn start(dir: &Path, data_dir: &Path) -> Self {
         let log = dir.join("server.log");
-        let mut child = Command::new(BIN)
+        let mut child = without_tollgate_env(Command::new(BIN))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .current_dir(dir)
             .env("TOLLGATE_DATA_DIR", data_dir)
-            .env_remove("TOLLGATE_DATABASE_URL")
-            .env_remove("TOLLGATE_LISTEN")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("create server.log"))
@@ -348,6 +346,17 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `command` without the caller's `TOLLGATE_*` settings (a database URL, a
+/// grace or retry schedule would change what the walkthrough prints).
+fn without_tollgate_env(mut command: Command) -> Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TOLLGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 fn read(path: &Path) -> String {
@@ -405,14 +414,13 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
     .expect("PATH");
     let stdout_path = work.path().join(".readme.stdout");
     let stderr_path = work.path().join(".readme.stderr");
-    let mut bash = Command::new("bash")
+    let mut bash = without_tollgate_env(Command::new("bash"))
         .args(["--noprofile", "--norc"])
         .arg(&script_path)
         .current_dir(work.path())
         .env("PATH", path)
         .env("TOLLGATE_DATA_DIR", &data_dir)
         .env("CURL_HOME", &curl_home)
-        .env_remove("TOLLGATE_DATABASE_URL")
         .env_remove("BASH_ENV")
         .env_remove("ENV")
         .stdin(Stdio::null())
@@ -545,4 +553,53 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
         "README.md's expectations no longer match (SNAPSHOTS=overwrite cargo test -p tollgate --test cli readme rewrites them):\n\n{}",
         mismatches.join("\n\n")
     );
+}
+
+#[test]
+fn readme_runner_splits_blocks_at_expectations_and_redacts_what_varies() {
+    let markdown = "text\n\n```sh\necho a\n# ⇒ a\necho b\necho c\n# ⇒ b\n# ⇒\n# ⇒ c\ntrue\n```\n\n```sh no-run\nserve\n```\n\n```json\n{}\n```\n";
+    let blocks = runnable_blocks(markdown);
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].first_line, 4);
+    let chunks = chunks(&blocks);
+    type Summary<'a> = (Vec<usize>, Option<(usize, usize, &'a str)>);
+    let summary: Vec<Summary> = chunks
+        .iter()
+        .map(|c| {
+            (
+                c.code.iter().map(|(line, _)| *line).collect(),
+                c.expected
+                    .as_ref()
+                    .map(|e| (e.first_line, e.last_line, e.text.as_str())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (vec![4], Some((5, 5, "a"))),
+            (vec![6, 7], Some((8, 10, "b\n\nc"))),
+            (vec![11], None),
+        ]
+    );
+    let (script, origin) = script(&chunks, "127.0.0.1:4242");
+    assert_eq!(script.lines().count(), origin.len());
+    assert_eq!(
+        origin.iter().flatten().copied().collect::<Vec<_>>(),
+        [4, 6, 7, 11]
+    );
+
+    assert_eq!(
+        redact(
+            "at http://127.0.0.1:4242 inv-2026-11-0002 pm-0c0f59f37907 2026-11-30T12:43:35.4194Z 2026-11-30 x1f0e8a0b-c0de-4bad-8000-000000000000",
+            "127.0.0.1:4242"
+        ),
+        "at http://127.0.0.1:8080 [INVOICE] [PM] [TIME] [DATE] x1f0e8a0b-c0de-4bad-8000-000000000000"
+    );
+    assert_eq!(
+        redact("f0e8a0b1-c0de-4bad-8000-000000000000   PAID", "127.0.0.1:1"),
+        "[UUID]                                 PAID"
+    );
+    assert_eq!(squeeze("  a   b  \nc "), "a b\nc");
+    assert_eq!(normalize("x 12 y\nz", "x [..] y\nz"), "x [..] y\nz");
 }
