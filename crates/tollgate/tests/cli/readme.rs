@@ -21,19 +21,20 @@
 //!   standard output of everything above them since the block's start or the
 //!   previous group of `# ⇒` lines; output without such lines is not checked.
 //!   Before comparing, the output's UUIDs become `[UUID]`, RFC 3339 times
-//!   `[TIME]`, dates `[DATE]`, invoice names `[INVOICE]`, payment method names
-//!   `[PM]`, and in the
-//!   expectation `[..]` matches any text within a line and `...` on a line of
-//!   its own any number of lines (snapbox). Runs of spaces count as one space
-//!   and trailing spaces are ignored: table columns move with the width of
-//!   what is redacted.
+//!   `[TIME]`, dates `[DATE]`, invoice names `[INVOICE]` and payment method
+//!   names `[PM]`; in the expectation `[..]` matches any text within a line
+//!   and `...` on a line of its own any number of lines (snapbox). Runs of
+//!   spaces count as one space and trailing spaces are ignored: table columns
+//!   move with the width of what is redacted.
 //! - `SNAPSHOTS=overwrite cargo test -p tollgate --test cli readme` writes the
-//!   actual output into README.md in place of the expectations that no longer
-//!   match, keeping the `[..]` and `...` that still match.
+//!   actual output into README.md in place of the expectations that differ
+//!   (whitespace included), keeping the `[..]` and `...` that still match.
+//! - The caller's `TOLLGATE_*` variables are removed for the server and the
+//!   script.
 //!
-//! The test needs bash, curl and jq (and GNU date and base64). Without curl or
-//! jq it says it is skipped, unless `TOLLGATE_TEST_README=1` (set by
-//! `.ci/run`), which makes their absence a failure.
+//! The test needs bash, curl, jq, GNU date and base64. Without one of them it
+//! says it is skipped, unless `TOLLGATE_TEST_README=1` (set by `.ci/run`),
+//! which makes that a failure.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
