@@ -9,6 +9,7 @@ mod input;
 mod invoicing;
 mod metering;
 mod operator_ux;
+mod readme;
 mod replicas;
 mod server;
 mod support;
