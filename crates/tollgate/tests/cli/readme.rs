@@ -316,11 +316,12 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(dir: &Path, data_dir: &Path) -> Self {
+    fn start(dir: &Path, data_dir: &Path, env: &[(String, String)]) -> Self {
         let log = dir.join("server.log");
         let mut child = without_tollgate_env(Command::new(BIN))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("TOLLGATE_DATA_DIR", data_dir)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -370,8 +371,9 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-#[test]
-fn readme_walkthrough_runs_and_prints_what_it_says() {
+/// Whether the tools the walkthrough needs are here; panics when they are
+/// required (`TOLLGATE_TEST_README=1`) and missing.
+fn tools_present() -> bool {
     let required = std::env::var("TOLLGATE_TEST_README").is_ok_and(|v| v == "1");
     let missing: Vec<&str> = ["bash", "curl", "jq", "base64", "date"]
         .into_iter()
@@ -387,9 +389,61 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
             "readme: skipped, {} not installed (TOLLGATE_TEST_README=1 makes this a failure)",
             missing.join(", ")
         );
+        return false;
+    }
+    true
+}
+
+#[test]
+fn readme_walkthrough_runs_and_prints_what_it_says() {
+    if tools_present() {
+        walkthrough(&[], "today");
+    }
+}
+
+/// Where libfaketime is, for [`readme_walkthrough_runs_on_any_date`].
+const FAKETIME_VAR: &str = "TOLLGATE_TEST_README_FAKETIME";
+
+/// The walkthrough's dates are relative to today; this runs it as if today
+/// were a month's last minutes, a leap day and a short month's end, with
+/// libfaketime (Debian `faketime`) preloaded into the server and the script:
+/// one offset from the real clock for every process (`FAKETIME=+SECONDS`), so
+/// that time still passes and the processes agree. It runs when
+/// `TOLLGATE_TEST_README_FAKETIME` names `libfaketimeMT.so.1` (`.ci/run` sets
+/// it); without it, it says it is skipped.
+#[test]
+fn readme_walkthrough_runs_on_any_date() {
+    let Some(lib) = std::env::var_os(FAKETIME_VAR).filter(|v| !v.is_empty()) else {
+        eprintln!("readme on other dates: skipped, {FAKETIME_VAR} does not name libfaketime");
+        return;
+    };
+    let lib = PathBuf::from(lib);
+    assert!(lib.is_file(), "{FAKETIME_VAR}={} is not a file", lib.display());
+    if !tools_present() {
         return;
     }
+    let now = jiff::Timestamp::now();
+    for date in [
+        "2026-12-31T23:58:00Z",
+        "2027-02-28T23:59:30Z",
+        "2028-02-29T00:00:10Z",
+        "2027-07-31T12:00:00Z",
+    ] {
+        let target: jiff::Timestamp = date.parse().unwrap();
+        let offset = target.as_second() - now.as_second();
+        let env = [
+            ("LD_PRELOAD".to_owned(), lib.display().to_string()),
+            ("FAKETIME".to_owned(), format!("{offset:+}")),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+        ];
+        walkthrough(&env, date);
+    }
+}
 
+/// Runs the README's blocks against a fresh server, with `env` added for the
+/// server and the script, and checks (or with `SNAPSHOTS=overwrite`, when
+/// `env` is empty, rewrites) the expectations.
+fn walkthrough(env: &[(String, String)], label: &str) {
     let markdown = std::fs::read_to_string(README).expect("read README.md");
     let blocks = runnable_blocks(&markdown);
     assert!(!blocks.is_empty(), "README.md has no ```sh block to run");
@@ -402,7 +456,7 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
     std::fs::write(curl_home.join(".curlrc"), "fail-with-body\nshow-error\n").expect("write .curlrc");
 
     let started = Instant::now();
-    let server = Serve::start(work.path(), &data_dir);
+    let server = Serve::start(work.path(), &data_dir, env);
     let (script, origin) = script(&chunks, &server.addr);
     let script_path = work.path().join(".readme.sh");
     std::fs::write(&script_path, &script).expect("write the script");
@@ -422,6 +476,7 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
         .env("PATH", path)
         .env("TOLLGATE_DATA_DIR", &data_dir)
         .env("CURL_HOME", &curl_home)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove("BASH_ENV")
         .env_remove("ENV")
         .stdin(Stdio::null())
@@ -475,7 +530,7 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
             ),
         };
         panic!(
-            "{failure} at {where_}\n--- its output ---\n{}\n--- stderr (last 40 lines) ---\n{}\n--- server log (last 60 lines) ---\n{}",
+            "{failure} ({label}) at {where_}\n--- its output ---\n{}\n--- stderr (last 40 lines) ---\n{}\n--- server log (last 60 lines) ---\n{}",
             outputs.last().copied().unwrap_or(""),
             tail(&stderr, 40),
             tail(&read(&server.log), 60),
@@ -484,7 +539,7 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
     let addr = server.addr.clone();
     drop(server);
     eprintln!(
-        "readme: {} blocks, {} chunks ran in {:.1} s",
+        "readme ({label}): {} blocks, {} chunks ran in {:.1} s",
         blocks.len(),
         chunks.len(),
         elapsed.as_secs_f64()
@@ -495,13 +550,17 @@ fn readme_walkthrough_runs_and_prints_what_it_says() {
         "the output has a marker per chunk; did a command print {MARKER:?}?"
     );
 
-    let overwrite = std::env::var("SNAPSHOTS").is_ok_and(|v| v == "overwrite");
+    let overwrite = env.is_empty() && std::env::var("SNAPSHOTS").is_ok_and(|v| v == "overwrite");
     let mut mismatches = Vec::new();
     let mut rewrites: BTreeMap<usize, (usize, String)> = BTreeMap::new();
     for (chunk, output) in chunks.iter().zip(&outputs) {
         let Some(expected) = &chunk.expected else { continue };
         let actual = redact(output.trim_end_matches('\n'), &addr);
-        let label = format!("README.md:{} (block {})", expected.first_line, chunk.block + 1);
+        let label = format!(
+            "README.md:{} (block {}, {label})",
+            expected.first_line,
+            chunk.block + 1
+        );
         if overwrite {
             // Exact, so that a new table layout is written too.
             let new = normalize(&actual, &expected.text)
