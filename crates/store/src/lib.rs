@@ -179,7 +179,11 @@ pub struct NewTenant {
     pub tenant_type: TenantType,
     /// The first subscription (its `tenant_id` is ignored).
     pub subscription: Subscription,
+    /// When the tenant starts (backdated to import usage history).
     pub now: Timestamp,
+    /// When the tenant is created: the audit entry's time (`now` may be in
+    /// the past).
+    pub recorded_at: Timestamp,
 }
 
 /// Who made a change, as the audit trail records it.

@@ -766,8 +766,12 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         "tenant.create",
         &format!("tenant/{}", tenant.name),
         None,
-        Some(serde_json::json!({"plan": tenant.plan, "tenant_type": tenant.tenant_type.as_str()})),
-        new.now,
+        Some(serde_json::json!({
+            "plan": tenant.plan,
+            "tenant_type": tenant.tenant_type.as_str(),
+            "since": new.now.to_string(),
+        })),
+        new.recorded_at,
     )
     .await?;
     Ok(tenant)

@@ -410,6 +410,7 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                 None => plan.tenant_type,
             };
             let now = Timestamp::now();
+            let recorded_at = now;
             if since.is_some_and(|s| s > now) {
                 bail!("--since is in the future");
             }
@@ -430,6 +431,7 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                     tenant_type,
                     subscription,
                     now,
+                    recorded_at,
                 })
                 .await?;
             println!(

@@ -140,6 +140,7 @@ impl TestApp {
                     now,
                 ),
                 now,
+                recorded_at: now,
             })
             .await
             .expect("create tenant")

@@ -58,6 +58,7 @@ pub fn new_tenant(n: &str, plan: &str, now: Timestamp) -> NewTenant {
         tenant_type: TenantType::Freemium,
         subscription: first_subscription(plan, now),
         now,
+        recorded_at: now,
     }
 }
 

@@ -405,3 +405,26 @@ async fn catalog_show_after_publishing_a_shown_catalog_has_one_header() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_backdated_tenant_is_audited_when_it_was_created_not_when_it_starts() {
+    each_backend(|db| async move {
+        let before = Timestamp::now();
+        expect_ok(
+            tollgate(
+                &db,
+                &["tenant", "create", "globex", "--since", "2026-09-01T00:00:00Z"],
+            )
+            .await,
+        );
+        let audit = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "globex"]).await);
+        let row = audit
+            .lines()
+            .find(|l| l.contains("tenant.create"))
+            .unwrap_or_else(|| panic!("{audit}"));
+        let at: Timestamp = row.split_whitespace().next().unwrap().parse().unwrap();
+        assert!(at >= before, "{audit}");
+        assert!(audit.contains(r#""since":"2026-09-01T00:00:00Z""#), "{audit}");
+    })
+    .await;
+}
