@@ -625,8 +625,15 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: &str,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
-    /// Rebuilds a tenant's buckets from its raw events, in one transaction.
-    async fn replay(&self, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats>;
+    /// Rebuilds a tenant's buckets from its raw events, in one transaction,
+    /// audited as `usage.replay` by `actor` at `now`.
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        aggregation: &Aggregations,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ReplayStats>;
 
     /// A secret shared by replicas, created on first use.
     async fn secret(&self, name: &str) -> Result<String>;

@@ -612,8 +612,14 @@ impl crate::Store for SqlStore {
         metering::buckets(self, tenant_id, filter).await
     }
 
-    async fn replay(&self, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats> {
-        metering::replay(self, tenant_id, aggregation).await
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        aggregation: &Aggregations,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ReplayStats> {
+        metering::replay(self, tenant_id, aggregation, actor, now).await
     }
 
     async fn secret(&self, name: &str) -> Result<String> {

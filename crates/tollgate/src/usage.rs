@@ -255,7 +255,9 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
         }
         UsageCommand::Replay { tenant } => {
             let (tenant, catalog) = tenant_and_catalog(store, &tenant).await?;
-            let stats = store.replay(&tenant.id, &catalog.aggregations()).await?;
+            let stats = store
+                .replay(&tenant.id, &catalog.aggregations(), ACTOR, Timestamp::now())
+                .await?;
             println!(
                 "rebuilt {} hourly buckets of tenant {} from {} events",
                 stats.buckets, tenant.name, stats.events

@@ -526,14 +526,22 @@ pub(super) async fn replay(
     store: &SqlStore,
     tenant_id: &str,
     aggregation: &Aggregations,
+    actor: Actor<'_>,
+    now: Timestamp,
 ) -> Result<ReplayStats> {
-    let (tenant_id, aggregation) = (tenant_id.to_owned(), aggregation.clone());
+    let (tenant_id, aggregation, actor) = (tenant_id.to_owned(), aggregation.clone(), actor.to_owned());
     store
-        .write(move |tx| Box::pin(async move { replay_in(tx, &tenant_id, &aggregation).await }))
+        .write(move |tx| Box::pin(async move { replay_in(tx, &tenant_id, &aggregation, &actor, now).await }))
         .await
 }
 
-async fn replay_in(tx: &mut Tx, tenant_id: &str, aggregation: &Aggregations) -> Result<ReplayStats> {
+async fn replay_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    aggregation: &Aggregations,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<ReplayStats> {
     sqlx::query(LOCK_TENANT)
         .bind(tenant_id)
         .fetch_optional(&mut **tx)
@@ -576,10 +584,22 @@ async fn replay_in(tx: &mut Tx, tenant_id: &str, aggregation: &Aggregations) -> 
         .await?;
     write_buckets(tx, tenant_id, buckets.iter()).await?;
     rebuild_days(tx, tenant_id, &buckets).await?;
-    Ok(ReplayStats {
+    let stats = ReplayStats {
         events,
         buckets: buckets.len() as u64,
-    })
+    };
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        "usage.replay",
+        "usage/hourly",
+        None,
+        Some(serde_json::json!({"events": stats.events, "hourly_buckets": stats.buckets})),
+        now,
+    )
+    .await?;
+    Ok(stats)
 }
 
 pub(super) async fn secret(store: &SqlStore, name: &str) -> Result<String> {

@@ -153,8 +153,21 @@ async fn replay_rebuilds_identical_buckets() {
             .buckets(&a.id, &all("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
             .await
             .unwrap();
-        let stats = store.replay(&a.id, &aggregations()).await.unwrap();
+        let stats = store
+            .replay(&a.id, &aggregations(), "operator", t("2026-11-21T00:00:00Z"))
+            .await
+            .unwrap();
         assert_eq!((stats.events, stats.buckets), (300, before.len() as u64));
+        // The replay is audited: who, when, and what it rebuilt.
+        let audit = store.audit(Some(&a.id), 1).await.unwrap();
+        assert_eq!(
+            (audit[0].action.as_str(), audit[0].actor.as_str(), audit[0].at),
+            ("usage.replay", "operator", t("2026-11-21T00:00:00Z"))
+        );
+        assert_eq!(
+            audit[0].after.as_deref(),
+            Some(format!(r#"{{"events":300,"hourly_buckets":{}}}"#, before.len()).as_str())
+        );
         let after = store
             .buckets(&a.id, &all("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
             .await
@@ -421,7 +434,10 @@ async fn day_summaries_agree_with_the_hours_over_any_range() {
             }
         };
         check("ingested", store.clone()).await;
-        store.replay(&a.id, &aggregations()).await.unwrap();
+        store
+            .replay(&a.id, &aggregations(), "operator", t("2026-11-21T00:00:00Z"))
+            .await
+            .unwrap();
         check("replayed", store.clone()).await;
         // A database from before day summaries: they are built on open.
         let location = crate::location(&db);
