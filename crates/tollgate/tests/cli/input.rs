@@ -4,29 +4,15 @@
 
 use jiff::Timestamp;
 use serde_json::json;
-use tollgate_domain::names::Name;
-use tollgate_domain::object::ObjectMeta;
-use tollgate_domain::quota::{Limit, QuotaKey, QuotaObject, QuotaSpec};
+use tollgate_domain::quota::{Limit, QuotaKey, QuotaSpec};
 use tollgate_domain::rate_limit::{RateLimit, RateUnit};
-use tollgate_store::Location;
 use tollgate_testkit::{TestDatabase, each_backend};
 
-use crate::support::{expect_ok, tenant_with_admin, tollgate};
+use crate::support::{expect_ok, store_quota, tenant_with_admin, tollgate};
 
 /// Stores a quota object as an earlier Tollgate could: with an API limit of
 /// rate 0, which the API refuses since.
 async fn store_locking_quota(db: &TestDatabase, tenant: &str) {
-    let location = match (db.sqlite_dir(), db.postgres_url()) {
-        (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
-        (None, Some(url)) => Location::Postgres(url.to_owned()),
-        (None, None) => unreachable!(),
-    };
-    let store = tollgate_store::open(&location).await.expect("open store");
-    let tenant = store
-        .tenant_by_name(tenant)
-        .await
-        .unwrap()
-        .expect("tenant exists");
     let key = |k: &str| QuotaKey::parse("k", k).unwrap();
     let mut spec = QuotaSpec::default();
     spec.object_limits.insert(key("virtual_host"), Limit::Max(5));
@@ -42,27 +28,7 @@ async fn store_locking_quota(db: &TestDatabase, tenant: &str) {
         key("ves.io.schema.quota.API.Get"),
         RateLimit::new("k", 5, 0, RateUnit::Minute).unwrap(),
     );
-    let now = Timestamp::now();
-    let object = QuotaObject {
-        meta: ObjectMeta {
-            namespace: Name::system(),
-            name: Name::parse("n", "lock").unwrap(),
-            uid: uuid::Uuid::new_v4().to_string(),
-            labels: Default::default(),
-            annotations: Default::default(),
-            description: String::new(),
-            disable: false,
-            creator_class: "test".into(),
-            creator_id: "test".into(),
-            created_at: now,
-            modified_at: now,
-        },
-        spec,
-    };
-    store
-        .insert_quota(&tenant.id, &object, "test")
-        .await
-        .expect("insert quota");
+    store_quota(db, tenant, "lock", spec).await;
 }
 
 #[tokio::test]

@@ -1,28 +1,17 @@
 //! Invoicing through the binary: a month run with `jobs run --now`, the
 //! invoice list, a PDF file, refunds, cancellations and the OVERDUE path.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole};
-use tollgate_store::{Location, PaymentChange, Store};
+use tollgate_store::PaymentChange;
 use tollgate_testkit::{TestDatabase, each_backend};
 
-use crate::support::{expect_ok, tollgate};
-
-async fn store(db: &TestDatabase) -> Arc<dyn Store> {
-    let location = match (db.sqlite_dir(), db.postgres_url()) {
-        (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
-        (None, Some(url)) => Location::Postgres(url.to_owned()),
-        (None, None) => unreachable!(),
-    };
-    tollgate_store::open(&location).await.expect("open store")
-}
+use crate::support::{expect_ok, open_store, tollgate};
 
 /// Gives the tenant a primary card, as `POST billing/payment_methods` would.
 async fn card(db: &TestDatabase, tenant: &str, token: &str) {
-    let store = store(db).await;
+    let store = open_store(db).await;
     let t = store.tenant_by_name(tenant).await.unwrap().unwrap();
     let method = PaymentMethod {
         name: format!("pm-{tenant}"),
@@ -255,7 +244,7 @@ async fn two_job_runners_at_once_invoice_and_charge_each_period_once() {
             expect_ok(a);
             expect_ok(b);
         }
-        let store = store(&db).await;
+        let store = open_store(&db).await;
         for t in &tenants {
             let tenant = store.tenant_by_name(t).await.unwrap().unwrap();
             let invoices = store.invoices(&tenant.id).await.unwrap();

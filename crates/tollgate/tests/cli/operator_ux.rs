@@ -7,13 +7,10 @@ use std::process::Stdio;
 
 use jiff::Timestamp;
 use tokio::process::Command;
-use tollgate_domain::names::Name;
-use tollgate_domain::object::ObjectMeta;
-use tollgate_domain::quota::{Limit, QuotaKey, QuotaObject, QuotaSpec};
-use tollgate_store::Location;
+use tollgate_domain::quota::{Limit, QuotaKey, QuotaSpec};
 use tollgate_testkit::each_backend;
 
-use crate::support::{BIN, expect_ok, tenant_with_admin, tollgate};
+use crate::support::{BIN, expect_ok, store_quota, tenant_with_admin, tollgate};
 
 /// Runs `tollgate ARGS` in `cwd` with no storage settings from the
 /// environment.
@@ -300,36 +297,12 @@ async fn the_audit_trail_shows_resource_amounts_and_records_namespaces_and_token
         expect_ok(tollgate(&db, &["token", "revoke", "--tenant", "acme", &id]).await);
 
         // A quota object with 2.5 vCPU, stored as the API stores it.
-        let location = match (db.sqlite_dir(), db.postgres_url()) {
-            (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
-            (None, Some(url)) => Location::Postgres(url.to_owned()),
-            (None, None) => unreachable!(),
-        };
-        let store = tollgate_store::open(&location).await.unwrap();
-        let tenant = store.tenant_by_name("acme").await.unwrap().unwrap();
         let mut spec = QuotaSpec::default();
         spec.resource_limits
             .insert(QuotaKey::parse("k", "vcpu").unwrap(), Limit::Max(2_500_000));
         spec.object_limits
             .insert(QuotaKey::parse("k", "virtual_host").unwrap(), Limit::Unlimited);
-        let now = Timestamp::now();
-        let object = QuotaObject {
-            meta: ObjectMeta {
-                namespace: Name::system(),
-                name: Name::parse("n", "prod").unwrap(),
-                uid: uuid::Uuid::new_v4().to_string(),
-                labels: Default::default(),
-                annotations: Default::default(),
-                description: String::new(),
-                disable: false,
-                creator_class: "test".into(),
-                creator_id: "test".into(),
-                created_at: now,
-                modified_at: now,
-            },
-            spec,
-        };
-        store.insert_quota(&tenant.id, &object, "test").await.unwrap();
+        store_quota(&db, "acme", "prod", spec).await;
 
         let audit = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "acme"]).await);
         assert!(

@@ -1,15 +1,21 @@
 //! Running the binary: CLI commands and server processes.
 
 use std::process::Stdio;
+use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use jiff::Timestamp;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
+use tollgate_domain::names::Name;
+use tollgate_domain::object::ObjectMeta;
+use tollgate_domain::quota::{QuotaObject, QuotaSpec};
+use tollgate_store::{Location, Store};
 use tollgate_testkit::TestDatabase;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
@@ -68,6 +74,48 @@ pub async fn tenant_with_admin(db: &TestDatabase, tenant: &str) -> String {
     expect_ok(tollgate(db, &["tenant", "create", tenant]).await);
     let secret = expect_ok(tollgate(db, &["token", "create", "--tenant", tenant, "--role", "admin"]).await);
     secret.trim().to_owned()
+}
+
+/// The test's database, opened as the binary opens it.
+pub async fn open_store(db: &TestDatabase) -> Arc<dyn Store> {
+    let location = match (db.sqlite_dir(), db.postgres_url()) {
+        (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
+        (None, Some(url)) => Location::Postgres(url.to_owned()),
+        (None, None) => unreachable!("a test database is SQLite or PostgreSQL"),
+    };
+    tollgate_store::open(&location).await.expect("open store")
+}
+
+/// Stores quota object `name` with `spec` in `tenant`'s system namespace
+/// directly, as the API stores one (or as an earlier Tollgate could have).
+pub async fn store_quota(db: &TestDatabase, tenant: &str, name: &str, spec: QuotaSpec) {
+    let store = open_store(db).await;
+    let tenant = store
+        .tenant_by_name(tenant)
+        .await
+        .unwrap()
+        .expect("tenant exists");
+    let now = Timestamp::now();
+    let object = QuotaObject {
+        meta: ObjectMeta {
+            namespace: Name::system(),
+            name: Name::parse("n", name).unwrap(),
+            uid: uuid::Uuid::new_v4().to_string(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            description: String::new(),
+            disable: false,
+            creator_class: "test".into(),
+            creator_id: "test".into(),
+            created_at: now,
+            modified_at: now,
+        },
+        spec,
+    };
+    store
+        .insert_quota(&tenant.id, &object, "test")
+        .await
+        .expect("insert quota");
 }
 
 /// A running `tollgate serve` process.
