@@ -265,19 +265,20 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn init(storage: &StorageArgs) -> Result<()> {
-    let existed = match storage.location()? {
-        Location::SqliteDir(dir) => dir.join(tollgate_store::sqlite::FILE_NAME).exists(),
-        Location::Postgres(_) => true,
-    };
-    let store = storage.open_or_create().await?;
-    let (version, _) = latest_catalog(&*store).await?;
-    let what = match storage.location()? {
+    let (what, existed) = match storage.location()? {
         Location::SqliteDir(dir) => {
             let file = dir.join(tollgate_store::sqlite::FILE_NAME);
-            std::path::absolute(&file).unwrap_or(file).display().to_string()
+            let file = std::path::absolute(&file).unwrap_or(file);
+            (file.display().to_string(), file.exists())
         }
-        Location::Postgres(_) => "the PostgreSQL database".to_owned(),
+        Location::Postgres(_) => ("the PostgreSQL database".to_owned(), true),
     };
+    let store = storage.open_or_create().await?;
+    let version = store
+        .catalog(None)
+        .await?
+        .context("no catalog is published")?
+        .version;
     if existed {
         println!("{what} is ready (catalog version {version})");
     } else {

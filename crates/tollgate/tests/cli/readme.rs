@@ -43,6 +43,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
+use regex::Regex;
 use snapbox::Data;
 use snapbox::assert::Action;
 use snapbox::filter::NormalizeToExpected;
@@ -205,79 +206,40 @@ fn redact(output: &str, addr: &str) -> String {
         .join("\n")
 }
 
+/// What varies from run to run, each kind as a named group: the name is the
+/// placeholder. Times come before dates (a time starts with one).
+static VARYING: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(
+        r"(?x)\b(?:
+          (?P<UUID>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})
+        | (?P<INVOICE>inv-[0-9]{4}-[0-9]{2}-[0-9]{4})
+        | (?P<PM>pm-[0-9a-f]{12})
+        | (?P<TIME>[0-9]{4}-[0-9]{2}-[0-9]{2}[T\ ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)
+        | (?P<DATE>[0-9]{4}-[0-9]{2}-[0-9]{2})
+        )\b",
+    )
+    .expect("a valid pattern")
+});
+
 fn redact_line(line: &str) -> String {
     let table = line.trim().contains("  ");
-    let bytes = line.as_bytes();
-    let mut out = String::with_capacity(line.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-        let found = boundary
-            .then(|| {
-                [
-                    ("[UUID]", uuid_len(&bytes[i..])),
-                    ("[INVOICE]", invoice_len(&bytes[i..])),
-                    ("[PM]", shape_len(&bytes[i..], b"pm-hhhhhhhhhhhh")),
-                    ("[TIME]", time_len(&bytes[i..])),
-                    ("[DATE]", shape_len(&bytes[i..], b"0000-00-00")),
-                ]
-                .into_iter()
-                .find_map(|(name, len)| len.map(|len| (name, len)))
-            })
-            .flatten()
-            .filter(|(_, len)| bytes.get(i + len).is_none_or(|c| !c.is_ascii_alphanumeric()));
-        match found {
-            Some((name, len)) => {
-                out.push_str(name);
-                if table && bytes.get(i + len) == Some(&b' ') {
-                    out.extend(std::iter::repeat_n(' ', len.saturating_sub(name.len())));
-                }
-                i += len;
-            }
-            None => {
-                let c = line[i..].chars().next().expect("in bounds");
-                out.push(c);
-                i += c.len_utf8();
-            }
-        }
-    }
-    out
-}
-
-/// Length of `shape` at the start of `s`: `0` is a digit, `h` a lowercase hex
-/// digit, anything else itself.
-fn shape_len(s: &[u8], shape: &[u8]) -> Option<usize> {
-    (s.len() >= shape.len()
-        && shape.iter().zip(s).all(|(p, c)| match p {
-            b'0' => c.is_ascii_digit(),
-            b'h' => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-            _ => p == c,
-        }))
-    .then_some(shape.len())
-}
-
-fn uuid_len(s: &[u8]) -> Option<usize> {
-    shape_len(s, b"hhhhhhhh-hhhh-hhhh-hhhh-hhhhhhhhhhhh")
-}
-
-fn invoice_len(s: &[u8]) -> Option<usize> {
-    shape_len(s, b"inv-0000-00-0000")
-}
-
-/// An RFC 3339 time: date, `T` or space, time, optional fraction, `Z` or offset.
-fn time_len(s: &[u8]) -> Option<usize> {
-    let mut n = shape_len(s, b"0000-00-00T00:00:00")
-        .or_else(|| shape_len(s, b"0000-00-00 00:00:00"))
-        .or_else(|| shape_len(s, b"0000-00-00 00:00"))?;
-    if s.get(n) == Some(&b'.') {
-        n += 1 + s[n + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-    }
-    if s.get(n) == Some(&b'Z') {
-        n += 1;
-    } else if let Some(len) = shape_len(&s[n..], b"+00:00").or_else(|| shape_len(&s[n..], b"-00:00")) {
-        n += len;
-    }
-    Some(n)
+    VARYING
+        .replace_all(line, |caps: &regex::Captures| {
+            let (name, found) = VARYING
+                .capture_names()
+                .flatten()
+                .find_map(|n| caps.name(n).map(|m| (n, m)))
+                .expect("one group matched");
+            let placeholder = format!("[{name}]");
+            let padded = table && line[found.end()..].starts_with(' ');
+            let width = if padded {
+                found.len().max(placeholder.len())
+            } else {
+                0
+            };
+            format!("{placeholder:<width$}")
+        })
+        .into_owned()
 }
 
 /// `actual` with the parts that `expected`'s `[..]` and `...` match written as
@@ -406,7 +368,8 @@ const FAKETIME_VAR: &str = "TOLLGATE_TEST_README_FAKETIME";
 
 /// The walkthrough's dates are relative to today; this runs it as if today
 /// were a month's last minutes, a leap day and a short month's end, with
-/// libfaketime (Debian `faketime`) preloaded into the server and the script:
+/// libfaketime (Debian `faketime`) preloaded into the server and the script's
+/// commands:
 /// one offset from the real clock for every process (`FAKETIME=+SECONDS`), so
 /// that time still passes and the processes agree. It runs when
 /// `TOLLGATE_TEST_README_FAKETIME` names `libfaketimeMT.so.1` (`.ci/run` sets
@@ -457,7 +420,15 @@ fn walkthrough(env: &[(String, String)], label: &str) {
 
     let started = Instant::now();
     let server = Serve::start(work.path(), &data_dir, env);
-    let (script, origin) = script(&chunks, &server.addr);
+    let (mut script, mut origin) = script(&chunks, &server.addr);
+    // The script exports `env` itself rather than being started with it: bash
+    // must not be preloaded with libfaketime, whose state a `$(…)` subshell
+    // would copy and, exiting, tear down (its shared memory) under the
+    // commands that still use it. Each command it starts loads it afresh.
+    for (name, value) in env.iter().rev() {
+        script.insert_str(0, &format!("export {name}='{value}'\n"));
+        origin.insert(0, None);
+    }
     let script_path = work.path().join(".readme.sh");
     std::fs::write(&script_path, &script).expect("write the script");
     let bin_dir = Path::new(BIN).parent().expect("the binary has a directory");
@@ -476,7 +447,6 @@ fn walkthrough(env: &[(String, String)], label: &str) {
         .env("PATH", path)
         .env("TOLLGATE_DATA_DIR", &data_dir)
         .env("CURL_HOME", &curl_home)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove("BASH_ENV")
         .env_remove("ENV")
         .stdin(Stdio::null())
