@@ -61,10 +61,12 @@ fn charge_from(row: &DbRow) -> Result<ChargeRecord> {
     })
 }
 
+/// What the audit trail records of an invoice; money in integer cents of
+/// `currency`, named so.
 fn summary(i: &Invoice) -> serde_json::Value {
     serde_json::json!({
         "status": i.status.as_str(),
-        "total": i.totals.total,
+        "total_cents": i.totals.total,
         "currency": i.currency,
         "period_start": i.period_start,
         "period_end": i.period_end,
@@ -360,7 +362,7 @@ async fn settle_charge_in(
             "attempt": c.attempt,
             "payment_method": c.payment_method,
             "role": c.role.as_str(),
-            "amount": c.amount_cents,
+            "amount_cents": c.amount_cents,
             "currency": c.currency,
             "outcome": c.outcome.as_str(),
             "reason": c.reason,

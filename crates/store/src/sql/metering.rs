@@ -688,7 +688,13 @@ pub(super) async fn create_coupon(
                         c.code
                     )));
                 }
-                let after = serde_json::json!({"title": c.title, "discount_type": kind, "amount": amount});
+                // In the units the CLI takes (`--percent 10`, `--fixed-cents 500`).
+                let after = match c.discount {
+                    Discount::Percent(bp) => {
+                        serde_json::json!({"title": c.title, "percent": Decimal::new(bp, 2).normalize().to_string()})
+                    }
+                    Discount::Fixed(cents) => serde_json::json!({"title": c.title, "fixed_cents": cents}),
+                };
                 audit_in(
                     tx,
                     None,

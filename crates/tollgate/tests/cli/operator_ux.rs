@@ -344,6 +344,33 @@ async fn the_audit_trail_shows_resource_amounts_and_records_namespaces_and_token
         assert!(!audit.contains("digest"), "{audit}");
         assert!(audit.contains(&format!("token/{id}")), "{audit}");
         assert!(audit.contains("namespace/shop"), "{audit}");
+
+        // Coupons in the units the CLI takes.
+        expect_ok(
+            tollgate(
+                &db,
+                &["coupon", "create", "ten", "--title", "Ten", "--percent", "10"],
+            )
+            .await,
+        );
+        expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "coupon",
+                    "create",
+                    "five",
+                    "--title",
+                    "Five",
+                    "--fixed-cents",
+                    "500",
+                ],
+            )
+            .await,
+        );
+        let all = expect_ok(tollgate(&db, &["audit", "list", "--limit", "2"]).await);
+        assert!(all.contains(r#"{"fixed_cents":500,"title":"Five"}"#), "{all}");
+        assert!(all.contains(r#"{"percent":"10","title":"Ten"}"#), "{all}");
     })
     .await;
 }
