@@ -1,27 +1,151 @@
-//! Embedded migrations, one list per backend, so the binary needs no files at
-//! run time and no database at build time.
+//! Embedded migrations: one source tree (`migrations/`) for both engines, so
+//! the binary needs no files at run time and no database at build time.
+//!
+//! The engines differ in a few spellings (how an auto-incrementing key is
+//! declared). Those are written once in the SQL as `{{NAME}}` placeholders
+//! and rendered per engine by [`Engine::render`]. A rendered migration is
+//! byte-identical to what earlier versions embedded per engine, so databases
+//! they migrated keep matching checksums (tested below).
 
 use std::borrow::Cow;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
-/// Builds a migrator from `(version, description, sql)` triples.
-pub(crate) fn migrator(steps: &[(i64, &'static str, &'static str)]) -> Migrator {
-    let migrations = steps
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                AssertSqlSafe(*sql).into_sql_str(),
-                false,
-            )
-        })
-        .collect::<Vec<_>>();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
+/// Every migration, in order: (version, description, SQL with placeholders).
+const STEPS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "billing", include_str!("../migrations/0002_billing.sql")),
+    (3, "metering", include_str!("../migrations/0003_metering.sql")),
+    (4, "invoicing", include_str!("../migrations/0004_invoicing.sql")),
+    (
+        5,
+        "daily usage",
+        include_str!("../migrations/0005_daily_usage.sql"),
+    ),
+    (6, "hardening", include_str!("../migrations/0006_hardening.sql")),
+];
+
+/// The storage engine a migration is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The engine's spelling of each placeholder.
+    fn spellings(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Sqlite => &[("{{SEQUENCE_PRIMARY_KEY}}", "INTEGER PRIMARY KEY AUTOINCREMENT")],
+            Self::Postgres => &[(
+                "{{SEQUENCE_PRIMARY_KEY}}",
+                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            )],
+        }
+    }
+
+    /// `sql` with every placeholder spelt for this engine.
+    fn render(self, sql: &str) -> String {
+        let mut out = sql.to_owned();
+        for (placeholder, spelling) in self.spellings() {
+            out = out.replace(placeholder, spelling);
+        }
+        debug_assert!(!out.contains("{{"), "a placeholder has no spelling for {self:?}");
+        out
+    }
+
+    /// The migrator for this engine.
+    pub(crate) fn migrator(self) -> Migrator {
+        let migrations = STEPS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    AssertSqlSafe(self.render(sql)).into_sql_str(),
+                    false,
+                )
+            })
+            .collect::<Vec<_>>();
+        Migrator {
+            migrations: Cow::Owned(migrations),
+            ..Migrator::DEFAULT
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The checksums databases migrated by earlier versions recorded (SHA-384
+    /// of the SQL each engine ran). A migration that renders differently
+    /// would make `sqlx` refuse to open those databases.
+    #[test]
+    fn rendered_migrations_match_what_existing_databases_recorded() {
+        let same = [
+            (
+                1,
+                "efc2a3e7c2a23256af389bf06d68dd06cb0b76149ad46656c97b0d734d4e8e0cfb726b7decabf9771e0f5e00e9cc22e6",
+            ),
+            (
+                3,
+                "5d8ffbd47c88c171cb21e3628e01555df92dbda14e278efeb0a786cc23d35491bc3a759c0a18567ead93730a8591f491",
+            ),
+            (
+                4,
+                "10b9f6b53b320a9816ddeb09fadbde32952abaa3ede9a3e34ac30693fddd9d853c6edeb2cfa5592cfc050654e3350343",
+            ),
+            (
+                5,
+                "19d01383aed89934cb960b81302881151b2c2d864d919c5e6632c6816bf2684f4368bd5912179784e95ed475a46dc5a5",
+            ),
+            (
+                6,
+                "1bc158fece0de2a266ca29ade72a97c9587c13f1bd3c3ba372b37651e784ab820efc70555e1d9b3ad8ba5c523b2d7f15",
+            ),
+        ];
+        let billing = [
+            (
+                Engine::Sqlite,
+                "aee8ddbceb87f9a1d5925ce71f1e91b1bfacada993b9a5a03a7f0bebc15b278809155dcaf4122b4cd70c6a3b09151c19",
+            ),
+            (
+                Engine::Postgres,
+                "c63833cb9a1b8484d97c36bcd224a33c6f89a754e9e0c57aec6b0d7da4a60461b8333f5b2013f25443041f9f24cfccf2",
+            ),
+        ];
+        for (engine, billing_sum) in billing {
+            let migrator = engine.migrator();
+            let sums: Vec<(i64, String)> = migrator.iter().map(|m| (m.version, hex(&m.checksum))).collect();
+            for (version, sum) in same {
+                assert!(
+                    sums.contains(&(version, sum.to_owned())),
+                    "{engine:?} migration {version} changed: {sums:?}"
+                );
+            }
+            assert!(
+                sums.contains(&(2, billing_sum.to_owned())),
+                "{engine:?} migration 2 changed"
+            );
+        }
+    }
+
+    #[test]
+    fn every_placeholder_has_a_spelling_on_every_engine() {
+        for engine in [Engine::Sqlite, Engine::Postgres] {
+            for (version, _, sql) in STEPS {
+                assert!(
+                    !engine.render(sql).contains("{{"),
+                    "{engine:?} migration {version}"
+                );
+            }
+        }
     }
 }

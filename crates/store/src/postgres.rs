@@ -31,38 +31,7 @@ mod sql;
 pub use sql::SqlStore;
 
 fn migrator() -> sqlx::migrate::Migrator {
-    crate::migrations::migrator(&[
-        (
-            1,
-            "foundation",
-            include_str!("../migrations/postgres/0001_foundation.sql"),
-        ),
-        (
-            2,
-            "billing",
-            include_str!("../migrations/postgres/0002_billing.sql"),
-        ),
-        (
-            3,
-            "metering",
-            include_str!("../migrations/postgres/0003_metering.sql"),
-        ),
-        (
-            4,
-            "invoicing",
-            include_str!("../migrations/postgres/0004_invoicing.sql"),
-        ),
-        (
-            5,
-            "daily usage",
-            include_str!("../migrations/postgres/0005_daily_usage.sql"),
-        ),
-        (
-            6,
-            "hardening",
-            include_str!("../migrations/postgres/0006_hardening.sql"),
-        ),
-    ])
+    crate::migrations::Engine::Postgres.migrator()
 }
 
 impl SqlStore {

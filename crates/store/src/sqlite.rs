@@ -61,38 +61,7 @@ const QUEUE: usize = 4096;
 const MIN_FREE_BYTES: u64 = 1 << 20;
 
 fn migrator() -> sqlx::migrate::Migrator {
-    crate::migrations::migrator(&[
-        (
-            1,
-            "foundation",
-            include_str!("../migrations/sqlite/0001_foundation.sql"),
-        ),
-        (
-            2,
-            "billing",
-            include_str!("../migrations/sqlite/0002_billing.sql"),
-        ),
-        (
-            3,
-            "metering",
-            include_str!("../migrations/sqlite/0003_metering.sql"),
-        ),
-        (
-            4,
-            "invoicing",
-            include_str!("../migrations/sqlite/0004_invoicing.sql"),
-        ),
-        (
-            5,
-            "daily usage",
-            include_str!("../migrations/sqlite/0005_daily_usage.sql"),
-        ),
-        (
-            6,
-            "hardening",
-            include_str!("../migrations/sqlite/0006_hardening.sql"),
-        ),
-    ])
+    crate::migrations::Engine::Sqlite.migrator()
 }
 
 /// How every connection to `dir/tollgate.db` is made: WAL, the given

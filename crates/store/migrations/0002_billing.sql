@@ -71,7 +71,7 @@ CREATE UNIQUE INDEX one_open_transition ON plan_transitions (tenant_id)
 CREATE INDEX transitions_by_state ON plan_transitions (state, created_at);
 
 CREATE TABLE audit_log (
-    seq       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- insertion order
+    seq       {{SEQUENCE_PRIMARY_KEY}}, -- insertion order
     id        TEXT   NOT NULL UNIQUE,
     tenant_id TEXT, -- NULL for operator actions on no tenant (catalog publish)
     at        BIGINT NOT NULL,
