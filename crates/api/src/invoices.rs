@@ -122,7 +122,7 @@ pub async fn pdf(
     let bytes = match rendered {
         Ok(bytes) => bytes,
         Err(invoices::PdfError::Store(e)) => return Err(e.into()),
-        Err(e @ invoices::PdfError::Render(_)) => {
+        Err(e) => {
             return Err(ApiError::new(ErrorKind::Internal, e.to_string()));
         }
     }

@@ -8,14 +8,13 @@ use std::fmt;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Plan};
+use crate::catalog::{Catalog, Issuer, Plan};
 use crate::rating::{Bill, Coupon, Discount, Totals};
 use crate::subscription::Period;
 
 /// The contract's `invoiceInvoiceStatus` (without `STATUS_UNKNOWN`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvoiceStatus {
     /// The period is open or in its grace: the amount still moves.
     Pending,
@@ -91,8 +90,7 @@ impl fmt::Display for InvoiceStatus {
 }
 
 /// What a line bills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineKind {
     /// The plan's flat fee (prorated when the period was cut short).
     Fee,
@@ -104,12 +102,11 @@ pub enum LineKind {
 
 /// One line of an invoice. `amount_cents` is what the line adds to the
 /// subtotal; the other fields explain it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceLine {
     pub kind: LineKind,
     pub description: String,
     /// The meter of a usage line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_label: Option<String>,
     /// Billable quantity (usage), 1 (fee), or none (adjustment).
     pub quantity: Decimal,
@@ -118,16 +115,14 @@ pub struct InvoiceLine {
     /// Exact unit price in cents.
     pub unit_price_cents: Decimal,
     /// Free billable units deducted before pricing (usage lines).
-    #[serde(default)]
     pub free_quantity: Decimal,
     pub amount_cents: i64,
     /// The invoice an adjustment corrects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjusts: Option<String>,
 }
 
 /// An invoice, pending or finalized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invoice {
     pub name: String,
     pub status: InvoiceStatus,
@@ -144,6 +139,10 @@ pub struct Invoice {
     pub totals: Totals,
     /// When it was finalized.
     pub issued_at: Option<Timestamp>,
+    /// Who issued it, fixed when it was finalized; `None` while pending and
+    /// for invoices finalized before issuers were recorded (both show the
+    /// latest catalog's).
+    pub issuer: Option<Issuer>,
 }
 
 impl Invoice {
@@ -177,7 +176,7 @@ impl Invoice {
 }
 
 /// A coupon as it discounted one invoice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedDiscount {
     pub title: String,
     /// "10 %" or "5.00 USD".
@@ -332,6 +331,7 @@ pub fn build(
             .collect(),
         totals,
         issued_at: None,
+        issuer: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tollgate_domain::catalog::{self, Catalog};
+use tollgate_domain::catalog::{self, Catalog, Issuer};
 use tollgate_store::{Store, StoreError};
 
 #[derive(Debug, Default)]
@@ -35,5 +35,24 @@ impl Versions {
             .unwrap_or_else(|e| e.into_inner())
             .insert(version, parsed.clone());
         Ok(parsed)
+    }
+
+    /// The latest catalog, parsed.
+    pub async fn latest(&self, store: &dyn Store) -> Result<Arc<Catalog>, StoreError> {
+        let version = store
+            .latest_catalog_version()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("no catalog is published".into()))?;
+        self.get(store, version).await
+    }
+
+    /// Who issues invoices now: the latest catalog's issuer.
+    pub async fn issuer(&self, store: &dyn Store) -> Result<Issuer, StoreError> {
+        Ok(self
+            .latest(store)
+            .await?
+            .issuer
+            .clone()
+            .unwrap_or_else(Issuer::unnamed))
     }
 }

@@ -311,6 +311,9 @@ pub async fn close_tenant_periods(
         }
         let mut inv = book.compute(tp, InvoiceStatus::Issued).await?;
         inv.issued_at = Some(now);
+        // The issuer is part of what was issued: a later change of company
+        // details does not rewrite it.
+        inv.issuer = Some(ctx.catalogs.issuer(store).await?);
         let next_charge_at = if inv.totals.total > 0 {
             Some(now)
         } else {
@@ -517,6 +520,8 @@ pub enum PdfError {
     Store(#[from] StoreError),
     #[error("cannot render the PDF: {0}")]
     Render(#[from] tollgate_pdf::PdfError),
+    #[error("the PDF renderer stopped: {0}")]
+    Join(String),
 }
 
 /// Renders one of a tenant's invoices (finalized or pending) as a PDF, with
@@ -541,12 +546,23 @@ pub async fn render_pdf(
         .or_else(|| methods.first())
         .map(|m| m.contact.clone());
     let tenant_name = tenant.name.to_string();
-    let doc = tollgate_pdf::InvoiceDocument {
-        invoice: &invoice,
-        tenant: &tenant_name,
-        contact: contact.as_ref(),
-        payments: &payments,
-        issuer: "Tollgate",
+    let issuer = match &invoice.issuer {
+        Some(issuer) => issuer.clone(),
+        None => versions.issuer(store).await?,
     };
-    Ok(Some(tollgate_pdf::render(&doc)?))
+    // Rendering is CPU work (fonts, layout, compression): off the async
+    // runtime's threads, so one PDF does not stall other requests.
+    let pdf = tokio::task::spawn_blocking(move || {
+        let doc = tollgate_pdf::InvoiceDocument {
+            invoice: &invoice,
+            tenant: &tenant_name,
+            contact: contact.as_ref(),
+            payments: &payments,
+            issuer: &issuer,
+        };
+        tollgate_pdf::render(&doc)
+    })
+    .await
+    .map_err(|e| PdfError::Join(e.to_string()))??;
+    Ok(Some(pdf))
 }

@@ -161,11 +161,14 @@ async fn outcome(ctx: &JobContext, t: &PlanTransition) -> Result<Result<Transiti
         None => None,
     };
     let now = ctx.clock.now();
+    // The request's addresses replace the tenant's contacts; a request
+    // without any keeps the ones it has.
     let contacts: Vec<Contact> = [&p.billing_address, &p.payment_address]
         .into_iter()
         .flatten()
         .cloned()
         .collect();
+    let contacts = (!contacts.is_empty()).then_some(contacts);
     let mut subscription = Subscription::new(
         uuid::Uuid::new_v4().to_string(),
         tenant.id.clone(),

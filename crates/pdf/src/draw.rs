@@ -35,7 +35,7 @@ pub(crate) fn draw(doc: &InvoiceDocument<'_>, fonts: &Fonts, pages: &[Vec<Op>]) 
     document.set_metadata(
         Metadata::new()
             .title(title)
-            .creator(doc.issuer.to_owned())
+            .creator(doc.issuer.name.clone())
             .language("en".into()),
     );
     document.finish().map_err(|e| PdfError::Write(e.to_string()))

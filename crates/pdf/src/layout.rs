@@ -257,7 +257,7 @@ impl Layout<'_> {
         let base = TOP + 10.0;
         let issuer = self
             .fonts
-            .truncate(Face::Bold, &clean(self.doc.issuer), 11.0, WIDTH / 2.0);
+            .truncate(Face::Bold, &clean(&self.doc.issuer.name), 11.0, WIDTH / 2.0);
         self.text(LEFT, base, Face::Bold, 11.0, ACCENT, &issuer);
         let title = format!("Invoice {} (continued)", self.doc.invoice.name);
         let title = self
@@ -274,8 +274,24 @@ impl Layout<'_> {
         let base = TOP + 16.0;
         let issuer = self
             .fonts
-            .truncate(Face::Bold, &clean(self.doc.issuer), 20.0, WIDTH * 0.55);
+            .truncate(Face::Bold, &clean(&self.doc.issuer.name), 20.0, WIDTH * 0.55);
         self.text(LEFT, base, Face::Bold, 20.0, ACCENT, &issuer);
+        // The issuer's address, tax id and email under its name.
+        let i = self.doc.issuer;
+        let details = i
+            .address
+            .iter()
+            .cloned()
+            .chain(i.tax_id.as_ref().map(|t| format!("Tax ID: {t}")))
+            .chain(i.email.clone());
+        let mut detail_y = base + 16.0;
+        for line in details {
+            let line = self
+                .fonts
+                .truncate(Face::Regular, &clean(&line), SMALL, WIDTH * 0.55);
+            self.text(LEFT, detail_y, Face::Regular, SMALL, MUTED, &line);
+            detail_y += SMALL + 3.0;
+        }
         self.text_right(RIGHT, base, Face::Bold, 20.0, INK, "Invoice");
         let name = self
             .fonts
@@ -292,7 +308,7 @@ impl Layout<'_> {
         let y = self.centered_baseline(top, h, Face::Bold, size);
         self.text(RIGHT - w + 8.0, y, Face::Bold, size, fg, label);
 
-        self.y = top + h + 14.0;
+        self.y = (top + h + 14.0).max(detail_y + 6.0);
         self.hline(LEFT, RIGHT, self.y, 0.75, RULE);
         self.y += 22.0;
     }
@@ -568,7 +584,7 @@ impl Layout<'_> {
         let inv = self.doc.invoice;
         let left = format!(
             "{} · Invoice {} · {}",
-            clean(self.doc.issuer),
+            clean(&self.doc.issuer.name),
             clean(&inv.name),
             clean(self.doc.tenant)
         );
@@ -649,6 +665,9 @@ mod tests {
         out
     }
 
+    static ISSUER: std::sync::LazyLock<tollgate_domain::catalog::Issuer> =
+        std::sync::LazyLock::new(crate::test_support::sample_issuer);
+
     fn doc<'a>(
         invoice: &'a Invoice,
         contact: Option<&'a Contact>,
@@ -660,7 +679,7 @@ mod tests {
             tenant,
             contact,
             payments,
-            issuer: "Tollgate",
+            issuer: &ISSUER,
         }
     }
 

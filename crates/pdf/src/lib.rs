@@ -16,6 +16,7 @@ mod text;
 #[path = "../tests/support/mod.rs"]
 mod test_support;
 
+use tollgate_domain::catalog::Issuer;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::Invoice;
 
@@ -32,8 +33,9 @@ pub struct InvoiceDocument<'a> {
     /// USD to test card ending 4242: declined (insufficient funds)". May be
     /// empty.
     pub payments: &'a [String],
-    /// The issuer shown in the header, e.g. "Tollgate".
-    pub issuer: &'a str,
+    /// Who issues the invoice: name, address, tax id and email in the
+    /// header, the name on every page.
+    pub issuer: &'a Issuer,
 }
 
 /// Why a PDF could not be made.

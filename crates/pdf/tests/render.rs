@@ -8,6 +8,9 @@ use rust_decimal::Decimal;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus, format_cents, format_price};
 use tollgate_pdf::{InvoiceDocument, render};
 
+static ISSUER: std::sync::LazyLock<tollgate_domain::catalog::Issuer> =
+    std::sync::LazyLock::new(support::sample_issuer);
+
 fn doc<'a>(
     invoice: &'a Invoice,
     contact: Option<&'a tollgate_domain::contact::Contact>,
@@ -19,7 +22,7 @@ fn doc<'a>(
         tenant,
         contact,
         payments,
-        issuer: "Tollgate",
+        issuer: &ISSUER,
     }
 }
 
@@ -55,7 +58,11 @@ fn everything_on_the_invoice_is_extractable_text() {
     let text = text_of(&pdf);
 
     for needle in [
-        "Tollgate",
+        "Tollgate Billing GmbH",
+        "Friedrichstraße 123",
+        "10117 Berlin",
+        "Tax ID: DE123456789",
+        "billing@tollgate.example",
         "Invoice",
         "inv-2026-12-0003",
         "Overdue",

@@ -29,6 +29,7 @@ pub mod faults;
 mod health;
 mod migrations;
 pub mod postgres;
+pub mod records;
 pub mod sqlite;
 
 /// A storage failure.
@@ -370,7 +371,8 @@ pub struct TransitionOutcome {
     pub subscription: Subscription,
     pub tenant_type: TenantType,
     pub domain: Option<String>,
-    pub contacts: Vec<Contact>,
+    /// Replaces the tenant's contacts; `None` keeps them.
+    pub contacts: Option<Vec<Contact>>,
     /// How the tenant's subscribed add-ons change; applied to the add-ons it
     /// has at commit time.
     pub addons: AddonChange,

@@ -198,7 +198,7 @@ fn quota_from(row: &DbRow) -> Result<QuotaObject> {
             created_at: timestamp("quota_objects.created_at", row.try_get("created_at")?)?,
             modified_at: timestamp("quota_objects.modified_at", row.try_get("modified_at")?)?,
         },
-        spec: json("quota_objects.spec", row.try_get("spec")?)?,
+        spec: crate::records::decode_quota_spec(row.try_get("spec")?)?,
     })
 }
 
@@ -911,7 +911,7 @@ async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: A
     .bind(to_json(&m.annotations)?)
     .bind(&m.description)
     .bind(m.disable)
-    .bind(to_json(&q.spec)?)
+    .bind(crate::records::encode_quota_spec(&q.spec)?)
     .bind(&m.creator_class)
     .bind(&m.creator_id)
     .bind(micros(m.created_at))
@@ -973,7 +973,7 @@ async fn replace_quota_in(
     .bind(to_json(&m.annotations)?)
     .bind(&m.description)
     .bind(m.disable)
-    .bind(to_json(&q.spec)?)
+    .bind(crate::records::encode_quota_spec(&q.spec)?)
     .bind(micros(m.modified_at))
     .execute(&mut **tx)
     .await?
@@ -1294,7 +1294,7 @@ async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<Limit> {
         .await?;
     let mut overrides = Vec::new();
     for row in &rows {
-        let spec: QuotaSpec = json("quota_objects.spec", row.try_get("spec")?)?;
+        let spec: QuotaSpec = crate::records::decode_quota_spec(row.try_get("spec")?)?;
         overrides.extend(spec.limit(c.family, c.key));
     }
     Ok(effective_limit(

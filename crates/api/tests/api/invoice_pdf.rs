@@ -1,6 +1,7 @@
 //! The invoice PDF through the API, parsed back with a PDF reader: what it
 //! must say, for a paid invoice with a coupon and for a pending one.
 
+use tollgate_domain::clock::Clock;
 use tollgate_domain::invoice::{InvoiceStatus, format_price};
 use tollgate_domain::rating::Discount;
 use tollgate_store::CouponDef;
@@ -117,6 +118,72 @@ async fn the_pdf_says_who_what_how_much_and_whether_it_was_paid() {
             pdf_bytes(&app, &admin, NAME).await,
             pdf_bytes(&app, &admin, NAME).await
         );
+    })
+    .await;
+}
+
+/// The issuer is configuration (the catalog's `[issuer]`): a pending invoice
+/// shows the latest catalog's, a finalized one keeps the issuer it was
+/// finalized with, whatever is published later.
+#[tokio::test]
+async fn the_issuer_comes_from_the_catalog_and_is_fixed_at_finalization() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (globex, admin) = billed_tenant(
+            &app,
+            "globex",
+            "individual",
+            "2027-01-01T00:00:00Z",
+            Some("tok-visa-4242"),
+        )
+        .await;
+        let publish = |name: &str, tax: &str| {
+            tollgate_domain::catalog::BUILTIN_TOML.replace(
+                "[issuer]\nname = \"Tollgate\"\naddress = []",
+                &format!(
+                    "[issuer]\nname = \"{name}\"\naddress = [\"Friedrichstraße 123\", \"10117 Berlin\"]\ntax_id = \"{tax}\"\nemail = \"billing@example.com\""
+                ),
+            )
+        };
+        let v2 = publish("Globex Billing GmbH", "DE111111111");
+        assert!(v2.contains("DE111111111"), "the built-in catalog's issuer table moved");
+        app.store
+            .publish_catalog(&v2, "v2.toml", "operator", app.clock.now())
+            .await
+            .unwrap();
+
+        let pending = pdf_text(&app, &admin, NAME).await;
+        for needle in [
+            "Globex Billing GmbH",
+            "Friedrichstraße 123",
+            "10117 Berlin",
+            "Tax ID: DE111111111",
+            "billing@example.com",
+        ] {
+            assert_has(&pending, needle);
+        }
+
+        app.clock.set(ts("2027-02-02T00:00:00Z"));
+        assert_eq!(app.close_periods().await, 1);
+        let issued = stored(&app, &globex, NAME).await.invoice;
+        assert_eq!(
+            issued.issuer.as_ref().map(|i| i.name.as_str()),
+            Some("Globex Billing GmbH")
+        );
+
+        // The company moves; the issued invoice still says what it said.
+        let v3 = publish("Globex Holdings AG", "CHE-222.222.222");
+        app.store
+            .publish_catalog(&v3, "v3.toml", "operator", app.clock.now())
+            .await
+            .unwrap();
+        let text = pdf_text(&app, &admin, NAME).await;
+        assert_has(&text, "Globex Billing GmbH");
+        assert_has(&text, "Tax ID: DE111111111");
+        assert!(!text.contains("Globex Holdings AG"), "{text}");
+        // The next (pending) invoice shows the new issuer.
+        let next = pdf_text(&app, &admin, "inv-2027-02-0002").await;
+        assert_has(&next, "Globex Holdings AG");
     })
     .await;
 }

@@ -98,6 +98,39 @@ pub struct Catalog {
     pub plans: Vec<Plan>,
     pub addons: Vec<Addon>,
     pub meters: Vec<Meter>,
+    /// Who issues the invoices (the `[issuer]` table); `None` in catalogs
+    /// published without one, which invoice as [`Issuer::unnamed`].
+    pub issuer: Option<Issuer>,
+}
+
+/// The company that issues invoices, as printed on them. Finalized invoices
+/// keep the issuer of their finalization; pending ones show the latest
+/// catalog's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    pub name: String,
+    /// Postal address, one line each.
+    pub address: Vec<String>,
+    /// VAT or other tax registration number.
+    pub tax_id: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Issuer {
+    /// Longest name, address line, tax id or email.
+    pub const MAX_FIELD: usize = 200;
+    /// Most address lines.
+    pub const MAX_ADDRESS_LINES: usize = 6;
+
+    /// The issuer of a catalog that names none.
+    pub fn unnamed() -> Self {
+        Self {
+            name: "Tollgate".to_owned(),
+            address: Vec::new(),
+            tax_id: None,
+            email: None,
+        }
+    }
 }
 
 /// What a customer can choose.

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    ADDON_SERVICES, Addon, Aggregation, Catalog, LocalizedText, Meter, PeriodUnit, Plan, PlanType, Price,
-    RequiredField, TransitionFlow, TransitionMethod,
+    ADDON_SERVICES, Addon, Aggregation, Catalog, Issuer, LocalizedText, Meter, PeriodUnit, Plan, PlanType,
+    Price, RequiredField, TransitionFlow, TransitionMethod,
 };
 use crate::names::Name;
 use crate::quota::{self, QuotaKey, QuotaSpec, ResourceAmount};
@@ -60,6 +60,20 @@ struct RawCatalog {
     meters: Vec<Spanned<RawMeter>>,
     #[serde(default)]
     plans: Vec<Spanned<RawPlan>>,
+    #[serde(default)]
+    issuer: Option<Spanned<RawIssuer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    name: String,
+    #[serde(default)]
+    address: Vec<String>,
+    #[serde(default)]
+    tax_id: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -389,12 +403,51 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
             ));
         }
     }
+    let issuer = raw.issuer.as_ref().map(|i| issuer(&cx, i)).transpose()?;
     Ok(Catalog {
         currency,
         default_plan,
         plans,
         addons,
         meters,
+        issuer,
+    })
+}
+
+fn issuer(cx: &Ctx<'_>, raw: &Spanned<RawIssuer>) -> Result<Issuer, CatalogError> {
+    let i = raw.get_ref();
+    let max = Issuer::MAX_FIELD;
+    let check = |field: &str, value: &str| {
+        crate::text::single_line(field, value, max).map_err(|e| cx.err(raw.span(), field, e.message))
+    };
+    if i.name.trim().is_empty() {
+        return Err(cx.err(raw.span(), "issuer.name", "must not be empty"));
+    }
+    check("issuer.name", &i.name)?;
+    if i.address.len() > Issuer::MAX_ADDRESS_LINES {
+        return Err(cx.err(
+            raw.span(),
+            "issuer.address",
+            format!("at most {} lines", Issuer::MAX_ADDRESS_LINES),
+        ));
+    }
+    for (n, line) in i.address.iter().enumerate() {
+        check(&format!("issuer.address[{n}]"), line)?;
+    }
+    if let Some(t) = &i.tax_id {
+        check("issuer.tax_id", t)?;
+    }
+    if let Some(e) = &i.email {
+        check("issuer.email", e)?;
+        if !e.contains('@') {
+            return Err(cx.err(raw.span(), "issuer.email", "must be an email address"));
+        }
+    }
+    Ok(Issuer {
+        name: i.name.trim().to_owned(),
+        address: i.address.clone(),
+        tax_id: i.tax_id.clone().filter(|t| !t.trim().is_empty()),
+        email: i.email.clone().filter(|e| !e.trim().is_empty()),
     })
 }
 

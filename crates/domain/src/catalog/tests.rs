@@ -290,3 +290,48 @@ fn a_rate_of_zero_is_refused_on_publish_and_ignored_in_published_versions() {
         Some(5)
     );
 }
+
+#[test]
+fn the_issuer_is_optional_and_checked() {
+    assert_eq!(parse("cat.toml", MINIMAL).unwrap().issuer, None);
+    // A table after the last one of the file is a top-level table.
+    let with = |table: &str| parse("cat.toml", &format!("{MINIMAL}\n{table}\n"));
+    let c = with(
+        "[issuer]\nname = \" Acme Billing Ltd \"\naddress = [\"1 Road\", \"London\"]\ntax_id = \"GB123\"\nemail = \"billing@acme.example\"",
+    )
+    .unwrap();
+    assert_eq!(
+        c.issuer,
+        Some(Issuer {
+            name: "Acme Billing Ltd".into(),
+            address: vec!["1 Road".into(), "London".into()],
+            tax_id: Some("GB123".into()),
+            email: Some("billing@acme.example".into()),
+        })
+    );
+    for (table, field) in [
+        ("[issuer]\nname = \"  \"", "issuer.name"),
+        ("[issuer]\nname = \"A\\nB\"", "issuer.name"),
+        (
+            "[issuer]\nname = \"A\"\naddress = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]",
+            "issuer.address",
+        ),
+        (
+            "[issuer]\nname = \"A\"\naddress = [\"ok\", \"bad\\u0007\"]",
+            "issuer.address[1]",
+        ),
+        ("[issuer]\nname = \"A\"\nemail = \"nobody\"", "issuer.email"),
+    ] {
+        let e = with(table).unwrap_err();
+        assert_eq!(e.field, field, "{table}: {e}");
+    }
+    assert!(
+        with("[issuer]\nname = \"A\"\nphone = \"1\"").is_err(),
+        "unknown keys are refused"
+    );
+    assert_eq!(
+        Catalog::builtin().issuer.map(|i| i.name),
+        Some("Tollgate".to_owned()),
+        "the built-in catalog names an issuer"
+    );
+}

@@ -185,6 +185,7 @@ pub fn long_invoice(n: usize) -> Invoice {
             total: subtotal - discount,
         },
         issued_at: Some(t("2027-02-04T00:00:00Z")),
+        issuer: None,
     };
     inv.check().unwrap();
     inv
@@ -228,5 +229,19 @@ pub fn extreme_contact() -> Contact {
         zip_code: "1".repeat(40),
         country: "Ü".repeat(300),
         phone_number: long,
+    }
+}
+
+/// An issuer with every detail set (the longest header).
+pub fn sample_issuer() -> tollgate_domain::catalog::Issuer {
+    tollgate_domain::catalog::Issuer {
+        name: "Tollgate Billing GmbH".to_owned(),
+        address: vec![
+            "Friedrichstraße 123".to_owned(),
+            "10117 Berlin".to_owned(),
+            "Germany".to_owned(),
+        ],
+        tax_id: Some("DE123456789".to_owned()),
+        email: Some("billing@tollgate.example".to_owned()),
     }
 }

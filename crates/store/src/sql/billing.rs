@@ -12,9 +12,7 @@ use tollgate_domain::subscription::Subscription;
 use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind};
 
-use super::{
-    Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, json, micros, opt_timestamp, timestamp, to_json,
-};
+use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
     Actor, AuditEntry, LeasedTransition, PaymentChange, Result, StoreError, StoredCatalog, TransitionFilter,
     TransitionOutcome,
@@ -346,7 +344,8 @@ async fn set_addon_in(
 
 fn method_from(row: &DbRow) -> Result<PaymentMethod> {
     let role: String = row.try_get("role")?;
-    let contact: Contact = json("payment_methods.contact", row.try_get("contact")?)?;
+    let contact: Contact =
+        crate::records::decode_contact("payment_methods.contact", row.try_get("contact")?)?;
     Ok(PaymentMethod {
         name: row.try_get("name")?,
         role: PaymentRole::parse(&role)
@@ -442,7 +441,7 @@ pub(super) async fn change_payment_methods_in(
             .bind(&method.provider)
             .bind(&method.token)
             .bind(&method.display)
-            .bind(to_json(&method.contact)?)
+            .bind(crate::records::encode_contact("payment_methods.contact", &method.contact)?)
             .bind(micros(now))
             .execute(&mut **tx)
             .await?;
@@ -512,7 +511,7 @@ fn transition_from(row: &DbRow) -> Result<PlanTransition> {
         catalog_version: row.try_get("catalog_version")?,
         state: TransitionState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("transition state {state:?}")))?,
-        payload: json("plan_transitions.payload", row.try_get("payload")?)?,
+        payload: crate::records::decode_transition_payload(row.try_get("payload")?)?,
         requested_by: row.try_get("requested_by")?,
         created_at: timestamp("plan_transitions.created_at", row.try_get("created_at")?)?,
         updated_at: timestamp("plan_transitions.updated_at", row.try_get("updated_at")?)?,
@@ -548,7 +547,7 @@ pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, acto
                 .bind(&t.to_plan)
                 .bind(t.catalog_version)
                 .bind(t.state.as_str())
-                .bind(to_json(&t.payload)?)
+                .bind(crate::records::encode_transition_payload(&t.payload)?)
                 .bind(&t.requested_by)
                 .bind(micros(t.created_at))
                 .execute(&mut **tx)
@@ -854,14 +853,19 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     });
     sqlx::query(
         "UPDATE tenants SET plan = $2, catalog_version = $3, tenant_type = $4, domain = COALESCE($5, domain), \
-         contacts = CASE WHEN $6 = '[]' THEN contacts ELSE $6 END WHERE id = $1",
+         contacts = COALESCE($6, contacts) WHERE id = $1",
     )
     .bind(&o.tenant_id)
     .bind(&o.subscription.plan)
     .bind(o.subscription.catalog_version)
     .bind(o.tenant_type.as_str())
     .bind(o.domain.as_deref())
-    .bind(to_json(&o.contacts)?)
+    .bind(
+        o.contacts
+            .as_deref()
+            .map(|c| crate::records::encode_contacts("tenants.contacts", c))
+            .transpose()?,
+    )
     .execute(&mut **tx)
     .await?;
     // The add-ons the tenant has now, under its lock: one subscribed while the

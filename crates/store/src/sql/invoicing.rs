@@ -23,8 +23,7 @@ macro_rules! charge_columns {
 
 fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
     let document: String = row.try_get("document")?;
-    let mut invoice: Invoice = serde_json::from_str(&document)
-        .map_err(|e| StoreError::Corrupt(format!("invoices.document: {e}")))?;
+    let mut invoice: Invoice = crate::records::decode_invoice(&document)?;
     let status: String = row.try_get("status")?;
     invoice.status = InvoiceStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("invoices.status: {status:?}")))?;
@@ -82,8 +81,7 @@ pub(super) async fn finalize_invoice(
     now: Timestamp,
 ) -> Result<bool> {
     invoice.check().map_err(StoreError::Corrupt)?;
-    let document =
-        serde_json::to_string(invoice).map_err(|e| StoreError::Corrupt(format!("invoice document: {e}")))?;
+    let document = crate::records::encode_invoice(invoice)?;
     let (tenant_id, invoice, actor) = (tenant_id.to_owned(), invoice.clone(), actor.to_owned());
     store
         .write(move |tx| {

@@ -86,7 +86,7 @@ async fn tenants_from_before_plans_get_the_default_plan_on_open() {
     .await;
 }
 
-async fn raw_pool(db: &tollgate_testkit::TestDatabase) -> sqlx::AnyPool {
+pub(crate) async fn raw_pool(db: &tollgate_testkit::TestDatabase) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     let url = match location(db) {
         tollgate_store::Location::SqliteDir(dir) => format!("sqlite://{}", dir.join("tollgate.db").display()),

@@ -44,6 +44,7 @@ async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, tot
             total,
         },
         issued_at: Some(period.end),
+        issuer: None,
     }
 }
 

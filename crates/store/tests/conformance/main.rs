@@ -2,6 +2,7 @@
 //! and on PostgreSQL when `TOLLGATE_TEST_POSTGRES_URL` is set.
 
 mod billing;
+mod golden;
 mod invoicing;
 mod metering;
 mod payments;

@@ -49,7 +49,7 @@ fn outcome(tr: &PlanTransition, owner: &str, now: Timestamp) -> TransitionOutcom
         ),
         tenant_type: plan.tenant_type,
         domain: Some("acme.com".into()),
-        contacts: Vec::new(),
+        contacts: None,
         addons: AddonChange {
             allowed: plan.allowed_addons.clone(),
             subscribe: vec!["f5xc_appstack_standard".into()],
