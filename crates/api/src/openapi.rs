@@ -60,6 +60,29 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         operator::reject,
         operator::cancel,
         operator::audit,
+        operator::tenancy::create_tenant,
+        operator::tenancy::list_tenants,
+        operator::tenancy::get_tenant,
+        operator::tenancy::create_namespace,
+        operator::tenancy::list_namespaces,
+        operator::tenancy::create_token,
+        operator::tenancy::list_tokens,
+        operator::tenancy::revoke_token,
+        operator::tenancy::create_operator_token,
+        operator::tenancy::list_operator_tokens,
+        operator::tenancy::revoke_operator_token,
+        operator::billing::validate_catalog,
+        operator::billing::publish_catalog,
+        operator::billing::list_catalog_versions,
+        operator::billing::get_catalog_version,
+        operator::billing::create_coupon,
+        operator::billing::list_coupons,
+        operator::billing::apply_coupon,
+        operator::billing::list_invoices,
+        operator::billing::get_invoice,
+        operator::billing::get_invoice_pdf,
+        operator::billing::cancel_invoice,
+        operator::billing::run_job,
         health::healthz,
         health::readyz,
     ),
@@ -84,7 +107,8 @@ impl Modify for ApiTokenScheme {
             "OperatorToken",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
-                "`Bearer <operator token>` (TOLLGATE_OPERATOR_TOKEN of serve)",
+                "`Bearer <operator token>`: a named operator token (`tollgate operator-token create`) \
+                 or the bootstrap credential (TOLLGATE_OPERATOR_TOKEN of serve)",
             ))),
         );
     }
@@ -180,12 +204,13 @@ fn common_statuses(path: &str, has_body: bool) -> Vec<CommonStatus> {
         Audience::Operator => {
             out.push(status(
                 401,
-                "No operator token, or a wrong one (`Authorization: Bearer <operator token>`).",
+                "No operator token, or a wrong or revoked one (`Authorization: Bearer <operator token>`).",
                 false,
             ));
             out.push(status(
                 403,
-                "The operator API is disabled: the server runs without TOLLGATE_OPERATOR_TOKEN.",
+                "The operator API is disabled (no operator token exists and the server runs without \
+                 TOLLGATE_OPERATOR_TOKEN), or an operator-read token asks for a change.",
                 false,
             ));
         }

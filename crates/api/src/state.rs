@@ -28,6 +28,10 @@ struct Inner {
     max_event_skew: jiff::SignedDuration,
     /// Signs `hourly_breakdown_query` tokens; read from the store once.
     report_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// How jobs run when the operator API runs one.
+    invoicing: tollgate_jobs::invoices::InvoiceSettings,
+    retention: tollgate_jobs::maintenance::Retention,
+    worker_id: String,
 }
 
 /// Optional parts of the state.
@@ -39,6 +43,13 @@ pub struct Options {
     pub operator_token: Option<String>,
     /// How far in the future a usage event's timestamp may be (default 5 minutes).
     pub max_event_skew: Option<jiff::SignedDuration>,
+    /// Invoice grace and charge retries, for jobs the operator API runs
+    /// (the job loop's settings; defaults otherwise).
+    pub invoicing: Option<tollgate_jobs::invoices::InvoiceSettings>,
+    /// Idempotency window, for the prune job the operator API runs.
+    pub retention: Option<tollgate_jobs::maintenance::Retention>,
+    /// Names this process in job leases.
+    pub worker_id: Option<String>,
 }
 
 impl AppState {
@@ -63,7 +74,24 @@ impl AppState {
                 .max_event_skew
                 .unwrap_or(jiff::SignedDuration::from_mins(5)),
             report_key: tokio::sync::OnceCell::new(),
+            invoicing: options.invoicing.unwrap_or_default(),
+            retention: options.retention.unwrap_or_default(),
+            worker_id: options.worker_id.unwrap_or_else(|| "tollgate-api".to_owned()),
         }))
+    }
+
+    /// What a job run through the operator API works with: the same store,
+    /// clock, provider, catalogs and settings as the job loop.
+    pub fn job_context(&self) -> tollgate_jobs::JobContext {
+        tollgate_jobs::JobContext {
+            store: self.0.store.clone(),
+            clock: self.0.clock.clone(),
+            provider: self.0.provider.clone(),
+            worker_id: self.0.worker_id.clone(),
+            catalogs: self.catalogs().versions(),
+            invoicing: self.0.invoicing.clone(),
+            retention: self.0.retention,
+        }
     }
 
     pub fn max_event_skew(&self) -> jiff::SignedDuration {

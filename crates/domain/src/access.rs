@@ -142,3 +142,61 @@ mod tests {
         assert!(authorize(Role::Monitor, &NamespaceScope::All, ManageQuota, "system").is_err());
     }
 }
+
+/// The role of an operator token (the operator API, not a tenant's API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperatorRole {
+    /// Everything the operator CLI does: tenants, tokens, catalogs, coupons,
+    /// transitions, invoices, jobs, operator tokens.
+    Admin,
+    /// Reads only: lists, invoices and their PDFs, the audit trail.
+    Read,
+}
+
+impl OperatorRole {
+    pub const ALL: [Self; 2] = [Self::Admin, Self::Read];
+
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "role: unknown operator role {s:?}; use operator-admin or operator-read"
+                ))
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "operator-admin",
+            Self::Read => "operator-read",
+        }
+    }
+
+    /// Whether the role may change anything.
+    pub fn may_write(self) -> bool {
+        self == Self::Admin
+    }
+}
+
+impl std::fmt::Display for OperatorRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod operator_role_tests {
+    use super::*;
+
+    #[test]
+    fn operator_roles_parse_their_names_only() {
+        for r in OperatorRole::ALL {
+            assert_eq!(OperatorRole::parse(r.as_str()).unwrap(), r);
+        }
+        assert_eq!(OperatorRole::parse("OPERATOR-READ").unwrap(), OperatorRole::Read);
+        assert!(OperatorRole::parse("admin").is_err());
+        assert!(OperatorRole::Admin.may_write() && !OperatorRole::Read.may_write());
+    }
+}

@@ -74,3 +74,29 @@ impl ApiToken {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
     }
 }
+
+/// A named operator token as stored (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorToken {
+    pub id: String,
+    /// Unique among tokens not revoked; names the holder in the audit trail.
+    pub name: String,
+    pub role: crate::access::OperatorRole,
+    pub digest: [u8; 32],
+    pub created_at: jiff::Timestamp,
+    pub created_by: String,
+    pub revoked_at: Option<jiff::Timestamp>,
+}
+
+impl OperatorToken {
+    /// How the audit trail names this token's holder.
+    pub fn actor(&self) -> String {
+        format!("operator-token/{}", self.name)
+    }
+}
+
+/// Checks an operator token's name: a DNS-label-like name, so that it reads
+/// well in the audit trail (`operator-token/<name>`) and on a command line.
+pub fn check_operator_token_name(name: &str) -> Result<(), crate::Error> {
+    crate::names::Name::parse("name", name).map(|_| ())
+}

@@ -4,8 +4,10 @@
 
 pub mod bills;
 pub mod catalogs;
+pub mod coupons;
 pub mod invoices;
 pub mod maintenance;
+pub mod tenancy;
 pub mod transitions;
 
 use std::sync::Arc;
@@ -70,3 +72,66 @@ pub async fn run_forever(
 
 /// How often `run_forever` closes periods.
 pub const CLOSE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Why a use case failed: a rule it refused (with the domain's kind and a
+/// message naming the field or object) or the store (whose internal errors
+/// each entry point logs rather than shows).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Rule(#[from] tollgate_domain::Error),
+    #[error(transparent)]
+    Store(#[from] tollgate_store::StoreError),
+}
+
+/// A job an operator may run by hand (`tollgate jobs run`, the operator API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// Execute approved plan transitions.
+    Transitions,
+    /// Finalize the invoices of periods whose grace is over.
+    PeriodClose,
+    /// Charge due invoices.
+    Charge,
+    /// Forget quota request ids older than the idempotency window.
+    Prune,
+}
+
+impl Job {
+    /// In the order `all` runs them.
+    pub const ALL: [Job; 4] = [Job::Transitions, Job::PeriodClose, Job::Charge, Job::Prune];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transitions => "transitions",
+            Self::PeriodClose => "period-close",
+            Self::Charge => "charge",
+            Self::Prune => "prune",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+
+    /// What a count of this job's work means, e.g. "3 invoices finalized".
+    pub fn summary(self, n: usize) -> String {
+        let plural = |one: &str, many: &str| if n == 1 { one.to_owned() } else { many.to_owned() };
+        match self {
+            Self::Transitions => format!("{n} {} finished or failed", plural("transition", "transitions")),
+            Self::PeriodClose => format!("{n} {} finalized", plural("invoice", "invoices")),
+            Self::Charge => format!("{n} charge {}", plural("round", "rounds")),
+            Self::Prune => format!("{n} expired quota request {} forgotten", plural("id", "ids")),
+        }
+    }
+
+    /// Runs the job until it has nothing left to do; returns how much it did.
+    pub async fn run(self, ctx: &JobContext) -> Result<usize, tollgate_store::StoreError> {
+        match self {
+            Self::Transitions => transitions::run_until_idle(ctx).await,
+            Self::PeriodClose => invoices::close_periods(ctx, ctx.clock.now()).await,
+            Self::Charge => invoices::charge_until_idle(ctx).await,
+            Self::Prune => maintenance::prune(ctx, usize::MAX).await.map(|n| n as usize),
+        }
+    }
+}

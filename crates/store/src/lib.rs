@@ -20,7 +20,7 @@ use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec};
 use tollgate_domain::rating::Discount;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
-use tollgate_domain::token::ApiToken;
+use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind};
 
@@ -185,6 +185,8 @@ pub struct NewTenant {
     /// When the tenant is created: the audit entry's time (`now` may be in
     /// the past).
     pub recorded_at: Timestamp,
+    /// Who creates it, for the audit trail.
+    pub actor: String,
 }
 
 /// Who made a change, as the audit trail records it.
@@ -381,12 +383,24 @@ pub struct TransitionOutcome {
 /// A token to create; the caller generated the secret and passes its digest.
 #[derive(Debug, Clone)]
 pub struct NewToken {
+    /// Who creates it, for the audit trail.
+    pub actor: String,
     pub tenant_id: String,
     pub name: String,
     pub role: Role,
     pub scope: NamespaceScope,
     pub digest: [u8; 32],
     pub expires_at: Option<Timestamp>,
+    pub now: Timestamp,
+}
+
+/// A named operator token to store.
+#[derive(Debug, Clone)]
+pub struct NewOperatorToken {
+    pub name: String,
+    pub role: tollgate_domain::access::OperatorRole,
+    pub digest: [u8; 32],
+    pub actor: String,
     pub now: Timestamp,
 }
 
@@ -476,7 +490,13 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
 
-    async fn create_namespace(&self, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace>;
+    async fn create_namespace(
+        &self,
+        tenant_id: &str,
+        name: &Name,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Namespace>;
     async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>>;
     async fn namespace_exists(&self, tenant_id: &str, name: &str) -> Result<bool>;
 
@@ -487,7 +507,28 @@ pub trait Store: Send + Sync + 'static {
     async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>>;
     async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>>;
     /// Revokes a token of the tenant (by id); revoking twice is fine.
-    async fn revoke_token(&self, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken>;
+    async fn revoke_token(
+        &self,
+        tenant_id: &str,
+        token_id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ApiToken>;
+
+    /// Stores a named operator token (audited); `AlreadyExists` if a live
+    /// token has the name.
+    async fn create_operator_token(&self, new: &NewOperatorToken) -> Result<OperatorToken>;
+    /// The operator token with this secret digest, revoked or not.
+    async fn operator_token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<OperatorToken>>;
+    /// Every operator token (revoked ones too), oldest first.
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
+    /// Revokes the live operator token with this name (audited).
+    async fn revoke_operator_token(
+        &self,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<OperatorToken>;
 
     /// Stores a new quota object; `AlreadyExists` if the name is taken.
     async fn insert_quota(&self, tenant_id: &str, quota: &QuotaObject, actor: Actor<'_>) -> Result<()>;

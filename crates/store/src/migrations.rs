@@ -24,6 +24,12 @@ const STEPS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_daily_usage.sql"),
     ),
     (6, "hardening", include_str!("../migrations/0006_hardening.sql")),
+    // 7 is reserved for refunds (being written on another branch).
+    (
+        8,
+        "operator tokens",
+        include_str!("../migrations/0008_operator_tokens.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.

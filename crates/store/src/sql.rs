@@ -14,7 +14,7 @@ use tollgate_domain::payment::PaymentMethod;
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
-use tollgate_domain::token::ApiToken;
+use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::PlanTransition;
 
 use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
@@ -34,6 +34,9 @@ mod invoicing;
 #[path = "sql/metering.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod metering;
+#[path = "sql/operators.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod operators;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -262,10 +265,18 @@ impl crate::Store for SqlStore {
         rows.iter().map(tenant_from).collect()
     }
 
-    async fn create_namespace(&self, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
-        let (tenant_id, name, now) = (tenant_id.to_owned(), name.clone(), now);
-        self.write(move |tx| Box::pin(async move { create_namespace_in(tx, &tenant_id, &name, now).await }))
-            .await
+    async fn create_namespace(
+        &self,
+        tenant_id: &str,
+        name: &Name,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Namespace> {
+        let (tenant_id, name, actor) = (tenant_id.to_owned(), name.clone(), actor.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move { create_namespace_in(tx, &tenant_id, &name, &actor, now).await })
+        })
+        .await
     }
 
     async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>> {
@@ -313,10 +324,45 @@ impl crate::Store for SqlStore {
         rows.iter().map(token_from).collect()
     }
 
-    async fn revoke_token(&self, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken> {
-        let (tenant_id, token_id, now) = (tenant_id.to_owned(), token_id.to_owned(), now);
-        self.write(move |tx| Box::pin(async move { revoke_token_in(tx, &tenant_id, &token_id, now).await }))
+    async fn revoke_token(
+        &self,
+        tenant_id: &str,
+        token_id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ApiToken> {
+        let (tenant_id, token_id, actor) = (tenant_id.to_owned(), token_id.to_owned(), actor.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move { revoke_token_in(tx, &tenant_id, &token_id, &actor, now).await })
+        })
+        .await
+    }
+
+    async fn create_operator_token(&self, new: &crate::NewOperatorToken) -> Result<OperatorToken> {
+        let new = new.clone();
+        self.write(move |tx| Box::pin(async move { operators::create_operator_token_in(tx, &new).await }))
             .await
+    }
+
+    async fn operator_token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<OperatorToken>> {
+        operators::operator_token_by_digest(self, digest).await
+    }
+
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>> {
+        operators::operator_tokens(self).await
+    }
+
+    async fn revoke_operator_token(
+        &self,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<OperatorToken> {
+        let (name, actor) = (name.to_owned(), actor.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move { operators::revoke_operator_token_in(tx, &name, &actor, now).await })
+        })
+        .await
     }
 
     async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
@@ -768,7 +814,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
     audit_in(
         tx,
         Some(&tenant.id),
-        "operator",
+        &new.actor,
         "tenant.create",
         &format!("tenant/{}", tenant.name),
         None,
@@ -783,12 +829,18 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
     Ok(tenant)
 }
 
-async fn create_namespace_in(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
+async fn create_namespace_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    name: &Name,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Namespace> {
     let ns = insert_namespace(tx, tenant_id, name, now).await?;
     audit_in(
         tx,
         Some(tenant_id),
-        "operator",
+        actor,
         "namespace.create",
         &format!("namespace/{}", ns.name),
         None,
@@ -852,7 +904,7 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
     audit_in(
         tx,
         Some(&new.tenant_id),
-        "operator",
+        &new.actor,
         "token.create",
         &format!("token/{id}"),
         None,
@@ -863,7 +915,13 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
     Ok(token)
 }
 
-async fn revoke_token_in(tx: &mut Tx, tenant_id: &str, token_id: &str, now: Timestamp) -> Result<ApiToken> {
+async fn revoke_token_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    token_id: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<ApiToken> {
     let revoked = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
     )
@@ -884,7 +942,7 @@ async fn revoke_token_in(tx: &mut Tx, tenant_id: &str, token_id: &str, now: Time
         audit_in(
             tx,
             Some(tenant_id),
-            "operator",
+            actor,
             "token.revoke",
             &format!("token/{token_id}"),
             None,

@@ -6,14 +6,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
-use rand::RngCore;
-use tollgate_domain::access::{NamespaceScope, Role};
-use tollgate_domain::catalog::{self, Catalog};
+use tollgate_domain::access::NamespaceScope;
 use tollgate_domain::names::Name;
-use tollgate_domain::subscription::Subscription;
-use tollgate_domain::tenant::{Tenant, TenantType};
-use tollgate_domain::token;
-use tollgate_store::{Location, NewTenant, NewToken, Store};
+use tollgate_domain::tenant::Tenant;
+use tollgate_store::{Location, Store};
 
 use crate::table::Table;
 
@@ -149,6 +145,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage operator tokens (credentials of the operator API).
+    #[command(subcommand)]
+    OperatorToken(OperatorTokenCommand),
     /// List and delete a tenant's quota objects (e.g. one whose API limit
     /// locks the tenant out).
     #[command(subcommand)]
@@ -245,6 +244,22 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OperatorTokenCommand {
+    /// Create a named operator token; prints only its secret on stdout.
+    Create {
+        /// Names the holder in the audit trail (`operator-token/NAME`).
+        name: String,
+        /// operator-admin (everything) or operator-read (reads only).
+        #[arg(long)]
+        role: String,
+    },
+    /// List operator tokens (never their secrets).
+    List,
+    /// Revoke the live operator token with this name.
+    Revoke { name: String },
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(&cli.storage, args).await,
@@ -252,6 +267,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(cmd) => tenant(&*cli.storage.open().await?, cmd).await,
         Command::Namespace(cmd) => namespace(&*cli.storage.open().await?, cmd).await,
         Command::Token(cmd) => token_cmd(&*cli.storage.open().await?, cmd).await,
+        Command::OperatorToken(cmd) => operator_token_cmd(&*cli.storage.open().await?, cmd).await,
         Command::Quota(cmd) => crate::quota::quota(&*cli.storage.open().await?, cmd).await,
         Command::Catalog(cmd) => crate::operator::catalog(&cli.storage, cmd).await,
         Command::Transition(cmd) => crate::operator::transition(&*cli.storage.open().await?, cmd).await,
@@ -362,13 +378,6 @@ pub fn worker_id() -> String {
     format!("{host}/{}", std::process::id())
 }
 
-/// The latest published catalog, parsed.
-pub async fn latest_catalog(store: &dyn Store) -> Result<(i64, Catalog)> {
-    let stored = store.catalog(None).await?.context("no catalog is published")?;
-    let catalog = catalog::parse(&format!("catalog v{}", stored.version), &stored.source)?;
-    Ok((stored.version, catalog))
-}
-
 /// Parses a time flag as the API parses times (RFC 3339 or unix seconds),
 /// within the supported range, so that no flag can push later arithmetic
 /// past the end of time.
@@ -376,9 +385,23 @@ pub fn time_arg(s: &str) -> std::result::Result<Timestamp, String> {
     tollgate_domain::metering::parse_time(s)
 }
 
-/// The earliest `tenant create --since`: a tenant backdated further would
-/// have thousands of billing periods to compute on every report.
-const EARLIEST_SINCE: Timestamp = Timestamp::UNIX_EPOCH;
+/// An application error as the CLI shows it: a field of the use case that
+/// is one of the command's `flags` is named as the flag the operator typed
+/// (`since: …` → `--since …`).
+pub(crate) fn flags(flags: &'static [&'static str]) -> impl Fn(tollgate_jobs::AppError) -> anyhow::Error {
+    move |e| match e {
+        tollgate_jobs::AppError::Rule(rule) => {
+            let message = match rule.message.split_once(": ") {
+                Some((field, rest)) if flags.contains(&field) => {
+                    format!("--{}: {rest}", field.replace('_', "-"))
+                }
+                _ => rule.message,
+            };
+            anyhow::anyhow!(message)
+        }
+        tollgate_jobs::AppError::Store(e) => e.into(),
+    }
+}
 
 /// Who the operator CLI is, in the audit trail.
 pub(crate) const ACTOR: &str = "operator";
@@ -398,43 +421,17 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             tenant_type,
             since,
         } => {
-            let name = Name::parse("name", &name)?;
-            let (version, catalog) = latest_catalog(store).await?;
-            let plan = match plan.as_deref() {
-                Some(p) => catalog.offered_plan("--plan", p)?,
-                None => catalog
-                    .plan(&catalog.default_plan)
-                    .context("the catalog's default plan is missing")?,
-            };
-            let tenant_type = match tenant_type.as_deref() {
-                Some(t) => TenantType::parse(t)?,
-                None => plan.tenant_type,
-            };
-            let now = Timestamp::now();
-            let recorded_at = now;
-            if since.is_some_and(|s| s > now) {
-                bail!("--since is in the future");
-            }
-            if since.is_some_and(|s| s < EARLIEST_SINCE) {
-                bail!("--since must not be before {EARLIEST_SINCE}");
-            }
-            let now = since.unwrap_or(now);
-            let subscription = Subscription::new(
-                uuid::Uuid::new_v4().to_string(),
-                String::new(),
+            let versions = tollgate_jobs::catalogs::Versions::default();
+            let req = tollgate_jobs::tenancy::TenantRequest {
+                name,
                 plan,
-                version,
-                now,
-            );
-            let tenant = store
-                .create_tenant(&NewTenant {
-                    name,
-                    tenant_type,
-                    subscription,
-                    now,
-                    recorded_at,
-                })
-                .await?;
+                tenant_type,
+                since,
+            };
+            let tenant =
+                tollgate_jobs::tenancy::create_tenant(store, &versions, &req, ACTOR, Timestamp::now())
+                    .await
+                    .map_err(flags(&["plan", "since"]))?;
             println!(
                 "created tenant {} ({}) on plan {} with namespace system",
                 tenant.name, tenant.tenant_type, tenant.plan
@@ -461,9 +458,8 @@ async fn namespace(store: &dyn Store, cmd: NamespaceCommand) -> Result<()> {
     match cmd {
         NamespaceCommand::Create { tenant, name } => {
             let t = find_tenant(store, &tenant).await?;
-            let ns = store
-                .create_namespace(&t.id, &Name::parse("name", &name)?, Timestamp::now())
-                .await?;
+            let ns =
+                tollgate_jobs::tenancy::create_namespace(store, &t, &name, ACTOR, Timestamp::now()).await?;
             println!("created namespace {} in tenant {}", ns.name, t.name);
         }
         NamespaceCommand::List { tenant } => {
@@ -487,33 +483,20 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
             expires_in,
             name,
         } => {
-            token::check_name("--name", &name)?;
             let t = find_tenant(store, &tenant).await?;
-            let role = Role::parse(&role)?;
-            let scope = NamespaceScope::from_names("namespace", &namespaces)?;
-            let now = Timestamp::now();
-            let expires_at = expires_in
-                .map(|d| {
-                    jiff::SignedDuration::try_from(*d)
-                        .ok()
-                        .and_then(|d| now.checked_add(d).ok())
-                        .context("--expires-in is too long")
-                })
+            let expires_in = expires_in
+                .map(|d| jiff::SignedDuration::try_from(*d).context("--expires-in is too long"))
                 .transpose()?;
-            let mut random = [0u8; 32];
-            rand::rng().fill_bytes(&mut random);
-            let secret = token::format_secret(random);
-            let created = store
-                .create_token(&NewToken {
-                    tenant_id: t.id.clone(),
-                    name,
-                    role,
-                    scope,
-                    digest: token::digest(&secret),
-                    expires_at,
-                    now,
-                })
-                .await?;
+            let req = tollgate_jobs::tenancy::TokenRequest {
+                role,
+                namespaces,
+                expires_in,
+                name,
+            };
+            let issued = tollgate_jobs::tenancy::create_token(store, &t, &req, ACTOR, Timestamp::now())
+                .await
+                .map_err(flags(&["name", "expires_in"]))?;
+            let (created, secret) = (issued.token, issued.secret);
             eprintln!(
                 "created {} token {} for tenant {}{}",
                 created.role,
@@ -563,8 +546,45 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { tenant, id } => {
             let t = find_tenant(store, &tenant).await?;
-            let tok = store.revoke_token(&t.id, &id, Timestamp::now()).await?;
+            let tok = tollgate_jobs::tenancy::revoke_token(store, &t, &id, ACTOR, Timestamp::now()).await?;
             println!("revoked token {} of tenant {}", tok.id, t.name);
+        }
+    }
+    Ok(())
+}
+
+async fn operator_token_cmd(store: &dyn Store, cmd: OperatorTokenCommand) -> Result<()> {
+    use tollgate_jobs::tenancy;
+    match cmd {
+        OperatorTokenCommand::Create { name, role } => {
+            let issued = tenancy::create_operator_token(store, &name, &role, ACTOR, Timestamp::now())
+                .await
+                .map_err(flags(&["role"]))?;
+            eprintln!(
+                "created {} token {} (send it as 'Authorization: Bearer <secret>')",
+                issued.token.role, issued.token.name
+            );
+            println!("{}", issued.secret);
+        }
+        OperatorTokenCommand::List => {
+            let mut table = Table::new(&["NAME", "ROLE", "STATUS", "CREATED", "CREATED BY"]);
+            for t in store.operator_tokens().await? {
+                table.row([
+                    t.name,
+                    t.role.to_string(),
+                    match t.revoked_at {
+                        Some(at) => format!("revoked {at}"),
+                        None => "active".to_owned(),
+                    },
+                    t.created_at.to_string(),
+                    t.created_by,
+                ]);
+            }
+            table.print();
+        }
+        OperatorTokenCommand::Revoke { name } => {
+            let t = tenancy::revoke_operator_token(store, &name, ACTOR, Timestamp::now()).await?;
+            println!("revoked operator token {}", t.name);
         }
     }
     Ok(())

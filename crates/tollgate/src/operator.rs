@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use jiff::Timestamp;
 use tollgate_domain::catalog;
 use tollgate_domain::clock::{Clock, ManualClock, SystemClock};
 use tollgate_domain::transition::TransitionState;
-use tollgate_jobs::JobContext;
+use tollgate_jobs::{Job, JobContext};
 use tollgate_payments::TestProvider;
 use tollgate_store::{Store, TransitionFilter};
 
@@ -79,10 +79,9 @@ pub enum AuditCommand {
 pub enum JobsCommand {
     /// Run a job until it has nothing left to do, then exit.
     Run {
-        /// Which job: transitions (plan transitions), period-close (finalize
-        /// invoices of ended periods), charge (charge due invoices), prune
-        /// (forget quota request ids older than the idempotency window), or all.
-        job: String,
+        /// Which job (`all` runs each, in this order).
+        #[arg(value_enum)]
+        job: JobArg,
         /// Run as if the clock read this time (RFC 3339), e.g. to close a period.
         #[arg(long, value_parser = crate::cli::time_arg)]
         now: Option<Timestamp>,
@@ -91,6 +90,33 @@ pub enum JobsCommand {
         #[command(flatten)]
         retention: crate::cli::RetentionArgs,
     },
+}
+
+/// The jobs `jobs run` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobArg {
+    /// Execute approved plan transitions.
+    Transitions,
+    /// Finalize the invoices of ended periods.
+    PeriodClose,
+    /// Charge due invoices.
+    Charge,
+    /// Forget quota request ids older than the idempotency window.
+    Prune,
+    /// Every job above.
+    All,
+}
+
+impl JobArg {
+    fn jobs(self) -> Vec<Job> {
+        match self {
+            Self::Transitions => vec![Job::Transitions],
+            Self::PeriodClose => vec![Job::PeriodClose],
+            Self::Charge => vec![Job::Charge],
+            Self::Prune => vec![Job::Prune],
+            Self::All => Job::ALL.to_vec(),
+        }
+    }
 }
 
 /// How `catalog show` starts: a comment naming the version it prints.
@@ -255,26 +281,9 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
         invoicing,
         retention,
     };
-    let known = ["transitions", "period-close", "charge", "prune", "all"];
-    if !known.contains(&job.as_str()) {
-        bail!("unknown job {job:?}; use {}", known.join(", "));
-    }
-    let runs = |name: &str| job == name || job == "all";
-    if runs("transitions") {
-        let n = tollgate_jobs::transitions::run_until_idle(&ctx).await?;
-        println!("transitions: {n} finished or failed");
-    }
-    if runs("period-close") {
-        let n = tollgate_jobs::invoices::close_periods(&ctx, ctx.clock.now()).await?;
-        println!("period-close: {n} invoices finalized");
-    }
-    if runs("charge") {
-        let n = tollgate_jobs::invoices::charge_until_idle(&ctx).await?;
-        println!("charge: {n} charge rounds");
-    }
-    if runs("prune") {
-        let n = tollgate_jobs::maintenance::prune(&ctx, usize::MAX).await?;
-        println!("prune: {n} expired quota request ids forgotten");
+    for job in job.jobs() {
+        let n = job.run(&ctx).await?;
+        println!("{}: {}", job.as_str(), job.summary(n));
     }
     Ok(())
 }

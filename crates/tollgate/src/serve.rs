@@ -10,7 +10,6 @@ use tollgate_api::AppState;
 use tollgate_api::server::HttpLimits;
 use tollgate_api::state::Options;
 use tollgate_domain::clock::{Clock, SystemClock};
-use tollgate_jobs::JobContext;
 use tollgate_payments::{PaymentProvider, TestProvider};
 use tracing_subscriber::EnvFilter;
 
@@ -152,26 +151,22 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         provider = provider.name(),
         "payments go to the built-in test provider (tok-… tokens, no real money); it is the only provider so far"
     );
+    let invoicing = args.invoicing.settings()?;
+    let retention = args.retention.retention()?;
     let options = Options {
         provider: Some(provider.clone()),
         operator_token: args.operator_token.clone(),
         max_event_skew: Some(
             jiff::SignedDuration::try_from(*args.max_event_skew).context("--max-event-skew is too long")?,
         ),
+        invoicing: Some(invoicing),
+        retention: Some(retention),
+        worker_id: Some(crate::cli::worker_id()),
     };
-    let invoicing = args.invoicing.settings()?;
-    let retention = args.retention.retention()?;
     let limits = args.connections.limits()?;
-    let state = AppState::with_options(store.clone(), clock.clone(), options);
-    let jobs = JobContext {
-        store: store.clone(),
-        clock,
-        provider,
-        worker_id: crate::cli::worker_id(),
-        catalogs: state.catalogs().versions(),
-        invoicing,
-        retention,
-    };
+    let state = AppState::with_options(store.clone(), clock, options);
+    // The job loop runs with exactly what the operator API's job runs use.
+    let jobs = state.job_context();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

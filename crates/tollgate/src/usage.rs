@@ -276,34 +276,15 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             percent,
             fixed_cents,
         } => {
-            Name::parse("code", &code)?;
-            let title = tollgate_domain::rating::coupon_title("--title", &title)?;
-            let discount = match (percent, fixed_cents) {
-                (Some(p), None) => {
-                    let bp = p
-                        .checked_mul(Decimal::from(100))
-                        .map(|bp| bp.normalize())
-                        .filter(|bp| bp.scale() == 0 && *bp > Decimal::ZERO && *bp <= Decimal::from(10_000));
-                    let Some(bp) = bp else {
-                        bail!("--percent: between 0.01 and 100 with at most two decimals, got {p}");
-                    };
-                    Discount::Percent(i64::try_from(bp)?)
-                }
-                (None, Some(c)) if c > 0 => Discount::Fixed(c),
-                (None, Some(c)) => bail!("--fixed-cents: must be more than zero, got {c}"),
-                _ => bail!("give --percent or --fixed-cents"),
+            let req = tollgate_jobs::coupons::CouponRequest {
+                code: code.clone(),
+                title,
+                percent,
+                fixed_cents,
             };
-            store
-                .create_coupon(
-                    &CouponDef {
-                        code: code.clone(),
-                        title,
-                        discount,
-                    },
-                    ACTOR,
-                    now,
-                )
-                .await?;
+            tollgate_jobs::coupons::create_coupon(store, &req, ACTOR, now)
+                .await
+                .map_err(crate::cli::flags(&["title", "percent", "fixed_cents"]))?;
             println!("created coupon {code}");
         }
         CouponCommand::Apply {
@@ -313,11 +294,9 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             until,
         } => {
             let t = crate::cli::find_tenant(store, &tenant).await?;
-            let from = from.unwrap_or(now);
-            if until.is_some_and(|u| u <= from) {
-                bail!("--until must be after --from");
-            }
-            store.apply_coupon(&t.id, &code, from, until, ACTOR, now).await?;
+            tollgate_jobs::coupons::apply_coupon(store, &t, &code, from, until, ACTOR, now)
+                .await
+                .map_err(crate::cli::flags(&["until"]))?;
             println!("applied coupon {code} to tenant {}", t.name);
         }
         CouponCommand::List => {

@@ -67,7 +67,7 @@ async fn requests_without_a_valid_token_get_401() {
         let tokens = app.store.tokens(&acme.id).await.unwrap();
         let admin_id = &tokens.iter().find(|t| t.expires_at.is_none()).unwrap().id;
         app.store
-            .revoke_token(&acme.id, admin_id, app.clock.now())
+            .revoke_token(&acme.id, admin_id, "operator", app.clock.now())
             .await
             .unwrap();
         assert_eq!(

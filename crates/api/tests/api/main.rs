@@ -21,6 +21,7 @@ mod isolation;
 mod meters;
 mod openapi;
 mod operator;
+mod operator_admin;
 mod payment_methods;
 mod plans;
 mod provider_support;

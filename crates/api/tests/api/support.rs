@@ -77,7 +77,12 @@ impl TestApp {
             faults: Some(plan.clone()),
             ..StoreOptions::default()
         };
-        (Self::build(db, |r| r, options).await, plan)
+        (Self::build(db, |r| r, options, Some(OPERATOR_TOKEN)).await, plan)
+    }
+
+    /// The app of a server started without TOLLGATE_OPERATOR_TOKEN.
+    pub async fn without_operator_credential(db: TestDatabase) -> Self {
+        Self::build(db, |r| r, StoreOptions::default(), None).await
     }
 
     /// Builds the app with extra routes added before the middleware.
@@ -85,13 +90,14 @@ impl TestApp {
         db: TestDatabase,
         extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
     ) -> Self {
-        Self::build(db, extra, StoreOptions::default()).await
+        Self::build(db, extra, StoreOptions::default(), Some(OPERATOR_TOKEN)).await
     }
 
     async fn build(
         db: TestDatabase,
         extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
         store_options: StoreOptions,
+        operator_token: Option<&str>,
     ) -> Self {
         let location = match (db.sqlite_dir(), db.postgres_url()) {
             (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
@@ -105,7 +111,7 @@ impl TestApp {
         let provider = Arc::new(TestProvider::default());
         let options = Options {
             provider: Some(provider.clone()),
-            operator_token: Some(OPERATOR_TOKEN.into()),
+            operator_token: operator_token.map(Into::into),
             ..Options::default()
         };
         let state = AppState::with_options(store.clone(), clock.clone(), options);
@@ -130,6 +136,7 @@ impl TestApp {
         let now = self.clock_now();
         self.store
             .create_tenant(&NewTenant {
+                actor: "operator".into(),
                 name: Name::parse("name", name).unwrap(),
                 tenant_type: plan.tenant_type,
                 subscription: Subscription::new(
@@ -148,7 +155,12 @@ impl TestApp {
 
     pub async fn namespace(&self, tenant: &Tenant, name: &str) {
         self.store
-            .create_namespace(&tenant.id, &Name::parse("name", name).unwrap(), self.clock_now())
+            .create_namespace(
+                &tenant.id,
+                &Name::parse("name", name).unwrap(),
+                "operator",
+                self.clock_now(),
+            )
             .await
             .expect("create namespace");
     }
@@ -174,6 +186,7 @@ impl TestApp {
         };
         self.store
             .create_token(&NewToken {
+                actor: "operator".into(),
                 tenant_id: tenant.id.clone(),
                 name: format!("{role}-test"),
                 role,
@@ -330,6 +343,14 @@ impl TestApp {
         tollgate_jobs::invoices::charge_until_idle(&ctx)
             .await
             .expect("charge")
+    }
+
+    /// A request with an operator credential of the caller's choice.
+    pub async fn operator_as(&self, secret: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let auth = format!("Bearer {secret}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.request(method, path, None, body, &[("authorization", auth.as_str())])
+            .await
     }
 
     /// A request with the operator credential.

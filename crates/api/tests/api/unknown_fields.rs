@@ -15,7 +15,7 @@ use crate::billing_support::{
     OPERATOR_TRANSITIONS, PAYMENT_METHODS, SUBSCRIBE, TRANSITION, UNSUBSCRIBE, add_card, card, role_path,
     to_organization,
 };
-use crate::support::{OPERATOR_TOKEN, Resp, START, TestApp, quota_body};
+use crate::support::{OPERATOR_TOKEN, Resp, START, TestApp, quota_body, ts};
 use crate::usage_support::{SUMMARY, event, events_path, report};
 
 const QUOTAS: &str = "/api/web/namespaces/system/quotas";
@@ -37,6 +37,8 @@ enum Needs {
     Usage,
     /// A plan transition waiting for the operator's approval.
     WaitingTransition,
+    /// The coupon `shared` defined.
+    Coupon,
 }
 
 /// What the setup made, for building paths and bodies.
@@ -48,6 +50,9 @@ struct Made {
     transition: String,
     /// The `hourly_breakdown_query` of the tenant's only usage line.
     query: String,
+    /// The tenant's name (operator calls name it in paths, and name new
+    /// things after it as `new-<tenant>`).
+    tenant: String,
 }
 
 struct Case {
@@ -268,6 +273,78 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.operator.CreateTenant",
+            method: post.clone(),
+            path: |_| "/api/operator/tenants".into(),
+            body: |m| json!({"name": format!("new-{}", m.tenant), "plan": "individual", "since": "2026-11-01T00:00:00Z"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.CreateNamespace",
+            method: post.clone(),
+            path: |m| format!("/api/operator/tenants/{}/namespaces", m.tenant),
+            body: |_| json!({"name": "shop"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.CreateToken",
+            method: post.clone(),
+            path: |m| format!("/api/operator/tenants/{}/tokens", m.tenant),
+            body: |_| json!({"role": "monitor", "namespaces": ["system"], "expires_in": "3600s", "name": "ci"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.CreateOperatorToken",
+            method: post.clone(),
+            path: |_| "/api/operator/operator-tokens".into(),
+            body: |m| json!({"name": format!("new-{}", m.tenant), "role": "operator-read"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.ValidateCatalog",
+            method: post.clone(),
+            path: |_| "/api/operator/catalog/validate".into(),
+            body: |_| json!({"source": tollgate_domain::catalog::BUILTIN_TOML, "source_name": "mine.toml"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.PublishCatalog",
+            method: post.clone(),
+            path: |_| "/api/operator/catalog/publish".into(),
+            body: |_| json!({"source": tollgate_domain::catalog::BUILTIN_TOML, "source_name": "mine.toml"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.CreateCoupon",
+            method: post.clone(),
+            path: |_| "/api/operator/coupons".into(),
+            body: |m| json!({"code": format!("new-{}", m.tenant), "title": "Spring", "percent": "12.5"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
+            op: "tollgate.operator.ApplyCoupon",
+            method: post.clone(),
+            path: |m| format!("/api/operator/tenants/{}/coupons", m.tenant),
+            body: |_| json!({"code": "shared", "from": "2026-11-01T00:00:00Z"}),
+            messages: &[""],
+            needs: Needs::Coupon,
+            then: None,
+        },
+        Case {
             op: "tollgate.operator.CancelTransition",
             method: post,
             path: |m| format!("{OPERATOR_TRANSITIONS}/{}/cancel", m.transition),
@@ -320,6 +397,8 @@ fn redacted(resp: &Resp) -> (u16, Value) {
                             | "id"
                             | "hourly_breakdown_query"
                             | "created"
+                            | "secret"
+                            | "version"
                     );
                     if volatile && !value.is_object() {
                         *value = json!(format!("<{key}>"));
@@ -330,6 +409,9 @@ fn redacted(resp: &Resp) -> (u16, Value) {
             }
             Value::Array(items) => items.iter_mut().for_each(walk),
             Value::String(s) if s.starts_with("pm-") => *s = "<payment method>".into(),
+            Value::String(s) if s.starts_with("new-") => *s = "<new>".into(),
+            // A tenant's name in an operator answer.
+            Value::String(s) if s.starts_with("plain") || s.starts_with("extra") => *s = "<tenant>".into(),
             _ => {}
         }
     }
@@ -342,9 +424,29 @@ fn redacted(resp: &Resp) -> (u16, Value) {
 /// token and what was made.
 async fn prepare(app: &TestApp, name: &str, needs: Needs) -> (String, Made) {
     let (_, admin) = app.admin(name).await;
-    let mut made = Made::default();
+    let mut made = Made {
+        tenant: name.to_owned(),
+        ..Made::default()
+    };
     match needs {
         Needs::Nothing => {}
+        Needs::Coupon => {
+            let shared = tollgate_store::CouponDef {
+                code: "shared".into(),
+                title: "Shared".into(),
+                discount: tollgate_domain::rating::Discount::Percent(500),
+            };
+            let exists = app
+                .store
+                .coupons()
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.code == "shared");
+            if !exists {
+                app.store.create_coupon(&shared, "test", ts(START)).await.unwrap();
+            }
+        }
         Needs::Quota => {
             app.create_quota(&admin, quota_body("q", 10)).await;
         }

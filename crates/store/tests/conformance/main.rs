@@ -55,6 +55,7 @@ pub fn first_subscription(plan: &str, start: Timestamp) -> Subscription {
 
 pub fn new_tenant(n: &str, plan: &str, now: Timestamp) -> NewTenant {
     NewTenant {
+        actor: "operator".into(),
         name: name(n),
         tenant_type: TenantType::Freemium,
         subscription: first_subscription(plan, now),

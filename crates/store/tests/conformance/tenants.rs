@@ -13,6 +13,7 @@ async fn a_tenant_is_created_with_its_system_namespace() {
         let store = open(&db).await;
         let acme = store
             .create_tenant(&NewTenant {
+                actor: "operator".into(),
                 tenant_type: TenantType::Enterprise,
                 ..new_tenant("acme", "team", t("2026-11-02T10:00:00Z"))
             })
@@ -67,22 +68,27 @@ async fn namespaces_are_per_tenant() {
         let a = tenant(&*store, "a-corp").await;
         let b = tenant(&*store, "b-corp").await;
         store
-            .create_namespace(&a.id, &name("shop"), t("2026-11-03T00:00:00Z"))
+            .create_namespace(&a.id, &name("shop"), "operator", t("2026-11-03T00:00:00Z"))
             .await
             .unwrap();
         let dup = store
-            .create_namespace(&a.id, &name("shop"), t("2026-11-03T00:00:00Z"))
+            .create_namespace(&a.id, &name("shop"), "operator", t("2026-11-03T00:00:00Z"))
             .await;
         assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
         assert!(store.namespace_exists(&a.id, "shop").await.unwrap());
         assert!(!store.namespace_exists(&b.id, "shop").await.unwrap());
         // The same name in another tenant is a different namespace.
         store
-            .create_namespace(&b.id, &name("shop"), t("2026-11-03T00:00:00Z"))
+            .create_namespace(&b.id, &name("shop"), "operator", t("2026-11-03T00:00:00Z"))
             .await
             .unwrap();
         let missing = store
-            .create_namespace("no-such-tenant", &name("x"), t("2026-11-03T00:00:00Z"))
+            .create_namespace(
+                "no-such-tenant",
+                &name("x"),
+                "operator",
+                t("2026-11-03T00:00:00Z"),
+            )
             .await;
         assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
     })
@@ -95,10 +101,11 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
         let store = open(&db).await;
         let a = tenant(&*store, "acme").await;
         store
-            .create_namespace(&a.id, &name("shop"), t("2026-11-01T00:00:00Z"))
+            .create_namespace(&a.id, &name("shop"), "operator", t("2026-11-01T00:00:00Z"))
             .await
             .unwrap();
         let new = NewToken {
+            actor: "operator".into(),
             tenant_id: a.id.clone(),
             name: "ci".into(),
             role: Role::Platform,
@@ -122,6 +129,7 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
 
         let unscoped = store
             .create_token(&NewToken {
+                actor: "operator".into(),
                 digest: [9; 32],
                 scope: NamespaceScope::All,
                 ..new.clone()
@@ -133,6 +141,7 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
 
         let missing_ns = store
             .create_token(&NewToken {
+                actor: "operator".into(),
                 digest: [10; 32],
                 scope: NamespaceScope::Only(vec![name("nope")]),
                 ..new.clone()
@@ -144,13 +153,13 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
         );
 
         let revoked = store
-            .revoke_token(&a.id, &token.id, t("2026-11-05T00:00:00Z"))
+            .revoke_token(&a.id, &token.id, "operator", t("2026-11-05T00:00:00Z"))
             .await
             .unwrap();
         assert_eq!(revoked.revoked_at, Some(t("2026-11-05T00:00:00Z")));
         // Revoking again keeps the first revocation time.
         let again = store
-            .revoke_token(&a.id, &token.id, t("2026-11-06T00:00:00Z"))
+            .revoke_token(&a.id, &token.id, "operator", t("2026-11-06T00:00:00Z"))
             .await
             .unwrap();
         assert_eq!(again.revoked_at, Some(t("2026-11-05T00:00:00Z")));
@@ -159,7 +168,7 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
         // Another tenant cannot revoke it, and does not see it.
         let b = tenant(&*store, "other").await;
         let foreign = store
-            .revoke_token(&b.id, &unscoped.id, t("2026-11-05T00:00:00Z"))
+            .revoke_token(&b.id, &unscoped.id, "operator", t("2026-11-05T00:00:00Z"))
             .await;
         assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
         assert!(store.tokens(&b.id).await.unwrap().is_empty());
@@ -176,7 +185,10 @@ async fn concurrent_writes_succeed_or_fail_each_on_its_own() {
         let store = open(&db).await;
         let a = tenant(&*store, "a-corp").await;
         let now = t("2026-11-03T00:00:00Z");
-        store.create_namespace(&a.id, &name("taken"), now).await.unwrap();
+        store
+            .create_namespace(&a.id, &name("taken"), "operator", now)
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..60 {
             let (store, tenant_id) = (store.clone(), a.id.clone());
@@ -188,7 +200,12 @@ async fn concurrent_writes_succeed_or_fail_each_on_its_own() {
                     1 => ("no-such-tenant".to_owned(), format!("ns-{i}")),
                     _ => (tenant_id, format!("ns-{i}")),
                 };
-                (i, store.create_namespace(&tenant_id, &name(&ns), now).await)
+                (
+                    i,
+                    store
+                        .create_namespace(&tenant_id, &name(&ns), "operator", now)
+                        .await,
+                )
             });
         }
         let mut created = Vec::new();

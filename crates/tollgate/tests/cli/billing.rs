@@ -137,7 +137,10 @@ async fn plan_transitions_run_with_the_cli_job_runner_and_operator_approval() {
         let id = body["id"].as_str().unwrap().to_owned();
         assert_eq!(state_of(id.clone()).await, "STATE_CREATING");
         let ran = expect_ok(tollgate(&db, &["jobs", "run", "transitions"]).await);
-        assert!(ran.contains("transitions: 1 finished or failed"), "{ran}");
+        assert!(
+            ran.contains("transitions: 1 transition finished or failed"),
+            "{ran}"
+        );
         assert_eq!(state_of(id.clone()).await, "STATE_FINISHED");
         let (_, current) = http
             .call("GET", &format!("{base}{CURRENT}"), Some(&admin), None)

@@ -131,7 +131,7 @@ async fn time_flags_outside_the_supported_range_are_refused() {
             ),
             (
                 vec!["tenant", "create", "old", "--since", "1969-12-31T23:59:59Z"],
-                "--since must not be before 1970-01-01T00:00:00Z",
+                "--since: must not be before 1970-01-01T00:00:00Z",
             ),
             (
                 vec!["jobs", "run", "all", "--now", "9999-12-30T00:00:00Z"],

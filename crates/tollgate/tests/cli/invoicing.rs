@@ -93,8 +93,8 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
         assert!(list.contains("inv-2026-09-0001  PENDING"), "{list}");
 
         let run = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-02T00:00:00Z"]).await);
-        assert!(run.contains("period-close: 1 invoices finalized"), "{run}");
-        assert!(run.contains("charge: 1 charge rounds"), "{run}");
+        assert!(run.contains("period-close: 1 invoice finalized"), "{run}");
+        assert!(run.contains("charge: 1 charge round"), "{run}");
         let again = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-02T00:00:00Z"]).await);
         assert!(again.contains("period-close: 0 invoices finalized"), "{again}");
         assert!(again.contains("charge: 0 charge rounds"), "{again}");

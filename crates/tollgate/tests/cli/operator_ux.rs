@@ -428,3 +428,85 @@ async fn a_backdated_tenant_is_audited_when_it_was_created_not_when_it_starts() 
     })
     .await;
 }
+
+/// `tollgate operator-token create` prints a secret that the operator API of
+/// a server started without TOLLGATE_OPERATOR_TOKEN accepts, with its role;
+/// `list` never shows it; `revoke` ends it; the audit trail names each.
+#[tokio::test]
+async fn operator_tokens_made_with_the_cli_open_the_operator_api() {
+    each_backend(|db| async move {
+        let admin = expect_ok(
+            tollgate(
+                &db,
+                &["operator-token", "create", "ops", "--role", "operator-admin"],
+            )
+            .await,
+        );
+        let admin = admin.trim().to_owned();
+        let reader = expect_ok(
+            tollgate(
+                &db,
+                &["operator-token", "create", "grafana", "--role", "operator-read"],
+            )
+            .await,
+        );
+        let reader = reader.trim().to_owned();
+        let dup = tollgate(
+            &db,
+            &["operator-token", "create", "ops", "--role", "operator-read"],
+        )
+        .await;
+        assert!(!dup.ok && dup.stderr.contains("\"ops\""), "{}", dup.stderr);
+        let bad = tollgate(&db, &["operator-token", "create", "x", "--role", "root"]).await;
+        assert!(
+            !bad.ok && bad.stderr.contains("operator-admin or operator-read"),
+            "{}",
+            bad.stderr
+        );
+
+        let list = expect_ok(tollgate(&db, &["operator-token", "list"]).await);
+        assert!(
+            list.contains("ops") && list.contains("operator-admin") && list.contains("active"),
+            "{list}"
+        );
+        assert!(!list.contains(&admin) && !list.contains(&reader), "{list}");
+
+        let server = crate::support::Server::start(&db).await;
+        let http = crate::support::Http::new();
+        let tenants = format!("{}/api/operator/tenants", server.base);
+        let (status, body) = http
+            .call_operator(
+                "POST",
+                &tenants,
+                &admin,
+                Some(serde_json::json!({"name": "acme"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = http
+            .call_operator(
+                "POST",
+                &tenants,
+                &reader,
+                Some(serde_json::json!({"name": "globex"})),
+            )
+            .await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = http.call_operator("GET", &tenants, &reader, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"][0]["name"], "acme");
+
+        expect_ok(tollgate(&db, &["operator-token", "revoke", "grafana"]).await);
+        let (status, _) = http.call_operator("GET", &tenants, &reader, None).await;
+        assert_eq!(status, 401);
+        let audit = expect_ok(tollgate(&db, &["audit", "list"]).await);
+        for needle in [
+            "operator_token.create",
+            "operator_token.revoke",
+            "operator-token/ops",
+        ] {
+            assert!(audit.contains(needle), "{needle}: {audit}");
+        }
+    })
+    .await;
+}

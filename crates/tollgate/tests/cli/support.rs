@@ -211,6 +211,19 @@ impl Http {
             .expect("send request")
     }
 
+    /// A call with an operator credential (`Authorization: Bearer <secret>`).
+    pub async fn call_operator(
+        &self,
+        method: &str,
+        url: &str,
+        secret: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.send(method, url, Some(format!("Bearer {secret}")), body)
+            .await
+            .expect("send request")
+    }
+
     /// Like [`Http::call`], but a connection failure is an error, not a panic.
     pub async fn try_call(
         &self,
@@ -219,9 +232,20 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
+        self.send(method, url, token.map(|t| format!("APIToken {t}")), body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: Option<String>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
         let mut req = hyper::Request::builder().method(method).uri(url);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("APIToken {t}"));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let resp = self

@@ -1,6 +1,16 @@
-//! The operator API (beyond the contract): plan-transition approvals and the
-//! audit trail, behind the operator credential (`Authorization: Bearer <it>`),
-//! which `serve` reads from `TOLLGATE_OPERATOR_TOKEN`.
+//! The operator API (beyond the contract): everything the operator CLI does,
+//! over HTTP under `/api/operator/…`, behind an operator credential
+//! (`Authorization: Bearer <secret>`): a named operator token (`tollgate
+//! operator-token create NAME --role operator-admin|operator-read`, stored
+//! hashed) or the bootstrap credential `serve` reads from
+//! `TOLLGATE_OPERATOR_TOKEN` (an operator-admin named `operator`).
+//!
+//! Handlers that change anything take [`OperatorAdmin`]; reads take
+//! [`Operator`]. Each translates its input, calls the application layer
+//! (`tollgate_jobs`), and translates the answer.
+
+pub mod billing;
+pub mod tenancy;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -9,6 +19,7 @@ use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tollgate_domain::ErrorKind;
+use tollgate_domain::access::OperatorRole;
 use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_store::{AuditEntry, TransitionFilter};
 use utoipa::ToSchema;
@@ -18,41 +29,104 @@ use crate::extract::Path;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
-/// How the audit trail names the operator.
+/// How the audit trail names the holder of the bootstrap credential.
 pub const ACTOR: &str = "operator";
 
-/// A request carrying the operator credential.
-pub struct Operator;
+/// A request carrying a valid operator credential, of either role.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// How the audit trail names the caller: `operator` (the bootstrap
+    /// credential) or `operator-token/<name>`.
+    pub actor: String,
+    pub role: OperatorRole,
+}
+
+/// A request carrying an operator credential that may change things
+/// (`operator-admin`); an `operator-read` token gets 403.
+#[derive(Debug, Clone)]
+pub struct OperatorAdmin(pub Operator);
+
+impl OperatorAdmin {
+    pub fn actor(&self) -> &str {
+        &self.0.actor
+    }
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(ErrorKind::Unauthenticated, message)
+}
+
+/// The answer to a request without a usable credential: 403 while no
+/// operator credential exists at all (the API is off), else 401.
+async fn refused(state: &AppState, message: &str) -> ApiError {
+    let any_token = match state.store().operator_tokens().await {
+        Ok(tokens) => tokens.iter().any(|t| t.revoked_at.is_none()),
+        Err(e) => return e.into(),
+    };
+    if state.operator_digest().is_none() && !any_token {
+        ApiError::new(
+            ErrorKind::PermissionDenied,
+            "the operator API is disabled: create an operator token (tollgate operator-token create) \
+             or start serve with TOLLGATE_OPERATOR_TOKEN set",
+        )
+    } else {
+        unauthenticated(message)
+    }
+}
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(expected) = state.operator_digest() else {
-            return Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                "the operator API is disabled; start serve with TOLLGATE_OPERATOR_TOKEN set",
-            ));
-        };
-        let given = parts
+        let Some(secret) = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
-            .map(|(_, secret)| tollgate_domain::token::digest(secret.trim()))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Unauthenticated,
-                    "send 'Authorization: Bearer <operator token>'",
-                )
-            })?;
-        if bool::from(given.ct_eq(expected)) {
-            Ok(Operator)
+            .map(|(_, secret)| secret.trim().to_owned())
+        else {
+            return Err(refused(state, "send 'Authorization: Bearer <operator token>'").await);
+        };
+        let given = tollgate_domain::token::digest(&secret);
+        if let Some(expected) = state.operator_digest()
+            && bool::from(given.ct_eq(expected))
+        {
+            return Ok(Operator {
+                actor: ACTOR.to_owned(),
+                role: OperatorRole::Admin,
+            });
+        }
+        if tollgate_domain::token::is_well_formed(&secret)
+            && let Some(token) = state.store().operator_token_by_digest(&given).await?
+            && bool::from(token.digest.ct_eq(&given))
+        {
+            if token.revoked_at.is_some() {
+                return Err(unauthenticated("operator token has been revoked"));
+            }
+            return Ok(Operator {
+                actor: token.actor(),
+                role: token.role,
+            });
+        }
+        Err(refused(state, "invalid operator token").await)
+    }
+}
+
+impl FromRequestParts<AppState> for OperatorAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let op = Operator::from_request_parts(parts, state).await?;
+        if op.role.may_write() {
+            Ok(Self(op))
         } else {
             Err(ApiError::new(
-                ErrorKind::Unauthenticated,
-                "invalid operator token",
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{} holds {}: this operation changes state and needs operator-admin",
+                    op.actor, op.role
+                ),
             ))
         }
     }
@@ -132,7 +206,7 @@ fn item(t: PlanTransition, tenant: String) -> TransitionItem {
     }
 }
 
-async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String>, ApiError> {
     match name.filter(|n| !n.is_empty()) {
         None => Ok(None),
         Some(n) => Ok(Some(
@@ -205,12 +279,12 @@ pub struct Decision {
 )]
 pub async fn approve(
     State(state): State<AppState>,
-    _: Operator,
+    op: OperatorAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<TransitionItem>, ApiError> {
     let t = state
         .store()
-        .decide_transition(&id, true, None, ACTOR, state.now())
+        .decide_transition(&id, true, None, op.actor(), state.now())
         .await?;
     Ok(Json(one(&state, t).await?))
 }
@@ -233,14 +307,14 @@ pub async fn approve(
 )]
 pub async fn reject(
     State(state): State<AppState>,
-    _: Operator,
+    op: OperatorAdmin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Decision>,
 ) -> Result<Json<TransitionItem>, ApiError> {
     let reason = tollgate_domain::transition::rejection_reason(body.reason.as_deref())?;
     let t = state
         .store()
-        .decide_transition(&id, false, Some(&reason), ACTOR, state.now())
+        .decide_transition(&id, false, Some(&reason), op.actor(), state.now())
         .await?;
     Ok(Json(one(&state, t).await?))
 }
@@ -265,14 +339,14 @@ pub async fn reject(
 )]
 pub async fn cancel(
     State(state): State<AppState>,
-    _: Operator,
+    op: OperatorAdmin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Decision>,
 ) -> Result<Json<TransitionItem>, ApiError> {
     let reason = cancellation_reason(body.reason.as_deref())?;
     let t = state
         .store()
-        .cancel_transition(&id, &reason, ACTOR, state.now())
+        .cancel_transition(&id, &reason, op.actor(), state.now())
         .await?;
     Ok(Json(one(&state, t).await?))
 }

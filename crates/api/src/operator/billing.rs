@@ -1,0 +1,742 @@
+//! Operator API: catalogs, coupons, invoices across tenants, and running jobs.
+
+use axum::Json;
+use axum::extract::State;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use tollgate_domain::invoice::{Invoice, InvoiceStatus, LineKind, format_cents};
+use tollgate_domain::rating::Discount;
+use tollgate_domain::{Error, ErrorKind, catalog};
+use tollgate_jobs::coupons::{self, CouponRequest};
+use tollgate_jobs::{Job, invoices, tenancy};
+use tollgate_store::{ChargeRecord, CouponDef, StoredCatalog};
+use utoipa::ToSchema;
+
+use super::{Operator, OperatorAdmin};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, Path, QueryParams};
+use crate::state::AppState;
+
+// ------------------------------------------------------------------ catalogs
+
+/// A catalog to validate or publish.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CatalogSource {
+    /// The catalog's TOML text.
+    #[serde(default)]
+    pub source: String,
+    /// A name for it in errors and the version list, e.g. a file name.
+    pub source_name: Option<String>,
+}
+
+/// What a catalog holds, in short.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogSummary {
+    pub plans: usize,
+    pub addons: usize,
+    pub meters: usize,
+    pub default_plan: String,
+    pub currency: String,
+}
+
+fn summary(c: &catalog::Catalog) -> CatalogSummary {
+    CatalogSummary {
+        plans: c.plans.len(),
+        addons: c.addons.len(),
+        meters: c.meters.len(),
+        default_plan: c.default_plan.clone(),
+        currency: c.currency.clone(),
+    }
+}
+
+fn source_name(body: &CatalogSource) -> String {
+    body.source_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "catalog.toml".to_owned())
+}
+
+/// Checks a catalog without publishing it: the summary, or a 400 naming
+/// the line and field at fault.
+#[utoipa::path(
+    post,
+    path = "/api/operator/catalog/validate",
+    operation_id = "tollgate.operator.ValidateCatalog",
+    tag = "operator",
+    request_body = CatalogSource,
+    responses(
+        (status = 200, body = CatalogSummary),
+        (status = 400, body = ErrorBody, description = "The catalog is invalid: the message names the line and field.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn validate_catalog(
+    _: Operator,
+    JsonBody(body): JsonBody<CatalogSource>,
+) -> Result<Json<CatalogSummary>, ApiError> {
+    let c = catalog::parse_for_publish(&source_name(&body), &body.source).map_err(Error::from)?;
+    Ok(Json(summary(&c)))
+}
+
+/// A published catalog version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogVersion {
+    pub version: i64,
+    pub source_name: String,
+    pub published: String,
+    pub published_by: String,
+    /// The TOML as published (in `catalog/versions/{version}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub source: Option<String>,
+}
+
+fn version_item(c: StoredCatalog, with_source: bool) -> CatalogVersion {
+    CatalogVersion {
+        version: c.version,
+        source_name: c.source_name,
+        published: c.published_at.to_string(),
+        published_by: c.published_by,
+        source: with_source.then_some(c.source),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogVersionList {
+    pub items: Vec<CatalogVersion>,
+}
+
+/// Publishes a catalog as the next version: it is offered at once on every
+/// server; tenants keep their plan's version until they change plan.
+#[utoipa::path(
+    post,
+    path = "/api/operator/catalog/publish",
+    operation_id = "tollgate.operator.PublishCatalog",
+    tag = "operator",
+    request_body = CatalogSource,
+    responses(
+        (status = 200, body = CatalogVersion),
+        (status = 400, body = ErrorBody, description = "The catalog is invalid: the message names the line and field.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn publish_catalog(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    JsonBody(body): JsonBody<CatalogSource>,
+) -> Result<Json<CatalogVersion>, ApiError> {
+    let name = source_name(&body);
+    catalog::parse_for_publish(&name, &body.source).map_err(Error::from)?;
+    let version = state
+        .store()
+        .publish_catalog(&body.source, &name, op.actor(), state.now())
+        .await?;
+    let stored = state
+        .store()
+        .catalog(Some(version))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "the published catalog cannot be read back"))?;
+    Ok(Json(version_item(stored, false)))
+}
+
+/// Every published catalog version, oldest first (without their sources).
+#[utoipa::path(
+    get,
+    path = "/api/operator/catalog/versions",
+    operation_id = "tollgate.operator.ListCatalogVersions",
+    tag = "operator",
+    responses((status = 200, body = CatalogVersionList)),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_catalog_versions(
+    State(state): State<AppState>,
+    _: Operator,
+) -> Result<Json<CatalogVersionList>, ApiError> {
+    let latest = state.store().latest_catalog_version().await?.unwrap_or(0);
+    let mut items = Vec::new();
+    for v in 1..=latest {
+        if let Some(c) = state.store().catalog(Some(v)).await? {
+            items.push(version_item(c, false));
+        }
+    }
+    Ok(Json(CatalogVersionList { items }))
+}
+
+/// One published catalog version with its source; `latest` names the newest.
+#[utoipa::path(
+    get,
+    path = "/api/operator/catalog/versions/{version}",
+    operation_id = "tollgate.operator.GetCatalogVersion",
+    tag = "operator",
+    params(("version" = String, Path, description = "A version number, or `latest`")),
+    responses(
+        (status = 200, body = CatalogVersion),
+        (status = 400, body = ErrorBody, description = "The version is neither a number nor `latest`."),
+        (status = 404, body = ErrorBody, description = "No catalog has this version.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn get_catalog_version(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(version): Path<String>,
+) -> Result<Json<CatalogVersion>, ApiError> {
+    let wanted = match version.as_str() {
+        "latest" => None,
+        v => Some(v.parse::<i64>().map_err(|_| {
+            ApiError::invalid(format!("version: expected a number or \"latest\", got {v:?}"))
+        })?),
+    };
+    let c = state
+        .store()
+        .catalog(wanted)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("catalog version {version} does not exist")))?;
+    Ok(Json(version_item(c, true)))
+}
+
+// ------------------------------------------------------------------- coupons
+
+/// A coupon definition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CouponItem {
+    pub code: String,
+    pub title: String,
+    /// A percentage of the subtotal, e.g. "12.5" (exclusive with `fixed_cents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub percent: Option<String>,
+    /// A fixed amount off, in cents of the invoice's currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub fixed_cents: Option<i64>,
+}
+
+fn coupon_item(c: CouponDef) -> CouponItem {
+    let (percent, fixed_cents) = match c.discount {
+        Discount::Percent(bp) => (
+            Some(rust_decimal::Decimal::new(bp, 2).normalize().to_string()),
+            None,
+        ),
+        Discount::Fixed(cents) => (None, Some(cents)),
+    };
+    CouponItem {
+        code: c.code,
+        title: c.title,
+        percent,
+        fixed_cents,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CouponList {
+    pub items: Vec<CouponItem>,
+}
+
+/// Body of a coupon definition: exactly one of `percent` and `fixed_cents`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CreateCoupon {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub title: String,
+    /// 0.01 to 100 with at most two decimals, as a string ("12.5") or number.
+    #[schema(value_type = Option<String>)]
+    pub percent: Option<serde_json::Value>,
+    /// More than zero.
+    pub fixed_cents: Option<i64>,
+}
+
+fn percent(v: &serde_json::Value) -> Result<rust_decimal::Decimal, Error> {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => {
+            return Err(Error::invalid(format!(
+                "percent: expected a decimal such as \"12.5\", got {v}"
+            )));
+        }
+    };
+    text.parse().map_err(|_| {
+        Error::invalid(format!(
+            "percent: expected a decimal such as \"12.5\", got {text:?}"
+        ))
+    })
+}
+
+/// Defines a coupon.
+#[utoipa::path(
+    post,
+    path = "/api/operator/coupons",
+    operation_id = "tollgate.operator.CreateCoupon",
+    tag = "operator",
+    request_body = CreateCoupon,
+    responses(
+        (status = 200, body = CouponItem),
+        (status = 400, body = ErrorBody, description = "An invalid code or title, neither or both of `percent` and `fixed_cents`, or one out of range."),
+        (status = 409, body = ErrorBody, description = "A coupon has this code.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn create_coupon(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    JsonBody(body): JsonBody<CreateCoupon>,
+) -> Result<Json<CouponItem>, ApiError> {
+    let req = CouponRequest {
+        code: body.code,
+        title: body.title,
+        percent: body.percent.as_ref().map(percent).transpose()?,
+        fixed_cents: body.fixed_cents,
+    };
+    let def = coupons::create_coupon(state.store(), &req, op.actor(), state.now()).await?;
+    Ok(Json(coupon_item(def)))
+}
+
+/// Every coupon definition, by code.
+#[utoipa::path(
+    get,
+    path = "/api/operator/coupons",
+    operation_id = "tollgate.operator.ListCoupons",
+    tag = "operator",
+    responses((status = 200, body = CouponList)),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_coupons(State(state): State<AppState>, _: Operator) -> Result<Json<CouponList>, ApiError> {
+    let mut all = state.store().coupons().await?;
+    all.sort_by(|a, b| a.code.cmp(&b.code));
+    Ok(Json(CouponList {
+        items: all.into_iter().map(coupon_item).collect(),
+    }))
+}
+
+/// Body of a coupon application.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ApplyCoupon {
+    #[serde(default)]
+    pub code: String,
+    /// Start of the periods it discounts (RFC 3339 or unix seconds); default: now.
+    pub from: Option<String>,
+    /// End (exclusive); default: forever.
+    pub until: Option<String>,
+}
+
+/// What was applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppliedCouponItem {
+    pub tenant: String,
+    pub code: String,
+}
+
+fn time(field: &str, v: Option<&str>) -> Result<Option<jiff::Timestamp>, Error> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            tollgate_domain::metering::parse_time(s).map_err(|e| Error::invalid(format!("{field}: {e}")))
+        })
+        .transpose()
+}
+
+/// Applies a coupon to a tenant for the billing periods overlapping [from, until).
+#[utoipa::path(
+    post,
+    path = "/api/operator/tenants/{tenant}/coupons",
+    operation_id = "tollgate.operator.ApplyCoupon",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name")),
+    request_body = ApplyCoupon,
+    responses(
+        (status = 200, body = AppliedCouponItem),
+        (status = 400, body = ErrorBody, description = "An invalid `from` or `until`, or `until` not after `from`."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or no coupon this code.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn apply_coupon(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path(tenant): Path<String>,
+    JsonBody(body): JsonBody<ApplyCoupon>,
+) -> Result<Json<AppliedCouponItem>, ApiError> {
+    let from = time("from", body.from.as_deref())?;
+    let until = time("until", body.until.as_deref())?;
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    coupons::apply_coupon(
+        state.store(),
+        &t,
+        &body.code,
+        from,
+        until,
+        op.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(AppliedCouponItem {
+        tenant: t.name.to_string(),
+        code: body.code,
+    }))
+}
+
+// ------------------------------------------------------------------ invoices
+
+/// An invoice in a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceItem {
+    pub tenant: String,
+    pub name: String,
+    /// PENDING, ISSUED, PAID, OVERDUE, REFUNDED or CANCELLED.
+    pub status: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub plan: String,
+    pub currency: String,
+    pub total_cents: i64,
+    /// The total as people read it, e.g. "26.28".
+    pub total: String,
+    /// When it was finalized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub issued: Option<String>,
+}
+
+fn invoice_item(tenant: &str, i: &Invoice) -> InvoiceItem {
+    InvoiceItem {
+        tenant: tenant.to_owned(),
+        name: i.name.clone(),
+        status: i.status.as_str().to_owned(),
+        period_start: i.period_start.to_string(),
+        period_end: i.period_end.to_string(),
+        plan: i.plan.clone(),
+        currency: i.currency.clone(),
+        total_cents: i.totals.total,
+        total: format_cents(i.totals.total),
+        issued: i.issued_at.map(|t| t.to_string()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceList {
+    pub items: Vec<InvoiceItem>,
+}
+
+fn status_filter(query: &QueryParams) -> Result<Option<InvoiceStatus>, ApiError> {
+    match query.get("status").filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => InvoiceStatus::parse(&s.to_ascii_uppercase())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "status: unknown status {s:?}; use PENDING, ISSUED, PAID, OVERDUE, REFUNDED or CANCELLED"
+                ))
+            }),
+    }
+}
+
+/// Invoices, oldest first: one tenant's (pending ones included), or the
+/// finalized invoices of every tenant.
+#[utoipa::path(
+    get,
+    path = "/api/operator/invoices",
+    operation_id = "tollgate.operator.ListInvoices",
+    tag = "operator",
+    params(
+        ("tenant" = Option<String>, Query, description = "Tenant name; every tenant's finalized invoices when absent"),
+        ("status" = Option<String>, Query, description = "e.g. OVERDUE"),
+    ),
+    responses(
+        (status = 200, body = InvoiceList),
+        (status = 400, body = ErrorBody, description = "An unknown `status`."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_invoices(
+    State(state): State<AppState>,
+    _: Operator,
+    query: QueryParams,
+) -> Result<Json<InvoiceList>, ApiError> {
+    let status = status_filter(&query)?;
+    let keep = |i: &Invoice| status.is_none_or(|s| i.status == s);
+    let mut items = Vec::new();
+    match query.get("tenant").filter(|t| !t.is_empty()) {
+        Some(name) => {
+            let t = tenancy::tenant(state.store(), name).await?;
+            let versions = state.catalogs().versions();
+            for i in invoices::tenant_invoices(state.store(), &versions, &t.id, state.now()).await? {
+                if keep(&i) {
+                    items.push(invoice_item(t.name.as_str(), &i));
+                }
+            }
+        }
+        None => {
+            for t in state.store().tenants().await? {
+                for stored in state.store().invoices(&t.id).await? {
+                    if keep(&stored.invoice) {
+                        items.push(invoice_item(t.name.as_str(), &stored.invoice));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Json(InvoiceList { items }))
+}
+
+/// One line of an invoice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceLineItem {
+    /// fee, usage or adjustment.
+    pub kind: String,
+    pub description: String,
+    /// Exact decimal.
+    pub quantity: String,
+    pub unit: String,
+    /// Exact decimal, in cents.
+    pub unit_price_cents: String,
+    /// Free units deducted before pricing; exact decimal.
+    pub free_quantity: String,
+    pub amount_cents: i64,
+}
+
+/// A coupon as it discounted the invoice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscountItem {
+    pub title: String,
+    pub terms: String,
+}
+
+/// One charge attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeItem {
+    pub attempt: u32,
+    pub at: String,
+    /// PRIMARY or SECONDARY.
+    pub role: String,
+    /// How the payment method is shown, e.g. "test card ending 4242".
+    pub payment_method: String,
+    pub amount_cents: i64,
+    /// PENDING, SUCCEEDED, DECLINED, FAILED or REFUNDED.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub reason: Option<String>,
+}
+
+fn charge_item(c: ChargeRecord) -> ChargeItem {
+    ChargeItem {
+        attempt: c.attempt,
+        at: c.started_at.to_string(),
+        role: c.role.as_str().to_owned(),
+        payment_method: c.display,
+        amount_cents: c.amount_cents,
+        outcome: c.outcome.as_str().to_owned(),
+        reason: c.reason,
+    }
+}
+
+/// An invoice with its lines, discounts and charge attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoiceDetail {
+    #[serde(flatten)]
+    pub invoice: InvoiceItem,
+    pub plan_title: String,
+    pub lines: Vec<InvoiceLineItem>,
+    pub coupons: Vec<DiscountItem>,
+    pub subtotal_cents: i64,
+    pub discount_cents: i64,
+    /// Who issued it (finalized invoices issued since issuers are recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub issuer: Option<String>,
+    pub charges: Vec<ChargeItem>,
+}
+
+/// One of a tenant's invoices, pending or finalized.
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/invoices/{name}",
+    operation_id = "tollgate.operator.GetInvoice",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Invoice name")),
+    responses(
+        (status = 200, body = InvoiceDetail),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no invoice of this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn get_invoice(
+    State(state): State<AppState>,
+    _: Operator,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InvoiceDetail>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let versions = state.catalogs().versions();
+    let i = invoices::tenant_invoice(state.store(), &versions, &t.id, &name, state.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no invoice {name:?}")))?;
+    let charges = state.store().invoice_charges(&t.id, &name).await?;
+    Ok(Json(InvoiceDetail {
+        invoice: invoice_item(t.name.as_str(), &i),
+        plan_title: i.plan_title.clone(),
+        lines: i
+            .lines
+            .iter()
+            .map(|l| InvoiceLineItem {
+                kind: match l.kind {
+                    LineKind::Fee => "fee",
+                    LineKind::Usage => "usage",
+                    LineKind::Adjustment => "adjustment",
+                }
+                .to_owned(),
+                description: l.description.clone(),
+                quantity: l.quantity.normalize().to_string(),
+                unit: l.unit.clone(),
+                unit_price_cents: l.unit_price_cents.normalize().to_string(),
+                free_quantity: l.free_quantity.normalize().to_string(),
+                amount_cents: l.amount_cents,
+            })
+            .collect(),
+        coupons: i
+            .coupons
+            .iter()
+            .map(|c| DiscountItem {
+                title: c.title.clone(),
+                terms: c.terms.clone(),
+            })
+            .collect(),
+        subtotal_cents: i.totals.subtotal,
+        discount_cents: i.totals.discount,
+        issuer: i.issuer.as_ref().map(|s| s.name.clone()),
+        charges: charges.into_iter().map(charge_item).collect(),
+    }))
+}
+
+/// An invoice PDF.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvoicePdf {
+    /// The PDF, base64 (standard alphabet, padded).
+    pub pdf: String,
+}
+
+/// One of a tenant's invoices as a PDF (the same bytes the tenant downloads).
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/invoices/{name}/pdf",
+    operation_id = "tollgate.operator.GetInvoicePdf",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Invoice name")),
+    responses(
+        (status = 200, body = InvoicePdf),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no invoice of this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn get_invoice_pdf(
+    State(state): State<AppState>,
+    _: Operator,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InvoicePdf>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let versions = state.catalogs().versions();
+    let bytes = match invoices::render_pdf(state.store(), &versions, &t, &name, state.now()).await {
+        Ok(bytes) => bytes,
+        Err(invoices::PdfError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::new(ErrorKind::Internal, e.to_string())),
+    }
+    .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no invoice {name:?}")))?;
+    Ok(Json(InvoicePdf {
+        pdf: STANDARD.encode(bytes),
+    }))
+}
+
+/// Cancels an unpaid finalized invoice (ISSUED or OVERDUE): it is no longer charged.
+#[utoipa::path(
+    post,
+    path = "/api/operator/tenants/{tenant}/invoices/{name}/cancel",
+    operation_id = "tollgate.operator.CancelInvoice",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Invoice name")),
+    responses(
+        (status = 200, body = InvoiceItem),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no finalized invoice of this name."),
+        (status = 409, body = ErrorBody, description = "The invoice is not ISSUED or OVERDUE.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn cancel_invoice(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InvoiceItem>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let after = state
+        .store()
+        .set_invoice_status(
+            &t.id,
+            &name,
+            InvoiceStatus::CANCELLABLE,
+            InvoiceStatus::Cancelled,
+            op.actor(),
+            state.now(),
+        )
+        .await?;
+    Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
+}
+
+// ---------------------------------------------------------------------- jobs
+
+/// What a job run did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRun {
+    pub job: String,
+    /// How much it did (transitions ended, invoices finalized, charge rounds, ids pruned).
+    pub done: usize,
+    /// The same, in words.
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobRuns {
+    pub items: Vec<JobRun>,
+}
+
+/// Runs a job now, until it has nothing left to do, with the server's clock
+/// and settings: `transitions`, `period-close`, `charge`, `prune`, or `all`.
+/// Jobs hold leases, so running one beside the job loop or another replica
+/// does no work twice.
+#[utoipa::path(
+    post,
+    path = "/api/operator/jobs/{job}/run",
+    operation_id = "tollgate.operator.RunJob",
+    tag = "operator",
+    params(("job" = String, Path, description = "transitions, period-close, charge, prune or all")),
+    responses(
+        (status = 200, body = JobRuns),
+        (status = 404, body = ErrorBody, description = "No job has this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn run_job(
+    State(state): State<AppState>,
+    _: OperatorAdmin,
+    Path(job): Path<String>,
+) -> Result<Json<JobRuns>, ApiError> {
+    let jobs = match job.as_str() {
+        "all" => Job::ALL.to_vec(),
+        other => vec![Job::parse(other).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no job is named {other:?}; use transitions, period-close, charge, prune or all"
+            ))
+        })?],
+    };
+    let ctx = state.job_context();
+    let mut items = Vec::new();
+    for job in jobs {
+        let done = job.run(&ctx).await?;
+        items.push(JobRun {
+            job: job.as_str().to_owned(),
+            done,
+            summary: job.summary(done),
+        });
+    }
+    Ok(Json(JobRuns { items }))
+}

@@ -1,0 +1,213 @@
+//! Tenancy use cases: tenants, namespaces, API tokens and operator tokens.
+//! The operator CLI and the operator API both call these; they only
+//! translate their input and the answer.
+
+use jiff::{SignedDuration, Timestamp};
+use rand::RngCore;
+use tollgate_domain::Error;
+use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
+use tollgate_domain::names::Name;
+use tollgate_domain::subscription::Subscription;
+use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
+use tollgate_domain::token::{self, ApiToken, OperatorToken};
+use tollgate_store::{NewOperatorToken, NewTenant, NewToken, Store};
+
+use crate::AppError;
+use crate::catalogs::Versions;
+
+/// The earliest `since` of a new tenant: a tenant backdated further would
+/// have thousands of billing periods to compute on every report.
+pub const EARLIEST_SINCE: Timestamp = Timestamp::UNIX_EPOCH;
+
+/// A tenant, by name.
+pub async fn tenant(store: &dyn Store, name: &str) -> Result<Tenant, AppError> {
+    store
+        .tenant_by_name(name)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("tenant {name:?} does not exist")).into())
+}
+
+/// What creating a tenant takes.
+#[derive(Debug, Clone, Default)]
+pub struct TenantRequest {
+    pub name: String,
+    /// An offered plan of the latest catalog; default: its default plan.
+    pub plan: Option<String>,
+    /// FREEMIUM or ENTERPRISE; default: the plan's tenant type.
+    pub tenant_type: Option<String>,
+    /// Backdates the tenant and its first subscription (to import history);
+    /// not in the future, not before [`EARLIEST_SINCE`].
+    pub since: Option<Timestamp>,
+}
+
+/// Creates a tenant with its `system` namespace and first subscription, on
+/// the latest catalog.
+pub async fn create_tenant(
+    store: &dyn Store,
+    catalogs: &Versions,
+    req: &TenantRequest,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Tenant, AppError> {
+    let name = Name::parse("name", &req.name)?;
+    let version = store
+        .latest_catalog_version()
+        .await?
+        .ok_or_else(|| Error::internal("no catalog is published"))?;
+    let catalog = catalogs.get(store, version).await?;
+    let plan = match req.plan.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => catalog.offered_plan("plan", p)?,
+        None => catalog
+            .plan(&catalog.default_plan)
+            .ok_or_else(|| Error::internal("the catalog's default plan is missing"))?,
+    };
+    let tenant_type = match req.tenant_type.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => TenantType::parse(t)?,
+        None => plan.tenant_type,
+    };
+    if let Some(since) = req.since {
+        if since > now {
+            return Err(Error::invalid("since: is in the future").into());
+        }
+        if since < EARLIEST_SINCE {
+            return Err(Error::invalid(format!("since: must not be before {EARLIEST_SINCE}")).into());
+        }
+    }
+    let start = req.since.unwrap_or(now);
+    let subscription = Subscription::new(
+        uuid::Uuid::new_v4().to_string(),
+        String::new(),
+        plan,
+        version,
+        start,
+    );
+    Ok(store
+        .create_tenant(&NewTenant {
+            name,
+            tenant_type,
+            subscription,
+            now: start,
+            recorded_at: now,
+            actor: actor.to_owned(),
+        })
+        .await?)
+}
+
+/// Creates a namespace in a tenant.
+pub async fn create_namespace(
+    store: &dyn Store,
+    tenant: &Tenant,
+    name: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Namespace, AppError> {
+    let name = Name::parse("name", name)?;
+    Ok(store.create_namespace(&tenant.id, &name, actor, now).await?)
+}
+
+/// What creating an API token takes.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    /// admin, billing, monitor or platform.
+    pub role: String,
+    /// Namespaces it is limited to; empty: all.
+    pub namespaces: Vec<String>,
+    /// Lifetime; `None`: no expiry.
+    pub expires_in: Option<SignedDuration>,
+    /// A label for people.
+    pub name: String,
+}
+
+/// A token just created, with its secret (shown once, never stored).
+#[derive(Debug, Clone)]
+pub struct Issued<T> {
+    pub token: T,
+    pub secret: String,
+}
+
+fn new_secret() -> String {
+    let mut random = [0u8; 32];
+    rand::rng().fill_bytes(&mut random);
+    token::format_secret(random)
+}
+
+/// Creates an API token of a tenant.
+pub async fn create_token(
+    store: &dyn Store,
+    tenant: &Tenant,
+    req: &TokenRequest,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Issued<ApiToken>, AppError> {
+    token::check_name("name", &req.name)?;
+    let role = Role::parse(&req.role)?;
+    let scope = NamespaceScope::from_names("namespaces", &req.namespaces)?;
+    let expires_at = match req.expires_in {
+        None => None,
+        Some(d) if d <= SignedDuration::ZERO => {
+            return Err(Error::invalid("expires_in: must be positive").into());
+        }
+        Some(d) => Some(
+            now.checked_add(d)
+                .map_err(|_| Error::invalid("expires_in: is too long"))?,
+        ),
+    };
+    let secret = new_secret();
+    let token = store
+        .create_token(&NewToken {
+            actor: actor.to_owned(),
+            tenant_id: tenant.id.clone(),
+            name: req.name.clone(),
+            role,
+            scope,
+            digest: token::digest(&secret),
+            expires_at,
+            now,
+        })
+        .await?;
+    Ok(Issued { token, secret })
+}
+
+/// Revokes one of a tenant's API tokens (repeating it changes nothing).
+pub async fn revoke_token(
+    store: &dyn Store,
+    tenant: &Tenant,
+    id: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<ApiToken, AppError> {
+    Ok(store.revoke_token(&tenant.id, id, actor, now).await?)
+}
+
+/// Creates a named operator token.
+pub async fn create_operator_token(
+    store: &dyn Store,
+    name: &str,
+    role: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Issued<OperatorToken>, AppError> {
+    token::check_operator_token_name(name)?;
+    let role = OperatorRole::parse(role)?;
+    let secret = new_secret();
+    let token = store
+        .create_operator_token(&NewOperatorToken {
+            name: name.to_owned(),
+            role,
+            digest: token::digest(&secret),
+            actor: actor.to_owned(),
+            now,
+        })
+        .await?;
+    Ok(Issued { token, secret })
+}
+
+/// Revokes the live operator token with this name.
+pub async fn revoke_operator_token(
+    store: &dyn Store,
+    name: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<OperatorToken, AppError> {
+    Ok(store.revoke_operator_token(name, actor, now).await?)
+}
