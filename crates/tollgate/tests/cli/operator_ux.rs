@@ -153,7 +153,8 @@ async fn serve_log(dir: &Path, wrapper: &[&str], env: &[(&str, &str)]) -> String
             "3d,1d",
         ]);
     } else {
-        cmd.args(&wrapper[1..]).arg(command);
+        // The typescript file goes to /dev/null, not the working directory.
+        cmd.args(&wrapper[1..]).arg(command).arg("/dev/null");
     }
     let out = cmd
         .env_remove("NO_COLOR")
