@@ -92,7 +92,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         if let Some((name, _)) = raw.iter().find(|(_, v)| v.chars().any(char::is_control)) {
             return Err(ApiError::invalid(format!(
                 "{name}: path parameter must not contain control characters"
-            )));
+            ))
+            .with_metadata("field", name.as_str()));
         }
         let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
@@ -113,12 +114,14 @@ fn path_rejection(rejection: PathRejection) -> ApiError {
     match kind {
         PathErrorKind::InvalidUtf8InPathParam { key } => ApiError::invalid(format!(
             "{key}: path parameter is not valid UTF-8 once percent-decoded"
-        )),
+        ))
+        .with_metadata("field", key),
         PathErrorKind::ParseErrorAtKey {
             key,
             value,
             expected_type,
-        } => ApiError::invalid(format!("{key}: cannot parse {value:?} as {expected_type}")),
+        } => ApiError::invalid(format!("{key}: cannot parse {value:?} as {expected_type}"))
+            .with_metadata("field", key),
         PathErrorKind::WrongNumberOfParameters { .. } | PathErrorKind::UnsupportedType { .. } => {
             tracing::error!(error = %kind, "a handler's path parameters do not match its route");
             ApiError::new(ErrorKind::Internal, "internal error; the server log has details")
@@ -151,7 +154,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if matches!(path.as_str(), "." | "?" | "") {
             ApiError::invalid(format!("invalid JSON body: {inner}"))
         } else {
-            ApiError::invalid(format!("{path}: {inner}"))
+            ApiError::invalid(format!("{path}: {inner}")).with_metadata("field", path)
         }
     })?;
     de.end()
@@ -239,9 +242,10 @@ impl QueryParams {
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
-                _ => Err(ApiError::invalid(format!(
-                    "{key}: expected true or false, got {v:?}"
-                ))),
+                _ => Err(
+                    ApiError::invalid(format!("{key}: expected true or false, got {v:?}"))
+                        .with_metadata("field", key),
+                ),
             },
         }
     }

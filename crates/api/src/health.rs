@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use tollgate_domain::ErrorKind;
+use tollgate_domain::{ErrorKind, Reason};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -37,7 +37,8 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     if let Err(e) = state.store().ready(state.now()).await {
         // Not ready is an answer, not a failure of this request: say why.
-        let mut error = ApiError::new(ErrorKind::Unavailable, format!("not ready: {e}"));
+        let mut error =
+            ApiError::new(ErrorKind::Unavailable, format!("not ready: {e}")).with_reason(Reason::NotReady);
         error.retry_after = Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS);
         tracing::warn!(error = %e, "not ready");
         return Err(error);

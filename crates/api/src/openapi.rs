@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorInfo};
 use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions, usage};
 
 #[derive(OpenApi)]
@@ -86,7 +86,7 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         health::healthz,
         health::readyz,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, ErrorInfo)),
     modifiers(&ApiTokenScheme, &CommonResponses)
 )]
 pub struct ApiDoc;

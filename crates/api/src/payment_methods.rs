@@ -80,6 +80,7 @@ pub async fn create(
                     tollgate_domain::ErrorKind::Unavailable,
                     "the payment provider is unavailable; retry later",
                 )
+                .with_reason(tollgate_domain::Reason::PaymentProviderUnavailable)
             }
         })?;
     let now = state.now();

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use tollgate_domain::names::Name;
 use tollgate_domain::object::{ObjectMeta, validate_user_meta};
-use tollgate_domain::quota::{KeyFamily, QuotaKey, QuotaObject, ResourceAmount};
-use tollgate_domain::{Error, ErrorKind};
+use tollgate_domain::quota::{KeyFamily, Limit, QuotaKey, QuotaObject, ResourceAmount};
+use tollgate_domain::{Error, ErrorKind, Reason};
 use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
 
 use crate::auth::{Authorized, Caller, namespace, require_system};
@@ -544,7 +544,8 @@ async fn change_usage(
                 KeyFamily::Object => v.to_string(),
                 KeyFamily::Resource => ResourceAmount::from_micros(v).to_string(),
             };
-            let message = if s.current.saturating_add(requested) > family.max_usage() {
+            let capped = s.current.saturating_add(requested) > family.max_usage();
+            let message = if capped {
                 // Whatever the limit (unlimited too), a key's total is capped.
                 format!(
                     "{} {key:?} cannot count more than {}: current usage {}, requested {}",
@@ -562,7 +563,26 @@ async fn change_usage(
                     show(requested)
                 )
             };
-            return Err(Error::new(ErrorKind::ResourceExhausted, message).into());
+            // The facts a client needs without parsing the message, named as
+            // in a usage answer (`kind` or `resource`, `limit`, `current`).
+            let key_field = match family {
+                KeyFamily::Object => "kind",
+                KeyFamily::Resource => "resource",
+            };
+            let limit = match s.limit {
+                Limit::Unlimited => "-1".to_owned(),
+                Limit::Max(m) => show(m),
+            };
+            let mut error = Error::new(ErrorKind::ResourceExhausted, message)
+                .with_reason(Reason::QuotaExceeded)
+                .with_metadata(key_field, key.as_str())
+                .with_metadata("limit", limit)
+                .with_metadata("current", show(s.current))
+                .with_metadata("requested", show(requested));
+            if capped {
+                error = error.with_metadata("max_usage", show(family.max_usage()));
+            }
+            return Err(error.into());
         }
     };
     let (kind, resource) = match family {

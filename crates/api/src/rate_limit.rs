@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
-use tollgate_domain::ErrorKind;
 use tollgate_domain::quota::IgnoredLimit;
 use tollgate_domain::rate_limit::{Bucket, RateLimit};
 use tollgate_domain::tenant::Tenant;
+use tollgate_domain::{ErrorKind, Reason};
 
 use crate::error::ApiError;
 use crate::operations::Operation;
@@ -109,13 +109,14 @@ impl ApiRateLimiter {
             );
             // Never longer than the limit's unit: a token always comes back
             // within one.
-            e.retry_after = Some(
-                throttled
-                    .retry_after_ms
-                    .div_ceil(1000)
-                    .clamp(1, limit.unit.seconds()),
-            );
-            e
+            let retry_after = throttled
+                .retry_after_ms
+                .div_ceil(1000)
+                .clamp(1, limit.unit.seconds());
+            e.retry_after = Some(retry_after);
+            e.with_reason(Reason::RateLimited)
+                .with_metadata("operation", op.id())
+                .with_metadata("retry_after", retry_after.to_string())
         })
     }
 

@@ -53,10 +53,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant, Sleep};
-use tollgate_domain::ErrorKind;
+use tollgate_domain::{Error, ErrorKind, Reason};
 use tower::ServiceExt;
 
-use crate::error::{ErrorBody, status_and_code};
+use crate::error::{ERROR_DOMAIN, ERROR_INFO_TYPE, ErrorBody, status_and_code};
 
 /// How long connections may take, and how many there may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,14 +339,18 @@ const OVER_CAPACITY_RETRY_AFTER_SECS: u64 = 1;
 
 fn over_capacity_answer() -> String {
     static BODY: LazyLock<String> = LazyLock::new(|| {
-        let (_, code) = status_and_code(ErrorKind::Unavailable);
-        let body = ErrorBody {
-            code,
-            details: Vec::new(),
-            message: "the server has too many open connections; retry later".to_owned(),
-        };
-        serde_json::to_string(&body)
-            .unwrap_or_else(|_| format!(r#"{{"code":{code},"details":[],"message":"unavailable"}}"#))
+        let error = Error::new(
+            ErrorKind::Unavailable,
+            "the server has too many open connections; retry later",
+        )
+        .with_reason(Reason::Overloaded);
+        serde_json::to_string(&ErrorBody::of(&error)).unwrap_or_else(|_| {
+            let (_, code) = status_and_code(ErrorKind::Unavailable);
+            let reason = Reason::Overloaded.as_str();
+            format!(
+                r#"{{"code":{code},"details":[{{"@type":"{ERROR_INFO_TYPE}","reason":"{reason}","domain":"{ERROR_DOMAIN}","metadata":{{}}}}],"message":"unavailable"}}"#
+            )
+        })
     });
     let (status, _) = status_and_code(ErrorKind::Unavailable);
     format!(
@@ -505,8 +509,11 @@ mod tests {
         assert!(head.contains("\r\nretry-after: 1\r\n"), "{head}");
         assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
         let body: serde_json::Value = serde_json::from_str(body).expect("JSON body");
-        assert_eq!(body["code"], 14);
-        assert_eq!(body["details"], serde_json::json!([]));
+        assert_eq!(
+            crate::error::check_error_body(503, &body),
+            Ok(Reason::Overloaded),
+            "{body}"
+        );
         assert!(body["message"].as_str().is_some_and(|m| m.contains("too many")));
     }
 }

@@ -2,9 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use tollgate_domain::ErrorKind;
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Period;
+use tollgate_domain::{ErrorKind, Reason};
 
 use crate::auth::{Caller, namespace};
 use crate::error::{ApiError, ErrorBody};
@@ -185,7 +185,8 @@ async fn change_addon(
                     "{addon}: included in plan {:?}; it cannot be unsubscribed",
                     plan.name
                 ),
-            ));
+            )
+            .with_reason(Reason::AddonIncluded));
         }
         // Always on: subscribing is a no-op.
         return Ok(Json(Empty {}));
@@ -197,7 +198,8 @@ async fn change_addon(
                 "{addon}: not available on plan {:?}; change plan to use it",
                 plan.name
             ),
-        ));
+        )
+        .with_reason(Reason::AddonNotAvailable));
     }
     state
         .store()

@@ -24,4 +24,4 @@ pub mod text;
 pub mod token;
 pub mod transition;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Reason};

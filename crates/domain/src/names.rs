@@ -18,7 +18,7 @@ impl Name {
     /// Parses `value`; the error names `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
         if value.is_empty() {
-            return Err(Error::invalid(format!("{field}: is required")));
+            return Err(Error::invalid(format!("{field}: is required")).with_metadata("field", field));
         }
         if is_dns1035_label(value) {
             Ok(Self(value.to_owned()))
@@ -26,7 +26,8 @@ impl Name {
             Err(Error::invalid(format!(
                 "{field}: {value:?} is not a valid name: use 1 to {MAX_NAME_LEN} lowercase letters, \
                  digits and '-', starting with a letter and ending with a letter or digit"
-            )))
+            ))
+            .with_metadata("field", field))
         }
     }
 
@@ -85,6 +86,7 @@ mod tests {
         for bad in ["", "A", "1a", "-a", "a-", "a_b", "a.b", "é", &"a".repeat(64)] {
             let err = Name::parse("metadata.name", bad).unwrap_err();
             assert!(err.message.starts_with("metadata.name: "), "{}", err.message);
+            assert_eq!(err.metadata["field"], "metadata.name");
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use jiff::Timestamp;
 
-use crate::Error;
 use crate::contact::Contact;
+use crate::{Error, Reason};
 
 /// The contract's `payment_methodPaymentMethodRole`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,9 +137,10 @@ pub fn apply(slots: &[Slot], change: &RoleChange) -> Result<Vec<Slot>, Error> {
     match change {
         RoleChange::Create { name, requested } => {
             if out.iter().any(|s| &s.name == name) {
-                return Err(Error::already_exists(format!(
-                    "payment method {name:?} already exists"
-                )));
+                return Err(
+                    Error::already_exists(format!("payment method {name:?} already exists"))
+                        .with_reason(Reason::PaymentMethodExists),
+                );
             }
             let role = if out.is_empty() {
                 Primary
@@ -180,6 +181,7 @@ pub fn apply(slots: &[Slot], change: &RoleChange) -> Result<Vec<Slot>, Error> {
                             Error::precondition(format!(
                                 "payment method {name:?} is the only one; add another before making it secondary"
                             ))
+                            .with_reason(Reason::OnlyPaymentMethod)
                         })?;
                     out[successor].role = Primary;
                     out[i].role = Secondary;
@@ -190,14 +192,17 @@ pub fn apply(slots: &[Slot], change: &RoleChange) -> Result<Vec<Slot>, Error> {
             let i = find(&out, name)?;
             let secondary = out.iter().position(|s| s.role == Secondary).ok_or_else(|| {
                 Error::precondition("there is no secondary payment method to swap with the primary")
+                    .with_reason(Reason::NoSecondaryPaymentMethod)
             })?;
             if out[i].role == Normal {
                 return Err(Error::precondition(format!(
                     "payment method {name:?} is neither the primary nor the secondary"
-                )));
+                ))
+                .with_reason(Reason::PaymentMethodNotPrimaryOrSecondary));
             }
             let primary = out.iter().position(|s| s.role == Primary).ok_or_else(|| {
                 Error::precondition("there is no primary payment method to swap with the secondary")
+                    .with_reason(Reason::NoPrimaryPaymentMethod)
             })?;
             out[primary].role = Secondary;
             out[secondary].role = Primary;
@@ -215,7 +220,8 @@ pub fn apply(slots: &[Slot], change: &RoleChange) -> Result<Vec<Slot>, Error> {
                     None if *on_paid_plan => {
                         return Err(Error::precondition(format!(
                             "payment method {name:?} is the only one and the plan is paid; add another first"
-                        )));
+                        ))
+                        .with_reason(Reason::PaymentMethodRequired));
                     }
                     None => {}
                 }
@@ -291,6 +297,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(dup.kind, crate::ErrorKind::AlreadyExists);
+        assert_eq!(dup.reason, Reason::PaymentMethodExists);
     }
 
     #[test]
@@ -305,7 +312,10 @@ mod tests {
         assert_eq!(roles(&demoted), [("a", Secondary), ("b", Normal), ("c", Primary)]);
         let swapped = apply(&s, &RoleChange::Swap("a".into())).unwrap();
         assert_eq!(roles(&swapped), [("a", Secondary), ("b", Normal), ("c", Primary)]);
-        assert!(apply(&s, &RoleChange::Swap("b".into())).is_err());
+        let neither = apply(&s, &RoleChange::Swap("b".into())).unwrap_err();
+        assert_eq!(neither.reason, Reason::PaymentMethodNotPrimaryOrSecondary);
+        let no_secondary = apply(&p, &RoleChange::Swap("c".into())).unwrap_err();
+        assert_eq!(no_secondary.reason, Reason::NoSecondaryPaymentMethod);
         let deleted = apply(
             &s,
             &RoleChange::Delete {
@@ -326,6 +336,7 @@ mod tests {
         let s = create(&[], "a", None);
         let e = apply(&s, &RoleChange::MakeSecondary("a".into())).unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::FailedPrecondition);
+        assert_eq!(e.reason, Reason::OnlyPaymentMethod);
         let e = apply(
             &s,
             &RoleChange::Delete {
@@ -335,6 +346,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::FailedPrecondition);
+        assert_eq!(e.reason, Reason::PaymentMethodRequired);
         assert!(
             apply(
                 &s,

@@ -22,10 +22,13 @@ fn check(field: &str, value: &str, max_chars: usize, allowed: &[char]) -> Result
             "{field}: must not contain control characters, found U+{:04X} at character {}",
             u32::from(c),
             at + 1
-        )));
+        ))
+        .with_metadata("field", field));
     }
     if value.chars().count() > max_chars {
-        return Err(Error::invalid(format!("{field}: at most {max_chars} characters")));
+        return Err(
+            Error::invalid(format!("{field}: at most {max_chars} characters")).with_metadata("field", field)
+        );
     }
     Ok(())
 }
@@ -55,6 +58,7 @@ mod tests {
             e.message,
             "token: must not contain control characters, found U+0000 at character 4"
         );
+        assert_eq!(e.metadata["field"], "token");
         for bad in ["a\nb", "\t", "x\u{7f}", "x\u{85}", "\u{1b}[31m"] {
             assert!(single_line("f", bad, 16).is_err(), "{bad:?}");
         }

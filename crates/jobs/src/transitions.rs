@@ -76,7 +76,7 @@ pub async fn run_once(ctx: &JobContext) -> Result<Option<Option<String>>, StoreE
                 return Ok(Some(Some(id)));
             }
             // Cancelled by the operator, or taken over by another worker.
-            Err(StoreError::Conflict(why)) => {
+            Err(StoreError::Conflict(_, why)) => {
                 tracing::info!(transition = %id, %why, "plan transition no longer ours");
                 return Ok(Some(None));
             }

@@ -22,7 +22,7 @@ use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionState};
-use tollgate_domain::{Error, ErrorKind};
+use tollgate_domain::{Error, ErrorKind, Reason};
 
 pub mod fault;
 pub mod faults;
@@ -37,11 +37,14 @@ pub mod sqlite;
 pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The request conflicts with stored state (e.g. a reused request id).
-    #[error("{0}")]
-    Conflict(String),
+    /// An object with this name already exists; the reason names which kind
+    /// of object (a case of [`ErrorKind::AlreadyExists`]).
+    #[error("{1}")]
+    AlreadyExists(Reason, String),
+    /// The request conflicts with stored state (e.g. a reused request id); the
+    /// reason says how (a case of [`ErrorKind::FailedPrecondition`]).
+    #[error("{1}")]
+    Conflict(Reason, String),
     /// Stored data that the code cannot read back: a bug or a manual edit.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -76,16 +79,22 @@ impl From<sqlx::Error> for StoreError {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        let kind = match &e {
-            StoreError::NotFound(_) => ErrorKind::NotFound,
-            StoreError::AlreadyExists(_) => ErrorKind::AlreadyExists,
-            StoreError::Conflict(_) => ErrorKind::FailedPrecondition,
-            StoreError::Unavailable(_) => ErrorKind::Unavailable,
-            StoreError::Corrupt(_) | StoreError::Database(_) | StoreError::Migrate(_) => ErrorKind::Internal,
+        let (kind, reason) = match &e {
+            StoreError::NotFound(_) => (ErrorKind::NotFound, None),
+            StoreError::AlreadyExists(reason, _) => (ErrorKind::AlreadyExists, Some(*reason)),
+            StoreError::Conflict(reason, _) => (ErrorKind::FailedPrecondition, Some(*reason)),
+            StoreError::Unavailable(_) => (ErrorKind::Unavailable, None),
+            StoreError::Corrupt(_) | StoreError::Database(_) | StoreError::Migrate(_) => {
+                (ErrorKind::Internal, None)
+            }
         };
         // Internal details are logged by whoever turns this into a response;
         // the message of user-facing kinds is already user-facing.
-        Error::new(kind, e.to_string())
+        let error = Error::new(kind, e.to_string());
+        match reason {
+            Some(reason) => error.with_reason(reason),
+            None => error,
+        }
     }
 }
 

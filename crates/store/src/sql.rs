@@ -6,6 +6,7 @@
 
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
+use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
@@ -800,10 +801,10 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!(
-            "tenant {:?} already exists",
-            new.name.as_str()
-        )));
+        return Err(StoreError::AlreadyExists(
+            Reason::TenantExists,
+            format!("tenant {:?} already exists", new.name.as_str()),
+        ));
     }
     insert_namespace(tx, &tenant.id, &Name::system(), new.now).await?;
     let subscription = Subscription {
@@ -978,11 +979,14 @@ async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: A
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!(
-            "quota {:?} already exists in namespace {:?}",
-            m.name.as_str(),
-            m.namespace.as_str()
-        )));
+        return Err(StoreError::AlreadyExists(
+            Reason::QuotaObjectExists,
+            format!(
+                "quota {:?} already exists in namespace {:?}",
+                m.name.as_str(),
+                m.namespace.as_str()
+            ),
+        ));
     }
     let target = format!("quota/{}", m.name);
     audit_in(
@@ -1159,9 +1163,10 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
                 && row.try_get::<String, _>("key")? == c.key
                 && row.try_get::<i64, _>("amount")? == amount;
             if !same {
-                return Err(StoreError::Conflict(format!(
-                    "request_id {request_id:?} was already used for a different {operation}"
-                )));
+                return Err(StoreError::Conflict(
+                    Reason::RequestIdReused,
+                    format!("request_id {request_id:?} was already used for a different {operation}"),
+                ));
             }
             return Ok(UsageOutcome::Replayed(UsageState {
                 limit: Limit::from_raw(row.try_get("limit_value")?),
@@ -1335,10 +1340,10 @@ async fn insert_namespace(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timest
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!(
-            "namespace {:?} already exists",
-            name.as_str()
-        )));
+        return Err(StoreError::AlreadyExists(
+            Reason::NamespaceExists,
+            format!("namespace {:?} already exists", name.as_str()),
+        ));
     }
     Ok(ns)
 }

@@ -14,7 +14,7 @@ async fn unknown_routes_and_methods_answer_in_the_error_format() {
         let (_, admin) = app.admin("acme").await;
         let resp = app.get("/api/web/namespaces/system/nothing", &admin).await;
         assert_eq!(
-            resp.error(404, 5),
+            resp.reason("ROUTE_NOT_FOUND").error(404, 5),
             "no route for GET /api/web/namespaces/system/nothing"
         );
         assert_eq!(resp.headers["content-type"], "application/json");
@@ -28,12 +28,18 @@ async fn unknown_routes_and_methods_answer_in_the_error_format() {
             )
             .await;
         assert_eq!(
-            resp.error(405, 12),
+            resp.reason("METHOD_NOT_ALLOWED").error(405, 12),
             "method PATCH is not allowed on /api/web/namespaces/system/quotas"
         );
         // Without a token, an unknown route is still a 404, not a 401.
         app.request(Method::GET, "/nope", None, Body::empty(), &[])
             .await
+            .reason("ROUTE_NOT_FOUND")
+            .error(404, 5);
+        // A missing object on a known route is NOT_FOUND, not ROUTE_NOT_FOUND.
+        app.get("/api/web/namespaces/system/quotas/nothing", &admin)
+            .await
+            .reason("NOT_FOUND")
             .error(404, 5);
     })
     .await;
@@ -58,7 +64,10 @@ async fn oversized_bodies_are_refused_with_413() {
             )
             .await;
         // No Content-Length here: the body limit stops reading at 1 MiB.
-        assert_eq!(resp.error(413, 3), "request body is larger than 1048576 bytes");
+        assert_eq!(
+            resp.reason("PAYLOAD_TOO_LARGE").error(413, 3),
+            "request body is larger than 1048576 bytes"
+        );
         assert_eq!(resp.headers["content-type"], "application/json");
     })
     .await;
@@ -75,7 +84,7 @@ async fn a_panicking_handler_becomes_a_500_in_the_error_format() {
         })
         .await;
         let resp = app.request(Method::GET, "/boom", None, Body::empty(), &[]).await;
-        let msg = resp.error(500, 13);
+        let msg = resp.reason("INTERNAL").error(500, 13);
         assert!(!msg.contains("deliberate"), "panic details must not leak: {msg}");
         // The server keeps serving.
         app.request(Method::GET, "/healthz", None, Body::empty(), &[])

@@ -42,7 +42,7 @@ fn faults() -> Vec<Fault> {
 /// A 503 of a write: code 14, `Retry-After`, and it says nothing changed.
 #[track_caller]
 fn unavailable(resp: &Resp) {
-    let message = resp.error(503, 14);
+    let message = resp.reason("UNAVAILABLE").error(503, 14);
     assert!(message.contains("nothing was changed"), "{message}");
     retry_after(resp);
 }
@@ -50,7 +50,7 @@ fn unavailable(resp: &Resp) {
 /// A readiness probe answered "not ready".
 #[track_caller]
 fn not_ready(resp: &Resp) {
-    let message = resp.error(503, 14);
+    let message = resp.reason("NOT_READY").error(503, 14);
     assert!(message.starts_with("not ready: "), "{message}");
     retry_after(resp);
 }
@@ -342,7 +342,7 @@ async fn a_postgres_outage_answers_503_and_heals_by_itself() {
 
     unavailable(&app.post(RESERVE, &admin, reservation("during")).await);
     let read = app.get("/api/web/namespaces/system/quota/usage", &admin).await;
-    read.error(503, 14);
+    read.reason("UNAVAILABLE").error(503, 14);
     retry_after(&read);
     not_ready(&readyz(&app).await);
 

@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tollgate_api::error::check_error_body;
 use tollgate_api::extract::JsonBody;
 use tollgate_api::server::{HttpLimits, serve};
 use tollgate_testkit::each_backend;
@@ -158,8 +159,15 @@ impl Answer {
         assert_eq!(self.status, status, "{self:?}");
         assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
         assert_eq!(self.body["code"], code, "{self:?}");
-        assert_eq!(self.body["details"], json!([]), "{self:?}");
+        if let Err(e) = check_error_body(self.status, &self.body) {
+            panic!("{e}");
+        }
         self.body["message"].as_str().expect("message")
+    }
+
+    /// The reason of an error answer.
+    fn reason(&self) -> &str {
+        self.body["details"][0]["reason"].as_str().unwrap_or("")
     }
 }
 
@@ -396,13 +404,16 @@ async fn connections_over_the_limit_get_a_503_at_once_while_the_others_keep_work
     let refused = extra.answer().await;
     let message = refused.error(503, 14);
     assert!(message.contains("too many open connections"), "{message}");
+    assert_eq!(refused.reason(), "OVERLOADED");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.header("connection"), Some("close"));
     assert!(refused.header("x-request-id").is_some());
     assert_eq!(extra.closed().await, "");
     // ...or after sending a request.
     let mut another = server.connect().await;
-    another.get("/healthz").await.error(503, 14);
+    let refused = another.get("/healthz").await;
+    refused.error(503, 14);
+    assert_eq!(refused.reason(), "OVERLOADED");
     assert_eq!(another.closed().await, "");
 
     assert_eq!(first.get("/healthz").await.status, 200);
@@ -451,6 +462,7 @@ async fn oversized_bodies_get_413_over_the_wire_before_the_body_is_sent() {
         .await;
     let answer = client.answer().await;
     assert_eq!(answer.error(413, 3), "request body is larger than 1048576 bytes");
+    assert_eq!(answer.reason(), "PAYLOAD_TOO_LARGE");
 
     let mut small = server.connect().await;
     small
@@ -476,6 +488,7 @@ async fn path_parameters_that_are_not_utf8_or_hold_control_characters_are_400_na
             assert_error_format(&resp, 400, 3),
             "name: path parameter is not valid UTF-8 once percent-decoded"
         );
+        assert_eq!(resp.reason("INVALID_ARGUMENT").metadata("field"), "name");
         let resp = app.get("/api/web/namespaces/system/quotas/a%00b", &admin).await;
         assert_eq!(
             assert_error_format(&resp, 400, 3),
@@ -486,6 +499,7 @@ async fn path_parameters_that_are_not_utf8_or_hold_control_characters_are_400_na
             assert_error_format(&resp, 400, 3),
             "namespace: path parameter must not contain control characters"
         );
+        assert_eq!(resp.metadata("field"), "namespace");
         let resp = app
             .request(
                 Method::POST,
@@ -529,7 +543,7 @@ async fn bodies_over_the_limit_are_413_in_the_error_format() {
             )
             .await;
         assert_eq!(
-            assert_error_format(&resp, 413, 3),
+            assert_error_format(resp.reason("PAYLOAD_TOO_LARGE"), 413, 3),
             "request body is larger than 1048576 bytes"
         );
         // DELETE reads its options from the raw body: the same limit, the same answer.
@@ -543,7 +557,7 @@ async fn bodies_over_the_limit_are_413_in_the_error_format() {
             )
             .await;
         assert_eq!(
-            assert_error_format(&resp, 413, 3),
+            assert_error_format(resp.reason("PAYLOAD_TOO_LARGE"), 413, 3),
             "request body is larger than 1048576 bytes"
         );
         // A body of exactly the limit is read (and then judged on its content).
@@ -589,7 +603,16 @@ async fn a_request_over_the_request_timeout_is_504_in_the_error_format() {
     assert!(headers.contains_key("x-request-id"));
     assert_eq!(
         body,
-        json!({"code": 4, "details": [], "message": "request timed out"})
+        json!({
+            "code": 4,
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "DEADLINE_EXCEEDED",
+                "domain": "tollgate",
+                "metadata": {},
+            }],
+            "message": "request timed out",
+        })
     );
 }
 
@@ -606,6 +629,10 @@ async fn malformed_headers_queries_and_bodies_answer_in_the_error_format() {
             .expect("request");
         let (status, headers, body) = call(app.router.clone(), request).await;
         assert_eq!((status, &body["code"]), (401, &json!(16)), "{body}");
+        assert_eq!(
+            check_error_body(status, &body).map(|r| r.as_str()),
+            Ok("UNAUTHENTICATED")
+        );
         assert_eq!(headers["content-type"], "application/json");
         let request = Request::get("/api/operator/audit")
             .header("authorization", bad)
@@ -613,6 +640,10 @@ async fn malformed_headers_queries_and_bodies_answer_in_the_error_format() {
             .expect("request");
         let (status, _, body) = call(app.router.clone(), request).await;
         assert_eq!((status, &body["code"]), (401, &json!(16)), "{body}");
+        assert_eq!(
+            check_error_body(status, &body).map(|r| r.as_str()),
+            Ok("UNAUTHENTICATED")
+        );
         // A query that is not UTF-8 once decoded.
         let resp = app
             .get("/api/web/namespaces/system/quotas?label_filter=%ff%00", &admin)
@@ -641,11 +672,11 @@ async fn malformed_headers_queries_and_bodies_answer_in_the_error_format() {
                 &[],
             )
             .await;
-        assert_error_format(&resp, 405, 12);
+        assert_error_format(resp.reason("METHOD_NOT_ALLOWED"), 405, 12);
         let resp = app
             .request(Method::GET, "/%ff/%00", None, Body::empty(), &[])
             .await;
-        assert_error_format(&resp, 404, 5);
+        assert_error_format(resp.reason("ROUTE_NOT_FOUND"), 404, 5);
     })
     .await;
 }

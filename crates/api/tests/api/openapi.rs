@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::Method;
 use serde_json::{Value, json};
 use tollgate_api::operations::Operation;
+use tollgate_domain::Reason;
 use tollgate_domain::access::Role;
 use tollgate_testkit::each_backend;
 
@@ -245,6 +246,37 @@ async fn every_response_has_a_description_and_every_error_the_error_body() {
             .map(String::as_str)
             .collect();
         assert_eq!(fields, BTreeSet::from(["code", "details", "message"]));
+        // `details` is exactly one google.rpc.ErrorInfo, its reasons listed.
+        let details = &error_body["properties"]["details"];
+        assert_eq!(details["type"], "array", "{details}");
+        assert_eq!(
+            (&details["minItems"], &details["maxItems"]),
+            (&json!(1), &json!(1))
+        );
+        assert_eq!(
+            details["items"]["$ref"], "#/components/schemas/ErrorInfo",
+            "{details}"
+        );
+        let info = &doc["components"]["schemas"]["ErrorInfo"];
+        let fields: BTreeSet<&str> = info["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, BTreeSet::from(["@type", "reason", "domain", "metadata"]));
+        assert_eq!(info["required"], json!(["@type", "reason", "domain", "metadata"]));
+        assert_eq!(
+            info["properties"]["@type"]["enum"],
+            json!(["type.googleapis.com/google.rpc.ErrorInfo"])
+        );
+        assert_eq!(info["properties"]["domain"]["enum"], json!(["tollgate"]));
+        let reasons: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(info["properties"]["reason"]["enum"], json!(reasons));
+        assert_eq!(
+            info["properties"]["metadata"]["additionalProperties"]["type"], "string",
+            "{info}"
+        );
     })
     .await;
 }

@@ -269,7 +269,11 @@ async fn primary_secondary_and_swap_primary_move_the_roles() {
             expect_roles(&[(&a, "NORMAL"), (&b, "PRIMARY"), (&c, "SECONDARY")])
         );
         // A normal method is neither side of a swap.
-        let msg = call(&a, "swap-primary", json!({})).await.error(409, 9).to_owned();
+        let msg = call(&a, "swap-primary", json!({}))
+            .await
+            .reason("PAYMENT_METHOD_NOT_PRIMARY_OR_SECONDARY")
+            .error(409, 9)
+            .to_owned();
         assert!(msg.contains(&a), "{msg}");
         assert_eq!(
             roles(&app, &admin).await,
@@ -329,12 +333,14 @@ async fn role_calls_refuse_unknown_names_mismatched_bodies_and_impossible_change
         let msg = app
             .post(&role_path(&a, "swap-primary"), &admin, json!({}))
             .await
+            .reason("NO_SECONDARY_PAYMENT_METHOD")
             .error(409, 9)
             .to_owned();
         assert!(msg.contains("secondary"), "{msg}");
         let msg = app
             .post(&role_path(&a, "secondary"), &admin, json!({"name": a}))
             .await
+            .reason("ONLY_PAYMENT_METHOD")
             .error(409, 9)
             .to_owned();
         assert!(msg.contains("only one"), "{msg}");
@@ -374,6 +380,7 @@ async fn deleting_the_primary_promotes_a_successor_and_the_last_method_of_a_paid
         let msg = app
             .delete(&method_path(&b), &admin)
             .await
+            .reason("PAYMENT_METHOD_REQUIRED")
             .error(409, 9)
             .to_owned();
         assert!(msg.contains(&b) && msg.contains("paid"), "{msg}");
@@ -534,6 +541,7 @@ async fn concurrent_deletes_never_leave_a_paid_tenant_without_a_payment_method()
             let (status, body) = done.unwrap();
             if status != 200 {
                 assert_eq!((status, &body["code"]), (409, &json!(9)), "{body}");
+                assert_eq!(body["details"][0]["reason"], "PAYMENT_METHOD_REQUIRED", "{body}");
             }
             statuses.push(status);
         }

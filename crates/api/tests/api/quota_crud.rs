@@ -83,7 +83,7 @@ async fn create_refuses_a_duplicate_name_with_409() {
         let (_, admin) = app.admin("acme").await;
         app.create_quota(&admin, quota_body("prod", 10)).await;
         let dup = app.post(QUOTAS, &admin, quota_body("prod", 99)).await;
-        let message = dup.error(409, 6);
+        let message = dup.reason("QUOTA_OBJECT_EXISTS").error(409, 6);
         assert!(
             message.contains("\"prod\"") && message.contains("already exists"),
             "{message}"
@@ -229,11 +229,21 @@ async fn create_validates_every_field_and_stores_nothing_on_error() {
         ];
         for (body, expected) in cases {
             let resp = app.post(QUOTAS, &admin, body.clone()).await;
-            let message = resp.error(400, 3);
+            let message = resp.reason("INVALID_ARGUMENT").error(400, 3);
             assert!(
                 message.starts_with(expected),
                 "body {body}\n  expected message starting {expected:?}\n  got {message:?}"
             );
+            // Where the error names its field in metadata, it is the message's;
+            // names and the JSON decoder's errors always name it.
+            if let Some(field) = resp.body["details"][0]["metadata"]["field"].as_str() {
+                assert!(message.starts_with(&format!("{field}: ")), "{}", resp.body);
+            }
+            for always in ["metadata.name", "metadata.disable"] {
+                if expected.starts_with(&format!("{always}: ")) {
+                    assert_eq!(resp.metadata("field"), always);
+                }
+            }
         }
         let raw = |body: &'static str| {
             let app = &app;

@@ -131,8 +131,12 @@ async fn reservations_stop_at_the_limit_with_429_naming_key_limit_and_usage() {
             .post(RESERVE, &platform, reserve_body("virtual_host", json!(1), "r3"))
             .await;
         assert_eq!(
-            refused.error(429, 8),
+            refused.reason("QUOTA_EXCEEDED").error(429, 8),
             "quota exceeded for object kind \"virtual_host\": limit 3, current usage 3, requested 1"
+        );
+        assert_eq!(
+            refused.body["details"][0]["metadata"],
+            json!({"kind": "virtual_host", "limit": "3", "current": "3", "requested": "1"})
         );
         let usage = app.get(USAGE, &admin).await;
         assert_eq!(usage.ok()["objects"]["virtual_host"]["usage"]["current"], 3);
@@ -177,6 +181,7 @@ async fn a_repeated_request_id_returns_the_first_answer_and_changes_nothing() {
                 reserve_body("origin_pool", json!(5), "create-pool-7"),
             )
             .await
+            .reason("REQUEST_ID_REUSED")
             .error(409, 9)
             .to_owned();
         assert!(
@@ -208,7 +213,14 @@ async fn a_repeated_request_id_returns_the_first_answer_and_changes_nothing() {
                 reserve_body("origin_pool", json!(1), "create-pool-7"),
             )
             .await;
-        assert!(other.error(409, 9).contains("create-pool-7"), "{}", other.body);
+        assert!(
+            other
+                .reason("REQUEST_ID_REUSED")
+                .error(409, 9)
+                .contains("create-pool-7"),
+            "{}",
+            other.body
+        );
         let usage = app.get(USAGE, &admin).await;
         assert_eq!(usage.ok()["objects"]["origin_pool"]["usage"]["current"], 1);
     })
@@ -270,10 +282,15 @@ async fn resources_are_counted_in_exact_decimals() {
         let usage = app.get(USAGE, &admin).await;
         assert_eq!(usage.ok()["resources"]["vcpu"]["usage"]["current"], 1.0);
         let body = json!({"resource": "vcpu", "amount": "0.000001", "request_id": "r10"});
-        let msg = app.post(RESERVE, &admin, body).await.error(429, 8).to_owned();
+        let refused = app.post(RESERVE, &admin, body).await;
+        let msg = refused.reason("QUOTA_EXCEEDED").error(429, 8).to_owned();
         assert_eq!(
             msg,
             "quota exceeded for resource \"vcpu\": limit 1, current usage 1, requested 0.000001"
+        );
+        assert_eq!(
+            refused.body["details"][0]["metadata"],
+            json!({"resource": "vcpu", "limit": "1", "current": "1", "requested": "0.000001"})
         );
         let released = app
             .post(
@@ -461,8 +478,13 @@ async fn a_keys_total_is_capped_even_when_it_is_unlimited() {
         let over = app
             .post(RESERVE, &admin, reserve_body("widget", json!(1), "big-2"))
             .await;
-        let msg = over.error(429, 8);
+        let msg = over.reason("QUOTA_EXCEEDED").error(429, 8);
         assert!(msg.contains("cannot count more than 2147483647"), "{msg}");
+        assert_eq!(
+            over.body["details"][0]["metadata"],
+            json!({"kind": "widget", "limit": "-1", "current": "2147483647", "requested": "1",
+                   "max_usage": "2147483647"})
+        );
         // Resources too, in millionths: at most 10^9 units.
         let res =
             |amount: Value, id: &str| json!({"resource": "vcpu_hours", "amount": amount, "request_id": id});

@@ -26,12 +26,16 @@ async fn a_quota_objects_api_limit_throttles_that_operation_for_that_tenant() {
             app.get(GET_PROD, &a).await.ok();
         }
         let refused = app.get(GET_PROD, &a).await;
-        let msg = refused.error(429, 8);
+        let msg = refused.reason("RATE_LIMITED").error(429, 8);
         assert!(
             msg.starts_with("rate limit exceeded for ves.io.schema.quota.API.Get: 2 per minute"),
             "{msg}"
         );
         assert_eq!(refused.headers["retry-after"], "30");
+        assert_eq!(
+            refused.body["details"][0]["metadata"],
+            json!({"operation": "ves.io.schema.quota.API.Get", "retry_after": "30"})
+        );
         // Other operations and other tenants are not affected.
         app.get("/api/web/namespaces/system/quotas", &a).await.ok();
         for _ in 0..5 {
@@ -73,7 +77,7 @@ async fn the_default_quota_limits_writes() {
                 json!({"metadata": {"name": "q20"}}),
             )
             .await;
-        refused.error(429, 8);
+        refused.reason("RATE_LIMITED").error(429, 8);
         assert_eq!(refused.headers["retry-after"], "1");
         // The throttled create did not happen.
         app.get("/api/web/namespaces/system/quotas/q20", &a)
@@ -256,6 +260,42 @@ async fn an_invalid_limit_stored_earlier_is_ignored() {
         app.delete("/api/web/namespaces/system/quotas/lock", &admin)
             .await
             .ok();
+    })
+    .await;
+}
+
+/// Both answer 429 with code 8; the reason tells a client whether to wait
+/// (`RATE_LIMITED`, with `Retry-After`) or to free or raise quota
+/// (`QUOTA_EXCEEDED`).
+#[tokio::test]
+async fn a_spent_rate_limit_and_an_exceeded_quota_have_different_reasons() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, a) = app.admin("acme").await;
+        app.create_quota(
+            &a,
+            json!({"metadata": {"name": "q"}, "spec": {
+                "object_limits": {"virtual_host": {"maximum": 1}},
+                "api_limits": {"tollgate.quota.Reserve": {"rate": 3, "burst": 3, "unit": "MINUTE"}}
+            }}),
+        )
+        .await;
+        let reserve = "/api/web/namespaces/system/quota/reserve";
+        let body = |id: &str| json!({"kind": "virtual_host", "amount": 1, "request_id": id});
+        app.post(reserve, &a, body("r1")).await.ok();
+        let over_quota = app.post(reserve, &a, body("r2")).await;
+        over_quota.reason("QUOTA_EXCEEDED").error(429, 8);
+        assert!(!over_quota.headers.contains_key("retry-after"));
+        assert_eq!(over_quota.metadata("kind"), "virtual_host");
+        app.post(reserve, &a, body("r3"))
+            .await
+            .reason("QUOTA_EXCEEDED")
+            .error(429, 8);
+        let throttled = app.post(reserve, &a, body("r4")).await;
+        throttled.reason("RATE_LIMITED").error(429, 8);
+        assert_eq!(throttled.headers["retry-after"], "20");
+        assert_eq!(throttled.metadata("operation"), "tollgate.quota.Reserve");
+        assert_eq!(throttled.metadata("retry_after"), "20");
     })
     .await;
 }

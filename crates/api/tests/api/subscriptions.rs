@@ -286,6 +286,7 @@ async fn an_addon_the_plan_does_not_offer_is_refused_with_403_naming_it() {
             let msg = app
                 .post(SUBSCRIBE, &admin, json!({ addon: {} }))
                 .await
+                .reason("ADDON_NOT_AVAILABLE")
                 .error(403, 7)
                 .to_owned();
             assert!(msg.contains(addon) && msg.contains("individual"), "{msg}");
@@ -316,6 +317,7 @@ async fn an_included_addon_subscribes_as_a_no_op_and_cannot_be_unsubscribed() {
         let msg = app
             .post(UNSUBSCRIBE, &admin, synthetic)
             .await
+            .reason("ADDON_INCLUDED")
             .error(409, 9)
             .to_owned();
         assert!(

@@ -9,7 +9,9 @@ use http_body_util::BodyExt;
 use jiff::Timestamp;
 use serde_json::Value;
 use tollgate_api::AppState;
+use tollgate_api::error::check_error_body;
 use tollgate_api::state::Options;
+use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::catalog::Catalog;
 use tollgate_domain::clock::ManualClock;
@@ -45,13 +47,36 @@ pub struct Resp {
 }
 
 impl Resp {
-    /// Asserts an error in the contract's format and returns its message.
+    /// Asserts an error in the contract's format (one ErrorInfo whose reason
+    /// fits the status) and returns its message.
     #[track_caller]
     pub fn error(&self, status: u16, code: u64) -> &str {
         assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
         assert_eq!(self.body["code"], code, "unexpected code; body: {}", self.body);
-        assert_eq!(self.body["details"], serde_json::json!([]), "{}", self.body);
+        if let Err(e) = check_error_body(self.status, &self.body) {
+            panic!("{e}");
+        }
         self.body["message"].as_str().expect("message is a string")
+    }
+
+    /// Asserts that this is an error with `reason` (`error` checks the rest).
+    #[track_caller]
+    pub fn reason(&self, reason: &str) -> &Self {
+        assert!(Reason::parse(reason).is_some(), "{reason} is not a reason");
+        assert_eq!(
+            self.body["details"][0]["reason"], reason,
+            "unexpected reason; status {}, body: {}",
+            self.status, self.body
+        );
+        self
+    }
+
+    /// One fact of an error's metadata.
+    #[track_caller]
+    pub fn metadata(&self, key: &str) -> &str {
+        self.body["details"][0]["metadata"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no metadata {key:?}: {}", self.body))
     }
 
     #[track_caller]

@@ -81,7 +81,14 @@ async fn the_operator_cancels_a_transition_waiting_for_approval() {
         assert_eq!(cancelled.ok()["reason"], "cancelled by the operator");
         assert_eq!(app.transition_state(&id).await, "STATE_FAILED");
         let again = cancel(&app, &id, None).await;
-        assert!(again.error(409, 9).contains("not open"), "{}", again.body);
+        assert!(
+            again
+                .reason("TRANSITION_WRONG_STATE")
+                .error(409, 9)
+                .contains("not open"),
+            "{}",
+            again.body
+        );
         cancel(&app, &uuid::Uuid::new_v4().to_string(), None)
             .await
             .error(404, 5);

@@ -246,7 +246,12 @@ async fn only_one_transition_may_be_open_at_a_time() {
             to_organization(),
             json!({"new_plan": "individual", "payload": {"payment_provider_token": "tok-1"}}),
         ] {
-            let msg = app.post(TRANSITION, &admin, body).await.error(409, 9).to_owned();
+            let msg = app
+                .post(TRANSITION, &admin, body)
+                .await
+                .reason("TRANSITION_ALREADY_OPEN")
+                .error(409, 9)
+                .to_owned();
             assert!(msg.contains("open"), "{msg}");
         }
         assert_eq!(operator_list(&app, "?tenant=acme").await.len(), 1);
@@ -290,7 +295,11 @@ async fn concurrent_requests_open_only_one_transition() {
             let (status, body) = done.unwrap();
             match status {
                 200 => accepted.push(body["id"].as_str().unwrap().to_owned()),
-                _ => assert_eq!((status, &body["code"]), (409, &json!(9)), "{body}"),
+                _ => assert_eq!(
+                    (status, &body["code"], &body["details"][0]["reason"]),
+                    (409, &json!(9), &json!("TRANSITION_ALREADY_OPEN")),
+                    "{body}"
+                ),
             }
         }
         assert_eq!(accepted.len(), 1, "{accepted:?}");
@@ -436,10 +445,15 @@ async fn an_organization_upgrade_waits_for_the_operator_to_approve_it() {
         assert_eq!(subs[0]["start_date"], "2026-11-20T12:00:00Z");
 
         // Decided once only.
-        let msg = decide(&app, &id, "approve", None).await.error(409, 9).to_owned();
+        let msg = decide(&app, &id, "approve", None)
+            .await
+            .reason("TRANSITION_WRONG_STATE")
+            .error(409, 9)
+            .to_owned();
         assert!(msg.contains("STATE_FINISHED"), "{msg}");
         decide(&app, &id, "reject", Some(json!({"reason": "late"})))
             .await
+            .reason("TRANSITION_WRONG_STATE")
             .error(409, 9);
         assert_eq!(app.transition_state(&id).await, "STATE_FINISHED");
         for unknown in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_owned()] {

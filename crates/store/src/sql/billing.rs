@@ -10,7 +10,7 @@ use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::transition::{PlanTransition, TransitionState};
-use tollgate_domain::{Error, ErrorKind};
+use tollgate_domain::{Error, ErrorKind, Reason};
 
 use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
@@ -28,12 +28,12 @@ macro_rules! transition_columns {
     };
 }
 
-/// A domain refusal as a storage error of the same meaning.
+/// A domain refusal as a storage error of the same meaning and reason.
 fn refused(e: Error) -> StoreError {
     match e.kind {
         ErrorKind::NotFound => StoreError::NotFound(e.message),
-        ErrorKind::AlreadyExists => StoreError::AlreadyExists(e.message),
-        _ => StoreError::Conflict(e.message),
+        ErrorKind::AlreadyExists => StoreError::AlreadyExists(e.reason, e.message),
+        _ => StoreError::Conflict(e.reason, e.message),
     }
 }
 
@@ -300,9 +300,10 @@ async fn set_addon_in(
         .fetch_one(&mut **tx)
         .await?;
     if current != plan {
-        return Err(StoreError::Conflict(format!(
-            "the tenant moved to plan {current:?} while its add-ons were being changed; try again"
-        )));
+        return Err(StoreError::Conflict(
+            Reason::PlanChanged,
+            format!("the tenant moved to plan {current:?} while its add-ons were being changed; try again"),
+        ));
     }
     let changed = if subscribed {
         sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -425,6 +426,7 @@ pub(super) async fn change_payment_methods_in(
     };
     if let PaymentChange::Role(RoleChange::Create { .. }) = change {
         return Err(StoreError::Conflict(
+            Reason::UnsupportedPaymentChange,
             "create payment methods with PaymentChange::Create".into(),
         ));
     }
@@ -555,6 +557,7 @@ pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, acto
                 .rows_affected();
                 if inserted == 0 {
                     return Err(StoreError::Conflict(
+                        Reason::TransitionAlreadyOpen,
                         "the tenant already has an open plan transition".into(),
                     ));
                 }
@@ -636,17 +639,20 @@ async fn move_transition(
     let Some(row) = row else {
         return Err(match transition(&mut **tx, id).await? {
             None => StoreError::NotFound(format!("plan transition {id:?} not found")),
-            Some(t) => StoreError::Conflict(format!(
-                "plan transition {id:?} is {}, not {}",
-                t.state.wire(),
-                match from {
-                    [TransitionState::WaitingForApproval] => "waiting for approval".to_owned(),
-                    _ => format!(
-                        "open ({})",
-                        from.iter().map(|s| s.wire()).collect::<Vec<_>>().join(" or ")
-                    ),
-                },
-            )),
+            Some(t) => StoreError::Conflict(
+                Reason::TransitionWrongState,
+                format!(
+                    "plan transition {id:?} is {}, not {}",
+                    t.state.wire(),
+                    match from {
+                        [TransitionState::WaitingForApproval] => "waiting for approval".to_owned(),
+                        _ => format!(
+                            "open ({})",
+                            from.iter().map(|s| s.wire()).collect::<Vec<_>>().join(" or ")
+                        ),
+                    },
+                ),
+            ),
         });
     };
     let t = transition_from(&row)?;
@@ -809,10 +815,13 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = held else {
-        return Err(StoreError::Conflict(format!(
-            "plan transition {:?} is no longer held by {:?}",
-            o.transition_id, o.lease_owner
-        )));
+        return Err(StoreError::Conflict(
+            Reason::TransitionLeaseLost,
+            format!(
+                "plan transition {:?} is no longer held by {:?}",
+                o.transition_id, o.lease_owner
+            ),
+        ));
     };
     let t = transition_from(&row)?;
     let actor = format!("{SYSTEM}/transition-worker");
@@ -935,7 +944,10 @@ pub(super) async fn fail_transition(
                 .fetch_optional(&mut **tx)
                 .await?
                 .ok_or_else(|| {
-                    StoreError::Conflict(format!("plan transition {id:?} is no longer held by {owner:?}"))
+                    StoreError::Conflict(
+                        Reason::TransitionLeaseLost,
+                        format!("plan transition {id:?} is no longer held by {owner:?}"),
+                    )
                 })?;
                 let t = transition_from(&row)?;
                 let actor = format!("{SYSTEM}/transition-worker");

@@ -2,6 +2,7 @@
 
 use jiff::Timestamp;
 use sqlx::Row;
+use tollgate_domain::Reason;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
@@ -251,9 +252,10 @@ async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Resul
     .await?;
     match held {
         Some(_) => Ok(()),
-        None => Err(StoreError::Conflict(format!(
-            "invoice {invoice:?} is no longer leased by {owner:?}"
-        ))),
+        None => Err(StoreError::Conflict(
+            Reason::InvoiceLeaseLost,
+            format!("invoice {invoice:?} is no longer leased by {owner:?}"),
+        )),
     }
 }
 
@@ -511,16 +513,20 @@ async fn set_invoice_status_in(
     let before = invoice_from(&row)?;
     let status = before.invoice.status;
     if !from.contains(&status) {
-        return Err(StoreError::Conflict(format!(
-            "invoice {name:?} is {status}; only {} invoices can become {to}",
-            from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-        )));
+        return Err(StoreError::Conflict(
+            Reason::InvoiceWrongStatus,
+            format!(
+                "invoice {name:?} is {status}; only {} invoices can become {to}",
+                from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+            ),
+        ));
     }
     let lease_until: Option<i64> = row.try_get("lease_until")?;
     if lease_until.is_some_and(|u| u > micros(now)) {
-        return Err(StoreError::Conflict(format!(
-            "invoice {name:?} is being charged right now; try again in a minute"
-        )));
+        return Err(StoreError::Conflict(
+            Reason::InvoiceBeingCharged,
+            format!("invoice {name:?} is being charged right now; try again in a minute"),
+        ));
     }
     sqlx::query(
         "UPDATE invoices SET status = $1, next_charge_at = NULL, updated_at = $2 WHERE tenant_id = $3 AND name = $4",

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
+use tollgate_domain::Reason;
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
@@ -683,7 +684,7 @@ pub(super) async fn create_coupon(
     .await?
     .rows_affected();
                 if inserted == 0 {
-                    return Err(StoreError::AlreadyExists(format!(
+                    return Err(StoreError::AlreadyExists(Reason::CouponExists, format!(
                         "coupon {:?} already exists",
                         c.code
                     )));
@@ -774,9 +775,10 @@ async fn apply_coupon_in(
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(StoreError::AlreadyExists(format!(
-            "coupon {code:?} is already applied from {valid_from}"
-        )));
+        return Err(StoreError::AlreadyExists(
+            Reason::CouponAlreadyApplied,
+            format!("coupon {code:?} is already applied from {valid_from}"),
+        ));
     }
     let after = serde_json::json!({"valid_from": valid_from.to_string(), "valid_until": valid_until.map(|t| t.to_string())});
     audit_in(

@@ -3,6 +3,7 @@
 //! status changes.
 
 use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::Reason;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::rating::Totals;
@@ -170,7 +171,7 @@ async fn a_due_invoice_is_leased_by_one_worker_at_a_time() {
         let c = attempt("k1", "inv-2026-11-0001", 1, later);
         assert!(matches!(
             store.begin_charge(&a.id, stranger, &c).await,
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Conflict(Reason::InvoiceLeaseLost, _))
         ));
         store.begin_charge(&a.id, holder, &c).await.unwrap();
         // Once the lease expires, the unsettled attempt makes it claimable by
@@ -187,7 +188,7 @@ async fn a_due_invoice_is_leased_by_one_worker_at_a_time() {
         };
         assert!(matches!(
             store.settle_charge(&a.id, holder, &done, expired).await,
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Conflict(Reason::InvoiceLeaseLost, _))
         ));
         store.settle_charge(&a.id, "w9", &done, expired).await.unwrap();
         let paid = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
@@ -311,7 +312,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
                     now
                 )
                 .await,
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Conflict(Reason::InvoiceBeingCharged, _))
         ));
         let c = attempt("k/1", &name, 1, now);
         store.begin_charge(&a.id, "w", &c).await.unwrap();
@@ -332,7 +333,10 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             )
             .await;
         assert!(
-            matches!(cancel_paid, Err(StoreError::Conflict(_))),
+            matches!(
+                cancel_paid,
+                Err(StoreError::Conflict(Reason::InvoiceWrongStatus, _))
+            ),
             "{cancel_paid:?}"
         );
         let refunded = store

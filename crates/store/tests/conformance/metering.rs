@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 use rust_decimal::Decimal;
+use tollgate_domain::Reason;
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::metering::UsageEvent;
 use tollgate_domain::names::Name;
@@ -279,7 +280,10 @@ async fn coupons_and_secrets() {
         };
         store.create_coupon(&welcome, "operator", now).await.unwrap();
         let dup = store.create_coupon(&welcome, "operator", now).await;
-        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
+        assert!(matches!(
+            dup,
+            Err(StoreError::AlreadyExists(Reason::CouponExists, _))
+        ));
         let five = CouponDef {
             code: "five".into(),
             title: "$5 off".into(),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tollgate_domain::Reason;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
 use tollgate_store::{PaymentChange, Store, StoreError};
@@ -107,7 +108,10 @@ async fn roles_follow_the_rules_and_are_stored() {
         assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
         let no_secondary = change(RoleChange::Swap("pm-a".into())).await;
         assert!(
-            matches!(no_secondary, Err(StoreError::Conflict(_))),
+            matches!(
+                no_secondary,
+                Err(StoreError::Conflict(Reason::NoSecondaryPaymentMethod, _))
+            ),
             "{no_secondary:?}"
         );
         let dup = store
@@ -121,7 +125,13 @@ async fn roles_follow_the_rules_and_are_stored() {
                 t("2026-11-07T00:00:00Z"),
             )
             .await;
-        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+        assert!(
+            matches!(
+                dup,
+                Err(StoreError::AlreadyExists(Reason::PaymentMethodExists, _))
+            ),
+            "{dup:?}"
+        );
         assert_eq!(
             roles(&store.payment_methods(&a.id).await.unwrap()),
             roles(&deleted)
@@ -171,7 +181,7 @@ async fn concurrent_role_changes_keep_one_primary() {
                     .change_payment_methods(&id, &PaymentChange::Role(change), "t", t("2026-11-06T00:00:00Z"))
                     .await
                 {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Ok(_) | Err(StoreError::Conflict(..)) => {}
                     Err(e) => panic!("{e}"),
                 }
             }));

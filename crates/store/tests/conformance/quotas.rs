@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use tollgate_domain::Reason;
 use tollgate_domain::object::ObjectMeta;
 use tollgate_domain::quota::{Limit, QuotaKey, QuotaObject, QuotaSpec};
 use tollgate_domain::rate_limit::{RateLimit, RateUnit};
@@ -49,7 +50,10 @@ async fn quota_objects_roundtrip_exactly() {
         );
         assert_eq!(store.quotas(&a.id, "system").await.unwrap(), vec![q.clone()]);
         let dup = store.insert_quota(&a.id, &quota("prod", 1), "test").await;
-        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+        assert!(
+            matches!(dup, Err(StoreError::AlreadyExists(Reason::QuotaObjectExists, _))),
+            "{dup:?}"
+        );
     })
     .await;
 }

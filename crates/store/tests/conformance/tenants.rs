@@ -1,3 +1,4 @@
+use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::tenant::TenantType;
 use tollgate_store::{NewTenant, NewToken, StoreError};
@@ -47,7 +48,10 @@ async fn tenant_names_are_unique_and_listed_in_order() {
         let dup = store
             .create_tenant(&new_tenant("zeta", "free", t("2026-11-01T00:00:00Z")))
             .await;
-        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+        assert!(
+            matches!(dup, Err(StoreError::AlreadyExists(Reason::TenantExists, _))),
+            "{dup:?}"
+        );
         let names: Vec<String> = store
             .tenants()
             .await
@@ -74,7 +78,10 @@ async fn namespaces_are_per_tenant() {
         let dup = store
             .create_namespace(&a.id, &name("shop"), "operator", t("2026-11-03T00:00:00Z"))
             .await;
-        assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+        assert!(
+            matches!(dup, Err(StoreError::AlreadyExists(Reason::NamespaceExists, _))),
+            "{dup:?}"
+        );
         assert!(store.namespace_exists(&a.id, "shop").await.unwrap());
         assert!(!store.namespace_exists(&b.id, "shop").await.unwrap());
         // The same name in another tenant is a different namespace.
@@ -213,7 +220,7 @@ async fn concurrent_writes_succeed_or_fail_each_on_its_own() {
             let (i, result) = joined.unwrap();
             match i % 3 {
                 0 => assert!(
-                    matches!(result, Err(StoreError::AlreadyExists(_))),
+                    matches!(result, Err(StoreError::AlreadyExists(Reason::NamespaceExists, _))),
                     "{i}: {result:?}"
                 ),
                 1 => assert!(matches!(result, Err(StoreError::NotFound(_))), "{i}: {result:?}"),

@@ -2,6 +2,7 @@
 //! completion that either fully happens or leaves the tenant as it was.
 
 use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::Reason;
 use tollgate_domain::catalog::Catalog;
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::Subscription;
@@ -73,7 +74,13 @@ async fn one_open_transition_per_tenant() {
                 "token-1",
             )
             .await;
-        assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+        assert!(
+            matches!(
+                second,
+                Err(StoreError::Conflict(Reason::TransitionAlreadyOpen, _))
+            ),
+            "{second:?}"
+        );
         store
             .create_transition(
                 &transition(&b.id, "team", TransitionState::Creating, now),
@@ -152,7 +159,7 @@ async fn approval_moves_waiting_transitions_only() {
             .decide_transition(&waiting.id, false, Some("no"), "operator", now)
             .await;
         assert!(
-            matches!(again, Err(StoreError::Conflict(ref m)) if m.contains("STATE_CREATING")),
+            matches!(again, Err(StoreError::Conflict(Reason::TransitionWrongState, ref m)) if m.contains("STATE_CREATING")),
             "{again:?}"
         );
         let missing = store.decide_transition("nope", true, None, "operator", now).await;
@@ -236,7 +243,10 @@ async fn completing_a_transition_changes_everything_at_once() {
         );
         // A finished transition cannot be completed twice.
         let twice = store.complete_transition(&outcome(&tr, "w1", done_at)).await;
-        assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+        assert!(
+            matches!(twice, Err(StoreError::Conflict(Reason::TransitionLeaseLost, _))),
+            "{twice:?}"
+        );
     })
     .await;
 }
@@ -311,7 +321,10 @@ async fn an_expired_lease_lets_another_worker_finish() {
             .unwrap();
         assert_eq!(taken.id, tr.id);
         let stale = store.complete_transition(&outcome(&tr, "crashed", later)).await;
-        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        assert!(
+            matches!(stale, Err(StoreError::Conflict(Reason::TransitionLeaseLost, _))),
+            "{stale:?}"
+        );
         store
             .complete_transition(&outcome(&tr, "w2", later))
             .await
@@ -387,7 +400,10 @@ async fn an_addon_change_checked_against_a_plan_the_tenant_left_is_refused() {
                 now,
             )
             .await;
-        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        assert!(
+            matches!(stale, Err(StoreError::Conflict(Reason::PlanChanged, _))),
+            "{stale:?}"
+        );
         assert_eq!(store.addons(&a.id).await.unwrap(), before, "nothing changed");
         assert!(
             store

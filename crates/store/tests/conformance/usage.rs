@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use tollgate_domain::Reason;
 use tollgate_domain::catalog::Catalog;
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaSpec};
 use tollgate_store::{Store, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState};
@@ -121,7 +122,7 @@ async fn a_repeated_request_id_returns_the_first_answer_and_changes_nothing() {
         );
         assert!(matches!(
             store.change_usage(&other).await,
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Conflict(Reason::RequestIdReused, _))
         ));
         // Ids are per operation: a release may reuse the reservation's id.
         let release = change(

@@ -96,12 +96,20 @@ async fn a_full_disk_answers_503_and_writes_resume_once_space_is_freed() {
             continue;
         }
         assert_eq!((status, answer["code"].clone()), (503, json!(14)), "{answer}");
+        assert_eq!(
+            tollgate_api::error::check_error_body(status, &answer).map(|r| r.as_str()),
+            Ok("UNAVAILABLE")
+        );
         refused = Some(body);
         break;
     }
     let refused = refused.expect("the full disk refused a batch");
     let (status, answer) = http.call("GET", &readyz, None, None).await;
     assert_eq!((status, answer["code"].clone()), (503, json!(14)), "{answer}");
+    assert_eq!(
+        tollgate_api::error::check_error_body(status, &answer).map(|r| r.as_str()),
+        Ok("NOT_READY")
+    );
     // Reads still work.
     let (status, _) = http
         .call(
