@@ -86,6 +86,10 @@ reasons! {
     PermissionDenied = "PERMISSION_DENIED" (PermissionDenied),
     /// The add-on is not available on the tenant's plan; another plan would allow it.
     AddonNotAvailable = "ADDON_NOT_AVAILABLE" (PermissionDenied),
+    /// An operator-read token asked the operator API for a change (operator-admin may).
+    OperatorReadOnly = "OPERATOR_READ_ONLY" (PermissionDenied),
+    /// The operator API is off: no operator token exists and the server has no bootstrap credential.
+    OperatorApiDisabled = "OPERATOR_API_DISABLED" (PermissionDenied),
     /// The named object does not exist (for this tenant).
     NotFound = "NOT_FOUND" (NotFound),
     /// No route serves this path: a wrong URL, not a missing object.
@@ -103,6 +107,8 @@ reasons! {
     PaymentMethodExists = "PAYMENT_METHOD_EXISTS" (AlreadyExists),
     /// A coupon with this code already exists.
     CouponExists = "COUPON_EXISTS" (AlreadyExists),
+    /// A live operator token has this name.
+    OperatorTokenExists = "OPERATOR_TOKEN_EXISTS" (AlreadyExists),
     /// The coupon is already applied to the tenant from the same start.
     CouponAlreadyApplied = "COUPON_ALREADY_APPLIED" (AlreadyExists),
     /// Generic, never sent: the current state forbids the request. Each site names the state with a

@@ -64,11 +64,13 @@ async fn refused(state: &AppState, message: &str) -> ApiError {
         Err(e) => return e.into(),
     };
     if state.operator_digest().is_none() && !any_token {
-        ApiError::new(
+        tollgate_domain::Error::new(
             ErrorKind::PermissionDenied,
             "the operator API is disabled: create an operator token (tollgate operator-token create) \
              or start serve with TOLLGATE_OPERATOR_TOKEN set",
         )
+        .with_reason(tollgate_domain::Reason::OperatorApiDisabled)
+        .into()
     } else {
         unauthenticated(message)
     }
@@ -121,13 +123,15 @@ impl FromRequestParts<AppState> for OperatorAdmin {
         if op.role.may_write() {
             Ok(Self(op))
         } else {
-            Err(ApiError::new(
+            Err(tollgate_domain::Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
                     "{} holds {}: this operation changes state and needs operator-admin",
                     op.actor, op.role
                 ),
-            ))
+            )
+            .with_reason(tollgate_domain::Reason::OperatorReadOnly)
+            .into())
         }
     }
 }

@@ -43,10 +43,13 @@ pub(super) async fn create_operator_token_in(tx: &mut Tx, new: &NewOperatorToken
         .fetch_optional(&mut **tx)
         .await?;
     if taken.is_some() {
-        return Err(StoreError::AlreadyExists(format!(
-            "an operator token named {:?} exists; revoke it first or choose another name",
-            new.name
-        )));
+        return Err(StoreError::AlreadyExists(
+            tollgate_domain::Reason::OperatorTokenExists,
+            format!(
+                "an operator token named {:?} exists; revoke it first or choose another name",
+                new.name
+            ),
+        ));
     }
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
