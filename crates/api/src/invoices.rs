@@ -25,7 +25,7 @@ fn wire(i: &Invoice) -> InvoiceType {
         name: i.name.clone(),
         period_end: i.period_end.to_string(),
         period_start: i.period_start.to_string(),
-        status: i.status.wire().to_owned(),
+        status: crate::wire::enums::invoice_status(i.status).to_owned(),
     }
 }
 

@@ -58,3 +58,25 @@ operations! {
     ListInvoices = "ves.io.schema.usage.invoice.CustomAPI.ListInvoices" => Read,
     DownloadInvoicePdf = "ves.io.schema.usage.invoice.CustomAPI.DownloadInvoicePdf" => Read,
 }
+
+/// Display name and description of an `api_limits` key that names one of
+/// the quota operations, as `quota/limits` shows them.
+pub fn rate_limit_info(key: &str) -> Option<(&'static str, &'static str)> {
+    let op = Operation::ALL.iter().copied().find(|op| op.id() == key)?;
+    Some(match op {
+        Operation::QuotaCreate => ("Create quota", "Rate of quota object creation"),
+        Operation::QuotaReplace => ("Replace quota", "Rate of quota object replacement"),
+        Operation::QuotaDelete => ("Delete quota", "Rate of quota object deletion"),
+        Operation::QuotaGet => ("Get quota", "Rate of quota object reads"),
+        Operation::QuotaList => ("List quotas", "Rate of quota object listings"),
+        Operation::QuotaUsage => ("Quota usage", "Rate of quota usage queries"),
+        Operation::QuotaLimits => ("Quota limits", "Rate of quota limit queries"),
+        Operation::QuotaReserve => ("Reserve quota", "Rate of quota reservations by platform services"),
+        Operation::QuotaRelease => ("Release quota", "Rate of quota releases by platform services"),
+        Operation::QuotaReconcile => (
+            "Reconcile quota",
+            "Rate of usage reconciliations by platform services",
+        ),
+        _ => return None,
+    })
+}

@@ -63,7 +63,7 @@ pub async fn create(
     tollgate_domain::payment::check_token("token", &token)?;
     let requested = match body.role.map(|r| r.text()) {
         None => None,
-        Some(r) => PaymentRole::parse_requested("role", &r)?,
+        Some(r) => crate::wire::enums::requested_payment_role("role", &r)?,
     };
     let contact = body.contact.unwrap_or_default().into_domain("contact")?;
     let registered = state
@@ -302,7 +302,7 @@ pub async fn list(
         .iter()
         .map(|m| PaymentMethodItem {
             name: m.name.clone(),
-            role: m.role.wire().to_owned(),
+            role: crate::wire::enums::payment_role(m.role).to_owned(),
             display: m.display.clone(),
             contact: (&m.contact).into(),
             created: m.created_at.to_string(),

@@ -13,8 +13,13 @@ use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::billing::{ListUsagePlansRsp, LocalizedPlan, PlanInternal, PlanView};
 
-fn accept_language(headers: &HeaderMap) -> Option<&str> {
-    headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())
+/// The locales the caller prefers, from `Accept-Language`.
+fn accept_language(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get(ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::wire::enums::preferred_locales)
+        .unwrap_or_default()
 }
 
 /// Whether the tenant has a plan transition in progress.
@@ -51,7 +56,7 @@ pub async fn list(
         .authorize(&state, Operation::ListUsagePlans, &Name::system())
         .await?;
     let (_, catalog) = state.catalogs().latest(state.store()).await?;
-    let locale = catalog.locale_for(accept_language(&headers));
+    let locale = catalog.locale_for(&accept_language(&headers));
     let pending = transition_pending(&state, &auth).await?;
     let plans = catalog
         .plans
@@ -94,7 +99,7 @@ pub async fn current(
         .await?;
     let tenant_plan = state.tenant_plan(&auth.tenant).await?;
     let plan = tenant_plan.plan();
-    let (locale, texts) = plan.texts_for(accept_language(&headers));
+    let (locale, texts) = plan.texts_for(&accept_language(&headers));
     let subscribed = state.store().addons(auth.tenant_id()).await?;
     let pending = transition_pending(&state, &auth).await?;
     let view = PlanInternal::new(PlanView {

@@ -100,6 +100,6 @@ pub async fn get(
     let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
     let t = state.store().transition(&id).await?.ok_or_else(not_found)?;
     Ok(Json(GetPlanTransitionRsp {
-        state: t.state.wire().to_owned(),
+        state: crate::wire::enums::transition_state(t.state).to_owned(),
     }))
 }

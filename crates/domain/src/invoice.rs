@@ -28,18 +28,6 @@ pub enum InvoiceStatus {
 }
 
 impl InvoiceStatus {
-    /// The contract's enum name.
-    pub fn wire(self) -> &'static str {
-        match self {
-            Self::Pending => "STATUS_PENDING",
-            Self::Issued => "STATUS_ISSUED",
-            Self::Paid => "STATUS_PAID",
-            Self::Overdue => "OVERDUE",
-            Self::Refunded => "STATUS_REFUNDED",
-            Self::Cancelled => "STATUS_CANCELLED",
-        }
-    }
-
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -391,8 +379,6 @@ mod tests {
         ] {
             assert_eq!(InvoiceStatus::parse(s.as_str()), Some(s));
         }
-        assert_eq!(InvoiceStatus::Overdue.wire(), "OVERDUE");
-        assert_eq!(InvoiceStatus::Paid.wire(), "STATUS_PAID");
         assert!(
             InvoiceStatus::REFUNDABLE.contains(&InvoiceStatus::Paid)
                 && !InvoiceStatus::CANCELLABLE.contains(&InvoiceStatus::Paid)

@@ -18,14 +18,6 @@ pub enum PaymentRole {
 }
 
 impl PaymentRole {
-    pub fn wire(self) -> &'static str {
-        match self {
-            Self::Primary => "PAYMENT_METHOD_ROLE_PRIMARY",
-            Self::Secondary => "PAYMENT_METHOD_ROLE_SECONDARY",
-            Self::Normal => "PAYMENT_METHOD_ROLE_NORMAL",
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "PRIMARY",
@@ -34,27 +26,9 @@ impl PaymentRole {
         }
     }
 
-    /// A role a request asks for: an enum name (with or without the
-    /// `PAYMENT_METHOD_ROLE_` prefix) or number; UNKNOWN (0) asks for none.
-    pub fn parse_requested(field: &str, s: &str) -> Result<Option<Self>, crate::Error> {
-        match s {
-            "0" => return Ok(None),
-            "1" => return Ok(Some(Self::Primary)),
-            "2" => return Ok(Some(Self::Secondary)),
-            "3" => return Ok(Some(Self::Normal)),
-            _ if s.eq_ignore_ascii_case("PAYMENT_METHOD_ROLE_UNKNOWN") => return Ok(None),
-            _ => {}
-        }
-        Self::parse(s).map(Some).ok_or_else(|| {
-            crate::Error::invalid(format!(
-                "{field}: unknown role {s:?}; use PAYMENT_METHOD_ROLE_PRIMARY, _SECONDARY or _NORMAL"
-            ))
-        })
-    }
-
+    /// A role by its stored name (`PRIMARY`, `SECONDARY`, `NORMAL`).
     pub fn parse(s: &str) -> Option<Self> {
-        let s = s.to_ascii_uppercase();
-        match s.strip_prefix("PAYMENT_METHOD_ROLE_").unwrap_or(&s) {
+        match s {
             "PRIMARY" => Some(Self::Primary),
             "SECONDARY" => Some(Self::Secondary),
             "NORMAL" => Some(Self::Normal),
@@ -236,30 +210,6 @@ mod tests {
     use super::*;
     use PaymentRole::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn requested_roles_are_names_or_numbers_and_unknown_asks_for_none() {
-        for (given, want) in [
-            ("PAYMENT_METHOD_ROLE_PRIMARY", Some(Primary)),
-            ("secondary", Some(Secondary)),
-            ("3", Some(Normal)),
-            ("1", Some(Primary)),
-            ("0", None),
-            ("payment_method_role_unknown", None),
-        ] {
-            assert_eq!(
-                PaymentRole::parse_requested("role", given).unwrap(),
-                want,
-                "{given}"
-            );
-        }
-        let e = PaymentRole::parse_requested("role", "BOSS").unwrap_err();
-        assert!(
-            e.message.starts_with("role: unknown role \"BOSS\""),
-            "{}",
-            e.message
-        );
-    }
 
     fn roles(slots: &[Slot]) -> Vec<(&str, PaymentRole)> {
         slots.iter().map(|s| (s.name.as_str(), s.role)).collect()

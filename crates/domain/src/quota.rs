@@ -600,8 +600,9 @@ fn usable<'s>(source: &str, spec: &'s QuotaSpec, ignored: &mut Vec<IgnoredLimit>
     Cow::Owned(spec)
 }
 
-/// Display name and description of well-known object kinds, resources and
-/// RPCs; unknown keys are shown by their key.
+/// Display name and description of well-known object kinds and resources;
+/// unknown keys are shown by their key. (RPC names of `api_limits` are
+/// described by the API, which knows its operations.)
 pub fn key_info(key: &str) -> KeyInfo {
     let (display_name, description) = match key {
         "namespace" => ("Namespaces", "Namespaces in the tenant"),
@@ -618,21 +619,6 @@ pub fn key_info(key: &str) -> KeyInfo {
         "vcpu" => ("vCPUs", "Virtual CPUs allocated to workloads"),
         "memory_gib" => ("Memory (GiB)", "Memory allocated to workloads, in GiB"),
         "storage_gib" => ("Storage (GiB)", "Persistent storage allocated, in GiB"),
-        "ves.io.schema.quota.API.Create" => ("Create quota", "Rate of quota object creation"),
-        "ves.io.schema.quota.API.Replace" => ("Replace quota", "Rate of quota object replacement"),
-        "ves.io.schema.quota.API.Delete" => ("Delete quota", "Rate of quota object deletion"),
-        "ves.io.schema.quota.API.Get" => ("Get quota", "Rate of quota object reads"),
-        "ves.io.schema.quota.API.List" => ("List quotas", "Rate of quota object listings"),
-        "ves.io.schema.quota.CustomAPI.GetQuotaUsage" => ("Quota usage", "Rate of quota usage queries"),
-        "ves.io.schema.quota.CustomAPI.CustomGetQuotaLimits" => {
-            ("Quota limits", "Rate of quota limit queries")
-        }
-        "tollgate.quota.Reserve" => ("Reserve quota", "Rate of quota reservations by platform services"),
-        "tollgate.quota.Release" => ("Release quota", "Rate of quota releases by platform services"),
-        "tollgate.quota.Reconcile" => (
-            "Reconcile quota",
-            "Rate of usage reconciliations by platform services",
-        ),
         _ => ("", ""),
     };
     KeyInfo {

@@ -26,16 +26,6 @@ pub enum TransitionState {
 }
 
 impl TransitionState {
-    /// The wire name (`STATE_CREATING`, …).
-    pub fn wire(self) -> &'static str {
-        match self {
-            Self::Creating => "STATE_CREATING",
-            Self::WaitingForApproval => "STATE_WAITING_FOR_APPROVAL",
-            Self::Finished => "STATE_FINISHED",
-            Self::Failed => "STATE_FAILED",
-        }
-    }
-
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,9 +36,8 @@ impl TransitionState {
         }
     }
 
+    /// A state by its stored name (`CREATING`, …).
     pub fn parse(s: &str) -> Option<Self> {
-        let s = s.to_ascii_uppercase();
-        let s = s.strip_prefix("STATE_").unwrap_or(&s);
         [
             Self::Creating,
             Self::WaitingForApproval,
@@ -57,6 +46,16 @@ impl TransitionState {
         ]
         .into_iter()
         .find(|v| v.as_str() == s)
+    }
+
+    /// How people read the state ("waiting for approval").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Creating => "being executed",
+            Self::WaitingForApproval => "waiting for approval",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+        }
     }
 
     /// Open transitions block new ones (one open transition per tenant).
@@ -98,33 +97,15 @@ pub enum DeletionReason {
 }
 
 impl DeletionReason {
-    pub fn wire(self) -> &'static str {
+    /// The stored name (`NOT_JUSTIFY_COSTS`, …).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Unknown => "REASON_UNKNOWN",
-            Self::SwitchToFreePlan => "REASON_SWITCH_TO_FREE_PLAN",
-            Self::NoLongerNeeded => "REASON_NO_LONGER_NEEDED",
-            Self::NotJustifyCosts => "REASON_NOT_JUSTIFY_COSTS",
-            Self::DifficultToUse => "REASON_DIFFICULT_TO_USE",
+            Self::Unknown => "UNKNOWN",
+            Self::SwitchToFreePlan => "SWITCH_TO_FREE_PLAN",
+            Self::NoLongerNeeded => "NO_LONGER_NEEDED",
+            Self::NotJustifyCosts => "NOT_JUSTIFY_COSTS",
+            Self::DifficultToUse => "DIFFICULT_TO_USE",
         }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self, Error> {
-        let all = [
-            Self::Unknown,
-            Self::SwitchToFreePlan,
-            Self::NoLongerNeeded,
-            Self::NotJustifyCosts,
-            Self::DifficultToUse,
-        ];
-        if let Ok(n) = s.parse::<usize>() {
-            return all
-                .get(n)
-                .copied()
-                .ok_or_else(|| Error::invalid(format!("{field}: unknown deletion reason {s}")));
-        }
-        all.into_iter()
-            .find(|r| r.wire().eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::invalid(format!("{field}: unknown deletion reason {s:?}")))
     }
 }
 
@@ -355,7 +336,7 @@ mod tests {
         assert!(Creating.is_open() && WaitingForApproval.is_open());
         assert!(!Finished.is_open() && !Failed.is_open());
         assert_eq!(TransitionState::initial(true), WaitingForApproval);
-        assert_eq!(TransitionState::parse("STATE_FINISHED"), Some(Finished));
+        assert_eq!(TransitionState::parse("FINISHED"), Some(Finished));
     }
 
     fn address() -> Contact {

@@ -187,7 +187,9 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
         TransitionCommand::List { tenant, state } => {
             let state = match state.as_deref() {
                 None => None,
-                Some(s) => Some(TransitionState::parse(s).with_context(|| format!("unknown state {s:?}"))?),
+                Some(s) => Some(TransitionState::parse(&s.to_ascii_uppercase()).with_context(|| {
+                    format!("unknown state {s:?}; use CREATING, WAITING_FOR_APPROVAL, FINISHED or FAILED")
+                })?),
             };
             let filter = TransitionFilter {
                 tenant_id: tenant_id(store, tenant.as_deref()).await?,

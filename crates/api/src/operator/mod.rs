@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tollgate_domain::ErrorKind;
 use tollgate_domain::access::OperatorRole;
-use tollgate_domain::transition::{PlanTransition, TransitionState};
+use tollgate_domain::transition::PlanTransition;
 use tollgate_store::{AuditEntry, TransitionFilter};
 use utoipa::ToSchema;
 
@@ -199,12 +199,15 @@ fn item(t: PlanTransition, tenant: String) -> TransitionItem {
         tenant,
         from_plan: t.from_plan,
         to_plan: t.to_plan,
-        state: t.state.wire().to_owned(),
+        state: crate::wire::enums::transition_state(t.state).to_owned(),
         requested_by: t.requested_by,
         created: t.created_at.to_string(),
         updated: t.updated_at.to_string(),
         reason: t.reason,
-        deletion_reason: t.payload.deletion_reason.map(|r| r.wire().to_owned()),
+        deletion_reason: t
+            .payload
+            .deletion_reason
+            .map(|r| crate::wire::enums::deletion_reason(r).to_owned()),
         deletion_feedback: t.payload.deletion_feedback,
         domain: t.payload.domain,
     }
@@ -250,7 +253,7 @@ pub async fn list_transitions(
         tenant_id: tenant_id(&state, query.get("tenant")).await?,
         state: match query.get("state").filter(|s| !s.is_empty()) {
             None => None,
-            Some(s) => Some(TransitionState::parse(s).ok_or_else(|| {
+            Some(s) => Some(crate::wire::enums::parse_transition_state(s).ok_or_else(|| {
                 ApiError::invalid(format!(
                     "state: unknown state {s:?}; use CREATING, WAITING_FOR_APPROVAL, FINISHED or FAILED"
                 ))

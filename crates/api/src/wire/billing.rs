@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_domain::Error;
 use tollgate_domain::catalog::{Catalog, LocalizedText, Plan};
 use tollgate_domain::contact::{Contact, ContactType};
-use tollgate_domain::transition::{DeletionReason, TransitionPayload};
+use tollgate_domain::transition::TransitionPayload;
 use utoipa::ToSchema;
 
 use super::quota::{QuotaSpecOutput, RateLimitType};
@@ -334,7 +334,7 @@ impl TransitionPayloadInput {
         let contact = |c: Option<ContactInput>, field: &str| c.map(|c| c.into_domain(field)).transpose();
         let deletion_reason = self
             .deletion_reason
-            .map(|r| DeletionReason::parse("payload.deletion_reason", &r.text()))
+            .map(|r| crate::wire::enums::parse_deletion_reason("payload.deletion_reason", &r.text()))
             .transpose()?;
         Ok(TransitionPayload {
             payment_provider_token: self.payment_provider_token.filter(|t| !t.is_empty()),

@@ -6,6 +6,7 @@
 //! that clients built from a newer contract keep working.
 
 pub mod billing;
+pub mod enums;
 pub mod invoices;
 pub mod meta;
 pub mod quota;

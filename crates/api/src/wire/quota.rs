@@ -351,6 +351,9 @@ pub struct QuotaUsageResponse {
 }
 
 fn display(key: &str) -> (String, String) {
+    if let Some((name, description)) = crate::operations::rate_limit_info(key) {
+        return (name.to_owned(), description.to_owned());
+    }
     let info = quota::key_info(key);
     let name = if info.display_name.is_empty() {
         key

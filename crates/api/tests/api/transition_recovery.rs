@@ -128,7 +128,7 @@ async fn a_transition_cancelled_while_a_worker_executes_it_is_not_applied() {
         });
         run_until_idle(&ctx).await.unwrap();
         let t = app.store.transition(&id).await.unwrap().unwrap();
-        assert_eq!(t.state.wire(), "STATE_FAILED");
+        assert_eq!(t.state, tollgate_domain::transition::TransitionState::Failed);
         assert_eq!(t.reason.as_deref(), Some("customer changed their mind"));
         // Nothing of it was applied.
         assert_eq!(current_plan(&app, &admin).await["name"], "free");

@@ -450,7 +450,7 @@ async fn an_organization_upgrade_waits_for_the_operator_to_approve_it() {
             .reason("TRANSITION_WRONG_STATE")
             .error(409, 9)
             .to_owned();
-        assert!(msg.contains("STATE_FINISHED"), "{msg}");
+        assert!(msg.contains("is finished, not waiting for approval"), "{msg}");
         decide(&app, &id, "reject", Some(json!({"reason": "late"})))
             .await
             .reason("TRANSITION_WRONG_STATE")

@@ -275,11 +275,11 @@ impl Catalog {
 }
 
 impl Catalog {
-    /// The locale to answer in for an `Accept-Language` value: the most
-    /// preferred one that some plan is translated to ("de" matches "de-de"),
-    /// else en-us.
-    pub fn locale_for(&self, accept_language: Option<&str>) -> String {
-        Self::locale_for_plans(self.plans.iter().filter(|p| p.offered), accept_language)
+    /// The locale to answer in for locales the caller prefers (most
+    /// preferred first, lowercase): the first that some offered plan is
+    /// translated to ("de" matches "de-de"), else en-us.
+    pub fn locale_for(&self, preferred: &[String]) -> String {
+        Self::locale_for_plans(self.plans.iter().filter(|p| p.offered), preferred)
     }
 }
 
@@ -297,10 +297,10 @@ impl Plan {
             })
     }
 
-    /// Texts in the best locale of this plan for an `Accept-Language` value,
-    /// and that locale.
-    pub fn texts_for(&self, accept_language: Option<&str>) -> (String, LocalizedText) {
-        let locale = Catalog::locale_for_plans(std::iter::once(self), accept_language);
+    /// Texts in the best locale of this plan for the locales the caller
+    /// prefers, and that locale.
+    pub fn texts_for(&self, preferred: &[String]) -> (String, LocalizedText) {
+        let locale = Catalog::locale_for_plans(std::iter::once(self), preferred);
         (locale.clone(), self.texts_in(&locale))
     }
 }
@@ -308,11 +308,11 @@ impl Plan {
 impl Catalog {
     fn locale_for_plans<'a>(
         plans: impl IntoIterator<Item = &'a Plan> + Clone,
-        accept_language: Option<&str>,
+        preferred: &[String],
     ) -> String {
-        for wanted in preferred_locales(accept_language.unwrap_or("")) {
+        for wanted in preferred {
             // A tag with a region also stands for its language: en-gb → en, de-at → de.
-            let language = wanted.split('-').next().unwrap_or(&wanted).to_owned();
+            let language = wanted.split('-').next().unwrap_or(wanted).to_owned();
             for candidate in [wanted.as_str(), language.as_str()] {
                 if candidate == DEFAULT_LOCALE || candidate == "en" {
                     return DEFAULT_LOCALE.to_owned();
@@ -333,32 +333,6 @@ impl Catalog {
         }
         DEFAULT_LOCALE.to_owned()
     }
-}
-
-/// The locales of an `Accept-Language` value, most preferred first
-/// (lowercase, `_` read as `-`, `q=0` dropped).
-pub fn preferred_locales(header: &str) -> Vec<String> {
-    let mut entries: Vec<(u32, usize, String)> = header
-        .split(',')
-        .enumerate()
-        .filter_map(|(i, part)| {
-            let mut pieces = part.split(';');
-            let tag = pieces.next()?.trim().to_ascii_lowercase().replace('_', "-");
-            if tag.is_empty() || tag == "*" {
-                return None;
-            }
-            let q = pieces
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .filter_map(|q| q.trim().parse::<f32>().ok())
-                .next()
-                .unwrap_or(1.0);
-            // Thousandths, so that the sort is on integers.
-            let q = (q.clamp(0.0, 1.0) * 1000.0).round() as u32;
-            (q > 0).then_some((q, i, tag))
-        })
-        .collect();
-    entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    entries.into_iter().map(|(_, _, tag)| tag).collect()
 }
 
 #[cfg(test)]

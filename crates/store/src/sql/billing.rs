@@ -527,7 +527,7 @@ fn transition_json(t: &PlanTransition) -> serde_json::Value {
         "to_plan": t.to_plan,
         "state": t.state.as_str(),
         "reason": t.reason,
-        "deletion_reason": t.payload.deletion_reason.map(|r| r.wire()),
+        "deletion_reason": t.payload.deletion_reason.map(|r| r.as_str()),
         "deletion_feedback": t.payload.deletion_feedback,
     })
 }
@@ -643,12 +643,12 @@ async fn move_transition(
                 Reason::TransitionWrongState,
                 format!(
                     "plan transition {id:?} is {}, not {}",
-                    t.state.wire(),
+                    t.state.describe(),
                     match from {
-                        [TransitionState::WaitingForApproval] => "waiting for approval".to_owned(),
+                        [one] => one.describe().to_owned(),
                         _ => format!(
                             "open ({})",
-                            from.iter().map(|s| s.wire()).collect::<Vec<_>>().join(" or ")
+                            from.iter().map(|s| s.describe()).collect::<Vec<_>>().join(" or ")
                         ),
                     },
                 ),

@@ -159,7 +159,7 @@ async fn approval_moves_waiting_transitions_only() {
             .decide_transition(&waiting.id, false, Some("no"), "operator", now)
             .await;
         assert!(
-            matches!(again, Err(StoreError::Conflict(Reason::TransitionWrongState, ref m)) if m.contains("STATE_CREATING")),
+            matches!(again, Err(StoreError::Conflict(Reason::TransitionWrongState, ref m)) if m.contains("is being executed, not waiting for approval")),
             "{again:?}"
         );
         let missing = store.decide_transition("nope", true, None, "operator", now).await;
