@@ -278,6 +278,16 @@ pub struct StoredInvoice {
     pub attempts: u32,
     /// When the next charge round is due; `None` when nothing is left to charge.
     pub next_charge_at: Option<Timestamp>,
+    /// Until when a worker holds the invoice's lease (charging or refunding
+    /// it); `None` when no one ever did or the last holder released it.
+    pub leased_until: Option<Timestamp>,
+}
+
+impl StoredInvoice {
+    /// Whether a worker holds the invoice's lease at `now`.
+    pub fn is_leased(&self, now: Timestamp) -> bool {
+        self.leased_until.is_some_and(|until| until > now)
+    }
 }
 
 /// What became of one charge attempt.
@@ -336,6 +346,54 @@ pub struct ChargeRecord {
     pub reason: Option<String>,
     /// The provider's reference of a successful charge.
     pub reference: Option<String>,
+    pub started_at: Timestamp,
+    pub settled_at: Option<Timestamp>,
+}
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundState {
+    /// Written before the provider was asked; settled after.
+    Pending,
+    /// The provider refunded the charge.
+    Succeeded,
+    /// The provider refused (its reason is kept); the invoice stays PAID.
+    Failed,
+}
+
+impl RefundState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// A refund of an invoice's successful charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    /// Sent to the provider: the same key never refunds twice.
+    pub idempotency_key: String,
+    pub invoice: String,
+    /// The idempotency key of the charge attempt refunded.
+    pub charge: String,
+    /// The provider's reference of that charge.
+    pub reference: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub state: RefundState,
+    /// Why the provider refused (FAILED).
+    pub reason: Option<String>,
+    /// Who asked for the refund, as the audit trail names them.
+    pub actor: String,
     pub started_at: Timestamp,
     pub settled_at: Option<Timestamp>,
 }
@@ -706,9 +764,43 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Releases a lease without changing anything (e.g. provider unavailable).
     async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()>;
-    /// The operator's status change (refund, cancel): allowed only from one of
-    /// `from` (`Conflict` otherwise); stops charging; marks the successful
-    /// attempt REFUNDED on a refund. Returns the invoice after.
+    /// An invoice's refunds, oldest first.
+    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>>;
+    /// Records a refund before the provider is asked, in one transaction:
+    /// takes the invoice's lease (the one charging takes) for `owner` until
+    /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
+    /// PENDING already (an earlier refund that was not settled). `Conflict`,
+    /// and nothing changes, while anyone holds the lease at `now`, when the
+    /// invoice has a SUCCEEDED refund or another PENDING one, when its status
+    /// is not one of `from`, or when the refunded charge is not SUCCEEDED with
+    /// `refund.reference`. A FAILED refund under the same key is tried again.
+    /// Returns the refund as stored.
+    async fn begin_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        from: &[InvoiceStatus],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<RefundRecord>;
+    /// Settles a PENDING refund with `refund.state` (SUCCEEDED or FAILED) and
+    /// `refund.reason`, in one transaction that first checks `owner` still
+    /// holds the lease (`Conflict` otherwise): on success the refunded charge
+    /// becomes REFUNDED and the invoice REFUNDED; either way it is audited as
+    /// `refund.actor` and the lease released. Returns the invoice after.
+    async fn settle_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        now: Timestamp,
+    ) -> Result<StoredInvoice>;
+    /// The operator's status change (cancel): allowed only from one of
+    /// `from` (`Conflict` otherwise) and while no one holds the lease; stops
+    /// charging. A refund is not a status change (it goes through the payment
+    /// provider: `begin_refund`, `settle_refund`): `to` REFUNDED is refused.
+    /// Returns the invoice after.
     async fn set_invoice_status(
         &self,
         tenant_id: &str,

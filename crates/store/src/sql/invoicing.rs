@@ -6,11 +6,13 @@ use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
-use crate::{Actor, ChargeOutcome, ChargeRecord, Result, StoreError, StoredInvoice};
+use crate::{
+    Actor, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, StoreError, StoredInvoice,
+};
 
 macro_rules! invoice_columns {
     () => {
-        "tenant_id, name, status, document, attempts, next_charge_at"
+        "tenant_id, name, status, document, attempts, next_charge_at, lease_until"
     };
 }
 
@@ -18,6 +20,12 @@ macro_rules! charge_columns {
     () => {
         "idempotency_key, invoice, attempt, payment_method, role, token, display, amount, currency, outcome, \
          reason, reference, started_at, settled_at"
+    };
+}
+
+macro_rules! refund_columns {
+    () => {
+        "idempotency_key, invoice, charge, reference, amount, currency, state, reason, actor, started_at, settled_at"
     };
 }
 
@@ -33,6 +41,25 @@ fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
         invoice,
         attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("invoices.attempts".into()))?,
         next_charge_at: opt_timestamp("invoices.next_charge_at", row.try_get("next_charge_at")?)?,
+        leased_until: opt_timestamp("invoices.lease_until", row.try_get("lease_until")?)?,
+    })
+}
+
+fn refund_from(row: &DbRow) -> Result<RefundRecord> {
+    let state: String = row.try_get("state")?;
+    Ok(RefundRecord {
+        idempotency_key: row.try_get("idempotency_key")?,
+        invoice: row.try_get("invoice")?,
+        charge: row.try_get("charge")?,
+        reference: row.try_get("reference")?,
+        amount_cents: row.try_get("amount")?,
+        currency: row.try_get("currency")?,
+        state: RefundState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("invoice_refunds.state: {state:?}")))?,
+        reason: row.try_get("reason")?,
+        actor: row.try_get("actor")?,
+        started_at: timestamp("invoice_refunds.started_at", row.try_get("started_at")?)?,
+        settled_at: opt_timestamp("invoice_refunds.settled_at", row.try_get("settled_at")?)?,
     })
 }
 
@@ -498,17 +525,12 @@ async fn set_invoice_status_in(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        invoice_columns!(),
-        ", lease_until FROM invoices WHERE tenant_id = $1 AND name = $2"
-    ))
-    .bind(tenant_id)
-    .bind(name)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;
-    let before = invoice_from(&row)?;
+    if to == InvoiceStatus::Refunded {
+        return Err(refused(format!(
+            "invoice {name:?} cannot just be marked {to}: a refund goes through the payment provider"
+        )));
+    }
+    let before = invoice_in(tx, tenant_id, name).await?;
     let status = before.invoice.status;
     if !from.contains(&status) {
         return Err(StoreError::Conflict(format!(
@@ -516,10 +538,9 @@ async fn set_invoice_status_in(
             from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
         )));
     }
-    let lease_until: Option<i64> = row.try_get("lease_until")?;
-    if lease_until.is_some_and(|u| u > micros(now)) {
+    if before.is_leased(now) {
         return Err(StoreError::Conflict(format!(
-            "invoice {name:?} is being charged right now; try again in a minute"
+            "invoice {name:?} is being charged or refunded right now; try again in a minute"
         )));
     }
     sqlx::query(
@@ -531,17 +552,6 @@ async fn set_invoice_status_in(
     .bind(name)
     .execute(&mut **tx)
     .await?;
-    if to == InvoiceStatus::Refunded {
-        sqlx::query(
-            "UPDATE invoice_charges SET outcome = 'REFUNDED', settled_at = $1 \
-             WHERE tenant_id = $2 AND invoice = $3 AND outcome = 'SUCCEEDED'",
-        )
-        .bind(micros(now))
-        .bind(tenant_id)
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    }
     let mut after = before.clone();
     after.invoice.status = to;
     after.next_charge_at = None;
@@ -557,4 +567,302 @@ async fn set_invoice_status_in(
     )
     .await?;
     Ok(after)
+}
+
+/// A refusal: the request conflicts with the stored state (409).
+fn refused(message: String) -> StoreError {
+    StoreError::Conflict(message)
+}
+
+pub(super) async fn invoice_refunds(
+    store: &SqlStore,
+    tenant_id: &str,
+    invoice: &str,
+) -> Result<Vec<RefundRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        refund_columns!(),
+        " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
+    ))
+    .bind(tenant_id)
+    .bind(invoice)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(refund_from).collect()
+}
+
+pub(super) async fn begin_refund(
+    store: &SqlStore,
+    tenant_id: &str,
+    owner: &str,
+    refund: &RefundRecord,
+    from: &[InvoiceStatus],
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<RefundRecord> {
+    let (tenant_id, owner, refund, from) = (
+        tenant_id.to_owned(),
+        owner.to_owned(),
+        refund.clone(),
+        from.to_vec(),
+    );
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                begin_refund_in(tx, &tenant_id, &owner, &refund, &from, now, lease_until).await
+            })
+        })
+        .await
+}
+
+async fn refunds_in(tx: &mut Tx, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        refund_columns!(),
+        " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
+    ))
+    .bind(tenant_id)
+    .bind(invoice)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(refund_from).collect()
+}
+
+async fn begin_refund_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    owner: &str,
+    refund: &RefundRecord,
+    from: &[InvoiceStatus],
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<RefundRecord> {
+    let name = refund.invoice.as_str();
+    // The lease first, as a conditional write: of two concurrent takers
+    // (a charge worker, another refund), one gets it and the other sees it
+    // held (PostgreSQL re-evaluates the condition on the newest row).
+    let row = sqlx::query(concat!(
+        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
+         AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
+        invoice_columns!()
+    ))
+    .bind(owner)
+    .bind(micros(lease_until))
+    .bind(tenant_id)
+    .bind(name)
+    .bind(micros(now))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let refunds = refunds_in(tx, tenant_id, name).await?;
+    let pending = refunds.iter().find(|r| r.state == RefundState::Pending);
+    let Some(row) = row else {
+        let held: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT lease_until FROM invoices WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(until) = held else {
+            return Err(StoreError::NotFound(format!("invoice {name:?} does not exist")));
+        };
+        let until = opt_timestamp("invoices.lease_until", until)?.unwrap_or(now);
+        return Err(refused(match pending {
+            Some(_) => format!(
+                "a refund of invoice {name:?} is in progress (or was interrupted); try again after {until}"
+            ),
+            None => format!("invoice {name:?} is being charged right now; try again after {until}"),
+        }));
+    };
+    let invoice = invoice_from(&row)?;
+    if let Some(done) = refunds.iter().find(|r| r.state == RefundState::Succeeded) {
+        return Err(refused(format!(
+            "invoice {name:?} is already refunded ({}, by {})",
+            done.idempotency_key, done.actor
+        )));
+    }
+    let status = invoice.invoice.status;
+    if !from.contains(&status) {
+        return Err(refused(format!(
+            "invoice {name:?} is {status}; only {} invoices can be refunded",
+            from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+        )));
+    }
+    if let Some(p) = pending {
+        if p.idempotency_key != refund.idempotency_key {
+            return Err(refused(format!(
+                "invoice {name:?} has another refund pending ({})",
+                p.idempotency_key
+            )));
+        }
+        // Resumed: the refund as first recorded, under the same key.
+        return Ok(p.clone());
+    }
+    let charge: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT outcome, reference FROM invoice_charges WHERE tenant_id = $1 AND idempotency_key = $2 \
+         AND invoice = $3",
+    )
+    .bind(tenant_id)
+    .bind(&refund.charge)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match charge {
+        Some((outcome, Some(reference)))
+            if outcome == ChargeOutcome::Succeeded.as_str() && reference == refund.reference => {}
+        _ => {
+            return Err(refused(format!(
+                "invoice {name:?} has no successful charge {:?} with reference {:?} to refund",
+                refund.charge, refund.reference
+            )));
+        }
+    }
+    let row = sqlx::query(concat!(
+        "INSERT INTO invoice_refunds (tenant_id, ",
+        refund_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', NULL, $8, $9, NULL) \
+         ON CONFLICT (idempotency_key) DO UPDATE SET state = 'PENDING', reason = NULL, actor = excluded.actor, \
+         started_at = excluded.started_at, settled_at = NULL WHERE invoice_refunds.state = 'FAILED' RETURNING ",
+        refund_columns!()
+    ))
+    .bind(tenant_id)
+    .bind(&refund.idempotency_key)
+    .bind(name)
+    .bind(&refund.charge)
+    .bind(&refund.reference)
+    .bind(refund.amount_cents)
+    .bind(&refund.currency)
+    .bind(&refund.actor)
+    .bind(micros(refund.started_at))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => refund_from(&row),
+        // The key is taken by a refund of another invoice or tenant: the key
+        // names the tenant and the charge, so this is no honest request.
+        None => Err(refused(format!(
+            "the refund key {:?} is already used",
+            refund.idempotency_key
+        ))),
+    }
+}
+
+pub(super) async fn settle_refund(
+    store: &SqlStore,
+    tenant_id: &str,
+    owner: &str,
+    refund: &RefundRecord,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
+    let (tenant_id, owner, refund) = (tenant_id.to_owned(), owner.to_owned(), refund.clone());
+    store
+        .write(move |tx| {
+            Box::pin(async move { settle_refund_in(tx, &tenant_id, &owner, &refund, now).await })
+        })
+        .await
+}
+
+async fn settle_refund_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    owner: &str,
+    r: &RefundRecord,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
+    let name = r.invoice.as_str();
+    if r.state == RefundState::Pending {
+        return Err(StoreError::Corrupt(format!(
+            "refund {:?} settled as PENDING",
+            r.idempotency_key
+        )));
+    }
+    hold(tx, tenant_id, name, owner).await?;
+    let before = invoice_in(tx, tenant_id, name).await?;
+    let settled = sqlx::query(
+        "UPDATE invoice_refunds SET state = $1, reason = $2, settled_at = $3 \
+         WHERE tenant_id = $4 AND idempotency_key = $5 AND invoice = $6 AND state = 'PENDING'",
+    )
+    .bind(r.state.as_str())
+    .bind(&r.reason)
+    .bind(micros(now))
+    .bind(tenant_id)
+    .bind(&r.idempotency_key)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if settled > 0 {
+        let refunded = r.state == RefundState::Succeeded;
+        if refunded {
+            sqlx::query(
+                "UPDATE invoice_charges SET outcome = 'REFUNDED', settled_at = $1 \
+                 WHERE tenant_id = $2 AND idempotency_key = $3 AND outcome = 'SUCCEEDED'",
+            )
+            .bind(micros(now))
+            .bind(tenant_id)
+            .bind(&r.charge)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE invoices SET status = 'REFUNDED', next_charge_at = NULL, updated_at = $1 \
+                 WHERE tenant_id = $2 AND name = $3",
+            )
+            .bind(micros(now))
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let mut after = summary(&before.invoice);
+        if refunded {
+            after["status"] = InvoiceStatus::Refunded.as_str().into();
+        }
+        after["amount_cents"] = r.amount_cents.into();
+        after["refunded_charge"] = r.charge.clone().into();
+        after["reference"] = r.reference.clone().into();
+        after["idempotency_key"] = r.idempotency_key.clone().into();
+        if let Some(reason) = &r.reason {
+            after["reason"] = reason.clone().into();
+        }
+        audit_in(
+            tx,
+            Some(tenant_id),
+            &r.actor,
+            if refunded {
+                "invoice.refund"
+            } else {
+                "invoice.refund_failed"
+            },
+            &format!("invoice/{name}"),
+            Some(summary(&before.invoice)),
+            Some(after),
+            now,
+        )
+        .await?;
+    }
+    // Settled before (nothing to do: the provider's answer is the same) or now.
+    sqlx::query(
+        "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
+         AND lease_owner = $3",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    invoice_in(tx, tenant_id, name).await
+}
+
+/// An invoice read inside `tx`; `NotFound` if there is none.
+async fn invoice_in(tx: &mut Tx, tenant_id: &str, name: &str) -> Result<StoredInvoice> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        invoice_columns!(),
+        " FROM invoices WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;
+    invoice_from(&row)
 }

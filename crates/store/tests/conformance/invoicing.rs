@@ -13,7 +13,7 @@ use crate::{open, t, tenant};
 
 /// A finalized invoice of `total` cents for period `index` of the tenant's
 /// first subscription.
-async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
+pub async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
     let sub = store.subscriptions(tenant_id).await.unwrap().remove(0);
     let period = sub.period(index);
     Invoice {
@@ -48,7 +48,7 @@ async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, tot
     }
 }
 
-fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
+pub fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
     ChargeRecord {
         idempotency_key: key.into(),
         invoice: invoice.into(),
@@ -67,7 +67,7 @@ fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
     }
 }
 
-const LEASE: SignedDuration = SignedDuration::from_mins(2);
+pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
 
 #[tokio::test]
 async fn each_period_is_finalized_once_and_never_changes() {
@@ -335,7 +335,8 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             matches!(cancel_paid, Err(StoreError::Conflict(_))),
             "{cancel_paid:?}"
         );
-        let refunded = store
+        // A refund is not a status change: it goes through the provider.
+        let marked = store
             .set_invoice_status(
                 &a.id,
                 &name,
@@ -344,6 +345,15 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
                 "operator",
                 now,
             )
+            .await;
+        assert!(matches!(marked, Err(StoreError::Conflict(_))), "{marked:?}");
+        let r = crate::refunds::refund_of(&name, &ok, now);
+        store
+            .begin_refund(&a.id, "op", &r, InvoiceStatus::REFUNDABLE, now, now + LEASE)
+            .await
+            .unwrap();
+        let refunded = store
+            .settle_refund(&a.id, "op", &crate::refunds::settled(&r, None), now)
             .await
             .unwrap();
         assert_eq!(refunded.invoice.status, InvoiceStatus::Refunded);
@@ -399,7 +409,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
         for want in [
             "invoice.finalize",
             "invoice.paid",
-            "invoice.refunded",
+            "invoice.refund",
             "invoice.cancelled",
         ] {
             assert!(
