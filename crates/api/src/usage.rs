@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::invoice::InvoiceStatus;
-use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
+use tollgate_domain::metering::{self, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
 use tollgate_domain::subscription::{Period, Subscription};
-use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_jobs::bills;
+use tollgate_jobs::usage::{self, EventOutcome, Reported, Tally};
 use tollgate_store::BucketFilter;
 
 use crate::auth::{Authorized, Caller, namespace};
@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::wire::usage::*;
 
 /// Most events one ingestion request may carry.
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = usage::MAX_BATCH;
 /// Longest range a report may cover.
 const MAX_RANGE: SignedDuration = SignedDuration::from_hours(24 * 400);
 
@@ -75,60 +75,51 @@ pub async fn ingest(
         )));
     }
     let plan = state.tenant_plan(&auth.tenant).await?;
-    let now = state.now();
-    let rules = Admission {
-        meters: &plan.catalog.meters,
-        now,
-        max_skew: state.max_event_skew(),
-        floor: admission_floor(&state, &auth.tenant).await?,
-    };
-    let mut results: Vec<EventResult> = Vec::with_capacity(events.len());
-    let mut valid = Vec::new();
-    let mut valid_at = Vec::new();
-    for (i, e) in events.into_iter().enumerate() {
-        let raw = RawEvent {
-            id: e.id,
-            metric_label: e.metric_label,
-            object_name: e.object_name,
-            quantity: e.quantity.map(|q| q.0),
-            timestamp: e.timestamp.map(|t| t.text()),
-            deployment: e.deployment,
-            container: e.container,
-        };
-        let id = raw.id.clone().unwrap_or_default();
-        match metering::validate(&raw, &ns, rules) {
-            Ok(event) => {
-                valid.push(event);
-                valid_at.push(i);
-                results.push(EventResult {
-                    id,
-                    status: "ACCEPTED",
-                    reason: None,
-                });
+    let reported: Vec<Reported> = events
+        .into_iter()
+        .map(|e| Reported {
+            namespace: ns.clone(),
+            event: RawEvent {
+                id: e.id,
+                metric_label: e.metric_label,
+                object_name: e.object_name,
+                quantity: e.quantity.map(|q| q.0),
+                timestamp: e.timestamp.map(|t| t.text()),
+                deployment: e.deployment,
+                container: e.container,
+            },
+        })
+        .collect();
+    let outcomes = usage::ingest(
+        state.store(),
+        &auth.tenant,
+        &plan.catalog,
+        state.max_event_skew(),
+        state.now(),
+        &reported,
+    )
+    .await?;
+    let tally = Tally::of(&outcomes);
+    let results = reported
+        .into_iter()
+        .zip(outcomes)
+        .map(|(r, outcome)| {
+            let (status, reason) = match outcome {
+                EventOutcome::Accepted => ("ACCEPTED", None),
+                EventOutcome::Duplicate => ("DUPLICATE", None),
+                EventOutcome::Rejected(reason) => ("REJECTED", Some(reason)),
+            };
+            EventResult {
+                id: r.event.id.unwrap_or_default(),
+                status,
+                reason,
             }
-            Err(reason) => results.push(EventResult {
-                id,
-                status: "REJECTED",
-                reason: Some(reason),
-            }),
-        }
-    }
-    if !valid.is_empty() {
-        let new = state
-            .store()
-            .ingest(auth.tenant_id(), &valid, &plan.catalog.aggregations(), now)
-            .await?;
-        for (fresh, i) in new.into_iter().zip(valid_at) {
-            if !fresh {
-                results[i].status = "DUPLICATE";
-            }
-        }
-    }
-    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+        })
+        .collect();
     Ok(Json(IngestResponse {
-        accepted: count("ACCEPTED"),
-        duplicates: count("DUPLICATE"),
-        rejected: count("REJECTED"),
+        accepted: tally.accepted,
+        duplicates: tally.duplicates,
+        rejected: tally.rejected,
         results,
     }))
 }
@@ -165,14 +156,6 @@ fn check_range(fields: &str, from: Timestamp, to: Timestamp) -> Result<(), ApiEr
         )));
     }
     Ok(())
-}
-
-/// The earliest time a tenant's usage can still be billed (see
-/// [`metering::admission_floor`]); usage in its latest finalized period
-/// becomes an adjustment on the next invoice, anything older is refused.
-async fn admission_floor(state: &AppState, tenant: &Tenant) -> Result<Timestamp, ApiError> {
-    let finalized = state.store().latest_invoice_start(&tenant.id).await?;
-    Ok(metering::admission_floor(tenant.created_at, finalized))
 }
 
 /// A report's time range.

@@ -1,7 +1,7 @@
 //! Background jobs. Each job takes its work from the database under a lease,
 //! so that several replicas never do the same work twice and work a crashed
 //! worker held is taken over once its lease expires. It is also where the
-//! use cases every entry point shares live (`refunds`).
+//! use cases every entry point shares live (`refunds`, `usage`).
 
 pub mod bills;
 pub mod catalogs;
@@ -9,6 +9,7 @@ pub mod invoices;
 pub mod maintenance;
 pub mod refunds;
 pub mod transitions;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
