@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
-use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
@@ -231,7 +230,7 @@ pub enum PaymentChange {
 }
 
 /// The aggregation of each metric (meters not listed sum).
-pub type Aggregations = std::collections::BTreeMap<String, Aggregation>;
+pub use tollgate_domain::catalog::Aggregations;
 
 /// Which hourly buckets to read.
 #[derive(Debug, Clone, Default)]
@@ -375,6 +374,17 @@ impl RefundState {
             .into_iter()
             .find(|o| o.as_str() == s)
     }
+}
+
+/// How an unsuccessful charge round ends, as the application decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundEnd {
+    /// Charge rounds completed, this one included.
+    pub attempts: u32,
+    /// The invoice's status from now on (ISSUED, or OVERDUE after the last round).
+    pub status: InvoiceStatus,
+    /// When the next round is due; `None` when there is none.
+    pub next_charge_at: Option<Timestamp>,
 }
 
 /// A refund of an invoice's successful charge.
@@ -742,24 +752,29 @@ pub trait Store: Send + Sync + 'static {
     /// Records an attempt before the provider is asked (outcome PENDING);
     /// `Conflict` if `owner` no longer holds the invoice's lease.
     async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()>;
-    /// Settles a PENDING attempt; a success marks the invoice PAID and ends
-    /// its charging. `Conflict` if `owner` no longer holds the lease.
+    /// Settles a PENDING attempt. With `invoice_status` (the caller's
+    /// decision, PAID after a success) the invoice, if still ISSUED or
+    /// OVERDUE, moves to it in the same transaction and its charging ends (no
+    /// next round, lease released). `Conflict` if `owner` no longer holds the
+    /// lease.
     async fn settle_charge(
         &self,
         tenant_id: &str,
         owner: &str,
         charge: &ChargeRecord,
+        invoice_status: Option<InvoiceStatus>,
         now: Timestamp,
     ) -> Result<()>;
-    /// Ends an unsuccessful charge round: the next round at `next`, or
-    /// OVERDUE when there is none. Releases the lease.
+    /// Ends an unsuccessful charge round of an ISSUED invoice as the caller
+    /// decided (`end`: rounds done, the status, the next round); a status
+    /// change is audited. Releases the lease; `Conflict` if `owner` no
+    /// longer holds it.
     async fn end_charge_round(
         &self,
         tenant_id: &str,
         invoice: &str,
         owner: &str,
-        attempt: u32,
-        next: Option<Timestamp>,
+        end: &RoundEnd,
         now: Timestamp,
     ) -> Result<()>;
     /// Releases a lease without changing anything (e.g. provider unavailable).

@@ -1,4 +1,5 @@
-//! Finalized invoices and their charge attempts.
+//! Finalized invoices, their charge attempts and refunds. Which status an
+//! invoice moves to is the caller's decision; this writes it under the lease.
 
 use jiff::Timestamp;
 use sqlx::Row;
@@ -7,7 +8,8 @@ use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, StoreError, StoredInvoice,
+    Actor, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
+    StoredInvoice,
 };
 
 macro_rules! invoice_columns {
@@ -328,11 +330,14 @@ pub(super) async fn settle_charge(
     tenant_id: &str,
     owner: &str,
     c: &ChargeRecord,
+    invoice_status: Option<InvoiceStatus>,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, owner, c, now) = (tenant_id.to_owned(), owner.to_owned(), c.clone(), now);
+    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
     store
-        .write(move |tx| Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, now).await }))
+        .write(move |tx| {
+            Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, invoice_status, now).await })
+        })
         .await
 }
 
@@ -341,6 +346,7 @@ async fn settle_charge_in(
     tenant_id: &str,
     owner: &str,
     c: &ChargeRecord,
+    invoice_status: Option<InvoiceStatus>,
     now: Timestamp,
 ) -> Result<()> {
     hold(tx, tenant_id, &c.invoice, owner).await?;
@@ -361,26 +367,30 @@ async fn settle_charge_in(
         // Settled before: nothing to do (the provider's answer is the same).
         return Ok(());
     }
-    let action = match c.outcome {
-        ChargeOutcome::Succeeded => {
+    let action = match invoice_status {
+        Some(to) => {
+            // Only an invoice being charged moves: one the operator
+            // cancelled after this worker's lease expired stays cancelled.
             sqlx::query(
-                "UPDATE invoices SET status = 'PAID', next_charge_at = NULL, lease_owner = NULL, lease_until = NULL, \
-                 updated_at = $1 WHERE tenant_id = $2 AND name = $3 AND status IN ('ISSUED', 'OVERDUE')",
+                "UPDATE invoices SET status = $1, next_charge_at = NULL, lease_owner = NULL, lease_until = NULL, \
+                 updated_at = $2 WHERE tenant_id = $3 AND name = $4 AND status IN ('ISSUED', 'OVERDUE')",
             )
+            .bind(to.as_str())
             .bind(micros(now))
             .bind(tenant_id)
             .bind(&c.invoice)
             .execute(&mut **tx)
             .await?;
-            "invoice.paid"
+            format!("invoice.{}", to.as_str().to_ascii_lowercase())
         }
-        _ => "invoice.charge_failed",
+        None if c.outcome == ChargeOutcome::Succeeded => "invoice.charged".to_owned(),
+        None => "invoice.charge_failed".to_owned(),
     };
     audit_in(
         tx,
         Some(tenant_id),
         "tollgate/charge-worker",
-        action,
+        &action,
         &format!("invoice/{}", c.invoice),
         None,
         Some(serde_json::json!({
@@ -405,23 +415,13 @@ pub(super) async fn end_charge_round(
     tenant_id: &str,
     invoice: &str,
     owner: &str,
-    attempt: u32,
-    next: Option<Timestamp>,
+    end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, invoice, owner, attempt, next, now) = (
-        tenant_id.to_owned(),
-        invoice.to_owned(),
-        owner.to_owned(),
-        attempt,
-        next,
-        now,
-    );
+    let (tenant_id, invoice, owner, end) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned(), *end);
     store
         .write(move |tx| {
-            Box::pin(async move {
-                end_charge_round_in(tx, &tenant_id, &invoice, &owner, attempt, next, now).await
-            })
+            Box::pin(async move { end_charge_round_in(tx, &tenant_id, &invoice, &owner, &end, now).await })
         })
         .await
 }
@@ -431,33 +431,33 @@ async fn end_charge_round_in(
     tenant_id: &str,
     invoice: &str,
     owner: &str,
-    attempt: u32,
-    next: Option<Timestamp>,
+    end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
     hold(tx, tenant_id, invoice, owner).await?;
-    let status = if next.is_some() { "ISSUED" } else { "OVERDUE" };
-    sqlx::query(
+    let ended = sqlx::query(
         "UPDATE invoices SET status = $1, attempts = $2, next_charge_at = $3, lease_owner = NULL, lease_until = NULL, \
          updated_at = $4 WHERE tenant_id = $5 AND name = $6 AND status = 'ISSUED'",
     )
-    .bind(status)
-    .bind(i64::from(attempt))
-    .bind(next.map(micros))
+    .bind(end.status.as_str())
+    .bind(i64::from(end.attempts))
+    .bind(end.next_charge_at.map(micros))
     .bind(micros(now))
     .bind(tenant_id)
     .bind(invoice)
     .execute(&mut **tx)
-    .await?;
-    if next.is_none() {
+    .await?
+    .rows_affected();
+    // The invoice was ISSUED: a new status is a change, audited.
+    if ended > 0 && end.status != InvoiceStatus::Issued {
         audit_in(
             tx,
             Some(tenant_id),
             "tollgate/charge-worker",
-            "invoice.overdue",
+            &format!("invoice.{}", end.status.as_str().to_ascii_lowercase()),
             &format!("invoice/{invoice}"),
             None,
-            Some(serde_json::json!({"status": "OVERDUE", "attempts": attempt})),
+            Some(serde_json::json!({"status": end.status.as_str(), "attempts": end.attempts})),
             now,
         )
         .await?;

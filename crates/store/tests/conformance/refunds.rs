@@ -68,7 +68,10 @@ async fn pay(store: &dyn Store, a: &Tenant, now: Timestamp) -> ChargeRecord {
         reference: Some("ch_0123".into()),
         ..c
     };
-    store.settle_charge(&a.id, "w", &ok, now).await.unwrap();
+    store
+        .settle_charge(&a.id, "w", &ok, Some(InvoiceStatus::Paid), now)
+        .await
+        .unwrap();
     ok
 }
 
@@ -105,7 +108,10 @@ async fn a_refund_is_refused_while_a_charge_holds_the_lease_and_changes_nothing(
         );
         assert!(store.invoice_refunds(&a.id, NAME).await.unwrap().is_empty());
         // The charge worker still holds the lease and settles its attempt.
-        store.settle_charge(&a.id, "w", &ok, during).await.unwrap();
+        store
+            .settle_charge(&a.id, "w", &ok, Some(InvoiceStatus::Paid), during)
+            .await
+            .unwrap();
         let paid = store.invoice(&a.id, NAME).await.unwrap().unwrap();
         assert_eq!(
             (paid.invoice.status, paid.leased_until),
