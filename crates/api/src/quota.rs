@@ -1,12 +1,13 @@
 //! The quota family: the seven contract operations and the reserve, release
-//! and reconcile extensions that enforce quotas for platform services.
+//! and reconcile extensions that enforce quotas for platform services. The
+//! rules of a usage change (its key, amount caps, `request_id`, why a
+//! reservation is refused) are `domain::quota`'s; this translates.
 
 use axum::Json;
 use axum::extract::State;
 use tollgate_domain::names::Name;
 use tollgate_domain::object::{ObjectMeta, validate_user_meta};
-use tollgate_domain::quota::{KeyFamily, Limit, QuotaKey, QuotaObject, ResourceAmount};
-use tollgate_domain::{Error, ErrorKind, Reason};
+use tollgate_domain::quota::{self, AmountKind, KeyFamily, QuotaObject};
 use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
 
 use crate::auth::{Authorized, Caller, namespace, require_system};
@@ -427,92 +428,6 @@ pub async fn usage(
     Ok(Json(usage_report(&state, &auth).await?))
 }
 
-/// Longest accepted `request_id`.
-const MAX_REQUEST_ID: usize = 256;
-/// Largest amount of one change, so that sums stay far from i64 overflow.
-const MAX_OBJECT_AMOUNT: i64 = i32::MAX as i64;
-const MAX_RESOURCE_UNITS: i64 = 1_000_000_000;
-
-/// Reads `kind` xor `resource` into a family and key.
-fn usage_key(kind: Option<String>, resource: Option<String>) -> Result<(KeyFamily, String), ApiError> {
-    match (kind.filter(|k| !k.is_empty()), resource.filter(|r| !r.is_empty())) {
-        (Some(k), None) => Ok((KeyFamily::Object, QuotaKey::parse("kind", &k)?.to_string())),
-        (None, Some(r)) => Ok((KeyFamily::Resource, QuotaKey::parse("resource", &r)?.to_string())),
-        (Some(_), Some(_)) => Err(ApiError::invalid(
-            "kind, resource: give exactly one of them, not both",
-        )),
-        (None, None) => Err(ApiError::invalid("kind, resource: one of them is required")),
-    }
-}
-
-/// Reads an amount in base units (count or millionths); `allow_zero` for
-/// absolute values.
-fn usage_amount(
-    field: &str,
-    family: KeyFamily,
-    lit: Option<crate::wire::DecimalLit>,
-    allow_zero: bool,
-) -> Result<i64, ApiError> {
-    let lit = lit.ok_or_else(|| ApiError::invalid(format!("{field}: is required")))?;
-    let amount = ResourceAmount::parse(field, &lit.0)?;
-    let micros = amount.micros();
-    let too_small = if allow_zero { micros < 0 } else { micros <= 0 };
-    if too_small {
-        let bound = if allow_zero {
-            "zero or more"
-        } else {
-            "more than zero"
-        };
-        return Err(ApiError::invalid(format!(
-            "{field}: must be {bound}, got {amount}"
-        )));
-    }
-    match family {
-        KeyFamily::Object => {
-            if micros % 1_000_000 != 0 {
-                return Err(ApiError::invalid(format!(
-                    "{field}: object counts are whole numbers, got {amount}"
-                )));
-            }
-            let count = micros / 1_000_000;
-            if count > MAX_OBJECT_AMOUNT {
-                return Err(ApiError::invalid(format!("{field}: at most {MAX_OBJECT_AMOUNT}")));
-            }
-            Ok(count)
-        }
-        KeyFamily::Resource => {
-            if micros > MAX_RESOURCE_UNITS * 1_000_000 {
-                return Err(ApiError::invalid(format!(
-                    "{field}: at most {MAX_RESOURCE_UNITS}"
-                )));
-            }
-            Ok(micros)
-        }
-    }
-}
-
-fn request_id(raw: Option<String>) -> Result<String, ApiError> {
-    let id = raw.unwrap_or_default();
-    if id.is_empty() {
-        return Err(ApiError::invalid(
-            "request_id: is required, so that a retried request is not counted twice",
-        ));
-    }
-    if id.len() > MAX_REQUEST_ID || id.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "request_id: must be at most {MAX_REQUEST_ID} bytes of printable text"
-        )));
-    }
-    Ok(id)
-}
-
-fn describe(family: KeyFamily) -> &'static str {
-    match family {
-        KeyFamily::Object => "object kind",
-        KeyFamily::Resource => "resource",
-    }
-}
-
 async fn change_usage(
     state: &AppState,
     auth: &Authorized,
@@ -540,49 +455,7 @@ async fn change_usage(
                 UsageOp::Reserve { amount } => amount,
                 _ => 0,
             };
-            let show = |v: i64| match family {
-                KeyFamily::Object => v.to_string(),
-                KeyFamily::Resource => ResourceAmount::from_micros(v).to_string(),
-            };
-            let capped = s.current.saturating_add(requested) > family.max_usage();
-            let message = if capped {
-                // Whatever the limit (unlimited too), a key's total is capped.
-                format!(
-                    "{} {key:?} cannot count more than {}: current usage {}, requested {}",
-                    describe(family),
-                    show(family.max_usage()),
-                    show(s.current),
-                    show(requested)
-                )
-            } else {
-                format!(
-                    "quota exceeded for {} {key:?}: limit {}, current usage {}, requested {}",
-                    describe(family),
-                    show(s.limit.as_raw()),
-                    show(s.current),
-                    show(requested)
-                )
-            };
-            // The facts a client needs without parsing the message, named as
-            // in a usage answer (`kind` or `resource`, `limit`, `current`).
-            let key_field = match family {
-                KeyFamily::Object => "kind",
-                KeyFamily::Resource => "resource",
-            };
-            let limit = match s.limit {
-                Limit::Unlimited => "-1".to_owned(),
-                Limit::Max(m) => show(m),
-            };
-            let mut error = Error::new(ErrorKind::ResourceExhausted, message)
-                .with_reason(Reason::QuotaExceeded)
-                .with_metadata(key_field, key.as_str())
-                .with_metadata("limit", limit)
-                .with_metadata("current", show(s.current))
-                .with_metadata("requested", show(requested));
-            if capped {
-                error = error.with_metadata("max_usage", show(family.max_usage()));
-            }
-            return Err(error.into());
+            return Err(quota::refusal(family, &key, s.limit, s.current, requested).into());
         }
     };
     let (kind, resource) = match family {
@@ -671,10 +544,15 @@ async fn relative_change(
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
     let ns = namespace(ns)?;
     let auth = caller.authorize(&state, op, &ns).await?;
-    let (family, key) = usage_key(body.kind, body.resource)?;
-    let amount = usage_amount("amount", family, body.amount, false)?;
-    let id = request_id(body.request_id)?;
-    change_usage(&state, &auth, family, key, change(amount), Some(id)).await
+    let (family, key) = quota::usage_key(body.kind.as_deref(), body.resource.as_deref())?;
+    let amount = quota::usage_amount(
+        "amount",
+        family,
+        body.amount.as_ref().map(|a| a.0.as_str()),
+        AmountKind::Change,
+    )?;
+    let id = quota::request_id(body.request_id)?;
+    change_usage(&state, &auth, family, key.to_string(), change(amount), Some(id)).await
 }
 
 /// Record the absolute usage of a key (beyond the contract), e.g. after a
@@ -701,7 +579,20 @@ pub async fn reconcile(
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaReconcile, &ns).await?;
-    let (family, key) = usage_key(body.kind, body.resource)?;
-    let current = usage_amount("current", family, body.current, true)?;
-    change_usage(&state, &auth, family, key, UsageOp::Reconcile { current }, None).await
+    let (family, key) = quota::usage_key(body.kind.as_deref(), body.resource.as_deref())?;
+    let current = quota::usage_amount(
+        "current",
+        family,
+        body.current.as_ref().map(|c| c.0.as_str()),
+        AmountKind::Absolute,
+    )?;
+    change_usage(
+        &state,
+        &auth,
+        family,
+        key.to_string(),
+        UsageOp::Reconcile { current },
+        None,
+    )
+    .await
 }

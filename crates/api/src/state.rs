@@ -72,7 +72,7 @@ impl AppState {
                 .map(|t| tollgate_domain::token::digest(&t)),
             max_event_skew: options
                 .max_event_skew
-                .unwrap_or(jiff::SignedDuration::from_mins(5)),
+                .unwrap_or(tollgate_jobs::usage::DEFAULT_MAX_SKEW),
             report_key: tokio::sync::OnceCell::new(),
             invoicing: options.invoicing.unwrap_or_default(),
             retention: options.retention.unwrap_or_default(),

@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::invoice::InvoiceStatus;
-use tollgate_domain::metering::{self, Admission, Coverage, RawEvent};
+use tollgate_domain::metering::{self, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
-use tollgate_domain::subscription::{Period, Subscription};
-use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_jobs::bills;
+use tollgate_jobs::reports::{self, ReportRange};
+use tollgate_jobs::usage::{self, EventOutcome, Reported, Tally};
 use tollgate_store::BucketFilter;
 
 use crate::auth::{Authorized, Caller, namespace};
@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::wire::usage::*;
 
 /// Most events one ingestion request may carry.
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = usage::MAX_BATCH;
 /// Longest range a report may cover.
 const MAX_RANGE: SignedDuration = SignedDuration::from_hours(24 * 400);
 
@@ -75,60 +75,51 @@ pub async fn ingest(
         )));
     }
     let plan = state.tenant_plan(&auth.tenant).await?;
-    let now = state.now();
-    let rules = Admission {
-        meters: &plan.catalog.meters,
-        now,
-        max_skew: state.max_event_skew(),
-        floor: admission_floor(&state, &auth.tenant).await?,
-    };
-    let mut results: Vec<EventResult> = Vec::with_capacity(events.len());
-    let mut valid = Vec::new();
-    let mut valid_at = Vec::new();
-    for (i, e) in events.into_iter().enumerate() {
-        let raw = RawEvent {
-            id: e.id,
-            metric_label: e.metric_label,
-            object_name: e.object_name,
-            quantity: e.quantity.map(|q| q.0),
-            timestamp: e.timestamp.map(|t| t.text()),
-            deployment: e.deployment,
-            container: e.container,
-        };
-        let id = raw.id.clone().unwrap_or_default();
-        match metering::validate(&raw, &ns, rules) {
-            Ok(event) => {
-                valid.push(event);
-                valid_at.push(i);
-                results.push(EventResult {
-                    id,
-                    status: "ACCEPTED",
-                    reason: None,
-                });
+    let reported: Vec<Reported> = events
+        .into_iter()
+        .map(|e| Reported {
+            namespace: ns.clone(),
+            event: RawEvent {
+                id: e.id,
+                metric_label: e.metric_label,
+                object_name: e.object_name,
+                quantity: e.quantity.map(|q| q.0),
+                timestamp: e.timestamp.map(|t| t.text()),
+                deployment: e.deployment,
+                container: e.container,
+            },
+        })
+        .collect();
+    let outcomes = usage::ingest(
+        state.store(),
+        &auth.tenant,
+        &plan.catalog,
+        state.max_event_skew(),
+        state.now(),
+        &reported,
+    )
+    .await?;
+    let tally = Tally::of(&outcomes);
+    let results = reported
+        .into_iter()
+        .zip(outcomes)
+        .map(|(r, outcome)| {
+            let (status, reason) = match outcome {
+                EventOutcome::Accepted => ("ACCEPTED", None),
+                EventOutcome::Duplicate => ("DUPLICATE", None),
+                EventOutcome::Rejected(reason) => ("REJECTED", Some(reason)),
+            };
+            EventResult {
+                id: r.event.id.unwrap_or_default(),
+                status,
+                reason,
             }
-            Err(reason) => results.push(EventResult {
-                id,
-                status: "REJECTED",
-                reason: Some(reason),
-            }),
-        }
-    }
-    if !valid.is_empty() {
-        let new = state
-            .store()
-            .ingest(auth.tenant_id(), &valid, &plan.catalog.aggregations(), now)
-            .await?;
-        for (fresh, i) in new.into_iter().zip(valid_at) {
-            if !fresh {
-                results[i].status = "DUPLICATE";
-            }
-        }
-    }
-    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+        })
+        .collect();
     Ok(Json(IngestResponse {
-        accepted: count("ACCEPTED"),
-        duplicates: count("DUPLICATE"),
-        rejected: count("REJECTED"),
+        accepted: tally.accepted,
+        duplicates: tally.duplicates,
+        rejected: tally.rejected,
         results,
     }))
 }
@@ -167,98 +158,25 @@ fn check_range(fields: &str, from: Timestamp, to: Timestamp) -> Result<(), ApiEr
     Ok(())
 }
 
-/// The earliest time a tenant's usage can still be billed (see
-/// [`metering::admission_floor`]); usage in its latest finalized period
-/// becomes an adjustment on the next invoice, anything older is refused.
-async fn admission_floor(state: &AppState, tenant: &Tenant) -> Result<Timestamp, ApiError> {
-    let finalized = state.store().latest_invoice_start(&tenant.id).await?;
-    Ok(metering::admission_floor(tenant.created_at, finalized))
-}
-
-/// A report's time range.
-#[derive(Debug, Clone)]
-struct Range {
-    /// As asked (or defaulted); what the report lines show.
-    from: Timestamp,
-    to: Timestamp,
-    /// The billing period the range is, if it is exactly one (none given:
-    /// the current one).
-    period: Option<(Subscription, Period)>,
-}
-
-impl Range {
-    /// The time whose usage the range covers: a billing period's actual
-    /// bounds (a period cut short ends at the cut, even when `to` named its
-    /// nominal end), else `[from, to)`.
-    fn span(&self) -> (Timestamp, Timestamp) {
-        match &self.period {
-            Some((_, p)) => (p.start, p.actual_end),
-            None => (self.from, self.to),
-        }
-    }
-
-    /// A billing period covers the hours that end in it, so that it agrees
-    /// with `monthly_usage` and invoices; another range every hour it overlaps.
-    fn coverage(&self) -> Coverage {
-        if self.period.is_some() {
-            Coverage::Period
-        } else {
-            Coverage::Overlap
-        }
-    }
-
-    /// The bucket hours the range covers.
-    fn hours(&self) -> (Timestamp, Timestamp) {
-        let (from, to) = self.span();
-        metering::bucket_hours(from, to, self.coverage())
-    }
-}
-
-/// `from`/`to` of a request, defaulting to the current billing period. A
-/// range that is exactly one of the tenant's billing periods is treated as
-/// that period.
+/// `from`/`to` of a request (empty = absent), parsed, then resolved by the
+/// application layer: defaulting to the current billing period, and a range
+/// that is exactly one of the tenant's billing periods is that period.
 async fn range(
     state: &AppState,
     auth: &Authorized,
     from: Option<&str>,
     to: Option<&str>,
-) -> Result<Range, ApiError> {
-    let from = from.filter(|s| !s.is_empty());
-    let to = to.filter(|s| !s.is_empty());
-    let now = state.now();
-    let subscriptions = state.store().subscriptions(auth.tenant_id()).await?;
-    let (from, to, period) = match (from, to) {
-        (None, None) => {
-            let sub = subscriptions.iter().find(|s| s.is_current()).ok_or_else(|| {
-                ApiError::new(ErrorKind::Internal, "the tenant has no current subscription")
-            })?;
-            let period = sub.period_at(now);
-            (period.start, period.end, Some((sub.clone(), period)))
-        }
-        (f, t) => {
-            let current = subscriptions
-                .iter()
-                .find(|s| s.is_current())
-                .map(|s| s.period_at(now));
-            let from = match f {
-                Some(f) => parse_time("from", f)?,
-                None => current.map(|p| p.start).unwrap_or(now),
-            };
-            let to = match t {
-                Some(t) => parse_time("to", t)?,
-                None => current.map(|p| p.end).unwrap_or(now),
-            };
-            let period = subscriptions.iter().find_map(|s| {
-                s.periods_until(now)
-                    .into_iter()
-                    .find(|p| p.start == from && (p.actual_end == to || p.end == to))
-                    .map(|p| (s.clone(), p))
-            });
-            (from, to, period)
-        }
+) -> Result<ReportRange, ApiError> {
+    let parse = |field: &str, s: Option<&str>| {
+        s.filter(|s| !s.is_empty())
+            .map(|s| parse_time(field, s))
+            .transpose()
     };
-    check_range("from, to", from, to)?;
-    Ok(Range { from, to, period })
+    let (from, to) = (parse("from", from)?, parse("to", to)?);
+    let subscriptions = state.store().subscriptions(auth.tenant_id()).await?;
+    let r = ReportRange::resolve(&subscriptions, from, to, state.now())?;
+    check_range("from, to", r.from, r.to)?;
+    Ok(r)
 }
 
 /// What `hourly_breakdown_query` carries, signed so that it cannot be forged
@@ -549,49 +467,11 @@ pub async fn current_usage(
     body_namespace(body.namespace.as_deref(), &ns)?;
     let r = range(&state, &auth, body.from.as_deref(), body.to.as_deref()).await?;
     let (from, to) = (r.from, r.to);
-    let store = state.store();
-    // A billing period is rated with the plan it was on; any other range
-    // with the tenant's current plan.
-    let (catalog, plan_name) = match &r.period {
-        Some((sub, _)) => (
-            state.catalogs().version(store, sub.catalog_version).await?,
-            sub.plan.clone(),
-        ),
-        None => {
-            let current = state.tenant_plan(&auth.tenant).await?;
-            (current.catalog.clone(), current.plan().name.clone())
-        }
-    };
-    let p = catalog.plan(&plan_name).ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::Internal,
-            format!("plan {plan_name:?} is missing from its catalog"),
-        )
-    })?;
-    let bill = match (&r.period, ns.is_system()) {
-        // The whole tenant's period: exactly what its invoice bills.
-        (Some((_, period)), true) => bills::period_bill(store, &catalog, p, auth.tenant_id(), period).await?,
-        (_, whole_tenant) => {
-            let quantities = bills::quantities(
-                store,
-                &catalog,
-                auth.tenant_id(),
-                scope(&ns),
-                r.span(),
-                r.coverage(),
-            )
-            .await?;
-            // Coupons discount the tenant's bill; a namespace only sees its usage.
-            let coupons = if whole_tenant {
-                bills::coupons_for(&store.tenant_coupons(auth.tenant_id()).await?, from, to)
-            } else {
-                Vec::new()
-            };
-            tollgate_domain::rating::bill(&catalog, p, &quantities, None, coupons)
-        }
-    };
+    let versions = state.catalogs().versions();
+    let rated = reports::range_bill(state.store(), &versions, &auth.tenant, &r, scope(&ns)).await?;
+    let (catalog, bill) = (&rated.catalog, &rated.bill);
     Ok(Json(ListCurrentUsageResp {
-        usage_items: bill_items(&catalog, p, &bill, from, to),
+        usage_items: bill_items(catalog, rated.plan(), bill, from, to),
         coupons: bill.coupons.iter().map(coupon_type).collect(),
         discount: bill.totals.discount.to_string(),
         total_cost: bill.totals.total.to_string(),

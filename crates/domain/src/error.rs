@@ -148,6 +148,14 @@ reasons! {
     InvoiceWrongStatus = "INVOICE_WRONG_STATUS" (FailedPrecondition),
     /// The invoice is being charged right now; retry once the charge has finished.
     InvoiceBeingCharged = "INVOICE_BEING_CHARGED" (FailedPrecondition),
+    /// The invoice has been refunded already.
+    InvoiceAlreadyRefunded = "INVOICE_ALREADY_REFUNDED" (FailedPrecondition),
+    /// A refund of the invoice is in progress, or was interrupted and resumes once its lease expires.
+    RefundInProgress = "REFUND_IN_PROGRESS" (FailedPrecondition),
+    /// The invoice has no successful charge with a provider reference to refund.
+    NothingToRefund = "NOTHING_TO_REFUND" (FailedPrecondition),
+    /// A refund's idempotency key is already used by another refund (a caller bug).
+    RefundKeyReused = "REFUND_KEY_REUSED" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific

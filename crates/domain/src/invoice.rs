@@ -340,6 +340,23 @@ pub fn next_attempt(
     Some(issued_at.saturating_add(*delay).unwrap_or(Timestamp::MAX))
 }
 
+/// The status an invoice being charged moves to once an attempt is settled:
+/// PAID after a successful one (its charging ends); otherwise none yet, the
+/// round goes on with the next payment method.
+pub fn status_after_attempt(succeeded: bool) -> Option<InvoiceStatus> {
+    succeeded.then_some(InvoiceStatus::Paid)
+}
+
+/// The status of an invoice after a charge round in which no attempt
+/// succeeded: ISSUED while another round is scheduled (`next`, from
+/// [`next_attempt`]), else OVERDUE: no more automatic charges.
+pub fn status_after_round(next: Option<Timestamp>) -> InvoiceStatus {
+    match next {
+        Some(_) => InvoiceStatus::Issued,
+        None => InvoiceStatus::Overdue,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +473,21 @@ mod tests {
         // A delay past the end of time is never due (not a panic).
         let forever = [jiff::SignedDuration::MAX];
         assert_eq!(next_attempt(at, 1, &forever), Some(Timestamp::MAX));
+    }
+
+    #[test]
+    fn a_success_pays_and_a_round_without_one_waits_for_the_next_or_is_overdue() {
+        assert_eq!(status_after_attempt(true), Some(InvoiceStatus::Paid));
+        assert_eq!(status_after_attempt(false), None);
+        let schedule = [jiff::SignedDuration::from_hours(24)];
+        let at = t("2026-12-01T00:00:00Z");
+        assert_eq!(
+            status_after_round(next_attempt(at, 1, &schedule)),
+            InvoiceStatus::Issued
+        );
+        assert_eq!(
+            status_after_round(next_attempt(at, 2, &schedule)),
+            InvoiceStatus::Overdue
+        );
     }
 }

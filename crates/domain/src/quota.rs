@@ -626,3 +626,249 @@ pub fn key_info(key: &str) -> KeyInfo {
         description,
     }
 }
+
+/// Longest `request_id` of a usage change, in bytes.
+pub const MAX_REQUEST_ID: usize = 256;
+
+/// The key a usage change names: an object `kind` or a `resource`, exactly
+/// one of them (an empty one counts as absent).
+pub fn usage_key(kind: Option<&str>, resource: Option<&str>) -> Result<(KeyFamily, QuotaKey), Error> {
+    match (kind.filter(|k| !k.is_empty()), resource.filter(|r| !r.is_empty())) {
+        (Some(k), None) => Ok((KeyFamily::Object, QuotaKey::parse("kind", k)?)),
+        (None, Some(r)) => Ok((KeyFamily::Resource, QuotaKey::parse("resource", r)?)),
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "kind, resource: give exactly one of them, not both",
+        )),
+        (None, None) => Err(Error::invalid("kind, resource: one of them is required")),
+    }
+}
+
+/// What the amount of a usage change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmountKind {
+    /// How much to reserve or release: more than zero.
+    Change,
+    /// The usage as counted (reconcile): zero or more.
+    Absolute,
+}
+
+/// The amount of a usage change in base units (a count, or millionths of a
+/// resource unit) from its JSON literal; the error names `field`. Object
+/// counts are whole; no amount passes the family's cap
+/// ([`KeyFamily::max_usage`]), so sums stay far from overflow.
+pub fn usage_amount(
+    field: &str,
+    family: KeyFamily,
+    literal: Option<&str>,
+    kind: AmountKind,
+) -> Result<i64, Error> {
+    let literal = literal.ok_or_else(|| Error::invalid(format!("{field}: is required")))?;
+    let amount = ResourceAmount::parse(field, literal)?;
+    let micros = amount.micros();
+    let (too_small, bound) = match kind {
+        AmountKind::Change => (micros <= 0, "more than zero"),
+        AmountKind::Absolute => (micros < 0, "zero or more"),
+    };
+    if too_small {
+        return Err(Error::invalid(format!("{field}: must be {bound}, got {amount}")));
+    }
+    match family {
+        KeyFamily::Object => {
+            if micros % RESOURCE_UNIT != 0 {
+                return Err(Error::invalid(format!(
+                    "{field}: object counts are whole numbers, got {amount}"
+                )));
+            }
+            let count = micros / RESOURCE_UNIT;
+            let cap = family.max_usage();
+            if count > cap {
+                return Err(Error::invalid(format!("{field}: at most {cap}")));
+            }
+            Ok(count)
+        }
+        KeyFamily::Resource => {
+            let cap = family.max_usage();
+            if micros > cap {
+                return Err(Error::invalid(format!(
+                    "{field}: at most {}",
+                    cap / RESOURCE_UNIT
+                )));
+            }
+            Ok(micros)
+        }
+    }
+}
+
+/// A usage change's `request_id`: required, so that a retried request is
+/// not counted twice, and at most [`MAX_REQUEST_ID`] bytes of printable text.
+pub fn request_id(raw: Option<String>) -> Result<String, Error> {
+    let id = raw.unwrap_or_default();
+    if id.is_empty() {
+        return Err(Error::invalid(
+            "request_id: is required, so that a retried request is not counted twice",
+        ));
+    }
+    if id.len() > MAX_REQUEST_ID || id.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "request_id: must be at most {MAX_REQUEST_ID} bytes of printable text"
+        )));
+    }
+    Ok(id)
+}
+
+impl KeyFamily {
+    /// What a key of this family is, in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Object => "object kind",
+            Self::Resource => "resource",
+        }
+    }
+
+    /// An amount in base units as people write it (a count, or resource units).
+    pub fn show(self, base_units: i64) -> String {
+        match self {
+            Self::Object => base_units.to_string(),
+            Self::Resource => ResourceAmount::from_micros(base_units).to_string(),
+        }
+    }
+}
+
+/// Why a reservation of `requested` on `key` was refused, given the key's
+/// `limit` and `current` usage: the family's cap, which holds whatever the
+/// limit (unlimited too), or the limit (ResourceExhausted).
+pub fn refusal(family: KeyFamily, key: &str, limit: Limit, current: i64, requested: i64) -> Error {
+    let capped = current.saturating_add(requested) > family.max_usage();
+    let message = if capped {
+        format!(
+            "{} {key:?} cannot count more than {}: current usage {}, requested {}",
+            family.describe(),
+            family.show(family.max_usage()),
+            family.show(current),
+            family.show(requested)
+        )
+    } else {
+        format!(
+            "quota exceeded for {} {key:?}: limit {}, current usage {}, requested {}",
+            family.describe(),
+            family.show(limit.as_raw()),
+            family.show(current),
+            family.show(requested)
+        )
+    };
+    // The facts a client needs without parsing the message, named as in a
+    // usage answer (`kind` or `resource`, `limit`, `current`).
+    let key_field = match family {
+        KeyFamily::Object => "kind",
+        KeyFamily::Resource => "resource",
+    };
+    let limit = match limit {
+        Limit::Unlimited => "-1".to_owned(),
+        Limit::Max(m) => family.show(m),
+    };
+    let mut error = Error::new(crate::ErrorKind::ResourceExhausted, message)
+        .with_reason(crate::Reason::QuotaExceeded)
+        .with_metadata(key_field, key)
+        .with_metadata("limit", limit)
+        .with_metadata("current", family.show(current))
+        .with_metadata("requested", family.show(requested));
+    if capped {
+        error = error.with_metadata("max_usage", family.show(family.max_usage()));
+    }
+    error
+}
+
+#[cfg(test)]
+mod change_rules {
+    use super::*;
+
+    #[test]
+    fn a_change_names_exactly_one_key() {
+        assert_eq!(usage_key(Some("namespace"), None).unwrap().0, KeyFamily::Object);
+        assert_eq!(usage_key(Some(""), Some("vcpu")).unwrap().0, KeyFamily::Resource);
+        assert!(
+            usage_key(Some("a"), Some("b"))
+                .unwrap_err()
+                .message
+                .contains("not both")
+        );
+        assert!(
+            usage_key(None, Some(""))
+                .unwrap_err()
+                .message
+                .contains("required")
+        );
+    }
+
+    #[test]
+    fn amounts_are_positive_whole_for_objects_and_capped() {
+        let amount = |family, lit: &str, kind| usage_amount("amount", family, Some(lit), kind);
+        assert_eq!(amount(KeyFamily::Object, "3", AmountKind::Change), Ok(3));
+        assert_eq!(
+            amount(KeyFamily::Resource, "2.5", AmountKind::Change),
+            Ok(2_500_000)
+        );
+        assert_eq!(amount(KeyFamily::Object, "0", AmountKind::Absolute), Ok(0));
+        let err = |family, lit: &str, kind| {
+            usage_amount("amount", family, Some(lit), kind)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            err(KeyFamily::Object, "0", AmountKind::Change),
+            "amount: must be more than zero, got 0"
+        );
+        assert_eq!(
+            err(KeyFamily::Object, "-1", AmountKind::Absolute),
+            "amount: must be zero or more, got -1"
+        );
+        assert_eq!(
+            err(KeyFamily::Object, "1.5", AmountKind::Change),
+            "amount: object counts are whole numbers, got 1.5"
+        );
+        assert_eq!(
+            err(KeyFamily::Object, "2147483648", AmountKind::Change),
+            "amount: at most 2147483647"
+        );
+        assert_eq!(
+            amount(KeyFamily::Object, "2147483647", AmountKind::Change),
+            Ok(2_147_483_647)
+        );
+        assert_eq!(
+            err(KeyFamily::Resource, "1000000000.000001", AmountKind::Change),
+            "amount: at most 1000000000"
+        );
+        assert_eq!(
+            usage_amount("current", KeyFamily::Object, None, AmountKind::Absolute)
+                .unwrap_err()
+                .message,
+            "current: is required"
+        );
+    }
+
+    #[test]
+    fn request_ids_are_required_short_and_printable() {
+        assert_eq!(request_id(Some("r-1".into())), Ok("r-1".into()));
+        assert!(request_id(None).unwrap_err().message.contains("is required"));
+        assert!(request_id(Some(String::new())).is_err());
+        assert!(request_id(Some("a\nb".into())).is_err());
+        assert!(request_id(Some("x".repeat(MAX_REQUEST_ID))).is_ok());
+        assert!(request_id(Some("x".repeat(MAX_REQUEST_ID + 1))).is_err());
+    }
+
+    #[test]
+    fn a_refusal_names_the_cap_or_the_limit() {
+        let e = refusal(KeyFamily::Object, "site", Limit::from_raw(5), 5, 1);
+        assert_eq!(e.kind, crate::ErrorKind::ResourceExhausted);
+        assert_eq!(
+            e.message,
+            "quota exceeded for object kind \"site\": limit 5, current usage 5, requested 1"
+        );
+        let cap = KeyFamily::Resource.max_usage();
+        let e = refusal(KeyFamily::Resource, "vcpu", Limit::from_raw(-1), cap, 500_000);
+        assert_eq!(
+            e.message,
+            "resource \"vcpu\" cannot count more than 1000000000: current usage 1000000000, requested 0.5"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::{Period, Subscription};
 use tollgate_domain::tenant::Tenant;
 use tollgate_payments::{Charge, ProviderError};
-use tollgate_store::{ChargeOutcome, ChargeRecord, Store, StoreError, StoredInvoice};
+use tollgate_store::{ChargeOutcome, ChargeRecord, RoundEnd, Store, StoreError, StoredInvoice};
 
 use crate::JobContext;
 use crate::bills;
@@ -389,8 +389,11 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
             return Ok(Asked::Unavailable);
         }
     };
+    // The application decides where the invoice goes; the store writes it
+    // under the lease.
+    let moves_to = invoice::status_after_attempt(record.outcome == ChargeOutcome::Succeeded);
     ctx.store
-        .settle_charge(tenant_id, &ctx.worker_id, &record, now)
+        .settle_charge(tenant_id, &ctx.worker_id, &record, moves_to, now)
         .await?;
     tracing::info!(
         tenant = tenant_id,
@@ -480,8 +483,13 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
     }
     let issued_at = inv.issued_at.unwrap_or(now);
     let next = invoice::next_attempt(issued_at, attempt, &ctx.invoicing.retry_delays);
+    let end = RoundEnd {
+        attempts: attempt,
+        status: invoice::status_after_round(next),
+        next_charge_at: next,
+    };
     ctx.store
-        .end_charge_round(tenant_id, &name, &ctx.worker_id, attempt, next, ctx.clock.now())
+        .end_charge_round(tenant_id, &name, &ctx.worker_id, &end, ctx.clock.now())
         .await?;
     if next.is_none() {
         tracing::warn!(tenant = tenant_id, invoice = %name, attempts = attempt, "invoice overdue");

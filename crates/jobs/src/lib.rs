@@ -1,14 +1,18 @@
 //! Background jobs. Each job takes its work from the database under a lease,
 //! so that several replicas never do the same work twice and work a crashed
-//! worker held is taken over once its lease expires.
+//! worker held is taken over once its lease expires. It is also where the
+//! use cases every entry point shares live (`refunds`, `usage`, `reports`).
 
 pub mod bills;
 pub mod catalogs;
 pub mod coupons;
 pub mod invoices;
 pub mod maintenance;
+pub mod refunds;
+pub mod reports;
 pub mod tenancy;
 pub mod transitions;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;

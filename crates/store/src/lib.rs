@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
-use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
@@ -242,7 +241,7 @@ pub enum PaymentChange {
 }
 
 /// The aggregation of each metric (meters not listed sum).
-pub type Aggregations = std::collections::BTreeMap<String, Aggregation>;
+pub use tollgate_domain::catalog::Aggregations;
 
 /// Which hourly buckets to read.
 #[derive(Debug, Clone, Default)]
@@ -289,6 +288,16 @@ pub struct StoredInvoice {
     pub attempts: u32,
     /// When the next charge round is due; `None` when nothing is left to charge.
     pub next_charge_at: Option<Timestamp>,
+    /// Until when a worker holds the invoice's lease (charging or refunding
+    /// it); `None` when no one ever did or the last holder released it.
+    pub leased_until: Option<Timestamp>,
+}
+
+impl StoredInvoice {
+    /// Whether a worker holds the invoice's lease at `now`.
+    pub fn is_leased(&self, now: Timestamp) -> bool {
+        self.leased_until.is_some_and(|until| until > now)
+    }
 }
 
 /// What became of one charge attempt.
@@ -347,6 +356,65 @@ pub struct ChargeRecord {
     pub reason: Option<String>,
     /// The provider's reference of a successful charge.
     pub reference: Option<String>,
+    pub started_at: Timestamp,
+    pub settled_at: Option<Timestamp>,
+}
+
+/// Where a refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundState {
+    /// Written before the provider was asked; settled after.
+    Pending,
+    /// The provider refunded the charge.
+    Succeeded,
+    /// The provider refused (its reason is kept); the invoice stays PAID.
+    Failed,
+}
+
+impl RefundState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// How an unsuccessful charge round ends, as the application decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundEnd {
+    /// Charge rounds completed, this one included.
+    pub attempts: u32,
+    /// The invoice's status from now on (ISSUED, or OVERDUE after the last round).
+    pub status: InvoiceStatus,
+    /// When the next round is due; `None` when there is none.
+    pub next_charge_at: Option<Timestamp>,
+}
+
+/// A refund of an invoice's successful charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    /// Sent to the provider: the same key never refunds twice.
+    pub idempotency_key: String,
+    pub invoice: String,
+    /// The idempotency key of the charge attempt refunded.
+    pub charge: String,
+    /// The provider's reference of that charge.
+    pub reference: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub state: RefundState,
+    /// Why the provider refused (FAILED).
+    pub reason: Option<String>,
+    /// Who asked for the refund, as the audit trail names them.
+    pub actor: String,
     pub started_at: Timestamp,
     pub settled_at: Option<Timestamp>,
 }
@@ -734,31 +802,70 @@ pub trait Store: Send + Sync + 'static {
     /// Records an attempt before the provider is asked (outcome PENDING);
     /// `Conflict` if `owner` no longer holds the invoice's lease.
     async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()>;
-    /// Settles a PENDING attempt; a success marks the invoice PAID and ends
-    /// its charging. `Conflict` if `owner` no longer holds the lease.
+    /// Settles a PENDING attempt. With `invoice_status` (the caller's
+    /// decision, PAID after a success) the invoice, if still ISSUED or
+    /// OVERDUE, moves to it in the same transaction and its charging ends (no
+    /// next round, lease released). `Conflict` if `owner` no longer holds the
+    /// lease.
     async fn settle_charge(
         &self,
         tenant_id: &str,
         owner: &str,
         charge: &ChargeRecord,
+        invoice_status: Option<InvoiceStatus>,
         now: Timestamp,
     ) -> Result<()>;
-    /// Ends an unsuccessful charge round: the next round at `next`, or
-    /// OVERDUE when there is none. Releases the lease.
+    /// Ends an unsuccessful charge round of an ISSUED invoice as the caller
+    /// decided (`end`: rounds done, the status, the next round); a status
+    /// change is audited. Releases the lease; `Conflict` if `owner` no
+    /// longer holds it.
     async fn end_charge_round(
         &self,
         tenant_id: &str,
         invoice: &str,
         owner: &str,
-        attempt: u32,
-        next: Option<Timestamp>,
+        end: &RoundEnd,
         now: Timestamp,
     ) -> Result<()>;
     /// Releases a lease without changing anything (e.g. provider unavailable).
     async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()>;
-    /// The operator's status change (refund, cancel): allowed only from one of
-    /// `from` (`Conflict` otherwise); stops charging; marks the successful
-    /// attempt REFUNDED on a refund. Returns the invoice after.
+    /// An invoice's refunds, oldest first.
+    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>>;
+    /// Records a refund before the provider is asked, in one transaction:
+    /// takes the invoice's lease (the one charging takes) for `owner` until
+    /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
+    /// PENDING already (an earlier refund that was not settled). `Conflict`,
+    /// and nothing changes, while anyone holds the lease at `now`, when the
+    /// invoice has a SUCCEEDED refund or another PENDING one, when its status
+    /// is not one of `from`, or when the refunded charge is not SUCCEEDED with
+    /// `refund.reference`. A FAILED refund under the same key is tried again.
+    /// Returns the refund as stored.
+    async fn begin_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        from: &[InvoiceStatus],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<RefundRecord>;
+    /// Settles a PENDING refund with `refund.state` (SUCCEEDED or FAILED) and
+    /// `refund.reason`, in one transaction that first checks `owner` still
+    /// holds the lease (`Conflict` otherwise): on success the refunded charge
+    /// becomes REFUNDED and the invoice REFUNDED; either way it is audited as
+    /// `refund.actor` and the lease released. Returns the invoice after.
+    async fn settle_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        now: Timestamp,
+    ) -> Result<StoredInvoice>;
+    /// The operator's status change (cancel): allowed only from one of
+    /// `from` (`Conflict` otherwise) and while no one holds the lease; stops
+    /// charging. A refund is not a status change (it goes through the payment
+    /// provider: `begin_refund`, `settle_refund`): `to` REFUNDED is refused.
+    /// Returns the invoice after.
     async fn set_invoice_status(
         &self,
         tenant_id: &str,

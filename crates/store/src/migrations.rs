@@ -24,7 +24,7 @@ const STEPS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_daily_usage.sql"),
     ),
     (6, "hardening", include_str!("../migrations/0006_hardening.sql")),
-    // 7 is reserved for refunds (being written on another branch).
+    (7, "refunds", include_str!("../migrations/0007_refunds.sql")),
     (
         8,
         "operator tokens",
@@ -115,6 +115,10 @@ mod tests {
             (
                 6,
                 "1bc158fece0de2a266ca29ade72a97c9587c13f1bd3c3ba372b37651e784ab820efc70555e1d9b3ad8ba5c523b2d7f15",
+            ),
+            (
+                7,
+                "22b72eff0fae6f98172141ab6fb9a3bfba456088da424c141185a85dd791c649d4bbdb7753c4333940e84be4677245ba",
             ),
         ];
         let billing = [

@@ -21,8 +21,9 @@ use tollgate_domain::transition::PlanTransition;
 use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
 use crate::{
     Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, ChargeRecord, CouponDef, LeasedTransition,
-    NewTenant, NewToken, PaymentChange, ReplayStats, Result, StoreError, StoredCatalog, StoredInvoice,
-    TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState,
+    NewTenant, NewToken, PaymentChange, RefundRecord, ReplayStats, Result, RoundEnd, StoreError,
+    StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageOp,
+    UsageOutcome, UsageState,
 };
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 
@@ -742,9 +743,10 @@ impl crate::Store for SqlStore {
         tenant_id: &str,
         owner: &str,
         charge: &ChargeRecord,
+        invoice_status: Option<InvoiceStatus>,
         now: Timestamp,
     ) -> Result<()> {
-        invoicing::settle_charge(self, tenant_id, owner, charge, now).await
+        invoicing::settle_charge(self, tenant_id, owner, charge, invoice_status, now).await
     }
 
     async fn end_charge_round(
@@ -752,15 +754,40 @@ impl crate::Store for SqlStore {
         tenant_id: &str,
         invoice: &str,
         owner: &str,
-        attempt: u32,
-        next: Option<Timestamp>,
+        end: &RoundEnd,
         now: Timestamp,
     ) -> Result<()> {
-        invoicing::end_charge_round(self, tenant_id, invoice, owner, attempt, next, now).await
+        invoicing::end_charge_round(self, tenant_id, invoice, owner, end, now).await
     }
 
     async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
         invoicing::release_charge(self, tenant_id, invoice, owner).await
+    }
+
+    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+        invoicing::invoice_refunds(self, tenant_id, invoice).await
+    }
+
+    async fn begin_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        from: &[InvoiceStatus],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<RefundRecord> {
+        invoicing::begin_refund(self, tenant_id, owner, refund, from, now, lease_until).await
+    }
+
+    async fn settle_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        invoicing::settle_refund(self, tenant_id, owner, refund, now).await
     }
 
     async fn set_invoice_status(

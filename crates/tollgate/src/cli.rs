@@ -275,7 +275,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jobs(cmd) => crate::operator::jobs(&cli.storage, cmd).await,
         Command::Usage(cmd) => crate::usage::usage(&*cli.storage.open().await?, cmd).await,
         Command::Coupon(cmd) => crate::usage::coupon(&*cli.storage.open().await?, cmd).await,
-        Command::Invoice(cmd) => crate::invoice::invoice(&*cli.storage.open().await?, cmd).await,
+        Command::Invoice(cmd) => crate::invoice::invoice(cli.storage.open().await?, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }
 }

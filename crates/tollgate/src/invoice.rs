@@ -1,16 +1,18 @@
 //! `tollgate invoice`: list, show, PDF, refund and cancel invoices.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use jiff::Timestamp;
+use tollgate_domain::clock::SystemClock;
 use tollgate_domain::invoice::{InvoiceStatus, format_cents, format_price};
 use tollgate_domain::tenant::Tenant;
+use tollgate_jobs::JobContext;
 use tollgate_jobs::catalogs::Versions;
-use tollgate_jobs::invoices;
-use tollgate_payments::{PaymentProvider, TestProvider};
-use tollgate_store::{ChargeOutcome, Store};
+use tollgate_jobs::{invoices, refunds};
+use tollgate_store::Store;
 
 use crate::cli::{ACTOR, find_tenant};
 use crate::table::Table;
@@ -77,7 +79,8 @@ async fn owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Te
     }
 }
 
-pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
+pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> {
+    let store = shared.as_ref();
     let versions = Versions::default();
     let now = Timestamp::now();
     match cmd {
@@ -178,49 +181,23 @@ pub async fn invoice(store: &dyn Store, cmd: InvoiceCommand) -> Result<()> {
         }
         InvoiceCommand::Refund { name, tenant } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
-            let stored = store
-                .invoice(&t.id, &name)
-                .await?
-                .with_context(|| format!("tenant {} has no finalized invoice {name:?}", t.name))?;
-            if !InvoiceStatus::REFUNDABLE.contains(&stored.invoice.status) {
-                bail!(
-                    "invoice {name} is {}; only PAID invoices can be refunded",
-                    stored.invoice.status
-                );
-            }
-            let paid = store
-                .invoice_charges(&t.id, &name)
-                .await?
-                .into_iter()
-                .find(|c| c.outcome == ChargeOutcome::Succeeded)
-                .with_context(|| format!("invoice {name} has no successful charge to refund"))?;
-            let reference = paid.reference.clone().with_context(|| {
-                format!("the charge that paid {name} has no provider reference to refund")
-            })?;
-            let provider = TestProvider::default();
-            provider
-                .refund(
-                    &reference,
-                    paid.amount_cents,
-                    &format!("refund/{}", paid.idempotency_key),
-                )
-                .await
-                .with_context(|| format!("the payment provider did not refund {reference}"))?;
-            let after = store
-                .set_invoice_status(
-                    &t.id,
-                    &name,
-                    InvoiceStatus::REFUNDABLE,
-                    InvoiceStatus::Refunded,
-                    ACTOR,
-                    Timestamp::now(),
-                )
-                .await?;
+            // The provider and job context `jobs run charge` uses: a refund
+            // goes where the charge went, under the charge's lease.
+            let ctx = JobContext {
+                store: shared.clone(),
+                clock: Arc::new(SystemClock),
+                provider: crate::provider::payment_provider(),
+                worker_id: crate::cli::worker_id(),
+                catalogs: Default::default(),
+                invoicing: Default::default(),
+                retention: Default::default(),
+            };
+            let done = refunds::refund_invoice(&ctx, &t.id, &name, ACTOR, Timestamp::now()).await?;
             println!(
                 "{name}: {} ({} {} refunded)",
-                after.invoice.status,
-                format_cents(paid.amount_cents),
-                paid.currency
+                done.invoice.invoice.status,
+                format_cents(done.refund.amount_cents),
+                done.refund.currency
             );
         }
         InvoiceCommand::Cancel { name, tenant } => {

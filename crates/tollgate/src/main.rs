@@ -6,6 +6,7 @@ mod bench_ingest;
 mod cli;
 mod invoice;
 mod operator;
+mod provider;
 mod quota;
 mod serve;
 mod table;

@@ -11,7 +11,6 @@ use tollgate_domain::catalog;
 use tollgate_domain::clock::{Clock, ManualClock, SystemClock};
 use tollgate_domain::transition::TransitionState;
 use tollgate_jobs::{Job, JobContext};
-use tollgate_payments::TestProvider;
 use tollgate_store::{Store, TransitionFilter};
 
 use crate::cli::StorageArgs;
@@ -277,7 +276,7 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
     let ctx = JobContext {
         store: storage.open().await?,
         clock,
-        provider: Arc::new(TestProvider::default()),
+        provider: crate::provider::payment_provider(),
         worker_id: crate::cli::worker_id(),
         catalogs: Default::default(),
         invoicing,

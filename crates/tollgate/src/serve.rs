@@ -10,7 +10,7 @@ use tollgate_api::AppState;
 use tollgate_api::server::HttpLimits;
 use tollgate_api::state::Options;
 use tollgate_domain::clock::{Clock, SystemClock};
-use tollgate_payments::{PaymentProvider, TestProvider};
+use tollgate_payments::PaymentProvider;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::StorageArgs;
@@ -146,7 +146,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     let shutdown = ShutdownSignals::install().context("cannot install signal handlers")?;
     let store = storage.open_or_create().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let provider: Arc<dyn PaymentProvider> = Arc::new(TestProvider::default());
+    let provider: Arc<dyn PaymentProvider> = crate::provider::payment_provider();
     tracing::warn!(
         provider = provider.name(),
         "payments go to the built-in test provider (tok-… tokens, no real money); it is the only provider so far"

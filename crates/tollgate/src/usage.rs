@@ -8,21 +8,22 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 use tollgate_domain::catalog::Catalog;
-use tollgate_domain::metering::{self, Admission, RawEvent, UsageEvent};
+use tollgate_domain::metering::RawEvent;
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 use tollgate_domain::tenant::Tenant;
 use tollgate_jobs::catalogs::Versions;
+use tollgate_jobs::usage::{self, EventOutcome, Reported};
 use tollgate_store::{CouponDef, Store};
 
 /// How the audit trail names the operator CLI.
 use crate::cli::ACTOR;
 use crate::table::Table;
-/// Events per ingestion transaction during an import.
-const BATCH: usize = 1000;
+/// How many rejected lines an import names; the rest are counted.
+const SHOWN_REJECTIONS: usize = 20;
 
 #[derive(Debug, Subcommand)]
 pub enum UsageCommand {
@@ -197,25 +198,22 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
                 .map(|n| n.name.to_string())
                 .collect();
             let now = Timestamp::now();
-            let rules = Admission {
-                meters: &catalog.meters,
-                now,
-                max_skew: SignedDuration::from_mins(5),
-                floor: tollgate_domain::metering::admission_floor(
-                    tenant.created_at,
-                    store.latest_invoice_start(&tenant.id).await?,
-                ),
-            };
-            let aggregation = catalog.aggregations();
             let (mut accepted, mut duplicates) = (0usize, 0usize);
-            // The first reasons are shown; the rest are counted.
+            // The first reasons (by line) are shown; the rest are counted.
             let (mut rejected, mut first_rejections) = (0usize, Vec::new());
-            let mut batch: Vec<UsageEvent> = Vec::with_capacity(BATCH);
+            let mut reject = |line: usize, reason: String| {
+                rejected += 1;
+                first_rejections.push((line, reason));
+                first_rejections.sort_by_key(|(line, _)| *line);
+                first_rejections.truncate(SHOWN_REJECTIONS);
+            };
+            let mut batch: Vec<(usize, Reported)> = Vec::with_capacity(usage::MAX_BATCH);
             let mut records = records(&file)?.peekable();
             while let Some(r) = records.next() {
                 let r = r?;
+                // The file names namespaces (the API takes one from its path).
                 let ns_text = r.namespace.clone().unwrap_or_else(|| namespace.clone());
-                let checked = Name::parse("namespace", &ns_text)
+                let resolved = Name::parse("namespace", &ns_text)
                     .map_err(|e| e.message)
                     .and_then(|ns| {
                         if known_namespaces.iter().any(|k| k == ns.as_str()) {
@@ -223,23 +221,29 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
                         } else {
                             Err(format!("namespace: {ns_text:?} does not exist"))
                         }
-                    })
-                    .and_then(|ns| metering::validate(&r.raw, &ns, rules));
-                match checked {
-                    Ok(e) => batch.push(e),
-                    Err(reason) => {
-                        rejected += 1;
-                        if first_rejections.len() < 20 {
-                            first_rejections.push((r.line, reason));
+                    });
+                match resolved {
+                    Ok(namespace) => batch.push((
+                        r.line,
+                        Reported {
+                            namespace,
+                            event: r.raw,
+                        },
+                    )),
+                    Err(reason) => reject(r.line, reason),
+                }
+                if batch.len() == usage::MAX_BATCH || (records.peek().is_none() && !batch.is_empty()) {
+                    let (lines, reported): (Vec<usize>, Vec<Reported>) = batch.drain(..).unzip();
+                    let outcomes =
+                        usage::ingest(store, &tenant, &catalog, usage::DEFAULT_MAX_SKEW, now, &reported)
+                            .await?;
+                    for (line, outcome) in lines.into_iter().zip(outcomes) {
+                        match outcome {
+                            EventOutcome::Accepted => accepted += 1,
+                            EventOutcome::Duplicate => duplicates += 1,
+                            EventOutcome::Rejected(reason) => reject(line, reason),
                         }
                     }
-                }
-                if batch.len() == BATCH || (records.peek().is_none() && !batch.is_empty()) {
-                    let new = store.ingest(&tenant.id, &batch, &aggregation, now).await?;
-                    let fresh = new.iter().filter(|n| **n).count();
-                    accepted += fresh;
-                    duplicates += new.len() - fresh;
-                    batch.clear();
                 }
             }
             for (line, reason) in &first_rejections {

@@ -682,6 +682,55 @@ pub async fn cancel_invoice(
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
 }
 
+/// A refund just settled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundItem {
+    /// The invoice after it (REFUNDED).
+    pub invoice: InvoiceItem,
+    pub amount_cents: i64,
+    pub currency: String,
+    /// Sent to the payment provider: the same key never refunds twice.
+    pub idempotency_key: String,
+    /// Whether this call finished a refund an earlier one recorded but could
+    /// not settle (the provider unreachable, a crash).
+    pub resumed: bool,
+}
+
+/// Refunds a PAID invoice in full through the payment provider that took
+/// the money. Recorded before the provider is asked and settled after, under
+/// the invoice's lease: never twice, refused while a charge holds the
+/// invoice; an interrupted refund resumes with the same key.
+#[utoipa::path(
+    post,
+    path = "/api/operator/tenants/{tenant}/invoices/{name}/refund",
+    operation_id = "tollgate.operator.RefundInvoice",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Invoice name")),
+    responses(
+        (status = 200, body = RefundItem),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no finalized invoice of this name."),
+        (status = 409, body = ErrorBody, description = "The invoice is not PAID, is refunded already, has nothing to refund, or a charge or another refund holds it now."),
+        (status = 503, body = ErrorBody, description = "The payment provider cannot be reached; the refund stays recorded and resumes with the same key.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn refund_invoice(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<RefundItem>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let ctx = state.job_context();
+    let done = tollgate_jobs::refunds::refund_invoice(&ctx, &t.id, &name, op.actor(), state.now()).await?;
+    Ok(Json(RefundItem {
+        invoice: invoice_item(t.name.as_str(), &done.invoice.invoice),
+        amount_cents: done.refund.amount_cents,
+        currency: done.refund.currency,
+        idempotency_key: done.refund.idempotency_key,
+        resumed: done.resumed,
+    }))
+}
+
 // ---------------------------------------------------------------------- jobs
 
 /// What a job run did.

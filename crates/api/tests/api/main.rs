@@ -15,6 +15,7 @@ mod invoice_invariants;
 mod invoice_isolation;
 mod invoice_lifecycle;
 mod invoice_pdf;
+mod invoice_refunds;
 mod invoice_support;
 mod invoices;
 mod isolation;

@@ -61,6 +61,11 @@ fn writes() -> Vec<(Method, String, Value)> {
             format!("{TENANTS}/acme/invoices/inv-2026-11-0001/cancel"),
             json!({}),
         ),
+        (
+            Method::POST,
+            format!("{TENANTS}/acme/invoices/inv-2026-11-0001/refund"),
+            json!({}),
+        ),
         (Method::POST, "/api/operator/jobs/all/run".into(), json!({})),
         (
             Method::POST,

@@ -88,6 +88,39 @@ wire_enum!(
     Aggregation { Sum = "sum", Max = "max", Latest = "latest" }
 );
 
+/// A metric without a meter (say, usage stored under a catalog version that
+/// later dropped it) sums: the one place that rule is written.
+impl Default for Aggregation {
+    fn default() -> Self {
+        Self::Sum
+    }
+}
+
+/// Each meter's aggregation by metric label, as ingestion and replay fold
+/// events into buckets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aggregations(BTreeMap<String, Aggregation>);
+
+impl Aggregations {
+    /// How `metric_label` aggregates; a metric without a meter sums
+    /// ([`Aggregation::default`]).
+    pub fn of(&self, metric_label: &str) -> Aggregation {
+        self.0.get(metric_label).copied().unwrap_or_default()
+    }
+}
+
+impl FromIterator<(String, Aggregation)> for Aggregations {
+    fn from_iter<I: IntoIterator<Item = (String, Aggregation)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, Aggregation); N]> for Aggregations {
+    fn from(pairs: [(String, Aggregation); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
 /// A validated catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
@@ -237,11 +270,12 @@ impl Catalog {
     /// How a metric's usage aggregates (metrics without a meter sum).
     pub fn aggregation(&self, metric_label: &str) -> Aggregation {
         self.meter(metric_label)
-            .map_or(Aggregation::Sum, |m| m.aggregation)
+            .map(|m| m.aggregation)
+            .unwrap_or_default()
     }
 
     /// Each meter's aggregation, as usage ingestion needs it.
-    pub fn aggregations(&self) -> BTreeMap<String, Aggregation> {
+    pub fn aggregations(&self) -> Aggregations {
         self.meters
             .iter()
             .map(|m| (m.metric_label.clone(), m.aggregation))

@@ -347,3 +347,18 @@ fn the_issuer_is_optional_and_checked() {
         "the built-in catalog names an issuer"
     );
 }
+
+#[test]
+fn a_metric_without_a_meter_sums_in_the_catalog_and_in_its_aggregations() {
+    let catalog = Catalog::builtin();
+    let meter = catalog.meters.iter().find(|m| m.aggregation != Aggregation::Sum);
+    let aggregations = catalog.aggregations();
+    for m in &catalog.meters {
+        assert_eq!(aggregations.of(&m.metric_label), m.aggregation);
+        assert_eq!(catalog.aggregation(&m.metric_label), m.aggregation);
+    }
+    assert!(meter.is_some(), "the built-in catalog has a max or latest meter");
+    assert_eq!(aggregations.of("no_such_meter"), Aggregation::Sum);
+    assert_eq!(catalog.aggregation("no_such_meter"), Aggregation::Sum);
+    assert_eq!(Aggregations::default().of("anything"), Aggregation::Sum);
+}

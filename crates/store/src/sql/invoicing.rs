@@ -1,4 +1,5 @@
-//! Finalized invoices and their charge attempts.
+//! Finalized invoices, their charge attempts and refunds. Which status an
+//! invoice moves to is the caller's decision; this writes it under the lease.
 
 use jiff::Timestamp;
 use sqlx::Row;
@@ -7,11 +8,14 @@ use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
-use crate::{Actor, ChargeOutcome, ChargeRecord, Result, StoreError, StoredInvoice};
+use crate::{
+    Actor, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
+    StoredInvoice,
+};
 
 macro_rules! invoice_columns {
     () => {
-        "tenant_id, name, status, document, attempts, next_charge_at"
+        "tenant_id, name, status, document, attempts, next_charge_at, lease_until"
     };
 }
 
@@ -19,6 +23,12 @@ macro_rules! charge_columns {
     () => {
         "idempotency_key, invoice, attempt, payment_method, role, token, display, amount, currency, outcome, \
          reason, reference, started_at, settled_at"
+    };
+}
+
+macro_rules! refund_columns {
+    () => {
+        "idempotency_key, invoice, charge, reference, amount, currency, state, reason, actor, started_at, settled_at"
     };
 }
 
@@ -34,6 +44,25 @@ fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
         invoice,
         attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("invoices.attempts".into()))?,
         next_charge_at: opt_timestamp("invoices.next_charge_at", row.try_get("next_charge_at")?)?,
+        leased_until: opt_timestamp("invoices.lease_until", row.try_get("lease_until")?)?,
+    })
+}
+
+fn refund_from(row: &DbRow) -> Result<RefundRecord> {
+    let state: String = row.try_get("state")?;
+    Ok(RefundRecord {
+        idempotency_key: row.try_get("idempotency_key")?,
+        invoice: row.try_get("invoice")?,
+        charge: row.try_get("charge")?,
+        reference: row.try_get("reference")?,
+        amount_cents: row.try_get("amount")?,
+        currency: row.try_get("currency")?,
+        state: RefundState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("invoice_refunds.state: {state:?}")))?,
+        reason: row.try_get("reason")?,
+        actor: row.try_get("actor")?,
+        started_at: timestamp("invoice_refunds.started_at", row.try_get("started_at")?)?,
+        settled_at: opt_timestamp("invoice_refunds.settled_at", row.try_get("settled_at")?)?,
     })
 }
 
@@ -303,11 +332,14 @@ pub(super) async fn settle_charge(
     tenant_id: &str,
     owner: &str,
     c: &ChargeRecord,
+    invoice_status: Option<InvoiceStatus>,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, owner, c, now) = (tenant_id.to_owned(), owner.to_owned(), c.clone(), now);
+    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
     store
-        .write(move |tx| Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, now).await }))
+        .write(move |tx| {
+            Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, invoice_status, now).await })
+        })
         .await
 }
 
@@ -316,6 +348,7 @@ async fn settle_charge_in(
     tenant_id: &str,
     owner: &str,
     c: &ChargeRecord,
+    invoice_status: Option<InvoiceStatus>,
     now: Timestamp,
 ) -> Result<()> {
     hold(tx, tenant_id, &c.invoice, owner).await?;
@@ -336,26 +369,30 @@ async fn settle_charge_in(
         // Settled before: nothing to do (the provider's answer is the same).
         return Ok(());
     }
-    let action = match c.outcome {
-        ChargeOutcome::Succeeded => {
+    let action = match invoice_status {
+        Some(to) => {
+            // Only an invoice being charged moves: one the operator
+            // cancelled after this worker's lease expired stays cancelled.
             sqlx::query(
-                "UPDATE invoices SET status = 'PAID', next_charge_at = NULL, lease_owner = NULL, lease_until = NULL, \
-                 updated_at = $1 WHERE tenant_id = $2 AND name = $3 AND status IN ('ISSUED', 'OVERDUE')",
+                "UPDATE invoices SET status = $1, next_charge_at = NULL, lease_owner = NULL, lease_until = NULL, \
+                 updated_at = $2 WHERE tenant_id = $3 AND name = $4 AND status IN ('ISSUED', 'OVERDUE')",
             )
+            .bind(to.as_str())
             .bind(micros(now))
             .bind(tenant_id)
             .bind(&c.invoice)
             .execute(&mut **tx)
             .await?;
-            "invoice.paid"
+            format!("invoice.{}", to.as_str().to_ascii_lowercase())
         }
-        _ => "invoice.charge_failed",
+        None if c.outcome == ChargeOutcome::Succeeded => "invoice.charged".to_owned(),
+        None => "invoice.charge_failed".to_owned(),
     };
     audit_in(
         tx,
         Some(tenant_id),
         "tollgate/charge-worker",
-        action,
+        &action,
         &format!("invoice/{}", c.invoice),
         None,
         Some(serde_json::json!({
@@ -380,23 +417,13 @@ pub(super) async fn end_charge_round(
     tenant_id: &str,
     invoice: &str,
     owner: &str,
-    attempt: u32,
-    next: Option<Timestamp>,
+    end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, invoice, owner, attempt, next, now) = (
-        tenant_id.to_owned(),
-        invoice.to_owned(),
-        owner.to_owned(),
-        attempt,
-        next,
-        now,
-    );
+    let (tenant_id, invoice, owner, end) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned(), *end);
     store
         .write(move |tx| {
-            Box::pin(async move {
-                end_charge_round_in(tx, &tenant_id, &invoice, &owner, attempt, next, now).await
-            })
+            Box::pin(async move { end_charge_round_in(tx, &tenant_id, &invoice, &owner, &end, now).await })
         })
         .await
 }
@@ -406,33 +433,33 @@ async fn end_charge_round_in(
     tenant_id: &str,
     invoice: &str,
     owner: &str,
-    attempt: u32,
-    next: Option<Timestamp>,
+    end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
     hold(tx, tenant_id, invoice, owner).await?;
-    let status = if next.is_some() { "ISSUED" } else { "OVERDUE" };
-    sqlx::query(
+    let ended = sqlx::query(
         "UPDATE invoices SET status = $1, attempts = $2, next_charge_at = $3, lease_owner = NULL, lease_until = NULL, \
          updated_at = $4 WHERE tenant_id = $5 AND name = $6 AND status = 'ISSUED'",
     )
-    .bind(status)
-    .bind(i64::from(attempt))
-    .bind(next.map(micros))
+    .bind(end.status.as_str())
+    .bind(i64::from(end.attempts))
+    .bind(end.next_charge_at.map(micros))
     .bind(micros(now))
     .bind(tenant_id)
     .bind(invoice)
     .execute(&mut **tx)
-    .await?;
-    if next.is_none() {
+    .await?
+    .rows_affected();
+    // The invoice was ISSUED: a new status is a change, audited.
+    if ended > 0 && end.status != InvoiceStatus::Issued {
         audit_in(
             tx,
             Some(tenant_id),
             "tollgate/charge-worker",
-            "invoice.overdue",
+            &format!("invoice.{}", end.status.as_str().to_ascii_lowercase()),
             &format!("invoice/{invoice}"),
             None,
-            Some(serde_json::json!({"status": "OVERDUE", "attempts": attempt})),
+            Some(serde_json::json!({"status": end.status.as_str(), "attempts": end.attempts})),
             now,
         )
         .await?;
@@ -500,17 +527,15 @@ async fn set_invoice_status_in(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        invoice_columns!(),
-        ", lease_until FROM invoices WHERE tenant_id = $1 AND name = $2"
-    ))
-    .bind(tenant_id)
-    .bind(name)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;
-    let before = invoice_from(&row)?;
+    if to == InvoiceStatus::Refunded {
+        return Err(refused(
+            Reason::InvoiceWrongStatus,
+            format!(
+                "invoice {name:?} cannot just be marked {to}: a refund goes through the payment provider"
+            ),
+        ));
+    }
+    let before = invoice_in(tx, tenant_id, name).await?;
     let status = before.invoice.status;
     if !from.contains(&status) {
         return Err(StoreError::Conflict(
@@ -521,11 +546,10 @@ async fn set_invoice_status_in(
             ),
         ));
     }
-    let lease_until: Option<i64> = row.try_get("lease_until")?;
-    if lease_until.is_some_and(|u| u > micros(now)) {
+    if before.is_leased(now) {
         return Err(StoreError::Conflict(
             Reason::InvoiceBeingCharged,
-            format!("invoice {name:?} is being charged right now; try again in a minute"),
+            format!("invoice {name:?} is being charged or refunded right now; try again in a minute"),
         ));
     }
     sqlx::query(
@@ -537,17 +561,6 @@ async fn set_invoice_status_in(
     .bind(name)
     .execute(&mut **tx)
     .await?;
-    if to == InvoiceStatus::Refunded {
-        sqlx::query(
-            "UPDATE invoice_charges SET outcome = 'REFUNDED', settled_at = $1 \
-             WHERE tenant_id = $2 AND invoice = $3 AND outcome = 'SUCCEEDED'",
-        )
-        .bind(micros(now))
-        .bind(tenant_id)
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    }
     let mut after = before.clone();
     after.invoice.status = to;
     after.next_charge_at = None;
@@ -563,4 +576,320 @@ async fn set_invoice_status_in(
     )
     .await?;
     Ok(after)
+}
+
+/// A refusal: the request conflicts with the stored state (409).
+fn refused(reason: Reason, message: String) -> StoreError {
+    StoreError::Conflict(reason, message)
+}
+
+pub(super) async fn invoice_refunds(
+    store: &SqlStore,
+    tenant_id: &str,
+    invoice: &str,
+) -> Result<Vec<RefundRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        refund_columns!(),
+        " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
+    ))
+    .bind(tenant_id)
+    .bind(invoice)
+    .fetch_all(&store.read)
+    .await?;
+    rows.iter().map(refund_from).collect()
+}
+
+pub(super) async fn begin_refund(
+    store: &SqlStore,
+    tenant_id: &str,
+    owner: &str,
+    refund: &RefundRecord,
+    from: &[InvoiceStatus],
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<RefundRecord> {
+    let (tenant_id, owner, refund, from) = (
+        tenant_id.to_owned(),
+        owner.to_owned(),
+        refund.clone(),
+        from.to_vec(),
+    );
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                begin_refund_in(tx, &tenant_id, &owner, &refund, &from, now, lease_until).await
+            })
+        })
+        .await
+}
+
+async fn refunds_in(tx: &mut Tx, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        refund_columns!(),
+        " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
+    ))
+    .bind(tenant_id)
+    .bind(invoice)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(refund_from).collect()
+}
+
+async fn begin_refund_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    owner: &str,
+    refund: &RefundRecord,
+    from: &[InvoiceStatus],
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<RefundRecord> {
+    let name = refund.invoice.as_str();
+    // The lease first, as a conditional write: of two concurrent takers
+    // (a charge worker, another refund), one gets it and the other sees it
+    // held (PostgreSQL re-evaluates the condition on the newest row).
+    let row = sqlx::query(concat!(
+        "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
+         AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
+        invoice_columns!()
+    ))
+    .bind(owner)
+    .bind(micros(lease_until))
+    .bind(tenant_id)
+    .bind(name)
+    .bind(micros(now))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let refunds = refunds_in(tx, tenant_id, name).await?;
+    let pending = refunds.iter().find(|r| r.state == RefundState::Pending);
+    let Some(row) = row else {
+        let held: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT lease_until FROM invoices WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(until) = held else {
+            return Err(StoreError::NotFound(format!("invoice {name:?} does not exist")));
+        };
+        let until = opt_timestamp("invoices.lease_until", until)?.unwrap_or(now);
+        return Err(match pending {
+            Some(_) => refused(
+                Reason::RefundInProgress,
+                format!(
+                    "a refund of invoice {name:?} is in progress (or was interrupted); try again after {until}"
+                ),
+            ),
+            None => refused(
+                Reason::InvoiceBeingCharged,
+                format!("invoice {name:?} is being charged right now; try again after {until}"),
+            ),
+        });
+    };
+    let invoice = invoice_from(&row)?;
+    if let Some(done) = refunds.iter().find(|r| r.state == RefundState::Succeeded) {
+        return Err(refused(
+            Reason::InvoiceAlreadyRefunded,
+            format!(
+                "invoice {name:?} is already refunded ({}, by {})",
+                done.idempotency_key, done.actor
+            ),
+        ));
+    }
+    let status = invoice.invoice.status;
+    if !from.contains(&status) {
+        return Err(refused(
+            Reason::InvoiceWrongStatus,
+            format!(
+                "invoice {name:?} is {status}; only {} invoices can be refunded",
+                from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+            ),
+        ));
+    }
+    if let Some(p) = pending {
+        if p.idempotency_key != refund.idempotency_key {
+            return Err(refused(
+                Reason::RefundInProgress,
+                format!(
+                    "invoice {name:?} has another refund pending ({})",
+                    p.idempotency_key
+                ),
+            ));
+        }
+        // Resumed: the refund as first recorded, under the same key.
+        return Ok(p.clone());
+    }
+    let charge: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT outcome, reference FROM invoice_charges WHERE tenant_id = $1 AND idempotency_key = $2 \
+         AND invoice = $3",
+    )
+    .bind(tenant_id)
+    .bind(&refund.charge)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match charge {
+        Some((outcome, Some(reference)))
+            if outcome == ChargeOutcome::Succeeded.as_str() && reference == refund.reference => {}
+        _ => {
+            return Err(refused(
+                Reason::NothingToRefund,
+                format!(
+                    "invoice {name:?} has no successful charge {:?} with reference {:?} to refund",
+                    refund.charge, refund.reference
+                ),
+            ));
+        }
+    }
+    let row = sqlx::query(concat!(
+        "INSERT INTO invoice_refunds (tenant_id, ",
+        refund_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', NULL, $8, $9, NULL) \
+         ON CONFLICT (idempotency_key) DO UPDATE SET state = 'PENDING', reason = NULL, actor = excluded.actor, \
+         started_at = excluded.started_at, settled_at = NULL WHERE invoice_refunds.state = 'FAILED' RETURNING ",
+        refund_columns!()
+    ))
+    .bind(tenant_id)
+    .bind(&refund.idempotency_key)
+    .bind(name)
+    .bind(&refund.charge)
+    .bind(&refund.reference)
+    .bind(refund.amount_cents)
+    .bind(&refund.currency)
+    .bind(&refund.actor)
+    .bind(micros(refund.started_at))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => refund_from(&row),
+        // The key is taken by a refund of another invoice or tenant: the key
+        // names the tenant and the charge, so this is no honest request.
+        None => Err(refused(
+            Reason::RefundKeyReused,
+            format!("the refund key {:?} is already used", refund.idempotency_key),
+        )),
+    }
+}
+
+pub(super) async fn settle_refund(
+    store: &SqlStore,
+    tenant_id: &str,
+    owner: &str,
+    refund: &RefundRecord,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
+    let (tenant_id, owner, refund) = (tenant_id.to_owned(), owner.to_owned(), refund.clone());
+    store
+        .write(move |tx| {
+            Box::pin(async move { settle_refund_in(tx, &tenant_id, &owner, &refund, now).await })
+        })
+        .await
+}
+
+async fn settle_refund_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    owner: &str,
+    r: &RefundRecord,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
+    let name = r.invoice.as_str();
+    if r.state == RefundState::Pending {
+        return Err(StoreError::Corrupt(format!(
+            "refund {:?} settled as PENDING",
+            r.idempotency_key
+        )));
+    }
+    hold(tx, tenant_id, name, owner).await?;
+    let before = invoice_in(tx, tenant_id, name).await?;
+    let settled = sqlx::query(
+        "UPDATE invoice_refunds SET state = $1, reason = $2, settled_at = $3 \
+         WHERE tenant_id = $4 AND idempotency_key = $5 AND invoice = $6 AND state = 'PENDING'",
+    )
+    .bind(r.state.as_str())
+    .bind(&r.reason)
+    .bind(micros(now))
+    .bind(tenant_id)
+    .bind(&r.idempotency_key)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if settled > 0 {
+        let refunded = r.state == RefundState::Succeeded;
+        if refunded {
+            sqlx::query(
+                "UPDATE invoice_charges SET outcome = 'REFUNDED', settled_at = $1 \
+                 WHERE tenant_id = $2 AND idempotency_key = $3 AND outcome = 'SUCCEEDED'",
+            )
+            .bind(micros(now))
+            .bind(tenant_id)
+            .bind(&r.charge)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE invoices SET status = 'REFUNDED', next_charge_at = NULL, updated_at = $1 \
+                 WHERE tenant_id = $2 AND name = $3",
+            )
+            .bind(micros(now))
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let mut after = summary(&before.invoice);
+        if refunded {
+            after["status"] = InvoiceStatus::Refunded.as_str().into();
+        }
+        after["amount_cents"] = r.amount_cents.into();
+        after["refunded_charge"] = r.charge.clone().into();
+        after["reference"] = r.reference.clone().into();
+        after["idempotency_key"] = r.idempotency_key.clone().into();
+        if let Some(reason) = &r.reason {
+            after["reason"] = reason.clone().into();
+        }
+        audit_in(
+            tx,
+            Some(tenant_id),
+            &r.actor,
+            if refunded {
+                "invoice.refund"
+            } else {
+                "invoice.refund_failed"
+            },
+            &format!("invoice/{name}"),
+            Some(summary(&before.invoice)),
+            Some(after),
+            now,
+        )
+        .await?;
+    }
+    // Settled before (nothing to do: the provider's answer is the same) or now.
+    sqlx::query(
+        "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
+         AND lease_owner = $3",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    invoice_in(tx, tenant_id, name).await
+}
+
+/// An invoice read inside `tx`; `NotFound` if there is none.
+async fn invoice_in(tx: &mut Tx, tenant_id: &str, name: &str) -> Result<StoredInvoice> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        invoice_columns!(),
+        " FROM invoices WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;
+    invoice_from(&row)
 }

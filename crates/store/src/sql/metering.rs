@@ -107,10 +107,7 @@ async fn ingest_in(
         if !inserted.contains(&e.id) || !counted.insert(e.id.as_str()) {
             continue;
         }
-        let agg = aggregation
-            .get(&e.metric_label)
-            .copied()
-            .unwrap_or(Aggregation::Sum);
+        let agg = aggregation.of(&e.metric_label);
         let b = Bucket::of(e);
         partial
             .entry(BucketKey::of(e))
@@ -567,10 +564,7 @@ async fn replay_in(
         cursor = (last.try_get("at")?, last.try_get("event_id")?);
         for row in &rows {
             let e = event_from(row)?;
-            let agg = aggregation
-                .get(&e.metric_label)
-                .copied()
-                .unwrap_or(Aggregation::Sum);
+            let agg = aggregation.of(&e.metric_label);
             let b = Bucket::of(&e);
             buckets
                 .entry(BucketKey::of(&e))

@@ -7,14 +7,14 @@ use tollgate_domain::Reason;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::rating::Totals;
-use tollgate_store::{ChargeOutcome, ChargeRecord, Store, StoreError};
+use tollgate_store::{ChargeOutcome, ChargeRecord, RoundEnd, Store, StoreError};
 use tollgate_testkit::each_backend;
 
 use crate::{open, t, tenant};
 
 /// A finalized invoice of `total` cents for period `index` of the tenant's
 /// first subscription.
-async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
+pub async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
     let sub = store.subscriptions(tenant_id).await.unwrap().remove(0);
     let period = sub.period(index);
     Invoice {
@@ -49,7 +49,7 @@ async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, tot
     }
 }
 
-fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
+pub fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
     ChargeRecord {
         idempotency_key: key.into(),
         invoice: invoice.into(),
@@ -68,7 +68,7 @@ fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord {
     }
 }
 
-const LEASE: SignedDuration = SignedDuration::from_mins(2);
+pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
 
 #[tokio::test]
 async fn each_period_is_finalized_once_and_never_changes() {
@@ -187,10 +187,15 @@ async fn a_due_invoice_is_leased_by_one_worker_at_a_time() {
             ..c.clone()
         };
         assert!(matches!(
-            store.settle_charge(&a.id, holder, &done, expired).await,
+            store
+                .settle_charge(&a.id, holder, &done, Some(InvoiceStatus::Paid), expired)
+                .await,
             Err(StoreError::Conflict(Reason::InvoiceLeaseLost, _))
         ));
-        store.settle_charge(&a.id, "w9", &done, expired).await.unwrap();
+        store
+            .settle_charge(&a.id, "w9", &done, Some(InvoiceStatus::Paid), expired)
+            .await
+            .unwrap();
         let paid = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
         assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
     })
@@ -221,10 +226,23 @@ async fn attempts_settle_into_paid_or_the_next_round_or_overdue() {
             reason: Some("the card was declined".into()),
             ..c.clone()
         };
-        store.settle_charge(&a.id, "w", &declined, now).await.unwrap();
+        store
+            .settle_charge(&a.id, "w", &declined, None, now)
+            .await
+            .unwrap();
         let next = now + SignedDuration::from_hours(24);
         store
-            .end_charge_round(&a.id, &name, "w", 1, Some(next), now)
+            .end_charge_round(
+                &a.id,
+                &name,
+                "w",
+                &RoundEnd {
+                    attempts: 1,
+                    status: InvoiceStatus::Issued,
+                    next_charge_at: Some(next),
+                },
+                now,
+            )
             .await
             .unwrap();
         let after = store.invoice(&a.id, &name).await.unwrap().unwrap();
@@ -247,7 +265,17 @@ async fn attempts_settle_into_paid_or_the_next_round_or_overdue() {
         let s2 = store.claim_charge("w", now, now + LEASE).await.unwrap().unwrap();
         assert_ne!(s2.invoice.name, name);
         store
-            .end_charge_round(&a.id, &s2.invoice.name, "w", 1, None, now)
+            .end_charge_round(
+                &a.id,
+                &s2.invoice.name,
+                "w",
+                &RoundEnd {
+                    attempts: 1,
+                    status: InvoiceStatus::Overdue,
+                    next_charge_at: None,
+                },
+                now,
+            )
             .await
             .unwrap();
         let overdue = store.invoice(&a.id, &s2.invoice.name).await.unwrap().unwrap();
@@ -269,8 +297,14 @@ async fn attempts_settle_into_paid_or_the_next_round_or_overdue() {
             reference: Some("ch_1".into()),
             ..c2
         };
-        store.settle_charge(&a.id, "w", &paid, next).await.unwrap();
-        store.settle_charge(&a.id, "w", &paid, next).await.ok(); // settled already: no change
+        store
+            .settle_charge(&a.id, "w", &paid, Some(InvoiceStatus::Paid), next)
+            .await
+            .unwrap();
+        store
+            .settle_charge(&a.id, "w", &paid, Some(InvoiceStatus::Paid), next)
+            .await
+            .ok(); // settled already: no change
         let done = store.invoice(&a.id, &name).await.unwrap().unwrap();
         assert_eq!(
             (done.invoice.status, done.next_charge_at),
@@ -281,6 +315,75 @@ async fn attempts_settle_into_paid_or_the_next_round_or_overdue() {
             store.claim_charge("w", far, far + LEASE).await.unwrap().is_none(),
             "nothing left to charge"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_store_writes_the_status_its_caller_decided_and_only_under_the_lease() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-12-02T00:00:00Z");
+        let inv = invoice(&*store, &a.id, "inv-2026-11-0001", 0, 2500).await;
+        store
+            .finalize_invoice(&a.id, &inv, Some(now), "test", now)
+            .await
+            .unwrap();
+        let name = store
+            .claim_charge("w", now, now + LEASE)
+            .await
+            .unwrap()
+            .unwrap()
+            .invoice
+            .name;
+        let c = attempt("k/1", &name, 1, now);
+        store.begin_charge(&a.id, "w", &c).await.unwrap();
+        // A successful attempt settled without a status: the store does not
+        // infer PAID; the invoice stays as it was, still leased.
+        let ok = ChargeRecord {
+            outcome: ChargeOutcome::Succeeded,
+            reference: Some("ch_1".into()),
+            ..c
+        };
+        store.settle_charge(&a.id, "w", &ok, None, now).await.unwrap();
+        let after = store.invoice(&a.id, &name).await.unwrap().unwrap();
+        assert_eq!(
+            (after.invoice.status, after.next_charge_at, after.leased_until),
+            (InvoiceStatus::Issued, Some(now), Some(now + LEASE))
+        );
+        // The round's end: written only by the lease holder, as decided.
+        let end = RoundEnd {
+            attempts: 1,
+            status: InvoiceStatus::Overdue,
+            next_charge_at: None,
+        };
+        assert!(matches!(
+            store.end_charge_round(&a.id, &name, "stranger", &end, now).await,
+            Err(StoreError::Conflict(Reason::InvoiceLeaseLost, _))
+        ));
+        assert_eq!(
+            store.invoice(&a.id, &name).await.unwrap().unwrap().invoice.status,
+            InvoiceStatus::Issued
+        );
+        store
+            .end_charge_round(&a.id, &name, "w", &end, now)
+            .await
+            .unwrap();
+        let after = store.invoice(&a.id, &name).await.unwrap().unwrap();
+        assert_eq!(
+            (after.invoice.status, after.attempts, after.leased_until),
+            (InvoiceStatus::Overdue, 1, None)
+        );
+        let actions: Vec<String> = store
+            .audit(Some(&a.id), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert!(actions.contains(&"invoice.charged".to_owned()), "{actions:?}");
+        assert!(actions.contains(&"invoice.overdue".to_owned()), "{actions:?}");
     })
     .await;
 }
@@ -321,7 +424,10 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             reference: Some("ch_1".into()),
             ..c
         };
-        store.settle_charge(&a.id, "w", &ok, now).await.unwrap();
+        store
+            .settle_charge(&a.id, "w", &ok, Some(InvoiceStatus::Paid), now)
+            .await
+            .unwrap();
         let cancel_paid = store
             .set_invoice_status(
                 &a.id,
@@ -339,7 +445,8 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             ),
             "{cancel_paid:?}"
         );
-        let refunded = store
+        // A refund is not a status change: it goes through the provider.
+        let marked = store
             .set_invoice_status(
                 &a.id,
                 &name,
@@ -348,6 +455,18 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
                 "operator",
                 now,
             )
+            .await;
+        assert!(
+            matches!(marked, Err(StoreError::Conflict(Reason::InvoiceWrongStatus, _))),
+            "{marked:?}"
+        );
+        let r = crate::refunds::refund_of(&name, &ok, now);
+        store
+            .begin_refund(&a.id, "op", &r, InvoiceStatus::REFUNDABLE, now, now + LEASE)
+            .await
+            .unwrap();
+        let refunded = store
+            .settle_refund(&a.id, "op", &crate::refunds::settled(&r, None), now)
             .await
             .unwrap();
         assert_eq!(refunded.invoice.status, InvoiceStatus::Refunded);
@@ -403,7 +522,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
         for want in [
             "invoice.finalize",
             "invoice.paid",
-            "invoice.refunded",
+            "invoice.refund",
             "invoice.cancelled",
         ] {
             assert!(

@@ -7,6 +7,7 @@ mod invoicing;
 mod metering;
 mod payments;
 mod quotas;
+mod refunds;
 mod tenants;
 mod transitions;
 mod usage;

@@ -409,7 +409,7 @@ async fn day_summaries_agree_with_the_hours_over_any_range() {
                         usage
                             .into_iter()
                             .map(|(k, u)| {
-                                let agg = aggregations()[&k.metric_label];
+                                let agg = aggregations().of(&k.metric_label);
                                 (k, u.quantity(agg))
                             })
                             .collect::<Vec<_>>()

@@ -152,8 +152,32 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
             refund.contains("REFUNDED") && refund.contains("26.20"),
             "{refund}"
         );
+        // Recorded, under the key derived from the charge's, by the operator.
+        {
+            let store = open_store(&db).await;
+            let t = store.tenant_by_name("acme").await.unwrap().unwrap();
+            let refunds = store.invoice_refunds(&t.id, "inv-2026-09-0001").await.unwrap();
+            let charges = store.invoice_charges(&t.id, "inv-2026-09-0001").await.unwrap();
+            assert_eq!(refunds.len(), 1, "{refunds:?}");
+            assert_eq!(
+                (
+                    refunds[0].state,
+                    refunds[0].amount_cents,
+                    refunds[0].actor.as_str()
+                ),
+                (tollgate_store::RefundState::Succeeded, 2620, "operator")
+            );
+            assert_eq!(
+                refunds[0].idempotency_key,
+                format!("refund/{}", charges[0].idempotency_key)
+            );
+        }
         let twice = tollgate(&db, &["invoice", "refund", "inv-2026-09-0001"]).await;
-        assert!(!twice.ok && twice.stderr.contains("REFUNDED"), "{}", twice.stderr);
+        assert!(
+            !twice.ok && twice.stderr.contains("already refunded") && twice.stderr.contains("REFUNDED"),
+            "{}",
+            twice.stderr
+        );
         let unknown = tollgate(&db, &["invoice", "refund", "inv-1999-01-0001"]).await;
         assert!(
             !unknown.ok && unknown.stderr.contains("inv-1999-01-0001"),

@@ -112,6 +112,67 @@ async fn history_is_imported_once_and_replay_rebuilds_the_same_reports() {
 }
 
 #[tokio::test]
+async fn an_import_names_its_first_rejections_in_line_order_whatever_rule_refused_them() {
+    each_backend(|db| async move {
+        tenant_since(&db, "acme", "2026-09-01T00:00:00Z").await;
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("mixed.jsonl");
+        // Lines alternate: an unknown namespace (refused while reading the
+        // file), an unknown metric (refused by the ingestion rules), a good event.
+        let mut lines = String::new();
+        for i in 0..15 {
+            lines.push_str(&format!(
+                "{}\n{}\n{}\n",
+                json!({"id": format!("n{i}"), "namespace": "nowhere", "metric_label": "lb_requests",
+                       "quantity": 1, "timestamp": "2026-09-02T00:00:00Z"}),
+                json!({"id": format!("m{i}"), "metric_label": "beer", "quantity": 1,
+                       "timestamp": "2026-09-02T00:00:00Z"}),
+                json!({"id": format!("g{i}"), "metric_label": "lb_requests", "quantity": 1,
+                       "timestamp": "2026-09-02T00:00:00Z"}),
+            ));
+        }
+        std::fs::write(&jsonl, lines).unwrap();
+        let out = tollgate(
+            &db,
+            &["usage", "import", "--tenant", "acme", jsonl.to_str().unwrap()],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(
+            out.stdout
+                .contains("45 events into tenant acme: 15 accepted, 0 duplicates, 30 rejected"),
+            "{}",
+            out.stdout
+        );
+        let named: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains(": rejected: "))
+            .collect();
+        let expected: Vec<String> = (0..10)
+            .flat_map(|i| {
+                [
+                    format!(
+                        "mixed.jsonl:{}: rejected: namespace: \"nowhere\" does not exist",
+                        3 * i + 1
+                    ),
+                    format!(
+                        "mixed.jsonl:{}: rejected: metric_label: unknown metric \"beer\"",
+                        3 * i + 2
+                    ),
+                ]
+            })
+            .collect();
+        assert_eq!(named.len(), 20, "{}", out.stderr);
+        for (line, want) in named.iter().zip(&expected) {
+            assert!(line.ends_with(want.as_str()), "{line:?} should end with {want:?}");
+        }
+        assert!(out.stderr.contains("… and 10 more rejected"), "{}", out.stderr);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn coupons_from_the_cli_discount_current_usage() {
     each_backend(|db| async move {
         let (admin, platform) = tenant_since(&db, "acme", "2026-09-01T00:00:00Z").await;
