@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
+use tollgate_app::catalogs::Versions;
 use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::tenant::Tenant;
-use tollgate_jobs::catalogs::Versions;
 use tollgate_store::Store;
 
 use crate::error::ApiError;

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use tollgate_app::invoices;
 use tollgate_domain::ErrorKind;
 use tollgate_domain::invoice::Invoice;
-use tollgate_jobs::invoices;
 
 use crate::auth::{Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};

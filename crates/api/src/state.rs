@@ -29,8 +29,8 @@ struct Inner {
     /// Signs `hourly_breakdown_query` tokens; read from the store once.
     report_key: tokio::sync::OnceCell<Vec<u8>>,
     /// How jobs run when the operator API runs one.
-    invoicing: tollgate_jobs::invoices::InvoiceSettings,
-    retention: tollgate_jobs::maintenance::Retention,
+    invoicing: tollgate_app::invoices::InvoiceSettings,
+    retention: tollgate_app::maintenance::Retention,
     worker_id: String,
 }
 
@@ -45,9 +45,9 @@ pub struct Options {
     pub max_event_skew: Option<jiff::SignedDuration>,
     /// Invoice grace and charge retries, for jobs the operator API runs
     /// (the job loop's settings; defaults otherwise).
-    pub invoicing: Option<tollgate_jobs::invoices::InvoiceSettings>,
+    pub invoicing: Option<tollgate_app::invoices::InvoiceSettings>,
     /// Idempotency window, for the prune job the operator API runs.
-    pub retention: Option<tollgate_jobs::maintenance::Retention>,
+    pub retention: Option<tollgate_app::maintenance::Retention>,
     /// Names this process in job leases.
     pub worker_id: Option<String>,
 }
@@ -72,7 +72,7 @@ impl AppState {
                 .map(|t| tollgate_domain::token::digest(&t)),
             max_event_skew: options
                 .max_event_skew
-                .unwrap_or(tollgate_jobs::usage::DEFAULT_MAX_SKEW),
+                .unwrap_or(tollgate_app::usage::DEFAULT_MAX_SKEW),
             report_key: tokio::sync::OnceCell::new(),
             invoicing: options.invoicing.unwrap_or_default(),
             retention: options.retention.unwrap_or_default(),
@@ -82,8 +82,8 @@ impl AppState {
 
     /// What a job run through the operator API works with: the same store,
     /// clock, provider, catalogs and settings as the job loop.
-    pub fn job_context(&self) -> tollgate_jobs::JobContext {
-        tollgate_jobs::JobContext {
+    pub fn job_context(&self) -> tollgate_app::JobContext {
+        tollgate_app::JobContext {
             store: self.0.store.clone(),
             clock: self.0.clock.clone(),
             provider: self.0.provider.clone(),

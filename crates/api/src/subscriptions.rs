@@ -14,7 +14,7 @@ use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::billing::{AddonRequest, ListSubscriptionsRsp, PeriodType, SubscriptionType};
 use crate::wire::quota::Empty;
-use tollgate_jobs::invoices::Book;
+use tollgate_app::invoices::Book;
 
 /// A stable uid for a billing period: derived from its subscription and index.
 fn period_uid(subscription_id: &str, index: u32) -> String {

@@ -11,15 +11,15 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use tollgate_app::bills;
+use tollgate_app::reports::{self, ReportRange};
+use tollgate_app::usage::{self, EventOutcome, Reported, Tally};
 use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::metering::{self, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
 use tollgate_domain::{Error, ErrorKind};
-use tollgate_jobs::bills;
-use tollgate_jobs::reports::{self, ReportRange};
-use tollgate_jobs::usage::{self, EventOutcome, Reported, Tally};
 use tollgate_store::BucketFilter;
 
 use crate::auth::{Authorized, Caller, namespace};
@@ -508,7 +508,7 @@ pub async fn monthly_usage(
     // pending invoice would be finalized now (adjustments included), so the
     // two always agree.
     let versions = state.catalogs().versions();
-    let book = tollgate_jobs::invoices::Book::open(state.store(), &versions, auth.tenant_id(), now).await?;
+    let book = tollgate_app::invoices::Book::open(state.store(), &versions, auth.tenant_id(), now).await?;
     let mut items = Vec::new();
     for tp in book.periods.iter().filter(|tp| tp.period.actual_end <= now) {
         let invoice = match book.finalized.iter().find(|f| f.invoice.name == tp.name) {

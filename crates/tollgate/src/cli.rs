@@ -325,7 +325,7 @@ pub struct InvoicingArgs {
 const MAX_INVOICING_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 3660);
 
 impl InvoicingArgs {
-    pub fn settings(&self) -> Result<tollgate_jobs::invoices::InvoiceSettings> {
+    pub fn settings(&self) -> Result<tollgate_app::invoices::InvoiceSettings> {
         let d = |h: &humantime::Duration, what: &str| {
             jiff::SignedDuration::try_from(**h)
                 .ok()
@@ -340,7 +340,7 @@ impl InvoicingArgs {
         if retry_delays.windows(2).any(|w| w[0] >= w[1]) {
             bail!("--charge-retries must be increasing, e.g. 1d,3d,7d");
         }
-        Ok(tollgate_jobs::invoices::InvoiceSettings {
+        Ok(tollgate_app::invoices::InvoiceSettings {
             grace: d(&self.invoice_grace, "--invoice-grace")?,
             retry_delays,
         })
@@ -358,15 +358,15 @@ pub struct RetentionArgs {
 }
 
 impl RetentionArgs {
-    pub fn retention(&self) -> Result<tollgate_jobs::maintenance::Retention> {
+    pub fn retention(&self) -> Result<tollgate_app::maintenance::Retention> {
         let window = jiff::SignedDuration::try_from(*self.idempotency_window)
             .context("--idempotency-window is too long")?;
-        if window < tollgate_jobs::maintenance::DEFAULT_IDEMPOTENCY_WINDOW {
+        if window < tollgate_app::maintenance::DEFAULT_IDEMPOTENCY_WINDOW {
             bail!(
                 "--idempotency-window must be at least 24h, so that a client's retry is never counted twice"
             );
         }
-        Ok(tollgate_jobs::maintenance::Retention {
+        Ok(tollgate_app::maintenance::Retention {
             idempotency_window: window,
         })
     }
@@ -388,9 +388,9 @@ pub fn time_arg(s: &str) -> std::result::Result<Timestamp, String> {
 /// An application error as the CLI shows it: a field of the use case that
 /// is one of the command's `flags` is named as the flag the operator typed
 /// (`since: …` → `--since …`).
-pub(crate) fn flags(flags: &'static [&'static str]) -> impl Fn(tollgate_jobs::AppError) -> anyhow::Error {
+pub(crate) fn flags(flags: &'static [&'static str]) -> impl Fn(tollgate_app::AppError) -> anyhow::Error {
     move |e| match e {
-        tollgate_jobs::AppError::Rule(rule) => {
+        tollgate_app::AppError::Rule(rule) => {
             let message = match rule.message.split_once(": ") {
                 Some((field, rest)) if flags.contains(&field) => {
                     format!("--{}: {rest}", field.replace('_', "-"))
@@ -399,7 +399,7 @@ pub(crate) fn flags(flags: &'static [&'static str]) -> impl Fn(tollgate_jobs::Ap
             };
             anyhow::anyhow!(message)
         }
-        tollgate_jobs::AppError::Store(e) => e.into(),
+        tollgate_app::AppError::Store(e) => e.into(),
     }
 }
 
@@ -421,15 +421,15 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             tenant_type,
             since,
         } => {
-            let versions = tollgate_jobs::catalogs::Versions::default();
-            let req = tollgate_jobs::tenancy::TenantRequest {
+            let versions = tollgate_app::catalogs::Versions::default();
+            let req = tollgate_app::tenancy::TenantRequest {
                 name,
                 plan,
                 tenant_type,
                 since,
             };
             let tenant =
-                tollgate_jobs::tenancy::create_tenant(store, &versions, &req, ACTOR, Timestamp::now())
+                tollgate_app::tenancy::create_tenant(store, &versions, &req, ACTOR, Timestamp::now())
                     .await
                     .map_err(flags(&["plan", "since"]))?;
             println!(
@@ -459,7 +459,7 @@ async fn namespace(store: &dyn Store, cmd: NamespaceCommand) -> Result<()> {
         NamespaceCommand::Create { tenant, name } => {
             let t = find_tenant(store, &tenant).await?;
             let ns =
-                tollgate_jobs::tenancy::create_namespace(store, &t, &name, ACTOR, Timestamp::now()).await?;
+                tollgate_app::tenancy::create_namespace(store, &t, &name, ACTOR, Timestamp::now()).await?;
             println!("created namespace {} in tenant {}", ns.name, t.name);
         }
         NamespaceCommand::List { tenant } => {
@@ -487,13 +487,13 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
             let expires_in = expires_in
                 .map(|d| jiff::SignedDuration::try_from(*d).context("--expires-in is too long"))
                 .transpose()?;
-            let req = tollgate_jobs::tenancy::TokenRequest {
+            let req = tollgate_app::tenancy::TokenRequest {
                 role,
                 namespaces,
                 expires_in,
                 name,
             };
-            let issued = tollgate_jobs::tenancy::create_token(store, &t, &req, ACTOR, Timestamp::now())
+            let issued = tollgate_app::tenancy::create_token(store, &t, &req, ACTOR, Timestamp::now())
                 .await
                 .map_err(flags(&["name", "expires_in"]))?;
             let (created, secret) = (issued.token, issued.secret);
@@ -546,7 +546,7 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { tenant, id } => {
             let t = find_tenant(store, &tenant).await?;
-            let tok = tollgate_jobs::tenancy::revoke_token(store, &t, &id, ACTOR, Timestamp::now()).await?;
+            let tok = tollgate_app::tenancy::revoke_token(store, &t, &id, ACTOR, Timestamp::now()).await?;
             println!("revoked token {} of tenant {}", tok.id, t.name);
         }
     }
@@ -554,7 +554,7 @@ async fn token_cmd(store: &dyn Store, cmd: TokenCommand) -> Result<()> {
 }
 
 async fn operator_token_cmd(store: &dyn Store, cmd: OperatorTokenCommand) -> Result<()> {
-    use tollgate_jobs::tenancy;
+    use tollgate_app::tenancy;
     match cmd {
         OperatorTokenCommand::Create { name, role } => {
             let issued = tenancy::create_operator_token(store, &name, &role, ACTOR, Timestamp::now())

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use jiff::Timestamp;
+use tollgate_app::JobContext;
+use tollgate_app::catalogs::Versions;
+use tollgate_app::{invoices, refunds};
 use tollgate_domain::clock::SystemClock;
 use tollgate_domain::invoice::{InvoiceStatus, format_cents, format_price};
 use tollgate_domain::tenant::Tenant;
-use tollgate_jobs::JobContext;
-use tollgate_jobs::catalogs::Versions;
-use tollgate_jobs::{invoices, refunds};
 use tollgate_store::Store;
 
 use crate::cli::{ACTOR, find_tenant};

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use jiff::Timestamp;
+use tollgate_app::{Job, JobContext};
 use tollgate_domain::catalog;
 use tollgate_domain::clock::{Clock, ManualClock, SystemClock};
 use tollgate_domain::transition::TransitionState;
-use tollgate_jobs::{Job, JobContext};
 use tollgate_store::{Store, TransitionFilter};
 
 use crate::cli::StorageArgs;

@@ -205,7 +205,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let job_loop = tokio::spawn(tollgate_jobs::run_forever(
+    let job_loop = tokio::spawn(tollgate_app::run_forever(
         jobs,
         *args.job_interval,
         stopped(stop_rx.clone()),

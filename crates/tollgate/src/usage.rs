@@ -10,13 +10,13 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
+use tollgate_app::catalogs::Versions;
+use tollgate_app::usage::{self, EventOutcome, Reported};
 use tollgate_domain::catalog::Catalog;
 use tollgate_domain::metering::RawEvent;
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::Discount;
 use tollgate_domain::tenant::Tenant;
-use tollgate_jobs::catalogs::Versions;
-use tollgate_jobs::usage::{self, EventOutcome, Reported};
 use tollgate_store::{CouponDef, Store};
 
 /// How the audit trail names the operator CLI.
@@ -280,13 +280,13 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             percent,
             fixed_cents,
         } => {
-            let req = tollgate_jobs::coupons::CouponRequest {
+            let req = tollgate_app::coupons::CouponRequest {
                 code: code.clone(),
                 title,
                 percent,
                 fixed_cents,
             };
-            tollgate_jobs::coupons::create_coupon(store, &req, ACTOR, now)
+            tollgate_app::coupons::create_coupon(store, &req, ACTOR, now)
                 .await
                 .map_err(crate::cli::flags(&["title", "percent", "fixed_cents"]))?;
             println!("created coupon {code}");
@@ -298,7 +298,7 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             until,
         } => {
             let t = crate::cli::find_tenant(store, &tenant).await?;
-            tollgate_jobs::coupons::apply_coupon(store, &t, &code, from, until, ACTOR, now)
+            tollgate_app::coupons::apply_coupon(store, &t, &code, from, until, ACTOR, now)
                 .await
                 .map_err(crate::cli::flags(&["until"]))?;
             println!("applied coupon {code} to tenant {}", t.name);

@@ -5,11 +5,11 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
+use tollgate_app::coupons::{self, CouponRequest};
+use tollgate_app::{Job, invoices, tenancy};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus, LineKind, format_cents};
 use tollgate_domain::rating::Discount;
 use tollgate_domain::{Error, ErrorKind, catalog};
-use tollgate_jobs::coupons::{self, CouponRequest};
-use tollgate_jobs::{Job, invoices, tenancy};
 use tollgate_store::{ChargeRecord, CouponDef, StoredCatalog};
 use utoipa::ToSchema;
 
@@ -721,7 +721,7 @@ pub async fn refund_invoice(
 ) -> Result<Json<RefundItem>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let ctx = state.job_context();
-    let done = tollgate_jobs::refunds::refund_invoice(&ctx, &t.id, &name, op.actor(), state.now()).await?;
+    let done = tollgate_app::refunds::refund_invoice(&ctx, &t.id, &name, op.actor(), state.now()).await?;
     Ok(Json(RefundItem {
         invoice: invoice_item(t.name.as_str(), &done.invoice.invoice),
         amount_cents: done.refund.amount_cents,

@@ -7,7 +7,7 @@
 //!
 //! Handlers that change anything take [`OperatorAdmin`]; reads take
 //! [`Operator`]. Each translates its input, calls the application layer
-//! (`tollgate_jobs`), and translates the answer.
+//! (`tollgate_app`), and translates the answer.
 
 pub mod billing;
 pub mod tenancy;

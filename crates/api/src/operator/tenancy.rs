@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use tollgate_app::tenancy::{self, TenantRequest, TokenRequest};
 use tollgate_domain::Error;
 use tollgate_domain::access::NamespaceScope;
 use tollgate_domain::tenant::{Namespace, Tenant};
 use tollgate_domain::token::{ApiToken, OperatorToken};
-use tollgate_jobs::tenancy::{self, TenantRequest, TokenRequest};
 use utoipa::ToSchema;
 
 use super::{Operator, OperatorAdmin};
@@ -15,11 +15,11 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, Path};
 use crate::state::AppState;
 
-impl From<tollgate_jobs::AppError> for ApiError {
-    fn from(e: tollgate_jobs::AppError) -> Self {
+impl From<tollgate_app::AppError> for ApiError {
+    fn from(e: tollgate_app::AppError) -> Self {
         match e {
-            tollgate_jobs::AppError::Rule(e) => e.into(),
-            tollgate_jobs::AppError::Store(e) => e.into(),
+            tollgate_app::AppError::Rule(e) => e.into(),
+            tollgate_app::AppError::Store(e) => e.into(),
         }
     }
 }

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use jiff::SignedDuration;
 use serde_json::json;
+use tollgate_app::JobContext;
+use tollgate_app::invoices::{charge_until_idle, close_periods};
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::payment::PaymentRole;
-use tollgate_jobs::JobContext;
-use tollgate_jobs::invoices::{charge_until_idle, close_periods};
 use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
 use tollgate_store::ChargeOutcome;
 use tollgate_testkit::each_backend;

@@ -1,5 +1,5 @@
 //! Refunding a paid invoice through the application layer
-//! (`jobs::refunds::refund_invoice`): through the configured provider, once,
+//! (`app::refunds::refund_invoice`): through the configured provider, once,
 //! never during a charge; a refund interrupted after the provider call
 //! (crash, lost answer, unreachable provider) is resumed with the same key
 //! and the money moves once.
@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use jiff::SignedDuration;
 use tokio::sync::Notify;
+use tollgate_app::JobContext;
+use tollgate_app::refunds::{REFUND_LEASE, RefundOutcome, refund_invoice};
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::{Error, ErrorKind};
-use tollgate_jobs::JobContext;
-use tollgate_jobs::refunds::{REFUND_LEASE, RefundOutcome, refund_invoice};
 use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
 use tollgate_store::{ChargeOutcome, RefundState};
 use tollgate_testkit::each_backend;

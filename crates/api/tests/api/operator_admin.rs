@@ -270,7 +270,7 @@ async fn without_any_operator_credential_the_operator_api_is_off_until_a_token_e
             .await;
         off.error(403, 7);
         // The CLI creates the first token (here through the same use case).
-        let issued = tollgate_jobs::tenancy::create_operator_token(
+        let issued = tollgate_app::tenancy::create_operator_token(
             &*app.store,
             "first",
             "operator-admin",

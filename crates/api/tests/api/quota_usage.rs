@@ -409,7 +409,7 @@ async fn request_ids_are_remembered_for_the_idempotency_window_then_forgotten() 
 
         // Within the window (24 hours by default) the job keeps the record.
         app.clock.advance(jiff::SignedDuration::from_hours(23));
-        let kept = tollgate_jobs::maintenance::prune(&ctx, usize::MAX).await.unwrap();
+        let kept = tollgate_app::maintenance::prune(&ctx, usize::MAX).await.unwrap();
         assert_eq!(kept, 0);
         let replay = app.post(RESERVE, &admin, body.clone()).await;
         assert_eq!(
@@ -420,7 +420,7 @@ async fn request_ids_are_remembered_for_the_idempotency_window_then_forgotten() 
         // After it, the record is gone and the same id is a new request.
         app.clock
             .advance(jiff::SignedDuration::from_hours(1) + jiff::SignedDuration::from_secs(1));
-        let pruned = tollgate_jobs::maintenance::prune(&ctx, usize::MAX).await.unwrap();
+        let pruned = tollgate_app::maintenance::prune(&ctx, usize::MAX).await.unwrap();
         assert_eq!(pruned, 1);
         let again = app.post(RESERVE, &admin, body).await;
         assert_eq!(
@@ -456,9 +456,9 @@ async fn pruning_goes_in_batches_and_a_tick_does_a_bounded_amount() {
         app.clock.advance(jiff::SignedDuration::from_hours(25));
         let ctx = app.job_context("pruner", None);
         // Two batches of 1000 per call here; the rest on the next.
-        assert_eq!(tollgate_jobs::maintenance::prune(&ctx, 2).await.unwrap(), 2000);
-        assert_eq!(tollgate_jobs::maintenance::prune(&ctx, 2).await.unwrap(), 500);
-        assert_eq!(tollgate_jobs::maintenance::prune(&ctx, 2).await.unwrap(), 0);
+        assert_eq!(tollgate_app::maintenance::prune(&ctx, 2).await.unwrap(), 2000);
+        assert_eq!(tollgate_app::maintenance::prune(&ctx, 2).await.unwrap(), 500);
+        assert_eq!(tollgate_app::maintenance::prune(&ctx, 2).await.unwrap(), 0);
     })
     .await;
 }

@@ -319,7 +319,7 @@ impl TestApp {
     /// Runs the background jobs (plan transitions) until they are idle, as
     /// the server's job loop would, at the test clock's time.
     pub async fn run_jobs(&self) -> usize {
-        let ctx = tollgate_jobs::JobContext {
+        let ctx = tollgate_app::JobContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
             provider: self.provider.clone(),
@@ -328,7 +328,7 @@ impl TestApp {
             invoicing: Default::default(),
             retention: Default::default(),
         };
-        tollgate_jobs::transitions::run_until_idle(&ctx)
+        tollgate_app::transitions::run_until_idle(&ctx)
             .await
             .expect("jobs run")
     }
@@ -339,9 +339,9 @@ impl TestApp {
     pub fn job_context(
         &self,
         worker: &str,
-        invoicing: Option<tollgate_jobs::invoices::InvoiceSettings>,
-    ) -> tollgate_jobs::JobContext {
-        tollgate_jobs::JobContext {
+        invoicing: Option<tollgate_app::invoices::InvoiceSettings>,
+    ) -> tollgate_app::JobContext {
+        tollgate_app::JobContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
             provider: self.provider.clone(),
@@ -357,7 +357,7 @@ impl TestApp {
     pub async fn close_periods(&self) -> usize {
         let ctx = self.job_context("test-worker", None);
         let now = tollgate_domain::clock::Clock::now(self.clock.as_ref());
-        tollgate_jobs::invoices::close_periods(&ctx, now)
+        tollgate_app::invoices::close_periods(&ctx, now)
             .await
             .expect("period close")
     }
@@ -365,7 +365,7 @@ impl TestApp {
     /// Charges due invoices at the test clock's time; returns the rounds run.
     pub async fn charge(&self) -> usize {
         let ctx = self.job_context("test-worker", None);
-        tollgate_jobs::invoices::charge_until_idle(&ctx)
+        tollgate_app::invoices::charge_until_idle(&ctx)
             .await
             .expect("charge")
     }

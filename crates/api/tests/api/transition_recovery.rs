@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use serde_json::{Value, json};
+use tollgate_app::transitions::{MAX_ATTEMPTS, backoff, run_until_idle};
 use tollgate_domain::access::Role;
 use tollgate_domain::clock::Clock;
-use tollgate_jobs::transitions::{MAX_ATTEMPTS, backoff, run_until_idle};
 use tollgate_store::Store;
 use tollgate_testkit::each_backend;
 

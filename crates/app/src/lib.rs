@@ -1,7 +1,18 @@
-//! Background jobs. Each job takes its work from the database under a lease,
-//! so that several replicas never do the same work twice and work a crashed
-//! worker held is taken over once its lease expires. It is also where the
-//! use cases every entry point shares live (`refunds`, `usage`, `reports`).
+//! The application layer: one function per use case, shared by every entry
+//! point (the HTTP API, the operator CLI, the job loop and, next, the
+//! console), which only translate their input and the answer. Use cases own
+//! their transactions (through the store), the authorization decisions that
+//! are not HTTP's, auditing and idempotency.
+//!
+//! - Tenancy: [`tenancy`] (tenants, namespaces, API and operator tokens).
+//! - Metering and reports: [`usage`] (ingestion), [`reports`], [`bills`].
+//! - Billing: [`coupons`], [`invoices`] (period close, charging, PDFs),
+//!   [`refunds`], [`transitions`] (the plan-transition worker).
+//! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
+//!
+//! Background work takes its items from the database under a lease, so that
+//! replicas never do the same work twice and work a crashed worker held is
+//! taken over once its lease expires.
 
 pub mod bills;
 pub mod catalogs;
