@@ -56,3 +56,17 @@ impl Versions {
             .unwrap_or_else(Issuer::unnamed))
     }
 }
+
+/// Publishes a catalog as the next version, after every rule a new catalog
+/// must meet (`catalog::parse_for_publish`; errors name the line and field).
+/// It takes effect at once on every replica.
+pub async fn publish(
+    store: &dyn Store,
+    source_name: &str,
+    source: &str,
+    actor: &str,
+    now: jiff::Timestamp,
+) -> Result<i64, crate::AppError> {
+    catalog::parse_for_publish(source_name, source).map_err(tollgate_domain::Error::from)?;
+    Ok(store.publish_catalog(source, source_name, actor, now).await?)
+}

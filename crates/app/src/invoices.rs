@@ -574,3 +574,25 @@ pub async fn render_pdf(
     .map_err(|e| PdfError::Join(e.to_string()))??;
     Ok(Some(pdf))
 }
+
+/// The operator cancels an unpaid finalized invoice (ISSUED or OVERDUE): it
+/// is no longer charged. Refused (409) from any other status and while a
+/// charge or a refund holds the invoice.
+pub async fn cancel(
+    store: &dyn Store,
+    tenant_id: &str,
+    name: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<StoredInvoice, StoreError> {
+    store
+        .set_invoice_status(
+            tenant_id,
+            name,
+            InvoiceStatus::CANCELLABLE,
+            InvoiceStatus::Cancelled,
+            actor,
+            now,
+        )
+        .await
+}

@@ -6,15 +6,15 @@
 //! and the lease expires; the next worker starts over. The provider call is
 //! safe to repeat.
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::transition::{AddonChange, PlanTransition};
 use tollgate_payments::ProviderError;
-use tollgate_store::{StoreError, TransitionOutcome};
+use tollgate_store::{Store, StoreError, TransitionOutcome};
 
-use crate::JobContext;
+use crate::{AppError, JobContext};
 
 /// How long a worker may hold a transition before another may take it.
 pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
@@ -195,4 +195,47 @@ async fn outcome(ctx: &JobContext, t: &PlanTransition) -> Result<Result<Transiti
         contacts,
         addons: AddonChange::new(plan, p),
     }))
+}
+
+/// The operator approves a transition waiting for approval: it moves to
+/// CREATING and the worker executes it.
+pub async fn approve(
+    store: &dyn Store,
+    id: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<PlanTransition, AppError> {
+    Ok(store.decide_transition(id, true, None, actor, now).await?)
+}
+
+/// The operator rejects a transition waiting for approval, with a reason
+/// (the operator's, at most 1024 characters, or a default).
+pub async fn reject(
+    store: &dyn Store,
+    id: &str,
+    reason: Option<&str>,
+    actor: &str,
+    now: Timestamp,
+) -> Result<PlanTransition, AppError> {
+    let reason = tollgate_domain::transition::rejection_reason(reason)?;
+    Ok(store
+        .decide_transition(id, false, Some(&reason), actor, now)
+        .await?)
+}
+
+/// The operator cancels an open transition, whoever holds it: it fails with
+/// the reason (the operator's, bounded like a rejection's, or a default
+/// that says who did it) and nothing of it is applied.
+pub async fn cancel(
+    store: &dyn Store,
+    id: &str,
+    reason: Option<&str>,
+    actor: &str,
+    now: Timestamp,
+) -> Result<PlanTransition, AppError> {
+    let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        None => "cancelled by the operator".to_owned(),
+        Some(r) => tollgate_domain::transition::rejection_reason(Some(r))?,
+    };
+    Ok(store.cancel_transition(id, &reason, actor, now).await?)
 }

@@ -10,7 +10,7 @@ use tollgate_app::JobContext;
 use tollgate_app::catalogs::Versions;
 use tollgate_app::{invoices, refunds};
 use tollgate_domain::clock::SystemClock;
-use tollgate_domain::invoice::{InvoiceStatus, format_cents, format_price};
+use tollgate_domain::invoice::{format_cents, format_price};
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::Store;
 
@@ -202,16 +202,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
         }
         InvoiceCommand::Cancel { name, tenant } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
-            let after = store
-                .set_invoice_status(
-                    &t.id,
-                    &name,
-                    InvoiceStatus::CANCELLABLE,
-                    InvoiceStatus::Cancelled,
-                    ACTOR,
-                    Timestamp::now(),
-                )
-                .await?;
+            let after = invoices::cancel(store, &t.id, &name, ACTOR, Timestamp::now()).await?;
             println!("{name}: {}", after.invoice.status);
         }
     }

@@ -151,11 +151,9 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
         CatalogCommand::Publish { file } => {
             let text = read(&file)?;
             let name = file.display().to_string();
-            catalog::parse_for_publish(&name, &text)?;
             let store = storage.open().await?;
-            let version = store
-                .publish_catalog(&text, &name, ACTOR, Timestamp::now())
-                .await?;
+            let version =
+                tollgate_app::catalogs::publish(&*store, &name, &text, ACTOR, Timestamp::now()).await?;
             println!("published {name} as catalog version {version}");
         }
         CatalogCommand::Show { version } => {
@@ -221,24 +219,19 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
             table.print();
         }
         TransitionCommand::Approve { id } => {
-            let t = store
-                .decide_transition(&id, true, None, ACTOR, Timestamp::now())
-                .await?;
+            let t = tollgate_app::transitions::approve(store, &id, ACTOR, Timestamp::now()).await?;
             println!("approved {}: now {}", t.id, t.state.as_str());
         }
         TransitionCommand::Reject { id, reason } => {
-            let reason = tollgate_domain::transition::rejection_reason(reason.as_deref())?;
-            let t = store
-                .decide_transition(&id, false, Some(&reason), ACTOR, Timestamp::now())
-                .await?;
+            let t = tollgate_app::transitions::reject(store, &id, reason.as_deref(), ACTOR, Timestamp::now())
+                .await
+                .map_err(crate::cli::flags(&["reason"]))?;
             println!("rejected {}: now {}", t.id, t.state.as_str());
         }
         TransitionCommand::Cancel { id, reason } => {
-            let reason = tollgate_api::operator::cancellation_reason(reason.as_deref())
-                .map_err(|e| anyhow::anyhow!(e.error.message))?;
-            let t = store
-                .cancel_transition(&id, &reason, ACTOR, Timestamp::now())
-                .await?;
+            let t = tollgate_app::transitions::cancel(store, &id, reason.as_deref(), ACTOR, Timestamp::now())
+                .await
+                .map_err(crate::cli::flags(&["reason"]))?;
             println!("cancelled {}: now {}", t.id, t.state.as_str());
         }
     }

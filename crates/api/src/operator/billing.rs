@@ -127,11 +127,8 @@ pub async fn publish_catalog(
     JsonBody(body): JsonBody<CatalogSource>,
 ) -> Result<Json<CatalogVersion>, ApiError> {
     let name = source_name(&body);
-    catalog::parse_for_publish(&name, &body.source).map_err(Error::from)?;
-    let version = state
-        .store()
-        .publish_catalog(&body.source, &name, op.actor(), state.now())
-        .await?;
+    let version =
+        tollgate_app::catalogs::publish(state.store(), &name, &body.source, op.actor(), state.now()).await?;
     let stored = state
         .store()
         .catalog(Some(version))
@@ -668,17 +665,7 @@ pub async fn cancel_invoice(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<InvoiceItem>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
-    let after = state
-        .store()
-        .set_invoice_status(
-            &t.id,
-            &name,
-            InvoiceStatus::CANCELLABLE,
-            InvoiceStatus::Cancelled,
-            op.actor(),
-            state.now(),
-        )
-        .await?;
+    let after = invoices::cancel(state.store(), &t.id, &name, op.actor(), state.now()).await?;
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
 }
 

@@ -289,10 +289,7 @@ pub async fn approve(
     op: OperatorAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<TransitionItem>, ApiError> {
-    let t = state
-        .store()
-        .decide_transition(&id, true, None, op.actor(), state.now())
-        .await?;
+    let t = tollgate_app::transitions::approve(state.store(), &id, op.actor(), state.now()).await?;
     Ok(Json(one(&state, t).await?))
 }
 
@@ -318,11 +315,14 @@ pub async fn reject(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Decision>,
 ) -> Result<Json<TransitionItem>, ApiError> {
-    let reason = tollgate_domain::transition::rejection_reason(body.reason.as_deref())?;
-    let t = state
-        .store()
-        .decide_transition(&id, false, Some(&reason), op.actor(), state.now())
-        .await?;
+    let t = tollgate_app::transitions::reject(
+        state.store(),
+        &id,
+        body.reason.as_deref(),
+        op.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(Json(one(&state, t).await?))
 }
 
@@ -350,21 +350,15 @@ pub async fn cancel(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Decision>,
 ) -> Result<Json<TransitionItem>, ApiError> {
-    let reason = cancellation_reason(body.reason.as_deref())?;
-    let t = state
-        .store()
-        .cancel_transition(&id, &reason, op.actor(), state.now())
-        .await?;
+    let t = tollgate_app::transitions::cancel(
+        state.store(),
+        &id,
+        body.reason.as_deref(),
+        op.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(Json(one(&state, t).await?))
-}
-
-/// The reason recorded for a cancellation: the operator's (bounded like a
-/// rejection's), or a default that says who did it.
-pub fn cancellation_reason(given: Option<&str>) -> Result<String, ApiError> {
-    match given.map(str::trim).filter(|r| !r.is_empty()) {
-        None => Ok("cancelled by the operator".to_owned()),
-        Some(r) => Ok(tollgate_domain::transition::rejection_reason(Some(r))?),
-    }
 }
 
 /// One audit entry.
