@@ -3,9 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use tollgate_domain::payment::{PaymentRole, RoleChange};
-use tollgate_payments::ProviderError;
-use tollgate_store::PaymentChange;
+use tollgate_domain::payment::RoleChange;
 
 use crate::auth::{Authorized, Caller, body_namespace, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
@@ -60,47 +58,24 @@ pub async fn create(
     let auth = authorize(&state, caller, Operation::PaymentMethodCreate, &ns).await?;
     body_namespace(body.namespace.as_deref())?;
     let token = body.token.unwrap_or_default();
-    tollgate_domain::payment::check_token("token", &token)?;
     let requested = match body.role.map(|r| r.text()) {
         None => None,
         Some(r) => crate::wire::enums::requested_payment_role("role", &r)?,
     };
     let contact = body.contact.unwrap_or_default().into_domain("contact")?;
-    let registered = state
-        .provider()
-        .register(&token, &contact)
-        .await
-        .map_err(|e| match e {
-            ProviderError::Refused(why) => {
-                ApiError::invalid(format!("token: refused by the payment provider: {why}"))
-            }
-            ProviderError::Unavailable(why) => {
-                tracing::warn!(error = %why, "payment provider unavailable");
-                ApiError::new(
-                    tollgate_domain::ErrorKind::Unavailable,
-                    "the payment provider is unavailable; retry later",
-                )
-                .with_reason(tollgate_domain::Reason::PaymentProviderUnavailable)
-            }
-        })?;
-    let now = state.now();
-    let method = tollgate_payments::new_method(
+    let name = tollgate_app::payment_methods::add(
+        state.store(),
         state.provider(),
-        registered,
-        token,
-        contact,
-        PaymentRole::Normal,
-        now,
-    );
-    let name = method.name.clone();
-    let change = PaymentChange::Create {
-        method: Box::new(method),
-        requested,
-    };
-    state
-        .store()
-        .change_payment_methods(auth.tenant_id(), &change, &auth.actor(), now)
-        .await?;
+        &auth.tenant,
+        tollgate_app::payment_methods::NewMethod {
+            token,
+            contact,
+            requested,
+        },
+        &auth.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(Json(CreatePaymentMethodResponse { name }))
 }
 
@@ -117,14 +92,7 @@ fn check_role_body(body: &PaymentMethodRoleRequest, path_name: &str) -> Result<(
 
 /// Applies a role change or deletion under the role rules.
 async fn apply(state: &AppState, auth: &Authorized, change: RoleChange) -> Result<Json<Empty>, ApiError> {
-    state
-        .store()
-        .change_payment_methods(
-            auth.tenant_id(),
-            &PaymentChange::Role(change),
-            &auth.actor(),
-            state.now(),
-        )
+    tollgate_app::payment_methods::change(state.store(), &auth.tenant, change, &auth.actor(), state.now())
         .await?;
     Ok(Json(Empty {}))
 }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use tollgate_domain::names::Name;
 use tollgate_domain::object::{ObjectMeta, validate_user_meta};
 use tollgate_domain::quota::{self, AmountKind, KeyFamily, QuotaObject};
-use tollgate_store::{UsageChange, UsageOp, UsageOutcome};
+use tollgate_store::UsageOp;
 
 use crate::auth::{Authorized, Caller, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
@@ -437,27 +437,18 @@ async fn change_usage(
     request_id: Option<String>,
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
     let plan = state.tenant_plan(&auth.tenant).await?;
-    let change = UsageChange {
-        tenant_id: auth.tenant_id(),
+    let changed = tollgate_app::quotas::change_usage(
+        state.store(),
+        &auth.tenant,
+        &plan.plan().default_quota,
         family,
-        key: &key,
+        &key,
         op,
-        request_id: request_id.as_deref(),
-        default_quota: &plan.plan().default_quota,
-        now: state.now(),
-    };
-    let outcome = state.store().change_usage(&change).await?;
-    let (usage, replayed) = match outcome {
-        UsageOutcome::Applied(s) => (s, false),
-        UsageOutcome::Replayed(s) => (s, true),
-        UsageOutcome::Refused(s) => {
-            let requested = match op {
-                UsageOp::Reserve { amount } => amount,
-                _ => 0,
-            };
-            return Err(quota::refusal(family, &key, s.limit, s.current, requested).into());
-        }
-    };
+        request_id.as_deref(),
+        state.now(),
+    )
+    .await?;
+    let (usage, replayed) = (changed.state, changed.replayed);
     let (kind, resource) = match family {
         KeyFamily::Object => (Some(key), None),
         KeyFamily::Resource => (None, Some(key)),

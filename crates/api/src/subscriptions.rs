@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Period;
-use tollgate_domain::{ErrorKind, Reason};
 
 use crate::auth::{Caller, namespace};
 use crate::error::{ApiError, ErrorBody};
@@ -175,42 +174,15 @@ async fn change_addon(
     let auth = caller.authorize(&state, op, &Name::system()).await?;
     let addon = body.choice()?;
     let tenant_plan = state.tenant_plan(&auth.tenant).await?;
-    let plan = tenant_plan.plan();
-    let included = plan.included_addons.iter().any(|a| a == addon);
-    if included {
-        if !subscribe {
-            return Err(ApiError::new(
-                ErrorKind::FailedPrecondition,
-                format!(
-                    "{addon}: included in plan {:?}; it cannot be unsubscribed",
-                    plan.name
-                ),
-            )
-            .with_reason(Reason::AddonIncluded));
-        }
-        // Always on: subscribing is a no-op.
-        return Ok(Json(Empty {}));
-    }
-    if subscribe && !plan.allowed_addons.iter().any(|a| a == addon) {
-        return Err(ApiError::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "{addon}: not available on plan {:?}; change plan to use it",
-                plan.name
-            ),
-        )
-        .with_reason(Reason::AddonNotAvailable));
-    }
-    state
-        .store()
-        .set_addon(
-            auth.tenant_id(),
-            &auth.tenant.plan,
-            addon,
-            subscribe,
-            &auth.actor(),
-            state.now(),
-        )
-        .await?;
+    tollgate_app::plans::change_addon(
+        state.store(),
+        &auth.tenant,
+        tenant_plan.plan(),
+        addon,
+        subscribe,
+        &auth.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(Json(Empty {}))
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use tollgate_domain::transition::{self, PlanTransition, TransitionState};
+use tollgate_domain::transition::TransitionState;
 
 use crate::auth::{Caller, body_namespace, namespace, require_system};
 use crate::error::{ApiError, ErrorBody};
@@ -45,29 +45,20 @@ pub async fn initiate(
         .await?;
     require_system(&ns, "plan transitions")?;
     body_namespace(body.namespace.as_deref())?;
-    let new_plan = body
-        .new_plan
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::invalid("new_plan: is required"))?;
+    let new_plan = body.new_plan.unwrap_or_default();
     let payload = body.payload.unwrap_or_default().into_domain()?;
-    let now = state.now();
-    let (version, catalog) = state.catalogs().latest(state.store()).await?;
-    let target = transition::validate_request(&catalog, &auth.tenant.plan, &new_plan, &payload)?;
-    let requires_manual_approval = target.transition.requires_manual_approval;
-    let t = PlanTransition {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: auth.tenant_id().to_owned(),
-        from_plan: auth.tenant.plan.clone(),
-        to_plan: new_plan,
-        catalog_version: version,
-        state: TransitionState::initial(requires_manual_approval),
+    let versions = state.catalogs().versions();
+    let t = tollgate_app::plans::request_transition(
+        state.store(),
+        &versions,
+        &auth.tenant,
+        &new_plan,
         payload,
-        requested_by: auth.actor(),
-        created_at: now,
-        updated_at: now,
-        reason: None,
-    };
-    state.store().create_transition(&t, &auth.actor()).await?;
+        &auth.actor(),
+        state.now(),
+    )
+    .await?;
+    let requires_manual_approval = t.state == TransitionState::WaitingForApproval;
     Ok(Json(InitiatePlanTransitionRsp {
         id: t.id,
         requires_manual_approval,

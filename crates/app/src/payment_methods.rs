@@ -1,0 +1,81 @@
+//! Payment methods: registering one with the payment provider, and role
+//! changes and deletions under the role rules (`domain::payment`).
+
+use jiff::Timestamp;
+use tollgate_domain::contact::Contact;
+use tollgate_domain::payment::{PaymentRole, RoleChange};
+use tollgate_domain::tenant::Tenant;
+use tollgate_domain::{Error, ErrorKind, Reason};
+use tollgate_payments::{PaymentProvider, ProviderError};
+use tollgate_store::{PaymentChange, Store};
+
+use crate::AppError;
+
+/// What registering a payment method takes.
+#[derive(Debug, Clone)]
+pub struct NewMethod {
+    /// The payment provider's token.
+    pub token: String,
+    pub contact: Contact,
+    /// The role asked for; `None`: NORMAL (or PRIMARY for the first).
+    pub requested: Option<PaymentRole>,
+}
+
+/// Registers a payment provider token as a new payment method of the
+/// tenant, in the `requested` role (the first method is always primary).
+/// A token the provider refuses is a 400 naming `token`; an unreachable
+/// provider a 503. Nothing is stored unless the provider accepted it.
+/// Returns the new method's name.
+pub async fn add(
+    store: &dyn Store,
+    provider: &dyn PaymentProvider,
+    tenant: &Tenant,
+    new: NewMethod,
+    actor: &str,
+    now: Timestamp,
+) -> Result<String, AppError> {
+    let NewMethod {
+        token,
+        contact,
+        requested,
+    } = new;
+    tollgate_domain::payment::check_token("token", &token)?;
+    let registered = provider.register(&token, &contact).await.map_err(|e| match e {
+        ProviderError::Refused(why) => {
+            Error::invalid(format!("token: refused by the payment provider: {why}"))
+        }
+        ProviderError::Unavailable(why) => {
+            tracing::warn!(error = %why, "payment provider unavailable");
+            Error::new(
+                ErrorKind::Unavailable,
+                "the payment provider is unavailable; retry later",
+            )
+            .with_reason(Reason::PaymentProviderUnavailable)
+        }
+    })?;
+    let method =
+        tollgate_payments::new_method(provider, registered, token, contact, PaymentRole::Normal, now);
+    let name = method.name.clone();
+    let change = PaymentChange::Create {
+        method: Box::new(method),
+        requested,
+    };
+    store
+        .change_payment_methods(&tenant.id, &change, actor, now)
+        .await?;
+    Ok(name)
+}
+
+/// Changes roles or deletes a method under the role rules, atomically.
+pub async fn change(
+    store: &dyn Store,
+    tenant: &Tenant,
+    change: RoleChange,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    store
+        .change_payment_methods(&tenant.id, &PaymentChange::Role(change), actor, now)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! A tenant's plan: requesting a plan transition, subscribing to and
+//! unsubscribing from add-ons. The API translates to and from these.
+
+use jiff::Timestamp;
+use tollgate_domain::catalog::Plan;
+use tollgate_domain::tenant::Tenant;
+use tollgate_domain::transition::{self, PlanTransition, TransitionPayload, TransitionState};
+use tollgate_domain::{Error, ErrorKind, Reason};
+use tollgate_store::Store;
+
+use crate::AppError;
+use crate::catalogs::Versions;
+
+/// Requests a move to `new_plan` of the latest catalog. The target's flow
+/// decides what the payload must carry (every missing field named in one
+/// 400) and whether an operator must approve; a tenant has at most one open
+/// transition (409 otherwise). The worker executes it.
+pub async fn request_transition(
+    store: &dyn Store,
+    catalogs: &Versions,
+    tenant: &Tenant,
+    new_plan: &str,
+    payload: TransitionPayload,
+    actor: &str,
+    now: Timestamp,
+) -> Result<PlanTransition, AppError> {
+    if new_plan.is_empty() {
+        return Err(Error::invalid("new_plan: is required").into());
+    }
+    // The version first, then that version: a publish in between cannot
+    // pair one version's number with another's plans.
+    let version = store
+        .latest_catalog_version()
+        .await?
+        .ok_or_else(|| Error::internal("no catalog is published"))?;
+    let catalog = catalogs.get(store, version).await?;
+    let target = transition::validate_request(&catalog, &tenant.plan, new_plan, &payload)?;
+    let requires_manual_approval = target.transition.requires_manual_approval;
+    let t = PlanTransition {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.id.clone(),
+        from_plan: tenant.plan.clone(),
+        to_plan: new_plan.to_owned(),
+        catalog_version: version,
+        state: TransitionState::initial(requires_manual_approval),
+        payload,
+        requested_by: actor.to_owned(),
+        created_at: now,
+        updated_at: now,
+        reason: None,
+    };
+    store.create_transition(&t, actor).await?;
+    Ok(t)
+}
+
+/// Subscribes to (or unsubscribes from) an add-on of the tenant's `plan`:
+/// an included add-on is always on (subscribing is a no-op, unsubscribing a
+/// 409), one the plan does not allow cannot be subscribed (403), repeats
+/// are harmless. The change applies only if the tenant is still on `plan`.
+pub async fn change_addon(
+    store: &dyn Store,
+    tenant: &Tenant,
+    plan: &Plan,
+    addon: &str,
+    subscribe: bool,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    if plan.included_addons.iter().any(|a| a == addon) {
+        if !subscribe {
+            return Err(Error::new(
+                ErrorKind::FailedPrecondition,
+                format!(
+                    "{addon}: included in plan {:?}; it cannot be unsubscribed",
+                    plan.name
+                ),
+            )
+            .with_reason(Reason::AddonIncluded)
+            .into());
+        }
+        return Ok(());
+    }
+    if subscribe && !plan.allowed_addons.iter().any(|a| a == addon) {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{addon}: not available on plan {:?}; change plan to use it",
+                plan.name
+            ),
+        )
+        .with_reason(Reason::AddonNotAvailable)
+        .into());
+    }
+    store
+        .set_addon(&tenant.id, &tenant.plan, addon, subscribe, actor, now)
+        .await?;
+    Ok(())
+}
