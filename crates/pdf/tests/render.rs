@@ -1,5 +1,6 @@
 //! Renders invoices and reads the PDFs back with a PDF parser (pdf-extract,
-//! on lopdf): the text must be extractable and complete.
+//! on lopdf): the text must be extractable and complete. `TOLLGATE_PDF_SAMPLE=FILE`
+//! keeps the full sample invoice there, to look at (e.g. `pdftoppm -png`).
 
 mod support;
 
@@ -55,6 +56,9 @@ fn everything_on_the_invoice_is_extractable_text() {
     let payments = support::sample_payments();
     let pdf = render(&doc(&inv, Some(&contact), &payments, "acme")).unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
+    if let Some(path) = std::env::var_os("TOLLGATE_PDF_SAMPLE") {
+        std::fs::write(path, &pdf).unwrap();
+    }
     let text = text_of(&pdf);
 
     for needle in [
