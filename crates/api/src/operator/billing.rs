@@ -345,7 +345,8 @@ fn time(field: &str, v: Option<&str>) -> Result<Option<jiff::Timestamp>, Error> 
     responses(
         (status = 200, body = AppliedCouponItem),
         (status = 400, body = ErrorBody, description = "An invalid `from` or `until`, or `until` not after `from`."),
-        (status = 404, body = ErrorBody, description = "No tenant has this name, or no coupon this code.")
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or no coupon this code."),
+        (status = 409, body = ErrorBody, description = "The coupon is applied to the tenant from this start already.")
     ),
     security(("OperatorToken" = []))
 )]

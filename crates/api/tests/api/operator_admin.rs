@@ -551,6 +551,14 @@ async fn coupons_are_defined_listed_and_applied() {
             )
             .await;
         assert_eq!(applied.ok()["code"], "launch");
+        app.operator(
+            Method::POST,
+            &format!("{TENANTS}/acme/coupons"),
+            Some(json!({"code": "launch", "from": "2026-11-01T00:00:00Z"})),
+        )
+        .await
+        .reason("COUPON_ALREADY_APPLIED")
+        .error(409, 6);
         let acme = app.store.tenant_by_name("acme").await.unwrap().unwrap();
         assert_eq!(app.store.tenant_coupons(&acme.id).await.unwrap().len(), 1);
         app.operator(
