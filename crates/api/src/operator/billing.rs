@@ -326,14 +326,6 @@ pub struct AppliedCouponItem {
     pub code: String,
 }
 
-fn time(field: &str, v: Option<&str>) -> Result<Option<jiff::Timestamp>, Error> {
-    v.filter(|s| !s.is_empty())
-        .map(|s| {
-            tollgate_domain::metering::parse_time(s).map_err(|e| Error::invalid(format!("{field}: {e}")))
-        })
-        .transpose()
-}
-
 /// Applies a coupon to a tenant for the billing periods overlapping [from, until).
 #[utoipa::path(
     post,
@@ -356,8 +348,8 @@ pub async fn apply_coupon(
     Path(tenant): Path<String>,
     JsonBody(body): JsonBody<ApplyCoupon>,
 ) -> Result<Json<AppliedCouponItem>, ApiError> {
-    let from = time("from", body.from.as_deref())?;
-    let until = time("until", body.until.as_deref())?;
+    let from = super::optional_time("from", body.from.as_deref())?;
+    let until = super::optional_time("until", body.until.as_deref())?;
     let t = tenancy::tenant(state.store(), &tenant).await?;
     coupons::apply_coupon(
         state.store(),

@@ -136,6 +136,17 @@ impl FromRequestParts<AppState> for OperatorAdmin {
     }
 }
 
+/// An optional time of a request (RFC 3339 or unix seconds, as everywhere);
+/// the error names `field`.
+pub(crate) fn optional_time(field: &str, v: Option<&str>) -> Result<Option<jiff::Timestamp>, ApiError> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            tollgate_domain::metering::parse_time(s)
+                .map_err(|e| tollgate_domain::Error::invalid(format!("{field}: {e}")).into())
+        })
+        .transpose()
+}
+
 /// A transition as the operator sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransitionItem {

@@ -103,12 +103,7 @@ pub async fn create_tenant(
     op: OperatorAdmin,
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> Result<Json<TenantItem>, ApiError> {
-    let since = body
-        .since
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|s| tollgate_domain::metering::parse_time(s).map_err(|e| Error::invalid(format!("since: {e}"))))
-        .transpose()?;
+    let since = super::optional_time("since", body.since.as_deref())?;
     let req = TenantRequest {
         name: body.name,
         plan: body.plan,
