@@ -212,20 +212,7 @@ fn family(column: &str, text: &str) -> Result<KeyFamily> {
 }
 
 #[async_trait::async_trait]
-impl crate::Store for SqlStore {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
-    }
-
-    async fn bootstrap(&self, now: Timestamp) -> Result<()> {
-        billing::bootstrap(self, now).await
-    }
-
+impl crate::TenancyStore for SqlStore {
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant> {
         let new = new.clone();
         self.write(move |tx| Box::pin(async move { create_tenant_in(tx, &new).await }))
@@ -366,7 +353,10 @@ impl crate::Store for SqlStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::QuotaStore for SqlStore {
     async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
         let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
         self.write(move |tx| Box::pin(async move { insert_quota_in(tx, &tenant_id, &q, &actor).await }))
@@ -492,29 +482,12 @@ impl crate::Store for SqlStore {
         })
         .await
     }
+}
 
-    async fn ready(&self, now: Timestamp) -> Result<()> {
-        // First: the probe's own commit would clear the memory of a fault
-        // that real writes just met.
-        if let Some(fault) = self.writer.health.recent_fault() {
-            return Err(StoreError::Unavailable(fault));
-        }
-        let writer = self.writer.clone();
-        self.write(move |tx| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO heartbeat (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-                )
-                .bind(micros(now))
-                .execute(&mut **tx)
-                .await?;
-                match writer.capacity_problem(tx).await? {
-                    Some(problem) => Err(StoreError::Unavailable(problem)),
-                    None => Ok(()),
-                }
-            })
-        })
-        .await
+#[async_trait::async_trait]
+impl crate::CatalogStore for SqlStore {
+    async fn bootstrap(&self, now: Timestamp) -> Result<()> {
+        billing::bootstrap(self, now).await
     }
 
     async fn publish_catalog(
@@ -537,7 +510,10 @@ impl crate::Store for SqlStore {
             .await?;
         Ok(row.try_get("v")?)
     }
+}
 
+#[async_trait::async_trait]
+impl crate::BillingStore for SqlStore {
     async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>> {
         billing::subscriptions(self, tenant_id).await
     }
@@ -633,11 +609,10 @@ impl crate::Store for SqlStore {
     async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()> {
         billing::fail_transition(self, id, owner, reason, now).await
     }
+}
 
-    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
-        billing::audit(self, tenant_id, limit).await
-    }
-
+#[async_trait::async_trait]
+impl crate::MeteringStore for SqlStore {
     async fn ingest(
         &self,
         tenant_id: &str,
@@ -648,16 +623,16 @@ impl crate::Store for SqlStore {
         metering::ingest(self, tenant_id, events, aggregation, now).await
     }
 
+    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>> {
+        metering::buckets(self, tenant_id, filter).await
+    }
+
     async fn object_usage(
         &self,
         tenant_id: &str,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
         metering::object_usage(self, tenant_id, filter).await
-    }
-
-    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>> {
-        metering::buckets(self, tenant_id, filter).await
     }
 
     async fn replay(
@@ -669,11 +644,10 @@ impl crate::Store for SqlStore {
     ) -> Result<ReplayStats> {
         metering::replay(self, tenant_id, aggregation, actor, now).await
     }
+}
 
-    async fn secret(&self, name: &str) -> Result<String> {
-        metering::secret(self, name).await
-    }
-
+#[async_trait::async_trait]
+impl crate::CouponStore for SqlStore {
     async fn create_coupon(&self, coupon: &CouponDef, actor: Actor<'_>, now: Timestamp) -> Result<()> {
         metering::create_coupon(self, coupon, actor, now).await
     }
@@ -697,7 +671,10 @@ impl crate::Store for SqlStore {
     async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
         metering::tenant_coupons(self, tenant_id).await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::InvoicingStore for SqlStore {
     async fn finalize_invoice(
         &self,
         tenant_id: &str,
@@ -800,6 +777,53 @@ impl crate::Store for SqlStore {
         now: Timestamp,
     ) -> Result<StoredInvoice> {
         invoicing::set_invoice_status(self, tenant_id, name, from, to, actor, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::AuditStore for SqlStore {
+    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+        billing::audit(self, tenant_id, limit).await
+    }
+
+    async fn secret(&self, name: &str) -> Result<String> {
+        metering::secret(self, name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::HealthStore for SqlStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn ready(&self, now: Timestamp) -> Result<()> {
+        // First: the probe's own commit would clear the memory of a fault
+        // that real writes just met.
+        if let Some(fault) = self.writer.health.recent_fault() {
+            return Err(StoreError::Unavailable(fault));
+        }
+        let writer = self.writer.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO heartbeat (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                )
+                .bind(micros(now))
+                .execute(&mut **tx)
+                .await?;
+                match writer.capacity_problem(tx).await? {
+                    Some(problem) => Err(StoreError::Unavailable(problem)),
+                    None => Ok(()),
+                }
+            })
+        })
+        .await
     }
 }
 
