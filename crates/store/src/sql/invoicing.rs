@@ -1,5 +1,7 @@
-//! Finalized invoices, their charge attempts and refunds. Which status an
-//! invoice moves to is the caller's decision; this writes it under the lease.
+//! Invoicing: finalized invoices, their charge attempts and refunds
+//! ([`InvoicingStore`](crate::InvoicingStore)). Which status an invoice moves
+//! to is the caller's decision; this writes it under the lease. Part of the
+//! shared SQL implementation (compiled per engine).
 
 use jiff::Timestamp;
 use sqlx::Row;
@@ -102,7 +104,114 @@ fn summary(i: &Invoice) -> serde_json::Value {
     })
 }
 
-pub(super) async fn finalize_invoice(
+#[async_trait::async_trait]
+impl crate::InvoicingStore for SqlStore {
+    async fn finalize_invoice(
+        &self,
+        tenant_id: &str,
+        invoice: &Invoice,
+        next_charge_at: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        finalize_invoice(self, tenant_id, invoice, next_charge_at, actor, now).await
+    }
+
+    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+        invoices(self, tenant_id).await
+    }
+
+    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+        invoice(self, tenant_id, name).await
+    }
+
+    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>> {
+        latest_invoice_start(self, tenant_id).await
+    }
+
+    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+        invoice_charges(self, tenant_id, invoice).await
+    }
+
+    async fn claim_charge(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>> {
+        claim_charge(self, owner, now, lease_until).await
+    }
+
+    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()> {
+        begin_charge(self, tenant_id, owner, charge).await
+    }
+
+    async fn settle_charge(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        charge: &ChargeRecord,
+        invoice_status: Option<InvoiceStatus>,
+        now: Timestamp,
+    ) -> Result<()> {
+        settle_charge(self, tenant_id, owner, charge, invoice_status, now).await
+    }
+
+    async fn end_charge_round(
+        &self,
+        tenant_id: &str,
+        invoice: &str,
+        owner: &str,
+        end: &RoundEnd,
+        now: Timestamp,
+    ) -> Result<()> {
+        end_charge_round(self, tenant_id, invoice, owner, end, now).await
+    }
+
+    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+        release_charge(self, tenant_id, invoice, owner).await
+    }
+
+    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+        invoice_refunds(self, tenant_id, invoice).await
+    }
+
+    async fn begin_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        from: &[InvoiceStatus],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<RefundRecord> {
+        begin_refund(self, tenant_id, owner, refund, from, now, lease_until).await
+    }
+
+    async fn settle_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        settle_refund(self, tenant_id, owner, refund, now).await
+    }
+
+    async fn set_invoice_status(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        from: &[InvoiceStatus],
+        to: InvoiceStatus,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        set_invoice_status(self, tenant_id, name, from, to, actor, now).await
+    }
+}
+
+async fn finalize_invoice(
     store: &SqlStore,
     tenant_id: &str,
     invoice: &Invoice,
@@ -168,7 +277,7 @@ async fn finalize_invoice_in(
     Ok(true)
 }
 
-pub(super) async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
@@ -180,7 +289,7 @@ pub(super) async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<St
     rows.iter().map(invoice_from).collect()
 }
 
-pub(super) async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
@@ -193,7 +302,7 @@ pub(super) async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Re
     row.as_ref().map(invoice_from).transpose()
 }
 
-pub(super) async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
+async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
     let latest: Option<i64> =
         sqlx::query_scalar("SELECT MAX(period_start) FROM invoices WHERE tenant_id = $1")
             .bind(tenant_id)
@@ -202,11 +311,7 @@ pub(super) async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> R
     opt_timestamp("invoices.period_start", latest)
 }
 
-pub(super) async fn invoice_charges(
-    store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
-) -> Result<Vec<ChargeRecord>> {
+async fn invoice_charges(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         charge_columns!(),
@@ -221,7 +326,7 @@ pub(super) async fn invoice_charges(
     rows.iter().map(charge_from).collect()
 }
 
-pub(super) async fn claim_charge(
+async fn claim_charge(
     store: &SqlStore,
     owner: &str,
     now: Timestamp,
@@ -288,12 +393,7 @@ async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Resul
     }
 }
 
-pub(super) async fn begin_charge(
-    store: &SqlStore,
-    tenant_id: &str,
-    owner: &str,
-    c: &ChargeRecord,
-) -> Result<()> {
+async fn begin_charge(store: &SqlStore, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
     let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
     store
         .write(move |tx| Box::pin(async move { begin_charge_in(tx, &tenant_id, &owner, &c).await }))
@@ -327,7 +427,7 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRe
     Ok(())
 }
 
-pub(super) async fn settle_charge(
+async fn settle_charge(
     store: &SqlStore,
     tenant_id: &str,
     owner: &str,
@@ -412,7 +512,7 @@ async fn settle_charge_in(
     Ok(())
 }
 
-pub(super) async fn end_charge_round(
+async fn end_charge_round(
     store: &SqlStore,
     tenant_id: &str,
     invoice: &str,
@@ -467,12 +567,7 @@ async fn end_charge_round_in(
     Ok(())
 }
 
-pub(super) async fn release_charge(
-    store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
-    owner: &str,
-) -> Result<()> {
+async fn release_charge(store: &SqlStore, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
     let (tenant_id, invoice, owner) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned());
     store
         .write(move |tx| Box::pin(async move { release_charge_in(tx, &tenant_id, &invoice, &owner).await }))
@@ -492,7 +587,7 @@ async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &
     Ok(())
 }
 
-pub(super) async fn set_invoice_status(
+async fn set_invoice_status(
     store: &SqlStore,
     tenant_id: &str,
     name: &str,
@@ -583,11 +678,7 @@ fn refused(reason: Reason, message: String) -> StoreError {
     StoreError::Conflict(reason, message)
 }
 
-pub(super) async fn invoice_refunds(
-    store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
-) -> Result<Vec<RefundRecord>> {
+async fn invoice_refunds(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
@@ -600,7 +691,7 @@ pub(super) async fn invoice_refunds(
     rows.iter().map(refund_from).collect()
 }
 
-pub(super) async fn begin_refund(
+async fn begin_refund(
     store: &SqlStore,
     tenant_id: &str,
     owner: &str,
@@ -773,7 +864,7 @@ async fn begin_refund_in(
     }
 }
 
-pub(super) async fn settle_refund(
+async fn settle_refund(
     store: &SqlStore,
     tenant_id: &str,
     owner: &str,
