@@ -13,6 +13,7 @@
 
 use jiff::Timestamp;
 use sqlx::Pool;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::names::Name;
 
 use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
@@ -126,7 +127,7 @@ async fn audit_in(
     tx: &mut Tx,
     tenant_id: Option<&str>,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     target: &str,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
@@ -140,7 +141,7 @@ async fn audit_in(
     .bind(tenant_id)
     .bind(micros(at))
     .bind(actor)
-    .bind(action)
+    .bind(action.as_str())
     .bind(target)
     .bind(before.map(|v| v.to_string()))
     .bind(after.map(|v| v.to_string()))

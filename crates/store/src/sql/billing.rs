@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
 use tollgate_domain::subscription::Subscription;
@@ -243,9 +244,9 @@ async fn set_addon_in(
     } > 0;
     if changed {
         let action = if subscribed {
-            "addon.subscribe"
+            AuditAction::AddonSubscribe
         } else {
-            "addon.unsubscribe"
+            AuditAction::AddonUnsubscribe
         };
         let state = |on: bool| Some(serde_json::json!({"subscribed": on}));
         audit_in(
@@ -327,23 +328,22 @@ async fn change_payment_methods_in(
             role: m.role,
         })
         .collect();
-    let (role_change, action, target) = match change {
+    let (role_change, target) = match change {
         PaymentChange::Create { method, requested } => (
             RoleChange::Create {
                 name: method.name.clone(),
                 requested: *requested,
             },
-            "payment_method.create",
             method.name.as_str(),
         ),
         PaymentChange::Role(rc) => match rc {
-            RoleChange::Create { name, .. } => (rc.clone(), "payment_method.create", name.as_str()),
-            RoleChange::MakePrimary(n) => (rc.clone(), "payment_method.primary", n.as_str()),
-            RoleChange::MakeSecondary(n) => (rc.clone(), "payment_method.secondary", n.as_str()),
-            RoleChange::Swap(n) => (rc.clone(), "payment_method.swap_primary", n.as_str()),
-            RoleChange::Delete { name, .. } => (rc.clone(), "payment_method.delete", name.as_str()),
+            RoleChange::Create { name, .. } | RoleChange::Delete { name, .. } => (rc.clone(), name.as_str()),
+            RoleChange::MakePrimary(n) | RoleChange::MakeSecondary(n) | RoleChange::Swap(n) => {
+                (rc.clone(), n.as_str())
+            }
         },
     };
+    let action = AuditAction::payment_method(&role_change);
     if let PaymentChange::Role(RoleChange::Create { .. }) = change {
         return Err(StoreError::Conflict(
             Reason::UnsupportedPaymentChange,
@@ -485,7 +485,7 @@ async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_
                     tx,
                     Some(&t.tenant_id),
                     &actor,
-                    "plan_transition.create",
+                    AuditAction::PlanTransitionCreate,
                     &format!("plan_transition/{}", t.id),
                     None,
                     Some(transition_json(&t)),
@@ -537,7 +537,7 @@ async fn move_transition(
     to: TransitionState,
     reason: Option<&str>,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     now: Timestamp,
 ) -> Result<PlanTransition> {
     let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE plan_transitions SET state = ");
@@ -599,9 +599,9 @@ async fn decide_transition(
     now: Timestamp,
 ) -> Result<PlanTransition> {
     let (next, action) = if approve {
-        (TransitionState::Creating, "plan_transition.approve")
+        (TransitionState::Creating, AuditAction::PlanTransitionApprove)
     } else {
-        (TransitionState::Failed, "plan_transition.reject")
+        (TransitionState::Failed, AuditAction::PlanTransitionReject)
     };
     let (id, reason, actor) = (id.to_owned(), reason.map(str::to_owned), actor.to_owned());
     store
@@ -641,7 +641,7 @@ async fn cancel_transition(
                     TransitionState::Failed,
                     Some(&reason),
                     &actor,
-                    "plan_transition.cancel",
+                    AuditAction::PlanTransitionCancel,
                     now,
                 )
                 .await
@@ -832,7 +832,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         tx,
         Some(&o.tenant_id),
         &actor,
-        "plan_transition.finish",
+        AuditAction::PlanTransitionFinish,
         &target,
         Some(before),
         Some(after),
@@ -875,7 +875,7 @@ async fn fail_transition(
                     tx,
                     Some(&t.tenant_id),
                     &actor,
-                    "plan_transition.fail",
+                    AuditAction::PlanTransitionFail,
                     &format!("plan_transition/{id}"),
                     None,
                     Some(transition_json(&t)),

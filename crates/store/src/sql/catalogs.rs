@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 use sqlx::Row;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::catalog;
 use tollgate_domain::subscription::Subscription;
 
@@ -61,7 +62,7 @@ async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
             tx,
             None,
             SYSTEM,
-            "catalog.publish",
+            AuditAction::CatalogPublish,
             "catalog/1",
             None,
             Some(after),
@@ -108,7 +109,7 @@ async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
                 tx,
                 Some(&tenant_id),
                 SYSTEM,
-                "subscription.create",
+                AuditAction::SubscriptionCreate,
                 &format!("subscription/{}", sub.id),
                 None,
                 Some(after),
@@ -182,7 +183,7 @@ async fn publish_catalog_in(
         tx,
         None,
         actor,
-        "catalog.publish",
+        AuditAction::CatalogPublish,
         &format!("catalog/{version}"),
         None,
         Some(after),

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::Row;
 use tollgate_domain::Reason;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::rating::Discount;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
@@ -96,7 +97,7 @@ async fn create_coupon(store: &SqlStore, c: &CouponDef, actor: Actor<'_>, now: T
                     tx,
                     None,
                     actor,
-                    "coupon.create",
+                    AuditAction::CouponCreate,
                     &format!("coupon/{}", c.code),
                     None,
                     Some(after),
@@ -181,7 +182,7 @@ async fn apply_coupon_in(
         tx,
         Some(tenant_id),
         actor,
-        "coupon.apply",
+        AuditAction::CouponApply,
         &format!("coupon/{code}"),
         None,
         Some(after),

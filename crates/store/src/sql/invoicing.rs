@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
@@ -267,7 +268,7 @@ async fn finalize_invoice_in(
         tx,
         Some(tenant_id),
         actor,
-        "invoice.finalize",
+        AuditAction::InvoiceFinalize,
         &format!("invoice/{}", invoice.name),
         None,
         Some(summary(invoice)),
@@ -483,16 +484,16 @@ async fn settle_charge_in(
             .bind(&c.invoice)
             .execute(&mut **tx)
             .await?;
-            format!("invoice.{}", to.as_str().to_ascii_lowercase())
+            AuditAction::invoice_status(to)
         }
-        None if c.outcome == ChargeOutcome::Succeeded => "invoice.charged".to_owned(),
-        None => "invoice.charge_failed".to_owned(),
+        None if c.outcome == ChargeOutcome::Succeeded => AuditAction::InvoiceCharged,
+        None => AuditAction::InvoiceChargeFailed,
     };
     audit_in(
         tx,
         Some(tenant_id),
         "tollgate/charge-worker",
-        &action,
+        action,
         &format!("invoice/{}", c.invoice),
         None,
         Some(serde_json::json!({
@@ -556,7 +557,7 @@ async fn end_charge_round_in(
             tx,
             Some(tenant_id),
             "tollgate/charge-worker",
-            &format!("invoice.{}", end.status.as_str().to_ascii_lowercase()),
+            AuditAction::invoice_status(end.status),
             &format!("invoice/{invoice}"),
             None,
             Some(serde_json::json!({"status": end.status.as_str(), "attempts": end.attempts})),
@@ -663,7 +664,7 @@ async fn set_invoice_status_in(
         tx,
         Some(tenant_id),
         actor,
-        &format!("invoice.{}", to.as_str().to_ascii_lowercase()),
+        AuditAction::invoice_status(to),
         &format!("invoice/{name}"),
         Some(summary(&before.invoice)),
         Some(summary(&after.invoice)),
@@ -946,9 +947,9 @@ async fn settle_refund_in(
             Some(tenant_id),
             &r.actor,
             if refunded {
-                "invoice.refund"
+                AuditAction::InvoiceRefund
             } else {
-                "invoice.refund_failed"
+                AuditAction::InvoiceRefundFailed
             },
             &format!("invoice/{name}"),
             Some(summary(&before.invoice)),

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
@@ -621,7 +622,7 @@ async fn replay_in(
         tx,
         Some(tenant_id),
         actor,
-        "usage.replay",
+        AuditAction::UsageReplay,
         "usage/hourly",
         None,
         Some(serde_json::json!({"events": stats.events, "hourly_buckets": stats.buckets})),

@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::object::ObjectMeta;
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
 
@@ -209,7 +210,7 @@ async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: A
         tx,
         Some(tenant_id),
         actor,
-        "quota.create",
+        AuditAction::QuotaCreate,
         &target,
         None,
         Some(quota_json(q)),
@@ -274,7 +275,7 @@ async fn replace_quota_in(
         tx,
         Some(tenant_id),
         actor,
-        "quota.replace",
+        AuditAction::QuotaReplace,
         &format!("quota/{}", m.name),
         Some(quota_json(&before)),
         Some(quota_json(&stored)),
@@ -310,7 +311,7 @@ async fn delete_quota_in(
         tx,
         Some(tenant_id),
         actor,
-        "quota.delete",
+        AuditAction::QuotaDelete,
         &target,
         Some(quota_json(&deleted)),
         None,

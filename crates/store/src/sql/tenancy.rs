@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
@@ -289,7 +290,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         tx,
         Some(&tenant.id),
         &new.actor,
-        "tenant.create",
+        AuditAction::TenantCreate,
         &format!("tenant/{}", tenant.name),
         None,
         Some(serde_json::json!({
@@ -315,7 +316,7 @@ async fn create_namespace_in(
         tx,
         Some(tenant_id),
         actor,
-        "namespace.create",
+        AuditAction::NamespaceCreate,
         &format!("namespace/{}", ns.name),
         None,
         Some(serde_json::json!({"name": ns.name.as_str(), "uid": ns.uid})),
@@ -414,7 +415,7 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
         tx,
         Some(&new.tenant_id),
         &new.actor,
-        "token.create",
+        AuditAction::TokenCreate,
         &format!("token/{id}"),
         None,
         Some(token_json(&token)),
@@ -452,7 +453,7 @@ async fn revoke_token_in(
             tx,
             Some(tenant_id),
             actor,
-            "token.revoke",
+            AuditAction::TokenRevoke,
             &format!("token/{token_id}"),
             None,
             Some(token_json(&token)),
@@ -513,7 +514,7 @@ async fn create_operator_token_in(tx: &mut Tx, new: &NewOperatorToken) -> Result
         tx,
         None,
         &new.actor,
-        "operator_token.create",
+        AuditAction::OperatorTokenCreate,
         &format!("operator-token/{}", token.name),
         None,
         Some(operator_token_json(&token)),
@@ -566,7 +567,7 @@ async fn revoke_operator_token_in(
         tx,
         None,
         actor,
-        "operator_token.revoke",
+        AuditAction::OperatorTokenRevoke,
         &format!("operator-token/{}", token.name),
         None,
         Some(operator_token_json(&token)),
