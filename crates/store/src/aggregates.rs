@@ -7,8 +7,9 @@
 //!
 //! - [`TenancyStore`]: `tenants`, `namespaces`, `api_tokens`,
 //!   `operator_tokens`. Who exists and who may act for them. A tenant is
-//!   created with its `system` namespace and its first subscription in one
-//!   transaction: those rows are its birth, not later billing changes.
+//!   created with its `system` namespace, its first subscription and its
+//!   billing due date (the epoch: "work it out") in one transaction: those
+//!   rows are its birth, not later billing changes.
 //! - [`QuotaStore`]: `quota_objects`, `quota_usage`, `quota_requests`. A
 //!   usage change reads the enabled quota objects, claims its request id and
 //!   moves the count in one transaction; pruning old request ids is the same
@@ -27,7 +28,12 @@
 //!   (where the SQL used to live): they share no table and no transaction
 //!   with usage, and only rating reads them.
 //! - [`InvoicingStore`]: `invoices`, `invoice_charges`, `invoice_refunds`
-//!   (one lease per invoice, shared by charges and refunds).
+//!   (one lease per invoice, shared by charges and refunds) and
+//!   `billing_due`, the index of when each tenant next has a period to close,
+//!   so that period close reads only the tenants that are due. Its dates are
+//!   the application's decision (`app::invoices`); the store keeps them, and
+//!   lowers one where a write of another aggregate moves a period's end (a
+//!   plan transition closing a subscription early).
 //! - [`AuditStore`]: reading the audit trail, and the secrets replicas share.
 //!   Every aggregate appends to the trail inside its own transactions; only
 //!   reading it is a method of its own. Secrets, like the trail, belong to
@@ -37,7 +43,8 @@
 //!
 //! Every implementation shares one transaction type (the engine's `Tx`,
 //! through `SqlStore::write`), so a write that crosses aggregates (a new
-//! tenant's first subscription, an audit entry) still commits once. Callers hold one handle, `Arc<dyn Store>`, and bring the methods
+//! tenant's first subscription, a plan transition lowering the billing due
+//! date, an audit entry) still commits once. Callers hold one handle, `Arc<dyn Store>`, and bring the methods
 //! into scope with `use tollgate_store::prelude::*`.
 
 use jiff::Timestamp;
@@ -52,9 +59,10 @@ use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::PlanTransition;
 
 use crate::{
-    Actor, Aggregations, AppliedCoupon, AuditEntry, BucketFilter, ChargeRecord, CouponDef, LeasedTransition,
-    NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord, ReplayStats, Result, RoundEnd,
-    StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageOutcome,
+    Actor, Aggregations, AppliedCoupon, AuditEntry, BillingDue, BucketFilter, ChargeRecord, CouponDef,
+    LeasedTransition, NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord, ReplayStats,
+    Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange,
+    UsageCount, UsageOutcome,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -95,7 +103,8 @@ impl<T> Store for T where
 /// Tenants, their namespaces, API tokens and operator tokens.
 #[async_trait::async_trait]
 pub trait TenancyStore: Send + Sync {
-    /// Creates a tenant, its `system` namespace and its first subscription.
+    /// Creates a tenant, its `system` namespace and its first subscription;
+    /// its billing due date is the epoch (worked out by the next period close).
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
@@ -181,7 +190,8 @@ pub trait QuotaStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync {
     /// Publishes the built-in catalog on a new database and gives every tenant
-    /// without one a subscription to the default plan; idempotent.
+    /// without one a subscription to the default plan (and a billing due
+    /// date of the epoch); idempotent.
     async fn bootstrap(&self, now: Timestamp) -> Result<()>;
 
     /// Stores a catalog (already validated) as the next version.
@@ -265,7 +275,9 @@ pub trait BillingStore: Send + Sync {
         now: Timestamp,
     ) -> Result<PlanTransition>;
     /// Applies a transition's outcome and marks it FINISHED, all in one
-    /// transaction; `Conflict` if `owner` no longer holds it.
+    /// transaction; `Conflict` if `owner` no longer holds it. The closed
+    /// subscription's last period now ends at `outcome.now`: the tenant's
+    /// billing due date is lowered to it if later.
     async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()>;
     /// Marks a leased transition FAILED with a reason.
     async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()>;
@@ -322,9 +334,26 @@ pub trait CouponStore: Send + Sync {
     async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>>;
 }
 
-/// Finalized invoices, their charge attempts and refunds.
+/// Finalized invoices, their charge attempts and refunds, and when each
+/// tenant next has a period to close.
 #[async_trait::async_trait]
 pub trait InvoicingStore: Send + Sync {
+    /// Tenants due for period close by `before`: their due date is at or
+    /// before it. Earliest first, then by tenant id; only those after `after`
+    /// in that order (the last of the previous page), at most `limit`.
+    async fn due_tenants(
+        &self,
+        before: Timestamp,
+        after: Option<&BillingDue>,
+        limit: u32,
+    ) -> Result<Vec<BillingDue>>;
+    /// A tenant's due date, if it has one.
+    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>>;
+    /// Moves a tenant's due date to `at` if its row is still as `due` read
+    /// it (same version); returns whether it did. A change in between (a plan
+    /// transition lowering it, another replica's close) is kept instead.
+    async fn set_billing_due(&self, due: &BillingDue, at: Timestamp) -> Result<bool>;
+
     /// Stores a finalized invoice; `false` (and nothing changes) if its
     /// period already has one, so that several replicas closing the same
     /// period produce one invoice. `next_charge_at` is when to charge it

@@ -314,6 +314,22 @@ impl StoredInvoice {
     }
 }
 
+/// When a tenant next has a billing period to close, as the due-date index
+/// holds it (`billing_due`), read by [`InvoicingStore::due_tenants`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingDue {
+    pub tenant_id: String,
+    /// The end of the tenant's earliest period without a finalized invoice
+    /// (its close is due a grace later), or the epoch when it is not known
+    /// and must be worked out again (a new tenant, a migrated database). It
+    /// may be earlier than that end, never later: a tenant is looked at too
+    /// soon rather than too late.
+    pub due_at: Timestamp,
+    /// Moves with every change of the row, so that
+    /// [`InvoicingStore::set_billing_due`] replaces only the date it read.
+    pub version: i64,
+}
+
 /// What became of one charge attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeOutcome {

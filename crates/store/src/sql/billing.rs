@@ -770,6 +770,8 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         )));
     };
     let closed_id: String = closed.try_get("id")?;
+    // Its last period now ends at `now`: it is due for period close then.
+    super::invoicing::lower_billing_due_in(tx, &o.tenant_id, o.now).await?;
     insert_subscription(tx, &o.subscription).await?;
     let before = sqlx::query("SELECT plan, tenant_type, domain FROM tenants WHERE id = $1")
         .bind(&o.tenant_id)

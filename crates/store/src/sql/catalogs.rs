@@ -104,6 +104,7 @@ async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
                 created_at,
             );
             super::billing::insert_subscription(tx, &sub).await?;
+            super::invoicing::lower_billing_due_in(tx, &tenant_id, Timestamp::UNIX_EPOCH).await?;
             let after = serde_json::json!({"plan": plan.name, "catalog_version": stored.version});
             audit_in(
                 tx,

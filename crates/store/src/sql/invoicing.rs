@@ -12,7 +12,7 @@ use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
+    Actor, BillingDue, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
     StoredInvoice,
 };
 
@@ -20,6 +20,34 @@ macro_rules! invoice_columns {
     () => {
         "tenant_id, name, status, document, attempts, next_charge_at, lease_until"
     };
+}
+
+fn due_from(row: &DbRow) -> Result<BillingDue> {
+    Ok(BillingDue {
+        tenant_id: row.try_get("tenant_id")?,
+        due_at: timestamp("billing_due.due_at", row.try_get("due_at")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Lowers a tenant's billing due date to `at` if it is later (creating it
+/// at `at` if the tenant has none), inside another aggregate's write that
+/// moved the end of one of its periods: a new tenant (the epoch: work it
+/// out), a subscription given by the bootstrap, one closed by a plan
+/// transition. The version moves either way, so a period close that read
+/// the row before this write cannot overwrite it with a date computed from
+/// the periods as they were.
+pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &str, at: Timestamp) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO billing_due (tenant_id, due_at, version) VALUES ($1, $2, 0) \
+         ON CONFLICT (tenant_id) DO UPDATE SET version = billing_due.version + 1, \
+         due_at = CASE WHEN billing_due.due_at > excluded.due_at THEN excluded.due_at ELSE billing_due.due_at END",
+    )
+    .bind(tenant_id)
+    .bind(micros(at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 macro_rules! charge_columns {
@@ -107,6 +135,54 @@ fn summary(i: &Invoice) -> serde_json::Value {
 
 #[async_trait::async_trait]
 impl crate::InvoicingStore for SqlStore {
+    async fn due_tenants(
+        &self,
+        before: Timestamp,
+        after: Option<&BillingDue>,
+        limit: u32,
+    ) -> Result<Vec<BillingDue>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, due_at, version FROM billing_due WHERE due_at <= $1 \
+             AND ($2 IS NULL OR due_at > $2 OR (due_at = $2 AND tenant_id > $3)) \
+             ORDER BY due_at, tenant_id LIMIT $4",
+        )
+        .bind(micros(before))
+        .bind(after.map(|a| micros(a.due_at)))
+        .bind(after.map(|a| a.tenant_id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(due_from).collect()
+    }
+
+    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>> {
+        let row = sqlx::query("SELECT tenant_id, due_at, version FROM billing_due WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(due_from).transpose()
+    }
+
+    async fn set_billing_due(&self, due: &BillingDue, at: Timestamp) -> Result<bool> {
+        let (tenant_id, version) = (due.tenant_id.clone(), due.version);
+        self.write(move |tx| {
+            Box::pin(async move {
+                let moved = sqlx::query(
+                    "UPDATE billing_due SET due_at = $3, version = version + 1 \
+                     WHERE tenant_id = $1 AND version = $2",
+                )
+                .bind(&tenant_id)
+                .bind(version)
+                .bind(micros(at))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(moved > 0)
+            })
+        })
+        .await
+    }
+
     async fn finalize_invoice(
         &self,
         tenant_id: &str,

@@ -286,6 +286,8 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         ..sub.clone()
     };
     super::billing::insert_subscription(tx, &subscription).await?;
+    // When its first period closes is the application's to work out.
+    super::invoicing::lower_billing_due_in(tx, &tenant.id, Timestamp::UNIX_EPOCH).await?;
     audit_in(
         tx,
         Some(&tenant.id),

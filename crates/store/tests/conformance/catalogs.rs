@@ -68,6 +68,8 @@ async fn tenants_from_before_plans_get_the_default_plan_on_open() {
         for sql in [
             "DELETE FROM subscriptions",
             "UPDATE tenants SET plan = NULL, catalog_version = NULL",
+            // A due date from before it lost its subscription.
+            "UPDATE billing_due SET due_at = 4102444800000000",
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&raw)
@@ -83,6 +85,9 @@ async fn tenants_from_before_plans_get_the_default_plan_on_open() {
             subs[0].start, acme.created_at,
             "the subscription starts when the tenant did"
         );
+        // Its periods are new: the next period close works them out.
+        let due = reopened.billing_due(&acme.id).await.unwrap().unwrap();
+        assert_eq!(due.due_at, jiff::Timestamp::UNIX_EPOCH);
     })
     .await;
 }

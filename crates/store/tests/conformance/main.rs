@@ -4,11 +4,12 @@
 //! One or more files per aggregate (see the store's `aggregates.rs`):
 //! tenancy `tenants`; quotas `quotas`, `usage`; catalogs `catalogs`; billing
 //! `billing` (add-ons), `payments`, `transitions`; metering `metering`;
-//! coupons `coupons`; invoicing `invoicing`, `refunds`; audit `audit`;
+//! coupons `coupons`; invoicing `invoicing`, `refunds`, `billing_due`; audit `audit`;
 //! health `health`. `golden` reads back every stored document format.
 
 mod audit;
 mod billing;
+mod billing_due;
 mod catalogs;
 mod coupons;
 mod golden;
