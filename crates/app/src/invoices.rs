@@ -6,6 +6,18 @@
 //! to charge). The store keeps one invoice per (subscription, period), so
 //! replicas closing the same period concurrently produce one invoice.
 //!
+//! **Which tenants.** Period close reads only the tenants that are due: the
+//! store keeps, per tenant, the end of its earliest period without a
+//! finalized invoice ([`BillingDue`]), and a tenant is due once that end is a
+//! grace in the past. This module decides the date: after closing a
+//! tenant's periods it stores the end of the next one still open
+//! ([`next_due`]). The date may be early, never late: a new tenant starts at
+//! the epoch ("work it out"; a backdated one is then due at once), and a plan
+//! transition lowers it in its own transaction to the moment it closed the
+//! subscription (the closed subscription's last period ends then). A close
+//! writes its date only over the version it read, so it never raises a date
+//! a transition lowered meanwhile.
+//!
 //! **Charging.** A due invoice is leased; each round tries the primary
 //! method, then the secondary. Every attempt is written (PENDING) before the
 //! provider is asked, with an idempotency key derived from the invoice, the
@@ -21,7 +33,7 @@ use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::{Period, Subscription};
 use tollgate_domain::tenant::Tenant;
 use tollgate_payments::{Charge, ProviderError};
-use tollgate_store::{ChargeOutcome, ChargeRecord, RoundEnd, Store, StoreError, StoredInvoice};
+use tollgate_store::{BillingDue, ChargeOutcome, ChargeRecord, RoundEnd, Store, StoreError, StoredInvoice};
 
 use crate::JobContext;
 use crate::bills;
@@ -266,36 +278,119 @@ pub async fn tenant_invoice(
     }
 }
 
-/// Finalizes every period of every tenant whose grace is over at `now`;
-/// returns how many invoices this call stored. A tenant that fails is
-/// logged and skipped; the error is returned after all others are done.
+/// Due tenants read per page.
+const DUE_PAGE: u32 = 100;
+
+/// What one period close did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeriodClose {
+    /// Tenants whose periods it read: the due ones.
+    pub tenants: usize,
+    /// Invoices it stored.
+    pub invoices: usize,
+}
+
+/// Finalizes every period whose grace is over at `now`; returns how many
+/// invoices this call stored. See [`close_due_periods`].
 pub async fn close_periods(ctx: &JobContext, now: Timestamp) -> Result<usize, StoreError> {
-    let mut stored = 0;
+    close_due_periods(ctx, now).await.map(|done| done.invoices)
+}
+
+/// Finalizes every period whose grace is over at `now`, reading only the
+/// tenants that are due (their due date is a grace before `now` or earlier),
+/// earliest first, a page at a time; then stores each one's next due date.
+/// A tenant that fails is logged and skipped (its date stays, so the next
+/// run tries it again); the error is returned after all others are done.
+pub async fn close_due_periods(ctx: &JobContext, now: Timestamp) -> Result<PeriodClose, StoreError> {
+    let store = ctx.store.as_ref();
+    let before = now.checked_sub(ctx.invoicing.grace).unwrap_or(Timestamp::MIN);
+    let mut done = PeriodClose::default();
     let mut failed = None;
-    for tenant in ctx.store.tenants().await? {
-        // One tenant's trouble (say, a plan missing from its catalog) must
-        // not hold up everyone else's invoices.
-        match close_tenant_periods(ctx, &tenant.id, now).await {
-            Ok(n) => stored += n,
-            Err(e) => {
-                tracing::error!(tenant = %tenant.name, error = %e, "cannot close the tenant's billing periods");
-                failed = Some(e);
+    let mut after: Option<BillingDue> = None;
+    loop {
+        let page = store.due_tenants(before, after.as_ref(), DUE_PAGE).await?;
+        for due in &page {
+            done.tenants += 1;
+            // One tenant's trouble (say, a plan missing from its catalog) must
+            // not hold up everyone else's invoices.
+            match close_due_tenant(ctx, due, now).await {
+                Ok(n) => done.invoices += n,
+                Err(e) => {
+                    let name = match store.tenant(&due.tenant_id).await {
+                        Ok(Some(t)) => t.name.to_string(),
+                        _ => due.tenant_id.clone(),
+                    };
+                    tracing::error!(tenant = %name, error = %e, "cannot close the tenant's billing periods");
+                    failed = Some(e);
+                }
             }
         }
+        if page.len() < DUE_PAGE as usize {
+            break;
+        }
+        after = page.last().cloned();
     }
     // Every other tenant was served; report the (last) failure.
     match failed {
         Some(e) => Err(e),
-        None => Ok(stored),
+        None => Ok(done),
     }
 }
 
-/// Finalizes the due periods of one tenant, oldest first.
+/// Closes a due tenant's periods and stores its next due date over the one
+/// it was read with.
+async fn close_due_tenant(ctx: &JobContext, due: &BillingDue, now: Timestamp) -> Result<usize, StoreError> {
+    let (stored, next) = close_book(ctx, &due.tenant_id, now).await?;
+    if next != due.due_at {
+        // The invoices are stored whatever happens here: a date that cannot
+        // be written stays early, and the next run works it out again.
+        match ctx.store.set_billing_due(due, next).await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(
+                tenant = %due.tenant_id,
+                "the tenant's billing changed during period close; it is looked at again on the next run"
+            ),
+            Err(e) => tracing::warn!(
+                tenant = %due.tenant_id,
+                error = %e,
+                "cannot store when the tenant's next period closes; it is worked out again on the next run"
+            ),
+        }
+    }
+    Ok(stored)
+}
+
+/// When the tenant next has a period to close: the end of its earliest
+/// period without a finalized invoice. Its current period is never
+/// finalized, so there is one; failing that, `now` (looked at again after a
+/// grace).
+pub fn next_due(book: &Book<'_>, now: Timestamp) -> Timestamp {
+    book.periods
+        .iter()
+        .filter(|tp| !book.is_finalized(tp))
+        .map(|tp| tp.period.actual_end)
+        .min()
+        .unwrap_or(now)
+}
+
+/// Finalizes the due periods of one tenant, oldest first; returns how many
+/// invoices it stored. It does not move the tenant's due date (a date left
+/// early only costs a look).
 pub async fn close_tenant_periods(
     ctx: &JobContext,
     tenant_id: &str,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
+    close_book(ctx, tenant_id, now).await.map(|(stored, _)| stored)
+}
+
+/// Finalizes the due periods of one tenant, oldest first; returns how many
+/// invoices it stored and its next due date after them.
+async fn close_book(
+    ctx: &JobContext,
+    tenant_id: &str,
+    now: Timestamp,
+) -> Result<(usize, Timestamp), StoreError> {
     let store = ctx.store.as_ref();
     let mut book = Book::open(store, &ctx.catalogs, tenant_id, now).await?;
     let mut stored = 0;
@@ -329,7 +424,7 @@ pub async fn close_tenant_periods(
         }
         book.refresh().await?;
     }
-    Ok(stored)
+    Ok((stored, next_due(&book, now)))
 }
 
 /// Charges due invoices until none is left; returns how many rounds ran.

@@ -67,7 +67,7 @@ pub async fn run_forever(
         if let Err(e) = transitions::run_until_idle(&ctx).await {
             tracing::warn!(error = %e, "plan transition job failed; retrying on the next tick");
         }
-        // Closing periods looks at every tenant: once a minute is plenty.
+        // Closing periods reads the due tenants only; once a minute is plenty.
         let now = ctx.clock.now();
         if last_close.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
             match invoices::close_periods(&ctx, now).await {

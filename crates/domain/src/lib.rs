@@ -5,6 +5,7 @@
 //! the `store` and `api` crates.
 
 pub mod access;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod contact;

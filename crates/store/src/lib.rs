@@ -1,4 +1,5 @@
-//! Tollgate's storage: the [`Store`] trait and its two engines.
+//! Tollgate's storage: the [`Store`] trait (one trait per aggregate, see
+//! `aggregates.rs`, brought into scope by [`prelude`]) and its two engines.
 //!
 //! Both engines run the same SQL (`sql.rs`, compiled once per backend with that
 //! backend's concrete sqlx types); only connection setup, migrations and the
@@ -12,17 +13,16 @@ use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
-use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
-use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec};
+use tollgate_domain::quota::{KeyFamily, Limit, QuotaSpec};
 use tollgate_domain::rating::Discount;
 use tollgate_domain::subscription::Subscription;
-use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
-use tollgate_domain::token::{ApiToken, OperatorToken};
+use tollgate_domain::tenant::TenantType;
 use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind, Reason};
 
+mod aggregates;
 pub mod fault;
 pub mod faults;
 mod health;
@@ -30,6 +30,20 @@ mod migrations;
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
+
+pub use aggregates::{
+    AuditStore, BillingStore, CatalogStore, CouponStore, HealthStore, InvoicingStore, MeteringStore,
+    QuotaStore, Store, TenancyStore,
+};
+
+/// The store's traits, for callers: `use tollgate_store::prelude::*` brings
+/// every aggregate's methods into scope on an `Arc<dyn Store>`.
+pub mod prelude {
+    pub use crate::aggregates::{
+        AuditStore, BillingStore, CatalogStore, CouponStore, HealthStore, InvoicingStore, MeteringStore,
+        QuotaStore, Store, TenancyStore,
+    };
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -300,6 +314,22 @@ impl StoredInvoice {
     }
 }
 
+/// When a tenant next has a billing period to close, as the due-date index
+/// holds it (`billing_due`), read by [`InvoicingStore::due_tenants`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingDue {
+    pub tenant_id: String,
+    /// The end of the tenant's earliest period without a finalized invoice
+    /// (its close is due a grace later), or the epoch when it is not known
+    /// and must be worked out again (a new tenant, a migrated database). It
+    /// may be earlier than that end, never later: a tenant is looked at too
+    /// soon rather than too late.
+    pub due_at: Timestamp,
+    /// Moves with every change of the row, so that
+    /// [`InvoicingStore::set_billing_due`] replaces only the date it read.
+    pub version: i64,
+}
+
 /// What became of one charge attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeOutcome {
@@ -546,333 +576,4 @@ pub enum UsageOutcome {
     Replayed(UsageState),
     /// The reservation would pass the limit; nothing changed.
     Refused(UsageState),
-}
-
-/// Persistence for everything Tollgate keeps.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// "sqlite" or "postgres".
-    fn backend(&self) -> &'static str;
-
-    /// Checks that the database answers.
-    async fn ping(&self) -> Result<()>;
-
-    /// Publishes the built-in catalog on a new database and gives every tenant
-    /// without one a subscription to the default plan; idempotent.
-    async fn bootstrap(&self, now: Timestamp) -> Result<()>;
-
-    /// Creates a tenant, its `system` namespace and its first subscription.
-    async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
-    async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
-    async fn tenants(&self) -> Result<Vec<Tenant>>;
-
-    async fn create_namespace(
-        &self,
-        tenant_id: &str,
-        name: &Name,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<Namespace>;
-    async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>>;
-    async fn namespace_exists(&self, tenant_id: &str, name: &str) -> Result<bool>;
-
-    /// Creates a token; every scoped namespace must exist.
-    async fn create_token(&self, new: &NewToken) -> Result<ApiToken>;
-    /// Finds a token by the digest of its secret, whatever its state, with its
-    /// tenant.
-    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>>;
-    async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>>;
-    /// Revokes a token of the tenant (by id); revoking twice is fine.
-    async fn revoke_token(
-        &self,
-        tenant_id: &str,
-        token_id: &str,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<ApiToken>;
-
-    /// Stores a named operator token (audited); `AlreadyExists` if a live
-    /// token has the name.
-    async fn create_operator_token(&self, new: &NewOperatorToken) -> Result<OperatorToken>;
-    /// The operator token with this secret digest, revoked or not.
-    async fn operator_token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<OperatorToken>>;
-    /// Every operator token (revoked ones too), oldest first.
-    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
-    /// Revokes the live operator token with this name (audited).
-    async fn revoke_operator_token(
-        &self,
-        name: &str,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<OperatorToken>;
-
-    /// Stores a new quota object; `AlreadyExists` if the name is taken.
-    async fn insert_quota(&self, tenant_id: &str, quota: &QuotaObject, actor: Actor<'_>) -> Result<()>;
-    /// Replaces metadata and spec of an existing quota object, keeping its
-    /// uid, creation time and creator; returns the stored object.
-    async fn replace_quota(
-        &self,
-        tenant_id: &str,
-        quota: &QuotaObject,
-        actor: Actor<'_>,
-    ) -> Result<QuotaObject>;
-    async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>>;
-    async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>>;
-    async fn delete_quota(
-        &self,
-        tenant_id: &str,
-        namespace: &str,
-        name: &str,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<()>;
-
-    /// Current usage of every key the tenant has used.
-    async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>>;
-    /// Applies a usage change atomically against the effective limit.
-    async fn change_usage(&self, change: &UsageChange<'_>) -> Result<UsageOutcome>;
-
-    /// Stores a catalog (already validated) as the next version.
-    async fn publish_catalog(
-        &self,
-        source: &str,
-        source_name: &str,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<i64>;
-    /// A published catalog; `None` means the latest.
-    async fn catalog(&self, version: Option<i64>) -> Result<Option<StoredCatalog>>;
-    async fn latest_catalog_version(&self) -> Result<Option<i64>>;
-
-    /// The tenant's subscriptions, newest first (the current one first).
-    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>>;
-
-    /// Add-ons the tenant subscribed to (not those its plan includes).
-    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>>;
-    /// Subscribes or unsubscribes an add-on; returns whether anything changed.
-    /// `plan` is the plan the change was checked against: if the tenant is on
-    /// another one by now (a transition completed meanwhile), `Conflict`.
-    async fn set_addon(
-        &self,
-        tenant_id: &str,
-        plan: &str,
-        addon: &str,
-        subscribed: bool,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<bool>;
-
-    /// The tenant's payment methods in creation order.
-    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>>;
-    /// Applies a payment-method change under the role rules, atomically
-    /// (never two primaries, even under concurrent calls); returns the methods after.
-    async fn change_payment_methods(
-        &self,
-        tenant_id: &str,
-        change: &PaymentChange,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<Vec<PaymentMethod>>;
-
-    /// Records a new transition; `Conflict` if the tenant has an open one.
-    async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()>;
-    async fn transition(&self, id: &str) -> Result<Option<PlanTransition>>;
-    async fn transitions(&self, filter: &TransitionFilter) -> Result<Vec<PlanTransition>>;
-    /// Approves (→ CREATING) or rejects (→ FAILED) a transition waiting for approval.
-    async fn decide_transition(
-        &self,
-        id: &str,
-        approve: bool,
-        reason: Option<&str>,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<PlanTransition>;
-    /// Leases the oldest CREATING transition that no live lease holds,
-    /// counting the attempt.
-    async fn claim_transition(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<LeasedTransition>>;
-    /// Gives a leased transition back after an attempt that could not
-    /// finish: records why, and leaves it alone until `retry_at`.
-    async fn retry_transition(&self, id: &str, owner: &str, error: &str, retry_at: Timestamp) -> Result<()>;
-    /// The operator ends an open transition (CREATING or
-    /// WAITING_FOR_APPROVAL) as FAILED with `reason`, whoever holds it.
-    async fn cancel_transition(
-        &self,
-        id: &str,
-        reason: &str,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<PlanTransition>;
-    /// Applies a transition's outcome and marks it FINISHED, all in one
-    /// transaction; `Conflict` if `owner` no longer holds it.
-    async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()>;
-    /// Marks a leased transition FAILED with a reason.
-    async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()>;
-
-    /// Forgets idempotency records of quota requests made before `before`,
-    /// at most `limit` of them; returns how many.
-    async fn prune_quota_requests(&self, before: Timestamp, limit: u32) -> Result<u64>;
-
-    /// Whether the database can take writes now: a trivial write commits,
-    /// there is room to grow, and no write failed with a fault just now.
-    async fn ready(&self, now: Timestamp) -> Result<()>;
-
-    /// The audit trail, newest first; `None` for every tenant.
-    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>>;
-
-    /// Stores usage events and folds the new ones into the hourly buckets,
-    /// in one transaction. An id stored before (or earlier in the batch) is a
-    /// duplicate and counts nothing. Returns, per event, whether it was new.
-    /// `aggregation` gives each meter's aggregation.
-    async fn ingest(
-        &self,
-        tenant_id: &str,
-        events: &[UsageEvent],
-        aggregation: &Aggregations,
-        now: Timestamp,
-    ) -> Result<Vec<bool>>;
-    /// Hourly buckets, ordered by hour then key.
-    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>>;
-    /// Each object's usage over the filter's bucket hours, ordered by object;
-    /// read from daily summaries for whole days, hourly buckets for the rest.
-    async fn object_usage(
-        &self,
-        tenant_id: &str,
-        filter: &BucketFilter<'_>,
-    ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
-    /// Rebuilds a tenant's buckets from its raw events, in one transaction,
-    /// audited as `usage.replay` by `actor` at `now`.
-    async fn replay(
-        &self,
-        tenant_id: &str,
-        aggregation: &Aggregations,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<ReplayStats>;
-
-    /// A secret shared by replicas, created on first use.
-    async fn secret(&self, name: &str) -> Result<String>;
-
-    async fn create_coupon(&self, coupon: &CouponDef, actor: Actor<'_>, now: Timestamp) -> Result<()>;
-    async fn coupons(&self) -> Result<Vec<CouponDef>>;
-    async fn apply_coupon(
-        &self,
-        tenant_id: &str,
-        code: &str,
-        valid_from: Timestamp,
-        valid_until: Option<Timestamp>,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<()>;
-    async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>>;
-
-    /// Stores a finalized invoice; `false` (and nothing changes) if its
-    /// period already has one, so that several replicas closing the same
-    /// period produce one invoice. `next_charge_at` is when to charge it
-    /// (`None`: nothing to charge).
-    async fn finalize_invoice(
-        &self,
-        tenant_id: &str,
-        invoice: &Invoice,
-        next_charge_at: Option<Timestamp>,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<bool>;
-    /// A tenant's finalized invoices, newest period first.
-    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>>;
-    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>>;
-    /// The start of the latest finalized invoice's period: usage before it
-    /// can no longer be billed.
-    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>>;
-    /// An invoice's charge attempts, oldest first.
-    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>>;
-    /// Leases an ISSUED invoice whose charge is due at `now` (or one with an
-    /// unsettled attempt) that no live lease holds.
-    async fn claim_charge(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<StoredInvoice>>;
-    /// Records an attempt before the provider is asked (outcome PENDING);
-    /// `Conflict` if `owner` no longer holds the invoice's lease.
-    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()>;
-    /// Settles a PENDING attempt. With `invoice_status` (the caller's
-    /// decision, PAID after a success) the invoice, if still ISSUED or
-    /// OVERDUE, moves to it in the same transaction and its charging ends (no
-    /// next round, lease released). `Conflict` if `owner` no longer holds the
-    /// lease.
-    async fn settle_charge(
-        &self,
-        tenant_id: &str,
-        owner: &str,
-        charge: &ChargeRecord,
-        invoice_status: Option<InvoiceStatus>,
-        now: Timestamp,
-    ) -> Result<()>;
-    /// Ends an unsuccessful charge round of an ISSUED invoice as the caller
-    /// decided (`end`: rounds done, the status, the next round); a status
-    /// change is audited. Releases the lease; `Conflict` if `owner` no
-    /// longer holds it.
-    async fn end_charge_round(
-        &self,
-        tenant_id: &str,
-        invoice: &str,
-        owner: &str,
-        end: &RoundEnd,
-        now: Timestamp,
-    ) -> Result<()>;
-    /// Releases a lease without changing anything (e.g. provider unavailable).
-    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()>;
-    /// An invoice's refunds, oldest first.
-    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>>;
-    /// Records a refund before the provider is asked, in one transaction:
-    /// takes the invoice's lease (the one charging takes) for `owner` until
-    /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
-    /// PENDING already (an earlier refund that was not settled). `Conflict`,
-    /// and nothing changes, while anyone holds the lease at `now`, when the
-    /// invoice has a SUCCEEDED refund or another PENDING one, when its status
-    /// is not one of `from`, or when the refunded charge is not SUCCEEDED with
-    /// `refund.reference`. A FAILED refund under the same key is tried again.
-    /// Returns the refund as stored.
-    async fn begin_refund(
-        &self,
-        tenant_id: &str,
-        owner: &str,
-        refund: &RefundRecord,
-        from: &[InvoiceStatus],
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<RefundRecord>;
-    /// Settles a PENDING refund with `refund.state` (SUCCEEDED or FAILED) and
-    /// `refund.reason`, in one transaction that first checks `owner` still
-    /// holds the lease (`Conflict` otherwise): on success the refunded charge
-    /// becomes REFUNDED and the invoice REFUNDED; either way it is audited as
-    /// `refund.actor` and the lease released. Returns the invoice after.
-    async fn settle_refund(
-        &self,
-        tenant_id: &str,
-        owner: &str,
-        refund: &RefundRecord,
-        now: Timestamp,
-    ) -> Result<StoredInvoice>;
-    /// The operator's status change (cancel): allowed only from one of
-    /// `from` (`Conflict` otherwise) and while no one holds the lease; stops
-    /// charging. A refund is not a status change (it goes through the payment
-    /// provider: `begin_refund`, `settle_refund`): `to` REFUNDED is refused.
-    /// Returns the invoice after.
-    async fn set_invoice_status(
-        &self,
-        tenant_id: &str,
-        name: &str,
-        from: &[InvoiceStatus],
-        to: InvoiceStatus,
-        actor: Actor<'_>,
-        now: Timestamp,
-    ) -> Result<StoredInvoice>;
 }

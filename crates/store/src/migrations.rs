@@ -30,6 +30,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "operator tokens",
         include_str!("../migrations/0008_operator_tokens.sql"),
     ),
+    (
+        9,
+        "billing due",
+        include_str!("../migrations/0009_billing_due.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.

@@ -11,6 +11,7 @@ mod input_text;
 mod input_times;
 mod invoice_adjustments;
 mod invoice_charging;
+mod invoice_due;
 mod invoice_invariants;
 mod invoice_isolation;
 mod invoice_lifecycle;

@@ -190,6 +190,11 @@ impl TestApp {
             .expect("create namespace");
     }
 
+    /// The test's database (for states the API cannot make).
+    pub fn db(&self) -> &TestDatabase {
+        &self._db
+    }
+
     fn clock_now(&self) -> Timestamp {
         use tollgate_domain::clock::Clock;
         self.clock.now()

@@ -1,25 +1,23 @@
-//! Catalogs, subscriptions, add-ons, payment methods, plan transitions and the
-//! audit trail. Part of the shared SQL implementation (compiled per engine).
+//! Billing: subscriptions, add-ons, payment methods and plan transitions
+//! ([`BillingStore`](crate::BillingStore)), which change together under the
+//! tenant's row lock. Part of the shared SQL implementation (compiled per
+//! engine).
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
-use tollgate_domain::catalog;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind, Reason};
 
-use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
+use super::{Db, DbRow, LOCK_TENANT, SYSTEM, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, AuditEntry, LeasedTransition, PaymentChange, Result, StoreError, StoredCatalog, TransitionFilter,
-    TransitionOutcome,
+    Actor, LeasedTransition, PaymentChange, Result, StoreError, TransitionFilter, TransitionOutcome,
 };
-
-/// Who the audit trail names for changes Tollgate makes by itself.
-const SYSTEM: &str = "tollgate";
 
 /// The columns of a plan transition, in the order [`transition_from`] reads them.
 macro_rules! transition_columns {
@@ -37,86 +35,103 @@ fn refused(e: Error) -> StoreError {
     }
 }
 
-pub(super) async fn bootstrap(store: &SqlStore, now: Timestamp) -> Result<()> {
-    store
-        .write(move |tx| Box::pin(async move { bootstrap_in(tx, now).await }))
-        .await
-}
+#[async_trait::async_trait]
+impl crate::BillingStore for SqlStore {
+    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>> {
+        subscriptions(self, tenant_id).await
+    }
 
-async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
-    let published = sqlx::query(
-        "INSERT INTO catalogs (version, source, source_name, published_at, published_by) \
-         SELECT 1, $1, 'builtin', $2, $3 WHERE NOT EXISTS (SELECT 1 FROM catalogs)",
-    )
-    .bind(catalog::BUILTIN_TOML)
-    .bind(micros(now))
-    .bind(SYSTEM)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if published > 0 {
-        let after = serde_json::json!({"version": 1, "source_name": "builtin"});
-        audit_in(
-            tx,
-            None,
-            SYSTEM,
-            "catalog.publish",
-            "catalog/1",
-            None,
-            Some(after),
-            now,
-        )
-        .await?;
-    }
-    let orphans = sqlx::query("SELECT id, created_at FROM tenants WHERE plan IS NULL ORDER BY created_at")
-        .fetch_all(&mut **tx)
-        .await?;
-    if !orphans.is_empty() {
-        let stored = latest_catalog_in(tx).await?;
-        let parsed = catalog::parse(&stored.source_name, &stored.source)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let plan = parsed
-            .plan(&parsed.default_plan)
-            .ok_or_else(|| StoreError::Corrupt("the catalog's default plan is missing".into()))?;
-        for row in &orphans {
-            let tenant_id: String = row.try_get("id")?;
-            let created_at = timestamp("tenants.created_at", row.try_get("created_at")?)?;
-            // Claim the tenant first: a concurrent bootstrap then skips it.
-            let claimed = sqlx::query(
-                "UPDATE tenants SET plan = $2, catalog_version = $3 WHERE id = $1 AND plan IS NULL",
-            )
-            .bind(&tenant_id)
-            .bind(&plan.name)
-            .bind(stored.version)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                continue;
-            }
-            let sub = Subscription::new(
-                uuid::Uuid::new_v4().to_string(),
-                tenant_id.clone(),
-                plan,
-                stored.version,
-                created_at,
-            );
-            insert_subscription(tx, &sub).await?;
-            let after = serde_json::json!({"plan": plan.name, "catalog_version": stored.version});
-            audit_in(
-                tx,
-                Some(&tenant_id),
-                SYSTEM,
-                "subscription.create",
-                &format!("subscription/{}", sub.id),
-                None,
-                Some(after),
-                now,
-            )
+    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT addon FROM tenant_addons WHERE tenant_id = $1 ORDER BY addon")
+            .bind(tenant_id)
+            .fetch_all(&self.read)
             .await?;
-        }
+        rows.iter().map(|r| Ok(r.try_get("addon")?)).collect()
     }
-    Ok(())
+
+    async fn set_addon(
+        &self,
+        tenant_id: &str,
+        plan: &str,
+        addon: &str,
+        subscribed: bool,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        set_addon(self, tenant_id, plan, addon, subscribed, actor, now).await
+    }
+
+    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
+        payment_methods(&self.read, tenant_id).await
+    }
+
+    async fn change_payment_methods(
+        &self,
+        tenant_id: &str,
+        change: &PaymentChange,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<PaymentMethod>> {
+        let (tenant_id, change, actor, now) = (tenant_id.to_owned(), change.clone(), actor.to_owned(), now);
+        self.write(move |tx| {
+            Box::pin(async move { change_payment_methods_in(tx, &tenant_id, &change, &actor, now).await })
+        })
+        .await
+    }
+
+    async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()> {
+        create_transition(self, transition, actor).await
+    }
+
+    async fn transition(&self, id: &str) -> Result<Option<PlanTransition>> {
+        transition(&self.read, id).await
+    }
+
+    async fn transitions(&self, filter: &TransitionFilter) -> Result<Vec<PlanTransition>> {
+        transitions(self, filter).await
+    }
+
+    async fn decide_transition(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: Option<&str>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition> {
+        decide_transition(self, id, approve, reason, actor, now).await
+    }
+
+    async fn claim_transition(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<LeasedTransition>> {
+        claim_transition(self, owner, now, lease_until).await
+    }
+
+    async fn retry_transition(&self, id: &str, owner: &str, error: &str, retry_at: Timestamp) -> Result<()> {
+        retry_transition(self, id, owner, error, retry_at).await
+    }
+
+    async fn cancel_transition(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition> {
+        cancel_transition(self, id, reason, actor, now).await
+    }
+
+    async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()> {
+        complete_transition(self, outcome).await
+    }
+
+    async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()> {
+        fail_transition(self, id, owner, reason, now).await
+    }
 }
 
 pub(super) async fn insert_subscription(tx: &mut Tx, s: &Subscription) -> Result<()> {
@@ -136,100 +151,6 @@ pub(super) async fn insert_subscription(tx: &mut Tx, s: &Subscription) -> Result
     Ok(())
 }
 
-fn catalog_from(row: &DbRow) -> Result<StoredCatalog> {
-    Ok(StoredCatalog {
-        version: row.try_get("version")?,
-        source: row.try_get("source")?,
-        source_name: row.try_get("source_name")?,
-        published_at: timestamp("catalogs.published_at", row.try_get("published_at")?)?,
-        published_by: row.try_get("published_by")?,
-    })
-}
-
-async fn latest_catalog_in(tx: &mut Tx) -> Result<StoredCatalog> {
-    let row = sqlx::query(
-        "SELECT version, source, source_name, published_at, published_by FROM catalogs ORDER BY version DESC LIMIT 1",
-    )
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::Corrupt("no catalog is published".into()))?;
-    catalog_from(&row)
-}
-
-pub(super) async fn publish_catalog(
-    store: &SqlStore,
-    source: &str,
-    source_name: &str,
-    actor: Actor<'_>,
-    now: Timestamp,
-) -> Result<i64> {
-    let (source, source_name, actor, now) =
-        (source.to_owned(), source_name.to_owned(), actor.to_owned(), now);
-    store
-        .write(move |tx| {
-            Box::pin(async move { publish_catalog_in(tx, &source, &source_name, &actor, now).await })
-        })
-        .await
-}
-
-async fn publish_catalog_in(
-    tx: &mut Tx,
-    source: &str,
-    source_name: &str,
-    actor: Actor<'_>,
-    now: Timestamp,
-) -> Result<i64> {
-    let version: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM catalogs")
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("v")?;
-    sqlx::query(
-        "INSERT INTO catalogs (version, source, source_name, published_at, published_by) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(version)
-    .bind(source)
-    .bind(source_name)
-    .bind(micros(now))
-    .bind(actor)
-    .execute(&mut **tx)
-    .await?;
-    let after = serde_json::json!({"version": version, "source_name": source_name});
-    audit_in(
-        tx,
-        None,
-        actor,
-        "catalog.publish",
-        &format!("catalog/{version}"),
-        None,
-        Some(after),
-        now,
-    )
-    .await?;
-    Ok(version)
-}
-
-pub(super) async fn catalog(store: &SqlStore, version: Option<i64>) -> Result<Option<StoredCatalog>> {
-    let row = match version {
-        Some(v) => {
-            sqlx::query(
-                "SELECT version, source, source_name, published_at, published_by FROM catalogs WHERE version = $1",
-            )
-            .bind(v)
-            .fetch_optional(&store.read)
-            .await?
-        }
-        None => {
-            sqlx::query(
-                "SELECT version, source, source_name, published_at, published_by FROM catalogs \
-                 ORDER BY version DESC LIMIT 1",
-            )
-            .fetch_optional(&store.read)
-            .await?
-        }
-    };
-    row.as_ref().map(catalog_from).transpose()
-}
-
 fn subscription_from(row: &DbRow) -> Result<Subscription> {
     Ok(Subscription {
         id: row.try_get("id")?,
@@ -242,7 +163,7 @@ fn subscription_from(row: &DbRow) -> Result<Subscription> {
     })
 }
 
-pub(super) async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<Vec<Subscription>> {
+async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<Vec<Subscription>> {
     let rows = sqlx::query(
         "SELECT id, tenant_id, plan, catalog_version, start_at, trial_end, end_at FROM subscriptions \
          WHERE tenant_id = $1 ORDER BY CASE WHEN end_at IS NULL THEN 0 ELSE 1 END, start_at DESC, id DESC",
@@ -253,7 +174,7 @@ pub(super) async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<V
     rows.iter().map(subscription_from).collect()
 }
 
-pub(super) async fn set_addon(
+async fn set_addon(
     store: &SqlStore,
     tenant_id: &str,
     plan: &str,
@@ -323,9 +244,9 @@ async fn set_addon_in(
     } > 0;
     if changed {
         let action = if subscribed {
-            "addon.subscribe"
+            AuditAction::AddonSubscribe
         } else {
-            "addon.unsubscribe"
+            AuditAction::AddonUnsubscribe
         };
         let state = |on: bool| Some(serde_json::json!({"subscribed": on}));
         audit_in(
@@ -362,7 +283,7 @@ fn method_from(row: &DbRow) -> Result<PaymentMethod> {
 const SELECT_METHODS: &str = "SELECT name, role, provider, token, display, contact, created_at FROM payment_methods \
      WHERE tenant_id = $1 ORDER BY created_at, name";
 
-pub(super) async fn payment_methods(pool: &Pool<Db>, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
+async fn payment_methods(pool: &Pool<Db>, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
     let rows = sqlx::query(SELECT_METHODS)
         .bind(tenant_id)
         .fetch_all(pool)
@@ -379,7 +300,7 @@ fn roles_json(methods: &[Slot]) -> serde_json::Value {
 }
 
 /// Applies a payment-method change inside `tx` under the tenant's lock.
-pub(super) async fn change_payment_methods_in(
+async fn change_payment_methods_in(
     tx: &mut Tx,
     tenant_id: &str,
     change: &PaymentChange,
@@ -407,23 +328,22 @@ pub(super) async fn change_payment_methods_in(
             role: m.role,
         })
         .collect();
-    let (role_change, action, target) = match change {
+    let (role_change, target) = match change {
         PaymentChange::Create { method, requested } => (
             RoleChange::Create {
                 name: method.name.clone(),
                 requested: *requested,
             },
-            "payment_method.create",
             method.name.as_str(),
         ),
         PaymentChange::Role(rc) => match rc {
-            RoleChange::Create { name, .. } => (rc.clone(), "payment_method.create", name.as_str()),
-            RoleChange::MakePrimary(n) => (rc.clone(), "payment_method.primary", n.as_str()),
-            RoleChange::MakeSecondary(n) => (rc.clone(), "payment_method.secondary", n.as_str()),
-            RoleChange::Swap(n) => (rc.clone(), "payment_method.swap_primary", n.as_str()),
-            RoleChange::Delete { name, .. } => (rc.clone(), "payment_method.delete", name.as_str()),
+            RoleChange::Create { name, .. } | RoleChange::Delete { name, .. } => (rc.clone(), name.as_str()),
+            RoleChange::MakePrimary(n) | RoleChange::MakeSecondary(n) | RoleChange::Swap(n) => {
+                (rc.clone(), n.as_str())
+            }
         },
     };
+    let action = AuditAction::payment_method(&role_change);
     if let PaymentChange::Role(RoleChange::Create { .. }) = change {
         return Err(StoreError::Conflict(
             Reason::UnsupportedPaymentChange,
@@ -532,7 +452,7 @@ fn transition_json(t: &PlanTransition) -> serde_json::Value {
     })
 }
 
-pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_>) -> Result<()> {
+async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_>) -> Result<()> {
     let t = t.clone();
     let actor = actor.to_owned();
     store
@@ -565,7 +485,7 @@ pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, acto
                     tx,
                     Some(&t.tenant_id),
                     &actor,
-                    "plan_transition.create",
+                    AuditAction::PlanTransitionCreate,
                     &format!("plan_transition/{}", t.id),
                     None,
                     Some(transition_json(&t)),
@@ -577,7 +497,7 @@ pub(super) async fn create_transition(store: &SqlStore, t: &PlanTransition, acto
         .await
 }
 
-pub(super) async fn transition<'e, E>(executor: E, id: &str) -> Result<Option<PlanTransition>>
+async fn transition<'e, E>(executor: E, id: &str) -> Result<Option<PlanTransition>>
 where
     E: sqlx::Executor<'e, Database = Db>,
 {
@@ -592,7 +512,7 @@ where
     row.as_ref().map(transition_from).transpose()
 }
 
-pub(super) async fn transitions(store: &SqlStore, f: &TransitionFilter) -> Result<Vec<PlanTransition>> {
+async fn transitions(store: &SqlStore, f: &TransitionFilter) -> Result<Vec<PlanTransition>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         transition_columns!(),
@@ -617,7 +537,7 @@ async fn move_transition(
     to: TransitionState,
     reason: Option<&str>,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     now: Timestamp,
 ) -> Result<PlanTransition> {
     let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE plan_transitions SET state = ");
@@ -670,7 +590,7 @@ async fn move_transition(
     Ok(t)
 }
 
-pub(super) async fn decide_transition(
+async fn decide_transition(
     store: &SqlStore,
     id: &str,
     approve: bool,
@@ -679,9 +599,9 @@ pub(super) async fn decide_transition(
     now: Timestamp,
 ) -> Result<PlanTransition> {
     let (next, action) = if approve {
-        (TransitionState::Creating, "plan_transition.approve")
+        (TransitionState::Creating, AuditAction::PlanTransitionApprove)
     } else {
-        (TransitionState::Failed, "plan_transition.reject")
+        (TransitionState::Failed, AuditAction::PlanTransitionReject)
     };
     let (id, reason, actor) = (id.to_owned(), reason.map(str::to_owned), actor.to_owned());
     store
@@ -703,7 +623,7 @@ pub(super) async fn decide_transition(
         .await
 }
 
-pub(super) async fn cancel_transition(
+async fn cancel_transition(
     store: &SqlStore,
     id: &str,
     reason: &str,
@@ -721,7 +641,7 @@ pub(super) async fn cancel_transition(
                     TransitionState::Failed,
                     Some(&reason),
                     &actor,
-                    "plan_transition.cancel",
+                    AuditAction::PlanTransitionCancel,
                     now,
                 )
                 .await
@@ -730,7 +650,7 @@ pub(super) async fn cancel_transition(
         .await
 }
 
-pub(super) async fn claim_transition(
+async fn claim_transition(
     store: &SqlStore,
     owner: &str,
     now: Timestamp,
@@ -768,7 +688,7 @@ pub(super) async fn claim_transition(
         .await
 }
 
-pub(super) async fn retry_transition(
+async fn retry_transition(
     store: &SqlStore,
     id: &str,
     owner: &str,
@@ -795,7 +715,7 @@ pub(super) async fn retry_transition(
         .await
 }
 
-pub(super) async fn complete_transition(store: &SqlStore, o: &TransitionOutcome) -> Result<()> {
+async fn complete_transition(store: &SqlStore, o: &TransitionOutcome) -> Result<()> {
     let o = o.clone();
     store
         .write(move |tx| Box::pin(async move { complete_transition_in(tx, &o).await }))
@@ -850,6 +770,8 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         )));
     };
     let closed_id: String = closed.try_get("id")?;
+    // Its last period now ends at `now`: it is due for period close then.
+    super::invoicing::lower_billing_due_in(tx, &o.tenant_id, o.now).await?;
     insert_subscription(tx, &o.subscription).await?;
     let before = sqlx::query("SELECT plan, tenant_type, domain FROM tenants WHERE id = $1")
         .bind(&o.tenant_id)
@@ -912,7 +834,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         tx,
         Some(&o.tenant_id),
         &actor,
-        "plan_transition.finish",
+        AuditAction::PlanTransitionFinish,
         &target,
         Some(before),
         Some(after),
@@ -921,7 +843,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     .await
 }
 
-pub(super) async fn fail_transition(
+async fn fail_transition(
     store: &SqlStore,
     id: &str,
     owner: &str,
@@ -955,7 +877,7 @@ pub(super) async fn fail_transition(
                     tx,
                     Some(&t.tenant_id),
                     &actor,
-                    "plan_transition.fail",
+                    AuditAction::PlanTransitionFail,
                     &format!("plan_transition/{id}"),
                     None,
                     Some(transition_json(&t)),
@@ -965,29 +887,4 @@ pub(super) async fn fail_transition(
             })
         })
         .await
-}
-
-pub(super) async fn audit(store: &SqlStore, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
-    let rows = sqlx::query(
-        "SELECT id, tenant_id, at, actor, action, target, before, after FROM audit_log \
-         WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY seq DESC LIMIT $2",
-    )
-    .bind(tenant_id)
-    .bind(i64::from(limit))
-    .fetch_all(&store.read)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                id: r.try_get("id")?,
-                tenant_id: r.try_get("tenant_id")?,
-                at: timestamp("audit_log.at", r.try_get("at")?)?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                target: r.try_get("target")?,
-                before: r.try_get("before")?,
-                after: r.try_get("after")?,
-            })
-        })
-        .collect()
 }

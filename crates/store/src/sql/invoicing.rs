@@ -1,15 +1,18 @@
-//! Finalized invoices, their charge attempts and refunds. Which status an
-//! invoice moves to is the caller's decision; this writes it under the lease.
+//! Invoicing: finalized invoices, their charge attempts and refunds
+//! ([`InvoicingStore`](crate::InvoicingStore)). Which status an invoice moves
+//! to is the caller's decision; this writes it under the lease. Part of the
+//! shared SQL implementation (compiled per engine).
 
 use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
+    Actor, BillingDue, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
     StoredInvoice,
 };
 
@@ -17,6 +20,34 @@ macro_rules! invoice_columns {
     () => {
         "tenant_id, name, status, document, attempts, next_charge_at, lease_until"
     };
+}
+
+fn due_from(row: &DbRow) -> Result<BillingDue> {
+    Ok(BillingDue {
+        tenant_id: row.try_get("tenant_id")?,
+        due_at: timestamp("billing_due.due_at", row.try_get("due_at")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// Lowers a tenant's billing due date to `at` if it is later (creating it
+/// at `at` if the tenant has none), inside another aggregate's write that
+/// moved the end of one of its periods: a new tenant (the epoch: work it
+/// out), a subscription given by the bootstrap, one closed by a plan
+/// transition. The version moves either way, so a period close that read
+/// the row before this write cannot overwrite it with a date computed from
+/// the periods as they were.
+pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &str, at: Timestamp) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO billing_due (tenant_id, due_at, version) VALUES ($1, $2, 0) \
+         ON CONFLICT (tenant_id) DO UPDATE SET version = billing_due.version + 1, \
+         due_at = CASE WHEN billing_due.due_at > excluded.due_at THEN excluded.due_at ELSE billing_due.due_at END",
+    )
+    .bind(tenant_id)
+    .bind(micros(at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 macro_rules! charge_columns {
@@ -102,7 +133,162 @@ fn summary(i: &Invoice) -> serde_json::Value {
     })
 }
 
-pub(super) async fn finalize_invoice(
+#[async_trait::async_trait]
+impl crate::InvoicingStore for SqlStore {
+    async fn due_tenants(
+        &self,
+        before: Timestamp,
+        after: Option<&BillingDue>,
+        limit: u32,
+    ) -> Result<Vec<BillingDue>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, due_at, version FROM billing_due WHERE due_at <= $1 \
+             AND ($2 IS NULL OR due_at > $2 OR (due_at = $2 AND tenant_id > $3)) \
+             ORDER BY due_at, tenant_id LIMIT $4",
+        )
+        .bind(micros(before))
+        .bind(after.map(|a| micros(a.due_at)))
+        .bind(after.map(|a| a.tenant_id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(due_from).collect()
+    }
+
+    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>> {
+        let row = sqlx::query("SELECT tenant_id, due_at, version FROM billing_due WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(due_from).transpose()
+    }
+
+    async fn set_billing_due(&self, due: &BillingDue, at: Timestamp) -> Result<bool> {
+        let (tenant_id, version) = (due.tenant_id.clone(), due.version);
+        self.write(move |tx| {
+            Box::pin(async move {
+                let moved = sqlx::query(
+                    "UPDATE billing_due SET due_at = $3, version = version + 1 \
+                     WHERE tenant_id = $1 AND version = $2",
+                )
+                .bind(&tenant_id)
+                .bind(version)
+                .bind(micros(at))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(moved > 0)
+            })
+        })
+        .await
+    }
+
+    async fn finalize_invoice(
+        &self,
+        tenant_id: &str,
+        invoice: &Invoice,
+        next_charge_at: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        finalize_invoice(self, tenant_id, invoice, next_charge_at, actor, now).await
+    }
+
+    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+        invoices(self, tenant_id).await
+    }
+
+    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+        invoice(self, tenant_id, name).await
+    }
+
+    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>> {
+        latest_invoice_start(self, tenant_id).await
+    }
+
+    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+        invoice_charges(self, tenant_id, invoice).await
+    }
+
+    async fn claim_charge(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>> {
+        claim_charge(self, owner, now, lease_until).await
+    }
+
+    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()> {
+        begin_charge(self, tenant_id, owner, charge).await
+    }
+
+    async fn settle_charge(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        charge: &ChargeRecord,
+        invoice_status: Option<InvoiceStatus>,
+        now: Timestamp,
+    ) -> Result<()> {
+        settle_charge(self, tenant_id, owner, charge, invoice_status, now).await
+    }
+
+    async fn end_charge_round(
+        &self,
+        tenant_id: &str,
+        invoice: &str,
+        owner: &str,
+        end: &RoundEnd,
+        now: Timestamp,
+    ) -> Result<()> {
+        end_charge_round(self, tenant_id, invoice, owner, end, now).await
+    }
+
+    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+        release_charge(self, tenant_id, invoice, owner).await
+    }
+
+    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+        invoice_refunds(self, tenant_id, invoice).await
+    }
+
+    async fn begin_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        from: &[InvoiceStatus],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<RefundRecord> {
+        begin_refund(self, tenant_id, owner, refund, from, now, lease_until).await
+    }
+
+    async fn settle_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        settle_refund(self, tenant_id, owner, refund, now).await
+    }
+
+    async fn set_invoice_status(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        from: &[InvoiceStatus],
+        to: InvoiceStatus,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        set_invoice_status(self, tenant_id, name, from, to, actor, now).await
+    }
+}
+
+async fn finalize_invoice(
     store: &SqlStore,
     tenant_id: &str,
     invoice: &Invoice,
@@ -158,7 +344,7 @@ async fn finalize_invoice_in(
         tx,
         Some(tenant_id),
         actor,
-        "invoice.finalize",
+        AuditAction::InvoiceFinalize,
         &format!("invoice/{}", invoice.name),
         None,
         Some(summary(invoice)),
@@ -168,7 +354,7 @@ async fn finalize_invoice_in(
     Ok(true)
 }
 
-pub(super) async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
@@ -180,7 +366,7 @@ pub(super) async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<St
     rows.iter().map(invoice_from).collect()
 }
 
-pub(super) async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
@@ -193,7 +379,7 @@ pub(super) async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Re
     row.as_ref().map(invoice_from).transpose()
 }
 
-pub(super) async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
+async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
     let latest: Option<i64> =
         sqlx::query_scalar("SELECT MAX(period_start) FROM invoices WHERE tenant_id = $1")
             .bind(tenant_id)
@@ -202,11 +388,7 @@ pub(super) async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> R
     opt_timestamp("invoices.period_start", latest)
 }
 
-pub(super) async fn invoice_charges(
-    store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
-) -> Result<Vec<ChargeRecord>> {
+async fn invoice_charges(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         charge_columns!(),
@@ -221,7 +403,7 @@ pub(super) async fn invoice_charges(
     rows.iter().map(charge_from).collect()
 }
 
-pub(super) async fn claim_charge(
+async fn claim_charge(
     store: &SqlStore,
     owner: &str,
     now: Timestamp,
@@ -288,12 +470,7 @@ async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Resul
     }
 }
 
-pub(super) async fn begin_charge(
-    store: &SqlStore,
-    tenant_id: &str,
-    owner: &str,
-    c: &ChargeRecord,
-) -> Result<()> {
+async fn begin_charge(store: &SqlStore, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
     let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
     store
         .write(move |tx| Box::pin(async move { begin_charge_in(tx, &tenant_id, &owner, &c).await }))
@@ -327,7 +504,7 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRe
     Ok(())
 }
 
-pub(super) async fn settle_charge(
+async fn settle_charge(
     store: &SqlStore,
     tenant_id: &str,
     owner: &str,
@@ -383,16 +560,16 @@ async fn settle_charge_in(
             .bind(&c.invoice)
             .execute(&mut **tx)
             .await?;
-            format!("invoice.{}", to.as_str().to_ascii_lowercase())
+            AuditAction::invoice_status(to)
         }
-        None if c.outcome == ChargeOutcome::Succeeded => "invoice.charged".to_owned(),
-        None => "invoice.charge_failed".to_owned(),
+        None if c.outcome == ChargeOutcome::Succeeded => AuditAction::InvoiceCharged,
+        None => AuditAction::InvoiceChargeFailed,
     };
     audit_in(
         tx,
         Some(tenant_id),
         "tollgate/charge-worker",
-        &action,
+        action,
         &format!("invoice/{}", c.invoice),
         None,
         Some(serde_json::json!({
@@ -412,7 +589,7 @@ async fn settle_charge_in(
     Ok(())
 }
 
-pub(super) async fn end_charge_round(
+async fn end_charge_round(
     store: &SqlStore,
     tenant_id: &str,
     invoice: &str,
@@ -456,7 +633,7 @@ async fn end_charge_round_in(
             tx,
             Some(tenant_id),
             "tollgate/charge-worker",
-            &format!("invoice.{}", end.status.as_str().to_ascii_lowercase()),
+            AuditAction::invoice_status(end.status),
             &format!("invoice/{invoice}"),
             None,
             Some(serde_json::json!({"status": end.status.as_str(), "attempts": end.attempts})),
@@ -467,12 +644,7 @@ async fn end_charge_round_in(
     Ok(())
 }
 
-pub(super) async fn release_charge(
-    store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
-    owner: &str,
-) -> Result<()> {
+async fn release_charge(store: &SqlStore, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
     let (tenant_id, invoice, owner) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned());
     store
         .write(move |tx| Box::pin(async move { release_charge_in(tx, &tenant_id, &invoice, &owner).await }))
@@ -492,7 +664,7 @@ async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &
     Ok(())
 }
 
-pub(super) async fn set_invoice_status(
+async fn set_invoice_status(
     store: &SqlStore,
     tenant_id: &str,
     name: &str,
@@ -568,7 +740,7 @@ async fn set_invoice_status_in(
         tx,
         Some(tenant_id),
         actor,
-        &format!("invoice.{}", to.as_str().to_ascii_lowercase()),
+        AuditAction::invoice_status(to),
         &format!("invoice/{name}"),
         Some(summary(&before.invoice)),
         Some(summary(&after.invoice)),
@@ -583,11 +755,7 @@ fn refused(reason: Reason, message: String) -> StoreError {
     StoreError::Conflict(reason, message)
 }
 
-pub(super) async fn invoice_refunds(
-    store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
-) -> Result<Vec<RefundRecord>> {
+async fn invoice_refunds(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
@@ -600,7 +768,7 @@ pub(super) async fn invoice_refunds(
     rows.iter().map(refund_from).collect()
 }
 
-pub(super) async fn begin_refund(
+async fn begin_refund(
     store: &SqlStore,
     tenant_id: &str,
     owner: &str,
@@ -773,7 +941,7 @@ async fn begin_refund_in(
     }
 }
 
-pub(super) async fn settle_refund(
+async fn settle_refund(
     store: &SqlStore,
     tenant_id: &str,
     owner: &str,
@@ -855,9 +1023,9 @@ async fn settle_refund_in(
             Some(tenant_id),
             &r.actor,
             if refunded {
-                "invoice.refund"
+                AuditAction::InvoiceRefund
             } else {
-                "invoice.refund_failed"
+                AuditAction::InvoiceRefundFailed
             },
             &format!("invoice/{name}"),
             Some(summary(&before.invoice)),

@@ -1,5 +1,6 @@
-//! Usage events, hourly buckets, coupons and secrets. Part of the shared SQL
-//! implementation (compiled per engine).
+//! Metering: usage events and the hourly buckets and daily summaries kept
+//! from them ([`MeteringStore`](crate::MeteringStore)). Part of the shared
+//! SQL implementation (compiled per engine).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
@@ -7,15 +8,14 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use sqlx::{QueryBuilder, Row};
-use tollgate_domain::Reason;
+use tollgate_domain::audit::AuditAction;
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
-use tollgate_domain::rating::Discount;
 
 use super::super::TEXT_LIST;
 use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
-use crate::{Actor, Aggregations, AppliedCoupon, BucketFilter, CouponDef, ReplayStats, Result, StoreError};
+use crate::{Actor, Aggregations, BucketFilter, ReplayStats, Result, StoreError};
 
 /// Most rows per multi-row statement (at most 11 parameters each, well under
 /// both engines' limits).
@@ -46,7 +46,42 @@ fn decimal(column: &str, text: &str) -> Result<Decimal> {
     Decimal::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-pub(super) async fn ingest(
+#[async_trait::async_trait]
+impl crate::MeteringStore for SqlStore {
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: &[UsageEvent],
+        aggregation: &Aggregations,
+        now: Timestamp,
+    ) -> Result<Vec<bool>> {
+        ingest(self, tenant_id, events, aggregation, now).await
+    }
+
+    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>> {
+        buckets(self, tenant_id, filter).await
+    }
+
+    async fn object_usage(
+        &self,
+        tenant_id: &str,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
+        object_usage(self, tenant_id, filter).await
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        aggregation: &Aggregations,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ReplayStats> {
+        replay(self, tenant_id, aggregation, actor, now).await
+    }
+}
+
+async fn ingest(
     store: &SqlStore,
     tenant_id: &str,
     events: &[UsageEvent],
@@ -386,7 +421,7 @@ pub(super) async fn build_daily_usage(store: &SqlStore) -> Result<()> {
 
 /// Each object's usage over the bucket hours `[filter.from, filter.to)`:
 /// whole days from their summaries, the hours at the edges from the buckets.
-pub(super) async fn object_usage(
+async fn object_usage(
     store: &SqlStore,
     tenant_id: &str,
     f: &BucketFilter<'_>,
@@ -482,7 +517,7 @@ async fn write_buckets<'a>(
     Ok(())
 }
 
-pub(super) async fn buckets(
+async fn buckets(
     store: &SqlStore,
     tenant_id: &str,
     f: &BucketFilter<'_>,
@@ -520,7 +555,7 @@ fn event_from(row: &DbRow) -> Result<UsageEvent> {
     })
 }
 
-pub(super) async fn replay(
+async fn replay(
     store: &SqlStore,
     tenant_id: &str,
     aggregation: &Aggregations,
@@ -587,7 +622,7 @@ async fn replay_in(
         tx,
         Some(tenant_id),
         actor,
-        "usage.replay",
+        AuditAction::UsageReplay,
         "usage/hourly",
         None,
         Some(serde_json::json!({"events": stats.events, "hourly_buckets": stats.buckets})),
@@ -595,217 +630,6 @@ async fn replay_in(
     )
     .await?;
     Ok(stats)
-}
-
-pub(super) async fn secret(store: &SqlStore, name: &str) -> Result<String> {
-    if let Some(row) = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&store.read)
-        .await?
-    {
-        return Ok(row.try_get("value")?);
-    }
-    let fresh = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let name = name.to_owned();
-    store
-        .write(move |tx| {
-            Box::pin(async move {
-                let name = name.as_str();
-                sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(name)
-                    .bind(&fresh)
-                    .execute(&mut **tx)
-                    .await?;
-                let value: String = sqlx::query("SELECT value FROM secrets WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&mut **tx)
-                    .await?
-                    .try_get("value")?;
-                Ok(value)
-            })
-        })
-        .await
-}
-
-fn discount_parts(d: Discount) -> (&'static str, i64) {
-    match d {
-        Discount::Fixed(c) => ("FIXED", c),
-        Discount::Percent(bp) => ("PERCENT", bp),
-    }
-}
-
-fn coupon_from(row: &DbRow) -> Result<CouponDef> {
-    let kind: String = row.try_get("discount_type")?;
-    let amount: i64 = row.try_get("amount")?;
-    let discount = match kind.as_str() {
-        "FIXED" => Discount::Fixed(amount),
-        "PERCENT" => Discount::Percent(amount),
-        other => return Err(StoreError::Corrupt(format!("coupons.discount_type {other:?}"))),
-    };
-    Ok(CouponDef {
-        code: row.try_get("code")?,
-        title: row.try_get("title")?,
-        discount,
-    })
-}
-
-pub(super) async fn create_coupon(
-    store: &SqlStore,
-    c: &CouponDef,
-    actor: Actor<'_>,
-    now: Timestamp,
-) -> Result<()> {
-    let (kind, amount) = discount_parts(c.discount);
-    let (c, actor) = (c.clone(), actor.to_owned());
-    store
-        .write(move |tx| {
-            Box::pin(async move {
-                let (c, actor) = (&c, actor.as_str());
-                let inserted = sqlx::query(
-        "INSERT INTO coupons (code, title, discount_type, amount, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&c.code)
-    .bind(&c.title)
-    .bind(kind)
-    .bind(amount)
-    .bind(micros(now))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-                if inserted == 0 {
-                    return Err(StoreError::AlreadyExists(Reason::CouponExists, format!(
-                        "coupon {:?} already exists",
-                        c.code
-                    )));
-                }
-                // In the units the CLI takes (`--percent 10`, `--fixed-cents 500`).
-                let after = match c.discount {
-                    Discount::Percent(bp) => {
-                        serde_json::json!({"title": c.title, "percent": Decimal::new(bp, 2).normalize().to_string()})
-                    }
-                    Discount::Fixed(cents) => serde_json::json!({"title": c.title, "fixed_cents": cents}),
-                };
-                audit_in(
-                    tx,
-                    None,
-                    actor,
-                    "coupon.create",
-                    &format!("coupon/{}", c.code),
-                    None,
-                    Some(after),
-                    now,
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await
-}
-
-pub(super) async fn coupons(store: &SqlStore) -> Result<Vec<CouponDef>> {
-    let rows = sqlx::query("SELECT code, title, discount_type, amount FROM coupons ORDER BY code")
-        .fetch_all(&store.read)
-        .await?;
-    rows.iter().map(coupon_from).collect()
-}
-
-pub(super) async fn apply_coupon(
-    store: &SqlStore,
-    tenant_id: &str,
-    code: &str,
-    valid_from: Timestamp,
-    valid_until: Option<Timestamp>,
-    actor: Actor<'_>,
-    now: Timestamp,
-) -> Result<()> {
-    let (tenant_id, code, valid_from, valid_until, actor, now) = (
-        tenant_id.to_owned(),
-        code.to_owned(),
-        valid_from,
-        valid_until,
-        actor.to_owned(),
-        now,
-    );
-    store
-        .write(move |tx| {
-            Box::pin(async move {
-                apply_coupon_in(tx, &tenant_id, &code, valid_from, valid_until, &actor, now).await
-            })
-        })
-        .await
-}
-
-async fn apply_coupon_in(
-    tx: &mut Tx,
-    tenant_id: &str,
-    code: &str,
-    valid_from: Timestamp,
-    valid_until: Option<Timestamp>,
-    actor: Actor<'_>,
-    now: Timestamp,
-) -> Result<()> {
-    let exists = sqlx::query("SELECT 1 FROM coupons WHERE code = $1")
-        .bind(code)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if exists.is_none() {
-        return Err(StoreError::NotFound(format!("coupon {code:?} does not exist")));
-    }
-    let inserted = sqlx::query(
-        "INSERT INTO tenant_coupons (tenant_id, code, valid_from, valid_until, applied_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant_id)
-    .bind(code)
-    .bind(micros(valid_from))
-    .bind(valid_until.map(micros))
-    .bind(micros(now))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Err(StoreError::AlreadyExists(
-            Reason::CouponAlreadyApplied,
-            format!("coupon {code:?} is already applied from {valid_from}"),
-        ));
-    }
-    let after = serde_json::json!({"valid_from": valid_from.to_string(), "valid_until": valid_until.map(|t| t.to_string())});
-    audit_in(
-        tx,
-        Some(tenant_id),
-        actor,
-        "coupon.apply",
-        &format!("coupon/{code}"),
-        None,
-        Some(after),
-        now,
-    )
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn tenant_coupons(store: &SqlStore, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
-    let rows = sqlx::query(
-        "SELECT c.code, c.title, c.discount_type, c.amount, t.valid_from, t.valid_until FROM tenant_coupons t \
-         JOIN coupons c ON c.code = t.code WHERE t.tenant_id = $1 ORDER BY t.valid_from, c.code",
-    )
-    .bind(tenant_id)
-    .fetch_all(&store.read)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AppliedCoupon {
-                coupon: coupon_from(r)?,
-                valid_from: timestamp("tenant_coupons.valid_from", r.try_get("valid_from")?)?,
-                valid_until: opt_timestamp("tenant_coupons.valid_until", r.try_get("valid_until")?)?,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

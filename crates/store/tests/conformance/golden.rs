@@ -29,7 +29,7 @@ use tollgate_domain::transition::{DeletionReason, TransitionPayload};
 use tollgate_store::{StoreError, records};
 use tollgate_testkit::each_backend;
 
-use crate::billing::raw_pool;
+use crate::raw_pool;
 use crate::{open, t, tenant};
 
 fn golden(file: &str) -> String {

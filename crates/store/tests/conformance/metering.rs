@@ -1,15 +1,13 @@
-//! Usage events: exactly-once ingestion, hourly buckets, replay, coupons.
+//! Usage events: exactly-once ingestion, hourly buckets, daily summaries, replay.
 
 use std::sync::Arc;
 
 use jiff::SignedDuration;
 use rust_decimal::Decimal;
-use tollgate_domain::Reason;
 use tollgate_domain::catalog::Aggregation;
 use tollgate_domain::metering::UsageEvent;
 use tollgate_domain::names::Name;
-use tollgate_domain::rating::Discount;
-use tollgate_store::{Aggregations, BucketFilter, CouponDef, Store, StoreError};
+use tollgate_store::{Aggregations, BucketFilter, Store};
 use tollgate_testkit::each_backend;
 
 use crate::{name, open, t, tenant};
@@ -263,60 +261,6 @@ async fn concurrent_overlapping_batches_count_once() {
         assert_eq!(new, 200);
         let q = quantities(&*stores[1], &a.id).await;
         assert_eq!((q[0].2, q[0].3), (Decimal::from(200), 200));
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn coupons_and_secrets() {
-    each_backend(|db| async move {
-        let store = open(&db).await;
-        let a = tenant(&*store, "acme").await;
-        let now = t("2026-11-20T00:00:00Z");
-        let welcome = CouponDef {
-            code: "welcome".into(),
-            title: "Welcome 10%".into(),
-            discount: Discount::Percent(1000),
-        };
-        store.create_coupon(&welcome, "operator", now).await.unwrap();
-        let dup = store.create_coupon(&welcome, "operator", now).await;
-        assert!(matches!(
-            dup,
-            Err(StoreError::AlreadyExists(Reason::CouponExists, _))
-        ));
-        let five = CouponDef {
-            code: "five".into(),
-            title: "$5 off".into(),
-            discount: Discount::Fixed(500),
-        };
-        store.create_coupon(&five, "operator", now).await.unwrap();
-        assert_eq!(store.coupons().await.unwrap(), [five.clone(), welcome.clone()]);
-        store
-            .apply_coupon(
-                &a.id,
-                "welcome",
-                now,
-                Some(t("2027-01-01T00:00:00Z")),
-                "operator",
-                now,
-            )
-            .await
-            .unwrap();
-        let missing = store
-            .apply_coupon(&a.id, "nope", now, None, "operator", now)
-            .await;
-        assert!(matches!(missing, Err(StoreError::NotFound(_))));
-        let applied = store.tenant_coupons(&a.id).await.unwrap();
-        assert_eq!(applied.len(), 1);
-        assert_eq!(
-            (applied[0].coupon.clone(), applied[0].valid_until),
-            (welcome, Some(t("2027-01-01T00:00:00Z")))
-        );
-        let b = tenant(&*store, "bravo").await;
-        assert!(store.tenant_coupons(&b.id).await.unwrap().is_empty());
-        let s1 = store.secret("report-key").await.unwrap();
-        assert_eq!(s1.len(), 64);
-        assert_eq!(open(&db).await.secret("report-key").await.unwrap(), s1);
     })
     .await;
 }

@@ -1,12 +1,12 @@
-use tollgate_domain::Reason;
-use tollgate_domain::access::{NamespaceScope, Role};
-use tollgate_domain::tenant::TenantType;
-use tollgate_store::{NewTenant, NewToken, StoreError};
+//! Tenancy: tenants, namespaces, API tokens and operator tokens.
 
-use crate::new_tenant;
+use tollgate_domain::Reason;
+use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
+use tollgate_domain::tenant::TenantType;
+use tollgate_store::{NewOperatorToken, NewTenant, NewToken, StoreError};
 use tollgate_testkit::each_backend;
 
-use crate::{name, open, t, tenant};
+use crate::{name, new_tenant, open, t, tenant};
 
 #[tokio::test]
 async fn a_tenant_is_created_with_its_system_namespace() {
@@ -179,6 +179,112 @@ async fn tokens_are_found_by_digest_scoped_and_revocable() {
             .await;
         assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
         assert!(store.tokens(&b.id).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn operator_tokens_are_named_once_among_live_ones_found_by_digest_and_revocable() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let new = NewOperatorToken {
+            name: "ci".into(),
+            role: OperatorRole::Admin,
+            digest: [1; 32],
+            actor: "operator".into(),
+            now: t("2026-11-01T00:00:00Z"),
+        };
+        let ci = store.create_operator_token(&new).await.unwrap();
+        assert_eq!(
+            (ci.name.as_str(), ci.role, ci.created_by.as_str(), ci.revoked_at),
+            ("ci", OperatorRole::Admin, "operator", None)
+        );
+        assert_eq!(ci.created_at, t("2026-11-01T00:00:00Z"));
+        let taken = store
+            .create_operator_token(&NewOperatorToken {
+                digest: [2; 32],
+                ..new.clone()
+            })
+            .await;
+        assert!(
+            matches!(
+                taken,
+                Err(StoreError::AlreadyExists(Reason::OperatorTokenExists, _))
+            ),
+            "{taken:?}"
+        );
+        assert_eq!(
+            store.operator_token_by_digest(&[1; 32]).await.unwrap(),
+            Some(ci.clone())
+        );
+        assert_eq!(store.operator_token_by_digest(&[2; 32]).await.unwrap(), None);
+
+        let revoked = store
+            .revoke_operator_token("ci", "operator-token/root", t("2026-11-02T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(revoked.revoked_at, Some(t("2026-11-02T00:00:00Z")));
+        // Found by digest still (a revoked token is refused by its caller),
+        // and there is no live token of that name left to revoke.
+        assert_eq!(
+            store.operator_token_by_digest(&[1; 32]).await.unwrap(),
+            Some(revoked.clone())
+        );
+        let again = store
+            .revoke_operator_token("ci", "operator", t("2026-11-03T00:00:00Z"))
+            .await;
+        assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+
+        // A revoked token's name may be used again.
+        let second = store
+            .create_operator_token(&NewOperatorToken {
+                role: OperatorRole::Read,
+                digest: [3; 32],
+                now: t("2026-11-04T00:00:00Z"),
+                ..new.clone()
+            })
+            .await
+            .unwrap();
+        let listed: Vec<(String, Option<jiff::Timestamp>)> = store
+            .operator_tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.id, o.revoked_at))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (ci.id.clone(), Some(t("2026-11-02T00:00:00Z"))),
+                (second.id.clone(), None)
+            ]
+        );
+
+        // Audited without a tenant, never with the digest.
+        let trail = store.audit(None, 10).await.unwrap();
+        let entries: Vec<(&str, &str, &str)> = trail
+            .iter()
+            .filter(|e| e.action.starts_with("operator_token."))
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.target.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("operator_token.create", "operator", "operator-token/ci"),
+                (
+                    "operator_token.revoke",
+                    "operator-token/root",
+                    "operator-token/ci"
+                ),
+                ("operator_token.create", "operator", "operator-token/ci"),
+            ]
+        );
+        assert!(
+            trail
+                .iter()
+                .filter(|e| e.action.starts_with("operator_token."))
+                .all(|e| e.tenant_id.is_none() && !e.after.as_deref().unwrap_or("").contains("digest"))
+        );
     })
     .await;
 }

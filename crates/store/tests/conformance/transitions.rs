@@ -251,6 +251,76 @@ async fn completing_a_transition_changes_everything_at_once() {
     .await;
 }
 
+/// The closed subscription's last period now ends when the transition
+/// completed: the tenant's due date comes down to it (never up), and a period
+/// close that read the date before cannot put it back.
+#[tokio::test]
+async fn completing_a_transition_lowers_the_billing_due_date() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        // The first period close worked out Dec 1 (the end of November).
+        let read = store.billing_due(&a.id).await.unwrap().unwrap();
+        assert!(
+            store
+                .set_billing_due(&read, t("2026-12-01T00:00:00Z"))
+                .await
+                .unwrap()
+        );
+        let stale = store.billing_due(&a.id).await.unwrap().unwrap();
+
+        let now = t("2026-11-05T00:00:00Z");
+        let tr = transition(&a.id, "team", TransitionState::Creating, now);
+        store.create_transition(&tr, "token-1").await.unwrap();
+        store
+            .claim_transition("w1", now, now + SignedDuration::from_mins(5))
+            .await
+            .unwrap()
+            .unwrap();
+        let done_at = t("2026-11-05T00:01:00Z");
+        store
+            .complete_transition(&outcome(&tr, "w1", done_at))
+            .await
+            .unwrap();
+        let lowered = store.billing_due(&a.id).await.unwrap().unwrap();
+        assert_eq!(lowered.due_at, done_at);
+        assert!(
+            !store
+                .set_billing_due(&stale, t("2026-12-01T00:00:00Z"))
+                .await
+                .unwrap(),
+            "a close that read the date before the transition loses"
+        );
+        assert_eq!(store.billing_due(&a.id).await.unwrap(), Some(lowered.clone()));
+
+        // An earlier date stays (here: not worked out yet), but its version
+        // moves all the same.
+        let b = tenant(&*store, "bravo").await;
+        let stale = store.billing_due(&b.id).await.unwrap().unwrap();
+        let tr = transition(&b.id, "team", TransitionState::Creating, now);
+        store.create_transition(&tr, "token-1").await.unwrap();
+        store
+            .claim_transition("w1", now, now + SignedDuration::from_mins(5))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .complete_transition(&outcome(&tr, "w1", done_at))
+            .await
+            .unwrap();
+        let kept = store.billing_due(&b.id).await.unwrap().unwrap();
+        assert_eq!(kept.due_at, jiff::Timestamp::UNIX_EPOCH);
+        assert!(kept.version > stale.version);
+        assert!(
+            !store
+                .set_billing_due(&stale, t("2026-12-01T00:00:00Z"))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}
+
 /// A completion that fails part-way (here: the new subscription's id is taken)
 /// leaves the tenant exactly as it was and the transition claimable again.
 #[tokio::test]
@@ -270,12 +340,14 @@ async fn a_failed_completion_leaves_the_tenant_as_it_was() {
             .unwrap();
         let mut broken = outcome(&tr, "w1", now);
         broken.subscription.id = before_subs[0].id.clone();
+        let due_before = store.billing_due(&a.id).await.unwrap();
         assert!(store.complete_transition(&broken).await.is_err());
 
         let unchanged = store.tenant_by_name("acme").await.unwrap().unwrap();
         assert_eq!(unchanged, a);
         assert_eq!(store.subscriptions(&a.id).await.unwrap(), before_subs);
         assert!(store.payment_methods(&a.id).await.unwrap().is_empty());
+        assert_eq!(store.billing_due(&a.id).await.unwrap(), due_before);
         assert_eq!(
             store.transition(&tr.id).await.unwrap().unwrap().state,
             TransitionState::Creating

@@ -299,6 +299,44 @@ async fn concurrent_reservations_never_pass_the_limit() {
     .await;
 }
 
+/// Idempotency records are forgotten oldest first, at most `limit` per
+/// call; after that the same request id counts again.
+#[tokio::test]
+async fn expired_request_ids_are_pruned_oldest_first_in_batches() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let default = individual_quota();
+        for (id, at) in [
+            ("r1", "2026-11-10T00:00:00Z"),
+            ("r2", "2026-11-10T01:00:00Z"),
+            ("r3", "2026-11-10T02:00:00Z"),
+        ] {
+            let reserve = UsageChange {
+                now: t(at),
+                ..change(&a.id, "site", UsageOp::Reserve { amount: 1 }, Some(id), &default)
+            };
+            store.change_usage(&reserve).await.unwrap();
+        }
+        let before = t("2026-11-10T02:00:00Z");
+        assert_eq!(store.prune_quota_requests(before, 1).await.unwrap(), 1);
+        assert_eq!(store.prune_quota_requests(before, 10).await.unwrap(), 1);
+        assert_eq!(store.prune_quota_requests(before, 10).await.unwrap(), 0);
+        // r1 is forgotten: it is a new request, refused at the limit (3);
+        // r3 is still remembered and replays its first answer.
+        let again = |id| change(&a.id, "site", UsageOp::Reserve { amount: 1 }, Some(id), &default);
+        assert_eq!(
+            store.change_usage(&again("r1")).await.unwrap(),
+            UsageOutcome::Refused(state(3, 3))
+        );
+        assert_eq!(
+            store.change_usage(&again("r3")).await.unwrap(),
+            UsageOutcome::Replayed(state(3, 3))
+        );
+    })
+    .await;
+}
+
 /// The individual plan's default quota (site: 3, virtual_host: 25, vcpu: 16).
 fn individual_quota() -> QuotaSpec {
     Catalog::builtin()

@@ -1,0 +1,485 @@
+//! The store's interface, one trait per aggregate, and [`Store`], which is
+//! all of them.
+//!
+//! An aggregate here is a set of tables whose rules hold together: what one
+//! write must see and change at once, under one transaction. The cut follows
+//! what the methods touch:
+//!
+//! - [`TenancyStore`]: `tenants`, `namespaces`, `api_tokens`,
+//!   `operator_tokens`. Who exists and who may act for them. A tenant is
+//!   created with its `system` namespace, its first subscription and its
+//!   billing due date (the epoch: "work it out") in one transaction: those
+//!   rows are its birth, not later billing changes.
+//! - [`QuotaStore`]: `quota_objects`, `quota_usage`, `quota_requests`. A
+//!   usage change reads the enabled quota objects, claims its request id and
+//!   moves the count in one transaction; pruning old request ids is the same
+//!   table's housekeeping.
+//! - [`CatalogStore`]: `catalogs` (immutable versions) and `bootstrap`, which
+//!   publishes the built-in catalog on a new database and gives tenants from
+//!   before plans a subscription to its default plan.
+//! - [`BillingStore`]: `subscriptions`, `tenant_addons`, `payment_methods`,
+//!   `plan_transitions`: what a tenant is subscribed to and pays with. These
+//!   change together under the tenant's row lock (a completing transition
+//!   closes the subscription, adds the next, makes a payment method primary
+//!   and moves add-ons at once), so they are one aggregate.
+//! - [`MeteringStore`]: `usage_events`, `usage_hourly`, `usage_daily`: raw
+//!   events and the rollups kept from them in the same transaction.
+//! - [`CouponStore`]: `coupons`, `tenant_coupons`. Separate from metering
+//!   (where the SQL used to live): they share no table and no transaction
+//!   with usage, and only rating reads them.
+//! - [`InvoicingStore`]: `invoices`, `invoice_charges`, `invoice_refunds`
+//!   (one lease per invoice, shared by charges and refunds) and
+//!   `billing_due`, the index of when each tenant next has a period to close,
+//!   so that period close reads only the tenants that are due. Its dates are
+//!   the application's decision (`app::invoices`); the store keeps them, and
+//!   lowers one where a write of another aggregate moves a period's end (a
+//!   plan transition closing a subscription early).
+//! - [`AuditStore`]: reading the audit trail, and the secrets replicas share.
+//!   Every aggregate appends to the trail inside its own transactions; only
+//!   reading it is a method of its own. Secrets, like the trail, belong to
+//!   the deployment rather than to any tenant's aggregate.
+//! - [`HealthStore`]: which engine, whether it answers, whether it can take
+//!   writes now (`heartbeat`).
+//!
+//! Every implementation shares one transaction type (the engine's `Tx`,
+//! through `SqlStore::write`), so a write that crosses aggregates (a new
+//! tenant's first subscription, a plan transition lowering the billing due
+//! date, an audit entry) still commits once. Callers hold one handle, `Arc<dyn Store>`, and bring the methods
+//! into scope with `use tollgate_store::prelude::*`.
+
+use jiff::Timestamp;
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
+use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
+use tollgate_domain::names::Name;
+use tollgate_domain::payment::PaymentMethod;
+use tollgate_domain::quota::QuotaObject;
+use tollgate_domain::subscription::Subscription;
+use tollgate_domain::tenant::{Namespace, Tenant};
+use tollgate_domain::token::{ApiToken, OperatorToken};
+use tollgate_domain::transition::PlanTransition;
+
+use crate::{
+    Actor, Aggregations, AppliedCoupon, AuditEntry, BillingDue, BucketFilter, ChargeRecord, CouponDef,
+    LeasedTransition, NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord, ReplayStats,
+    Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange,
+    UsageCount, UsageOutcome,
+};
+
+/// Persistence for everything Tollgate keeps: every aggregate's store. The
+/// one handle callers hold is `Arc<dyn Store>`; anything that implements all
+/// the aggregate traits is a `Store`.
+pub trait Store:
+    TenancyStore
+    + QuotaStore
+    + CatalogStore
+    + BillingStore
+    + MeteringStore
+    + CouponStore
+    + InvoicingStore
+    + AuditStore
+    + HealthStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: TenancyStore
+        + QuotaStore
+        + CatalogStore
+        + BillingStore
+        + MeteringStore
+        + CouponStore
+        + InvoicingStore
+        + AuditStore
+        + HealthStore
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Tenants, their namespaces, API tokens and operator tokens.
+#[async_trait::async_trait]
+pub trait TenancyStore: Send + Sync {
+    /// Creates a tenant, its `system` namespace and its first subscription;
+    /// its billing due date is the epoch (worked out by the next period close).
+    async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
+    async fn tenants(&self) -> Result<Vec<Tenant>>;
+
+    async fn create_namespace(
+        &self,
+        tenant_id: &str,
+        name: &Name,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Namespace>;
+    async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>>;
+    async fn namespace_exists(&self, tenant_id: &str, name: &str) -> Result<bool>;
+
+    /// Creates a token; every scoped namespace must exist.
+    async fn create_token(&self, new: &NewToken) -> Result<ApiToken>;
+    /// Finds a token by the digest of its secret, whatever its state, with its
+    /// tenant.
+    async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>>;
+    async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>>;
+    /// Revokes a token of the tenant (by id); revoking twice is fine.
+    async fn revoke_token(
+        &self,
+        tenant_id: &str,
+        token_id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ApiToken>;
+
+    /// Stores a named operator token (audited); `AlreadyExists` if a live
+    /// token has the name.
+    async fn create_operator_token(&self, new: &NewOperatorToken) -> Result<OperatorToken>;
+    /// The operator token with this secret digest, revoked or not.
+    async fn operator_token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<OperatorToken>>;
+    /// Every operator token (revoked ones too), oldest first.
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
+    /// Revokes the live operator token with this name (audited).
+    async fn revoke_operator_token(
+        &self,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<OperatorToken>;
+}
+
+/// Quota objects, usage counts and their changes, and the idempotency
+/// records of those changes.
+#[async_trait::async_trait]
+pub trait QuotaStore: Send + Sync {
+    /// Stores a new quota object; `AlreadyExists` if the name is taken.
+    async fn insert_quota(&self, tenant_id: &str, quota: &QuotaObject, actor: Actor<'_>) -> Result<()>;
+    /// Replaces metadata and spec of an existing quota object, keeping its
+    /// uid, creation time and creator; returns the stored object.
+    async fn replace_quota(
+        &self,
+        tenant_id: &str,
+        quota: &QuotaObject,
+        actor: Actor<'_>,
+    ) -> Result<QuotaObject>;
+    async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>>;
+    async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>>;
+    async fn delete_quota(
+        &self,
+        tenant_id: &str,
+        namespace: &str,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Current usage of every key the tenant has used.
+    async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>>;
+    /// Applies a usage change atomically against the effective limit.
+    async fn change_usage(&self, change: &UsageChange<'_>) -> Result<UsageOutcome>;
+
+    /// Forgets idempotency records of quota requests made before `before`,
+    /// at most `limit` of them; returns how many.
+    async fn prune_quota_requests(&self, before: Timestamp, limit: u32) -> Result<u64>;
+}
+
+/// Published catalog versions.
+#[async_trait::async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Publishes the built-in catalog on a new database and gives every tenant
+    /// without one a subscription to the default plan (and a billing due
+    /// date of the epoch); idempotent.
+    async fn bootstrap(&self, now: Timestamp) -> Result<()>;
+
+    /// Stores a catalog (already validated) as the next version.
+    async fn publish_catalog(
+        &self,
+        source: &str,
+        source_name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<i64>;
+    /// A published catalog; `None` means the latest.
+    async fn catalog(&self, version: Option<i64>) -> Result<Option<StoredCatalog>>;
+    async fn latest_catalog_version(&self) -> Result<Option<i64>>;
+}
+
+/// What a tenant is subscribed to and pays with: subscriptions, add-ons,
+/// payment methods and plan transitions.
+#[async_trait::async_trait]
+pub trait BillingStore: Send + Sync {
+    /// The tenant's subscriptions, newest first (the current one first).
+    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>>;
+
+    /// Add-ons the tenant subscribed to (not those its plan includes).
+    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>>;
+    /// Subscribes or unsubscribes an add-on; returns whether anything changed.
+    /// `plan` is the plan the change was checked against: if the tenant is on
+    /// another one by now (a transition completed meanwhile), `Conflict`.
+    async fn set_addon(
+        &self,
+        tenant_id: &str,
+        plan: &str,
+        addon: &str,
+        subscribed: bool,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// The tenant's payment methods in creation order.
+    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>>;
+    /// Applies a payment-method change under the role rules, atomically
+    /// (never two primaries, even under concurrent calls); returns the methods after.
+    async fn change_payment_methods(
+        &self,
+        tenant_id: &str,
+        change: &PaymentChange,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<PaymentMethod>>;
+
+    /// Records a new transition; `Conflict` if the tenant has an open one.
+    async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()>;
+    async fn transition(&self, id: &str) -> Result<Option<PlanTransition>>;
+    async fn transitions(&self, filter: &TransitionFilter) -> Result<Vec<PlanTransition>>;
+    /// Approves (→ CREATING) or rejects (→ FAILED) a transition waiting for approval.
+    async fn decide_transition(
+        &self,
+        id: &str,
+        approve: bool,
+        reason: Option<&str>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition>;
+    /// Leases the oldest CREATING transition that no live lease holds,
+    /// counting the attempt.
+    async fn claim_transition(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<LeasedTransition>>;
+    /// Gives a leased transition back after an attempt that could not
+    /// finish: records why, and leaves it alone until `retry_at`.
+    async fn retry_transition(&self, id: &str, owner: &str, error: &str, retry_at: Timestamp) -> Result<()>;
+    /// The operator ends an open transition (CREATING or
+    /// WAITING_FOR_APPROVAL) as FAILED with `reason`, whoever holds it.
+    async fn cancel_transition(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<PlanTransition>;
+    /// Applies a transition's outcome and marks it FINISHED, all in one
+    /// transaction; `Conflict` if `owner` no longer holds it. The closed
+    /// subscription's last period now ends at `outcome.now`: the tenant's
+    /// billing due date is lowered to it if later.
+    async fn complete_transition(&self, outcome: &TransitionOutcome) -> Result<()>;
+    /// Marks a leased transition FAILED with a reason.
+    async fn fail_transition(&self, id: &str, owner: &str, reason: &str, now: Timestamp) -> Result<()>;
+}
+
+/// Usage events and the hourly and daily rollups kept from them.
+#[async_trait::async_trait]
+pub trait MeteringStore: Send + Sync {
+    /// Stores usage events and folds the new ones into the hourly buckets,
+    /// in one transaction. An id stored before (or earlier in the batch) is a
+    /// duplicate and counts nothing. Returns, per event, whether it was new.
+    /// `aggregation` gives each meter's aggregation.
+    async fn ingest(
+        &self,
+        tenant_id: &str,
+        events: &[UsageEvent],
+        aggregation: &Aggregations,
+        now: Timestamp,
+    ) -> Result<Vec<bool>>;
+    /// Hourly buckets, ordered by hour then key.
+    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>>;
+    /// Each object's usage over the filter's bucket hours, ordered by object;
+    /// read from daily summaries for whole days, hourly buckets for the rest.
+    async fn object_usage(
+        &self,
+        tenant_id: &str,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
+    /// Rebuilds a tenant's buckets from its raw events, in one transaction,
+    /// audited as `usage.replay` by `actor` at `now`.
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        aggregation: &Aggregations,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<ReplayStats>;
+}
+
+/// Coupon definitions and the coupons applied to tenants.
+#[async_trait::async_trait]
+pub trait CouponStore: Send + Sync {
+    async fn create_coupon(&self, coupon: &CouponDef, actor: Actor<'_>, now: Timestamp) -> Result<()>;
+    async fn coupons(&self) -> Result<Vec<CouponDef>>;
+    async fn apply_coupon(
+        &self,
+        tenant_id: &str,
+        code: &str,
+        valid_from: Timestamp,
+        valid_until: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>>;
+}
+
+/// Finalized invoices, their charge attempts and refunds, and when each
+/// tenant next has a period to close.
+#[async_trait::async_trait]
+pub trait InvoicingStore: Send + Sync {
+    /// Tenants due for period close by `before`: their due date is at or
+    /// before it. Earliest first, then by tenant id; only those after `after`
+    /// in that order (the last of the previous page), at most `limit`.
+    async fn due_tenants(
+        &self,
+        before: Timestamp,
+        after: Option<&BillingDue>,
+        limit: u32,
+    ) -> Result<Vec<BillingDue>>;
+    /// A tenant's due date, if it has one.
+    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>>;
+    /// Moves a tenant's due date to `at` if its row is still as `due` read
+    /// it (same version); returns whether it did. A change in between (a plan
+    /// transition lowering it, another replica's close) is kept instead.
+    async fn set_billing_due(&self, due: &BillingDue, at: Timestamp) -> Result<bool>;
+
+    /// Stores a finalized invoice; `false` (and nothing changes) if its
+    /// period already has one, so that several replicas closing the same
+    /// period produce one invoice. `next_charge_at` is when to charge it
+    /// (`None`: nothing to charge).
+    async fn finalize_invoice(
+        &self,
+        tenant_id: &str,
+        invoice: &Invoice,
+        next_charge_at: Option<Timestamp>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// A tenant's finalized invoices, newest period first.
+    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>>;
+    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>>;
+    /// The start of the latest finalized invoice's period: usage before it
+    /// can no longer be billed.
+    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>>;
+    /// An invoice's charge attempts, oldest first.
+    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>>;
+    /// Leases an ISSUED invoice whose charge is due at `now` (or one with an
+    /// unsettled attempt) that no live lease holds.
+    async fn claim_charge(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>>;
+    /// Records an attempt before the provider is asked (outcome PENDING);
+    /// `Conflict` if `owner` no longer holds the invoice's lease.
+    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()>;
+    /// Settles a PENDING attempt. With `invoice_status` (the caller's
+    /// decision, PAID after a success) the invoice, if still ISSUED or
+    /// OVERDUE, moves to it in the same transaction and its charging ends (no
+    /// next round, lease released). `Conflict` if `owner` no longer holds the
+    /// lease.
+    async fn settle_charge(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        charge: &ChargeRecord,
+        invoice_status: Option<InvoiceStatus>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Ends an unsuccessful charge round of an ISSUED invoice as the caller
+    /// decided (`end`: rounds done, the status, the next round); a status
+    /// change is audited. Releases the lease; `Conflict` if `owner` no
+    /// longer holds it.
+    async fn end_charge_round(
+        &self,
+        tenant_id: &str,
+        invoice: &str,
+        owner: &str,
+        end: &RoundEnd,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Releases a lease without changing anything (e.g. provider unavailable).
+    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()>;
+    /// An invoice's refunds, oldest first.
+    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>>;
+    /// Records a refund before the provider is asked, in one transaction:
+    /// takes the invoice's lease (the one charging takes) for `owner` until
+    /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
+    /// PENDING already (an earlier refund that was not settled). `Conflict`,
+    /// and nothing changes, while anyone holds the lease at `now`, when the
+    /// invoice has a SUCCEEDED refund or another PENDING one, when its status
+    /// is not one of `from`, or when the refunded charge is not SUCCEEDED with
+    /// `refund.reference`. A FAILED refund under the same key is tried again.
+    /// Returns the refund as stored.
+    async fn begin_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        from: &[InvoiceStatus],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<RefundRecord>;
+    /// Settles a PENDING refund with `refund.state` (SUCCEEDED or FAILED) and
+    /// `refund.reason`, in one transaction that first checks `owner` still
+    /// holds the lease (`Conflict` otherwise): on success the refunded charge
+    /// becomes REFUNDED and the invoice REFUNDED; either way it is audited as
+    /// `refund.actor` and the lease released. Returns the invoice after.
+    async fn settle_refund(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        refund: &RefundRecord,
+        now: Timestamp,
+    ) -> Result<StoredInvoice>;
+    /// The operator's status change (cancel): allowed only from one of
+    /// `from` (`Conflict` otherwise) and while no one holds the lease; stops
+    /// charging. A refund is not a status change (it goes through the payment
+    /// provider: `begin_refund`, `settle_refund`): `to` REFUNDED is refused.
+    /// Returns the invoice after.
+    async fn set_invoice_status(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        from: &[InvoiceStatus],
+        to: InvoiceStatus,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice>;
+}
+
+/// The audit trail, and secrets shared by replicas.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
+    /// The audit trail, newest first; `None` for every tenant.
+    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// A secret shared by replicas, created on first use.
+    async fn secret(&self, name: &str) -> Result<String>;
+}
+
+/// Which engine, and whether it answers and takes writes.
+#[async_trait::async_trait]
+pub trait HealthStore: Send + Sync {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Whether the database can take writes now: a trivial write commits,
+    /// there is room to grow, and no write failed with a fault just now.
+    async fn ready(&self, now: Timestamp) -> Result<()>;
+}

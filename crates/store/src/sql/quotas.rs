@@ -1,0 +1,509 @@
+//! Quotas: quota objects, usage counts and their changes, and the
+//! idempotency records of those changes ([`QuotaStore`](crate::QuotaStore)).
+//! Part of the shared SQL implementation (compiled per engine).
+
+use jiff::Timestamp;
+use sqlx::Row;
+use tollgate_domain::Reason;
+use tollgate_domain::audit::AuditAction;
+use tollgate_domain::object::ObjectMeta;
+use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
+
+use super::{DbRow, SqlStore, Tx, audit_in, json, micros, name, timestamp, to_json};
+use crate::{Actor, Result, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState};
+
+/// The columns of a quota object, in the order `insert_quota` binds them.
+macro_rules! quota_columns {
+    () => {
+        "namespace, name, uid, labels, annotations, description, disable, spec, \
+         creator_class, creator_id, created_at, modified_at"
+    };
+}
+
+fn quota_from(row: &DbRow) -> Result<QuotaObject> {
+    Ok(QuotaObject {
+        meta: ObjectMeta {
+            namespace: name("quota_objects.namespace", row.try_get("namespace")?)?,
+            name: name("quota_objects.name", row.try_get("name")?)?,
+            uid: row.try_get("uid")?,
+            labels: json("quota_objects.labels", row.try_get("labels")?)?,
+            annotations: json("quota_objects.annotations", row.try_get("annotations")?)?,
+            description: row.try_get("description")?,
+            disable: row.try_get("disable")?,
+            creator_class: row.try_get("creator_class")?,
+            creator_id: row.try_get("creator_id")?,
+            created_at: timestamp("quota_objects.created_at", row.try_get("created_at")?)?,
+            modified_at: timestamp("quota_objects.modified_at", row.try_get("modified_at")?)?,
+        },
+        spec: crate::records::decode_quota_spec(row.try_get("spec")?)?,
+    })
+}
+
+fn family(column: &str, text: &str) -> Result<KeyFamily> {
+    KeyFamily::parse(text).ok_or_else(|| StoreError::Corrupt(format!("{column}: unknown family {text:?}")))
+}
+
+#[async_trait::async_trait]
+impl crate::QuotaStore for SqlStore {
+    async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
+        let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
+        self.write(move |tx| Box::pin(async move { insert_quota_in(tx, &tenant_id, &q, &actor).await }))
+            .await
+    }
+
+    async fn replace_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<QuotaObject> {
+        let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
+        self.write(move |tx| Box::pin(async move { replace_quota_in(tx, &tenant_id, &q, &actor).await }))
+            .await
+    }
+
+    async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            quota_columns!(),
+            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+        ))
+        .bind(tenant_id)
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(quota_from).transpose()
+    }
+
+    async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            quota_columns!(),
+            " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 ORDER BY name"
+        ))
+        .bind(tenant_id)
+        .bind(namespace)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(quota_from).collect()
+    }
+
+    async fn delete_quota(
+        &self,
+        tenant_id: &str,
+        namespace: &str,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (tenant_id, namespace, name, actor, now) = (
+            tenant_id.to_owned(),
+            namespace.to_owned(),
+            name.to_owned(),
+            actor.to_owned(),
+            now,
+        );
+        self.write(move |tx| {
+            Box::pin(async move { delete_quota_in(tx, &tenant_id, &namespace, &name, &actor, now).await })
+        })
+        .await
+    }
+
+    async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>> {
+        let rows = sqlx::query(
+            "SELECT family, key, used FROM quota_usage WHERE tenant_id = $1 ORDER BY family, key",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UsageCount {
+                    family: family("quota_usage.family", row.try_get("family")?)?,
+                    key: row.try_get("key")?,
+                    used: row.try_get("used")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn change_usage(&self, c: &UsageChange<'_>) -> Result<UsageOutcome> {
+        let owned = OwnedUsageChange {
+            tenant_id: c.tenant_id.to_owned(),
+            family: c.family,
+            key: c.key.to_owned(),
+            op: c.op,
+            request_id: c.request_id.map(str::to_owned),
+            default_quota: c.default_quota.clone(),
+            now: c.now,
+        };
+        self.write(move |tx| {
+            Box::pin(async move {
+                let c = UsageChange {
+                    tenant_id: &owned.tenant_id,
+                    family: owned.family,
+                    key: &owned.key,
+                    op: owned.op,
+                    request_id: owned.request_id.as_deref(),
+                    default_quota: &owned.default_quota,
+                    now: owned.now,
+                };
+                change_usage_in(tx, &c).await
+            })
+        })
+        .await
+    }
+
+    async fn prune_quota_requests(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                // One small batch per transaction, oldest first, so that a
+                // large backlog never holds the writer for long.
+                let pruned = sqlx::query(
+                    "DELETE FROM quota_requests WHERE (tenant_id, operation, request_id) IN \
+                     (SELECT tenant_id, operation, request_id FROM quota_requests WHERE created_at < $1 \
+                      ORDER BY created_at LIMIT $2)",
+                )
+                .bind(micros(before))
+                .bind(i64::from(limit))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(pruned)
+            })
+        })
+        .await
+    }
+}
+
+async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
+    let m = &q.meta;
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO quota_objects (tenant_id, ",
+        quota_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
+    ))
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .bind(&m.uid)
+    .bind(to_json(&m.labels)?)
+    .bind(to_json(&m.annotations)?)
+    .bind(&m.description)
+    .bind(m.disable)
+    .bind(crate::records::encode_quota_spec(&q.spec)?)
+    .bind(&m.creator_class)
+    .bind(&m.creator_id)
+    .bind(micros(m.created_at))
+    .bind(micros(m.modified_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::AlreadyExists(
+            Reason::QuotaObjectExists,
+            format!(
+                "quota {:?} already exists in namespace {:?}",
+                m.name.as_str(),
+                m.namespace.as_str()
+            ),
+        ));
+    }
+    let target = format!("quota/{}", m.name);
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        AuditAction::QuotaCreate,
+        &target,
+        None,
+        Some(quota_json(q)),
+        m.created_at,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn replace_quota_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    q: &QuotaObject,
+    actor: Actor<'_>,
+) -> Result<QuotaObject> {
+    let m = &q.meta;
+    let before = sqlx::query(concat!(
+        "SELECT ",
+        quota_columns!(),
+        " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+    ))
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(quota_from)
+    .transpose()?
+    .ok_or_else(|| quota_not_found(m.namespace.as_str(), m.name.as_str()))?;
+    let updated = sqlx::query(
+        "UPDATE quota_objects SET labels = $4, annotations = $5, description = $6, disable = $7, \
+             spec = $8, modified_at = $9 WHERE tenant_id = $1 AND namespace = $2 AND name = $3",
+    )
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .bind(to_json(&m.labels)?)
+    .bind(to_json(&m.annotations)?)
+    .bind(&m.description)
+    .bind(m.disable)
+    .bind(crate::records::encode_quota_spec(&q.spec)?)
+    .bind(micros(m.modified_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(quota_not_found(m.namespace.as_str(), m.name.as_str()));
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        quota_columns!(),
+        " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
+    ))
+    .bind(tenant_id)
+    .bind(m.namespace.as_str())
+    .bind(m.name.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let stored = quota_from(&row)?;
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        AuditAction::QuotaReplace,
+        &format!("quota/{}", m.name),
+        Some(quota_json(&before)),
+        Some(quota_json(&stored)),
+        m.modified_at,
+    )
+    .await?;
+    Ok(stored)
+}
+
+async fn delete_quota_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    namespace: &str,
+    name: &str,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let deleted = sqlx::query(concat!(
+        "DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3 RETURNING ",
+        quota_columns!()
+    ))
+    .bind(tenant_id)
+    .bind(namespace)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(quota_from)
+    .transpose()?
+    .ok_or_else(|| quota_not_found(namespace, name))?;
+    let target = format!("quota/{name}");
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        AuditAction::QuotaDelete,
+        &target,
+        Some(quota_json(&deleted)),
+        None,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A usage change that owns its parts, for the writer.
+struct OwnedUsageChange {
+    tenant_id: String,
+    family: KeyFamily,
+    key: String,
+    op: UsageOp,
+    request_id: Option<String>,
+    default_quota: QuotaSpec,
+    now: Timestamp,
+}
+
+async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcome> {
+    let family = c.family.as_str();
+    let operation = c.op.name();
+    let amount = c.op.amount();
+
+    // Claim the request id first: on PostgreSQL a concurrent claim of the
+    // same id waits here until this transaction ends, then sees its row.
+    if let Some(request_id) = c.request_id {
+        let claimed = sqlx::query(
+                "INSERT INTO quota_requests \
+                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(c.tenant_id)
+            .bind(operation)
+            .bind(request_id)
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if claimed == 0 {
+            let row = sqlx::query(
+                "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
+                     WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+            )
+            .bind(c.tenant_id)
+            .bind(operation)
+            .bind(request_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let same = row.try_get::<String, _>("family")? == family
+                && row.try_get::<String, _>("key")? == c.key
+                && row.try_get::<i64, _>("amount")? == amount;
+            if !same {
+                return Err(StoreError::Conflict(
+                    Reason::RequestIdReused,
+                    format!("request_id {request_id:?} was already used for a different {operation}"),
+                ));
+            }
+            return Ok(UsageOutcome::Replayed(UsageState {
+                limit: Limit::from_raw(row.try_get("limit_value")?),
+                current: row.try_get("current_value")?,
+            }));
+        }
+    }
+
+    let limit = effective_limit_in(tx, c).await?;
+    sqlx::query(
+        "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
+             ON CONFLICT DO NOTHING",
+    )
+    .bind(c.tenant_id)
+    .bind(family)
+    .bind(c.key)
+    .bind(micros(c.now))
+    .execute(&mut **tx)
+    .await?;
+
+    // One conditional UPDATE is the whole check-and-add: PostgreSQL
+    // re-evaluates the WHERE clause on the latest row version after a
+    // concurrent update commits, and SQLite's write transactions are
+    // serial, so usage cannot pass the limit under any interleaving.
+    let sql = match c.op {
+        UsageOp::Reserve { .. } => {
+            "UPDATE quota_usage SET used = used + $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 AND ($6 < 0 OR used + $4 <= $6) \
+                 AND used <= $7 - $4 RETURNING used"
+        }
+        UsageOp::Release { .. } => {
+            "UPDATE quota_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
+        }
+        UsageOp::Reconcile { .. } => {
+            "UPDATE quota_usage SET used = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
+        }
+    };
+    let mut update = sqlx::query(sql)
+        .bind(c.tenant_id)
+        .bind(family)
+        .bind(c.key)
+        .bind(amount)
+        .bind(micros(c.now));
+    if let UsageOp::Reserve { .. } = c.op {
+        // The family's cap holds for the stored total, whatever the limit.
+        update = update.bind(limit.as_raw()).bind(c.family.max_usage());
+    }
+    let updated = update.fetch_optional(&mut **tx).await?;
+
+    let Some(row) = updated else {
+        let current: i64 =
+            sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                .bind(c.tenant_id)
+                .bind(family)
+                .bind(c.key)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("used")?;
+        tx.discard();
+        return Ok(UsageOutcome::Refused(UsageState { limit, current }));
+    };
+    let current: i64 = row.try_get("used")?;
+
+    if let Some(request_id) = c.request_id {
+        sqlx::query(
+            "UPDATE quota_requests SET limit_value = $4, current_value = $5 \
+                 WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+        )
+        .bind(c.tenant_id)
+        .bind(operation)
+        .bind(request_id)
+        .bind(limit.as_raw())
+        .bind(current)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(UsageOutcome::Applied(UsageState { limit, current }))
+}
+
+/// The effective limit of the change's key, read inside its transaction.
+async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<Limit> {
+    let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
+        .bind(c.tenant_id)
+        .bind(false)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut overrides = Vec::new();
+    for row in &rows {
+        let spec: QuotaSpec = crate::records::decode_quota_spec(row.try_get("spec")?)?;
+        overrides.extend(spec.limit(c.family, c.key));
+    }
+    Ok(effective_limit(
+        c.default_quota.limit(c.family, c.key),
+        &overrides,
+    ))
+}
+
+/// What the audit trail records of a quota object: its limits as the API
+/// shows them (`{"maximum": 2.5}` vCPU, not the stored millionths; `-1`
+/// unlimited).
+fn quota_json(q: &QuotaObject) -> serde_json::Value {
+    use tollgate_domain::quota::ResourceAmount;
+    let limits = |map: &std::collections::BTreeMap<_, Limit>, resource: bool| {
+        map.iter()
+            .map(|(key, limit): (&tollgate_domain::quota::QuotaKey, &Limit)| {
+                let maximum = match *limit {
+                    Limit::Unlimited => serde_json::json!(-1),
+                    Limit::Max(m) if resource => serde_json::json!(ResourceAmount::from_micros(m).to_f64()),
+                    Limit::Max(m) => serde_json::json!(m),
+                };
+                (key.as_str().to_owned(), serde_json::json!({ "maximum": maximum }))
+            })
+            .collect::<serde_json::Map<_, _>>()
+    };
+    serde_json::json!({
+        "name": q.meta.name.as_str(),
+        "labels": q.meta.labels,
+        "description": q.meta.description,
+        "disable": q.meta.disable,
+        "spec": {
+            "object_limits": limits(&q.spec.object_limits, false),
+            "resource_limits": limits(&q.spec.resource_limits, true),
+            "api_limits": q.spec.api_limits,
+        },
+    })
+}
+
+fn quota_not_found(namespace: &str, name: &str) -> StoreError {
+    StoreError::NotFound(format!(
+        "quota {name:?} does not exist in namespace {namespace:?}"
+    ))
+}
