@@ -97,7 +97,8 @@ mod tests {
 
     /// The checksums databases migrated by earlier versions recorded (SHA-384
     /// of the SQL each engine ran). A migration that renders differently
-    /// would make `sqlx` refuse to open those databases.
+    /// would make `sqlx` refuse to open those databases. Every migration is
+    /// listed: once released, a migration is never edited, only followed.
     #[test]
     fn rendered_migrations_match_what_existing_databases_recorded() {
         let same = [
@@ -125,6 +126,14 @@ mod tests {
                 7,
                 "22b72eff0fae6f98172141ab6fb9a3bfba456088da424c141185a85dd791c649d4bbdb7753c4333940e84be4677245ba",
             ),
+            (
+                8,
+                "1e8247ac154e96151f91e94ede5e8981b7a8ba937081642f0602dde88ea45a99d5ff678ab08ef0691ca9c20917e68d9b",
+            ),
+            (
+                9,
+                "098430408b0fd9ffc1096ed8d712bc8f653f2d96217fa39383a66a798a10ff1ed149577966e9ca7dc0d34ed553b88a17",
+            ),
         ];
         let billing = [
             (
@@ -136,6 +145,11 @@ mod tests {
                 "c63833cb9a1b8484d97c36bcd224a33c6f89a754e9e0c57aec6b0d7da4a60461b8333f5b2013f25443041f9f24cfccf2",
             ),
         ];
+        assert_eq!(
+            same.len() + 1,
+            STEPS.len(),
+            "a new migration's checksum is frozen here when it is added"
+        );
         for (engine, billing_sum) in billing {
             let migrator = engine.migrator();
             let sums: Vec<(i64, String)> = migrator.iter().map(|m| (m.version, hex(&m.checksum))).collect();
