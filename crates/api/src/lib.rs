@@ -235,6 +235,10 @@ pub fn routes() -> Router<AppState> {
             "/api/operator/tenants/{tenant}/invoices/{name}/refund",
             post(operator::billing::refund_invoice),
         )
+        .route(
+            "/api/operator/tenants/{tenant}/invoices/{name}/charge",
+            post(operator::billing::charge_invoice),
+        )
         .route("/api/operator/jobs/{job}/run", post(operator::billing::run_job))
         // operations
         .route("/healthz", get(health::healthz))

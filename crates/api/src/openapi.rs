@@ -83,6 +83,7 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         operator::billing::get_invoice_pdf,
         operator::billing::cancel_invoice,
         operator::billing::refund_invoice,
+        operator::billing::charge_invoice,
         operator::billing::run_job,
         health::healthz,
         health::readyz,

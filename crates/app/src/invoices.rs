@@ -670,6 +670,26 @@ pub async fn render_pdf(
     Ok(Some(pdf))
 }
 
+/// The operator's "charge now": an unpaid invoice (ISSUED, or OVERDUE after
+/// every retry failed, e.g. once the customer fixed their card) becomes due
+/// at once and the charge job runs, as the job loop would a moment later.
+/// One more charge round (primary, then secondary), with its own idempotency
+/// keys: never a repeat of an earlier attempt. Returns the invoice after.
+pub async fn charge_now(
+    ctx: &JobContext,
+    tenant_id: &str,
+    name: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<StoredInvoice, StoreError> {
+    ctx.store.schedule_charge(tenant_id, name, actor, now).await?;
+    charge_until_idle(ctx).await?;
+    ctx.store
+        .invoice(tenant_id, name)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))
+}
+
 /// The operator cancels an unpaid finalized invoice (ISSUED or OVERDUE): it
 /// is no longer charged. Refused (409) from any other status and while a
 /// charge or a refund holds the invoice.

@@ -82,6 +82,8 @@ actions! {
     InvoiceRefund => "invoice.refund",
     /// …or the provider refused it.
     InvoiceRefundFailed => "invoice.refund_failed",
+    /// The operator asked for a charge now (an unpaid invoice, OVERDUE ones too).
+    InvoiceChargeScheduled => "invoice.charge_scheduled",
 }
 
 impl AuditAction {
@@ -191,6 +193,7 @@ mod tests {
                 "coupon.create",
                 "invoice.cancelled",
                 "invoice.charge_failed",
+                "invoice.charge_scheduled",
                 "invoice.charged",
                 "invoice.finalize",
                 "invoice.issued",

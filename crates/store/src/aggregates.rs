@@ -458,6 +458,17 @@ pub trait InvoicingStore: Send + Sync {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<StoredInvoice>;
+    /// The operator's "charge now": an ISSUED or OVERDUE invoice that no one
+    /// holds becomes ISSUED and due at `now`, so that the next charge round
+    /// (one more attempt, counted like the others) takes it; audited.
+    /// `Conflict` from any other status or while leased.
+    async fn schedule_charge(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice>;
 }
 
 /// The audit trail, and secrets shared by replicas.

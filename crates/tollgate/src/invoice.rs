@@ -52,6 +52,15 @@ pub enum InvoiceCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Charge an ISSUED or OVERDUE invoice now: one more charge round,
+    /// primary then secondary (e.g. once the customer fixed their card).
+    Charge {
+        name: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        invoicing: crate::cli::InvoicingArgs,
+    },
 }
 
 /// The tenant owning invoice `name`: the one given, or the only one that has it.
@@ -199,6 +208,38 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 format_cents(done.refund.amount_cents),
                 done.refund.currency
             );
+        }
+        InvoiceCommand::Charge {
+            name,
+            tenant,
+            invoicing,
+        } => {
+            let t = owner(store, tenant.as_deref(), &name).await?;
+            let ctx = JobContext {
+                store: shared.clone(),
+                clock: Arc::new(SystemClock),
+                provider: crate::provider::payment_provider(),
+                worker_id: crate::cli::worker_id(),
+                catalogs: Default::default(),
+                invoicing: invoicing.settings()?,
+                retention: Default::default(),
+            };
+            let after = invoices::charge_now(&ctx, &t.id, &name, ACTOR, Timestamp::now()).await?;
+            let last = store
+                .invoice_charges(&t.id, &name)
+                .await?
+                .into_iter()
+                .max_by_key(|c| (c.attempt, c.started_at));
+            match last {
+                Some(c) => println!(
+                    "{name}: {} (attempt {}: {}{})",
+                    after.invoice.status,
+                    c.attempt,
+                    c.outcome.as_str(),
+                    c.reason.map(|r| format!(", {r}")).unwrap_or_default()
+                ),
+                None => println!("{name}: {}", after.invoice.status),
+            }
         }
         InvoiceCommand::Cancel { name, tenant } => {
             let t = owner(store, tenant.as_deref(), &name).await?;

@@ -711,6 +711,33 @@ pub async fn refund_invoice(
     }))
 }
 
+/// Charges an unpaid invoice now (ISSUED, or OVERDUE after every retry
+/// failed): one more charge round, primary then secondary, as the charge job
+/// runs it; the answer is the invoice after it (PAID, or still unpaid).
+#[utoipa::path(
+    post,
+    path = "/api/operator/tenants/{tenant}/invoices/{name}/charge",
+    operation_id = "tollgate.operator.ChargeInvoice",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Invoice name")),
+    responses(
+        (status = 200, body = InvoiceItem),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no finalized invoice of this name."),
+        (status = 409, body = ErrorBody, description = "The invoice is not ISSUED or OVERDUE, or a charge or refund holds it now.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn charge_invoice(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InvoiceItem>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let ctx = state.job_context();
+    let after = invoices::charge_now(&ctx, &t.id, &name, op.actor(), state.now()).await?;
+    Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
+}
+
 // ---------------------------------------------------------------------- jobs
 
 /// What a job run did.

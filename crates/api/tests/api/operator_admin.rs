@@ -66,6 +66,11 @@ fn writes() -> Vec<(Method, String, Value)> {
             format!("{TENANTS}/acme/invoices/inv-2026-11-0001/refund"),
             json!({}),
         ),
+        (
+            Method::POST,
+            format!("{TENANTS}/acme/invoices/inv-2026-11-0001/charge"),
+            json!({}),
+        ),
         (Method::POST, "/api/operator/jobs/all/run".into(), json!({})),
         (
             Method::POST,
@@ -763,6 +768,67 @@ async fn the_bootstrap_credential_still_works() {
         app.operator_as(OPERATOR_TOKEN, Method::GET, TENANTS, None)
             .await
             .ok();
+    })
+    .await;
+}
+
+/// "Charge now": an unpaid invoice gets one more charge round at once; after
+/// the customer fixed their card it is paid; a paid or cancelled one is 409.
+#[tokio::test]
+async fn the_operator_charges_an_unpaid_invoice_now() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = billed_tenant(
+            &app,
+            "globex",
+            "individual",
+            "2027-01-01T00:00:00Z",
+            Some("tok-declined-1"),
+        )
+        .await;
+        app.clock.set(ts("2027-02-02T00:00:00Z"));
+        assert_eq!(app.close_periods().await, 1);
+        assert_eq!(app.charge().await, 1);
+        let name = "inv-2027-01-0001";
+        let charge = format!("{TENANTS}/globex/invoices/{name}/charge");
+
+        // Declined again: still unpaid, one more attempt recorded.
+        let again = app.operator(Method::POST, &charge, None).await;
+        assert_eq!(again.ok()["status"], "ISSUED");
+        let globex = app.store.tenant_by_name("globex").await.unwrap().unwrap();
+        let attempts = app.store.invoice_charges(&globex.id, name).await.unwrap();
+        assert_eq!(attempts.len(), 2, "{attempts:?}");
+
+        // The customer adds a working card as primary: charged at once.
+        let created = app
+            .post(
+                crate::billing_support::PAYMENT_METHODS,
+                &admin,
+                json!({"token": "tok-visa-4242", "role": "PAYMENT_METHOD_ROLE_PRIMARY",
+                       "contact": {"address1": "1 Main St", "city": "Paris", "country": "FR"}}),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let paid = app.operator(Method::POST, &charge, None).await;
+        assert_eq!(paid.ok()["status"], "PAID");
+        assert_eq!(app.provider.successful_charges().len(), 1);
+
+        app.operator(Method::POST, &charge, None)
+            .await
+            .reason("INVOICE_WRONG_STATUS")
+            .error(409, 9);
+        app.operator(
+            Method::POST,
+            &format!("{TENANTS}/globex/invoices/inv-1999-01-0001/charge"),
+            None,
+        )
+        .await
+        .error(404, 5);
+        assert!(
+            audit_actors(&app)
+                .await
+                .contains(&("invoice.charge_scheduled".into(), "operator".into()))
+        );
     })
     .await;
 }

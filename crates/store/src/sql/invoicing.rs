@@ -286,6 +286,67 @@ impl crate::InvoicingStore for SqlStore {
     ) -> Result<StoredInvoice> {
         set_invoice_status(self, tenant_id, name, from, to, actor, now).await
     }
+
+    async fn schedule_charge(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<StoredInvoice> {
+        let (tenant_id, name, actor) = (tenant_id.to_owned(), name.to_owned(), actor.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move { schedule_charge_in(tx, &tenant_id, &name, &actor, now).await })
+        })
+        .await
+    }
+}
+
+async fn schedule_charge_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    name: &str,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
+    let before = invoice_in(tx, tenant_id, name).await?;
+    let status = before.invoice.status;
+    if !matches!(status, InvoiceStatus::Issued | InvoiceStatus::Overdue) {
+        return Err(refused(
+            Reason::InvoiceWrongStatus,
+            format!("invoice {name:?} is {status}; only ISSUED or OVERDUE invoices can be charged"),
+        ));
+    }
+    if before.is_leased(now) {
+        return Err(refused(
+            Reason::InvoiceBeingCharged,
+            format!("invoice {name:?} is being charged or refunded right now; try again in a minute"),
+        ));
+    }
+    sqlx::query(
+        "UPDATE invoices SET status = $1, next_charge_at = $2, updated_at = $2 WHERE tenant_id = $3 AND name = $4",
+    )
+    .bind(InvoiceStatus::Issued.as_str())
+    .bind(micros(now))
+    .bind(tenant_id)
+    .bind(name)
+    .execute(&mut **tx)
+    .await?;
+    let mut after = before.clone();
+    after.invoice.status = InvoiceStatus::Issued;
+    after.next_charge_at = Some(now);
+    audit_in(
+        tx,
+        Some(tenant_id),
+        actor,
+        AuditAction::InvoiceChargeScheduled,
+        &format!("invoice/{name}"),
+        Some(summary(&before.invoice)),
+        Some(summary(&after.invoice)),
+        now,
+    )
+    .await?;
+    Ok(after)
 }
 
 async fn finalize_invoice(

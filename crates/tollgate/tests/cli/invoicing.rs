@@ -228,6 +228,12 @@ async fn without_a_payment_method_an_invoice_becomes_overdue_and_can_be_cancelle
         let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
         assert!(show.contains("(OVERDUE)"), "{show}");
         assert_eq!(show.matches("FAILED").count(), 3, "three rounds: {show}");
+        // "Charge now": one more round, which fails the same way.
+        let charged = expect_ok(tollgate(&db, &["invoice", "charge", "inv-2026-09-0001"]).await);
+        assert!(
+            charged.contains("inv-2026-09-0001: OVERDUE (attempt 4: FAILED, the tenant has no primary or secondary payment method)"),
+            "{charged}"
+        );
         let cancelled = expect_ok(tollgate(&db, &["invoice", "cancel", "inv-2026-09-0001"]).await);
         assert!(cancelled.contains("CANCELLED"), "{cancelled}");
     })
