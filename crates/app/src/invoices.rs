@@ -33,7 +33,9 @@ use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::{Period, Subscription};
 use tollgate_domain::tenant::Tenant;
 use tollgate_payments::{Charge, ProviderError};
-use tollgate_store::{BillingDue, ChargeOutcome, ChargeRecord, RoundEnd, Store, StoreError, StoredInvoice};
+use tollgate_store::{
+    BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, RoundEnd, Store, StoreError, StoredInvoice,
+};
 
 use crate::JobContext;
 use crate::bills;
@@ -462,9 +464,14 @@ enum Asked {
 
 async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked, StoreError> {
     let now = ctx.clock.now();
+    let Some(token) = c.method.as_ref().map(|m| m.token.clone()) else {
+        // An attempt without a method was settled FAILED when it was
+        // recorded: there is no one to ask.
+        return Ok(Asked::NotPaid);
+    };
     let answer = ctx
         .provider
-        .charge(&c.token, c.amount_cents, &c.currency, &c.idempotency_key)
+        .charge(&token, c.amount_cents, &c.currency, &c.idempotency_key)
         .await;
     let (record, asked) = match answer {
         Ok(Charge::Succeeded { reference }) => (
@@ -494,7 +501,7 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
         tenant = tenant_id,
         invoice = %record.invoice,
         attempt = record.attempt,
-        role = record.role.as_str(),
+        role = record.method.as_ref().map_or("-", |m| m.role.as_str()),
         outcome = record.outcome.as_str(),
         "charge attempt"
     );
@@ -535,17 +542,14 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
         .into_iter()
         .filter_map(|role| methods.iter().find(|m| m.role == role))
         .collect();
-    let base = |method: &str, role: PaymentRole, token: &str, display: &str| ChargeRecord {
+    let base = |method: Option<ChargedMethod>| ChargeRecord {
         idempotency_key: format!(
             "{tenant_id}/{name}/{attempt}/{}",
-            if method.is_empty() { "-" } else { method }
+            method.as_ref().map_or("-", |m| m.name.as_str())
         ),
         invoice: name.clone(),
         attempt,
-        payment_method: method.to_owned(),
-        role,
-        token: token.to_owned(),
-        display: display.to_owned(),
+        method,
         amount_cents: inv.totals.total,
         currency: inv.currency.clone(),
         outcome: ChargeOutcome::Pending,
@@ -555,14 +559,19 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
         settled_at: None,
     };
     if ordered.is_empty() {
-        let mut c = base("", PaymentRole::Normal, "", "");
+        let mut c = base(None);
         c.outcome = ChargeOutcome::Failed;
         c.reason = Some("the tenant has no primary or secondary payment method".into());
         c.settled_at = Some(now);
         ctx.store.begin_charge(tenant_id, &ctx.worker_id, &c).await?;
     }
     for m in ordered {
-        let c = base(&m.name, m.role, &m.token, &m.display);
+        let c = base(Some(ChargedMethod {
+            name: m.name.clone(),
+            role: m.role,
+            token: m.token.clone(),
+            display: m.display.clone(),
+        }));
         if charges
             .iter()
             .any(|done| done.idempotency_key == c.idempotency_key)
@@ -596,15 +605,16 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
 fn payment_line(c: &ChargeRecord) -> String {
     let at = c.settled_at.unwrap_or(c.started_at).strftime("%Y-%m-%d");
     let amount = format!("{} {}", format_cents(c.amount_cents), c.currency);
-    let role = match c.role {
-        PaymentRole::Primary => " (primary)",
-        PaymentRole::Secondary => " (secondary)",
-        PaymentRole::Normal => "",
-    };
-    let to = if c.display.is_empty() {
-        String::new()
-    } else {
-        format!(" to {}{role}", c.display)
+    let to = match &c.method {
+        None => String::new(),
+        Some(m) => {
+            let role = match m.role {
+                PaymentRole::Primary => " (primary)",
+                PaymentRole::Secondary => " (secondary)",
+                PaymentRole::Normal => "",
+            };
+            format!(" to {}{role}", m.display)
+        }
     };
     let outcome = match (c.outcome, c.reason.as_deref()) {
         (ChargeOutcome::Pending, _) => "in progress".to_owned(),

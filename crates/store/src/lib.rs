@@ -367,6 +367,18 @@ impl ChargeOutcome {
     }
 }
 
+/// The payment method a charge attempt went to, as it was then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargedMethod {
+    /// The payment method's name.
+    pub name: String,
+    pub role: PaymentRole,
+    /// The payment provider's token.
+    pub token: String,
+    /// How people read it, e.g. "test card ending 4242".
+    pub display: String,
+}
+
 /// One charge attempt of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRecord {
@@ -375,11 +387,9 @@ pub struct ChargeRecord {
     pub invoice: String,
     /// The charge round (1-based).
     pub attempt: u32,
-    /// The payment method's name ('' when the tenant had none).
-    pub payment_method: String,
-    pub role: PaymentRole,
-    pub token: String,
-    pub display: String,
+    /// The payment method charged; `None` when the tenant had none (the
+    /// attempt then FAILED without asking the provider).
+    pub method: Option<ChargedMethod>,
     pub amount_cents: i64,
     pub currency: String,
     pub outcome: ChargeOutcome,

@@ -170,7 +170,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     attempts.row([
                         c.attempt.to_string(),
                         c.started_at.to_string(),
-                        c.display,
+                        c.method.map_or_else(|| "-".to_owned(), |m| m.display),
                         format_cents(c.amount_cents),
                         c.outcome.as_str().to_owned(),
                         c.reason.unwrap_or_default(),

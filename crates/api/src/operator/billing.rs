@@ -499,10 +499,15 @@ pub struct DiscountItem {
 pub struct ChargeItem {
     pub attempt: u32,
     pub at: String,
-    /// PRIMARY or SECONDARY.
-    pub role: String,
-    /// How the payment method is shown, e.g. "test card ending 4242".
-    pub payment_method: String,
+    /// PRIMARY or SECONDARY; absent when the tenant had no payment method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub role: Option<String>,
+    /// How the payment method is shown, e.g. "test card ending 4242"; absent
+    /// when the tenant had none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub payment_method: Option<String>,
     pub amount_cents: i64,
     /// PENDING, SUCCEEDED, DECLINED, FAILED or REFUNDED.
     pub outcome: String,
@@ -515,8 +520,8 @@ fn charge_item(c: ChargeRecord) -> ChargeItem {
     ChargeItem {
         attempt: c.attempt,
         at: c.started_at.to_string(),
-        role: c.role.as_str().to_owned(),
-        payment_method: c.display,
+        role: c.method.as_ref().map(|m| m.role.as_str().to_owned()),
+        payment_method: c.method.map(|m| m.display),
         amount_cents: c.amount_cents,
         outcome: c.outcome.as_str().to_owned(),
         reason: c.reason,

@@ -170,10 +170,10 @@ async fn a_declined_primary_is_followed_by_the_secondary_which_pays() {
         // (In the order they were tried: see
         // `the_attempts_of_a_round_are_listed_in_the_order_they_were_made`.)
         let mut tried = attempts(&app, &acme, FIRST).await;
-        tried.sort_by_key(|c| c.role != PaymentRole::Primary);
+        tried.sort_by_key(|c| role(c) != PaymentRole::Primary);
         let summary: Vec<_> = tried
             .iter()
-            .map(|c| (c.attempt, c.role, c.token.as_str(), c.outcome, c.amount_cents))
+            .map(|c| (c.attempt, role(c), token(c), c.outcome, c.amount_cents))
             .collect();
         assert_eq!(
             summary,
@@ -182,7 +182,7 @@ async fn a_declined_primary_is_followed_by_the_secondary_which_pays() {
                 (1, PaymentRole::Secondary, "tok-ok-0002", ChargeOutcome::Succeeded, 2500),
             ]
         );
-        assert_eq!(tried[1].payment_method, secondary);
+        assert_eq!(tried[1].method.as_ref().unwrap().name, secondary);
         assert_eq!(tried[1].idempotency_key, format!("{}/{FIRST}/1/{secondary}", acme.id));
         assert!(tried[1].reference.as_deref().is_some_and(|r| r.starts_with("ch_")), "{:?}", tried[1]);
 
@@ -240,7 +240,7 @@ async fn the_attempts_of_a_round_are_listed_in_the_order_they_were_made() {
         app.close_periods().await;
         app.charge().await;
         let tried = attempts(&app, &acme, FIRST).await;
-        let order: Vec<_> = tried.iter().map(|c| (c.role, c.outcome)).collect();
+        let order: Vec<_> = tried.iter().map(|c| (role(c), c.outcome)).collect();
         assert_eq!(
             order,
             [
@@ -515,7 +515,7 @@ async fn a_lost_answer_from_the_secondary_is_settled_without_another_round() {
             .await
             .expect("charge");
         let outcomes = |tried: &[tollgate_store::ChargeRecord]| {
-            let mut v: Vec<_> = tried.iter().map(|c| (c.attempt, c.role, c.outcome)).collect();
+            let mut v: Vec<_> = tried.iter().map(|c| (c.attempt, role(c), c.outcome)).collect();
             v.sort_by_key(|(a, r, _)| (*a, *r != PaymentRole::Primary));
             v
         };
@@ -751,7 +751,7 @@ async fn two_replicas_close_and_charge_each_invoice_exactly_once() {
                     assert_eq!(s.invoice.status, InvoiceStatus::Paid, "{}", s.invoice.name);
                     assert_eq!(ok.len(), 1, "{tried:#?}");
                     assert_eq!(ok[0].amount_cents, s.invoice.totals.total);
-                    paid.push((ok[0].token.clone(), s.invoice.totals.total));
+                    paid.push((token(ok[0]).to_owned(), s.invoice.totals.total));
                 }
             }
         }
@@ -768,4 +768,14 @@ async fn two_replicas_close_and_charge_each_invoice_exactly_once() {
         );
     })
     .await;
+}
+
+/// The role of the method an attempt charged (every attempt here had one).
+fn role(c: &tollgate_store::ChargeRecord) -> PaymentRole {
+    c.method.as_ref().expect("a payment method").role
+}
+
+/// The provider token an attempt charged.
+fn token(c: &tollgate_store::ChargeRecord) -> &str {
+    &c.method.as_ref().expect("a payment method").token
 }

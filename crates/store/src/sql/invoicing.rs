@@ -12,8 +12,8 @@ use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, BillingDue, ChargeOutcome, ChargeRecord, RefundRecord, RefundState, Result, RoundEnd, StoreError,
-    StoredInvoice,
+    Actor, BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, RefundRecord, RefundState, Result,
+    RoundEnd, StoreError, StoredInvoice,
 };
 
 macro_rules! invoice_columns {
@@ -105,11 +105,21 @@ fn charge_from(row: &DbRow) -> Result<ChargeRecord> {
         idempotency_key: row.try_get("idempotency_key")?,
         invoice: row.try_get("invoice")?,
         attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt("invoice_charges.attempt".into()))?,
-        payment_method: row.try_get("payment_method")?,
-        role: PaymentRole::parse(&role)
-            .ok_or_else(|| StoreError::Corrupt(format!("invoice_charges.role: {role:?}")))?,
-        token: row.try_get("token")?,
-        display: row.try_get("display")?,
+        // The row keeps '' in its NOT NULL columns for an attempt without a method.
+        method: {
+            let name: String = row.try_get("payment_method")?;
+            if name.is_empty() {
+                None
+            } else {
+                Some(ChargedMethod {
+                    name,
+                    role: PaymentRole::parse(&role)
+                        .ok_or_else(|| StoreError::Corrupt(format!("invoice_charges.role: {role:?}")))?,
+                    token: row.try_get("token")?,
+                    display: row.try_get("display")?,
+                })
+            }
+        },
         amount_cents: row.try_get("amount")?,
         currency: row.try_get("currency")?,
         outcome: ChargeOutcome::parse(&outcome)
@@ -549,10 +559,10 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRe
     .bind(&c.idempotency_key)
     .bind(&c.invoice)
     .bind(i64::from(c.attempt))
-    .bind(&c.payment_method)
-    .bind(c.role.as_str())
-    .bind(&c.token)
-    .bind(&c.display)
+    .bind(c.method.as_ref().map_or("", |m| m.name.as_str()))
+    .bind(c.method.as_ref().map_or(PaymentRole::Normal, |m| m.role).as_str())
+    .bind(c.method.as_ref().map_or("", |m| m.token.as_str()))
+    .bind(c.method.as_ref().map_or("", |m| m.display.as_str()))
     .bind(c.amount_cents)
     .bind(&c.currency)
     .bind(c.outcome.as_str())
@@ -635,8 +645,8 @@ async fn settle_charge_in(
         None,
         Some(serde_json::json!({
             "attempt": c.attempt,
-            "payment_method": c.payment_method,
-            "role": c.role.as_str(),
+            "payment_method": c.method.as_ref().map(|m| m.name.as_str()),
+            "role": c.method.as_ref().map(|m| m.role.as_str()),
             "amount_cents": c.amount_cents,
             "currency": c.currency,
             "outcome": c.outcome.as_str(),

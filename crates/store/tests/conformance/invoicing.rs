@@ -7,7 +7,7 @@ use tollgate_domain::Reason;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::rating::Totals;
-use tollgate_store::{ChargeOutcome, ChargeRecord, RoundEnd, Store, StoreError};
+use tollgate_store::{ChargeOutcome, ChargeRecord, ChargedMethod, RoundEnd, Store, StoreError};
 use tollgate_testkit::each_backend;
 
 use crate::{open, t, tenant};
@@ -54,10 +54,12 @@ pub fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord 
         idempotency_key: key.into(),
         invoice: invoice.into(),
         attempt: n,
-        payment_method: "pm-1".into(),
-        role: PaymentRole::Primary,
-        token: "tok-visa-4242".into(),
-        display: "test card ending 4242".into(),
+        method: Some(ChargedMethod {
+            name: "pm-1".into(),
+            role: PaymentRole::Primary,
+            token: "tok-visa-4242".into(),
+            display: "test card ending 4242".into(),
+        }),
         amount_cents: 2500,
         currency: "USD".into(),
         outcome: ChargeOutcome::Pending,
