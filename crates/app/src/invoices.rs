@@ -26,6 +26,7 @@
 //! the same key and gets the same answer, so nothing is charged twice.
 
 use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::{
     self, Correction, Invoice, InvoiceStatus, LineKind, format_cents, invoice_name,
 };
@@ -108,7 +109,7 @@ fn is_for(stored: &StoredInvoice, tp: &TenantPeriod) -> bool {
 pub struct Book<'a> {
     store: &'a dyn Store,
     versions: &'a Versions,
-    tenant_id: &'a str,
+    tenant_id: &'a TenantId,
     /// Oldest first, as the store lists them.
     pub subscriptions: Vec<Subscription>,
     pub periods: Vec<TenantPeriod>,
@@ -121,7 +122,7 @@ impl<'a> Book<'a> {
     pub async fn open(
         store: &'a dyn Store,
         versions: &'a Versions,
-        tenant_id: &'a str,
+        tenant_id: &'a TenantId,
         now: Timestamp,
     ) -> Result<Self, StoreError> {
         let subscriptions = store.subscriptions(tenant_id).await?;
@@ -248,7 +249,7 @@ impl<'a> Book<'a> {
 pub async fn tenant_invoices(
     store: &dyn Store,
     versions: &Versions,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: Timestamp,
 ) -> Result<Vec<Invoice>, StoreError> {
     let book = Book::open(store, versions, tenant_id, now).await?;
@@ -264,7 +265,7 @@ pub async fn tenant_invoices(
 pub async fn tenant_invoice(
     store: &dyn Store,
     versions: &Versions,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
     now: Timestamp,
 ) -> Result<Option<Invoice>, StoreError> {
@@ -318,7 +319,7 @@ pub async fn close_due_periods(ctx: &JobContext, now: Timestamp) -> Result<Perio
                 Err(e) => {
                     let name = match store.tenant(&due.tenant_id).await {
                         Ok(Some(t)) => t.name.to_string(),
-                        _ => due.tenant_id.clone(),
+                        _ => due.tenant_id.to_string(),
                     };
                     tracing::error!(tenant = %name, error = %e, "cannot close the tenant's billing periods");
                     failed = Some(e);
@@ -378,7 +379,7 @@ pub fn next_due(book: &Book<'_>, now: Timestamp) -> Timestamp {
 /// early only costs a look).
 pub async fn close_tenant_periods(
     ctx: &JobContext,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     close_book(ctx, tenant_id, now).await.map(|(stored, _)| stored)
@@ -388,7 +389,7 @@ pub async fn close_tenant_periods(
 /// invoices it stored and its next due date after them.
 async fn close_book(
     ctx: &JobContext,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: Timestamp,
 ) -> Result<(usize, Timestamp), StoreError> {
     let store = ctx.store.as_ref();
@@ -420,7 +421,7 @@ async fn close_book(
             .await?
         {
             stored += 1;
-            tracing::info!(tenant = tenant_id, invoice = %inv.name, total = inv.totals.total, "invoice finalized");
+            tracing::info!(tenant = tenant_id.as_str(), invoice = %inv.name, total = inv.totals.total, "invoice finalized");
         }
         book.refresh().await?;
     }
@@ -460,7 +461,7 @@ enum Asked {
     Unavailable,
 }
 
-async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked, StoreError> {
+async fn ask(ctx: &JobContext, tenant_id: &TenantId, c: ChargeRecord) -> Result<Asked, StoreError> {
     let now = ctx.clock.now();
     let answer = ctx
         .provider
@@ -480,7 +481,7 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
             Asked::NotPaid,
         ),
         Err(ProviderError::Unavailable(e)) => {
-            tracing::warn!(tenant = tenant_id, invoice = %c.invoice, error = %e, "payment provider unavailable; will retry");
+            tracing::warn!(tenant = tenant_id.as_str(), invoice = %c.invoice, error = %e, "payment provider unavailable; will retry");
             return Ok(Asked::Unavailable);
         }
     };
@@ -491,7 +492,7 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
         .settle_charge(tenant_id, &ctx.worker_id, &record, moves_to, now)
         .await?;
     tracing::info!(
-        tenant = tenant_id,
+        tenant = tenant_id.as_str(),
         invoice = %record.invoice,
         attempt = record.attempt,
         role = record.role.as_str(),
@@ -511,7 +512,7 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
     else {
         return Ok(None);
     };
-    let (tenant_id, inv) = (stored.tenant_id.as_str(), &stored.invoice);
+    let (tenant_id, inv) = (&stored.tenant_id, &stored.invoice);
     let name = inv.name.clone();
     let charges = ctx.store.invoice_charges(tenant_id, &name).await?;
 
@@ -587,7 +588,7 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
         .end_charge_round(tenant_id, &name, &ctx.worker_id, &end, ctx.clock.now())
         .await?;
     if next.is_none() {
-        tracing::warn!(tenant = tenant_id, invoice = %name, attempts = attempt, "invoice overdue");
+        tracing::warn!(tenant = tenant_id.as_str(), invoice = %name, attempts = attempt, "invoice overdue");
     }
     Ok(Some(name))
 }
@@ -675,7 +676,7 @@ pub async fn render_pdf(
 /// charge or a refund holds the invoice.
 pub async fn cancel(
     store: &dyn Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
     actor: &str,
     now: Timestamp,

@@ -39,7 +39,7 @@ impl fmt::Display for TenantType {
 /// A tenant as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: String,
+    pub id: crate::ids::TenantId,
     pub name: crate::names::Name,
     pub tenant_type: TenantType,
     pub created_at: jiff::Timestamp,
@@ -54,7 +54,7 @@ pub struct Tenant {
 /// A namespace of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
-    pub tenant_id: String,
+    pub tenant_id: crate::ids::TenantId,
     pub name: crate::names::Name,
     pub uid: String,
     pub created_at: jiff::Timestamp,

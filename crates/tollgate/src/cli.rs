@@ -445,7 +445,7 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                     t.tenant_type.to_string(),
                     t.plan,
                     t.created_at.to_string(),
-                    t.id,
+                    t.id.into_string(),
                 ]);
             }
             table.print();

@@ -45,7 +45,7 @@ pub struct TenantItem {
 fn tenant_item(t: Tenant) -> TenantItem {
     TenantItem {
         name: t.name.to_string(),
-        id: t.id,
+        id: t.id.into_string(),
         tenant_type: t.tenant_type.to_string(),
         plan: t.plan,
         catalog_version: t.catalog_version,

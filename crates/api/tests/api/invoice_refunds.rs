@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tollgate_app::JobContext;
 use tollgate_app::refunds::{REFUND_LEASE, RefundOutcome, refund_invoice};
 use tollgate_domain::contact::Contact;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
@@ -156,7 +157,7 @@ fn context(app: &TestApp, worker: &str, provider: &Arc<Counting>) -> JobContext 
     ctx
 }
 
-async fn refund(ctx: &JobContext, tenant_id: &str, name: &str) -> Result<RefundOutcome, Error> {
+async fn refund(ctx: &JobContext, tenant_id: &TenantId, name: &str) -> Result<RefundOutcome, Error> {
     refund_invoice(ctx, tenant_id, name, "operator", ctx.clock.now()).await
 }
 

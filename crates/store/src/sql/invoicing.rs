@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
@@ -24,7 +25,7 @@ macro_rules! invoice_columns {
 
 fn due_from(row: &DbRow) -> Result<BillingDue> {
     Ok(BillingDue {
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         due_at: timestamp("billing_due.due_at", row.try_get("due_at")?)?,
         version: row.try_get("version")?,
     })
@@ -37,13 +38,13 @@ fn due_from(row: &DbRow) -> Result<BillingDue> {
 /// transition. The version moves either way, so a period close that read
 /// the row before this write cannot overwrite it with a date computed from
 /// the periods as they were.
-pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &str, at: Timestamp) -> Result<()> {
+pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &TenantId, at: Timestamp) -> Result<()> {
     sqlx::query(
         "INSERT INTO billing_due (tenant_id, due_at, version) VALUES ($1, $2, 0) \
          ON CONFLICT (tenant_id) DO UPDATE SET version = billing_due.version + 1, \
          due_at = CASE WHEN billing_due.due_at > excluded.due_at THEN excluded.due_at ELSE billing_due.due_at END",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(micros(at))
     .execute(&mut **tx)
     .await?;
@@ -71,7 +72,7 @@ fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
         .ok_or_else(|| StoreError::Corrupt(format!("invoices.status: {status:?}")))?;
     let attempts: i64 = row.try_get("attempts")?;
     Ok(StoredInvoice {
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         invoice,
         attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("invoices.attempts".into()))?,
         next_charge_at: opt_timestamp("invoices.next_charge_at", row.try_get("next_charge_at")?)?,
@@ -155,9 +156,9 @@ impl crate::InvoicingStore for SqlStore {
         rows.iter().map(due_from).collect()
     }
 
-    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>> {
+    async fn billing_due(&self, tenant_id: &TenantId) -> Result<Option<BillingDue>> {
         let row = sqlx::query("SELECT tenant_id, due_at, version FROM billing_due WHERE tenant_id = $1")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .fetch_optional(&self.read)
             .await?;
         row.as_ref().map(due_from).transpose()
@@ -171,7 +172,7 @@ impl crate::InvoicingStore for SqlStore {
                     "UPDATE billing_due SET due_at = $3, version = version + 1 \
                      WHERE tenant_id = $1 AND version = $2",
                 )
-                .bind(&tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(version)
                 .bind(micros(at))
                 .execute(&mut **tx)
@@ -185,7 +186,7 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn finalize_invoice(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         invoice: &Invoice,
         next_charge_at: Option<Timestamp>,
         actor: Actor<'_>,
@@ -194,19 +195,19 @@ impl crate::InvoicingStore for SqlStore {
         finalize_invoice(self, tenant_id, invoice, next_charge_at, actor, now).await
     }
 
-    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+    async fn invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>> {
         invoices(self, tenant_id).await
     }
 
-    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+    async fn invoice(&self, tenant_id: &TenantId, name: &str) -> Result<Option<StoredInvoice>> {
         invoice(self, tenant_id, name).await
     }
 
-    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>> {
+    async fn latest_invoice_start(&self, tenant_id: &TenantId) -> Result<Option<Timestamp>> {
         latest_invoice_start(self, tenant_id).await
     }
 
-    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+    async fn invoice_charges(&self, tenant_id: &TenantId, invoice: &str) -> Result<Vec<ChargeRecord>> {
         invoice_charges(self, tenant_id, invoice).await
     }
 
@@ -219,13 +220,13 @@ impl crate::InvoicingStore for SqlStore {
         claim_charge(self, owner, now, lease_until).await
     }
 
-    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()> {
+    async fn begin_charge(&self, tenant_id: &TenantId, owner: &str, charge: &ChargeRecord) -> Result<()> {
         begin_charge(self, tenant_id, owner, charge).await
     }
 
     async fn settle_charge(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         charge: &ChargeRecord,
         invoice_status: Option<InvoiceStatus>,
@@ -236,7 +237,7 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn end_charge_round(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         invoice: &str,
         owner: &str,
         end: &RoundEnd,
@@ -245,17 +246,17 @@ impl crate::InvoicingStore for SqlStore {
         end_charge_round(self, tenant_id, invoice, owner, end, now).await
     }
 
-    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+    async fn release_charge(&self, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
         release_charge(self, tenant_id, invoice, owner).await
     }
 
-    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+    async fn invoice_refunds(&self, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>> {
         invoice_refunds(self, tenant_id, invoice).await
     }
 
     async fn begin_refund(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         refund: &RefundRecord,
         from: &[InvoiceStatus],
@@ -267,7 +268,7 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn settle_refund(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         refund: &RefundRecord,
         now: Timestamp,
@@ -277,7 +278,7 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn set_invoice_status(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         name: &str,
         from: &[InvoiceStatus],
         to: InvoiceStatus,
@@ -290,7 +291,7 @@ impl crate::InvoicingStore for SqlStore {
 
 async fn finalize_invoice(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     invoice: &Invoice,
     next_charge_at: Option<Timestamp>,
     actor: Actor<'_>,
@@ -298,7 +299,7 @@ async fn finalize_invoice(
 ) -> Result<bool> {
     invoice.check().map_err(StoreError::Corrupt)?;
     let document = crate::records::encode_invoice(invoice)?;
-    let (tenant_id, invoice, actor) = (tenant_id.to_owned(), invoice.clone(), actor.to_owned());
+    let (tenant_id, invoice, actor) = (tenant_id.clone(), invoice.clone(), actor.to_owned());
     store
         .write(move |tx| {
             Box::pin(async move {
@@ -310,7 +311,7 @@ async fn finalize_invoice(
 
 async fn finalize_invoice_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     invoice: &Invoice,
     document: String,
     next_charge_at: Option<Timestamp>,
@@ -322,7 +323,7 @@ async fn finalize_invoice_in(
          total, currency, document, issued_at, attempts, next_charge_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $11) ON CONFLICT DO NOTHING",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&invoice.name)
     .bind(&invoice.subscription_id)
     .bind(i64::from(invoice.period_index))
@@ -354,41 +355,41 @@ async fn finalize_invoice_in(
     Ok(true)
 }
 
-async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+async fn invoices(store: &SqlStore, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 ORDER BY period_start DESC, name DESC"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(invoice_from).collect()
 }
 
-async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+async fn invoice(store: &SqlStore, tenant_id: &TenantId, name: &str) -> Result<Option<StoredInvoice>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 AND name = $2"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(name)
     .fetch_optional(&store.read)
     .await?;
     row.as_ref().map(invoice_from).transpose()
 }
 
-async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
+async fn latest_invoice_start(store: &SqlStore, tenant_id: &TenantId) -> Result<Option<Timestamp>> {
     let latest: Option<i64> =
         sqlx::query_scalar("SELECT MAX(period_start) FROM invoices WHERE tenant_id = $1")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .fetch_one(&store.read)
             .await?;
     opt_timestamp("invoices.period_start", latest)
 }
 
-async fn invoice_charges(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+async fn invoice_charges(store: &SqlStore, tenant_id: &TenantId, invoice: &str) -> Result<Vec<ChargeRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         charge_columns!(),
@@ -396,7 +397,7 @@ async fn invoice_charges(store: &SqlStore, tenant_id: &str, invoice: &str) -> Re
          ORDER BY attempt, started_at, CASE role WHEN 'PRIMARY' THEN 0 WHEN 'SECONDARY' THEN 1 ELSE 2 END, \
          idempotency_key"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(invoice)
     .fetch_all(&store.read)
     .await?;
@@ -452,11 +453,11 @@ async fn claim_charge_in(
 }
 
 /// Checks, inside `tx`, that `owner` holds the invoice's lease.
-async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+async fn hold(tx: &mut Tx, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
     let held: Option<String> = sqlx::query_scalar(
         "SELECT name FROM invoices WHERE tenant_id = $1 AND name = $2 AND lease_owner = $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(invoice)
     .bind(owner)
     .fetch_optional(&mut **tx)
@@ -470,21 +471,21 @@ async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Resul
     }
 }
 
-async fn begin_charge(store: &SqlStore, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
-    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
+async fn begin_charge(store: &SqlStore, tenant_id: &TenantId, owner: &str, c: &ChargeRecord) -> Result<()> {
+    let (tenant_id, owner, c) = (tenant_id.clone(), owner.to_owned(), c.clone());
     store
         .write(move |tx| Box::pin(async move { begin_charge_in(tx, &tenant_id, &owner, &c).await }))
         .await
 }
 
-async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
+async fn begin_charge_in(tx: &mut Tx, tenant_id: &TenantId, owner: &str, c: &ChargeRecord) -> Result<()> {
     hold(tx, tenant_id, &c.invoice, owner).await?;
     sqlx::query(concat!(
         "INSERT INTO invoice_charges (tenant_id, ",
         charge_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&c.idempotency_key)
     .bind(&c.invoice)
     .bind(i64::from(c.attempt))
@@ -506,13 +507,13 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRe
 
 async fn settle_charge(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     c: &ChargeRecord,
     invoice_status: Option<InvoiceStatus>,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
+    let (tenant_id, owner, c) = (tenant_id.clone(), owner.to_owned(), c.clone());
     store
         .write(move |tx| {
             Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, invoice_status, now).await })
@@ -522,7 +523,7 @@ async fn settle_charge(
 
 async fn settle_charge_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     c: &ChargeRecord,
     invoice_status: Option<InvoiceStatus>,
@@ -537,7 +538,7 @@ async fn settle_charge_in(
     .bind(&c.reason)
     .bind(&c.reference)
     .bind(micros(now))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&c.idempotency_key)
     .execute(&mut **tx)
     .await?
@@ -556,7 +557,7 @@ async fn settle_charge_in(
             )
             .bind(to.as_str())
             .bind(micros(now))
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&c.invoice)
             .execute(&mut **tx)
             .await?;
@@ -591,13 +592,13 @@ async fn settle_charge_in(
 
 async fn end_charge_round(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     invoice: &str,
     owner: &str,
     end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, invoice, owner, end) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned(), *end);
+    let (tenant_id, invoice, owner, end) = (tenant_id.clone(), invoice.to_owned(), owner.to_owned(), *end);
     store
         .write(move |tx| {
             Box::pin(async move { end_charge_round_in(tx, &tenant_id, &invoice, &owner, &end, now).await })
@@ -607,7 +608,7 @@ async fn end_charge_round(
 
 async fn end_charge_round_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     invoice: &str,
     owner: &str,
     end: &RoundEnd,
@@ -622,7 +623,7 @@ async fn end_charge_round_in(
     .bind(i64::from(end.attempts))
     .bind(end.next_charge_at.map(micros))
     .bind(micros(now))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(invoice)
     .execute(&mut **tx)
     .await?
@@ -644,19 +645,19 @@ async fn end_charge_round_in(
     Ok(())
 }
 
-async fn release_charge(store: &SqlStore, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
-    let (tenant_id, invoice, owner) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned());
+async fn release_charge(store: &SqlStore, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
+    let (tenant_id, invoice, owner) = (tenant_id.clone(), invoice.to_owned(), owner.to_owned());
     store
         .write(move |tx| Box::pin(async move { release_charge_in(tx, &tenant_id, &invoice, &owner).await }))
         .await
 }
 
-async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+async fn release_charge_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
     sqlx::query(
         "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
          AND lease_owner = $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(invoice)
     .bind(owner)
     .execute(&mut **tx)
@@ -666,7 +667,7 @@ async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &
 
 async fn set_invoice_status(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
     from: &[InvoiceStatus],
     to: InvoiceStatus,
@@ -674,7 +675,7 @@ async fn set_invoice_status(
     now: Timestamp,
 ) -> Result<StoredInvoice> {
     let (tenant_id, name, from, to, actor, now) = (
-        tenant_id.to_owned(),
+        tenant_id.clone(),
         name.to_owned(),
         from.to_vec(),
         to,
@@ -692,7 +693,7 @@ async fn set_invoice_status(
 
 async fn set_invoice_status_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
     from: &[InvoiceStatus],
     to: InvoiceStatus,
@@ -729,7 +730,7 @@ async fn set_invoice_status_in(
     )
     .bind(to.as_str())
     .bind(micros(now))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(name)
     .execute(&mut **tx)
     .await?;
@@ -755,13 +756,13 @@ fn refused(reason: Reason, message: String) -> StoreError {
     StoreError::Conflict(reason, message)
 }
 
-async fn invoice_refunds(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+async fn invoice_refunds(store: &SqlStore, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
         " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(invoice)
     .fetch_all(&store.read)
     .await?;
@@ -770,19 +771,15 @@ async fn invoice_refunds(store: &SqlStore, tenant_id: &str, invoice: &str) -> Re
 
 async fn begin_refund(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     refund: &RefundRecord,
     from: &[InvoiceStatus],
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<RefundRecord> {
-    let (tenant_id, owner, refund, from) = (
-        tenant_id.to_owned(),
-        owner.to_owned(),
-        refund.clone(),
-        from.to_vec(),
-    );
+    let (tenant_id, owner, refund, from) =
+        (tenant_id.clone(), owner.to_owned(), refund.clone(), from.to_vec());
     store
         .write(move |tx| {
             Box::pin(async move {
@@ -792,13 +789,13 @@ async fn begin_refund(
         .await
 }
 
-async fn refunds_in(tx: &mut Tx, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+async fn refunds_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
         " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(invoice)
     .fetch_all(&mut **tx)
     .await?;
@@ -807,7 +804,7 @@ async fn refunds_in(tx: &mut Tx, tenant_id: &str, invoice: &str) -> Result<Vec<R
 
 async fn begin_refund_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     refund: &RefundRecord,
     from: &[InvoiceStatus],
@@ -825,7 +822,7 @@ async fn begin_refund_in(
     ))
     .bind(owner)
     .bind(micros(lease_until))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(name)
     .bind(micros(now))
     .fetch_optional(&mut **tx)
@@ -835,7 +832,7 @@ async fn begin_refund_in(
     let Some(row) = row else {
         let held: Option<Option<i64>> =
             sqlx::query_scalar("SELECT lease_until FROM invoices WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(name)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -893,7 +890,7 @@ async fn begin_refund_in(
         "SELECT outcome, reference FROM invoice_charges WHERE tenant_id = $1 AND idempotency_key = $2 \
          AND invoice = $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&refund.charge)
     .bind(name)
     .fetch_optional(&mut **tx)
@@ -919,7 +916,7 @@ async fn begin_refund_in(
          started_at = excluded.started_at, settled_at = NULL WHERE invoice_refunds.state = 'FAILED' RETURNING ",
         refund_columns!()
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&refund.idempotency_key)
     .bind(name)
     .bind(&refund.charge)
@@ -943,12 +940,12 @@ async fn begin_refund_in(
 
 async fn settle_refund(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     refund: &RefundRecord,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let (tenant_id, owner, refund) = (tenant_id.to_owned(), owner.to_owned(), refund.clone());
+    let (tenant_id, owner, refund) = (tenant_id.clone(), owner.to_owned(), refund.clone());
     store
         .write(move |tx| {
             Box::pin(async move { settle_refund_in(tx, &tenant_id, &owner, &refund, now).await })
@@ -958,7 +955,7 @@ async fn settle_refund(
 
 async fn settle_refund_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     r: &RefundRecord,
     now: Timestamp,
@@ -979,7 +976,7 @@ async fn settle_refund_in(
     .bind(r.state.as_str())
     .bind(&r.reason)
     .bind(micros(now))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&r.idempotency_key)
     .bind(name)
     .execute(&mut **tx)
@@ -993,7 +990,7 @@ async fn settle_refund_in(
                  WHERE tenant_id = $2 AND idempotency_key = $3 AND outcome = 'SUCCEEDED'",
             )
             .bind(micros(now))
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&r.charge)
             .execute(&mut **tx)
             .await?;
@@ -1002,7 +999,7 @@ async fn settle_refund_in(
                  WHERE tenant_id = $2 AND name = $3",
             )
             .bind(micros(now))
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(name)
             .execute(&mut **tx)
             .await?;
@@ -1039,7 +1036,7 @@ async fn settle_refund_in(
         "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
          AND lease_owner = $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(name)
     .bind(owner)
     .execute(&mut **tx)
@@ -1048,13 +1045,13 @@ async fn settle_refund_in(
 }
 
 /// An invoice read inside `tx`; `NotFound` if there is none.
-async fn invoice_in(tx: &mut Tx, tenant_id: &str, name: &str) -> Result<StoredInvoice> {
+async fn invoice_in(tx: &mut Tx, tenant_id: &TenantId, name: &str) -> Result<StoredInvoice> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 AND name = $2"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(name)
     .fetch_optional(&mut **tx)
     .await?

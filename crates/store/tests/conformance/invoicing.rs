@@ -4,6 +4,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::Reason;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::rating::Totals;
@@ -14,7 +15,7 @@ use crate::{open, t, tenant};
 
 /// A finalized invoice of `total` cents for period `index` of the tenant's
 /// first subscription.
-pub async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
+pub async fn invoice(store: &dyn Store, tenant_id: &TenantId, name: &str, index: u32, total: i64) -> Invoice {
     let sub = store.subscriptions(tenant_id).await.unwrap().remove(0);
     let period = sub.period(index);
     Invoice {
