@@ -26,7 +26,7 @@
 //! the same key and gets the same answer, so nothing is charged twice.
 
 use jiff::{SignedDuration, Timestamp};
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{
     self, Correction, Invoice, InvoiceStatus, LineKind, format_cents, invoice_name,
 };
@@ -192,13 +192,15 @@ impl<'a> Book<'a> {
                 .finalized
                 .iter()
                 .flat_map(|f| f.invoice.lines.iter())
-                .filter(|l| l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(&m.invoice.name))
+                .filter(|l| {
+                    l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(m.invoice.name.as_str())
+                })
                 .map(|l| l.amount_cents)
                 .sum();
             let delta = rerated.saturating_sub(own).saturating_sub(adjusted);
             if delta != 0 {
                 out.push(Correction {
-                    invoice: m.invoice.name.clone(),
+                    invoice: m.invoice.name.to_string(),
                     period_start: m.invoice.period_start,
                     period_end: m.invoice.period_end,
                     amount_cents: delta,
@@ -266,14 +268,14 @@ pub async fn tenant_invoice(
     store: &dyn Store,
     versions: &Versions,
     tenant_id: &TenantId,
-    name: &str,
+    name: &InvoiceName,
     now: Timestamp,
 ) -> Result<Option<Invoice>, StoreError> {
     let book = Book::open(store, versions, tenant_id, now).await?;
-    if let Some(f) = book.finalized.iter().find(|f| f.invoice.name == name) {
+    if let Some(f) = book.finalized.iter().find(|f| f.invoice.name == *name) {
         return Ok(Some(f.invoice.clone()));
     }
-    match book.periods.iter().find(|tp| tp.name == name) {
+    match book.periods.iter().find(|tp| tp.name == name.as_str()) {
         Some(tp) => book.compute(tp, InvoiceStatus::Pending).await.map(Some),
         None => Ok(None),
     }
@@ -503,7 +505,7 @@ async fn ask(ctx: &JobContext, tenant_id: &TenantId, c: ChargeRecord) -> Result<
 }
 
 /// Claims one due invoice and runs its charge round. Returns its name.
-pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError> {
+pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreError> {
     let now = ctx.clock.now();
     let Some(stored) = ctx
         .store
@@ -635,7 +637,7 @@ pub async fn render_pdf(
     store: &dyn Store,
     versions: &Versions,
     tenant: &Tenant,
-    name: &str,
+    name: &InvoiceName,
     now: Timestamp,
 ) -> Result<Option<Vec<u8>>, PdfError> {
     let Some(invoice) = tenant_invoice(store, versions, &tenant.id, name, now).await? else {
@@ -677,7 +679,7 @@ pub async fn render_pdf(
 pub async fn cancel(
     store: &dyn Store,
     tenant_id: &TenantId,
-    name: &str,
+    name: &InvoiceName,
     actor: &str,
     now: Timestamp,
 ) -> Result<StoredInvoice, StoreError> {

@@ -13,7 +13,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::Error;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_payments::ProviderError;
 use tollgate_store::{ChargeOutcome, ChargeRecord, RefundRecord, RefundState, StoredInvoice};
@@ -126,7 +126,7 @@ pub fn plan(
 pub async fn refund_invoice(
     ctx: &JobContext,
     tenant_id: &TenantId,
-    name: &str,
+    name: &InvoiceName,
     actor: &str,
     now: Timestamp,
 ) -> Result<RefundOutcome, Error> {
@@ -160,7 +160,7 @@ pub async fn refund_invoice(
         Ok(()) => None,
         Err(ProviderError::Refused(reason)) => Some(reason),
         Err(ProviderError::Unavailable(e)) => {
-            tracing::warn!(tenant = tenant_id.as_str(), invoice = name, error = %e, "payment provider unavailable; the refund stays pending");
+            tracing::warn!(tenant = tenant_id.as_str(), invoice = name.as_str(), error = %e, "payment provider unavailable; the refund stays pending");
             return Err(Error::unavailable(format!(
                 "the payment provider could not be reached ({e}); the refund of invoice {name} is recorded \
                  as pending: refund it again after {lease_until} to finish it (the provider refunds it once)"
@@ -179,7 +179,7 @@ pub async fn refund_invoice(
         .await?;
     tracing::info!(
         tenant = tenant_id.as_str(),
-        invoice = name,
+        invoice = name.as_str(),
         state = refund.state.as_str(),
         resumed,
         "refund"

@@ -48,7 +48,7 @@
 //! into scope with `use tollgate_store::prelude::*`.
 
 use jiff::Timestamp;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
@@ -373,12 +373,13 @@ pub trait InvoicingStore: Send + Sync {
     ) -> Result<bool>;
     /// A tenant's finalized invoices, newest period first.
     async fn invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>>;
-    async fn invoice(&self, tenant_id: &TenantId, name: &str) -> Result<Option<StoredInvoice>>;
+    async fn invoice(&self, tenant_id: &TenantId, name: &InvoiceName) -> Result<Option<StoredInvoice>>;
     /// The start of the latest finalized invoice's period: usage before it
     /// can no longer be billed.
     async fn latest_invoice_start(&self, tenant_id: &TenantId) -> Result<Option<Timestamp>>;
     /// An invoice's charge attempts, oldest first.
-    async fn invoice_charges(&self, tenant_id: &TenantId, invoice: &str) -> Result<Vec<ChargeRecord>>;
+    async fn invoice_charges(&self, tenant_id: &TenantId, invoice: &InvoiceName)
+    -> Result<Vec<ChargeRecord>>;
     /// Leases an ISSUED invoice whose charge is due at `now` (or one with an
     /// unsettled attempt) that no live lease holds.
     async fn claim_charge(
@@ -410,15 +411,16 @@ pub trait InvoicingStore: Send + Sync {
     async fn end_charge_round(
         &self,
         tenant_id: &TenantId,
-        invoice: &str,
+        invoice: &InvoiceName,
         owner: &str,
         end: &RoundEnd,
         now: Timestamp,
     ) -> Result<()>;
     /// Releases a lease without changing anything (e.g. provider unavailable).
-    async fn release_charge(&self, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()>;
+    async fn release_charge(&self, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()>;
     /// An invoice's refunds, oldest first.
-    async fn invoice_refunds(&self, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>>;
+    async fn invoice_refunds(&self, tenant_id: &TenantId, invoice: &InvoiceName)
+    -> Result<Vec<RefundRecord>>;
     /// Records a refund before the provider is asked, in one transaction:
     /// takes the invoice's lease (the one charging takes) for `owner` until
     /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
@@ -457,7 +459,7 @@ pub trait InvoicingStore: Send + Sync {
     async fn set_invoice_status(
         &self,
         tenant_id: &TenantId,
-        name: &str,
+        name: &InvoiceName,
         from: &[InvoiceStatus],
         to: InvoiceStatus,
         actor: Actor<'_>,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::contact::Contact;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
@@ -373,7 +373,7 @@ impl ChargeOutcome {
 pub struct ChargeRecord {
     /// Sent to the provider: the same key never charges twice.
     pub idempotency_key: String,
-    pub invoice: String,
+    pub invoice: InvoiceName,
     /// The charge round (1-based).
     pub attempt: u32,
     /// The payment method's name ('' when the tenant had none).
@@ -434,7 +434,7 @@ pub struct RoundEnd {
 pub struct RefundRecord {
     /// Sent to the provider: the same key never refunds twice.
     pub idempotency_key: String,
-    pub invoice: String,
+    pub invoice: InvoiceName,
     /// The idempotency key of the charge attempt refunded.
     pub charge: String,
     /// The provider's reference of that charge.

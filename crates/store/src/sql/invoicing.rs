@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
@@ -84,7 +84,7 @@ fn refund_from(row: &DbRow) -> Result<RefundRecord> {
     let state: String = row.try_get("state")?;
     Ok(RefundRecord {
         idempotency_key: row.try_get("idempotency_key")?,
-        invoice: row.try_get("invoice")?,
+        invoice: InvoiceName::new(row.try_get::<String, _>("invoice")?),
         charge: row.try_get("charge")?,
         reference: row.try_get("reference")?,
         amount_cents: row.try_get("amount")?,
@@ -104,7 +104,7 @@ fn charge_from(row: &DbRow) -> Result<ChargeRecord> {
     let attempt: i64 = row.try_get("attempt")?;
     Ok(ChargeRecord {
         idempotency_key: row.try_get("idempotency_key")?,
-        invoice: row.try_get("invoice")?,
+        invoice: InvoiceName::new(row.try_get::<String, _>("invoice")?),
         attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt("invoice_charges.attempt".into()))?,
         payment_method: row.try_get("payment_method")?,
         role: PaymentRole::parse(&role)
@@ -199,7 +199,7 @@ impl crate::InvoicingStore for SqlStore {
         invoices(self, tenant_id).await
     }
 
-    async fn invoice(&self, tenant_id: &TenantId, name: &str) -> Result<Option<StoredInvoice>> {
+    async fn invoice(&self, tenant_id: &TenantId, name: &InvoiceName) -> Result<Option<StoredInvoice>> {
         invoice(self, tenant_id, name).await
     }
 
@@ -207,7 +207,11 @@ impl crate::InvoicingStore for SqlStore {
         latest_invoice_start(self, tenant_id).await
     }
 
-    async fn invoice_charges(&self, tenant_id: &TenantId, invoice: &str) -> Result<Vec<ChargeRecord>> {
+    async fn invoice_charges(
+        &self,
+        tenant_id: &TenantId,
+        invoice: &InvoiceName,
+    ) -> Result<Vec<ChargeRecord>> {
         invoice_charges(self, tenant_id, invoice).await
     }
 
@@ -238,7 +242,7 @@ impl crate::InvoicingStore for SqlStore {
     async fn end_charge_round(
         &self,
         tenant_id: &TenantId,
-        invoice: &str,
+        invoice: &InvoiceName,
         owner: &str,
         end: &RoundEnd,
         now: Timestamp,
@@ -246,11 +250,15 @@ impl crate::InvoicingStore for SqlStore {
         end_charge_round(self, tenant_id, invoice, owner, end, now).await
     }
 
-    async fn release_charge(&self, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
+    async fn release_charge(&self, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()> {
         release_charge(self, tenant_id, invoice, owner).await
     }
 
-    async fn invoice_refunds(&self, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>> {
+    async fn invoice_refunds(
+        &self,
+        tenant_id: &TenantId,
+        invoice: &InvoiceName,
+    ) -> Result<Vec<RefundRecord>> {
         invoice_refunds(self, tenant_id, invoice).await
     }
 
@@ -279,7 +287,7 @@ impl crate::InvoicingStore for SqlStore {
     async fn set_invoice_status(
         &self,
         tenant_id: &TenantId,
-        name: &str,
+        name: &InvoiceName,
         from: &[InvoiceStatus],
         to: InvoiceStatus,
         actor: Actor<'_>,
@@ -324,7 +332,7 @@ async fn finalize_invoice_in(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $11) ON CONFLICT DO NOTHING",
     )
     .bind(tenant_id.as_str())
-    .bind(&invoice.name)
+    .bind(invoice.name.as_str())
     .bind(&invoice.subscription_id)
     .bind(i64::from(invoice.period_index))
     .bind(micros(invoice.period_start))
@@ -367,14 +375,18 @@ async fn invoices(store: &SqlStore, tenant_id: &TenantId) -> Result<Vec<StoredIn
     rows.iter().map(invoice_from).collect()
 }
 
-async fn invoice(store: &SqlStore, tenant_id: &TenantId, name: &str) -> Result<Option<StoredInvoice>> {
+async fn invoice(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
+) -> Result<Option<StoredInvoice>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 AND name = $2"
     ))
     .bind(tenant_id.as_str())
-    .bind(name)
+    .bind(name.as_str())
     .fetch_optional(&store.read)
     .await?;
     row.as_ref().map(invoice_from).transpose()
@@ -389,7 +401,11 @@ async fn latest_invoice_start(store: &SqlStore, tenant_id: &TenantId) -> Result<
     opt_timestamp("invoices.period_start", latest)
 }
 
-async fn invoice_charges(store: &SqlStore, tenant_id: &TenantId, invoice: &str) -> Result<Vec<ChargeRecord>> {
+async fn invoice_charges(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+) -> Result<Vec<ChargeRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         charge_columns!(),
@@ -398,7 +414,7 @@ async fn invoice_charges(store: &SqlStore, tenant_id: &TenantId, invoice: &str) 
          idempotency_key"
     ))
     .bind(tenant_id.as_str())
-    .bind(invoice)
+    .bind(invoice.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(charge_from).collect()
@@ -453,12 +469,12 @@ async fn claim_charge_in(
 }
 
 /// Checks, inside `tx`, that `owner` holds the invoice's lease.
-async fn hold(tx: &mut Tx, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
+async fn hold(tx: &mut Tx, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()> {
     let held: Option<String> = sqlx::query_scalar(
         "SELECT name FROM invoices WHERE tenant_id = $1 AND name = $2 AND lease_owner = $3",
     )
     .bind(tenant_id.as_str())
-    .bind(invoice)
+    .bind(invoice.as_str())
     .bind(owner)
     .fetch_optional(&mut **tx)
     .await?;
@@ -487,7 +503,7 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &TenantId, owner: &str, c: &Cha
     ))
     .bind(tenant_id.as_str())
     .bind(&c.idempotency_key)
-    .bind(&c.invoice)
+    .bind(c.invoice.as_str())
     .bind(i64::from(c.attempt))
     .bind(&c.payment_method)
     .bind(c.role.as_str())
@@ -558,7 +574,7 @@ async fn settle_charge_in(
             .bind(to.as_str())
             .bind(micros(now))
             .bind(tenant_id.as_str())
-            .bind(&c.invoice)
+            .bind(c.invoice.as_str())
             .execute(&mut **tx)
             .await?;
             AuditAction::invoice_status(to)
@@ -593,12 +609,12 @@ async fn settle_charge_in(
 async fn end_charge_round(
     store: &SqlStore,
     tenant_id: &TenantId,
-    invoice: &str,
+    invoice: &InvoiceName,
     owner: &str,
     end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, invoice, owner, end) = (tenant_id.clone(), invoice.to_owned(), owner.to_owned(), *end);
+    let (tenant_id, invoice, owner, end) = (tenant_id.clone(), invoice.clone(), owner.to_owned(), *end);
     store
         .write(move |tx| {
             Box::pin(async move { end_charge_round_in(tx, &tenant_id, &invoice, &owner, &end, now).await })
@@ -609,7 +625,7 @@ async fn end_charge_round(
 async fn end_charge_round_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
-    invoice: &str,
+    invoice: &InvoiceName,
     owner: &str,
     end: &RoundEnd,
     now: Timestamp,
@@ -624,7 +640,7 @@ async fn end_charge_round_in(
     .bind(end.next_charge_at.map(micros))
     .bind(micros(now))
     .bind(tenant_id.as_str())
-    .bind(invoice)
+    .bind(invoice.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -645,20 +661,30 @@ async fn end_charge_round_in(
     Ok(())
 }
 
-async fn release_charge(store: &SqlStore, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
-    let (tenant_id, invoice, owner) = (tenant_id.clone(), invoice.to_owned(), owner.to_owned());
+async fn release_charge(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+    owner: &str,
+) -> Result<()> {
+    let (tenant_id, invoice, owner) = (tenant_id.clone(), invoice.clone(), owner.to_owned());
     store
         .write(move |tx| Box::pin(async move { release_charge_in(tx, &tenant_id, &invoice, &owner).await }))
         .await
 }
 
-async fn release_charge_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &str, owner: &str) -> Result<()> {
+async fn release_charge_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+    owner: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
          AND lease_owner = $3",
     )
     .bind(tenant_id.as_str())
-    .bind(invoice)
+    .bind(invoice.as_str())
     .bind(owner)
     .execute(&mut **tx)
     .await?;
@@ -668,7 +694,7 @@ async fn release_charge_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &str, own
 async fn set_invoice_status(
     store: &SqlStore,
     tenant_id: &TenantId,
-    name: &str,
+    name: &InvoiceName,
     from: &[InvoiceStatus],
     to: InvoiceStatus,
     actor: Actor<'_>,
@@ -694,7 +720,7 @@ async fn set_invoice_status(
 async fn set_invoice_status_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
-    name: &str,
+    name: &InvoiceName,
     from: &[InvoiceStatus],
     to: InvoiceStatus,
     actor: Actor<'_>,
@@ -731,7 +757,7 @@ async fn set_invoice_status_in(
     .bind(to.as_str())
     .bind(micros(now))
     .bind(tenant_id.as_str())
-    .bind(name)
+    .bind(name.as_str())
     .execute(&mut **tx)
     .await?;
     let mut after = before.clone();
@@ -756,14 +782,18 @@ fn refused(reason: Reason, message: String) -> StoreError {
     StoreError::Conflict(reason, message)
 }
 
-async fn invoice_refunds(store: &SqlStore, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>> {
+async fn invoice_refunds(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
         " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
     ))
     .bind(tenant_id.as_str())
-    .bind(invoice)
+    .bind(invoice.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(refund_from).collect()
@@ -789,14 +819,14 @@ async fn begin_refund(
         .await
 }
 
-async fn refunds_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &str) -> Result<Vec<RefundRecord>> {
+async fn refunds_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &InvoiceName) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
         " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
     ))
     .bind(tenant_id.as_str())
-    .bind(invoice)
+    .bind(invoice.as_str())
     .fetch_all(&mut **tx)
     .await?;
     rows.iter().map(refund_from).collect()
@@ -811,7 +841,7 @@ async fn begin_refund_in(
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<RefundRecord> {
-    let name = refund.invoice.as_str();
+    let name = &refund.invoice;
     // The lease first, as a conditional write: of two concurrent takers
     // (a charge worker, another refund), one gets it and the other sees it
     // held (PostgreSQL re-evaluates the condition on the newest row).
@@ -823,7 +853,7 @@ async fn begin_refund_in(
     .bind(owner)
     .bind(micros(lease_until))
     .bind(tenant_id.as_str())
-    .bind(name)
+    .bind(name.as_str())
     .bind(micros(now))
     .fetch_optional(&mut **tx)
     .await?;
@@ -833,7 +863,7 @@ async fn begin_refund_in(
         let held: Option<Option<i64>> =
             sqlx::query_scalar("SELECT lease_until FROM invoices WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id.as_str())
-                .bind(name)
+                .bind(name.as_str())
                 .fetch_optional(&mut **tx)
                 .await?;
         let Some(until) = held else {
@@ -892,7 +922,7 @@ async fn begin_refund_in(
     )
     .bind(tenant_id.as_str())
     .bind(&refund.charge)
-    .bind(name)
+    .bind(name.as_str())
     .fetch_optional(&mut **tx)
     .await?;
     match charge {
@@ -918,7 +948,7 @@ async fn begin_refund_in(
     ))
     .bind(tenant_id.as_str())
     .bind(&refund.idempotency_key)
-    .bind(name)
+    .bind(name.as_str())
     .bind(&refund.charge)
     .bind(&refund.reference)
     .bind(refund.amount_cents)
@@ -960,7 +990,7 @@ async fn settle_refund_in(
     r: &RefundRecord,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let name = r.invoice.as_str();
+    let name = &r.invoice;
     if r.state == RefundState::Pending {
         return Err(StoreError::Corrupt(format!(
             "refund {:?} settled as PENDING",
@@ -978,7 +1008,7 @@ async fn settle_refund_in(
     .bind(micros(now))
     .bind(tenant_id.as_str())
     .bind(&r.idempotency_key)
-    .bind(name)
+    .bind(name.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -1000,7 +1030,7 @@ async fn settle_refund_in(
             )
             .bind(micros(now))
             .bind(tenant_id.as_str())
-            .bind(name)
+            .bind(name.as_str())
             .execute(&mut **tx)
             .await?;
         }
@@ -1037,7 +1067,7 @@ async fn settle_refund_in(
          AND lease_owner = $3",
     )
     .bind(tenant_id.as_str())
-    .bind(name)
+    .bind(name.as_str())
     .bind(owner)
     .execute(&mut **tx)
     .await?;
@@ -1045,14 +1075,14 @@ async fn settle_refund_in(
 }
 
 /// An invoice read inside `tx`; `NotFound` if there is none.
-async fn invoice_in(tx: &mut Tx, tenant_id: &TenantId, name: &str) -> Result<StoredInvoice> {
+async fn invoice_in(tx: &mut Tx, tenant_id: &TenantId, name: &InvoiceName) -> Result<StoredInvoice> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 AND name = $2"
     ))
     .bind(tenant_id.as_str())
-    .bind(name)
+    .bind(name.as_str())
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;

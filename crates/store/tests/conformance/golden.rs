@@ -334,7 +334,7 @@ async fn format_one_rows_read_back_through_the_store() {
         sqlx::query("UPDATE invoices SET document = $1 WHERE tenant_id = $2 AND name = $3")
             .bind(golden("invoice.v1.json"))
             .bind(a.id.as_str())
-            .bind(&inv.name)
+            .bind(inv.name.as_str())
             .execute(&raw)
             .await
             .unwrap();

@@ -99,7 +99,11 @@ async fn each_period_is_finalized_once_and_never_changes() {
                 .await
                 .unwrap()
         );
-        let stored = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
+        let stored = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.invoice, first);
         assert_eq!((stored.attempts, stored.next_charge_at), (0, Some(now)));
         assert_eq!(
@@ -116,7 +120,13 @@ async fn each_period_is_finalized_once_and_never_changes() {
         // Another tenant sees none of it.
         let b = tenant(&*store, "globex").await;
         assert!(store.invoices(&b.id).await.unwrap().is_empty());
-        assert!(store.invoice(&b.id, "inv-2026-11-0001").await.unwrap().is_none());
+        assert!(
+            store
+                .invoice(&b.id, &"inv-2026-11-0001".into())
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(store.latest_invoice_start(&b.id).await.unwrap(), None);
     })
     .await;
@@ -197,7 +207,11 @@ async fn a_due_invoice_is_leased_by_one_worker_at_a_time() {
             .settle_charge(&a.id, "w9", &done, Some(InvoiceStatus::Paid), expired)
             .await
             .unwrap();
-        let paid = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
+        let paid = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
     })
     .await;
@@ -482,7 +496,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
         let cancelled = store
             .set_invoice_status(
                 &a.id,
-                other,
+                &other.into(),
                 &[InvoiceStatus::Issued],
                 InvoiceStatus::Cancelled,
                 "operator",
@@ -502,7 +516,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             store
                 .set_invoice_status(
                     &a.id,
-                    "inv-1999-01-0001",
+                    &"inv-1999-01-0001".into(),
                     &[InvoiceStatus::Issued],
                     InvoiceStatus::Cancelled,
                     "operator",
