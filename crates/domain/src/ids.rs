@@ -16,7 +16,7 @@ use std::ops::Deref;
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
 
         impl $name {
@@ -30,6 +30,15 @@ macro_rules! string_id {
 
             pub fn into_string(self) -> String {
                 self.0
+            }
+        }
+
+        /// Formats as the bare string does (`"t-1"`), not as a tuple struct,
+        /// so that messages and logs that print an id with `{:?}` read as
+        /// they did when it was a `String`.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
             }
         }
 
@@ -152,6 +161,7 @@ mod tests {
         assert_eq!(id, "t-1");
         assert_eq!(TenantId::from("t-1"), id);
         assert_eq!(String::from(id.clone()), "t-1");
+        assert_eq!(format!("{id:?}"), format!("{:?}", "t-1"));
     }
 
     #[test]

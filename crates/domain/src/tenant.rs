@@ -44,7 +44,7 @@ pub struct Tenant {
     pub tenant_type: TenantType,
     pub created_at: jiff::Timestamp,
     /// The plan of the current subscription.
-    pub plan: String,
+    pub plan: crate::ids::PlanName,
     /// The catalog version of the current subscription.
     pub catalog_version: i64,
     /// Enterprise domain, once given in a plan transition.

@@ -48,7 +48,7 @@
 //! into scope with `use tollgate_store::prelude::*`.
 
 use jiff::Timestamp;
-use tollgate_domain::ids::{InvoiceName, TenantId};
+use tollgate_domain::ids::{InvoiceName, PlanName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
@@ -223,7 +223,7 @@ pub trait BillingStore: Send + Sync {
     async fn set_addon(
         &self,
         tenant_id: &TenantId,
-        plan: &str,
+        plan: &PlanName,
         addon: &str,
         subscribed: bool,
         actor: Actor<'_>,

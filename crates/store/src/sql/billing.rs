@@ -4,7 +4,7 @@
 //! engine).
 
 use std::collections::BTreeMap;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{PlanName, TenantId};
 
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
@@ -53,7 +53,7 @@ impl crate::BillingStore for SqlStore {
     async fn set_addon(
         &self,
         tenant_id: &TenantId,
-        plan: &str,
+        plan: &PlanName,
         addon: &str,
         subscribed: bool,
         actor: Actor<'_>,
@@ -178,7 +178,7 @@ async fn subscriptions(store: &SqlStore, tenant_id: &TenantId) -> Result<Vec<Sub
 async fn set_addon(
     store: &SqlStore,
     tenant_id: &TenantId,
-    plan: &str,
+    plan: &PlanName,
     addon: &str,
     subscribed: bool,
     actor: Actor<'_>,
@@ -186,7 +186,7 @@ async fn set_addon(
 ) -> Result<bool> {
     let (tenant_id, plan, addon, subscribed, actor, now) = (
         tenant_id.clone(),
-        plan.to_owned(),
+        plan.clone(),
         addon.to_owned(),
         subscribed,
         actor.to_owned(),
@@ -204,7 +204,7 @@ async fn set_addon(
 async fn set_addon_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
-    plan: &str,
+    plan: &PlanName,
     addon: &str,
     subscribed: bool,
     actor: Actor<'_>,
@@ -221,7 +221,7 @@ async fn set_addon_in(
         .bind(tenant_id.as_str())
         .fetch_one(&mut **tx)
         .await?;
-    if current != plan {
+    if current != plan.as_str() {
         return Err(StoreError::Conflict(
             Reason::PlanChanged,
             format!("the tenant moved to plan {current:?} while its add-ons were being changed; try again"),

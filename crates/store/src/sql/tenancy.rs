@@ -42,7 +42,7 @@ fn tenant_from(row: &DbRow) -> Result<Tenant> {
         name: name("tenants.name", row.try_get("tenant_name")?)?,
         tenant_type: TenantType::parse(&tenant_type).map_err(|e| StoreError::Corrupt(e.message))?,
         created_at: timestamp("tenants.created_at", row.try_get("tenant_created_at")?)?,
-        plan,
+        plan: plan.into(),
         catalog_version,
         domain: row.try_get("tenant_domain")?,
     })
@@ -258,7 +258,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         name: new.name.clone(),
         tenant_type: new.tenant_type,
         created_at: new.now,
-        plan: sub.plan.clone(),
+        plan: sub.plan.as_str().into(),
         catalog_version: sub.catalog_version,
         domain: None,
     };
@@ -270,7 +270,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
     .bind(tenant.name.as_str())
     .bind(tenant.tenant_type.as_str())
     .bind(micros(new.now))
-    .bind(&tenant.plan)
+    .bind(tenant.plan.as_str())
     .bind(tenant.catalog_version)
     .execute(&mut **tx)
     .await?
@@ -297,7 +297,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         &format!("tenant/{}", tenant.name),
         None,
         Some(serde_json::json!({
-            "plan": tenant.plan,
+            "plan": tenant.plan.as_str(),
             "tenant_type": tenant.tenant_type.as_str(),
             "since": new.now.to_string(),
         })),

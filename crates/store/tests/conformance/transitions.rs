@@ -482,7 +482,7 @@ async fn an_addon_change_checked_against_a_plan_the_tenant_left_is_refused() {
             store
                 .set_addon(
                     &a.id,
-                    "team",
+                    &"team".into(),
                     "f5xc_web_app_scanning_standard",
                     true,
                     "token-1",
