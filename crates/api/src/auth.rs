@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq;
 use tollgate_domain::access;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::names::Name;
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::token::{self, ApiToken};
@@ -76,7 +77,7 @@ pub struct Authorized {
 }
 
 impl Authorized {
-    pub fn tenant_id(&self) -> &str {
+    pub fn tenant_id(&self) -> &TenantId {
         &self.tenant.id
     }
 

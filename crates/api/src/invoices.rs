@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tollgate_app::invoices;
 use tollgate_domain::ErrorKind;
+use tollgate_domain::ids::InvoiceName;
 use tollgate_domain::invoice::Invoice;
 
 use crate::auth::{Caller, namespace, require_system};
@@ -22,7 +23,7 @@ fn wire(i: &Invoice) -> InvoiceType {
         active: i.active(),
         amount: i.totals.total.to_string(),
         currency: i.currency.clone(),
-        name: i.name.clone(),
+        name: i.name.to_string(),
         period_end: i.period_end.to_string(),
         period_start: i.period_start.to_string(),
         status: crate::wire::enums::invoice_status(i.status).to_owned(),
@@ -115,7 +116,7 @@ pub async fn pdf(
         state.store(),
         &state.catalogs().versions(),
         &auth.tenant,
-        name,
+        &InvoiceName::new(name),
         state.now(),
     )
     .await;

@@ -25,7 +25,7 @@ fn accept_language(headers: &HeaderMap) -> Vec<String> {
 /// Whether the tenant has a plan transition in progress.
 async fn transition_pending(state: &AppState, auth: &Authorized) -> Result<bool, ApiError> {
     let filter = TransitionFilter {
-        tenant_id: Some(auth.tenant_id().to_owned()),
+        tenant_id: Some(auth.tenant_id().clone()),
         state: None,
     };
     Ok(state

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use tollgate_domain::ids::TenantId;
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::quota::IgnoredLimit;
@@ -24,7 +25,7 @@ pub const LIMITS_TTL: SignedDuration = SignedDuration::from_secs(5);
 
 #[derive(Default)]
 pub struct ApiRateLimiter {
-    tenants: RwLock<HashMap<String, Arc<Mutex<TenantBuckets>>>>,
+    tenants: RwLock<HashMap<TenantId, Arc<Mutex<TenantBuckets>>>>,
 }
 
 #[derive(Default)]
@@ -41,7 +42,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ApiRateLimiter {
-    fn entry(&self, tenant_id: &str) -> Arc<Mutex<TenantBuckets>> {
+    fn entry(&self, tenant_id: &TenantId) -> Arc<Mutex<TenantBuckets>> {
         if let Some(e) = self
             .tenants
             .read()
@@ -51,7 +52,7 @@ impl ApiRateLimiter {
             return e.clone();
         }
         let mut map = self.tenants.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(tenant_id.to_owned()).or_default().clone()
+        map.entry(tenant_id.clone()).or_default().clone()
     }
 
     /// Takes a token for `op`, or refuses with 429 and `Retry-After`.
@@ -121,7 +122,7 @@ impl ApiRateLimiter {
     }
 
     /// Forgets a tenant's cached limits (after its quota objects changed).
-    pub fn invalidate(&self, tenant_id: &str) {
+    pub fn invalidate(&self, tenant_id: &TenantId) {
         if let Some(e) = self
             .tenants
             .read()

@@ -259,7 +259,7 @@ pub async fn usage_details(
         let meter = plan.catalog.meter(metric);
         let aggregation = plan.catalog.aggregation(metric);
         let mut q = BreakdownQuery {
-            tenant: auth.tenant_id().to_owned(),
+            tenant: auth.tenant_id().to_string(),
             namespace: namespace.to_owned(),
             metric_label: metric.to_owned(),
             object_name: object.to_owned(),
@@ -326,7 +326,7 @@ pub async fn hourly_usage_details(
     if !bool::from(signed) {
         return Err(invalid());
     }
-    if q.tenant != auth.tenant_id() {
+    if q.tenant != auth.tenant_id().as_str() {
         return Err(Error::permission_denied("query: belongs to another tenant").into());
     }
     if !ns.is_system() && q.namespace != ns.as_str() {

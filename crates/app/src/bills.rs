@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use tollgate_domain::catalog::{Catalog, Plan};
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::metering::{self, Coverage};
 use tollgate_domain::rating::{self, Bill, Coupon};
 use tollgate_domain::subscription::Period;
@@ -16,7 +17,7 @@ use tollgate_store::{AppliedCoupon, BucketFilter, Store, StoreError};
 pub async fn quantities(
     store: &dyn Store,
     catalog: &Catalog,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     namespace: Option<&str>,
     (from, to): (Timestamp, Timestamp),
     coverage: Coverage,
@@ -63,7 +64,7 @@ pub async fn period_bill(
     store: &dyn Store,
     catalog: &Catalog,
     plan: &Plan,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     period: &Period,
 ) -> Result<Bill, StoreError> {
     let range = (period.start, period.actual_end);

@@ -26,6 +26,7 @@
 //! the same key and gets the same answer, so nothing is charged twice.
 
 use jiff::{SignedDuration, Timestamp};
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{
     self, Correction, Invoice, InvoiceStatus, LineKind, format_cents, invoice_name,
 };
@@ -110,7 +111,7 @@ fn is_for(stored: &StoredInvoice, tp: &TenantPeriod) -> bool {
 pub struct Book<'a> {
     store: &'a dyn Store,
     versions: &'a Versions,
-    tenant_id: &'a str,
+    tenant_id: &'a TenantId,
     /// Oldest first, as the store lists them.
     pub subscriptions: Vec<Subscription>,
     pub periods: Vec<TenantPeriod>,
@@ -123,7 +124,7 @@ impl<'a> Book<'a> {
     pub async fn open(
         store: &'a dyn Store,
         versions: &'a Versions,
-        tenant_id: &'a str,
+        tenant_id: &'a TenantId,
         now: Timestamp,
     ) -> Result<Self, StoreError> {
         let subscriptions = store.subscriptions(tenant_id).await?;
@@ -193,13 +194,15 @@ impl<'a> Book<'a> {
                 .finalized
                 .iter()
                 .flat_map(|f| f.invoice.lines.iter())
-                .filter(|l| l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(&m.invoice.name))
+                .filter(|l| {
+                    l.kind == LineKind::Adjustment && l.adjusts.as_deref() == Some(m.invoice.name.as_str())
+                })
                 .map(|l| l.amount_cents)
                 .sum();
             let delta = rerated.saturating_sub(own).saturating_sub(adjusted);
             if delta != 0 {
                 out.push(Correction {
-                    invoice: m.invoice.name.clone(),
+                    invoice: m.invoice.name.to_string(),
                     period_start: m.invoice.period_start,
                     period_end: m.invoice.period_end,
                     amount_cents: delta,
@@ -250,7 +253,7 @@ impl<'a> Book<'a> {
 pub async fn tenant_invoices(
     store: &dyn Store,
     versions: &Versions,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: Timestamp,
 ) -> Result<Vec<Invoice>, StoreError> {
     let book = Book::open(store, versions, tenant_id, now).await?;
@@ -266,15 +269,15 @@ pub async fn tenant_invoices(
 pub async fn tenant_invoice(
     store: &dyn Store,
     versions: &Versions,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     now: Timestamp,
 ) -> Result<Option<Invoice>, StoreError> {
     let book = Book::open(store, versions, tenant_id, now).await?;
-    if let Some(f) = book.finalized.iter().find(|f| f.invoice.name == name) {
+    if let Some(f) = book.finalized.iter().find(|f| f.invoice.name == *name) {
         return Ok(Some(f.invoice.clone()));
     }
-    match book.periods.iter().find(|tp| tp.name == name) {
+    match book.periods.iter().find(|tp| tp.name == name.as_str()) {
         Some(tp) => book.compute(tp, InvoiceStatus::Pending).await.map(Some),
         None => Ok(None),
     }
@@ -320,7 +323,7 @@ pub async fn close_due_periods(ctx: &JobContext, now: Timestamp) -> Result<Perio
                 Err(e) => {
                     let name = match store.tenant(&due.tenant_id).await {
                         Ok(Some(t)) => t.name.to_string(),
-                        _ => due.tenant_id.clone(),
+                        _ => due.tenant_id.to_string(),
                     };
                     tracing::error!(tenant = %name, error = %e, "cannot close the tenant's billing periods");
                     failed = Some(e);
@@ -380,7 +383,7 @@ pub fn next_due(book: &Book<'_>, now: Timestamp) -> Timestamp {
 /// early only costs a look).
 pub async fn close_tenant_periods(
     ctx: &JobContext,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     close_book(ctx, tenant_id, now).await.map(|(stored, _)| stored)
@@ -390,7 +393,7 @@ pub async fn close_tenant_periods(
 /// invoices it stored and its next due date after them.
 async fn close_book(
     ctx: &JobContext,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: Timestamp,
 ) -> Result<(usize, Timestamp), StoreError> {
     let store = ctx.store.as_ref();
@@ -422,7 +425,7 @@ async fn close_book(
             .await?
         {
             stored += 1;
-            tracing::info!(tenant = tenant_id, invoice = %inv.name, total = inv.totals.total, "invoice finalized");
+            tracing::info!(tenant = tenant_id.as_str(), invoice = %inv.name, total = inv.totals.total, "invoice finalized");
         }
         book.refresh().await?;
     }
@@ -462,7 +465,7 @@ enum Asked {
     Unavailable,
 }
 
-async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked, StoreError> {
+async fn ask(ctx: &JobContext, tenant_id: &TenantId, c: ChargeRecord) -> Result<Asked, StoreError> {
     let now = ctx.clock.now();
     let Some(token) = c.method.as_ref().map(|m| m.token.clone()) else {
         // An attempt without a method was settled FAILED when it was
@@ -487,7 +490,7 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
             Asked::NotPaid,
         ),
         Err(ProviderError::Unavailable(e)) => {
-            tracing::warn!(tenant = tenant_id, invoice = %c.invoice, error = %e, "payment provider unavailable; will retry");
+            tracing::warn!(tenant = tenant_id.as_str(), invoice = %c.invoice, error = %e, "payment provider unavailable; will retry");
             return Ok(Asked::Unavailable);
         }
     };
@@ -498,7 +501,7 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
         .settle_charge(tenant_id, &ctx.worker_id, &record, moves_to, now)
         .await?;
     tracing::info!(
-        tenant = tenant_id,
+        tenant = tenant_id.as_str(),
         invoice = %record.invoice,
         attempt = record.attempt,
         role = record.method.as_ref().map_or("-", |m| m.role.as_str()),
@@ -509,7 +512,7 @@ async fn ask(ctx: &JobContext, tenant_id: &str, c: ChargeRecord) -> Result<Asked
 }
 
 /// Claims one due invoice and runs its charge round. Returns its name.
-pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError> {
+pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreError> {
     let now = ctx.clock.now();
     let Some(stored) = ctx
         .store
@@ -518,7 +521,7 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
     else {
         return Ok(None);
     };
-    let (tenant_id, inv) = (stored.tenant_id.as_str(), &stored.invoice);
+    let (tenant_id, inv) = (&stored.tenant_id, &stored.invoice);
     let name = inv.name.clone();
     let charges = ctx.store.invoice_charges(tenant_id, &name).await?;
 
@@ -596,7 +599,7 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<String>, StoreError>
         .end_charge_round(tenant_id, &name, &ctx.worker_id, &end, ctx.clock.now())
         .await?;
     if next.is_none() {
-        tracing::warn!(tenant = tenant_id, invoice = %name, attempts = attempt, "invoice overdue");
+        tracing::warn!(tenant = tenant_id.as_str(), invoice = %name, attempts = attempt, "invoice overdue");
     }
     Ok(Some(name))
 }
@@ -644,7 +647,7 @@ pub async fn render_pdf(
     store: &dyn Store,
     versions: &Versions,
     tenant: &Tenant,
-    name: &str,
+    name: &InvoiceName,
     now: Timestamp,
 ) -> Result<Option<Vec<u8>>, PdfError> {
     let Some(invoice) = tenant_invoice(store, versions, &tenant.id, name, now).await? else {
@@ -687,8 +690,8 @@ pub async fn render_pdf(
 /// keys: never a repeat of an earlier attempt. Returns the invoice after.
 pub async fn charge_now(
     ctx: &JobContext,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     actor: &str,
     now: Timestamp,
 ) -> Result<StoredInvoice, StoreError> {
@@ -705,8 +708,8 @@ pub async fn charge_now(
 /// charge or a refund holds the invoice.
 pub async fn cancel(
     store: &dyn Store,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     actor: &str,
     now: Timestamp,
 ) -> Result<StoredInvoice, StoreError> {

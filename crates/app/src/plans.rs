@@ -39,7 +39,7 @@ pub async fn request_transition(
     let t = PlanTransition {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id.clone(),
-        from_plan: tenant.plan.clone(),
+        from_plan: tenant.plan.to_string(),
         to_plan: new_plan.to_owned(),
         catalog_version: version,
         state: TransitionState::initial(requires_manual_approval),

@@ -13,6 +13,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::Error;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_payments::ProviderError;
 use tollgate_store::{ChargeOutcome, ChargeRecord, RefundRecord, RefundState, StoredInvoice};
@@ -124,8 +125,8 @@ pub fn plan(
 /// has expired) or the database is unavailable.
 pub async fn refund_invoice(
     ctx: &JobContext,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     actor: &str,
     now: Timestamp,
 ) -> Result<RefundOutcome, Error> {
@@ -159,7 +160,7 @@ pub async fn refund_invoice(
         Ok(()) => None,
         Err(ProviderError::Refused(reason)) => Some(reason),
         Err(ProviderError::Unavailable(e)) => {
-            tracing::warn!(tenant = tenant_id, invoice = name, error = %e, "payment provider unavailable; the refund stays pending");
+            tracing::warn!(tenant = tenant_id.as_str(), invoice = name.as_str(), error = %e, "payment provider unavailable; the refund stays pending");
             return Err(Error::unavailable(format!(
                 "the payment provider could not be reached ({e}); the refund of invoice {name} is recorded \
                  as pending: refund it again after {lease_until} to finish it (the provider refunds it once)"
@@ -177,8 +178,8 @@ pub async fn refund_invoice(
         .settle_refund(tenant_id, &ctx.worker_id, &refund, settled_at)
         .await?;
     tracing::info!(
-        tenant = tenant_id,
-        invoice = name,
+        tenant = tenant_id.as_str(),
+        invoice = name.as_str(),
         state = refund.state.as_str(),
         resumed,
         "refund"

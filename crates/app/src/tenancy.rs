@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use tollgate_domain::Error;
 use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
@@ -76,7 +77,7 @@ pub async fn create_tenant(
     let start = req.since.unwrap_or(now);
     let subscription = Subscription::new(
         uuid::Uuid::new_v4().to_string(),
-        String::new(),
+        TenantId::new(String::new()),
         plan,
         version,
         start,

@@ -112,7 +112,7 @@ pub struct InvoiceLine {
 /// An invoice, pending or finalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invoice {
-    pub name: String,
+    pub name: crate::ids::InvoiceName,
     pub status: InvoiceStatus,
     pub subscription_id: String,
     pub period_index: u32,
@@ -299,7 +299,7 @@ pub fn build(
     }
     let totals = crate::rating::totals(lines.iter().map(|l| l.amount_cents), &bill.coupons);
     Invoice {
-        name,
+        name: name.into(),
         status,
         subscription_id: subscription_id.to_owned(),
         period_index: period.index,

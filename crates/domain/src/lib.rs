@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod contact;
 pub mod error;
+pub mod ids;
 pub mod invoice;
 pub mod labels;
 pub mod metering;

@@ -15,7 +15,7 @@ use crate::catalog::{PeriodUnit, Plan};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: crate::ids::TenantId,
     pub plan: String,
     pub catalog_version: i64,
     pub start: Timestamp,
@@ -74,7 +74,13 @@ fn add_months(at: Timestamp, n: i64) -> Timestamp {
 
 impl Subscription {
     /// A subscription to `plan` starting at `start`, with the plan's trial.
-    pub fn new(id: String, tenant_id: String, plan: &Plan, catalog_version: i64, start: Timestamp) -> Self {
+    pub fn new(
+        id: String,
+        tenant_id: crate::ids::TenantId,
+        plan: &Plan,
+        catalog_version: i64,
+        start: Timestamp,
+    ) -> Self {
         let trial_end =
             (plan.trial_period > 0).then(|| add(start, unit_span(plan.trial_period, plan.trial_period_unit)));
         Self {

@@ -39,12 +39,12 @@ impl fmt::Display for TenantType {
 /// A tenant as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: String,
+    pub id: crate::ids::TenantId,
     pub name: crate::names::Name,
     pub tenant_type: TenantType,
     pub created_at: jiff::Timestamp,
     /// The plan of the current subscription.
-    pub plan: String,
+    pub plan: crate::ids::PlanName,
     /// The catalog version of the current subscription.
     pub catalog_version: i64,
     /// Enterprise domain, once given in a plan transition.
@@ -54,7 +54,7 @@ pub struct Tenant {
 /// A namespace of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
-    pub tenant_id: String,
+    pub tenant_id: crate::ids::TenantId,
     pub name: crate::names::Name,
     pub uid: String,
     pub created_at: jiff::Timestamp,

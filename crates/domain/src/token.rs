@@ -57,7 +57,7 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: crate::ids::TenantId,
     pub tenant_name: crate::names::Name,
     pub name: String,
     pub role: crate::access::Role,

@@ -128,7 +128,7 @@ pub struct TransitionPayload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanTransition {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: crate::ids::TenantId,
     pub from_plan: String,
     pub to_plan: String,
     pub catalog_version: i64,

@@ -48,6 +48,7 @@
 //! into scope with `use tollgate_store::prelude::*`.
 
 use jiff::Timestamp;
+use tollgate_domain::ids::{InvoiceName, PlanName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
 use tollgate_domain::names::Name;
@@ -107,29 +108,29 @@ pub trait TenancyStore: Send + Sync {
     /// its billing due date is the epoch (worked out by the next period close).
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
-    async fn tenant(&self, id: &str) -> Result<Option<Tenant>>;
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
 
     async fn create_namespace(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         name: &Name,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<Namespace>;
-    async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>>;
-    async fn namespace_exists(&self, tenant_id: &str, name: &str) -> Result<bool>;
+    async fn namespaces(&self, tenant_id: &TenantId) -> Result<Vec<Namespace>>;
+    async fn namespace_exists(&self, tenant_id: &TenantId, name: &str) -> Result<bool>;
 
     /// Creates a token; every scoped namespace must exist.
     async fn create_token(&self, new: &NewToken) -> Result<ApiToken>;
     /// Finds a token by the digest of its secret, whatever its state, with its
     /// tenant.
     async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>>;
-    async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>>;
+    async fn tokens(&self, tenant_id: &TenantId) -> Result<Vec<ApiToken>>;
     /// Revokes a token of the tenant (by id); revoking twice is fine.
     async fn revoke_token(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         token_id: &str,
         actor: Actor<'_>,
         now: Timestamp,
@@ -156,20 +157,20 @@ pub trait TenancyStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait QuotaStore: Send + Sync {
     /// Stores a new quota object; `AlreadyExists` if the name is taken.
-    async fn insert_quota(&self, tenant_id: &str, quota: &QuotaObject, actor: Actor<'_>) -> Result<()>;
+    async fn insert_quota(&self, tenant_id: &TenantId, quota: &QuotaObject, actor: Actor<'_>) -> Result<()>;
     /// Replaces metadata and spec of an existing quota object, keeping its
     /// uid, creation time and creator; returns the stored object.
     async fn replace_quota(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         quota: &QuotaObject,
         actor: Actor<'_>,
     ) -> Result<QuotaObject>;
-    async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>>;
-    async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>>;
+    async fn quota(&self, tenant_id: &TenantId, namespace: &str, name: &str) -> Result<Option<QuotaObject>>;
+    async fn quotas(&self, tenant_id: &TenantId, namespace: &str) -> Result<Vec<QuotaObject>>;
     async fn delete_quota(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         namespace: &str,
         name: &str,
         actor: Actor<'_>,
@@ -177,7 +178,7 @@ pub trait QuotaStore: Send + Sync {
     ) -> Result<()>;
 
     /// Current usage of every key the tenant has used.
-    async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>>;
+    async fn usage(&self, tenant_id: &TenantId) -> Result<Vec<UsageCount>>;
     /// Applies a usage change atomically against the effective limit.
     async fn change_usage(&self, change: &UsageChange<'_>) -> Result<UsageOutcome>;
 
@@ -212,17 +213,17 @@ pub trait CatalogStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait BillingStore: Send + Sync {
     /// The tenant's subscriptions, newest first (the current one first).
-    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>>;
+    async fn subscriptions(&self, tenant_id: &TenantId) -> Result<Vec<Subscription>>;
 
     /// Add-ons the tenant subscribed to (not those its plan includes).
-    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>>;
+    async fn addons(&self, tenant_id: &TenantId) -> Result<Vec<String>>;
     /// Subscribes or unsubscribes an add-on; returns whether anything changed.
     /// `plan` is the plan the change was checked against: if the tenant is on
     /// another one by now (a transition completed meanwhile), `Conflict`.
     async fn set_addon(
         &self,
-        tenant_id: &str,
-        plan: &str,
+        tenant_id: &TenantId,
+        plan: &PlanName,
         addon: &str,
         subscribed: bool,
         actor: Actor<'_>,
@@ -230,12 +231,12 @@ pub trait BillingStore: Send + Sync {
     ) -> Result<bool>;
 
     /// The tenant's payment methods in creation order.
-    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>>;
+    async fn payment_methods(&self, tenant_id: &TenantId) -> Result<Vec<PaymentMethod>>;
     /// Applies a payment-method change under the role rules, atomically
     /// (never two primaries, even under concurrent calls); returns the methods after.
     async fn change_payment_methods(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         change: &PaymentChange,
         actor: Actor<'_>,
         now: Timestamp,
@@ -292,25 +293,29 @@ pub trait MeteringStore: Send + Sync {
     /// `aggregation` gives each meter's aggregation.
     async fn ingest(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         events: &[UsageEvent],
         aggregation: &Aggregations,
         now: Timestamp,
     ) -> Result<Vec<bool>>;
     /// Hourly buckets, ordered by hour then key.
-    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>>;
+    async fn buckets(
+        &self,
+        tenant_id: &TenantId,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(BucketKey, Bucket)>>;
     /// Each object's usage over the filter's bucket hours, ordered by object;
     /// read from daily summaries for whole days, hourly buckets for the rest.
     async fn object_usage(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
     /// Rebuilds a tenant's buckets from its raw events, in one transaction,
     /// audited as `usage.replay` by `actor` at `now`.
     async fn replay(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         aggregation: &Aggregations,
         actor: Actor<'_>,
         now: Timestamp,
@@ -324,14 +329,14 @@ pub trait CouponStore: Send + Sync {
     async fn coupons(&self) -> Result<Vec<CouponDef>>;
     async fn apply_coupon(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         code: &str,
         valid_from: Timestamp,
         valid_until: Option<Timestamp>,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<()>;
-    async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>>;
+    async fn tenant_coupons(&self, tenant_id: &TenantId) -> Result<Vec<AppliedCoupon>>;
 }
 
 /// Finalized invoices, their charge attempts and refunds, and when each
@@ -348,7 +353,7 @@ pub trait InvoicingStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<BillingDue>>;
     /// A tenant's due date, if it has one.
-    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>>;
+    async fn billing_due(&self, tenant_id: &TenantId) -> Result<Option<BillingDue>>;
     /// Moves a tenant's due date to `at` if its row is still as `due` read
     /// it (same version); returns whether it did. A change in between (a plan
     /// transition lowering it, another replica's close) is kept instead.
@@ -360,20 +365,21 @@ pub trait InvoicingStore: Send + Sync {
     /// (`None`: nothing to charge).
     async fn finalize_invoice(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         invoice: &Invoice,
         next_charge_at: Option<Timestamp>,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<bool>;
     /// A tenant's finalized invoices, newest period first.
-    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>>;
-    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>>;
+    async fn invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>>;
+    async fn invoice(&self, tenant_id: &TenantId, name: &InvoiceName) -> Result<Option<StoredInvoice>>;
     /// The start of the latest finalized invoice's period: usage before it
     /// can no longer be billed.
-    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>>;
+    async fn latest_invoice_start(&self, tenant_id: &TenantId) -> Result<Option<Timestamp>>;
     /// An invoice's charge attempts, oldest first.
-    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>>;
+    async fn invoice_charges(&self, tenant_id: &TenantId, invoice: &InvoiceName)
+    -> Result<Vec<ChargeRecord>>;
     /// Leases an ISSUED invoice whose charge is due at `now` (or one with an
     /// unsettled attempt) that no live lease holds.
     async fn claim_charge(
@@ -384,7 +390,7 @@ pub trait InvoicingStore: Send + Sync {
     ) -> Result<Option<StoredInvoice>>;
     /// Records an attempt before the provider is asked (outcome PENDING);
     /// `Conflict` if `owner` no longer holds the invoice's lease.
-    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()>;
+    async fn begin_charge(&self, tenant_id: &TenantId, owner: &str, charge: &ChargeRecord) -> Result<()>;
     /// Settles a PENDING attempt. With `invoice_status` (the caller's
     /// decision, PAID after a success) the invoice, if still ISSUED or
     /// OVERDUE, moves to it in the same transaction and its charging ends (no
@@ -392,7 +398,7 @@ pub trait InvoicingStore: Send + Sync {
     /// lease.
     async fn settle_charge(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         charge: &ChargeRecord,
         invoice_status: Option<InvoiceStatus>,
@@ -404,16 +410,17 @@ pub trait InvoicingStore: Send + Sync {
     /// longer holds it.
     async fn end_charge_round(
         &self,
-        tenant_id: &str,
-        invoice: &str,
+        tenant_id: &TenantId,
+        invoice: &InvoiceName,
         owner: &str,
         end: &RoundEnd,
         now: Timestamp,
     ) -> Result<()>;
     /// Releases a lease without changing anything (e.g. provider unavailable).
-    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()>;
+    async fn release_charge(&self, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()>;
     /// An invoice's refunds, oldest first.
-    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>>;
+    async fn invoice_refunds(&self, tenant_id: &TenantId, invoice: &InvoiceName)
+    -> Result<Vec<RefundRecord>>;
     /// Records a refund before the provider is asked, in one transaction:
     /// takes the invoice's lease (the one charging takes) for `owner` until
     /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
@@ -425,7 +432,7 @@ pub trait InvoicingStore: Send + Sync {
     /// Returns the refund as stored.
     async fn begin_refund(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         refund: &RefundRecord,
         from: &[InvoiceStatus],
@@ -439,7 +446,7 @@ pub trait InvoicingStore: Send + Sync {
     /// `refund.actor` and the lease released. Returns the invoice after.
     async fn settle_refund(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         refund: &RefundRecord,
         now: Timestamp,
@@ -451,8 +458,8 @@ pub trait InvoicingStore: Send + Sync {
     /// Returns the invoice after.
     async fn set_invoice_status(
         &self,
-        tenant_id: &str,
-        name: &str,
+        tenant_id: &TenantId,
+        name: &InvoiceName,
         from: &[InvoiceStatus],
         to: InvoiceStatus,
         actor: Actor<'_>,
@@ -464,8 +471,8 @@ pub trait InvoicingStore: Send + Sync {
     /// `Conflict` from any other status or while leased.
     async fn schedule_charge(
         &self,
-        tenant_id: &str,
-        name: &str,
+        tenant_id: &TenantId,
+        name: &InvoiceName,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<StoredInvoice>;
@@ -475,7 +482,7 @@ pub trait InvoicingStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait AuditStore: Send + Sync {
     /// The audit trail, newest first; `None` for every tenant.
-    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>>;
+    async fn audit(&self, tenant_id: Option<&TenantId>, limit: u32) -> Result<Vec<AuditEntry>>;
 
     /// A secret shared by replicas, created on first use.
     async fn secret(&self, name: &str) -> Result<String>;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::contact::Contact;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
@@ -164,14 +165,14 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// name the tenant of every row). A tenant that no longer exists is absent.
 pub async fn tenant_names(
     store: &dyn Store,
-    ids: &[&str],
+    ids: &[&TenantId],
 ) -> Result<std::collections::HashMap<String, String>> {
     let mut names = std::collections::HashMap::new();
     for &id in ids {
-        if !names.contains_key(id)
+        if !names.contains_key(id.as_str())
             && let Some(t) = store.tenant(id).await?
         {
-            names.insert(id.to_owned(), t.name.to_string());
+            names.insert(id.to_string(), t.name.to_string());
         }
     }
     Ok(names)
@@ -229,7 +230,7 @@ pub struct StoredCatalog {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub id: String,
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub at: Timestamp,
     pub actor: String,
     /// What was done, e.g. `payment_method.create`.
@@ -295,7 +296,7 @@ pub struct ReplayStats {
 /// A finalized invoice as stored, with its charging bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredInvoice {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// The finalized document; `status` is the current one.
     pub invoice: Invoice,
     /// Charge rounds completed (each tries the primary, then the secondary).
@@ -318,7 +319,7 @@ impl StoredInvoice {
 /// holds it (`billing_due`), read by [`InvoicingStore::due_tenants`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BillingDue {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// The end of the tenant's earliest period without a finalized invoice
     /// (its close is due a grace later), or the epoch when it is not known
     /// and must be worked out again (a new tenant, a migrated database). It
@@ -384,7 +385,7 @@ pub struct ChargedMethod {
 pub struct ChargeRecord {
     /// Sent to the provider: the same key never charges twice.
     pub idempotency_key: String,
-    pub invoice: String,
+    pub invoice: InvoiceName,
     /// The charge round (1-based).
     pub attempt: u32,
     /// The payment method charged; `None` when the tenant had none (the
@@ -443,7 +444,7 @@ pub struct RoundEnd {
 pub struct RefundRecord {
     /// Sent to the provider: the same key never refunds twice.
     pub idempotency_key: String,
-    pub invoice: String,
+    pub invoice: InvoiceName,
     /// The idempotency key of the charge attempt refunded.
     pub charge: String,
     /// The provider's reference of that charge.
@@ -472,7 +473,7 @@ pub struct LeasedTransition {
 /// Which transitions to list.
 #[derive(Debug, Clone, Default)]
 pub struct TransitionFilter {
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub state: Option<TransitionState>,
 }
 
@@ -482,7 +483,7 @@ pub struct TransitionOutcome {
     pub transition_id: String,
     /// The worker that holds the lease; the outcome is refused otherwise.
     pub lease_owner: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub now: Timestamp,
     /// A payment method from the payload's token, made primary.
     pub payment_method: Option<PaymentMethod>,
@@ -502,7 +503,7 @@ pub struct TransitionOutcome {
 pub struct NewToken {
     /// Who creates it, for the audit trail.
     pub actor: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub name: String,
     pub role: Role,
     pub scope: NamespaceScope,
@@ -560,7 +561,7 @@ impl UsageOp {
 /// A usage change request.
 #[derive(Debug, Clone)]
 pub struct UsageChange<'a> {
-    pub tenant_id: &'a str,
+    pub tenant_id: &'a TenantId,
     pub family: KeyFamily,
     pub key: &'a str,
     pub op: UsageOp,

@@ -14,6 +14,7 @@
 use jiff::Timestamp;
 use sqlx::Pool;
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::names::Name;
 
 use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
@@ -125,7 +126,7 @@ const SYSTEM: &str = "tollgate";
 #[allow(clippy::too_many_arguments)]
 async fn audit_in(
     tx: &mut Tx,
-    tenant_id: Option<&str>,
+    tenant_id: Option<&TenantId>,
     actor: &str,
     action: AuditAction,
     target: &str,
@@ -138,7 +139,7 @@ async fn audit_in(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(uuid::Uuid::new_v4().to_string())
-    .bind(tenant_id)
+    .bind(tenant_id.map(TenantId::as_str))
     .bind(micros(at))
     .bind(actor)
     .bind(action.as_str())

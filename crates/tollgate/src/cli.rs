@@ -443,9 +443,9 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                 table.row([
                     t.name.to_string(),
                     t.tenant_type.to_string(),
-                    t.plan,
+                    t.plan.into_string(),
                     t.created_at.to_string(),
-                    t.id,
+                    t.id.into_string(),
                 ]);
             }
             table.print();

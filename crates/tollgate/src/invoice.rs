@@ -10,6 +10,7 @@ use tollgate_app::JobContext;
 use tollgate_app::catalogs::Versions;
 use tollgate_app::{invoices, refunds};
 use tollgate_domain::clock::SystemClock;
+use tollgate_domain::ids::InvoiceName;
 use tollgate_domain::invoice::{format_cents, format_price};
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::Store;
@@ -70,7 +71,7 @@ async fn owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Te
     }
     let mut found = Vec::new();
     for t in store.tenants().await? {
-        if store.invoice(&t.id, name).await?.is_some() {
+        if store.invoice(&t.id, &InvoiceName::new(name)).await?.is_some() {
             found.push(t);
         }
     }
@@ -107,7 +108,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
             let at = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M").to_string();
             for i in all {
                 table.row([
-                    i.name,
+                    i.name.into_string(),
                     i.status.as_str().to_owned(),
                     at(i.period_start),
                     at(i.period_end),
@@ -119,7 +120,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
         }
         InvoiceCommand::Show { name, tenant } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
-            let i = invoices::tenant_invoice(store, &versions, &t.id, &name, now)
+            let i = invoices::tenant_invoice(store, &versions, &t.id, &InvoiceName::new(name.as_str()), now)
                 .await?
                 .with_context(|| format!("tenant {} has no invoice {name:?}", t.name))?;
             println!(
@@ -161,7 +162,9 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 ]);
             }
             lines.print();
-            let charges = store.invoice_charges(&t.id, &name).await?;
+            let charges = store
+                .invoice_charges(&t.id, &InvoiceName::new(name.as_str()))
+                .await?;
             if !charges.is_empty() {
                 println!();
                 let mut attempts =
@@ -181,7 +184,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
         }
         InvoiceCommand::Pdf { name, tenant, output } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
-            let bytes = invoices::render_pdf(store, &versions, &t, &name, now)
+            let bytes = invoices::render_pdf(store, &versions, &t, &InvoiceName::new(name.as_str()), now)
                 .await?
                 .with_context(|| format!("tenant {} has no invoice {name:?}", t.name))?;
             let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.pdf")));
@@ -201,7 +204,14 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 invoicing: Default::default(),
                 retention: Default::default(),
             };
-            let done = refunds::refund_invoice(&ctx, &t.id, &name, ACTOR, Timestamp::now()).await?;
+            let done = refunds::refund_invoice(
+                &ctx,
+                &t.id,
+                &InvoiceName::new(name.as_str()),
+                ACTOR,
+                Timestamp::now(),
+            )
+            .await?;
             println!(
                 "{name}: {} ({} {} refunded)",
                 done.invoice.invoice.status,
@@ -224,9 +234,10 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 invoicing: invoicing.settings()?,
                 retention: Default::default(),
             };
-            let after = invoices::charge_now(&ctx, &t.id, &name, ACTOR, Timestamp::now()).await?;
+            let invoice = InvoiceName::new(name.as_str());
+            let after = invoices::charge_now(&ctx, &t.id, &invoice, ACTOR, Timestamp::now()).await?;
             let last = store
-                .invoice_charges(&t.id, &name)
+                .invoice_charges(&t.id, &invoice)
                 .await?
                 .into_iter()
                 .max_by_key(|c| (c.attempt, c.started_at));
@@ -243,7 +254,14 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
         }
         InvoiceCommand::Cancel { name, tenant } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
-            let after = invoices::cancel(store, &t.id, &name, ACTOR, Timestamp::now()).await?;
+            let after = invoices::cancel(
+                store,
+                &t.id,
+                &InvoiceName::new(name.as_str()),
+                ACTOR,
+                Timestamp::now(),
+            )
+            .await?;
             println!("{name}: {}", after.invoice.status);
         }
     }

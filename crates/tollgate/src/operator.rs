@@ -172,7 +172,7 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
     Ok(())
 }
 
-async fn tenant_id(store: &dyn Store, name: Option<&str>) -> Result<Option<String>> {
+async fn tenant_id(store: &dyn Store, name: Option<&str>) -> Result<Option<tollgate_domain::ids::TenantId>> {
     match name {
         None => Ok(None),
         Some(n) => Ok(Some(crate::cli::find_tenant(store, n).await?.id)),
@@ -196,17 +196,14 @@ pub async fn transition(store: &dyn Store, cmd: TransitionCommand) -> Result<()>
             let transitions = store.transitions(&filter).await?;
             let names = tollgate_store::tenant_names(
                 store,
-                &transitions
-                    .iter()
-                    .map(|t| t.tenant_id.as_str())
-                    .collect::<Vec<_>>(),
+                &transitions.iter().map(|t| &t.tenant_id).collect::<Vec<_>>(),
             )
             .await?;
             for t in transitions {
                 let tenant = names
-                    .get(&t.tenant_id)
+                    .get(t.tenant_id.as_str())
                     .cloned()
-                    .unwrap_or_else(|| t.tenant_id.clone());
+                    .unwrap_or_else(|| t.tenant_id.to_string());
                 table.row([
                     t.id,
                     tenant,
@@ -242,7 +239,7 @@ pub async fn audit(store: &dyn Store, cmd: AuditCommand) -> Result<()> {
     let AuditCommand::List { tenant, limit } = cmd;
     let id = tenant_id(store, tenant.as_deref()).await?;
     let mut table = Table::new(&["AT", "ACTOR", "ACTION", "TARGET"]);
-    for e in store.audit(id.as_deref(), limit).await? {
+    for e in store.audit(id.as_ref(), limit).await? {
         let notes = [("before: ", e.before), ("after:  ", e.after)]
             .into_iter()
             .filter_map(|(label, change)| change.map(|c| format!("{label}{c}")))

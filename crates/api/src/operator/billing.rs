@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tollgate_app::coupons::{self, CouponRequest};
 use tollgate_app::{Job, invoices, tenancy};
+use tollgate_domain::ids::InvoiceName;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus, LineKind, format_cents};
 use tollgate_domain::rating::Discount;
 use tollgate_domain::{Error, ErrorKind, catalog};
@@ -392,7 +393,7 @@ pub struct InvoiceItem {
 fn invoice_item(tenant: &str, i: &Invoice) -> InvoiceItem {
     InvoiceItem {
         tenant: tenant.to_owned(),
-        name: i.name.clone(),
+        name: i.name.to_string(),
         status: i.status.as_str().to_owned(),
         period_start: i.period_start.to_string(),
         period_end: i.period_end.to_string(),
@@ -565,10 +566,19 @@ pub async fn get_invoice(
 ) -> Result<Json<InvoiceDetail>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let versions = state.catalogs().versions();
-    let i = invoices::tenant_invoice(state.store(), &versions, &t.id, &name, state.now())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no invoice {name:?}")))?;
-    let charges = state.store().invoice_charges(&t.id, &name).await?;
+    let i = invoices::tenant_invoice(
+        state.store(),
+        &versions,
+        &t.id,
+        &InvoiceName::new(name.as_str()),
+        state.now(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no invoice {name:?}")))?;
+    let charges = state
+        .store()
+        .invoice_charges(&t.id, &InvoiceName::new(name.as_str()))
+        .await?;
     Ok(Json(InvoiceDetail {
         invoice: invoice_item(t.name.as_str(), &i),
         plan_title: i.plan_title.clone(),
@@ -632,7 +642,15 @@ pub async fn get_invoice_pdf(
 ) -> Result<Json<InvoicePdf>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let versions = state.catalogs().versions();
-    let bytes = match invoices::render_pdf(state.store(), &versions, &t, &name, state.now()).await {
+    let bytes = match invoices::render_pdf(
+        state.store(),
+        &versions,
+        &t,
+        &InvoiceName::new(name.as_str()),
+        state.now(),
+    )
+    .await
+    {
         Ok(bytes) => bytes,
         Err(invoices::PdfError::Store(e)) => return Err(e.into()),
         Err(e) => return Err(ApiError::new(ErrorKind::Internal, e.to_string())),
@@ -663,7 +681,14 @@ pub async fn cancel_invoice(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<InvoiceItem>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
-    let after = invoices::cancel(state.store(), &t.id, &name, op.actor(), state.now()).await?;
+    let after = invoices::cancel(
+        state.store(),
+        &t.id,
+        &InvoiceName::new(name.as_str()),
+        op.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
 }
 
@@ -706,7 +731,14 @@ pub async fn refund_invoice(
 ) -> Result<Json<RefundItem>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let ctx = state.job_context();
-    let done = tollgate_app::refunds::refund_invoice(&ctx, &t.id, &name, op.actor(), state.now()).await?;
+    let done = tollgate_app::refunds::refund_invoice(
+        &ctx,
+        &t.id,
+        &InvoiceName::new(name.as_str()),
+        op.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(Json(RefundItem {
         invoice: invoice_item(t.name.as_str(), &done.invoice.invoice),
         amount_cents: done.refund.amount_cents,
@@ -739,7 +771,7 @@ pub async fn charge_invoice(
 ) -> Result<Json<InvoiceItem>, ApiError> {
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let ctx = state.job_context();
-    let after = invoices::charge_now(&ctx, &t.id, &name, op.actor(), state.now()).await?;
+    let after = invoices::charge_now(&ctx, &t.id, &InvoiceName::new(name), op.actor(), state.now()).await?;
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
 }
 

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tollgate_domain::ErrorKind;
 use tollgate_domain::access::OperatorRole;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::transition::PlanTransition;
 use tollgate_store::{AuditEntry, TransitionFilter};
 use utoipa::ToSchema;
@@ -181,19 +182,16 @@ pub struct TransitionList {
 async fn items(state: &AppState, transitions: Vec<PlanTransition>) -> Result<Vec<TransitionItem>, ApiError> {
     let names = tollgate_store::tenant_names(
         state.store(),
-        &transitions
-            .iter()
-            .map(|t| t.tenant_id.as_str())
-            .collect::<Vec<_>>(),
+        &transitions.iter().map(|t| &t.tenant_id).collect::<Vec<_>>(),
     )
     .await?;
     Ok(transitions
         .into_iter()
         .map(|t| {
             let tenant = names
-                .get(&t.tenant_id)
+                .get(t.tenant_id.as_str())
                 .cloned()
-                .unwrap_or_else(|| t.tenant_id.clone());
+                .unwrap_or_else(|| t.tenant_id.to_string());
             item(t, tenant)
         })
         .collect())
@@ -224,7 +222,7 @@ fn item(t: PlanTransition, tenant: String) -> TransitionItem {
     }
 }
 
-pub(crate) async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) async fn tenant_id(state: &AppState, name: Option<&str>) -> Result<Option<TenantId>, ApiError> {
     match name.filter(|n| !n.is_empty()) {
         None => Ok(None),
         Some(n) => Ok(Some(
@@ -408,13 +406,18 @@ pub async fn audit_items(state: &AppState, entries: Vec<AuditEntry>) -> Result<V
         state.store(),
         &entries
             .iter()
-            .filter_map(|e| e.tenant_id.as_deref())
+            .filter_map(|e| e.tenant_id.as_ref())
             .collect::<Vec<_>>(),
     )
     .await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let tenant = e.tenant_id.map(|id| names.get(&id).cloned().unwrap_or(id));
+        let tenant = e.tenant_id.map(|id| {
+            names
+                .get(id.as_str())
+                .cloned()
+                .unwrap_or_else(|| id.into_string())
+        });
         out.push(AuditItem {
             at: e.at.to_string(),
             tenant,
@@ -459,7 +462,7 @@ pub async fn audit(
             .filter(|l| (1..=1000).contains(l))
             .ok_or_else(|| ApiError::invalid(format!("limit: expected 1 to 1000, got {l:?}")))?,
     };
-    let entries = state.store().audit(tenant.as_deref(), limit).await?;
+    let entries = state.store().audit(tenant.as_ref(), limit).await?;
     Ok(Json(AuditList {
         items: audit_items(&state, entries).await?,
     }))

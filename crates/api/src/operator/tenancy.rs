@@ -45,9 +45,9 @@ pub struct TenantItem {
 fn tenant_item(t: Tenant) -> TenantItem {
     TenantItem {
         name: t.name.to_string(),
-        id: t.id,
+        id: t.id.into_string(),
         tenant_type: t.tenant_type.to_string(),
-        plan: t.plan,
+        plan: t.plan.into_string(),
         catalog_version: t.catalog_version,
         created: t.created_at.to_string(),
         domain: t.domain,

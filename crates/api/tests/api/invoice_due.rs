@@ -95,7 +95,7 @@ async fn period_close_reads_only_the_due_tenants() {
             .await
             .unwrap()
             .into_iter()
-            .map(|i| i.invoice.name)
+            .map(|i| i.invoice.name.into_string())
             .collect();
         assert_eq!(names, ["inv-2027-01-0002", "inv-2027-01-0001"]);
     })

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tollgate_app::JobContext;
 use tollgate_app::refunds::{REFUND_LEASE, RefundOutcome, refund_invoice};
 use tollgate_domain::contact::Contact;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::{Error, ErrorKind};
 use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
@@ -156,8 +157,8 @@ fn context(app: &TestApp, worker: &str, provider: &Arc<Counting>) -> JobContext 
     ctx
 }
 
-async fn refund(ctx: &JobContext, tenant_id: &str, name: &str) -> Result<RefundOutcome, Error> {
-    refund_invoice(ctx, tenant_id, name, "operator", ctx.clock.now()).await
+async fn refund(ctx: &JobContext, tenant_id: &TenantId, name: &str) -> Result<RefundOutcome, Error> {
+    refund_invoice(ctx, tenant_id, &name.into(), "operator", ctx.clock.now()).await
 }
 
 #[track_caller]
@@ -272,7 +273,7 @@ async fn a_refund_is_refused_during_a_charge_and_for_invoices_not_paid() {
         assert!(provider.asked().is_empty(), "the provider is never asked");
         assert!(
             app.store
-                .invoice_refunds(&acme.id, FIRST)
+                .invoice_refunds(&acme.id, &FIRST.into())
                 .await
                 .unwrap()
                 .is_empty()
@@ -301,7 +302,7 @@ async fn a_crash_after_the_provider_refunded_is_resumed_with_the_same_key_and_re
         doomed.abort();
         assert!(doomed.await.unwrap_err().is_cancelled());
         assert_eq!(app.provider.refunds().len(), 1, "the money moved");
-        let pending = app.store.invoice_refunds(&acme.id, FIRST).await.unwrap();
+        let pending = app.store.invoice_refunds(&acme.id, &FIRST.into()).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].state, RefundState::Pending);
         assert_eq!(status(&stored(&app, &acme, FIRST).await), InvoiceStatus::Paid);
@@ -327,7 +328,7 @@ async fn a_crash_after_the_provider_refunded_is_resumed_with_the_same_key_and_re
             "asked twice, with one key"
         );
         assert_eq!(app.provider.refunds().len(), 1, "refunded exactly once");
-        let refunds = app.store.invoice_refunds(&acme.id, FIRST).await.unwrap();
+        let refunds = app.store.invoice_refunds(&acme.id, &FIRST.into()).await.unwrap();
         assert_eq!(refunds.len(), 1);
         assert_eq!(refunds[0].state, RefundState::Succeeded);
         let audited: Vec<_> = app
@@ -358,7 +359,7 @@ async fn a_lost_answer_or_an_unreachable_provider_leaves_the_refund_pending_unti
             "recorded as pending",
         );
         assert!(app.provider.refunds().is_empty());
-        let pending = app.store.invoice_refunds(&acme.id, FIRST).await.unwrap();
+        let pending = app.store.invoice_refunds(&acme.id, &FIRST.into()).await.unwrap();
         assert_eq!(pending[0].state, RefundState::Pending);
 
         // Resumed after the lease; this time the refund happens but its
@@ -401,7 +402,7 @@ async fn a_refund_the_provider_refuses_is_recorded_and_can_be_tried_again() {
         );
         let after = stored(&app, &acme, FIRST).await;
         assert_eq!((status(&after), after.leased_until), (InvoiceStatus::Paid, None));
-        let refunds = app.store.invoice_refunds(&acme.id, FIRST).await.unwrap();
+        let refunds = app.store.invoice_refunds(&acme.id, &FIRST.into()).await.unwrap();
         assert_eq!(
             (refunds[0].state, refunds[0].reason.as_deref()),
             (RefundState::Failed, Some("the charge is too old to refund"))

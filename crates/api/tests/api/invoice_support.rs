@@ -116,7 +116,7 @@ pub fn usd(cents: i64) -> String {
 /// The finalized invoice `name` as stored.
 pub async fn stored(app: &TestApp, tenant: &Tenant, name: &str) -> StoredInvoice {
     app.store
-        .invoice(&tenant.id, name)
+        .invoice(&tenant.id, &name.into())
         .await
         .expect("read invoice")
         .unwrap_or_else(|| panic!("{name} is not finalized"))
@@ -125,7 +125,7 @@ pub async fn stored(app: &TestApp, tenant: &Tenant, name: &str) -> StoredInvoice
 /// The charge attempts of invoice `name`, oldest first.
 pub async fn attempts(app: &TestApp, tenant: &Tenant, name: &str) -> Vec<ChargeRecord> {
     app.store
-        .invoice_charges(&tenant.id, name)
+        .invoice_charges(&tenant.id, &name.into())
         .await
         .expect("read charges")
 }

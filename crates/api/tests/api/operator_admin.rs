@@ -796,7 +796,7 @@ async fn the_operator_charges_an_unpaid_invoice_now() {
         let again = app.operator(Method::POST, &charge, None).await;
         assert_eq!(again.ok()["status"], "ISSUED");
         let globex = app.store.tenant_by_name("globex").await.unwrap().unwrap();
-        let attempts = app.store.invoice_charges(&globex.id, name).await.unwrap();
+        let attempts = app.store.invoice_charges(&globex.id, &name.into()).await.unwrap();
         assert_eq!(attempts.len(), 2, "{attempts:?}");
 
         // The customer adds a working card as primary: charged at once.

@@ -166,7 +166,7 @@ impl TestApp {
                 tenant_type: plan.tenant_type,
                 subscription: Subscription::new(
                     uuid::Uuid::new_v4().to_string(),
-                    String::new(),
+                    tollgate_domain::ids::TenantId::new(String::new()),
                     plan,
                     1,
                     now,

@@ -165,7 +165,7 @@ fn to_domain(r: v2::Invoice) -> Result<Invoice, StoreError> {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Invoice {
-        name: b.name,
+        name: b.name.into(),
         status: match b.status {
             v1::Status::Pending => InvoiceStatus::Pending,
             v1::Status::Issued => InvoiceStatus::Issued,
@@ -209,7 +209,7 @@ fn from_domain(i: &Invoice) -> v2::Invoice {
     v2::Invoice {
         format: CURRENT,
         body: v1::Invoice {
-            name: i.name.clone(),
+            name: i.name.to_string(),
             status: match i.status {
                 InvoiceStatus::Pending => v1::Status::Pending,
                 InvoiceStatus::Issued => v1::Status::Issued,

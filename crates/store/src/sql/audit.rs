@@ -4,13 +4,14 @@
 //! Part of the shared SQL implementation (compiled per engine).
 
 use sqlx::Row;
+use tollgate_domain::ids::TenantId;
 
 use super::{SqlStore, timestamp};
 use crate::{AuditEntry, Result};
 
 #[async_trait::async_trait]
 impl crate::AuditStore for SqlStore {
-    async fn audit(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+    async fn audit(&self, tenant_id: Option<&TenantId>, limit: u32) -> Result<Vec<AuditEntry>> {
         audit(self, tenant_id, limit).await
     }
 
@@ -19,12 +20,12 @@ impl crate::AuditStore for SqlStore {
     }
 }
 
-async fn audit(store: &SqlStore, tenant_id: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+async fn audit(store: &SqlStore, tenant_id: Option<&TenantId>, limit: u32) -> Result<Vec<AuditEntry>> {
     let rows = sqlx::query(
         "SELECT id, tenant_id, at, actor, action, target, before, after FROM audit_log \
          WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY seq DESC LIMIT $2",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.map(TenantId::as_str))
     .bind(i64::from(limit))
     .fetch_all(&store.read)
     .await?;
@@ -32,7 +33,7 @@ async fn audit(store: &SqlStore, tenant_id: Option<&str>, limit: u32) -> Result<
         .map(|r| {
             Ok(AuditEntry {
                 id: r.try_get("id")?,
-                tenant_id: r.try_get("tenant_id")?,
+                tenant_id: r.try_get::<Option<String>, _>("tenant_id")?.map(TenantId::new),
                 at: timestamp("audit_log.at", r.try_get("at")?)?,
                 actor: r.try_get("actor")?,
                 action: r.try_get("action")?,

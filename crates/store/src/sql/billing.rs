@@ -4,6 +4,7 @@
 //! engine).
 
 use std::collections::BTreeMap;
+use tollgate_domain::ids::{PlanName, TenantId};
 
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
@@ -37,13 +38,13 @@ fn refused(e: Error) -> StoreError {
 
 #[async_trait::async_trait]
 impl crate::BillingStore for SqlStore {
-    async fn subscriptions(&self, tenant_id: &str) -> Result<Vec<Subscription>> {
+    async fn subscriptions(&self, tenant_id: &TenantId) -> Result<Vec<Subscription>> {
         subscriptions(self, tenant_id).await
     }
 
-    async fn addons(&self, tenant_id: &str) -> Result<Vec<String>> {
+    async fn addons(&self, tenant_id: &TenantId) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT addon FROM tenant_addons WHERE tenant_id = $1 ORDER BY addon")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .fetch_all(&self.read)
             .await?;
         rows.iter().map(|r| Ok(r.try_get("addon")?)).collect()
@@ -51,8 +52,8 @@ impl crate::BillingStore for SqlStore {
 
     async fn set_addon(
         &self,
-        tenant_id: &str,
-        plan: &str,
+        tenant_id: &TenantId,
+        plan: &PlanName,
         addon: &str,
         subscribed: bool,
         actor: Actor<'_>,
@@ -61,18 +62,18 @@ impl crate::BillingStore for SqlStore {
         set_addon(self, tenant_id, plan, addon, subscribed, actor, now).await
     }
 
-    async fn payment_methods(&self, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
+    async fn payment_methods(&self, tenant_id: &TenantId) -> Result<Vec<PaymentMethod>> {
         payment_methods(&self.read, tenant_id).await
     }
 
     async fn change_payment_methods(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         change: &PaymentChange,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<Vec<PaymentMethod>> {
-        let (tenant_id, change, actor, now) = (tenant_id.to_owned(), change.clone(), actor.to_owned(), now);
+        let (tenant_id, change, actor, now) = (tenant_id.clone(), change.clone(), actor.to_owned(), now);
         self.write(move |tx| {
             Box::pin(async move { change_payment_methods_in(tx, &tenant_id, &change, &actor, now).await })
         })
@@ -140,7 +141,7 @@ pub(super) async fn insert_subscription(tx: &mut Tx, s: &Subscription) -> Result
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&s.id)
-    .bind(&s.tenant_id)
+    .bind(s.tenant_id.as_str())
     .bind(&s.plan)
     .bind(s.catalog_version)
     .bind(micros(s.start))
@@ -154,7 +155,7 @@ pub(super) async fn insert_subscription(tx: &mut Tx, s: &Subscription) -> Result
 fn subscription_from(row: &DbRow) -> Result<Subscription> {
     Ok(Subscription {
         id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         plan: row.try_get("plan")?,
         catalog_version: row.try_get("catalog_version")?,
         start: timestamp("subscriptions.start_at", row.try_get("start_at")?)?,
@@ -163,12 +164,12 @@ fn subscription_from(row: &DbRow) -> Result<Subscription> {
     })
 }
 
-async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<Vec<Subscription>> {
+async fn subscriptions(store: &SqlStore, tenant_id: &TenantId) -> Result<Vec<Subscription>> {
     let rows = sqlx::query(
         "SELECT id, tenant_id, plan, catalog_version, start_at, trial_end, end_at FROM subscriptions \
          WHERE tenant_id = $1 ORDER BY CASE WHEN end_at IS NULL THEN 0 ELSE 1 END, start_at DESC, id DESC",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(subscription_from).collect()
@@ -176,16 +177,16 @@ async fn subscriptions(store: &SqlStore, tenant_id: &str) -> Result<Vec<Subscrip
 
 async fn set_addon(
     store: &SqlStore,
-    tenant_id: &str,
-    plan: &str,
+    tenant_id: &TenantId,
+    plan: &PlanName,
     addon: &str,
     subscribed: bool,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<bool> {
     let (tenant_id, plan, addon, subscribed, actor, now) = (
-        tenant_id.to_owned(),
-        plan.to_owned(),
+        tenant_id.clone(),
+        plan.clone(),
         addon.to_owned(),
         subscribed,
         actor.to_owned(),
@@ -202,8 +203,8 @@ async fn set_addon(
 
 async fn set_addon_in(
     tx: &mut Tx,
-    tenant_id: &str,
-    plan: &str,
+    tenant_id: &TenantId,
+    plan: &PlanName,
     addon: &str,
     subscribed: bool,
     actor: Actor<'_>,
@@ -212,15 +213,15 @@ async fn set_addon_in(
     // Under the tenant's lock, which a plan transition's completion also
     // takes: the change applies only to the plan it was checked against.
     sqlx::query(LOCK_TENANT)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
     let current: String = sqlx::query_scalar("SELECT plan FROM tenants WHERE id = $1")
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_one(&mut **tx)
         .await?;
-    if current != plan {
+    if current != plan.as_str() {
         return Err(StoreError::Conflict(
             Reason::PlanChanged,
             format!("the tenant moved to plan {current:?} while its add-ons were being changed; try again"),
@@ -228,7 +229,7 @@ async fn set_addon_in(
     }
     let changed = if subscribed {
         sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(addon)
             .bind(micros(now))
             .execute(&mut **tx)
@@ -236,7 +237,7 @@ async fn set_addon_in(
             .rows_affected()
     } else {
         sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1 AND addon = $2")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(addon)
             .execute(&mut **tx)
             .await?
@@ -283,9 +284,9 @@ fn method_from(row: &DbRow) -> Result<PaymentMethod> {
 const SELECT_METHODS: &str = "SELECT name, role, provider, token, display, contact, created_at FROM payment_methods \
      WHERE tenant_id = $1 ORDER BY created_at, name";
 
-async fn payment_methods(pool: &Pool<Db>, tenant_id: &str) -> Result<Vec<PaymentMethod>> {
+async fn payment_methods(pool: &Pool<Db>, tenant_id: &TenantId) -> Result<Vec<PaymentMethod>> {
     let rows = sqlx::query(SELECT_METHODS)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(pool)
         .await?;
     rows.iter().map(method_from).collect()
@@ -302,13 +303,13 @@ fn roles_json(methods: &[Slot]) -> serde_json::Value {
 /// Applies a payment-method change inside `tx` under the tenant's lock.
 async fn change_payment_methods_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     change: &PaymentChange,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<Vec<PaymentMethod>> {
     let locked = sqlx::query(LOCK_TENANT)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?;
     if locked.is_none() {
@@ -317,7 +318,7 @@ async fn change_payment_methods_in(
         )));
     }
     let rows = sqlx::query(SELECT_METHODS)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(&mut **tx)
         .await?;
     let methods: Vec<PaymentMethod> = rows.iter().map(method_from).collect::<Result<_>>()?;
@@ -358,7 +359,7 @@ async fn change_payment_methods_in(
                 "INSERT INTO payment_methods (tenant_id, name, role, provider, token, display, contact, created_at) \
                  VALUES ($1, $2, 'NORMAL', $3, $4, $5, $6, $7)",
             )
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&method.name)
             .bind(&method.provider)
             .bind(&method.token)
@@ -370,7 +371,7 @@ async fn change_payment_methods_in(
         }
         PaymentChange::Role(RoleChange::Delete { name, .. }) => {
             sqlx::query("DELETE FROM payment_methods WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(name)
                 .execute(&mut **tx)
                 .await?;
@@ -407,15 +408,15 @@ async fn change_payment_methods_in(
     )
     .await?;
     let rows = sqlx::query(SELECT_METHODS)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(&mut **tx)
         .await?;
     rows.iter().map(method_from).collect()
 }
 
-async fn set_role(tx: &mut Tx, tenant_id: &str, name: &str, role: PaymentRole) -> Result<()> {
+async fn set_role(tx: &mut Tx, tenant_id: &TenantId, name: &str, role: PaymentRole) -> Result<()> {
     sqlx::query("UPDATE payment_methods SET role = $3 WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(name)
         .bind(role.as_str())
         .execute(&mut **tx)
@@ -427,7 +428,7 @@ fn transition_from(row: &DbRow) -> Result<PlanTransition> {
     let state: String = row.try_get("state")?;
     Ok(PlanTransition {
         id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         from_plan: row.try_get("from_plan")?,
         to_plan: row.try_get("to_plan")?,
         catalog_version: row.try_get("catalog_version")?,
@@ -464,7 +465,7 @@ async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&t.id)
-                .bind(&t.tenant_id)
+                .bind(t.tenant_id.as_str())
                 .bind(&t.from_plan)
                 .bind(&t.to_plan)
                 .bind(t.catalog_version)
@@ -731,7 +732,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     .bind(&o.transition_id)
     .bind(&o.lease_owner)
     .bind(micros(o.now))
-    .bind(&o.tenant_id)
+    .bind(o.tenant_id.as_str())
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = held else {
@@ -746,7 +747,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     let t = transition_from(&row)?;
     let actor = format!("{SYSTEM}/transition-worker");
     sqlx::query(LOCK_TENANT)
-        .bind(&o.tenant_id)
+        .bind(o.tenant_id.as_str())
         .fetch_one(&mut **tx)
         .await?;
     if let Some(method) = &o.payment_method {
@@ -759,7 +760,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     let closed = sqlx::query(
         "UPDATE subscriptions SET end_at = $2 WHERE tenant_id = $1 AND end_at IS NULL RETURNING id, plan",
     )
-    .bind(&o.tenant_id)
+    .bind(o.tenant_id.as_str())
     .bind(micros(o.now))
     .fetch_optional(&mut **tx)
     .await?;
@@ -774,7 +775,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     super::invoicing::lower_billing_due_in(tx, &o.tenant_id, o.now).await?;
     insert_subscription(tx, &o.subscription).await?;
     let before = sqlx::query("SELECT plan, tenant_type, domain FROM tenants WHERE id = $1")
-        .bind(&o.tenant_id)
+        .bind(o.tenant_id.as_str())
         .fetch_one(&mut **tx)
         .await?;
     let before = serde_json::json!({
@@ -786,7 +787,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         "UPDATE tenants SET plan = $2, catalog_version = $3, tenant_type = $4, domain = COALESCE($5, domain), \
          contacts = COALESCE($6, contacts) WHERE id = $1",
     )
-    .bind(&o.tenant_id)
+    .bind(o.tenant_id.as_str())
     .bind(&o.subscription.plan)
     .bind(o.subscription.catalog_version)
     .bind(o.tenant_type.as_str())
@@ -802,7 +803,7 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     // The add-ons the tenant has now, under its lock: one subscribed while the
     // transition ran is kept if the new plan allows it.
     let had: Vec<String> = sqlx::query("SELECT addon FROM tenant_addons WHERE tenant_id = $1 ORDER BY addon")
-        .bind(&o.tenant_id)
+        .bind(o.tenant_id.as_str())
         .fetch_all(&mut **tx)
         .await?
         .iter()
@@ -810,12 +811,12 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         .collect::<std::result::Result<_, _>>()?;
     let addons = o.addons.apply(&had);
     sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1")
-        .bind(&o.tenant_id)
+        .bind(o.tenant_id.as_str())
         .execute(&mut **tx)
         .await?;
     for addon in &addons {
         sqlx::query("INSERT INTO tenant_addons (tenant_id, addon, subscribed_at) VALUES ($1, $2, $3)")
-            .bind(&o.tenant_id)
+            .bind(o.tenant_id.as_str())
             .bind(addon)
             .bind(micros(o.now))
             .execute(&mut **tx)

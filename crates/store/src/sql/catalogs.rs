@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::audit::AuditAction;
 use tollgate_domain::catalog;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::subscription::Subscription;
 
 use super::{DbRow, SYSTEM, SqlStore, Tx, audit_in, micros, timestamp};
@@ -81,13 +82,13 @@ async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
             .plan(&parsed.default_plan)
             .ok_or_else(|| StoreError::Corrupt("the catalog's default plan is missing".into()))?;
         for row in &orphans {
-            let tenant_id: String = row.try_get("id")?;
+            let tenant_id = TenantId::new(row.try_get::<String, _>("id")?);
             let created_at = timestamp("tenants.created_at", row.try_get("created_at")?)?;
             // Claim the tenant first: a concurrent bootstrap then skips it.
             let claimed = sqlx::query(
                 "UPDATE tenants SET plan = $2, catalog_version = $3 WHERE id = $1 AND plan IS NULL",
             )
-            .bind(&tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&plan.name)
             .bind(stored.version)
             .execute(&mut **tx)

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::rating::Discount;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
@@ -24,7 +25,7 @@ impl crate::CouponStore for SqlStore {
 
     async fn apply_coupon(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         code: &str,
         valid_from: Timestamp,
         valid_until: Option<Timestamp>,
@@ -34,7 +35,7 @@ impl crate::CouponStore for SqlStore {
         apply_coupon(self, tenant_id, code, valid_from, valid_until, actor, now).await
     }
 
-    async fn tenant_coupons(&self, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
+    async fn tenant_coupons(&self, tenant_id: &TenantId) -> Result<Vec<AppliedCoupon>> {
         tenant_coupons(self, tenant_id).await
     }
 }
@@ -119,7 +120,7 @@ async fn coupons(store: &SqlStore) -> Result<Vec<CouponDef>> {
 
 async fn apply_coupon(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     code: &str,
     valid_from: Timestamp,
     valid_until: Option<Timestamp>,
@@ -127,7 +128,7 @@ async fn apply_coupon(
     now: Timestamp,
 ) -> Result<()> {
     let (tenant_id, code, valid_from, valid_until, actor, now) = (
-        tenant_id.to_owned(),
+        tenant_id.clone(),
         code.to_owned(),
         valid_from,
         valid_until,
@@ -145,7 +146,7 @@ async fn apply_coupon(
 
 async fn apply_coupon_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     code: &str,
     valid_from: Timestamp,
     valid_until: Option<Timestamp>,
@@ -163,7 +164,7 @@ async fn apply_coupon_in(
         "INSERT INTO tenant_coupons (tenant_id, code, valid_from, valid_until, applied_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT DO NOTHING",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(code)
     .bind(micros(valid_from))
     .bind(valid_until.map(micros))
@@ -192,12 +193,12 @@ async fn apply_coupon_in(
     Ok(())
 }
 
-async fn tenant_coupons(store: &SqlStore, tenant_id: &str) -> Result<Vec<AppliedCoupon>> {
+async fn tenant_coupons(store: &SqlStore, tenant_id: &TenantId) -> Result<Vec<AppliedCoupon>> {
     let rows = sqlx::query(
         "SELECT c.code, c.title, c.discount_type, c.amount, t.valid_from, t.valid_until FROM tenant_coupons t \
          JOIN coupons c ON c.code = t.code WHERE t.tenant_id = $1 ORDER BY t.valid_from, c.code",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter()

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
@@ -24,7 +25,7 @@ macro_rules! invoice_columns {
 
 fn due_from(row: &DbRow) -> Result<BillingDue> {
     Ok(BillingDue {
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         due_at: timestamp("billing_due.due_at", row.try_get("due_at")?)?,
         version: row.try_get("version")?,
     })
@@ -37,13 +38,13 @@ fn due_from(row: &DbRow) -> Result<BillingDue> {
 /// transition. The version moves either way, so a period close that read
 /// the row before this write cannot overwrite it with a date computed from
 /// the periods as they were.
-pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &str, at: Timestamp) -> Result<()> {
+pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &TenantId, at: Timestamp) -> Result<()> {
     sqlx::query(
         "INSERT INTO billing_due (tenant_id, due_at, version) VALUES ($1, $2, 0) \
          ON CONFLICT (tenant_id) DO UPDATE SET version = billing_due.version + 1, \
          due_at = CASE WHEN billing_due.due_at > excluded.due_at THEN excluded.due_at ELSE billing_due.due_at END",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(micros(at))
     .execute(&mut **tx)
     .await?;
@@ -71,7 +72,7 @@ fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
         .ok_or_else(|| StoreError::Corrupt(format!("invoices.status: {status:?}")))?;
     let attempts: i64 = row.try_get("attempts")?;
     Ok(StoredInvoice {
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         invoice,
         attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("invoices.attempts".into()))?,
         next_charge_at: opt_timestamp("invoices.next_charge_at", row.try_get("next_charge_at")?)?,
@@ -83,7 +84,7 @@ fn refund_from(row: &DbRow) -> Result<RefundRecord> {
     let state: String = row.try_get("state")?;
     Ok(RefundRecord {
         idempotency_key: row.try_get("idempotency_key")?,
-        invoice: row.try_get("invoice")?,
+        invoice: InvoiceName::new(row.try_get::<String, _>("invoice")?),
         charge: row.try_get("charge")?,
         reference: row.try_get("reference")?,
         amount_cents: row.try_get("amount")?,
@@ -103,7 +104,7 @@ fn charge_from(row: &DbRow) -> Result<ChargeRecord> {
     let attempt: i64 = row.try_get("attempt")?;
     Ok(ChargeRecord {
         idempotency_key: row.try_get("idempotency_key")?,
-        invoice: row.try_get("invoice")?,
+        invoice: InvoiceName::new(row.try_get::<String, _>("invoice")?),
         attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt("invoice_charges.attempt".into()))?,
         // The row keeps '' in its NOT NULL columns for an attempt without a method.
         method: {
@@ -165,9 +166,9 @@ impl crate::InvoicingStore for SqlStore {
         rows.iter().map(due_from).collect()
     }
 
-    async fn billing_due(&self, tenant_id: &str) -> Result<Option<BillingDue>> {
+    async fn billing_due(&self, tenant_id: &TenantId) -> Result<Option<BillingDue>> {
         let row = sqlx::query("SELECT tenant_id, due_at, version FROM billing_due WHERE tenant_id = $1")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .fetch_optional(&self.read)
             .await?;
         row.as_ref().map(due_from).transpose()
@@ -181,7 +182,7 @@ impl crate::InvoicingStore for SqlStore {
                     "UPDATE billing_due SET due_at = $3, version = version + 1 \
                      WHERE tenant_id = $1 AND version = $2",
                 )
-                .bind(&tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(version)
                 .bind(micros(at))
                 .execute(&mut **tx)
@@ -195,7 +196,7 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn finalize_invoice(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         invoice: &Invoice,
         next_charge_at: Option<Timestamp>,
         actor: Actor<'_>,
@@ -204,19 +205,23 @@ impl crate::InvoicingStore for SqlStore {
         finalize_invoice(self, tenant_id, invoice, next_charge_at, actor, now).await
     }
 
-    async fn invoices(&self, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+    async fn invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>> {
         invoices(self, tenant_id).await
     }
 
-    async fn invoice(&self, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+    async fn invoice(&self, tenant_id: &TenantId, name: &InvoiceName) -> Result<Option<StoredInvoice>> {
         invoice(self, tenant_id, name).await
     }
 
-    async fn latest_invoice_start(&self, tenant_id: &str) -> Result<Option<Timestamp>> {
+    async fn latest_invoice_start(&self, tenant_id: &TenantId) -> Result<Option<Timestamp>> {
         latest_invoice_start(self, tenant_id).await
     }
 
-    async fn invoice_charges(&self, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+    async fn invoice_charges(
+        &self,
+        tenant_id: &TenantId,
+        invoice: &InvoiceName,
+    ) -> Result<Vec<ChargeRecord>> {
         invoice_charges(self, tenant_id, invoice).await
     }
 
@@ -229,13 +234,13 @@ impl crate::InvoicingStore for SqlStore {
         claim_charge(self, owner, now, lease_until).await
     }
 
-    async fn begin_charge(&self, tenant_id: &str, owner: &str, charge: &ChargeRecord) -> Result<()> {
+    async fn begin_charge(&self, tenant_id: &TenantId, owner: &str, charge: &ChargeRecord) -> Result<()> {
         begin_charge(self, tenant_id, owner, charge).await
     }
 
     async fn settle_charge(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         charge: &ChargeRecord,
         invoice_status: Option<InvoiceStatus>,
@@ -246,8 +251,8 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn end_charge_round(
         &self,
-        tenant_id: &str,
-        invoice: &str,
+        tenant_id: &TenantId,
+        invoice: &InvoiceName,
         owner: &str,
         end: &RoundEnd,
         now: Timestamp,
@@ -255,17 +260,21 @@ impl crate::InvoicingStore for SqlStore {
         end_charge_round(self, tenant_id, invoice, owner, end, now).await
     }
 
-    async fn release_charge(&self, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+    async fn release_charge(&self, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()> {
         release_charge(self, tenant_id, invoice, owner).await
     }
 
-    async fn invoice_refunds(&self, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+    async fn invoice_refunds(
+        &self,
+        tenant_id: &TenantId,
+        invoice: &InvoiceName,
+    ) -> Result<Vec<RefundRecord>> {
         invoice_refunds(self, tenant_id, invoice).await
     }
 
     async fn begin_refund(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         refund: &RefundRecord,
         from: &[InvoiceStatus],
@@ -277,7 +286,7 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn settle_refund(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         owner: &str,
         refund: &RefundRecord,
         now: Timestamp,
@@ -287,8 +296,8 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn set_invoice_status(
         &self,
-        tenant_id: &str,
-        name: &str,
+        tenant_id: &TenantId,
+        name: &InvoiceName,
         from: &[InvoiceStatus],
         to: InvoiceStatus,
         actor: Actor<'_>,
@@ -299,8 +308,8 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn schedule_charge(
         &self,
-        tenant_id: &str,
-        name: &str,
+        tenant_id: &TenantId,
+        name: &InvoiceName,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<StoredInvoice> {
@@ -314,8 +323,8 @@ impl crate::InvoicingStore for SqlStore {
 
 async fn schedule_charge_in(
     tx: &mut Tx,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
@@ -338,8 +347,8 @@ async fn schedule_charge_in(
     )
     .bind(InvoiceStatus::Issued.as_str())
     .bind(micros(now))
-    .bind(tenant_id)
-    .bind(name)
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
     .execute(&mut **tx)
     .await?;
     let mut after = before.clone();
@@ -361,7 +370,7 @@ async fn schedule_charge_in(
 
 async fn finalize_invoice(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     invoice: &Invoice,
     next_charge_at: Option<Timestamp>,
     actor: Actor<'_>,
@@ -369,7 +378,7 @@ async fn finalize_invoice(
 ) -> Result<bool> {
     invoice.check().map_err(StoreError::Corrupt)?;
     let document = crate::records::encode_invoice(invoice)?;
-    let (tenant_id, invoice, actor) = (tenant_id.to_owned(), invoice.clone(), actor.to_owned());
+    let (tenant_id, invoice, actor) = (tenant_id.clone(), invoice.clone(), actor.to_owned());
     store
         .write(move |tx| {
             Box::pin(async move {
@@ -381,7 +390,7 @@ async fn finalize_invoice(
 
 async fn finalize_invoice_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     invoice: &Invoice,
     document: String,
     next_charge_at: Option<Timestamp>,
@@ -393,8 +402,8 @@ async fn finalize_invoice_in(
          total, currency, document, issued_at, attempts, next_charge_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $11) ON CONFLICT DO NOTHING",
     )
-    .bind(tenant_id)
-    .bind(&invoice.name)
+    .bind(tenant_id.as_str())
+    .bind(invoice.name.as_str())
     .bind(&invoice.subscription_id)
     .bind(i64::from(invoice.period_index))
     .bind(micros(invoice.period_start))
@@ -425,41 +434,49 @@ async fn finalize_invoice_in(
     Ok(true)
 }
 
-async fn invoices(store: &SqlStore, tenant_id: &str) -> Result<Vec<StoredInvoice>> {
+async fn invoices(store: &SqlStore, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 ORDER BY period_start DESC, name DESC"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(invoice_from).collect()
 }
 
-async fn invoice(store: &SqlStore, tenant_id: &str, name: &str) -> Result<Option<StoredInvoice>> {
+async fn invoice(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
+) -> Result<Option<StoredInvoice>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 AND name = $2"
     ))
-    .bind(tenant_id)
-    .bind(name)
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
     .fetch_optional(&store.read)
     .await?;
     row.as_ref().map(invoice_from).transpose()
 }
 
-async fn latest_invoice_start(store: &SqlStore, tenant_id: &str) -> Result<Option<Timestamp>> {
+async fn latest_invoice_start(store: &SqlStore, tenant_id: &TenantId) -> Result<Option<Timestamp>> {
     let latest: Option<i64> =
         sqlx::query_scalar("SELECT MAX(period_start) FROM invoices WHERE tenant_id = $1")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .fetch_one(&store.read)
             .await?;
     opt_timestamp("invoices.period_start", latest)
 }
 
-async fn invoice_charges(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<ChargeRecord>> {
+async fn invoice_charges(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+) -> Result<Vec<ChargeRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         charge_columns!(),
@@ -467,8 +484,8 @@ async fn invoice_charges(store: &SqlStore, tenant_id: &str, invoice: &str) -> Re
          ORDER BY attempt, started_at, CASE role WHEN 'PRIMARY' THEN 0 WHEN 'SECONDARY' THEN 1 ELSE 2 END, \
          idempotency_key"
     ))
-    .bind(tenant_id)
-    .bind(invoice)
+    .bind(tenant_id.as_str())
+    .bind(invoice.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(charge_from).collect()
@@ -523,12 +540,12 @@ async fn claim_charge_in(
 }
 
 /// Checks, inside `tx`, that `owner` holds the invoice's lease.
-async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+async fn hold(tx: &mut Tx, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()> {
     let held: Option<String> = sqlx::query_scalar(
         "SELECT name FROM invoices WHERE tenant_id = $1 AND name = $2 AND lease_owner = $3",
     )
-    .bind(tenant_id)
-    .bind(invoice)
+    .bind(tenant_id.as_str())
+    .bind(invoice.as_str())
     .bind(owner)
     .fetch_optional(&mut **tx)
     .await?;
@@ -541,23 +558,23 @@ async fn hold(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Resul
     }
 }
 
-async fn begin_charge(store: &SqlStore, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
-    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
+async fn begin_charge(store: &SqlStore, tenant_id: &TenantId, owner: &str, c: &ChargeRecord) -> Result<()> {
+    let (tenant_id, owner, c) = (tenant_id.clone(), owner.to_owned(), c.clone());
     store
         .write(move |tx| Box::pin(async move { begin_charge_in(tx, &tenant_id, &owner, &c).await }))
         .await
 }
 
-async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRecord) -> Result<()> {
+async fn begin_charge_in(tx: &mut Tx, tenant_id: &TenantId, owner: &str, c: &ChargeRecord) -> Result<()> {
     hold(tx, tenant_id, &c.invoice, owner).await?;
     sqlx::query(concat!(
         "INSERT INTO invoice_charges (tenant_id, ",
         charge_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&c.idempotency_key)
-    .bind(&c.invoice)
+    .bind(c.invoice.as_str())
     .bind(i64::from(c.attempt))
     .bind(c.method.as_ref().map_or("", |m| m.name.as_str()))
     .bind(c.method.as_ref().map_or(PaymentRole::Normal, |m| m.role).as_str())
@@ -577,13 +594,13 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &str, owner: &str, c: &ChargeRe
 
 async fn settle_charge(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     c: &ChargeRecord,
     invoice_status: Option<InvoiceStatus>,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, owner, c) = (tenant_id.to_owned(), owner.to_owned(), c.clone());
+    let (tenant_id, owner, c) = (tenant_id.clone(), owner.to_owned(), c.clone());
     store
         .write(move |tx| {
             Box::pin(async move { settle_charge_in(tx, &tenant_id, &owner, &c, invoice_status, now).await })
@@ -593,7 +610,7 @@ async fn settle_charge(
 
 async fn settle_charge_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     c: &ChargeRecord,
     invoice_status: Option<InvoiceStatus>,
@@ -608,7 +625,7 @@ async fn settle_charge_in(
     .bind(&c.reason)
     .bind(&c.reference)
     .bind(micros(now))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&c.idempotency_key)
     .execute(&mut **tx)
     .await?
@@ -627,8 +644,8 @@ async fn settle_charge_in(
             )
             .bind(to.as_str())
             .bind(micros(now))
-            .bind(tenant_id)
-            .bind(&c.invoice)
+            .bind(tenant_id.as_str())
+            .bind(c.invoice.as_str())
             .execute(&mut **tx)
             .await?;
             AuditAction::invoice_status(to)
@@ -662,13 +679,13 @@ async fn settle_charge_in(
 
 async fn end_charge_round(
     store: &SqlStore,
-    tenant_id: &str,
-    invoice: &str,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
     owner: &str,
     end: &RoundEnd,
     now: Timestamp,
 ) -> Result<()> {
-    let (tenant_id, invoice, owner, end) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned(), *end);
+    let (tenant_id, invoice, owner, end) = (tenant_id.clone(), invoice.clone(), owner.to_owned(), *end);
     store
         .write(move |tx| {
             Box::pin(async move { end_charge_round_in(tx, &tenant_id, &invoice, &owner, &end, now).await })
@@ -678,8 +695,8 @@ async fn end_charge_round(
 
 async fn end_charge_round_in(
     tx: &mut Tx,
-    tenant_id: &str,
-    invoice: &str,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
     owner: &str,
     end: &RoundEnd,
     now: Timestamp,
@@ -693,8 +710,8 @@ async fn end_charge_round_in(
     .bind(i64::from(end.attempts))
     .bind(end.next_charge_at.map(micros))
     .bind(micros(now))
-    .bind(tenant_id)
-    .bind(invoice)
+    .bind(tenant_id.as_str())
+    .bind(invoice.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -715,20 +732,30 @@ async fn end_charge_round_in(
     Ok(())
 }
 
-async fn release_charge(store: &SqlStore, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
-    let (tenant_id, invoice, owner) = (tenant_id.to_owned(), invoice.to_owned(), owner.to_owned());
+async fn release_charge(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+    owner: &str,
+) -> Result<()> {
+    let (tenant_id, invoice, owner) = (tenant_id.clone(), invoice.clone(), owner.to_owned());
     store
         .write(move |tx| Box::pin(async move { release_charge_in(tx, &tenant_id, &invoice, &owner).await }))
         .await
 }
 
-async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &str) -> Result<()> {
+async fn release_charge_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+    owner: &str,
+) -> Result<()> {
     sqlx::query(
         "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
          AND lease_owner = $3",
     )
-    .bind(tenant_id)
-    .bind(invoice)
+    .bind(tenant_id.as_str())
+    .bind(invoice.as_str())
     .bind(owner)
     .execute(&mut **tx)
     .await?;
@@ -737,15 +764,15 @@ async fn release_charge_in(tx: &mut Tx, tenant_id: &str, invoice: &str, owner: &
 
 async fn set_invoice_status(
     store: &SqlStore,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     from: &[InvoiceStatus],
     to: InvoiceStatus,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
     let (tenant_id, name, from, to, actor, now) = (
-        tenant_id.to_owned(),
+        tenant_id.clone(),
         name.to_owned(),
         from.to_vec(),
         to,
@@ -763,8 +790,8 @@ async fn set_invoice_status(
 
 async fn set_invoice_status_in(
     tx: &mut Tx,
-    tenant_id: &str,
-    name: &str,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
     from: &[InvoiceStatus],
     to: InvoiceStatus,
     actor: Actor<'_>,
@@ -800,8 +827,8 @@ async fn set_invoice_status_in(
     )
     .bind(to.as_str())
     .bind(micros(now))
-    .bind(tenant_id)
-    .bind(name)
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
     .execute(&mut **tx)
     .await?;
     let mut after = before.clone();
@@ -826,14 +853,18 @@ fn refused(reason: Reason, message: String) -> StoreError {
     StoreError::Conflict(reason, message)
 }
 
-async fn invoice_refunds(store: &SqlStore, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+async fn invoice_refunds(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    invoice: &InvoiceName,
+) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
         " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
     ))
-    .bind(tenant_id)
-    .bind(invoice)
+    .bind(tenant_id.as_str())
+    .bind(invoice.as_str())
     .fetch_all(&store.read)
     .await?;
     rows.iter().map(refund_from).collect()
@@ -841,19 +872,15 @@ async fn invoice_refunds(store: &SqlStore, tenant_id: &str, invoice: &str) -> Re
 
 async fn begin_refund(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     refund: &RefundRecord,
     from: &[InvoiceStatus],
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<RefundRecord> {
-    let (tenant_id, owner, refund, from) = (
-        tenant_id.to_owned(),
-        owner.to_owned(),
-        refund.clone(),
-        from.to_vec(),
-    );
+    let (tenant_id, owner, refund, from) =
+        (tenant_id.clone(), owner.to_owned(), refund.clone(), from.to_vec());
     store
         .write(move |tx| {
             Box::pin(async move {
@@ -863,14 +890,14 @@ async fn begin_refund(
         .await
 }
 
-async fn refunds_in(tx: &mut Tx, tenant_id: &str, invoice: &str) -> Result<Vec<RefundRecord>> {
+async fn refunds_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &InvoiceName) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         refund_columns!(),
         " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
     ))
-    .bind(tenant_id)
-    .bind(invoice)
+    .bind(tenant_id.as_str())
+    .bind(invoice.as_str())
     .fetch_all(&mut **tx)
     .await?;
     rows.iter().map(refund_from).collect()
@@ -878,14 +905,14 @@ async fn refunds_in(tx: &mut Tx, tenant_id: &str, invoice: &str) -> Result<Vec<R
 
 async fn begin_refund_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     refund: &RefundRecord,
     from: &[InvoiceStatus],
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<RefundRecord> {
-    let name = refund.invoice.as_str();
+    let name = &refund.invoice;
     // The lease first, as a conditional write: of two concurrent takers
     // (a charge worker, another refund), one gets it and the other sees it
     // held (PostgreSQL re-evaluates the condition on the newest row).
@@ -896,8 +923,8 @@ async fn begin_refund_in(
     ))
     .bind(owner)
     .bind(micros(lease_until))
-    .bind(tenant_id)
-    .bind(name)
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
     .bind(micros(now))
     .fetch_optional(&mut **tx)
     .await?;
@@ -906,8 +933,8 @@ async fn begin_refund_in(
     let Some(row) = row else {
         let held: Option<Option<i64>> =
             sqlx::query_scalar("SELECT lease_until FROM invoices WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id)
-                .bind(name)
+                .bind(tenant_id.as_str())
+                .bind(name.as_str())
                 .fetch_optional(&mut **tx)
                 .await?;
         let Some(until) = held else {
@@ -964,9 +991,9 @@ async fn begin_refund_in(
         "SELECT outcome, reference FROM invoice_charges WHERE tenant_id = $1 AND idempotency_key = $2 \
          AND invoice = $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&refund.charge)
-    .bind(name)
+    .bind(name.as_str())
     .fetch_optional(&mut **tx)
     .await?;
     match charge {
@@ -990,9 +1017,9 @@ async fn begin_refund_in(
          started_at = excluded.started_at, settled_at = NULL WHERE invoice_refunds.state = 'FAILED' RETURNING ",
         refund_columns!()
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&refund.idempotency_key)
-    .bind(name)
+    .bind(name.as_str())
     .bind(&refund.charge)
     .bind(&refund.reference)
     .bind(refund.amount_cents)
@@ -1014,12 +1041,12 @@ async fn begin_refund_in(
 
 async fn settle_refund(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     refund: &RefundRecord,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let (tenant_id, owner, refund) = (tenant_id.to_owned(), owner.to_owned(), refund.clone());
+    let (tenant_id, owner, refund) = (tenant_id.clone(), owner.to_owned(), refund.clone());
     store
         .write(move |tx| {
             Box::pin(async move { settle_refund_in(tx, &tenant_id, &owner, &refund, now).await })
@@ -1029,12 +1056,12 @@ async fn settle_refund(
 
 async fn settle_refund_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     owner: &str,
     r: &RefundRecord,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
-    let name = r.invoice.as_str();
+    let name = &r.invoice;
     if r.state == RefundState::Pending {
         return Err(StoreError::Corrupt(format!(
             "refund {:?} settled as PENDING",
@@ -1050,9 +1077,9 @@ async fn settle_refund_in(
     .bind(r.state.as_str())
     .bind(&r.reason)
     .bind(micros(now))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(&r.idempotency_key)
-    .bind(name)
+    .bind(name.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -1064,7 +1091,7 @@ async fn settle_refund_in(
                  WHERE tenant_id = $2 AND idempotency_key = $3 AND outcome = 'SUCCEEDED'",
             )
             .bind(micros(now))
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&r.charge)
             .execute(&mut **tx)
             .await?;
@@ -1073,8 +1100,8 @@ async fn settle_refund_in(
                  WHERE tenant_id = $2 AND name = $3",
             )
             .bind(micros(now))
-            .bind(tenant_id)
-            .bind(name)
+            .bind(tenant_id.as_str())
+            .bind(name.as_str())
             .execute(&mut **tx)
             .await?;
         }
@@ -1110,8 +1137,8 @@ async fn settle_refund_in(
         "UPDATE invoices SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND name = $2 \
          AND lease_owner = $3",
     )
-    .bind(tenant_id)
-    .bind(name)
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
     .bind(owner)
     .execute(&mut **tx)
     .await?;
@@ -1119,14 +1146,14 @@ async fn settle_refund_in(
 }
 
 /// An invoice read inside `tx`; `NotFound` if there is none.
-async fn invoice_in(tx: &mut Tx, tenant_id: &str, name: &str) -> Result<StoredInvoice> {
+async fn invoice_in(tx: &mut Tx, tenant_id: &TenantId, name: &InvoiceName) -> Result<StoredInvoice> {
     let row = sqlx::query(concat!(
         "SELECT ",
         invoice_columns!(),
         " FROM invoices WHERE tenant_id = $1 AND name = $2"
     ))
-    .bind(tenant_id)
-    .bind(name)
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("invoice {name:?} does not exist")))?;

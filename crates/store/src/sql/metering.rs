@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
+use tollgate_domain::ids::TenantId;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
@@ -50,7 +51,7 @@ fn decimal(column: &str, text: &str) -> Result<Decimal> {
 impl crate::MeteringStore for SqlStore {
     async fn ingest(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         events: &[UsageEvent],
         aggregation: &Aggregations,
         now: Timestamp,
@@ -58,13 +59,17 @@ impl crate::MeteringStore for SqlStore {
         ingest(self, tenant_id, events, aggregation, now).await
     }
 
-    async fn buckets(&self, tenant_id: &str, filter: &BucketFilter<'_>) -> Result<Vec<(BucketKey, Bucket)>> {
+    async fn buckets(
+        &self,
+        tenant_id: &TenantId,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(BucketKey, Bucket)>> {
         buckets(self, tenant_id, filter).await
     }
 
     async fn object_usage(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
         object_usage(self, tenant_id, filter).await
@@ -72,7 +77,7 @@ impl crate::MeteringStore for SqlStore {
 
     async fn replay(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         aggregation: &Aggregations,
         actor: Actor<'_>,
         now: Timestamp,
@@ -83,12 +88,12 @@ impl crate::MeteringStore for SqlStore {
 
 async fn ingest(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     events: &[UsageEvent],
     aggregation: &Aggregations,
     now: Timestamp,
 ) -> Result<Vec<bool>> {
-    let (tenant_id, events, aggregation) = (tenant_id.to_owned(), events.to_vec(), aggregation.clone());
+    let (tenant_id, events, aggregation) = (tenant_id.clone(), events.to_vec(), aggregation.clone());
     store
         .write(move |tx| Box::pin(async move { ingest_in(tx, &tenant_id, &events, &aggregation, now).await }))
         .await
@@ -96,14 +101,14 @@ async fn ingest(
 
 async fn ingest_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     events: &[UsageEvent],
     aggregation: &Aggregations,
     now: Timestamp,
 ) -> Result<Vec<bool>> {
     // Serializes a tenant's ingestion so that read-merge-write of buckets is safe.
     sqlx::query(LOCK_TENANT)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
@@ -118,7 +123,7 @@ async fn ingest_in(
              container, quantity, at, received_at) ",
         );
         q.push_values(chunk, |mut b, e| {
-            b.push_bind(tenant_id)
+            b.push_bind(tenant_id.as_str())
                 .push_bind(&e.id)
                 .push_bind(e.namespace.as_str())
                 .push_bind(&e.metric_label)
@@ -188,7 +193,7 @@ async fn ingest_in(
 /// two hours), in one query per run of hours (see [`chunks`]).
 async fn read_hours<V>(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     wanted: &BTreeMap<BucketKey, V>,
 ) -> Result<BTreeMap<BucketKey, Bucket>> {
     let hours: BTreeSet<i64> = wanted.keys().map(|k| micros(k.hour)).collect();
@@ -203,7 +208,7 @@ async fn read_hours<V>(
             "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, ",
             "latest_event, events FROM usage_hourly WHERE tenant_id = "
         ));
-        q.push_bind(tenant_id).push(" AND hour IN (");
+        q.push_bind(tenant_id.as_str()).push(" AND hour IN (");
         let mut list = q.separated(", ");
         for h in chunk {
             list.push_bind(*h);
@@ -258,7 +263,7 @@ type Day = (Timestamp, ObjectKey);
 /// by the difference; the peak can only grow (hour totals of sum and max
 /// meters never shrink; latest meters do not use the peak); the latest hour
 /// is replaced by a later or the same hour.
-async fn update_days(tx: &mut Tx, tenant_id: &str, changes: &[HourChange]) -> Result<()> {
+async fn update_days(tx: &mut Tx, tenant_id: &TenantId, changes: &[HourChange]) -> Result<()> {
     let days: BTreeSet<Timestamp> = changes.iter().map(|c| metering::day_of(c.hour)).collect();
     let pairs: BTreeSet<(i64, ObjectKey)> = changes
         .iter()
@@ -271,7 +276,7 @@ async fn update_days(tx: &mut Tx, tenant_id: &str, changes: &[HourChange]) -> Re
             "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
              WHERE tenant_id = ",
         );
-        q.push_bind(tenant_id).push(" AND day IN (");
+        q.push_bind(tenant_id.as_str()).push(" AND day IN (");
         let mut list = q.separated(", ");
         for d in chunk {
             list.push_bind(*d);
@@ -316,7 +321,7 @@ fn day_from(row: &DbRow) -> Result<(Timestamp, ObjectKey, ObjectUsage)> {
 }
 
 /// Inserts or overwrites day summaries, in multi-row statements.
-async fn write_days(tx: &mut Tx, tenant_id: &str, days: &BTreeMap<Day, ObjectUsage>) -> Result<()> {
+async fn write_days(tx: &mut Tx, tenant_id: &TenantId, days: &BTreeMap<Day, ObjectUsage>) -> Result<()> {
     let rows: Vec<(&Day, &ObjectUsage, (Timestamp, Decimal))> = days
         .iter()
         .filter_map(|(k, u)| u.last.map(|last| (k, u, last)))
@@ -329,7 +334,7 @@ async fn write_days(tx: &mut Tx, tenant_id: &str, days: &BTreeMap<Day, ObjectUsa
         q.push_values(
             chunk,
             |mut row, ((day, object), usage, (last_hour, last_total))| {
-                row.push_bind(tenant_id)
+                row.push_bind(tenant_id.as_str())
                     .push_bind(micros(*day))
                     .push_bind(&object.namespace)
                     .push_bind(&object.metric_label)
@@ -362,9 +367,13 @@ fn summarize_days(buckets: &BTreeMap<BucketKey, Bucket>) -> BTreeMap<Day, Object
 }
 
 /// Rebuilds a tenant's day summaries from its hourly buckets, inside `tx`.
-async fn rebuild_days(tx: &mut Tx, tenant_id: &str, buckets: &BTreeMap<BucketKey, Bucket>) -> Result<()> {
+async fn rebuild_days(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    buckets: &BTreeMap<BucketKey, Bucket>,
+) -> Result<()> {
     sqlx::query("DELETE FROM usage_daily WHERE tenant_id = $1")
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .execute(&mut **tx)
         .await?;
     write_days(tx, tenant_id, &summarize_days(buckets)).await
@@ -383,19 +392,19 @@ pub(super) async fn build_daily_usage(store: &SqlStore) -> Result<()> {
     let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM usage_hourly")
         .fetch_all(&store.read)
         .await?;
-    for tenant_id in tenants {
+    for tenant_id in tenants.into_iter().map(TenantId::new) {
         store
             .write(move |tx| {
                 Box::pin(async move {
                     sqlx::query(LOCK_TENANT)
-                        .bind(&tenant_id)
+                        .bind(tenant_id.as_str())
                         .fetch_optional(&mut **tx)
                         .await?;
                     let rows = sqlx::query(
                         "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, \
                          latest_at, latest_event, events FROM usage_hourly WHERE tenant_id = $1",
                     )
-                    .bind(&tenant_id)
+                    .bind(tenant_id.as_str())
                     .fetch_all(&mut **tx)
                     .await?;
                     let buckets = rows
@@ -423,7 +432,7 @@ pub(super) async fn build_daily_usage(store: &SqlStore) -> Result<()> {
 /// whole days from their summaries, the hours at the edges from the buckets.
 async fn object_usage(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     f: &BucketFilter<'_>,
 ) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
     let (days, edges) = metering::split_days(f.from, f.to);
@@ -434,7 +443,7 @@ async fn object_usage(
              WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
              AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(micros(d0))
         .bind(micros(d1))
         .bind(f.namespace)
@@ -485,7 +494,7 @@ fn bucket_from(row: &DbRow) -> Result<Bucket> {
 /// Inserts or overwrites buckets, in multi-row statements.
 async fn write_buckets<'a>(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     buckets: impl Iterator<Item = (&'a BucketKey, &'a Bucket)>,
 ) -> Result<()> {
     let buckets: Vec<_> = buckets.collect();
@@ -495,7 +504,7 @@ async fn write_buckets<'a>(
             "container, quantity, latest_at, latest_event, events) "
         ));
         q.push_values(chunk, |mut row, (k, b)| {
-            row.push_bind(tenant_id)
+            row.push_bind(tenant_id.as_str())
                 .push_bind(micros(k.hour))
                 .push_bind(&k.namespace)
                 .push_bind(&k.metric_label)
@@ -519,7 +528,7 @@ async fn write_buckets<'a>(
 
 async fn buckets(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     f: &BucketFilter<'_>,
 ) -> Result<Vec<(BucketKey, Bucket)>> {
     let rows = sqlx::query(
@@ -529,7 +538,7 @@ async fn buckets(
          AND ($6 IS NULL OR object_name = $6) \
          ORDER BY hour, namespace, metric_label, object_name, deployment, container",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(micros(f.from))
     .bind(micros(f.to))
     .bind(f.namespace)
@@ -557,12 +566,12 @@ fn event_from(row: &DbRow) -> Result<UsageEvent> {
 
 async fn replay(
     store: &SqlStore,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     aggregation: &Aggregations,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<ReplayStats> {
-    let (tenant_id, aggregation, actor) = (tenant_id.to_owned(), aggregation.clone(), actor.to_owned());
+    let (tenant_id, aggregation, actor) = (tenant_id.clone(), aggregation.clone(), actor.to_owned());
     store
         .write(move |tx| Box::pin(async move { replay_in(tx, &tenant_id, &aggregation, &actor, now).await }))
         .await
@@ -570,13 +579,13 @@ async fn replay(
 
 async fn replay_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     aggregation: &Aggregations,
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<ReplayStats> {
     sqlx::query(LOCK_TENANT)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
@@ -589,7 +598,7 @@ async fn replay_in(
              FROM usage_events WHERE tenant_id = $1 AND (at > $2 OR (at = $2 AND event_id > $3)) \
              ORDER BY at, event_id LIMIT $4",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(cursor.0)
         .bind(&cursor.1)
         .bind(REPLAY_PAGE)
@@ -609,7 +618,7 @@ async fn replay_in(
         }
     }
     sqlx::query("DELETE FROM usage_hourly WHERE tenant_id = $1")
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .execute(&mut **tx)
         .await?;
     write_buckets(tx, tenant_id, buckets.iter()).await?;

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::object::ObjectMeta;
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
 
@@ -45,25 +46,30 @@ fn family(column: &str, text: &str) -> Result<KeyFamily> {
 
 #[async_trait::async_trait]
 impl crate::QuotaStore for SqlStore {
-    async fn insert_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
-        let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
+    async fn insert_quota(&self, tenant_id: &TenantId, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
+        let (tenant_id, q, actor) = (tenant_id.clone(), q.clone(), actor.to_owned());
         self.write(move |tx| Box::pin(async move { insert_quota_in(tx, &tenant_id, &q, &actor).await }))
             .await
     }
 
-    async fn replace_quota(&self, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<QuotaObject> {
-        let (tenant_id, q, actor) = (tenant_id.to_owned(), q.clone(), actor.to_owned());
+    async fn replace_quota(
+        &self,
+        tenant_id: &TenantId,
+        q: &QuotaObject,
+        actor: Actor<'_>,
+    ) -> Result<QuotaObject> {
+        let (tenant_id, q, actor) = (tenant_id.clone(), q.clone(), actor.to_owned());
         self.write(move |tx| Box::pin(async move { replace_quota_in(tx, &tenant_id, &q, &actor).await }))
             .await
     }
 
-    async fn quota(&self, tenant_id: &str, namespace: &str, name: &str) -> Result<Option<QuotaObject>> {
+    async fn quota(&self, tenant_id: &TenantId, namespace: &str, name: &str) -> Result<Option<QuotaObject>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             quota_columns!(),
             " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(namespace)
         .bind(name)
         .fetch_optional(&self.read)
@@ -71,13 +77,13 @@ impl crate::QuotaStore for SqlStore {
         row.as_ref().map(quota_from).transpose()
     }
 
-    async fn quotas(&self, tenant_id: &str, namespace: &str) -> Result<Vec<QuotaObject>> {
+    async fn quotas(&self, tenant_id: &TenantId, namespace: &str) -> Result<Vec<QuotaObject>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             quota_columns!(),
             " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 ORDER BY name"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(namespace)
         .fetch_all(&self.read)
         .await?;
@@ -86,14 +92,14 @@ impl crate::QuotaStore for SqlStore {
 
     async fn delete_quota(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         namespace: &str,
         name: &str,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<()> {
         let (tenant_id, namespace, name, actor, now) = (
-            tenant_id.to_owned(),
+            tenant_id.clone(),
             namespace.to_owned(),
             name.to_owned(),
             actor.to_owned(),
@@ -105,11 +111,11 @@ impl crate::QuotaStore for SqlStore {
         .await
     }
 
-    async fn usage(&self, tenant_id: &str) -> Result<Vec<UsageCount>> {
+    async fn usage(&self, tenant_id: &TenantId) -> Result<Vec<UsageCount>> {
         let rows = sqlx::query(
             "SELECT family, key, used FROM quota_usage WHERE tenant_id = $1 ORDER BY family, key",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(&self.read)
         .await?;
         rows.iter()
@@ -125,7 +131,7 @@ impl crate::QuotaStore for SqlStore {
 
     async fn change_usage(&self, c: &UsageChange<'_>) -> Result<UsageOutcome> {
         let owned = OwnedUsageChange {
-            tenant_id: c.tenant_id.to_owned(),
+            tenant_id: c.tenant_id.clone(),
             family: c.family,
             key: c.key.to_owned(),
             op: c.op,
@@ -172,14 +178,14 @@ impl crate::QuotaStore for SqlStore {
     }
 }
 
-async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
+async fn insert_quota_in(tx: &mut Tx, tenant_id: &TenantId, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
     let m = &q.meta;
     let inserted = sqlx::query(concat!(
         "INSERT INTO quota_objects (tenant_id, ",
         quota_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(m.namespace.as_str())
     .bind(m.name.as_str())
     .bind(&m.uid)
@@ -222,7 +228,7 @@ async fn insert_quota_in(tx: &mut Tx, tenant_id: &str, q: &QuotaObject, actor: A
 
 async fn replace_quota_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     q: &QuotaObject,
     actor: Actor<'_>,
 ) -> Result<QuotaObject> {
@@ -232,7 +238,7 @@ async fn replace_quota_in(
         quota_columns!(),
         " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(m.namespace.as_str())
     .bind(m.name.as_str())
     .fetch_optional(&mut **tx)
@@ -245,7 +251,7 @@ async fn replace_quota_in(
         "UPDATE quota_objects SET labels = $4, annotations = $5, description = $6, disable = $7, \
              spec = $8, modified_at = $9 WHERE tenant_id = $1 AND namespace = $2 AND name = $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(m.namespace.as_str())
     .bind(m.name.as_str())
     .bind(to_json(&m.labels)?)
@@ -265,7 +271,7 @@ async fn replace_quota_in(
         quota_columns!(),
         " FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(m.namespace.as_str())
     .bind(m.name.as_str())
     .fetch_one(&mut **tx)
@@ -287,7 +293,7 @@ async fn replace_quota_in(
 
 async fn delete_quota_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     namespace: &str,
     name: &str,
     actor: Actor<'_>,
@@ -297,7 +303,7 @@ async fn delete_quota_in(
         "DELETE FROM quota_objects WHERE tenant_id = $1 AND namespace = $2 AND name = $3 RETURNING ",
         quota_columns!()
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(namespace)
     .bind(name)
     .fetch_optional(&mut **tx)
@@ -323,7 +329,7 @@ async fn delete_quota_in(
 
 /// A usage change that owns its parts, for the writer.
 struct OwnedUsageChange {
-    tenant_id: String,
+    tenant_id: TenantId,
     family: KeyFamily,
     key: String,
     op: UsageOp,
@@ -345,7 +351,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
                  (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT DO NOTHING",
             )
-            .bind(c.tenant_id)
+            .bind(c.tenant_id.as_str())
             .bind(operation)
             .bind(request_id)
             .bind(family)
@@ -360,7 +366,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
                 "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
                      WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
             )
-            .bind(c.tenant_id)
+            .bind(c.tenant_id.as_str())
             .bind(operation)
             .bind(request_id)
             .fetch_one(&mut **tx)
@@ -386,7 +392,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
         "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
              ON CONFLICT DO NOTHING",
     )
-    .bind(c.tenant_id)
+    .bind(c.tenant_id.as_str())
     .bind(family)
     .bind(c.key)
     .bind(micros(c.now))
@@ -413,7 +419,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
         }
     };
     let mut update = sqlx::query(sql)
-        .bind(c.tenant_id)
+        .bind(c.tenant_id.as_str())
         .bind(family)
         .bind(c.key)
         .bind(amount)
@@ -427,7 +433,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
     let Some(row) = updated else {
         let current: i64 =
             sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
-                .bind(c.tenant_id)
+                .bind(c.tenant_id.as_str())
                 .bind(family)
                 .bind(c.key)
                 .fetch_one(&mut **tx)
@@ -443,7 +449,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
             "UPDATE quota_requests SET limit_value = $4, current_value = $5 \
                  WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
         )
-        .bind(c.tenant_id)
+        .bind(c.tenant_id.as_str())
         .bind(operation)
         .bind(request_id)
         .bind(limit.as_raw())
@@ -457,7 +463,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
 /// The effective limit of the change's key, read inside its transaction.
 async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<Limit> {
     let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
-        .bind(c.tenant_id)
+        .bind(c.tenant_id.as_str())
         .bind(false)
         .fetch_all(&mut **tx)
         .await?;

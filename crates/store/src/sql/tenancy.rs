@@ -8,6 +8,7 @@ use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
@@ -37,11 +38,11 @@ fn tenant_from(row: &DbRow) -> Result<Tenant> {
         ));
     };
     Ok(Tenant {
-        id: row.try_get("tenant_id")?,
+        id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         name: name("tenants.name", row.try_get("tenant_name")?)?,
         tenant_type: TenantType::parse(&tenant_type).map_err(|e| StoreError::Corrupt(e.message))?,
         created_at: timestamp("tenants.created_at", row.try_get("tenant_created_at")?)?,
-        plan,
+        plan: plan.into(),
         catalog_version,
         domain: row.try_get("tenant_domain")?,
     })
@@ -49,7 +50,7 @@ fn tenant_from(row: &DbRow) -> Result<Tenant> {
 
 fn namespace_from(row: &DbRow) -> Result<Namespace> {
     Ok(Namespace {
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         name: name("namespaces.name", row.try_get("name")?)?,
         uid: row.try_get("uid")?,
         created_at: timestamp("namespaces.created_at", row.try_get("created_at")?)?,
@@ -75,7 +76,7 @@ fn token_from(row: &DbRow) -> Result<ApiToken> {
         .map_err(|e| StoreError::Corrupt(e.message))?;
     Ok(ApiToken {
         id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
         tenant_name: name("tenants.name", row.try_get("tenant_name")?)?,
         name: row.try_get("name")?,
         role: Role::parse(&role).map_err(|e| StoreError::Corrupt(e.message))?,
@@ -128,13 +129,13 @@ impl crate::TenancyStore for SqlStore {
         row.as_ref().map(tenant_from).transpose()
     }
 
-    async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             tenant_columns!(),
             " FROM tenants n WHERE n.id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(tenant_from).transpose()
@@ -153,31 +154,31 @@ impl crate::TenancyStore for SqlStore {
 
     async fn create_namespace(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         name: &Name,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<Namespace> {
-        let (tenant_id, name, actor) = (tenant_id.to_owned(), name.clone(), actor.to_owned());
+        let (tenant_id, name, actor) = (tenant_id.clone(), name.clone(), actor.to_owned());
         self.write(move |tx| {
             Box::pin(async move { create_namespace_in(tx, &tenant_id, &name, &actor, now).await })
         })
         .await
     }
 
-    async fn namespaces(&self, tenant_id: &str) -> Result<Vec<Namespace>> {
+    async fn namespaces(&self, tenant_id: &TenantId) -> Result<Vec<Namespace>> {
         let rows = sqlx::query(
             "SELECT tenant_id, name, uid, created_at FROM namespaces WHERE tenant_id = $1 ORDER BY name",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(namespace_from).collect()
     }
 
-    async fn namespace_exists(&self, tenant_id: &str, name: &str) -> Result<bool> {
+    async fn namespace_exists(&self, tenant_id: &TenantId, name: &str) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM namespaces WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(name)
             .fetch_optional(&self.read)
             .await?;
@@ -200,11 +201,11 @@ impl crate::TenancyStore for SqlStore {
             .transpose()
     }
 
-    async fn tokens(&self, tenant_id: &str) -> Result<Vec<ApiToken>> {
+    async fn tokens(&self, tenant_id: &TenantId) -> Result<Vec<ApiToken>> {
         let rows = sqlx::query(select_tokens!(
             "WHERE t.tenant_id = $1 ORDER BY t.created_at, t.id"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(token_from).collect()
@@ -212,12 +213,12 @@ impl crate::TenancyStore for SqlStore {
 
     async fn revoke_token(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         token_id: &str,
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<ApiToken> {
-        let (tenant_id, token_id, actor) = (tenant_id.to_owned(), token_id.to_owned(), actor.to_owned());
+        let (tenant_id, token_id, actor) = (tenant_id.clone(), token_id.to_owned(), actor.to_owned());
         self.write(move |tx| {
             Box::pin(async move { revoke_token_in(tx, &tenant_id, &token_id, &actor, now).await })
         })
@@ -253,11 +254,11 @@ impl crate::TenancyStore for SqlStore {
 async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
     let sub = &new.subscription;
     let tenant = Tenant {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: TenantId::new(uuid::Uuid::new_v4().to_string()),
         name: new.name.clone(),
         tenant_type: new.tenant_type,
         created_at: new.now,
-        plan: sub.plan.clone(),
+        plan: sub.plan.as_str().into(),
         catalog_version: sub.catalog_version,
         domain: None,
     };
@@ -265,11 +266,11 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
-    .bind(&tenant.id)
+    .bind(tenant.id.as_str())
     .bind(tenant.name.as_str())
     .bind(tenant.tenant_type.as_str())
     .bind(micros(new.now))
-    .bind(&tenant.plan)
+    .bind(tenant.plan.as_str())
     .bind(tenant.catalog_version)
     .execute(&mut **tx)
     .await?
@@ -296,7 +297,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         &format!("tenant/{}", tenant.name),
         None,
         Some(serde_json::json!({
-            "plan": tenant.plan,
+            "plan": tenant.plan.as_str(),
             "tenant_type": tenant.tenant_type.as_str(),
             "since": new.now.to_string(),
         })),
@@ -308,7 +309,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
 
 async fn create_namespace_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &Name,
     actor: &str,
     now: Timestamp,
@@ -328,15 +329,20 @@ async fn create_namespace_in(
     Ok(ns)
 }
 
-async fn insert_namespace(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timestamp) -> Result<Namespace> {
+async fn insert_namespace(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    name: &Name,
+    now: Timestamp,
+) -> Result<Namespace> {
     let ns = Namespace {
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tenant_id.clone(),
         name: name.clone(),
         uid: uuid::Uuid::new_v4().to_string(),
         created_at: now,
     };
     let tenant = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?;
     if tenant.is_none() {
@@ -347,7 +353,7 @@ async fn insert_namespace(tx: &mut Tx, tenant_id: &str, name: &Name, now: Timest
     let inserted = sqlx::query(
         "INSERT INTO namespaces (tenant_id, name, uid, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(name.as_str())
     .bind(&ns.uid)
     .bind(micros(now))
@@ -386,7 +392,7 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
     };
     for ns in &scoped {
         let exists = sqlx::query("SELECT 1 FROM namespaces WHERE tenant_id = $1 AND name = $2")
-            .bind(&new.tenant_id)
+            .bind(new.tenant_id.as_str())
             .bind(*ns)
             .fetch_optional(&mut **tx)
             .await?;
@@ -399,7 +405,7 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
-    .bind(&new.tenant_id)
+    .bind(new.tenant_id.as_str())
     .bind(&new.name)
     .bind(new.role.as_str())
     .bind(to_json(&scoped)?)
@@ -429,7 +435,7 @@ async fn create_token_in(tx: &mut Tx, new: &NewToken) -> Result<ApiToken> {
 
 async fn revoke_token_in(
     tx: &mut Tx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     token_id: &str,
     actor: &str,
     now: Timestamp,
@@ -437,14 +443,14 @@ async fn revoke_token_in(
     let revoked = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(token_id)
     .bind(micros(now))
     .execute(&mut **tx)
     .await?
     .rows_affected();
     let row = sqlx::query(select_tokens!("WHERE t.tenant_id = $1 AND t.id = $2"))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(token_id)
         .fetch_optional(&mut **tx)
         .await?

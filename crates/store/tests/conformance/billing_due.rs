@@ -4,12 +4,13 @@
 //! at, and the migration makes every existing tenant due once.
 
 use jiff::Timestamp;
+use tollgate_domain::ids::TenantId;
 use tollgate_store::{BillingDue, Store};
 use tollgate_testkit::each_backend;
 
 use crate::{open, raw_pool, t, tenant};
 
-async fn due(store: &dyn Store, tenant_id: &str) -> BillingDue {
+async fn due(store: &dyn Store, tenant_id: &TenantId) -> BillingDue {
     store
         .billing_due(tenant_id)
         .await
@@ -40,7 +41,10 @@ async fn new_tenants_are_due_at_once_and_pages_come_earliest_first() {
             .await
             .unwrap();
         assert_eq!(ids(&all), by_id, "equal dates come by tenant id");
-        assert_eq!(store.billing_due("no-such-tenant").await.unwrap(), None);
+        assert_eq!(
+            store.billing_due(&TenantId::new("no-such-tenant")).await.unwrap(),
+            None
+        );
 
         // acme's first period closes on Dec 1, bravo's … on Nov 20.
         let (a, b, c) = (&made[0], &made[1], &made[2]);

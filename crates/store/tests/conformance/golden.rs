@@ -333,8 +333,8 @@ async fn format_one_rows_read_back_through_the_store() {
         );
         sqlx::query("UPDATE invoices SET document = $1 WHERE tenant_id = $2 AND name = $3")
             .bind(golden("invoice.v1.json"))
-            .bind(&a.id)
-            .bind(&inv.name)
+            .bind(a.id.as_str())
+            .bind(inv.name.as_str())
             .execute(&raw)
             .await
             .unwrap();
@@ -346,7 +346,7 @@ async fn format_one_rows_read_back_through_the_store() {
         store.insert_quota(&a.id, &q, "test").await.unwrap();
         sqlx::query("UPDATE quota_objects SET spec = $1 WHERE tenant_id = $2")
             .bind(golden("quota_spec.v1.json"))
-            .bind(&a.id)
+            .bind(a.id.as_str())
             .execute(&raw)
             .await
             .unwrap();

@@ -4,6 +4,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::Reason;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::rating::Totals;
@@ -14,7 +15,7 @@ use crate::{open, t, tenant};
 
 /// A finalized invoice of `total` cents for period `index` of the tenant's
 /// first subscription.
-pub async fn invoice(store: &dyn Store, tenant_id: &str, name: &str, index: u32, total: i64) -> Invoice {
+pub async fn invoice(store: &dyn Store, tenant_id: &TenantId, name: &str, index: u32, total: i64) -> Invoice {
     let sub = store.subscriptions(tenant_id).await.unwrap().remove(0);
     let period = sub.period(index);
     Invoice {
@@ -100,7 +101,11 @@ async fn each_period_is_finalized_once_and_never_changes() {
                 .await
                 .unwrap()
         );
-        let stored = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
+        let stored = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.invoice, first);
         assert_eq!((stored.attempts, stored.next_charge_at), (0, Some(now)));
         assert_eq!(
@@ -117,7 +122,13 @@ async fn each_period_is_finalized_once_and_never_changes() {
         // Another tenant sees none of it.
         let b = tenant(&*store, "globex").await;
         assert!(store.invoices(&b.id).await.unwrap().is_empty());
-        assert!(store.invoice(&b.id, "inv-2026-11-0001").await.unwrap().is_none());
+        assert!(
+            store
+                .invoice(&b.id, &"inv-2026-11-0001".into())
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(store.latest_invoice_start(&b.id).await.unwrap(), None);
     })
     .await;
@@ -198,7 +209,11 @@ async fn a_due_invoice_is_leased_by_one_worker_at_a_time() {
             .settle_charge(&a.id, "w9", &done, Some(InvoiceStatus::Paid), expired)
             .await
             .unwrap();
-        let paid = store.invoice(&a.id, "inv-2026-11-0001").await.unwrap().unwrap();
+        let paid = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
     })
     .await;
@@ -483,7 +498,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
         let cancelled = store
             .set_invoice_status(
                 &a.id,
-                other,
+                &other.into(),
                 &[InvoiceStatus::Issued],
                 InvoiceStatus::Cancelled,
                 "operator",
@@ -503,7 +518,7 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             store
                 .set_invoice_status(
                     &a.id,
-                    "inv-1999-01-0001",
+                    &"inv-1999-01-0001".into(),
                     &[InvoiceStatus::Issued],
                     InvoiceStatus::Cancelled,
                     "operator",

@@ -24,6 +24,7 @@ mod transitions;
 mod usage;
 
 use std::sync::Arc;
+use tollgate_domain::ids::TenantId;
 
 use jiff::Timestamp;
 use tollgate_domain::catalog::Catalog;
@@ -58,7 +59,7 @@ pub fn first_subscription(plan: &str, start: Timestamp) -> Subscription {
     let catalog = Catalog::builtin();
     Subscription::new(
         uuid::Uuid::new_v4().to_string(),
-        String::new(),
+        TenantId::new(String::new()),
         catalog.plan(plan).unwrap(),
         1,
         start,

@@ -1,6 +1,7 @@
 //! Usage events: exactly-once ingestion, hourly buckets, daily summaries, replay.
 
 use std::sync::Arc;
+use tollgate_domain::ids::TenantId;
 
 use jiff::SignedDuration;
 use rust_decimal::Decimal;
@@ -41,7 +42,7 @@ fn all(from: &str, to: &str) -> BucketFilter<'static> {
     }
 }
 
-async fn quantities(store: &dyn Store, tenant: &str) -> Vec<(String, String, Decimal, i64)> {
+async fn quantities(store: &dyn Store, tenant: &TenantId) -> Vec<(String, String, Decimal, i64)> {
     store
         .buckets(tenant, &all("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
         .await
@@ -268,7 +269,7 @@ async fn concurrent_overlapping_batches_count_once() {
 /// What `object_usage` must say: computed from every hourly bucket in range.
 async fn usage_from_buckets(
     store: &dyn Store,
-    tenant: &str,
+    tenant: &TenantId,
     from: jiff::Timestamp,
     to: jiff::Timestamp,
 ) -> Vec<(

@@ -2,6 +2,7 @@
 //! primaries even under concurrent calls.
 
 use std::sync::Arc;
+use tollgate_domain::ids::TenantId;
 
 use tollgate_domain::Reason;
 use tollgate_domain::contact::Contact;
@@ -28,7 +29,7 @@ pub fn method(name: &str) -> PaymentMethod {
 
 async fn create(
     store: &dyn Store,
-    tenant: &str,
+    tenant: &TenantId,
     name: &str,
     requested: Option<PaymentRole>,
     minute: u32,

@@ -106,13 +106,19 @@ async fn a_refund_is_refused_while_a_charge_holds_the_lease_and_changes_nothing(
                 .await,
             "being charged",
         );
-        assert!(store.invoice_refunds(&a.id, NAME).await.unwrap().is_empty());
+        assert!(
+            store
+                .invoice_refunds(&a.id, &NAME.into())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // The charge worker still holds the lease and settles its attempt.
         store
             .settle_charge(&a.id, "w", &ok, Some(InvoiceStatus::Paid), during)
             .await
             .unwrap();
-        let paid = store.invoice(&a.id, NAME).await.unwrap().unwrap();
+        let paid = store.invoice(&a.id, &NAME.into()).await.unwrap().unwrap();
         assert_eq!(
             (paid.invoice.status, paid.leased_until),
             (InvoiceStatus::Paid, None)
@@ -186,10 +192,10 @@ async fn a_refund_is_recorded_pending_then_settled_once() {
         assert_eq!(stored.idempotency_key, format!("refund/{}", ok.idempotency_key));
         // Recorded before the provider is asked; the invoice is leased, still PAID.
         assert_eq!(
-            store.invoice_refunds(&a.id, NAME).await.unwrap(),
+            store.invoice_refunds(&a.id, &NAME.into()).await.unwrap(),
             std::slice::from_ref(&r)
         );
-        let leased = store.invoice(&a.id, NAME).await.unwrap().unwrap();
+        let leased = store.invoice(&a.id, &NAME.into()).await.unwrap().unwrap();
         assert_eq!(
             (leased.invoice.status, leased.leased_until),
             (InvoiceStatus::Paid, Some(now + LEASE))
@@ -210,8 +216,8 @@ async fn a_refund_is_recorded_pending_then_settled_once() {
             (after.invoice.status, after.leased_until, after.next_charge_at),
             (InvoiceStatus::Refunded, None, None)
         );
-        assert_eq!(store.invoice(&a.id, NAME).await.unwrap().unwrap(), after);
-        let refunds = store.invoice_refunds(&a.id, NAME).await.unwrap();
+        assert_eq!(store.invoice(&a.id, &NAME.into()).await.unwrap().unwrap(), after);
+        let refunds = store.invoice_refunds(&a.id, &NAME.into()).await.unwrap();
         assert_eq!(
             refunds,
             [RefundRecord {
@@ -219,7 +225,7 @@ async fn a_refund_is_recorded_pending_then_settled_once() {
                 ..settled(&r, None)
             }]
         );
-        let charges = store.invoice_charges(&a.id, NAME).await.unwrap();
+        let charges = store.invoice_charges(&a.id, &NAME.into()).await.unwrap();
         assert_eq!(charges[0].outcome, ChargeOutcome::Refunded);
         // Audited with the money and its unit, by who asked.
         let entry = store
@@ -278,7 +284,7 @@ async fn a_refund_is_recorded_pending_then_settled_once() {
             .begin_refund(&a.id, "op3", &again, &[InvoiceStatus::Refunded], far, far + LEASE)
             .await
             .expect_err("already refunded");
-        assert_eq!(store.invoice_refunds(&a.id, NAME).await.unwrap().len(), 1);
+        assert_eq!(store.invoice_refunds(&a.id, &NAME.into()).await.unwrap().len(), 1);
         let audited = store
             .audit(Some(&a.id), 50)
             .await
@@ -369,7 +375,7 @@ async fn an_unsettled_refund_is_resumed_with_the_same_key_once_its_lease_expires
         );
         let after = other.settle_refund(&a.id, "op2", &done, expired).await.unwrap();
         assert_eq!(after.invoice.status, InvoiceStatus::Refunded);
-        let refunds = store.invoice_refunds(&a.id, NAME).await.unwrap();
+        let refunds = store.invoice_refunds(&a.id, &NAME.into()).await.unwrap();
         assert_eq!(refunds.len(), 1);
         assert_eq!(
             (
@@ -403,12 +409,12 @@ async fn a_refund_the_provider_refused_is_recorded_failed_and_may_be_tried_again
             (after.invoice.status, after.leased_until),
             (InvoiceStatus::Paid, None)
         );
-        let refunds = store.invoice_refunds(&a.id, NAME).await.unwrap();
+        let refunds = store.invoice_refunds(&a.id, &NAME.into()).await.unwrap();
         assert_eq!(
             (refunds[0].state, refunds[0].reason.as_deref()),
             (RefundState::Failed, Some("no such charge"))
         );
-        let charges = store.invoice_charges(&a.id, NAME).await.unwrap();
+        let charges = store.invoice_charges(&a.id, &NAME.into()).await.unwrap();
         assert_eq!(charges[0].outcome, ChargeOutcome::Succeeded);
         assert!(
             store
@@ -443,7 +449,7 @@ async fn a_refund_the_provider_refused_is_recorded_failed_and_may_be_tried_again
             .settle_refund(&a.id, "op", &settled(&again, None), later)
             .await
             .unwrap();
-        let refunds = store.invoice_refunds(&a.id, NAME).await.unwrap();
+        let refunds = store.invoice_refunds(&a.id, &NAME.into()).await.unwrap();
         assert_eq!(refunds.len(), 1);
         assert_eq!(refunds[0].state, RefundState::Succeeded);
     })

@@ -2,6 +2,7 @@
 
 use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::tenant::TenantType;
 use tollgate_store::{NewOperatorToken, NewTenant, NewToken, StoreError};
 use tollgate_testkit::each_backend;
@@ -91,7 +92,7 @@ async fn namespaces_are_per_tenant() {
             .unwrap();
         let missing = store
             .create_namespace(
-                "no-such-tenant",
+                &TenantId::new("no-such-tenant"),
                 &name("x"),
                 "operator",
                 t("2026-11-03T00:00:00Z"),
@@ -310,7 +311,7 @@ async fn concurrent_writes_succeed_or_fail_each_on_its_own() {
                 // that does not exist.
                 let (tenant_id, ns) = match i % 3 {
                     0 => (tenant_id, "taken".to_owned()),
-                    1 => ("no-such-tenant".to_owned(), format!("ns-{i}")),
+                    1 => (TenantId::new("no-such-tenant"), format!("ns-{i}")),
                     _ => (tenant_id, format!("ns-{i}")),
                 };
                 (

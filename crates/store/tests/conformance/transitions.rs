@@ -4,6 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::Reason;
 use tollgate_domain::catalog::Catalog;
+use tollgate_domain::ids::TenantId;
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::TenantType;
@@ -14,10 +15,10 @@ use tollgate_testkit::each_backend;
 use crate::payments::method;
 use crate::{open, t, tenant};
 
-fn transition(tenant_id: &str, to: &str, state: TransitionState, at: Timestamp) -> PlanTransition {
+fn transition(tenant_id: &TenantId, to: &str, state: TransitionState, at: Timestamp) -> PlanTransition {
     PlanTransition {
         id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: tenant_id.into(),
+        tenant_id: tenant_id.clone(),
         from_plan: "free".into(),
         to_plan: to.into(),
         catalog_version: 1,
@@ -481,7 +482,7 @@ async fn an_addon_change_checked_against_a_plan_the_tenant_left_is_refused() {
             store
                 .set_addon(
                     &a.id,
-                    "team",
+                    &"team".into(),
                     "f5xc_web_app_scanning_standard",
                     true,
                     "token-1",

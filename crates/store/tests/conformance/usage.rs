@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use tollgate_domain::ids::TenantId;
 
 use tollgate_domain::Reason;
 use tollgate_domain::catalog::Catalog;
@@ -10,7 +11,7 @@ use crate::quotas::quota;
 use crate::{open, t, tenant};
 
 fn change<'a>(
-    tenant: &'a str,
+    tenant: &'a TenantId,
     key: &'a str,
     op: UsageOp,
     request_id: Option<&'a str>,

@@ -156,8 +156,14 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
         {
             let store = open_store(&db).await;
             let t = store.tenant_by_name("acme").await.unwrap().unwrap();
-            let refunds = store.invoice_refunds(&t.id, "inv-2026-09-0001").await.unwrap();
-            let charges = store.invoice_charges(&t.id, "inv-2026-09-0001").await.unwrap();
+            let refunds = store
+                .invoice_refunds(&t.id, &"inv-2026-09-0001".into())
+                .await
+                .unwrap();
+            let charges = store
+                .invoice_charges(&t.id, &"inv-2026-09-0001".into())
+                .await
+                .unwrap();
             assert_eq!(refunds.len(), 1, "{refunds:?}");
             assert_eq!(
                 (
