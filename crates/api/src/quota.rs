@@ -101,10 +101,7 @@ pub async fn create(
     let meta = object_meta(body.metadata, &ns, None, &auth, now)?;
     let spec = body.spec.unwrap_or_default().into_domain()?;
     let quota = QuotaObject { meta, spec };
-    state
-        .store()
-        .insert_quota(auth.tenant_id(), &quota, &auth.actor())
-        .await?;
+    tollgate_app::quotas::create(state.store(), &auth.tenant, &quota, &auth.actor()).await?;
     state.limiter().invalidate(auth.tenant_id());
     Ok(Json(QuotaCreateResponse::new(&quota, auth.tenant_name())))
 }
@@ -141,14 +138,17 @@ pub async fn replace(
     let now = state.now();
     let meta = object_meta(body.metadata, &ns, Some(&name), &auth, now)?;
     let spec = body.spec.unwrap_or_default().into_domain()?;
-    state
-        .store()
-        .replace_quota(auth.tenant_id(), &QuotaObject { meta, spec }, &auth.actor())
-        .await
-        .map_err(|e| match e {
-            tollgate_store::StoreError::NotFound(_) => not_found(&ns, &name),
-            other => other.into(),
-        })?;
+    tollgate_app::quotas::replace(
+        state.store(),
+        &auth.tenant,
+        &QuotaObject { meta, spec },
+        &auth.actor(),
+    )
+    .await
+    .map_err(|e| match e {
+        tollgate_app::AppError::Store(tollgate_store::StoreError::NotFound(_)) => not_found(&ns, &name),
+        other => other.into(),
+    })?;
     state.limiter().invalidate(auth.tenant_id());
     Ok(Json(Empty {}))
 }
@@ -358,20 +358,21 @@ pub async fn delete(
     // objects, so it never blocks a delete.
     query.bool("fail_if_referred")?;
     let name = Name::parse("name", &name)?;
-    state
-        .store()
-        .delete_quota(
-            auth.tenant_id(),
-            ns.as_str(),
-            name.as_str(),
-            &auth.actor(),
-            state.now(),
-        )
-        .await
-        .map_err(|e| match e {
-            tollgate_store::StoreError::NotFound(_) => not_found(&ns, name.as_str()),
-            other => other.into(),
-        })?;
+    tollgate_app::quotas::delete(
+        state.store(),
+        &auth.tenant,
+        &ns,
+        &name,
+        &auth.actor(),
+        state.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        tollgate_app::AppError::Store(tollgate_store::StoreError::NotFound(_)) => {
+            not_found(&ns, name.as_str())
+        }
+        other => other.into(),
+    })?;
     state.limiter().invalidate(auth.tenant_id());
     Ok(Json(Empty {}))
 }

@@ -2,7 +2,8 @@
 //! limits, exactly once per request id.
 
 use jiff::Timestamp;
-use tollgate_domain::quota::{self, KeyFamily, QuotaSpec};
+use tollgate_domain::names::Name;
+use tollgate_domain::quota::{self, KeyFamily, QuotaObject, QuotaSpec};
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::{Store, UsageChange, UsageOp, UsageOutcome, UsageState};
 
@@ -55,5 +56,59 @@ pub async fn change_usage(
             };
             Err(quota::refusal(family, key, s.limit, s.current, requested).into())
         }
+    }
+}
+
+/// Creates a quota object (validated by the domain when it was built);
+/// `AlreadyExists` if the namespace has one of this name. Quota objects
+/// live in `system` only.
+pub async fn create(
+    store: &dyn Store,
+    tenant: &Tenant,
+    quota: &QuotaObject,
+    actor: &str,
+) -> Result<(), AppError> {
+    system_only(&quota.meta.namespace)?;
+    Ok(store.insert_quota(&tenant.id, quota, actor).await?)
+}
+
+/// Replaces a quota object's metadata and spec, keeping its identity and
+/// creation; `NotFound` if it does not exist.
+pub async fn replace(
+    store: &dyn Store,
+    tenant: &Tenant,
+    quota: &QuotaObject,
+    actor: &str,
+) -> Result<QuotaObject, AppError> {
+    system_only(&quota.meta.namespace)?;
+    Ok(store.replace_quota(&tenant.id, quota, actor).await?)
+}
+
+/// Deletes a quota object (its usage is the tenant's and stays); `NotFound`
+/// if it does not exist. Used by the API and by `tollgate quota delete`
+/// (e.g. for an object whose API limit locks the tenant out).
+pub async fn delete(
+    store: &dyn Store,
+    tenant: &Tenant,
+    namespace: &Name,
+    name: &Name,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    system_only(namespace)?;
+    Ok(store
+        .delete_quota(&tenant.id, namespace.as_str(), name.as_str(), actor, now)
+        .await?)
+}
+
+/// Quota objects live in namespace `system` only (the quota is the tenant's).
+fn system_only(namespace: &Name) -> Result<(), tollgate_domain::Error> {
+    if namespace.is_system() {
+        Ok(())
+    } else {
+        Err(tollgate_domain::Error::invalid(format!(
+            "namespace: quota objects live in namespace \"system\", not {:?}",
+            namespace.as_str()
+        )))
     }
 }

@@ -96,9 +96,7 @@ pub async fn quota(store: &dyn Store, cmd: QuotaCommand) -> Result<()> {
         QuotaCommand::Delete { tenant, name } => {
             let t = find_tenant(store, &tenant).await?;
             let name = Name::parse("name", &name)?;
-            store
-                .delete_quota(&t.id, NAMESPACE, name.as_str(), ACTOR, Timestamp::now())
-                .await?;
+            tollgate_app::quotas::delete(store, &t, &Name::system(), &name, ACTOR, Timestamp::now()).await?;
             println!("deleted quota object {name} of tenant {}", t.name);
         }
     }
