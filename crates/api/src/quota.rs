@@ -435,7 +435,7 @@ async fn change_usage(
     family: KeyFamily,
     key: String,
     op: UsageOp,
-    request_id: Option<String>,
+    request_id: Option<tollgate_domain::ids::RequestId>,
 ) -> Result<Json<UsageChangeResponse>, ApiError> {
     let plan = state.tenant_plan(&auth.tenant).await?;
     let changed = tollgate_app::quotas::change_usage(
@@ -445,7 +445,7 @@ async fn change_usage(
         family,
         &key,
         op,
-        request_id.as_deref(),
+        request_id.as_ref(),
         state.now(),
     )
     .await?;
@@ -459,7 +459,7 @@ async fn change_usage(
         resource,
         limit: limit_number(family, usage.limit),
         current: usage_number(family, usage.current),
-        request_id,
+        request_id: request_id.map(tollgate_domain::ids::RequestId::into_string),
         replayed,
     }))
 }

@@ -28,7 +28,7 @@ pub async fn change_usage(
     family: KeyFamily,
     key: &str,
     op: UsageOp,
-    request_id: Option<&str>,
+    request_id: Option<&tollgate_domain::ids::RequestId>,
     now: Timestamp,
 ) -> Result<Changed, AppError> {
     let change = UsageChange {

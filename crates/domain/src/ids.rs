@@ -147,6 +147,18 @@ string_id! {
     PlanName
 }
 
+string_id! {
+    /// The idempotency key of a quota usage change (`request_id`), scoped per
+    /// tenant and operation.
+    RequestId
+}
+
+string_id! {
+    /// A usage event's id, unique per tenant: what makes a resent event a
+    /// duplicate.
+    EventId
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

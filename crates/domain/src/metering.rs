@@ -21,7 +21,7 @@ pub const MAX_TEXT: usize = 256;
 /// A validated usage event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageEvent {
-    pub id: String,
+    pub id: crate::ids::EventId,
     pub namespace: Name,
     pub metric_label: String,
     pub object_name: String,
@@ -164,7 +164,7 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
         ));
     }
     Ok(UsageEvent {
-        id,
+        id: crate::ids::EventId::new(id),
         namespace: namespace.clone(),
         metric_label,
         object_name,
@@ -248,7 +248,7 @@ impl Bucket {
     pub fn of(e: &UsageEvent) -> Self {
         Self {
             quantity: e.quantity,
-            latest: Some((e.at, e.id.clone())),
+            latest: Some((e.at, e.id.as_str().to_owned())),
             events: 1,
         }
     }
@@ -737,7 +737,7 @@ mod tests {
 
     fn event(id: u32, q: u32, minute: u32) -> UsageEvent {
         UsageEvent {
-            id: format!("e{id}"),
+            id: format!("e{id}").into(),
             namespace: Name::system(),
             metric_label: "m".into(),
             object_name: "o".into(),

@@ -701,7 +701,7 @@ pub fn usage_amount(
 
 /// A usage change's `request_id`: required, so that a retried request is
 /// not counted twice, and at most [`MAX_REQUEST_ID`] bytes of printable text.
-pub fn request_id(raw: Option<String>) -> Result<String, Error> {
+pub fn request_id(raw: Option<String>) -> Result<crate::ids::RequestId, Error> {
     let id = raw.unwrap_or_default();
     if id.is_empty() {
         return Err(Error::invalid(
@@ -713,7 +713,7 @@ pub fn request_id(raw: Option<String>) -> Result<String, Error> {
             "request_id: must be at most {MAX_REQUEST_ID} bytes of printable text"
         )));
     }
-    Ok(id)
+    Ok(crate::ids::RequestId::new(id))
 }
 
 impl KeyFamily {
@@ -848,7 +848,7 @@ mod change_rules {
 
     #[test]
     fn request_ids_are_required_short_and_printable() {
-        assert_eq!(request_id(Some("r-1".into())), Ok("r-1".into()));
+        assert_eq!(request_id(Some("r-1".into())).unwrap().as_str(), "r-1");
         assert!(request_id(None).unwrap_err().message.contains("is required"));
         assert!(request_id(Some(String::new())).is_err());
         assert!(request_id(Some("a\nb".into())).is_err());

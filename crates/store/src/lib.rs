@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::contact::Contact;
-use tollgate_domain::ids::{InvoiceName, TenantId};
+use tollgate_domain::ids::{InvoiceName, RequestId, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange};
@@ -566,7 +566,7 @@ pub struct UsageChange<'a> {
     pub key: &'a str,
     pub op: UsageOp,
     /// Idempotency key; a repeat of a successful request returns its answer.
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<&'a RequestId>,
     /// The tenant's default quota (its plan's); quota objects override it.
     pub default_quota: &'a QuotaSpec,
     pub now: Timestamp,

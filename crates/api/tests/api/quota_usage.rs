@@ -439,7 +439,7 @@ async fn pruning_goes_in_batches_and_a_tick_does_a_bounded_amount() {
         let now = tollgate_domain::clock::Clock::now(app.clock.as_ref());
         let default_quota = tollgate_domain::quota::QuotaSpec::default();
         for i in 0..2500 {
-            let id = format!("r-{i}");
+            let id = tollgate_domain::ids::RequestId::new(format!("r-{i}"));
             app.store
                 .change_usage(&tollgate_store::UsageChange {
                     tenant_id: &acme.id,

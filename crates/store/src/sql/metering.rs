@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
+use tollgate_domain::ids::EventId;
 use tollgate_domain::ids::TenantId;
 
 use jiff::Timestamp;
@@ -124,7 +125,7 @@ async fn ingest_in(
         );
         q.push_values(chunk, |mut b, e| {
             b.push_bind(tenant_id.as_str())
-                .push_bind(&e.id)
+                .push_bind(e.id.as_str())
                 .push_bind(e.namespace.as_str())
                 .push_bind(&e.metric_label)
                 .push_bind(&e.object_name)
@@ -144,7 +145,7 @@ async fn ingest_in(
     let mut partial: BTreeMap<BucketKey, (Bucket, Aggregation)> = BTreeMap::new();
     let mut counted = HashSet::new();
     for e in events {
-        if !inserted.contains(&e.id) || !counted.insert(e.id.as_str()) {
+        if !inserted.contains(e.id.as_str()) || !counted.insert(e.id.as_str()) {
             continue;
         }
         let agg = aggregation.of(&e.metric_label);
@@ -185,7 +186,7 @@ async fn ingest_in(
     let mut reported = HashSet::new();
     Ok(events
         .iter()
-        .map(|e| inserted.contains(&e.id) && reported.insert(e.id.as_str()))
+        .map(|e| inserted.contains(e.id.as_str()) && reported.insert(e.id.as_str()))
         .collect())
 }
 
@@ -552,7 +553,7 @@ async fn buckets(
 fn event_from(row: &DbRow) -> Result<UsageEvent> {
     let namespace: String = row.try_get("namespace")?;
     Ok(UsageEvent {
-        id: row.try_get("event_id")?,
+        id: EventId::new(row.try_get::<String, _>("event_id")?),
         namespace: Name::parse("usage_events.namespace", &namespace)
             .map_err(|e| StoreError::Corrupt(e.message))?,
         metric_label: row.try_get("metric_label")?,

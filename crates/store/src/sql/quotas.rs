@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::ids::{RequestId, TenantId};
 use tollgate_domain::object::ObjectMeta;
 use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
 
@@ -135,7 +135,7 @@ impl crate::QuotaStore for SqlStore {
             family: c.family,
             key: c.key.to_owned(),
             op: c.op,
-            request_id: c.request_id.map(str::to_owned),
+            request_id: c.request_id.cloned(),
             default_quota: c.default_quota.clone(),
             now: c.now,
         };
@@ -146,7 +146,7 @@ impl crate::QuotaStore for SqlStore {
                     family: owned.family,
                     key: &owned.key,
                     op: owned.op,
-                    request_id: owned.request_id.as_deref(),
+                    request_id: owned.request_id.as_ref(),
                     default_quota: &owned.default_quota,
                     now: owned.now,
                 };
@@ -333,7 +333,7 @@ struct OwnedUsageChange {
     family: KeyFamily,
     key: String,
     op: UsageOp,
-    request_id: Option<String>,
+    request_id: Option<RequestId>,
     default_quota: QuotaSpec,
     now: Timestamp,
 }
@@ -353,7 +353,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
             )
             .bind(c.tenant_id.as_str())
             .bind(operation)
-            .bind(request_id)
+            .bind(request_id.as_str())
             .bind(family)
             .bind(c.key)
             .bind(amount)
@@ -368,7 +368,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
             )
             .bind(c.tenant_id.as_str())
             .bind(operation)
-            .bind(request_id)
+            .bind(request_id.as_str())
             .fetch_one(&mut **tx)
             .await?;
             let same = row.try_get::<String, _>("family")? == family
@@ -451,7 +451,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
         )
         .bind(c.tenant_id.as_str())
         .bind(operation)
-        .bind(request_id)
+        .bind(request_id.as_str())
         .bind(limit.as_raw())
         .bind(current)
         .execute(&mut **tx)

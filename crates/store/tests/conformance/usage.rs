@@ -22,7 +22,8 @@ fn change<'a>(
         family: KeyFamily::Object,
         key,
         op,
-        request_id,
+        // Leaked: a test's few ids live as long as the test binary.
+        request_id: request_id.map(|r| &*Box::leak(Box::new(tollgate_domain::ids::RequestId::new(r)))),
         default_quota: default,
         now: t("2026-11-10T00:00:00Z"),
     }
