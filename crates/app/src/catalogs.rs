@@ -70,3 +70,41 @@ pub async fn publish(
     catalog::parse_for_publish(source_name, source).map_err(tollgate_domain::Error::from)?;
     Ok(store.publish_catalog(source, source_name, actor, now).await?)
 }
+
+/// Gives every tenant without a plan (created by a Tollgate from before
+/// plans) a first subscription to the latest catalog's default plan,
+/// starting when the tenant was created. Every entry point runs it after
+/// opening the database (the CLI's `open`, hence `serve` too); idempotent.
+/// Returns how many tenants it adopted.
+pub async fn adopt_planless_tenants(
+    store: &dyn Store,
+    versions: &Versions,
+    now: jiff::Timestamp,
+) -> Result<usize, crate::AppError> {
+    let planless = store.planless_tenants().await?;
+    if planless.is_empty() {
+        return Ok(0);
+    }
+    let version = store
+        .latest_catalog_version()
+        .await?
+        .ok_or_else(|| tollgate_domain::Error::internal("no catalog is published"))?;
+    let catalog = versions.get(store, version).await?;
+    let plan = catalog
+        .plan(&catalog.default_plan)
+        .ok_or_else(|| tollgate_domain::Error::internal("the catalog's default plan is missing"))?;
+    let mut adopted = 0;
+    for (tenant_id, created_at) in planless {
+        let sub = tollgate_domain::subscription::Subscription::new(
+            uuid::Uuid::new_v4().to_string(),
+            tenant_id,
+            plan,
+            version,
+            created_at,
+        );
+        if store.adopt_planless_tenant(&sub, now).await? {
+            adopted += 1;
+        }
+    }
+    Ok(adopted)
+}

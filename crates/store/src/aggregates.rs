@@ -190,10 +190,17 @@ pub trait QuotaStore: Send + Sync {
 /// Published catalog versions.
 #[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync {
-    /// Publishes the built-in catalog on a new database and gives every tenant
-    /// without one a subscription to the default plan (and a billing due
-    /// date of the epoch); idempotent.
+    /// Publishes the built-in catalog on a new database; idempotent.
     async fn bootstrap(&self, now: Timestamp) -> Result<()>;
+
+    /// Tenants without a plan (created by a Tollgate from before plans), with
+    /// when each was created, oldest first.
+    async fn planless_tenants(&self) -> Result<Vec<(TenantId, Timestamp)>>;
+
+    /// Gives a planless tenant its first subscription (`sub.tenant_id`), the
+    /// tenant's plan and catalog version, and a billing due date of the epoch,
+    /// audited; `false` (nothing changed) if the tenant has a plan by now.
+    async fn adopt_planless_tenant(&self, sub: &Subscription, now: Timestamp) -> Result<bool>;
 
     /// Stores a catalog (already validated) as the next version.
     async fn publish_catalog(

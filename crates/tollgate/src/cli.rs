@@ -109,7 +109,12 @@ impl StorageArgs {
             ..self.options()
         };
         match tollgate_store::open_with(&location, options).await {
-            Ok(store) => Ok(store),
+            Ok(store) => {
+                // Tenants from a Tollgate before plans get the default plan.
+                let versions = tollgate_app::catalogs::Versions::default();
+                tollgate_app::catalogs::adopt_planless_tenants(&*store, &versions, Timestamp::now()).await?;
+                Ok(store)
+            }
             Err(tollgate_store::StoreError::NotFound(what)) if create == Create::No => bail!(
                 "{what}. Run this command in the directory where `tollgate serve` runs, or point \
                  --data-dir (TOLLGATE_DATA_DIR) or --database-url (TOLLGATE_DATABASE_URL) at the \

@@ -20,7 +20,7 @@ async fn close(app: &TestApp) -> PeriodClose {
 }
 
 /// Runs `sql` on the test database directly.
-async fn exec(app: &TestApp, sql: String) {
+pub(crate) async fn exec(app: &TestApp, sql: String) {
     use sqlx::Connection;
     let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
     match (app.db().sqlite_dir(), app.db().postgres_url()) {
@@ -128,6 +128,40 @@ async fn a_tenant_that_cannot_be_closed_stays_due() {
         let due: Vec<&str> = due.iter().map(|d| d.tenant_id.as_str()).collect();
         assert_eq!(due, [a.id.as_str()], "only the failing tenant is still due");
         assert!(close_due_periods(&ctx, app.clock.now()).await.is_err());
+    })
+    .await;
+}
+
+/// Tenants of a Tollgate from before plans get the latest catalog's default
+/// plan from the application layer (every `open` of the binary runs it),
+/// once, starting when they were created; then period close works out their
+/// periods.
+#[tokio::test]
+async fn tenants_from_before_plans_are_adopted_by_the_application() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let acme = app.tenant_on("acme", "individual").await;
+        for sql in [
+            "DELETE FROM subscriptions",
+            "UPDATE tenants SET plan = NULL, catalog_version = NULL",
+        ] {
+            exec(&app, sql.to_owned()).await;
+        }
+        let versions = tollgate_app::catalogs::Versions::default();
+        let now = app.clock.now();
+        let adopted = tollgate_app::catalogs::adopt_planless_tenants(&*app.store, &versions, now)
+            .await
+            .unwrap();
+        assert_eq!(adopted, 1);
+        let again = tollgate_app::catalogs::adopt_planless_tenants(&*app.store, &versions, now)
+            .await
+            .unwrap();
+        assert_eq!(again, 0, "idempotent");
+        let fixed = app.store.tenant_by_name("acme").await.unwrap().unwrap();
+        assert_eq!(fixed.plan.as_str(), "free", "the catalog's default plan");
+        let subs = app.store.subscriptions(&acme.id).await.unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].start, acme.created_at);
     })
     .await;
 }

@@ -10,12 +10,22 @@ use tollgate_domain::ids::TenantId;
 use tollgate_domain::subscription::Subscription;
 
 use super::{DbRow, SYSTEM, SqlStore, Tx, audit_in, micros, timestamp};
-use crate::{Actor, Result, StoreError, StoredCatalog};
+use crate::{Actor, Result, StoredCatalog};
 
 #[async_trait::async_trait]
 impl crate::CatalogStore for SqlStore {
     async fn bootstrap(&self, now: Timestamp) -> Result<()> {
         bootstrap(self, now).await
+    }
+
+    async fn planless_tenants(&self) -> Result<Vec<(TenantId, Timestamp)>> {
+        planless_tenants(self).await
+    }
+
+    async fn adopt_planless_tenant(&self, sub: &Subscription, now: Timestamp) -> Result<bool> {
+        let sub = sub.clone();
+        self.write(move |tx| Box::pin(async move { adopt_planless_tenant_in(tx, &sub, now).await }))
+            .await
     }
 
     async fn publish_catalog(
@@ -71,56 +81,51 @@ async fn bootstrap_in(tx: &mut Tx, now: Timestamp) -> Result<()> {
         )
         .await?;
     }
-    let orphans = sqlx::query("SELECT id, created_at FROM tenants WHERE plan IS NULL ORDER BY created_at")
-        .fetch_all(&mut **tx)
+    Ok(())
+}
+
+async fn planless_tenants(store: &SqlStore) -> Result<Vec<(TenantId, Timestamp)>> {
+    let rows = sqlx::query("SELECT id, created_at FROM tenants WHERE plan IS NULL ORDER BY created_at, id")
+        .fetch_all(&store.read)
         .await?;
-    if !orphans.is_empty() {
-        let stored = latest_catalog_in(tx).await?;
-        let parsed = catalog::parse(&stored.source_name, &stored.source)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let plan = parsed
-            .plan(&parsed.default_plan)
-            .ok_or_else(|| StoreError::Corrupt("the catalog's default plan is missing".into()))?;
-        for row in &orphans {
-            let tenant_id = TenantId::new(row.try_get::<String, _>("id")?);
-            let created_at = timestamp("tenants.created_at", row.try_get("created_at")?)?;
-            // Claim the tenant first: a concurrent bootstrap then skips it.
-            let claimed = sqlx::query(
-                "UPDATE tenants SET plan = $2, catalog_version = $3 WHERE id = $1 AND plan IS NULL",
-            )
-            .bind(tenant_id.as_str())
-            .bind(&plan.name)
-            .bind(stored.version)
+    rows.iter()
+        .map(|row| {
+            Ok((
+                TenantId::new(row.try_get::<String, _>("id")?),
+                timestamp("tenants.created_at", row.try_get("created_at")?)?,
+            ))
+        })
+        .collect()
+}
+
+async fn adopt_planless_tenant_in(tx: &mut Tx, sub: &Subscription, now: Timestamp) -> Result<bool> {
+    // Claim the tenant first: a concurrent adoption then skips it.
+    let claimed =
+        sqlx::query("UPDATE tenants SET plan = $2, catalog_version = $3 WHERE id = $1 AND plan IS NULL")
+            .bind(sub.tenant_id.as_str())
+            .bind(&sub.plan)
+            .bind(sub.catalog_version)
             .execute(&mut **tx)
             .await?
             .rows_affected();
-            if claimed == 0 {
-                continue;
-            }
-            let sub = Subscription::new(
-                uuid::Uuid::new_v4().to_string(),
-                tenant_id.clone(),
-                plan,
-                stored.version,
-                created_at,
-            );
-            super::billing::insert_subscription(tx, &sub).await?;
-            super::invoicing::lower_billing_due_in(tx, &tenant_id, Timestamp::UNIX_EPOCH).await?;
-            let after = serde_json::json!({"plan": plan.name, "catalog_version": stored.version});
-            audit_in(
-                tx,
-                Some(&tenant_id),
-                SYSTEM,
-                AuditAction::SubscriptionCreate,
-                &format!("subscription/{}", sub.id),
-                None,
-                Some(after),
-                now,
-            )
-            .await?;
-        }
+    if claimed == 0 {
+        return Ok(false);
     }
-    Ok(())
+    super::billing::insert_subscription(tx, sub).await?;
+    super::invoicing::lower_billing_due_in(tx, &sub.tenant_id, Timestamp::UNIX_EPOCH).await?;
+    let after = serde_json::json!({"plan": sub.plan, "catalog_version": sub.catalog_version});
+    audit_in(
+        tx,
+        Some(&sub.tenant_id),
+        SYSTEM,
+        AuditAction::SubscriptionCreate,
+        &format!("subscription/{}", sub.id),
+        None,
+        Some(after),
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 fn catalog_from(row: &DbRow) -> Result<StoredCatalog> {
@@ -131,16 +136,6 @@ fn catalog_from(row: &DbRow) -> Result<StoredCatalog> {
         published_at: timestamp("catalogs.published_at", row.try_get("published_at")?)?,
         published_by: row.try_get("published_by")?,
     })
-}
-
-async fn latest_catalog_in(tx: &mut Tx) -> Result<StoredCatalog> {
-    let row = sqlx::query(
-        "SELECT version, source, source_name, published_at, published_by FROM catalogs ORDER BY version DESC LIMIT 1",
-    )
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::Corrupt("no catalog is published".into()))?;
-    catalog_from(&row)
 }
 
 async fn publish_catalog(

@@ -1,7 +1,7 @@
 //! Catalogs: the built-in catalog on a new database, published versions, and
 //! the bootstrap that gives tenants from before plans a subscription.
 
-use tollgate_domain::catalog::BUILTIN_TOML;
+use tollgate_domain::catalog::{BUILTIN_TOML, Catalog};
 use tollgate_testkit::each_backend;
 
 use crate::{open, raw_pool, t, tenant};
@@ -59,7 +59,7 @@ async fn publishing_adds_versions_and_keeps_old_ones() {
 }
 
 #[tokio::test]
-async fn tenants_from_before_plans_get_the_default_plan_on_open() {
+async fn tenants_from_before_plans_are_listed_and_adopted_once() {
     each_backend(|db| async move {
         let store = open(&db).await;
         let acme = tenant(&*store, "acme").await;
@@ -77,6 +77,25 @@ async fn tenants_from_before_plans_get_the_default_plan_on_open() {
                 .unwrap();
         }
         let reopened = open(&db).await;
+        // Opening changes nothing: which plan they get is the application's
+        // decision (`app::catalogs::adopt_planless_tenants`).
+        let planless = reopened.planless_tenants().await.unwrap();
+        assert_eq!(planless, vec![(acme.id.clone(), acme.created_at)]);
+        let plan = Catalog::builtin().plan("free").unwrap().clone();
+        let sub = tollgate_domain::subscription::Subscription::new(
+            "sub-adopted".into(),
+            acme.id.clone(),
+            &plan,
+            1,
+            acme.created_at,
+        );
+        let now = t("2026-11-05T00:00:00Z");
+        assert!(reopened.adopt_planless_tenant(&sub, now).await.unwrap());
+        assert!(
+            !reopened.adopt_planless_tenant(&sub, now).await.unwrap(),
+            "adopted once"
+        );
+        assert!(reopened.planless_tenants().await.unwrap().is_empty());
         let fixed = reopened.tenant_by_name("acme").await.unwrap().unwrap();
         assert_eq!((fixed.plan.as_str(), fixed.catalog_version), ("free", 1));
         let subs = reopened.subscriptions(&acme.id).await.unwrap();
