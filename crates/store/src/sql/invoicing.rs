@@ -342,6 +342,7 @@ async fn schedule_charge_in(
             format!("invoice {name:?} is being charged or refunded right now; try again in a minute"),
         ));
     }
+    refuse_unsettled_charge(tx, tenant_id, name).await?;
     sqlx::query(
         "UPDATE invoices SET status = $1, next_charge_at = $2, updated_at = $2 WHERE tenant_id = $3 AND name = $4",
     )
@@ -822,6 +823,7 @@ async fn set_invoice_status_in(
             format!("invoice {name:?} is being charged or refunded right now; try again in a minute"),
         ));
     }
+    refuse_unsettled_charge(tx, tenant_id, name).await?;
     sqlx::query(
         "UPDATE invoices SET status = $1, next_charge_at = NULL, updated_at = $2 WHERE tenant_id = $3 AND name = $4",
     )
@@ -846,6 +848,32 @@ async fn set_invoice_status_in(
     )
     .await?;
     Ok(after)
+}
+
+/// Refuses a status change while a charge attempt of the invoice is not
+/// settled: its worker may have lost its lease while the provider took the
+/// money, and the next worker asks the provider again under the same key.
+/// Cancelling in between would leave money taken on a cancelled invoice;
+/// once the attempt is settled (by its worker or the next), the invoice is
+/// PAID or may be cancelled.
+async fn refuse_unsettled_charge(tx: &mut Tx, tenant_id: &TenantId, name: &InvoiceName) -> Result<()> {
+    let pending = sqlx::query(
+        "SELECT 1 FROM invoice_charges WHERE tenant_id = $1 AND invoice = $2 AND outcome = 'PENDING' LIMIT 1",
+    )
+    .bind(tenant_id.as_str())
+    .bind(name.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if pending.is_some() {
+        return Err(refused(
+            Reason::InvoiceBeingCharged,
+            format!(
+                "invoice {name:?} has a charge attempt whose outcome is not known yet (the provider may \
+                 have taken the money); the charge job settles it, try again after that"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A refusal: the request conflicts with the stored state (409).

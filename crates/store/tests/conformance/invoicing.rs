@@ -550,3 +550,62 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
     })
     .await;
 }
+
+/// A charge attempt whose worker lost its lease mid-call stays PENDING until
+/// the next worker asks the provider again: until then the invoice can be
+/// neither cancelled nor rescheduled, so that money the provider may have
+/// taken never lands on a cancelled invoice.
+#[tokio::test]
+async fn an_unsettled_charge_attempt_blocks_cancel_and_charge_now() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let now = t("2026-12-02T00:00:00Z");
+        let inv = invoice(&*store, &a.id, "inv-2026-11-0001", 0, 2500).await;
+        store
+            .finalize_invoice(&a.id, &inv, Some(now), "test", now)
+            .await
+            .unwrap();
+        let s = store.claim_charge("w", now, now + LEASE).await.unwrap().unwrap();
+        let name = s.invoice.name.clone();
+        let c = attempt("k/1", &name, 1, now);
+        store.begin_charge(&a.id, "w", &c).await.unwrap();
+        // The worker's lease runs out before the provider answers.
+        let later = now + LEASE + SignedDuration::from_secs(1);
+        let cancel = store
+            .set_invoice_status(
+                &a.id,
+                &name,
+                &[InvoiceStatus::Issued],
+                InvoiceStatus::Cancelled,
+                "operator",
+                later,
+            )
+            .await;
+        assert!(
+            matches!(&cancel, Err(StoreError::Conflict(Reason::InvoiceBeingCharged, m)) if m.contains("not known yet")),
+            "{cancel:?}"
+        );
+        let charge_now = store.schedule_charge(&a.id, &name, "operator", later).await;
+        assert!(
+            matches!(&charge_now, Err(StoreError::Conflict(Reason::InvoiceBeingCharged, _))),
+            "{charge_now:?}"
+        );
+        // The next worker settles it (the provider had taken the money): PAID.
+        let s = store.claim_charge("w2", later, later + LEASE).await.unwrap().unwrap();
+        assert_eq!(s.invoice.name, name);
+        let ok = ChargeRecord {
+            outcome: ChargeOutcome::Succeeded,
+            reference: Some("ch_1".into()),
+            settled_at: Some(later),
+            ..c
+        };
+        store
+            .settle_charge(&a.id, "w2", &ok, Some(InvoiceStatus::Paid), later)
+            .await
+            .unwrap();
+        let paid = store.invoice(&a.id, &name).await.unwrap().unwrap();
+        assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
+    })
+    .await;
+}
