@@ -328,12 +328,52 @@ async fn schedule_charge_in(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<StoredInvoice> {
+    let change = OperatorChange {
+        from: &[InvoiceStatus::Issued, InvoiceStatus::Overdue],
+        to: InvoiceStatus::Issued,
+        next_charge_at: Some(now),
+        action: AuditAction::InvoiceChargeScheduled,
+        doing: "be charged".to_owned(),
+    };
+    operator_change_in(tx, tenant_id, name, &change, actor, now).await
+}
+
+/// A status change the operator asks for (cancel, charge now).
+struct OperatorChange<'a> {
+    /// The statuses it may start from.
+    from: &'a [InvoiceStatus],
+    to: InvoiceStatus,
+    next_charge_at: Option<Timestamp>,
+    action: AuditAction,
+    /// What the refusal says only `from` invoices can do ("be charged").
+    doing: String,
+}
+
+/// Applies an operator's status change: only from `from`, never while the
+/// invoice is leased or a charge attempt is unsettled; audited.
+async fn operator_change_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
+    change: &OperatorChange<'_>,
+    actor: Actor<'_>,
+    now: Timestamp,
+) -> Result<StoredInvoice> {
     let before = invoice_in(tx, tenant_id, name).await?;
     let status = before.invoice.status;
-    if !matches!(status, InvoiceStatus::Issued | InvoiceStatus::Overdue) {
+    if !change.from.contains(&status) {
         return Err(refused(
             Reason::InvoiceWrongStatus,
-            format!("invoice {name:?} is {status}; only ISSUED or OVERDUE invoices can be charged"),
+            format!(
+                "invoice {name:?} is {status}; only {} invoices can {}",
+                change
+                    .from
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                change.doing
+            ),
         ));
     }
     if before.is_leased(now) {
@@ -344,22 +384,23 @@ async fn schedule_charge_in(
     }
     refuse_unsettled_charge(tx, tenant_id, name).await?;
     sqlx::query(
-        "UPDATE invoices SET status = $1, next_charge_at = $2, updated_at = $2 WHERE tenant_id = $3 AND name = $4",
+        "UPDATE invoices SET status = $1, next_charge_at = $2, updated_at = $3 WHERE tenant_id = $4 AND name = $5",
     )
-    .bind(InvoiceStatus::Issued.as_str())
+    .bind(change.to.as_str())
+    .bind(change.next_charge_at.map(micros))
     .bind(micros(now))
     .bind(tenant_id.as_str())
     .bind(name.as_str())
     .execute(&mut **tx)
     .await?;
     let mut after = before.clone();
-    after.invoice.status = InvoiceStatus::Issued;
-    after.next_charge_at = Some(now);
+    after.invoice.status = change.to;
+    after.next_charge_at = change.next_charge_at;
     audit_in(
         tx,
         Some(tenant_id),
         actor,
-        AuditAction::InvoiceChargeScheduled,
+        change.action,
         &format!("invoice/{name}"),
         Some(summary(&before.invoice)),
         Some(summary(&after.invoice)),
@@ -806,48 +847,14 @@ async fn set_invoice_status_in(
             ),
         ));
     }
-    let before = invoice_in(tx, tenant_id, name).await?;
-    let status = before.invoice.status;
-    if !from.contains(&status) {
-        return Err(StoreError::Conflict(
-            Reason::InvoiceWrongStatus,
-            format!(
-                "invoice {name:?} is {status}; only {} invoices can become {to}",
-                from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-            ),
-        ));
-    }
-    if before.is_leased(now) {
-        return Err(StoreError::Conflict(
-            Reason::InvoiceBeingCharged,
-            format!("invoice {name:?} is being charged or refunded right now; try again in a minute"),
-        ));
-    }
-    refuse_unsettled_charge(tx, tenant_id, name).await?;
-    sqlx::query(
-        "UPDATE invoices SET status = $1, next_charge_at = NULL, updated_at = $2 WHERE tenant_id = $3 AND name = $4",
-    )
-    .bind(to.as_str())
-    .bind(micros(now))
-    .bind(tenant_id.as_str())
-    .bind(name.as_str())
-    .execute(&mut **tx)
-    .await?;
-    let mut after = before.clone();
-    after.invoice.status = to;
-    after.next_charge_at = None;
-    audit_in(
-        tx,
-        Some(tenant_id),
-        actor,
-        AuditAction::invoice_status(to),
-        &format!("invoice/{name}"),
-        Some(summary(&before.invoice)),
-        Some(summary(&after.invoice)),
-        now,
-    )
-    .await?;
-    Ok(after)
+    let change = OperatorChange {
+        from,
+        to,
+        next_charge_at: None,
+        action: AuditAction::invoice_status(to),
+        doing: format!("become {to}"),
+    };
+    operator_change_in(tx, tenant_id, name, &change, actor, now).await
 }
 
 /// Refuses a status change while a charge attempt of the invoice is not
