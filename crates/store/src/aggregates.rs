@@ -212,6 +212,8 @@ pub trait CatalogStore: Send + Sync {
     ) -> Result<i64>;
     /// A published catalog; `None` means the latest.
     async fn catalog(&self, version: Option<i64>) -> Result<Option<StoredCatalog>>;
+    /// Every published version, oldest first.
+    async fn catalogs(&self) -> Result<Vec<StoredCatalog>>;
     async fn latest_catalog_version(&self) -> Result<Option<i64>>;
 }
 

@@ -151,13 +151,13 @@ pub async fn list_catalog_versions(
     State(state): State<AppState>,
     _: Operator,
 ) -> Result<Json<CatalogVersionList>, ApiError> {
-    let latest = state.store().latest_catalog_version().await?.unwrap_or(0);
-    let mut items = Vec::new();
-    for v in 1..=latest {
-        if let Some(c) = state.store().catalog(Some(v)).await? {
-            items.push(version_item(c, false));
-        }
-    }
+    let items = state
+        .store()
+        .catalogs()
+        .await?
+        .into_iter()
+        .map(|c| version_item(c, false))
+        .collect();
     Ok(Json(CatalogVersionList { items }))
 }
 

@@ -42,6 +42,15 @@ impl crate::CatalogStore for SqlStore {
         catalog(self, version).await
     }
 
+    async fn catalogs(&self) -> Result<Vec<StoredCatalog>> {
+        let rows = sqlx::query(
+            "SELECT version, source, source_name, published_at, published_by FROM catalogs ORDER BY version",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(catalog_from).collect()
+    }
+
     async fn latest_catalog_version(&self) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT MAX(version) AS v FROM catalogs")
             .fetch_one(&self.read)

@@ -50,6 +50,14 @@ async fn publishing_adds_versions_and_keeps_old_ones() {
             ("format = 1 # v2", "operator")
         );
         assert_eq!(store.catalog(Some(9)).await.unwrap(), None);
+        let all: Vec<i64> = store
+            .catalogs()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(all, [1, 2, 3], "every version, oldest first");
         let audit = store.audit(None, 10).await.unwrap();
         assert_eq!(audit[0].action, "catalog.publish");
         assert_eq!(audit[0].target, "catalog/3");
