@@ -46,11 +46,7 @@ impl Catalogs {
 
     /// The latest published catalog and its version.
     pub async fn latest(&self, store: &dyn Store) -> Result<(i64, Arc<Catalog>), ApiError> {
-        let version = store
-            .latest_catalog_version()
-            .await?
-            .ok_or_else(|| internal("no catalog is published".into()))?;
-        Ok((version, self.version(store, version).await?))
+        Ok(self.versions.latest(store).await?)
     }
 
     /// The plan a tenant is on, in the catalog version of its subscription.

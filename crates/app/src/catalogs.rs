@@ -38,12 +38,14 @@ impl Versions {
     }
 
     /// The latest catalog, parsed.
-    pub async fn latest(&self, store: &dyn Store) -> Result<Arc<Catalog>, StoreError> {
+    /// (The version is read first, then that version: a publish in between
+    /// cannot pair one version's number with another's plans.)
+    pub async fn latest(&self, store: &dyn Store) -> Result<(i64, Arc<Catalog>), StoreError> {
         let version = store
             .latest_catalog_version()
             .await?
             .ok_or_else(|| StoreError::Corrupt("no catalog is published".into()))?;
-        self.get(store, version).await
+        Ok((version, self.get(store, version).await?))
     }
 
     /// Who issues invoices now: the latest catalog's issuer.
@@ -51,6 +53,7 @@ impl Versions {
         Ok(self
             .latest(store)
             .await?
+            .1
             .issuer
             .clone()
             .unwrap_or_else(Issuer::unnamed))
@@ -85,11 +88,7 @@ pub async fn adopt_planless_tenants(
     if planless.is_empty() {
         return Ok(0);
     }
-    let version = store
-        .latest_catalog_version()
-        .await?
-        .ok_or_else(|| tollgate_domain::Error::internal("no catalog is published"))?;
-    let catalog = versions.get(store, version).await?;
+    let (version, catalog) = versions.latest(store).await?;
     let plan = catalog
         .plan(&catalog.default_plan)
         .ok_or_else(|| tollgate_domain::Error::internal("the catalog's default plan is missing"))?;

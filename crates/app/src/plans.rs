@@ -27,13 +27,7 @@ pub async fn request_transition(
     if new_plan.is_empty() {
         return Err(Error::invalid("new_plan: is required").into());
     }
-    // The version first, then that version: a publish in between cannot
-    // pair one version's number with another's plans.
-    let version = store
-        .latest_catalog_version()
-        .await?
-        .ok_or_else(|| Error::internal("no catalog is published"))?;
-    let catalog = catalogs.get(store, version).await?;
+    let (version, catalog) = catalogs.latest(store).await?;
     let target = transition::validate_request(&catalog, &tenant.plan, new_plan, &payload)?;
     let requires_manual_approval = target.transition.requires_manual_approval;
     let t = PlanTransition {

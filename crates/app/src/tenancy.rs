@@ -51,11 +51,7 @@ pub async fn create_tenant(
     now: Timestamp,
 ) -> Result<Tenant, AppError> {
     let name = Name::parse("name", &req.name)?;
-    let version = store
-        .latest_catalog_version()
-        .await?
-        .ok_or_else(|| Error::internal("no catalog is published"))?;
-    let catalog = catalogs.get(store, version).await?;
+    let (version, catalog) = catalogs.latest(store).await?;
     let plan = match req.plan.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => catalog.offered_plan("plan", p)?,
         None => catalog
