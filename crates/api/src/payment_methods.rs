@@ -65,7 +65,7 @@ pub async fn create(
     let contact = body.contact.unwrap_or_default().into_domain("contact")?;
     let name = tollgate_app::payment_methods::add(
         state.store(),
-        state.provider(),
+        state.providers(),
         &auth.tenant,
         tollgate_app::payment_methods::NewMethod {
             token,

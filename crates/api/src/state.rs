@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tollgate_domain::clock::Clock;
 use tollgate_domain::quota::EffectiveQuota;
 use tollgate_domain::tenant::Tenant;
-use tollgate_payments::PaymentProvider;
+use tollgate_payments::Providers;
 use tollgate_store::Store;
 
 use crate::catalogs::{Catalogs, TenantPlan};
@@ -21,7 +21,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     limiter: ApiRateLimiter,
     catalogs: Catalogs,
-    provider: Arc<dyn PaymentProvider>,
+    providers: Providers,
     /// SHA-256 of the operator credential; the operator API is off without one.
     operator_digest: Option<[u8; 32]>,
     /// How far in the future a usage event's timestamp may be.
@@ -37,8 +37,8 @@ struct Inner {
 /// Optional parts of the state.
 #[derive(Default)]
 pub struct Options {
-    /// The payment provider; the built-in test provider when absent.
-    pub provider: Option<Arc<dyn PaymentProvider>>,
+    /// The payment providers; the built-in test provider alone when absent.
+    pub providers: Option<Providers>,
     /// The operator credential (`Authorization: Bearer <it>` on /api/operator).
     pub operator_token: Option<String>,
     /// How far in the future a usage event's timestamp may be (default 5 minutes).
@@ -63,9 +63,7 @@ impl AppState {
             clock,
             limiter: ApiRateLimiter::default(),
             catalogs: Catalogs::default(),
-            provider: options
-                .provider
-                .unwrap_or_else(|| Arc::new(tollgate_payments::TestProvider::default())),
+            providers: options.providers.unwrap_or_else(Providers::test),
             operator_digest: options
                 .operator_token
                 .filter(|t| !t.is_empty())
@@ -86,7 +84,7 @@ impl AppState {
         tollgate_app::JobContext {
             store: self.0.store.clone(),
             clock: self.0.clock.clone(),
-            provider: self.0.provider.clone(),
+            providers: self.0.providers.clone(),
             worker_id: self.0.worker_id.clone(),
             catalogs: self.catalogs().versions(),
             invoicing: self.0.invoicing.clone(),
@@ -110,8 +108,8 @@ impl AppState {
         Ok(key)
     }
 
-    pub fn provider(&self) -> &dyn PaymentProvider {
-        &*self.0.provider
+    pub fn providers(&self) -> &Providers {
+        &self.0.providers
     }
 
     pub fn operator_digest(&self) -> Option<&[u8; 32]> {

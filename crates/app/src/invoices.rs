@@ -465,28 +465,92 @@ enum Asked {
     Unavailable,
 }
 
-async fn ask(ctx: &JobContext, tenant_id: &TenantId, c: ChargeRecord) -> Result<Asked, StoreError> {
+/// Asks the method's provider to charge a recorded (PENDING) attempt: when
+/// the provider makes its payment in two steps, the payment is made first
+/// and its reference written with the attempt before any money moves, then
+/// completed; resuming the attempt completes that same payment.
+async fn ask_provider(
+    ctx: &JobContext,
+    tenant_id: &TenantId,
+    c: &mut ChargeRecord,
+) -> Result<Charge, ProviderError> {
+    let Some(method) = c.method.clone() else {
+        return Err(ProviderError::Refused("no payment method".into()));
+    };
+    let Some(provider) = ctx.providers.get(&method.provider) else {
+        return Err(ProviderError::Unavailable(format!(
+            "payment method {} is held by the {:?} payment provider, which this process is not configured for \
+             (configured: {})",
+            method.name,
+            method.provider,
+            ctx.providers.names().join(", ")
+        )));
+    };
+    let customer = if provider.keeps_customers() {
+        ctx.store
+            .provider_customer(tenant_id, provider.name())
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("cannot read the tenant's customer: {e}")))?
+    } else {
+        None
+    };
+    let description = format!("Tollgate invoice {} (attempt {})", c.invoice, c.attempt);
+    let key = c.idempotency_key.clone();
+    let currency = c.currency.clone();
+    let mut request = tollgate_payments::ChargeRequest {
+        token: &method.token,
+        customer: customer.as_deref(),
+        amount_cents: c.amount_cents,
+        currency: &currency,
+        idempotency_key: &key,
+        reference: None,
+        description: &description,
+    };
+    let reference = match c.reference.clone() {
+        Some(r) => Some(r),
+        None => {
+            let prepared = provider.prepare(&request).await?;
+            if let Some(reference) = &prepared {
+                ctx.store
+                    .set_charge_reference(tenant_id, &ctx.worker_id, c, reference)
+                    .await
+                    .map_err(|e| {
+                        ProviderError::Unavailable(format!("cannot record the payment's reference: {e}"))
+                    })?;
+                c.reference = Some(reference.clone());
+            }
+            prepared
+        }
+    };
+    request.reference = reference.as_deref();
+    provider.charge(&request).await
+}
+
+async fn ask(ctx: &JobContext, tenant_id: &TenantId, mut c: ChargeRecord) -> Result<Asked, StoreError> {
     let now = ctx.clock.now();
-    let Some(token) = c.method.as_ref().map(|m| m.token.clone()) else {
+    if c.method.is_none() {
         // An attempt without a method was settled FAILED when it was
         // recorded: there is no one to ask.
         return Ok(Asked::NotPaid);
-    };
-    let answer = ctx
-        .provider
-        .charge(&token, c.amount_cents, &c.currency, &c.idempotency_key)
-        .await;
+    }
+    let answer = ask_provider(ctx, tenant_id, &mut c).await;
+    let reference = c.reference.clone();
     let (record, asked) = match answer {
         Ok(Charge::Succeeded { reference }) => (
             settled(c, ChargeOutcome::Succeeded, None, Some(reference)),
             Asked::Paid,
         ),
         Ok(Charge::Declined { reason }) => (
-            settled(c, ChargeOutcome::Declined, Some(reason), None),
+            settled(c, ChargeOutcome::Declined, Some(reason), reference),
             Asked::NotPaid,
         ),
+        Ok(Charge::Processing { reference }) => {
+            // Asked again after the lease, or settled by the provider's webhook.
+            tracing::info!(tenant = tenant_id.as_str(), invoice = %c.invoice, reference, "payment processing; will ask again");
+            return Ok(Asked::Unavailable);
+        }
         Err(ProviderError::Refused(reason)) => (
-            settled(c, ChargeOutcome::Failed, Some(reason), None),
+            settled(c, ChargeOutcome::Failed, Some(reason), reference),
             Asked::NotPaid,
         ),
         Err(ProviderError::Unavailable(e)) => {
@@ -574,6 +638,7 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreE
             role: m.role,
             token: m.token.clone(),
             display: m.display.clone(),
+            provider: m.provider.clone(),
         }));
         if charges
             .iter()

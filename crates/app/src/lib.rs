@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_domain::clock::Clock;
-use tollgate_payments::PaymentProvider;
+use tollgate_payments::Providers;
 use tollgate_store::Store;
 
 /// What the jobs need.
@@ -40,7 +40,9 @@ use tollgate_store::Store;
 pub struct JobContext {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub provider: Arc<dyn PaymentProvider>,
+    /// The payment providers: new methods go to the default one, charges
+    /// and refunds to the one that holds the method.
+    pub providers: Providers,
     /// Names this process in leases, e.g. `hostname/pid`.
     pub worker_id: String,
     /// Parsed catalog versions.

@@ -6,7 +6,7 @@ use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentRole, RoleChange};
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind, Reason};
-use tollgate_payments::{PaymentProvider, ProviderError};
+use tollgate_payments::{PaymentProvider, ProviderError, Providers, Registered};
 use tollgate_store::{PaymentChange, Store};
 
 use crate::AppError;
@@ -28,7 +28,7 @@ pub struct NewMethod {
 /// Returns the new method's name.
 pub async fn add(
     store: &dyn Store,
-    provider: &dyn PaymentProvider,
+    providers: &Providers,
     tenant: &Tenant,
     new: NewMethod,
     actor: &str,
@@ -40,21 +40,23 @@ pub async fn add(
         requested,
     } = new;
     tollgate_domain::payment::check_token("token", &token)?;
-    let registered = provider.register(&token, &contact).await.map_err(|e| match e {
-        ProviderError::Refused(why) => {
-            Error::invalid(format!("token: refused by the payment provider: {why}"))
-        }
-        ProviderError::Unavailable(why) => {
-            tracing::warn!(error = %why, "payment provider unavailable");
-            Error::new(
-                ErrorKind::Unavailable,
-                "the payment provider is unavailable; retry later",
-            )
-            .with_reason(Reason::PaymentProviderUnavailable)
-        }
-    })?;
-    let method =
-        tollgate_payments::new_method(provider, registered, token, contact, PaymentRole::Normal, now);
+    let provider = providers.default_provider().as_ref();
+    let registered = register(store, provider, tenant, &token, &contact, now)
+        .await
+        .map_err(|e| match e {
+            ProviderError::Refused(why) => {
+                Error::invalid(format!("token: refused by the payment provider: {why}"))
+            }
+            ProviderError::Unavailable(why) => {
+                tracing::warn!(error = %why, "payment provider unavailable");
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "the payment provider is unavailable; retry later",
+                )
+                .with_reason(Reason::PaymentProviderUnavailable)
+            }
+        })?;
+    let method = tollgate_payments::new_method(provider, registered, contact, PaymentRole::Normal, now);
     let name = method.name.clone();
     let change = PaymentChange::Create {
         method: Box::new(method),
@@ -64,6 +66,43 @@ pub async fn add(
         .change_payment_methods(&tenant.id, &change, actor, now)
         .await?;
     Ok(name)
+}
+
+/// Registers `token` with `provider` for the tenant: under the tenant's
+/// customer when the provider keeps customers (made on first use, its id
+/// stored; the tenant id is the provider's idempotency key, so two
+/// registrations at once make one customer).
+pub async fn register(
+    store: &dyn Store,
+    provider: &dyn PaymentProvider,
+    tenant: &Tenant,
+    token: &str,
+    contact: &Contact,
+    now: Timestamp,
+) -> Result<Registered, ProviderError> {
+    let customer = if provider.keeps_customers() {
+        let stored = store
+            .provider_customer(&tenant.id, provider.name())
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("cannot read the tenant's customer: {e}")))?;
+        Some(match stored {
+            Some(c) => c,
+            None => {
+                let made = provider
+                    .create_customer(tenant.id.as_str(), tenant.name.as_str(), contact)
+                    .await?;
+                store
+                    .add_provider_customer(&tenant.id, provider.name(), &made, now)
+                    .await
+                    .map_err(|e| {
+                        ProviderError::Unavailable(format!("cannot store the tenant's customer: {e}"))
+                    })?
+            }
+        })
+    } else {
+        None
+    };
+    provider.register(token, customer.as_deref(), contact).await
 }
 
 /// Changes roles or deletes a method under the role rules, atomically.

@@ -152,12 +152,28 @@ pub async fn refund_invoice(
             lease_until,
         )
         .await?;
-    let answer = ctx
-        .provider
-        .refund(&refund.reference, refund.amount_cents, &refund.idempotency_key)
-        .await;
+    // The provider that took the charge refunds it, whatever the default is now.
+    let provider_name = charges
+        .iter()
+        .find(|c| c.idempotency_key == refund.charge)
+        .and_then(|c| c.method.as_ref())
+        .map_or("test", |m| m.provider.as_str());
+    let answer = match ctx.providers.get(provider_name) {
+        Some(provider) => {
+            provider
+                .refund(&tollgate_payments::RefundRequest {
+                    reference: &refund.reference,
+                    amount_cents: refund.amount_cents,
+                    idempotency_key: &refund.idempotency_key,
+                })
+                .await
+        }
+        None => Err(ProviderError::Unavailable(format!(
+            "the charge was taken by the {provider_name:?} payment provider, which this process is not configured for"
+        ))),
+    };
     let refused = match answer {
-        Ok(()) => None,
+        Ok(_) => None,
         Err(ProviderError::Refused(reason)) => Some(reason),
         Err(ProviderError::Unavailable(e)) => {
             tracing::warn!(tenant = tenant_id.as_str(), invoice = name.as_str(), error = %e, "payment provider unavailable; the refund stays pending");

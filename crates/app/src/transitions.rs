@@ -141,15 +141,24 @@ async fn outcome(ctx: &JobContext, t: &PlanTransition) -> Result<Result<Transiti
         .unwrap_or_default();
     let payment_method = match p.payment_provider_token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => {
-            let registered = match ctx.provider.register(token, &payment_contact).await {
+            let provider = ctx.providers.default_provider().as_ref();
+            let registered = match crate::payment_methods::register(
+                ctx.store.as_ref(),
+                provider,
+                &tenant,
+                token,
+                &payment_contact,
+                ctx.clock.now(),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(refused @ ProviderError::Refused(_)) => return Ok(Err(refused.to_string())),
                 Err(ProviderError::Unavailable(e)) => return Err(Retry::Provider(e)),
             };
             Some(tollgate_payments::new_method(
-                ctx.provider.as_ref(),
+                provider,
                 registered,
-                token.to_owned(),
                 Contact {
                     contact_type: tollgate_domain::contact::ContactType::Payment,
                     ..payment_contact

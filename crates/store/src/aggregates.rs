@@ -251,6 +251,19 @@ pub trait BillingStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Vec<PaymentMethod>>;
 
+    /// The payment provider's customer of the tenant (a Stripe Customer), if
+    /// one was made.
+    async fn provider_customer(&self, tenant_id: &TenantId, provider: &str) -> Result<Option<String>>;
+    /// Stores the provider's customer of the tenant unless it has one
+    /// already; returns the one stored (the first, when two were made at once).
+    async fn add_provider_customer(
+        &self,
+        tenant_id: &TenantId,
+        provider: &str,
+        customer: &str,
+        now: Timestamp,
+    ) -> Result<String>;
+
     /// Records a new transition; `Conflict` if the tenant has an open one.
     async fn create_transition(&self, transition: &PlanTransition, actor: Actor<'_>) -> Result<()>;
     async fn transition(&self, id: &str) -> Result<Option<PlanTransition>>;
@@ -400,6 +413,33 @@ pub trait InvoicingStore: Send + Sync {
     /// Records an attempt before the provider is asked (outcome PENDING);
     /// `Conflict` if `owner` no longer holds the invoice's lease.
     async fn begin_charge(&self, tenant_id: &TenantId, owner: &str, charge: &ChargeRecord) -> Result<()>;
+    /// Writes the provider's reference of a PENDING attempt's payment, made
+    /// before any money moves (a Stripe PaymentIntent), so that whoever
+    /// resumes the attempt completes that payment instead of making another.
+    /// `Conflict` if `owner` no longer holds the invoice's lease.
+    async fn set_charge_reference(
+        &self,
+        tenant_id: &TenantId,
+        owner: &str,
+        charge: &ChargeRecord,
+        reference: &str,
+    ) -> Result<()>;
+    /// The charge attempt whose payment the provider knows by `reference`,
+    /// with its tenant (a provider webhook names only the payment).
+    async fn charge_by_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<(TenantId, ChargeRecord)>>;
+    /// Records a provider webhook event as handled; `false` when it was
+    /// recorded before (a redelivery), and then nothing changes.
+    async fn record_provider_event(
+        &self,
+        provider: &str,
+        event_id: &str,
+        event_type: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Settles a PENDING attempt. With `invoice_status` (the caller's
     /// decision, PAID after a success) the invoice, if still ISSUED or
     /// OVERDUE, moves to it in the same transaction and its charging ends (no

@@ -378,6 +378,9 @@ pub struct ChargedMethod {
     pub token: String,
     /// How people read it, e.g. "test card ending 4242".
     pub display: String,
+    /// The payment provider that holds it (`test`, `stripe`): the charge and
+    /// its refunds go there.
+    pub provider: String,
 }
 
 /// One charge attempt of an invoice.

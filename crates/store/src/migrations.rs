@@ -35,6 +35,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "billing due",
         include_str!("../migrations/0009_billing_due.sql"),
     ),
+    (
+        10,
+        "payment providers",
+        include_str!("../migrations/0010_payment_providers.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -133,6 +138,10 @@ mod tests {
             (
                 9,
                 "098430408b0fd9ffc1096ed8d712bc8f653f2d96217fa39383a66a798a10ff1ed149577966e9ca7dc0d34ed553b88a17",
+            ),
+            (
+                10,
+                "4bedcf489346e3002bab0fba0c23ceb4896c16f328110950a7ca69394f734308f348517152ca2853fc46659278623729",
             ),
         ];
         let billing = [

@@ -46,6 +46,8 @@ pub enum InvoiceCommand {
         name: String,
         #[arg(long)]
         tenant: Option<String>,
+        #[command(flatten)]
+        payments: crate::provider::PaymentArgs,
     },
     /// Cancel an ISSUED or OVERDUE invoice: it will not be charged (→ CANCELLED).
     Cancel {
@@ -61,6 +63,8 @@ pub enum InvoiceCommand {
         tenant: Option<String>,
         #[command(flatten)]
         invoicing: crate::cli::InvoicingArgs,
+        #[command(flatten)]
+        payments: crate::provider::PaymentArgs,
     },
 }
 
@@ -191,14 +195,18 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
             std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
             println!("{}", path.display());
         }
-        InvoiceCommand::Refund { name, tenant } => {
+        InvoiceCommand::Refund {
+            name,
+            tenant,
+            payments,
+        } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
             // The provider and job context `jobs run charge` uses: a refund
             // goes where the charge went, under the charge's lease.
             let ctx = JobContext {
                 store: shared.clone(),
                 clock: Arc::new(SystemClock),
-                provider: crate::provider::payment_provider(),
+                providers: payments.providers()?,
                 worker_id: crate::cli::worker_id(),
                 catalogs: Default::default(),
                 invoicing: Default::default(),
@@ -223,12 +231,13 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
             name,
             tenant,
             invoicing,
+            payments,
         } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
             let ctx = JobContext {
                 store: shared.clone(),
                 clock: Arc::new(SystemClock),
-                provider: crate::provider::payment_provider(),
+                providers: payments.providers()?,
                 worker_id: crate::cli::worker_id(),
                 catalogs: Default::default(),
                 invoicing: invoicing.settings()?,

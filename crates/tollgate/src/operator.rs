@@ -88,6 +88,8 @@ pub enum JobsCommand {
         invoicing: crate::cli::InvoicingArgs,
         #[command(flatten)]
         retention: crate::cli::RetentionArgs,
+        #[command(flatten)]
+        payments: crate::provider::PaymentArgs,
     },
 }
 
@@ -256,6 +258,7 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
         now,
         invoicing,
         retention,
+        payments,
     } = cmd;
     let invoicing = invoicing.settings()?;
     let retention = retention.retention()?;
@@ -266,7 +269,7 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
     let ctx = JobContext {
         store: storage.open().await?,
         clock,
-        provider: crate::provider::payment_provider(),
+        providers: payments.providers()?,
         worker_id: crate::cli::worker_id(),
         catalogs: Default::default(),
         invoicing,

@@ -10,7 +10,6 @@ use tollgate_api::AppState;
 use tollgate_api::server::HttpLimits;
 use tollgate_api::state::Options;
 use tollgate_domain::clock::{Clock, SystemClock};
-use tollgate_payments::PaymentProvider;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::StorageArgs;
@@ -46,6 +45,8 @@ pub struct ServeArgs {
     pub retention: crate::cli::RetentionArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub payments: crate::provider::PaymentArgs,
 }
 
 /// How long connections may take and how many there may be (ARCHITECTURE.md,
@@ -146,15 +147,12 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     let shutdown = ShutdownSignals::install().context("cannot install signal handlers")?;
     let store = storage.open_or_create().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let provider: Arc<dyn PaymentProvider> = crate::provider::payment_provider();
-    tracing::warn!(
-        provider = provider.name(),
-        "payments go to the built-in test provider (tok-… tokens, no real money); it is the only provider so far"
-    );
+    let providers = args.payments.providers()?;
+    args.payments.announce(&providers);
     let invoicing = args.invoicing.settings()?;
     let retention = args.retention.retention()?;
     let options = Options {
-        provider: Some(provider.clone()),
+        providers: Some(providers.clone()),
         operator_token: args.operator_token.clone(),
         max_event_skew: Some(
             jiff::SignedDuration::try_from(*args.max_event_skew).context("--max-event-skew is too long")?,

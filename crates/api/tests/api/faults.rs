@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use tollgate_payments::Providers;
+
 use axum::body::Body;
 use axum::http::Method;
 use jiff::SignedDuration;
@@ -280,13 +282,13 @@ async fn a_connection_lost_after_the_provider_charged_never_charges_twice() {
         let mut ctx = app.job_context("charger", None);
         assert_eq!(close_periods(&ctx, app.clock.now()).await.unwrap(), 1);
         let arm = plan.clone();
-        ctx.provider = Arc::new(Hooked {
+        ctx.providers = Providers::new(Arc::new(Hooked {
             after_charge: Some(Box::new(move || {
                 arm.set(Some(Fault::ConnectionLost { after_steps: 1 }));
                 Box::pin(async {})
             })),
             ..Hooked::new(app.provider.clone())
-        });
+        }));
         let lost = charge_until_idle(&ctx).await.unwrap_err();
         assert!(lost.is_unavailable(), "{lost}");
         plan.set(None);
@@ -295,7 +297,7 @@ async fn a_connection_lost_after_the_provider_charged_never_charges_twice() {
         assert_eq!(pending[0].outcome, ChargeOutcome::Pending);
         assert_eq!(status(&stored(&app, &tenant, FIRST).await), InvoiceStatus::Issued);
 
-        ctx.provider = app.provider.clone();
+        ctx.providers = Providers::new(app.provider.clone());
         app.clock.set(ts(CLOSE) + SignedDuration::from_mins(10));
         charge_until_idle(&ctx).await.unwrap();
         assert_eq!(status(&stored(&app, &tenant, FIRST).await), InvoiceStatus::Paid);

@@ -3,8 +3,6 @@
 //! the jobs at the same time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +13,9 @@ use tollgate_app::invoices::{charge_until_idle, close_periods};
 use tollgate_domain::contact::Contact;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::payment::PaymentRole;
-use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
+use tollgate_payments::{
+    Charge, ChargeRequest, PaymentProvider, ProviderError, Providers, RefundRequest, Registered, TestProvider,
+};
 use tollgate_store::ChargeOutcome;
 use tollgate_testkit::each_backend;
 
@@ -30,8 +30,6 @@ const DAY: SignedDuration = SignedDuration::from_hours(24);
 /// When the tenants' first period (January 2027) is finalized: its end plus the 1-day grace.
 const CLOSE: &str = "2027-02-02T00:00:00Z";
 const FIRST: &str = "inv-2027-01-0001";
-
-type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
 /// Forwards to a [`TestProvider`]; `charge` can lose the provider's answer
 /// (the charge happened, the caller hears "unavailable", as if the process
@@ -66,86 +64,52 @@ impl Wrapped {
     }
 }
 
-// `PaymentProvider` is an `async_trait`; these are its methods desugared.
+#[async_trait::async_trait]
 impl PaymentProvider for Wrapped {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
 
-    fn register<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        token: &'life1 str,
-        contact: &'life2 Contact,
-    ) -> ProviderFuture<'async_trait, Registered>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.register(token, contact)
+    async fn register(
+        &self,
+        token: &str,
+        customer: Option<&str>,
+        contact: &Contact,
+    ) -> Result<Registered, ProviderError> {
+        self.inner.register(token, customer, contact).await
     }
 
-    fn charge<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        token: &'life1 str,
-        amount_cents: i64,
-        currency: &'life2 str,
-        idempotency_key: &'life3 str,
-    ) -> ProviderFuture<'async_trait, Charge>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            *self
-                .asked
-                .lock()
-                .unwrap()
-                .entry(idempotency_key.to_owned())
-                .or_default() += 1;
-            let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.fail_next_call.swap(false, Ordering::SeqCst) {
-                return Err(ProviderError::Unavailable("connection refused".into()));
-            }
-            let answer = self
-                .inner
-                .charge(token, amount_cents, currency, idempotency_key)
-                .await;
-            if self.lose_next_answer.swap(false, Ordering::SeqCst)
-                || self.lose_answer_of_call.load(Ordering::SeqCst) == call
-            {
-                return Err(ProviderError::Unavailable(
-                    "connection reset after the request was sent".into(),
-                ));
-            }
-            answer
-        })
+    async fn charge(&self, req: &ChargeRequest<'_>) -> Result<Charge, ProviderError> {
+        *self
+            .asked
+            .lock()
+            .unwrap()
+            .entry(req.idempotency_key.to_owned())
+            .or_default() += 1;
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_next_call.swap(false, Ordering::SeqCst) {
+            return Err(ProviderError::Unavailable("connection refused".into()));
+        }
+        let answer = self.inner.charge(req).await;
+        if self.lose_next_answer.swap(false, Ordering::SeqCst)
+            || self.lose_answer_of_call.load(Ordering::SeqCst) == call
+        {
+            return Err(ProviderError::Unavailable(
+                "connection reset after the request was sent".into(),
+            ));
+        }
+        answer
     }
 
-    fn refund<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        reference: &'life1 str,
-        amount_cents: i64,
-        idempotency_key: &'life2 str,
-    ) -> ProviderFuture<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.inner.refund(reference, amount_cents, idempotency_key)
+    async fn refund(&self, req: &RefundRequest<'_>) -> Result<String, ProviderError> {
+        self.inner.refund(req).await
     }
 }
 
 /// A job context of `worker` that charges through `provider`.
 fn context_with(app: &TestApp, worker: &str, provider: Arc<Wrapped>) -> JobContext {
     let mut ctx = app.job_context(worker, None);
-    ctx.provider = provider;
+    ctx.providers = Providers::new(provider);
     ctx
 }
 

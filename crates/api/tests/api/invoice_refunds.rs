@@ -16,7 +16,9 @@ use tollgate_domain::contact::Contact;
 use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::{Error, ErrorKind};
-use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
+use tollgate_payments::{
+    Charge, ChargeRequest, PaymentProvider, ProviderError, RefundRequest, Registered, TestProvider,
+};
 use tollgate_store::{ChargeOutcome, RefundState};
 use tollgate_testkit::each_backend;
 
@@ -79,28 +81,21 @@ impl PaymentProvider for Counting {
         self.inner.name()
     }
 
-    async fn register(&self, token: &str, contact: &Contact) -> Result<Registered, ProviderError> {
-        self.inner.register(token, contact).await
-    }
-
-    async fn charge(
+    async fn register(
         &self,
         token: &str,
-        amount_cents: i64,
-        currency: &str,
-        idempotency_key: &str,
-    ) -> Result<Charge, ProviderError> {
-        self.inner
-            .charge(token, amount_cents, currency, idempotency_key)
-            .await
+        customer: Option<&str>,
+        contact: &Contact,
+    ) -> Result<Registered, ProviderError> {
+        self.inner.register(token, customer, contact).await
     }
 
-    async fn refund(
-        &self,
-        reference: &str,
-        amount_cents: i64,
-        idempotency_key: &str,
-    ) -> Result<(), ProviderError> {
+    async fn charge(&self, req: &ChargeRequest<'_>) -> Result<Charge, ProviderError> {
+        self.inner.charge(req).await
+    }
+
+    async fn refund(&self, req: &RefundRequest<'_>) -> Result<String, ProviderError> {
+        let idempotency_key = req.idempotency_key;
         *self
             .asked
             .lock()
@@ -109,20 +104,16 @@ impl PaymentProvider for Counting {
             .or_default() += 1;
         let next = std::mem::replace(&mut *self.next.lock().unwrap(), Next::Normal);
         match next {
-            Next::Normal => self.inner.refund(reference, amount_cents, idempotency_key).await,
+            Next::Normal => self.inner.refund(req).await,
             Next::Unreachable => Err(ProviderError::Unavailable("connection refused".into())),
             Next::LoseAnswer => {
-                self.inner
-                    .refund(reference, amount_cents, idempotency_key)
-                    .await?;
+                self.inner.refund(req).await?;
                 Err(ProviderError::Unavailable(
                     "connection reset after the request was sent".into(),
                 ))
             }
             Next::Hang => {
-                self.inner
-                    .refund(reference, amount_cents, idempotency_key)
-                    .await?;
+                self.inner.refund(req).await?;
                 self.hung.store(true, Ordering::SeqCst);
                 self.reached.notify_one();
                 std::future::pending().await
@@ -153,7 +144,7 @@ async fn paid(app: &TestApp) -> (tollgate_domain::tenant::Tenant, String) {
 /// A job context of `worker` whose provider is `provider`.
 fn context(app: &TestApp, worker: &str, provider: &Arc<Counting>) -> JobContext {
     let mut ctx = app.job_context(worker, None);
-    ctx.provider = provider.clone();
+    ctx.providers = tollgate_payments::Providers::new(provider.clone());
     ctx
 }
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use tollgate_domain::contact::Contact;
-use tollgate_payments::{Charge, PaymentProvider, ProviderError, Registered, TestProvider};
+use tollgate_payments::{
+    Charge, ChargeRequest, PaymentProvider, ProviderError, RefundRequest, Registered, TestProvider,
+};
 use tollgate_store::BoxFuture;
 
 type Hook<T> = Box<dyn Fn() -> BoxFuture<'static, T> + Send + Sync>;
@@ -44,36 +46,27 @@ impl PaymentProvider for Hooked {
         self.inner.name()
     }
 
-    async fn register(&self, token: &str, contact: &Contact) -> Result<Registered, ProviderError> {
+    async fn register(
+        &self,
+        token: &str,
+        customer: Option<&str>,
+        contact: &Contact,
+    ) -> Result<Registered, ProviderError> {
         if let Some(hook) = &self.before_register {
             hook().await?;
         }
-        self.inner.register(token, contact).await
+        self.inner.register(token, customer, contact).await
     }
 
-    async fn charge(
-        &self,
-        token: &str,
-        amount_cents: i64,
-        currency: &str,
-        idempotency_key: &str,
-    ) -> Result<Charge, ProviderError> {
-        let answer = self
-            .inner
-            .charge(token, amount_cents, currency, idempotency_key)
-            .await;
+    async fn charge(&self, req: &ChargeRequest<'_>) -> Result<Charge, ProviderError> {
+        let answer = self.inner.charge(req).await;
         if let Some(hook) = &self.after_charge {
             hook().await;
         }
         answer
     }
 
-    async fn refund(
-        &self,
-        reference: &str,
-        amount_cents: i64,
-        idempotency_key: &str,
-    ) -> Result<(), ProviderError> {
-        self.inner.refund(reference, amount_cents, idempotency_key).await
+    async fn refund(&self, req: &RefundRequest<'_>) -> Result<String, ProviderError> {
+        self.inner.refund(req).await
     }
 }

@@ -135,7 +135,7 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(ts(START)));
         let provider = Arc::new(TestProvider::default());
         let options = Options {
-            provider: Some(provider.clone()),
+            providers: Some(tollgate_payments::Providers::new(provider.clone())),
             operator_token: operator_token.map(Into::into),
             ..Options::default()
         };
@@ -327,7 +327,7 @@ impl TestApp {
         let ctx = tollgate_app::JobContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
-            provider: self.provider.clone(),
+            providers: tollgate_payments::Providers::new(self.provider.clone()),
             worker_id: "test-worker".into(),
             catalogs: Default::default(),
             invoicing: Default::default(),
@@ -349,7 +349,7 @@ impl TestApp {
         tollgate_app::JobContext {
             store: self.store.clone(),
             clock: self.clock.clone(),
-            provider: self.provider.clone(),
+            providers: tollgate_payments::Providers::new(self.provider.clone()),
             worker_id: worker.into(),
             catalogs: Default::default(),
             invoicing: invoicing.unwrap_or_default(),

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use tollgate_payments::Providers;
+
 use axum::http::Method;
 use serde_json::{Value, json};
 use tollgate_app::transitions::{MAX_ATTEMPTS, backoff, run_until_idle};
@@ -30,7 +32,7 @@ async fn a_transition_that_cannot_finish_is_retried_with_backoff_then_fails_with
         let admin = app.token(&acme, Role::Admin).await;
         let (id, _) = initiate(&app, &admin, to_team("tok-visa-4242")).await;
         let mut ctx = app.job_context("worker", None);
-        ctx.provider = Arc::new(Hooked::unreachable(app.provider.clone()));
+        ctx.providers = Providers::new(Arc::new(Hooked::unreachable(app.provider.clone())));
         for attempt in 1..=MAX_ATTEMPTS {
             // Each run makes one attempt and leaves it alone until its backoff is over.
             assert_eq!(run_until_idle(&ctx).await.unwrap(), 0, "attempt {attempt}");
@@ -113,7 +115,7 @@ async fn a_transition_cancelled_while_a_worker_executes_it_is_not_applied() {
         let cancel_id = id.clone();
         let mut ctx = app.job_context("worker", None);
         // The operator cancels while the worker talks to the provider.
-        ctx.provider = Arc::new(Hooked {
+        ctx.providers = Providers::new(Arc::new(Hooked {
             before_register: Some(Box::new(move || {
                 let (store, clock, id) = (store.clone(), clock.clone(), cancel_id.clone());
                 Box::pin(async move {
@@ -125,7 +127,7 @@ async fn a_transition_cancelled_while_a_worker_executes_it_is_not_applied() {
                 })
             })),
             ..Hooked::new(app.provider.clone())
-        });
+        }));
         run_until_idle(&ctx).await.unwrap();
         let t = app.store.transition(&id).await.unwrap().unwrap();
         assert_eq!(t.state, tollgate_domain::transition::TransitionState::Failed);

@@ -62,6 +62,48 @@ impl crate::BillingStore for SqlStore {
         set_addon(self, tenant_id, plan, addon, subscribed, actor, now).await
     }
 
+    async fn provider_customer(&self, tenant_id: &TenantId, provider: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT customer FROM provider_customers WHERE tenant_id = $1 AND provider = $2",
+        )
+        .bind(tenant_id.as_str())
+        .bind(provider)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    async fn add_provider_customer(
+        &self,
+        tenant_id: &TenantId,
+        provider: &str,
+        customer: &str,
+        now: Timestamp,
+    ) -> Result<String> {
+        let (tenant_id, provider, customer) = (tenant_id.clone(), provider.to_owned(), customer.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO provider_customers (tenant_id, provider, customer, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, provider) DO NOTHING",
+                )
+                .bind(tenant_id.as_str())
+                .bind(&provider)
+                .bind(&customer)
+                .bind(micros(now))
+                .execute(&mut **tx)
+                .await?;
+                Ok(sqlx::query_scalar(
+                    "SELECT customer FROM provider_customers WHERE tenant_id = $1 AND provider = $2",
+                )
+                .bind(tenant_id.as_str())
+                .bind(&provider)
+                .fetch_one(&mut **tx)
+                .await?)
+            })
+        })
+        .await
+    }
+
     async fn payment_methods(&self, tenant_id: &TenantId) -> Result<Vec<PaymentMethod>> {
         payment_methods(&self.read, tenant_id).await
     }

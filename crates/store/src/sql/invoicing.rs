@@ -54,7 +54,7 @@ pub(super) async fn lower_billing_due_in(tx: &mut Tx, tenant_id: &TenantId, at: 
 macro_rules! charge_columns {
     () => {
         "idempotency_key, invoice, attempt, payment_method, role, token, display, amount, currency, outcome, \
-         reason, reference, started_at, settled_at"
+         reason, reference, started_at, settled_at, provider"
     };
 }
 
@@ -118,6 +118,7 @@ fn charge_from(row: &DbRow) -> Result<ChargeRecord> {
                         .ok_or_else(|| StoreError::Corrupt(format!("invoice_charges.role: {role:?}")))?,
                     token: row.try_get("token")?,
                     display: row.try_get("display")?,
+                    provider: row.try_get("provider")?,
                 })
             }
         },
@@ -236,6 +237,88 @@ impl crate::InvoicingStore for SqlStore {
 
     async fn begin_charge(&self, tenant_id: &TenantId, owner: &str, charge: &ChargeRecord) -> Result<()> {
         begin_charge(self, tenant_id, owner, charge).await
+    }
+
+    async fn set_charge_reference(
+        &self,
+        tenant_id: &TenantId,
+        owner: &str,
+        charge: &ChargeRecord,
+        reference: &str,
+    ) -> Result<()> {
+        let (tenant_id, owner, c, reference) = (
+            tenant_id.clone(),
+            owner.to_owned(),
+            charge.clone(),
+            reference.to_owned(),
+        );
+        self.write(move |tx| {
+            Box::pin(async move {
+                hold(tx, &tenant_id, &c.invoice, &owner).await?;
+                sqlx::query(
+                    "UPDATE invoice_charges SET reference = $1 \
+                     WHERE tenant_id = $2 AND idempotency_key = $3 AND outcome = 'PENDING'",
+                )
+                .bind(&reference)
+                .bind(tenant_id.as_str())
+                .bind(&c.idempotency_key)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn charge_by_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<(TenantId, ChargeRecord)>> {
+        let row = sqlx::query(concat!(
+            "SELECT tenant_id, ",
+            charge_columns!(),
+            " FROM invoice_charges WHERE provider = $1 AND reference = $2 ORDER BY started_at LIMIT 1"
+        ))
+        .bind(provider)
+        .bind(reference)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok((
+                TenantId::new(row.try_get::<String, _>("tenant_id")?),
+                charge_from(&row)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn record_provider_event(
+        &self,
+        provider: &str,
+        event_id: &str,
+        event_type: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let (provider, event_id, event_type) =
+            (provider.to_owned(), event_id.to_owned(), event_type.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO provider_events (provider, event_id, type, received_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (provider, event_id) DO NOTHING",
+                )
+                .bind(&provider)
+                .bind(&event_id)
+                .bind(&event_type)
+                .bind(micros(now))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            })
+        })
+        .await
     }
 
     async fn settle_charge(
@@ -612,7 +695,7 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &TenantId, owner: &str, c: &Cha
     sqlx::query(concat!(
         "INSERT INTO invoice_charges (tenant_id, ",
         charge_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING"
     ))
     .bind(tenant_id.as_str())
     .bind(&c.idempotency_key)
@@ -629,6 +712,7 @@ async fn begin_charge_in(tx: &mut Tx, tenant_id: &TenantId, owner: &str, c: &Cha
     .bind(&c.reference)
     .bind(micros(c.started_at))
     .bind(c.settled_at.map(micros))
+    .bind(c.method.as_ref().map_or("", |m| m.provider.as_str()))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -60,6 +60,7 @@ pub fn attempt(key: &str, invoice: &str, n: u32, at: Timestamp) -> ChargeRecord 
             role: PaymentRole::Primary,
             token: "tok-visa-4242".into(),
             display: "test card ending 4242".into(),
+            provider: "test".into(),
         }),
         amount_cents: 2500,
         currency: "USD".into(),
@@ -606,6 +607,80 @@ async fn an_unsettled_charge_attempt_blocks_cancel_and_charge_now() {
             .unwrap();
         let paid = store.invoice(&a.id, &name).await.unwrap().unwrap();
         assert_eq!(paid.invoice.status, InvoiceStatus::Paid);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_prepared_payment_reference_is_recorded_under_the_lease_and_found_again() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let b = tenant(&*store, "bravo").await;
+        let now = t("2026-12-02T00:00:00Z");
+        let inv = invoice(&*store, &a.id, "inv-2026-11-0001", 0, 2500).await;
+        store
+            .finalize_invoice(&a.id, &inv, Some(now), "test", now)
+            .await
+            .unwrap();
+        store.claim_charge("w1", now, now + LEASE).await.unwrap().unwrap();
+        let mut c = attempt("k1", "inv-2026-11-0001", 1, now);
+        c.method.as_mut().unwrap().provider = "stripe".into();
+        store.begin_charge(&a.id, "w1", &c).await.unwrap();
+        assert!(matches!(
+            store.set_charge_reference(&a.id, "w2", &c, "pi_1").await,
+            Err(StoreError::Conflict(Reason::InvoiceLeaseLost, _))
+        ));
+        store.set_charge_reference(&a.id, "w1", &c, "pi_1").await.unwrap();
+        let (tenant_id, found) = store
+            .charge_by_reference("stripe", "pi_1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(tenant_id, a.id);
+        assert_eq!(found.idempotency_key, "k1");
+        assert_eq!(found.reference.as_deref(), Some("pi_1"));
+        assert_eq!(found.outcome, ChargeOutcome::Pending);
+        assert_eq!(found.method.unwrap().provider, "stripe");
+        assert!(store.charge_by_reference("test", "pi_1").await.unwrap().is_none());
+        assert!(
+            store
+                .charge_by_reference("stripe", "pi_2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // One customer per tenant and provider; the first one stored wins.
+        assert_eq!(store.provider_customer(&a.id, "stripe").await.unwrap(), None);
+        let (x, y) = tokio::join!(
+            store.add_provider_customer(&a.id, "stripe", "cus_1", now),
+            store.add_provider_customer(&a.id, "stripe", "cus_2", now)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x, y, "both callers use the customer stored first");
+        assert_eq!(store.provider_customer(&a.id, "stripe").await.unwrap(), Some(x));
+        assert_eq!(store.provider_customer(&b.id, "stripe").await.unwrap(), None);
+
+        // A webhook event is handled once.
+        assert!(
+            store
+                .record_provider_event("stripe", "evt_1", "payment_intent.succeeded", now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_provider_event("stripe", "evt_1", "payment_intent.succeeded", now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_provider_event("test", "evt_1", "x", now)
+                .await
+                .unwrap()
+        );
     })
     .await;
 }

@@ -1,0 +1,30 @@
+-- Payment providers beside the built-in test provider (Stripe).
+--
+-- Each charge attempt records the provider that holds the charged method, so
+-- that a refund goes to the provider that took the money whatever the
+-- default provider is now. Attempts from before were all the test provider's.
+ALTER TABLE invoice_charges ADD COLUMN provider TEXT NOT NULL DEFAULT 'test';
+-- A provider's payment (a Stripe PaymentIntent) is made before any money
+-- moves and its reference written here, then completed; a webhook names the
+-- payment by that reference.
+CREATE INDEX invoice_charges_by_reference ON invoice_charges (provider, reference) WHERE reference IS NOT NULL;
+
+-- The provider's customer of each tenant (one Stripe Customer per tenant),
+-- made on first use; payment methods are attached to it.
+CREATE TABLE provider_customers (
+    tenant_id  TEXT   NOT NULL REFERENCES tenants (id),
+    provider   TEXT   NOT NULL,
+    customer   TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, provider)
+);
+
+-- Provider webhook events already handled: an event delivered twice is
+-- handled once.
+CREATE TABLE provider_events (
+    provider    TEXT   NOT NULL,
+    event_id    TEXT   NOT NULL,
+    type        TEXT   NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (provider, event_id)
+);
