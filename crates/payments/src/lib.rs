@@ -11,6 +11,7 @@ use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole};
 
 pub mod providers;
+pub mod stripe;
 pub use providers::Providers;
 
 /// Why a provider did not do what was asked.
