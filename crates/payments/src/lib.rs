@@ -13,6 +13,7 @@ use tollgate_domain::payment::{PaymentMethod, PaymentRole};
 pub mod providers;
 pub mod stripe;
 pub use providers::Providers;
+pub use stripe::{StripeConfig, StripeConfigError, StripeProvider};
 
 /// Why a provider did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -72,6 +72,10 @@ pub enum WebhookError {
     },
     #[error("the signed payload is not a Stripe event: {0}")]
     BadPayload(String),
+    /// [`StripeProvider::verify_webhook`](super::StripeProvider::verify_webhook)
+    /// without a configured signing secret.
+    #[error("no stripe webhook signing secret is configured")]
+    NoSecretConfigured,
 }
 
 fn age(signed_at: i64, now: i64) -> String {
