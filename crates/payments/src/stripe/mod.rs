@@ -339,6 +339,10 @@ impl StripeProvider {
                 "the payment {} waits for a manual capture, which Tollgate never asks for",
                 pi.id
             ))),
+            "requires_confirmation" => Err(ProviderError::Unavailable(format!(
+                "the payment {} still requires confirmation after it was confirmed; ask again later",
+                pi.id
+            ))),
             other => Err(ProviderError::Unavailable(format!(
                 "the payment {} is in a state Tollgate does not know ({other:?}); ask again later",
                 pi.id
