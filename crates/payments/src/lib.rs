@@ -11,7 +11,9 @@ use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{PaymentMethod, PaymentRole};
 
 pub mod providers;
+pub mod stripe;
 pub use providers::Providers;
+pub use stripe::{StripeConfig, StripeConfigError, StripeProvider};
 
 /// Why a provider did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
