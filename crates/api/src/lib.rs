@@ -21,6 +21,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod transitions;
 pub mod usage;
+pub mod webhooks;
 pub mod wire;
 
 use std::time::Duration;
@@ -240,6 +241,8 @@ pub fn routes() -> Router<AppState> {
             post(operator::billing::charge_invoice),
         )
         .route("/api/operator/jobs/{job}/run", post(operator::billing::run_job))
+        // payment provider webhooks (extension)
+        .route("/webhooks/stripe", post(webhooks::stripe))
         // operations
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

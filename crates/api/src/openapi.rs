@@ -13,7 +13,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorInfo};
-use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions, usage};
+use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions, usage, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -85,10 +85,11 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         operator::billing::refund_invoice,
         operator::billing::charge_invoice,
         operator::billing::run_job,
+        webhooks::stripe,
         health::healthz,
         health::readyz,
     ),
-    components(schemas(ErrorBody, ErrorInfo)),
+    components(schemas(ErrorBody, ErrorInfo, webhooks::WebhookAnswer)),
     modifiers(&ApiTokenScheme, &CommonResponses)
 )]
 pub struct ApiDoc;

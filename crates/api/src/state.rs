@@ -32,6 +32,7 @@ struct Inner {
     invoicing: tollgate_app::invoices::InvoiceSettings,
     retention: tollgate_app::maintenance::Retention,
     worker_id: String,
+    stripe_webhook_secret: Option<String>,
 }
 
 /// Optional parts of the state.
@@ -50,6 +51,9 @@ pub struct Options {
     pub retention: Option<tollgate_app::maintenance::Retention>,
     /// Names this process in job leases.
     pub worker_id: Option<String>,
+    /// The signing secret of Stripe's webhook endpoint (`whsec_…`); the
+    /// endpoint answers 404 without it.
+    pub stripe_webhook_secret: Option<String>,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ impl AppState {
             invoicing: options.invoicing.unwrap_or_default(),
             retention: options.retention.unwrap_or_default(),
             worker_id: options.worker_id.unwrap_or_else(|| "tollgate-api".to_owned()),
+            stripe_webhook_secret: options.stripe_webhook_secret.filter(|s| !s.is_empty()),
         }))
     }
 
@@ -106,6 +111,11 @@ impl AppState {
             })
             .await?;
         Ok(key)
+    }
+
+    /// The signing secret of Stripe's webhook endpoint, if it is on.
+    pub fn stripe_webhook_secret(&self) -> Option<&str> {
+        self.0.stripe_webhook_secret.as_deref()
     }
 
     pub fn providers(&self) -> &Providers {

@@ -585,6 +585,49 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreE
     else {
         return Ok(None);
     };
+    charge_claimed(ctx, stored, now).await.map(Some)
+}
+
+/// What [`settle_now`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleNow {
+    /// The invoice was leased and its unsettled attempts asked about (and
+    /// the rest of a due round run).
+    Done,
+    /// A worker holds the invoice; it settles the attempts itself, or the
+    /// next worker does once the lease expires.
+    Held,
+}
+
+/// Settles an invoice's unsettled charge attempts now, as the charge job
+/// would (a provider webhook said a payment finished): the invoice is leased,
+/// the provider asked about each PENDING attempt by its reference, and a
+/// round that is due continues. Nothing is taken from the webhook itself:
+/// the provider's answer decides.
+pub async fn settle_now(
+    ctx: &JobContext,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
+) -> Result<SettleNow, StoreError> {
+    let now = ctx.clock.now();
+    let Some(stored) = ctx
+        .store
+        .claim_invoice(tenant_id, name, &ctx.worker_id, now, now + CHARGE_LEASE)
+        .await?
+    else {
+        return Ok(SettleNow::Held);
+    };
+    charge_claimed(ctx, stored, now).await?;
+    Ok(SettleNow::Done)
+}
+
+/// Runs the charge round of an invoice `ctx.worker_id` has leased: first the
+/// attempts left unsettled, then, if a round is due, primary then secondary.
+async fn charge_claimed(
+    ctx: &JobContext,
+    stored: StoredInvoice,
+    now: Timestamp,
+) -> Result<InvoiceName, StoreError> {
     let (tenant_id, inv) = (&stored.tenant_id, &stored.invoice);
     let name = inv.name.clone();
     let charges = ctx.store.invoice_charges(tenant_id, &name).await?;
@@ -592,15 +635,15 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreE
     // First, attempts a crash left unsettled: same key, same answer.
     for c in charges.iter().filter(|c| c.outcome == ChargeOutcome::Pending) {
         match ask(ctx, tenant_id, c.clone()).await? {
-            Asked::Paid => return Ok(Some(name)),
+            Asked::Paid => return Ok(name),
             Asked::NotPaid => {}
-            Asked::Unavailable => return Ok(Some(name)),
+            Asked::Unavailable => return Ok(name),
         }
     }
     let due = inv.status == InvoiceStatus::Issued && stored.next_charge_at.is_some_and(|at| at <= now);
     if !due {
         ctx.store.release_charge(tenant_id, &name, &ctx.worker_id).await?;
-        return Ok(Some(name));
+        return Ok(name);
     }
 
     let attempt = stored.attempts + 1;
@@ -648,9 +691,9 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreE
         }
         ctx.store.begin_charge(tenant_id, &ctx.worker_id, &c).await?;
         match ask(ctx, tenant_id, c).await? {
-            Asked::Paid => return Ok(Some(name)),
+            Asked::Paid => return Ok(name),
             Asked::NotPaid => {}
-            Asked::Unavailable => return Ok(Some(name)),
+            Asked::Unavailable => return Ok(name),
         }
     }
     let issued_at = inv.issued_at.unwrap_or(now);
@@ -666,7 +709,7 @@ pub async fn charge_once(ctx: &JobContext) -> Result<Option<InvoiceName>, StoreE
     if next.is_none() {
         tracing::warn!(tenant = tenant_id.as_str(), invoice = %name, attempts = attempt, "invoice overdue");
     }
-    Ok(Some(name))
+    Ok(name)
 }
 
 /// What a PDF says about one charge attempt.

@@ -21,6 +21,7 @@ pub mod invoices;
 pub mod maintenance;
 pub mod payment_methods;
 pub mod plans;
+pub mod provider_events;
 pub mod quotas;
 pub mod refunds;
 pub mod reports;

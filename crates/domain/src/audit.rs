@@ -84,6 +84,9 @@ actions! {
     InvoiceRefundFailed => "invoice.refund_failed",
     /// The operator asked for a charge now (an unpaid invoice, OVERDUE ones too).
     InvoiceChargeScheduled => "invoice.charge_scheduled",
+    /// The payment provider reported a dispute (chargeback) of the charge
+    /// that paid the invoice.
+    InvoiceDisputed => "invoice.disputed",
 }
 
 impl AuditAction {

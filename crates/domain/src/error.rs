@@ -78,6 +78,9 @@ reasons! {
     /// The request is malformed or breaks a validation rule; the message (and the `field` metadata
     /// where known) names the field.
     InvalidArgument = "INVALID_ARGUMENT" (InvalidArgument),
+    /// A provider webhook whose signature header is missing, malformed, does not match the body signed
+    /// with the endpoint's secret, or was signed outside the tolerance (a replay).
+    WebhookSignatureInvalid = "WEBHOOK_SIGNATURE_INVALID" (InvalidArgument),
     /// The request body is larger than the server accepts.
     PayloadTooLarge = "PAYLOAD_TOO_LARGE" (PayloadTooLarge),
     /// No credential, or one that is malformed, unknown, expired or revoked.
@@ -94,6 +97,8 @@ reasons! {
     NotFound = "NOT_FOUND" (NotFound),
     /// No route serves this path: a wrong URL, not a missing object.
     RouteNotFound = "ROUTE_NOT_FOUND" (NotFound),
+    /// The provider's webhook endpoint is off: the server has no signing secret for it.
+    WebhookNotConfigured = "WEBHOOK_NOT_CONFIGURED" (NotFound),
     /// Generic, never sent: an object with this name already exists. Each site names its object with a
     /// specific reason below.
     AlreadyExists = "ALREADY_EXISTS" (AlreadyExists),

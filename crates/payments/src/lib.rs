@@ -85,6 +85,31 @@ pub struct RefundRequest<'a> {
     pub idempotency_key: &'a str,
 }
 
+/// What a provider's webhook says happened, in Tollgate's terms. The
+/// webhook only hurries what Tollgate would learn anyway: a payment's
+/// outcome is always read back from the provider under the invoice's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderEvent {
+    /// A payment (by reference) finished or failed: settle its attempt.
+    PaymentSettled { reference: String },
+    /// A payment was refunded, in part or in full (possibly outside Tollgate).
+    Refunded {
+        reference: String,
+        /// Everything refunded of the payment so far, in minor units.
+        amount_refunded: i64,
+    },
+    /// The customer disputed a payment (a chargeback).
+    Disputed {
+        reference: String,
+        dispute_id: String,
+        amount_cents: i64,
+        currency: String,
+        reason: String,
+    },
+    /// Nothing Tollgate acts on.
+    Ignored,
+}
+
 /// A new payment method for a token `provider` accepted: a generated name
 /// (`pm-` and 12 hex digits), the provider's name, the token to store and
 /// its display text.

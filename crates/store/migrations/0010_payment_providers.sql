@@ -28,3 +28,21 @@ CREATE TABLE provider_events (
     received_at BIGINT NOT NULL,
     PRIMARY KEY (provider, event_id)
 );
+
+-- Disputes (chargebacks) the provider reported against a charge that paid an
+-- invoice: the invoice is marked (listed with it) until the dispute is
+-- settled with the provider.
+CREATE TABLE invoice_disputes (
+    provider   TEXT   NOT NULL,
+    dispute_id TEXT   NOT NULL,
+    tenant_id  TEXT   NOT NULL,
+    invoice    TEXT   NOT NULL,
+    reference  TEXT   NOT NULL, -- the disputed payment's reference
+    amount     BIGINT NOT NULL, -- minor units
+    currency   TEXT   NOT NULL,
+    reason     TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (provider, dispute_id),
+    FOREIGN KEY (tenant_id, invoice) REFERENCES invoices (tenant_id, name)
+);
+CREATE INDEX invoice_disputes_by_invoice ON invoice_disputes (tenant_id, invoice);

@@ -61,9 +61,9 @@ use tollgate_domain::transition::PlanTransition;
 
 use crate::{
     Actor, Aggregations, AppliedCoupon, AuditEntry, BillingDue, BucketFilter, ChargeRecord, CouponDef,
-    LeasedTransition, NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord, ReplayStats,
-    Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange,
-    UsageCount, UsageOutcome,
+    Dispute, LeasedTransition, NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord,
+    ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome,
+    UsageChange, UsageCount, UsageOutcome,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -431,6 +431,24 @@ pub trait InvoicingStore: Send + Sync {
         provider: &str,
         reference: &str,
     ) -> Result<Option<(TenantId, ChargeRecord)>>;
+    /// Leases one invoice for `owner` until `lease_until` (as `claim_charge`
+    /// does for the next due one) if no live lease holds it; `None` when one
+    /// does or there is no such invoice.
+    async fn claim_invoice(
+        &self,
+        tenant_id: &TenantId,
+        name: &InvoiceName,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>>;
+    /// Whether a provider webhook event was recorded as handled.
+    async fn provider_event_seen(&self, provider: &str, event_id: &str) -> Result<bool>;
+    /// Records a dispute of an invoice's charge with an audit entry, once per
+    /// dispute id; returns whether it is new.
+    async fn record_dispute(&self, tenant_id: &TenantId, dispute: &Dispute, now: Timestamp) -> Result<bool>;
+    /// An invoice's disputes, oldest first.
+    async fn invoice_disputes(&self, tenant_id: &TenantId, invoice: &InvoiceName) -> Result<Vec<Dispute>>;
     /// Records a provider webhook event as handled; `false` when it was
     /// recorded before (a redelivery), and then nothing changes.
     async fn record_provider_event(

@@ -463,6 +463,23 @@ pub struct RefundRecord {
     pub settled_at: Option<Timestamp>,
 }
 
+/// A dispute (chargeback) the payment provider reported against the charge
+/// that paid an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    pub provider: String,
+    /// The provider's id of the dispute (`dp_…`): one record per dispute.
+    pub dispute_id: String,
+    pub invoice: InvoiceName,
+    /// The disputed payment's reference.
+    pub reference: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    /// The provider's reason, e.g. `fraudulent`.
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
 /// A plan transition leased by a worker.
 #[derive(Debug, Clone)]
 pub struct LeasedTransition {

@@ -141,7 +141,7 @@ mod tests {
             ),
             (
                 10,
-                "4bedcf489346e3002bab0fba0c23ceb4896c16f328110950a7ca69394f734308f348517152ca2853fc46659278623729",
+                "b83abb7a1ac4c28e23f8a3750dac5fd9a604011da7878af713be6697cf44f7dc1e6ab822e538d23a3ebd5fc4c18bf922",
             ),
         ];
         let billing = [

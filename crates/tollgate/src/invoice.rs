@@ -171,8 +171,15 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 .await?;
             if !charges.is_empty() {
                 println!();
-                let mut attempts =
-                    Table::new(&[">ATTEMPT", "AT", "PAYMENT METHOD", ">AMOUNT", "OUTCOME", "REASON"]);
+                let mut attempts = Table::new(&[
+                    ">ATTEMPT",
+                    "AT",
+                    "PAYMENT METHOD",
+                    ">AMOUNT",
+                    "OUTCOME",
+                    "REFERENCE",
+                    "REASON",
+                ]);
                 for c in charges {
                     attempts.row([
                         c.attempt.to_string(),
@@ -180,10 +187,28 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                         c.method.map_or_else(|| "-".to_owned(), |m| m.display),
                         format_cents(c.amount_cents),
                         c.outcome.as_str().to_owned(),
+                        c.reference.unwrap_or_else(|| "-".to_owned()),
                         c.reason.unwrap_or_default(),
                     ]);
                 }
                 attempts.print();
+            }
+            let disputes = store
+                .invoice_disputes(&t.id, &InvoiceName::new(name.as_str()))
+                .await?;
+            if !disputes.is_empty() {
+                println!();
+                let mut table = Table::new(&["DISPUTE", "AT", "PAYMENT", ">AMOUNT", "REASON"]);
+                for d in disputes {
+                    table.row([
+                        d.dispute_id,
+                        d.created_at.to_string(),
+                        d.reference,
+                        format!("{} {}", format_cents(d.amount_cents), d.currency),
+                        d.reason,
+                    ]);
+                }
+                table.print();
             }
         }
         InvoiceCommand::Pdf { name, tenant, output } => {

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// How often background jobs (plan transitions, charges) look for work.
     #[arg(long, env = "TOLLGATE_JOB_INTERVAL", default_value = "1s")]
     pub job_interval: humantime::Duration,
+    /// Serve the API without running background jobs in this process (run
+    /// them in another replica, or with `tollgate jobs run` from a scheduler).
+    /// Operator "run job" calls, "charge now" and payment webhooks still work.
+    #[arg(long, env = "TOLLGATE_NO_JOBS")]
+    pub no_jobs: bool,
     #[command(flatten)]
     pub invoicing: crate::cli::InvoicingArgs,
     #[command(flatten)]
@@ -160,6 +165,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         invoicing: Some(invoicing),
         retention: Some(retention),
         worker_id: Some(crate::cli::worker_id()),
+        stripe_webhook_secret: args.payments.stripe_webhook_secret.clone(),
     };
     let limits = args.connections.limits()?;
     let state = AppState::with_options(store.clone(), clock, options);
@@ -203,11 +209,16 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let job_loop = tokio::spawn(tollgate_app::run_forever(
-        jobs,
-        *args.job_interval,
-        stopped(stop_rx.clone()),
-    ));
+    let job_loop = if args.no_jobs {
+        tracing::info!("background jobs are off in this process (--no-jobs)");
+        tokio::spawn(async {})
+    } else {
+        tokio::spawn(tollgate_app::run_forever(
+            jobs,
+            *args.job_interval,
+            stopped(stop_rx.clone()),
+        ))
+    };
     tokio::spawn(return_free_memory(stopped(stop_rx.clone())));
     tollgate_api::server::serve(listener, tollgate_api::router(state), limits, stopped(stop_rx)).await;
     let _ = job_loop.await;

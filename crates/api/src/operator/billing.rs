@@ -515,6 +515,30 @@ pub struct ChargeItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub reason: Option<String>,
+    /// The payment provider that holds the method (`test`, `stripe`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub provider: Option<String>,
+    /// The provider's reference of the payment (a Stripe PaymentIntent `pi_…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub reference: Option<String>,
+}
+
+/// A dispute (chargeback) of the payment of an invoice, as the payment
+/// provider reported it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisputeItem {
+    pub provider: String,
+    /// The provider's id of the dispute (`dp_…`).
+    pub id: String,
+    /// The disputed payment's reference.
+    pub reference: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    /// The provider's reason, e.g. `fraudulent`.
+    pub reason: String,
+    pub at: String,
 }
 
 fn charge_item(c: ChargeRecord) -> ChargeItem {
@@ -522,10 +546,12 @@ fn charge_item(c: ChargeRecord) -> ChargeItem {
         attempt: c.attempt,
         at: c.started_at.to_string(),
         role: c.method.as_ref().map(|m| m.role.as_str().to_owned()),
+        provider: c.method.as_ref().map(|m| m.provider.clone()),
         payment_method: c.method.map(|m| m.display),
         amount_cents: c.amount_cents,
         outcome: c.outcome.as_str().to_owned(),
         reason: c.reason,
+        reference: c.reference,
     }
 }
 
@@ -544,6 +570,8 @@ pub struct InvoiceDetail {
     #[schema(nullable = false)]
     pub issuer: Option<String>,
     pub charges: Vec<ChargeItem>,
+    /// Disputes of its payment the provider reported (empty: none).
+    pub disputes: Vec<DisputeItem>,
 }
 
 /// One of a tenant's invoices, pending or finalized.
@@ -579,6 +607,10 @@ pub async fn get_invoice(
         .store()
         .invoice_charges(&t.id, &InvoiceName::new(name.as_str()))
         .await?;
+    let disputes = state
+        .store()
+        .invoice_disputes(&t.id, &InvoiceName::new(name.as_str()))
+        .await?;
     Ok(Json(InvoiceDetail {
         invoice: invoice_item(t.name.as_str(), &i),
         plan_title: i.plan_title.clone(),
@@ -612,6 +644,18 @@ pub async fn get_invoice(
         discount_cents: i.totals.discount,
         issuer: i.issuer.as_ref().map(|s| s.name.clone()),
         charges: charges.into_iter().map(charge_item).collect(),
+        disputes: disputes
+            .into_iter()
+            .map(|d| DisputeItem {
+                provider: d.provider,
+                id: d.dispute_id,
+                reference: d.reference,
+                amount_cents: d.amount_cents,
+                currency: d.currency,
+                reason: d.reason,
+                at: d.created_at.to_string(),
+            })
+            .collect(),
     }))
 }
 

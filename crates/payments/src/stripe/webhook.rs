@@ -42,6 +42,56 @@ pub struct Event {
     pub data: EventData,
 }
 
+impl Event {
+    /// What the event means to Tollgate: `payment_intent.succeeded`,
+    /// `payment_intent.payment_failed` and `payment_intent.processing` settle
+    /// a payment; `charge.refunded` reports refunds; `charge.dispute.created`
+    /// a dispute. Any other type, or an object without the fields read, is
+    /// [`ProviderEvent::Ignored`].
+    pub fn provider_event(&self) -> crate::ProviderEvent {
+        use crate::ProviderEvent;
+        let o = &self.data.object;
+        let text = |key: &str| o.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let int = |key: &str| o.get(key).and_then(serde_json::Value::as_i64);
+        match self.type_.as_str() {
+            "payment_intent.succeeded" | "payment_intent.payment_failed" | "payment_intent.canceled" => {
+                match text("id") {
+                    Some(reference) => ProviderEvent::PaymentSettled { reference },
+                    None => ProviderEvent::Ignored,
+                }
+            }
+            "charge.refunded" => {
+                // Tollgate knows the payment by its PaymentIntent; a bare
+                // charge (no PaymentIntent) by the charge id.
+                let reference = text("payment_intent").or_else(|| text("id"));
+                match (reference, int("amount_refunded")) {
+                    (Some(reference), Some(amount_refunded)) => ProviderEvent::Refunded {
+                        reference,
+                        amount_refunded,
+                    },
+                    _ => ProviderEvent::Ignored,
+                }
+            }
+            "charge.dispute.created" => {
+                let reference = text("payment_intent").or_else(|| text("charge"));
+                match (reference, text("id"), int("amount"), text("currency")) {
+                    (Some(reference), Some(dispute_id), Some(amount_cents), Some(currency)) => {
+                        ProviderEvent::Disputed {
+                            reference,
+                            dispute_id,
+                            amount_cents,
+                            currency: currency.to_uppercase(),
+                            reason: text("reason").unwrap_or_else(|| "unknown".into()),
+                        }
+                    }
+                    _ => ProviderEvent::Ignored,
+                }
+            }
+            _ => ProviderEvent::Ignored,
+        }
+    }
+}
+
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventData {
@@ -451,5 +501,64 @@ mod tests {
             let shown = format!("{e} {e:?}");
             assert!(!shown.contains("SuperSecret"), "{shown}");
         }
+    }
+
+    fn event(type_: &str, object: serde_json::Value) -> Event {
+        Event {
+            id: "evt_1".into(),
+            type_: type_.into(),
+            created: 1_700_000_000,
+            livemode: false,
+            data: EventData { object },
+        }
+    }
+
+    #[test]
+    fn events_tollgate_acts_on_are_read_into_provider_events() {
+        use crate::ProviderEvent;
+        let pi = serde_json::json!({"id": "pi_1", "object": "payment_intent", "status": "succeeded"});
+        for t in [
+            "payment_intent.succeeded",
+            "payment_intent.payment_failed",
+            "payment_intent.canceled",
+        ] {
+            assert_eq!(
+                event(t, pi.clone()).provider_event(),
+                ProviderEvent::PaymentSettled {
+                    reference: "pi_1".into()
+                },
+                "{t}"
+            );
+        }
+        let charge = serde_json::json!({"id": "ch_1", "payment_intent": "pi_1", "amount_refunded": 700});
+        assert_eq!(
+            event("charge.refunded", charge).provider_event(),
+            ProviderEvent::Refunded {
+                reference: "pi_1".into(),
+                amount_refunded: 700
+            }
+        );
+        let dispute = serde_json::json!({
+            "id": "dp_1", "charge": "ch_1", "payment_intent": "pi_1", "amount": 2500,
+            "currency": "usd", "reason": "fraudulent"
+        });
+        assert_eq!(
+            event("charge.dispute.created", dispute).provider_event(),
+            ProviderEvent::Disputed {
+                reference: "pi_1".into(),
+                dispute_id: "dp_1".into(),
+                amount_cents: 2500,
+                currency: "USD".into(),
+                reason: "fraudulent".into()
+            }
+        );
+        assert_eq!(
+            event("customer.created", pi).provider_event(),
+            ProviderEvent::Ignored
+        );
+        assert_eq!(
+            event("payment_intent.succeeded", serde_json::json!({})).provider_event(),
+            ProviderEvent::Ignored
+        );
     }
 }

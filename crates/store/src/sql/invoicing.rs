@@ -13,8 +13,8 @@ use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, RefundRecord, RefundState, Result,
-    RoundEnd, StoreError, StoredInvoice,
+    Actor, BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, Dispute, RefundRecord, RefundState,
+    Result, RoundEnd, StoreError, StoredInvoice,
 };
 
 macro_rules! invoice_columns {
@@ -291,6 +291,117 @@ impl crate::InvoicingStore for SqlStore {
             ))
         })
         .transpose()
+    }
+
+    async fn claim_invoice(
+        &self,
+        tenant_id: &TenantId,
+        name: &InvoiceName,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<StoredInvoice>> {
+        let (tenant_id, name, owner) = (tenant_id.clone(), name.clone(), owner.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query(concat!(
+                    "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
+                     AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
+                    invoice_columns!()
+                ))
+                .bind(&owner)
+                .bind(micros(lease_until))
+                .bind(tenant_id.as_str())
+                .bind(name.as_str())
+                .bind(micros(now))
+                .fetch_optional(&mut **tx)
+                .await?;
+                row.as_ref().map(invoice_from).transpose()
+            })
+        })
+        .await
+    }
+
+    async fn provider_event_seen(&self, provider: &str, event_id: &str) -> Result<bool> {
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT event_id FROM provider_events WHERE provider = $1 AND event_id = $2")
+                .bind(provider)
+                .bind(event_id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(seen.is_some())
+    }
+
+    async fn record_dispute(&self, tenant_id: &TenantId, d: &Dispute, now: Timestamp) -> Result<bool> {
+        let (tenant_id, d) = (tenant_id.clone(), d.clone());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO invoice_disputes (provider, dispute_id, tenant_id, invoice, reference, amount, \
+                     currency, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (provider, dispute_id) DO NOTHING",
+                )
+                .bind(&d.provider)
+                .bind(&d.dispute_id)
+                .bind(tenant_id.as_str())
+                .bind(d.invoice.as_str())
+                .bind(&d.reference)
+                .bind(d.amount_cents)
+                .bind(&d.currency)
+                .bind(&d.reason)
+                .bind(micros(d.created_at))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                audit_in(
+                    tx,
+                    Some(&tenant_id),
+                    &format!("{}/webhook", d.provider),
+                    AuditAction::InvoiceDisputed,
+                    &format!("invoice/{}", d.invoice),
+                    None,
+                    Some(serde_json::json!({
+                        "dispute": d.dispute_id,
+                        "reference": d.reference,
+                        "amount_cents": d.amount_cents,
+                        "currency": d.currency,
+                        "reason": d.reason,
+                    })),
+                    now,
+                )
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn invoice_disputes(&self, tenant_id: &TenantId, invoice: &InvoiceName) -> Result<Vec<Dispute>> {
+        let rows = sqlx::query(
+            "SELECT provider, dispute_id, invoice, reference, amount, currency, reason, created_at \
+             FROM invoice_disputes WHERE tenant_id = $1 AND invoice = $2 ORDER BY created_at, dispute_id",
+        )
+        .bind(tenant_id.as_str())
+        .bind(invoice.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Dispute {
+                    provider: row.try_get("provider")?,
+                    dispute_id: row.try_get("dispute_id")?,
+                    invoice: InvoiceName::new(row.try_get::<String, _>("invoice")?),
+                    reference: row.try_get("reference")?,
+                    amount_cents: row.try_get("amount")?,
+                    currency: row.try_get("currency")?,
+                    reason: row.try_get("reason")?,
+                    created_at: timestamp("invoice_disputes.created_at", row.try_get("created_at")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn record_provider_event(

@@ -12,4 +12,5 @@ mod operator_ux;
 mod readme;
 mod replicas;
 mod server;
+mod stripe;
 mod support;

@@ -236,6 +236,25 @@ impl Http {
             .await
     }
 
+    /// POSTs `body` as it is, with `headers` (a webhook as its sender sends it).
+    pub async fn post_raw(&self, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let mut req = hyper::Request::builder().method("POST").uri(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = self
+            .0
+            .request(
+                req.body(Full::new(Bytes::from(body.to_owned())))
+                    .expect("request"),
+            )
+            .await
+            .expect("send request");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("read body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     async fn send(
         &self,
         method: &str,

@@ -1,0 +1,170 @@
+//! Provider webhooks (Stripe's `POST /webhooks/stripe`): what a verified
+//! event changes.
+//!
+//! A webhook only hurries what Tollgate learns anyway. A payment's outcome is
+//! never taken from the event: the invoice is leased and the provider asked
+//! about the attempt by its reference, exactly as the charge job does after
+//! a lost answer ([`invoices::settle_now`]); if a worker holds the invoice,
+//! it (or the next one) settles it. A dispute is recorded against the
+//! invoice its payment paid, once per dispute. An event is handled once:
+//! its id is recorded after it was handled, and a redelivery (Stripe
+//! delivers at least once) finds it and changes nothing.
+
+use tollgate_domain::ids::InvoiceName;
+use tollgate_payments::ProviderEvent;
+use tollgate_store::{Dispute, RefundState, StoreError};
+
+use crate::JobContext;
+use crate::invoices::{self, SettleNow};
+
+/// What handling an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Handled before (a redelivery): nothing changed.
+    Duplicate,
+    /// A type Tollgate does not act on.
+    Ignored,
+    /// About a payment Tollgate did not make (another system on the same
+    /// provider account).
+    Unknown,
+    /// The payment's attempt was settled before: nothing to do.
+    AlreadySettled { invoice: InvoiceName },
+    /// The invoice's unsettled attempts were asked about and settled.
+    Settled { invoice: InvoiceName },
+    /// A worker holds the invoice and settles it.
+    Held { invoice: InvoiceName },
+    /// A dispute was recorded against the invoice (or had been).
+    Disputed { invoice: InvoiceName },
+    /// Refunds reported: `unrecorded_cents` of them were not made by
+    /// Tollgate (e.g. from the provider's dashboard).
+    Refunded {
+        invoice: InvoiceName,
+        unrecorded_cents: i64,
+    },
+}
+
+impl Handled {
+    /// A short word for logs and the webhook's answer.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::Unknown => "unknown_payment",
+            Self::AlreadySettled { .. } => "already_settled",
+            Self::Settled { .. } => "settled",
+            Self::Held { .. } => "held_by_worker",
+            Self::Disputed { .. } => "disputed",
+            Self::Refunded { .. } => "refunded",
+        }
+    }
+}
+
+/// Handles a verified event of `provider` (see the module).
+pub async fn handle(
+    ctx: &JobContext,
+    provider: &str,
+    event_id: &str,
+    event_type: &str,
+    event: ProviderEvent,
+) -> Result<Handled, StoreError> {
+    let store = ctx.store.as_ref();
+    if store.provider_event_seen(provider, event_id).await? {
+        return Ok(Handled::Duplicate);
+    }
+    let handled = match event {
+        ProviderEvent::Ignored => Handled::Ignored,
+        ProviderEvent::PaymentSettled { reference } => {
+            match store.charge_by_reference(provider, &reference).await? {
+                None => Handled::Unknown,
+                Some((tenant_id, charge)) => {
+                    let invoice = charge.invoice.clone();
+                    if charge.outcome != tollgate_store::ChargeOutcome::Pending {
+                        Handled::AlreadySettled { invoice }
+                    } else {
+                        match invoices::settle_now(ctx, &tenant_id, &invoice).await? {
+                            SettleNow::Done => Handled::Settled { invoice },
+                            SettleNow::Held => Handled::Held { invoice },
+                        }
+                    }
+                }
+            }
+        }
+        ProviderEvent::Disputed {
+            reference,
+            dispute_id,
+            amount_cents,
+            currency,
+            reason,
+        } => match store.charge_by_reference(provider, &reference).await? {
+            None => Handled::Unknown,
+            Some((tenant_id, charge)) => {
+                let dispute = Dispute {
+                    provider: provider.to_owned(),
+                    dispute_id,
+                    invoice: charge.invoice.clone(),
+                    reference,
+                    amount_cents,
+                    currency,
+                    reason,
+                    created_at: ctx.clock.now(),
+                };
+                if store
+                    .record_dispute(&tenant_id, &dispute, ctx.clock.now())
+                    .await?
+                {
+                    tracing::warn!(
+                        tenant = tenant_id.as_str(),
+                        invoice = %dispute.invoice,
+                        dispute = dispute.dispute_id,
+                        reason = dispute.reason,
+                        "the customer disputed the payment of an invoice"
+                    );
+                }
+                Handled::Disputed {
+                    invoice: charge.invoice,
+                }
+            }
+        },
+        ProviderEvent::Refunded {
+            reference,
+            amount_refunded,
+        } => match store.charge_by_reference(provider, &reference).await? {
+            None => Handled::Unknown,
+            Some((tenant_id, charge)) => {
+                let refunds = store.invoice_refunds(&tenant_id, &charge.invoice).await?;
+                // Pending ones are Tollgate's, settled by their own resume.
+                let recorded: i64 = refunds
+                    .iter()
+                    .filter(|r| r.charge == charge.idempotency_key && r.state != RefundState::Failed)
+                    .map(|r| r.amount_cents)
+                    .sum();
+                let unrecorded_cents = amount_refunded.saturating_sub(recorded).max(0);
+                if unrecorded_cents > 0 {
+                    tracing::warn!(
+                        tenant = tenant_id.as_str(),
+                        invoice = %charge.invoice,
+                        reference,
+                        amount_refunded,
+                        recorded,
+                        "the payment provider reports refunds Tollgate did not make (refunded outside Tollgate?)"
+                    );
+                }
+                Handled::Refunded {
+                    invoice: charge.invoice,
+                    unrecorded_cents,
+                }
+            }
+        },
+    };
+    store
+        .record_provider_event(provider, event_id, event_type, ctx.clock.now())
+        .await?;
+    tracing::info!(
+        provider,
+        event = event_id,
+        r#type = event_type,
+        outcome = handled.as_str(),
+        "provider webhook"
+    );
+    Ok(handled)
+}
