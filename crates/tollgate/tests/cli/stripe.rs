@@ -566,3 +566,69 @@ async fn without_a_signing_secret_the_stripe_webhook_endpoint_is_off() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn stripe_secrets_never_reach_logs_errors_or_the_api_description() {
+    // No Stripe server needed: Stripe "cannot be reached" at a closed port.
+    each_backend(|db| async move {
+        let key = "sk_test_very_secret_key_0123456789";
+        let hook = "whsec_very_secret_signing_key";
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let admin = tenant(&db, "erin", "free", None).await;
+        let mut server = Server::start_with(
+            &db,
+            "debug",
+            &[
+                "--payment-provider",
+                "stripe",
+                "--stripe-secret-key",
+                key,
+                "--stripe-api-base",
+                &closed,
+                "--stripe-webhook-secret",
+                hook,
+            ],
+        )
+        .await;
+        let http = Http::new();
+        let (status, body) = add_method(
+            &http,
+            &server,
+            &admin,
+            "pm_card_visa",
+            "PAYMENT_METHOD_ROLE_PRIMARY",
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(
+            body["details"][0]["reason"], "PAYMENT_PROVIDER_UNAVAILABLE",
+            "{body}"
+        );
+        let (status, body) = post_event(&http, &server, &succeeded("pi_1", 1), 1, "whsec_wrong").await;
+        assert_eq!(status, 400, "{body}");
+        let (status, doc) = http
+            .call("GET", &format!("{}/openapi.json", server.base), None, None)
+            .await;
+        assert_eq!(status, 200);
+        for secret in [key, hook] {
+            for text in [body.to_string(), doc.to_string()] {
+                assert!(!text.contains(secret), "a secret in an answer");
+            }
+        }
+        server.signal("TERM").await;
+        let mut log = String::new();
+        while let Ok(Some(line)) = server.stderr.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        assert!(log.contains("payments go to Stripe"), "{log}");
+        assert!(log.contains("payment provider unavailable"), "{log}");
+        for secret in [key, hook, "very_secret"] {
+            assert!(!log.contains(secret), "a secret in the log:\n{log}");
+        }
+    })
+    .await;
+}
