@@ -31,6 +31,7 @@ pub struct WebhookAnswer {
     pub outcome: String,
     /// The invoice the event was about, when Tollgate knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub invoice: Option<String>,
 }
 

@@ -198,6 +198,7 @@ mod tests {
                 "invoice.charge_failed",
                 "invoice.charge_scheduled",
                 "invoice.charged",
+                "invoice.disputed",
                 "invoice.finalize",
                 "invoice.issued",
                 "invoice.overdue",

@@ -549,8 +549,12 @@ async fn every_operation_with_a_body_has_a_case() {
         let mut with_body = BTreeSet::new();
         for item in doc.ok()["paths"].as_object().unwrap().values() {
             for op in item.as_object().unwrap().values() {
-                if op.get("requestBody").is_some() {
-                    with_body.insert(op["operationId"].as_str().unwrap().to_owned());
+                // A provider's webhook carries the provider's event, signed:
+                // every field it has beyond those read is expected, and the
+                // webhook tests send real ones (tollgate's tests/cli/stripe.rs).
+                let id = op["operationId"].as_str().unwrap();
+                if op.get("requestBody").is_some() && id != "tollgate.webhooks.Stripe" {
+                    with_body.insert(id.to_owned());
                 }
             }
         }
