@@ -40,6 +40,7 @@ const STEPS: &[(i64, &str, &str)] = &[
         "payment providers",
         include_str!("../migrations/0010_payment_providers.sql"),
     ),
+    (12, "dunning", include_str!("../migrations/0012_dunning.sql")),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -142,6 +143,10 @@ mod tests {
             (
                 10,
                 "4bedcf489346e3002bab0fba0c23ceb4896c16f328110950a7ca69394f734308f348517152ca2853fc46659278623729",
+            ),
+            (
+                12,
+                "e5c457258a634be594ca49f240579321f61372acd8dc6d01f42f7c472b3fe3ef4d55a2e4516b53df431fa02c35adbb7a",
             ),
         ];
         let billing = [
