@@ -99,9 +99,14 @@ fn check_role_body(body: &PaymentMethodRoleRequest, path_name: &str) -> Result<(
 
 /// Applies a role change or deletion under the role rules.
 async fn apply(state: &AppState, auth: &Authorized, change: RoleChange) -> Result<Json<Empty>, ApiError> {
-    let charging =
-        tollgate_app::payment_methods::change(state.store(), &auth.tenant, change, &auth.actor(), state.now())
-            .await?;
+    let charging = tollgate_app::payment_methods::change(
+        state.store(),
+        &auth.tenant,
+        change,
+        &auth.actor(),
+        state.now(),
+    )
+    .await?;
     if !charging.is_empty() {
         // Unpaid invoices are due again: charged now, not waited for.
         state.charge_soon();

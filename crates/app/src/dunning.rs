@@ -140,7 +140,12 @@ async fn refusal(
 /// called it: a store error is logged and nothing is scheduled (the
 /// schedule, or the operator's charge-now, still applies). Returns the
 /// names it made due.
-pub async fn charge_again(store: &dyn Store, tenant_id: &TenantId, actor: &str, now: Timestamp) -> Vec<InvoiceName> {
+pub async fn charge_again(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+    actor: &str,
+    now: Timestamp,
+) -> Vec<InvoiceName> {
     match store.schedule_unpaid_charges(tenant_id, actor, now).await {
         Ok(names) => {
             if !names.is_empty() {

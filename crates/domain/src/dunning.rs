@@ -70,7 +70,9 @@ pub fn refusal(tenant: &str, suspension: &Suspension, unpaid: &[Unpaid]) -> Erro
         .first()
         .map(|u| u.currency.as_str())
         .filter(|c| unpaid.iter().all(|u| u.currency == *c));
-    let total: i64 = unpaid.iter().fold(0i64, |sum, u| sum.saturating_add(u.total_cents));
+    let total: i64 = unpaid
+        .iter()
+        .fold(0i64, |sum, u| sum.saturating_add(u.total_cents));
     let what = if listed.is_empty() {
         if names.is_empty() {
             "by the operator".to_owned()

@@ -246,9 +246,15 @@ mod tests {
     fn only_a_new_primary_or_secondary_charges_again() {
         let none: &[Slot] = &[];
         let one = create(none, "a", None);
-        assert!(charge_order_changed(none, &one), "the first method is the primary");
+        assert!(
+            charge_order_changed(none, &one),
+            "the first method is the primary"
+        );
         let normal = create(&one, "b", None);
-        assert!(!charge_order_changed(&one, &normal), "a NORMAL method is never charged");
+        assert!(
+            !charge_order_changed(&one, &normal),
+            "a NORMAL method is never charged"
+        );
         let secondary = create(&normal, "c", Some(Secondary));
         assert!(charge_order_changed(&normal, &secondary));
         let primary = apply(&secondary, &RoleChange::MakePrimary("b".into())).unwrap();
@@ -266,7 +272,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(roles(&deleted), [("b", Secondary), ("c", Primary)]);
-        assert!(!charge_order_changed(&swapped, &deleted), "a NORMAL method deleted");
+        assert!(
+            !charge_order_changed(&swapped, &deleted),
+            "a NORMAL method deleted"
+        );
         let successor = apply(
             &deleted,
             &RoleChange::Delete {
@@ -275,7 +284,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(charge_order_changed(&deleted, &successor), "the secondary took over");
+        assert!(
+            charge_order_changed(&deleted, &successor),
+            "the secondary took over"
+        );
     }
 
     #[test]

@@ -572,7 +572,12 @@ pub trait DunningStore: Send + Sync {
     /// `tenant.reinstated`: the invoices OVERDUE by `now` no longer count
     /// (the next invoice to go OVERDUE does). `Conflict`
     /// (`TENANT_NOT_SUSPENDED`) when it is not suspended. Returns the tenant after.
-    async fn reinstate_tenant(&self, tenant_id: &TenantId, actor: Actor<'_>, now: Timestamp) -> Result<Tenant>;
+    async fn reinstate_tenant(
+        &self,
+        tenant_id: &TenantId,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Tenant>;
     /// The tenant's counting invoices, oldest period first.
     async fn overdue_invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>>;
     /// Charges the tenant's unpaid invoices again (after a payment-method

@@ -507,7 +507,10 @@ fn status(t: &Tenant) -> &'static str {
 }
 
 fn show_tenant(t: &Tenant) {
-    println!("tenant {} ({}), plan {} (catalog v{})", t.name, t.tenant_type, t.plan, t.catalog_version);
+    println!(
+        "tenant {} ({}), plan {} (catalog v{})",
+        t.name, t.tenant_type, t.plan, t.catalog_version
+    );
     println!("id:      {}", t.id);
     println!("created: {}", t.created_at);
     if let Some(domain) = &t.domain {

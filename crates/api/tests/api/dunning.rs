@@ -261,7 +261,9 @@ async fn overdue_past_the_delay_suspends_reservations_and_a_good_card_lifts_it_a
             .await;
         assert!(shown.ok().get("suspended").is_none(), "{}", shown.body);
 
-        let token_actor = trail(&app, &acme, &["invoice.charge_scheduled"]).await[0].1.clone();
+        let token_actor = trail(&app, &acme, &["invoice.charge_scheduled"]).await[0]
+            .1
+            .clone();
         assert!(token_actor.starts_with("token/"), "{token_actor}");
         assert_eq!(
             trail(
@@ -300,7 +302,10 @@ async fn a_declined_new_card_leaves_it_suspended_and_a_new_secondary_pays() {
         // Another card that declines, as the primary: one more round, declined.
         add_card(&app, &admin, "tok-declined-5555", None).await; // NORMAL: nothing to retry with
         let s = stored(&app, &acme, FIRST).await;
-        assert_eq!((s.invoice.status, s.next_charge_at), (InvoiceStatus::Overdue, None));
+        assert_eq!(
+            (s.invoice.status, s.next_charge_at),
+            (InvoiceStatus::Overdue, None)
+        );
         let declined = add_card(
             &app,
             &admin,
@@ -316,10 +321,7 @@ async fn a_declined_new_card_leaves_it_suspended_and_a_new_secondary_pays() {
             "OVERDUE since the first time"
         );
         let last = attempts(&app, &acme, FIRST).await.pop().unwrap();
-        assert_eq!(
-            (last.attempt, last.method.unwrap().name),
-            (5, declined.clone())
-        );
+        assert_eq!((last.attempt, last.method.unwrap().name), (5, declined.clone()));
         assert!(suspended(&app, &acme).await);
         assert_refused(&app.post(RESERVE, &platform, reserve("r1")).await, FIRST);
         // The suspension job leaves it as it is.
@@ -375,7 +377,10 @@ async fn the_operator_reinstates_by_hand_until_the_next_invoice_and_cancelling_l
         again.error(409, 9);
         again.reason("TENANT_NOT_SUSPENDED");
         let reinstated = trail(&app, &acme, &["tenant.reinstated"]).await;
-        assert_eq!(reinstated, [("tenant.reinstated".to_owned(), "operator".to_owned())]);
+        assert_eq!(
+            reinstated,
+            [("tenant.reinstated".to_owned(), "operator".to_owned())]
+        );
 
         // The invoice stays unpaid, but suspends no more...
         app.clock.set(ts("2027-03-01T12:00:00Z"));
@@ -392,7 +397,8 @@ async fn the_operator_reinstates_by_hand_until_the_next_invoice_and_cancelling_l
             app.clock.set(ts("2027-03-02T00:00:00Z") + DAY * days);
             assert_eq!(app.charge().await, 1, "+{days}d");
         }
-        app.clock.set(ts("2027-03-23T00:00:00Z") - SignedDuration::from_secs(1));
+        app.clock
+            .set(ts("2027-03-23T00:00:00Z") - SignedDuration::from_secs(1));
         assert_eq!(suspend(&app).await, 0);
         app.clock.set(ts("2027-03-23T00:00:00Z"));
         assert_eq!(suspend(&app).await, 1);

@@ -653,7 +653,10 @@ async fn invoices_across_tenants_are_listed_shown_rendered_and_cancelled_and_job
             .iter()
             .map(|j| j["job"].as_str().unwrap())
             .collect();
-        assert_eq!(jobs, ["transitions", "period-close", "charge", "suspend", "prune"]);
+        assert_eq!(
+            jobs,
+            ["transitions", "period-close", "charge", "suspend", "prune"]
+        );
         app.operator(Method::POST, "/api/operator/jobs/backup/run", None)
             .await
             .error(404, 5);

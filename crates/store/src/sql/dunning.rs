@@ -145,7 +145,12 @@ impl crate::DunningStore for SqlStore {
         .await
     }
 
-    async fn reinstate_tenant(&self, tenant_id: &TenantId, actor: Actor<'_>, now: Timestamp) -> Result<Tenant> {
+    async fn reinstate_tenant(
+        &self,
+        tenant_id: &TenantId,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Tenant> {
         let (tenant_id, actor) = (tenant_id.clone(), actor.to_owned());
         self.write(move |tx| Box::pin(async move { reinstate_tenant_in(tx, &tenant_id, &actor, now).await }))
             .await
@@ -314,4 +319,3 @@ async fn schedule_unpaid_charges_in(
     }
     Ok(scheduled)
 }
-

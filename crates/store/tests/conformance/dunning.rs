@@ -31,7 +31,13 @@ async fn finalized(store: &dyn Store, tenant_id: &TenantId, name: &str, index: u
 
 /// Runs one failed charge round of the tenant's due invoice `name` at `at`,
 /// ending as `status`.
-async fn failed_round(store: &dyn Store, tenant_id: &TenantId, name: &str, at: Timestamp, status: InvoiceStatus) {
+async fn failed_round(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+    name: &str,
+    at: Timestamp,
+    status: InvoiceStatus,
+) {
     let claimed = store.claim_charge("w", at, at + LEASE).await.unwrap().unwrap();
     assert_eq!(claimed.invoice.name.as_str(), name);
     let attempts = claimed.attempts + 1;
@@ -94,14 +100,29 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
         let overdue = t("2026-12-09T00:00:00Z");
         finalized(&*store, &a.id, "inv-2026-11-0001", 0, issued).await;
         failed_round(&*store, &a.id, "inv-2026-11-0001", issued, InvoiceStatus::Issued).await;
-        let first = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+        let first = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(first.overdue_at, None, "ISSUED while a round is left");
         store
             .schedule_charge(&a.id, &"inv-2026-11-0001".into(), "operator", overdue)
             .await
             .unwrap();
-        failed_round(&*store, &a.id, "inv-2026-11-0001", overdue, InvoiceStatus::Overdue).await;
-        let first = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+        failed_round(
+            &*store,
+            &a.id,
+            "inv-2026-11-0001",
+            overdue,
+            InvoiceStatus::Overdue,
+        )
+        .await;
+        let first = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (first.invoice.status, first.overdue_at),
             (InvoiceStatus::Overdue, Some(overdue))
@@ -117,12 +138,15 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
                 .is_empty()
         );
         assert_eq!(
-            store.suspend_tenant(&a.id, just_before, "tollgate/dunning", overdue).await.unwrap(),
+            store
+                .suspend_tenant(&a.id, just_before, "tollgate/dunning", overdue)
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
             store.suspension_candidates(overdue, None, 10).await.unwrap(),
-            [a.id.clone()]
+            std::slice::from_ref(&a.id)
         );
         assert!(
             store
@@ -143,13 +167,25 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
             (later, "tollgate/dunning", names(&["inv-2026-11-0001"]))
         );
         // Once: suspended tenants are no candidates, and a second suspension is nothing.
-        assert!(store.suspension_candidates(later, None, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .suspension_candidates(later, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.suspend_tenant(&a.id, later, "tollgate/dunning", later).await.unwrap(),
+            store
+                .suspend_tenant(&a.id, later, "tollgate/dunning", later)
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
-            store.suspend_tenant(&b.id, later, "tollgate/dunning", later).await.unwrap(),
+            store
+                .suspend_tenant(&b.id, later, "tollgate/dunning", later)
+                .await
+                .unwrap(),
             None
         );
         // Read with the tenant, by name and with a token (the request's one read).
@@ -195,10 +231,17 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
         // time, still suspended.
         let retry = t("2026-12-24T00:00:00Z");
         assert_eq!(
-            store.schedule_unpaid_charges(&a.id, "token/t1", retry).await.unwrap(),
+            store
+                .schedule_unpaid_charges(&a.id, "token/t1", retry)
+                .await
+                .unwrap(),
             names(&["inv-2026-11-0001"])
         );
-        let due = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+        let due = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (due.invoice.status, due.next_charge_at, due.overdue_at),
             (InvoiceStatus::Issued, Some(retry), Some(overdue))
@@ -207,9 +250,17 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
             actions(&*store, &a.id, 1).await,
             [("invoice.charge_scheduled".to_owned(), "token/t1".to_owned())]
         );
-        assert_eq!(store.overdue_invoices(&a.id).await.unwrap().len(), 1, "still counts while due");
+        assert_eq!(
+            store.overdue_invoices(&a.id).await.unwrap().len(),
+            1,
+            "still counts while due"
+        );
         failed_round(&*store, &a.id, "inv-2026-11-0001", retry, InvoiceStatus::Overdue).await;
-        let again = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+        let again = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (again.invoice.status, again.overdue_at),
             (InvoiceStatus::Overdue, Some(overdue))
@@ -228,7 +279,10 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
         assert_eq!(
             actions(&*store, &a.id, 2).await,
             [
-                ("tenant.reinstated".to_owned(), "tollgate/charge-worker".to_owned()),
+                (
+                    "tenant.reinstated".to_owned(),
+                    "tollgate/charge-worker".to_owned()
+                ),
                 ("invoice.paid".to_owned(), "tollgate/charge-worker".to_owned()),
             ]
         );
@@ -241,12 +295,22 @@ async fn an_invoice_overdue_past_the_moment_suspends_its_tenant_and_paying_it_li
         let before: serde_json::Value = serde_json::from_str(entry.before.as_deref().unwrap()).unwrap();
         assert_eq!(before["invoices"], serde_json::json!(["inv-2026-11-0001"]));
         // A PAID invoice keeps when it went OVERDUE, but counts no more.
-        let settled = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+        let settled = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (settled.invoice.status, settled.overdue_at),
             (InvoiceStatus::Paid, Some(overdue))
         );
-        assert!(store.suspension_candidates(pay, None, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .suspension_candidates(pay, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     })
     .await;
 }
@@ -307,7 +371,13 @@ async fn the_last_unpaid_invoice_lifts_a_suspension_and_cancelling_counts() {
         );
         // Paying or cancelling without a suspension writes nothing more.
         assert_eq!(
-            store.audit(Some(&a.id), 50).await.unwrap().iter().filter(|e| e.action == "tenant.reinstated").count(),
+            store
+                .audit(Some(&a.id), 50)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.action == "tenant.reinstated")
+                .count(),
             1
         );
     })
@@ -344,13 +414,26 @@ async fn a_reinstatement_by_hand_forgives_what_is_overdue_until_the_next_invoice
         );
         // The forgiven invoice is still unpaid, but suspends no more.
         let later = t("2027-02-01T00:00:00Z");
-        assert!(store.suspension_candidates(later, None, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .suspension_candidates(later, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.suspend_tenant(&a.id, later, "tollgate/dunning", later).await.unwrap(),
+            store
+                .suspend_tenant(&a.id, later, "tollgate/dunning", later)
+                .await
+                .unwrap(),
             None
         );
         assert!(store.overdue_invoices(&a.id).await.unwrap().is_empty());
-        let forgiven = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+        let forgiven = store
+            .invoice(&a.id, &"inv-2026-11-0001".into())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(forgiven.invoice.status, InvoiceStatus::Overdue);
         assert!(matches!(
             store.reinstate_tenant(&a.id, "operator", later).await,
@@ -362,7 +445,7 @@ async fn a_reinstatement_by_hand_forgives_what_is_overdue_until_the_next_invoice
         failed_round(&*store, &a.id, "inv-2026-12-0002", second, InvoiceStatus::Overdue).await;
         assert_eq!(
             store.suspension_candidates(second, None, 10).await.unwrap(),
-            [a.id.clone()]
+            std::slice::from_ref(&a.id)
         );
         let s = store
             .suspend_tenant(&a.id, second, "tollgate/dunning", later)
@@ -400,7 +483,10 @@ async fn charging_again_takes_unpaid_invoices_no_one_holds() {
         let now = t("2026-12-02T06:00:00Z");
         finalized(&*store, &a.id, "inv-2026-12-0004", 3, now).await;
         assert_eq!(
-            store.schedule_unpaid_charges(&a.id, "token/t1", now).await.unwrap(),
+            store
+                .schedule_unpaid_charges(&a.id, "token/t1", now)
+                .await
+                .unwrap(),
             names(&["inv-2026-09-0001", "inv-2026-10-0002"])
         );
         for name in ["inv-2026-09-0001", "inv-2026-10-0002", "inv-2026-12-0004"] {
@@ -447,7 +533,13 @@ async fn charging_again_takes_unpaid_invoices_no_one_holds() {
         );
         // Nothing unpaid: nothing to do.
         let b = tenant(&*store, "bravo").await;
-        assert!(store.schedule_unpaid_charges(&b.id, "token/t2", later).await.unwrap().is_empty());
+        assert!(
+            store
+                .schedule_unpaid_charges(&b.id, "token/t2", later)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     })
     .await;
 }
@@ -546,7 +638,11 @@ async fn a_suspension_and_the_payment_it_races_never_leave_a_paid_tenant_suspend
             );
             settled.unwrap();
             suspended.unwrap();
-            let inv = store.invoice(&a.id, &"inv-2026-11-0001".into()).await.unwrap().unwrap();
+            let inv = store
+                .invoice(&a.id, &"inv-2026-11-0001".into())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(inv.invoice.status, InvoiceStatus::Paid);
             assert_eq!(
                 store.tenant(&a.id).await.unwrap().unwrap().suspension,

@@ -363,12 +363,12 @@ async fn jobs_run_suspend_suspends_past_the_delay_and_tenant_reinstate_lifts_it(
             let none = suspend("2026-10-23T00:00:00Z", longer).await;
             assert_eq!(none.trim(), "suspend: 0 tenants suspended", "{longer:?}");
         }
-        let bad = tollgate(
-            &db,
-            &["jobs", "run", "suspend", "--suspend-after", "soon"],
-        )
-        .await;
-        assert!(!bad.ok && bad.stderr.contains("--suspend-after"), "{}", bad.stderr);
+        let bad = tollgate(&db, &["jobs", "run", "suspend", "--suspend-after", "soon"]).await;
+        assert!(
+            !bad.ok && bad.stderr.contains("--suspend-after"),
+            "{}",
+            bad.stderr
+        );
         let done = suspend("2026-10-23T00:00:00Z", &[]).await;
         assert_eq!(done.trim(), "suspend: 1 tenant suspended");
         let again = suspend("2026-10-24T00:00:00Z", &[]).await;
