@@ -176,6 +176,10 @@ pub fn routes() -> Router<AppState> {
             get(operator::tenancy::get_tenant),
         )
         .route(
+            "/api/operator/tenants/{tenant}/reinstate",
+            post(operator::tenancy::reinstate_tenant),
+        )
+        .route(
             "/api/operator/tenants/{tenant}/namespaces",
             get(operator::tenancy::list_namespaces).post(operator::tenancy::create_namespace),
         )

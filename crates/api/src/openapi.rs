@@ -63,6 +63,7 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         operator::tenancy::create_tenant,
         operator::tenancy::list_tenants,
         operator::tenancy::get_tenant,
+        operator::tenancy::reinstate_tenant,
         operator::tenancy::create_namespace,
         operator::tenancy::list_namespaces,
         operator::tenancy::create_token,

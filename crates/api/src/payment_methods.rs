@@ -1,5 +1,7 @@
 //! Payment methods: create from a provider token, roles, delete, and a list
-//! (beyond the contract, which has no way to read them back).
+//! (beyond the contract, which has no way to read them back). A new primary
+//! or secondary charges the tenant's unpaid invoices again (dunning): the
+//! answer does not wait for the payment provider, the charge runs beside it.
 
 use axum::Json;
 use axum::extract::State;
@@ -33,7 +35,8 @@ async fn authorize(
 
 /// Registers a provider token as a payment method; returns its generated name.
 /// The first method becomes primary; a requested primary or secondary role
-/// displaces the holder of that role.
+/// displaces the holder of that role. As a new primary or secondary it is
+/// charged the tenant's unpaid (OVERDUE) invoices at once, in the background.
 #[utoipa::path(
     post,
     path = "/api/web/namespaces/{namespace}/billing/payment_methods",
@@ -63,7 +66,7 @@ pub async fn create(
         Some(r) => crate::wire::enums::requested_payment_role("role", &r)?,
     };
     let contact = body.contact.unwrap_or_default().into_domain("contact")?;
-    let name = tollgate_app::payment_methods::add(
+    let added = tollgate_app::payment_methods::add(
         state.store(),
         state.providers(),
         &auth.tenant,
@@ -76,7 +79,11 @@ pub async fn create(
         state.now(),
     )
     .await?;
-    Ok(Json(CreatePaymentMethodResponse { name }))
+    if !added.charging.is_empty() {
+        // Unpaid invoices are due again: charged now, not waited for.
+        state.charge_soon();
+    }
+    Ok(Json(CreatePaymentMethodResponse { name: added.name }))
 }
 
 /// The body of a role call must agree with its path.
@@ -92,8 +99,18 @@ fn check_role_body(body: &PaymentMethodRoleRequest, path_name: &str) -> Result<(
 
 /// Applies a role change or deletion under the role rules.
 async fn apply(state: &AppState, auth: &Authorized, change: RoleChange) -> Result<Json<Empty>, ApiError> {
-    tollgate_app::payment_methods::change(state.store(), &auth.tenant, change, &auth.actor(), state.now())
-        .await?;
+    let charging = tollgate_app::payment_methods::change(
+        state.store(),
+        &auth.tenant,
+        change,
+        &auth.actor(),
+        state.now(),
+    )
+    .await?;
+    if !charging.is_empty() {
+        // Unpaid invoices are due again: charged now, not waited for.
+        state.charge_soon();
+    }
     Ok(Json(Empty {}))
 }
 

@@ -478,6 +478,10 @@ async fn change_usage(
         (status = 400, body = ErrorBody,
             description = "Not exactly one of `kind` and `resource`, an amount that is not positive, or no \
                            `request_id`."),
+        (status = 403, body = ErrorBody,
+            description = "The tenant is suspended for invoices left unpaid (`TENANT_SUSPENDED`; the message and \
+                           metadata name them and the amount); a repeated `request_id` still gets its first \
+                           answer."),
         (status = 409, body = ErrorBody,
             description = "The `request_id` was used before for a different request."),
         (status = 429, body = ErrorBody,

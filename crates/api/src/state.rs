@@ -33,6 +33,18 @@ struct Inner {
     retention: tollgate_app::maintenance::Retention,
     worker_id: String,
     stripe_webhook_secret: Option<String>,
+    /// The charge pass a request started in the background, if any.
+    charging: std::sync::Mutex<Charging>,
+}
+
+/// A background charge pass started by a request (a new payment method
+/// charging unpaid invoices again): at most one runs; a request while it
+/// runs asks it to go round once more instead of starting another.
+#[derive(Default)]
+struct Charging {
+    running: bool,
+    again: bool,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Optional parts of the state.
@@ -80,7 +92,61 @@ impl AppState {
             retention: options.retention.unwrap_or_default(),
             worker_id: options.worker_id.unwrap_or_else(|| "tollgate-api".to_owned()),
             stripe_webhook_secret: options.stripe_webhook_secret.filter(|s| !s.is_empty()),
+            charging: std::sync::Mutex::default(),
         }))
+    }
+
+    /// Runs the charge job in the background, now, without the caller
+    /// waiting for the payment provider (the job loop would run it within
+    /// its interval anyway): for invoices a request just made due. Several
+    /// requests at once make one pass, run again once if asked meanwhile.
+    pub fn charge_soon(&self) {
+        let mut charging = self.0.charging.lock().unwrap_or_else(|e| e.into_inner());
+        // A pass that ended while still "running" panicked: start another.
+        let panicked = charging.task.as_ref().is_some_and(|t| t.is_finished());
+        if charging.running && !panicked {
+            charging.again = true;
+            return;
+        }
+        charging.running = true;
+        let state = self.clone();
+        charging.task = Some(tokio::spawn(async move {
+            loop {
+                let ctx = state.job_context();
+                if let Err(e) = tollgate_app::invoices::charge_until_idle(&ctx).await {
+                    tracing::warn!(error = %e, "background charge failed; the job loop retries");
+                }
+                let mut charging = state.0.charging.lock().unwrap_or_else(|e| e.into_inner());
+                if charging.again {
+                    charging.again = false;
+                } else {
+                    charging.running = false;
+                    return;
+                }
+            }
+        }));
+    }
+
+    /// Waits until no background charge pass ([`Self::charge_soon`]) runs.
+    pub async fn charged(&self) {
+        loop {
+            let task = {
+                let mut charging = self.0.charging.lock().unwrap_or_else(|e| e.into_inner());
+                charging.task.take()
+            };
+            match task {
+                Some(task) => {
+                    if let Err(e) = task.await {
+                        // It panicked before saying it is done.
+                        tracing::error!(error = %e, "background charge stopped");
+                        let mut charging = self.0.charging.lock().unwrap_or_else(|e| e.into_inner());
+                        charging.running = false;
+                        charging.again = false;
+                    }
+                }
+                None => return,
+            }
+        }
     }
 
     /// What a job run through the operator API works with: the same store,

@@ -48,7 +48,8 @@ pub const CHARGE_LEASE: SignedDuration = SignedDuration::from_mins(2);
 /// Who finalizes invoices, in the audit trail.
 pub const CLOSER: &str = "tollgate/period-close";
 
-/// When invoices are finalized and how charges are retried.
+/// When invoices are finalized, how charges are retried, and when unpaid
+/// ones suspend their tenant (see [`crate::dunning`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceSettings {
     /// How long after a period ends its invoice stays open for late usage.
@@ -56,6 +57,9 @@ pub struct InvoiceSettings {
     /// After the first attempt at finalization fails, the next rounds come at
     /// these delays after finalization; after the last one the invoice is OVERDUE.
     pub retry_delays: Vec<SignedDuration>,
+    /// How long an invoice may stay OVERDUE before its tenant is suspended;
+    /// `None`: never.
+    pub suspend_after: Option<SignedDuration>,
 }
 
 impl Default for InvoiceSettings {
@@ -64,6 +68,7 @@ impl Default for InvoiceSettings {
         Self {
             grace: day,
             retry_delays: vec![day, day * 3, day * 7],
+            suspend_after: Some(tollgate_domain::dunning::DEFAULT_SUSPEND_AFTER),
         }
     }
 }

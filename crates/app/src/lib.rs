@@ -7,6 +7,7 @@
 //! - Tenancy: [`tenancy`] (tenants, namespaces, API and operator tokens).
 //! - Metering and reports: [`usage`] (ingestion), [`reports`], [`bills`].
 //! - Billing: [`coupons`], [`invoices`] (period close, charging, PDFs),
+//!   [`dunning`] (unpaid invoices: charging again, suspending, reinstating),
 //!   [`refunds`], [`transitions`] (the plan-transition worker).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
 //!
@@ -17,6 +18,7 @@
 pub mod bills;
 pub mod catalogs;
 pub mod coupons;
+pub mod dunning;
 pub mod invoices;
 pub mod maintenance;
 pub mod payment_methods;
@@ -61,6 +63,7 @@ pub async fn run_forever(
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(interval);
     let mut last_close: Option<jiff::Timestamp> = None;
+    let mut last_suspend: Option<jiff::Timestamp> = None;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -81,6 +84,15 @@ pub async fn run_forever(
         if let Err(e) = invoices::charge_until_idle(&ctx).await {
             tracing::warn!(error = %e, "charge job failed; retrying on the next tick");
         }
+        // After charging, so that an invoice just paid suspends no one; the
+        // delay is days, so once a minute is plenty too.
+        let now = ctx.clock.now();
+        if last_suspend.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
+            match dunning::suspend_overdue(&ctx, now).await {
+                Ok(_) => last_suspend = Some(now),
+                Err(e) => tracing::warn!(error = %e, "suspension job failed; retrying on the next tick"),
+            }
+        }
         match maintenance::prune(&ctx, maintenance::PRUNE_BATCHES_PER_TICK).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(pruned = n, "forgot expired quota request ids"),
@@ -91,7 +103,7 @@ pub async fn run_forever(
     }
 }
 
-/// How often `run_forever` closes periods.
+/// How often `run_forever` closes periods and looks for tenants to suspend.
 pub const CLOSE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// Why a use case failed: a rule it refused (with the domain's kind and a
@@ -114,19 +126,28 @@ pub enum Job {
     PeriodClose,
     /// Charge due invoices.
     Charge,
+    /// Suspend tenants with an invoice OVERDUE for longer than the suspension delay.
+    Suspend,
     /// Forget quota request ids older than the idempotency window.
     Prune,
 }
 
 impl Job {
     /// In the order `all` runs them.
-    pub const ALL: [Job; 4] = [Job::Transitions, Job::PeriodClose, Job::Charge, Job::Prune];
+    pub const ALL: [Job; 5] = [
+        Job::Transitions,
+        Job::PeriodClose,
+        Job::Charge,
+        Job::Suspend,
+        Job::Prune,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transitions => "transitions",
             Self::PeriodClose => "period-close",
             Self::Charge => "charge",
+            Self::Suspend => "suspend",
             Self::Prune => "prune",
         }
     }
@@ -142,6 +163,7 @@ impl Job {
             Self::Transitions => format!("{n} {} finished or failed", plural("transition", "transitions")),
             Self::PeriodClose => format!("{n} {} finalized", plural("invoice", "invoices")),
             Self::Charge => format!("{n} charge {}", plural("round", "rounds")),
+            Self::Suspend => format!("{n} {} suspended", plural("tenant", "tenants")),
             Self::Prune => format!("{n} expired quota request {} forgotten", plural("id", "ids")),
         }
     }
@@ -152,6 +174,7 @@ impl Job {
             Self::Transitions => transitions::run_until_idle(ctx).await,
             Self::PeriodClose => invoices::close_periods(ctx, ctx.clock.now()).await,
             Self::Charge => invoices::charge_until_idle(ctx).await,
+            Self::Suspend => dunning::suspend_overdue(ctx, ctx.clock.now()).await,
             Self::Prune => maintenance::prune(ctx, usize::MAX).await.map(|n| n as usize),
         }
     }

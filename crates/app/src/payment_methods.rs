@@ -1,9 +1,12 @@
 //! Payment methods: registering one with the payment provider, and role
-//! changes and deletions under the role rules (`domain::payment`).
+//! changes and deletions under the role rules (`domain::payment`). A change
+//! that gives charging a new primary or secondary charges the tenant's
+//! unpaid invoices again ([`crate::dunning::charge_again`]).
 
 use jiff::Timestamp;
 use tollgate_domain::contact::Contact;
-use tollgate_domain::payment::{PaymentRole, RoleChange};
+use tollgate_domain::ids::InvoiceName;
+use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange, Slot, charge_order_changed};
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind, Reason};
 use tollgate_payments::{PaymentProvider, ProviderError, Providers, Registered};
@@ -21,11 +24,22 @@ pub struct NewMethod {
     pub requested: Option<PaymentRole>,
 }
 
+/// What adding a payment method did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The new method's name.
+    pub name: String,
+    /// The unpaid invoices made due now because the new method is primary
+    /// or secondary; the charge job takes them (the caller may run it at
+    /// once, without waiting for it).
+    pub charging: Vec<InvoiceName>,
+}
+
 /// Registers a payment provider token as a new payment method of the
 /// tenant, in the `requested` role (the first method is always primary).
 /// A token the provider refuses is a 400 naming `token`; an unreachable
 /// provider a 503. Nothing is stored unless the provider accepted it.
-/// Returns the new method's name.
+/// A new primary or secondary charges the tenant's unpaid invoices again.
 pub async fn add(
     store: &dyn Store,
     providers: &Providers,
@@ -33,7 +47,7 @@ pub async fn add(
     new: NewMethod,
     actor: &str,
     now: Timestamp,
-) -> Result<String, AppError> {
+) -> Result<Added, AppError> {
     let NewMethod {
         token,
         contact,
@@ -62,10 +76,38 @@ pub async fn add(
         method: Box::new(method),
         requested,
     };
-    store
-        .change_payment_methods(&tenant.id, &change, actor, now)
+    let charging = apply(store, tenant, &change, actor, now).await?;
+    Ok(Added { name, charging })
+}
+
+fn slots(methods: &[PaymentMethod]) -> Vec<Slot> {
+    methods
+        .iter()
+        .map(|m| Slot {
+            name: m.name.clone(),
+            role: m.role,
+        })
+        .collect()
+}
+
+/// Applies a change; if it gives charging a new primary or secondary,
+/// charges the unpaid invoices again (never failing the change for it).
+/// Returns the invoices made due.
+async fn apply(
+    store: &dyn Store,
+    tenant: &Tenant,
+    change: &PaymentChange,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Vec<InvoiceName>, AppError> {
+    let before = store.payment_methods(&tenant.id).await?;
+    let after = store
+        .change_payment_methods(&tenant.id, change, actor, now)
         .await?;
-    Ok(name)
+    if !charge_order_changed(&slots(&before), &slots(&after)) {
+        return Ok(Vec::new());
+    }
+    Ok(crate::dunning::charge_again(store, &tenant.id, actor, now).await)
 }
 
 /// Registers `token` with `provider` for the tenant: under the tenant's
@@ -105,16 +147,16 @@ pub async fn register(
     provider.register(token, customer.as_deref(), contact).await
 }
 
-/// Changes roles or deletes a method under the role rules, atomically.
+/// Changes roles or deletes a method under the role rules, atomically. A
+/// new primary or secondary charges the tenant's unpaid invoices again;
+/// returns those made due (for the charge job, which the caller may run at
+/// once).
 pub async fn change(
     store: &dyn Store,
     tenant: &Tenant,
     change: RoleChange,
     actor: &str,
     now: Timestamp,
-) -> Result<(), AppError> {
-    store
-        .change_payment_methods(&tenant.id, &PaymentChange::Role(change), actor, now)
-        .await?;
-    Ok(())
+) -> Result<Vec<InvoiceName>, AppError> {
+    apply(store, tenant, &PaymentChange::Role(change), actor, now).await
 }

@@ -19,7 +19,11 @@ pub struct Changed {
 
 /// Applies one usage change of `key` for the tenant, whose plan's default
 /// quota is `default_quota`. A reservation past the limit changes nothing
-/// and is a 429 (`QUOTA_EXCEEDED`, with the limit and usage as metadata).
+/// and is a 429 (`QUOTA_EXCEEDED`, with the limit and usage as metadata);
+/// a new one by a suspended tenant is a 403 (`TENANT_SUSPENDED`, naming
+/// its unpaid invoices), while a repeat still gets its first answer.
+/// Releases and reconciliations go on while suspended: they report what
+/// exists.
 #[allow(clippy::too_many_arguments)]
 pub async fn change_usage(
     store: &dyn Store,
@@ -39,6 +43,8 @@ pub async fn change_usage(
         request_id,
         default_quota,
         now,
+        // Known from the tenant's row, which the request read already.
+        block_reservations: tenant.suspension.is_some(),
     };
     match store.change_usage(&change).await? {
         UsageOutcome::Applied(state) => Ok(Changed {
@@ -49,6 +55,7 @@ pub async fn change_usage(
             state,
             replayed: true,
         }),
+        UsageOutcome::Blocked => Err(crate::dunning::reservation_refused(store, tenant).await),
         UsageOutcome::Refused(s) => {
             let requested = match op {
                 UsageOp::Reserve { amount } => amount,

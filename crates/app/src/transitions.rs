@@ -22,6 +22,9 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
 /// Attempts after which a transition that cannot finish ends FAILED.
 pub const MAX_ATTEMPTS: u32 = 10;
 
+/// Who the audit trail names for what the worker does (as the store names it).
+const WORKER: &str = "tollgate/transition-worker";
+
 /// How long to leave a transition alone after its `attempt`-th attempt could
 /// not finish: 1 s, doubling, at most 10 minutes (about 17 minutes in all
 /// before [`MAX_ATTEMPTS`] gives up).
@@ -73,6 +76,11 @@ pub async fn run_once(ctx: &JobContext) -> Result<Option<Option<String>>, StoreE
         Ok(Ok(outcome)) => match ctx.store.complete_transition(&outcome).await {
             Ok(()) => {
                 tracing::info!(transition = %id, tenant = %t.tenant_id, to = %t.to_plan, "plan transition finished");
+                if outcome.payment_method.is_some() {
+                    // A new primary: unpaid invoices are charged with it
+                    // (by the charge job, which runs next).
+                    crate::dunning::charge_again(&*ctx.store, &t.tenant_id, WORKER, ctx.clock.now()).await;
+                }
                 return Ok(Some(Some(id)));
             }
             // Cancelled by the operator, or taken over by another worker.

@@ -37,6 +37,10 @@ macro_rules! actions {
 
 actions! {
     TenantCreate => "tenant.create",
+    /// Suspended for invoices OVERDUE past the suspension delay (dunning).
+    TenantSuspended => "tenant.suspended",
+    /// A suspension lifted: the last unpaid invoice paid or cancelled, or by the operator.
+    TenantReinstated => "tenant.reinstated",
     NamespaceCreate => "namespace.create",
     TokenCreate => "token.create",
     TokenRevoke => "token.revoke",
@@ -226,6 +230,8 @@ mod tests {
                 "quota.replace",
                 "subscription.create",
                 "tenant.create",
+                "tenant.reinstated",
+                "tenant.suspended",
                 "token.create",
                 "token.revoke",
                 "usage.replay",

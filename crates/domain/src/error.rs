@@ -89,6 +89,9 @@ reasons! {
     PermissionDenied = "PERMISSION_DENIED" (PermissionDenied),
     /// The add-on is not available on the tenant's plan; another plan would allow it.
     AddonNotAvailable = "ADDON_NOT_AVAILABLE" (PermissionDenied),
+    /// The tenant is suspended for invoices left unpaid past the suspension delay: its quota
+    /// reservations are refused until they are paid (metadata: `invoices`, `amount_cents`, `currency`).
+    TenantSuspended = "TENANT_SUSPENDED" (PermissionDenied),
     /// An operator-read token asked the operator API for a change (operator-admin may).
     OperatorReadOnly = "OPERATOR_READ_ONLY" (PermissionDenied),
     /// The operator API is off: no operator token exists and the server has no bootstrap credential.
@@ -161,6 +164,8 @@ reasons! {
     NothingToRefund = "NOTHING_TO_REFUND" (FailedPrecondition),
     /// A refund's idempotency key is already used by another refund (a caller bug).
     RefundKeyReused = "REFUND_KEY_REUSED" (FailedPrecondition),
+    /// The operator asked to reinstate a tenant that is not suspended.
+    TenantNotSuspended = "TENANT_NOT_SUSPENDED" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific

@@ -205,6 +205,22 @@ pub fn apply(slots: &[Slot], change: &RoleChange) -> Result<Vec<Slot>, Error> {
     Ok(out)
 }
 
+/// The methods a charge round tries, in order: the primary, then the secondary.
+fn charge_order(slots: &[Slot]) -> [Option<&str>; 2] {
+    let with = |role| slots.iter().find(|s| s.role == role).map(|s| s.name.as_str());
+    [with(PaymentRole::Primary), with(PaymentRole::Secondary)]
+}
+
+/// Whether a change gives a charge round something new to try: another
+/// primary or another secondary (a method added in one of those roles or as
+/// the first, `primary`, `secondary`, `swap-primary`, a deleted primary's
+/// successor). Then the tenant's unpaid invoices are charged again
+/// (dunning). A NORMAL method added, or a role call that changes nothing,
+/// would only repeat the round that failed.
+pub fn charge_order_changed(before: &[Slot], after: &[Slot]) -> bool {
+    charge_order(before) != charge_order(after)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +240,54 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    #[test]
+    fn only_a_new_primary_or_secondary_charges_again() {
+        let none: &[Slot] = &[];
+        let one = create(none, "a", None);
+        assert!(
+            charge_order_changed(none, &one),
+            "the first method is the primary"
+        );
+        let normal = create(&one, "b", None);
+        assert!(
+            !charge_order_changed(&one, &normal),
+            "a NORMAL method is never charged"
+        );
+        let secondary = create(&normal, "c", Some(Secondary));
+        assert!(charge_order_changed(&normal, &secondary));
+        let primary = apply(&secondary, &RoleChange::MakePrimary("b".into())).unwrap();
+        assert!(charge_order_changed(&secondary, &primary));
+        let again = apply(&primary, &RoleChange::MakePrimary("b".into())).unwrap();
+        assert!(!charge_order_changed(&primary, &again), "nothing changed");
+        let swapped = apply(&again, &RoleChange::Swap("b".into())).unwrap();
+        assert!(charge_order_changed(&again, &swapped));
+        let deleted = apply(
+            &swapped,
+            &RoleChange::Delete {
+                name: "a".into(),
+                on_paid_plan: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(roles(&deleted), [("b", Secondary), ("c", Primary)]);
+        assert!(
+            !charge_order_changed(&swapped, &deleted),
+            "a NORMAL method deleted"
+        );
+        let successor = apply(
+            &deleted,
+            &RoleChange::Delete {
+                name: "c".into(),
+                on_paid_plan: true,
+            },
+        )
+        .unwrap();
+        assert!(
+            charge_order_changed(&deleted, &successor),
+            "the secondary took over"
+        );
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Tenant {
     pub catalog_version: i64,
     /// Enterprise domain, once given in a plan transition.
     pub domain: Option<String>,
+    /// Set while the tenant is suspended for unpaid invoices (dunning): its
+    /// quota reservations are refused. Read with the tenant, so that the
+    /// reservation path needs no other query to know.
+    pub suspension: Option<crate::dunning::Suspension>,
 }
 
 /// A namespace of a tenant.

@@ -34,6 +34,12 @@
 //!   the application's decision (`app::invoices`); the store keeps them, and
 //!   lowers one where a write of another aggregate moves a period's end (a
 //!   plan transition closing a subscription early).
+//! - [`DunningStore`]: the suspension columns of `tenants`, decided from the
+//!   invoices' `overdue_at`. Apart from invoicing because it writes the
+//!   tenant's row (under its lock), and apart from tenancy because what it
+//!   decides from is the invoices. Invoicing lifts a suspension in the same
+//!   transaction that pays or cancels the tenant's last unpaid OVERDUE
+//!   invoice.
 //! - [`AuditStore`]: reading the audit trail, and the secrets replicas share.
 //!   Every aggregate appends to the trail inside its own transactions; only
 //!   reading it is a method of its own. Secrets, like the trail, belong to
@@ -48,6 +54,7 @@
 //! into scope with `use tollgate_store::prelude::*`.
 
 use jiff::Timestamp;
+use tollgate_domain::dunning::Suspension;
 use tollgate_domain::ids::{InvoiceName, PlanName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, UsageEvent};
@@ -77,6 +84,7 @@ pub trait Store:
     + MeteringStore
     + CouponStore
     + InvoicingStore
+    + DunningStore
     + AuditStore
     + HealthStore
     + Send
@@ -93,6 +101,7 @@ impl<T> Store for T where
         + MeteringStore
         + CouponStore
         + InvoicingStore
+        + DunningStore
         + AuditStore
         + HealthStore
         + Send
@@ -543,6 +552,64 @@ pub trait InvoicingStore: Send + Sync {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<StoredInvoice>;
+}
+
+/// Dunning: tenants suspended for invoices left unpaid (the suspension on the
+/// tenant's row, decided from the invoices' `overdue_at`).
+///
+/// An invoice *counts* while it is unpaid (ISSUED or OVERDUE), has been
+/// OVERDUE (`overdue_at` set when its last scheduled round failed, kept if
+/// it is charged again), and went OVERDUE after the tenant's last
+/// reinstatement by hand. A tenant is suspended for counting invoices OVERDUE
+/// since a moment; paying or cancelling its last counting invoice lifts the
+/// suspension in that same transaction (`settle_charge`, `set_invoice_status`).
+#[async_trait::async_trait]
+pub trait DunningStore: Send + Sync {
+    /// Tenants that are not suspended and have a counting invoice OVERDUE
+    /// since `overdue_before` or earlier, by tenant id, only those after
+    /// `after`, at most `limit`.
+    async fn suspension_candidates(
+        &self,
+        overdue_before: Timestamp,
+        after: Option<&TenantId>,
+        limit: u32,
+    ) -> Result<Vec<TenantId>>;
+    /// Suspends the tenant for its counting invoices OVERDUE since
+    /// `overdue_before` or earlier, checked again under the tenant's lock;
+    /// audited as `tenant.suspended` with the invoices. `None`, and nothing
+    /// changes, when it is suspended already or has no such invoice (paid
+    /// meanwhile).
+    async fn suspend_tenant(
+        &self,
+        tenant_id: &TenantId,
+        overdue_before: Timestamp,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Option<Suspension>>;
+    /// The operator lifts a suspension by hand, audited as
+    /// `tenant.reinstated`: the invoices OVERDUE by `now` no longer count
+    /// (the next invoice to go OVERDUE does). `Conflict`
+    /// (`TENANT_NOT_SUSPENDED`) when it is not suspended. Returns the tenant after.
+    async fn reinstate_tenant(
+        &self,
+        tenant_id: &TenantId,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Tenant>;
+    /// The tenant's counting invoices, oldest period first.
+    async fn overdue_invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>>;
+    /// Charges the tenant's unpaid invoices again (after a payment-method
+    /// change): each OVERDUE invoice, and each ISSUED one waiting for a later
+    /// round, that no one holds and that has no unsettled attempt becomes
+    /// ISSUED and due at `now`, audited as `invoice.charge_scheduled` by
+    /// `actor`, as the operator's charge-now does; the others are left as
+    /// they are. One transaction; returns the names of those it scheduled.
+    async fn schedule_unpaid_charges(
+        &self,
+        tenant_id: &TenantId,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<InvoiceName>>;
 }
 
 /// The audit trail, and secrets shared by replicas.

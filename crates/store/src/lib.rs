@@ -33,16 +33,16 @@ pub mod records;
 pub mod sqlite;
 
 pub use aggregates::{
-    AuditStore, BillingStore, CatalogStore, CouponStore, HealthStore, InvoicingStore, MeteringStore,
-    QuotaStore, Store, TenancyStore,
+    AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore, InvoicingStore,
+    MeteringStore, QuotaStore, Store, TenancyStore,
 };
 
 /// The store's traits, for callers: `use tollgate_store::prelude::*` brings
 /// every aggregate's methods into scope on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use crate::aggregates::{
-        AuditStore, BillingStore, CatalogStore, CouponStore, HealthStore, InvoicingStore, MeteringStore,
-        QuotaStore, Store, TenancyStore,
+        AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore, InvoicingStore,
+        MeteringStore, QuotaStore, Store, TenancyStore,
     };
 }
 
@@ -306,6 +306,9 @@ pub struct StoredInvoice {
     /// Until when a worker holds the invoice's lease (charging or refunding
     /// it); `None` when no one ever did or the last holder released it.
     pub leased_until: Option<Timestamp>,
+    /// When it first became OVERDUE (kept if it is charged again and stays
+    /// unpaid); `None` if it never was. Dunning counts from here.
+    pub overdue_at: Option<Timestamp>,
 }
 
 impl StoredInvoice {
@@ -590,6 +593,11 @@ pub struct UsageChange<'a> {
     /// The tenant's default quota (its plan's); quota objects override it.
     pub default_quota: &'a QuotaSpec,
     pub now: Timestamp,
+    /// Refuse a reservation ([`UsageOutcome::Blocked`]) unless it repeats an
+    /// earlier one: the tenant is suspended (dunning). A repeat still gets
+    /// its first answer, so a client retrying a reservation it made before
+    /// the suspension learns that it holds it.
+    pub block_reservations: bool,
 }
 
 /// Usage and limit of one key after (or instead of) a change.
@@ -607,4 +615,7 @@ pub enum UsageOutcome {
     Replayed(UsageState),
     /// The reservation would pass the limit; nothing changed.
     Refused(UsageState),
+    /// A new reservation while reservations are blocked
+    /// ([`UsageChange::block_reservations`]); nothing changed.
+    Blocked,
 }

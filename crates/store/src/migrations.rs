@@ -40,6 +40,7 @@ const STEPS: &[(i64, &str, &str)] = &[
         "payment providers",
         include_str!("../migrations/0010_payment_providers.sql"),
     ),
+    (12, "dunning", include_str!("../migrations/0012_dunning.sql")),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -142,6 +143,10 @@ mod tests {
             (
                 10,
                 "b83abb7a1ac4c28e23f8a3750dac5fd9a604011da7878af713be6697cf44f7dc1e6ab822e538d23a3ebd5fc4c18bf922",
+            ),
+            (
+                12,
+                "e5c457258a634be594ca49f240579321f61372acd8dc6d01f42f7c472b3fe3ef4d55a2e4516b53df431fa02c35adbb7a",
             ),
         ];
         let billing = [

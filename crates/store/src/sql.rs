@@ -6,8 +6,8 @@
 //!
 //! Each aggregate (see `aggregates.rs`) has a child module under `sql/` with
 //! its `impl crate::XStore for SqlStore` and its SQL: `tenancy`, `quotas`,
-//! `catalogs`, `billing`, `metering`, `coupons`, `invoicing`, `audit` and
-//! `health`. This file keeps what they share: the store and its `write`,
+//! `catalogs`, `billing`, `metering`, `coupons`, `invoicing`, `dunning`,
+//! `audit` and `health`. This file keeps what they share: the store and its `write`,
 //! time and name decoding, hex digests, and `audit_in`, through which every
 //! aggregate appends to the audit trail inside its own transaction.
 
@@ -32,6 +32,9 @@ mod catalogs;
 #[path = "sql/coupons.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod coupons;
+#[path = "sql/dunning.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod dunning;
 #[path = "sql/health.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod health;

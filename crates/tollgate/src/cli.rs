@@ -198,8 +198,13 @@ pub enum TenantCommand {
         #[arg(long, value_parser = time_arg)]
         since: Option<Timestamp>,
     },
-    /// List tenants.
+    /// List tenants (STATUS: active, or suspended for unpaid invoices).
     List,
+    /// Show a tenant: plan, type, and its suspension if it is suspended.
+    Show { name: String },
+    /// Lift a tenant's suspension for unpaid invoices by hand: reservations
+    /// work again, until another invoice stays OVERDUE past the delay.
+    Reinstate { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,7 +313,8 @@ async fn init(storage: &StorageArgs) -> Result<()> {
     Ok(())
 }
 
-/// When invoices are finalized and how charges are retried (`serve` and `jobs run`).
+/// When invoices are finalized, how charges are retried and when unpaid
+/// ones suspend their tenant (`serve` and `jobs run`).
 #[derive(Debug, Clone, Args)]
 pub struct InvoicingArgs {
     /// How long after a billing period ends its invoice stays open for late usage.
@@ -323,6 +329,31 @@ pub struct InvoicingArgs {
         value_delimiter = ','
     )]
     pub charge_retries: Vec<humantime::Duration>,
+    /// How long an invoice may stay OVERDUE before its tenant is suspended
+    /// (quota reservations refused until it is paid); `off` (or 0): never.
+    #[arg(
+        long,
+        env = "TOLLGATE_SUSPEND_AFTER",
+        default_value = "14d",
+        value_parser = suspend_after_arg
+    )]
+    pub suspend_after: SuspendAfter,
+}
+
+/// `--suspend-after`: a delay, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuspendAfter(Option<jiff::SignedDuration>);
+
+fn suspend_after_arg(s: &str) -> std::result::Result<SuspendAfter, String> {
+    if s.trim().eq_ignore_ascii_case("off") || s.trim() == "0" {
+        return Ok(SuspendAfter(None));
+    }
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{e}; e.g. 14d, or off"))?;
+    let d = jiff::SignedDuration::try_from(d)
+        .ok()
+        .filter(|d| *d <= MAX_INVOICING_DELAY)
+        .ok_or("must be at most 3660d")?;
+    Ok(SuspendAfter((!d.is_zero()).then_some(d)))
 }
 
 /// The longest invoice grace or charge retry delay: added to period ends
@@ -348,6 +379,7 @@ impl InvoicingArgs {
         Ok(tollgate_app::invoices::InvoiceSettings {
             grace: d(&self.invoice_grace, "--invoice-grace")?,
             retry_delays,
+            suspend_after: self.suspend_after.0,
         })
     }
 }
@@ -443,20 +475,61 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             );
         }
         TenantCommand::List => {
-            let mut table = Table::new(&["NAME", "TYPE", "PLAN", "CREATED", "ID"]);
+            let mut table = Table::new(&["NAME", "TYPE", "PLAN", "STATUS", "CREATED", "ID"]);
             for t in store.tenants().await? {
                 table.row([
                     t.name.to_string(),
                     t.tenant_type.to_string(),
-                    t.plan.into_string(),
+                    t.plan.to_string(),
+                    status(&t).to_owned(),
                     t.created_at.to_string(),
                     t.id.into_string(),
                 ]);
             }
             table.print();
         }
+        TenantCommand::Show { name } => show_tenant(&find_tenant(store, &name).await?),
+        TenantCommand::Reinstate { name } => {
+            let t = find_tenant(store, &name).await?;
+            let after = tollgate_app::dunning::reinstate(store, &t, ACTOR, Timestamp::now()).await?;
+            println!("reinstated tenant {}: {}", after.name, status(&after));
+        }
     }
     Ok(())
+}
+
+fn status(t: &Tenant) -> &'static str {
+    if t.suspension.is_some() {
+        "suspended"
+    } else {
+        "active"
+    }
+}
+
+fn show_tenant(t: &Tenant) {
+    println!(
+        "tenant {} ({}), plan {} (catalog v{})",
+        t.name, t.tenant_type, t.plan, t.catalog_version
+    );
+    println!("id:      {}", t.id);
+    println!("created: {}", t.created_at);
+    if let Some(domain) = &t.domain {
+        println!("domain:  {domain}");
+    }
+    match &t.suspension {
+        None => println!("status:  active"),
+        Some(s) => {
+            let invoices: Vec<&str> = s.invoices.iter().map(|i| i.as_str()).collect();
+            println!(
+                "status:  suspended since {} by {} for unpaid invoices {} (quota reservations are refused until \
+                 they are paid; `tollgate tenant reinstate {}` lifts it)",
+                s.since,
+                s.by,
+                invoices.join(", "),
+                t.name
+            );
+        }
+    }
 }
 
 async fn namespace(store: &dyn Store, cmd: NamespaceCommand) -> Result<()> {

@@ -102,6 +102,8 @@ pub enum JobArg {
     PeriodClose,
     /// Charge due invoices.
     Charge,
+    /// Suspend tenants with an invoice OVERDUE for longer than --suspend-after.
+    Suspend,
     /// Forget quota request ids older than the idempotency window.
     Prune,
     /// Every job above.
@@ -114,6 +116,7 @@ impl JobArg {
             Self::Transitions => vec![Job::Transitions],
             Self::PeriodClose => vec![Job::PeriodClose],
             Self::Charge => vec![Job::Charge],
+            Self::Suspend => vec![Job::Suspend],
             Self::Prune => vec![Job::Prune],
             Self::All => Job::ALL.to_vec(),
         }

@@ -825,7 +825,7 @@ pub async fn charge_invoice(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobRun {
     pub job: String,
-    /// How much it did (transitions ended, invoices finalized, charge rounds, ids pruned).
+    /// How much it did (transitions ended, invoices finalized, charge rounds, tenants suspended, ids pruned).
     pub done: usize,
     /// The same, in words.
     pub summary: String,
@@ -837,7 +837,7 @@ pub struct JobRuns {
 }
 
 /// Runs a job now, until it has nothing left to do, with the server's clock
-/// and settings: `transitions`, `period-close`, `charge`, `prune`, or `all`.
+/// and settings: `transitions`, `period-close`, `charge`, `suspend`, `prune`, or `all`.
 /// Jobs hold leases, so running one beside the job loop or another replica
 /// does no work twice.
 #[utoipa::path(
@@ -845,7 +845,7 @@ pub struct JobRuns {
     path = "/api/operator/jobs/{job}/run",
     operation_id = "tollgate.operator.RunJob",
     tag = "operator",
-    params(("job" = String, Path, description = "transitions, period-close, charge, prune or all")),
+    params(("job" = String, Path, description = "transitions, period-close, charge, suspend, prune or all")),
     responses(
         (status = 200, body = JobRuns),
         (status = 404, body = ErrorBody, description = "No job has this name.")
@@ -861,7 +861,7 @@ pub async fn run_job(
         "all" => Job::ALL.to_vec(),
         other => vec![Job::parse(other).ok_or_else(|| {
             ApiError::not_found(format!(
-                "no job is named {other:?}; use transitions, period-close, charge, prune or all"
+                "no job is named {other:?}; use transitions, period-close, charge, suspend, prune or all"
             ))
         })?],
     };

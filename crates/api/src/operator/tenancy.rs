@@ -40,6 +40,22 @@ pub struct TenantItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub domain: Option<String>,
+    /// Present while the tenant is suspended for unpaid invoices: its quota
+    /// reservations are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub suspended: Option<SuspensionItem>,
+}
+
+/// A tenant's suspension for unpaid invoices (dunning).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuspensionItem {
+    /// When it was suspended.
+    pub since: String,
+    /// Who suspended it (`tollgate/dunning`: the suspension job).
+    pub by: String,
+    /// The invoices OVERDUE past the suspension delay it was suspended for.
+    pub invoices: Vec<String>,
 }
 
 fn tenant_item(t: Tenant) -> TenantItem {
@@ -51,6 +67,11 @@ fn tenant_item(t: Tenant) -> TenantItem {
         catalog_version: t.catalog_version,
         created: t.created_at.to_string(),
         domain: t.domain,
+        suspended: t.suspension.map(|s| SuspensionItem {
+            since: s.since.to_string(),
+            by: s.by,
+            invoices: s.invoices.into_iter().map(|i| i.into_string()).collect(),
+        }),
     }
 }
 
@@ -161,6 +182,33 @@ pub async fn get_tenant(
         namespaces: namespaces.into_iter().map(namespace_item).collect(),
         addons,
     }))
+}
+
+/// Lifts a tenant's suspension by hand: its quota reservations work again.
+/// The invoices OVERDUE now no longer suspend it (they stay unpaid and are
+/// charged again when it changes payment methods); the next invoice to go
+/// OVERDUE does, once past the suspension delay.
+#[utoipa::path(
+    post,
+    path = "/api/operator/tenants/{tenant}/reinstate",
+    operation_id = "tollgate.operator.ReinstateTenant",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name")),
+    responses(
+        (status = 200, body = TenantItem),
+        (status = 404, body = ErrorBody, description = "No tenant has this name."),
+        (status = 409, body = ErrorBody, description = "The tenant is not suspended (`TENANT_NOT_SUSPENDED`).")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn reinstate_tenant(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path(name): Path<String>,
+) -> Result<Json<TenantItem>, ApiError> {
+    let t = tenancy::tenant(state.store(), &name).await?;
+    let after = tollgate_app::dunning::reinstate(state.store(), &t, op.actor(), state.now()).await?;
+    Ok(Json(tenant_item(after)))
 }
 
 /// A namespace.

@@ -653,7 +653,10 @@ async fn invoices_across_tenants_are_listed_shown_rendered_and_cancelled_and_job
             .iter()
             .map(|j| j["job"].as_str().unwrap())
             .collect();
-        assert_eq!(jobs, ["transitions", "period-close", "charge", "prune"]);
+        assert_eq!(
+            jobs,
+            ["transitions", "period-close", "charge", "suspend", "prune"]
+        );
         app.operator(Method::POST, "/api/operator/jobs/backup/run", None)
             .await
             .error(404, 5);
@@ -778,7 +781,7 @@ async fn the_bootstrap_credential_still_works() {
 async fn the_operator_charges_an_unpaid_invoice_now() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
-        let (_, admin) = billed_tenant(
+        let (globex, _) = billed_tenant(
             &app,
             "globex",
             "individual",
@@ -795,20 +798,37 @@ async fn the_operator_charges_an_unpaid_invoice_now() {
         // Declined again: still unpaid, one more attempt recorded.
         let again = app.operator(Method::POST, &charge, None).await;
         assert_eq!(again.ok()["status"], "ISSUED");
-        let globex = app.store.tenant_by_name("globex").await.unwrap().unwrap();
         let attempts = app.store.invoice_charges(&globex.id, &name.into()).await.unwrap();
         assert_eq!(attempts.len(), 2, "{attempts:?}");
 
-        // The customer adds a working card as primary: charged at once.
-        let created = app
-            .post(
-                crate::billing_support::PAYMENT_METHODS,
-                &admin,
-                json!({"token": "tok-visa-4242", "role": "PAYMENT_METHOD_ROLE_PRIMARY",
-                       "contact": {"address1": "1 Main St", "city": "Paris", "country": "FR"}}),
-            )
-            .await;
-        assert_eq!(created.status, 200, "{}", created.body);
+        // The customer's card is fixed where no payment-method change of
+        // Tollgate sees it (through the API, a new primary charges unpaid
+        // invoices by itself: tests/api/dunning.rs): charged now, it pays.
+        let now = tollgate_domain::clock::Clock::now(app.clock.as_ref());
+        let contact = tollgate_domain::contact::Contact::default();
+        let registered = tollgate_payments::PaymentProvider::register(
+            app.provider.as_ref(),
+            "tok-visa-4242",
+            None,
+            &contact,
+        )
+        .await
+        .unwrap();
+        let method = tollgate_payments::new_method(
+            app.provider.as_ref(),
+            registered,
+            contact,
+            tollgate_domain::payment::PaymentRole::Normal,
+            now,
+        );
+        let fixed = tollgate_store::PaymentChange::Create {
+            method: Box::new(method),
+            requested: Some(tollgate_domain::payment::PaymentRole::Primary),
+        };
+        app.store
+            .change_payment_methods(&globex.id, &fixed, "test", now)
+            .await
+            .unwrap();
         let paid = app.operator(Method::POST, &charge, None).await;
         assert_eq!(paid.ok()["status"], "PAID");
         assert_eq!(app.provider.successful_charges().len(), 1);

@@ -449,6 +449,7 @@ async fn pruning_goes_in_batches_and_a_tick_does_a_bounded_amount() {
                     request_id: Some(&id),
                     default_quota: &default_quota,
                     now,
+                    block_reservations: false,
                 })
                 .await
                 .unwrap();

@@ -29,11 +29,16 @@ pub const START: &str = "2026-11-20T10:00:00Z";
 
 pub struct TestApp {
     pub router: Router,
+    /// The router's state (e.g. to wait for the charges a request started).
+    pub state: AppState,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
     pub provider: Arc<TestProvider>,
     _db: TestDatabase,
 }
+
+/// Makes the app's payment provider from its test provider.
+type ProviderWrap = Box<dyn FnOnce(Arc<TestProvider>) -> Arc<dyn tollgate_payments::PaymentProvider>>;
 
 /// The operator credential of every test app.
 pub const OPERATOR_TOKEN: &str = "operator-secret-for-tests";
@@ -102,12 +107,31 @@ impl TestApp {
             faults: Some(plan.clone()),
             ..StoreOptions::default()
         };
-        (Self::build(db, |r| r, options, Some(OPERATOR_TOKEN)).await, plan)
+        (
+            Self::build(db, |r| r, options, Some(OPERATOR_TOKEN), None).await,
+            plan,
+        )
+    }
+
+    /// The app charging through `provider`, made from the app's test
+    /// provider (`TestApp::provider`, e.g. to hold a charge up).
+    pub async fn with_provider(
+        db: TestDatabase,
+        provider: impl FnOnce(Arc<TestProvider>) -> Arc<dyn tollgate_payments::PaymentProvider> + 'static,
+    ) -> Self {
+        Self::build(
+            db,
+            |r| r,
+            StoreOptions::default(),
+            Some(OPERATOR_TOKEN),
+            Some(Box::new(provider)),
+        )
+        .await
     }
 
     /// The app of a server started without TOLLGATE_OPERATOR_TOKEN.
     pub async fn without_operator_credential(db: TestDatabase) -> Self {
-        Self::build(db, |r| r, StoreOptions::default(), None).await
+        Self::build(db, |r| r, StoreOptions::default(), None, None).await
     }
 
     /// Builds the app with extra routes added before the middleware.
@@ -115,7 +139,7 @@ impl TestApp {
         db: TestDatabase,
         extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
     ) -> Self {
-        Self::build(db, extra, StoreOptions::default(), Some(OPERATOR_TOKEN)).await
+        Self::build(db, extra, StoreOptions::default(), Some(OPERATOR_TOKEN), None).await
     }
 
     async fn build(
@@ -123,6 +147,7 @@ impl TestApp {
         extra: impl FnOnce(Router<AppState>) -> Router<AppState>,
         store_options: StoreOptions,
         operator_token: Option<&str>,
+        wrap: Option<ProviderWrap>,
     ) -> Self {
         let location = match (db.sqlite_dir(), db.postgres_url()) {
             (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
@@ -134,15 +159,20 @@ impl TestApp {
             .expect("open store");
         let clock = Arc::new(ManualClock::new(ts(START)));
         let provider = Arc::new(TestProvider::default());
+        let providers = match wrap {
+            Some(wrap) => tollgate_payments::Providers::new(wrap(provider.clone())),
+            None => tollgate_payments::Providers::new(provider.clone()),
+        };
         let options = Options {
-            providers: Some(tollgate_payments::Providers::new(provider.clone())),
+            providers: Some(providers),
             operator_token: operator_token.map(Into::into),
             ..Options::default()
         };
         let state = AppState::with_options(store.clone(), clock.clone(), options);
-        let router = tollgate_api::with_middleware(extra(tollgate_api::routes()).with_state(state));
+        let router = tollgate_api::with_middleware(extra(tollgate_api::routes()).with_state(state.clone()));
         Self {
             router,
+            state,
             store,
             clock,
             provider,

@@ -19,8 +19,9 @@
 //! | contact | `payment_methods.contact`, `tenants.contacts` | 1 (untagged), 2 (`format`) |
 //!
 //! Catalogs are stored as the operator's TOML source, which carries its own
-//! `format = n` and is read by `domain::catalog::parse`; labels, annotations
-//! and token scopes are plain JSON maps and lists of strings.
+//! `format = n` and is read by `domain::catalog::parse`; labels, annotations,
+//! token scopes and a suspension's invoice names (`tenants.suspended_for`)
+//! are plain JSON maps and lists of strings.
 
 mod contact;
 mod invoice;

@@ -19,7 +19,7 @@ use crate::{
 
 macro_rules! invoice_columns {
     () => {
-        "tenant_id, name, status, document, attempts, next_charge_at, lease_until"
+        "tenant_id, name, status, document, attempts, next_charge_at, lease_until, overdue_at"
     };
 }
 
@@ -64,7 +64,7 @@ macro_rules! refund_columns {
     };
 }
 
-fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
+pub(super) fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
     let document: String = row.try_get("document")?;
     let mut invoice: Invoice = crate::records::decode_invoice(&document)?;
     let status: String = row.try_get("status")?;
@@ -77,6 +77,7 @@ fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
         attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("invoices.attempts".into()))?,
         next_charge_at: opt_timestamp("invoices.next_charge_at", row.try_get("next_charge_at")?)?,
         leased_until: opt_timestamp("invoices.lease_until", row.try_get("lease_until")?)?,
+        overdue_at: opt_timestamp("invoices.overdue_at", row.try_get("overdue_at")?)?,
     })
 }
 
@@ -515,7 +516,7 @@ impl crate::InvoicingStore for SqlStore {
     }
 }
 
-async fn schedule_charge_in(
+pub(super) async fn schedule_charge_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
     name: &InvoiceName,
@@ -531,6 +532,9 @@ async fn schedule_charge_in(
     };
     operator_change_in(tx, tenant_id, name, &change, actor, now).await
 }
+
+/// Who the audit trail names for what the charge job does.
+const CHARGE_WORKER: &str = "tollgate/charge-worker";
 
 /// A status change the operator asks for (cancel, charge now).
 struct OperatorChange<'a> {
@@ -601,6 +605,10 @@ async fn operator_change_in(
         now,
     )
     .await?;
+    if change.to == InvoiceStatus::Cancelled {
+        // Cancelling the last unpaid OVERDUE invoice lifts a suspension, now.
+        super::dunning::lift_in(tx, tenant_id, name, "cancelled", actor, now).await?;
+    }
     Ok(after)
 }
 
@@ -871,11 +879,12 @@ async fn settle_charge_in(
         // Settled before: nothing to do (the provider's answer is the same).
         return Ok(());
     }
+    let mut paid = false;
     let action = match invoice_status {
         Some(to) => {
             // Only an invoice being charged moves: one the operator
             // cancelled after this worker's lease expired stays cancelled.
-            sqlx::query(
+            let moved = sqlx::query(
                 "UPDATE invoices SET status = $1, next_charge_at = NULL, lease_owner = NULL, lease_until = NULL, \
                  updated_at = $2 WHERE tenant_id = $3 AND name = $4 AND status IN ('ISSUED', 'OVERDUE')",
             )
@@ -884,7 +893,9 @@ async fn settle_charge_in(
             .bind(tenant_id.as_str())
             .bind(c.invoice.as_str())
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+            paid = moved > 0 && to == InvoiceStatus::Paid;
             AuditAction::invoice_status(to)
         }
         None if c.outcome == ChargeOutcome::Succeeded => AuditAction::InvoiceCharged,
@@ -893,7 +904,7 @@ async fn settle_charge_in(
     audit_in(
         tx,
         Some(tenant_id),
-        "tollgate/charge-worker",
+        CHARGE_WORKER,
         action,
         &format!("invoice/{}", c.invoice),
         None,
@@ -911,6 +922,10 @@ async fn settle_charge_in(
         now,
     )
     .await?;
+    if paid {
+        // Paying the last unpaid OVERDUE invoice lifts a suspension, now.
+        super::dunning::lift_in(tx, tenant_id, &c.invoice, "paid", CHARGE_WORKER, now).await?;
+    }
     Ok(())
 }
 
@@ -939,9 +954,13 @@ async fn end_charge_round_in(
     now: Timestamp,
 ) -> Result<()> {
     hold(tx, tenant_id, invoice, owner).await?;
+    // The first time it goes OVERDUE is kept: charging it again (after a
+    // payment-method change, or the operator's charge-now) does not restart
+    // the suspension delay.
     let ended = sqlx::query(
         "UPDATE invoices SET status = $1, attempts = $2, next_charge_at = $3, lease_owner = NULL, lease_until = NULL, \
-         updated_at = $4 WHERE tenant_id = $5 AND name = $6 AND status = 'ISSUED'",
+         updated_at = $4, overdue_at = CASE WHEN $1 = 'OVERDUE' THEN COALESCE(overdue_at, $4) ELSE overdue_at END \
+         WHERE tenant_id = $5 AND name = $6 AND status = 'ISSUED'",
     )
     .bind(end.status.as_str())
     .bind(i64::from(end.attempts))
@@ -957,7 +976,7 @@ async fn end_charge_round_in(
         audit_in(
             tx,
             Some(tenant_id),
-            "tollgate/charge-worker",
+            CHARGE_WORKER,
             AuditAction::invoice_status(end.status),
             &format!("invoice/{invoice}"),
             None,

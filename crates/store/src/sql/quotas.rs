@@ -138,6 +138,7 @@ impl crate::QuotaStore for SqlStore {
             request_id: c.request_id.cloned(),
             default_quota: c.default_quota.clone(),
             now: c.now,
+            block_reservations: c.block_reservations,
         };
         self.write(move |tx| {
             Box::pin(async move {
@@ -149,6 +150,7 @@ impl crate::QuotaStore for SqlStore {
                     request_id: owned.request_id.as_ref(),
                     default_quota: &owned.default_quota,
                     now: owned.now,
+                    block_reservations: owned.block_reservations,
                 };
                 change_usage_in(tx, &c).await
             })
@@ -336,6 +338,7 @@ struct OwnedUsageChange {
     request_id: Option<RequestId>,
     default_quota: QuotaSpec,
     now: Timestamp,
+    block_reservations: bool,
 }
 
 async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcome> {
@@ -385,6 +388,13 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
                 current: row.try_get("current_value")?,
             }));
         }
+    }
+
+    if c.block_reservations && matches!(c.op, UsageOp::Reserve { .. }) {
+        // Not a repeat: refused like a reservation past the limit, and the
+        // request id it claimed is given back with the rest.
+        tx.discard();
+        return Ok(UsageOutcome::Blocked);
     }
 
     let limit = effective_limit_in(tx, c).await?;

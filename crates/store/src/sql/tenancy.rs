@@ -8,7 +8,8 @@ use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::access::{NamespaceScope, OperatorRole, Role};
 use tollgate_domain::audit::AuditAction;
-use tollgate_domain::ids::TenantId;
+use tollgate_domain::dunning::Suspension;
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::names::Name;
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
@@ -24,7 +25,9 @@ macro_rules! tenant_columns {
     () => {
         "n.id AS tenant_id, n.name AS tenant_name, n.tenant_type AS tenant_type, \
          n.created_at AS tenant_created_at, n.plan AS tenant_plan, \
-         n.catalog_version AS tenant_catalog_version, n.domain AS tenant_domain"
+         n.catalog_version AS tenant_catalog_version, n.domain AS tenant_domain, \
+         n.suspended_at AS tenant_suspended_at, n.suspended_by AS tenant_suspended_by, \
+         n.suspended_for AS tenant_suspended_for"
     };
 }
 
@@ -45,7 +48,39 @@ fn tenant_from(row: &DbRow) -> Result<Tenant> {
         plan: plan.into(),
         catalog_version,
         domain: row.try_get("tenant_domain")?,
+        suspension: suspension_from(row)?,
     })
+}
+
+/// A tenant read inside `tx`.
+pub(super) async fn tenant_in(tx: &mut Tx, id: &TenantId) -> Result<Option<Tenant>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        tenant_columns!(),
+        " FROM tenants n WHERE n.id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(tenant_from).transpose()
+}
+
+/// A tenant's suspension from its row (`tenant_suspended_*` columns).
+fn suspension_from(row: &DbRow) -> Result<Option<Suspension>> {
+    let Some(since) = row.try_get::<Option<i64>, _>("tenant_suspended_at")? else {
+        return Ok(None);
+    };
+    let invoices: Vec<String> = match row.try_get::<Option<String>, _>("tenant_suspended_for")? {
+        Some(text) => json("tenants.suspended_for", &text)?,
+        None => Vec::new(),
+    };
+    Ok(Some(Suspension {
+        since: timestamp("tenants.suspended_at", since)?,
+        by: row
+            .try_get::<Option<String>, _>("tenant_suspended_by")?
+            .unwrap_or_default(),
+        invoices: invoices.into_iter().map(InvoiceName::new).collect(),
+    }))
 }
 
 fn namespace_from(row: &DbRow) -> Result<Namespace> {
@@ -261,6 +296,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         plan: sub.plan.as_str().into(),
         catalog_version: sub.catalog_version,
         domain: None,
+        suspension: None,
     };
     let inserted = sqlx::query(
         "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version) \

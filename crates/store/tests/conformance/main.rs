@@ -4,7 +4,8 @@
 //! One or more files per aggregate (see the store's `aggregates.rs`):
 //! tenancy `tenants`; quotas `quotas`, `usage`; catalogs `catalogs`; billing
 //! `billing` (add-ons), `payments`, `transitions`; metering `metering`;
-//! coupons `coupons`; invoicing `invoicing`, `refunds`, `billing_due`; audit `audit`;
+//! coupons `coupons`; invoicing `invoicing`, `refunds`, `billing_due`; dunning
+//! `dunning`; audit `audit`;
 //! health `health`. `golden` reads back every stored document format.
 
 mod audit;
@@ -12,6 +13,7 @@ mod billing;
 mod billing_due;
 mod catalogs;
 mod coupons;
+mod dunning;
 mod golden;
 mod health;
 mod invoicing;

@@ -26,6 +26,7 @@ fn change<'a>(
         request_id: request_id.map(|r| &*Box::leak(Box::new(tollgate_domain::ids::RequestId::new(r)))),
         default_quota: default,
         now: t("2026-11-10T00:00:00Z"),
+        block_reservations: false,
     }
 }
 
@@ -293,6 +294,7 @@ async fn concurrent_reservations_never_pass_the_limit() {
                 }
                 UsageOutcome::Refused(s) => assert_eq!(s, state(37, 37)),
                 UsageOutcome::Replayed(s) => panic!("unexpected replay {s:?}"),
+                UsageOutcome::Blocked => panic!("nothing blocks these reservations"),
             }
         }
         assert_eq!(granted, 37);

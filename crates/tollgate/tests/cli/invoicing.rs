@@ -319,3 +319,97 @@ async fn two_job_runners_at_once_invoice_and_charge_each_period_once() {
     })
     .await;
 }
+
+/// Dunning from the command line: `jobs run suspend` suspends a tenant whose
+/// invoice stays OVERDUE past `--suspend-after` (14 days; `off` never),
+/// `tenant list` and `tenant show` say so, `tenant reinstate` lifts it.
+#[tokio::test]
+async fn jobs_run_suspend_suspends_past_the_delay_and_tenant_reinstate_lifts_it() {
+    each_backend(|db| async move {
+        expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "tenant",
+                    "create",
+                    "initech",
+                    "--plan",
+                    "individual",
+                    "--since",
+                    "2026-09-01T00:00:00Z",
+                ],
+            )
+            .await,
+        );
+        card(&db, "initech", "tok-declined-0002").await;
+        expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-02T00:00:00Z"]).await);
+        // The retries at +1, +3 and +7 days decline too: OVERDUE from 10-09.
+        let run = expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", "2026-10-09T00:00:00Z"]).await);
+        assert!(
+            run.contains("charge: 3 charge rounds") && run.contains("suspend: 0 tenants suspended"),
+            "{run}"
+        );
+        let suspend = |now: &'static str, extra: &'static [&'static str]| {
+            let db = &db;
+            async move {
+                let mut args = vec!["jobs", "run", "suspend", "--now", now];
+                args.extend(extra);
+                expect_ok(tollgate(db, &args).await)
+            }
+        };
+        let early = suspend("2026-10-22T23:59:59Z", &[]).await;
+        assert_eq!(early.trim(), "suspend: 0 tenants suspended");
+        for longer in [&["--suspend-after", "off"][..], &["--suspend-after", "30d"]] {
+            let none = suspend("2026-10-23T00:00:00Z", longer).await;
+            assert_eq!(none.trim(), "suspend: 0 tenants suspended", "{longer:?}");
+        }
+        let bad = tollgate(&db, &["jobs", "run", "suspend", "--suspend-after", "soon"]).await;
+        assert!(
+            !bad.ok && bad.stderr.contains("--suspend-after"),
+            "{}",
+            bad.stderr
+        );
+        let done = suspend("2026-10-23T00:00:00Z", &[]).await;
+        assert_eq!(done.trim(), "suspend: 1 tenant suspended");
+        let again = suspend("2026-10-24T00:00:00Z", &[]).await;
+        assert_eq!(again.trim(), "suspend: 0 tenants suspended");
+
+        let list = expect_ok(tollgate(&db, &["tenant", "list"]).await);
+        let row = list
+            .lines()
+            .find(|l| l.starts_with("initech "))
+            .unwrap_or_else(|| panic!("{list}"));
+        assert!(row.contains(" suspended "), "{list}");
+        let show = expect_ok(tollgate(&db, &["tenant", "show", "initech"]).await);
+        assert!(
+            show.contains(
+                "status:  suspended since 2026-10-23T00:00:00Z by tollgate/dunning for unpaid invoices \
+                 inv-2026-09-0001"
+            ),
+            "{show}"
+        );
+
+        let lifted = expect_ok(tollgate(&db, &["tenant", "reinstate", "initech"]).await);
+        assert_eq!(lifted.trim(), "reinstated tenant initech: active");
+        let twice = tollgate(&db, &["tenant", "reinstate", "initech"]).await;
+        assert!(
+            !twice.ok && twice.stderr.contains("tenant initech is not suspended"),
+            "{}",
+            twice.stderr
+        );
+        let show = expect_ok(tollgate(&db, &["tenant", "show", "initech"]).await);
+        assert!(show.contains("status:  active"), "{show}");
+        // Forgiven: the same invoice suspends no more.
+        let later = suspend("2026-12-01T00:00:00Z", &[]).await;
+        assert_eq!(later.trim(), "suspend: 0 tenants suspended");
+        let audit = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "initech", "--limit", "2"]).await);
+        let actions: Vec<&str> = audit
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with(' '))
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert_eq!(actions, ["tenant.reinstated", "tenant.suspended"], "{audit}");
+    })
+    .await;
+}
