@@ -7,7 +7,8 @@
 //! - Tenancy: [`tenancy`] (tenants, namespaces, API and operator tokens).
 //! - Metering and reports: [`usage`] (ingestion), [`reports`], [`bills`].
 //! - Billing: [`coupons`], [`invoices`] (period close, charging, PDFs),
-//!   [`refunds`], [`transitions`] (the plan-transition worker).
+//!   [`refunds`] (partial and whole, each a credit note), [`transitions`]
+//!   (the plan-transition worker).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
 //!
 //! Background work takes its items from the database under a lease, so that

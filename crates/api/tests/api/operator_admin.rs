@@ -64,7 +64,7 @@ fn writes() -> Vec<(Method, String, Value)> {
         (
             Method::POST,
             format!("{TENANTS}/acme/invoices/inv-2026-11-0001/refund"),
-            json!({}),
+            json!({"amount": "1.00", "reason": "goodwill"}),
         ),
         (
             Method::POST,
