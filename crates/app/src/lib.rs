@@ -7,8 +7,8 @@
 //! - Tenancy: [`tenancy`] (tenants, namespaces, API and operator tokens).
 //! - Metering and reports: [`usage`] (ingestion), [`reports`], [`bills`].
 //! - Billing: [`coupons`], [`invoices`] (period close, charging, PDFs),
-//!   [`refunds`] (partial and whole, each a credit note), [`transitions`]
-//!   (the plan-transition worker).
+//!   [`refunds`] (partial and whole, each a credit note), [`credit_notes`]
+//!   (their PDFs), [`transitions`] (the plan-transition worker).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
 //!
 //! Background work takes its items from the database under a lease, so that
@@ -18,6 +18,7 @@
 pub mod bills;
 pub mod catalogs;
 pub mod coupons;
+pub mod credit_notes;
 pub mod invoices;
 pub mod maintenance;
 pub mod payment_methods;

@@ -1,4 +1,5 @@
-//! `tollgate invoice`: list, show, PDF, refund and cancel invoices.
+//! `tollgate invoice`: list, show, PDF, refund and cancel invoices; list
+//! credit notes and write their PDFs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use jiff::Timestamp;
 use tollgate_app::JobContext;
 use tollgate_app::catalogs::Versions;
 use tollgate_app::refunds::RefundAsk;
-use tollgate_app::{invoices, refunds};
+use tollgate_app::{credit_notes, invoices, refunds};
 use tollgate_domain::clock::SystemClock;
 use tollgate_domain::ids::InvoiceName;
 use tollgate_domain::invoice::{format_cents, format_price};
@@ -59,6 +60,24 @@ pub enum InvoiceCommand {
         #[command(flatten)]
         payments: crate::provider::PaymentArgs,
     },
+    /// List credit notes (one per refund), newest first: a tenant's, an
+    /// invoice's, or every tenant's.
+    CreditNotes {
+        /// Only this invoice's.
+        invoice: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write a credit note as a PDF file.
+    CreditNotePdf {
+        name: String,
+        /// Needed only when several tenants have a credit note of that name.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Where to write it (default: NAME.pdf).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Cancel an ISSUED or OVERDUE invoice: it will not be charged (→ CANCELLED).
     Cancel {
         name: String,
@@ -94,6 +113,31 @@ async fn owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Te
         1 => Ok(found.remove(0)),
         _ => bail!(
             "several tenants have an invoice named {name:?} ({}); say which with --tenant",
+            found
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The tenant owning credit note `name`: the one given, or the only one that has it.
+async fn credit_note_owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Tenant> {
+    if let Some(t) = tenant {
+        return find_tenant(store, t).await;
+    }
+    let mut found = Vec::new();
+    for t in store.tenants().await? {
+        if store.credit_note(&t.id, name).await?.is_some() {
+            found.push(t);
+        }
+    }
+    match found.len() {
+        0 => bail!("no credit note is named {name:?}"),
+        1 => Ok(found.remove(0)),
+        _ => bail!(
+            "several tenants have a credit note named {name:?} ({}); say which with --tenant",
             found
                 .iter()
                 .map(|t| t.name.to_string())
@@ -295,6 +339,31 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     done.refund.credit_note
                 );
             }
+        }
+        InvoiceCommand::CreditNotes { invoice, tenant } => {
+            let tenants = match (&tenant, &invoice) {
+                (None, None) => store.tenants().await?,
+                (_, Some(i)) => vec![owner(store, tenant.as_deref(), i).await?],
+                (Some(t), None) => vec![find_tenant(store, t).await?],
+            };
+            let mut rows = Vec::new();
+            for t in tenants {
+                for n in store.credit_notes(&t.id).await? {
+                    if invoice.as_deref().is_none_or(|i| n.invoice == i) {
+                        rows.push((t.name.to_string(), n));
+                    }
+                }
+            }
+            credit_note_table(&rows).print();
+        }
+        InvoiceCommand::CreditNotePdf { name, tenant, output } => {
+            let t = credit_note_owner(store, tenant.as_deref(), &name).await?;
+            let bytes = credit_notes::render_pdf(store, &versions, &t, &name)
+                .await?
+                .with_context(|| format!("tenant {} has no credit note {name:?}", t.name))?;
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.pdf")));
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{}", path.display());
         }
         InvoiceCommand::Charge {
             name,

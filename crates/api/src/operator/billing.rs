@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use tollgate_app::coupons::{self, CouponRequest};
 use tollgate_app::refunds::{RefundAsk, refunded_cents};
-use tollgate_app::{Job, invoices, tenancy};
+use tollgate_app::{Job, credit_notes, invoices, tenancy};
 use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus, LineKind, format_cents};
 use tollgate_domain::rating::Discount;
@@ -739,7 +739,7 @@ pub async fn get_invoice(
     }))
 }
 
-/// An invoice PDF.
+/// A PDF document (an invoice or a credit note).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoicePdf {
     /// The PDF, base64 (standard alphabet, padded).
@@ -931,6 +931,78 @@ pub async fn charge_invoice(
     let after = invoices::charge_now(&ctx, &t.id, &InvoiceName::new(name), op.actor(), state.now()).await?;
     let refunded = refunded_of(state.store(), &t.id, &after.invoice.name).await?;
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice, refunded)))
+}
+
+/// A tenant's credit notes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditNoteList {
+    pub items: Vec<CreditNoteItem>,
+}
+
+/// A tenant's credit notes (one per refund, whole or partial), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/credit-notes",
+    operation_id = "tollgate.operator.ListCreditNotes",
+    tag = "operator",
+    params(
+        ("tenant" = String, Path, description = "Tenant name"),
+        ("invoice" = Option<String>, Query, description = "Only the credit notes of this invoice"),
+    ),
+    responses(
+        (status = 200, body = CreditNoteList),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_credit_notes(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(tenant): Path<String>,
+    query: QueryParams,
+) -> Result<Json<CreditNoteList>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let invoice = query.get("invoice").map(str::trim).filter(|i| !i.is_empty());
+    let items = state
+        .store()
+        .credit_notes(&t.id)
+        .await?
+        .into_iter()
+        .filter(|n| invoice.is_none_or(|i| n.invoice == i))
+        .map(|n| credit_note_item(t.name.as_str(), n))
+        .collect();
+    Ok(Json(CreditNoteList { items }))
+}
+
+/// One of a tenant's credit notes as a PDF (the same bytes the tenant downloads).
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/credit-notes/{name}/pdf",
+    operation_id = "tollgate.operator.GetCreditNotePdf",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Credit note name")),
+    responses(
+        (status = 200, body = InvoicePdf),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no credit note of this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn get_credit_note_pdf(
+    State(state): State<AppState>,
+    _: Operator,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InvoicePdf>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let versions = state.catalogs().versions();
+    let bytes = match credit_notes::render_pdf(state.store(), &versions, &t, &name).await {
+        Ok(bytes) => bytes,
+        Err(invoices::PdfError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::new(ErrorKind::Internal, e.to_string())),
+    }
+    .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no credit note {name:?}")))?;
+    Ok(Json(InvoicePdf {
+        pdf: STANDARD.encode(bytes),
+    }))
 }
 
 // ---------------------------------------------------------------------- jobs

@@ -239,6 +239,10 @@ async fn a_paid_invoice_is_refunded_in_full_once_through_the_provider() {
         assert_eq!(entry(&list(&app, &admin).await, FIRST).status, "STATUS_REFUNDED");
         let text = pdf_text(&app, &admin, FIRST).await;
         assert_has(&text, "paid, then refunded");
+        assert_has(
+            &text,
+            "refund cn-2027-02-0001 of 25.00 USD to test card ending 4242: refunded",
+        );
 
         // Never twice, whatever amount: refused before the provider is asked.
         app.clock.advance(SignedDuration::from_hours(1));

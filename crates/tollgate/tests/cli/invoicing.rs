@@ -223,6 +223,31 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
             rest.trim(),
             format!("inv-2026-09-0001: REFUNDED (credit note {second}: 20.00 USD refunded, nothing remains)")
         );
+        let notes = expect_ok(tollgate(&db, &["invoice", "credit-notes", "--tenant", "acme"]).await);
+        let rows: Vec<Vec<&str>> = notes.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows[0][..4], ["NAME", "TENANT", "INVOICE", "CREATED"], "{notes}");
+        assert_eq!(rows.len(), 3, "{notes}");
+        assert_eq!(
+            rows[1][..3],
+            [second.as_str(), "acme", "inv-2026-09-0001"],
+            "{notes}"
+        );
+        assert!(
+            rows[1].contains(&"SUCCEEDED") && rows[1].contains(&"20.00"),
+            "{notes}"
+        );
+        assert_eq!(rows[2][0], first, "{notes}");
+        assert!(notes.contains("outage on the 3rd"), "{notes}");
+        let by_invoice = expect_ok(tollgate(&db, &["invoice", "credit-notes", "inv-2026-09-0001"]).await);
+        assert_eq!(by_invoice, notes);
+        let none = expect_ok(
+            tollgate(
+                &db,
+                &["invoice", "credit-notes", "--tenant", "acme", "inv-1999-01-0001"],
+            )
+            .await,
+        );
+        assert_eq!(none.lines().count(), 1, "only the header: {none}");
         let list = expect_ok(tollgate(&db, &["invoice", "list", "--tenant", "acme"]).await);
         let line = list.lines().find(|l| l.starts_with("inv-2026-09-0001")).unwrap();
         assert_eq!(
@@ -230,6 +255,30 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
             ["inv-2026-09-0001", "REFUNDED"]
         );
         assert!(line.ends_with("26.20     26.20  USD"), "{line}");
+
+        // Each credit note has its PDF.
+        let cn_pdf = scratch.path().join("credit.pdf");
+        let written = expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "invoice",
+                    "credit-note-pdf",
+                    &first,
+                    "-o",
+                    cn_pdf.to_str().unwrap(),
+                ],
+            )
+            .await,
+        );
+        assert_eq!(written.trim(), cn_pdf.to_str().unwrap());
+        assert!(std::fs::read(&cn_pdf).unwrap().starts_with(b"%PDF-"));
+        let missing = tollgate(&db, &["invoice", "credit-note-pdf", "cn-1999-01-0001"]).await;
+        assert!(
+            !missing.ok && missing.stderr.contains("no credit note"),
+            "{}",
+            missing.stderr
+        );
 
         // Recorded, under keys derived from the charge's and the credit
         // note's, by the operator.
