@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod catalogs;
+pub mod credit_notes;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -161,6 +162,15 @@ pub fn routes() -> Router<AppState> {
             "/api/web/namespaces/{namespace}/usage/invoice_pdf",
             get(invoices::pdf),
         )
+        // credit notes (extensions beside the invoices)
+        .route(
+            "/api/web/namespaces/{namespace}/billing/credit_notes",
+            get(credit_notes::list),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/credit_notes/{name}/pdf",
+            get(credit_notes::pdf),
+        )
         // operator API (extension)
         .route("/api/operator/transitions", get(operator::list_transitions))
         .route("/api/operator/transitions/{id}/approve", post(operator::approve))
@@ -243,6 +253,14 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/operator/tenants/{tenant}/invoices/{name}/charge",
             post(operator::billing::charge_invoice),
+        )
+        .route(
+            "/api/operator/tenants/{tenant}/credit-notes",
+            get(operator::billing::list_credit_notes),
+        )
+        .route(
+            "/api/operator/tenants/{tenant}/credit-notes/{name}/pdf",
+            get(operator::billing::get_credit_note_pdf),
         )
         .route("/api/operator/jobs/{job}/run", post(operator::billing::run_job))
         // payment provider webhooks (extension)

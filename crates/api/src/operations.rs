@@ -57,6 +57,8 @@ operations! {
     BillingUsageSummary = "ves.io.schema.billing.CustomPublicAPI.BillingUsageSummary" => Read,
     ListInvoices = "ves.io.schema.usage.invoice.CustomAPI.ListInvoices" => Read,
     DownloadInvoicePdf = "ves.io.schema.usage.invoice.CustomAPI.DownloadInvoicePdf" => Read,
+    ListCreditNotes = "tollgate.billing.ListCreditNotes" => Read,
+    DownloadCreditNotePdf = "tollgate.billing.DownloadCreditNotePdf" => Read,
 }
 
 /// Display name and description of an `api_limits` key that names one of

@@ -754,8 +754,8 @@ pub enum PdfError {
 }
 
 /// Renders one of a tenant's invoices (finalized or pending) as a PDF, with
-/// its billing contact and charge attempts; `None` if it has no invoice of
-/// that name.
+/// its billing contact, charge attempts and refunds; `None` if it has no
+/// invoice of that name.
 pub async fn render_pdf(
     store: &dyn Store,
     versions: &Versions,
@@ -767,7 +767,13 @@ pub async fn render_pdf(
         return Ok(None);
     };
     let charges = store.invoice_charges(&tenant.id, name).await?;
-    let payments: Vec<String> = charges.iter().map(payment_line).collect();
+    let mut payments: Vec<String> = charges.iter().map(payment_line).collect();
+    let refunds = store.invoice_refunds(&tenant.id, name).await?;
+    payments.extend(
+        refunds
+            .iter()
+            .map(|r| crate::credit_notes::refund_line(r, &charges, false)),
+    );
     let methods = store.payment_methods(&tenant.id).await?;
     let contact = methods
         .iter()

@@ -8,7 +8,8 @@
 //! - Metering and reports: [`usage`] (ingestion), [`reports`], [`bills`].
 //! - Billing: [`coupons`], [`invoices`] (period close, charging, PDFs),
 //!   [`dunning`] (unpaid invoices: charging again, suspending, reinstating),
-//!   [`refunds`], [`transitions`] (the plan-transition worker).
+//!   [`refunds`] (partial and whole, each a credit note), [`credit_notes`]
+//!   (their PDFs), [`transitions`] (the plan-transition worker).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
 //!
 //! Background work takes its items from the database under a lease, so that
@@ -18,6 +19,7 @@
 pub mod bills;
 pub mod catalogs;
 pub mod coupons;
+pub mod credit_notes;
 pub mod dunning;
 pub mod invoices;
 pub mod maintenance;

@@ -1,22 +1,32 @@
-//! Refunds: the successful charge of a PAID invoice given back through the
-//! payment provider, leased and recorded the way charging is.
+//! Refunds: all or part of a PAID invoice's successful charge given back
+//! through the payment provider that took it, each refund a numbered credit
+//! note, leased and recorded the way charging is.
 //!
 //! In one store transaction the invoice's lease is taken (the lease the
-//! charge job takes, so a charge and a refund never overlap) and the refund is
-//! written PENDING with the idempotency key `refund/<charge key>`; then the
-//! provider is asked with that key; then the refund is settled in one
-//! transaction that first re-checks the lease: refund SUCCEEDED, charge
-//! REFUNDED, invoice REFUNDED, audit entry, lease released. A crash between
-//! the provider call and the settlement leaves the refund PENDING; refunding
-//! the invoice again once the lease has expired asks the provider again with
-//! the same key, which answers as the first time without refunding twice.
+//! charge job takes, so a charge and a refund never overlap), what remains
+//! refundable is checked (what the charge took, less the SUCCEEDED and
+//! PENDING refunds), the tenant's next credit note number is taken and the
+//! refund is written PENDING with the idempotency key
+//! `refund/<charge key>/<credit note>`; then the provider is asked with that
+//! key; then the refund is settled in one transaction that first re-checks
+//! the lease: the credit note SUCCEEDED with the provider's refund id (and,
+//! once the refunds add up to the charge, the charge and the invoice
+//! REFUNDED), audit entry, lease released. A crash between the provider call
+//! and the settlement leaves the credit note PENDING; refunding the invoice
+//! again once the lease has expired asks the provider again with the same
+//! key (and the same amount), which answers as the first time without
+//! refunding twice. A refusal by the provider settles it FAILED: it counts
+//! for nothing, and the operator may refund again (a new credit note).
 
 use jiff::{SignedDuration, Timestamp};
-use tollgate_domain::Error;
+use tollgate_domain::credit_note::{self, money};
 use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::InvoiceStatus;
+use tollgate_domain::{Error, Reason};
 use tollgate_payments::ProviderError;
-use tollgate_store::{ChargeOutcome, ChargeRecord, RefundRecord, RefundState, StoredInvoice};
+use tollgate_store::{
+    ChargeOutcome, ChargeRecord, NewRefund, RefundRecord, RefundStart, RefundState, StoredInvoice,
+};
 
 use crate::JobContext;
 use crate::invoices::CHARGE_LEASE;
@@ -24,109 +34,200 @@ use crate::invoices::CHARGE_LEASE;
 /// How long a refund holds the invoice: as long as a charge does.
 pub const REFUND_LEASE: SignedDuration = CHARGE_LEASE;
 
+/// What the operator asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundAsk {
+    /// In cents of the invoice's currency; `None`: everything that remains.
+    pub amount_cents: Option<i64>,
+    /// Why (required; printed on the credit note).
+    pub reason: String,
+}
+
+impl RefundAsk {
+    /// Reads an ask as the CLI and the API take it: `amount` in major units
+    /// ("12.34", see [`credit_note::parse_amount`]) or absent, `reason`
+    /// required ([`credit_note::check_reason`]). Errors name the field.
+    pub fn parse(amount: Option<&str>, reason: &str) -> Result<Self, Error> {
+        Ok(Self {
+            amount_cents: amount
+                .map(|a| credit_note::parse_amount("amount", a))
+                .transpose()?,
+            reason: credit_note::check_reason("reason", reason)?,
+        })
+    }
+}
+
 /// What a refund did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundOutcome {
-    /// The invoice after the refund (REFUNDED).
+    /// The invoice after the refund: REFUNDED once refunded in full, PAID
+    /// before that.
     pub invoice: StoredInvoice,
-    /// The refund as settled (SUCCEEDED).
+    /// The refund's credit note as settled (SUCCEEDED).
     pub refund: RefundRecord,
     /// Whether this call finished a refund that an earlier one recorded but
-    /// could not settle (provider unreachable, a crash).
+    /// could not settle (provider unreachable, a crash) instead of making the
+    /// one asked for.
     pub resumed: bool,
+    /// What the invoice's charge took, in cents.
+    pub paid_cents: i64,
+    /// What is refunded of it now (every SUCCEEDED credit note), in cents.
+    pub refunded_cents: i64,
+}
+
+impl RefundOutcome {
+    /// What remains refundable, in cents.
+    pub fn remaining_cents(&self) -> i64 {
+        self.paid_cents.saturating_sub(self.refunded_cents)
+    }
 }
 
 /// What to do about a refund request, decided from what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Record this new refund, then ask the provider.
-    Start(RefundRecord),
-    /// Ask the provider again about this PENDING refund, with its key.
+    /// Record this new credit note, then ask the provider.
+    Start(NewRefund),
+    /// Ask the provider again about this PENDING credit note, with its key.
     Resume(RefundRecord),
 }
 
-/// The idempotency key of the refund of the charge attempt `charge_key`.
-pub fn refund_key(charge_key: &str) -> String {
-    format!("refund/{charge_key}")
+/// What an invoice's refunds have given back: the SUCCEEDED ones, in cents.
+/// PENDING ones are not refunded (yet), FAILED ones never.
+pub fn refunded_cents(refunds: &[RefundRecord]) -> i64 {
+    refunds
+        .iter()
+        .filter(|r| r.state == RefundState::Succeeded)
+        .fold(0i64, |a, r| a.saturating_add(r.amount_cents))
+}
+
+fn refused(reason: Reason, message: String) -> Error {
+    Error::precondition(message).with_reason(reason)
 }
 
 /// Decides what a refund of `stored` asked by `actor` at `now` does, given
 /// the invoice's refunds and charge attempts; an error is the refusal
-/// (FailedPrecondition) with its reason. Refused: an invoice refunded
-/// before, one a worker holds (a charge in progress, or a refund not settled
-/// whose lease has not expired), one that is not PAID or has no successful
-/// charge with a provider reference.
+/// (FailedPrecondition) with its reason. Refused: an invoice a worker holds
+/// (a charge in progress, or a refund not settled whose lease has not
+/// expired), one refunded in full, one that is not PAID or has no
+/// successful charge with a provider reference, an amount above what
+/// remains. A PENDING refund whose lease expired is resumed instead of
+/// making the one asked for.
 pub fn plan(
     stored: &StoredInvoice,
     refunds: &[RefundRecord],
     charges: &[ChargeRecord],
+    ask: &RefundAsk,
     actor: &str,
     now: Timestamp,
 ) -> Result<Plan, Error> {
     let name = &stored.invoice.name;
-    if let Some(done) = refunds.iter().find(|r| r.state == RefundState::Succeeded) {
-        return Err(Error::precondition(format!(
-            "invoice {name} is already refunded ({}: {} by {})",
-            InvoiceStatus::Refunded,
-            done.settled_at.unwrap_or(done.started_at),
-            done.actor
-        )));
-    }
     let pending = refunds.iter().find(|r| r.state == RefundState::Pending);
     if let Some(until) = stored.leased_until.filter(|_| stored.is_leased(now)) {
-        return Err(Error::precondition(match pending {
-            Some(_) => format!(
-                "a refund of invoice {name} is in progress (or was interrupted); try again after {until}"
+        return Err(match pending {
+            Some(p) => refused(
+                Reason::RefundInProgress,
+                format!(
+                    "a refund of invoice {name} ({}) is in progress (or was interrupted); try again after {until}",
+                    p.credit_note
+                ),
             ),
-            None => format!("invoice {name} is being charged right now; try again after {until}"),
-        }));
+            None => refused(
+                Reason::InvoiceBeingCharged,
+                format!("invoice {name} is being charged right now; try again after {until}"),
+            ),
+        });
     }
     if let Some(p) = pending {
         return Ok(Plan::Resume(p.clone()));
     }
     let status = stored.invoice.status;
+    if status == InvoiceStatus::Refunded {
+        let notes: Vec<String> = refunds
+            .iter()
+            .filter(|r| r.state == RefundState::Succeeded)
+            .map(|r| format!("{} by {}", r.credit_note, r.actor))
+            .collect();
+        return Err(refused(
+            Reason::InvoiceAlreadyRefunded,
+            format!(
+                "invoice {name} is already refunded in full ({}: {}): nothing remains to refund",
+                InvoiceStatus::Refunded,
+                notes.join(", ")
+            ),
+        ));
+    }
     if !InvoiceStatus::REFUNDABLE.contains(&status) {
-        return Err(Error::precondition(format!(
-            "invoice {name} is {status}; only PAID invoices can be refunded"
-        )));
+        return Err(refused(
+            Reason::InvoiceWrongStatus,
+            format!("invoice {name} is {status}; only PAID invoices can be refunded"),
+        ));
     }
     let paid = charges
         .iter()
         .find(|c| c.outcome == ChargeOutcome::Succeeded)
-        .ok_or_else(|| Error::precondition(format!("invoice {name} has no successful charge to refund")))?;
+        .ok_or_else(|| {
+            refused(
+                Reason::NothingToRefund,
+                format!("invoice {name} has no successful charge to refund"),
+            )
+        })?;
     let reference = paid.reference.clone().ok_or_else(|| {
-        Error::precondition(format!(
-            "the charge that paid {name} has no provider reference to refund"
-        ))
+        refused(
+            Reason::NothingToRefund,
+            format!("the charge that paid {name} has no provider reference to refund"),
+        )
     })?;
-    Ok(Plan::Start(RefundRecord {
-        idempotency_key: refund_key(&paid.idempotency_key),
+    let currency = &paid.currency;
+    let refunded = refunded_cents(refunds);
+    let remaining = paid.amount_cents.saturating_sub(refunded);
+    let amount = ask.amount_cents.unwrap_or(remaining);
+    if amount <= 0 || amount > remaining {
+        let asked = match ask.amount_cents {
+            Some(a) => format!("; {} is more than that", money(a, currency)),
+            None => String::new(),
+        };
+        return Err(refused(
+            Reason::RefundExceedsRemaining,
+            format!(
+                "invoice {name} has {} left to refund ({} paid, {} refunded){asked}",
+                money(remaining, currency),
+                money(paid.amount_cents, currency),
+                money(refunded, currency),
+            ),
+        )
+        .with_metadata("remaining_cents", remaining.to_string()));
+    }
+    Ok(Plan::Start(NewRefund {
         invoice: name.clone(),
         charge: paid.idempotency_key.clone(),
         reference,
-        amount_cents: paid.amount_cents,
-        currency: paid.currency.clone(),
-        state: RefundState::Pending,
-        reason: None,
+        amount_cents: amount,
+        currency: currency.clone(),
+        reason: ask.reason.clone(),
+        lines: credit_note::lines(&stored.invoice, amount),
         actor: actor.to_owned(),
         started_at: now,
-        settled_at: None,
     }))
 }
 
-/// Refunds invoice `name` of the tenant in full through `ctx.provider`,
-/// recorded before and settled after the provider call (see the module).
+/// Refunds `ask` of invoice `name` of the tenant through the payment
+/// provider that took its charge, as one new credit note recorded before and
+/// settled after the provider call (see the module), or finishes the
+/// interrupted one it finds.
 ///
 /// Errors: NotFound without a finalized invoice of that name;
-/// FailedPrecondition when [`plan`] refuses, when the provider refuses (the
-/// refund is recorded FAILED with its reason and may be tried again), or
-/// when the lease was lost; Unavailable when the provider cannot be reached
-/// (the refund stays PENDING and is resumed by the next refund once the lease
-/// has expired) or the database is unavailable.
+/// FailedPrecondition when [`plan`] refuses or the store does (more than
+/// remains; the invoice taken meanwhile), when the provider refuses (the
+/// credit note is recorded FAILED with its reason and counts for nothing),
+/// or when the lease was lost; Unavailable when the provider cannot be
+/// reached (the credit note stays PENDING and is resumed by the next refund
+/// of the invoice once the lease has expired) or the database is
+/// unavailable.
 pub async fn refund_invoice(
     ctx: &JobContext,
     tenant_id: &TenantId,
     name: &InvoiceName,
+    ask: &RefundAsk,
     actor: &str,
     now: Timestamp,
 ) -> Result<RefundOutcome, Error> {
@@ -137,25 +238,30 @@ pub async fn refund_invoice(
         .ok_or_else(|| Error::not_found(format!("there is no finalized invoice {name:?}")))?;
     let refunds = store.invoice_refunds(tenant_id, name).await?;
     let charges = store.invoice_charges(tenant_id, name).await?;
-    let (refund, resumed) = match plan(&stored, &refunds, &charges, actor, now)? {
-        Plan::Start(r) => (r, false),
-        Plan::Resume(r) => (r, true),
+    let (start, resumed) = match plan(&stored, &refunds, &charges, ask, actor, now)? {
+        Plan::Start(r) => (RefundStart::New(r), false),
+        Plan::Resume(r) => (
+            RefundStart::Resume {
+                invoice: r.invoice,
+                idempotency_key: r.idempotency_key,
+            },
+            true,
+        ),
     };
     let lease_until = now + REFUND_LEASE;
     let mut refund = store
         .begin_refund(
             tenant_id,
             &ctx.worker_id,
-            &refund,
+            &start,
             InvoiceStatus::REFUNDABLE,
             now,
             lease_until,
         )
         .await?;
     // The provider that took the charge refunds it, whatever the default is now.
-    let provider_name = charges
-        .iter()
-        .find(|c| c.idempotency_key == refund.charge)
+    let charge = charges.iter().find(|c| c.idempotency_key == refund.charge);
+    let provider_name = charge
         .and_then(|c| c.method.as_ref())
         .map_or("test", |m| m.provider.as_str());
     let answer = match ctx.providers.get(provider_name) {
@@ -172,23 +278,29 @@ pub async fn refund_invoice(
             "the charge was taken by the {provider_name:?} payment provider, which this process is not configured for"
         ))),
     };
-    let refused = match answer {
-        Ok(_) => None,
+    let refused_because = match answer {
+        Ok(reference) => {
+            refund.refund_reference = Some(reference);
+            None
+        }
         Err(ProviderError::Refused(reason)) => Some(reason),
         Err(ProviderError::Unavailable(e)) => {
-            tracing::warn!(tenant = tenant_id.as_str(), invoice = name.as_str(), error = %e, "payment provider unavailable; the refund stays pending");
+            tracing::warn!(tenant = tenant_id.as_str(), invoice = name.as_str(), credit_note = refund.credit_note.as_str(), error = %e, "payment provider unavailable; the refund stays pending");
             return Err(Error::unavailable(format!(
-                "the payment provider could not be reached ({e}); the refund of invoice {name} is recorded \
-                 as pending: refund it again after {lease_until} to finish it (the provider refunds it once)"
+                "the payment provider could not be reached ({e}); the refund of invoice {name} ({}, {}) is \
+                 recorded as pending: refund the invoice again after {lease_until} to finish it (the provider \
+                 refunds it once)",
+                refund.credit_note,
+                money(refund.amount_cents, &refund.currency)
             )));
         }
     };
-    refund.state = if refused.is_some() {
+    refund.state = if refused_because.is_some() {
         RefundState::Failed
     } else {
         RefundState::Succeeded
     };
-    refund.reason = refused.clone();
+    refund.failure = refused_because.clone();
     let settled_at = ctx.clock.now();
     let invoice = store
         .settle_refund(tenant_id, &ctx.worker_id, &refund, settled_at)
@@ -196,19 +308,28 @@ pub async fn refund_invoice(
     tracing::info!(
         tenant = tenant_id.as_str(),
         invoice = name.as_str(),
+        credit_note = refund.credit_note.as_str(),
+        amount_cents = refund.amount_cents,
         state = refund.state.as_str(),
         resumed,
         "refund"
     );
-    if let Some(reason) = refused {
-        return Err(Error::precondition(format!(
-            "the payment provider refused to refund invoice {name}: {reason}"
-        )));
+    if let Some(reason) = refused_because {
+        return Err(refused(
+            Reason::RefundRefused,
+            format!(
+                "the payment provider refused to refund invoice {name}: {reason} (credit note {} is recorded as FAILED)",
+                refund.credit_note
+            ),
+        ));
     }
     refund.settled_at = Some(settled_at);
+    let after = store.invoice_refunds(tenant_id, name).await?;
     Ok(RefundOutcome {
         invoice,
         refund,
         resumed,
+        paid_cents: charge.map_or(0, |c| c.amount_cents),
+        refunded_cents: refunded_cents(&after),
     })
 }

@@ -166,6 +166,12 @@ reasons! {
     RefundKeyReused = "REFUND_KEY_REUSED" (FailedPrecondition),
     /// The operator asked to reinstate a tenant that is not suspended.
     TenantNotSuspended = "TENANT_NOT_SUSPENDED" (FailedPrecondition),
+    /// The refund asks for more than what remains refundable of the invoice's charge (what it took,
+    /// less its refunds that succeeded or are pending); the message says how much remains.
+    RefundExceedsRemaining = "REFUND_EXCEEDS_REMAINING" (FailedPrecondition),
+    /// The payment provider refused the refund; its credit note is recorded FAILED and counts for
+    /// nothing (nothing was refunded).
+    RefundRefused = "REFUND_REFUSED" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific

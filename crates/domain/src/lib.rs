@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod contact;
+pub mod credit_note;
 pub mod dunning;
 pub mod error;
 pub mod ids;

@@ -9,11 +9,17 @@ use krilla::paint::{Fill, FillRule, Stroke};
 use krilla::surface::Surface;
 use krilla::{Document, SerializeSettings};
 
+use crate::PdfError;
 use crate::layout::{Color, Op, PAGE_H, PAGE_W};
 use crate::text::Fonts;
-use crate::{InvoiceDocument, PdfError};
 
-pub(crate) fn draw(doc: &InvoiceDocument<'_>, fonts: &Fonts, pages: &[Vec<Op>]) -> Result<Vec<u8>, PdfError> {
+/// Writes `pages` as a PDF whose metadata names `title` and `creator`.
+pub(crate) fn draw(
+    title: &str,
+    creator: &str,
+    fonts: &Fonts,
+    pages: &[Vec<Op>],
+) -> Result<Vec<u8>, PdfError> {
     let settings = SerializeSettings {
         // No tag tree is built, so don't mark content for one.
         enable_tagging: false,
@@ -31,11 +37,10 @@ pub(crate) fn draw(doc: &InvoiceDocument<'_>, fonts: &Fonts, pages: &[Vec<Op>]) 
         surface.finish();
         page.finish();
     }
-    let title = format!("Invoice {}", doc.invoice.name);
     document.set_metadata(
         Metadata::new()
-            .title(title)
-            .creator(doc.issuer.name.clone())
+            .title(title.to_owned())
+            .creator(creator.to_owned())
             .language("en".into()),
     );
     document.finish().map_err(|e| PdfError::Write(e.to_string()))

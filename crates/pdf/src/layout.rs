@@ -1,14 +1,19 @@
-//! Lays an invoice out on A4 pages as a list of drawing operations per page.
+//! Lays an invoice or a credit note out on A4 pages as a list of drawing
+//! operations per page. Both are a [`Sheet`]: a header with the issuer and
+//! the document's number and state, the parties, a table of lines, totals
+//! and sections of notes (an invoice's payments; a credit note's reason and
+//! refund).
 //!
 //! Coordinates are points from the page's top-left corner, y downwards; a
 //! text's y is its baseline.
 
 use rust_decimal::Decimal;
+use tollgate_domain::catalog::Issuer;
 use tollgate_domain::contact::Contact;
-use tollgate_domain::invoice::{InvoiceLine, InvoiceStatus, format_cents, format_price};
+use tollgate_domain::invoice::{InvoiceStatus, format_cents, format_price};
 
-use crate::InvoiceDocument;
 use crate::text::{Face, Fonts, clean};
+use crate::{CreditNoteDocument, CreditNoteState, InvoiceDocument};
 
 pub(crate) const PAGE_W: f32 = 595.28;
 pub(crate) const PAGE_H: f32 = 841.89;
@@ -91,9 +96,200 @@ const MAX_DESC_LINES: usize = 4;
 /// Numbers too wide for their column are set smaller, down to this size.
 const MIN_SIZE: f32 = 4.0;
 
+/// One row of the line table.
+pub(crate) struct Row {
+    pub description: String,
+    pub quantity: Decimal,
+    /// Free units deducted before pricing (shown under the quantity).
+    pub free_quantity: Decimal,
+    pub unit: String,
+    pub unit_price_cents: Decimal,
+    pub amount_cents: i64,
+}
+
+/// A row above the total box.
+pub(crate) enum Sum {
+    /// A label and an amount (subtotal, discount).
+    Amount(&'static str, i64),
+    /// A smaller note (a coupon).
+    Note(String),
+}
+
+/// A section under the totals: a heading and paragraphs.
+pub(crate) struct Section {
+    pub heading: &'static str,
+    pub paragraphs: Vec<String>,
+    /// Shown when there are no paragraphs.
+    pub empty: &'static str,
+    /// Paragraphs are bullet points.
+    pub bullets: bool,
+}
+
+/// What a page shows, whatever the document.
+pub(crate) struct Sheet<'a> {
+    pub issuer: &'a Issuer,
+    pub tenant: &'a str,
+    pub contact: Option<&'a Contact>,
+    /// "Invoice", "Credit note".
+    pub title: &'static str,
+    /// The document's name.
+    pub number: String,
+    /// The state badge: label, background and text colours.
+    pub badge: (&'static str, Color, Color),
+    /// "BILLED TO", "CREDITED TO".
+    pub party_heading: &'static str,
+    /// "INVOICE DETAILS", …
+    pub details_heading: &'static str,
+    pub details: Vec<(&'static str, String)>,
+    pub currency: String,
+    pub rows: Vec<Row>,
+    /// Shown when there are no rows.
+    pub no_rows: &'static str,
+    pub sums: Vec<Sum>,
+    /// "TOTAL", "TOTAL CREDITED".
+    pub total_label: &'static str,
+    pub total_cents: i64,
+    pub sections: Vec<Section>,
+}
+
+impl<'a> Sheet<'a> {
+    /// An invoice: its lines, subtotal, coupons, discount and total, and its
+    /// payments.
+    pub(crate) fn invoice(doc: &InvoiceDocument<'a>) -> Self {
+        let inv = doc.invoice;
+        let (bg, fg) = status_colors(inv.status);
+        let mut details = vec![
+            ("Invoice number", clean(&inv.name)),
+            (
+                "Billing period",
+                format!("{} – {} (UTC)", date(inv.period_start), date(inv.period_end)),
+            ),
+            ("Plan", clean(&inv.plan_title)),
+        ];
+        if let Some(issued) = inv.issued_at {
+            details.push(("Issued", date(issued)));
+        }
+        details.push(("Currency", clean(&inv.currency)));
+        let t = inv.totals;
+        let mut sums = vec![Sum::Amount("Subtotal", t.subtotal)];
+        if !inv.coupons.is_empty() || t.discount != 0 {
+            for coupon in &inv.coupons {
+                sums.push(Sum::Note(format!(
+                    "Coupon: {} ({})",
+                    clean(&coupon.title),
+                    clean(&coupon.terms)
+                )));
+            }
+            sums.push(Sum::Amount("Discount", -t.discount));
+        }
+        Sheet {
+            issuer: doc.issuer,
+            tenant: doc.tenant,
+            contact: doc.contact,
+            title: "Invoice",
+            number: inv.name.to_string(),
+            badge: (inv.status.label(), bg, fg),
+            party_heading: "BILLED TO",
+            details_heading: "INVOICE DETAILS",
+            details,
+            currency: inv.currency.clone(),
+            rows: inv
+                .lines
+                .iter()
+                .map(|l| Row {
+                    description: l.description.clone(),
+                    quantity: l.quantity,
+                    free_quantity: l.free_quantity,
+                    unit: l.unit.clone(),
+                    unit_price_cents: l.unit_price_cents,
+                    amount_cents: l.amount_cents,
+                })
+                .collect(),
+            no_rows: "No charges in this period.",
+            sums,
+            total_label: "TOTAL",
+            total_cents: t.total,
+            sections: vec![Section {
+                heading: "Payments",
+                paragraphs: doc.payments.to_vec(),
+                empty: "No payment attempts yet.",
+                bullets: true,
+            }],
+        }
+    }
+
+    /// A credit note: the invoice it credits, its lines and amount, why, and
+    /// where its refund stands.
+    pub(crate) fn credit_note(doc: &CreditNoteDocument<'a>) -> Self {
+        let inv = doc.invoice;
+        let (bg, fg) = credit_colors(doc.state);
+        let mut details = vec![
+            ("Credit note number", clean(doc.name)),
+            ("Date", date(doc.created_at)),
+            ("Credits invoice", clean(&inv.name)),
+            (
+                "Billing period",
+                format!("{} – {} (UTC)", date(inv.period_start), date(inv.period_end)),
+            ),
+        ];
+        if let (CreditNoteState::Refunded, Some(at)) = (doc.state, doc.settled_at) {
+            details.push(("Refunded", date(at)));
+        }
+        details.push(("Currency", clean(doc.currency)));
+        Sheet {
+            issuer: doc.issuer,
+            tenant: doc.tenant,
+            contact: doc.contact,
+            title: "Credit note",
+            number: doc.name.to_owned(),
+            badge: (doc.state.label(), bg, fg),
+            party_heading: "CREDITED TO",
+            details_heading: "CREDIT NOTE DETAILS",
+            details,
+            currency: doc.currency.to_owned(),
+            rows: doc
+                .lines
+                .iter()
+                .map(|l| Row {
+                    description: l.description.clone(),
+                    quantity: l.quantity,
+                    free_quantity: Decimal::ZERO,
+                    unit: l.unit.clone(),
+                    unit_price_cents: l.unit_price_cents,
+                    amount_cents: l.amount_cents,
+                })
+                .collect(),
+            no_rows: "Nothing credited.",
+            sums: Vec::new(),
+            total_label: "TOTAL CREDITED",
+            total_cents: doc.amount_cents,
+            sections: vec![
+                Section {
+                    heading: "Reason",
+                    paragraphs: doc
+                        .reason
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    empty: "No reason given.",
+                    bullets: false,
+                },
+                Section {
+                    heading: "Refund",
+                    paragraphs: doc.refund.to_vec(),
+                    empty: "Not refunded yet.",
+                    bullets: true,
+                },
+            ],
+        }
+    }
+}
+
 struct Layout<'a> {
     fonts: &'a Fonts,
-    doc: &'a InvoiceDocument<'a>,
+    doc: &'a Sheet<'a>,
     pages: Vec<Vec<Op>>,
     /// The page drawn on.
     page: usize,
@@ -101,8 +297,14 @@ struct Layout<'a> {
     y: f32,
 }
 
-/// Lays out the whole document.
+/// Lays out an invoice.
+#[cfg(test)]
 pub(crate) fn layout(doc: &InvoiceDocument<'_>, fonts: &Fonts) -> Vec<Vec<Op>> {
+    layout_sheet(&Sheet::invoice(doc), fonts)
+}
+
+/// Lays out the whole document.
+pub(crate) fn layout_sheet(doc: &Sheet<'_>, fonts: &Fonts) -> Vec<Vec<Op>> {
     let mut l = Layout {
         fonts,
         doc,
@@ -114,7 +316,9 @@ pub(crate) fn layout(doc: &InvoiceDocument<'_>, fonts: &Fonts) -> Vec<Vec<Op>> {
     l.parties();
     l.table();
     l.totals();
-    l.payments();
+    for section in &doc.sections {
+        l.section(section);
+    }
     l.footers();
     l.pages
 }
@@ -144,6 +348,16 @@ fn status_colors(status: InvoiceStatus) -> (Color, Color) {
         InvoiceStatus::Overdue => (Color(0xfe, 0xe2, 0xe2), Color(0x99, 0x1b, 0x1b)),
         InvoiceStatus::Refunded => (Color(0xed, 0xe9, 0xfe), Color(0x5b, 0x21, 0xb6)),
         InvoiceStatus::Cancelled => (Color(0xe5, 0xe7, 0xeb), Color(0x37, 0x41, 0x51)),
+    }
+}
+
+/// The badge colours of a credit note's state: those of a refunded, an
+/// issued and an overdue invoice.
+fn credit_colors(state: CreditNoteState) -> (Color, Color) {
+    match state {
+        CreditNoteState::Refunded => status_colors(InvoiceStatus::Refunded),
+        CreditNoteState::Pending => status_colors(InvoiceStatus::Issued),
+        CreditNoteState::Failed => status_colors(InvoiceStatus::Overdue),
     }
 }
 
@@ -259,7 +473,7 @@ impl Layout<'_> {
             .fonts
             .truncate(Face::Bold, &clean(&self.doc.issuer.name), 11.0, WIDTH / 2.0);
         self.text(LEFT, base, Face::Bold, 11.0, ACCENT, &issuer);
-        let title = format!("Invoice {} (continued)", self.doc.invoice.name);
+        let title = format!("{} {} (continued)", self.doc.title, self.doc.number);
         let title = self
             .fonts
             .truncate(Face::Regular, &clean(&title), 9.0, WIDTH / 2.0);
@@ -268,9 +482,8 @@ impl Layout<'_> {
         self.y = base + 26.0;
     }
 
-    /// Issuer, "Invoice", the invoice's name and its status.
+    /// Issuer, the title ("Invoice"), the document's name and its state.
     fn header(&mut self) {
-        let inv = self.doc.invoice;
         let base = TOP + 16.0;
         let issuer = self
             .fonts
@@ -292,15 +505,14 @@ impl Layout<'_> {
             self.text(LEFT, detail_y, Face::Regular, SMALL, MUTED, &line);
             detail_y += SMALL + 3.0;
         }
-        self.text_right(RIGHT, base, Face::Bold, 20.0, INK, "Invoice");
+        self.text_right(RIGHT, base, Face::Bold, 20.0, INK, self.doc.title);
         let name = self
             .fonts
-            .truncate(Face::Regular, &clean(&inv.name), 10.5, WIDTH * 0.4);
+            .truncate(Face::Regular, &clean(&self.doc.number), 10.5, WIDTH * 0.4);
         self.text_right(RIGHT, base + 18.0, Face::Regular, 10.5, MUTED, &name);
 
-        // The status as a badge under the name.
-        let label = inv.status.label();
-        let (bg, fg) = status_colors(inv.status);
+        // The state as a badge under the name.
+        let (label, bg, fg) = self.doc.badge;
         let size = 8.5;
         let w = self.fonts.width(Face::Bold, label, size) + 16.0;
         let (top, h) = (base + 28.0, 18.0);
@@ -313,15 +525,14 @@ impl Layout<'_> {
         self.y += 22.0;
     }
 
-    /// "Billed to" on the left, the invoice's details on the right.
+    /// "Billed to" on the left, the document's details on the right.
     fn parties(&mut self) {
-        let inv = self.doc.invoice;
         let top = self.y;
 
         // Left: tenant and address.
         let left_w = 230.0;
         let mut y = top + 6.0;
-        self.text(LEFT, y, Face::Bold, SMALL, MUTED, "BILLED TO");
+        self.text(LEFT, y, Face::Bold, SMALL, MUTED, self.doc.party_heading);
         y += 17.0;
         let tenant = self
             .fonts
@@ -340,26 +551,15 @@ impl Layout<'_> {
         // Right: label / value rows, values right-aligned.
         let x = LEFT + 280.0;
         let mut y = top + 6.0;
-        self.text(x, y, Face::Bold, SMALL, MUTED, "INVOICE DETAILS");
+        self.text(x, y, Face::Bold, SMALL, MUTED, self.doc.details_heading);
         y += 3.0;
-        let mut rows = vec![
-            ("Invoice number", clean(&inv.name)),
-            (
-                "Billing period",
-                format!("{} – {} (UTC)", date(inv.period_start), date(inv.period_end)),
-            ),
-            ("Plan", clean(&inv.plan_title)),
-        ];
-        if let Some(issued) = inv.issued_at {
-            rows.push(("Issued", date(issued)));
-        }
-        rows.push(("Currency", clean(&inv.currency)));
-        for (label, value) in rows {
+        for (label, value) in &self.doc.details {
+            let label = *label;
             y += 14.0;
             self.text(x, y, Face::Regular, BODY, MUTED, label);
             let label_w = self.fonts.width(Face::Regular, label, BODY);
             let max = RIGHT - x - label_w - 12.0;
-            let value = self.fonts.truncate(Face::Regular, &value, BODY, max);
+            let value = self.fonts.truncate(Face::Regular, value, BODY, max);
             self.text_right(RIGHT, y, Face::Regular, BODY, INK, &value);
         }
         self.y = left_bottom.max(y) + 26.0;
@@ -378,28 +578,21 @@ impl Layout<'_> {
         self.y = top + TABLE_HEAD_H;
     }
 
-    /// One row per invoice line; the header is repeated on every page.
+    /// One row per line; the header is repeated on every page.
     fn table(&mut self) {
-        let inv = self.doc.invoice;
+        let doc = self.doc;
         let cap = self.fonts.face(Face::Regular).cap_height * BODY;
         if !self.fits(TABLE_HEAD_H + 2.0 * LEADING) {
             self.new_page();
         }
         self.table_header();
-        if inv.lines.is_empty() {
+        if doc.rows.is_empty() {
             let y = self.y + ROW_PAD + cap;
-            self.text(
-                col::DESC_X,
-                y,
-                Face::Regular,
-                BODY,
-                MUTED,
-                "No charges in this period.",
-            );
+            self.text(col::DESC_X, y, Face::Regular, BODY, MUTED, doc.no_rows);
             self.y = y + ROW_PAD;
             self.hline(LEFT, RIGHT, self.y, 0.5, LIGHT_RULE);
         }
-        for line in &inv.lines {
+        for line in &doc.rows {
             let cells = self.row_cells(line);
             let height = 2.0 * ROW_PAD + cap + (cells.lines() - 1) as f32 * LEADING;
             if !self.fits(height) {
@@ -443,8 +636,8 @@ impl Layout<'_> {
         }
     }
 
-    fn row_cells(&self, line: &InvoiceLine) -> Cells {
-        let currency = &self.doc.invoice.currency;
+    fn row_cells(&self, line: &Row) -> Cells {
+        let currency = &self.doc.currency;
         Cells {
             description: self.fonts.wrap(
                 Face::Regular,
@@ -463,19 +656,20 @@ impl Layout<'_> {
         }
     }
 
-    /// Subtotal, coupons, discount and total, right-aligned under the table
-    /// and kept together on one page.
+    /// The sums (subtotal, coupons, discount) and the total, right-aligned
+    /// under the table and kept together on one page.
     fn totals(&mut self) {
-        let inv = self.doc.invoice;
-        let currency = clean(&inv.currency);
-        let t = inv.totals;
-        let show_discount = !inv.coupons.is_empty() || t.discount != 0;
+        let doc = self.doc;
+        let currency = clean(&doc.currency);
         let row = 18.0;
         let coupon_row = 14.0;
         let total_h = 28.0;
-        let mut height = 12.0 + row + total_h + 6.0;
-        if show_discount {
-            height += row + inv.coupons.len() as f32 * coupon_row;
+        let mut height = 12.0 + total_h + 6.0;
+        for sum in &doc.sums {
+            height += match sum {
+                Sum::Amount(..) => row,
+                Sum::Note(_) => coupon_row,
+            };
         }
         if !self.fits(height) {
             self.new_page();
@@ -487,88 +681,74 @@ impl Layout<'_> {
         self.y += 12.0;
 
         let size = 9.5;
-        let y = self.y + (row + cap * size) / 2.0;
-        self.text(label_x, y, Face::Regular, size, INK, "Subtotal");
-        self.number(
-            col::AMOUNT_R,
-            y,
-            Face::Regular,
-            size,
-            w / 2.0,
-            &money(t.subtotal, &currency),
-        );
-        self.y += row;
-
-        if show_discount {
-            for coupon in &inv.coupons {
-                let text = format!("Coupon: {} ({})", clean(&coupon.title), clean(&coupon.terms));
-                let text = self.fonts.truncate(Face::Regular, &text, 8.5, w - 2.0 * col::PAD);
-                let y = self.y + (coupon_row + cap * 8.5) / 2.0;
-                self.text(label_x, y, Face::Regular, 8.5, MUTED, &text);
-                self.y += coupon_row;
+        for sum in &doc.sums {
+            match sum {
+                Sum::Amount(label, cents) => {
+                    let y = self.y + (row + cap * size) / 2.0;
+                    self.text(label_x, y, Face::Regular, size, INK, label);
+                    self.number(
+                        col::AMOUNT_R,
+                        y,
+                        Face::Regular,
+                        size,
+                        w / 2.0,
+                        &money(*cents, &currency),
+                    );
+                    self.y += row;
+                }
+                Sum::Note(text) => {
+                    let text = self.fonts.truncate(Face::Regular, text, 8.5, w - 2.0 * col::PAD);
+                    let y = self.y + (coupon_row + cap * 8.5) / 2.0;
+                    self.text(label_x, y, Face::Regular, 8.5, MUTED, &text);
+                    self.y += coupon_row;
+                }
             }
-            let y = self.y + (row + cap * size) / 2.0;
-            self.text(label_x, y, Face::Regular, size, INK, "Discount");
-            self.number(
-                col::AMOUNT_R,
-                y,
-                Face::Regular,
-                size,
-                w / 2.0,
-                &money(-t.discount, &currency),
-            );
-            self.y += row;
         }
 
         self.y += 6.0;
         self.rect(x, self.y, w, total_h, 3.0, ACCENT);
         let size = 11.0;
         let y = self.centered_baseline(self.y, total_h, Face::Bold, size);
-        self.text(label_x, y, Face::Bold, size, WHITE, "TOTAL");
-        let total = money(t.total, &currency);
-        let size = self
-            .fonts
-            .shrink_to_fit(Face::Bold, &total, size, MIN_SIZE, w - 60.0);
+        self.text(label_x, y, Face::Bold, size, WHITE, doc.total_label);
+        let label_w = self.fonts.width(Face::Bold, doc.total_label, size);
+        let total = money(doc.total_cents, &currency);
+        let size =
+            self.fonts
+                .shrink_to_fit(Face::Bold, &total, size, MIN_SIZE, w - (label_w + 24.0).max(60.0));
         self.text_right(col::AMOUNT_R, y, Face::Bold, size, WHITE, &total);
         self.y += total_h;
     }
 
-    /// The payment attempts, or a note that there were none.
-    fn payments(&mut self) {
+    /// A section: its heading and paragraphs (bullet points or plain), or
+    /// its note when it has none.
+    fn section(&mut self, section: &Section) {
         let heading_h = 24.0;
         self.y += 30.0;
         if !self.fits(heading_h + LEADING + 4.0) {
             self.new_page();
         }
         let y = self.y + 11.0;
-        self.text(LEFT, y, Face::Bold, 11.0, INK, "Payments");
+        self.text(LEFT, y, Face::Bold, 11.0, INK, section.heading);
         self.hline(LEFT, RIGHT, y + 7.0, 0.75, RULE);
         self.y += heading_h;
 
         let cap = self.fonts.face(Face::Regular).cap_height * BODY;
-        if self.doc.payments.is_empty() {
-            self.text(
-                LEFT,
-                self.y + cap,
-                Face::Regular,
-                BODY,
-                MUTED,
-                "No payment attempts yet.",
-            );
+        if section.paragraphs.is_empty() {
+            self.text(LEFT, self.y + cap, Face::Regular, BODY, MUTED, section.empty);
             self.y += LEADING;
             return;
         }
-        let indent = 12.0;
-        for payment in self.doc.payments {
+        let indent = if section.bullets { 12.0 } else { 0.0 };
+        for paragraph in &section.paragraphs {
             let lines = self
                 .fonts
-                .wrap(Face::Regular, &clean(payment), BODY, WIDTH - indent, usize::MAX);
+                .wrap(Face::Regular, &clean(paragraph), BODY, WIDTH - indent, usize::MAX);
             for (i, line) in lines.iter().enumerate() {
                 if !self.fits(LEADING) {
                     self.new_page();
                 }
                 let y = self.y + cap;
-                if i == 0 {
+                if i == 0 && section.bullets {
                     self.text(LEFT + 2.0, y, Face::Regular, BODY, MUTED, "•");
                 }
                 self.text(LEFT + indent, y, Face::Regular, BODY, INK, line);
@@ -581,11 +761,11 @@ impl Layout<'_> {
     /// Footer on every page: who and what, and the page number.
     fn footers(&mut self) {
         let count = self.pages.len();
-        let inv = self.doc.invoice;
         let left = format!(
-            "{} · Invoice {} · {}",
+            "{} · {} {} · {}",
             clean(&self.doc.issuer.name),
-            clean(&inv.name),
+            self.doc.title,
+            clean(&self.doc.number),
             clean(self.doc.tenant)
         );
         let left = self.fonts.truncate(Face::Regular, &left, SMALL, WIDTH - 80.0);
@@ -686,8 +866,12 @@ mod tests {
     /// Every text stays inside the margins, body text above the footer, and
     /// no two texts overlap.
     fn assert_clean_layout(doc: &InvoiceDocument<'_>) -> Vec<Vec<Op>> {
+        assert_clean_sheet(&Sheet::invoice(doc))
+    }
+
+    fn assert_clean_sheet(sheet: &Sheet<'_>) -> Vec<Vec<Op>> {
         let fonts = Fonts::load().unwrap();
-        let pages = layout(doc, &fonts);
+        let pages = layout_sheet(sheet, &fonts);
         let all = boxes(&fonts, &pages);
         for b in &all {
             assert!(
@@ -800,6 +984,83 @@ mod tests {
             total: 0,
         };
         assert_clean_layout(&doc(&inv, None, &[], "empty"));
+    }
+
+    fn credit_note<'a>(
+        invoice: &'a Invoice,
+        lines: &'a [tollgate_domain::credit_note::CreditNoteLine],
+        reason: &'a str,
+        refund: &'a [String],
+        contact: Option<&'a Contact>,
+        tenant: &'a str,
+    ) -> CreditNoteDocument<'a> {
+        CreditNoteDocument {
+            name: "cn-2027-01-0007",
+            invoice,
+            created_at: "2027-01-05T10:00:00Z".parse().unwrap(),
+            settled_at: Some("2027-01-05T10:00:01Z".parse().unwrap()),
+            state: CreditNoteState::Refunded,
+            amount_cents: lines.iter().map(|l| l.amount_cents).sum(),
+            currency: "USD",
+            reason,
+            lines,
+            tenant,
+            contact,
+            refund,
+            issuer: &ISSUER,
+        }
+    }
+
+    #[test]
+    fn credit_notes_are_laid_out_cleanly_whole_partial_and_extreme() {
+        let inv = support::sample_invoice(InvoiceStatus::Paid);
+        let contact = support::sample_contact();
+        let refund = vec!["2027-01-05 refund of 10.00 USD to test card ending 4242: refunded".to_string()];
+        // Whole: the invoice's lines and its discount.
+        let whole = tollgate_domain::credit_note::lines(&inv, inv.totals.total);
+        let doc = credit_note(
+            &inv,
+            &whole,
+            "The customer left.",
+            &refund,
+            Some(&contact),
+            "acme",
+        );
+        assert_eq!(assert_clean_sheet(&Sheet::credit_note(&doc)).len(), 1);
+        // Partial, with a reason of several lines.
+        let partial = tollgate_domain::credit_note::lines(&inv, 1000);
+        let doc = credit_note(
+            &inv,
+            &partial,
+            "Outage on the 3rd.\nGoodwill.",
+            &refund,
+            None,
+            "acme",
+        );
+        let pages = assert_clean_sheet(&Sheet::credit_note(&doc));
+        let fonts = Fonts::load().unwrap();
+        let texts: Vec<String> = boxes(&fonts, &pages).into_iter().map(|b| b.text).collect();
+        for want in [
+            "Credit note",
+            "cn-2027-01-0007",
+            "CREDITED TO",
+            "Credits invoice",
+            "TOTAL CREDITED",
+            "Reason",
+            "Outage on the 3rd.",
+            "Goodwill.",
+            "Refund",
+        ] {
+            assert!(texts.iter().any(|t| t == want), "{want:?} not in {texts:?}");
+        }
+        // Extreme: a long reason, a long tenant, many lines.
+        let long = support::long_invoice(80);
+        let many = tollgate_domain::credit_note::lines(&long, long.totals.total);
+        let reason = "r".repeat(500);
+        let tenant = "t".repeat(256);
+        let refund = vec!["p".repeat(2000)];
+        let doc = credit_note(&long, &many, &reason, &refund, Some(&contact), &tenant);
+        assert!(assert_clean_sheet(&Sheet::credit_note(&doc)).len() > 1);
     }
 
     #[test]

@@ -219,3 +219,90 @@ fn rendering_is_deterministic() {
     let b = render(&doc(&inv, None, &payments, "acme")).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn everything_on_a_credit_note_is_extractable_text() {
+    use tollgate_pdf::{CreditNoteDocument, CreditNoteState, render_credit_note};
+
+    let inv = support::sample_invoice(InvoiceStatus::Paid);
+    let contact = support::sample_contact();
+    let refund = [
+        "2027-01-05 refund of 20.00 USD to test card ending 4242: refunded (provider reference re_42)"
+            .to_string(),
+    ];
+    let lines = tollgate_domain::credit_note::lines(&inv, 2000);
+    let pdf = render_credit_note(&CreditNoteDocument {
+        name: "cn-2027-01-0007",
+        invoice: &inv,
+        created_at: support::t("2027-01-05T10:00:00Z"),
+        settled_at: Some(support::t("2027-01-06T09:00:00Z")),
+        state: CreditNoteState::Refunded,
+        amount_cents: 2000,
+        currency: "USD",
+        reason: "Outage on 2026-12-03:\nfour hours without service.",
+        lines: &lines,
+        tenant: "acme",
+        contact: Some(&contact),
+        refund: &refund,
+        issuer: &ISSUER,
+    })
+    .unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = text_of(&pdf);
+    for needle in [
+        "Tollgate Billing GmbH",
+        "Tax ID: DE123456789",
+        "Credit note",
+        "cn-2027-01-0007",
+        "Refunded",
+        "CREDITED TO",
+        "acme",
+        "Acme Corporation",
+        "CREDIT NOTE DETAILS",
+        "Credit note number cn-2027-01-0007",
+        "Date 2027-01-05",
+        "Credits invoice inv-2026-12-0003",
+        "Billing period 2026-12-01 – 2026-12-16 (UTC)",
+        "Refunded 2027-01-06",
+        "Description Quantity Unit Unit price Amount",
+        "Partial refund of invoice inv-2026-12-0003",
+        "TOTAL CREDITED 20.00 USD",
+        "Reason",
+        "Outage on 2026-12-03:",
+        "four hours without service.",
+        "Refund",
+        &refund[0],
+        "Credit note cn-2027-01-0007 · acme",
+        "Page 1 of 1",
+    ] {
+        assert_has(&text, needle);
+    }
+
+    // Pending, not refunded yet: no refund date, and it says so.
+    let whole = tollgate_domain::credit_note::lines(&inv, inv.totals.total);
+    let pdf = render_credit_note(&CreditNoteDocument {
+        name: "cn-2027-01-0008",
+        invoice: &inv,
+        created_at: support::t("2027-01-05T10:00:00Z"),
+        settled_at: None,
+        state: CreditNoteState::Pending,
+        amount_cents: inv.totals.total,
+        currency: "USD",
+        reason: "The customer left.",
+        lines: &whole,
+        tenant: "acme",
+        contact: None,
+        refund: &[],
+        issuer: &ISSUER,
+    })
+    .unwrap();
+    let text = text_of(&pdf);
+    assert_has(&text, "Refund pending");
+    assert_has(&text, "Not refunded yet.");
+    assert!(!text.contains("Refunded 20"), "{text}");
+    for line in &inv.lines {
+        assert_has(&text, &line.description);
+    }
+    assert_has(&text, "Discount: Welcome (10 %), Loyalty credit (5.00 USD)");
+    assert_has(&text, &format!("TOTAL CREDITED {}", usd(inv.totals.total)));
+}

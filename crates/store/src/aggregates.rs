@@ -28,7 +28,8 @@
 //!   (where the SQL used to live): they share no table and no transaction
 //!   with usage, and only rating reads them.
 //! - [`InvoicingStore`]: `invoices`, `invoice_charges`, `invoice_refunds`
-//!   (one lease per invoice, shared by charges and refunds) and
+//!   (one lease per invoice, shared by charges and refunds; each refund a
+//!   credit note numbered from `credit_note_sequences`) and
 //!   `billing_due`, the index of when each tenant next has a period to close,
 //!   so that period close reads only the tenants that are due. Its dates are
 //!   the application's decision (`app::invoices`); the store keeps them, and
@@ -69,8 +70,8 @@ use tollgate_domain::transition::PlanTransition;
 use crate::{
     Actor, Aggregations, AppliedCoupon, AuditEntry, BillingDue, BucketFilter, ChargeRecord, CouponDef,
     Dispute, LeasedTransition, NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord,
-    ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome,
-    UsageChange, UsageCount, UsageOutcome,
+    RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter,
+    TransitionOutcome, UsageChange, UsageCount, UsageOutcome,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -494,32 +495,45 @@ pub trait InvoicingStore: Send + Sync {
     ) -> Result<()>;
     /// Releases a lease without changing anything (e.g. provider unavailable).
     async fn release_charge(&self, tenant_id: &TenantId, invoice: &InvoiceName, owner: &str) -> Result<()>;
-    /// An invoice's refunds, oldest first.
+    /// An invoice's refunds (its credit notes), oldest first.
     async fn invoice_refunds(&self, tenant_id: &TenantId, invoice: &InvoiceName)
     -> Result<Vec<RefundRecord>>;
+    /// A tenant's credit notes, every invoice's, newest first.
+    async fn credit_notes(&self, tenant_id: &TenantId) -> Result<Vec<RefundRecord>>;
+    /// One of a tenant's credit notes, by name.
+    async fn credit_note(&self, tenant_id: &TenantId, name: &str) -> Result<Option<RefundRecord>>;
     /// Records a refund before the provider is asked, in one transaction:
     /// takes the invoice's lease (the one charging takes) for `owner` until
-    /// `lease_until`, and writes `refund` PENDING, or keeps it if it is
-    /// PENDING already (an earlier refund that was not settled). `Conflict`,
-    /// and nothing changes, while anyone holds the lease at `now`, when the
-    /// invoice has a SUCCEEDED refund or another PENDING one, when its status
-    /// is not one of `from`, or when the refunded charge is not SUCCEEDED with
-    /// `refund.reference`. A FAILED refund under the same key is tried again.
-    /// Returns the refund as stored.
+    /// `lease_until`, then
+    /// - [`RefundStart::New`]: numbers a new credit note (the tenant's next
+    ///   number, named after the month of `started_at`), keys it
+    ///   `refund/<charge key>/<credit note>` and writes it PENDING;
+    /// - [`RefundStart::Resume`]: keeps the PENDING one with that key as it
+    ///   was recorded.
+    ///
+    /// `Conflict`, and nothing changes, while anyone holds the lease at
+    /// `now`, when another refund of the invoice is PENDING, when the
+    /// invoice's status is not one of `from` (REFUNDED: nothing remains), when
+    /// the refunded charge is not SUCCEEDED with `reference`, or when the
+    /// amount is more than what remains of that charge: what it took less its
+    /// SUCCEEDED and PENDING refunds. Returns the refund as stored.
     async fn begin_refund(
         &self,
         tenant_id: &TenantId,
         owner: &str,
-        refund: &RefundRecord,
+        refund: &RefundStart,
         from: &[InvoiceStatus],
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<RefundRecord>;
-    /// Settles a PENDING refund with `refund.state` (SUCCEEDED or FAILED) and
-    /// `refund.reason`, in one transaction that first checks `owner` still
-    /// holds the lease (`Conflict` otherwise): on success the refunded charge
-    /// becomes REFUNDED and the invoice REFUNDED; either way it is audited as
-    /// `refund.actor` and the lease released. Returns the invoice after.
+    /// Settles a PENDING refund with `refund.state` (SUCCEEDED or FAILED),
+    /// `refund.failure` and `refund.refund_reference`, in one transaction
+    /// that first checks `owner` still holds the lease (`Conflict`
+    /// otherwise). Once the invoice's SUCCEEDED refunds add up to what its
+    /// charge took, the charge becomes REFUNDED and the invoice REFUNDED;
+    /// before that (a partial refund) both stay as they are. Either way it is
+    /// audited as `refund.actor` and the lease released. Returns the invoice
+    /// after.
     async fn settle_refund(
         &self,
         tenant_id: &TenantId,

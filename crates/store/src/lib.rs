@@ -12,6 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tollgate_domain::access::{NamespaceScope, Role};
 use tollgate_domain::contact::Contact;
+use tollgate_domain::credit_note::CreditNoteLine;
 use tollgate_domain::ids::{InvoiceName, RequestId, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::names::Name;
@@ -407,14 +408,16 @@ pub struct ChargeRecord {
     pub settled_at: Option<Timestamp>,
 }
 
-/// Where a refund stands.
+/// Where a refund (a credit note) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefundState {
-    /// Written before the provider was asked; settled after.
+    /// Written before the provider was asked; settled after. Counts against
+    /// what remains refundable, as the money may have moved.
     Pending,
-    /// The provider refunded the charge.
+    /// The provider refunded the amount: counts as refunded.
     Succeeded,
-    /// The provider refused (its reason is kept); the invoice stays PAID.
+    /// The provider refused (its reason is kept); nothing was refunded, and
+    /// it counts for nothing.
     Failed,
 }
 
@@ -445,23 +448,35 @@ pub struct RoundEnd {
     pub next_charge_at: Option<Timestamp>,
 }
 
-/// A refund of an invoice's successful charge.
+/// A refund of (part of) an invoice's successful charge: one credit note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
-    /// Sent to the provider: the same key never refunds twice.
+    /// Sent to the provider: the same key never refunds twice
+    /// (`refund/<charge key>/<credit note>`, or `refund/<charge key>` for
+    /// refunds made before credit notes).
     pub idempotency_key: String,
+    /// The credit note's name, `cn-YYYY-MM-NNNN`, unique per tenant.
+    pub credit_note: String,
     pub invoice: InvoiceName,
     /// The idempotency key of the charge attempt refunded.
     pub charge: String,
     /// The provider's reference of that charge.
     pub reference: String,
+    /// What this credit note gives back, in cents (more than zero).
     pub amount_cents: i64,
     pub currency: String,
     pub state: RefundState,
+    /// Why the operator gave the money back (printed on the credit note).
+    pub reason: String,
+    /// What it credits; the lines add up to `amount_cents`.
+    pub lines: Vec<CreditNoteLine>,
     /// Why the provider refused (FAILED).
-    pub reason: Option<String>,
+    pub failure: Option<String>,
+    /// The provider's id of the refund, once it refunded.
+    pub refund_reference: Option<String>,
     /// Who asked for the refund, as the audit trail names them.
     pub actor: String,
+    /// When it was made (the credit note's date).
     pub started_at: Timestamp,
     pub settled_at: Option<Timestamp>,
 }
@@ -481,6 +496,51 @@ pub struct Dispute {
     /// The provider's reason, e.g. `fraudulent`.
     pub reason: String,
     pub created_at: Timestamp,
+}
+
+/// A refund to record as a new credit note
+/// ([`InvoicingStore::begin_refund`]): the store numbers it and derives its
+/// idempotency key from the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    pub invoice: InvoiceName,
+    /// The idempotency key of the charge attempt refunded (the invoice's
+    /// successful one).
+    pub charge: String,
+    /// The provider's reference of that charge.
+    pub reference: String,
+    /// More than zero, and at most what remains refundable of the charge.
+    pub amount_cents: i64,
+    pub currency: String,
+    pub reason: String,
+    /// Adding up to `amount_cents`.
+    pub lines: Vec<CreditNoteLine>,
+    pub actor: String,
+    pub started_at: Timestamp,
+}
+
+/// What [`InvoicingStore::begin_refund`] records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundStart {
+    /// A new credit note, written PENDING.
+    New(NewRefund),
+    /// The PENDING credit note an earlier refund of the invoice recorded but
+    /// did not settle (a crash, an unreachable provider), asked again under
+    /// its own key.
+    Resume {
+        invoice: InvoiceName,
+        idempotency_key: String,
+    },
+}
+
+impl RefundStart {
+    /// The invoice refunded.
+    pub fn invoice(&self) -> &InvoiceName {
+        match self {
+            Self::New(r) => &r.invoice,
+            Self::Resume { invoice, .. } => invoice,
+        }
+    }
 }
 
 /// A plan transition leased by a worker.

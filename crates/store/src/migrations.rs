@@ -2,7 +2,7 @@
 //! the binary needs no files at run time and no database at build time.
 //!
 //! The engines differ in a few spellings (how an auto-incrementing key is
-//! declared). Those are written once in the SQL as `{{NAME}}` placeholders
+//! declared, how a credit note's name is made from a time). Those are written once in the SQL as `{{NAME}}` placeholders
 //! and rendered per engine by [`Engine::render`]. A rendered migration is
 //! byte-identical to what earlier versions embedded per engine, so databases
 //! they migrated keep matching checksums (tested below).
@@ -40,6 +40,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "payment providers",
         include_str!("../migrations/0010_payment_providers.sql"),
     ),
+    (
+        11,
+        "credit notes",
+        include_str!("../migrations/0011_credit_notes.sql"),
+    ),
     (12, "dunning", include_str!("../migrations/0012_dunning.sql")),
 ];
 
@@ -54,11 +59,26 @@ impl Engine {
     /// The engine's spelling of each placeholder.
     fn spellings(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Self::Sqlite => &[("{{SEQUENCE_PRIMARY_KEY}}", "INTEGER PRIMARY KEY AUTOINCREMENT")],
-            Self::Postgres => &[(
-                "{{SEQUENCE_PRIMARY_KEY}}",
-                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-            )],
+            Self::Sqlite => &[
+                ("{{SEQUENCE_PRIMARY_KEY}}", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+                (
+                    "{{CREDIT_NOTE_NAME}}",
+                    "'cn-' || strftime('%Y-%m', numbered.started_at / 1000000, 'unixepoch') || '-' || \
+                     printf('%04d', numbered.seq)",
+                ),
+            ],
+            Self::Postgres => &[
+                (
+                    "{{SEQUENCE_PRIMARY_KEY}}",
+                    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                ),
+                (
+                    "{{CREDIT_NOTE_NAME}}",
+                    "'cn-' || to_char(to_timestamp(numbered.started_at / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM') \
+                     || '-' || CASE WHEN numbered.seq < 10000 THEN lpad(numbered.seq::text, 4, '0') \
+                     ELSE numbered.seq::text END",
+                ),
+            ],
         }
     }
 
@@ -149,22 +169,35 @@ mod tests {
                 "e5c457258a634be594ca49f240579321f61372acd8dc6d01f42f7c472b3fe3ef4d55a2e4516b53df431fa02c35adbb7a",
             ),
         ];
-        let billing = [
+        // Migrations that render differently per engine (placeholders).
+        let per_engine = [
             (
+                2,
                 Engine::Sqlite,
                 "aee8ddbceb87f9a1d5925ce71f1e91b1bfacada993b9a5a03a7f0bebc15b278809155dcaf4122b4cd70c6a3b09151c19",
             ),
             (
+                2,
                 Engine::Postgres,
                 "c63833cb9a1b8484d97c36bcd224a33c6f89a754e9e0c57aec6b0d7da4a60461b8333f5b2013f25443041f9f24cfccf2",
             ),
+            (
+                11,
+                Engine::Sqlite,
+                "04f724b994d16a5411332814e1edd449e063c940ed46c867e2bc668aea25f2843ef3795b220cbe1753c711481009980a",
+            ),
+            (
+                11,
+                Engine::Postgres,
+                "f70c29d6614320aef0685af84d567b52b00b4f3651a63220ed5ac2b842f8fe4f9ca4ededab6ca373fb85768865614e24",
+            ),
         ];
         assert_eq!(
-            same.len() + 1,
+            same.len() + 2,
             STEPS.len(),
             "a new migration's checksum is frozen here when it is added"
         );
-        for (engine, billing_sum) in billing {
+        for engine in [Engine::Sqlite, Engine::Postgres] {
             let migrator = engine.migrator();
             let sums: Vec<(i64, String)> = migrator.iter().map(|m| (m.version, hex(&m.checksum))).collect();
             for (version, sum) in same {
@@ -173,10 +206,12 @@ mod tests {
                     "{engine:?} migration {version} changed: {sums:?}"
                 );
             }
-            assert!(
-                sums.contains(&(2, billing_sum.to_owned())),
-                "{engine:?} migration 2 changed"
-            );
+            for (version, _, sum) in per_engine.iter().filter(|(_, e, _)| *e == engine) {
+                assert!(
+                    sums.contains(&(*version, (*sum).to_owned())),
+                    "{engine:?} migration {version} changed: {sums:?}"
+                );
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! `tollgate invoice`: list, show, PDF, refund and cancel invoices.
+//! `tollgate invoice`: list, show, PDF, refund and cancel invoices; list
+//! credit notes and write their PDFs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +9,13 @@ use clap::Subcommand;
 use jiff::Timestamp;
 use tollgate_app::JobContext;
 use tollgate_app::catalogs::Versions;
-use tollgate_app::{invoices, refunds};
+use tollgate_app::refunds::RefundAsk;
+use tollgate_app::{credit_notes, invoices, refunds};
 use tollgate_domain::clock::SystemClock;
 use tollgate_domain::ids::InvoiceName;
 use tollgate_domain::invoice::{format_cents, format_price};
 use tollgate_domain::tenant::Tenant;
-use tollgate_store::Store;
+use tollgate_store::{RefundRecord, Store};
 
 use crate::cli::{ACTOR, find_tenant};
 use crate::table::Table;
@@ -41,13 +43,40 @@ pub enum InvoiceCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Refund a PAID invoice through the payment provider (→ REFUNDED).
+    /// Refund all or part of a PAID invoice through the payment provider
+    /// that took the money, as a new credit note (→ REFUNDED once refunded
+    /// in full; PAID until then).
     Refund {
         name: String,
         #[arg(long)]
         tenant: Option<String>,
+        /// How much, in the invoice's currency, e.g. 12.34 (default:
+        /// everything that remains).
+        #[arg(long)]
+        amount: Option<String>,
+        /// Why the money is given back; printed on the credit note.
+        #[arg(long)]
+        reason: String,
         #[command(flatten)]
         payments: crate::provider::PaymentArgs,
+    },
+    /// List credit notes (one per refund), newest first: a tenant's, an
+    /// invoice's, or every tenant's.
+    CreditNotes {
+        /// Only this invoice's.
+        invoice: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write a credit note as a PDF file.
+    CreditNotePdf {
+        name: String,
+        /// Needed only when several tenants have a credit note of that name.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Where to write it (default: NAME.pdf).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Cancel an ISSUED or OVERDUE invoice: it will not be charged (→ CANCELLED).
     Cancel {
@@ -93,6 +122,55 @@ async fn owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Te
     }
 }
 
+/// The tenant owning credit note `name`: the one given, or the only one that has it.
+async fn credit_note_owner(store: &dyn Store, tenant: Option<&str>, name: &str) -> Result<Tenant> {
+    if let Some(t) = tenant {
+        return find_tenant(store, t).await;
+    }
+    let mut found = Vec::new();
+    for t in store.tenants().await? {
+        if store.credit_note(&t.id, name).await?.is_some() {
+            found.push(t);
+        }
+    }
+    match found.len() {
+        0 => bail!("no credit note is named {name:?}"),
+        1 => Ok(found.remove(0)),
+        _ => bail!(
+            "several tenants have a credit note named {name:?} ({}); say which with --tenant",
+            found
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Credit notes as a table.
+fn credit_note_table(notes: &[(String, RefundRecord)]) -> Table {
+    let mut table = Table::new(&[
+        "NAME", "TENANT", "INVOICE", "CREATED", "STATE", ">AMOUNT", "CURRENCY", "REASON",
+    ]);
+    for (tenant, n) in notes {
+        let state = match &n.failure {
+            Some(why) => format!("{} ({why})", n.state.as_str()),
+            None => n.state.as_str().to_owned(),
+        };
+        table.row([
+            n.credit_note.clone(),
+            tenant.clone(),
+            n.invoice.to_string(),
+            n.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
+            state,
+            format_cents(n.amount_cents),
+            n.currency.clone(),
+            n.reason.split_whitespace().collect::<Vec<_>>().join(" "),
+        ]);
+    }
+    table
+}
+
 pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> {
     let store = shared.as_ref();
     let versions = Versions::default();
@@ -101,22 +179,27 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
         InvoiceCommand::List { tenant } => {
             let t = find_tenant(store, &tenant).await?;
             let all = invoices::tenant_invoices(store, &versions, &t.id, now).await?;
+            let notes = store.credit_notes(&t.id).await?;
             let mut table = Table::new(&[
                 "NAME",
                 "STATUS",
                 "PERIOD START",
                 "PERIOD END",
                 ">TOTAL",
+                ">REFUNDED",
                 "CURRENCY",
             ]);
             let at = |t: Timestamp| t.strftime("%Y-%m-%d %H:%M").to_string();
             for i in all {
+                let theirs: Vec<RefundRecord> =
+                    notes.iter().filter(|n| n.invoice == i.name).cloned().collect();
                 table.row([
                     i.name.into_string(),
                     i.status.as_str().to_owned(),
                     at(i.period_start),
                     at(i.period_end),
                     format_cents(i.totals.total),
+                    format_cents(refunds::refunded_cents(&theirs)),
                     i.currency.to_string(),
                 ]);
             }
@@ -210,6 +293,21 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 }
                 table.print();
             }
+            let notes = store
+                .invoice_refunds(&t.id, &InvoiceName::new(name.as_str()))
+                .await?;
+            if !notes.is_empty() {
+                println!();
+                println!(
+                    "refunded: {} {} of {}",
+                    format_cents(refunds::refunded_cents(&notes)),
+                    i.currency,
+                    format_cents(i.totals.total)
+                );
+                let rows: Vec<(String, RefundRecord)> =
+                    notes.into_iter().map(|n| (t.name.to_string(), n)).collect();
+                credit_note_table(&rows).print();
+            }
         }
         InvoiceCommand::Pdf { name, tenant, output } => {
             let t = owner(store, tenant.as_deref(), &name).await?;
@@ -223,8 +321,11 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
         InvoiceCommand::Refund {
             name,
             tenant,
+            amount,
+            reason,
             payments,
         } => {
+            let ask = RefundAsk::parse(amount.as_deref(), &reason)?;
             let t = owner(store, tenant.as_deref(), &name).await?;
             // The provider and job context `jobs run charge` uses: a refund
             // goes where the charge went, under the charge's lease.
@@ -241,16 +342,53 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 &ctx,
                 &t.id,
                 &InvoiceName::new(name.as_str()),
+                &ask,
                 ACTOR,
                 Timestamp::now(),
             )
             .await?;
+            let currency = &done.refund.currency;
+            let remaining = match done.remaining_cents() {
+                0 => "nothing remains".to_owned(),
+                cents => format!("{} {currency} remains", format_cents(cents)),
+            };
             println!(
-                "{name}: {} ({} {} refunded)",
+                "{name}: {} (credit note {}: {} {currency} refunded, {remaining})",
                 done.invoice.invoice.status,
+                done.refund.credit_note,
                 format_cents(done.refund.amount_cents),
-                done.refund.currency
             );
+            if done.resumed {
+                println!(
+                    "this finished a refund that was interrupted before ({}); refund again for what you asked",
+                    done.refund.credit_note
+                );
+            }
+        }
+        InvoiceCommand::CreditNotes { invoice, tenant } => {
+            let tenants = match (&tenant, &invoice) {
+                (None, None) => store.tenants().await?,
+                (_, Some(i)) => vec![owner(store, tenant.as_deref(), i).await?],
+                (Some(t), None) => vec![find_tenant(store, t).await?],
+            };
+            let mut rows = Vec::new();
+            for t in tenants {
+                for n in store.credit_notes(&t.id).await? {
+                    if invoice.as_deref().is_none_or(|i| n.invoice == i) {
+                        rows.push((t.name.to_string(), n));
+                    }
+                }
+            }
+            credit_note_table(&rows).print();
+        }
+        InvoiceCommand::CreditNotePdf { name, tenant, output } => {
+            let t = credit_note_owner(store, tenant.as_deref(), &name).await?;
+            let bytes = credit_notes::render_pdf(store, &versions, &t, &name)
+                .await?
+                .with_context(|| format!("tenant {} has no credit note {name:?}", t.name))?;
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.pdf")));
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{}", path.display());
         }
         InvoiceCommand::Charge {
             name,

@@ -1,17 +1,21 @@
-//! Operator API: catalogs, coupons, invoices across tenants, and running jobs.
+//! Operator API: catalogs, coupons, invoices across tenants, refunds and
+//! their credit notes, and running jobs.
 
 use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
 use tollgate_app::coupons::{self, CouponRequest};
-use tollgate_app::{Job, invoices, tenancy};
-use tollgate_domain::ids::InvoiceName;
+use tollgate_app::refunds::{RefundAsk, refunded_cents};
+use tollgate_app::{Job, credit_notes, invoices, tenancy};
+use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus, LineKind, format_cents};
 use tollgate_domain::rating::Discount;
 use tollgate_domain::{Error, ErrorKind, catalog};
-use tollgate_store::{ChargeRecord, CouponDef, StoredCatalog};
+use tollgate_store::{ChargeRecord, CouponDef, RefundRecord, RefundState, Store, StoredCatalog};
 use utoipa::ToSchema;
 
 use super::{Operator, OperatorAdmin};
@@ -384,13 +388,18 @@ pub struct InvoiceItem {
     pub total_cents: i64,
     /// The total as people read it, e.g. "26.28".
     pub total: String,
+    /// What its refunds gave back (SUCCEEDED credit notes), in cents: the
+    /// total once it is REFUNDED, less while it is PAID and partly refunded.
+    pub refunded_cents: i64,
+    /// The same as people read it, e.g. "6.28".
+    pub refunded: String,
     /// When it was finalized.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub issued: Option<String>,
 }
 
-fn invoice_item(tenant: &str, i: &Invoice) -> InvoiceItem {
+fn invoice_item(tenant: &str, i: &Invoice, refunded_cents: i64) -> InvoiceItem {
     InvoiceItem {
         tenant: tenant.to_owned(),
         name: i.name.to_string(),
@@ -401,8 +410,31 @@ fn invoice_item(tenant: &str, i: &Invoice) -> InvoiceItem {
         currency: i.currency.clone(),
         total_cents: i.totals.total,
         total: format_cents(i.totals.total),
+        refunded_cents,
+        refunded: format_cents(refunded_cents),
         issued: i.issued_at.map(|t| t.to_string()),
     }
+}
+
+/// What each of a tenant's invoices has been refunded, in cents (invoices
+/// without a SUCCEEDED credit note are absent): one read of its credit notes.
+async fn refunded_by_invoice(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+) -> Result<BTreeMap<String, i64>, ApiError> {
+    let mut out = BTreeMap::new();
+    for n in store.credit_notes(tenant_id).await? {
+        if n.state == RefundState::Succeeded {
+            let sum: &mut i64 = out.entry(n.invoice.into_string()).or_default();
+            *sum = sum.saturating_add(n.amount_cents);
+        }
+    }
+    Ok(out)
+}
+
+/// What one invoice has been refunded, in cents.
+async fn refunded_of(store: &dyn Store, tenant_id: &TenantId, name: &InvoiceName) -> Result<i64, ApiError> {
+    Ok(refunded_cents(&store.invoice_refunds(tenant_id, name).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -453,17 +485,21 @@ pub async fn list_invoices(
         Some(name) => {
             let t = tenancy::tenant(state.store(), name).await?;
             let versions = state.catalogs().versions();
+            let refunded = refunded_by_invoice(state.store(), &t.id).await?;
             for i in invoices::tenant_invoices(state.store(), &versions, &t.id, state.now()).await? {
                 if keep(&i) {
-                    items.push(invoice_item(t.name.as_str(), &i));
+                    let cents = refunded.get(i.name.as_str()).copied().unwrap_or(0);
+                    items.push(invoice_item(t.name.as_str(), &i, cents));
                 }
             }
         }
         None => {
             for t in state.store().tenants().await? {
+                let refunded = refunded_by_invoice(state.store(), &t.id).await?;
                 for stored in state.store().invoices(&t.id).await? {
                     if keep(&stored.invoice) {
-                        items.push(invoice_item(t.name.as_str(), &stored.invoice));
+                        let cents = refunded.get(stored.invoice.name.as_str()).copied().unwrap_or(0);
+                        items.push(invoice_item(t.name.as_str(), &stored.invoice, cents));
                     }
                 }
             }
@@ -555,7 +591,85 @@ fn charge_item(c: ChargeRecord) -> ChargeItem {
     }
 }
 
-/// An invoice with its lines, discounts and charge attempts.
+/// One line of a credit note.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditNoteLineItem {
+    pub description: String,
+    /// Exact decimal.
+    pub quantity: String,
+    pub unit: String,
+    /// Exact decimal, in cents.
+    pub unit_price_cents: String,
+    pub amount_cents: i64,
+}
+
+/// A credit note: one refund of an invoice, whole or partial.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditNoteItem {
+    pub tenant: String,
+    /// `cn-YYYY-MM-NNNN`, numbered per tenant.
+    pub name: String,
+    /// The invoice it credits.
+    pub invoice: String,
+    /// PENDING (recorded, the provider not answered yet), SUCCEEDED or
+    /// FAILED (the provider refused; it counts for nothing).
+    pub state: String,
+    pub amount_cents: i64,
+    /// The amount as people read it, e.g. "6.28".
+    pub amount: String,
+    pub currency: String,
+    /// Why the money was given back.
+    pub reason: String,
+    pub lines: Vec<CreditNoteLineItem>,
+    /// Who asked for the refund, as the audit trail names them.
+    pub actor: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub settled_at: Option<String>,
+    /// Sent to the payment provider: the same key never refunds twice.
+    pub idempotency_key: String,
+    /// The payment provider's id of the refund.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub refund_reference: Option<String>,
+    /// Why the payment provider refused it (FAILED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub failure: Option<String>,
+}
+
+fn credit_note_item(tenant: &str, n: RefundRecord) -> CreditNoteItem {
+    CreditNoteItem {
+        tenant: tenant.to_owned(),
+        name: n.credit_note,
+        invoice: n.invoice.into_string(),
+        state: n.state.as_str().to_owned(),
+        amount_cents: n.amount_cents,
+        amount: format_cents(n.amount_cents),
+        currency: n.currency,
+        reason: n.reason,
+        lines: n
+            .lines
+            .into_iter()
+            .map(|l| CreditNoteLineItem {
+                description: l.description,
+                quantity: l.quantity.normalize().to_string(),
+                unit: l.unit,
+                unit_price_cents: l.unit_price_cents.normalize().to_string(),
+                amount_cents: l.amount_cents,
+            })
+            .collect(),
+        actor: n.actor,
+        created_at: n.started_at.to_string(),
+        settled_at: n.settled_at.map(|t| t.to_string()),
+        idempotency_key: n.idempotency_key,
+        refund_reference: n.refund_reference,
+        failure: n.failure,
+    }
+}
+
+/// An invoice with its lines, discounts, charge attempts and credit notes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceDetail {
     #[serde(flatten)]
@@ -572,6 +686,8 @@ pub struct InvoiceDetail {
     pub charges: Vec<ChargeItem>,
     /// Disputes of its payment the provider reported (empty: none).
     pub disputes: Vec<DisputeItem>,
+    /// Its refunds, oldest first.
+    pub credit_notes: Vec<CreditNoteItem>,
 }
 
 /// One of a tenant's invoices, pending or finalized.
@@ -611,8 +727,12 @@ pub async fn get_invoice(
         .store()
         .invoice_disputes(&t.id, &InvoiceName::new(name.as_str()))
         .await?;
+    let refunds = state
+        .store()
+        .invoice_refunds(&t.id, &InvoiceName::new(name.as_str()))
+        .await?;
     Ok(Json(InvoiceDetail {
-        invoice: invoice_item(t.name.as_str(), &i),
+        invoice: invoice_item(t.name.as_str(), &i, refunded_cents(&refunds)),
         plan_title: i.plan_title.clone(),
         lines: i
             .lines
@@ -656,10 +776,14 @@ pub async fn get_invoice(
                 at: d.created_at.to_string(),
             })
             .collect(),
+        credit_notes: refunds
+            .into_iter()
+            .map(|n| credit_note_item(t.name.as_str(), n))
+            .collect(),
     }))
 }
 
-/// An invoice PDF.
+/// A PDF document (an invoice or a credit note).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoicePdf {
     /// The PDF, base64 (standard alphabet, padded).
@@ -733,37 +857,63 @@ pub async fn cancel_invoice(
         state.now(),
     )
     .await?;
-    Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
+    let refunded = refunded_of(state.store(), &t.id, &after.invoice.name).await?;
+    Ok(Json(invoice_item(t.name.as_str(), &after.invoice, refunded)))
 }
 
 /// A refund just settled.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundItem {
-    /// The invoice after it (REFUNDED).
+    /// The invoice after it: REFUNDED once refunded in full, else PAID (with
+    /// what is refunded so far).
     pub invoice: InvoiceItem,
+    /// The refund's credit note.
+    pub credit_note: CreditNoteItem,
+    /// What this refund gave back, in cents.
     pub amount_cents: i64,
     pub currency: String,
     /// Sent to the payment provider: the same key never refunds twice.
     pub idempotency_key: String,
+    /// What remains refundable of the invoice's charge, in cents.
+    pub remaining_cents: i64,
+    /// The same as people read it.
+    pub remaining: String,
     /// Whether this call finished a refund an earlier one recorded but could
-    /// not settle (the provider unreachable, a crash).
+    /// not settle (the provider unreachable, a crash) instead of the one asked
+    /// for: that one's amount and reason, under its key.
     pub resumed: bool,
 }
 
-/// Refunds a PAID invoice in full through the payment provider that took
-/// the money. Recorded before the provider is asked and settled after, under
-/// the invoice's lease: never twice, refused while a charge holds the
-/// invoice; an interrupted refund resumes with the same key.
+/// What to refund.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefundRequest {
+    /// In the invoice currency's major units as a string, e.g. "12.34" (at
+    /// most two decimals, more than zero); absent: everything that remains.
+    pub amount: Option<String>,
+    /// Why the money is given back (required, at most 500 characters);
+    /// printed on the credit note.
+    pub reason: Option<String>,
+}
+
+/// Refunds all or part of a PAID invoice through the payment provider that
+/// took the money, as a new numbered credit note. Recorded before the
+/// provider is asked and settled after, under the invoice's lease: never
+/// twice, never more than the charge took, refused while a charge holds the
+/// invoice; an interrupted refund resumes with the same key (and is what
+/// the next call finishes, instead of a new refund). The invoice stays PAID
+/// until its refunds add up to its charge, then it is REFUNDED.
 #[utoipa::path(
     post,
     path = "/api/operator/tenants/{tenant}/invoices/{name}/refund",
     operation_id = "tollgate.operator.RefundInvoice",
     tag = "operator",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Invoice name")),
+    request_body = RefundRequest,
     responses(
         (status = 200, body = RefundItem),
+        (status = 400, body = ErrorBody, description = "No `reason` (or one over 500 characters), or an `amount` that is not more than zero, has more than two decimals or is not a number."),
         (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no finalized invoice of this name."),
-        (status = 409, body = ErrorBody, description = "The invoice is not PAID, is refunded already, has nothing to refund, or a charge or another refund holds it now."),
+        (status = 409, body = ErrorBody, description = "The invoice is not PAID, is refunded in full already, has nothing to refund, the amount is more than what remains (the message says how much remains), the provider refused the refund, or a charge or another refund holds it now."),
         (status = 503, body = ErrorBody, description = "The payment provider cannot be reached; the refund stays recorded and resumes with the same key.")
     ),
     security(("OperatorToken" = []))
@@ -772,23 +922,30 @@ pub async fn refund_invoice(
     State(state): State<AppState>,
     op: OperatorAdmin,
     Path((tenant, name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RefundRequest>,
 ) -> Result<Json<RefundItem>, ApiError> {
+    let ask = RefundAsk::parse(body.amount.as_deref(), body.reason.as_deref().unwrap_or(""))?;
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let ctx = state.job_context();
     let done = tollgate_app::refunds::refund_invoice(
         &ctx,
         &t.id,
         &InvoiceName::new(name.as_str()),
+        &ask,
         op.actor(),
         state.now(),
     )
     .await?;
+    let remaining = done.remaining_cents();
     Ok(Json(RefundItem {
-        invoice: invoice_item(t.name.as_str(), &done.invoice.invoice),
+        invoice: invoice_item(t.name.as_str(), &done.invoice.invoice, done.refunded_cents),
         amount_cents: done.refund.amount_cents,
-        currency: done.refund.currency,
-        idempotency_key: done.refund.idempotency_key,
+        currency: done.refund.currency.clone(),
+        idempotency_key: done.refund.idempotency_key.clone(),
+        remaining_cents: remaining,
+        remaining: format_cents(remaining),
         resumed: done.resumed,
+        credit_note: credit_note_item(t.name.as_str(), done.refund),
     }))
 }
 
@@ -816,7 +973,80 @@ pub async fn charge_invoice(
     let t = tenancy::tenant(state.store(), &tenant).await?;
     let ctx = state.job_context();
     let after = invoices::charge_now(&ctx, &t.id, &InvoiceName::new(name), op.actor(), state.now()).await?;
-    Ok(Json(invoice_item(t.name.as_str(), &after.invoice)))
+    let refunded = refunded_of(state.store(), &t.id, &after.invoice.name).await?;
+    Ok(Json(invoice_item(t.name.as_str(), &after.invoice, refunded)))
+}
+
+/// A tenant's credit notes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreditNoteList {
+    pub items: Vec<CreditNoteItem>,
+}
+
+/// A tenant's credit notes (one per refund, whole or partial), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/credit-notes",
+    operation_id = "tollgate.operator.ListCreditNotes",
+    tag = "operator",
+    params(
+        ("tenant" = String, Path, description = "Tenant name"),
+        ("invoice" = Option<String>, Query, description = "Only the credit notes of this invoice"),
+    ),
+    responses(
+        (status = 200, body = CreditNoteList),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_credit_notes(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(tenant): Path<String>,
+    query: QueryParams,
+) -> Result<Json<CreditNoteList>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let invoice = query.get("invoice").map(str::trim).filter(|i| !i.is_empty());
+    let items = state
+        .store()
+        .credit_notes(&t.id)
+        .await?
+        .into_iter()
+        .filter(|n| invoice.is_none_or(|i| n.invoice == i))
+        .map(|n| credit_note_item(t.name.as_str(), n))
+        .collect();
+    Ok(Json(CreditNoteList { items }))
+}
+
+/// One of a tenant's credit notes as a PDF (the same bytes the tenant downloads).
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/credit-notes/{name}/pdf",
+    operation_id = "tollgate.operator.GetCreditNotePdf",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Credit note name")),
+    responses(
+        (status = 200, body = InvoicePdf),
+        (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no credit note of this name.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn get_credit_note_pdf(
+    State(state): State<AppState>,
+    _: Operator,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<InvoicePdf>, ApiError> {
+    let t = tenancy::tenant(state.store(), &tenant).await?;
+    let versions = state.catalogs().versions();
+    let bytes = match credit_notes::render_pdf(state.store(), &versions, &t, &name).await {
+        Ok(bytes) => bytes,
+        Err(invoices::PdfError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::new(ErrorKind::Internal, e.to_string())),
+    }
+    .ok_or_else(|| ApiError::not_found(format!("tenant {tenant} has no credit note {name:?}")))?;
+    Ok(Json(InvoicePdf {
+        pdf: STANDARD.encode(bytes),
+    }))
 }
 
 // ---------------------------------------------------------------------- jobs

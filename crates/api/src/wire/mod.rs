@@ -6,6 +6,7 @@
 //! that clients built from a newer contract keep working.
 
 pub mod billing;
+pub mod credit_notes;
 pub mod enums;
 pub mod invoices;
 pub mod meta;

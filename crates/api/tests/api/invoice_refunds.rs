@@ -1,8 +1,9 @@
 //! Refunding a paid invoice through the application layer
-//! (`app::refunds::refund_invoice`): through the configured provider, once,
-//! never during a charge; a refund interrupted after the provider call
-//! (crash, lost answer, unreachable provider) is resumed with the same key
-//! and the money moves once.
+//! (`app::refunds::refund_invoice`): through the configured provider, each
+//! refund a credit note of its own, never more than was paid, never during a
+//! charge; a refund interrupted after the provider call (crash, lost answer,
+//! unreachable provider) is resumed with the same key and the money moves
+//! once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use jiff::SignedDuration;
 use tokio::sync::Notify;
 use tollgate_app::JobContext;
-use tollgate_app::refunds::{REFUND_LEASE, RefundOutcome, refund_invoice};
+use tollgate_app::refunds::{REFUND_LEASE, RefundAsk, RefundOutcome, refund_invoice};
 use tollgate_domain::contact::Contact;
 use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::InvoiceStatus;
@@ -148,8 +149,27 @@ fn context(app: &TestApp, worker: &str, provider: &Arc<Counting>) -> JobContext 
     ctx
 }
 
+/// Refunds everything that remains of invoice `name`.
 async fn refund(ctx: &JobContext, tenant_id: &TenantId, name: &str) -> Result<RefundOutcome, Error> {
-    refund_invoice(ctx, tenant_id, &name.into(), "operator", ctx.clock.now()).await
+    let ask = RefundAsk {
+        amount_cents: None,
+        reason: "the customer cancelled".into(),
+    };
+    refund_invoice(ctx, tenant_id, &name.into(), &ask, "operator", ctx.clock.now()).await
+}
+
+/// Refunds `cents` of invoice `name`.
+async fn refund_part(
+    ctx: &JobContext,
+    tenant_id: &TenantId,
+    name: &str,
+    cents: i64,
+) -> Result<RefundOutcome, Error> {
+    let ask = RefundAsk {
+        amount_cents: Some(cents),
+        reason: format!("goodwill: {cents} cents"),
+    };
+    refund_invoice(ctx, tenant_id, &name.into(), &ask, "operator", ctx.clock.now()).await
 }
 
 #[track_caller]
@@ -161,7 +181,7 @@ fn assert_refused<T: std::fmt::Debug>(r: Result<T, Error>, kind: ErrorKind, says
 }
 
 #[tokio::test]
-async fn a_paid_invoice_is_refunded_once_through_the_provider() {
+async fn a_paid_invoice_is_refunded_in_full_once_through_the_provider() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
         let (acme, admin) = paid(&app).await;
@@ -173,7 +193,25 @@ async fn a_paid_invoice_is_refunded_once_through_the_provider() {
         let done = refund(&ctx, &acme.id, FIRST).await.unwrap();
         assert_eq!(done.invoice.invoice.status, InvoiceStatus::Refunded);
         assert!(!done.resumed);
-        let key = format!("refund/{}", charge.idempotency_key);
+        assert_eq!(
+            (done.paid_cents, done.refunded_cents, done.remaining_cents()),
+            (2500, 2500, 0)
+        );
+        assert_eq!(done.refund.credit_note, "cn-2027-02-0001");
+        assert_eq!(done.refund.reason, "the customer cancelled");
+        assert!(
+            done.refund
+                .refund_reference
+                .as_deref()
+                .is_some_and(|r| r.starts_with("re_")),
+            "the provider's refund id is kept: {:?}",
+            done.refund.refund_reference
+        );
+        // The whole invoice: its lines.
+        let inv = stored(&app, &acme, FIRST).await.invoice;
+        assert_eq!(done.refund.lines, tollgate_domain::credit_note::lines(&inv, 2500));
+        assert_eq!(done.refund.lines[0].description, inv.lines[0].description);
+        let key = format!("refund/{}/cn-2027-02-0001", charge.idempotency_key);
         assert_eq!(
             (
                 done.refund.idempotency_key.as_str(),
@@ -199,14 +237,24 @@ async fn a_paid_invoice_is_refunded_once_through_the_provider() {
             ChargeOutcome::Refunded
         );
         assert_eq!(entry(&list(&app, &admin).await, FIRST).status, "STATUS_REFUNDED");
-        assert_has(&pdf_text(&app, &admin, FIRST).await, "paid, then refunded");
+        let text = pdf_text(&app, &admin, FIRST).await;
+        assert_has(&text, "paid, then refunded");
+        assert_has(
+            &text,
+            "refund cn-2027-02-0001 of 25.00 USD to test card ending 4242: refunded",
+        );
 
-        // Never twice: refused before the provider is asked.
+        // Never twice, whatever amount: refused before the provider is asked.
         app.clock.advance(SignedDuration::from_hours(1));
         assert_refused(
             refund(&ctx, &acme.id, FIRST).await,
             ErrorKind::FailedPrecondition,
-            "already refunded",
+            "already refunded in full",
+        );
+        assert_refused(
+            refund_part(&ctx, &acme.id, FIRST, 1).await,
+            ErrorKind::FailedPrecondition,
+            "nothing remains to refund",
         );
         assert_eq!(provider.asked(), BTreeMap::from([(key, 1)]));
         assert_eq!(app.provider.refunds().len(), 1);
@@ -286,7 +334,7 @@ async fn a_crash_after_the_provider_refunded_is_resumed_with_the_same_key_and_re
         let doomed = {
             let ctx = context(&app, "operator-1", &provider);
             let tenant = acme.id.clone();
-            tokio::spawn(async move { refund(&ctx, &tenant, FIRST).await })
+            tokio::spawn(async move { refund_part(&ctx, &tenant, FIRST, 1000).await })
         };
         provider.reached.notified().await;
         assert!(provider.hung.load(Ordering::SeqCst));
@@ -306,13 +354,15 @@ async fn a_crash_after_the_provider_refunded_is_resumed_with_the_same_key_and_re
             ErrorKind::FailedPrecondition,
             "in progress",
         );
-        // After it: resumed with the same key; the provider answers as the
-        // first time without refunding again.
+        // After it: whatever is asked, the interrupted refund is resumed
+        // with the same key and amount; the provider answers as the first
+        // time without refunding again.
         app.clock.advance(REFUND_LEASE);
         let done = refund(&ctx, &acme.id, FIRST).await.unwrap();
         assert!(done.resumed);
-        assert_eq!(done.invoice.invoice.status, InvoiceStatus::Refunded);
+        assert_eq!(done.invoice.invoice.status, InvoiceStatus::Paid, "1000 of 2500");
         assert_eq!(done.refund.idempotency_key, pending[0].idempotency_key);
+        assert_eq!((done.refund.amount_cents, done.refunded_cents), (1000, 1000));
         assert_eq!(
             provider.asked(),
             BTreeMap::from([(pending[0].idempotency_key.clone(), 2)]),
@@ -322,6 +372,16 @@ async fn a_crash_after_the_provider_refunded_is_resumed_with_the_same_key_and_re
         let refunds = app.store.invoice_refunds(&acme.id, &FIRST.into()).await.unwrap();
         assert_eq!(refunds.len(), 1);
         assert_eq!(refunds[0].state, RefundState::Succeeded);
+        // Now the rest, as a credit note of its own.
+        let rest = refund(&ctx, &acme.id, FIRST).await.unwrap();
+        assert!(!rest.resumed);
+        assert_eq!(
+            (rest.refund.credit_note.as_str(), rest.refund.amount_cents),
+            ("cn-2027-02-0002", 1500)
+        );
+        assert_eq!(rest.invoice.invoice.status, InvoiceStatus::Refunded);
+        let amounts: Vec<i64> = app.provider.refunds().iter().map(|(_, a)| *a).collect();
+        assert_eq!(amounts.iter().sum::<i64>(), 2500, "{amounts:?}");
         let audited: Vec<_> = app
             .store
             .audit(Some(&acme.id), 50)
@@ -330,7 +390,7 @@ async fn a_crash_after_the_provider_refunded_is_resumed_with_the_same_key_and_re
             .into_iter()
             .filter(|e| e.action == "invoice.refund")
             .collect();
-        assert_eq!(audited.len(), 1);
+        assert_eq!(audited.len(), 2);
     })
     .await;
 }
@@ -378,7 +438,7 @@ async fn a_lost_answer_or_an_unreachable_provider_leaves_the_refund_pending_unti
 }
 
 #[tokio::test]
-async fn a_refund_the_provider_refuses_is_recorded_and_can_be_tried_again() {
+async fn a_refund_the_provider_refuses_is_recorded_failed_counts_for_nothing_and_can_be_made_again() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
         let (acme, _) = paid(&app).await;
@@ -389,20 +449,25 @@ async fn a_refund_the_provider_refuses_is_recorded_and_can_be_tried_again() {
         assert_refused(
             refund(&ctx, &acme.id, FIRST).await,
             ErrorKind::FailedPrecondition,
-            "refused to refund invoice inv-2027-01-0001: the charge is too old to refund",
+            "refused to refund invoice inv-2027-01-0001: the charge is too old to refund \
+             (credit note cn-2027-02-0001 is recorded as FAILED)",
         );
         let after = stored(&app, &acme, FIRST).await;
         assert_eq!((status(&after), after.leased_until), (InvoiceStatus::Paid, None));
         let refunds = app.store.invoice_refunds(&acme.id, &FIRST.into()).await.unwrap();
         assert_eq!(
-            (refunds[0].state, refunds[0].reason.as_deref()),
+            (refunds[0].state, refunds[0].failure.as_deref()),
             (RefundState::Failed, Some("the charge is too old to refund"))
         );
-        // At once (the lease was released).
+        // At once (the lease was released), the whole amount (the FAILED one
+        // took nothing), as a new credit note under a new key.
         let done = refund(&ctx, &acme.id, FIRST).await.unwrap();
         assert!(!done.resumed);
+        assert_eq!(done.refund.credit_note, "cn-2027-02-0002");
+        assert_eq!(done.refund.amount_cents, 2500);
         assert_eq!(done.invoice.invoice.status, InvoiceStatus::Refunded);
         assert_eq!(app.provider.refunds().len(), 1);
+        assert_eq!(provider.asked().len(), 2, "two credit notes, two keys");
     })
     .await;
 }

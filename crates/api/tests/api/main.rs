@@ -4,6 +4,7 @@
 mod auth;
 mod billing_isolation;
 mod billing_support;
+mod credit_notes;
 mod dunning;
 mod errors;
 mod faults;

@@ -64,7 +64,7 @@ fn writes() -> Vec<(Method, String, Value)> {
         (
             Method::POST,
             format!("{TENANTS}/acme/invoices/inv-2026-11-0001/refund"),
-            json!({}),
+            json!({"amount": "1.00", "reason": "goodwill"}),
         ),
         (
             Method::POST,
@@ -105,6 +105,8 @@ fn reads() -> Vec<String> {
         "/api/operator/invoices?tenant=acme".into(),
         format!("{TENANTS}/acme/invoices/inv-2026-11-0001"),
         format!("{TENANTS}/acme/invoices/inv-2026-11-0001/pdf"),
+        format!("{TENANTS}/acme/credit-notes"),
+        format!("{TENANTS}/acme/credit-notes/cn-2026-11-0001/pdf"),
         "/api/operator/transitions".into(),
         "/api/operator/audit".into(),
     ]

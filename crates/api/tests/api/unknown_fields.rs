@@ -39,6 +39,8 @@ enum Needs {
     WaitingTransition,
     /// The coupon `shared` defined.
     Coupon,
+    /// The tenant's first invoice finalized and paid with a card.
+    PaidInvoice,
 }
 
 /// What the setup made, for building paths and bodies.
@@ -53,6 +55,8 @@ struct Made {
     /// The tenant's name (operator calls name it in paths, and name new
     /// things after it as `new-<tenant>`).
     tenant: String,
+    /// The paid invoice's name.
+    invoice: String,
 }
 
 struct Case {
@@ -264,6 +268,15 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.operator.RefundInvoice",
+            method: post.clone(),
+            path: |m| format!("/api/operator/tenants/{}/invoices/{}/refund", m.tenant, m.invoice),
+            body: |_| json!({"amount": "1.00", "reason": "goodwill"}),
+            messages: &[""],
+            needs: Needs::PaidInvoice,
+            then: None,
+        },
+        Case {
             op: "tollgate.operator.RejectTransition",
             method: post.clone(),
             path: |m| format!("{OPERATOR_TRANSITIONS}/{}/reject", m.transition),
@@ -399,6 +412,8 @@ fn redacted(resp: &Resp) -> (u16, Value) {
                             | "created"
                             | "secret"
                             | "version"
+                            | "idempotency_key"
+                            | "refund_reference"
                     );
                     if volatile && !value.is_object() {
                         *value = json!(format!("<{key}>"));
@@ -423,6 +438,11 @@ fn redacted(resp: &Resp) -> (u16, Value) {
 /// Makes what `needs` asks for, for a new tenant `name`; returns its admin
 /// token and what was made.
 async fn prepare(app: &TestApp, name: &str, needs: Needs) -> (String, Made) {
+    let back = tollgate_domain::clock::Clock::now(&*app.clock);
+    if let Needs::PaidInvoice = needs {
+        // Both tenants of the case on the same periods.
+        app.clock.set(ts(START));
+    }
     let (_, admin) = app.admin(name).await;
     let mut made = Made {
         tenant: name.to_owned(),
@@ -473,6 +493,22 @@ async fn prepare(app: &TestApp, name: &str, needs: Needs) -> (String, Made) {
                 .as_str()
                 .expect("a usage line")
                 .to_owned();
+        }
+        Needs::PaidInvoice => {
+            add_card(app, &admin, "tok-visa-4242", None).await;
+            app.clock
+                .set(ts(START) + jiff::SignedDuration::from_hours(24 * 33));
+            app.close_periods().await;
+            app.charge().await;
+            app.clock.set(back);
+            let tenant = app.store.tenant_by_name(name).await.unwrap().unwrap();
+            let paid = app.store.invoices(&tenant.id).await.unwrap();
+            let first = paid.last().expect("a finalized invoice");
+            assert_eq!(
+                first.invoice.status,
+                tollgate_domain::invoice::InvoiceStatus::Paid
+            );
+            made.invoice = first.invoice.name.to_string();
         }
         Needs::WaitingTransition => {
             let resp = app.post(TRANSITION, &admin, to_organization()).await;

@@ -17,6 +17,7 @@
 //! | plan transition payload | `plan_transitions.payload` | 1 (untagged), 2 (`format`) |
 //! | quota spec | `quota_objects.spec` | 1 (untagged), 2 (`format`) |
 //! | contact | `payment_methods.contact`, `tenants.contacts` | 1 (untagged), 2 (`format`) |
+//! | credit note lines | `invoice_refunds.lines` | 1 (`format`) |
 //!
 //! Catalogs are stored as the operator's TOML source, which carries its own
 //! `format = n` and is read by `domain::catalog::parse`; labels, annotations,
@@ -24,6 +25,7 @@
 //! are plain JSON maps and lists of strings.
 
 mod contact;
+mod credit_note;
 mod invoice;
 mod quota;
 mod transition;
@@ -32,6 +34,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use contact::{decode_contact, decode_contacts, encode_contact, encode_contacts};
+pub use credit_note::{decode_credit_note_lines, encode_credit_note_lines};
 pub use invoice::{decode_invoice, encode_invoice};
 pub use quota::{decode_quota_spec, encode_quota_spec};
 pub use transition::{decode_transition_payload, encode_transition_payload};

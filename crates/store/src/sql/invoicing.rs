@@ -7,14 +7,15 @@ use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
+use tollgate_domain::credit_note;
 use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
 
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
-    Actor, BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, Dispute, RefundRecord, RefundState,
-    Result, RoundEnd, StoreError, StoredInvoice,
+    Actor, BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, Dispute, RefundRecord, RefundStart,
+    RefundState, Result, RoundEnd, StoreError, StoredInvoice,
 };
 
 macro_rules! invoice_columns {
@@ -58,9 +59,15 @@ macro_rules! charge_columns {
     };
 }
 
-macro_rules! refund_columns {
+/// A refund (credit note) with what it needs to be read: the invoice's
+/// document where the refund has no lines of its own (made before credit
+/// notes, when every refund was of the whole invoice).
+macro_rules! refund_select {
     () => {
-        "idempotency_key, invoice, charge, reference, amount, currency, state, reason, actor, started_at, settled_at"
+        "SELECT r.idempotency_key, r.credit_note, r.invoice, r.charge, r.reference, r.amount, r.currency, \
+         r.state, r.reason, r.credit_reason, r.lines, r.refund_reference, r.actor, r.started_at, r.settled_at, \
+         CASE WHEN r.lines IS NULL THEN i.document END AS invoice_document \
+         FROM invoice_refunds r JOIN invoices i ON i.tenant_id = r.tenant_id AND i.name = r.invoice"
     };
 }
 
@@ -83,16 +90,30 @@ pub(super) fn invoice_from(row: &DbRow) -> Result<StoredInvoice> {
 
 fn refund_from(row: &DbRow) -> Result<RefundRecord> {
     let state: String = row.try_get("state")?;
+    let amount_cents: i64 = row.try_get("amount")?;
+    let lines = match row.try_get::<Option<String>, _>("lines")? {
+        Some(doc) => crate::records::decode_credit_note_lines(&doc)?,
+        // Made before credit notes: a refund of the whole invoice.
+        None => {
+            let doc: Option<String> = row.try_get("invoice_document")?;
+            let doc = doc.ok_or_else(|| StoreError::Corrupt("invoice_refunds.lines: no invoice".into()))?;
+            credit_note::lines(&crate::records::decode_invoice(&doc)?, amount_cents)
+        }
+    };
     Ok(RefundRecord {
         idempotency_key: row.try_get("idempotency_key")?,
+        credit_note: row.try_get("credit_note")?,
         invoice: InvoiceName::new(row.try_get::<String, _>("invoice")?),
         charge: row.try_get("charge")?,
         reference: row.try_get("reference")?,
-        amount_cents: row.try_get("amount")?,
+        amount_cents,
         currency: row.try_get("currency")?,
         state: RefundState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("invoice_refunds.state: {state:?}")))?,
-        reason: row.try_get("reason")?,
+        reason: row.try_get("credit_reason")?,
+        lines,
+        failure: row.try_get("reason")?,
+        refund_reference: row.try_get("refund_reference")?,
         actor: row.try_get("actor")?,
         started_at: timestamp("invoice_refunds.started_at", row.try_get("started_at")?)?,
         settled_at: opt_timestamp("invoice_refunds.settled_at", row.try_get("settled_at")?)?,
@@ -467,11 +488,34 @@ impl crate::InvoicingStore for SqlStore {
         invoice_refunds(self, tenant_id, invoice).await
     }
 
+    async fn credit_notes(&self, tenant_id: &TenantId) -> Result<Vec<RefundRecord>> {
+        let rows = sqlx::query(concat!(
+            refund_select!(),
+            " WHERE r.tenant_id = $1 ORDER BY r.started_at DESC, r.credit_note DESC"
+        ))
+        .bind(tenant_id.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(refund_from).collect()
+    }
+
+    async fn credit_note(&self, tenant_id: &TenantId, name: &str) -> Result<Option<RefundRecord>> {
+        let row = sqlx::query(concat!(
+            refund_select!(),
+            " WHERE r.tenant_id = $1 AND r.credit_note = $2"
+        ))
+        .bind(tenant_id.as_str())
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(refund_from).transpose()
+    }
+
     async fn begin_refund(
         &self,
         tenant_id: &TenantId,
         owner: &str,
-        refund: &RefundRecord,
+        refund: &RefundStart,
         from: &[InvoiceStatus],
         now: Timestamp,
         lease_until: Timestamp,
@@ -1108,9 +1152,8 @@ async fn invoice_refunds(
     invoice: &InvoiceName,
 ) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
-        "SELECT ",
-        refund_columns!(),
-        " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
+        refund_select!(),
+        " WHERE r.tenant_id = $1 AND r.invoice = $2 ORDER BY r.started_at, r.credit_note"
     ))
     .bind(tenant_id.as_str())
     .bind(invoice.as_str())
@@ -1123,7 +1166,7 @@ async fn begin_refund(
     store: &SqlStore,
     tenant_id: &TenantId,
     owner: &str,
-    refund: &RefundRecord,
+    refund: &RefundStart,
     from: &[InvoiceStatus],
     now: Timestamp,
     lease_until: Timestamp,
@@ -1141,9 +1184,8 @@ async fn begin_refund(
 
 async fn refunds_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &InvoiceName) -> Result<Vec<RefundRecord>> {
     let rows = sqlx::query(concat!(
-        "SELECT ",
-        refund_columns!(),
-        " FROM invoice_refunds WHERE tenant_id = $1 AND invoice = $2 ORDER BY started_at, idempotency_key"
+        refund_select!(),
+        " WHERE r.tenant_id = $1 AND r.invoice = $2 ORDER BY r.started_at, r.credit_note"
     ))
     .bind(tenant_id.as_str())
     .bind(invoice.as_str())
@@ -1152,19 +1194,32 @@ async fn refunds_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &InvoiceName) ->
     rows.iter().map(refund_from).collect()
 }
 
+/// What the refunds of `charge` have taken of it: the SUCCEEDED ones, and
+/// the PENDING ones (their money may have moved). FAILED ones took nothing.
+fn taken(refunds: &[RefundRecord], charge: &str) -> (i64, i64) {
+    let sum = |state: RefundState| {
+        refunds
+            .iter()
+            .filter(|r| r.charge == charge && r.state == state)
+            .fold(0i64, |a, r| a.saturating_add(r.amount_cents))
+    };
+    (sum(RefundState::Succeeded), sum(RefundState::Pending))
+}
+
 async fn begin_refund_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
     owner: &str,
-    refund: &RefundRecord,
+    start: &RefundStart,
     from: &[InvoiceStatus],
     now: Timestamp,
     lease_until: Timestamp,
 ) -> Result<RefundRecord> {
-    let name = &refund.invoice;
+    let name = start.invoice();
     // The lease first, as a conditional write: of two concurrent takers
     // (a charge worker, another refund), one gets it and the other sees it
-    // held (PostgreSQL re-evaluates the condition on the newest row).
+    // held (PostgreSQL re-evaluates the condition on the newest row). So the
+    // refunds read below cannot change before this transaction commits.
     let row = sqlx::query(concat!(
         "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
          AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
@@ -1191,10 +1246,11 @@ async fn begin_refund_in(
         };
         let until = opt_timestamp("invoices.lease_until", until)?.unwrap_or(now);
         return Err(match pending {
-            Some(_) => refused(
+            Some(p) => refused(
                 Reason::RefundInProgress,
                 format!(
-                    "a refund of invoice {name:?} is in progress (or was interrupted); try again after {until}"
+                    "a refund of invoice {name:?} ({}) is in progress (or was interrupted); try again after {until}",
+                    p.credit_note
                 ),
             ),
             None => refused(
@@ -1204,16 +1260,51 @@ async fn begin_refund_in(
         });
     };
     let invoice = invoice_from(&row)?;
-    if let Some(done) = refunds.iter().find(|r| r.state == RefundState::Succeeded) {
+    let new = match start {
+        RefundStart::Resume { idempotency_key, .. } => {
+            return match pending {
+                // Resumed: the refund as first recorded, under the same key.
+                Some(p) if &p.idempotency_key == idempotency_key => Ok(p.clone()),
+                Some(p) => Err(refused(
+                    Reason::RefundInProgress,
+                    format!(
+                        "invoice {name:?} has another refund pending ({}, key {:?})",
+                        p.credit_note, p.idempotency_key
+                    ),
+                )),
+                None => Err(refused(
+                    Reason::RefundInProgress,
+                    format!("the refund {idempotency_key:?} of invoice {name:?} is no longer pending"),
+                )),
+            };
+        }
+        RefundStart::New(new) => new,
+    };
+    if let Some(p) = pending {
         return Err(refused(
-            Reason::InvoiceAlreadyRefunded,
+            Reason::RefundInProgress,
             format!(
-                "invoice {name:?} is already refunded ({}, by {})",
-                done.idempotency_key, done.actor
+                "invoice {name:?} has a refund that was interrupted ({}, {}); it must be finished first",
+                p.credit_note,
+                credit_note::money(p.amount_cents, &p.currency)
             ),
         ));
     }
     let status = invoice.invoice.status;
+    if status == InvoiceStatus::Refunded {
+        return Err(refused(
+            Reason::InvoiceAlreadyRefunded,
+            format!(
+                "invoice {name:?} is already refunded in full ({}): nothing remains to refund",
+                refunds
+                    .iter()
+                    .filter(|r| r.state == RefundState::Succeeded)
+                    .map(|r| format!("{} by {}", r.credit_note, r.actor))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     if !from.contains(&status) {
         return Err(refused(
             Reason::InvoiceWrongStatus,
@@ -1223,69 +1314,118 @@ async fn begin_refund_in(
             ),
         ));
     }
-    if let Some(p) = pending {
-        if p.idempotency_key != refund.idempotency_key {
-            return Err(refused(
-                Reason::RefundInProgress,
-                format!(
-                    "invoice {name:?} has another refund pending ({})",
-                    p.idempotency_key
-                ),
-            ));
-        }
-        // Resumed: the refund as first recorded, under the same key.
-        return Ok(p.clone());
-    }
-    let charge: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT outcome, reference FROM invoice_charges WHERE tenant_id = $1 AND idempotency_key = $2 \
-         AND invoice = $3",
+    let charge: Option<(String, Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT outcome, reference, amount, currency FROM invoice_charges WHERE tenant_id = $1 \
+         AND idempotency_key = $2 AND invoice = $3",
     )
     .bind(tenant_id.as_str())
-    .bind(&refund.charge)
+    .bind(&new.charge)
     .bind(name.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    match charge {
-        Some((outcome, Some(reference)))
-            if outcome == ChargeOutcome::Succeeded.as_str() && reference == refund.reference => {}
+    let (paid, currency) = match charge {
+        Some((outcome, Some(reference), paid, currency))
+            if outcome == ChargeOutcome::Succeeded.as_str() && reference == new.reference =>
+        {
+            (paid, currency)
+        }
         _ => {
             return Err(refused(
                 Reason::NothingToRefund,
                 format!(
                     "invoice {name:?} has no successful charge {:?} with reference {:?} to refund",
-                    refund.charge, refund.reference
+                    new.charge, new.reference
                 ),
             ));
         }
+    };
+    if new.currency != currency {
+        return Err(refused(
+            Reason::NothingToRefund,
+            format!("invoice {name:?} was paid in {currency}, not {}", new.currency),
+        ));
     }
-    let row = sqlx::query(concat!(
-        "INSERT INTO invoice_refunds (tenant_id, ",
-        refund_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', NULL, $8, $9, NULL) \
-         ON CONFLICT (idempotency_key) DO UPDATE SET state = 'PENDING', reason = NULL, actor = excluded.actor, \
-         started_at = excluded.started_at, settled_at = NULL WHERE invoice_refunds.state = 'FAILED' RETURNING ",
-        refund_columns!()
-    ))
+    let (refunded, in_flight) = taken(&refunds, &new.charge);
+    let remaining = paid.saturating_sub(refunded).saturating_sub(in_flight);
+    if new.amount_cents <= 0 || new.amount_cents > remaining {
+        return Err(refused(
+            Reason::RefundExceedsRemaining,
+            format!(
+                "invoice {name:?} has {} left to refund ({} paid, {} refunded); {} is {}",
+                credit_note::money(remaining, &currency),
+                credit_note::money(paid, &currency),
+                credit_note::money(refunded.saturating_add(in_flight), &currency),
+                credit_note::money(new.amount_cents, &currency),
+                if new.amount_cents <= 0 {
+                    "not more than zero"
+                } else {
+                    "more than that"
+                }
+            ),
+        ));
+    }
+    credit_note::check(&new.lines, new.amount_cents)
+        .map_err(|e| StoreError::Corrupt(format!("the credit note of invoice {name:?}: {e}")))?;
+    // The tenant's next number, in this transaction: concurrent refunds of
+    // the tenant's invoices wait for each other here (the row's lock), so no
+    // number is given twice, and a refund rolled back gives its number back.
+    let number: i64 = sqlx::query_scalar(
+        "INSERT INTO credit_note_sequences (tenant_id, last) VALUES ($1, 1) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last = credit_note_sequences.last + 1 RETURNING last",
+    )
     .bind(tenant_id.as_str())
-    .bind(&refund.idempotency_key)
-    .bind(name.as_str())
-    .bind(&refund.charge)
-    .bind(&refund.reference)
-    .bind(refund.amount_cents)
-    .bind(&refund.currency)
-    .bind(&refund.actor)
-    .bind(micros(refund.started_at))
-    .fetch_optional(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    match row {
-        Some(row) => refund_from(&row),
-        // The key is taken by a refund of another invoice or tenant: the key
-        // names the tenant and the charge, so this is no honest request.
-        None => Err(refused(
+    let number =
+        u64::try_from(number).map_err(|_| StoreError::Corrupt("credit_note_sequences.last".into()))?;
+    let credit_note = credit_note::credit_note_name(new.started_at, number);
+    let record = RefundRecord {
+        idempotency_key: credit_note::refund_key(&new.charge, &credit_note),
+        credit_note,
+        invoice: new.invoice.clone(),
+        charge: new.charge.clone(),
+        reference: new.reference.clone(),
+        amount_cents: new.amount_cents,
+        currency: new.currency.clone(),
+        state: RefundState::Pending,
+        reason: new.reason.clone(),
+        lines: new.lines.clone(),
+        failure: None,
+        refund_reference: None,
+        actor: new.actor.clone(),
+        started_at: new.started_at,
+        settled_at: None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO invoice_refunds (tenant_id, idempotency_key, credit_note, invoice, charge, reference, \
+         amount, currency, state, reason, credit_reason, lines, refund_reference, actor, started_at, settled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'PENDING', NULL, $9, $10, NULL, $11, $12, NULL) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(tenant_id.as_str())
+    .bind(&record.idempotency_key)
+    .bind(&record.credit_note)
+    .bind(name.as_str())
+    .bind(&record.charge)
+    .bind(&record.reference)
+    .bind(record.amount_cents)
+    .bind(&record.currency)
+    .bind(&record.reason)
+    .bind(crate::records::encode_credit_note_lines(&record.lines)?)
+    .bind(&record.actor)
+    .bind(micros(record.started_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // The key names the tenant's charge and a number never given twice:
+        // no honest request meets it.
+        return Err(refused(
             Reason::RefundKeyReused,
-            format!("the refund key {:?} is already used", refund.idempotency_key),
-        )),
+            format!("the refund key {:?} is already used", record.idempotency_key),
+        ));
     }
+    Ok(record)
 }
 
 async fn settle_refund(
@@ -1320,11 +1460,12 @@ async fn settle_refund_in(
     hold(tx, tenant_id, name, owner).await?;
     let before = invoice_in(tx, tenant_id, name).await?;
     let settled = sqlx::query(
-        "UPDATE invoice_refunds SET state = $1, reason = $2, settled_at = $3 \
-         WHERE tenant_id = $4 AND idempotency_key = $5 AND invoice = $6 AND state = 'PENDING'",
+        "UPDATE invoice_refunds SET state = $1, reason = $2, refund_reference = $3, settled_at = $4 \
+         WHERE tenant_id = $5 AND idempotency_key = $6 AND invoice = $7 AND state = 'PENDING'",
     )
     .bind(r.state.as_str())
-    .bind(&r.reason)
+    .bind(&r.failure)
+    .bind(&r.refund_reference)
     .bind(micros(now))
     .bind(tenant_id.as_str())
     .bind(&r.idempotency_key)
@@ -1333,8 +1474,19 @@ async fn settle_refund_in(
     .await?
     .rows_affected();
     if settled > 0 {
-        let refunded = r.state == RefundState::Succeeded;
-        if refunded {
+        let succeeded = r.state == RefundState::Succeeded;
+        let paid: i64 = sqlx::query_scalar(
+            "SELECT amount FROM invoice_charges WHERE tenant_id = $1 AND idempotency_key = $2",
+        )
+        .bind(tenant_id.as_str())
+        .bind(&r.charge)
+        .fetch_one(&mut **tx)
+        .await?;
+        let (refunded, _) = taken(&refunds_in(tx, tenant_id, name).await?, &r.charge);
+        // Refunded in full: the charge and the invoice say so. Before that
+        // (a partial refund) the invoice stays PAID.
+        let whole = succeeded && refunded >= paid;
+        if whole {
             sqlx::query(
                 "UPDATE invoice_charges SET outcome = 'REFUNDED', settled_at = $1 \
                  WHERE tenant_id = $2 AND idempotency_key = $3 AND outcome = 'SUCCEEDED'",
@@ -1355,21 +1507,27 @@ async fn settle_refund_in(
             .await?;
         }
         let mut after = summary(&before.invoice);
-        if refunded {
+        if whole {
             after["status"] = InvoiceStatus::Refunded.as_str().into();
         }
+        after["credit_note"] = r.credit_note.clone().into();
+        after["credit_note_reason"] = r.reason.clone().into();
         after["amount_cents"] = r.amount_cents.into();
+        after["refunded_cents"] = refunded.into();
         after["refunded_charge"] = r.charge.clone().into();
         after["reference"] = r.reference.clone().into();
         after["idempotency_key"] = r.idempotency_key.clone().into();
-        if let Some(reason) = &r.reason {
-            after["reason"] = reason.clone().into();
+        if let Some(reference) = &r.refund_reference {
+            after["refund_reference"] = reference.clone().into();
+        }
+        if let Some(failure) = &r.failure {
+            after["reason"] = failure.clone().into();
         }
         audit_in(
             tx,
             Some(tenant_id),
             &r.actor,
-            if refunded {
+            if succeeded {
                 AuditAction::InvoiceRefund
             } else {
                 AuditAction::InvoiceRefundFailed

@@ -4,7 +4,8 @@
 //! - `*.v1.json` were written by Tollgate before stored formats existed
 //!   (captured from main on 2026-11-30 by serializing the domain types, as the
 //!   store then did). They must always read back to the same values.
-//! - `*.v2.json` are the current formats. The writer must produce them byte
+//! - `*.v2.json` are the current formats (and `credit_note_lines.v1.json`,
+//!   whose document had formats from its start). The writer must produce them byte
 //!   for byte: changing what is written means adding a format (and a fixture),
 //!   never editing one. A missing current fixture is written when
 //!   `TOLLGATE_GOLDEN_WRITE=1`, to be reviewed and committed.
@@ -21,6 +22,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use tollgate_domain::catalog::{self, Issuer};
 use tollgate_domain::contact::{Contact, ContactType};
+use tollgate_domain::credit_note::CreditNoteLine;
 use tollgate_domain::invoice::{AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind};
 use tollgate_domain::quota::{Limit, QuotaKey, QuotaSpec};
 use tollgate_domain::rate_limit::{RateLimit, RateUnit};
@@ -279,6 +281,39 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     let text = records::encode_contacts("c", &both).unwrap();
     assert_written_as("contacts.v2.json", &text);
     assert_eq!(records::decode_contacts("c", &text).unwrap(), both);
+
+    let lines = credit_note_lines();
+    let text = records::encode_credit_note_lines(&lines).unwrap();
+    assert_written_as("credit_note_lines.v1.json", &text);
+    assert_eq!(records::decode_credit_note_lines(&text).unwrap(), lines);
+}
+
+/// A whole refund's lines: a fee, a usage line with a sub-cent price, and
+/// the discount.
+fn credit_note_lines() -> Vec<CreditNoteLine> {
+    vec![
+        CreditNoteLine {
+            description: "Teams plan, prorated: 15.5 of 31 days".into(),
+            quantity: d("1"),
+            unit: "period".into(),
+            unit_price_cents: d("30000"),
+            amount_cents: 15000,
+        },
+        CreditNoteLine {
+            description: "Synthetic Checks".into(),
+            quantity: d("120"),
+            unit: "thousand checks".into(),
+            unit_price_cents: d("0.25"),
+            amount_cents: 30,
+        },
+        CreditNoteLine {
+            description: "Discount: Welcome (10 %)".into(),
+            quantity: d("1"),
+            unit: "discount".into(),
+            unit_price_cents: d("-1503"),
+            amount_cents: -1503,
+        },
+    ]
 }
 
 #[test]
@@ -300,6 +335,8 @@ fn a_format_from_the_future_is_refused_not_half_read() {
     );
     let spec = golden("quota_spec.v2.json").replacen(r#""format":2"#, r#""format":7"#, 1);
     assert!(records::decode_quota_spec(&spec).is_err());
+    let lines = golden("credit_note_lines.v1.json").replacen(r#""format":1"#, r#""format":2"#, 1);
+    assert!(records::decode_credit_note_lines(&lines).is_err());
 }
 
 #[test]

@@ -478,9 +478,15 @@ async fn the_operator_refunds_paid_and_cancels_unpaid_invoices_only() {
             matches!(marked, Err(StoreError::Conflict(Reason::InvoiceWrongStatus, _))),
             "{marked:?}"
         );
-        let r = crate::refunds::refund_of(&name, &ok, now);
-        store
-            .begin_refund(&a.id, "op", &r, InvoiceStatus::REFUNDABLE, now, now + LEASE)
+        let r = store
+            .begin_refund(
+                &a.id,
+                "op",
+                &crate::refunds::refund_of(&name, &ok, now),
+                InvoiceStatus::REFUNDABLE,
+                now,
+                now + LEASE,
+            )
             .await
             .unwrap();
         let refunded = store

@@ -1,5 +1,6 @@
 //! Invoicing through the binary: a month run with `jobs run --now`, the
-//! invoice list, a PDF file, refunds, cancellations and the OVERDUE path.
+//! invoice list, a PDF file, refunds (partial and whole, as credit notes),
+//! cancellations and the OVERDUE path.
 
 use jiff::Timestamp;
 use tollgate_domain::contact::Contact;
@@ -104,7 +105,9 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
             .lines()
             .find(|l| l.starts_with("inv-2026-09-0001"))
             .unwrap_or_else(|| panic!("{list}"));
-        assert!(line.contains("PAID") && line.ends_with("26.20  USD"), "{line}");
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[1], "PAID", "{line}");
+        assert_eq!(cells[cells.len() - 3..], ["26.20", "0.00", "USD"], "{line}");
 
         let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
         assert!(
@@ -147,12 +150,138 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
 
         let cancel = tollgate(&db, &["invoice", "cancel", "inv-2026-09-0001"]).await;
         assert!(!cancel.ok && cancel.stderr.contains("PAID"), "{}", cancel.stderr);
-        let refund = expect_ok(tollgate(&db, &["invoice", "refund", "inv-2026-09-0001"]).await);
+        // A reason is required; amounts are exact, positive, at most two
+        // decimals. Nothing is written on any refusal.
+        let refund = |args: &'static [&'static str]| {
+            let db = &db;
+            async move {
+                let mut all = vec!["invoice", "refund", "inv-2026-09-0001"];
+                all.extend_from_slice(args);
+                tollgate(db, &all).await
+            }
+        };
+        let no_reason = refund(&["--amount", "6.20"]).await;
         assert!(
-            refund.contains("REFUNDED") && refund.contains("26.20"),
-            "{refund}"
+            !no_reason.ok && no_reason.stderr.contains("--reason"),
+            "{}",
+            no_reason.stderr
         );
-        // Recorded, under the key derived from the charge's, by the operator.
+        for (amount, says) in [
+            ("0", "more than zero"),
+            ("-1", "such as"),
+            ("6.205", "more than two decimals"),
+            ("six", "such as"),
+        ] {
+            let flag = format!("--amount={amount}");
+            let bad = tollgate(
+                &db,
+                &["invoice", "refund", "inv-2026-09-0001", &flag, "--reason", "x"],
+            )
+            .await;
+            assert!(
+                !bad.ok && bad.stderr.contains("amount: ") && bad.stderr.contains(says),
+                "{amount}: {}",
+                bad.stderr
+            );
+        }
+        let blank = refund(&["--reason", "  "]).await;
+        assert!(
+            !blank.ok && blank.stderr.contains("reason: is required"),
+            "{}",
+            blank.stderr
+        );
+        let too_much = refund(&["--amount", "26.21", "--reason", "goodwill"]).await;
+        assert!(
+            !too_much.ok && too_much.stderr.contains("has 26.20 USD left to refund"),
+            "{}",
+            too_much.stderr
+        );
+        {
+            let store = open_store(&db).await;
+            let t = store.tenant_by_name("acme").await.unwrap().unwrap();
+            assert!(store.credit_notes(&t.id).await.unwrap().is_empty());
+        }
+
+        // Part of it: a credit note; the invoice stays PAID.
+        let month = Timestamp::now().strftime("%Y-%m").to_string();
+        let first = format!("cn-{month}-0001");
+        let partial = expect_ok(refund(&["--amount", "6.20", "--reason", "outage on the 3rd"]).await);
+        assert_eq!(
+            partial.trim(),
+            format!("inv-2026-09-0001: PAID (credit note {first}: 6.20 USD refunded, 20.00 USD remains)")
+        );
+        let show = expect_ok(tollgate(&db, &["invoice", "show", "inv-2026-09-0001"]).await);
+        assert!(show.contains("refunded: 6.20 USD of 26.20"), "{show}");
+        assert!(
+            show.contains(&first) && show.contains("outage on the 3rd"),
+            "{show}"
+        );
+        // The rest (the default): REFUNDED.
+        let rest = expect_ok(refund(&["--reason", "the customer left"]).await);
+        let second = format!("cn-{month}-0002");
+        assert_eq!(
+            rest.trim(),
+            format!("inv-2026-09-0001: REFUNDED (credit note {second}: 20.00 USD refunded, nothing remains)")
+        );
+        let notes = expect_ok(tollgate(&db, &["invoice", "credit-notes", "--tenant", "acme"]).await);
+        let rows: Vec<Vec<&str>> = notes.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows[0][..4], ["NAME", "TENANT", "INVOICE", "CREATED"], "{notes}");
+        assert_eq!(rows.len(), 3, "{notes}");
+        assert_eq!(
+            rows[1][..3],
+            [second.as_str(), "acme", "inv-2026-09-0001"],
+            "{notes}"
+        );
+        assert!(
+            rows[1].contains(&"SUCCEEDED") && rows[1].contains(&"20.00"),
+            "{notes}"
+        );
+        assert_eq!(rows[2][0], first, "{notes}");
+        assert!(notes.contains("outage on the 3rd"), "{notes}");
+        let by_invoice = expect_ok(tollgate(&db, &["invoice", "credit-notes", "inv-2026-09-0001"]).await);
+        assert_eq!(by_invoice, notes);
+        let none = expect_ok(
+            tollgate(
+                &db,
+                &["invoice", "credit-notes", "--tenant", "acme", "inv-1999-01-0001"],
+            )
+            .await,
+        );
+        assert_eq!(none.lines().count(), 1, "only the header: {none}");
+        let list = expect_ok(tollgate(&db, &["invoice", "list", "--tenant", "acme"]).await);
+        let line = list.lines().find(|l| l.starts_with("inv-2026-09-0001")).unwrap();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>()[..2],
+            ["inv-2026-09-0001", "REFUNDED"]
+        );
+        assert!(line.ends_with("26.20     26.20  USD"), "{line}");
+
+        // Each credit note has its PDF.
+        let cn_pdf = scratch.path().join("credit.pdf");
+        let written = expect_ok(
+            tollgate(
+                &db,
+                &[
+                    "invoice",
+                    "credit-note-pdf",
+                    &first,
+                    "-o",
+                    cn_pdf.to_str().unwrap(),
+                ],
+            )
+            .await,
+        );
+        assert_eq!(written.trim(), cn_pdf.to_str().unwrap());
+        assert!(std::fs::read(&cn_pdf).unwrap().starts_with(b"%PDF-"));
+        let missing = tollgate(&db, &["invoice", "credit-note-pdf", "cn-1999-01-0001"]).await;
+        assert!(
+            !missing.ok && missing.stderr.contains("no credit note"),
+            "{}",
+            missing.stderr
+        );
+
+        // Recorded, under keys derived from the charge's and the credit
+        // note's, by the operator.
         {
             let store = open_store(&db).await;
             let t = store.tenant_by_name("acme").await.unwrap().unwrap();
@@ -164,27 +293,44 @@ async fn a_month_is_closed_charged_listed_printed_and_refunded_with_the_cli() {
                 .invoice_charges(&t.id, &"inv-2026-09-0001".into())
                 .await
                 .unwrap();
-            assert_eq!(refunds.len(), 1, "{refunds:?}");
+            assert_eq!(refunds.len(), 2, "{refunds:?}");
+            let summary: Vec<_> = refunds
+                .iter()
+                .map(|r| (r.state, r.amount_cents, r.actor.as_str(), r.reason.as_str()))
+                .collect();
             assert_eq!(
-                (
-                    refunds[0].state,
-                    refunds[0].amount_cents,
-                    refunds[0].actor.as_str()
-                ),
-                (tollgate_store::RefundState::Succeeded, 2620, "operator")
+                summary,
+                [
+                    (
+                        tollgate_store::RefundState::Succeeded,
+                        620,
+                        "operator",
+                        "outage on the 3rd"
+                    ),
+                    (
+                        tollgate_store::RefundState::Succeeded,
+                        2000,
+                        "operator",
+                        "the customer left"
+                    ),
+                ]
             );
             assert_eq!(
                 refunds[0].idempotency_key,
-                format!("refund/{}", charges[0].idempotency_key)
+                format!("refund/{}/{first}", charges[0].idempotency_key)
+            );
+            assert!(
+                refunds.iter().all(|r| r.refund_reference.is_some()),
+                "{refunds:?}"
             );
         }
-        let twice = tollgate(&db, &["invoice", "refund", "inv-2026-09-0001"]).await;
+        let twice = refund(&["--reason", "again"]).await;
         assert!(
             !twice.ok && twice.stderr.contains("already refunded") && twice.stderr.contains("REFUNDED"),
             "{}",
             twice.stderr
         );
-        let unknown = tollgate(&db, &["invoice", "refund", "inv-1999-01-0001"]).await;
+        let unknown = tollgate(&db, &["invoice", "refund", "inv-1999-01-0001", "--reason", "x"]).await;
         assert!(
             !unknown.ok && unknown.stderr.contains("inv-1999-01-0001"),
             "{}",

@@ -21,8 +21,8 @@
 //!   standard output of everything above them since the block's start or the
 //!   previous group of `# ⇒` lines; output without such lines is not checked.
 //!   Before comparing, the output's UUIDs become `[UUID]`, RFC 3339 times
-//!   `[TIME]`, dates `[DATE]`, invoice names `[INVOICE]` and payment method
-//!   names `[PM]`; in the expectation `[..]` matches any text within a line
+//!   `[TIME]`, dates `[DATE]`, invoice names `[INVOICE]`, credit note names
+//!   `[CREDIT_NOTE]` and payment method names `[PM]`; in the expectation `[..]` matches any text within a line
 //!   and `...` on a line of its own any number of lines (snapbox). Runs of
 //!   spaces count as one space and trailing spaces are ignored: table columns
 //!   move with the width of what is redacted.
@@ -213,6 +213,7 @@ static VARYING: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         r"(?x)\b(?:
           (?P<UUID>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})
         | (?P<INVOICE>inv-[0-9]{4}-[0-9]{2}-[0-9]{4})
+        | (?P<CREDIT_NOTE>cn-[0-9]{4}-[0-9]{2}-[0-9]{4,})
         | (?P<PM>pm-[0-9a-f]{12})
         | (?P<TIME>[0-9]{4}-[0-9]{2}-[0-9]{2}[T\ ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)
         | (?P<DATE>[0-9]{4}-[0-9]{2}-[0-9]{2})
@@ -621,10 +622,10 @@ fn readme_runner_splits_blocks_at_expectations_and_redacts_what_varies() {
 
     assert_eq!(
         redact(
-            "at http://127.0.0.1:4242 inv-2026-11-0002 pm-0c0f59f37907 2026-11-30T12:43:35.4194Z 2026-11-30 x1f0e8a0b-c0de-4bad-8000-000000000000",
+            "at http://127.0.0.1:4242 inv-2026-11-0002 cn-2026-12-0001 pm-0c0f59f37907 2026-11-30T12:43:35.4194Z 2026-11-30 x1f0e8a0b-c0de-4bad-8000-000000000000",
             "127.0.0.1:4242"
         ),
-        "at http://127.0.0.1:8080 [INVOICE] [PM] [TIME] [DATE] x1f0e8a0b-c0de-4bad-8000-000000000000"
+        "at http://127.0.0.1:8080 [INVOICE] [CREDIT_NOTE] [PM] [TIME] [DATE] x1f0e8a0b-c0de-4bad-8000-000000000000"
     );
     assert_eq!(
         redact("f0e8a0b1-c0de-4bad-8000-000000000000   PAID", "127.0.0.1:1"),
