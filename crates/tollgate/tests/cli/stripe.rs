@@ -632,3 +632,90 @@ async fn stripe_secrets_never_reach_logs_errors_or_the_api_description() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_partial_then_a_full_refund_go_to_stripe_against_the_payment_intent() {
+    let Some(url) = stripe_url() else { return };
+    each_backend(|db| {
+        let url = url.clone();
+        async move {
+            let start = jiff::Timestamp::now();
+            let server = serve_without_jobs(&db, &url).await;
+            let http = Http::new();
+            let admin = tenant(&db, "frank", "individual", None).await;
+            let (status, body) = add_method(&http, &server, &admin, "pm_card_visa", "PAYMENT_METHOD_ROLE_PRIMARY").await;
+            assert_eq!(status, 200, "{body}");
+            run_jobs(&db, &url, &days_ahead(start, 40, 0)).await;
+            let paid = charged_invoice(&http, &server, "frank").await;
+            assert_eq!(paid["status"], "PAID", "{paid}");
+            let name = paid["name"].as_str().unwrap().to_owned();
+            let total = paid["total_cents"].as_i64().unwrap();
+            let pi = paid["charges"][0]["reference"].as_str().unwrap().to_owned();
+            let refunds_of = |url: String, pi: String| async move {
+                let list = api_get(&url, &format!("/v1/refunds?payment_intent={pi}")).await;
+                list["data"].as_array().cloned().unwrap_or_default()
+            };
+
+            // Part of it, through the operator API: a credit note, the invoice stays PAID.
+            let (status, body) = http
+                .call_operator(
+                    "POST",
+                    &format!("{}/api/operator/tenants/frank/invoices/{name}/refund", server.base),
+                    OPERATOR,
+                    Some(json!({"amount": "10.00", "reason": "goodwill"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["credit_note"]["state"], "SUCCEEDED", "{body}");
+            assert_eq!(body["invoice"]["status"], "PAID", "{body}");
+            assert_eq!(body["remaining_cents"], total - 1000, "{body}");
+            let refunds = refunds_of(url.clone(), pi.clone()).await;
+            assert_eq!(refunds.len(), 1, "{refunds:?}");
+            assert_eq!(refunds[0]["amount"], 1000);
+            assert_eq!(body["credit_note"]["refund_reference"], refunds[0]["id"], "{body}");
+
+            // The rest, with the CLI and the same provider configuration.
+            let mut args: Vec<String> = ["invoice", "refund", &name, "--tenant", "frank", "--reason", "closing the account"]
+                .map(str::to_owned)
+                .to_vec();
+            args.extend(stripe_flags(&url));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = expect_ok(tollgate(&db, &args).await);
+            assert!(out.contains("REFUNDED"), "{out}");
+            let refunds = refunds_of(url.clone(), pi.clone()).await;
+            assert_eq!(refunds.len(), 2, "{refunds:?}");
+            let refunded: i64 = refunds.iter().map(|r| r["amount"].as_i64().unwrap()).sum();
+            assert_eq!(refunded, total, "never more than was paid");
+            let detail = invoice(&http, &server, "frank", &name).await;
+            assert_eq!(detail["status"], "REFUNDED", "{detail}");
+            assert_eq!(detail["credit_notes"].as_array().unwrap().len(), 2, "{detail}");
+
+            // Nothing remains: refused, and Stripe is not asked.
+            let (status, body) = http
+                .call_operator(
+                    "POST",
+                    &format!("{}/api/operator/tenants/frank/invoices/{name}/refund", server.base),
+                    OPERATOR,
+                    Some(json!({"amount": "0.01", "reason": "one cent more"})),
+                )
+                .await;
+            assert_eq!(status, 409, "{body}");
+            assert_eq!(refunds_of(url.clone(), pi.clone()).await.len(), 2);
+
+            // Stripe's charge.refunded agrees with what Tollgate recorded.
+            let now = jiff::Timestamp::now().as_second();
+            let event = json!({
+                "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+                "object": "event",
+                "type": "charge.refunded",
+                "created": now,
+                "data": {"object": {"id": "ch_x", "object": "charge", "payment_intent": pi, "amount_refunded": total}},
+            });
+            let (status, body) = post_event(&http, &server, &event, now, WEBHOOK_SECRET).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["outcome"], "refunded", "{body}");
+            assert_eq!(body["invoice"], name.as_str(), "{body}");
+        }
+    })
+    .await;
+}
