@@ -11,7 +11,7 @@ use tollgate_testkit::{TestDatabase, each_backend};
 use crate::support::{expect_ok, open_store, tollgate};
 
 /// Gives the tenant a primary card, as `POST billing/payment_methods` would.
-async fn card(db: &TestDatabase, tenant: &str, token: &str) {
+pub async fn card(db: &TestDatabase, tenant: &str, token: &str) {
     let store = open_store(db).await;
     let t = store.tenant_by_name(tenant).await.unwrap().unwrap();
     let method = PaymentMethod {

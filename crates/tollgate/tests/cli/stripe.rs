@@ -719,3 +719,75 @@ async fn a_partial_then_a_full_refund_go_to_stripe_against_the_payment_intent() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn methods_of_the_test_provider_and_of_stripe_are_each_charged_by_their_own() {
+    let Some(url) = stripe_url() else { return };
+    each_backend(|db| {
+        let url = url.clone();
+        async move {
+            let start = jiff::Timestamp::now();
+            let server = serve_without_jobs(&db, &url).await;
+            let http = Http::new();
+            // gina's card was registered with the test provider before the switch to Stripe.
+            tenant(&db, "gina", "individual", None).await;
+            crate::invoicing::card(&db, "gina", "tok-visa-4242").await;
+            let admin = tenant(&db, "hank", "individual", None).await;
+            let (status, body) = add_method(
+                &http,
+                &server,
+                &admin,
+                "pm_card_visa",
+                "PAYMENT_METHOD_ROLE_PRIMARY",
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            run_jobs(&db, &url, &days_ahead(start, 40, 0)).await;
+
+            let gina = charged_invoice(&http, &server, "gina").await;
+            assert_eq!(gina["status"], "PAID", "{gina}");
+            assert_eq!(gina["charges"][0]["provider"], "test", "{gina}");
+            assert!(
+                gina["charges"][0]["reference"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ch_"),
+                "the test provider's reference: {gina}"
+            );
+            let hank = charged_invoice(&http, &server, "hank").await;
+            assert_eq!(hank["status"], "PAID", "{hank}");
+            assert_paid_once(&url, &hank["charges"][0], hank["total_cents"].as_i64().unwrap()).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stripe_without_a_secret_key_is_an_error_at_start() {
+    each_backend(|db| async move {
+        let out = tollgate(&db, &["jobs", "run", "charge", "--payment-provider", "stripe"]).await;
+        assert!(!out.ok, "{}", out.stdout);
+        assert!(
+            out.stderr.contains("TOLLGATE_STRIPE_SECRET_KEY"),
+            "{}",
+            out.stderr
+        );
+        let out = tollgate(
+            &db,
+            &[
+                "jobs",
+                "run",
+                "charge",
+                "--payment-provider",
+                "stripe",
+                "--stripe-secret-key",
+                "pk_test_123",
+            ],
+        )
+        .await;
+        assert!(!out.ok, "{}", out.stdout);
+        assert!(out.stderr.contains("publishable key"), "{}", out.stderr);
+        assert!(!out.stderr.contains("pk_test_123"), "{}", out.stderr);
+    })
+    .await;
+}
