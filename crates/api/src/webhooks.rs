@@ -33,6 +33,10 @@ pub struct WebhookAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub invoice: Option<String>,
+    /// The credit note that records a refund made at the provider, outside Tollgate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub credit_note: Option<String>,
 }
 
 /// Receives Stripe's webhook events (configure the endpoint in Stripe's
@@ -52,6 +56,7 @@ pub struct WebhookAnswer {
         (status = 200, body = WebhookAnswer, description = "Verified and handled (or handled before)."),
         (status = 400, body = ErrorBody, description = "Missing, malformed or wrong signature, a timestamp outside the tolerance, or a body that is not a Stripe event; nothing changed."),
         (status = 404, body = ErrorBody, description = "No webhook signing secret is configured."),
+        (status = 409, body = ErrorBody, description = "A refund made at the provider cannot be recorded yet (a charge or a refund of Tollgate's holds the invoice); Stripe sends the event again."),
         (status = 503, body = ErrorBody, description = "The database could not take the event; Stripe sends it again.")
     )
 )]
@@ -93,10 +98,15 @@ pub async fn stripe(
         | Handled::Refunded { invoice, .. } => Some(invoice.to_string()),
         Handled::Duplicate | Handled::Ignored | Handled::Unknown => None,
     };
+    let credit_note = match &handled {
+        Handled::Refunded { credit_note, .. } => credit_note.clone(),
+        _ => None,
+    };
     Ok(Json(WebhookAnswer {
         received: true,
         id: event.id,
         outcome: handled.as_str().to_owned(),
         invoice,
+        credit_note,
     }))
 }

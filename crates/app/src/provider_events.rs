@@ -6,16 +6,20 @@
 //! about the attempt by its reference, exactly as the charge job does after
 //! a lost answer ([`invoices::settle_now`]); if a worker holds the invoice,
 //! it (or the next one) settles it. A dispute is recorded against the
-//! invoice its payment paid, once per dispute. An event is handled once:
+//! invoice its payment paid, once per dispute. Refunds made at the provider
+//! without Tollgate (its dashboard) are recorded as credit notes
+//! ([`refunds::record_provider_refund`]). An event is handled once:
 //! its id is recorded after it was handled, and a redelivery (Stripe
 //! delivers at least once) finds it and changes nothing.
 
+use tollgate_domain::Error;
 use tollgate_domain::ids::InvoiceName;
 use tollgate_payments::ProviderEvent;
-use tollgate_store::{Dispute, RefundState, StoreError};
+use tollgate_store::{Dispute, RefundState};
 
 use crate::JobContext;
 use crate::invoices::{self, SettleNow};
+use crate::refunds::{self, ProviderRefund};
 
 /// What handling an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +40,12 @@ pub enum Handled {
     /// A dispute was recorded against the invoice (or had been).
     Disputed { invoice: InvoiceName },
     /// Refunds reported: `unrecorded_cents` of them were not made by
-    /// Tollgate (e.g. from the provider's dashboard).
+    /// Tollgate (e.g. from the provider's dashboard), recorded as
+    /// `credit_note` when the invoice's books allow it.
     Refunded {
         invoice: InvoiceName,
         unrecorded_cents: i64,
+        credit_note: Option<String>,
     },
 }
 
@@ -66,7 +72,7 @@ pub async fn handle(
     event_id: &str,
     event_type: &str,
     event: ProviderEvent,
-) -> Result<Handled, StoreError> {
+) -> Result<Handled, Error> {
     let store = ctx.store.as_ref();
     if store.provider_event_seen(provider, event_id).await? {
         return Ok(Handled::Duplicate);
@@ -128,6 +134,7 @@ pub async fn handle(
         ProviderEvent::Refunded {
             reference,
             amount_refunded,
+            latest_refund,
         } => match store.charge_by_reference(provider, &reference).await? {
             None => Handled::Unknown,
             Some((tenant_id, charge)) => {
@@ -139,19 +146,39 @@ pub async fn handle(
                     .map(|r| r.amount_cents)
                     .sum();
                 let unrecorded_cents = amount_refunded.saturating_sub(recorded).max(0);
+                let mut credit_note = None;
                 if unrecorded_cents > 0 {
-                    tracing::warn!(
-                        tenant = tenant_id.as_str(),
-                        invoice = %charge.invoice,
-                        reference,
-                        amount_refunded,
-                        recorded,
-                        "the payment provider reports refunds Tollgate did not make (refunded outside Tollgate?)"
-                    );
+                    // Refunded outside Tollgate (the provider's dashboard):
+                    // recorded as a credit note, so the invoice says so.
+                    let at_provider = latest_refund.unwrap_or_else(|| format!("{provider}:{event_id}"));
+                    match refunds::record_provider_refund(
+                        ctx,
+                        &tenant_id,
+                        &charge.invoice,
+                        unrecorded_cents,
+                        &at_provider,
+                        &format!("{provider}/webhook"),
+                        ctx.clock.now(),
+                    )
+                    .await?
+                    {
+                        ProviderRefund::Recorded(note) => credit_note = Some(note.credit_note),
+                        ProviderRefund::Refused(why) => tracing::error!(
+                            tenant = tenant_id.as_str(),
+                            invoice = %charge.invoice,
+                            reference,
+                            amount_refunded,
+                            recorded,
+                            why,
+                            "the payment provider reports refunds Tollgate did not make and cannot record; \
+                             reconcile the invoice by hand"
+                        ),
+                    }
                 }
                 Handled::Refunded {
                     invoice: charge.invoice,
                     unrecorded_cents,
+                    credit_note,
                 }
             }
         },

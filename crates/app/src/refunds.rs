@@ -333,3 +333,86 @@ pub async fn refund_invoice(
         refunded_cents: refunded_cents(&after),
     })
 }
+
+/// What [`record_provider_refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderRefund {
+    /// Recorded as this SUCCEEDED credit note.
+    Recorded(Box<RefundRecord>),
+    /// Not recorded, for good (the invoice is not PAID, or the amount is
+    /// above what remains by Tollgate's books): said in the log for the
+    /// operator to reconcile.
+    Refused(String),
+}
+
+/// Records a refund the payment provider made without Tollgate (from its
+/// dashboard) as a SUCCEEDED credit note of `amount_cents`, so that the
+/// invoice says what was given back: numbered and leased like every refund,
+/// but the provider is not asked (it did it already). `Err` only when trying
+/// again later may succeed (a charge or a refund holds the invoice, the
+/// database is unavailable): a webhook then answers an error and the
+/// provider sends the event again.
+pub async fn record_provider_refund(
+    ctx: &JobContext,
+    tenant_id: &TenantId,
+    name: &InvoiceName,
+    amount_cents: i64,
+    refund_reference: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<ProviderRefund, Error> {
+    let store = ctx.store.as_ref();
+    let Some(stored) = store.invoice(tenant_id, name).await? else {
+        return Ok(ProviderRefund::Refused(format!(
+            "there is no finalized invoice {name:?}"
+        )));
+    };
+    let refunds = store.invoice_refunds(tenant_id, name).await?;
+    let charges = store.invoice_charges(tenant_id, name).await?;
+    let ask = RefundAsk {
+        amount_cents: Some(amount_cents),
+        reason: format!("Refunded at the payment provider, outside Tollgate (refund {refund_reference})"),
+    };
+    let new = match plan(&stored, &refunds, &charges, &ask, actor, now) {
+        Ok(Plan::Start(new)) => new,
+        Ok(Plan::Resume(pending)) => {
+            // Tollgate's own refund is unsettled: once it is, the books are
+            // compared again (the provider sends the event again).
+            return Err(refused(
+                Reason::RefundInProgress,
+                format!(
+                    "a refund of invoice {name} ({}) is unsettled; the provider's refund is recorded after it",
+                    pending.credit_note
+                ),
+            ));
+        }
+        Err(e) if matches!(e.reason, Reason::RefundInProgress | Reason::InvoiceBeingCharged) => {
+            return Err(e);
+        }
+        Err(e) => return Ok(ProviderRefund::Refused(e.message)),
+    };
+    let mut refund = store
+        .begin_refund(
+            tenant_id,
+            &ctx.worker_id,
+            &RefundStart::New(new),
+            InvoiceStatus::REFUNDABLE,
+            now,
+            now + REFUND_LEASE,
+        )
+        .await?;
+    refund.state = RefundState::Succeeded;
+    refund.refund_reference = Some(refund_reference.to_owned());
+    store
+        .settle_refund(tenant_id, &ctx.worker_id, &refund, ctx.clock.now())
+        .await?;
+    tracing::warn!(
+        tenant = tenant_id.as_str(),
+        invoice = name.as_str(),
+        credit_note = refund.credit_note.as_str(),
+        amount_cents,
+        refund_reference,
+        "a refund made at the payment provider, outside Tollgate, is recorded as a credit note"
+    );
+    Ok(ProviderRefund::Recorded(Box::new(refund)))
+}

@@ -97,6 +97,8 @@ pub enum ProviderEvent {
         reference: String,
         /// Everything refunded of the payment so far, in minor units.
         amount_refunded: i64,
+        /// The provider's id of the latest refund, if the event names it.
+        latest_refund: Option<String>,
     },
     /// The customer disputed a payment (a chargeback).
     Disputed {

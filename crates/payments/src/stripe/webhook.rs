@@ -64,10 +64,16 @@ impl Event {
                 // Tollgate knows the payment by its PaymentIntent; a bare
                 // charge (no PaymentIntent) by the charge id.
                 let reference = text("payment_intent").or_else(|| text("id"));
+                // `refunds` is a list, newest first, when Stripe includes it.
+                let latest_refund = o
+                    .pointer("/refunds/data/0/id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
                 match (reference, int("amount_refunded")) {
                     (Some(reference), Some(amount_refunded)) => ProviderEvent::Refunded {
                         reference,
                         amount_refunded,
+                        latest_refund,
                     },
                     _ => ProviderEvent::Ignored,
                 }
@@ -535,7 +541,20 @@ mod tests {
             event("charge.refunded", charge).provider_event(),
             ProviderEvent::Refunded {
                 reference: "pi_1".into(),
-                amount_refunded: 700
+                amount_refunded: 700,
+                latest_refund: None
+            }
+        );
+        let charge = serde_json::json!({
+            "id": "ch_1", "amount_refunded": 700,
+            "refunds": {"object": "list", "data": [{"id": "re_2"}, {"id": "re_1"}]}
+        });
+        assert_eq!(
+            event("charge.refunded", charge).provider_event(),
+            ProviderEvent::Refunded {
+                reference: "ch_1".into(),
+                amount_refunded: 700,
+                latest_refund: Some("re_2".into())
             }
         );
         let dispute = serde_json::json!({

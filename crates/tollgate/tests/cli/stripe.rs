@@ -702,7 +702,8 @@ async fn a_partial_then_a_full_refund_go_to_stripe_against_the_payment_intent() 
             assert_eq!(status, 409, "{body}");
             assert_eq!(refunds_of(url.clone(), pi.clone()).await.len(), 2);
 
-            // Stripe's charge.refunded agrees with what Tollgate recorded.
+            // Stripe's charge.refunded agrees with what Tollgate recorded:
+            // nothing more is recorded.
             let now = jiff::Timestamp::now().as_second();
             let event = json!({
                 "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
@@ -715,6 +716,87 @@ async fn a_partial_then_a_full_refund_go_to_stripe_against_the_payment_intent() 
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["outcome"], "refunded", "{body}");
             assert_eq!(body["invoice"], name.as_str(), "{body}");
+            assert_eq!(body.get("credit_note"), None, "{body}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refund_made_in_stripe_outside_tollgate_is_recorded_as_a_credit_note() {
+    let Some(url) = stripe_url() else { return };
+    each_backend(|db| {
+        let url = url.clone();
+        async move {
+            let start = jiff::Timestamp::now();
+            let server = serve_without_jobs(&db, &url).await;
+            let http = Http::new();
+            let admin = tenant(&db, "ivy", "individual", None).await;
+            let (status, body) = add_method(
+                &http,
+                &server,
+                &admin,
+                "pm_card_visa",
+                "PAYMENT_METHOD_ROLE_PRIMARY",
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            run_jobs(&db, &url, &days_ahead(start, 40, 0)).await;
+            let paid = charged_invoice(&http, &server, "ivy").await;
+            let name = paid["name"].as_str().unwrap().to_owned();
+            let pi = paid["charges"][0]["reference"].as_str().unwrap().to_owned();
+            // Someone refunds 5.00 in Stripe's dashboard.
+            let (status, refund) = http
+                .call_operator(
+                    "POST",
+                    &format!("{url}/v1/refunds"),
+                    SECRET_KEY,
+                    Some(json!({"payment_intent": pi, "amount": 500})),
+                )
+                .await;
+            assert_eq!(status, 200, "{refund}");
+            let now = jiff::Timestamp::now().as_second();
+            let event = json!({
+                "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+                "object": "event",
+                "type": "charge.refunded",
+                "created": now,
+                "data": {"object": {
+                    "id": "ch_x", "object": "charge", "payment_intent": pi, "amount_refunded": 500,
+                    "refunds": {"object": "list", "data": [{"id": refund["id"], "amount": 500}]}
+                }},
+            });
+            let (status, body) = post_event(&http, &server, &event, now, WEBHOOK_SECRET).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["outcome"], "refunded", "{body}");
+            let note = body["credit_note"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_owned();
+            let detail = invoice(&http, &server, "ivy", &name).await;
+            assert_eq!(detail["status"], "PAID", "partly refunded: {detail}");
+            let notes = detail["credit_notes"].as_array().unwrap();
+            assert_eq!(notes.len(), 1, "{detail}");
+            assert_eq!(notes[0]["name"], note.as_str());
+            assert_eq!(notes[0]["state"], "SUCCEEDED");
+            assert_eq!(notes[0]["amount_cents"], 500);
+            assert_eq!(notes[0]["refund_reference"], refund["id"]);
+            assert_eq!(notes[0]["actor"], "stripe/webhook");
+            // Redelivered: nothing more.
+            let (status, body) = post_event(&http, &server, &event, now, WEBHOOK_SECRET).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["outcome"], "duplicate", "{body}");
+            // A new event saying the same total: nothing more either.
+            let mut again = event.clone();
+            again["id"] = json!(format!("evt_{}", uuid::Uuid::new_v4().simple()));
+            let (status, body) = post_event(&http, &server, &again, now, WEBHOOK_SECRET).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body.get("credit_note"), None, "{body}");
+            let detail = invoice(&http, &server, "ivy", &name).await;
+            assert_eq!(detail["credit_notes"].as_array().unwrap().len(), 1, "{detail}");
+            // Stripe holds exactly the one refund; Tollgate asked for none.
+            let refunds = api_get(&url, &format!("/v1/refunds?payment_intent={pi}")).await;
+            assert_eq!(refunds["data"].as_array().unwrap().len(), 1, "{refunds}");
         }
     })
     .await;
