@@ -51,6 +51,7 @@ pub async fn initiate(
     let t = tollgate_app::plans::request_transition(
         state.store(),
         &versions,
+        state.providers(),
         &auth.tenant,
         &new_plan,
         payload,

@@ -57,19 +57,7 @@ pub async fn add(
     let provider = providers.default_provider().as_ref();
     let registered = register(store, provider, tenant, &token, &contact, now)
         .await
-        .map_err(|e| match e {
-            ProviderError::Refused(why) => {
-                Error::invalid(format!("token: refused by the payment provider: {why}"))
-            }
-            ProviderError::Unavailable(why) => {
-                tracing::warn!(error = %why, "payment provider unavailable");
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "the payment provider is unavailable; retry later",
-                )
-                .with_reason(Reason::PaymentProviderUnavailable)
-            }
-        })?;
+        .map_err(|e| provider_error("token", e))?;
     let method = tollgate_payments::new_method(provider, registered, contact, PaymentRole::Normal, now);
     let name = method.name.clone();
     let change = PaymentChange::Create {
@@ -108,6 +96,26 @@ async fn apply(
         return Ok(Vec::new());
     }
     Ok(crate::dunning::charge_again(store, &tenant.id, actor, now).await)
+}
+
+/// A provider's answer about the token in `field` as the API says it: a
+/// refusal is a 400 naming the field with the provider's reason; an
+/// unreachable provider a 503.
+pub fn provider_error(field: &str, e: ProviderError) -> Error {
+    match e {
+        ProviderError::Refused(why) => {
+            Error::invalid(format!("{field}: refused by the payment provider: {why}"))
+                .with_metadata("field", field)
+        }
+        ProviderError::Unavailable(why) => {
+            tracing::warn!(error = %why, "payment provider unavailable");
+            Error::new(
+                ErrorKind::Unavailable,
+                "the payment provider is unavailable; retry later",
+            )
+            .with_reason(Reason::PaymentProviderUnavailable)
+        }
+    }
 }
 
 /// Registers `token` with `provider` for the tenant: under the tenant's

@@ -8,6 +8,8 @@ use tollgate_domain::transition::{self, PlanTransition, TransitionPayload, Trans
 use tollgate_domain::{Error, ErrorKind, Reason};
 use tollgate_store::Store;
 
+use tollgate_payments::Providers;
+
 use crate::AppError;
 use crate::catalogs::Versions;
 
@@ -15,9 +17,11 @@ use crate::catalogs::Versions;
 /// decides what the payload must carry (every missing field named in one
 /// 400) and whether an operator must approve; a tenant has at most one open
 /// transition (409 otherwise). The worker executes it.
+#[allow(clippy::too_many_arguments)]
 pub async fn request_transition(
     store: &dyn Store,
     catalogs: &Versions,
+    providers: &Providers,
     tenant: &Tenant,
     new_plan: &str,
     payload: TransitionPayload,
@@ -29,6 +33,19 @@ pub async fn request_transition(
     }
     let (version, catalog) = catalogs.latest(store).await?;
     let target = transition::validate_request(&catalog, &tenant.plan, new_plan, &payload)?;
+    if let Some(token) = payload
+        .payment_provider_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        // A token the provider does not know is refused now, not when the
+        // transition runs; one it knows is registered then.
+        providers
+            .default_provider()
+            .check(token)
+            .await
+            .map_err(|e| crate::payment_methods::provider_error("payload.payment_provider_token", e))?;
+    }
     let requires_manual_approval = target.transition.requires_manual_approval;
     let t = PlanTransition {
         id: uuid::Uuid::new_v4().to_string(),

@@ -164,6 +164,15 @@ pub trait PaymentProvider: Send + Sync + 'static {
         )))
     }
 
+    /// Checks, without keeping anything, that `token` is one the provider
+    /// issued and could register (a plan transition's token is checked when
+    /// it is requested and registered when the transition runs). The
+    /// default accepts every token.
+    async fn check(&self, token: &str) -> Result<(), ProviderError> {
+        let _ = token;
+        Ok(())
+    }
+
     /// Checks a token obtained by the customer from the provider and makes
     /// it lasting (attached to `customer` when the provider keeps customers).
     async fn register(
@@ -194,7 +203,8 @@ pub trait PaymentProvider: Send + Sync + 'static {
 
 /// The built-in provider for development and tests: tokens starting `tok-`
 /// are accepted, `tok-invalid…` refused at registration, and `tok-declined…`
-/// declines every charge, `tok-3ds…` needs authentication (declined off-session).
+/// declines every charge, `tok-3ds…` needs authentication (declined off-session),
+/// `tok-unattachable…` passes [`PaymentProvider::check`] but is refused when registered.
 /// It remembers charges by idempotency key.
 #[derive(Debug, Default)]
 pub struct TestProvider {
@@ -246,6 +256,10 @@ impl PaymentProvider for TestProvider {
         "test"
     }
 
+    async fn check(&self, token: &str) -> Result<(), ProviderError> {
+        check(token)
+    }
+
     async fn register(
         &self,
         token: &str,
@@ -253,6 +267,13 @@ impl PaymentProvider for TestProvider {
         _contact: &Contact,
     ) -> Result<Registered, ProviderError> {
         check(token)?;
+        if token.starts_with("tok-unattachable") {
+            // Like a card Stripe declines when it is attached: the token
+            // exists (`check` accepts it), registering it fails.
+            return Err(ProviderError::Refused(
+                "the card was declined when it was attached".into(),
+            ));
+        }
         let last4: String = token
             .chars()
             .rev()
@@ -339,6 +360,12 @@ mod tests {
             Err(ProviderError::Refused(_))
         ));
         assert!(p.register("tok-declined-1", None, &c).await.is_ok());
+        assert!(p.check("tok-unattachable-1").await.is_ok());
+        assert!(p.check("tok-invalid-1").await.is_err());
+        assert!(matches!(
+            p.register("tok-unattachable-1", None, &c).await,
+            Err(ProviderError::Refused(_))
+        ));
         let charge = |token, amount_cents, idempotency_key| ChargeRequest {
             token,
             customer: None,

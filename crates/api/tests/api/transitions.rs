@@ -316,8 +316,18 @@ async fn a_token_the_provider_refuses_fails_the_transition_and_changes_nothing()
         let app = TestApp::new(db).await;
         let acme = app.tenant_on("acme", "free").await;
         let admin = app.token(&acme, Role::Admin).await;
-        // The token is checked by the worker, not when the request is accepted.
-        let (id, _) = initiate(&app, &admin, to_team("tok-invalid-x")).await;
+        // A token the provider does not know is refused with the request,
+        // naming the field; no transition is recorded.
+        let answer = app.post(TRANSITION, &admin, to_team("tok-invalid-x")).await;
+        let refused = answer.error(400, 3);
+        assert!(
+            refused.starts_with("payload.payment_provider_token: refused by the payment provider"),
+            "{refused}"
+        );
+        assert!(operator_list(&app, "?tenant=acme").await.is_empty());
+        // One it knows is registered by the worker, which may still refuse it
+        // (a card declined when attached).
+        let (id, _) = initiate(&app, &admin, to_team("tok-unattachable-x")).await;
         assert_eq!(app.transition_state(&id).await, "STATE_CREATING");
         assert_eq!(app.run_jobs().await, 1);
         assert_eq!(app.transition_state(&id).await, "STATE_FAILED");
@@ -337,7 +347,7 @@ async fn a_token_the_provider_refuses_fails_the_transition_and_changes_nothing()
         let items = operator_list(&app, "?tenant=acme").await;
         assert_eq!(items[0]["state"], "STATE_FAILED");
         let reason = items[0]["reason"].as_str().unwrap();
-        assert!(reason.contains("invalid"), "{reason}");
+        assert!(reason.contains("declined when it was attached"), "{reason}");
         // A failed transition is closed: the tenant may try again.
         let (retry, _) = initiate(&app, &admin, to_team("tok-visa-4242")).await;
         app.run_jobs().await;

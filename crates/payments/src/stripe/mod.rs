@@ -725,6 +725,24 @@ impl PaymentProvider for StripeProvider {
     /// `pm_…`: attached to the customer; `tok_…`: added to the customer as a
     /// card (`card_…`, what is stored). Anything else is refused, without
     /// repeating it (it might be a card number pasted by mistake).
+    /// `GET /v1/payment_methods/{pm}` or `GET /v1/tokens/{tok}`: the token
+    /// exists (a card's own checks run when it is attached, at registration).
+    async fn check(&self, token: &str) -> Result<(), ProviderError> {
+        let path = if valid_id("pm_", token) {
+            format!("/v1/payment_methods/{token}")
+        } else if valid_id("tok_", token) {
+            format!("/v1/tokens/{token}")
+        } else {
+            return Err(ProviderError::Refused(
+                "the token is neither a Stripe card token (tok_…) nor a PaymentMethod id (pm_…)".into(),
+            ));
+        };
+        self.call::<serde_json::Value>(Method::Get, &path, &Form::new(), None)
+            .await
+            .map_err(refused)?;
+        Ok(())
+    }
+
     async fn register(
         &self,
         token: &str,

@@ -237,6 +237,26 @@ async fn a_plan_transition_with_a_stripe_token_then_its_periods_are_charged_by_p
                 .await;
             assert_eq!(status, 200, "{body}");
 
+            // A token Stripe does not know is refused when the transition is
+            // asked for, naming the field, and nothing is recorded.
+            let (status, body) = http
+                .call(
+                    "POST",
+                    &api(&server, "billing/plan_transition"),
+                    Some(&admin),
+                    Some(json!({"new_plan": "individual", "payload": {"payment_provider_token": "tok_unknown0000"}})),
+                )
+                .await;
+            assert_eq!(status, 400, "{body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("payload.payment_provider_token: refused by the payment provider"),
+                "{body}"
+            );
+            assert_eq!(body["details"][0]["metadata"]["field"], "payload.payment_provider_token", "{body}");
+
             // A token Stripe.js made in the customer's browser pays the transition.
             let token = create_card_token(&url, "4242424242424242").await;
             let (status, body) = http
