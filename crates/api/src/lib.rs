@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod invoices;
+pub mod metrics;
 pub mod openapi;
 pub mod operations;
 pub mod operator;
@@ -269,6 +270,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))
+        .route("/metrics", get(metrics::serve))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
 }
@@ -304,6 +306,9 @@ fn drop_unusable_request_id(mut request: Request<axum::body::Body>) -> Request<a
 /// Request ids, request logs, panic recovery, timeouts and the body limit, all
 /// answering in the contract's error format.
 pub fn with_middleware(router: Router) -> Router {
+    // Inside the routing (each route's matched template is known), outside
+    // the handlers: every answer is counted, errors and timeouts included.
+    let router = router.layer(axum::middleware::from_fn(metrics::track));
     router.layer(
         ServiceBuilder::new()
             .map_request(drop_unusable_request_id)

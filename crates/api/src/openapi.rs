@@ -13,7 +13,9 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorInfo};
-use crate::{health, operator, payment_methods, plans, quota, subscriptions, transitions, usage, webhooks};
+use crate::{
+    health, metrics, operator, payment_methods, plans, quota, subscriptions, transitions, usage, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -91,6 +93,7 @@ use crate::{health, operator, payment_methods, plans, quota, subscriptions, tran
         operator::billing::get_credit_note_pdf,
         operator::billing::run_job,
         webhooks::stripe,
+        metrics::serve,
         health::healthz,
         health::readyz,
     ),

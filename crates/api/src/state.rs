@@ -33,6 +33,7 @@ struct Inner {
     retention: tollgate_app::maintenance::Retention,
     worker_id: String,
     stripe_webhook_secret: Option<String>,
+    metrics_token: Option<String>,
     /// The charge pass a request started in the background, if any.
     charging: std::sync::Mutex<Charging>,
 }
@@ -66,6 +67,8 @@ pub struct Options {
     /// The signing secret of Stripe's webhook endpoint (`whsec_…`); the
     /// endpoint answers 404 without it.
     pub stripe_webhook_secret: Option<String>,
+    /// The bearer token `GET /metrics` needs; open without one.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
             retention: options.retention.unwrap_or_default(),
             worker_id: options.worker_id.unwrap_or_else(|| "tollgate-api".to_owned()),
             stripe_webhook_secret: options.stripe_webhook_secret.filter(|s| !s.is_empty()),
+            metrics_token: options.metrics_token.filter(|s| !s.is_empty()),
             charging: std::sync::Mutex::default(),
         }))
     }
@@ -177,6 +181,11 @@ impl AppState {
             })
             .await?;
         Ok(key)
+    }
+
+    /// The bearer token `/metrics` needs, if any.
+    pub fn metrics_token(&self) -> Option<&str> {
+        self.0.metrics_token.as_deref()
     }
 
     /// The signing secret of Stripe's webhook endpoint, if it is on.

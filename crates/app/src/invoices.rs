@@ -569,6 +569,7 @@ async fn ask(ctx: &JobContext, tenant_id: &TenantId, mut c: ChargeRecord) -> Res
     ctx.store
         .settle_charge(tenant_id, &ctx.worker_id, &record, moves_to, now)
         .await?;
+    metrics::counter!("tollgate_charge_attempts_total", "outcome" => record.outcome.as_str()).increment(1);
     tracing::info!(
         tenant = tenant_id.as_str(),
         invoice = %record.invoice,

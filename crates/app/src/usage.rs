@@ -101,5 +101,22 @@ pub async fn ingest(
             }
         }
     }
+    let (mut accepted, mut duplicate, mut rejected) = (0u64, 0u64, 0u64);
+    for o in &outcomes {
+        match o {
+            EventOutcome::Accepted => accepted += 1,
+            EventOutcome::Duplicate => duplicate += 1,
+            EventOutcome::Rejected(_) => rejected += 1,
+        }
+    }
+    for (outcome, n) in [
+        ("accepted", accepted),
+        ("duplicate", duplicate),
+        ("rejected", rejected),
+    ] {
+        if n > 0 {
+            metrics::counter!("tollgate_usage_events_total", "outcome" => outcome).increment(n);
+        }
+    }
     Ok(outcomes)
 }

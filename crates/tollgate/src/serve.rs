@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Operator "run job" calls, "charge now" and payment webhooks still work.
     #[arg(long, env = "TOLLGATE_NO_JOBS")]
     pub no_jobs: bool,
+    /// A bearer token `GET /metrics` requires (`Authorization: Bearer <it>`);
+    /// the metrics are open without one.
+    #[arg(long, env = "TOLLGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     #[command(flatten)]
     pub invoicing: crate::cli::InvoicingArgs,
     #[command(flatten)]
@@ -166,7 +170,10 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         retention: Some(retention),
         worker_id: Some(crate::cli::worker_id()),
         stripe_webhook_secret: args.payments.stripe_webhook_secret.clone(),
+        metrics_token: args.metrics_token.clone(),
     };
+    // The recorder, before anything records (build info from the start).
+    tollgate_api::metrics::handle();
     let limits = args.connections.limits()?;
     let state = AppState::with_options(store.clone(), clock, options);
     // The job loop runs with exactly what the operator API's job runs use.

@@ -23,6 +23,7 @@ mod invoice_support;
 mod invoices;
 mod isolation;
 mod meters;
+mod metrics;
 mod openapi;
 mod operator;
 mod operator_admin;

@@ -1,0 +1,150 @@
+//! Prometheus metrics: `GET /metrics` in the text exposition format.
+//!
+//! The process has one recorder (the `metrics` facade's global one),
+//! installed on first use; every crate records through the facade
+//! (`metrics::counter!`), the API renders. Labels are bounded: an operation
+//! id from `/openapi.json` (or the route template, never a raw path), a
+//! status code, an outcome from a closed set; never a tenant, an invoice
+//! name or an id.
+//!
+//! Recorded so far: `tollgate_http_requests_total{operation,method,status}`,
+//! `tollgate_http_request_duration_seconds{operation}` (histogram),
+//! `tollgate_usage_events_total{outcome}`, `tollgate_charge_attempts_total{outcome}`,
+//! `tollgate_build_info{version}`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tollgate_domain::{ErrorKind, Reason};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Latency buckets, in seconds: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's recorder, installed on first use. `None` if another
+/// recorder was installed first (then nothing is rendered here).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("non-empty buckets");
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    metrics::gauge!("tollgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "another metrics recorder is installed; /metrics stays empty");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Operation ids by method and route template, from the API description.
+fn operations() -> &'static HashMap<(String, String), String> {
+    static OPS: OnceLock<HashMap<(String, String), String>> = OnceLock::new();
+    OPS.get_or_init(|| {
+        let doc: serde_json::Value = serde_json::from_str(crate::openapi::document()).unwrap_or_default();
+        let mut out = HashMap::new();
+        if let Some(paths) = doc["paths"].as_object() {
+            for (path, item) in paths {
+                for (method, op) in item.as_object().into_iter().flatten() {
+                    if let Some(id) = op["operationId"].as_str() {
+                        out.insert((method.to_ascii_uppercase(), path.clone()), id.to_owned());
+                    }
+                }
+            }
+        }
+        out
+    })
+}
+
+/// The bounded name of what a request asked for: its operation id, else its
+/// route template, else `unmatched` (no route: never the raw path).
+fn operation(method: &str, matched: Option<&str>) -> String {
+    match matched {
+        Some(path) => operations()
+            .get(&(method.to_owned(), path.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| path.to_owned()),
+        None => "unmatched".to_owned(),
+    }
+}
+
+/// Counts and times every request (middleware, inside the routing).
+pub async fn track(req: Request, next: Next) -> Response {
+    if handle().is_none() {
+        return next.run(req).await;
+    }
+    let method = req.method().as_str().to_owned();
+    let op = operation(
+        &method,
+        req.extensions().get::<MatchedPath>().map(MatchedPath::as_str),
+    );
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("tollgate_http_requests_total", "operation" => op.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("tollgate_http_request_duration_seconds", "operation" => op)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format. With a
+/// metrics token configured (`--metrics-token`), only `Authorization: Bearer
+/// <it>` may read it.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "tollgate.Metrics",
+    tag = "operations",
+    responses(
+        (status = 200, content_type = "text/plain", body = String,
+            description = "Every metric, in the Prometheus text exposition format 0.0.4."),
+        (status = 401, body = crate::error::ErrorBody,
+            description = "The server has a metrics token and the request does not carry it.")
+    )
+)]
+pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(expected) = state.metrics_token() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let same: bool = subtle::ConstantTimeEq::ct_eq(
+            &tollgate_domain::token::digest(given)[..],
+            &tollgate_domain::token::digest(expected)[..],
+        )
+        .into();
+        if !same {
+            return Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "the metrics need `Authorization: Bearer <metrics token>`",
+            )
+            .with_reason(Reason::Unauthenticated));
+        }
+    }
+    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response())
+}
