@@ -20,6 +20,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::SharedString;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tollgate_domain::{ErrorKind, Reason};
 
@@ -74,14 +75,16 @@ fn operations() -> &'static HashMap<(String, String), String> {
 }
 
 /// The bounded name of what a request asked for: its operation id, else its
-/// route template, else `unmatched` (no route: never the raw path).
-fn operation(method: &str, matched: Option<&str>) -> String {
+/// route template, else `unmatched` (no route: never the raw path). A
+/// documented operation's id is borrowed from the map: no allocation on
+/// the hot path beyond the lookup key.
+fn operation(method: &str, matched: Option<&str>) -> SharedString {
     match matched {
-        Some(path) => operations()
-            .get(&(method.to_owned(), path.to_owned()))
-            .cloned()
-            .unwrap_or_else(|| path.to_owned()),
-        None => "unmatched".to_owned(),
+        Some(path) => match operations().get(&(method.to_owned(), path.to_owned())) {
+            Some(id) => SharedString::const_str(id.as_str()),
+            None => SharedString::from(path.to_owned()),
+        },
+        None => SharedString::const_str("unmatched"),
     }
 }
 
@@ -90,7 +93,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     if handle().is_none() {
         return next.run(req).await;
     }
-    let method = req.method().as_str().to_owned();
+    let method = SharedString::from(req.method().as_str().to_owned());
     let op = operation(
         &method,
         req.extensions().get::<MatchedPath>().map(MatchedPath::as_str),

@@ -89,24 +89,11 @@ pub async fn stripe(
         event.provider_event(),
     )
     .await?;
-    use tollgate_app::provider_events::Handled;
-    let invoice = match &handled {
-        Handled::AlreadySettled { invoice }
-        | Handled::Settled { invoice }
-        | Handled::Held { invoice }
-        | Handled::Disputed { invoice }
-        | Handled::Refunded { invoice, .. } => Some(invoice.to_string()),
-        Handled::Duplicate | Handled::Ignored | Handled::Unknown => None,
-    };
-    let credit_note = match &handled {
-        Handled::Refunded { credit_note, .. } => credit_note.clone(),
-        _ => None,
-    };
     Ok(Json(WebhookAnswer {
         received: true,
         id: event.id,
         outcome: handled.as_str().to_owned(),
-        invoice,
-        credit_note,
+        invoice: handled.invoice().map(ToString::to_string),
+        credit_note: handled.credit_note().map(str::to_owned),
     }))
 }

@@ -10,7 +10,7 @@ use tollgate_domain::payment::{PaymentMethod, PaymentRole, RoleChange, Slot, cha
 use tollgate_domain::tenant::Tenant;
 use tollgate_domain::{Error, ErrorKind, Reason};
 use tollgate_payments::{PaymentProvider, ProviderError, Providers, Registered};
-use tollgate_store::{PaymentChange, Store};
+use tollgate_store::{PaymentChange, Store, StoreError};
 
 use crate::AppError;
 
@@ -55,9 +55,11 @@ pub async fn add(
     } = new;
     tollgate_domain::payment::check_token("token", &token)?;
     let provider = providers.default_provider().as_ref();
-    let registered = register(store, provider, tenant, &token, &contact, now)
-        .await
-        .map_err(|e| provider_error("token", e))?;
+    let registered = match register(store, provider, tenant, &token, &contact, now).await {
+        Ok(r) => r,
+        Err(RegisterError::Provider(e)) => return Err(provider_error("token", e).into()),
+        Err(RegisterError::Store(e)) => return Err(e.into()),
+    };
     let method = tollgate_payments::new_method(provider, registered, contact, PaymentRole::Normal, now);
     let name = method.name.clone();
     let change = PaymentChange::Create {
@@ -129,30 +131,35 @@ pub async fn register(
     token: &str,
     contact: &Contact,
     now: Timestamp,
-) -> Result<Registered, ProviderError> {
+) -> Result<Registered, RegisterError> {
     let customer = if provider.keeps_customers() {
-        let stored = store
-            .provider_customer(&tenant.id, provider.name())
-            .await
-            .map_err(|e| ProviderError::Unavailable(format!("cannot read the tenant's customer: {e}")))?;
-        Some(match stored {
-            Some(c) => c,
-            None => {
-                let made = provider
-                    .create_customer(tenant.id.as_str(), tenant.name.as_str(), contact)
-                    .await?;
-                store
-                    .add_provider_customer(&tenant.id, provider.name(), &made, now)
-                    .await
-                    .map_err(|e| {
-                        ProviderError::Unavailable(format!("cannot store the tenant's customer: {e}"))
-                    })?
-            }
-        })
+        Some(
+            match store.provider_customer(&tenant.id, provider.name()).await? {
+                Some(c) => c,
+                None => {
+                    let made = provider
+                        .create_customer(tenant.id.as_str(), tenant.name.as_str(), contact)
+                        .await?;
+                    store
+                        .add_provider_customer(&tenant.id, provider.name(), &made, now)
+                        .await?
+                }
+            },
+        )
     } else {
         None
     };
-    provider.register(token, customer.as_deref(), contact).await
+    Ok(provider.register(token, customer.as_deref(), contact).await?)
+}
+
+/// Why [`register`] did not register a token: the provider's answer, or the
+/// database's (where the tenant's provider customer is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Changes roles or deletes a method under the role rules, atomically. A

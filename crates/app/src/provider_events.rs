@@ -50,6 +50,26 @@ pub enum Handled {
 }
 
 impl Handled {
+    /// The invoice the event was about, when Tollgate knows it.
+    pub fn invoice(&self) -> Option<&InvoiceName> {
+        match self {
+            Self::AlreadySettled { invoice }
+            | Self::Settled { invoice }
+            | Self::Held { invoice }
+            | Self::Disputed { invoice }
+            | Self::Refunded { invoice, .. } => Some(invoice),
+            Self::Duplicate | Self::Ignored | Self::Unknown => None,
+        }
+    }
+
+    /// The credit note that records a refund made at the provider.
+    pub fn credit_note(&self) -> Option<&str> {
+        match self {
+            Self::Refunded { credit_note, .. } => credit_note.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A short word for logs and the webhook's answer.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -14,6 +14,7 @@ use tollgate_domain::transition::{AddonChange, PlanTransition};
 use tollgate_payments::ProviderError;
 use tollgate_store::{Store, StoreError, TransitionOutcome};
 
+use crate::payment_methods::RegisterError;
 use crate::{AppError, JobContext};
 
 /// How long a worker may hold a transition before another may take it.
@@ -161,8 +162,13 @@ async fn outcome(ctx: &JobContext, t: &PlanTransition) -> Result<Result<Transiti
             .await
             {
                 Ok(r) => r,
-                Err(refused @ ProviderError::Refused(_)) => return Ok(Err(refused.to_string())),
-                Err(ProviderError::Unavailable(e)) => return Err(Retry::Provider(e)),
+                Err(RegisterError::Provider(refused @ ProviderError::Refused(_))) => {
+                    return Ok(Err(refused.to_string()));
+                }
+                Err(RegisterError::Provider(ProviderError::Unavailable(e))) => {
+                    return Err(Retry::Provider(e));
+                }
+                Err(RegisterError::Store(e)) => return Err(Retry::Store(e)),
             };
             Some(tollgate_payments::new_method(
                 provider,

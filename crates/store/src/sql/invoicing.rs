@@ -326,19 +326,7 @@ impl crate::InvoicingStore for SqlStore {
         let (tenant_id, name, owner) = (tenant_id.clone(), name.clone(), owner.to_owned());
         self.write(move |tx| {
             Box::pin(async move {
-                let row = sqlx::query(concat!(
-                    "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
-                     AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
-                    invoice_columns!()
-                ))
-                .bind(&owner)
-                .bind(micros(lease_until))
-                .bind(tenant_id.as_str())
-                .bind(name.as_str())
-                .bind(micros(now))
-                .fetch_optional(&mut **tx)
-                .await?;
-                row.as_ref().map(invoice_from).transpose()
+                lease_in(tx, tenant_id.as_str(), name.as_str(), &owner, now, lease_until).await
             })
         })
         .await
@@ -812,6 +800,19 @@ async fn claim_charge_in(
         return Ok(None);
     };
     let (tenant_id, name): (String, String) = (candidate.try_get("tenant_id")?, candidate.try_get("name")?);
+    lease_in(tx, &tenant_id, &name, owner, now, lease_until).await
+}
+
+/// Leases invoice `name` of the tenant for `owner` until `lease_until`
+/// unless a live lease holds it at `now`; the invoice after, or `None`.
+async fn lease_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    name: &str,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Option<StoredInvoice>> {
     let row = sqlx::query(concat!(
         "UPDATE invoices SET lease_owner = $1, lease_until = $2 WHERE tenant_id = $3 AND name = $4 \
          AND (lease_until IS NULL OR lease_until <= $5) RETURNING ",
@@ -819,8 +820,8 @@ async fn claim_charge_in(
     ))
     .bind(owner)
     .bind(micros(lease_until))
-    .bind(&tenant_id)
-    .bind(&name)
+    .bind(tenant_id)
+    .bind(name)
     .bind(micros(now))
     .fetch_optional(&mut **tx)
     .await?;

@@ -101,6 +101,28 @@ async fn add_method(http: &Http, server: &Server, admin: &str, token: &str, role
     .await
 }
 
+/// A tenant on `individual` since `since` (now: `None`) whose primary card is
+/// Stripe's test Visa (`pm_card_visa`); its admin token.
+async fn tenant_with_visa(
+    db: &TestDatabase,
+    http: &Http,
+    server: &Server,
+    name: &str,
+    since: Option<&str>,
+) -> String {
+    let admin = tenant(db, name, "individual", since).await;
+    let (status, body) = add_method(
+        http,
+        server,
+        &admin,
+        "pm_card_visa",
+        "PAYMENT_METHOD_ROLE_PRIMARY",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    admin
+}
+
 async fn methods(http: &Http, server: &Server, admin: &str) -> Vec<Value> {
     let (status, body) = http
         .call("GET", &api(server, "billing/payment_methods"), Some(admin), None)
@@ -413,16 +435,7 @@ async fn lost_answer(
     since: Option<&str>,
     at: &str,
 ) -> (String, String) {
-    let admin = tenant(db, tenant_name, "individual", since).await;
-    let (status, body) = add_method(
-        http,
-        server,
-        &admin,
-        "pm_card_visa",
-        "PAYMENT_METHOD_ROLE_PRIMARY",
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    tenant_with_visa(db, http, server, tenant_name, since).await;
     let proxy = DroppingProxy::start(url, drop_once("POST", "/confirm")).await;
     run_jobs(db, &proxy.url(), at).await;
     assert_eq!(proxy.dropped(), 1, "{proxy:?}");
@@ -662,9 +675,7 @@ async fn a_partial_then_a_full_refund_go_to_stripe_against_the_payment_intent() 
             let start = jiff::Timestamp::now();
             let server = serve_without_jobs(&db, &url).await;
             let http = Http::new();
-            let admin = tenant(&db, "frank", "individual", None).await;
-            let (status, body) = add_method(&http, &server, &admin, "pm_card_visa", "PAYMENT_METHOD_ROLE_PRIMARY").await;
-            assert_eq!(status, 200, "{body}");
+            tenant_with_visa(&db, &http, &server, "frank", None).await;
             run_jobs(&db, &url, &days_ahead(start, 40, 0)).await;
             let paid = charged_invoice(&http, &server, "frank").await;
             assert_eq!(paid["status"], "PAID", "{paid}");
@@ -751,16 +762,7 @@ async fn a_refund_made_in_stripe_outside_tollgate_is_recorded_as_a_credit_note()
             let start = jiff::Timestamp::now();
             let server = serve_without_jobs(&db, &url).await;
             let http = Http::new();
-            let admin = tenant(&db, "ivy", "individual", None).await;
-            let (status, body) = add_method(
-                &http,
-                &server,
-                &admin,
-                "pm_card_visa",
-                "PAYMENT_METHOD_ROLE_PRIMARY",
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
+            tenant_with_visa(&db, &http, &server, "ivy", None).await;
             run_jobs(&db, &url, &days_ahead(start, 40, 0)).await;
             let paid = charged_invoice(&http, &server, "ivy").await;
             let name = paid["name"].as_str().unwrap().to_owned();
@@ -834,16 +836,7 @@ async fn methods_of_the_test_provider_and_of_stripe_are_each_charged_by_their_ow
             // gina's card was registered with the test provider before the switch to Stripe.
             tenant(&db, "gina", "individual", None).await;
             crate::invoicing::card(&db, "gina", "tok-visa-4242").await;
-            let admin = tenant(&db, "hank", "individual", None).await;
-            let (status, body) = add_method(
-                &http,
-                &server,
-                &admin,
-                "pm_card_visa",
-                "PAYMENT_METHOD_ROLE_PRIMARY",
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
+            tenant_with_visa(&db, &http, &server, "hank", None).await;
             run_jobs(&db, &url, &days_ahead(start, 40, 0)).await;
 
             let gina = charged_invoice(&http, &server, "gina").await;
