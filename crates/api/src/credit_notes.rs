@@ -18,7 +18,7 @@ use crate::wire::credit_notes::{
     CreditNoteLineType, CreditNoteType, DownloadCreditNotePdfRsp, ListCreditNotesRsp,
 };
 
-fn wire(n: RefundRecord) -> CreditNoteType {
+pub(crate) fn wire(n: RefundRecord) -> CreditNoteType {
     CreditNoteType {
         name: n.credit_note,
         invoice: n.invoice.into_string(),

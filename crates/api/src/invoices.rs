@@ -18,7 +18,7 @@ use crate::operations::Operation;
 use crate::state::AppState;
 use crate::wire::invoices::{DownloadInvoicePdfRsp, InvoiceType, ListInvoicesRsp};
 
-fn wire(i: &Invoice) -> InvoiceType {
+pub(crate) fn wire(i: &Invoice) -> InvoiceType {
     InvoiceType {
         active: i.active(),
         amount: i.totals.total.to_string(),

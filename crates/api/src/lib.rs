@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalogs;
 pub mod credit_notes;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod invoices;
@@ -23,6 +24,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod transitions;
 pub mod usage;
+pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod wire;
 
@@ -171,6 +173,55 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/web/namespaces/{namespace}/billing/credit_notes/{name}/pdf",
             get(credit_notes::pdf),
+        )
+        // webhook endpoints (extensions)
+        .route(
+            "/api/web/namespaces/{namespace}/webhooks",
+            post(webhook_endpoints::create).get(webhook_endpoints::list),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/webhooks/{id}",
+            get(webhook_endpoints::get).delete(webhook_endpoints::delete),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/webhooks/{id}/rotate_secret",
+            post(webhook_endpoints::rotate_secret),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/webhooks/{id}/enable",
+            post(webhook_endpoints::enable),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/webhooks/{id}/deliveries",
+            get(webhook_endpoints::deliveries),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhook_endpoints::redeliver),
+        )
+        .route(
+            "/api/operator/webhooks",
+            post(webhook_endpoints::operator_create).get(webhook_endpoints::operator_list),
+        )
+        .route(
+            "/api/operator/webhooks/{id}",
+            get(webhook_endpoints::operator_get).delete(webhook_endpoints::operator_delete),
+        )
+        .route(
+            "/api/operator/webhooks/{id}/rotate_secret",
+            post(webhook_endpoints::operator_rotate_secret),
+        )
+        .route(
+            "/api/operator/webhooks/{id}/enable",
+            post(webhook_endpoints::operator_enable),
+        )
+        .route(
+            "/api/operator/webhooks/{id}/deliveries",
+            get(webhook_endpoints::operator_deliveries),
+        )
+        .route(
+            "/api/operator/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhook_endpoints::operator_redeliver),
         )
         // operator API (extension)
         .route("/api/operator/transitions", get(operator::list_transitions))

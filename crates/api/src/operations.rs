@@ -59,6 +59,14 @@ operations! {
     DownloadInvoicePdf = "ves.io.schema.usage.invoice.CustomAPI.DownloadInvoicePdf" => Read,
     ListCreditNotes = "tollgate.billing.ListCreditNotes" => Read,
     DownloadCreditNotePdf = "tollgate.billing.DownloadCreditNotePdf" => Read,
+    WebhookCreate = "tollgate.webhooks.CreateEndpoint" => ManageBilling,
+    WebhookList = "tollgate.webhooks.ListEndpoints" => Read,
+    WebhookGet = "tollgate.webhooks.GetEndpoint" => Read,
+    WebhookDelete = "tollgate.webhooks.DeleteEndpoint" => ManageBilling,
+    WebhookRotateSecret = "tollgate.webhooks.RotateSecret" => ManageBilling,
+    WebhookEnable = "tollgate.webhooks.EnableEndpoint" => ManageBilling,
+    WebhookDeliveries = "tollgate.webhooks.ListDeliveries" => Read,
+    WebhookRedeliver = "tollgate.webhooks.Redeliver" => ManageBilling,
 }
 
 /// Display name and description of an `api_limits` key that names one of

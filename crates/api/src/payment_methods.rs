@@ -280,10 +280,14 @@ pub async fn list(
     Path(ns): Path<String>,
 ) -> Result<Json<PaymentMethodList>, ApiError> {
     let auth = authorize(&state, caller, Operation::PaymentMethodList, &ns).await?;
-    let items = state
-        .store()
-        .payment_methods(auth.tenant_id())
-        .await?
+    Ok(Json(methods(
+        &state.store().payment_methods(auth.tenant_id()).await?,
+    )))
+}
+
+/// A tenant's payment methods as the list answers them.
+pub(crate) fn methods(methods: &[tollgate_domain::payment::PaymentMethod]) -> PaymentMethodList {
+    let items = methods
         .iter()
         .map(|m| PaymentMethodItem {
             name: m.name.clone(),
@@ -293,5 +297,5 @@ pub async fn list(
             created: m.created_at.to_string(),
         })
         .collect();
-    Ok(Json(PaymentMethodList { items }))
+    PaymentMethodList { items }
 }

@@ -16,7 +16,7 @@ use crate::rate_limit::ApiRateLimiter;
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
-struct Inner {
+pub(crate) struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     limiter: ApiRateLimiter,
@@ -34,6 +34,8 @@ struct Inner {
     worker_id: String,
     stripe_webhook_secret: Option<String>,
     metrics_token: Option<String>,
+    /// Delivering webhooks (settings, event data rendered by this crate).
+    webhooks: tollgate_app::webhooks::Webhooks,
     /// The charge pass a request started in the background, if any.
     charging: std::sync::Mutex<Charging>,
 }
@@ -69,6 +71,8 @@ pub struct Options {
     pub stripe_webhook_secret: Option<String>,
     /// The bearer token `GET /metrics` needs; open without one.
     pub metrics_token: Option<String>,
+    /// Webhook delivery settings (private addresses, timeout, disabling).
+    pub webhooks: Option<tollgate_app::webhooks::WebhookSettings>,
 }
 
 impl AppState {
@@ -77,7 +81,12 @@ impl AppState {
     }
 
     pub fn with_options(store: Arc<dyn Store>, clock: Arc<dyn Clock>, options: Options) -> Self {
-        Self(Arc::new(Inner {
+        let webhooks = options.webhooks.unwrap_or_default();
+        Self(Arc::new_cyclic(|me| Inner {
+            webhooks: tollgate_app::webhooks::Webhooks::new(
+                webhooks,
+                Arc::new(crate::events::EventData::new(me.clone())),
+            ),
             store,
             clock,
             limiter: ApiRateLimiter::default(),
@@ -164,7 +173,18 @@ impl AppState {
             catalogs: self.catalogs().versions(),
             invoicing: self.0.invoicing.clone(),
             retention: self.0.retention,
+            webhooks: self.0.webhooks.clone(),
         }
+    }
+
+    /// Webhook delivery: its settings, and the renderer of events' data.
+    pub fn webhooks(&self) -> &tollgate_app::webhooks::Webhooks {
+        &self.0.webhooks
+    }
+
+    /// The state `EventData` holds weakly (it lives inside the state).
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self(inner)
     }
 
     pub fn max_event_skew(&self) -> jiff::SignedDuration {

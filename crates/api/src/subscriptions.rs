@@ -71,9 +71,20 @@ pub async fn list(
         .authorize(&state, Operation::ListSubscriptions, &ns)
         .await?;
     let only_current = query.bool("current")?.unwrap_or(false);
+    Ok(Json(
+        subscriptions_of(&state, auth.tenant_id(), only_current).await?,
+    ))
+}
+
+/// The tenant's subscriptions as the list answers them.
+pub(crate) async fn subscriptions_of(
+    state: &AppState,
+    tenant_id: &tollgate_domain::ids::TenantId,
+    only_current: bool,
+) -> Result<ListSubscriptionsRsp, ApiError> {
     let now = state.now();
     let versions = state.catalogs().versions();
-    let book = Book::open(state.store(), &versions, auth.tenant_id(), now).await?;
+    let book = Book::open(state.store(), &versions, tenant_id, now).await?;
     let mut out = Vec::new();
     for sub in &book.subscriptions {
         if only_current && !sub.is_current() {
@@ -104,7 +115,7 @@ pub async fn list(
             previous_billing_periods: previous.iter().map(|p| period(&sub.id, p, &book)).collect(),
         });
     }
-    Ok(Json(ListSubscriptionsRsp { subscriptions: out }))
+    Ok(ListSubscriptionsRsp { subscriptions: out })
 }
 
 /// Subscribes the tenant to an add-on its plan allows; repeating is harmless.

@@ -10,6 +10,8 @@
 //!   [`dunning`] (unpaid invoices: charging again, suspending, reinstating),
 //!   [`refunds`] (partial and whole, each a credit note), [`credit_notes`]
 //!   (their PDFs), [`transitions`] (the plan-transition worker).
+//! - Telling the platform: [`webhooks`] (endpoints, the outbox's dispatch,
+//!   signed deliveries with retries).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
 //!
 //! Background work takes its items from the database under a lease, so that
@@ -32,6 +34,7 @@ pub mod reports;
 pub mod tenancy;
 pub mod transitions;
 pub mod usage;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +57,8 @@ pub struct JobContext {
     pub catalogs: Arc<catalogs::Versions>,
     pub invoicing: invoices::InvoiceSettings,
     pub retention: maintenance::Retention,
+    /// Delivering webhooks: settings, event data, the HTTP client.
+    pub webhooks: webhooks::Webhooks,
 }
 
 /// Runs every job until `shutdown` resolves, polling every `interval`.
@@ -75,6 +80,10 @@ pub async fn run_forever(
         if let Err(e) = transitions::run_until_idle(&ctx).await {
             tracing::warn!(error = %e, "plan transition job failed; retrying on the next tick");
         }
+        // Each job's events are dispatched (their data rendered) before the
+        // next job changes the same objects: an invoice finalized and paid in
+        // one tick tells of ISSUED, then of PAID.
+        dispatch_events(&ctx).await;
         // Closing periods reads the due tenants only; once a minute is plenty.
         let now = ctx.clock.now();
         if last_close.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
@@ -82,10 +91,12 @@ pub async fn run_forever(
                 Ok(_) => last_close = Some(now),
                 Err(e) => tracing::warn!(error = %e, "period close failed; retrying on the next tick"),
             }
+            dispatch_events(&ctx).await;
         }
         if let Err(e) = invoices::charge_until_idle(&ctx).await {
             tracing::warn!(error = %e, "charge job failed; retrying on the next tick");
         }
+        dispatch_events(&ctx).await;
         // After charging, so that an invoice just paid suspends no one; the
         // delay is days, so once a minute is plenty too.
         let now = ctx.clock.now();
@@ -95,6 +106,10 @@ pub async fn run_forever(
                 Err(e) => tracing::warn!(error = %e, "suspension job failed; retrying on the next tick"),
             }
         }
+        // Last: the events the jobs above emitted go out on this tick.
+        if let Err(e) = webhooks::run_until_idle(&ctx).await {
+            tracing::warn!(error = %e, "webhook delivery failed; retrying on the next tick");
+        }
         match maintenance::prune(&ctx, maintenance::PRUNE_BATCHES_PER_TICK).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(pruned = n, "forgot expired quota request ids"),
@@ -102,6 +117,12 @@ pub async fn run_forever(
                 tracing::warn!(error = %e, "pruning idempotency records failed; retrying on the next tick")
             }
         }
+    }
+}
+
+async fn dispatch_events(ctx: &JobContext) {
+    if let Err(e) = webhooks::dispatch(ctx).await {
+        tracing::warn!(error = %e, "dispatching webhook events failed; retrying on the next tick");
     }
 }
 
@@ -132,16 +153,19 @@ pub enum Job {
     Suspend,
     /// Forget quota request ids older than the idempotency window.
     Prune,
+    /// Dispatch webhook events to their endpoints and deliver those due.
+    Webhooks,
 }
 
 impl Job {
     /// In the order `all` runs them.
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::Transitions,
         Job::PeriodClose,
         Job::Charge,
         Job::Suspend,
         Job::Prune,
+        Job::Webhooks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +175,7 @@ impl Job {
             Self::Charge => "charge",
             Self::Suspend => "suspend",
             Self::Prune => "prune",
+            Self::Webhooks => "webhooks",
         }
     }
 
@@ -167,6 +192,7 @@ impl Job {
             Self::Charge => format!("{n} charge {}", plural("round", "rounds")),
             Self::Suspend => format!("{n} {} suspended", plural("tenant", "tenants")),
             Self::Prune => format!("{n} expired quota request {} forgotten", plural("id", "ids")),
+            Self::Webhooks => format!("{n} webhook delivery {} made", plural("attempt", "attempts")),
         }
     }
 
@@ -178,6 +204,7 @@ impl Job {
             Self::Charge => invoices::charge_until_idle(ctx).await,
             Self::Suspend => dunning::suspend_overdue(ctx, ctx.clock.now()).await,
             Self::Prune => maintenance::prune(ctx, usize::MAX).await.map(|n| n as usize),
+            Self::Webhooks => webhooks::run_until_idle(ctx).await,
         }
     }
 }

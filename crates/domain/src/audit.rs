@@ -91,6 +91,14 @@ actions! {
     /// The payment provider reported a dispute (chargeback) of the charge
     /// that paid the invoice.
     InvoiceDisputed => "invoice.disputed",
+    WebhookEndpointCreate => "webhook_endpoint.create",
+    WebhookEndpointDelete => "webhook_endpoint.delete",
+    WebhookEndpointRotateSecret => "webhook_endpoint.rotate_secret",
+    WebhookEndpointEnable => "webhook_endpoint.enable",
+    /// Disabled by Tollgate: every attempt failed for longer than the operator allows.
+    WebhookEndpointDisabled => "webhook_endpoint.disabled",
+    /// A delivery's event sent to its endpoint again, by hand.
+    WebhookRedeliver => "webhook_delivery.redeliver",
 }
 
 impl AuditAction {
@@ -235,6 +243,12 @@ mod tests {
                 "token.create",
                 "token.revoke",
                 "usage.replay",
+                "webhook_delivery.redeliver",
+                "webhook_endpoint.create",
+                "webhook_endpoint.delete",
+                "webhook_endpoint.disabled",
+                "webhook_endpoint.enable",
+                "webhook_endpoint.rotate_secret",
             ]
         );
     }

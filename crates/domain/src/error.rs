@@ -81,6 +81,9 @@ reasons! {
     /// A provider webhook whose signature header is missing, malformed, does not match the body signed
     /// with the endpoint's secret, or was signed outside the tolerance (a replay).
     WebhookSignatureInvalid = "WEBHOOK_SIGNATURE_INVALID" (InvalidArgument),
+    /// A webhook endpoint's URL names a loopback, link-local or private address (or `localhost`),
+    /// which the operator has not allowed (`--webhook-allow-private`); nothing was stored.
+    WebhookUrlRefused = "WEBHOOK_URL_REFUSED" (InvalidArgument),
     /// The request body is larger than the server accepts.
     PayloadTooLarge = "PAYLOAD_TOO_LARGE" (PayloadTooLarge),
     /// No credential, or one that is malformed, unknown, expired or revoked.
@@ -172,6 +175,9 @@ reasons! {
     /// The payment provider refused the refund; its credit note is recorded FAILED and counts for
     /// nothing (nothing was refunded).
     RefundRefused = "REFUND_REFUSED" (FailedPrecondition),
+    /// The tenant (or the operator) has as many webhook endpoints as it may (the message says how
+    /// many); delete one first.
+    WebhookEndpointLimit = "WEBHOOK_ENDPOINT_LIMIT" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific

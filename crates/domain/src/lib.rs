@@ -27,5 +27,6 @@ pub mod tenant;
 pub mod text;
 pub mod token;
 pub mod transition;
+pub mod webhook;
 
 pub use error::{Error, ErrorKind, Reason};

@@ -45,6 +45,12 @@
 //!   Every aggregate appends to the trail inside its own transactions; only
 //!   reading it is a method of its own. Secrets, like the trail, belong to
 //!   the deployment rather than to any tenant's aggregate.
+//! - [`WebhookStore`]: `webhook_events` (the outbox), `webhook_endpoints`,
+//!   `webhook_deliveries`. Every aggregate writes its events into the outbox
+//!   inside its own transaction (as it appends to the audit trail: an
+//!   audited change that is an event emits it there); dispatching an event
+//!   to the endpoints that want it, and leasing and recording attempts, are
+//!   this trait's.
 //! - [`HealthStore`]: which engine, whether it answers, whether it can take
 //!   writes now (`heartbeat`).
 //!
@@ -68,10 +74,11 @@ use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::PlanTransition;
 
 use crate::{
-    Actor, Aggregations, AppliedCoupon, AuditEntry, BillingDue, BucketFilter, ChargeRecord, CouponDef,
-    Dispute, LeasedTransition, NewOperatorToken, NewTenant, NewToken, PaymentChange, RefundRecord,
-    RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter,
-    TransitionOutcome, UsageChange, UsageCount, UsageOutcome,
+    Actor, Aggregations, AppliedCoupon, AttemptRecorded, AuditEntry, BillingDue, BucketFilter, ChargeRecord,
+    CouponDef, DeliveryAttempt, DeliveryJob, Dispute, EndpointScope, LeasedTransition, NewOperatorToken,
+    NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, RefundRecord, RefundStart, ReplayStats, Result,
+    RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange, UsageCount,
+    UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookQueue,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -87,6 +94,7 @@ pub trait Store:
     + InvoicingStore
     + DunningStore
     + AuditStore
+    + WebhookStore
     + HealthStore
     + Send
     + Sync
@@ -104,6 +112,7 @@ impl<T> Store for T where
         + InvoicingStore
         + DunningStore
         + AuditStore
+        + WebhookStore
         + HealthStore
         + Send
         + Sync
@@ -634,6 +643,113 @@ pub trait AuditStore: Send + Sync {
 
     /// A secret shared by replicas, created on first use.
     async fn secret(&self, name: &str) -> Result<String>;
+}
+
+/// Webhooks out: endpoints, the outbox's dispatch and leased deliveries.
+///
+/// Every method taking an [`EndpointScope`] finds only what the scope sees:
+/// a tenant's scope never reads or changes another tenant's endpoint, or
+/// the operator's (`NotFound`, as if it did not exist).
+#[async_trait::async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Creates an endpoint, audited as `webhook_endpoint.create`.
+    /// `Conflict` (`WEBHOOK_ENDPOINT_LIMIT`) when its owner has `limit`
+    /// endpoints already.
+    async fn create_webhook_endpoint(
+        &self,
+        e: &NewWebhookEndpoint,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<WebhookEndpoint>;
+    /// The endpoints the scope sees, oldest first; the operator may ask for
+    /// one tenant's (`tenant`), which are that tenant's own.
+    async fn webhook_endpoints(
+        &self,
+        scope: &EndpointScope,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<WebhookEndpoint>>;
+    async fn webhook_endpoint(&self, scope: &EndpointScope, id: &str) -> Result<Option<WebhookEndpoint>>;
+    /// Deletes an endpoint and its deliveries, audited. `NotFound`.
+    async fn delete_webhook_endpoint(
+        &self,
+        scope: &EndpointScope,
+        id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Replaces the secret; the old one keeps signing until
+    /// `previous_until`. Audited (without the secrets). `NotFound`.
+    async fn rotate_webhook_secret(
+        &self,
+        scope: &EndpointScope,
+        id: &str,
+        secret: &str,
+        previous_until: Timestamp,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<WebhookEndpoint>;
+    /// Enables a disabled endpoint again (its pending deliveries resume, due
+    /// now), audited. `NotFound`.
+    async fn enable_webhook_endpoint(
+        &self,
+        scope: &EndpointScope,
+        id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<WebhookEndpoint>;
+    /// An endpoint's deliveries, newest first, at most `limit`. `NotFound`
+    /// for an endpoint the scope does not see.
+    async fn webhook_deliveries(
+        &self,
+        scope: &EndpointScope,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
+    /// Delivers a delivery's event to its endpoint again: a new delivery
+    /// (same event, same `webhook-id`), due now, after the endpoint's
+    /// deliveries made before it. Audited. `NotFound`.
+    async fn redeliver_webhook(
+        &self,
+        scope: &EndpointScope,
+        endpoint_id: &str,
+        delivery_id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<WebhookDelivery>;
+    /// Events not yet dispatched, oldest first, at most `limit`.
+    async fn undispatched_webhook_events(&self, limit: u32) -> Result<Vec<WebhookEvent>>;
+    /// Dispatches an event: writes its data and a PENDING delivery, due at
+    /// `now`, for each enabled endpoint that wants it (the tenant's own and
+    /// the operator's). Once: `None` when it was dispatched already (by
+    /// another replica); else how many deliveries were made.
+    async fn dispatch_webhook_event(&self, seq: i64, data: &str, now: Timestamp) -> Result<Option<usize>>;
+    /// Leases up to `limit` due deliveries for `owner` until `lease_until`:
+    /// of each enabled endpoint only its oldest PENDING delivery (so that
+    /// an endpoint receives its events in order), and only if it is due and
+    /// no live lease holds it.
+    async fn claim_webhook_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DeliveryJob>>;
+    /// Records an attempt of a delivery `owner` holds, and releases it.
+    /// A failure disables the endpoint when it has failed since
+    /// `disable_if_failing_since` (audited `webhook_endpoint.disabled`).
+    /// `Conflict` when the lease was lost (the attempt is not recorded;
+    /// another worker's attempt is).
+    async fn record_webhook_attempt(
+        &self,
+        delivery_id: &str,
+        owner: &str,
+        attempt: &DeliveryAttempt,
+        now: Timestamp,
+    ) -> Result<AttemptRecorded>;
+    /// Undelivered work, for metrics.
+    async fn webhook_queue(&self) -> Result<WebhookQueue>;
+    /// A tenant's events, newest first (tests and the operator's view).
+    async fn webhook_events(&self, tenant_id: &TenantId, limit: u32) -> Result<Vec<WebhookEvent>>;
 }
 
 /// Which engine, and whether it answers and takes writes.

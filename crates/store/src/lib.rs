@@ -35,7 +35,7 @@ pub mod sqlite;
 
 pub use aggregates::{
     AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore, InvoicingStore,
-    MeteringStore, QuotaStore, Store, TenancyStore,
+    MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
 };
 
 /// The store's traits, for callers: `use tollgate_store::prelude::*` brings
@@ -43,7 +43,7 @@ pub use aggregates::{
 pub mod prelude {
     pub use crate::aggregates::{
         AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore, InvoicingStore,
-        MeteringStore, QuotaStore, Store, TenancyStore,
+        MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
     };
 }
 
@@ -678,4 +678,186 @@ pub enum UsageOutcome {
     /// A new reservation while reservations are blocked
     /// ([`UsageChange::block_reservations`]); nothing changed.
     Blocked,
+}
+
+/// Who is asking for webhook endpoints: a tenant sees its own only; the
+/// operator sees every endpoint (the operator's, for every tenant, and each
+/// tenant's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointScope {
+    Tenant(TenantId),
+    Operator,
+}
+
+impl EndpointScope {
+    /// The tenant the scope is limited to.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::Tenant(t) => Some(t),
+            Self::Operator => None,
+        }
+    }
+}
+
+/// A webhook endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// `ep_…`.
+    pub id: String,
+    /// `None`: the operator's, for every tenant's events.
+    pub tenant_id: Option<TenantId>,
+    pub url: String,
+    /// Event type names; empty for every type.
+    pub events: Vec<String>,
+    pub description: String,
+    /// The signing secret, `whsec_…`.
+    pub secret: String,
+    /// The secret before the last rotation, and until when it still signs.
+    pub previous_secret: Option<(String, Timestamp)>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    /// The first failed attempt since the last success.
+    pub failing_since: Option<Timestamp>,
+    /// When and why it was disabled (failing for too long).
+    pub disabled: Option<(Timestamp, String)>,
+}
+
+impl WebhookEndpoint {
+    /// The secrets that sign a delivery at `now`: the current one, and the
+    /// previous one during a rotation's overlap.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<String> {
+        let mut out = vec![self.secret.clone()];
+        if let Some((previous, until)) = &self.previous_secret
+            && now < *until
+        {
+            out.push(previous.clone());
+        }
+        out
+    }
+
+    /// Whether an event of type `t` goes to this endpoint.
+    pub fn wants(&self, t: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == t)
+    }
+}
+
+/// A webhook endpoint to create.
+#[derive(Debug, Clone)]
+pub struct NewWebhookEndpoint {
+    pub tenant_id: Option<TenantId>,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub secret: String,
+    /// The most endpoints one tenant (or the operator) may have.
+    pub limit: u32,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or being attempted).
+    Pending,
+    /// An attempt was answered 2xx.
+    Delivered,
+    /// Every attempt failed.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// An event of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub seq: i64,
+    /// `msg_…`: the `webhook-id` of every delivery of it.
+    pub id: String,
+    pub tenant_id: TenantId,
+    /// The event type's name.
+    pub event_type: String,
+    /// What it is about, e.g. `invoice/inv-2026-11-0001`.
+    pub subject: String,
+    /// The payload's data (JSON), once known.
+    pub data: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// One delivery of an event to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// `dlv_…`.
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When the next attempt is due (PENDING).
+    pub next_attempt_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    /// The HTTP status of the last answer.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A delivery leased for one attempt, with what the attempt sends.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub endpoint: WebhookEndpoint,
+    pub event: WebhookEvent,
+}
+
+/// What one attempt came to, and what follows it.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    /// Answered 2xx.
+    pub delivered: bool,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// Why it failed (a non-2xx answer, a timeout, a refused connection…).
+    pub error: Option<String>,
+    /// When a failed delivery is attempted again; `None`: it is FAILED.
+    pub retry_at: Option<Timestamp>,
+    /// An endpoint failing since this moment or earlier (with no success
+    /// since) is disabled by this failure.
+    pub disable_if_failing_since: Timestamp,
+}
+
+/// What recording an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRecorded {
+    pub status: DeliveryStatus,
+    /// The endpoint was disabled by this failure.
+    pub disabled_endpoint: bool,
+}
+
+/// Undelivered work: for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WebhookQueue {
+    /// PENDING deliveries.
+    pub pending: u64,
+    /// Events not yet dispatched to endpoints.
+    pub undispatched: u64,
+    /// When the oldest PENDING delivery was created.
+    pub oldest: Option<Timestamp>,
 }

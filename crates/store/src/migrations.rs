@@ -46,6 +46,7 @@ const STEPS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_credit_notes.sql"),
     ),
     (12, "dunning", include_str!("../migrations/0012_dunning.sql")),
+    (13, "webhooks", include_str!("../migrations/0013_webhooks.sql")),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -191,9 +192,19 @@ mod tests {
                 Engine::Postgres,
                 "f70c29d6614320aef0685af84d567b52b00b4f3651a63220ed5ac2b842f8fe4f9ca4ededab6ca373fb85768865614e24",
             ),
+            (
+                13,
+                Engine::Sqlite,
+                "5371a6bc8a076d79afcdbecd6d024e30763a9694f1001ca5d3fdc8eaa5668011c43929e8b389c347a153e954f4734142",
+            ),
+            (
+                13,
+                Engine::Postgres,
+                "cba3d43300d6ea256b3f7440bfbb8e78060d4b1c38bd52b81cc2f5ffdde74bf241d352ecb66623aeb5447dc082d09e85",
+            ),
         ];
         assert_eq!(
-            same.len() + 2,
+            same.len() + 3,
             STEPS.len(),
             "a new migration's checksum is frozen here when it is added"
         );

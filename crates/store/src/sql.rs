@@ -7,7 +7,7 @@
 //! Each aggregate (see `aggregates.rs`) has a child module under `sql/` with
 //! its `impl crate::XStore for SqlStore` and its SQL: `tenancy`, `quotas`,
 //! `catalogs`, `billing`, `metering`, `coupons`, `invoicing`, `dunning`,
-//! `audit` and `health`. This file keeps what they share: the store and its `write`,
+//! `audit`, `webhooks` and `health`. This file keeps what they share: the store and its `write`,
 //! time and name decoding, hex digests, and `audit_in`, through which every
 //! aggregate appends to the audit trail inside its own transaction.
 
@@ -16,6 +16,7 @@ use sqlx::Pool;
 use tollgate_domain::audit::AuditAction;
 use tollgate_domain::ids::TenantId;
 use tollgate_domain::names::Name;
+use tollgate_domain::webhook::EventType;
 
 use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
 use crate::{Result, StoreError};
@@ -50,6 +51,9 @@ mod quotas;
 #[path = "sql/tenancy.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod tenancy;
+#[path = "sql/webhooks.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod webhooks;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -125,7 +129,9 @@ fn unhex(column: &str, text: &str) -> Result<[u8; 32]> {
 /// Who the audit trail names for changes Tollgate makes by itself.
 const SYSTEM: &str = "tollgate";
 
-/// Appends to the audit trail inside a transaction.
+/// Appends to the audit trail inside a transaction; a change of a tenant's
+/// that is an event ([`EventType::for_audit`]) is written into the webhook
+/// outbox in the same transaction.
 #[allow(clippy::too_many_arguments)]
 async fn audit_in(
     tx: &mut Tx,
@@ -151,5 +157,10 @@ async fn audit_in(
     .bind(after.map(|v| v.to_string()))
     .execute(&mut **tx)
     .await?;
+    if let Some(tenant_id) = tenant_id {
+        for &event in EventType::for_audit(action) {
+            webhooks::emit_in(tx, tenant_id, event, target, None, at).await?;
+        }
+    }
     Ok(())
 }

@@ -178,6 +178,9 @@ pub enum Command {
     /// List, show, download, refund and cancel invoices.
     #[command(subcommand)]
     Invoice(crate::invoice::InvoiceCommand),
+    /// Manage webhook endpoints (every tenant's events, or one tenant's) and their deliveries.
+    #[command(subcommand)]
+    Webhook(crate::webhook::WebhookCommand),
     /// Measure throughput and latency of key endpoints against a fresh server.
     Bench(crate::bench::BenchArgs),
 }
@@ -286,6 +289,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Usage(cmd) => crate::usage::usage(&*cli.storage.open().await?, cmd).await,
         Command::Coupon(cmd) => crate::usage::coupon(&*cli.storage.open().await?, cmd).await,
         Command::Invoice(cmd) => crate::invoice::invoice(cli.storage.open().await?, cmd).await,
+        Command::Webhook(cmd) => crate::webhook::webhook(cli.storage.open().await?, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }
 }
@@ -405,6 +409,44 @@ impl RetentionArgs {
         }
         Ok(tollgate_app::maintenance::Retention {
             idempotency_window: window,
+        })
+    }
+}
+
+/// How webhooks are delivered; `serve` and `jobs run`.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Deliver webhooks to loopback, link-local and private addresses (and
+    /// `localhost`): receivers on the same host or network, on-premises and
+    /// in tests. Off, such endpoints are refused when created, and a host
+    /// name resolving only to such addresses is not called.
+    #[arg(long, env = "TOLLGATE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// How long one delivery attempt may take, connecting included.
+    #[arg(long, env = "TOLLGATE_WEBHOOK_TIMEOUT", default_value = "10s")]
+    pub webhook_timeout: humantime::Duration,
+    /// Disable an endpoint whose every attempt failed for this long (the
+    /// operator is told: audit entry, metric, log).
+    #[arg(long, env = "TOLLGATE_WEBHOOK_DISABLE_AFTER", default_value = "5days")]
+    pub webhook_disable_after: humantime::Duration,
+}
+
+impl WebhookArgs {
+    pub fn settings(&self) -> Result<tollgate_app::webhooks::WebhookSettings> {
+        let timeout = *self.webhook_timeout;
+        if timeout.is_zero() || timeout > std::time::Duration::from_secs(300) {
+            bail!("--webhook-timeout must be more than 0 and at most 5m");
+        }
+        let disable_after = jiff::SignedDuration::try_from(*self.webhook_disable_after)
+            .context("--webhook-disable-after is too long")?;
+        if disable_after < jiff::SignedDuration::from_hours(1) {
+            bail!("--webhook-disable-after must be at least 1h");
+        }
+        Ok(tollgate_app::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            timeout,
+            disable_after,
+            ..Default::default()
         })
     }
 }

@@ -337,6 +337,12 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 catalogs: Default::default(),
                 invoicing: Default::default(),
                 retention: Default::default(),
+                // Events these changes emit are delivered by the job loop.
+                webhooks: tollgate_api::events::standalone(
+                    shared.clone(),
+                    Arc::new(SystemClock),
+                    Default::default(),
+                ),
             };
             let done = refunds::refund_invoice(
                 &ctx,
@@ -405,6 +411,12 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 catalogs: Default::default(),
                 invoicing: invoicing.settings()?,
                 retention: Default::default(),
+                // Events these changes emit are delivered by the job loop.
+                webhooks: tollgate_api::events::standalone(
+                    shared.clone(),
+                    Arc::new(SystemClock),
+                    Default::default(),
+                ),
             };
             let invoice = InvoiceName::new(name.as_str());
             let after = invoices::charge_now(&ctx, &t.id, &invoice, ACTOR, Timestamp::now()).await?;

@@ -11,6 +11,7 @@ mod quota;
 mod serve;
 mod table;
 mod usage;
+mod webhook;
 
 use clap::Parser;
 

@@ -90,6 +90,8 @@ pub enum JobsCommand {
         retention: crate::cli::RetentionArgs,
         #[command(flatten)]
         payments: crate::provider::PaymentArgs,
+        #[command(flatten)]
+        webhooks: crate::cli::WebhookArgs,
     },
 }
 
@@ -106,6 +108,8 @@ pub enum JobArg {
     Suspend,
     /// Forget quota request ids older than the idempotency window.
     Prune,
+    /// Dispatch webhook events and make the delivery attempts that are due.
+    Webhooks,
     /// Every job above.
     All,
 }
@@ -118,6 +122,7 @@ impl JobArg {
             Self::Charge => vec![Job::Charge],
             Self::Suspend => vec![Job::Suspend],
             Self::Prune => vec![Job::Prune],
+            Self::Webhooks => vec![Job::Webhooks],
             Self::All => Job::ALL.to_vec(),
         }
     }
@@ -262,6 +267,7 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
         invoicing,
         retention,
         payments,
+        webhooks,
     } = cmd;
     let invoicing = invoicing.settings()?;
     let retention = retention.retention()?;
@@ -269,14 +275,17 @@ pub async fn jobs(storage: &StorageArgs, cmd: JobsCommand) -> Result<()> {
         Some(at) => Arc::new(ManualClock::new(at)),
         None => Arc::new(SystemClock),
     };
+    let store = storage.open().await?;
+    let webhooks = tollgate_api::events::standalone(store.clone(), clock.clone(), webhooks.settings()?);
     let ctx = JobContext {
-        store: storage.open().await?,
+        store,
         clock,
         providers: payments.providers()?,
         worker_id: crate::cli::worker_id(),
         catalogs: Default::default(),
         invoicing,
         retention,
+        webhooks,
     };
     for job in job.jobs() {
         let n = job.run(&ctx).await?;

@@ -56,6 +56,8 @@ pub struct ServeArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub payments: crate::provider::PaymentArgs,
+    #[command(flatten)]
+    pub webhooks: crate::cli::WebhookArgs,
 }
 
 /// How long connections may take and how many there may be (ARCHITECTURE.md,
@@ -171,6 +173,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         worker_id: Some(crate::cli::worker_id()),
         stripe_webhook_secret: args.payments.stripe_webhook_secret.clone(),
         metrics_token: args.metrics_token.clone(),
+        webhooks: Some(args.webhooks.settings()?),
     };
     // The recorder, before anything records (build info from the start).
     tollgate_api::metrics::handle();

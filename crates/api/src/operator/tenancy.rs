@@ -58,7 +58,7 @@ pub struct SuspensionItem {
     pub invoices: Vec<String>,
 }
 
-fn tenant_item(t: Tenant) -> TenantItem {
+pub(crate) fn tenant_item(t: Tenant) -> TenantItem {
     TenantItem {
         name: t.name.to_string(),
         id: t.id.into_string(),

@@ -44,3 +44,4 @@ mod usage_rating;
 mod usage_reports;
 mod usage_summary;
 mod usage_support;
+mod webhooks_out;

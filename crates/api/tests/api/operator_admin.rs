@@ -657,7 +657,14 @@ async fn invoices_across_tenants_are_listed_shown_rendered_and_cancelled_and_job
             .collect();
         assert_eq!(
             jobs,
-            ["transitions", "period-close", "charge", "suspend", "prune"]
+            [
+                "transitions",
+                "period-close",
+                "charge",
+                "suspend",
+                "prune",
+                "webhooks"
+            ]
         );
         app.operator(Method::POST, "/api/operator/jobs/backup/run", None)
             .await

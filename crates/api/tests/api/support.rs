@@ -166,6 +166,11 @@ impl TestApp {
         let options = Options {
             providers: Some(providers),
             operator_token: operator_token.map(Into::into),
+            // The tests' receivers listen on loopback.
+            webhooks: Some(tollgate_app::webhooks::WebhookSettings {
+                allow_private: true,
+                ..Default::default()
+            }),
             ..Options::default()
         };
         let state = AppState::with_options(store.clone(), clock.clone(), options);
@@ -362,6 +367,7 @@ impl TestApp {
             catalogs: Default::default(),
             invoicing: Default::default(),
             retention: Default::default(),
+            webhooks: self.state.webhooks().clone(),
         };
         tollgate_app::transitions::run_until_idle(&ctx)
             .await
@@ -384,6 +390,7 @@ impl TestApp {
             catalogs: Default::default(),
             invoicing: invoicing.unwrap_or_default(),
             retention: Default::default(),
+            webhooks: self.state.webhooks().clone(),
         }
     }
 

@@ -358,6 +358,24 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.webhooks.CreateEndpoint",
+            method: post.clone(),
+            path: |_| "/api/web/namespaces/system/webhooks".into(),
+            body: |_| json!({"url": "https://hooks.example.com/t", "events": ["invoice.paid"], "description": "d"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: Some("/api/web/namespaces/system/webhooks"),
+        },
+        Case {
+            op: "tollgate.operator.CreateWebhookEndpoint",
+            method: post.clone(),
+            path: |_| "/api/operator/webhooks".into(),
+            body: |m| json!({"url": "https://hooks.example.com/o", "tenant": m.tenant, "events": []}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: Some("/api/web/namespaces/system/webhooks"),
+        },
+        Case {
             op: "tollgate.operator.CancelTransition",
             method: post,
             path: |m| format!("{OPERATOR_TRANSITIONS}/{}/cancel", m.transition),
@@ -410,6 +428,7 @@ fn redacted(resp: &Resp) -> (u16, Value) {
                             | "id"
                             | "hourly_breakdown_query"
                             | "created"
+                            | "created_by"
                             | "secret"
                             | "version"
                             | "idempotency_key"

@@ -13,6 +13,7 @@ use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
 use tollgate_domain::subscription::Subscription;
 use tollgate_domain::transition::{PlanTransition, TransitionState};
+use tollgate_domain::webhook::EventType;
 use tollgate_domain::{Error, ErrorKind, Reason};
 
 use super::{Db, DbRow, LOCK_TENANT, SYSTEM, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
@@ -534,7 +535,13 @@ async fn create_transition(store: &SqlStore, t: &PlanTransition, actor: Actor<'_
                     Some(transition_json(&t)),
                     t.created_at,
                 )
-                .await
+                .await?;
+                if t.state == TransitionState::WaitingForApproval {
+                    let target = format!("plan_transition/{}", t.id);
+                    let waiting = EventType::PlanTransitionWaitingForApproval;
+                    super::webhooks::emit_in(tx, &t.tenant_id, waiting, &target, None, t.created_at).await?;
+                }
+                Ok(())
             })
         })
         .await

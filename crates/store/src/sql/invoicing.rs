@@ -11,7 +11,9 @@ use tollgate_domain::credit_note;
 use tollgate_domain::ids::{InvoiceName, TenantId};
 use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_domain::payment::PaymentRole;
+use tollgate_domain::webhook::EventType;
 
+use super::webhooks::emit_in;
 use super::{DbRow, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
 use crate::{
     Actor, BillingDue, ChargeOutcome, ChargeRecord, ChargedMethod, Dispute, RefundRecord, RefundStart,
@@ -967,6 +969,10 @@ async fn settle_charge_in(
         now,
     )
     .await?;
+    if matches!(c.outcome, ChargeOutcome::Declined | ChargeOutcome::Failed) {
+        let target = format!("invoice/{}", c.invoice);
+        emit_in(tx, tenant_id, EventType::InvoicePaymentFailed, &target, None, now).await?;
+    }
     if paid {
         // Paying the last unpaid OVERDUE invoice lifts a suspension, now.
         super::dunning::lift_in(tx, tenant_id, &c.invoice, "paid", CHARGE_WORKER, now).await?;
@@ -1539,6 +1545,14 @@ async fn settle_refund_in(
             now,
         )
         .await?;
+        if succeeded {
+            let cn = format!("credit_note/{}", r.credit_note);
+            emit_in(tx, tenant_id, EventType::CreditNoteCreated, &cn, None, now).await?;
+        }
+        if whole {
+            let target = format!("invoice/{name}");
+            emit_in(tx, tenant_id, EventType::InvoiceRefunded, &target, None, now).await?;
+        }
     }
     // Settled before (nothing to do: the provider's answer is the same) or now.
     sqlx::query(

@@ -14,3 +14,4 @@ mod replicas;
 mod server;
 mod stripe;
 mod support;
+mod webhooks;
