@@ -21,15 +21,30 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::SharedString;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tollgate_app::telemetry;
 use tollgate_domain::{ErrorKind, Reason};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Latency buckets, in seconds: 0.5 ms to 10 s.
+/// Latency buckets, in seconds: 0.5 ms to 10 s (requests, ingestion,
+/// reports).
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A background job run: 1 ms (nothing to do) to 10 min (a month's close
+/// of many tenants, a long charge pass).
+const JOB_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// A write waiting to start: 50 µs (an idle writer) to 10 s (a lock or a
+/// pool exhausted).
+const WRITE_WAIT_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
 ];
 
 /// The process's recorder, installed on first use. `None` if another
@@ -38,11 +53,15 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            let full = |name: &str| Matcher::Full(name.to_owned());
             let builder = PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(full(telemetry::JOB_DURATION), JOB_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(full(telemetry::DB_WRITE_WAIT), WRITE_WAIT_BUCKETS))
                 .expect("non-empty buckets");
             match builder.install_recorder() {
                 Ok(handle) => {
+                    describe();
                     metrics::gauge!("tollgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
                     Some(handle)
                 }
@@ -54,6 +73,22 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         })
         .as_ref()
 }
+
+/// Help texts of every metric; the series of closed label sets at zero.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by operation id, method and status.");
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by operation id."
+    );
+    describe_gauge!("tollgate_build_info", "The running version (always 1).");
+    telemetry::describe();
+}
+
+const HTTP_REQUESTS: &str = "tollgate_http_requests_total";
+const HTTP_DURATION: &str = "tollgate_http_request_duration_seconds";
 
 /// Operation ids by method and route template, from the API description.
 fn operations() -> &'static HashMap<(String, String), String> {
@@ -101,10 +136,9 @@ pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("tollgate_http_requests_total", "operation" => op.clone(), "method" => method, "status" => status)
+    metrics::counter!(HTTP_REQUESTS, "operation" => op.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("tollgate_http_request_duration_seconds", "operation" => op)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(HTTP_DURATION, "operation" => op).record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -143,6 +177,8 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Result<
             .with_reason(Reason::Unauthenticated));
         }
     }
+    // The pool gauges are as of the scrape.
+    telemetry::record_pools(state.store());
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -151,3 +187,4 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Result<
     )
         .into_response())
 }
+
