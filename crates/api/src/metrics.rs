@@ -188,3 +188,13 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Result<
         .into_response())
 }
 
+/// `GET /metrics` alone, for `serve --metrics-listen`: the same handler and
+/// token rule on an address of its own (the API's router then has no
+/// `/metrics`: [`crate::router_without_metrics`]); any other path is 404.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(serve))
+        .fallback(crate::error::no_route)
+        .method_not_allowed_fallback(crate::error::no_method)
+        .with_state(state)
+}
