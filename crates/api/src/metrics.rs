@@ -1,16 +1,48 @@
-//! Prometheus metrics: `GET /metrics` in the text exposition format.
+//! Prometheus metrics: `GET /metrics` in the text exposition format, on
+//! the API's address, or on one of its own with `serve --metrics-listen`
+//! ([`router`]; the API's router then has none). With `--metrics-token`
+//! only its bearer may read them.
 //!
-//! The process has one recorder (the `metrics` facade's global one),
-//! installed on first use; every crate records through the facade
-//! (`metrics::counter!`), the API renders. Labels are bounded: an operation
-//! id from `/openapi.json` (or the route template, never a raw path), a
-//! status code, an outcome from a closed set; never a tenant, an invoice
-//! name or an id.
+//! The process has one recorder (the `metrics` facade's global one,
+//! [`handle`]), installed on first use; every crate records through the
+//! facade (`metrics::counter!`), the API renders. Labels are bounded: an
+//! operation id from `/openapi.json` (or the route template, never a raw
+//! path), a status code, an outcome, job, report or pool from a closed set;
+//! never a tenant, an invoice name or an id. Series of closed label sets
+//! are registered at zero, so alerts and rates have them before they move.
 //!
-//! Recorded so far: `tollgate_http_requests_total{operation,method,status}`,
-//! `tollgate_http_request_duration_seconds{operation}` (histogram),
-//! `tollgate_usage_events_total{outcome}`, `tollgate_charge_attempts_total{outcome}`,
-//! `tollgate_build_info{version}`.
+//! Every metric (histograms: 0.5 ms–10 s buckets unless said):
+//! - `tollgate_http_requests_total{operation,method,status}` and
+//!   `tollgate_http_request_duration_seconds{operation}` (histogram), by
+//!   the middleware [`track`];
+//! - `tollgate_usage_events_total{outcome}`: accepted, duplicate, rejected
+//!   (`app::usage`); `tollgate_ingest_duration_seconds`: one ingestion batch;
+//! - `tollgate_quota_reservations_total{outcome}`: every quota usage change,
+//!   granted, refused, suspended, replayed, released, reconciled, error
+//!   (`app::quotas`);
+//! - `tollgate_report_duration_seconds{report}`: current_usage,
+//!   usage_details, hourly, monthly, summary (the handlers in `usage.rs`);
+//! - `tollgate_charge_attempts_total{outcome}`: SUCCEEDED, DECLINED, FAILED
+//!   (`app::invoices`);
+//! - `tollgate_job_runs_total{job}`, `tollgate_job_failures_total{job}`,
+//!   `tollgate_job_duration_seconds{job}` (histogram, 1 ms–10 min): every
+//!   run of transitions, period-close, charge, suspend, prune, by the job
+//!   loop or by hand (`app::Job`);
+//! - `tollgate_job_oldest_due_period_seconds`,
+//!   `tollgate_job_oldest_due_charge_seconds`: how long the oldest period
+//!   due for closing (end + grace) and the oldest due charge round have
+//!   waited, 0 if none; set by the job loop each tick (absent without one);
+//! - `tollgate_db_pool_connections{pool,state}` (state `in_use`, `idle`) and
+//!   `tollgate_db_pool_max_connections{pool}`: pool `read` and `write` on
+//!   SQLite (the writer's one connection), `shared` on PostgreSQL; set from
+//!   the store's pools when `/metrics` is read ([`serve`]);
+//! - `tollgate_db_write_wait_seconds` (histogram, 50 µs–10 s): how long a
+//!   write job waited before it started (`tollgate_store`);
+//! - `tollgate_build_info{version}`: always 1.
+//!
+//! `app::telemetry` holds the names and closed sets of what the
+//! application records. `deploy/` has example alerting rules and a Grafana
+//! dashboard over these (a CLI test finds each name they use in a scrape).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

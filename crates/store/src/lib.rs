@@ -339,7 +339,7 @@ fn pool_stats<DB: sqlx::Database>(pool: &'static str, of: &sqlx::Pool<DB>) -> Po
 }
 
 /// One connection pool of the store as it is now
-/// ([`HealthStore::pools`](crate::HealthStore::pools)), for the metrics.
+/// ([`HealthStore::pools`]), for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
     /// `read` and `write` (SQLite: the read pool and the writer's one
