@@ -52,8 +52,20 @@ pub fn router(state: AppState) -> Router {
     with_middleware(routes().with_state(state))
 }
 
+/// Every route but `GET /metrics`, for `serve --metrics-listen`, which
+/// serves the metrics on their own address ([`metrics::router`]); here that
+/// path is then 404 like any unknown one.
+pub fn router_without_metrics(state: AppState) -> Router {
+    with_middleware(api_routes().with_state(state))
+}
+
 /// The routes alone (tests add their own before applying the middleware).
 pub fn routes() -> Router<AppState> {
+    api_routes().route("/metrics", get(metrics::serve))
+}
+
+/// Every route but `/metrics`.
+fn api_routes() -> Router<AppState> {
     Router::new()
         // quota objects (contract)
         .route(
@@ -321,7 +333,6 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::serve))
-        .route("/metrics", get(metrics::serve))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
 }

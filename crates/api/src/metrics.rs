@@ -1,16 +1,52 @@
-//! Prometheus metrics: `GET /metrics` in the text exposition format.
+//! Prometheus metrics: `GET /metrics` in the text exposition format, on
+//! the API's address, or on one of its own with `serve --metrics-listen`
+//! ([`router`]; the API's router then has none). With `--metrics-token`
+//! only its bearer may read them.
 //!
-//! The process has one recorder (the `metrics` facade's global one),
-//! installed on first use; every crate records through the facade
-//! (`metrics::counter!`), the API renders. Labels are bounded: an operation
-//! id from `/openapi.json` (or the route template, never a raw path), a
-//! status code, an outcome from a closed set; never a tenant, an invoice
-//! name or an id.
+//! The process has one recorder (the `metrics` facade's global one,
+//! [`handle`]), installed on first use; every crate records through the
+//! facade (`metrics::counter!`), the API renders. Labels are bounded: an
+//! operation id from `/openapi.json` (or the route template, never a raw
+//! path), a status code, an outcome, job, report or pool from a closed set;
+//! never a tenant, an invoice name or an id. Series of closed label sets
+//! are registered at zero, so alerts and rates have them before they move.
 //!
-//! Recorded so far: `tollgate_http_requests_total{operation,method,status}`,
-//! `tollgate_http_request_duration_seconds{operation}` (histogram),
-//! `tollgate_usage_events_total{outcome}`, `tollgate_charge_attempts_total{outcome}`,
-//! `tollgate_build_info{version}`.
+//! Every metric (histograms: 0.5 ms–10 s buckets unless said):
+//! - `tollgate_http_requests_total{operation,method,status}` and
+//!   `tollgate_http_request_duration_seconds{operation}` (histogram), by
+//!   the middleware [`track`];
+//! - `tollgate_usage_events_total{outcome}`: accepted, duplicate, rejected
+//!   (`app::usage`); `tollgate_ingest_duration_seconds`: one ingestion batch;
+//! - `tollgate_quota_reservations_total{outcome}`: every quota usage change,
+//!   granted, refused, suspended, replayed, released, reconciled, error
+//!   (`app::quotas`);
+//! - `tollgate_report_duration_seconds{report}`: current_usage,
+//!   usage_details, hourly, monthly, summary (the handlers in `usage.rs`);
+//! - `tollgate_charge_attempts_total{outcome}`: SUCCEEDED, DECLINED, FAILED
+//!   (`app::invoices`);
+//! - `tollgate_webhook_deliveries_total{outcome}` (delivered, retrying,
+//!   failed), `tollgate_webhook_endpoints_disabled_total`, and the gauges
+//!   `tollgate_webhook_queue_depth`, `tollgate_webhook_undispatched_events`,
+//!   `tollgate_webhook_oldest_undelivered_seconds` (`app::webhooks`);
+//! - `tollgate_job_runs_total{job}`, `tollgate_job_failures_total{job}`,
+//!   `tollgate_job_duration_seconds{job}` (histogram, 1 ms–10 min): every
+//!   run of transitions, period-close, charge, suspend, prune, webhooks, by the job
+//!   loop or by hand (`app::Job`);
+//! - `tollgate_job_oldest_due_period_seconds`,
+//!   `tollgate_job_oldest_due_charge_seconds`: how long the oldest period
+//!   due for closing (end + grace) and the oldest due charge round have
+//!   waited, 0 if none; set by the job loop each tick (absent without one);
+//! - `tollgate_db_pool_connections{pool,state}` (state `in_use`, `idle`) and
+//!   `tollgate_db_pool_max_connections{pool}`: pool `read` and `write` on
+//!   SQLite (the writer's one connection), `shared` on PostgreSQL; set from
+//!   the store's pools when `/metrics` is read ([`serve`]);
+//! - `tollgate_db_write_wait_seconds` (histogram, 50 µs–10 s): how long a
+//!   write job waited before it started (`tollgate_store`);
+//! - `tollgate_build_info{version}`: always 1.
+//!
+//! `app::telemetry` holds the names and closed sets of what the
+//! application records. `deploy/` has example alerting rules and a Grafana
+//! dashboard over these (a CLI test finds each name they use in a scrape).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -21,15 +57,30 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::SharedString;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tollgate_app::telemetry;
 use tollgate_domain::{ErrorKind, Reason};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Latency buckets, in seconds: 0.5 ms to 10 s.
+/// Latency buckets, in seconds: 0.5 ms to 10 s (requests, ingestion,
+/// reports).
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A background job run: 1 ms (nothing to do) to 10 min (a month's close
+/// of many tenants, a long charge pass).
+const JOB_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// A write waiting to start: 50 µs (an idle writer) to 10 s (a lock or a
+/// pool exhausted).
+const WRITE_WAIT_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
 ];
 
 /// The process's recorder, installed on first use. `None` if another
@@ -38,11 +89,15 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            let full = |name: &str| Matcher::Full(name.to_owned());
             let builder = PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(full(telemetry::JOB_DURATION), JOB_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(full(telemetry::DB_WRITE_WAIT), WRITE_WAIT_BUCKETS))
                 .expect("non-empty buckets");
             match builder.install_recorder() {
                 Ok(handle) => {
+                    describe();
                     metrics::gauge!("tollgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
                     Some(handle)
                 }
@@ -54,6 +109,22 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         })
         .as_ref()
 }
+
+/// Help texts of every metric; the series of closed label sets at zero.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by operation id, method and status.");
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by operation id."
+    );
+    describe_gauge!("tollgate_build_info", "The running version (always 1).");
+    telemetry::describe();
+}
+
+const HTTP_REQUESTS: &str = "tollgate_http_requests_total";
+const HTTP_DURATION: &str = "tollgate_http_request_duration_seconds";
 
 /// Operation ids by method and route template, from the API description.
 fn operations() -> &'static HashMap<(String, String), String> {
@@ -101,10 +172,9 @@ pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("tollgate_http_requests_total", "operation" => op.clone(), "method" => method, "status" => status)
+    metrics::counter!(HTTP_REQUESTS, "operation" => op.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("tollgate_http_request_duration_seconds", "operation" => op)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(HTTP_DURATION, "operation" => op).record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -143,6 +213,8 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Result<
             .with_reason(Reason::Unauthenticated));
         }
     }
+    // The pool gauges are as of the scrape.
+    telemetry::record_pools(state.store());
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -150,4 +222,15 @@ pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Result<
         body,
     )
         .into_response())
+}
+
+/// `GET /metrics` alone, for `serve --metrics-listen`: the same handler and
+/// token rule on an address of its own (the API's router then has no
+/// `/metrics`: [`crate::router_without_metrics`]); any other path is 404.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(serve))
+        .fallback(crate::error::no_route)
+        .method_not_allowed_fallback(crate::error::no_method)
+        .with_state(state)
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tollgate_app::bills;
 use tollgate_app::reports::{self, ReportRange};
+use tollgate_app::telemetry::Report;
 use tollgate_app::usage::{self, EventOutcome, Reported, Tally};
 use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::invoice::InvoiceStatus;
@@ -234,6 +235,7 @@ pub async fn usage_details(
     Path(ns): Path<String>,
     JsonBody(body): JsonBody<RangeRequest>,
 ) -> Result<Json<ListUsageDetailsResp>, ApiError> {
+    let _timer = Report::UsageDetails.timer();
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::ListUsageDetails, &ns).await?;
     body_namespace(body.namespace.as_deref(), &ns)?;
@@ -307,6 +309,7 @@ pub async fn hourly_usage_details(
     Path(ns): Path<String>,
     JsonBody(body): JsonBody<HourlyRequest>,
 ) -> Result<Json<ListHourlyUsageDetailsResp>, ApiError> {
+    let _timer = Report::Hourly.timer();
     let ns = namespace(&ns)?;
     let auth = caller
         .authorize(&state, Operation::ListHourlyUsageDetails, &ns)
@@ -462,6 +465,7 @@ pub async fn current_usage(
     Path(ns): Path<String>,
     JsonBody(body): JsonBody<RangeRequest>,
 ) -> Result<Json<ListCurrentUsageResp>, ApiError> {
+    let _timer = Report::CurrentUsage.timer();
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::ListCurrentUsage, &ns).await?;
     body_namespace(body.namespace.as_deref(), &ns)?;
@@ -499,6 +503,7 @@ pub async fn monthly_usage(
     Path(ns): Path<String>,
     JsonBody(body): JsonBody<MonthlyRequest>,
 ) -> Result<Json<ListMonthlyUsageResp>, ApiError> {
+    let _timer = Report::Monthly.timer();
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::ListMonthlyUsage, &ns).await?;
     crate::auth::require_system(&ns, "monthly bills")?;
@@ -551,6 +556,7 @@ pub async fn usage_summary(
     caller: Caller,
     JsonBody(body): JsonBody<UsageSummaryRequest>,
 ) -> Result<Json<BillingUsageSummaryResponse>, ApiError> {
+    let _timer = Report::Summary.timer();
     let auth = caller
         .authorize(&state, Operation::BillingUsageSummary, &Name::system())
         .await?;

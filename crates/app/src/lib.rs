@@ -13,6 +13,7 @@
 //! - Telling the platform: [`webhooks`] (endpoints, the outbox's dispatch,
 //!   signed deliveries with retries).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
+//! - Metrics: [`telemetry`] (what the use cases and the jobs record).
 //!
 //! Background work takes its items from the database under a lease, so that
 //! replicas never do the same work twice and work a crashed worker held is
@@ -31,6 +32,7 @@ pub mod provider_events;
 pub mod quotas;
 pub mod refunds;
 pub mod reports;
+pub mod telemetry;
 pub mod tenancy;
 pub mod transitions;
 pub mod usage;
@@ -61,7 +63,9 @@ pub struct JobContext {
     pub webhooks: webhooks::Webhooks,
 }
 
-/// Runs every job until `shutdown` resolves, polling every `interval`.
+/// Runs every job until `shutdown` resolves, polling every `interval`; after
+/// each tick, sets the lag gauges ([`telemetry::record_backlog`]). Each run
+/// is recorded as [`Job::run`]'s are (one path: `Job::run_at`).
 pub async fn run_forever(
     ctx: JobContext,
     interval: Duration,
@@ -77,7 +81,7 @@ pub async fn run_forever(
             () = &mut shutdown => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = transitions::run_until_idle(&ctx).await {
+        if let Err(e) = Job::Transitions.run(&ctx).await {
             tracing::warn!(error = %e, "plan transition job failed; retrying on the next tick");
         }
         // Each job's events are dispatched (their data rendered) before the
@@ -87,13 +91,13 @@ pub async fn run_forever(
         // Closing periods reads the due tenants only; once a minute is plenty.
         let now = ctx.clock.now();
         if last_close.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
-            match invoices::close_periods(&ctx, now).await {
+            match Job::PeriodClose.run_at(&ctx, now, usize::MAX).await {
                 Ok(_) => last_close = Some(now),
                 Err(e) => tracing::warn!(error = %e, "period close failed; retrying on the next tick"),
             }
             dispatch_events(&ctx).await;
         }
-        if let Err(e) = invoices::charge_until_idle(&ctx).await {
+        if let Err(e) = Job::Charge.run(&ctx).await {
             tracing::warn!(error = %e, "charge job failed; retrying on the next tick");
         }
         dispatch_events(&ctx).await;
@@ -101,21 +105,27 @@ pub async fn run_forever(
         // delay is days, so once a minute is plenty too.
         let now = ctx.clock.now();
         if last_suspend.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
-            match dunning::suspend_overdue(&ctx, now).await {
+            match Job::Suspend.run_at(&ctx, now, usize::MAX).await {
                 Ok(_) => last_suspend = Some(now),
                 Err(e) => tracing::warn!(error = %e, "suspension job failed; retrying on the next tick"),
             }
         }
         // Last: the events the jobs above emitted go out on this tick.
-        if let Err(e) = webhooks::run_until_idle(&ctx).await {
+        if let Err(e) = Job::Webhooks.run(&ctx).await {
             tracing::warn!(error = %e, "webhook delivery failed; retrying on the next tick");
         }
-        match maintenance::prune(&ctx, maintenance::PRUNE_BATCHES_PER_TICK).await {
+        match Job::Prune
+            .run_bounded(&ctx, maintenance::PRUNE_BATCHES_PER_TICK)
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::debug!(pruned = n, "forgot expired quota request ids"),
             Err(e) => {
                 tracing::warn!(error = %e, "pruning idempotency records failed; retrying on the next tick")
             }
+        }
+        if let Err(e) = telemetry::record_backlog(&ctx).await {
+            tracing::debug!(error = %e, "cannot read the jobs' backlog for the metrics");
         }
     }
 }
@@ -198,13 +208,40 @@ impl Job {
 
     /// Runs the job until it has nothing left to do; returns how much it did.
     pub async fn run(self, ctx: &JobContext) -> Result<usize, tollgate_store::StoreError> {
-        match self {
-            Self::Transitions => transitions::run_until_idle(ctx).await,
-            Self::PeriodClose => invoices::close_periods(ctx, ctx.clock.now()).await,
-            Self::Charge => invoices::charge_until_idle(ctx).await,
-            Self::Suspend => dunning::suspend_overdue(ctx, ctx.clock.now()).await,
-            Self::Prune => maintenance::prune(ctx, usize::MAX).await.map(|n| n as usize),
-            Self::Webhooks => webhooks::run_until_idle(ctx).await,
-        }
+        self.run_bounded(ctx, usize::MAX).await
+    }
+
+    /// [`Job::run`] with at most `prune_batches` batches of pruning (the job
+    /// loop prunes a few per tick).
+    async fn run_bounded(
+        self,
+        ctx: &JobContext,
+        prune_batches: usize,
+    ) -> Result<usize, tollgate_store::StoreError> {
+        self.run_at(ctx, ctx.clock.now(), prune_batches).await
+    }
+
+    /// Every run, by the loop or by hand, comes here and is recorded once
+    /// (runs, failures, duration by job: [`telemetry`]). `now` is the time
+    /// period close and suspension judge by.
+    async fn run_at(
+        self,
+        ctx: &JobContext,
+        now: jiff::Timestamp,
+        prune_batches: usize,
+    ) -> Result<usize, tollgate_store::StoreError> {
+        telemetry::timed_job(self, async {
+            match self {
+                Self::Transitions => transitions::run_until_idle(ctx).await,
+                Self::PeriodClose => invoices::close_periods(ctx, now).await,
+                Self::Charge => invoices::charge_until_idle(ctx).await,
+                Self::Suspend => dunning::suspend_overdue(ctx, now).await,
+                Self::Prune => maintenance::prune(ctx, prune_batches)
+                    .await
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                Self::Webhooks => webhooks::run_until_idle(ctx).await,
+            }
+        })
+        .await
     }
 }

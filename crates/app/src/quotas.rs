@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use tollgate_domain::names::Name;
 use tollgate_domain::quota::{self, KeyFamily, QuotaObject, QuotaSpec};
 use tollgate_domain::tenant::Tenant;
-use tollgate_store::{Store, UsageChange, UsageOp, UsageOutcome, UsageState};
+use tollgate_store::{Store, StoreError, UsageChange, UsageOp, UsageOutcome, UsageState};
 
 use crate::AppError;
 
@@ -46,7 +46,9 @@ pub async fn change_usage(
         // Known from the tenant's row, which the request read already.
         block_reservations: tenant.suspension.is_some(),
     };
-    match store.change_usage(&change).await? {
+    let outcome = store.change_usage(&change).await;
+    record(op, &outcome);
+    match outcome? {
         UsageOutcome::Applied(state) => Ok(Changed {
             state,
             replayed: false,
@@ -64,6 +66,21 @@ pub async fn change_usage(
             Err(quota::refusal(family, key, s.limit, s.current, requested).into())
         }
     }
+}
+
+/// Counts the change by outcome (`tollgate_quota_reservations_total`).
+fn record(op: UsageOp, outcome: &Result<UsageOutcome, StoreError>) {
+    use crate::telemetry::UsageChangeOutcome as O;
+    let o = match (outcome, op) {
+        (Err(_), _) => O::Error,
+        (Ok(UsageOutcome::Replayed(_)), _) => O::Replayed,
+        (Ok(UsageOutcome::Refused(_)), _) => O::Refused,
+        (Ok(UsageOutcome::Blocked), _) => O::Suspended,
+        (Ok(UsageOutcome::Applied(_)), UsageOp::Reserve { .. }) => O::Granted,
+        (Ok(UsageOutcome::Applied(_)), UsageOp::Release { .. }) => O::Released,
+        (Ok(UsageOutcome::Applied(_)), UsageOp::Reconcile { .. }) => O::Reconciled,
+    };
+    o.record();
 }
 
 /// Creates a quota object (validated by the domain when it was built);

@@ -2,6 +2,8 @@
 //! `tollgate usage import`: each event of a batch is checked against the
 //! tenant's meters, the clock-skew rule and the admission floor, the valid
 //! ones are stored in one transaction, and every event gets its outcome.
+//! Each batch is timed (`tollgate_ingest_duration_seconds`) and its events
+//! counted by outcome (`tollgate_usage_events_total`).
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::catalog::Catalog;
@@ -69,6 +71,7 @@ pub async fn ingest(
     now: Timestamp,
     batch: &[Reported],
 ) -> Result<Vec<EventOutcome>, StoreError> {
+    let _timer = crate::telemetry::Timer::ingest();
     // Usage in the latest finalized period is still billed (as an
     // adjustment on the next invoice); anything older is refused.
     let finalized = store.latest_invoice_start(&tenant.id).await?;

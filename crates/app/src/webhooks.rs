@@ -312,12 +312,12 @@ pub async fn run_until_idle(ctx: &JobContext) -> Result<usize, StoreError> {
 pub async fn record_queue(ctx: &JobContext) {
     match ctx.store.webhook_queue().await {
         Ok(q) => {
-            metrics::gauge!("tollgate_webhook_queue_depth").set(q.pending as f64);
-            metrics::gauge!("tollgate_webhook_undispatched_events").set(q.undispatched as f64);
+            metrics::gauge!(crate::telemetry::WEBHOOK_QUEUE_DEPTH).set(q.pending as f64);
+            metrics::gauge!(crate::telemetry::WEBHOOK_UNDISPATCHED).set(q.undispatched as f64);
             let age = q.oldest.map_or(0.0, |at| {
                 ctx.clock.now().duration_since(at).as_secs_f64().max(0.0)
             });
-            metrics::gauge!("tollgate_webhook_oldest_undelivered_seconds").set(age);
+            metrics::gauge!(crate::telemetry::WEBHOOK_OLDEST).set(age);
         }
         Err(e) => tracing::debug!(error = %e, "reading the webhook queue failed"),
     }
@@ -355,9 +355,9 @@ async fn attempt(ctx: &JobContext, job: DeliveryJob) -> Result<(), StoreError> {
         DeliveryStatus::Pending => "retrying",
         DeliveryStatus::Failed => "failed",
     };
-    metrics::counter!("tollgate_webhook_deliveries_total", "outcome" => outcome).increment(1);
+    metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
     if recorded.disabled_endpoint {
-        metrics::counter!("tollgate_webhook_endpoints_disabled_total").increment(1);
+        metrics::counter!(crate::telemetry::WEBHOOK_ENDPOINTS_DISABLED).increment(1);
         tracing::warn!(
             endpoint = %job.endpoint.id,
             tenant = job.endpoint.tenant_id.as_ref().map(TenantId::as_str),

@@ -52,7 +52,9 @@
 //!   to the endpoints that want it, and leasing and recording attempts, are
 //!   this trait's.
 //! - [`HealthStore`]: which engine, whether it answers, whether it can take
-//!   writes now (`heartbeat`).
+//!   writes now (`heartbeat`), and what the metrics read about the store
+//!   itself: its pools, and how far behind the jobs are (the oldest due
+//!   period close and charge, one index lookup each).
 //!
 //! Every implementation shares one transaction type (the engine's `Tx`,
 //! through `SqlStore::write`), so a write that crosses aggregates (a new
@@ -76,9 +78,9 @@ use tollgate_domain::transition::PlanTransition;
 use crate::{
     Actor, Aggregations, AppliedCoupon, AttemptRecorded, AuditEntry, BillingDue, BucketFilter, ChargeRecord,
     CouponDef, DeliveryAttempt, DeliveryJob, Dispute, EndpointScope, LeasedTransition, NewOperatorToken,
-    NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, RefundRecord, RefundStart, ReplayStats, Result,
-    RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange, UsageCount,
-    UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookQueue,
+    NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, PoolStats, RefundRecord, RefundStart,
+    ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome,
+    UsageChange, UsageCount, UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookQueue,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -764,4 +766,21 @@ pub trait HealthStore: Send + Sync {
     /// Whether the database can take writes now: a trivial write commits,
     /// there is room to grow, and no write failed with a fault just now.
     async fn ready(&self, now: Timestamp) -> Result<()>;
+
+    /// The connection pools as they are now (no query: what the pools
+    /// count), for the metrics.
+    fn pools(&self) -> Vec<PoolStats>;
+
+    /// The earliest billing period end that period close should have
+    /// finalized by now: the smallest known due date (see [`BillingDue`];
+    /// the epoch, "not known yet", is left out) at or before `before`
+    /// (`now` less the invoice grace); `None` when no tenant is due. One
+    /// index lookup (`billing_due_at`), cheap enough for every job tick.
+    async fn oldest_due_period(&self, before: Timestamp) -> Result<Option<Timestamp>>;
+
+    /// When the earliest charge round due at `now` came due: the smallest
+    /// `next_charge_at` of an ISSUED invoice at or before `now` (charging
+    /// leases and clears it as rounds end); `None` when no charge is due.
+    /// One index lookup (`invoices_due`).
+    async fn oldest_due_charge(&self, now: Timestamp) -> Result<Option<Timestamp>>;
 }

@@ -319,6 +319,40 @@ impl StoredInvoice {
     }
 }
 
+/// Records how long a write job waited before it started running
+/// (`tollgate_db_write_wait_seconds`): SQLite's writer queue, PostgreSQL's
+/// wait for a pooled connection and `BEGIN`.
+fn record_write_wait(waited: std::time::Duration) {
+    metrics::histogram!("tollgate_db_write_wait_seconds").record(waited.as_secs_f64());
+}
+
+/// What an sqlx pool counts now.
+fn pool_stats<DB: sqlx::Database>(pool: &'static str, of: &sqlx::Pool<DB>) -> PoolStats {
+    let open = of.size();
+    let idle = u32::try_from(of.num_idle()).unwrap_or(u32::MAX).min(open);
+    PoolStats {
+        pool,
+        in_use: open - idle,
+        idle,
+        max: of.options().get_max_connections(),
+    }
+}
+
+/// One connection pool of the store as it is now
+/// ([`HealthStore::pools`]), for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `read` and `write` (SQLite: the read pool and the writer's one
+    /// connection), or `shared` (PostgreSQL: reads and writes share one pool).
+    pub pool: &'static str,
+    /// Connections running a query or a transaction.
+    pub in_use: u32,
+    /// Connections open and waiting for work.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 /// When a tenant next has a billing period to close, as the due-date index
 /// holds it (`billing_due`), read by [`InvoicingStore::due_tenants`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -103,11 +103,14 @@ impl Writer {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
     {
+        let queued = std::time::Instant::now();
         let result = async {
             let mut tx = Tx {
                 inner: self.pool.begin().await?,
                 discard: false,
             };
+            // Waiting for a pooled connection (and BEGIN) is this engine's queue.
+            crate::record_write_wait(queued.elapsed());
             let value = f(&mut tx).await?;
             match self.faults.current() {
                 None => {}
@@ -140,6 +143,11 @@ impl Writer {
             Err(_) => {}
         }
         result
+    }
+
+    /// Reads and writes share one pool (`shared`).
+    pub(crate) fn pools(&self, _read: &PgPool) -> Vec<crate::PoolStats> {
+        vec![crate::pool_stats("shared", &self.pool)]
     }
 
     /// PostgreSQL manages its own space; a full disk shows as a failed write.

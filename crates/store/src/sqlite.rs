@@ -16,7 +16,8 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use sqlx::sqlite::{
@@ -147,6 +148,8 @@ pub(crate) struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
     pub(crate) health: Arc<Health>,
     dir: PathBuf,
+    /// Whether the writer task is running a group now (its connection in use).
+    busy: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -158,8 +161,36 @@ impl Writer {
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let health = Arc::new(Health::default());
-        tokio::spawn(group_commit(queue, conn, options, health.clone(), faults));
-        Self { jobs, health, dir }
+        let busy = Arc::new(AtomicBool::new(false));
+        tokio::spawn(group_commit(
+            queue,
+            conn,
+            options,
+            health.clone(),
+            faults,
+            busy.clone(),
+        ));
+        Self {
+            jobs,
+            health,
+            dir,
+            busy,
+        }
+    }
+
+    /// The read pool, and the writer's one connection (`write`: in use while
+    /// it runs a group).
+    pub(crate) fn pools(&self, read: &sqlx::SqlitePool) -> Vec<crate::PoolStats> {
+        let busy = u32::from(self.busy.load(Ordering::Relaxed));
+        vec![
+            crate::pool_stats("read", read),
+            crate::PoolStats {
+                pool: "write",
+                in_use: busy,
+                idle: 1 - busy,
+                max: 1,
+            },
+        ]
     }
 
     /// Runs `f` in a write transaction and answers once it is committed.
@@ -170,8 +201,9 @@ impl Writer {
     {
         let stopped = || StoreError::Unavailable("the database writer stopped before answering".into());
         let (reply, answer) = oneshot::channel();
+        let queued = Instant::now();
         self.jobs
-            .send(Box::new(TypedJob { f, reply }))
+            .send(Box::new(TypedJob { f, reply, queued }))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -244,6 +276,8 @@ trait Ran: Send {
 struct TypedJob<T, F> {
     f: F,
     reply: oneshot::Sender<Result<T>>,
+    /// When its caller handed it over (waiting for room in the queue included).
+    queued: Instant,
 }
 
 impl<T, F> Job for TypedJob<T, F>
@@ -252,7 +286,8 @@ where
     F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
 {
     fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> BoxFuture<'t, Box<dyn Ran>> {
-        let TypedJob { f, reply } = *self;
+        let TypedJob { f, reply, queued } = *self;
+        crate::record_write_wait(queued.elapsed());
         Box::pin(async move {
             tx.discard = false;
             let result = f(&mut *tx).await;
@@ -309,6 +344,7 @@ async fn group_commit(
     options: SqliteConnectOptions,
     health: Arc<Health>,
     faults: Arc<FaultPlan>,
+    busy: Arc<AtomicBool>,
 ) {
     let mut conn = Some(Tx {
         conn: first,
@@ -346,7 +382,10 @@ async fn group_commit(
                 }
             },
         };
-        match run_group(&mut tx, &mut pending).await {
+        busy.store(true, Ordering::Relaxed);
+        let group = run_group(&mut tx, &mut pending).await;
+        busy.store(false, Ordering::Relaxed);
+        match group {
             Ok(ran) => {
                 health.committed();
                 for job in ran {

@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// the metrics are open without one.
     #[arg(long, env = "TOLLGATE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Serve `GET /metrics` on this address instead of the API's (HOST:PORT
+    /// or :PORT, as --listen), e.g. a port only Prometheus reaches; the
+    /// API's address then answers 404 there. Same --metrics-token rule.
+    #[arg(long, env = "TOLLGATE_METRICS_LISTEN", value_parser = listen_arg)]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub invoicing: crate::cli::InvoicingArgs,
     #[command(flatten)]
@@ -185,6 +190,14 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for the metrics"))?,
+        ),
+        None => None,
+    };
     match store.backend() {
         "sqlite" => tracing::info!(
             %addr,
@@ -201,7 +214,13 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
             "--sqlite-synchronous normal: a power loss or OS crash can lose the latest acknowledged writes"
         );
     }
-    // Tests and scripts read this line to learn the port.
+    // Tests and scripts read these lines to learn the ports (the metrics'
+    // first: readers may stop at "listening").
+    if let Some(l) = &metrics_listener {
+        let at = l.local_addr()?;
+        tracing::info!(addr = %at, "metrics served on their own address");
+        println!("tollgate metrics on http://{at}/metrics");
+    }
     println!("tollgate listening on http://{addr}");
     if store.tenants().await?.is_empty() {
         println!(
@@ -230,7 +249,20 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         ))
     };
     tokio::spawn(return_free_memory(stopped(stop_rx.clone())));
-    tollgate_api::server::serve(listener, tollgate_api::router(state), limits, stopped(stop_rx)).await;
+    let (router, metrics_server) = match metrics_listener {
+        Some(l) => (
+            tollgate_api::router_without_metrics(state.clone()),
+            tokio::spawn(tollgate_api::server::serve(
+                l,
+                tollgate_api::metrics::router(state),
+                limits,
+                stopped(stop_rx.clone()),
+            )),
+        ),
+        None => (tollgate_api::router(state), tokio::spawn(async {})),
+    };
+    tollgate_api::server::serve(listener, router, limits, stopped(stop_rx)).await;
+    let _ = metrics_server.await;
     let _ = job_loop.await;
     tracing::info!("stopped");
     Ok(())

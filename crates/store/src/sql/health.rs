@@ -1,12 +1,14 @@
 //! Which engine, whether it answers and whether it takes writes
 //! ([`HealthStore`](crate::HealthStore)); `crate::health` remembers the
-//! write faults `ready` reports. Part of the shared SQL implementation
-//! (compiled per engine).
+//! write faults `ready` reports. Also what the metrics read: the pools and
+//! the jobs' backlog. Part of the shared SQL implementation (compiled per
+//! engine).
 
 use jiff::Timestamp;
+use sqlx::Row;
 
-use super::{BACKEND, SqlStore, micros};
-use crate::{Result, StoreError};
+use super::{BACKEND, SqlStore, micros, opt_timestamp};
+use crate::{PoolStats, Result, StoreError};
 
 #[async_trait::async_trait]
 impl crate::HealthStore for SqlStore {
@@ -41,5 +43,29 @@ impl crate::HealthStore for SqlStore {
             })
         })
         .await
+    }
+
+    fn pools(&self) -> Vec<PoolStats> {
+        self.writer.pools(&self.read)
+    }
+
+    async fn oldest_due_period(&self, before: Timestamp) -> Result<Option<Timestamp>> {
+        // 0 is "not known yet" (a new tenant): the next close works it out.
+        let row = sqlx::query("SELECT MIN(due_at) AS due FROM billing_due WHERE due_at > 0 AND due_at <= $1")
+            .bind(micros(before))
+            .fetch_one(&self.read)
+            .await?;
+        opt_timestamp("billing_due.due_at", row.try_get("due")?)
+    }
+
+    async fn oldest_due_charge(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_charge_at) AS due FROM invoices \
+             WHERE next_charge_at IS NOT NULL AND next_charge_at <= $1 AND status = 'ISSUED'",
+        )
+        .bind(micros(now))
+        .fetch_one(&self.read)
+        .await?;
+        opt_timestamp("invoices.next_charge_at", row.try_get("due")?)
     }
 }

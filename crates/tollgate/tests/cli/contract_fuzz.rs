@@ -302,6 +302,7 @@ impl Target {
             child: server,
             base,
             stderr,
+            ..
         } = Server::start_with(&db, "warn", &["--operator-token", &operator]).await;
         let log = tokio::spawn(keep_log_tail(stderr));
 

@@ -8,6 +8,7 @@ mod disk_full;
 mod input;
 mod invoicing;
 mod metering;
+mod metrics;
 mod operator_ux;
 mod readme;
 mod replicas;

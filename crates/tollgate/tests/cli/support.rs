@@ -122,6 +122,8 @@ pub async fn store_quota(db: &TestDatabase, tenant: &str, name: &str, spec: Quot
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// `http://HOST:PORT/metrics` when started with `--metrics-listen`.
+    pub metrics: Option<String>,
     pub stderr: Lines<BufReader<ChildStderr>>,
 }
 
@@ -149,12 +151,16 @@ impl Server {
             .expect("spawn tollgate serve");
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics = None;
         let base = loop {
             let line = lines
                 .next_line()
                 .await
                 .expect("read server stdout")
                 .expect("server exited before listening");
+            if let Some(url) = line.strip_prefix("tollgate metrics on ") {
+                metrics = Some(url.trim().to_owned());
+            }
             if let Some(addr) = line.strip_prefix("tollgate listening on ") {
                 break addr.trim().to_owned();
             }
@@ -162,7 +168,12 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let stderr = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
-        Self { child, base, stderr }
+        Self {
+            child,
+            base,
+            metrics,
+            stderr,
+        }
     }
 
     pub fn pid(&self) -> String {
@@ -234,6 +245,23 @@ impl Http {
     ) -> Result<(u16, Value), String> {
         self.send(method, url, token.map(|t| format!("APIToken {t}")), body)
             .await
+    }
+
+    /// GETs `url` with an optional `Authorization` header; the status and
+    /// the body as text (`/metrics`).
+    pub async fn get_text(&self, url: &str, authorization: Option<&str>) -> (u16, String) {
+        let mut req = hyper::Request::builder().method("GET").uri(url);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let resp = self
+            .0
+            .request(req.body(Full::new(Bytes::new())).expect("request"))
+            .await
+            .expect("send request");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("read body").to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// POSTs `body` as it is, with `headers` (a webhook as its sender sends it).
