@@ -239,6 +239,56 @@ pub struct QuotaSpec {
     pub resource_limits: BTreeMap<QuotaKey, Limit>,
     #[serde(default)]
     pub api_limits: BTreeMap<QuotaKey, RateLimit>,
+    /// Usage thresholds in percent of a key's effective limit (1 to 100,
+    /// ascending, each once) whose crossing, by a reservation or a
+    /// reconciliation, emits `quota.threshold_crossed` for the keys this
+    /// object limits; `None`: [`DEFAULT_THRESHOLDS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_thresholds: Option<Vec<u8>>,
+}
+
+/// The thresholds of a key no quota object sets any for: 80 % and 100 %.
+pub const DEFAULT_THRESHOLDS: [u8; 2] = [80, 100];
+
+/// Checks thresholds as a client gives them: whole percents from 1 to 100,
+/// each once; returned ascending. The error names `field[i]`.
+pub fn thresholds(field: &str, raw: &[i64]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, &t) in raw.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let Ok(t @ 1..=100) = u8::try_from(t) else {
+            return Err(
+                Error::invalid(format!("{f}: {t} is not a whole percent from 1 to 100"))
+                    .with_metadata("field", f),
+            );
+        };
+        if out.contains(&t) {
+            return Err(Error::invalid(format!("{f}: {t} is listed twice")).with_metadata("field", f));
+        }
+        out.push(t);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The thresholds (percent of `limit`) that a change of a key's usage from
+/// `before` to `after` crossed upwards: below before, at or above after. A
+/// key whose usage falls back below a threshold crosses it again on the way
+/// up; an unlimited or zero limit has no thresholds.
+pub fn thresholds_crossed(before: i64, after: i64, limit: Limit, thresholds: &[u8]) -> Vec<u8> {
+    let max = match limit {
+        Limit::Max(m) if m > 0 => i128::from(m),
+        _ => return Vec::new(),
+    };
+    let (before, after) = (i128::from(before) * 100, i128::from(after) * 100);
+    thresholds
+        .iter()
+        .copied()
+        .filter(|&t| {
+            let level = i128::from(t) * max;
+            before < level && after >= level
+        })
+        .collect()
 }
 
 impl QuotaSpec {
@@ -870,5 +920,52 @@ mod change_rules {
             e.message,
             "resource \"vcpu\" cannot count more than 1000000000: current usage 1000000000, requested 0.5"
         );
+    }
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::*;
+
+    #[test]
+    fn a_threshold_is_crossed_on_the_way_up_only() {
+        let l = Limit::Max(10);
+        let t = DEFAULT_THRESHOLDS;
+        assert_eq!(thresholds_crossed(7, 8, l, &t), vec![80]);
+        assert_eq!(thresholds_crossed(8, 9, l, &t), Vec::<u8>::new(), "above already");
+        assert_eq!(thresholds_crossed(9, 10, l, &t), vec![100]);
+        assert_eq!(thresholds_crossed(0, 10, l, &t), vec![80, 100], "both at once");
+        assert_eq!(
+            thresholds_crossed(10, 5, l, &t),
+            Vec::<u8>::new(),
+            "down is no crossing"
+        );
+        assert_eq!(
+            thresholds_crossed(5, 8, l, &t),
+            vec![80],
+            "again after falling below"
+        );
+        assert_eq!(thresholds_crossed(0, 5, Limit::Unlimited, &t), Vec::<u8>::new());
+        assert_eq!(thresholds_crossed(0, 0, Limit::Max(0), &t), Vec::<u8>::new());
+        // Exact: 80 % of 3 is 2.4, crossed by going from 2 to 3.
+        assert_eq!(thresholds_crossed(2, 3, Limit::Max(3), &[80]), vec![80]);
+        assert_eq!(
+            thresholds_crossed(i64::MAX - 1, i64::MAX, Limit::Max(i64::MAX), &[100]),
+            vec![100]
+        );
+    }
+
+    #[test]
+    fn thresholds_are_percents_once_each() {
+        assert_eq!(thresholds("t", &[100, 50]).unwrap(), vec![50, 100]);
+        assert!(thresholds("t", &[0]).unwrap_err().message.starts_with("t[0]: "));
+        assert!(
+            thresholds("t", &[50, 101])
+                .unwrap_err()
+                .message
+                .starts_with("t[1]: ")
+        );
+        assert!(thresholds("t", &[50, 50]).unwrap_err().message.contains("twice"));
+        assert_eq!(thresholds("t", &[]).unwrap(), Vec::<u8>::new());
     }
 }

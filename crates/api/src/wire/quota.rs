@@ -44,6 +44,10 @@ pub struct QuotaSpecInput {
     pub object_limits: Option<BTreeMap<String, LimitInput>>,
     pub resource_limits: Option<BTreeMap<String, FloatLimitInput>>,
     pub api_limits: Option<BTreeMap<String, RateLimitInput>>,
+    /// Tollgate extension: usage thresholds in percent of a key's effective
+    /// limit (1 to 100) whose crossing emits `quota.threshold_crossed` for the
+    /// keys this object limits; absent: 80 and 100.
+    pub alert_thresholds: Option<Vec<i64>>,
 }
 
 impl QuotaSpecInput {
@@ -78,6 +82,9 @@ impl QuotaSpecInput {
                 unit,
             )?;
             spec.api_limits.insert(key, limit);
+        }
+        if let Some(raw) = self.alert_thresholds {
+            spec.alert_thresholds = Some(quota::thresholds("spec.alert_thresholds", &raw)?);
         }
         Ok(spec)
     }
@@ -138,6 +145,10 @@ pub struct QuotaSpecOutput {
     pub object_limits: BTreeMap<String, LimitType>,
     pub resource_limits: BTreeMap<String, FloatLimitType>,
     pub api_limits: BTreeMap<String, RateLimitType>,
+    /// Tollgate extension: the object's usage thresholds (percent), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub alert_thresholds: Option<Vec<u8>>,
 }
 
 impl From<&QuotaSpec> for QuotaSpecOutput {
@@ -158,6 +169,7 @@ impl From<&QuotaSpec> for QuotaSpecOutput {
                 .iter()
                 .map(|(k, l)| (k.to_string(), l.into()))
                 .collect(),
+            alert_thresholds: s.alert_thresholds.clone(),
         }
     }
 }

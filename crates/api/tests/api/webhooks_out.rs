@@ -808,3 +808,123 @@ async fn a_tenant_reaches_only_its_own_endpoints_and_events() {
     })
     .await;
 }
+
+const RESERVE: &str = "/api/web/namespaces/system/quota/reserve";
+const RELEASE: &str = "/api/web/namespaces/system/quota/release";
+const USAGE: &str = "/api/web/namespaces/system/quota/usage";
+const QUOTAS: &str = "/api/web/namespaces/system/quotas";
+
+fn vhosts(amount: i64, id: &str) -> Value {
+    json!({"kind": "virtual_host", "amount": amount, "request_id": id})
+}
+
+/// The crossings the receiver got: (threshold, used, operation).
+fn crossings(rx: &Receiver) -> Vec<(u64, u64, String)> {
+    rx.got()
+        .iter()
+        .filter(|r| r.json["type"] == "quota.threshold_crossed")
+        .map(|r| {
+            let d = &r.json["data"];
+            assert_eq!(
+                (d["kind"].as_str(), d["key"].as_str(), d["limit"].as_u64()),
+                (Some("object"), Some("virtual_host"), Some(10)),
+                "{d}"
+            );
+            (
+                d["threshold_percent"].as_u64().unwrap(),
+                d["used"].as_u64().unwrap(),
+                d["operation"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn quota_thresholds_fire_on_crossing_only() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let rx = Receiver::start().await;
+        let (_, admin) = app.admin("acme").await;
+        endpoint(&app, &admin, &rx.url, &["quota.threshold_crossed"]).await;
+        app.create_quota(&admin, crate::support::quota_body("q", 10))
+            .await;
+        let step = |amount: i64, id: &'static str| {
+            let app = &app;
+            let admin = admin.clone();
+            async move {
+                app.post(RESERVE, &admin, vhosts(amount, id)).await.ok();
+            }
+        };
+        step(7, "a").await; // 70 %: below both
+        step(1, "b").await; // 80 %: crossed
+        step(1, "c").await; // 90 %: above 80 already
+        app.post(RESERVE, &admin, vhosts(1, "c")).await.ok(); // a replay changes nothing
+        step(1, "d").await; // 100 %
+        app.post(RESERVE, &admin, vhosts(1, "e")).await.error(429, 8); // refused: nothing
+        app.post(RELEASE, &admin, vhosts(5, "f")).await.ok(); // down to 5: no event
+        step(3, "g").await; // 80 % again, after falling below
+        app.put(USAGE, &admin, json!({"kind": "virtual_host", "current": 10}))
+            .await
+            .ok(); // reconciled to 100 %
+        deliver(&app).await;
+        assert_eq!(
+            crossings(&rx),
+            [
+                (80, 8, "reserve".to_owned()),
+                (100, 10, "reserve".to_owned()),
+                (80, 8, "reserve".to_owned()),
+                (100, 10, "reconcile".to_owned()),
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_quota_object_sets_its_own_thresholds() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let rx = Receiver::start().await;
+        let (_, admin) = app.admin("acme").await;
+        endpoint(&app, &admin, &rx.url, &["quota.threshold_crossed"]).await;
+        let mut body = crate::support::quota_body("q", 10);
+        body["spec"]["alert_thresholds"] = json!([100, 50]);
+        app.create_quota(&admin, body).await;
+        let shown = app.get(&format!("{QUOTAS}/q"), &admin).await;
+        assert_eq!(
+            shown.ok()["spec"]["alert_thresholds"],
+            json!([50, 100]),
+            "{}",
+            shown.body
+        );
+        app.post(RESERVE, &admin, vhosts(9, "a")).await.ok();
+        deliver(&app).await;
+        let got: Vec<u64> = crossings(&rx).iter().map(|c| c.0).collect();
+        assert_eq!(got, [50], "50 crossed; 80 is not one of its thresholds");
+        for (bad, field) in [
+            (json!([0]), "spec.alert_thresholds[0]"),
+            (json!([50, 50]), "spec.alert_thresholds[1]"),
+            (json!([101]), "spec.alert_thresholds[0]"),
+        ] {
+            let mut body = crate::support::quota_body("bad", 10);
+            body["spec"]["alert_thresholds"] = bad;
+            let r = app.post(QUOTAS, &admin, body).await;
+            r.error(400, 3);
+            assert!(
+                r.body["message"].as_str().unwrap().starts_with(field),
+                "{}",
+                r.body
+            );
+        }
+        // Without the field the shape is the contract's.
+        app.create_quota(&admin, crate::support::quota_body("plain", 10))
+            .await;
+        let plain = app.get(&format!("{QUOTAS}/plain"), &admin).await;
+        assert!(
+            plain.ok()["spec"].get("alert_thresholds").is_none(),
+            "{}",
+            plain.body
+        );
+    })
+    .await;
+}

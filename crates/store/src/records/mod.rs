@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | finalized invoice | `invoices.document` | 1 (untagged), 2 (`format`, `issuer`) |
 //! | plan transition payload | `plan_transitions.payload` | 1 (untagged), 2 (`format`) |
-//! | quota spec | `quota_objects.spec` | 1 (untagged), 2 (`format`) |
+//! | quota spec | `quota_objects.spec` | 1 (untagged), 2 (`format`), 3 (`alert_thresholds`) |
 //! | contact | `payment_methods.contact`, `tenants.contacts` | 1 (untagged), 2 (`format`) |
 //! | credit note lines | `invoice_refunds.lines` | 1 (`format`) |
 //!

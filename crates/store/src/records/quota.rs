@@ -5,6 +5,9 @@
 //!   resource millionths; -1 unlimited), `api_limits` map keys to
 //!   `{rate, burst, unit}` with unit SECOND/MINUTE/HOUR/DAY.
 //! - Format 2: `"format": 2`, otherwise the same fields.
+//! - Format 3: `"format": 3` and `alert_thresholds` (percents); written only
+//!   for a spec that sets thresholds, so every other spec stays format 2 and
+//!   reads the same in builds from before thresholds.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,7 @@ use super::{corrupt, newer, parse, write};
 use crate::StoreError;
 
 const COLUMN: &str = "quota_objects.spec";
-const CURRENT: u32 = 2;
+const CURRENT: u32 = 3;
 
 mod v1 {
     use super::*;
@@ -37,7 +40,8 @@ mod v1 {
         pub unit: Unit,
     }
 
-    /// Formats 1 and 2 share this shape; 1 has no `format` key.
+    /// Formats 1, 2 and 3 share this shape; 1 has no `format` key, only 3
+    /// has `alert_thresholds`.
     #[derive(Serialize, Deserialize, Default)]
     #[serde(default)]
     pub struct Spec {
@@ -46,6 +50,8 @@ mod v1 {
         pub object_limits: BTreeMap<String, i64>,
         pub resource_limits: BTreeMap<String, i64>,
         pub api_limits: BTreeMap<String, Rate>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub alert_thresholds: Option<Vec<u8>>,
     }
 }
 
@@ -55,7 +61,7 @@ pub fn decode_quota_spec(text: &str) -> Result<QuotaSpec, StoreError> {
     // read on every reservation that computes limits).
     let s: v1::Spec = parse(COLUMN, text)?;
     match s.format.unwrap_or(1) {
-        1 | 2 => {}
+        1..=3 => {}
         n => return Err(newer(COLUMN, n, CURRENT)),
     }
     let key = |k: &str| QuotaKey::parse(COLUMN, k).map_err(|e| corrupt(COLUMN, e));
@@ -88,6 +94,7 @@ pub fn decode_quota_spec(text: &str) -> Result<QuotaSpec, StoreError> {
                 ))
             })
             .collect::<Result<_, StoreError>>()?,
+        alert_thresholds: s.alert_thresholds,
     })
 }
 
@@ -98,8 +105,15 @@ pub fn encode_quota_spec(spec: &QuotaSpec) -> Result<String, StoreError> {
             .map(|(k, v)| (k.as_str().to_owned(), v.as_raw()))
             .collect()
     };
+    // Format 2 unless thresholds need format 3 (see the module doc).
+    let format = if spec.alert_thresholds.is_some() {
+        CURRENT
+    } else {
+        2
+    };
     let spec = v1::Spec {
-        format: Some(CURRENT),
+        format: Some(format),
+        alert_thresholds: spec.alert_thresholds.clone(),
         object_limits: limits(&spec.object_limits),
         resource_limits: limits(&spec.resource_limits),
         api_limits: spec

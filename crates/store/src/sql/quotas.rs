@@ -8,7 +8,11 @@ use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
 use tollgate_domain::ids::{RequestId, TenantId};
 use tollgate_domain::object::ObjectMeta;
-use tollgate_domain::quota::{KeyFamily, Limit, QuotaObject, QuotaSpec, effective_limit};
+use tollgate_domain::quota::{
+    DEFAULT_THRESHOLDS, KeyFamily, Limit, QuotaObject, QuotaSpec, ResourceAmount, effective_limit,
+    thresholds_crossed,
+};
+use tollgate_domain::webhook::EventType;
 
 use super::{DbRow, SqlStore, Tx, audit_in, json, micros, name, timestamp, to_json};
 use crate::{Actor, Result, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState};
@@ -397,7 +401,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
         return Ok(UsageOutcome::Blocked);
     }
 
-    let limit = effective_limit_in(tx, c).await?;
+    let (limit, thresholds) = effective_limit_in(tx, c).await?;
     sqlx::query(
         "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
              ON CONFLICT DO NOTHING",
@@ -438,6 +442,20 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
         // The family's cap holds for the stored total, whatever the limit.
         update = update.bind(limit.as_raw()).bind(c.family.max_usage());
     }
+    // A reconciliation sets the count: what it was is read first (the row
+    // is this transaction's to change until it ends).
+    let reconciled_from: Option<i64> = match c.op {
+        UsageOp::Reconcile { .. } => Some(
+            sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                .bind(c.tenant_id.as_str())
+                .bind(family)
+                .bind(c.key)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("used")?,
+        ),
+        _ => None,
+    };
     let updated = update.fetch_optional(&mut **tx).await?;
 
     let Some(row) = updated else {
@@ -453,6 +471,14 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
         return Ok(UsageOutcome::Refused(UsageState { limit, current }));
     };
     let current: i64 = row.try_get("used")?;
+    let before = match c.op {
+        UsageOp::Reserve { amount } => Some(current - amount),
+        UsageOp::Reconcile { .. } => reconciled_from,
+        UsageOp::Release { .. } => None,
+    };
+    if let Some(before) = before {
+        thresholds_in(tx, c, before, current, limit, &thresholds).await?;
+    }
 
     if let Some(request_id) = c.request_id {
         sqlx::query(
@@ -470,22 +496,71 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
     Ok(UsageOutcome::Applied(UsageState { limit, current }))
 }
 
-/// The effective limit of the change's key, read inside its transaction.
-async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<Limit> {
+/// The effective limit of the change's key, read inside its transaction,
+/// and the thresholds whose crossing is an event: those of the quota
+/// objects that limit the key (together), else the default ones.
+async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<(Limit, Vec<u8>)> {
     let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
         .bind(c.tenant_id.as_str())
         .bind(false)
         .fetch_all(&mut **tx)
         .await?;
     let mut overrides = Vec::new();
+    let mut thresholds: Option<Vec<u8>> = None;
     for row in &rows {
         let spec: QuotaSpec = crate::records::decode_quota_spec(row.try_get("spec")?)?;
-        overrides.extend(spec.limit(c.family, c.key));
+        if let Some(limit) = spec.limit(c.family, c.key) {
+            overrides.push(limit);
+            if let Some(t) = spec.alert_thresholds {
+                let all = thresholds.get_or_insert_with(Vec::new);
+                all.extend(t);
+                all.sort_unstable();
+                all.dedup();
+            }
+        }
     }
-    Ok(effective_limit(
-        c.default_quota.limit(c.family, c.key),
-        &overrides,
-    ))
+    let limit = effective_limit(c.default_quota.limit(c.family, c.key), &overrides);
+    Ok((limit, thresholds.unwrap_or_else(|| DEFAULT_THRESHOLDS.to_vec())))
+}
+
+/// Emits `quota.threshold_crossed` for each threshold a change crossed.
+async fn thresholds_in(
+    tx: &mut Tx,
+    c: &UsageChange<'_>,
+    before: i64,
+    after: i64,
+    limit: Limit,
+    thresholds: &[u8],
+) -> Result<()> {
+    for t in thresholds_crossed(before, after, limit, thresholds) {
+        let (used, max) = match c.family {
+            KeyFamily::Object => (serde_json::json!(after), serde_json::json!(limit.as_raw())),
+            KeyFamily::Resource => (
+                serde_json::json!(ResourceAmount::from_micros(after).to_f64()),
+                serde_json::json!(ResourceAmount::from_micros(limit.as_raw()).to_f64()),
+            ),
+        };
+        let data = serde_json::json!({
+            "kind": match c.family { KeyFamily::Object => "object", KeyFamily::Resource => "resource" },
+            "key": c.key,
+            "threshold_percent": t,
+            "used": used,
+            "limit": max,
+            "operation": c.op.name(),
+            "at": c.now.to_string(),
+        });
+        let subject = format!("quota/{}/{}", c.family.as_str(), c.key);
+        super::webhooks::emit_in(
+            tx,
+            c.tenant_id,
+            EventType::QuotaThresholdCrossed,
+            &subject,
+            Some(data),
+            c.now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What the audit trail records of a quota object: its limits as the API

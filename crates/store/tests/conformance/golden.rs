@@ -223,6 +223,7 @@ fn spec() -> QuotaSpec {
             // Stored before rate 0 was refused: still reads back (and is ignored).
             (key("legacy.zero.Rate"), rate(0, 0, RateUnit::Day)),
         ]),
+        alert_thresholds: None,
     }
 }
 
@@ -269,6 +270,14 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     let text = records::encode_quota_spec(&spec()).unwrap();
     assert_written_as("quota_spec.v2.json", &text);
     assert_eq!(records::decode_quota_spec(&text).unwrap(), spec());
+    // A spec with alert thresholds is format 3; without, still format 2.
+    let with_thresholds = QuotaSpec {
+        alert_thresholds: Some(vec![50, 90, 100]),
+        ..spec()
+    };
+    let text = records::encode_quota_spec(&with_thresholds).unwrap();
+    assert_written_as("quota_spec.v3.json", &text);
+    assert_eq!(records::decode_quota_spec(&text).unwrap(), with_thresholds);
 
     let text = records::encode_contact("c", &contact(ContactType::Billing)).unwrap();
     assert_written_as("contact.v2.json", &text);
