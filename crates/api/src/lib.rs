@@ -3,6 +3,7 @@
 //! Only this crate knows HTTP and the JSON wire format. [`router`] lists every
 //! route in one place; handlers live in one module per resource family.
 
+pub mod alerts;
 pub mod auth;
 pub mod catalogs;
 pub mod credit_notes;
@@ -185,6 +186,15 @@ fn api_routes() -> Router<AppState> {
         .route(
             "/api/web/namespaces/{namespace}/billing/credit_notes/{name}/pdf",
             get(credit_notes::pdf),
+        )
+        // usage alerts (extensions)
+        .route(
+            "/api/web/namespaces/{namespace}/alerts",
+            post(alerts::create).get(alerts::list),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/alerts/{name}",
+            get(alerts::get).delete(alerts::delete),
         )
         // webhook endpoints (extensions)
         .route(

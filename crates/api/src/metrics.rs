@@ -28,9 +28,10 @@
 //!   failed), `tollgate_webhook_endpoints_disabled_total`, and the gauges
 //!   `tollgate_webhook_queue_depth`, `tollgate_webhook_undispatched_events`,
 //!   `tollgate_webhook_oldest_undelivered_seconds` (`app::webhooks`);
+//! - `tollgate_alerts_triggered_total` (`app::alerts`);
 //! - `tollgate_job_runs_total{job}`, `tollgate_job_failures_total{job}`,
 //!   `tollgate_job_duration_seconds{job}` (histogram, 1 ms–10 min): every
-//!   run of transitions, period-close, charge, suspend, prune, webhooks, by the job
+//!   run of transitions, period-close, charge, suspend, prune, alerts, webhooks, by the job
 //!   loop or by hand (`app::Job`);
 //! - `tollgate_job_oldest_due_period_seconds`,
 //!   `tollgate_job_oldest_due_charge_seconds`: how long the oldest period

@@ -19,6 +19,7 @@
 //! replicas never do the same work twice and work a crashed worker held is
 //! taken over once its lease expires.
 
+pub mod alerts;
 pub mod bills;
 pub mod catalogs;
 pub mod coupons;
@@ -110,6 +111,9 @@ pub async fn run_forever(
                 Err(e) => tracing::warn!(error = %e, "suspension job failed; retrying on the next tick"),
             }
         }
+        if let Err(e) = Job::Alerts.run(&ctx).await {
+            tracing::warn!(error = %e, "usage alert evaluation failed; retrying on the next tick");
+        }
         // Last: the events the jobs above emitted go out on this tick.
         if let Err(e) = Job::Webhooks.run(&ctx).await {
             tracing::warn!(error = %e, "webhook delivery failed; retrying on the next tick");
@@ -165,16 +169,19 @@ pub enum Job {
     Prune,
     /// Dispatch webhook events to their endpoints and deliver those due.
     Webhooks,
+    /// Evaluate the usage alerts of tenants whose usage arrived since.
+    Alerts,
 }
 
 impl Job {
     /// In the order `all` runs them.
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 7] = [
         Job::Transitions,
         Job::PeriodClose,
         Job::Charge,
         Job::Suspend,
         Job::Prune,
+        Job::Alerts,
         Job::Webhooks,
     ];
 
@@ -186,6 +193,7 @@ impl Job {
             Self::Suspend => "suspend",
             Self::Prune => "prune",
             Self::Webhooks => "webhooks",
+            Self::Alerts => "alerts",
         }
     }
 
@@ -203,6 +211,7 @@ impl Job {
             Self::Suspend => format!("{n} {} suspended", plural("tenant", "tenants")),
             Self::Prune => format!("{n} expired quota request {} forgotten", plural("id", "ids")),
             Self::Webhooks => format!("{n} webhook delivery {} made", plural("attempt", "attempts")),
+            Self::Alerts => format!("{n} usage {} triggered", plural("alert", "alerts")),
         }
     }
 
@@ -240,6 +249,7 @@ impl Job {
                     .await
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 Self::Webhooks => webhooks::run_until_idle(ctx).await,
+                Self::Alerts => alerts::evaluate(ctx).await,
             }
         })
         .await

@@ -51,6 +51,8 @@ pub const DB_WRITE_WAIT: &str = "tollgate_db_write_wait_seconds";
 pub const USAGE_EVENTS: &str = "tollgate_usage_events_total";
 /// Recorded by [`crate::invoices`]' charging.
 pub const CHARGE_ATTEMPTS: &str = "tollgate_charge_attempts_total";
+/// Usage alerts triggered.
+pub const ALERTS_TRIGGERED: &str = "tollgate_alerts_triggered_total";
 /// Webhook delivery attempts by outcome: delivered, retrying, failed.
 pub const WEBHOOK_DELIVERIES: &str = "tollgate_webhook_deliveries_total";
 /// Endpoints disabled after failing for longer than `--webhook-disable-after`.
@@ -281,6 +283,11 @@ pub fn describe() {
         metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
     }
     metrics::counter!(WEBHOOK_ENDPOINTS_DISABLED).increment(0);
+    describe_counter!(
+        ALERTS_TRIGGERED,
+        "Usage alerts triggered (each at most once per billing period)."
+    );
+    metrics::counter!(ALERTS_TRIGGERED).increment(0);
     for gauge in [WEBHOOK_QUEUE_DEPTH, WEBHOOK_UNDISPATCHED, WEBHOOK_OLDEST] {
         metrics::gauge!(gauge).set(0.0);
     }

@@ -99,6 +99,8 @@ actions! {
     WebhookEndpointDisabled => "webhook_endpoint.disabled",
     /// A delivery's event sent to its endpoint again, by hand.
     WebhookRedeliver => "webhook_delivery.redeliver",
+    AlertCreate => "alert.create",
+    AlertDelete => "alert.delete",
 }
 
 impl AuditAction {
@@ -203,6 +205,8 @@ mod tests {
             [
                 "addon.subscribe",
                 "addon.unsubscribe",
+                "alert.create",
+                "alert.delete",
                 "catalog.publish",
                 "coupon.apply",
                 "coupon.create",

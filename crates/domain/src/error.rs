@@ -118,6 +118,8 @@ reasons! {
     PaymentMethodExists = "PAYMENT_METHOD_EXISTS" (AlreadyExists),
     /// A coupon with this code already exists.
     CouponExists = "COUPON_EXISTS" (AlreadyExists),
+    /// The tenant already has a usage alert with this name.
+    AlertExists = "ALERT_EXISTS" (AlreadyExists),
     /// A live operator token has this name.
     OperatorTokenExists = "OPERATOR_TOKEN_EXISTS" (AlreadyExists),
     /// The coupon is already applied to the tenant from the same start.
@@ -178,6 +180,8 @@ reasons! {
     /// The tenant (or the operator) has as many webhook endpoints as it may (the message says how
     /// many); delete one first.
     WebhookEndpointLimit = "WEBHOOK_ENDPOINT_LIMIT" (FailedPrecondition),
+    /// The tenant has as many usage alerts as it may (the message says how many); delete one first.
+    AlertLimit = "ALERT_LIMIT" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific

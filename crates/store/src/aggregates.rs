@@ -51,6 +51,10 @@
 //!   audited change that is an event emits it there); dispatching an event
 //!   to the endpoints that want it, and leasing and recording attempts, are
 //!   this trait's.
+//! - [`AlertStore`]: `usage_alerts`: a tenant's thresholds on its period's
+//!   spend or a meter, which ingestion marks for evaluation (in its own
+//!   transaction) and the alerts job fires, once per period, emitting
+//!   `usage.alert_triggered` in the transaction that records the firing.
 //! - [`HealthStore`]: which engine, whether it answers, whether it can take
 //!   writes now (`heartbeat`), and what the metrics read about the store
 //!   itself: its pools, and how far behind the jobs are (the oldest due
@@ -62,6 +66,7 @@
 //! date, an audit entry) still commits once. Callers hold one handle, `Arc<dyn Store>`, and bring the methods
 //! into scope with `use tollgate_store::prelude::*`.
 
+use crate::{NewUsageAlert, UsageAlert};
 use jiff::Timestamp;
 use tollgate_domain::dunning::Suspension;
 use tollgate_domain::ids::{InvoiceName, PlanName, TenantId};
@@ -97,6 +102,7 @@ pub trait Store:
     + DunningStore
     + AuditStore
     + WebhookStore
+    + AlertStore
     + HealthStore
     + Send
     + Sync
@@ -115,6 +121,7 @@ impl<T> Store for T where
         + DunningStore
         + AuditStore
         + WebhookStore
+        + AlertStore
         + HealthStore
         + Send
         + Sync
@@ -752,6 +759,43 @@ pub trait WebhookStore: Send + Sync {
     async fn webhook_queue(&self) -> Result<WebhookQueue>;
     /// A tenant's events, newest first (tests and the operator's view).
     async fn webhook_events(&self, tenant_id: &TenantId, limit: u32) -> Result<Vec<WebhookEvent>>;
+}
+
+/// Usage alerts.
+#[async_trait::async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Creates an alert, audited `alert.create`, pending evaluation.
+    /// `AlreadyExists` (`ALERT_EXISTS`) for a name the tenant uses;
+    /// `Conflict` (`ALERT_LIMIT`) when it has `limit` alerts already.
+    async fn create_alert(&self, a: &NewUsageAlert, actor: Actor<'_>, now: Timestamp) -> Result<UsageAlert>;
+    /// The tenant's alerts, by name.
+    async fn alerts(&self, tenant_id: &TenantId) -> Result<Vec<UsageAlert>>;
+    /// Deletes an alert, audited. `NotFound`.
+    async fn delete_alert(
+        &self,
+        tenant_id: &TenantId,
+        name: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Tenants with alerts pending evaluation (usage ingested since), at most `limit`.
+    async fn tenants_with_pending_alerts(&self, limit: u32) -> Result<Vec<TenantId>>;
+    /// Records that the alert fired in the period starting `period_start`
+    /// (seeing `value`) and emits `usage.alert_triggered` with `data`, in one
+    /// transaction; once per period: `false`, and nothing changes, when it
+    /// fired in that period already.
+    async fn trigger_alert(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        period_start: Timestamp,
+        value: rust_decimal::Decimal,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// The alert was evaluated having read `ingested` (what
+    /// [`UsageAlert::ingested`] was): batches ingested since stay pending.
+    async fn alert_evaluated(&self, tenant_id: &TenantId, id: &str, ingested: i64) -> Result<()>;
 }
 
 /// Which engine, and whether it answers and takes writes.

@@ -34,16 +34,16 @@ pub mod records;
 pub mod sqlite;
 
 pub use aggregates::{
-    AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore, InvoicingStore,
-    MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+    AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore,
+    InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
 };
 
 /// The store's traits, for callers: `use tollgate_store::prelude::*` brings
 /// every aggregate's methods into scope on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use crate::aggregates::{
-        AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore, InvoicingStore,
-        MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+        AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore,
+        InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
     };
 }
 
@@ -894,4 +894,48 @@ pub struct WebhookQueue {
     pub undispatched: u64,
     /// When the oldest PENDING delivery was created.
     pub oldest: Option<Timestamp>,
+}
+
+/// A tenant's usage alert as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageAlert {
+    /// `al_…`.
+    pub id: String,
+    pub tenant_id: TenantId,
+    /// Unique per tenant.
+    pub name: String,
+    /// `spend`, or a meter's metric label.
+    pub metric: String,
+    /// Only this namespace's usage.
+    pub namespace: Option<String>,
+    /// Cents for spend; the meter's billable quantity otherwise (a decimal).
+    pub threshold: rust_decimal::Decimal,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    /// When it last fired: the period's start, the moment, and the value it saw.
+    pub triggered: Option<AlertTrigger>,
+    /// Batches ingested since it was made, and the count its last
+    /// evaluation read (pending while `ingested > evaluated`).
+    pub ingested: i64,
+    pub evaluated: i64,
+}
+
+/// An alert's last firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertTrigger {
+    pub period_start: Timestamp,
+    pub at: Timestamp,
+    pub value: rust_decimal::Decimal,
+}
+
+/// An alert to create.
+#[derive(Debug, Clone)]
+pub struct NewUsageAlert {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub metric: String,
+    pub namespace: Option<String>,
+    pub threshold: rust_decimal::Decimal,
+    /// The most alerts one tenant may have.
+    pub limit: u32,
 }

@@ -47,6 +47,11 @@ const STEPS: &[(i64, &str, &str)] = &[
     ),
     (12, "dunning", include_str!("../migrations/0012_dunning.sql")),
     (13, "webhooks", include_str!("../migrations/0013_webhooks.sql")),
+    (
+        14,
+        "usage alerts",
+        include_str!("../migrations/0014_usage_alerts.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -168,6 +173,10 @@ mod tests {
             (
                 12,
                 "e5c457258a634be594ca49f240579321f61372acd8dc6d01f42f7c472b3fe3ef4d55a2e4516b53df431fa02c35adbb7a",
+            ),
+            (
+                14,
+                "814e818bafdc0b1186a0e497cb12ac95ee03dc1fd012a67da060d9db0d851c6d871e6dbfe88c7a6101e7c1bdcf609b9f",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

@@ -21,6 +21,9 @@ use tollgate_domain::webhook::EventType;
 use super::{BACKEND, Db, LOCK_TENANT, Tx, Writer};
 use crate::{Result, StoreError};
 
+#[path = "sql/alerts.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod alerts;
 #[path = "sql/audit.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod audit;

@@ -108,6 +108,8 @@ pub enum JobArg {
     Suspend,
     /// Forget quota request ids older than the idempotency window.
     Prune,
+    /// Evaluate the usage alerts of tenants whose usage arrived since.
+    Alerts,
     /// Dispatch webhook events and make the delivery attempts that are due.
     Webhooks,
     /// Every job above.
@@ -122,6 +124,7 @@ impl JobArg {
             Self::Charge => vec![Job::Charge],
             Self::Suspend => vec![Job::Suspend],
             Self::Prune => vec![Job::Prune],
+            Self::Alerts => vec![Job::Alerts],
             Self::Webhooks => vec![Job::Webhooks],
             Self::All => Job::ALL.to_vec(),
         }

@@ -1075,7 +1075,7 @@ pub struct JobRuns {
     path = "/api/operator/jobs/{job}/run",
     operation_id = "tollgate.operator.RunJob",
     tag = "operator",
-    params(("job" = String, Path, description = "transitions, period-close, charge, suspend, prune, webhooks or all")),
+    params(("job" = String, Path, description = "transitions, period-close, charge, suspend, prune, alerts, webhooks or all")),
     responses(
         (status = 200, body = JobRuns),
         (status = 404, body = ErrorBody, description = "No job has this name.")
@@ -1091,7 +1091,7 @@ pub async fn run_job(
         "all" => Job::ALL.to_vec(),
         other => vec![Job::parse(other).ok_or_else(|| {
             ApiError::not_found(format!(
-                "no job is named {other:?}; use transitions, period-close, charge, suspend, prune, webhooks or all"
+                "no job is named {other:?}; use transitions, period-close, charge, suspend, prune, alerts, webhooks or all"
             ))
         })?],
     };

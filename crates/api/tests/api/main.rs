@@ -1,6 +1,7 @@
 //! The HTTP API end to end: real router, real store (SQLite, and PostgreSQL
 //! when `TOLLGATE_TEST_POSTGRES_URL` is set), injected clock.
 
+mod alerts;
 mod auth;
 mod billing_isolation;
 mod billing_support;

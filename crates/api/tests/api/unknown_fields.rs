@@ -358,6 +358,15 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.alerts.CreateAlert",
+            method: post.clone(),
+            path: |_| "/api/web/namespaces/system/alerts".into(),
+            body: |_| json!({"name": "big", "metric": "spend", "threshold": "5000"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: Some("/api/web/namespaces/system/alerts"),
+        },
+        Case {
             op: "tollgate.webhooks.CreateEndpoint",
             method: post.clone(),
             path: |_| "/api/web/namespaces/system/webhooks".into(),

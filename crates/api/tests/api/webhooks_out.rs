@@ -33,12 +33,12 @@ const DAY: SignedDuration = SignedDuration::from_hours(24);
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: i64,
-    signature: String,
-    body: String,
-    json: Value,
+pub struct Received {
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: String,
+    pub body: String,
+    pub json: Value,
 }
 
 #[derive(Default)]
@@ -49,8 +49,8 @@ struct Inbox {
 }
 
 /// A real HTTP server on loopback recording what it is sent.
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     inbox: Arc<Mutex<Inbox>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -81,7 +81,7 @@ async fn receive(State(inbox): State<Arc<Mutex<Inbox>>>, headers: HeaderMap, bod
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let inbox = Arc::new(Mutex::new(Inbox::default()));
@@ -99,7 +99,7 @@ impl Receiver {
         self.inbox.lock().unwrap().script.extend(statuses);
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub fn got(&self) -> Vec<Received> {
         self.inbox.lock().unwrap().got.clone()
     }
 
@@ -112,7 +112,7 @@ impl Receiver {
 }
 
 /// Creates an endpoint as the tenant; returns its id and secret.
-async fn endpoint(app: &TestApp, admin: &str, url: &str, events: &[&str]) -> (String, String) {
+pub async fn endpoint(app: &TestApp, admin: &str, url: &str, events: &[&str]) -> (String, String) {
     let resp = app
         .post(
             HOOKS,
@@ -133,7 +133,7 @@ fn ctx(app: &TestApp, worker: &str) -> JobContext {
 }
 
 /// Dispatches and delivers what is due at the test clock's time.
-async fn deliver(app: &TestApp) -> usize {
+pub async fn deliver(app: &TestApp) -> usize {
     webhooks::run_until_idle(&ctx(app, "test-worker"))
         .await
         .expect("webhooks run")

@@ -141,6 +141,11 @@ async fn ingest_in(
         }
     }
 
+    if !inserted.is_empty() {
+        // The tenant's usage alerts see this batch at their next evaluation.
+        super::alerts::mark_ingested_in(tx, tenant_id).await?;
+    }
+
     // Fold the new events into partial buckets, then into the stored ones.
     let mut partial: BTreeMap<BucketKey, (Bucket, Aggregation)> = BTreeMap::new();
     let mut counted = HashSet::new();
