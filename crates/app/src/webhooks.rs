@@ -77,6 +77,11 @@ pub const KEPT_ERROR_CHARS: usize = 512;
 const CLAIM_BATCH: u32 = 32;
 /// How many events one dispatch round reads.
 const DISPATCH_BATCH: u32 = 100;
+/// How long delivered (or failed) events and their deliveries are kept, to
+/// be listed and redelivered; then the webhooks job forgets them.
+pub const EVENT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
+/// Events one run of the webhooks job forgets at most.
+const PRUNE_BATCH: u32 = 500;
 
 /// The payload's `data` of an event the change did not write it for: the
 /// object in the shape the API returns it (the API crate knows those).
@@ -302,6 +307,13 @@ pub async fn run_until_idle(ctx: &JobContext) -> Result<usize, StoreError> {
         }
         // An attempt may have made room for the next delivery of its endpoint.
         dispatch(ctx).await?;
+    }
+    let forgotten = ctx
+        .store
+        .prune_webhook_events(ctx.clock.now() - EVENT_RETENTION, PRUNE_BATCH)
+        .await?;
+    if forgotten > 0 {
+        tracing::debug!(forgotten, "forgot webhook events past their retention");
     }
     record_queue(ctx).await;
     Ok(attempts)

@@ -64,3 +64,5 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (endpoint_id, seq) WHERE status = 'PENDING';
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, seq);
+-- Pruning old events finds their deliveries.
+CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_seq);

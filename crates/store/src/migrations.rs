@@ -204,12 +204,12 @@ mod tests {
             (
                 13,
                 Engine::Sqlite,
-                "5371a6bc8a076d79afcdbecd6d024e30763a9694f1001ca5d3fdc8eaa5668011c43929e8b389c347a153e954f4734142",
+                "ca56b63366a616ab5ed61ebf58618712552f0ca3997fa7c2dc9dddd1154b64bda61fac8c268b044a0f7e1520b1377fcd",
             ),
             (
                 13,
                 Engine::Postgres,
-                "cba3d43300d6ea256b3f7440bfbb8e78060d4b1c38bd52b81cc2f5ffdde74bf241d352ecb66623aeb5447dc082d09e85",
+                "2734ec39b3cc143ceec6de8ef764a48d9a9750570b27642556ca9083c8c7ea11dae44803139494b61cf2713d0ac3215e",
             ),
         ];
         assert_eq!(

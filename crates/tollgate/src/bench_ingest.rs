@@ -37,6 +37,11 @@ pub struct IngestArgs {
     /// Times each report is requested.
     #[arg(long, default_value_t = 10)]
     pub queries: usize,
+    /// Also ingest the same events for a second tenant with this many usage
+    /// alerts (never reached), and report its rate beside the first's: what
+    /// evaluating alerts as usage arrives costs ingestion.
+    #[arg(long, default_value_t = 0)]
+    pub alerts: usize,
 }
 
 /// Events per request and per raw transaction, as the issue fixes it.
@@ -90,6 +95,37 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
     .await?;
     let platform = h.token("platform").await?;
     let admin = h.token("admin").await?;
+    let alerted = format!("{}-alerts", h.tenant);
+    let alerted_tokens = if args.alerts > 0 {
+        h.cli(
+            &[
+                "tenant",
+                "create",
+                &alerted,
+                "--plan",
+                "individual",
+                "--since",
+                &start.to_string(),
+            ],
+            "tenant create",
+        )
+        .await?;
+        let token = |role: &'static str| {
+            let alerted = alerted.clone();
+            async move {
+                let secret = h
+                    .cli(
+                        &["token", "create", "--tenant", &alerted, "--role", role],
+                        "token create",
+                    )
+                    .await?;
+                Ok::<Arc<str>, anyhow::Error>(format!("APIToken {}", secret.trim()).into())
+            }
+        };
+        Some((token("platform").await?, token("admin").await?))
+    } else {
+        None
+    };
 
     // The raw rate first, while nothing else writes.
     let raw_rows = args.raw_rows.min(events).max(BATCH);
@@ -98,6 +134,13 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
     let (mut server, addr) = h.serve().await?;
     let measured = async {
         let ingest_rate = ingest(addr, &platform, events, args, start).await?;
+        let alerted_rate = match &alerted_tokens {
+            Some((platform, admin)) => {
+                create_alerts(addr, admin, args.alerts).await?;
+                Some(ingest(addr, platform, events, args, start).await?)
+            }
+            None => None,
+        };
         let range = serde_json::json!({"from": start.to_string(), "to": now.to_string()});
         let details = latencies(
             addr,
@@ -115,11 +158,11 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
             args.queries,
         )
         .await?;
-        Ok::<_, anyhow::Error>((ingest_rate, details, current))
+        Ok::<_, anyhow::Error>((ingest_rate, alerted_rate, details, current))
     }
     .await;
     let stopped = stop_server(&mut server).await;
-    let (ingest_rate, details, current) = measured?;
+    let (ingest_rate, alerted_rate, details, current) = measured?;
     stopped?;
 
     println!(
@@ -143,6 +186,15 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         ingest_rate,
         ingest_rate / raw_rate
     );
+    if let Some(rate) = alerted_rate {
+        println!(
+            "{:<48}{:>14.0}{:>10.3}",
+            format!("same, tenant with {} usage alerts", args.alerts),
+            rate,
+            rate / raw_rate
+        );
+        println!("{:<48}{:>24.3}", "  alerts / no alerts", rate / ingest_rate);
+    }
     for (name, l) in [
         ("usage_details, 30 days", details),
         ("current_usage, 30 days", current),
@@ -150,6 +202,33 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         println!("{name:<48}  p50 {:>8.1} ms   max {:>8.1} ms", l.0, l.1);
     }
     println!("note: client, server and database share this machine's cores; compare the ratios.");
+    Ok(())
+}
+
+/// Creates `n` usage alerts that are never reached (spend and each meter,
+/// in turn), so that every batch marks them and every job-loop tick
+/// evaluates them.
+async fn create_alerts(addr: SocketAddr, admin: &Arc<str>, n: usize) -> Result<()> {
+    let mut sender = crate::bench::connect(addr).await?;
+    for i in 0..n {
+        let metric = if i % (METERS.len() + 1) == 0 {
+            "spend"
+        } else {
+            METERS[i % (METERS.len() + 1) - 1].0
+        };
+        let body =
+            serde_json::json!({"name": format!("a{i}"), "metric": metric, "threshold": "1000000000000000"});
+        let request = Request::post("/api/web/namespaces/system/alerts")
+            .header("host", addr.to_string())
+            .header("authorization", &**admin)
+            .header("content-type", "application/json")
+            .body(Full::from(Bytes::from(serde_json::to_vec(&body)?)))
+            .context("cannot build the request")?;
+        let (status, reply) = crate::bench::send(&mut sender, request).await?;
+        if status != StatusCode::OK {
+            bail!("alert {i}: {status} {}", String::from_utf8_lossy(&reply));
+        }
+    }
     Ok(())
 }
 

@@ -928,3 +928,61 @@ async fn a_quota_object_sets_its_own_thresholds() {
     })
     .await;
 }
+
+/// The value of an unlabelled or labelled sample in a scrape, 0 if absent.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn delivered_events_are_forgotten_after_30_days_and_counted_in_metrics() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let handle = tollgate_api::metrics::handle().expect("the recorder");
+        let delivered = "tollgate_webhook_deliveries_total{outcome=\"delivered\"}";
+        let retrying = "tollgate_webhook_deliveries_total{outcome=\"retrying\"}";
+        let before = handle.render();
+        let rx = Receiver::start().await;
+        let (acme, admin) = app.admin("acme").await;
+        endpoint(&app, &admin, &rx.url, &[]).await;
+        let failing = Receiver::start().await;
+        failing.answer(&[500; 10]);
+        let (stuck, _) = endpoint(&app, &admin, &failing.url, &[]).await;
+        add_card(&app, &admin, "tok-ok-0001", None).await;
+        assert_eq!(deliver(&app).await, 2);
+        let after = handle.render();
+        assert!(
+            sample(&after, delivered) >= sample(&before, delivered) + 1.0,
+            "{after}"
+        );
+        assert!(
+            sample(&after, retrying) >= sample(&before, retrying) + 1.0,
+            "{after}"
+        );
+        assert!(after.contains("tollgate_webhook_queue_depth"), "{after}");
+
+        app.clock.advance(DAY * 29);
+        deliver(&app).await;
+        assert_eq!(
+            app.store.webhook_events(&acme.id, 10).await.unwrap().len(),
+            1,
+            "kept 30 days"
+        );
+        // Past 30 days an event still PENDING somewhere is kept; once its
+        // last delivery is over, it goes with its deliveries.
+        app.clock.advance(DAY * 2);
+        deliver(&app).await;
+        assert_eq!(
+            app.store.webhook_events(&acme.id, 10).await.unwrap().len(),
+            1,
+            "pending at one endpoint"
+        );
+        app.delete(&format!("{HOOKS}/{stuck}"), &admin).await.ok();
+        deliver(&app).await;
+        assert!(app.store.webhook_events(&acme.id, 10).await.unwrap().is_empty());
+    })
+    .await;
+}

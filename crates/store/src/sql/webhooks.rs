@@ -431,6 +431,35 @@ impl crate::WebhookStore for SqlStore {
         })
     }
 
+    async fn prune_webhook_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let seqs: Vec<i64> = sqlx::query_scalar(
+                    "SELECT v.seq FROM webhook_events v WHERE v.created_at < $1 AND v.dispatched_at IS NOT NULL \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = v.seq \
+                         AND d.status = 'PENDING') \
+                     ORDER BY v.seq LIMIT $2",
+                )
+                .bind(micros(before))
+                .bind(i64::from(limit))
+                .fetch_all(&mut **tx)
+                .await?;
+                for seq in &seqs {
+                    sqlx::query("DELETE FROM webhook_deliveries WHERE event_seq = $1")
+                        .bind(seq)
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query("DELETE FROM webhook_events WHERE seq = $1")
+                        .bind(seq)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(seqs.len() as u64)
+            })
+        })
+        .await
+    }
+
     async fn webhook_events(&self, tenant_id: &TenantId, limit: u32) -> Result<Vec<WebhookEvent>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
