@@ -244,7 +244,18 @@ pub async fn dispatch(ctx: &JobContext) -> Result<usize, StoreError> {
         for event in &events {
             let data = match &event.data {
                 Some(d) => d.clone(),
-                None => ctx.webhooks.data.data(event).await?.to_string(),
+                None => match ctx.webhooks.data.data(event).await {
+                    Ok(d) => d.to_string(),
+                    // The database is away: dispatch again on the next run.
+                    Err(e @ StoreError::Unavailable(_)) => return Err(e),
+                    // An object that cannot be read back must not hold up
+                    // every later event: it goes out saying so.
+                    Err(e) => {
+                        tracing::error!(event = %event.id, subject = %event.subject, error = %e,
+                            "webhook event data could not be rendered; sent without it");
+                        serde_json::json!({"subject": event.subject, "unavailable": true}).to_string()
+                    }
+                },
             };
             if ctx
                 .store
