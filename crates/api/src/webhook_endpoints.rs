@@ -476,7 +476,11 @@ pub async fn operator_create(
     operation_id = "tollgate.operator.ListWebhookEndpoints",
     tag = "operator",
     params(("tenant" = Option<String>, Query, description = "Only this tenant's (by name)")),
-    responses((status = 200, body = ListWebhookEndpointsRsp), (status = 404, body = ErrorBody, description = "No tenant has this name.")),
+    responses(
+        (status = 200, body = ListWebhookEndpointsRsp),
+        (status = 400, body = ErrorBody, description = "A malformed query string."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn operator_list(
@@ -600,7 +604,11 @@ pub async fn operator_enable(
     operation_id = "tollgate.operator.ListWebhookDeliveries",
     tag = "operator",
     params(("id" = String, Path, description = "ep_…"), ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)")),
-    responses((status = 200, body = ListWebhookDeliveriesRsp), (status = 404, body = ErrorBody, description = "No such endpoint.")),
+    responses(
+        (status = 200, body = ListWebhookDeliveriesRsp),
+        (status = 400, body = ErrorBody, description = "A bad `limit`, or a malformed query string."),
+        (status = 404, body = ErrorBody, description = "No such endpoint.")
+    ),
     security(("OperatorToken" = []))
 )]
 pub async fn operator_deliveries(
