@@ -757,9 +757,9 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<AttemptRecorded>;
     /// Undelivered work, for metrics.
     async fn webhook_queue(&self) -> Result<WebhookQueue>;
-    /// Forgets up to `limit` events created before `before` that were
-    /// dispatched and have no PENDING delivery, with their deliveries;
-    /// returns how many events went.
+    /// Forgets up to `limit` events that were over before `before`:
+    /// dispatched before it, with no PENDING delivery and none finished
+    /// since; their deliveries go with them. Returns how many events went.
     async fn prune_webhook_events(&self, before: Timestamp, limit: u32) -> Result<u64>;
     /// A tenant's events, newest first (tests and the operator's view).
     async fn webhook_events(&self, tenant_id: &TenantId, limit: u32) -> Result<Vec<WebhookEvent>>;

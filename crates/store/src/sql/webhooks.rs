@@ -435,9 +435,9 @@ impl crate::WebhookStore for SqlStore {
         self.write(move |tx| {
             Box::pin(async move {
                 let seqs: Vec<i64> = sqlx::query_scalar(
-                    "SELECT v.seq FROM webhook_events v WHERE v.created_at < $1 AND v.dispatched_at IS NOT NULL \
+                    "SELECT v.seq FROM webhook_events v WHERE v.dispatched_at < $1 \
                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = v.seq \
-                         AND d.status = 'PENDING') \
+                         AND (d.status = 'PENDING' OR d.finished_at >= $1)) \
                      ORDER BY v.seq LIMIT $2",
                 )
                 .bind(micros(before))
