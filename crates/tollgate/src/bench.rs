@@ -113,6 +113,12 @@ impl Harness {
         cmd
     }
 
+    /// Creates the scratch database (every command but `serve` and `init`
+    /// refuses to create one).
+    pub async fn init(&self) -> Result<()> {
+        self.cli(&["init"], "init").await.map(drop)
+    }
+
     /// Runs a CLI command; returns its stdout.
     pub async fn cli(&self, args: &[&str], what: &str) -> Result<String> {
         cli_output(self.command(args), what).await
@@ -160,6 +166,7 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
         bail!("--warmup plus --duration must be at most 24h");
     }
     let harness = Harness::new(storage)?;
+    harness.init().await?;
     match args.suite {
         Suite::Ingest => return crate::bench_ingest::run(&harness, &args.ingest).await,
         Suite::Durability => return crate::bench_durability::run(storage, &args).await,

@@ -36,6 +36,7 @@ pub async fn run(storage: &StorageArgs, args: &BenchArgs) -> Result<()> {
     for mode in ["full", "normal"] {
         // A fresh database per mode, so neither run inherits the other's data.
         let harness = Harness::new(storage)?;
+        harness.init().await?;
         results.push((mode, measure(&harness, mode, events, args).await?));
     }
     println!(

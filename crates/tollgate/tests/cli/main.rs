@@ -1,6 +1,7 @@
 //! The `tollgate` binary as users run it: the operator CLI, `serve`, shutdown,
 //! several server processes on one database, and the contract-fuzzing gate.
 
+mod bench;
 mod billing;
 mod cli;
 mod contract_fuzz;

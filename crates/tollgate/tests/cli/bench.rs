@@ -1,0 +1,51 @@
+//! `tollgate bench` runs end to end on a fresh scratch database (a smoke
+//! test with tiny sizes: the figures are not looked at, only that every
+//! suite gets through and prints its table).
+
+use tokio::process::Command;
+
+use crate::support::BIN;
+
+async fn bench(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["--data-dir", "unused-bench-scratch"])
+        .arg("bench")
+        .args(args)
+        .env_remove("TOLLGATE_DATABASE_URL")
+        .env_remove("TOLLGATE_DATA_DIR")
+        .output()
+        .await
+        .expect("run tollgate bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn every_bench_suite_runs_on_a_fresh_database() {
+    let quota = bench(&["--duration", "1s", "--warmup", "0s", "--connections", "4"]).await;
+    assert!(
+        quota.contains("quota/usage") || quota.contains("healthz"),
+        "{quota}"
+    );
+    let ingest = bench(&[
+        "ingest",
+        "--events",
+        "4000",
+        "--raw-rows",
+        "2000",
+        "--queries",
+        "1",
+        "--alerts",
+        "2",
+    ])
+    .await;
+    assert!(
+        ingest.contains("POST usage/events") && ingest.contains("usage alerts"),
+        "{ingest}"
+    );
+}
