@@ -4,7 +4,11 @@
 //! subscriptions as in `ListSubscriptions`, a tenant as in the operator's
 //! `GET /api/operator/tenants/{id}`, a plan transition as `GetPlanTransition`
 //! answers and what it was about). Rendered once, when the event is
-//! dispatched, and frozen with it: every delivery sends the same bytes.
+//! dispatched, and frozen with it: every delivery sends the same bytes. The
+//! request that made the change dispatches in the background right after
+//! it (`AppState::dispatch_soon`), the job loop after each job, so the data
+//! is the object as the change left it unless another change commits in
+//! between (milliseconds).
 
 use std::sync::Weak;
 

@@ -83,6 +83,7 @@ pub async fn create(
         // Unpaid invoices are due again: charged now, not waited for.
         state.charge_soon();
     }
+    state.dispatch_soon();
     Ok(Json(CreatePaymentMethodResponse { name: added.name }))
 }
 
@@ -111,6 +112,7 @@ async fn apply(state: &AppState, auth: &Authorized, change: RoleChange) -> Resul
         // Unpaid invoices are due again: charged now, not waited for.
         state.charge_soon();
     }
+    state.dispatch_soon();
     Ok(Json(Empty {}))
 }
 

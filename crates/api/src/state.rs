@@ -37,14 +37,25 @@ pub(crate) struct Inner {
     /// Delivering webhooks (settings, event data rendered by this crate).
     webhooks: tollgate_app::webhooks::Webhooks,
     /// The charge pass a request started in the background, if any.
-    charging: std::sync::Mutex<Charging>,
+    charging: std::sync::Mutex<Background>,
+    /// The webhook dispatch a request started in the background, if any.
+    dispatching: std::sync::Mutex<Background>,
 }
 
-/// A background charge pass started by a request (a new payment method
-/// charging unpaid invoices again): at most one runs; a request while it
-/// runs asks it to go round once more instead of starting another.
+/// Which background pass a request starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Charging unpaid invoices again (a new payment method), then dispatching.
+    Charge,
+    /// Dispatching webhook events the request emitted.
+    Dispatch,
+}
+
+/// A background pass started by requests: at most one of each kind runs; a
+/// request while it runs asks it to go round once more instead of starting
+/// another.
 #[derive(Default)]
-struct Charging {
+pub(crate) struct Background {
     running: bool,
     again: bool,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -106,6 +117,7 @@ impl AppState {
             stripe_webhook_secret: options.stripe_webhook_secret.filter(|s| !s.is_empty()),
             metrics_token: options.metrics_token.filter(|s| !s.is_empty()),
             charging: std::sync::Mutex::default(),
+            dispatching: std::sync::Mutex::default(),
         }))
     }
 
@@ -113,27 +125,52 @@ impl AppState {
     /// waiting for the payment provider (the job loop would run it within
     /// its interval anyway): for invoices a request just made due. Several
     /// requests at once make one pass, run again once if asked meanwhile.
+    /// The events the charges emit are dispatched after it.
     pub fn charge_soon(&self) {
-        let mut charging = self.0.charging.lock().unwrap_or_else(|e| e.into_inner());
+        self.soon(Pass::Charge);
+    }
+
+    /// Dispatches the webhook events a request's change just emitted, in
+    /// the background: their data is then the object as that change left
+    /// it, not as a later one does (the job loop would dispatch them within
+    /// its interval anyway). Coalesced like [`Self::charge_soon`].
+    pub fn dispatch_soon(&self) {
+        self.soon(Pass::Dispatch);
+    }
+
+    fn slot(&self, pass: Pass) -> &std::sync::Mutex<Background> {
+        match pass {
+            Pass::Charge => &self.0.charging,
+            Pass::Dispatch => &self.0.dispatching,
+        }
+    }
+
+    fn soon(&self, pass: Pass) {
+        let mut slot = self.slot(pass).lock().unwrap_or_else(|e| e.into_inner());
         // A pass that ended while still "running" panicked: start another.
-        let panicked = charging.task.as_ref().is_some_and(|t| t.is_finished());
-        if charging.running && !panicked {
-            charging.again = true;
+        let panicked = slot.task.as_ref().is_some_and(|t| t.is_finished());
+        if slot.running && !panicked {
+            slot.again = true;
             return;
         }
-        charging.running = true;
+        slot.running = true;
         let state = self.clone();
-        charging.task = Some(tokio::spawn(async move {
+        slot.task = Some(tokio::spawn(async move {
             loop {
                 let ctx = state.job_context();
-                if let Err(e) = tollgate_app::invoices::charge_until_idle(&ctx).await {
+                if pass == Pass::Charge
+                    && let Err(e) = tollgate_app::invoices::charge_until_idle(&ctx).await
+                {
                     tracing::warn!(error = %e, "background charge failed; the job loop retries");
                 }
-                let mut charging = state.0.charging.lock().unwrap_or_else(|e| e.into_inner());
-                if charging.again {
-                    charging.again = false;
+                if let Err(e) = tollgate_app::webhooks::dispatch(&ctx).await {
+                    tracing::warn!(error = %e, "background webhook dispatch failed; the job loop retries");
+                }
+                let mut slot = state.slot(pass).lock().unwrap_or_else(|e| e.into_inner());
+                if slot.again {
+                    slot.again = false;
                 } else {
-                    charging.running = false;
+                    slot.running = false;
                     return;
                 }
             }
@@ -142,19 +179,28 @@ impl AppState {
 
     /// Waits until no background charge pass ([`Self::charge_soon`]) runs.
     pub async fn charged(&self) {
+        self.settled(Pass::Charge).await;
+    }
+
+    /// Waits until no background dispatch ([`Self::dispatch_soon`]) runs.
+    pub async fn dispatched(&self) {
+        self.settled(Pass::Dispatch).await;
+    }
+
+    async fn settled(&self, pass: Pass) {
         loop {
             let task = {
-                let mut charging = self.0.charging.lock().unwrap_or_else(|e| e.into_inner());
-                charging.task.take()
+                let mut slot = self.slot(pass).lock().unwrap_or_else(|e| e.into_inner());
+                slot.task.take()
             };
             match task {
                 Some(task) => {
                     if let Err(e) = task.await {
                         // It panicked before saying it is done.
-                        tracing::error!(error = %e, "background charge stopped");
-                        let mut charging = self.0.charging.lock().unwrap_or_else(|e| e.into_inner());
-                        charging.running = false;
-                        charging.again = false;
+                        tracing::error!(error = %e, "background {pass:?} pass stopped");
+                        let mut slot = self.slot(pass).lock().unwrap_or_else(|e| e.into_inner());
+                        slot.running = false;
+                        slot.again = false;
                     }
                 }
                 None => return,

@@ -60,6 +60,7 @@ pub async fn initiate(
     )
     .await?;
     let requires_manual_approval = t.state == TransitionState::WaitingForApproval;
+    state.dispatch_soon();
     Ok(Json(InitiatePlanTransitionRsp {
         id: t.id,
         requires_manual_approval,

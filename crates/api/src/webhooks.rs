@@ -89,6 +89,7 @@ pub async fn stripe(
         event.provider_event(),
     )
     .await?;
+    state.dispatch_soon();
     Ok(Json(WebhookAnswer {
         received: true,
         id: event.id,

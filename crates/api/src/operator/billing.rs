@@ -858,6 +858,7 @@ pub async fn cancel_invoice(
     )
     .await?;
     let refunded = refunded_of(state.store(), &t.id, &after.invoice.name).await?;
+    state.dispatch_soon();
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice, refunded)))
 }
 
@@ -937,6 +938,7 @@ pub async fn refund_invoice(
     )
     .await?;
     let remaining = done.remaining_cents();
+    state.dispatch_soon();
     Ok(Json(RefundItem {
         invoice: invoice_item(t.name.as_str(), &done.invoice.invoice, done.refunded_cents),
         amount_cents: done.refund.amount_cents,
@@ -974,6 +976,7 @@ pub async fn charge_invoice(
     let ctx = state.job_context();
     let after = invoices::charge_now(&ctx, &t.id, &InvoiceName::new(name), op.actor(), state.now()).await?;
     let refunded = refunded_of(state.store(), &t.id, &after.invoice.name).await?;
+    state.dispatch_soon();
     Ok(Json(invoice_item(t.name.as_str(), &after.invoice, refunded)))
 }
 

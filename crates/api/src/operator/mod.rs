@@ -299,6 +299,7 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> Result<Json<TransitionItem>, ApiError> {
     let t = tollgate_app::transitions::approve(state.store(), &id, op.actor(), state.now()).await?;
+    state.dispatch_soon();
     Ok(Json(one(&state, t).await?))
 }
 
@@ -332,6 +333,7 @@ pub async fn reject(
         state.now(),
     )
     .await?;
+    state.dispatch_soon();
     Ok(Json(one(&state, t).await?))
 }
 
@@ -367,6 +369,7 @@ pub async fn cancel(
         state.now(),
     )
     .await?;
+    state.dispatch_soon();
     Ok(Json(one(&state, t).await?))
 }
 

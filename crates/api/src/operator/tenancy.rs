@@ -208,6 +208,7 @@ pub async fn reinstate_tenant(
 ) -> Result<Json<TenantItem>, ApiError> {
     let t = tenancy::tenant(state.store(), &name).await?;
     let after = tollgate_app::dunning::reinstate(state.store(), &t, op.actor(), state.now()).await?;
+    state.dispatch_soon();
     Ok(Json(tenant_item(after)))
 }
 
