@@ -10,7 +10,7 @@ use tollgate_testkit::each_backend;
 use crate::invoice_support::billed_tenant;
 use crate::support::{TestApp, ts};
 use crate::usage_support::{event, ingest_all};
-use crate::webhooks_out::{Receiver, deliver, endpoint};
+use crate::webhooks_out::{Receiver, assert_signed, deliver, endpoint};
 
 const ALERTS: &str = "/api/web/namespaces/system/alerts";
 
@@ -52,7 +52,7 @@ async fn alerts_fire_once_per_period_as_usage_reaches_them() {
         let rx = Receiver::start().await;
         let (acme, admin) = billed_tenant(&app, "acme", "individual", "2027-01-01T00:00:00Z", None).await;
         app.namespace(&acme, "web").await;
-        endpoint(&app, &admin, &rx.url, &["usage.alert_triggered"]).await;
+        let (_, secret) = endpoint(&app, &admin, &rx.url, &["usage.alert_triggered"]).await;
         app.clock.set(ts("2027-01-10T00:00:00Z"));
         // individual: 25.00 a month, lb_requests 0.60 per million past 5 million.
         let spend = app.post(ALERTS, &admin, json!({"name": "spend-30", "metric": "spend", "threshold": "3000"})).await;
@@ -90,6 +90,7 @@ async fn alerts_fire_once_per_period_as_usage_reaches_them() {
 
         deliver(&app).await;
         let got = rx.got();
+        assert_signed(&got, &secret, acme.id.as_str());
         let names: Vec<&str> = got.iter().map(|r| r.json["data"]["name"].as_str().unwrap()).collect();
         assert_eq!(names.len(), 3);
         assert!(names.contains(&"spend-30") && names.contains(&"requests-10") && names.contains(&"web-3"), "{names:?}");

@@ -141,7 +141,7 @@ pub async fn deliver(app: &TestApp) -> usize {
 
 /// Asserts every request verifies with `secret` and its body is the
 /// documented envelope, with `webhook-id` its `id`.
-fn assert_signed(got: &[Received], secret: &str, tenant: &str) {
+pub fn assert_signed(got: &[Received], secret: &str, tenant: &str) {
     for r in got {
         assert!(
             verify(secret, &r.id, r.timestamp, r.body.as_bytes(), &r.signature),
@@ -854,7 +854,7 @@ async fn quota_thresholds_fire_on_crossing_only() {
         let app = TestApp::new(db).await;
         let rx = Receiver::start().await;
         let (_, admin) = app.admin("acme").await;
-        endpoint(&app, &admin, &rx.url, &["quota.threshold_crossed"]).await;
+        let (_, secret) = endpoint(&app, &admin, &rx.url, &["quota.threshold_crossed"]).await;
         app.create_quota(&admin, crate::support::quota_body("q", 10))
             .await;
         let step = |amount: i64, id: &'static str| {
@@ -885,6 +885,8 @@ async fn quota_thresholds_fire_on_crossing_only() {
                 (100, 10, "reconcile".to_owned()),
             ]
         );
+        let acme = app.store.tenant_by_name("acme").await.unwrap().unwrap();
+        assert_signed(&rx.got(), &secret, acme.id.as_str());
     })
     .await;
 }
@@ -992,6 +994,34 @@ async fn delivered_events_are_forgotten_after_30_days_and_counted_in_metrics() {
         app.delete(&format!("{HOOKS}/{stuck}"), &admin).await.ok();
         deliver(&app).await;
         assert!(app.store.webhook_events(&acme.id, 10).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rejected_transition_is_told_as_failed_with_its_reason() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let rx = Receiver::start().await;
+        let (acme, admin) = app.admin("acme").await;
+        let (_, secret) = endpoint(&app, &admin, &rx.url, &["plan_transition.failed"]).await;
+        let (id, manual) = initiate(&app, &admin, to_organization()).await;
+        assert!(manual);
+        let reject = format!("{OPERATOR_TRANSITIONS}/{id}/reject");
+        let r = app
+            .operator(Method::POST, &reject, Some(json!({"reason": "no contract yet"})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        deliver(&app).await;
+        let got = rx.got();
+        assert_signed(&got, &secret, acme.id.as_str());
+        assert_eq!(rx.types(), ["plan_transition.failed"], "only the type asked for");
+        let d = &got[0].json["data"];
+        assert_eq!(
+            (d["id"].as_str(), d["state"].as_str(), d["reason"].as_str()),
+            (Some(id.as_str()), Some("STATE_FAILED"), Some("no contract yet")),
+            "{d}"
+        );
     })
     .await;
 }
