@@ -22,6 +22,12 @@
 //!   [`record_pools`], which `GET /metrics` calls before rendering (so they
 //!   are as of the scrape, with or without a job loop).
 //!
+//! - `tollgate_webhook_deliveries_total{outcome}` (delivered, retrying,
+//!   failed), `tollgate_webhook_endpoints_disabled_total`, and the gauges
+//!   `tollgate_webhook_queue_depth`, `tollgate_webhook_undispatched_events`,
+//!   `tollgate_webhook_oldest_undelivered_seconds`: [`crate::webhooks`].
+//! - `tollgate_alerts_triggered_total`: [`crate::alerts`].
+//!
 //! The store records `tollgate_db_write_wait_seconds` itself; usage events
 //! and charge attempts are counted where they happen (`usage`, `invoices`).
 //! [`describe`] gives each metric its help text and registers every series
