@@ -75,10 +75,7 @@ async fn render(state: &AppState, event: &WebhookEvent) -> Result<Value, StoreEr
         .unwrap_or((event.subject.as_str(), ""));
     let gone = || json!({ "object": kind, "name": key, "deleted": true });
     if EventType::parse(&event.event_type) == Some(EventType::SubscriptionPeriodStarted) {
-        return match crate::subscriptions::subscriptions_of(state, tenant, true).await {
-            Ok(list) => value(&list),
-            Err(e) => Err(api_to_store(e)),
-        };
+        return value(&crate::subscriptions::subscriptions_of(state, tenant, true).await?);
     }
     match kind {
         "invoice" => match store.invoice(tenant, &InvoiceName::new(key)).await? {
@@ -115,8 +112,4 @@ async fn render(state: &AppState, event: &WebhookEvent) -> Result<Value, StoreEr
         },
         _ => Ok(json!({ "object": kind, "name": key })),
     }
-}
-
-fn api_to_store(e: crate::error::ApiError) -> StoreError {
-    StoreError::Unavailable(e.error.message)
 }

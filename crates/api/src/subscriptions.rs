@@ -81,7 +81,7 @@ pub(crate) async fn subscriptions_of(
     state: &AppState,
     tenant_id: &tollgate_domain::ids::TenantId,
     only_current: bool,
-) -> Result<ListSubscriptionsRsp, ApiError> {
+) -> Result<ListSubscriptionsRsp, tollgate_store::StoreError> {
     let now = state.now();
     let versions = state.catalogs().versions();
     let book = Book::open(state.store(), &versions, tenant_id, now).await?;
@@ -90,10 +90,7 @@ pub(crate) async fn subscriptions_of(
         if only_current && !sub.is_current() {
             continue;
         }
-        let catalog = state
-            .catalogs()
-            .version(state.store(), sub.catalog_version)
-            .await?;
+        let catalog = versions.get(state.store(), sub.catalog_version).await?;
         let title = catalog
             .plan(&sub.plan)
             .map_or_else(|| sub.plan.clone(), |p| p.title.clone());

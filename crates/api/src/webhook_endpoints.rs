@@ -492,13 +492,25 @@ pub async fn operator_list(
         Some(name) => Some(tollgate_app::tenancy::tenant(state.store(), name).await?.id),
         None => None,
     };
+    // Each tenant's name read once, however many endpoints it has.
+    let mut names: std::collections::HashMap<tollgate_domain::ids::TenantId, Option<String>> =
+        std::collections::HashMap::new();
     let mut items = Vec::new();
     for e in state
         .store()
         .webhook_endpoints(&EndpointScope::Operator, tenant.as_ref())
         .await?
     {
-        items.push(operator_view(&state, e, false).await?);
+        let name = match &e.tenant_id {
+            Some(id) if names.contains_key(id) => names[id].clone(),
+            Some(id) => {
+                let name = tenant_name(&state, &e).await?;
+                names.insert(id.clone(), name.clone());
+                name
+            }
+            None => None,
+        };
+        items.push(endpoint(e, false, name));
     }
     Ok(Json(ListWebhookEndpointsRsp { items }))
 }

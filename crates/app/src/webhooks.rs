@@ -35,7 +35,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use tollgate_domain::ids::TenantId;
-use tollgate_domain::webhook::{self, EventType};
+use tollgate_domain::webhook;
 use tollgate_store::{
     DeliveryAttempt, DeliveryJob, DeliveryStatus, EndpointScope, NewWebhookEndpoint, Store, StoreError,
     WebhookEndpoint, WebhookEvent,
@@ -492,9 +492,4 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out.chars().take(KEPT_ERROR_CHARS).collect()
-}
-
-/// Every event type, for documentation and validation messages.
-pub fn event_types() -> impl Iterator<Item = EventType> {
-    EventType::ALL.iter().copied()
 }

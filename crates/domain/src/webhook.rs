@@ -91,14 +91,13 @@ impl EventType {
 
     /// The events an audited change is, in the same transaction. The events
     /// that no audit action tells apart (a transition created waiting for
-    /// approval, a failed charge attempt, a credit note) are emitted where
-    /// they happen.
+    /// approval, a failed charge attempt, a credit note, a refund in full)
+    /// are emitted where they happen.
     pub fn for_audit(action: AuditAction) -> &'static [EventType] {
         match action {
             AuditAction::InvoiceFinalize => &[Self::InvoiceFinalized, Self::SubscriptionPeriodStarted],
             AuditAction::InvoicePaid => &[Self::InvoicePaid],
             AuditAction::InvoiceOverdue => &[Self::InvoiceOverdue],
-            AuditAction::InvoiceRefunded => &[Self::InvoiceRefunded],
             AuditAction::PlanTransitionFinish => &[Self::PlanTransitionFinished],
             AuditAction::PlanTransitionFail
             | AuditAction::PlanTransitionReject

@@ -19,6 +19,8 @@ CREATE TABLE webhook_events (
     dispatched_at BIGINT
 );
 CREATE INDEX webhook_events_undispatched ON webhook_events (seq) WHERE dispatched_at IS NULL;
+-- Pruning reads only the events dispatched before its cutoff.
+CREATE INDEX webhook_events_dispatched ON webhook_events (dispatched_at) WHERE dispatched_at IS NOT NULL;
 
 -- Where events go. `tenant_id` NULL: the operator's, for every tenant's
 -- events. `events`: a JSON list of event types, [] for all. The secret signs

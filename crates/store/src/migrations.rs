@@ -204,12 +204,12 @@ mod tests {
             (
                 13,
                 Engine::Sqlite,
-                "ca56b63366a616ab5ed61ebf58618712552f0ca3997fa7c2dc9dddd1154b64bda61fac8c268b044a0f7e1520b1377fcd",
+                "042ffa1ce1deb7c0869031afd63199d5d295aa565db6f93578ea6884b291e9ed126b2b40d42997290416329ac26f9670",
             ),
             (
                 13,
                 Engine::Postgres,
-                "2734ec39b3cc143ceec6de8ef764a48d9a9750570b27642556ca9083c8c7ea11dae44803139494b61cf2713d0ac3215e",
+                "6292991d1409376c65352f8f148df8e69418d8b0b9030d3333fb2c2fa3220580b0aa3d55ac2bc5c0ad38039ef754703e",
             ),
         ];
         assert_eq!(

@@ -2,6 +2,8 @@
 //! idempotency records of those changes ([`QuotaStore`](crate::QuotaStore)).
 //! Part of the shared SQL implementation (compiled per engine).
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use sqlx::Row;
 use tollgate_domain::Reason;
@@ -499,7 +501,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
 /// The effective limit of the change's key, read inside its transaction,
 /// and the thresholds whose crossing is an event: those of the quota
 /// objects that limit the key (together), else the default ones.
-async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<(Limit, Vec<u8>)> {
+async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<(Limit, Cow<'static, [u8]>)> {
     let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
         .bind(c.tenant_id.as_str())
         .bind(false)
@@ -520,7 +522,11 @@ async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<(Limit, 
         }
     }
     let limit = effective_limit(c.default_quota.limit(c.family, c.key), &overrides);
-    Ok((limit, thresholds.unwrap_or_else(|| DEFAULT_THRESHOLDS.to_vec())))
+    // The defaults borrowed: most reservations allocate nothing for them.
+    Ok((
+        limit,
+        thresholds.map_or(Cow::Borrowed(&DEFAULT_THRESHOLDS[..]), Cow::Owned),
+    ))
 }
 
 /// Emits `quota.threshold_crossed` for each threshold a change crossed.

@@ -438,7 +438,7 @@ impl crate::WebhookStore for SqlStore {
                     "SELECT v.seq FROM webhook_events v WHERE v.dispatched_at < $1 \
                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = v.seq \
                          AND (d.status = 'PENDING' OR d.finished_at >= $1)) \
-                     ORDER BY v.seq LIMIT $2",
+                     ORDER BY v.dispatched_at LIMIT $2",
                 )
                 .bind(micros(before))
                 .bind(i64::from(limit))
