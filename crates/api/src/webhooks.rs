@@ -41,8 +41,8 @@ pub struct WebhookAnswer {
 
 /// Receives Stripe's webhook events (configure the endpoint in Stripe's
 /// dashboard with the events `payment_intent.succeeded`,
-/// `payment_intent.payment_failed`, `charge.refunded` and
-/// `charge.dispute.created`; give its signing secret to Tollgate as
+/// `payment_intent.payment_failed`, `payment_intent.canceled`,
+/// `charge.refunded` and `charge.dispute.created`; give its signing secret to Tollgate as
 /// `TOLLGATE_STRIPE_WEBHOOK_SECRET`). Idempotent by event id.
 #[utoipa::path(
     post,

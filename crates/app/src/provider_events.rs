@@ -176,9 +176,9 @@ pub async fn handle(
                         &tenant_id,
                         &charge.invoice,
                         unrecorded_cents,
+                        amount_refunded,
                         &at_provider,
                         &format!("{provider}/webhook"),
-                        ctx.clock.now(),
                     )
                     .await?
                     {

@@ -207,6 +207,7 @@ pub fn plan(
         lines: credit_note::lines(&stored.invoice, amount),
         actor: actor.to_owned(),
         started_at: now,
+        provider_total: None,
     }))
 }
 
@@ -348,7 +349,10 @@ pub enum ProviderRefund {
 /// Records a refund the payment provider made without Tollgate (from its
 /// dashboard) as a SUCCEEDED credit note of `amount_cents`, so that the
 /// invoice says what was given back: numbered and leased like every refund,
-/// but the provider is not asked (it did it already). `Err` only when trying
+/// but the provider is not asked (it did it already). Under the lease the
+/// store checks that `amount_cents` is still what the books lack of
+/// `provider_total` (the provider's refunded total), so the same event
+/// handled twice at once records it once. `Err` only when trying
 /// again later may succeed (a charge or a refund holds the invoice, the
 /// database is unavailable): a webhook then answers an error and the
 /// provider sends the event again.
@@ -357,11 +361,12 @@ pub async fn record_provider_refund(
     tenant_id: &TenantId,
     name: &InvoiceName,
     amount_cents: i64,
+    provider_total: i64,
     refund_reference: &str,
     actor: &str,
-    now: Timestamp,
 ) -> Result<ProviderRefund, Error> {
     let store = ctx.store.as_ref();
+    let now = ctx.clock.now();
     let Some(stored) = store.invoice(tenant_id, name).await? else {
         return Ok(ProviderRefund::Refused(format!(
             "there is no finalized invoice {name:?}"
@@ -374,7 +379,11 @@ pub async fn record_provider_refund(
         reason: format!("Refunded at the payment provider, outside Tollgate (refund {refund_reference})"),
     };
     let new = match plan(&stored, &refunds, &charges, &ask, actor, now) {
-        Ok(Plan::Start(new)) => new,
+        // Checked again under the lease against the provider's total.
+        Ok(Plan::Start(new)) => NewRefund {
+            provider_total: Some(provider_total),
+            ..new
+        },
         Ok(Plan::Resume(pending)) => {
             // Tollgate's own refund is unsettled: once it is, the books are
             // compared again (the provider sends the event again).

@@ -551,6 +551,12 @@ pub struct NewRefund {
     pub lines: Vec<CreditNoteLine>,
     pub actor: String,
     pub started_at: Timestamp,
+    /// A refund made at the payment provider, outside Tollgate: the total
+    /// the provider reports refunded of the charge. Under the lease this
+    /// refund must be exactly what the books lack of it, else it is refused
+    /// (`REFUND_IN_PROGRESS`, retry): a provider event handled twice at once
+    /// is recorded once.
+    pub provider_total: Option<i64>,
 }
 
 /// What [`InvoicingStore::begin_refund`] records.

@@ -722,9 +722,6 @@ impl PaymentProvider for StripeProvider {
         Ok(customer.id)
     }
 
-    /// `pm_…`: attached to the customer; `tok_…`: added to the customer as a
-    /// card (`card_…`, what is stored). Anything else is refused, without
-    /// repeating it (it might be a card number pasted by mistake).
     /// `GET /v1/payment_methods/{pm}` or `GET /v1/tokens/{tok}`: the token
     /// exists (a card's own checks run when it is attached, at registration).
     async fn check(&self, token: &str) -> Result<(), ProviderError> {
@@ -743,6 +740,9 @@ impl PaymentProvider for StripeProvider {
         Ok(())
     }
 
+    /// `pm_…`: attached to the customer; `tok_…`: added to the customer as a
+    /// card (`card_…`, what is stored). Anything else is refused, without
+    /// repeating it (it might be a card number pasted by mistake).
     async fn register(
         &self,
         token: &str,

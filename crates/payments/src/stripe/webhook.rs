@@ -44,7 +44,7 @@ pub struct Event {
 
 impl Event {
     /// What the event means to Tollgate: `payment_intent.succeeded`,
-    /// `payment_intent.payment_failed` and `payment_intent.processing` settle
+    /// `payment_intent.payment_failed` and `payment_intent.canceled` settle
     /// a payment; `charge.refunded` reports refunds; `charge.dispute.created`
     /// a dispute. Any other type, or an object without the fields read, is
     /// [`ProviderEvent::Ignored`].

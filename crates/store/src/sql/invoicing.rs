@@ -1353,6 +1353,21 @@ async fn begin_refund_in(
         ));
     }
     let (refunded, in_flight) = taken(&refunds, &new.charge);
+    if let Some(total) = new.provider_total {
+        let unrecorded = total.saturating_sub(refunded).saturating_sub(in_flight);
+        if unrecorded != new.amount_cents {
+            return Err(refused(
+                Reason::RefundInProgress,
+                format!(
+                    "invoice {name:?}: the provider reports {} refunded and the books now lack {}, not {}; \
+                     the provider's refund was recorded meanwhile, or is to be compared again",
+                    credit_note::money(total, &currency),
+                    credit_note::money(unrecorded.max(0), &currency),
+                    credit_note::money(new.amount_cents, &currency),
+                ),
+            ));
+        }
+    }
     let remaining = paid.saturating_sub(refunded).saturating_sub(in_flight);
     if new.amount_cents <= 0 || new.amount_cents > remaining {
         return Err(refused(

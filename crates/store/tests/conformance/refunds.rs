@@ -45,6 +45,7 @@ pub fn partial(invoice: &str, charge: &ChargeRecord, amount: i64, at: Timestamp)
         }],
         actor: "operator".into(),
         started_at: at,
+        provider_total: None,
     })
 }
 
@@ -916,4 +917,52 @@ async fn invoice_for(store: &dyn Store, a: &Tenant, index: u32, now: Timestamp) 
         .await
         .unwrap();
     name
+}
+
+/// A refund made at the provider is recorded for what the books lack of the
+/// provider's total, checked under the lease: the same provider event
+/// handled twice at once (both having read the books before either wrote)
+/// records it once.
+#[tokio::test]
+async fn a_provider_refund_is_recorded_once_when_two_handlers_race() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let now = t("2026-12-02T00:00:00Z");
+        let a = issued(&*store, now).await;
+        let ok = pay(&*store, &a, now).await;
+        let at_provider = |amount: i64, total: i64| {
+            let RefundStart::New(mut r) = partial(NAME, &ok, amount, now) else {
+                unreachable!()
+            };
+            r.provider_total = Some(total);
+            RefundStart::New(r)
+        };
+        // Both handlers read "500 refunded, none recorded": the first records it.
+        let first = begin(&*store, &a, "webhook-1", &at_provider(500, 500), now).await;
+        store
+            .settle_refund(&a.id, "webhook-1", &settled(&first, None), now)
+            .await
+            .unwrap();
+        // The second finds it recorded: refused, nothing written.
+        let t1 = now + SignedDuration::from_secs(1);
+        assert_refused(
+            store
+                .begin_refund(
+                    &a.id,
+                    "webhook-2",
+                    &at_provider(500, 500),
+                    InvoiceStatus::REFUNDABLE,
+                    t1,
+                    t1 + LEASE,
+                )
+                .await,
+            Reason::RefundInProgress,
+            "the books now lack 0.00 USD, not 5.00 USD",
+        );
+        assert_eq!(store.credit_notes(&a.id).await.unwrap().len(), 1);
+        // A second refund at the provider (800 in all) is recorded for the 300 it adds.
+        let second = begin(&*store, &a, "webhook-3", &at_provider(300, 800), t1).await;
+        assert_eq!(second.amount_cents, 300);
+    })
+    .await;
 }

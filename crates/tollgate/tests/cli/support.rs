@@ -199,6 +199,16 @@ impl Server {
         }
         panic!("server log ended without {needle:?}");
     }
+
+    /// Reads the server's log until a line holds one of `needles`.
+    pub async fn wait_for_log_any(&mut self, needles: &[&str]) {
+        while let Some(line) = self.stderr.next_line().await.expect("read server stderr") {
+            if needles.iter().any(|n| line.contains(n)) {
+                return;
+            }
+        }
+        panic!("server log ended without any of {needles:?}");
+    }
 }
 
 /// A small HTTP client for the tests.
