@@ -29,8 +29,10 @@ pub enum WebhookCommand {
         /// Only this tenant's events; default: every tenant's.
         #[arg(long)]
         tenant: Option<String>,
-        #[command(flatten)]
-        webhooks: crate::cli::WebhookArgs,
+        /// Accept a loopback, link-local or private address (as `serve
+        /// --webhook-allow-private` delivers to).
+        #[arg(long, env = "TOLLGATE_WEBHOOK_ALLOW_PRIVATE")]
+        webhook_allow_private: bool,
     },
     /// List endpoints (every one, or one tenant's).
     List {
@@ -63,14 +65,17 @@ pub async fn webhook(store: Arc<dyn Store>, cmd: WebhookCommand) -> Result<()> {
             events,
             description,
             tenant,
-            webhooks: args,
+            webhook_allow_private,
         } => {
             let tenant = match tenant {
                 Some(name) => Some(crate::cli::find_tenant(&*store, &name).await?.id),
                 None => None,
             };
-            let hooks =
-                tollgate_api::events::standalone(store.clone(), Arc::new(SystemClock), args.settings()?);
+            let settings = tollgate_app::webhooks::WebhookSettings {
+                allow_private: webhook_allow_private,
+                ..Default::default()
+            };
+            let hooks = tollgate_api::events::standalone(store.clone(), Arc::new(SystemClock), settings);
             let input = EndpointInput {
                 url,
                 events: events.into_iter().filter(|e| !e.trim().is_empty()).collect(),
@@ -88,12 +93,16 @@ pub async fn webhook(store: Arc<dyn Store>, cmd: WebhookCommand) -> Result<()> {
                 None => None,
             };
             let mut table = Table::new(&["ID", "TENANT", "URL", "EVENTS", "STATE"]);
+            // Tenant names by id, read once.
+            let names: std::collections::HashMap<_, _> = store
+                .tenants()
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t.name.to_string()))
+                .collect();
             for e in store.webhook_endpoints(&scope, tenant.as_ref()).await? {
                 let owner = match &e.tenant_id {
-                    Some(id) => store
-                        .tenant(id)
-                        .await?
-                        .map_or_else(|| id.to_string(), |t| t.name.to_string()),
+                    Some(id) => names.get(id).cloned().unwrap_or_else(|| id.to_string()),
                     None => "(every tenant)".to_owned(),
                 };
                 let events = if e.events.is_empty() {
