@@ -260,7 +260,7 @@ pub async fn delete(
     let plan = state.tenant_plan(&auth.tenant).await?;
     let change = RoleChange::Delete {
         name,
-        on_paid_plan: plan.plan().charges_fee(),
+        on_paid_plan: plan.plan().charges_fixed(),
     };
     apply(&state, &auth, change).await
 }

@@ -15,8 +15,8 @@ use tollgate_app::bills;
 use tollgate_app::reports::{self, ReportRange};
 use tollgate_app::telemetry::Report;
 use tollgate_app::usage::{self, EventOutcome, Reported, Tally};
-use tollgate_domain::catalog::{Catalog, Plan};
-use tollgate_domain::invoice::InvoiceStatus;
+use tollgate_domain::catalog::{Catalog, ModelKind, Plan, PriceModel};
+use tollgate_domain::invoice::{InvoiceStatus, describe_price, format_cents};
 use tollgate_domain::metering::{self, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
@@ -418,24 +418,52 @@ fn bill_items(
                     "STATUS_ACTIVE"
                 }
                 .to_owned(),
+                pricing: plan
+                    .prices
+                    .get(&line.metric_label)
+                    .filter(|p| p.unit_price_cents().is_none())
+                    .map(|p| PricingItem::new(p.model.kind(), &line.steps)),
             })
         })
         .collect();
+    let fixed = |usage_type: String, metric_labels: Vec<String>, cents: i64| CalculatedUsageItem {
+        usage_type,
+        metric_labels,
+        quantity: 1.0,
+        unit_name: "period".into(),
+        quantity_billable: "1".into(),
+        unit_name_billable: "period".into(),
+        amount: cents.to_string(),
+        currency_code: catalog.currency.clone(),
+        start_timestamp: from.to_string(),
+        end_timestamp: to.to_string(),
+        fixed: true,
+        status: "STATUS_ACTIVE".into(),
+        pricing: None,
+    };
     if let Some(fee) = bill.fee_cents {
-        out.push(CalculatedUsageItem {
-            usage_type: format!("{} plan", plan.title),
-            metric_labels: Vec::new(),
-            quantity: 1.0,
-            unit_name: "period".into(),
-            quantity_billable: "1".into(),
-            unit_name_billable: "period".into(),
-            amount: fee.to_string(),
-            currency_code: catalog.currency.clone(),
-            start_timestamp: from.to_string(),
-            end_timestamp: to.to_string(),
-            fixed: true,
-            status: "STATUS_ACTIVE".into(),
-        });
+        out.push(fixed(format!("{} plan", plan.title), Vec::new(), fee));
+    }
+    for f in &bill.meter_fees {
+        let name = catalog
+            .meter(&f.metric_label)
+            .map_or(f.metric_label.as_str(), |m| m.usage_type.as_str());
+        out.push(fixed(
+            format!("{name}: flat amount"),
+            vec![f.metric_label.clone()],
+            f.amount_cents,
+        ));
+    }
+    if let Some(t) = bill.true_up {
+        out.push(fixed(
+            format!(
+                "Minimum commitment ({} {})",
+                format_cents(t.minimum_cents),
+                catalog.currency
+            ),
+            Vec::new(),
+            t.amount_cents,
+        ));
     }
     out
 }
@@ -655,11 +683,25 @@ pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Jso
         .iter()
         .map(|m| {
             let price = plan.plan().prices.get(&m.metric_label);
-            let cents = price.map_or(Decimal::ZERO, |p| p.unit_price_cents).normalize();
-            let mut major = (cents / Decimal::ONE_HUNDRED).normalize();
-            if major.scale() < 2 {
-                major.rescale(2);
-            }
+            let cents = price.map_or(Decimal::ZERO, |p| p.first_unit_cents()).normalize();
+            let currency = &plan.catalog.currency;
+            let (tiers, package) = match price.map(|p| &p.model) {
+                Some(PriceModel::Graduated(t) | PriceModel::Volume(t)) => (
+                    t.iter()
+                        .map(|t| TierItem {
+                            up_to: t.up_to.map(|u| u.normalize().to_string()),
+                            unit_price_cents: t.unit_price_cents.normalize().to_string(),
+                            flat_amount_cents: t.flat_cents.normalize().to_string(),
+                        })
+                        .collect(),
+                    None,
+                ),
+                Some(PriceModel::Package { size, price_cents }) => (
+                    Vec::new(),
+                    Some((size.normalize().to_string(), price_cents.normalize().to_string())),
+                ),
+                _ => (Vec::new(), None),
+            };
             MeterItem {
                 metric_label: m.metric_label.clone(),
                 usage_type: m.usage_type.clone(),
@@ -668,13 +710,24 @@ pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Jso
                 unit_billable: m.unit_billable.clone(),
                 aggregation: m.aggregation.as_str().to_owned(),
                 unit_price_cents: cents.to_string(),
-                price: format!("{major} {} per {}", plan.catalog.currency, m.unit_billable),
+                price: match price {
+                    Some(p) => describe_price(p, currency, &m.unit_billable),
+                    None => format!("0.00 {currency} per {}", m.unit_billable),
+                },
                 unit_price: cents.to_string(),
-                currency_code: plan.catalog.currency.clone(),
+                currency_code: currency.clone(),
                 free_allowance: price
                     .map_or(Decimal::ZERO, |p| p.free_allowance)
                     .normalize()
                     .to_string(),
+                price_model: price
+                    .map_or(ModelKind::PerUnit, |p| p.model.kind())
+                    .as_str()
+                    .to_owned(),
+                tiers,
+                package_size: package.as_ref().map(|p| p.0.clone()),
+                package_price_cents: package.map(|p| p.1),
+                flat_amount_cents: price.map_or(0, |p| p.flat_cents).to_string(),
             }
         })
         .collect();

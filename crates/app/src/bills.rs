@@ -48,15 +48,17 @@ pub fn coupons_for(applied: &[AppliedCoupon], from: Timestamp, to: Timestamp) ->
         .collect()
 }
 
-/// The plan's flat fee for a period: none on trial or without billing,
-/// prorated when the period was cut short.
-pub fn fee_for(plan: &Plan, period: &Period) -> Option<i64> {
-    if period.trial || !plan.charges_fee() {
+/// The share of a period its fixed charges (fee, meters' flat amounts,
+/// minimum commitment) are prorated by: none on trial, the part the
+/// subscription covered when the period was cut short.
+pub fn share_of(period: &Period) -> Option<rating::Share> {
+    if period.trial {
         return None;
     }
-    let used = period.actual_end.duration_since(period.start).as_secs();
-    let length = period.end.duration_since(period.start).as_secs();
-    Some(rating::flat_fee(plan.flat_price_cents, used, length))
+    Some(rating::Share {
+        used_secs: period.actual_end.duration_since(period.start).as_secs(),
+        length_secs: period.end.duration_since(period.start).as_secs(),
+    })
 }
 
 /// The bill of one billing period of a subscription to `plan`.
@@ -71,5 +73,5 @@ pub async fn period_bill(
     let q = quantities(store, catalog, tenant_id, None, range, Coverage::Period).await?;
     let applied = store.tenant_coupons(tenant_id).await?;
     let coupons = coupons_for(&applied, period.start, period.actual_end);
-    Ok(rating::bill(catalog, plan, &q, fee_for(plan, period), coupons))
+    Ok(rating::bill(catalog, plan, &q, share_of(period), coupons))
 }

@@ -68,12 +68,29 @@ pub fn lines(invoice: &Invoice, amount_cents: i64) -> Vec<CreditNoteLine> {
     let mut out: Vec<CreditNoteLine> = invoice
         .lines
         .iter()
-        .map(|l| CreditNoteLine {
-            description: l.description.clone(),
-            quantity: l.quantity,
-            unit: l.unit.clone(),
-            unit_price_cents: l.unit_price_cents,
-            amount_cents: l.amount_cents,
+        .map(|l| match &l.pricing {
+            // A tiered or package line has no one unit price: credited as
+            // one line of its amount.
+            Some(p) => CreditNoteLine {
+                description: format!(
+                    "{}: {} {}, {} price",
+                    l.description,
+                    l.quantity.normalize(),
+                    l.unit,
+                    p.model.as_str()
+                ),
+                quantity: Decimal::ONE,
+                unit: "line".into(),
+                unit_price_cents: Decimal::from(l.amount_cents),
+                amount_cents: l.amount_cents,
+            },
+            None => CreditNoteLine {
+                description: l.description.clone(),
+                quantity: l.quantity,
+                unit: l.unit.clone(),
+                unit_price_cents: l.unit_price_cents,
+                amount_cents: l.amount_cents,
+            },
         })
         .collect();
     let discount = invoice.totals.discount;
@@ -187,7 +204,7 @@ mod tests {
             trial: false,
         };
         let quantities = BTreeMap::from([("lb_requests".to_string(), Decimal::from(7_300_000))]);
-        let bill = rating::bill(&c, plan, &quantities, Some(plan.flat_price_cents), coupons);
+        let bill = rating::bill(&c, plan, &quantities, Some(rating::Share::WHOLE), coupons);
         let inv = build(
             "inv-2027-01-0001".into(),
             InvoiceStatus::Paid,

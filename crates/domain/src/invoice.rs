@@ -9,8 +9,8 @@ use std::fmt;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
-use crate::catalog::{Catalog, Issuer, Plan};
-use crate::rating::{Bill, Coupon, Discount, Totals};
+use crate::catalog::{Catalog, Issuer, ModelKind, Plan, Price};
+use crate::rating::{Bill, Coupon, Discount, Step, Totals};
 use crate::subscription::Period;
 
 /// The contract's `invoiceInvoiceStatus` (without `STATUS_UNKNOWN`).
@@ -86,6 +86,30 @@ pub enum LineKind {
     Usage,
     /// Usage that reached an earlier, already finalized invoice's period.
     Adjustment,
+    /// A meter's flat amount for the period (prorated like the fee).
+    MeterFee,
+    /// The true-up to the plan's minimum commitment.
+    Minimum,
+}
+
+impl LineKind {
+    /// The name the API and stored invoices use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fee => "fee",
+            Self::Usage => "usage",
+            Self::Adjustment => "adjustment",
+            Self::MeterFee => "meter_fee",
+            Self::Minimum => "minimum",
+        }
+    }
+}
+
+/// How a usage line under a tiered or package price came to its amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    pub model: ModelKind,
+    pub steps: Vec<Step>,
 }
 
 /// One line of an invoice. `amount_cents` is what the line adds to the
@@ -100,13 +124,16 @@ pub struct InvoiceLine {
     pub quantity: Decimal,
     /// Billable unit ("1M requests", "GB", "month").
     pub unit: String,
-    /// Exact unit price in cents.
+    /// Exact unit price in cents; 0 on a usage line priced by tiers or
+    /// packages (`pricing` says how).
     pub unit_price_cents: Decimal,
     /// Free billable units deducted before pricing (usage lines).
     pub free_quantity: Decimal,
     pub amount_cents: i64,
     /// The invoice an adjustment corrects.
     pub adjusts: Option<String>,
+    /// The steps of a tiered or package price (`None` for a per-unit one).
+    pub pricing: Option<Pricing>,
 }
 
 /// An invoice, pending or finalized.
@@ -196,6 +223,83 @@ pub fn format_price(cents: Decimal) -> String {
     }
 }
 
+/// A meter's price for people, in `currency` per `unit` (the meter's
+/// billable unit): "0.60 USD per 1M requests", "graduated: 0.50 USD per GB
+/// for units 1 to 100, 0.40 USD per GB above", "1.00 USD per 10 GB".
+pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
+    use crate::catalog::PriceModel;
+    let tiers = |tiers: &[crate::catalog::Tier]| {
+        let mut below = Decimal::ZERO;
+        tiers
+            .iter()
+            .map(|t| {
+                let range = match t.up_to {
+                    Some(u) => format!("units {} to {}", below + Decimal::ONE, u.normalize()),
+                    None if below.is_zero() => "every unit".to_owned(),
+                    None => format!("above {}", below.normalize()),
+                };
+                below = t.up_to.unwrap_or(below);
+                let flat = if t.flat_cents.is_zero() {
+                    String::new()
+                } else {
+                    format!(" + {} {currency}", format_price(t.flat_cents))
+                };
+                format!(
+                    "{} {currency} per {unit}{flat} for {range}",
+                    format_price(t.unit_price_cents)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = match &price.model {
+        PriceModel::PerUnit { unit_price_cents } => {
+            format!("{} {currency} per {unit}", format_price(*unit_price_cents))
+        }
+        PriceModel::Graduated(t) => format!("graduated: {}", tiers(t)),
+        PriceModel::Volume(t) => format!("volume (every unit at the tier the total reaches): {}", tiers(t)),
+        PriceModel::Package { size, price_cents } => format!(
+            "{} {currency} per {} {unit} (a part counts whole)",
+            format_price(*price_cents),
+            size.normalize()
+        ),
+    };
+    if price.flat_cents > 0 {
+        text.push_str(&format!(
+            "; plus {} {currency} per period",
+            format_cents(price.flat_cents)
+        ));
+    }
+    text
+}
+
+/// One step of a tiered or package line for people: "Units 1 to 100: 100 ×
+/// 0.50 USD = 50.00 USD", "2 packages of 10 × 1.00 USD = 2.00 USD".
+pub fn describe_step(step: &Step, currency: &str) -> String {
+    let flat = if step.flat_cents.is_zero() {
+        String::new()
+    } else {
+        format!(" + {} {currency}", format_price(step.flat_cents))
+    };
+    let times = format!(
+        "{} × {} {currency}{flat} = {} {currency}",
+        step.quantity.normalize(),
+        format_price(step.unit_price_cents),
+        format_price(step.amount_cents)
+    );
+    match &step.kind {
+        crate::rating::StepKind::Tier { from, to: Some(to) } => {
+            format!("Units {} to {}: {times}", from.normalize(), to.normalize())
+        }
+        crate::rating::StepKind::Tier { from, to: None } => {
+            format!("Units {} and above: {times}", from.normalize())
+        }
+        crate::rating::StepKind::Package { size } => {
+            format!("Packages of {}: {times}", size.normalize())
+        }
+    }
+}
+
 fn terms(discount: Discount, currency: &str) -> String {
     match discount {
         Discount::Percent(bp) => {
@@ -256,6 +360,29 @@ pub fn build(
             free_quantity: Decimal::ZERO,
             amount_cents: fee,
             adjusts: None,
+            pricing: None,
+        });
+    }
+    for fee in &bill.meter_fees {
+        let Some(meter) = catalog.meter(&fee.metric_label) else {
+            continue;
+        };
+        let description = if fee.amount_cents == fee.full_cents {
+            format!("{}: flat amount", meter.usage_type)
+        } else {
+            format!("{}: flat amount, prorated", meter.usage_type)
+        };
+        lines.push(InvoiceLine {
+            kind: LineKind::MeterFee,
+            description,
+            metric_label: Some(fee.metric_label.clone()),
+            quantity: Decimal::ONE,
+            unit: "period".into(),
+            unit_price_cents: Decimal::from(fee.full_cents),
+            free_quantity: Decimal::ZERO,
+            amount_cents: fee.amount_cents,
+            adjusts: None,
+            pricing: None,
         });
     }
     for line in &bill.usage {
@@ -267,16 +394,40 @@ pub fn build(
             continue;
         }
         let billable = Decimal::from(line.quantity_billable);
+        let pricing = price.filter(|p| p.unit_price_cents().is_none()).map(|p| Pricing {
+            model: p.model.kind(),
+            steps: line.steps.clone(),
+        });
         lines.push(InvoiceLine {
             kind: LineKind::Usage,
             description: meter.usage_type.clone(),
             metric_label: Some(line.metric_label.clone()),
             quantity: billable,
             unit: meter.unit_billable.clone(),
-            unit_price_cents: price.map_or(Decimal::ZERO, |p| p.unit_price_cents),
+            unit_price_cents: price.and_then(Price::unit_price_cents).unwrap_or_default(),
             free_quantity: price.map_or(Decimal::ZERO, |p| p.free_allowance.min(billable)),
             amount_cents: line.amount_cents,
             adjusts: None,
+            pricing,
+        });
+    }
+    if let Some(t) = bill.true_up {
+        lines.push(InvoiceLine {
+            kind: LineKind::Minimum,
+            description: format!(
+                "Minimum commitment of {} {}: usage came to {}",
+                format_cents(t.minimum_cents),
+                catalog.currency,
+                format_cents(t.usage_cents)
+            ),
+            metric_label: None,
+            quantity: Decimal::ONE,
+            unit: "period".into(),
+            unit_price_cents: Decimal::from(t.amount_cents),
+            free_quantity: Decimal::ZERO,
+            amount_cents: t.amount_cents,
+            adjusts: None,
+            pricing: None,
         });
     }
     for c in corrections.iter().filter(|c| c.amount_cents != 0) {
@@ -295,6 +446,7 @@ pub fn build(
             free_quantity: Decimal::ZERO,
             amount_cents: c.amount_cents,
             adjusts: Some(c.invoice.clone()),
+            pricing: None,
         });
     }
     let totals = crate::rating::totals(lines.iter().map(|l| l.amount_cents), &bill.coupons);
@@ -418,16 +570,15 @@ mod tests {
             ("lb_requests".to_string(), Decimal::from(73_400_000)),
             ("cdn_data_transfer".to_string(), Decimal::ZERO),
         ]);
-        let fee = Some(rating::flat_fee(
-            team.flat_price_cents,
-            86_400 * 31 / 2,
-            86_400 * 31,
-        ));
+        let share = Some(rating::Share {
+            used_secs: 86_400 * 31 / 2,
+            length_secs: 86_400 * 31,
+        });
         let coupons = vec![Coupon {
             title: "Welcome".into(),
             discount: Discount::Percent(1000),
         }];
-        let bill = rating::bill(&c, team, &quantities, fee, coupons);
+        let bill = rating::bill(&c, team, &quantities, share, coupons);
         let corrections = [Correction {
             invoice: "inv-2026-11-0002".into(),
             period_start: t("2026-11-01T00:00:00Z"),

@@ -4,7 +4,7 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::catalog::{Meter, Price};
+use crate::catalog::{Meter, Price, PriceModel};
 
 /// The quantity in billable units as the contract defines it: converted with
 /// the meter's divisor, then 0 < x < 1 counts as 1 and anything else is
@@ -40,26 +40,146 @@ pub struct RatedLine {
     /// In the meter's unit.
     pub quantity: Decimal,
     pub quantity_billable: i64,
+    /// Billable units past the free allowance: what the price applies to.
+    pub chargeable: Decimal,
     pub amount_cents: i64,
+    /// How a tiered or package price came to the amount: one step per tier
+    /// used, or the packages; empty for a per-unit price (or none).
+    pub steps: Vec<Step>,
 }
 
-/// Rates `quantity` of a meter under a plan's price (no price: free).
+/// One step of a tiered or package price. `amount_cents` is exact;
+/// the line rounds the sum of its steps once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub kind: StepKind,
+    /// Chargeable units priced at this step (packages, for a package price).
+    pub quantity: Decimal,
+    /// Cents per unit (per package) of the step.
+    pub unit_price_cents: Decimal,
+    /// The tier's flat amount, in cents (0 when none).
+    pub flat_cents: Decimal,
+    /// quantity × unit price + flat amount, in exact cents.
+    pub amount_cents: Decimal,
+}
+
+/// What a step prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// Chargeable units `from` to `to` (1-based, inclusive; no `to`: and
+    /// above), of a graduated or volume price.
+    Tier { from: Decimal, to: Option<Decimal> },
+    /// Blocks of `size` units.
+    Package { size: Decimal },
+}
+
+/// The exact amount of `chargeable` units under `model` and its steps.
+/// `None` when the amount overflows.
+pub fn price_units(model: &PriceModel, chargeable: Decimal) -> Option<(Decimal, Vec<Step>)> {
+    let chargeable = chargeable.max(Decimal::ZERO);
+    match model {
+        PriceModel::PerUnit { unit_price_cents } => {
+            Some((chargeable.checked_mul(*unit_price_cents)?, Vec::new()))
+        }
+        PriceModel::Graduated(tiers) => {
+            let mut steps = Vec::new();
+            let mut total = Decimal::ZERO;
+            let mut below = Decimal::ZERO;
+            for t in tiers {
+                if chargeable <= below {
+                    break;
+                }
+                let top = t.up_to.map_or(chargeable, |u| u.min(chargeable));
+                let quantity = top - below;
+                let amount = quantity
+                    .checked_mul(t.unit_price_cents)?
+                    .checked_add(t.flat_cents)?;
+                total = total.checked_add(amount)?;
+                steps.push(Step {
+                    kind: StepKind::Tier {
+                        from: below + Decimal::ONE,
+                        to: t.up_to,
+                    },
+                    quantity,
+                    unit_price_cents: t.unit_price_cents,
+                    flat_cents: t.flat_cents,
+                    amount_cents: amount,
+                });
+                below = match t.up_to {
+                    Some(u) => u,
+                    None => break,
+                };
+            }
+            Some((total, steps))
+        }
+        PriceModel::Volume(tiers) => {
+            if chargeable.is_zero() {
+                return Some((Decimal::ZERO, Vec::new()));
+            }
+            let mut below = Decimal::ZERO;
+            for t in tiers {
+                if t.up_to.is_none_or(|u| chargeable <= u) {
+                    let amount = chargeable
+                        .checked_mul(t.unit_price_cents)?
+                        .checked_add(t.flat_cents)?;
+                    let step = Step {
+                        kind: StepKind::Tier {
+                            from: below + Decimal::ONE,
+                            to: t.up_to,
+                        },
+                        quantity: chargeable,
+                        unit_price_cents: t.unit_price_cents,
+                        flat_cents: t.flat_cents,
+                        amount_cents: amount,
+                    };
+                    return Some((amount, vec![step]));
+                }
+                below = t.up_to.unwrap_or(below);
+            }
+            // A validated catalog's last tier has no end.
+            Some((Decimal::ZERO, Vec::new()))
+        }
+        PriceModel::Package { size, price_cents } => {
+            if chargeable.is_zero() {
+                return Some((Decimal::ZERO, Vec::new()));
+            }
+            let packages = chargeable.checked_div(*size)?.ceil();
+            let amount = packages.checked_mul(*price_cents)?;
+            let step = Step {
+                kind: StepKind::Package { size: *size },
+                quantity: packages,
+                unit_price_cents: *price_cents,
+                flat_cents: Decimal::ZERO,
+                amount_cents: amount,
+            };
+            Some((amount, vec![step]))
+        }
+    }
+}
+
+/// Rates `quantity` of a meter under a plan's price (no price: free): the
+/// free allowance is deducted from the billable quantity, the price model
+/// prices the rest exactly, and the line is rounded once, half up. (A
+/// meter's flat amount is a line of its own: [`Bill::meter_fees`].)
 pub fn rate(meter: &Meter, price: Option<&Price>, quantity: Decimal) -> RatedLine {
     let quantity_billable = billable_quantity(quantity, meter.divisor);
-    let amount_cents = match price {
-        None => 0,
+    let (chargeable, amount_cents, steps) = match price {
+        None => (Decimal::ZERO, 0, Vec::new()),
         Some(p) => {
             let chargeable = (Decimal::from(quantity_billable) - p.free_allowance).max(Decimal::ZERO);
-            chargeable
-                .checked_mul(p.unit_price_cents)
-                .map_or(i64::MAX, round_cents)
+            match price_units(&p.model, chargeable) {
+                Some((exact, steps)) => (chargeable, round_cents(exact), steps),
+                None => (chargeable, i64::MAX, Vec::new()),
+            }
         }
     };
     RatedLine {
         metric_label: meter.metric_label.clone(),
         quantity,
         quantity_billable,
+        chargeable,
         amount_cents,
+        steps,
     }
 }
 
@@ -71,6 +191,49 @@ pub fn flat_fee(flat_price_cents: i64, used_secs: i64, length_secs: i64) -> i64 
     }
     let share = Decimal::from(used_secs.max(0)) / Decimal::from(length_secs);
     round_cents(Decimal::from(flat_price_cents) * share)
+}
+
+/// The share of a billing period a bill covers, for the amounts charged
+/// per period whatever the usage (the plan's fee, meters' flat amounts,
+/// the minimum commitment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub used_secs: i64,
+    pub length_secs: i64,
+}
+
+impl Share {
+    /// A whole period.
+    pub const WHOLE: Share = Share {
+        used_secs: 1,
+        length_secs: 1,
+    };
+
+    /// `cents` for this share of the period, rounded half up.
+    pub fn of(self, cents: i64) -> i64 {
+        flat_fee(cents, self.used_secs, self.length_secs)
+    }
+}
+
+/// A meter's flat amount for a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterFee {
+    pub metric_label: String,
+    /// The amount for a whole period.
+    pub full_cents: i64,
+    /// Prorated.
+    pub amount_cents: i64,
+}
+
+/// The line that brings a period's usage charges up to the plan's minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrueUp {
+    /// The minimum for this period (prorated).
+    pub minimum_cents: i64,
+    /// What the usage lines and meters' flat amounts came to.
+    pub usage_cents: i64,
+    /// `minimum_cents - usage_cents`, more than 0.
+    pub amount_cents: i64,
 }
 
 /// How a coupon discounts.
@@ -138,25 +301,44 @@ pub fn totals(line_amounts: impl IntoIterator<Item = i64>, coupons: &[Coupon]) -
     }
 }
 
-/// A bill: rated usage lines, the plan's flat fee, coupons, totals. The one
+/// A bill: rated usage lines, the plan's flat fee, meters' flat amounts,
+/// the true-up to a minimum commitment, coupons, totals. The one
 /// computation behind `current_usage`, `monthly_usage` and invoices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bill {
     pub usage: Vec<RatedLine>,
     /// The flat fee line, if the plan has one for this period.
     pub fee_cents: Option<i64>,
+    /// Each priced meter's flat amount for the period, in metric order.
+    pub meter_fees: Vec<MeterFee>,
+    pub true_up: Option<TrueUp>,
     pub coupons: Vec<Coupon>,
     pub totals: Totals,
 }
 
-/// Bills metric quantities under `plan` (meters of `catalog`), with the
-/// period's flat fee (already prorated; `None` for none) and coupons.
+impl Bill {
+    /// Every line's amount, in invoice order: fee, meters' flat amounts,
+    /// usage, true-up.
+    pub fn line_amounts(&self) -> impl Iterator<Item = i64> + '_ {
+        self.fee_cents
+            .into_iter()
+            .chain(self.meter_fees.iter().map(|f| f.amount_cents))
+            .chain(self.usage.iter().map(|l| l.amount_cents))
+            .chain(self.true_up.map(|t| t.amount_cents))
+    }
+}
+
+/// Bills metric quantities under `plan` (meters of `catalog`) with coupons.
+/// `fixed` is the share of a billing period the bill covers when the
+/// period's fixed charges apply (its fee, meters' flat amounts and the
+/// minimum commitment; `None` on trial, for ranges that are not a period,
+/// and for one namespace's usage); a plan with billing disabled has none.
 /// Metrics the catalog has no meter for are ignored.
 pub fn bill(
     catalog: &crate::catalog::Catalog,
     plan: &crate::catalog::Plan,
     quantities: &std::collections::BTreeMap<String, Decimal>,
-    fee_cents: Option<i64>,
+    fixed: Option<Share>,
     coupons: Vec<Coupon>,
 ) -> Bill {
     let usage: Vec<RatedLine> = quantities
@@ -167,13 +349,50 @@ pub fn bill(
                 .map(|m| rate(m, plan.prices.get(metric), *q))
         })
         .collect();
-    let totals = totals(usage.iter().map(|l| l.amount_cents).chain(fee_cents), &coupons);
-    Bill {
+    let fixed = fixed.filter(|_| !plan.billing_disabled);
+    let fee_cents = fixed
+        .filter(|_| plan.flat_price_cents > 0)
+        .map(|share| share.of(plan.flat_price_cents));
+    let meter_fees: Vec<MeterFee> = match fixed {
+        None => Vec::new(),
+        Some(share) => plan
+            .prices
+            .iter()
+            .filter(|(metric, p)| p.flat_cents > 0 && catalog.meter(metric).is_some())
+            .map(|(metric, p)| MeterFee {
+                metric_label: metric.clone(),
+                full_cents: p.flat_cents,
+                amount_cents: share.of(p.flat_cents),
+            })
+            .collect(),
+    };
+    let true_up = fixed.filter(|_| plan.minimum_cents > 0).and_then(|share| {
+        let minimum_cents = share.of(plan.minimum_cents);
+        let usage_cents = usage
+            .iter()
+            .map(|l| l.amount_cents)
+            .chain(meter_fees.iter().map(|f| f.amount_cents))
+            .fold(0i64, i64::saturating_add);
+        (usage_cents < minimum_cents).then_some(TrueUp {
+            minimum_cents,
+            usage_cents,
+            amount_cents: minimum_cents - usage_cents,
+        })
+    });
+    let mut bill = Bill {
         usage,
         fee_cents,
+        meter_fees,
+        true_up,
         coupons,
-        totals,
-    }
+        totals: Totals {
+            subtotal: 0,
+            discount: 0,
+            total: 0,
+        },
+    };
+    bill.totals = totals(bill.line_amounts(), &bill.coupons);
+    bill
 }
 
 #[cfg(test)]
@@ -309,7 +528,7 @@ mod tests {
             title: "10 %".into(),
             discount: Discount::Percent(1000),
         };
-        let b = bill(&c, team, &quantities, Some(30000), vec![coupon]);
+        let b = bill(&c, team, &quantities, Some(Share::WHOLE), vec![coupon]);
         assert_eq!(b.usage.len(), 2);
         // (1150 + 4 + 30000) = 31154; 10 % = 3115.4 → 3115; total 28039.
         assert_eq!(
@@ -320,6 +539,209 @@ mod tests {
                 total: 28039
             }
         );
+    }
+
+    fn priced() -> Catalog {
+        crate::catalog::parse("priced.toml", crate::catalog::tests::PRICED).unwrap()
+    }
+
+    /// The amount of `billable` requests under `plan` of [`priced`].
+    fn amount(plan: &str, billable: i64) -> i64 {
+        let c = priced();
+        let p = c.plan(plan).unwrap();
+        rate(
+            c.meter("requests").unwrap(),
+            p.prices.get("requests"),
+            Decimal::from(billable),
+        )
+        .amount_cents
+    }
+
+    /// Worked by hand: 10 free, then units 1–100 at 50 ¢, 101–1000 at 40 ¢
+    /// (+200 ¢ once reached), above at 30 ¢.
+    #[test]
+    fn graduated_tiers_at_their_edges() {
+        assert_eq!(amount("graduated", 0), 0);
+        assert_eq!(amount("graduated", 10), 0, "all free");
+        assert_eq!(amount("graduated", 11), 50, "the first chargeable unit");
+        assert_eq!(
+            amount("graduated", 110),
+            5000,
+            "exactly on the first boundary: 100 × 50"
+        );
+        assert_eq!(amount("graduated", 111), 5240, "one past: 5000 + 40 + 200");
+        assert_eq!(amount("graduated", 1010), 41200, "5000 + 900 × 40 + 200");
+        assert_eq!(amount("graduated", 1011), 41230, "41200 + 30");
+        let c = priced();
+        let line = rate(
+            c.meter("requests").unwrap(),
+            c.plan("graduated").unwrap().prices.get("requests"),
+            Decimal::from(1011),
+        );
+        assert_eq!(line.chargeable, Decimal::from(1001));
+        let steps: Vec<(StepKind, Decimal, Decimal)> = line
+            .steps
+            .iter()
+            .map(|s| (s.kind.clone(), s.quantity, s.amount_cents))
+            .collect();
+        let tier = |from: i64, to: Option<i64>| StepKind::Tier {
+            from: Decimal::from(from),
+            to: to.map(Decimal::from),
+        };
+        assert_eq!(
+            steps,
+            [
+                (tier(1, Some(100)), d("100"), d("5000")),
+                (tier(101, Some(1000)), d("900"), d("36200")),
+                (tier(1001, None), d("1"), d("30")),
+            ]
+        );
+    }
+
+    /// Worked by hand: every unit at the tier the total falls in.
+    #[test]
+    fn volume_tiers_at_their_edges() {
+        assert_eq!(amount("volume", 0), 0);
+        assert_eq!(amount("volume", 1), 50);
+        assert_eq!(
+            amount("volume", 100),
+            5000,
+            "on the boundary: still the first tier"
+        );
+        assert_eq!(amount("volume", 101), 4240, "one past: 101 × 40 + 200");
+        assert_eq!(amount("volume", 1000), 40200);
+        assert_eq!(amount("volume", 1001), 30030, "1001 × 30, no flat amount");
+        let c = priced();
+        let line = rate(
+            c.meter("requests").unwrap(),
+            c.plan("volume").unwrap().prices.get("requests"),
+            Decimal::from(101),
+        );
+        assert_eq!(line.steps.len(), 1);
+        assert_eq!(
+            line.steps[0].kind,
+            StepKind::Tier {
+                from: d("101"),
+                to: Some(d("1000"))
+            }
+        );
+    }
+
+    /// Worked by hand: 1 ¢ per block of 10, a part counts whole.
+    #[test]
+    fn packages_round_up() {
+        assert_eq!(amount("package", 0), 0);
+        assert_eq!(amount("package", 1), 100);
+        assert_eq!(amount("package", 10), 100);
+        assert_eq!(amount("package", 11), 200);
+        assert_eq!(amount("package", 20), 200);
+        assert_eq!(amount("package", 21), 300);
+    }
+
+    #[test]
+    fn fractional_tier_prices_round_once_per_line() {
+        let model = PriceModel::Graduated(vec![
+            crate::catalog::Tier {
+                up_to: Some(d("1")),
+                unit_price_cents: d("0.25"),
+                flat_cents: Decimal::ZERO,
+            },
+            crate::catalog::Tier {
+                up_to: None,
+                unit_price_cents: d("0.25"),
+                flat_cents: Decimal::ZERO,
+            },
+        ]);
+        // 0.25 + 0.25 = 0.5 → 1 ¢ (rounding each step would give 0).
+        let (exact, steps) = price_units(&model, d("2")).unwrap();
+        assert_eq!((exact, round_cents(exact), steps.len()), (d("0.50"), 1, 2));
+    }
+
+    /// Worked by hand on the graduated plan: minimum 100.00, flat amount
+    /// 10.00 per period.
+    #[test]
+    fn a_minimum_commitment_trues_up_and_counts_flat_amounts() {
+        let c = priced();
+        let plan = c.plan("graduated").unwrap();
+        let q = |n: i64| std::collections::BTreeMap::from([("requests".to_string(), Decimal::from(n))]);
+        // Usage 52.40 + flat 10.00 = 62.40; true-up 37.60 to 100.00.
+        let b = bill(&c, plan, &q(111), Some(Share::WHOLE), Vec::new());
+        assert_eq!(b.meter_fees[0].amount_cents, 1000);
+        assert_eq!(
+            b.true_up,
+            Some(TrueUp {
+                minimum_cents: 10000,
+                usage_cents: 6240,
+                amount_cents: 3760
+            })
+        );
+        assert_eq!(b.totals.total, 10000);
+        // Above the minimum: no true-up.
+        let b = bill(&c, plan, &q(1011), Some(Share::WHOLE), Vec::new());
+        assert_eq!((b.true_up, b.totals.total), (None, 41230 + 1000));
+        // Half a period: minimum 50.00 and flat 5.00, both prorated.
+        let half = Share {
+            used_secs: 15,
+            length_secs: 30,
+        };
+        let b = bill(&c, plan, &q(0), Some(half), Vec::new());
+        assert_eq!(b.meter_fees[0].amount_cents, 500);
+        assert_eq!(
+            b.true_up.map(|t| (t.minimum_cents, t.amount_cents)),
+            Some((5000, 4500))
+        );
+        assert_eq!(b.totals.total, 5000);
+        // On trial (or a range that is no period): no fixed charges at all.
+        let b = bill(&c, plan, &q(111), None, Vec::new());
+        assert_eq!((b.meter_fees.len(), b.true_up, b.totals.total), (0, None, 5240));
+        // Coupons discount the trued-up subtotal.
+        let pct = Coupon {
+            title: "half".into(),
+            discount: Discount::Percent(5000),
+        };
+        let b = bill(&c, plan, &q(111), Some(Share::WHOLE), vec![pct]);
+        assert_eq!((b.totals.subtotal, b.totals.total), (10000, 5000));
+    }
+
+    proptest! {
+        /// Graduated: the amount is the sum of its steps, the steps cover
+        /// exactly the chargeable units, and more units never cost less.
+        #[test]
+        fn graduated_steps_add_up(a in 0i64..5_000, b in 0i64..5_000) {
+            let c = priced();
+            let meter = c.meter("requests").unwrap();
+            let price = c.plan("graduated").unwrap().prices.get("requests");
+            let (lo, hi) = (a.min(b), a.max(b));
+            let line = rate(meter, price, Decimal::from(hi));
+            let units: Decimal = line.steps.iter().map(|s| s.quantity).sum();
+            prop_assert_eq!(units, line.chargeable);
+            let exact: Decimal = line.steps.iter().map(|s| s.amount_cents).sum();
+            prop_assert_eq!(round_cents(exact), line.amount_cents);
+            prop_assert!(rate(meter, price, Decimal::from(lo)).amount_cents <= line.amount_cents);
+        }
+
+        /// Package: enough packages for every unit, and one fewer would not do.
+        #[test]
+        fn packages_cover_every_unit(n in 1i64..100_000) {
+            let c = priced();
+            let line = rate(c.meter("requests").unwrap(), c.plan("package").unwrap().prices.get("requests"), Decimal::from(n));
+            let packages = line.steps[0].quantity;
+            prop_assert!(packages * d("10") >= Decimal::from(n));
+            prop_assert!((packages - Decimal::ONE) * d("10") < Decimal::from(n));
+        }
+
+        /// Whatever the usage, a bill with a minimum is never below it, and
+        /// its total is its lines.
+        #[test]
+        fn a_bill_is_never_below_its_minimum(n in 0i64..2_000, used in 1i64..=30) {
+            let c = priced();
+            let plan = c.plan("graduated").unwrap();
+            let share = Share { used_secs: used, length_secs: 30 };
+            let q = std::collections::BTreeMap::from([("requests".to_string(), Decimal::from(n))]);
+            let b = bill(&c, plan, &q, Some(share), Vec::new());
+            prop_assert!(b.totals.subtotal >= share.of(plan.minimum_cents));
+            prop_assert_eq!(b.totals.subtotal, b.line_amounts().sum::<i64>());
+        }
     }
 
     proptest! {

@@ -10,7 +10,7 @@
 use rust_decimal::Decimal;
 use tollgate_domain::catalog::Issuer;
 use tollgate_domain::contact::Contact;
-use tollgate_domain::invoice::{InvoiceStatus, format_cents, format_price};
+use tollgate_domain::invoice::{InvoiceStatus, describe_step, format_cents, format_price};
 
 use crate::text::{Face, Fonts, clean};
 use crate::{CreditNoteDocument, CreditNoteState, InvoiceDocument};
@@ -105,6 +105,9 @@ pub(crate) struct Row {
     pub unit: String,
     pub unit_price_cents: Decimal,
     pub amount_cents: i64,
+    /// A tiered or package line: the model, shown instead of a unit price,
+    /// and one small line per step under the description.
+    pub pricing: Option<(&'static str, Vec<String>)>,
 }
 
 /// A row above the total box.
@@ -203,6 +206,12 @@ impl<'a> Sheet<'a> {
                     unit: l.unit.clone(),
                     unit_price_cents: l.unit_price_cents,
                     amount_cents: l.amount_cents,
+                    pricing: l.pricing.as_ref().map(|p| {
+                        (
+                            p.model.as_str(),
+                            p.steps.iter().map(|s| describe_step(s, &inv.currency)).collect(),
+                        )
+                    }),
                 })
                 .collect(),
             no_rows: "No charges in this period.",
@@ -257,6 +266,7 @@ impl<'a> Sheet<'a> {
                     unit: l.unit.clone(),
                     unit_price_cents: l.unit_price_cents,
                     amount_cents: l.amount_cents,
+                    pricing: None,
                 })
                 .collect(),
             no_rows: "Nothing credited.",
@@ -604,6 +614,10 @@ impl Layout<'_> {
                 let y = base + i as f32 * LEADING;
                 self.text(col::DESC_X, y, Face::Regular, BODY, INK, part);
             }
+            for (i, step) in cells.steps.iter().enumerate() {
+                let y = base + (cells.description.len() + i) as f32 * LEADING;
+                self.text(col::DESC_X, y, Face::Regular, SMALL, MUTED, step);
+            }
             self.number(col::QTY_R, base, Face::Regular, BODY, col::QTY_W, &cells.quantity);
             if let Some(free) = &cells.free {
                 let size = self
@@ -651,8 +665,17 @@ impl Layout<'_> {
             unit: self
                 .fonts
                 .wrap(Face::Regular, &clean(&line.unit), BODY, col::UNIT_W, 2),
-            price: price(line.unit_price_cents, currency),
+            price: match &line.pricing {
+                Some((model, _)) => (*model).to_owned(),
+                None => price(line.unit_price_cents, currency),
+            },
             amount: money(line.amount_cents, currency),
+            steps: line.pricing.as_ref().map_or_else(Vec::new, |(_, steps)| {
+                steps
+                    .iter()
+                    .flat_map(|s| self.fonts.wrap(Face::Regular, &clean(s), SMALL, col::DESC_W, 3))
+                    .collect()
+            }),
         }
     }
 
@@ -787,13 +810,14 @@ struct Cells {
     unit: Vec<String>,
     price: String,
     amount: String,
+    /// The steps of a tiered or package price, under the description.
+    steps: Vec<String>,
 }
 
 impl Cells {
     /// How many text lines the row needs.
     fn lines(&self) -> usize {
-        self.description
-            .len()
+        (self.description.len() + self.steps.len())
             .max(self.unit.len())
             .max(if self.free.is_some() { 2 } else { 1 })
     }

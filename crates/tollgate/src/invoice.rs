@@ -13,7 +13,7 @@ use tollgate_app::refunds::RefundAsk;
 use tollgate_app::{credit_notes, invoices, refunds};
 use tollgate_domain::clock::SystemClock;
 use tollgate_domain::ids::InvoiceName;
-use tollgate_domain::invoice::{format_cents, format_price};
+use tollgate_domain::invoice::{describe_step, format_cents, format_price};
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::{RefundRecord, Store};
 
@@ -222,9 +222,21 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     l.description.clone(),
                     l.quantity.to_string(),
                     l.unit.clone(),
-                    format_price(l.unit_price_cents),
+                    match &l.pricing {
+                        Some(p) => p.model.as_str().to_owned(),
+                        None => format_price(l.unit_price_cents),
+                    },
                     format_cents(l.amount_cents),
                 ]);
+                for step in l.pricing.iter().flat_map(|p| &p.steps) {
+                    lines.row([
+                        format!("  {}", describe_step(step, &i.currency)),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]);
+                }
             }
             for c in &i.coupons {
                 lines.row([

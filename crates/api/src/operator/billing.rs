@@ -12,7 +12,9 @@ use tollgate_app::coupons::{self, CouponRequest};
 use tollgate_app::refunds::{RefundAsk, refunded_cents};
 use tollgate_app::{Job, credit_notes, invoices, tenancy};
 use tollgate_domain::ids::{InvoiceName, TenantId};
-use tollgate_domain::invoice::{Invoice, InvoiceStatus, LineKind, format_cents};
+use tollgate_domain::invoice::{Invoice, InvoiceStatus, format_cents};
+
+use crate::wire::usage::PricingItem;
 use tollgate_domain::rating::Discount;
 use tollgate_domain::{Error, ErrorKind, catalog};
 use tollgate_store::{ChargeRecord, CouponDef, RefundRecord, RefundState, Store, StoredCatalog};
@@ -511,7 +513,8 @@ pub async fn list_invoices(
 /// One line of an invoice.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceLineItem {
-    /// fee, usage or adjustment.
+    /// fee, usage, adjustment, meter_fee (a meter's flat amount) or
+    /// minimum (the true-up to the plan's minimum commitment).
     pub kind: String,
     pub description: String,
     /// Exact decimal.
@@ -522,6 +525,10 @@ pub struct InvoiceLineItem {
     /// Free units deducted before pricing; exact decimal.
     pub free_quantity: String,
     pub amount_cents: i64,
+    /// The steps of a tiered or package price (`unit_price_cents` is 0 then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub pricing: Option<PricingItem>,
 }
 
 /// A coupon as it discounted the invoice.
@@ -738,18 +745,14 @@ pub async fn get_invoice(
             .lines
             .iter()
             .map(|l| InvoiceLineItem {
-                kind: match l.kind {
-                    LineKind::Fee => "fee",
-                    LineKind::Usage => "usage",
-                    LineKind::Adjustment => "adjustment",
-                }
-                .to_owned(),
+                kind: l.kind.as_str().to_owned(),
                 description: l.description.clone(),
                 quantity: l.quantity.normalize().to_string(),
                 unit: l.unit.clone(),
                 unit_price_cents: l.unit_price_cents.normalize().to_string(),
                 free_quantity: l.free_quantity.normalize().to_string(),
                 amount_cents: l.amount_cents,
+                pricing: l.pricing.as_ref().map(|p| PricingItem::new(p.model, &p.steps)),
             })
             .collect(),
         coupons: i

@@ -136,9 +136,89 @@ pub struct CalculatedUsageItem {
     pub currency_code: String,
     pub start_timestamp: String,
     pub end_timestamp: String,
-    /// True for lines that do not come from usage (the plan's flat fee).
+    /// True for lines that do not come from usage (the plan's flat fee, a
+    /// meter's flat amount, the true-up to a minimum commitment).
     pub fixed: bool,
     pub status: String,
+    /// How a tiered or package price came to `amount` (beyond the
+    /// contract; absent for per-unit prices and fixed lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub pricing: Option<PricingItem>,
+}
+
+/// The steps of a tiered or package price (beyond the contract). The line's
+/// amount is the sum of the steps' exact amounts, rounded once, half up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PricingItem {
+    /// `graduated`, `volume` or `package`.
+    pub model: String,
+    pub steps: Vec<StepItem>,
+}
+
+/// One tier used (`from`/`to`, chargeable units, 1-based and inclusive; no
+/// `to` for the last tier), or the packages (`package_size`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub package_size: Option<String>,
+    /// Units (packages) priced at this step; exact decimal.
+    pub quantity: String,
+    /// Cents per unit (per package); exact decimal.
+    pub unit_price_cents: String,
+    /// The tier's flat amount in cents; exact decimal.
+    pub flat_cents: String,
+    /// quantity × unit price + flat amount, exact cents.
+    pub amount_cents: String,
+}
+
+impl PricingItem {
+    pub fn new(model: tollgate_domain::catalog::ModelKind, steps: &[tollgate_domain::rating::Step]) -> Self {
+        use tollgate_domain::rating::StepKind;
+        Self {
+            model: model.as_str().to_owned(),
+            steps: steps
+                .iter()
+                .map(|s| {
+                    let (from, to, package_size) = match &s.kind {
+                        StepKind::Tier { from, to } => (
+                            Some(from.normalize().to_string()),
+                            to.map(|t| t.normalize().to_string()),
+                            None,
+                        ),
+                        StepKind::Package { size } => (None, None, Some(size.normalize().to_string())),
+                    };
+                    StepItem {
+                        from,
+                        to,
+                        package_size,
+                        quantity: s.quantity.normalize().to_string(),
+                        unit_price_cents: s.unit_price_cents.normalize().to_string(),
+                        flat_cents: s.flat_cents.normalize().to_string(),
+                        amount_cents: s.amount_cents.normalize().to_string(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One tier of a meter's price (beyond the contract).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierItem {
+    /// Last chargeable unit of the tier; absent on the last tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub up_to: Option<String>,
+    pub unit_price_cents: String,
+    pub flat_amount_cents: String,
 }
 
 /// `usageCoupon`.
@@ -253,6 +333,22 @@ pub struct MeterItem {
     /// Billable units (`unit_billable`) free per billing period, an exact
     /// decimal as a string.
     pub free_allowance: String,
+    /// `per_unit`, `graduated`, `volume` or `package`. Under a tiered or
+    /// package price, `unit_price_cents` is the first chargeable unit's.
+    pub price_model: String,
+    /// Tiers of a graduated or volume price (empty for other models).
+    pub tiers: Vec<TierItem>,
+    /// Units per package, of a package price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub package_size: Option<String>,
+    /// Cents per package, of a package price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub package_price_cents: Option<String>,
+    /// Cents charged per billing period for the meter whatever its usage
+    /// (0: none).
+    pub flat_amount_cents: String,
 }
 
 /// `GET …/usage/meters` (beyond the contract).

@@ -79,7 +79,10 @@ async fn meters_show_the_prices_of_the_callers_plan() {
                 "price": "0.60 USD per million requests",
                 "unit_price": "60",
                 "currency_code": "USD",
-                "free_allowance": "5"
+                "free_allowance": "5",
+                "price_model": "per_unit",
+                "tiers": [],
+                "flat_amount_cents": "0"
             })
         );
         assert_eq!(meter(list, "site_vcpus")["aggregation"], "max");

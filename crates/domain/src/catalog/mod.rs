@@ -178,6 +178,9 @@ pub struct Plan {
     pub tenant_type: TenantType,
     /// Charged once per billing period, in cents.
     pub flat_price_cents: i64,
+    /// The least a billing period's usage charges may come to, in cents; a
+    /// true-up line makes up the difference (0: none). Prorated like the fee.
+    pub minimum_cents: i64,
     pub renewal_period: PeriodUnit,
     pub trial_period: u32,
     pub trial_period_unit: PeriodUnit,
@@ -204,13 +207,113 @@ pub struct TransitionFlow {
     pub requires_manual_approval: bool,
 }
 
-/// A meter's price under one plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A meter's price under one plan: how its chargeable units (billable units
+/// past the free allowance) cost, and an optional flat amount per period.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Price {
-    /// Cents per billable unit (exact; may be fractional).
-    pub unit_price_cents: Decimal,
-    /// Billable units per billing period that are free.
+    pub model: PriceModel,
+    /// Billable units per billing period that are free; deducted before
+    /// any tier or package is counted.
     pub free_allowance: Decimal,
+    /// Charged once per billing period for the meter, used or not, in
+    /// cents; prorated like the plan's fee (0: none).
+    pub flat_cents: i64,
+}
+
+/// How chargeable units are priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceModel {
+    /// Every unit at one price (cents per unit, exact; may be fractional).
+    PerUnit { unit_price_cents: Decimal },
+    /// Each unit at the price of the tier it falls in.
+    Graduated(Vec<Tier>),
+    /// Every unit at the price of the tier the total falls in.
+    Volume(Vec<Tier>),
+    /// `price_cents` per block of `size` units; a partial block costs a
+    /// whole one.
+    Package { size: Decimal, price_cents: Decimal },
+}
+
+/// One tier of a graduated or volume price. Tiers are in order; each covers
+/// the units after the previous tier's `up_to` to its own (inclusive), the
+/// last has no `up_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub up_to: Option<Decimal>,
+    /// Cents per unit in the tier (exact).
+    pub unit_price_cents: Decimal,
+    /// Cents charged once when the tier is reached (exact; 0: none).
+    pub flat_cents: Decimal,
+}
+
+/// The name of a price model, as the catalog and the API spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    PerUnit,
+    Graduated,
+    Volume,
+    Package,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [Self::PerUnit, Self::Graduated, Self::Volume, Self::Package];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerUnit => "per_unit",
+            Self::Graduated => "graduated",
+            Self::Volume => "volume",
+            Self::Package => "package",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl PriceModel {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Self::PerUnit { .. } => ModelKind::PerUnit,
+            Self::Graduated(_) => ModelKind::Graduated,
+            Self::Volume(_) => ModelKind::Volume,
+            Self::Package { .. } => ModelKind::Package,
+        }
+    }
+}
+
+impl Price {
+    /// A price of `unit_price_cents` per unit after `free_allowance` free
+    /// units, the one model of format 1 catalogs.
+    pub fn per_unit(unit_price_cents: Decimal, free_allowance: Decimal) -> Self {
+        Self {
+            model: PriceModel::PerUnit { unit_price_cents },
+            free_allowance,
+            flat_cents: 0,
+        }
+    }
+
+    /// The price of one unit where the model has one price for every unit
+    /// (per unit), else `None`.
+    pub fn unit_price_cents(&self) -> Option<Decimal> {
+        match &self.model {
+            PriceModel::PerUnit { unit_price_cents } => Some(*unit_price_cents),
+            _ => None,
+        }
+    }
+
+    /// The price of the first chargeable unit (the per-unit price, the
+    /// first tier's, or a package's price per unit), for listings.
+    pub fn first_unit_cents(&self) -> Decimal {
+        match &self.model {
+            PriceModel::PerUnit { unit_price_cents } => *unit_price_cents,
+            PriceModel::Graduated(t) | PriceModel::Volume(t) => {
+                t.first().map_or(Decimal::ZERO, |t| t.unit_price_cents)
+            }
+            PriceModel::Package { size, price_cents } => price_cents.checked_div(*size).unwrap_or_default(),
+        }
+    }
 }
 
 /// Texts of a plan in one locale.
@@ -247,10 +350,14 @@ pub struct Meter {
 }
 
 impl Plan {
-    /// Whether the plan charges a flat fee (so a tenant on it must keep a
-    /// way to pay).
-    pub fn charges_fee(&self) -> bool {
-        !self.billing_disabled && self.flat_price_cents > 0
+    /// Whether the plan charges something per period whatever the usage (a
+    /// fee, a meter's flat amount or a minimum commitment), so a tenant on it
+    /// must keep a way to pay.
+    pub fn charges_fixed(&self) -> bool {
+        !self.billing_disabled
+            && (self.flat_price_cents > 0
+                || self.minimum_cents > 0
+                || self.prices.values().any(|p| p.flat_cents > 0))
     }
 }
 
@@ -370,4 +477,4 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,16 +10,19 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    ADDON_SERVICES, Addon, Aggregation, Catalog, Issuer, LocalizedText, Meter, PeriodUnit, Plan, PlanType,
-    Price, RequiredField, TransitionFlow, TransitionMethod,
+    ADDON_SERVICES, Addon, Aggregation, Catalog, Issuer, LocalizedText, Meter, ModelKind, PeriodUnit, Plan,
+    PlanType, Price, PriceModel, RequiredField, Tier, TransitionFlow, TransitionMethod,
 };
 use crate::names::Name;
 use crate::quota::{self, QuotaKey, QuotaSpec, ResourceAmount};
 use crate::rate_limit::{RateLimit, RateUnit};
 use crate::tenant::TenantType;
 
-/// The catalog file format this version of Tollgate reads.
-pub const FORMAT: i64 = 1;
+/// The newest catalog file format this version of Tollgate reads. Format 1
+/// (per-unit prices only) is still read; format 2 adds price models
+/// (graduated, volume, package), meters' flat amounts and minimum
+/// commitments.
+pub const FORMAT: i64 = 2;
 
 /// A catalog that cannot be used, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +112,8 @@ struct RawPlan {
     usage_plan_type: Spanned<String>,
     tenant_type: Spanned<String>,
     flat_price_cents: Spanned<i64>,
+    #[serde(default)]
+    minimum_commitment_cents: Option<Spanned<i64>>,
     #[serde(default = "month")]
     renewal_period: Spanned<String>,
     #[serde(default = "zero")]
@@ -181,10 +186,34 @@ struct RawTransition {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPrice {
-    unit_price_cents: Number,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    unit_price_cents: Option<Number>,
     #[serde(default)]
     free_allowance: Option<Number>,
+    #[serde(default)]
+    flat_amount_cents: Option<i64>,
+    #[serde(default)]
+    tiers: Option<Vec<RawTier>>,
+    #[serde(default)]
+    package_size: Option<Number>,
+    #[serde(default)]
+    package_price_cents: Option<Number>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    #[serde(default)]
+    up_to: Option<Number>,
+    unit_price_cents: Number,
+    #[serde(default)]
+    flat_amount_cents: Option<Number>,
+}
+
+/// Most tiers in one price.
+pub const MAX_TIERS: usize = 32;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,9 +263,23 @@ struct Ctx<'a> {
     text: &'a str,
     /// Apply rules newer than some published versions (see [`parse_for_publish`]).
     strict: bool,
+    /// The file's format.
+    format: i64,
 }
 
 impl Ctx<'_> {
+    /// Refuses a setting that format 1 does not have.
+    fn needs_format_2(&self, span: std::ops::Range<usize>, field: &str) -> Result<(), CatalogError> {
+        if self.format < 2 {
+            return Err(self.err(
+                span,
+                field,
+                "needs format = 2 (format 1 has per-unit prices only)",
+            ));
+        }
+        Ok(())
+    }
+
     fn line(&self, offset: usize) -> usize {
         self.text[..offset.min(self.text.len())].matches('\n').count() + 1
     }
@@ -271,18 +314,25 @@ pub fn parse_for_publish(file: &str, text: &str) -> Result<Catalog, CatalogError
 }
 
 fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogError> {
-    let cx = Ctx { file, text, strict };
+    let cx = Ctx {
+        file,
+        text,
+        strict,
+        format: FORMAT,
+    };
     let raw: RawCatalog = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(span, "", e.message().trim().to_owned())
     })?;
-    if *raw.format.get_ref() != FORMAT {
+    let format = *raw.format.get_ref();
+    if !(1..=FORMAT).contains(&format) {
         return Err(cx.err(
             raw.format.span(),
             "format",
-            format!("this Tollgate reads format {FORMAT}"),
+            format!("this Tollgate reads formats 1 to {FORMAT}"),
         ));
     }
+    let cx = Ctx { format, ..cx };
     let currency = raw.currency.get_ref().clone();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(cx.err(
@@ -577,28 +627,23 @@ fn plan(
         if !meters.iter().any(|m| &m.metric_label == label) {
             return Err(cx.err(price.span(), f, format!("no meter has metric_label {label:?}")));
         }
-        let raw = price.get_ref();
-        let unit_price_cents = raw
-            .unit_price_cents
-            .decimal()
-            .map_err(|e| cx.err(price.span(), format!("{f}.unit_price_cents"), e))?;
-        let free_allowance = match &raw.free_allowance {
-            Some(n) => n
-                .decimal()
-                .map_err(|e| cx.err(price.span(), format!("{f}.free_allowance"), e))?,
-            None => Decimal::ZERO,
-        };
-        if unit_price_cents < Decimal::ZERO || free_allowance < Decimal::ZERO {
-            return Err(cx.err(price.span(), f, "prices and allowances must not be negative"));
-        }
-        prices.insert(
-            label.clone(),
-            Price {
-                unit_price_cents,
-                free_allowance,
-            },
-        );
+        prices.insert(label.clone(), self::price(cx, &f, price)?);
     }
+    let minimum_cents = match &p.minimum_commitment_cents {
+        None => 0,
+        Some(m) => {
+            cx.needs_format_2(m.span(), &field("minimum_commitment_cents"))?;
+            let v = *m.get_ref();
+            if !(0..=i64::from(i32::MAX)).contains(&v) {
+                return Err(cx.err(
+                    m.span(),
+                    field("minimum_commitment_cents"),
+                    "must be between 0 and 2147483647",
+                ));
+            }
+            v
+        }
+    };
 
     let mut localized = BTreeMap::new();
     for (locale, text) in &p.localized {
@@ -632,6 +677,7 @@ fn plan(
         usage_plan_type,
         tenant_type,
         flat_price_cents,
+        minimum_cents,
         renewal_period,
         trial_period,
         trial_period_unit,
@@ -692,4 +738,146 @@ fn default_quota(cx: &Ctx<'_>, field: &str, q: &RawQuota) -> Result<QuotaSpec, C
         spec.api_limits.insert(key, limit);
     }
     Ok(spec)
+}
+
+/// A meter's price: the model (per unit unless named), its numbers, the free
+/// allowance and the flat amount.
+fn price(cx: &Ctx<'_>, f: &str, price: &Spanned<RawPrice>) -> Result<Price, CatalogError> {
+    let span = price.span();
+    let raw = price.get_ref();
+    let err = |field: &str, message: String| cx.err(span.clone(), format!("{f}{field}"), message);
+    let number = |field: &str, n: &Number| -> Result<Decimal, CatalogError> {
+        let v = n.decimal().map_err(|e| err(field, e))?;
+        if v < Decimal::ZERO {
+            return Err(err(field, "must not be negative".into()));
+        }
+        Ok(v)
+    };
+    let whole = |field: &str, n: &Number| -> Result<Decimal, CatalogError> {
+        let v = number(field, n)?;
+        if v.is_zero() || !v.fract().is_zero() {
+            return Err(err(field, "must be a whole number of units, more than 0".into()));
+        }
+        Ok(v)
+    };
+    if raw.model.is_some()
+        || raw.flat_amount_cents.is_some()
+        || raw.tiers.is_some()
+        || raw.package_size.is_some()
+        || raw.package_price_cents.is_some()
+    {
+        cx.needs_format_2(span.clone(), f)?;
+    }
+    let kind = match &raw.model {
+        None => ModelKind::PerUnit,
+        Some(m) => ModelKind::parse(m).ok_or_else(|| {
+            err(
+                ".model",
+                format!("{m:?} is not one of per_unit, graduated, volume, package"),
+            )
+        })?,
+    };
+    let refuse = |present: bool, field: &str| -> Result<(), CatalogError> {
+        if present {
+            return Err(err(field, format!("does not apply to a {} price", kind.as_str())));
+        }
+        Ok(())
+    };
+    let model = match kind {
+        ModelKind::PerUnit => {
+            refuse(raw.tiers.is_some(), ".tiers")?;
+            refuse(raw.package_size.is_some(), ".package_size")?;
+            refuse(raw.package_price_cents.is_some(), ".package_price_cents")?;
+            let n = raw
+                .unit_price_cents
+                .as_ref()
+                .ok_or_else(|| err(".unit_price_cents", "is required".into()))?;
+            PriceModel::PerUnit {
+                unit_price_cents: number(".unit_price_cents", n)?,
+            }
+        }
+        ModelKind::Graduated | ModelKind::Volume => {
+            refuse(raw.unit_price_cents.is_some(), ".unit_price_cents")?;
+            refuse(raw.package_size.is_some(), ".package_size")?;
+            refuse(raw.package_price_cents.is_some(), ".package_price_cents")?;
+            let raw_tiers = raw.tiers.as_deref().unwrap_or_default();
+            if raw_tiers.is_empty() || raw_tiers.len() > MAX_TIERS {
+                return Err(err(".tiers", format!("needs 1 to {MAX_TIERS} tiers")));
+            }
+            let mut tiers: Vec<Tier> = Vec::new();
+            for (n, t) in raw_tiers.iter().enumerate() {
+                let tf = |x: &str| format!(".tiers[{n}].{x}");
+                let last = n + 1 == raw_tiers.len();
+                let up_to = match (&t.up_to, last) {
+                    (Some(_), true) => {
+                        return Err(err(
+                            &tf("up_to"),
+                            "the last tier has no up_to: it takes every unit above the one before".into(),
+                        ));
+                    }
+                    (None, false) => {
+                        return Err(err(&tf("up_to"), "is required on every tier but the last".into()));
+                    }
+                    (None, true) => None,
+                    (Some(u), false) => {
+                        let u = whole(&tf("up_to"), u)?;
+                        if let Some(prev) = tiers.last().and_then(|t| t.up_to)
+                            && u <= prev
+                        {
+                            return Err(err(
+                                &tf("up_to"),
+                                format!("must be more than the tier before's ({prev})"),
+                            ));
+                        }
+                        Some(u)
+                    }
+                };
+                tiers.push(Tier {
+                    up_to,
+                    unit_price_cents: number(&tf("unit_price_cents"), &t.unit_price_cents)?,
+                    flat_cents: match &t.flat_amount_cents {
+                        Some(n) => number(&tf("flat_amount_cents"), n)?,
+                        None => Decimal::ZERO,
+                    },
+                });
+            }
+            if kind == ModelKind::Graduated {
+                PriceModel::Graduated(tiers)
+            } else {
+                PriceModel::Volume(tiers)
+            }
+        }
+        ModelKind::Package => {
+            refuse(raw.unit_price_cents.is_some(), ".unit_price_cents")?;
+            refuse(raw.tiers.is_some(), ".tiers")?;
+            let size = raw
+                .package_size
+                .as_ref()
+                .ok_or_else(|| err(".package_size", "is required".into()))?;
+            let price_cents = raw
+                .package_price_cents
+                .as_ref()
+                .ok_or_else(|| err(".package_price_cents", "is required".into()))?;
+            PriceModel::Package {
+                size: whole(".package_size", size)?,
+                price_cents: number(".package_price_cents", price_cents)?,
+            }
+        }
+    };
+    let free_allowance = match &raw.free_allowance {
+        Some(n) => number(".free_allowance", n)?,
+        None => Decimal::ZERO,
+    };
+    let flat_cents = raw.flat_amount_cents.unwrap_or(0);
+    if !(0..=i64::from(i32::MAX)).contains(&flat_cents) {
+        return Err(err(
+            ".flat_amount_cents",
+            "must be between 0 and 2147483647".into(),
+        ));
+    }
+    Ok(Price {
+        model,
+        free_allowance,
+        flat_cents,
+    })
 }

@@ -22,8 +22,8 @@ fn the_builtin_catalog_has_a_plan_of_every_type_and_every_addon() {
         [RequiredField::Domain, RequiredField::Contacts]
     );
     assert!(c.plan("free").unwrap().billing_disabled);
-    let price = c.plan("individual").unwrap().prices["cdn_data_transfer"];
-    assert_eq!(price.unit_price_cents, Decimal::new(45, 1));
+    let price = &c.plan("individual").unwrap().prices["cdn_data_transfer"];
+    assert_eq!(price.unit_price_cents(), Some(Decimal::new(45, 1)));
     assert_eq!(
         c.meter("lb_data_transfer").unwrap().divisor,
         Decimal::from(1_000_000_000)
@@ -89,10 +89,10 @@ fn a_minimal_catalog_parses() {
 fn errors_name_the_file_the_line_and_the_field() {
     let cases = [
         (
-            broken("format = 1", "format = 2"),
+            broken("format = 1", "format = 3"),
             1,
             "format",
-            "this Tollgate reads format 1",
+            "this Tollgate reads formats 1 to 2",
         ),
         (broken("\"EUR\"", "\"euro\""), 2, "currency", "ISO 4217"),
         (
@@ -176,7 +176,7 @@ fn errors_name_the_file_the_line_and_the_field() {
         (
             broken("unit_price_cents = \"0.5\"", "unit_price_cents = \"-1\""),
             31,
-            "plans[0].prices.requests",
+            "plans[0].prices.requests.unit_price_cents",
             "must not be negative",
         ),
     ];
@@ -361,4 +361,238 @@ fn a_metric_without_a_meter_sums_in_the_catalog_and_in_its_aggregations() {
     assert_eq!(aggregations.of("no_such_meter"), Aggregation::Sum);
     assert_eq!(catalog.aggregation("no_such_meter"), Aggregation::Sum);
     assert_eq!(Aggregations::default().of("anything"), Aggregation::Sum);
+}
+
+/// A format 2 catalog with one meter priced four ways, on four plans.
+pub(crate) const PRICED: &str = r#"
+format = 2
+currency = "USD"
+default_plan = "graduated"
+
+[[meters]]
+metric_label = "requests"
+usage_type = "Requests"
+service = "LB"
+unit = "request"
+unit_billable = "request"
+divisor = 1
+aggregation = "sum"
+
+[[plans]]
+name = "graduated"
+title = "Graduated"
+usage_plan_type = "TEAM"
+tenant_type = "ENTERPRISE"
+flat_price_cents = 0
+minimum_commitment_cents = 10000
+offered = true
+transition = { method = "WIZARD" }
+
+[plans.prices.requests]
+model = "graduated"
+free_allowance = 10
+flat_amount_cents = 1000
+tiers = [
+  { up_to = 100, unit_price_cents = 50 },
+  { up_to = 1000, unit_price_cents = 40, flat_amount_cents = 200 },
+  { unit_price_cents = "30" },
+]
+
+[[plans]]
+name = "volume"
+title = "Volume"
+usage_plan_type = "TEAM"
+tenant_type = "ENTERPRISE"
+flat_price_cents = 0
+offered = true
+transition = { method = "WIZARD" }
+
+[plans.prices.requests]
+model = "volume"
+tiers = [
+  { up_to = 100, unit_price_cents = 50 },
+  { up_to = 1000, unit_price_cents = 40, flat_amount_cents = 200 },
+  { unit_price_cents = "30" },
+]
+
+[[plans]]
+name = "package"
+title = "Package"
+usage_plan_type = "TEAM"
+tenant_type = "ENTERPRISE"
+flat_price_cents = 2500
+offered = true
+transition = { method = "WIZARD" }
+
+[plans.prices.requests]
+model = "package"
+package_size = 10
+package_price_cents = 100
+
+[[plans]]
+name = "per-unit"
+title = "Per unit"
+usage_plan_type = "TEAM"
+tenant_type = "ENTERPRISE"
+flat_price_cents = 0
+offered = true
+transition = { method = "WIZARD" }
+
+[plans.prices.requests]
+unit_price_cents = "0.5"
+"#;
+
+#[test]
+fn a_format_two_catalog_reads_every_price_model() {
+    use super::{ModelKind, PriceModel, Tier};
+    let c = parse("priced.toml", PRICED).unwrap();
+    let g = c.plan("graduated").unwrap();
+    assert_eq!(g.minimum_cents, 10000);
+    let p = &g.prices["requests"];
+    assert_eq!((p.free_allowance, p.flat_cents), (Decimal::from(10), 1000));
+    assert_eq!(
+        p.model,
+        PriceModel::Graduated(vec![
+            Tier {
+                up_to: Some(Decimal::from(100)),
+                unit_price_cents: Decimal::from(50),
+                flat_cents: Decimal::ZERO
+            },
+            Tier {
+                up_to: Some(Decimal::from(1000)),
+                unit_price_cents: Decimal::from(40),
+                flat_cents: Decimal::from(200)
+            },
+            Tier {
+                up_to: None,
+                unit_price_cents: Decimal::from(30),
+                flat_cents: Decimal::ZERO
+            },
+        ])
+    );
+    assert_eq!(
+        c.plan("volume").unwrap().prices["requests"].model.kind(),
+        ModelKind::Volume
+    );
+    assert_eq!(
+        c.plan("package").unwrap().prices["requests"].model,
+        PriceModel::Package {
+            size: Decimal::from(10),
+            price_cents: Decimal::from(100)
+        }
+    );
+    assert_eq!(
+        c.plan("per-unit").unwrap().prices["requests"].unit_price_cents(),
+        Some(Decimal::new(5, 1))
+    );
+    assert!(c.plan("graduated").unwrap().charges_fixed());
+    assert!(!c.plan("volume").unwrap().charges_fixed());
+}
+
+#[test]
+fn price_model_errors_name_the_field() {
+    let bad = |find: &str, replace: &str| {
+        assert!(PRICED.contains(find), "{find}");
+        parse("priced.toml", &PRICED.replacen(find, replace, 1)).unwrap_err()
+    };
+    let cases = [
+        (
+            bad("model = \"graduated\"", "model = \"stairstep\""),
+            "plans[0].prices.requests.model",
+            "is not one of",
+        ),
+        (
+            bad(
+                "  { unit_price_cents = \"30\" },",
+                "  { up_to = 5000, unit_price_cents = \"30\" },",
+            ),
+            "plans[0].prices.requests.tiers[2].up_to",
+            "the last tier has no up_to",
+        ),
+        (
+            bad(
+                "{ up_to = 1000, unit_price_cents = 40, flat_amount_cents = 200 },\n  { unit_price_cents = \"30\" },\n]\n\n[[plans]]\nname = \"package\"",
+                "{ unit_price_cents = 40 },\n  { unit_price_cents = \"30\" },\n]\n\n[[plans]]\nname = \"package\"",
+            ),
+            "plans[1].prices.requests.tiers[1].up_to",
+            "is required on every tier but the last",
+        ),
+        (
+            bad(
+                "{ up_to = 1000, unit_price_cents = 40, flat_amount_cents = 200 }",
+                "{ up_to = 100, unit_price_cents = 40 }",
+            ),
+            "plans[0].prices.requests.tiers[1].up_to",
+            "must be more than the tier before's (100)",
+        ),
+        (
+            bad(
+                "{ up_to = 100, unit_price_cents = 50 }",
+                "{ up_to = \"99.5\", unit_price_cents = 50 }",
+            ),
+            "plans[0].prices.requests.tiers[0].up_to",
+            "whole number",
+        ),
+        (
+            bad(
+                "tiers = [\n  { up_to = 100, unit_price_cents = 50 },\n  { up_to = 1000, unit_price_cents = 40, flat_amount_cents = 200 },\n  { unit_price_cents = \"30\" },\n]\n\n[[plans]]\nname = \"package\"",
+                "tiers = []\n\n[[plans]]\nname = \"package\"",
+            ),
+            "plans[1].prices.requests.tiers",
+            "needs 1 to 32 tiers",
+        ),
+        (
+            bad("package_size = 10", "package_size = 0"),
+            "plans[2].prices.requests.package_size",
+            "whole number of units, more than 0",
+        ),
+        (
+            bad("package_size = 10\n", ""),
+            "plans[2].prices.requests.package_size",
+            "is required",
+        ),
+        (
+            bad("model = \"package\"", "model = \"package\"\nunit_price_cents = 5"),
+            "plans[2].prices.requests.unit_price_cents",
+            "does not apply to a package price",
+        ),
+        (
+            bad("flat_amount_cents = 1000", "flat_amount_cents = -1"),
+            "plans[0].prices.requests.flat_amount_cents",
+            "between 0 and",
+        ),
+        (
+            bad(
+                "minimum_commitment_cents = 10000",
+                "minimum_commitment_cents = -5",
+            ),
+            "plans[0].minimum_commitment_cents",
+            "between 0 and",
+        ),
+        (
+            bad("unit_price_cents = 50 }", "unit_price_cents = -50 }"),
+            "plans[0].prices.requests.tiers[0].unit_price_cents",
+            "must not be negative",
+        ),
+        (
+            bad("unit_price_cents = \"0.5\"", "free_allowance = 1"),
+            "plans[3].prices.requests.unit_price_cents",
+            "is required",
+        ),
+    ];
+    for (err, field, message) in cases {
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.message.contains(message), "{err}");
+    }
+    // Format 1 has per-unit prices only: the new settings need format 2.
+    let old = PRICED.replacen("format = 2", "format = 1", 1);
+    let err = parse("priced.toml", &old).unwrap_err();
+    assert!(err.message.contains("needs format = 2"), "{err}");
+    assert_eq!(err.field, "plans[0].prices.requests", "{err}");
+    let err = broken(
+        "flat_price_cents = 0",
+        "flat_price_cents = 0\nminimum_commitment_cents = 100",
+    );
+    assert_eq!(err.field, "plans[0].minimum_commitment_cents", "{err}");
+    assert!(err.message.contains("needs format = 2"), "{err}");
 }

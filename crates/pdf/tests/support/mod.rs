@@ -43,11 +43,10 @@ pub fn sample_invoice(status: InvoiceStatus) -> Invoice {
         ),
         ("dns_queries".to_string(), Decimal::from(4_000_000)),
     ]);
-    let fee = Some(rating::flat_fee(
-        team.flat_price_cents,
-        86_400 * 31 / 2,
-        86_400 * 31,
-    ));
+    let fee = Some(rating::Share {
+        used_secs: 86_400 * 31 / 2,
+        length_secs: 86_400 * 31,
+    });
     let coupons = vec![
         Coupon {
             title: "Welcome".into(),
@@ -160,6 +159,7 @@ pub fn long_invoice(n: usize) -> Invoice {
             free_quantity: free,
             amount_cents,
             adjusts: None,
+            pricing: None,
         });
     }
     let subtotal: i64 = lines.iter().map(|l| l.amount_cents).sum();

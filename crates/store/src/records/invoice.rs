@@ -4,18 +4,22 @@
 //! - Format 1 (before formats): the domain `Invoice` as serde wrote it, no
 //!   `format` key, no issuer.
 //! - Format 2: `"format": 2` and `issuer` (who issued it, as printed then).
+//! - Format 3: format 2 whose lines may also be `meter_fee` or `minimum`
+//!   and may carry `pricing` (the steps of a tiered or package price).
+//!   Written only for an invoice that has such a line; every other invoice
+//!   stays format 2, byte for byte.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use tollgate_domain::catalog::Issuer;
-use tollgate_domain::invoice::{AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind};
-use tollgate_domain::rating::Totals;
+use tollgate_domain::catalog::{Issuer, ModelKind};
+use tollgate_domain::invoice::{AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind, Pricing};
+use tollgate_domain::rating::{Step, StepKind, Totals};
 
 use super::{decimal, format_of, newer, parse, write};
 use crate::StoreError;
 
 const COLUMN: &str = "invoices.document";
-const CURRENT: u32 = 2;
+const CURRENT: u32 = 3;
 
 /// Format 1, as main wrote it before formats existed.
 mod v1 {
@@ -74,7 +78,7 @@ mod v1 {
     }
 
     #[derive(Serialize, Deserialize)]
-    pub struct Invoice {
+    pub struct Invoice<L = Line> {
         pub name: String,
         pub status: Status,
         pub subscription_id: String,
@@ -84,7 +88,7 @@ mod v1 {
         pub plan: String,
         pub plan_title: String,
         pub currency: String,
-        pub lines: Vec<Line>,
+        pub lines: Vec<L>,
         pub coupons: Vec<Discount>,
         pub totals: Totals,
         pub issued_at: Option<Timestamp>,
@@ -107,41 +111,188 @@ mod v2 {
     }
 
     #[derive(Serialize, Deserialize)]
-    pub struct Invoice {
+    pub struct Invoice<L = v1::Line> {
         pub format: u32,
         #[serde(flatten)]
-        pub body: v1::Invoice,
+        pub body: v1::Invoice<L>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub issuer: Option<Issuer>,
     }
 }
 
-impl From<v1::Invoice> for v2::Invoice {
-    fn from(body: v1::Invoice) -> Self {
-        Self {
-            format: 2,
-            body,
-            issuer: None,
+/// Format 3: lines of every kind, with the pricing of tiered lines.
+mod v3 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Clone, Copy)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Kind {
+        Fee,
+        Usage,
+        Adjustment,
+        MeterFee,
+        Minimum,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Line {
+        pub kind: Kind,
+        pub description: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub metric_label: Option<String>,
+        pub quantity: String,
+        pub unit: String,
+        pub unit_price_cents: String,
+        pub free_quantity: String,
+        pub amount_cents: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub adjusts: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pricing: Option<Pricing>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Pricing {
+        /// `graduated`, `volume` or `package`.
+        pub model: String,
+        pub steps: Vec<Step>,
+    }
+
+    /// A tier (`from`, `to`) or packages (`package_size`); numbers are
+    /// exact decimals as text.
+    #[derive(Serialize, Deserialize)]
+    pub struct Step {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub to: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub package_size: Option<String>,
+        pub quantity: String,
+        pub unit_price_cents: String,
+        pub flat_cents: String,
+        pub amount_cents: String,
+    }
+
+    impl From<v1::Line> for Line {
+        fn from(l: v1::Line) -> Self {
+            Self {
+                kind: match l.kind {
+                    v1::Kind::Fee => Kind::Fee,
+                    v1::Kind::Usage => Kind::Usage,
+                    v1::Kind::Adjustment => Kind::Adjustment,
+                },
+                description: l.description,
+                metric_label: l.metric_label,
+                quantity: l.quantity,
+                unit: l.unit,
+                unit_price_cents: l.unit_price_cents,
+                free_quantity: l.free_quantity,
+                amount_cents: l.amount_cents,
+                adjusts: l.adjusts,
+                pricing: None,
+            }
         }
+    }
+
+    impl Line {
+        /// The same line in format 1's shape, when it has one.
+        pub fn v1(&self) -> Option<v1::Line> {
+            if self.pricing.is_some() {
+                return None;
+            }
+            Some(v1::Line {
+                kind: match self.kind {
+                    Kind::Fee => v1::Kind::Fee,
+                    Kind::Usage => v1::Kind::Usage,
+                    Kind::Adjustment => v1::Kind::Adjustment,
+                    Kind::MeterFee | Kind::Minimum => return None,
+                },
+                description: self.description.clone(),
+                metric_label: self.metric_label.clone(),
+                quantity: self.quantity.clone(),
+                unit: self.unit.clone(),
+                unit_price_cents: self.unit_price_cents.clone(),
+                free_quantity: self.free_quantity.clone(),
+                amount_cents: self.amount_cents,
+                adjusts: self.adjusts.clone(),
+            })
+        }
+    }
+}
+
+fn upgrade<A, B: From<A>>(r: v2::Invoice<A>) -> v2::Invoice<B> {
+    let b = r.body;
+    v2::Invoice {
+        format: r.format,
+        body: v1::Invoice {
+            name: b.name,
+            status: b.status,
+            subscription_id: b.subscription_id,
+            period_index: b.period_index,
+            period_start: b.period_start,
+            period_end: b.period_end,
+            plan: b.plan,
+            plan_title: b.plan_title,
+            currency: b.currency,
+            lines: b.lines.into_iter().map(B::from).collect(),
+            coupons: b.coupons,
+            totals: b.totals,
+            issued_at: b.issued_at,
+        },
+        issuer: r.issuer,
     }
 }
 
 /// Reads a stored invoice of any format.
 pub fn decode_invoice(text: &str) -> Result<Invoice, StoreError> {
-    let current: v2::Invoice = match format_of(COLUMN, text)? {
-        1 => parse::<v1::Invoice>(COLUMN, text)?.into(),
-        2 => parse(COLUMN, text)?,
+    let current: v2::Invoice<v3::Line> = match format_of(COLUMN, text)? {
+        1 => upgrade(v2::Invoice {
+            format: 2,
+            body: parse::<v1::Invoice>(COLUMN, text)?,
+            issuer: None,
+        }),
+        2 => upgrade(parse::<v2::Invoice>(COLUMN, text)?),
+        3 => parse(COLUMN, text)?,
         n => return Err(newer(COLUMN, n, CURRENT)),
     };
     to_domain(current)
 }
 
-/// Writes an invoice in the current format.
+/// Writes an invoice: format 2 when every line has format 2's shape (so
+/// Tollgates that read only format 2 still read it), else format 3.
 pub fn encode_invoice(invoice: &Invoice) -> Result<String, StoreError> {
-    write(COLUMN, &from_domain(invoice))
+    let r = from_domain(invoice);
+    let v2_lines: Option<Vec<v1::Line>> = r.body.lines.iter().map(v3::Line::v1).collect();
+    match v2_lines {
+        Some(lines) => {
+            let b = r.body;
+            let v2 = v2::Invoice {
+                format: 2,
+                body: v1::Invoice {
+                    name: b.name,
+                    status: b.status,
+                    subscription_id: b.subscription_id,
+                    period_index: b.period_index,
+                    period_start: b.period_start,
+                    period_end: b.period_end,
+                    plan: b.plan,
+                    plan_title: b.plan_title,
+                    currency: b.currency,
+                    lines,
+                    coupons: b.coupons,
+                    totals: b.totals,
+                    issued_at: b.issued_at,
+                },
+                issuer: r.issuer,
+            };
+            write(COLUMN, &v2)
+        }
+        None => write(COLUMN, &r),
+    }
 }
 
-fn to_domain(r: v2::Invoice) -> Result<Invoice, StoreError> {
+fn to_domain(r: v2::Invoice<v3::Line>) -> Result<Invoice, StoreError> {
     let b = r.body;
     let lines = b
         .lines
@@ -149,9 +300,11 @@ fn to_domain(r: v2::Invoice) -> Result<Invoice, StoreError> {
         .map(|l| {
             Ok(InvoiceLine {
                 kind: match l.kind {
-                    v1::Kind::Fee => LineKind::Fee,
-                    v1::Kind::Usage => LineKind::Usage,
-                    v1::Kind::Adjustment => LineKind::Adjustment,
+                    v3::Kind::Fee => LineKind::Fee,
+                    v3::Kind::Usage => LineKind::Usage,
+                    v3::Kind::Adjustment => LineKind::Adjustment,
+                    v3::Kind::MeterFee => LineKind::MeterFee,
+                    v3::Kind::Minimum => LineKind::Minimum,
                 },
                 description: l.description,
                 metric_label: l.metric_label,
@@ -161,6 +314,7 @@ fn to_domain(r: v2::Invoice) -> Result<Invoice, StoreError> {
                 free_quantity: decimal(COLUMN, &l.free_quantity)?,
                 amount_cents: l.amount_cents,
                 adjusts: l.adjusts,
+                pricing: l.pricing.map(pricing_to_domain).transpose()?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -205,7 +359,7 @@ fn to_domain(r: v2::Invoice) -> Result<Invoice, StoreError> {
     })
 }
 
-fn from_domain(i: &Invoice) -> v2::Invoice {
+fn from_domain(i: &Invoice) -> v2::Invoice<v3::Line> {
     v2::Invoice {
         format: CURRENT,
         body: v1::Invoice {
@@ -228,11 +382,13 @@ fn from_domain(i: &Invoice) -> v2::Invoice {
             lines: i
                 .lines
                 .iter()
-                .map(|l| v1::Line {
+                .map(|l| v3::Line {
                     kind: match l.kind {
-                        LineKind::Fee => v1::Kind::Fee,
-                        LineKind::Usage => v1::Kind::Usage,
-                        LineKind::Adjustment => v1::Kind::Adjustment,
+                        LineKind::Fee => v3::Kind::Fee,
+                        LineKind::Usage => v3::Kind::Usage,
+                        LineKind::Adjustment => v3::Kind::Adjustment,
+                        LineKind::MeterFee => v3::Kind::MeterFee,
+                        LineKind::Minimum => v3::Kind::Minimum,
                     },
                     description: l.description.clone(),
                     metric_label: l.metric_label.clone(),
@@ -242,6 +398,7 @@ fn from_domain(i: &Invoice) -> v2::Invoice {
                     free_quantity: l.free_quantity.to_string(),
                     amount_cents: l.amount_cents,
                     adjusts: l.adjusts.clone(),
+                    pricing: l.pricing.as_ref().map(pricing_from_domain),
                 })
                 .collect(),
             coupons: i
@@ -265,5 +422,60 @@ fn from_domain(i: &Invoice) -> v2::Invoice {
             tax_id: s.tax_id.clone(),
             email: s.email.clone(),
         }),
+    }
+}
+
+fn pricing_to_domain(p: v3::Pricing) -> Result<Pricing, StoreError> {
+    let model = ModelKind::parse(&p.model)
+        .filter(|m| *m != ModelKind::PerUnit)
+        .ok_or_else(|| super::corrupt(COLUMN, format!("unknown price model {:?}", p.model)))?;
+    let steps = p
+        .steps
+        .into_iter()
+        .map(|s| {
+            let kind = match (s.from, s.package_size) {
+                (Some(from), None) => StepKind::Tier {
+                    from: decimal(COLUMN, &from)?,
+                    to: s.to.as_deref().map(|t| decimal(COLUMN, t)).transpose()?,
+                },
+                (None, Some(size)) => StepKind::Package {
+                    size: decimal(COLUMN, &size)?,
+                },
+                _ => return Err(super::corrupt(COLUMN, "a step is either a tier or packages")),
+            };
+            Ok(Step {
+                kind,
+                quantity: decimal(COLUMN, &s.quantity)?,
+                unit_price_cents: decimal(COLUMN, &s.unit_price_cents)?,
+                flat_cents: decimal(COLUMN, &s.flat_cents)?,
+                amount_cents: decimal(COLUMN, &s.amount_cents)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Pricing { model, steps })
+}
+
+fn pricing_from_domain(p: &Pricing) -> v3::Pricing {
+    v3::Pricing {
+        model: p.model.as_str().to_owned(),
+        steps: p
+            .steps
+            .iter()
+            .map(|s| {
+                let (from, to, package_size) = match &s.kind {
+                    StepKind::Tier { from, to } => (Some(from.to_string()), to.map(|t| t.to_string()), None),
+                    StepKind::Package { size } => (None, None, Some(size.to_string())),
+                };
+                v3::Step {
+                    from,
+                    to,
+                    package_size,
+                    quantity: s.quantity.to_string(),
+                    unit_price_cents: s.unit_price_cents.to_string(),
+                    flat_cents: s.flat_cents.to_string(),
+                    amount_cents: s.amount_cents.to_string(),
+                }
+            })
+            .collect(),
     }
 }

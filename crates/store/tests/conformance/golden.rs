@@ -96,6 +96,7 @@ fn invoice() -> Invoice {
             free_quantity: d(free),
             amount_cents: amount,
             adjusts: adjusts.map(Into::into),
+            pricing: None,
         }
     };
     Invoice {
@@ -263,6 +264,13 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     assert_written_as("invoice.v2.json", &text);
     assert_eq!(records::decode_invoice(&text).unwrap(), issued);
 
+    // An invoice with a meter's flat amount, tiered and package lines and a
+    // true-up is format 3; without them, still format 2 (above).
+    let priced = priced_invoice();
+    let text = records::encode_invoice(&priced).unwrap();
+    assert_written_as("invoice.v3.json", &text);
+    assert_eq!(records::decode_invoice(&text).unwrap(), priced);
+
     let text = records::encode_transition_payload(&payload()).unwrap();
     assert_written_as("transition_payload.v2.json", &text);
     assert_eq!(records::decode_transition_payload(&text).unwrap(), payload());
@@ -295,6 +303,108 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     let text = records::encode_credit_note_lines(&lines).unwrap();
     assert_written_as("credit_note_lines.v1.json", &text);
     assert_eq!(records::decode_credit_note_lines(&text).unwrap(), lines);
+}
+
+/// An invoice with every line kind of format 3: a meter's flat amount, a
+/// graduated line (two tiers), a package line and a true-up.
+fn priced_invoice() -> Invoice {
+    use tollgate_domain::catalog::ModelKind;
+    use tollgate_domain::invoice::Pricing;
+    use tollgate_domain::rating::{Step, StepKind};
+    let mut inv = invoice();
+    inv.issuer = Some(issuer());
+    let plain = |kind, description: &str, metric: Option<&str>, price: &str, amount| InvoiceLine {
+        kind,
+        description: description.into(),
+        metric_label: metric.map(Into::into),
+        quantity: d("1"),
+        unit: "period".into(),
+        unit_price_cents: d(price),
+        free_quantity: d("0"),
+        amount_cents: amount,
+        adjusts: None,
+        pricing: None,
+    };
+    inv.lines = vec![
+        plain(
+            LineKind::MeterFee,
+            "API requests: flat amount",
+            Some("requests"),
+            "1000",
+            1000,
+        ),
+        InvoiceLine {
+            kind: LineKind::Usage,
+            description: "API requests".into(),
+            metric_label: Some("requests".into()),
+            quantity: d("150"),
+            unit: "1M requests".into(),
+            unit_price_cents: d("0"),
+            free_quantity: d("0"),
+            amount_cents: 6500,
+            adjusts: None,
+            pricing: Some(Pricing {
+                model: ModelKind::Graduated,
+                steps: vec![
+                    Step {
+                        kind: StepKind::Tier {
+                            from: d("1"),
+                            to: Some(d("100")),
+                        },
+                        quantity: d("100"),
+                        unit_price_cents: d("50"),
+                        flat_cents: d("0"),
+                        amount_cents: d("5000"),
+                    },
+                    Step {
+                        kind: StepKind::Tier {
+                            from: d("101"),
+                            to: None,
+                        },
+                        quantity: d("50"),
+                        unit_price_cents: d("25"),
+                        flat_cents: d("250"),
+                        amount_cents: d("1500"),
+                    },
+                ],
+            }),
+        },
+        InvoiceLine {
+            kind: LineKind::Usage,
+            description: "Storage".into(),
+            metric_label: Some("storage_gb".into()),
+            quantity: d("25"),
+            unit: "GB".into(),
+            unit_price_cents: d("0"),
+            free_quantity: d("5"),
+            amount_cents: 200,
+            adjusts: None,
+            pricing: Some(Pricing {
+                model: ModelKind::Package,
+                steps: vec![Step {
+                    kind: StepKind::Package { size: d("10") },
+                    quantity: d("2"),
+                    unit_price_cents: d("100"),
+                    flat_cents: d("0"),
+                    amount_cents: d("200"),
+                }],
+            }),
+        },
+        plain(
+            LineKind::Minimum,
+            "Minimum commitment of 100.00 USD: usage came to 77.00",
+            None,
+            "2300",
+            2300,
+        ),
+    ];
+    inv.totals = Totals {
+        subtotal: 10000,
+        discount: 0,
+        total: 10000,
+    };
+    inv.coupons = Vec::new();
+    inv
 }
 
 /// A whole refund's lines: a fee, a usage line with a sub-cent price, and
@@ -335,11 +445,11 @@ fn an_upgraded_record_is_rewritten_in_the_current_format() {
 
 #[test]
 fn a_format_from_the_future_is_refused_not_half_read() {
-    let future = golden("invoice.v2.json").replacen(r#""format":2"#, r#""format":3"#, 1);
+    let future = golden("invoice.v2.json").replacen(r#""format":2"#, r#""format":4"#, 1);
     let e = records::decode_invoice(&future).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
     assert!(
-        e.to_string().contains("format 3 was written by a newer Tollgate"),
+        e.to_string().contains("format 4 was written by a newer Tollgate"),
         "{e}"
     );
     let spec = golden("quota_spec.v2.json").replacen(r#""format":2"#, r#""format":7"#, 1);

@@ -38,6 +38,7 @@ pub async fn invoice(store: &dyn Store, tenant_id: &TenantId, name: &str, index:
             free_quantity: 0.into(),
             amount_cents: total,
             adjusts: None,
+            pricing: None,
         }],
         coupons: Vec::new(),
         totals: Totals {
