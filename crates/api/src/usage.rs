@@ -444,6 +444,12 @@ fn bill_items(
     if let Some(fee) = bill.fee_cents {
         out.push(fixed(format!("{} plan", plan.title), Vec::new(), fee));
     }
+    for f in &bill.addon_fees {
+        let name = catalog
+            .addon(&f.addon)
+            .map_or(f.addon.as_str(), |a| a.display_name.as_str());
+        out.push(fixed(format!("{name} add-on"), Vec::new(), f.amount_cents));
+    }
     for f in &bill.meter_fees {
         let name = catalog
             .meter(&f.metric_label)

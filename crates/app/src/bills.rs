@@ -9,7 +9,7 @@ use tollgate_domain::catalog::{Catalog, Plan};
 use tollgate_domain::ids::TenantId;
 use tollgate_domain::metering::{self, Coverage};
 use tollgate_domain::rating::{self, Bill, Coupon};
-use tollgate_domain::subscription::Period;
+use tollgate_domain::subscription::{AddonSpan, Period};
 use tollgate_store::{AppliedCoupon, BucketFilter, Store, StoreError};
 
 /// Each metric's quantity in [from, to) (mapped onto hours by `coverage`),
@@ -48,16 +48,27 @@ pub fn coupons_for(applied: &[AppliedCoupon], from: Timestamp, to: Timestamp) ->
         .collect()
 }
 
-/// The share of a period its fixed charges (fee, meters' flat amounts,
-/// minimum commitment) are prorated by: none on trial, the part the
-/// subscription covered when the period was cut short.
-pub fn share_of(period: &Period) -> Option<rating::Share> {
+/// What of a period's fixed charges its bill covers: the share of the
+/// period the subscription covered (fee, meters' flat amounts, minimum
+/// commitment) and how long each add-on was subscribed in it; none on
+/// trial.
+pub fn fixed_of(period: &Period, addons: &[AddonSpan]) -> Option<rating::Fixed> {
     if period.trial {
         return None;
     }
-    Some(rating::Share {
-        used_secs: period.actual_end.duration_since(period.start).as_secs(),
-        length_secs: period.end.duration_since(period.start).as_secs(),
+    let mut used: BTreeMap<String, i64> = BTreeMap::new();
+    for span in addons {
+        let secs = span.secs_within(period.start, period.actual_end);
+        if secs > 0 {
+            *used.entry(span.addon.clone()).or_default() += secs;
+        }
+    }
+    Some(rating::Fixed {
+        share: rating::Share {
+            used_secs: period.actual_end.duration_since(period.start).as_secs(),
+            length_secs: period.end.duration_since(period.start).as_secs(),
+        },
+        addons: used.into_iter().collect(),
     })
 }
 
@@ -73,5 +84,12 @@ pub async fn period_bill(
     let q = quantities(store, catalog, tenant_id, None, range, Coverage::Period).await?;
     let applied = store.tenant_coupons(tenant_id).await?;
     let coupons = coupons_for(&applied, period.start, period.actual_end);
-    Ok(rating::bill(catalog, plan, &q, share_of(period), coupons))
+    let addons = store.addon_history(tenant_id).await?;
+    Ok(rating::bill(
+        catalog,
+        plan,
+        &q,
+        fixed_of(period, &addons).as_ref(),
+        coupons,
+    ))
 }

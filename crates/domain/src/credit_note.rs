@@ -204,7 +204,7 @@ mod tests {
             trial: false,
         };
         let quantities = BTreeMap::from([("lb_requests".to_string(), Decimal::from(7_300_000))]);
-        let bill = rating::bill(&c, plan, &quantities, Some(rating::Share::WHOLE), coupons);
+        let bill = rating::bill(&c, plan, &quantities, Some(&rating::Fixed::whole()), coupons);
         let inv = build(
             "inv-2027-01-0001".into(),
             InvoiceStatus::Paid,

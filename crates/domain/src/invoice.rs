@@ -90,6 +90,8 @@ pub enum LineKind {
     MeterFee,
     /// The true-up to the plan's minimum commitment.
     Minimum,
+    /// An add-on's price for the period (prorated by the time subscribed).
+    Addon,
 }
 
 impl LineKind {
@@ -101,6 +103,7 @@ impl LineKind {
             Self::Adjustment => "adjustment",
             Self::MeterFee => "meter_fee",
             Self::Minimum => "minimum",
+            Self::Addon => "addon",
         }
     }
 }
@@ -363,6 +366,32 @@ pub fn build(
             pricing: None,
         });
     }
+    for fee in &bill.addon_fees {
+        let name = catalog
+            .addon(&fee.addon)
+            .map_or(fee.addon.as_str(), |a| a.display_name.as_str());
+        let description = if fee.used_secs >= fee.length_secs {
+            format!("{name} add-on")
+        } else {
+            format!(
+                "{name} add-on, prorated: {} of {} days",
+                format_days(fee.used_secs),
+                format_days(fee.length_secs)
+            )
+        };
+        lines.push(InvoiceLine {
+            kind: LineKind::Addon,
+            description,
+            metric_label: None,
+            quantity: Decimal::ONE,
+            unit: "period".into(),
+            unit_price_cents: Decimal::from(fee.full_cents),
+            free_quantity: Decimal::ZERO,
+            amount_cents: fee.amount_cents,
+            adjusts: None,
+            pricing: None,
+        });
+    }
     for fee in &bill.meter_fees {
         let Some(meter) = catalog.meter(&fee.metric_label) else {
             continue;
@@ -578,7 +607,13 @@ mod tests {
             title: "Welcome".into(),
             discount: Discount::Percent(1000),
         }];
-        let bill = rating::bill(&c, team, &quantities, share, coupons);
+        let bill = rating::bill(
+            &c,
+            team,
+            &quantities,
+            share.map(rating::Fixed::from).as_ref(),
+            coupons,
+        );
         let corrections = [Correction {
             invoice: "inv-2026-11-0002".into(),
             period_start: t("2026-11-01T00:00:00Z"),

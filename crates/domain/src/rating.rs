@@ -215,6 +215,45 @@ impl Share {
     }
 }
 
+/// What a bill charges per period whatever the usage, for the part of the
+/// period it covers: the plan's fee, meters' flat amounts and the minimum
+/// commitment by `share`, each add-on by the seconds it was subscribed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fixed {
+    pub share: Share,
+    /// Add-ons subscribed in the period and for how many of the period's
+    /// `share.length_secs` seconds.
+    pub addons: Vec<(String, i64)>,
+}
+
+impl Fixed {
+    /// A whole period, no add-ons.
+    pub fn whole() -> Self {
+        Share::WHOLE.into()
+    }
+}
+
+impl From<Share> for Fixed {
+    fn from(share: Share) -> Self {
+        Self {
+            share,
+            addons: Vec::new(),
+        }
+    }
+}
+
+/// An add-on's price for the part of a period it was subscribed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonFee {
+    pub addon: String,
+    /// The price of a whole period.
+    pub full_cents: i64,
+    pub used_secs: i64,
+    pub length_secs: i64,
+    /// Prorated, rounded half up.
+    pub amount_cents: i64,
+}
+
 /// A meter's flat amount for a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeterFee {
@@ -309,6 +348,9 @@ pub struct Bill {
     pub usage: Vec<RatedLine>,
     /// The flat fee line, if the plan has one for this period.
     pub fee_cents: Option<i64>,
+    /// Each priced add-on the tenant subscribed to in the period (not those
+    /// its plan includes), in name order.
+    pub addon_fees: Vec<AddonFee>,
     /// Each priced meter's flat amount for the period, in metric order.
     pub meter_fees: Vec<MeterFee>,
     pub true_up: Option<TrueUp>,
@@ -317,11 +359,12 @@ pub struct Bill {
 }
 
 impl Bill {
-    /// Every line's amount, in invoice order: fee, meters' flat amounts,
-    /// usage, true-up.
+    /// Every line's amount, in invoice order: fee, add-ons, meters' flat
+    /// amounts, usage, true-up.
     pub fn line_amounts(&self) -> impl Iterator<Item = i64> + '_ {
         self.fee_cents
             .into_iter()
+            .chain(self.addon_fees.iter().map(|f| f.amount_cents))
             .chain(self.meter_fees.iter().map(|f| f.amount_cents))
             .chain(self.usage.iter().map(|l| l.amount_cents))
             .chain(self.true_up.map(|t| t.amount_cents))
@@ -329,16 +372,17 @@ impl Bill {
 }
 
 /// Bills metric quantities under `plan` (meters of `catalog`) with coupons.
-/// `fixed` is the share of a billing period the bill covers when the
-/// period's fixed charges apply (its fee, meters' flat amounts and the
-/// minimum commitment; `None` on trial, for ranges that are not a period,
-/// and for one namespace's usage); a plan with billing disabled has none.
-/// Metrics the catalog has no meter for are ignored.
+/// `fixed` is what of a billing period's fixed charges the bill covers (its
+/// fee, add-ons, meters' flat amounts and the minimum commitment; `None` on
+/// trial, for ranges that are not a period, and for one namespace's usage);
+/// a plan with billing disabled has none. Metrics the catalog has no meter
+/// for are ignored. The minimum commitment counts usage lines and meters'
+/// flat amounts, not the fee or add-ons.
 pub fn bill(
     catalog: &crate::catalog::Catalog,
     plan: &crate::catalog::Plan,
     quantities: &std::collections::BTreeMap<String, Decimal>,
-    fixed: Option<Share>,
+    fixed: Option<&Fixed>,
     coupons: Vec<Coupon>,
 ) -> Bill {
     let usage: Vec<RatedLine> = quantities
@@ -350,6 +394,26 @@ pub fn bill(
         })
         .collect();
     let fixed = fixed.filter(|_| !plan.billing_disabled);
+    let mut addon_fees: Vec<AddonFee> = fixed
+        .iter()
+        .flat_map(|f| f.addons.iter().map(move |a| (f.share, a)))
+        .filter_map(|(share, (name, used_secs))| {
+            let addon = catalog.addon(name)?;
+            if addon.flat_price_cents <= 0 || plan.included_addons.contains(name) {
+                return None;
+            }
+            Some(AddonFee {
+                addon: name.clone(),
+                full_cents: addon.flat_price_cents,
+                used_secs: *used_secs,
+                length_secs: share.length_secs,
+                amount_cents: flat_fee(addon.flat_price_cents, *used_secs, share.length_secs),
+            })
+        })
+        .filter(|f| f.used_secs > 0)
+        .collect();
+    addon_fees.sort_by(|a, b| a.addon.cmp(&b.addon));
+    let fixed = fixed.map(|f| f.share);
     let fee_cents = fixed
         .filter(|_| plan.flat_price_cents > 0)
         .map(|share| share.of(plan.flat_price_cents));
@@ -382,6 +446,7 @@ pub fn bill(
     let mut bill = Bill {
         usage,
         fee_cents,
+        addon_fees,
         meter_fees,
         true_up,
         coupons,
@@ -528,7 +593,7 @@ mod tests {
             title: "10 %".into(),
             discount: Discount::Percent(1000),
         };
-        let b = bill(&c, team, &quantities, Some(Share::WHOLE), vec![coupon]);
+        let b = bill(&c, team, &quantities, Some(&Fixed::whole()), vec![coupon]);
         assert_eq!(b.usage.len(), 2);
         // (1150 + 4 + 30000) = 31154; 10 % = 3115.4 → 3115; total 28039.
         assert_eq!(
@@ -665,7 +730,7 @@ mod tests {
         let plan = c.plan("graduated").unwrap();
         let q = |n: i64| std::collections::BTreeMap::from([("requests".to_string(), Decimal::from(n))]);
         // Usage 52.40 + flat 10.00 = 62.40; true-up 37.60 to 100.00.
-        let b = bill(&c, plan, &q(111), Some(Share::WHOLE), Vec::new());
+        let b = bill(&c, plan, &q(111), Some(&Fixed::whole()), Vec::new());
         assert_eq!(b.meter_fees[0].amount_cents, 1000);
         assert_eq!(
             b.true_up,
@@ -677,14 +742,14 @@ mod tests {
         );
         assert_eq!(b.totals.total, 10000);
         // Above the minimum: no true-up.
-        let b = bill(&c, plan, &q(1011), Some(Share::WHOLE), Vec::new());
+        let b = bill(&c, plan, &q(1011), Some(&Fixed::whole()), Vec::new());
         assert_eq!((b.true_up, b.totals.total), (None, 41230 + 1000));
         // Half a period: minimum 50.00 and flat 5.00, both prorated.
         let half = Share {
             used_secs: 15,
             length_secs: 30,
         };
-        let b = bill(&c, plan, &q(0), Some(half), Vec::new());
+        let b = bill(&c, plan, &q(0), Some(&half.into()), Vec::new());
         assert_eq!(b.meter_fees[0].amount_cents, 500);
         assert_eq!(
             b.true_up.map(|t| (t.minimum_cents, t.amount_cents)),
@@ -699,7 +764,7 @@ mod tests {
             title: "half".into(),
             discount: Discount::Percent(5000),
         };
-        let b = bill(&c, plan, &q(111), Some(Share::WHOLE), vec![pct]);
+        let b = bill(&c, plan, &q(111), Some(&Fixed::whole()), vec![pct]);
         assert_eq!((b.totals.subtotal, b.totals.total), (10000, 5000));
     }
 
@@ -738,10 +803,49 @@ mod tests {
             let plan = c.plan("graduated").unwrap();
             let share = Share { used_secs: used, length_secs: 30 };
             let q = std::collections::BTreeMap::from([("requests".to_string(), Decimal::from(n))]);
-            let b = bill(&c, plan, &q, Some(share), Vec::new());
+            let b = bill(&c, plan, &q, Some(&share.into()), Vec::new());
             prop_assert!(b.totals.subtotal >= share.of(plan.minimum_cents));
             prop_assert_eq!(b.totals.subtotal, b.line_amounts().sum::<i64>());
         }
+    }
+
+    /// Worked by hand: WAAP costs 31.00 per period; 10 of 31 days is 10.00.
+    /// It does not count towards the minimum commitment, and a plan that
+    /// includes it charges nothing for it.
+    #[test]
+    fn addons_are_charged_for_the_time_subscribed() {
+        let c = priced();
+        let days = |n: i64| n * 86_400;
+        let fixed = Fixed {
+            share: Share {
+                used_secs: days(31),
+                length_secs: days(31),
+            },
+            addons: vec![("f5xc_waap_standard".to_string(), days(10))],
+        };
+        let none = std::collections::BTreeMap::new();
+        let b = bill(&c, c.plan("graduated").unwrap(), &none, Some(&fixed), Vec::new());
+        assert_eq!(
+            b.addon_fees,
+            [AddonFee {
+                addon: "f5xc_waap_standard".into(),
+                full_cents: 3100,
+                used_secs: days(10),
+                length_secs: days(31),
+                amount_cents: 1000
+            }]
+        );
+        // Flat amount 10.00 + true-up 90.00 to the minimum + add-on 10.00.
+        assert_eq!(b.true_up.map(|t| t.amount_cents), Some(9000));
+        assert_eq!(b.totals.subtotal, 11000);
+        let included = bill(&c, c.plan("per-unit").unwrap(), &none, Some(&fixed), Vec::new());
+        assert!(included.addon_fees.is_empty());
+        // On trial (no fixed charges), nothing.
+        assert!(
+            bill(&c, c.plan("graduated").unwrap(), &none, None, Vec::new())
+                .addon_fees
+                .is_empty()
+        );
     }
 
     proptest! {

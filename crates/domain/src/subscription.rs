@@ -38,6 +38,27 @@ pub struct Period {
     pub trial: bool,
 }
 
+/// A time an add-on was subscribed: from `start` to `end` (none: still).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonSpan {
+    pub addon: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+}
+
+impl AddonSpan {
+    /// Seconds of [from, to) the add-on was subscribed.
+    pub fn secs_within(&self, from: Timestamp, to: Timestamp) -> i64 {
+        let start = self.start.max(from);
+        let end = self.end.map_or(to, |e| e.min(to));
+        if end <= start {
+            0
+        } else {
+            end.duration_since(start).as_secs()
+        }
+    }
+}
+
 impl Period {
     /// Whether the period was cut short by the subscription's end.
     pub fn is_prorated(&self) -> bool {

@@ -75,7 +75,7 @@ use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, Usage
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::PaymentMethod;
 use tollgate_domain::quota::QuotaObject;
-use tollgate_domain::subscription::Subscription;
+use tollgate_domain::subscription::{AddonSpan, Subscription};
 use tollgate_domain::tenant::{Namespace, Tenant};
 use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::PlanTransition;
@@ -266,6 +266,10 @@ pub trait BillingStore: Send + Sync {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<bool>;
+
+    /// When the tenant had each add-on it subscribed to (spans in add-on,
+    /// then time order), for billing priced add-ons by the time subscribed.
+    async fn addon_history(&self, tenant_id: &TenantId) -> Result<Vec<AddonSpan>>;
 
     /// The tenant's payment methods in creation order.
     async fn payment_methods(&self, tenant_id: &TenantId) -> Result<Vec<PaymentMethod>>;

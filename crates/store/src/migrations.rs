@@ -52,6 +52,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "usage alerts",
         include_str!("../migrations/0014_usage_alerts.sql"),
     ),
+    (
+        15,
+        "add-on history",
+        include_str!("../migrations/0015_addon_history.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -177,6 +182,10 @@ mod tests {
             (
                 14,
                 "814e818bafdc0b1186a0e497cb12ac95ee03dc1fd012a67da060d9db0d851c6d871e6dbfe88c7a6101e7c1bdcf609b9f",
+            ),
+            (
+                15,
+                "f860f5d1cb8326577c335881adb6d6a91752f59be8476c306a721a4cf37574de82a434f3ccbae7dac49d46b836af6fea",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

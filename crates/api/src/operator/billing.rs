@@ -513,8 +513,9 @@ pub async fn list_invoices(
 /// One line of an invoice.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceLineItem {
-    /// fee, usage, adjustment, meter_fee (a meter's flat amount) or
-    /// minimum (the true-up to the plan's minimum commitment).
+    /// fee, usage, adjustment, addon (an add-on's price), meter_fee (a
+    /// meter's flat amount) or minimum (the true-up to the plan's minimum
+    /// commitment).
     pub kind: String,
     pub description: String,
     /// Exact decimal.

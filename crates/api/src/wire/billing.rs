@@ -17,6 +17,12 @@ use super::quota::{QuotaSpecOutput, RateLimitType};
 pub struct AddonServiceDetails {
     pub name: String,
     pub display_name: String,
+    /// What the add-on costs per billing period on this plan, in cents
+    /// (int64 as a string), prorated by the time subscribed (beyond the
+    /// contract; absent when free or included in the plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub price_cents: Option<String>,
 }
 
 /// `planUsagePlanTransitionFlow`.
@@ -82,6 +88,11 @@ impl PlanInternal {
                         .catalog
                         .addon(n)
                         .map_or_else(|| n.clone(), |a| a.display_name.clone()),
+                    price_cents: v
+                        .catalog
+                        .addon(n)
+                        .filter(|a| a.flat_price_cents > 0 && !v.plan.included_addons.contains(n))
+                        .map(|a| a.flat_price_cents.to_string()),
                 })
                 .collect()
         };

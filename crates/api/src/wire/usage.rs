@@ -136,8 +136,9 @@ pub struct CalculatedUsageItem {
     pub currency_code: String,
     pub start_timestamp: String,
     pub end_timestamp: String,
-    /// True for lines that do not come from usage (the plan's flat fee, a
-    /// meter's flat amount, the true-up to a minimum commitment).
+    /// True for lines that do not come from usage (the plan's flat fee, an
+    /// add-on's price, a meter's flat amount, the true-up to a minimum
+    /// commitment).
     pub fixed: bool,
     pub status: String,
     /// How a tiered or package price came to `amount` (beyond the

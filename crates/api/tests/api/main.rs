@@ -1,6 +1,7 @@
 //! The HTTP API end to end: real router, real store (SQLite, and PostgreSQL
 //! when `TOLLGATE_TEST_POSTGRES_URL` is set), injected clock.
 
+mod addon_prices;
 mod alerts;
 mod auth;
 mod billing_isolation;

@@ -191,8 +191,12 @@ impl TestApp {
     }
 
     pub async fn tenant_on(&self, name: &str, plan: &str) -> Tenant {
-        let catalog = Catalog::builtin();
-        let plan = catalog.plan(plan).expect("a built-in plan");
+        self.tenant_on_version(name, plan, &Catalog::builtin(), 1).await
+    }
+
+    /// A tenant on `plan` of `catalog`, published as `version`.
+    pub async fn tenant_on_version(&self, name: &str, plan: &str, catalog: &Catalog, version: i64) -> Tenant {
+        let plan = catalog.plan(plan).expect("a plan of the catalog");
         let now = self.clock_now();
         self.store
             .create_tenant(&NewTenant {
@@ -203,7 +207,7 @@ impl TestApp {
                     uuid::Uuid::new_v4().to_string(),
                     tollgate_domain::ids::TenantId::new(String::new()),
                     plan,
-                    1,
+                    version,
                     now,
                 ),
                 now,

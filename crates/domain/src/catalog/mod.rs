@@ -330,6 +330,10 @@ pub struct Addon {
     pub name: String,
     pub display_name: String,
     pub tier: String,
+    /// Charged per billing period to a tenant subscribed to it (not when
+    /// its plan includes it), in cents, prorated by the part of the period
+    /// it was subscribed (0: free).
+    pub flat_price_cents: i64,
 }
 
 /// Something the platform measures and bills.

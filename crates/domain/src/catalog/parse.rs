@@ -86,6 +86,8 @@ struct RawAddon {
     display_name: Spanned<String>,
     #[serde(default)]
     tier: String,
+    #[serde(default)]
+    flat_price_cents: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -363,10 +365,25 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
         if a.display_name.get_ref().trim().is_empty() {
             return Err(cx.err(a.display_name.span(), field("display_name"), "must not be empty"));
         }
+        let flat_price_cents = match &a.flat_price_cents {
+            None => 0,
+            Some(p) => {
+                cx.needs_format_2(p.span(), &field("flat_price_cents"))?;
+                if !(0..=i64::from(i32::MAX)).contains(p.get_ref()) {
+                    return Err(cx.err(
+                        p.span(),
+                        field("flat_price_cents"),
+                        "must be between 0 and 2147483647",
+                    ));
+                }
+                *p.get_ref()
+            }
+        };
         addons.push(Addon {
             name: name.clone(),
             display_name: a.display_name.get_ref().clone(),
             tier: a.tier.clone(),
+            flat_price_cents,
         });
     }
 

@@ -369,6 +369,11 @@ format = 2
 currency = "USD"
 default_plan = "graduated"
 
+[[addons]]
+name = "f5xc_waap_standard"
+display_name = "WAAP"
+flat_price_cents = 3100
+
 [[meters]]
 metric_label = "requests"
 usage_type = "Requests"
@@ -386,6 +391,7 @@ tenant_type = "ENTERPRISE"
 flat_price_cents = 0
 minimum_commitment_cents = 10000
 offered = true
+allowed_addons = ["f5xc_waap_standard"]
 transition = { method = "WIZARD" }
 
 [plans.prices.requests]
@@ -436,6 +442,7 @@ usage_plan_type = "TEAM"
 tenant_type = "ENTERPRISE"
 flat_price_cents = 0
 offered = true
+included_addons = ["f5xc_waap_standard"]
 transition = { method = "WIZARD" }
 
 [plans.prices.requests]
@@ -485,6 +492,7 @@ fn a_format_two_catalog_reads_every_price_model() {
         c.plan("per-unit").unwrap().prices["requests"].unit_price_cents(),
         Some(Decimal::new(5, 1))
     );
+    assert_eq!(c.addon("f5xc_waap_standard").unwrap().flat_price_cents, 3100);
     assert!(c.plan("graduated").unwrap().charges_fixed());
     assert!(!c.plan("volume").unwrap().charges_fixed());
 }
@@ -588,7 +596,16 @@ fn price_model_errors_name_the_field() {
     let old = PRICED.replacen("format = 2", "format = 1", 1);
     let err = parse("priced.toml", &old).unwrap_err();
     assert!(err.message.contains("needs format = 2"), "{err}");
+    assert_eq!(err.field, "addons[0].flat_price_cents", "{err}");
+    let err = parse("priced.toml", &old.replacen("flat_price_cents = 3100\n", "", 1)).unwrap_err();
+    assert!(err.message.contains("needs format = 2"), "{err}");
     assert_eq!(err.field, "plans[0].prices.requests", "{err}");
+    let err = broken(
+        "display_name = \"WAAP\"",
+        "display_name = \"WAAP\"\nflat_price_cents = 100",
+    );
+    assert_eq!(err.field, "addons[0].flat_price_cents", "{err}");
+    assert!(err.message.contains("needs format = 2"), "{err}");
     let err = broken(
         "flat_price_cents = 0",
         "flat_price_cents = 0\nminimum_commitment_cents = 100",

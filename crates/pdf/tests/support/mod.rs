@@ -57,7 +57,13 @@ pub fn sample_invoice(status: InvoiceStatus) -> Invoice {
             discount: Discount::Fixed(500),
         },
     ];
-    let bill = rating::bill(&c, team, &quantities, fee, coupons);
+    let bill = rating::bill(
+        &c,
+        team,
+        &quantities,
+        fee.map(rating::Fixed::from).as_ref(),
+        coupons,
+    );
     let corrections = [Correction {
         invoice: "inv-2026-11-0002".into(),
         period_start: t("2026-11-01T00:00:00Z"),

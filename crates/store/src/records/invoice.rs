@@ -4,10 +4,10 @@
 //! - Format 1 (before formats): the domain `Invoice` as serde wrote it, no
 //!   `format` key, no issuer.
 //! - Format 2: `"format": 2` and `issuer` (who issued it, as printed then).
-//! - Format 3: format 2 whose lines may also be `meter_fee` or `minimum`
-//!   and may carry `pricing` (the steps of a tiered or package price).
-//!   Written only for an invoice that has such a line; every other invoice
-//!   stays format 2, byte for byte.
+//! - Format 3: format 2 whose lines may also be `addon`, `meter_fee` or
+//!   `minimum` and may carry `pricing` (the steps of a tiered or package
+//!   price). Written only for an invoice that has such a line; every other
+//!   invoice stays format 2, byte for byte.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -132,6 +132,7 @@ mod v3 {
         Adjustment,
         MeterFee,
         Minimum,
+        Addon,
     }
 
     #[derive(Serialize, Deserialize)]
@@ -206,7 +207,7 @@ mod v3 {
                     Kind::Fee => v1::Kind::Fee,
                     Kind::Usage => v1::Kind::Usage,
                     Kind::Adjustment => v1::Kind::Adjustment,
-                    Kind::MeterFee | Kind::Minimum => return None,
+                    Kind::MeterFee | Kind::Minimum | Kind::Addon => return None,
                 },
                 description: self.description.clone(),
                 metric_label: self.metric_label.clone(),
@@ -305,6 +306,7 @@ fn to_domain(r: v2::Invoice<v3::Line>) -> Result<Invoice, StoreError> {
                     v3::Kind::Adjustment => LineKind::Adjustment,
                     v3::Kind::MeterFee => LineKind::MeterFee,
                     v3::Kind::Minimum => LineKind::Minimum,
+                    v3::Kind::Addon => LineKind::Addon,
                 },
                 description: l.description,
                 metric_label: l.metric_label,
@@ -389,6 +391,7 @@ fn from_domain(i: &Invoice) -> v2::Invoice<v3::Line> {
                         LineKind::Adjustment => v3::Kind::Adjustment,
                         LineKind::MeterFee => v3::Kind::MeterFee,
                         LineKind::Minimum => v3::Kind::Minimum,
+                        LineKind::Addon => v3::Kind::Addon,
                     },
                     description: l.description.clone(),
                     metric_label: l.metric_label.clone(),

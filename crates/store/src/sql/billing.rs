@@ -11,7 +11,7 @@ use sqlx::{Pool, Row};
 use tollgate_domain::audit::AuditAction;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
-use tollgate_domain::subscription::Subscription;
+use tollgate_domain::subscription::{AddonSpan, Subscription};
 use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_domain::webhook::EventType;
 use tollgate_domain::{Error, ErrorKind, Reason};
@@ -61,6 +61,24 @@ impl crate::BillingStore for SqlStore {
         now: Timestamp,
     ) -> Result<bool> {
         set_addon(self, tenant_id, plan, addon, subscribed, actor, now).await
+    }
+
+    async fn addon_history(&self, tenant_id: &TenantId) -> Result<Vec<AddonSpan>> {
+        let rows = sqlx::query(
+            "SELECT addon, start_at, end_at FROM addon_history WHERE tenant_id = $1 ORDER BY addon, start_at",
+        )
+        .bind(tenant_id.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AddonSpan {
+                    addon: r.try_get("addon")?,
+                    start: timestamp("addon_history.start_at", r.try_get("start_at")?)?,
+                    end: opt_timestamp("addon_history.end_at", r.try_get("end_at")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn provider_customer(&self, tenant_id: &TenantId, provider: &str) -> Result<Option<String>> {
@@ -286,6 +304,9 @@ async fn set_addon_in(
             .await?
             .rows_affected()
     } > 0;
+    if changed {
+        record_addon_in(tx, tenant_id, addon, subscribed, now).await?;
+    }
     if changed {
         let action = if subscribed {
             AuditAction::AddonSubscribe
@@ -859,6 +880,12 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
         .map(|r| r.try_get("addon"))
         .collect::<std::result::Result<_, _>>()?;
     let addons = o.addons.apply(&had);
+    for addon in had.iter().filter(|a| !addons.contains(a)) {
+        record_addon_in(tx, &o.tenant_id, addon, false, o.now).await?;
+    }
+    for addon in addons.iter().filter(|a| !had.contains(a)) {
+        record_addon_in(tx, &o.tenant_id, addon, true, o.now).await?;
+    }
     sqlx::query("DELETE FROM tenant_addons WHERE tenant_id = $1")
         .bind(o.tenant_id.as_str())
         .execute(&mut **tx)
@@ -937,4 +964,47 @@ async fn fail_transition(
             })
         })
         .await
+}
+
+/// Records in `addon_history` that `addon` was subscribed (a span opens;
+/// one that closed at this very moment is reopened instead) or
+/// unsubscribed (its open span closes) at `now`.
+async fn record_addon_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    addon: &str,
+    subscribed: bool,
+    now: Timestamp,
+) -> Result<()> {
+    if subscribed {
+        let reopened = sqlx::query(
+            "UPDATE addon_history SET end_at = NULL WHERE tenant_id = $1 AND addon = $2 AND end_at = $3",
+        )
+        .bind(tenant_id.as_str())
+        .bind(addon)
+        .bind(micros(now))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if reopened == 0 {
+            sqlx::query(
+                "INSERT INTO addon_history (tenant_id, addon, start_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant_id.as_str())
+            .bind(addon)
+            .bind(micros(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+    } else {
+        sqlx::query(
+            "UPDATE addon_history SET end_at = $3 WHERE tenant_id = $1 AND addon = $2 AND end_at IS NULL",
+        )
+        .bind(tenant_id.as_str())
+        .bind(addon)
+        .bind(micros(now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -305,7 +305,7 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     assert_eq!(records::decode_credit_note_lines(&text).unwrap(), lines);
 }
 
-/// An invoice with every line kind of format 3: a meter's flat amount, a
+/// An invoice with every line kind of format 3: an add-on, a meter's flat amount, a
 /// graduated line (two tiers), a package line and a true-up.
 fn priced_invoice() -> Invoice {
     use tollgate_domain::catalog::ModelKind;
@@ -326,6 +326,13 @@ fn priced_invoice() -> Invoice {
         pricing: None,
     };
     inv.lines = vec![
+        plain(
+            LineKind::Addon,
+            "WAAP add-on, prorated: 15.5 of 31 days",
+            None,
+            "2000",
+            1000,
+        ),
         plain(
             LineKind::MeterFee,
             "API requests: flat amount",
@@ -399,9 +406,9 @@ fn priced_invoice() -> Invoice {
         ),
     ];
     inv.totals = Totals {
-        subtotal: 10000,
+        subtotal: 11000,
         discount: 0,
-        total: 10000,
+        total: 11000,
     };
     inv.coupons = Vec::new();
     inv
