@@ -42,6 +42,7 @@ mod transitions;
 mod unknown_fields;
 mod usage_ingest;
 mod usage_isolation;
+mod usage_pricing;
 mod usage_rating;
 mod usage_reports;
 mod usage_summary;

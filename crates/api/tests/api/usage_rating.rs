@@ -841,7 +841,7 @@ async fn a_plan_change_closes_the_period_with_a_prorated_fee() {
 // ------------------------------------------------------------------ auditor
 
 /// Every meter of the built-in catalog: (metric, divisor, is a max meter).
-const METERS: [(&str, i64, bool); 8] = [
+pub(crate) const METERS: [(&str, i64, bool); 8] = [
     ("lb_requests", 1_000_000, false),
     ("lb_data_transfer", 1_000_000_000, false),
     ("lb_hours", 3600, false),
@@ -869,22 +869,22 @@ fn dec(s: &str) -> Decimal {
 
 /// A usage event as the auditor keeps it.
 #[derive(Debug, Clone)]
-struct Raw {
-    id: String,
-    ns: &'static str,
-    metric: &'static str,
-    object: String,
-    deployment: &'static str,
-    container: &'static str,
-    quantity: Decimal,
-    at: Timestamp,
+pub(crate) struct Raw {
+    pub(crate) id: String,
+    pub(crate) ns: &'static str,
+    pub(crate) metric: &'static str,
+    pub(crate) object: String,
+    pub(crate) deployment: &'static str,
+    pub(crate) container: &'static str,
+    pub(crate) quantity: Decimal,
+    pub(crate) at: Timestamp,
     /// As sent.
-    json: Value,
+    pub(crate) json: Value,
 }
 
 /// The auditor's rating model, written from the contract and the catalog,
-/// not from the production code.
-mod model {
+/// not from the production code (shared with `usage_pricing`'s auditor).
+pub(crate) mod model {
     use super::*;
 
     pub fn hour(at: Timestamp) -> i64 {
@@ -970,7 +970,7 @@ mod model {
 }
 
 /// Generates `n` events of acme over [start, start + days).
-fn generate(rng: &mut Lcg, n: usize, start: Timestamp, days: i64) -> Vec<Raw> {
+pub(crate) fn generate(rng: &mut Lcg, n: usize, start: Timestamp, days: i64) -> Vec<Raw> {
     let namespaces = ["system", "shop", "lab"];
     let deployments = ["", "d1", "d2"];
     let containers = ["", "c1", "c2"];
