@@ -296,6 +296,14 @@ fn api_routes() -> Router<AppState> {
             get(operator::billing::list_catalog_versions),
         )
         .route(
+            "/api/operator/catalog/moves",
+            get(operator::billing::list_catalog_moves).post(operator::billing::schedule_catalog_moves),
+        )
+        .route(
+            "/api/operator/catalog/moves/{tenant}",
+            axum::routing::delete(operator::billing::cancel_catalog_move),
+        )
+        .route(
             "/api/operator/catalog/versions/{version}",
             get(operator::billing::get_catalog_version),
         )

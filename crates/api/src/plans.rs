@@ -74,7 +74,13 @@ pub async fn list(
         })
         .collect();
     Ok(Json(ListUsagePlansRsp {
-        usage_plans: vec![LocalizedPlan { locale, plans }],
+        usage_plans: vec![LocalizedPlan {
+            locale,
+            plans,
+            catalog_version: None,
+            next_catalog_version: None,
+            next_catalog_version_at: None,
+        }],
     }))
 }
 
@@ -110,8 +116,17 @@ pub async fn current(
         transition_pending: pending,
         subscribed: &subscribed,
     });
+    let next = state
+        .store()
+        .catalog_moves(Some(auth.tenant_id()))
+        .await?
+        .into_iter()
+        .next();
     Ok(Json(LocalizedPlan {
         locale,
         plans: vec![view],
+        catalog_version: Some(auth.tenant.catalog_version),
+        next_catalog_version: next.as_ref().map(|m| m.catalog_version),
+        next_catalog_version_at: next.map(|m| m.effective_at.to_string()),
     }))
 }

@@ -107,3 +107,191 @@ pub async fn adopt_planless_tenants(
     }
     Ok(adopted)
 }
+
+/// Which tenants a catalog move names.
+#[derive(Debug, Clone)]
+pub enum MoveSelection {
+    /// These tenants, by name.
+    Tenants(Vec<String>),
+    /// Every tenant on this plan now.
+    Plan(String),
+}
+
+/// A tenant left out of a move, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveSkipped {
+    pub tenant: String,
+    pub reason: String,
+}
+
+/// What scheduling a move did.
+#[derive(Debug, Clone, Default)]
+pub struct MovePlan {
+    /// Scheduled, with each tenant's name.
+    pub scheduled: Vec<(String, tollgate_store::CatalogMove)>,
+    pub skipped: Vec<MoveSkipped>,
+}
+
+/// Schedules tenants' moves to catalog `version` (`None`: the latest) of the
+/// plan each is on, taking effect at the start of each one's next billing
+/// period; audited. Tenants already on that version or a newer one are
+/// skipped with the reason; a tenant whose plan the version does not have
+/// is an error (it needs a plan transition), as is an unknown tenant or
+/// version. All moves are stored at once or none.
+pub async fn schedule_moves(
+    store: &dyn Store,
+    versions: &Versions,
+    selection: &MoveSelection,
+    version: Option<i64>,
+    actor: &str,
+    now: jiff::Timestamp,
+) -> Result<MovePlan, crate::AppError> {
+    use tollgate_domain::Error;
+    let (version, catalog) = match version {
+        None => versions.latest(store).await?,
+        Some(v) => match store.catalog(Some(v)).await? {
+            Some(_) => (v, versions.get(store, v).await?),
+            None => {
+                return Err(Error::not_found(format!("version: no catalog version {v} is published")).into());
+            }
+        },
+    };
+    let tenants = match selection {
+        MoveSelection::Tenants(names) => {
+            if names.is_empty() {
+                return Err(Error::invalid("tenants: name at least one tenant").into());
+            }
+            let mut out = Vec::new();
+            for name in names {
+                let t = store
+                    .tenant_by_name(name)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("tenant {name:?} does not exist")))?;
+                out.push(t);
+            }
+            out
+        }
+        MoveSelection::Plan(plan) => {
+            if catalog.plan(plan).is_none() {
+                return Err(Error::invalid(format!(
+                    "plan: catalog version {version} has no plan {plan:?}; tenants leave it with a plan transition"
+                ))
+                .into());
+            }
+            let mut all = store.tenants().await?;
+            all.retain(|t| t.plan.as_str() == plan);
+            all
+        }
+    };
+    let mut plan = MovePlan::default();
+    for t in tenants {
+        let name = t.name.to_string();
+        let skip = |reason: String| MoveSkipped {
+            tenant: name.clone(),
+            reason,
+        };
+        if t.catalog_version >= version {
+            plan.skipped
+                .push(skip(format!("already on catalog version {}", t.catalog_version)));
+            continue;
+        }
+        if catalog.plan(t.plan.as_str()).is_none() {
+            return Err(Error::invalid(format!(
+                "tenants: catalog version {version} has no plan {:?}, which tenant {name:?} is on; move it with a plan transition",
+                t.plan.as_str()
+            ))
+            .into());
+        }
+        let Some(sub) = store
+            .subscriptions(&t.id)
+            .await?
+            .into_iter()
+            .find(|s| s.is_current())
+        else {
+            plan.skipped.push(skip("has no current subscription".into()));
+            continue;
+        };
+        let effective_at = sub.period_at(now).end;
+        plan.scheduled.push((
+            name,
+            tollgate_store::CatalogMove {
+                tenant_id: t.id.clone(),
+                subscription_id: sub.id.clone(),
+                from_version: sub.catalog_version,
+                catalog_version: version,
+                effective_at,
+                created_by: actor.to_owned(),
+                created_at: now,
+            },
+        ));
+    }
+    let moves: Vec<_> = plan.scheduled.iter().map(|(_, m)| m.clone()).collect();
+    if !moves.is_empty() {
+        store.schedule_catalog_moves(&moves, actor, now).await?;
+    }
+    Ok(plan)
+}
+
+/// Makes every move whose time has come take effect (a subscription to the
+/// same plan at the new version, starting when the period ended). One
+/// tenant's failure is logged and the rest go on; the last error is
+/// returned. Returns how many took effect.
+pub async fn apply_due_moves(
+    store: &dyn Store,
+    versions: &Versions,
+    now: jiff::Timestamp,
+) -> Result<usize, StoreError> {
+    let mut applied = 0;
+    let mut failed = None;
+    loop {
+        let due = store.due_catalog_moves(now, 100).await?;
+        let mut progressed = false;
+        for mv in &due {
+            match apply_move(store, versions, mv, now).await {
+                Ok(done) => {
+                    applied += usize::from(done);
+                    progressed = true;
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %mv.tenant_id, error = %e, "cannot move the tenant to its new catalog version");
+                    failed = Some(e);
+                }
+            }
+        }
+        if !progressed || due.len() < 100 {
+            break;
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
+}
+
+async fn apply_move(
+    store: &dyn Store,
+    versions: &Versions,
+    mv: &tollgate_store::CatalogMove,
+    now: jiff::Timestamp,
+) -> Result<bool, StoreError> {
+    let Some(tenant) = store.tenant(&mv.tenant_id).await? else {
+        return Ok(false);
+    };
+    let catalog = versions.get(store, mv.catalog_version).await?;
+    let plan = catalog.plan(tenant.plan.as_str()).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "plan {:?} is missing from catalog v{}",
+            tenant.plan.as_str(),
+            mv.catalog_version
+        ))
+    })?;
+    let sub = tollgate_domain::subscription::Subscription::new(
+        uuid::Uuid::new_v4().to_string(),
+        mv.tenant_id.clone(),
+        plan,
+        mv.catalog_version,
+        mv.effective_at,
+    )
+    .without_trial();
+    store.apply_catalog_move(mv, &sub, now).await
+}

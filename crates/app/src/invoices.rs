@@ -300,10 +300,23 @@ pub struct PeriodClose {
     pub invoices: usize,
 }
 
-/// Finalizes every period whose grace is over at `now`; returns how many
-/// invoices this call stored. See [`close_due_periods`].
+/// Makes due catalog moves take effect, then finalizes every period whose
+/// grace is over at `now`; returns how many invoices this call stored. See
+/// [`close_due_periods`] and [`crate::catalogs::apply_due_moves`].
 pub async fn close_periods(ctx: &JobContext, now: Timestamp) -> Result<usize, StoreError> {
-    close_due_periods(ctx, now).await.map(|done| done.invoices)
+    // Moves to newer catalog versions that are due first: each ends a
+    // subscription at a period boundary, whose period then closes here.
+    let moved = crate::catalogs::apply_due_moves(ctx.store.as_ref(), &ctx.catalogs, now).await;
+    let closed = close_due_periods(ctx, now).await.map(|done| done.invoices);
+    match moved {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(tenants = n, "tenants moved to newer catalog versions");
+            }
+            closed
+        }
+        Err(e) => closed.and(Err(e)),
+    }
 }
 
 /// Finalizes every period whose grace is over at `now`, reading only the

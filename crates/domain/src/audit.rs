@@ -50,6 +50,11 @@ actions! {
     QuotaReplace => "quota.replace",
     QuotaDelete => "quota.delete",
     CatalogPublish => "catalog.publish",
+    /// An operator scheduled a tenant's move to a newer catalog version.
+    CatalogMoveSchedule => "catalog_move.schedule",
+    CatalogMoveCancel => "catalog_move.cancel",
+    /// The move took effect: a subscription at the new version started.
+    CatalogMoveApply => "catalog_move.apply",
     /// The subscription the bootstrap gives a tenant from before plans.
     SubscriptionCreate => "subscription.create",
     AddonSubscribe => "addon.subscribe",
@@ -208,6 +213,9 @@ mod tests {
                 "alert.create",
                 "alert.delete",
                 "catalog.publish",
+                "catalog_move.apply",
+                "catalog_move.cancel",
+                "catalog_move.schedule",
                 "coupon.apply",
                 "coupon.create",
                 "invoice.cancelled",

@@ -227,8 +227,9 @@ pub fn format_price(cents: Decimal) -> String {
 }
 
 /// A meter's price for people, in `currency` per `unit` (the meter's
-/// billable unit): "0.60 USD per 1M requests", "graduated: 0.50 USD per GB
-/// for units 1 to 100, 0.40 USD per GB above", "1.00 USD per 10 GB".
+/// billable unit): "0.60 USD per million requests", "graduated: 0.50 USD per
+/// GB for units 1 to 100, 0.40 USD per GB above 100", "1.00 USD per 10 GB (a
+/// part counts whole)", with "; plus 10.00 USD per period" for a flat amount.
 pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
     use crate::catalog::PriceModel;
     let tiers = |tiers: &[crate::catalog::Tier]| {
@@ -237,8 +238,8 @@ pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
             .iter()
             .map(|t| {
                 let range = match t.up_to {
-                    Some(u) => format!("units {} to {}", below + Decimal::ONE, u.normalize()),
-                    None if below.is_zero() => "every unit".to_owned(),
+                    Some(u) => format!("for units {} to {}", below + Decimal::ONE, u.normalize()),
+                    None if below.is_zero() => "for every unit".to_owned(),
                     None => format!("above {}", below.normalize()),
                 };
                 below = t.up_to.unwrap_or(below);
@@ -277,7 +278,7 @@ pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
 }
 
 /// One step of a tiered or package line for people: "Units 1 to 100: 100 ×
-/// 0.50 USD = 50.00 USD", "2 packages of 10 × 1.00 USD = 2.00 USD".
+/// 0.50 USD = 50.00 USD", "Packages of 10: 2 × 1.00 USD = 2.00 USD".
 pub fn describe_step(step: &Step, currency: &str) -> String {
     let flat = if step.flat_cents.is_zero() {
         String::new()
@@ -444,7 +445,7 @@ pub fn build(
         lines.push(InvoiceLine {
             kind: LineKind::Minimum,
             description: format!(
-                "Minimum commitment of {} {}: usage came to {}",
+                "Minimum commitment of {} {}: metered charges came to {}",
                 format_cents(t.minimum_cents),
                 catalog.currency,
                 format_cents(t.usage_cents)

@@ -81,11 +81,12 @@ use tollgate_domain::token::{ApiToken, OperatorToken};
 use tollgate_domain::transition::PlanTransition;
 
 use crate::{
-    Actor, Aggregations, AppliedCoupon, AttemptRecorded, AuditEntry, BillingDue, BucketFilter, ChargeRecord,
-    CouponDef, DeliveryAttempt, DeliveryJob, Dispute, EndpointScope, LeasedTransition, NewOperatorToken,
-    NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, PoolStats, RefundRecord, RefundStart,
-    ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter, TransitionOutcome,
-    UsageChange, UsageCount, UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookQueue,
+    Actor, Aggregations, AppliedCoupon, AttemptRecorded, AuditEntry, BillingDue, BucketFilter, CatalogMove,
+    ChargeRecord, CouponDef, DeliveryAttempt, DeliveryJob, Dispute, EndpointScope, LeasedTransition,
+    NewOperatorToken, NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, PoolStats, RefundRecord,
+    RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter,
+    TransitionOutcome, UsageChange, UsageCount, UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent,
+    WebhookQueue,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -243,6 +244,39 @@ pub trait CatalogStore: Send + Sync {
     /// Every published version, oldest first.
     async fn catalogs(&self) -> Result<Vec<StoredCatalog>>;
     async fn latest_catalog_version(&self) -> Result<Option<i64>>;
+
+    /// Schedules moves to newer catalog versions, all or none, each replacing
+    /// the tenant's pending one, audited. A tenant whose current subscription
+    /// is no longer the move's is a `Conflict` (`PLAN_CHANGED`).
+    async fn schedule_catalog_moves(
+        &self,
+        moves: &[CatalogMove],
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Cancels a tenant's pending move, audited; `false` if it had none.
+    async fn cancel_catalog_move(
+        &self,
+        tenant_id: &TenantId,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Pending moves, soonest first: every tenant's, or one tenant's.
+    async fn catalog_moves(&self, tenant_id: Option<&TenantId>) -> Result<Vec<CatalogMove>>;
+    /// Moves whose time has come by `now`, soonest first, at most `limit`.
+    async fn due_catalog_moves(&self, now: Timestamp, limit: i64) -> Result<Vec<CatalogMove>>;
+    /// Makes `mv` take effect, atomically: the subscription it replaces ends
+    /// at `mv.effective_at`, `subscription` (the same plan at the new version,
+    /// starting then) begins, the tenant is on the new version, the period
+    /// that ended is due for period close, and the move is gone, audited.
+    /// `false` (and the move is dropped) when the tenant has another
+    /// subscription by now; `false` when the move was cancelled or replaced.
+    async fn apply_catalog_move(
+        &self,
+        mv: &CatalogMove,
+        subscription: &Subscription,
+        now: Timestamp,
+    ) -> Result<bool>;
 }
 
 /// What a tenant is subscribed to and pays with: subscriptions, add-ons,

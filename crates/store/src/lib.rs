@@ -227,6 +227,23 @@ pub struct StoredCatalog {
     pub published_by: String,
 }
 
+/// A tenant's move to a newer catalog version of the plan it is on,
+/// scheduled by an operator to take effect at the start of a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogMove {
+    pub tenant_id: TenantId,
+    /// The subscription the move replaces; a plan transition in between
+    /// (another subscription) drops the move.
+    pub subscription_id: String,
+    pub from_version: i64,
+    pub catalog_version: i64,
+    /// When the subscription at the new version starts: the end of the
+    /// period the move was scheduled in.
+    pub effective_at: Timestamp,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
 /// One entry of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {

@@ -57,6 +57,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "add-on history",
         include_str!("../migrations/0015_addon_history.sql"),
     ),
+    (
+        16,
+        "catalog moves",
+        include_str!("../migrations/0016_catalog_moves.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -186,6 +191,10 @@ mod tests {
             (
                 15,
                 "f860f5d1cb8326577c335881adb6d6a91752f59be8476c306a721a4cf37574de82a434f3ccbae7dac49d46b836af6fea",
+            ),
+            (
+                16,
+                "9ae20c25a4e53299463e5746c3207fd359e9dcd64fdce675c04080e59756c16c3ebb3bdac22a8b18157d881ed2f5757e",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

@@ -31,6 +31,22 @@ pub enum CatalogCommand {
         #[arg(long)]
         version: Option<i64>,
     },
+    /// Move tenants to a newer catalog version of the plan each is on, from
+    /// the start of each one's next billing period (audited). Name tenants
+    /// with --tenant (repeatable) or every tenant on a plan with --plan.
+    Move {
+        /// The version to move to (default: the latest).
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long = "tenant", required_unless_present = "plan", conflicts_with = "plan")]
+        tenants: Vec<String>,
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// List pending moves to newer catalog versions.
+    Moves,
+    /// Cancel a tenant's pending move.
+    CancelMove { tenant: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +196,66 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
                 c.version, c.source_name, c.published_at, c.published_by
             );
             print!("{}", without_show_header(&c.source));
+        }
+        CatalogCommand::Move {
+            version,
+            tenants,
+            plan,
+        } => {
+            use tollgate_app::catalogs::{MoveSelection, Versions, schedule_moves};
+            let store = storage.open().await?;
+            let selection = match plan {
+                Some(p) => MoveSelection::Plan(p),
+                None => MoveSelection::Tenants(tenants),
+            };
+            let plan = schedule_moves(
+                &*store,
+                &Versions::default(),
+                &selection,
+                version,
+                ACTOR,
+                Timestamp::now(),
+            )
+            .await?;
+            let mut table = Table::new(&["TENANT", ">FROM", ">TO", "EFFECTIVE"]);
+            for (name, m) in &plan.scheduled {
+                table.row([
+                    name.clone(),
+                    m.from_version.to_string(),
+                    m.catalog_version.to_string(),
+                    m.effective_at.to_string(),
+                ]);
+            }
+            table.print();
+            for s in &plan.skipped {
+                println!("skipped {}: {}", s.tenant, s.reason);
+            }
+        }
+        CatalogCommand::Moves => {
+            let store = storage.open().await?;
+            let mut table = Table::new(&["TENANT", ">FROM", ">TO", "EFFECTIVE", "BY"]);
+            for m in store.catalog_moves(None).await? {
+                let name = store
+                    .tenant(&m.tenant_id)
+                    .await?
+                    .map_or_else(|| m.tenant_id.to_string(), |t| t.name.to_string());
+                table.row([
+                    name,
+                    m.from_version.to_string(),
+                    m.catalog_version.to_string(),
+                    m.effective_at.to_string(),
+                    m.created_by,
+                ]);
+            }
+            table.print();
+        }
+        CatalogCommand::CancelMove { tenant } => {
+            let store = storage.open().await?;
+            let t = crate::cli::find_tenant(&*store, &tenant).await?;
+            if !store.cancel_catalog_move(&t.id, ACTOR, Timestamp::now()).await? {
+                anyhow::bail!("tenant {tenant} has no pending catalog move");
+            }
+            println!("cancelled the catalog move of tenant {tenant}");
         }
     }
     Ok(())

@@ -144,6 +144,172 @@ pub async fn publish_catalog(
     Ok(Json(version_item(stored, false)))
 }
 
+/// Tenants to move to a newer catalog version of the plan each is on.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CatalogMoveRequest {
+    /// The version to move to; the latest when absent.
+    pub version: Option<i64>,
+    /// These tenants, by name (or `plan`, not both).
+    pub tenants: Option<Vec<String>>,
+    /// Every tenant on this plan now (or `tenants`, not both).
+    pub plan: Option<String>,
+}
+
+/// A tenant's pending move to a newer catalog version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogMoveItem {
+    pub tenant: String,
+    pub from_version: i64,
+    pub catalog_version: i64,
+    /// When it takes effect: the start of the tenant's next billing period.
+    pub effective_at: String,
+    pub scheduled_by: String,
+    pub scheduled_at: String,
+}
+
+/// A tenant left out, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogMoveSkipped {
+    pub tenant: String,
+    pub reason: String,
+}
+
+/// What a move request scheduled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogMoveResult {
+    pub scheduled: Vec<CatalogMoveItem>,
+    pub skipped: Vec<CatalogMoveSkipped>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogMoveList {
+    pub items: Vec<CatalogMoveItem>,
+}
+
+fn move_item(tenant: String, m: &tollgate_store::CatalogMove) -> CatalogMoveItem {
+    CatalogMoveItem {
+        tenant,
+        from_version: m.from_version,
+        catalog_version: m.catalog_version,
+        effective_at: m.effective_at.to_string(),
+        scheduled_by: m.created_by.clone(),
+        scheduled_at: m.created_at.to_string(),
+    }
+}
+
+/// Moves tenants to a newer catalog version of the plan each is on (one,
+/// a list, or every tenant on a plan), at the start of each one's next
+/// billing period; the current period stays billed at its version.
+/// Replaces a tenant's pending move; audited (`catalog_move.schedule`).
+#[utoipa::path(
+    post,
+    path = "/api/operator/catalog/moves",
+    operation_id = "tollgate.operator.ScheduleCatalogMoves",
+    tag = "operator",
+    request_body = CatalogMoveRequest,
+    responses(
+        (status = 200, body = CatalogMoveResult),
+        (status = 400, body = ErrorBody, description = "Neither or both of `tenants` and `plan`; a plan the version does not have (such tenants need a plan transition)."),
+        (status = 404, body = ErrorBody, description = "No such tenant or catalog version."),
+        (status = 409, body = ErrorBody, description = "A tenant changed plan meanwhile (`PLAN_CHANGED`); nothing was scheduled.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn schedule_catalog_moves(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    JsonBody(body): JsonBody<CatalogMoveRequest>,
+) -> Result<Json<CatalogMoveResult>, ApiError> {
+    use tollgate_app::catalogs::{MoveSelection, schedule_moves};
+    let selection = match (body.tenants, body.plan) {
+        (Some(t), None) => MoveSelection::Tenants(t),
+        (None, Some(p)) => MoveSelection::Plan(p),
+        _ => return Err(Error::invalid("tenants, plan: name the tenants or a plan, not both").into()),
+    };
+    let plan = schedule_moves(
+        state.store(),
+        &state.catalogs().versions(),
+        &selection,
+        body.version,
+        op.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(CatalogMoveResult {
+        scheduled: plan
+            .scheduled
+            .iter()
+            .map(|(n, m)| move_item(n.clone(), m))
+            .collect(),
+        skipped: plan
+            .skipped
+            .into_iter()
+            .map(|s| CatalogMoveSkipped {
+                tenant: s.tenant,
+                reason: s.reason,
+            })
+            .collect(),
+    }))
+}
+
+/// Pending moves to newer catalog versions, soonest first.
+#[utoipa::path(
+    get,
+    path = "/api/operator/catalog/moves",
+    operation_id = "tollgate.operator.ListCatalogMoves",
+    tag = "operator",
+    responses((status = 200, body = CatalogMoveList)),
+    security(("OperatorToken" = []))
+)]
+pub async fn list_catalog_moves(
+    State(state): State<AppState>,
+    _: Operator,
+) -> Result<Json<CatalogMoveList>, ApiError> {
+    let store = state.store();
+    let mut items = Vec::new();
+    for m in store.catalog_moves(None).await? {
+        let name = match store.tenant(&m.tenant_id).await? {
+            Some(t) => t.name.to_string(),
+            None => continue,
+        };
+        items.push(move_item(name, &m));
+    }
+    Ok(Json(CatalogMoveList { items }))
+}
+
+/// Cancels a tenant's pending move; audited (`catalog_move.cancel`).
+#[utoipa::path(
+    delete,
+    path = "/api/operator/catalog/moves/{tenant}",
+    operation_id = "tollgate.operator.CancelCatalogMove",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "The tenant's name")),
+    responses(
+        (status = 200, body = crate::wire::quota::Empty),
+        (status = 404, body = ErrorBody, description = "No such tenant, or it has no pending move.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn cancel_catalog_move(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path(tenant): Path<String>,
+) -> Result<Json<crate::wire::quota::Empty>, ApiError> {
+    let t = state
+        .store()
+        .tenant_by_name(&tenant)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("tenant {tenant:?} does not exist")))?;
+    if !state
+        .store()
+        .cancel_catalog_move(&t.id, op.actor(), state.now())
+        .await?
+    {
+        return Err(Error::not_found(format!("tenant {tenant:?} has no pending catalog move")).into());
+    }
+    Ok(Json(crate::wire::quota::Empty {}))
+}
+
 /// Every published catalog version, oldest first (without their sources).
 #[utoipa::path(
     get,

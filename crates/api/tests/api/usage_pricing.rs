@@ -366,7 +366,7 @@ async fn meters_list_each_price_model_its_tiers_packages_and_flat_amount() {
                 "unit_price_cents": "60",
                 "price": "graduated: 0.60 USD per million requests for units 1 to 10, \
                           0.40 USD per million requests + 1.00 USD for units 11 to 50, \
-                          0.25 USD per million requests for above 50; plus 10.00 USD per period",
+                          0.25 USD per million requests above 50; plus 10.00 USD per period",
                 "unit_price": "60",
                 "currency_code": "USD",
                 "free_allowance": "5",
@@ -401,7 +401,7 @@ async fn meters_list_each_price_model_its_tiers_packages_and_flat_amount() {
         assert_eq!(
             volume["price"],
             "volume (every unit at the tier the total reaches): 0.08 USD per GB for units 1 to 100, \
-             0.06 USD per GB + 0.50 USD for units 101 to 1000, 0.04 USD per GB for above 1000"
+             0.06 USD per GB + 0.50 USD for units 101 to 1000, 0.04 USD per GB above 1000"
         );
         assert!(volume.get("package_size").is_none(), "{volume}");
         // Package: 125.5 ¢ per 10 GB = 12.55 ¢ per GB for the first unit.
@@ -864,7 +864,7 @@ async fn a_finalized_invoice_keeps_each_lines_kind_and_steps_and_its_pdf_shows_t
                 ),
                 line(
                     "minimum",
-                    "Minimum commitment of 100.00 USD: usage came to 30.26",
+                    "Minimum commitment of 100.00 USD: metered charges came to 30.26",
                     "1",
                     "period",
                     "6974",
@@ -907,7 +907,7 @@ async fn a_finalized_invoice_keeps_each_lines_kind_and_steps_and_its_pdf_shows_t
             "Synthetic Monitoring Checks Units 1 to 10: 10 × 0.0025 USD = 0.025 USD \
              Units 11 and above: 1 × 0.00125 USD + 0.005 USD = 0.00625 USD \
              61 (50 free) thousand checks graduated 0.03 USD",
-            "Minimum commitment of 100.00 USD: usage came to 30.26 1 period 69.74 USD 69.74 USD",
+            "Minimum commitment of 100.00 USD: metered charges came to 30.26 1 period 69.74 USD 69.74 USD",
             "Subtotal 125.00 USD TOTAL 125.00 USD",
         ] {
             assert_has(&text, row);
@@ -969,7 +969,7 @@ async fn a_finalized_invoice_keeps_each_lines_kind_and_steps_and_its_pdf_shows_t
                     3
                 ),
                 cn(
-                    "Minimum commitment of 100.00 USD: usage came to 30.26",
+                    "Minimum commitment of 100.00 USD: metered charges came to 30.26",
                     "1",
                     "period",
                     "6974",
@@ -1066,7 +1066,7 @@ async fn a_plan_change_prorates_flat_amounts_and_the_minimum_and_a_trial_waives_
                 ("usage", "HTTP Load Balancer Requests", 740),
                 (
                     "minimum",
-                    "Minimum commitment of 23.33 USD: usage came to 10.31",
+                    "Minimum commitment of 23.33 USD: metered charges came to 10.31",
                     1302
                 ),
             ]
