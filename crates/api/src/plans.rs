@@ -74,13 +74,7 @@ pub async fn list(
         })
         .collect();
     Ok(Json(ListUsagePlansRsp {
-        usage_plans: vec![LocalizedPlan {
-            locale,
-            plans,
-            catalog_version: None,
-            next_catalog_version: None,
-            next_catalog_version_at: None,
-        }],
+        usage_plans: vec![LocalizedPlan { locale, plans }],
     }))
 }
 
@@ -122,11 +116,12 @@ pub async fn current(
         .await?
         .into_iter()
         .next();
+    let mut view = view;
+    view.catalog_version = Some(auth.tenant.catalog_version);
+    view.next_catalog_version = next.as_ref().map(|m| m.catalog_version);
+    view.next_catalog_version_at = next.map(|m| m.effective_at.to_string());
     Ok(Json(LocalizedPlan {
         locale,
         plans: vec![view],
-        catalog_version: Some(auth.tenant.catalog_version),
-        next_catalog_version: next.as_ref().map(|m| m.catalog_version),
-        next_catalog_version_at: next.map(|m| m.effective_at.to_string()),
     }))
 }

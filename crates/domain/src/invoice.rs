@@ -249,7 +249,7 @@ pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
                     format!(" + {} {currency}", format_price(t.flat_cents))
                 };
                 format!(
-                    "{} {currency} per {unit}{flat} for {range}",
+                    "{} {currency} per {unit}{flat} {range}",
                     format_price(t.unit_price_cents)
                 )
             })

@@ -65,6 +65,21 @@ pub struct PlanInternal {
     pub allowed_addon_services: Vec<AddonServiceDetails>,
     pub default_quota: QuotaGlobalSpec,
     pub transition_flow: TransitionFlow,
+    /// The catalog version the tenant's plan is priced at (beyond the
+    /// contract; `usage_plans/current` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub catalog_version: Option<i64>,
+    /// A newer catalog version an operator moved the tenant to, from
+    /// `next_catalog_version_at` (the start of its next billing period;
+    /// beyond the contract; `usage_plans/current` only, absent when none is
+    /// pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_catalog_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub next_catalog_version_at: Option<String>,
 }
 
 /// How one plan is shown.
@@ -137,6 +152,9 @@ impl PlanInternal {
                     .collect(),
                 requires_manual_approval: p.transition.requires_manual_approval,
             },
+            catalog_version: None,
+            next_catalog_version: None,
+            next_catalog_version_at: None,
         }
     }
 }
@@ -146,20 +164,6 @@ impl PlanInternal {
 pub struct LocalizedPlan {
     pub locale: String,
     pub plans: Vec<PlanInternal>,
-    /// The catalog version the tenant's plan is priced at (beyond the
-    /// contract; `usage_plans/current` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub catalog_version: Option<i64>,
-    /// A newer catalog version an operator moved the tenant to, from
-    /// `next_catalog_version_at` (the start of its next billing period;
-    /// beyond the contract, absent when none is pending).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_catalog_version: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub next_catalog_version_at: Option<String>,
 }
 
 /// `planListUsagePlansRsp`.

@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod billing_isolation;
 mod billing_support;
+mod catalog_moves;
 mod credit_notes;
 mod dunning;
 mod errors;

@@ -231,9 +231,12 @@ async fn the_current_plan_is_the_tenants_own_with_its_subscribed_addons_included
         assert_eq!(current["current"], true);
         assert_eq!(current["state"], "STATE_READY");
         assert_eq!(current["flat_price"], 2500);
-        // Without subscribed add-ons it is exactly the plan as listed.
-        let list = list_in(&app, &admin, None).await;
-        assert_eq!(&current, plan(only_list(list.ok()).1, "individual"));
+        // Without subscribed add-ons it is exactly the plan as listed, plus
+        // the catalog version the tenant is on.
+        assert_eq!(current["catalog_version"], 1);
+        let mut listed = plan(only_list(list_in(&app, &admin, None).await.ok()).1, "individual").clone();
+        listed["catalog_version"] = 1.into();
+        assert_eq!(current, listed);
         assert_eq!(
             addon_names(&current, "included_addon_services"),
             ["f5xc_synthetic_monitoring_standard"]

@@ -340,6 +340,15 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.operator.ScheduleCatalogMoves",
+            method: post.clone(),
+            path: |_| "/api/operator/catalog/moves".into(),
+            body: |_| json!({"plan": "individual"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
             op: "tollgate.operator.CreateCoupon",
             method: post.clone(),
             path: |_| "/api/operator/coupons".into(),

@@ -844,6 +844,9 @@ async fn complete_transition_in(tx: &mut Tx, o: &TransitionOutcome) -> Result<()
     // Its last period now ends at `now`: it is due for period close then.
     super::invoicing::lower_billing_due_in(tx, &o.tenant_id, o.now).await?;
     insert_subscription(tx, &o.subscription).await?;
+    // A pending move to a newer catalog version was for the closed
+    // subscription: the new one starts at the version it was created with.
+    super::catalogs::drop_catalog_move_in(tx, &o.tenant_id, &closed_id, o.now).await?;
     let before = sqlx::query("SELECT plan, tenant_type, domain FROM tenants WHERE id = $1")
         .bind(o.tenant_id.as_str())
         .fetch_one(&mut **tx)

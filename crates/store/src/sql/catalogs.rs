@@ -439,3 +439,36 @@ async fn catalog(store: &SqlStore, version: Option<i64>) -> Result<Option<Stored
     };
     row.as_ref().map(catalog_from).transpose()
 }
+
+/// Drops the tenant's pending catalog move for `subscription_id` (which is
+/// ending), audited as a cancel by the system.
+pub(super) async fn drop_catalog_move_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    subscription_id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let gone = sqlx::query(concat!(
+        "DELETE FROM catalog_moves WHERE tenant_id = $1 AND subscription_id = $2 RETURNING ",
+        move_columns!()
+    ))
+    .bind(tenant_id.as_str())
+    .bind(subscription_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = gone {
+        let mv = move_from(&row)?;
+        audit_in(
+            tx,
+            Some(tenant_id),
+            SYSTEM,
+            AuditAction::CatalogMoveCancel,
+            &format!("subscription/{}", mv.subscription_id),
+            Some(move_json(&mv)),
+            Some(serde_json::json!({"reason": "the tenant changed plan"})),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}

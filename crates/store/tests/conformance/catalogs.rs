@@ -118,3 +118,175 @@ async fn tenants_from_before_plans_are_listed_and_adopted_once() {
     })
     .await;
 }
+
+/// A move to a newer catalog version: scheduled (replacing a pending one,
+/// audited), listed, cancelled; applied once at its time (the old
+/// subscription ends at the boundary, one at the new version starts, the
+/// tenant is on it); and dropped when the tenant changed subscription since.
+#[tokio::test]
+async fn catalog_moves_are_scheduled_applied_once_and_dropped_after_a_plan_change() {
+    use tollgate_domain::subscription::Subscription;
+    use tollgate_store::CatalogMove;
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let now = t("2026-11-10T00:00:00Z");
+        let v2 = store
+            .publish_catalog(BUILTIN_TOML, "v2.toml", "op", now)
+            .await
+            .unwrap();
+        let v3 = store
+            .publish_catalog(BUILTIN_TOML, "v3.toml", "op", now)
+            .await
+            .unwrap();
+        let a = tenant(&*store, "acme").await;
+        let b = tenant(&*store, "bravo").await;
+        let sub_a = store.subscriptions(&a.id).await.unwrap().remove(0);
+        let sub_b = store.subscriptions(&b.id).await.unwrap().remove(0);
+        let boundary = t("2026-12-01T00:00:00Z");
+        let mv = |tenant: &tollgate_domain::tenant::Tenant, sub: &Subscription, version| CatalogMove {
+            tenant_id: tenant.id.clone(),
+            subscription_id: sub.id.clone(),
+            from_version: 1,
+            catalog_version: version,
+            effective_at: boundary,
+            created_by: "op".into(),
+            created_at: now,
+        };
+        store
+            .schedule_catalog_moves(&[mv(&a, &sub_a, v2), mv(&b, &sub_b, v2)], "op", now)
+            .await
+            .unwrap();
+        // Scheduling again replaces the pending move.
+        store
+            .schedule_catalog_moves(&[mv(&a, &sub_a, v3)], "op", now)
+            .await
+            .unwrap();
+        let pending = store.catalog_moves(None).await.unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(
+            store.catalog_moves(Some(&a.id)).await.unwrap(),
+            [mv(&a, &sub_a, v3)]
+        );
+        // A stale subscription id is refused, and nothing is stored.
+        let stale = CatalogMove {
+            subscription_id: "not-the-current-one".into(),
+            ..mv(&b, &sub_b, v3)
+        };
+        let e = store
+            .schedule_catalog_moves(&[stale], "op", now)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("subscription changed"), "{e}");
+        assert_eq!(
+            store.catalog_moves(Some(&b.id)).await.unwrap(),
+            [mv(&b, &sub_b, v2)]
+        );
+
+        // Not due before the boundary.
+        assert!(
+            store
+                .due_catalog_moves(t("2026-11-30T23:59:59Z"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let due = store.due_catalog_moves(boundary, 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+
+        // Applying acme's: the old subscription ends at the boundary, the new
+        // one starts there at v3, once.
+        let catalog = Catalog::builtin();
+        let next = Subscription::new(
+            "sub-v3".into(),
+            a.id.clone(),
+            catalog.plan("free").unwrap(),
+            v3,
+            boundary,
+        );
+        let applied_at = t("2026-12-01T00:05:00Z");
+        let m = store.catalog_moves(Some(&a.id)).await.unwrap().remove(0);
+        assert!(store.apply_catalog_move(&m, &next, applied_at).await.unwrap());
+        assert!(
+            !store.apply_catalog_move(&m, &next, applied_at).await.unwrap(),
+            "once"
+        );
+        let subs = store.subscriptions(&a.id).await.unwrap();
+        assert_eq!(subs.len(), 2);
+        assert_eq!(
+            (subs[0].id.as_str(), subs[0].catalog_version, subs[0].end),
+            ("sub-v3", v3, None)
+        );
+        assert_eq!(subs[1].end, Some(boundary));
+        assert_eq!(store.tenant(&a.id).await.unwrap().unwrap().catalog_version, v3);
+        assert!(store.catalog_moves(Some(&a.id)).await.unwrap().is_empty());
+
+        // Bravo changed subscription since its move was scheduled (here,
+        // straight in the database, as a plan transition would): the move is
+        // dropped, not applied.
+        let pool = raw_pool(&db).await;
+        sqlx::query("UPDATE subscriptions SET id = 'replaced' WHERE tenant_id = $1")
+            .bind(b.id.as_str())
+            .execute(&pool)
+            .await
+            .unwrap();
+        let m = store.catalog_moves(Some(&b.id)).await.unwrap().remove(0);
+        let other = Subscription::new(
+            "sub-b".into(),
+            b.id.clone(),
+            catalog.plan("free").unwrap(),
+            v2,
+            boundary,
+        );
+        assert!(!store.apply_catalog_move(&m, &other, applied_at).await.unwrap());
+        assert!(store.catalog_moves(None).await.unwrap().is_empty());
+        assert_eq!(store.tenant(&b.id).await.unwrap().unwrap().catalog_version, 1);
+
+        // Cancel: audited; nothing to cancel is `false`.
+        store
+            .schedule_catalog_moves(
+                &[CatalogMove {
+                    subscription_id: "replaced".into(),
+                    ..mv(&b, &sub_b, v2)
+                }],
+                "op",
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(store.cancel_catalog_move(&b.id, "op-2", now).await.unwrap());
+        assert!(!store.cancel_catalog_move(&b.id, "op-2", now).await.unwrap());
+        let actions: Vec<String> = store
+            .audit(Some(&a.id), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.action.as_str().to_owned())
+            .filter(|a| a.starts_with("catalog_move"))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "catalog_move.apply",
+                "catalog_move.schedule",
+                "catalog_move.schedule"
+            ]
+        );
+        let b_actions: Vec<String> = store
+            .audit(Some(&b.id), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.action.as_str().to_owned())
+            .filter(|a| a.starts_with("catalog_move"))
+            .collect();
+        assert_eq!(
+            b_actions,
+            [
+                "catalog_move.cancel",
+                "catalog_move.schedule",
+                "catalog_move.schedule"
+            ]
+        );
+    })
+    .await;
+}

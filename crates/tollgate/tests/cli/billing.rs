@@ -278,3 +278,55 @@ async fn the_operator_cancels_transitions_and_prunes_expired_request_ids() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tenants_are_moved_to_a_newer_catalog_version_from_the_cli() {
+    each_backend(|db| async move {
+        let dir = tempfile::tempdir().unwrap();
+        expect_ok(tollgate(&db, &["tenant", "create", "acme", "--plan", "team"]).await);
+        expect_ok(tollgate(&db, &["tenant", "create", "bravo", "--plan", "team"]).await);
+        expect_ok(tollgate(&db, &["tenant", "create", "cargo", "--plan", "free"]).await);
+        let shown = expect_ok(tollgate(&db, &["catalog", "show"]).await);
+        let v2 = dir.path().join("v2.toml");
+        std::fs::write(&v2, shown.split_once('\n').unwrap().1).unwrap();
+        expect_ok(tollgate(&db, &["catalog", "publish", v2.to_str().unwrap()]).await);
+
+        let out = expect_ok(tollgate(&db, &["catalog", "move", "--tenant", "acme", "--version", "2"]).await);
+        assert!(out.contains("TENANT") && out.contains("acme"), "{out}");
+        let out = expect_ok(tollgate(&db, &["catalog", "move", "--plan", "team"]).await);
+        assert!(
+            out.contains("acme") && out.contains("bravo") && !out.contains("cargo"),
+            "{out}"
+        );
+        let moves = expect_ok(tollgate(&db, &["catalog", "moves"]).await);
+        let rows: Vec<&str> = moves.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{moves}");
+        assert!(
+            rows.iter().all(|r| r.contains(" 1 ") && r.contains(" 2 ")),
+            "{moves}"
+        );
+
+        expect_ok(tollgate(&db, &["catalog", "cancel-move", "bravo"]).await);
+        let again = tollgate(&db, &["catalog", "cancel-move", "bravo"]).await;
+        assert!(
+            !again.ok && again.stderr.contains("no pending catalog move"),
+            "{}",
+            again.stderr
+        );
+        let moves = expect_ok(tollgate(&db, &["catalog", "moves"]).await);
+        assert!(moves.contains("acme") && !moves.contains("bravo"), "{moves}");
+        // Neither tenants nor a plan, or both: refused by the parser.
+        assert!(!tollgate(&db, &["catalog", "move"]).await.ok);
+        assert!(
+            !tollgate(&db, &["catalog", "move", "--tenant", "acme", "--plan", "team"])
+                .await
+                .ok
+        );
+        let audit = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "bravo"]).await);
+        assert!(
+            audit.contains("catalog_move.cancel") && audit.contains("catalog_move.schedule"),
+            "{audit}"
+        );
+    })
+    .await;
+}
