@@ -130,6 +130,16 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
     let deployment = text("deployment", raw.deployment.as_deref(), false)?;
     let container = text("container", raw.container.as_deref(), false)?;
     let literal = raw.quantity.as_deref().map(str::trim).unwrap_or("");
+    let counted = rules
+        .meters
+        .iter()
+        .any(|m| m.metric_label == metric_label && m.aggregation == crate::catalog::Aggregation::Count);
+    // A count meter counts events: its quantity may be left out.
+    let literal = if literal.is_empty() && counted {
+        "1"
+    } else {
+        literal
+    };
     if literal.is_empty() {
         return Err("quantity: is required".into());
     }
@@ -244,10 +254,15 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// A bucket holding one event.
-    pub fn of(e: &UsageEvent) -> Self {
+    /// A bucket holding one event of a meter aggregating by `aggregation`
+    /// (a `count` meter's event counts 1, whatever its quantity).
+    pub fn of(e: &UsageEvent, aggregation: Aggregation) -> Self {
         Self {
-            quantity: e.quantity,
+            quantity: if aggregation == Aggregation::Count {
+                Decimal::ONE
+            } else {
+                e.quantity
+            },
             latest: Some((e.at, e.id.as_str().to_owned())),
             events: 1,
         }
@@ -262,7 +277,7 @@ impl Bucket {
         };
         let newest = if later(self, other) { self } else { other };
         let quantity = match aggregation {
-            Aggregation::Sum => self.quantity.saturating_add(other.quantity),
+            Aggregation::Sum | Aggregation::Count => self.quantity.saturating_add(other.quantity),
             Aggregation::Max => self.quantity.max(other.quantity),
             Aggregation::Latest => newest.quantity,
         };
@@ -331,7 +346,7 @@ impl ObjectUsage {
     /// The report quantity under a meter's aggregation.
     pub fn quantity(&self, aggregation: Aggregation) -> Decimal {
         match aggregation {
-            Aggregation::Sum => self.total,
+            Aggregation::Sum | Aggregation::Count => self.total,
             Aggregation::Max => self.peak,
             Aggregation::Latest => self.last.map_or(Decimal::ZERO, |(_, q)| q),
         }
@@ -685,7 +700,8 @@ mod tests {
             events: 1,
         };
         assert_eq!(
-            big.merge(&Bucket::of(&e), Aggregation::Sum).quantity,
+            big.merge(&Bucket::of(&e, Aggregation::Sum), Aggregation::Sum)
+                .quantity,
             Decimal::MAX
         );
         let key = BucketKey::of(&e);
@@ -751,7 +767,7 @@ mod tests {
     fn rollup(events: &[UsageEvent], aggregation: Aggregation) -> BTreeMap<BucketKey, Bucket> {
         let mut out: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
         for e in events {
-            let b = Bucket::of(e);
+            let b = Bucket::of(e, aggregation);
             out.entry(BucketKey::of(e))
                 .and_modify(|x| *x = x.merge(&b, aggregation))
                 .or_insert(b);
@@ -871,11 +887,25 @@ mod tests {
                     got.entry(k).or_default().merge(&u);
                 }
             }
-            for agg in [Aggregation::Sum, Aggregation::Max, Aggregation::Latest] {
+            for agg in Aggregation::ALL.iter().copied() {
                 let q = |m: &BTreeMap<ObjectKey, ObjectUsage>| m.values().next().map(|u| u.quantity(agg));
                 prop_assert_eq!(q(&got), q(&want));
             }
         }
+    }
+
+    /// A count meter's bucket counts events, whatever their quantities.
+    #[test]
+    fn a_count_meter_counts_events() {
+        let events: Vec<UsageEvent> = (0..5).map(|i| event(i, 1000 + i * 7, i)).collect();
+        let buckets = rollup(&events, Aggregation::Count);
+        let b = buckets.values().next().unwrap();
+        assert_eq!((b.quantity, b.events), (Decimal::from(5), 5));
+        let usage = object_usage(buckets.iter());
+        assert_eq!(
+            usage.values().next().unwrap().quantity(Aggregation::Count),
+            Decimal::from(5)
+        );
     }
 
     proptest! {
@@ -893,7 +923,7 @@ mod tests {
             for (i, j) in seed.iter().enumerate().take(n) {
                 shuffled.swap(i % n, j % n);
             }
-            for aggregation in [Aggregation::Sum, Aggregation::Max, Aggregation::Latest] {
+            for aggregation in Aggregation::ALL.iter().copied() {
                 let whole = rollup(&events, aggregation);
                 let reordered = rollup(&shuffled, aggregation);
                 prop_assert_eq!(&whole, &reordered);

@@ -320,7 +320,7 @@ pub struct MeterItem {
     pub service: String,
     pub unit: String,
     pub unit_billable: String,
-    /// `sum`, `max` or `latest`.
+    /// `sum`, `max`, `latest` or `count`.
     pub aggregation: String,
     /// Cents (hundredths of `currency_code`) per billable unit (one
     /// `unit_billable`), an exact decimal as a string ("0" when free).

@@ -7,6 +7,7 @@ mod auth;
 mod billing_isolation;
 mod billing_support;
 mod catalog_moves;
+mod count_meters;
 mod credit_notes;
 mod dunning;
 mod errors;

@@ -84,8 +84,9 @@ wire_enum!(
     RequiredField { PaymentToken = "PAYMENT_TOKEN", Domain = "DOMAIN", Contacts = "CONTACTS" }
 );
 wire_enum!(
-    /// How a meter combines the events of one hour.
-    Aggregation { Sum = "sum", Max = "max", Latest = "latest" }
+    /// How a meter combines the events of one hour. `count` counts events
+    /// (their quantities are ignored; catalog format 2).
+    Aggregation { Sum = "sum", Max = "max", Latest = "latest", Count = "count" }
 );
 
 /// A metric without a meter (say, usage stored under a catalog version that

@@ -422,9 +422,12 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
             cx.err(
                 m.aggregation.span(),
                 field("aggregation"),
-                "must be sum, max or latest",
+                "must be sum, max, latest or count",
             )
         })?;
+        if aggregation == Aggregation::Count {
+            cx.needs_format_2(m.aggregation.span(), &field("aggregation"))?;
+        }
         meters.push(Meter {
             metric_label: label.clone(),
             usage_type: m.usage_type.get_ref().clone(),

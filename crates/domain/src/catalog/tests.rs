@@ -123,7 +123,13 @@ fn errors_name_the_file_the_line_and_the_field() {
             broken("\"sum\"", "\"avg\""),
             16,
             "meters[0].aggregation",
-            "sum, max or latest",
+            "sum, max, latest or count",
+        ),
+        (
+            broken("\"sum\"", "\"count\""),
+            16,
+            "meters[0].aggregation",
+            "needs format = 2",
         ),
         (
             broken("name = \"basic\"", "name = \"Basic Plan\""),

@@ -154,7 +154,7 @@ async fn ingest_in(
             continue;
         }
         let agg = aggregation.of(&e.metric_label);
-        let b = Bucket::of(e);
+        let b = Bucket::of(e, agg);
         partial
             .entry(BucketKey::of(e))
             .and_modify(|(x, _)| *x = x.merge(&b, agg))
@@ -615,7 +615,7 @@ async fn replay_in(
         for row in &rows {
             let e = event_from(row)?;
             let agg = aggregation.of(&e.metric_label);
-            let b = Bucket::of(&e);
+            let b = Bucket::of(&e, agg);
             buckets
                 .entry(BucketKey::of(&e))
                 .and_modify(|x| *x = x.merge(&b, agg))
