@@ -15,13 +15,13 @@ use tollgate_app::bills;
 use tollgate_app::reports::{self, ReportRange};
 use tollgate_app::telemetry::Report;
 use tollgate_app::usage::{self, EventOutcome, Reported, Tally};
-use tollgate_domain::catalog::{Catalog, ModelKind, Plan, PriceModel};
+use tollgate_domain::catalog::{Aggregation, Catalog, ModelKind, Plan, PriceModel};
 use tollgate_domain::invoice::{InvoiceStatus, describe_price, format_cents};
 use tollgate_domain::metering::{self, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
 use tollgate_domain::{Error, ErrorKind};
-use tollgate_store::BucketFilter;
+use tollgate_store::{BucketFilter, DistinctBy};
 
 use crate::auth::{Authorized, Caller, namespace};
 use crate::error::{ApiError, ErrorBody};
@@ -88,6 +88,18 @@ pub async fn ingest(
                 timestamp: e.timestamp.map(|t| t.text()),
                 deployment: e.deployment,
                 container: e.container,
+                properties: e
+                    .properties
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let text = match v {
+                            serde_json::Value::String(s) => Some(s),
+                            _ => None,
+                        };
+                        (k, text)
+                    })
+                    .collect(),
             },
         })
         .collect();
@@ -250,6 +262,23 @@ pub async fn usage_details(
         ..Default::default()
     };
     let objects = state.store().object_usage(auth.tenant_id(), &filter).await?;
+    // Unique-count meters: each object's distinct values over the range.
+    let distinct: std::collections::BTreeMap<tollgate_domain::metering::ObjectKey, i64> = if plan
+        .catalog
+        .meters
+        .iter()
+        .any(|m| m.aggregation == Aggregation::UniqueCount)
+    {
+        state
+            .store()
+            .distinct_counts(auth.tenant_id(), &filter, DistinctBy::Object)
+            .await?
+            .into_iter()
+            .filter_map(|(k, n)| Some((k.object?, n)))
+            .collect()
+    } else {
+        Default::default()
+    };
     let key = state.report_key().await?;
     let mut usage_items = Vec::with_capacity(objects.len());
     for (line, usage) in &objects {
@@ -277,7 +306,11 @@ pub async fn usage_details(
             object_name: object.to_owned(),
             usage_type: meter.map_or_else(|| metric.to_owned(), |m| m.usage_type.clone()),
             unit_name: meter.map_or_else(String::new, |m| m.unit.clone()),
-            quantity: f64_of(usage.quantity(aggregation)),
+            quantity: if aggregation == Aggregation::UniqueCount {
+                distinct.get(line).copied().unwrap_or(0) as f64
+            } else {
+                f64_of(usage.quantity(aggregation))
+            },
             start_timestamp: from.to_string(),
             end_timestamp: to.to_string(),
             hourly_breakdown_query: URL_SAFE_NO_PAD.encode(token),
@@ -354,6 +387,33 @@ pub async fn hourly_usage_details(
         from,
         to,
     };
+    let hour_end = |h: Timestamp| {
+        h.saturating_add(SignedDuration::from_hours(1))
+            .unwrap_or(Timestamp::MAX)
+            .to_string()
+    };
+    if plan.catalog.aggregation(&q.metric_label) == Aggregation::UniqueCount {
+        // One item per hour: the distinct values seen in it (deployments
+        // and containers are not told apart: a value counts once).
+        let hourly_usage_items = state
+            .store()
+            .distinct_counts(auth.tenant_id(), &filter, DistinctBy::Hour)
+            .await?
+            .into_iter()
+            .filter_map(|(k, n)| {
+                let hour = k.hour?;
+                Some(HourlyItem {
+                    start_timestamp: hour.to_string(),
+                    end_timestamp: hour_end(hour),
+                    quantity: n as f64,
+                    unit_name: unit.clone(),
+                    deployment: String::new(),
+                    container: String::new(),
+                })
+            })
+            .collect();
+        return Ok(Json(ListHourlyUsageDetailsResp { hourly_usage_items }));
+    }
     let hourly_usage_items = state
         .store()
         .buckets(auth.tenant_id(), &filter)
@@ -715,6 +775,7 @@ pub async fn meters(State(state): State<AppState>, caller: Caller) -> Result<Jso
                 unit: m.unit.clone(),
                 unit_billable: m.unit_billable.clone(),
                 aggregation: m.aggregation.as_str().to_owned(),
+                property: m.property.clone(),
                 unit_price_cents: cents.to_string(),
                 price: match price {
                     Some(p) => describe_price(p, currency, &m.unit_billable),

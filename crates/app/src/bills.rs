@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use tollgate_domain::catalog::{Catalog, Plan};
+use tollgate_domain::catalog::{Aggregation, Catalog, Plan};
 use tollgate_domain::ids::TenantId;
 use tollgate_domain::metering::{self, Coverage};
 use tollgate_domain::rating::{self, Bill, Coupon};
 use tollgate_domain::subscription::{AddonSpan, Period};
-use tollgate_store::{AppliedCoupon, BucketFilter, Store, StoreError};
+use tollgate_store::{AppliedCoupon, BucketFilter, DistinctBy, Store, StoreError};
 
 /// Each metric's quantity in [from, to) (mapped onto hours by `coverage`),
 /// for the whole tenant or one namespace.
@@ -30,10 +30,25 @@ pub async fn quantities(
         ..Default::default()
     };
     let objects = store.object_usage(tenant_id, &filter).await?;
-    Ok(metering::metric_quantities(
-        |m| catalog.aggregation(m),
-        objects.iter().map(|(k, u)| (k, u)),
-    ))
+    let mut out =
+        metering::metric_quantities(|m| catalog.aggregation(m), objects.iter().map(|(k, u)| (k, u)));
+    // A unique count is of distinct values over the whole range and scope,
+    // not a sum over objects or hours.
+    if catalog
+        .meters
+        .iter()
+        .any(|m| m.aggregation == Aggregation::UniqueCount)
+    {
+        for (k, n) in store
+            .distinct_counts(tenant_id, &filter, DistinctBy::Metric)
+            .await?
+        {
+            if catalog.aggregation(&k.metric_label) == Aggregation::UniqueCount {
+                out.insert(k.metric_label, Decimal::from(n));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The coupons that apply to a period or range: those valid at some point in it.

@@ -7,6 +7,7 @@
 //! batching, and any replay give the same buckets.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
@@ -30,6 +31,47 @@ pub struct UsageEvent {
     /// In the meter's unit; never negative.
     pub quantity: Decimal,
     pub at: Timestamp,
+    /// What the reporter said about the event (e.g. `user_id`), stored with
+    /// it; a unique-count meter counts the distinct values of one.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Most properties one event may carry.
+pub const MAX_PROPERTIES: usize = 16;
+/// Longest property name.
+pub const MAX_PROPERTY_NAME: usize = 64;
+
+/// Checks an event's properties: at most [`MAX_PROPERTIES`], names of 1 to
+/// [`MAX_PROPERTY_NAME`] letters, digits, `_`, `-` or `.`, values strings of
+/// at most [`MAX_TEXT`] printable characters. `None` values were not strings.
+pub fn properties(raw: &[(String, Option<String>)]) -> Result<BTreeMap<String, String>, String> {
+    if raw.len() > MAX_PROPERTIES {
+        return Err(format!("properties: at most {MAX_PROPERTIES}, got {}", raw.len()));
+    }
+    let mut out = BTreeMap::new();
+    for (name, value) in raw {
+        let valid_name = !name.is_empty()
+            && name.chars().count() <= MAX_PROPERTY_NAME
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid_name {
+            let shown: String = name.chars().take(MAX_PROPERTY_NAME).collect();
+            return Err(format!(
+                "properties: {shown:?} is not a property name (1 to {MAX_PROPERTY_NAME} letters, digits, _, - or .)"
+            ));
+        }
+        let Some(value) = value else {
+            return Err(format!("properties.{name}: must be a string"));
+        };
+        if value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
+            return Err(format!(
+                "properties.{name}: at most {MAX_TEXT} printable characters"
+            ));
+        }
+        out.insert(name.clone(), value.clone());
+    }
+    Ok(out)
 }
 
 /// An event as received, before validation.
@@ -44,6 +86,8 @@ pub struct RawEvent {
     pub timestamp: Option<String>,
     pub deployment: Option<String>,
     pub container: Option<String>,
+    /// Name and value of each property; a `None` value was not a string.
+    pub properties: Vec<(String, Option<String>)>,
 }
 
 /// What an event must satisfy besides its own shape.
@@ -130,10 +174,13 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
     let deployment = text("deployment", raw.deployment.as_deref(), false)?;
     let container = text("container", raw.container.as_deref(), false)?;
     let literal = raw.quantity.as_deref().map(str::trim).unwrap_or("");
-    let counted = rules
-        .meters
-        .iter()
-        .any(|m| m.metric_label == metric_label && m.aggregation == crate::catalog::Aggregation::Count);
+    let meter = rules.meters.iter().find(|m| m.metric_label == metric_label);
+    let counted = meter.is_some_and(|m| {
+        matches!(
+            m.aggregation,
+            crate::catalog::Aggregation::Count | crate::catalog::Aggregation::UniqueCount
+        )
+    });
     // A count meter counts events: its quantity may be left out.
     let literal = if literal.is_empty() && counted {
         "1"
@@ -173,6 +220,14 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
             rules.floor
         ));
     }
+    let properties = properties(&raw.properties)?;
+    if let Some(p) = meter.and_then(|m| m.property.as_deref())
+        && !properties.contains_key(p)
+    {
+        return Err(format!(
+            "properties.{p}: is required: meter {metric_label:?} counts its distinct values"
+        ));
+    }
     Ok(UsageEvent {
         id: crate::ids::EventId::new(id),
         namespace: namespace.clone(),
@@ -182,6 +237,7 @@ pub fn validate(raw: &RawEvent, namespace: &Name, rules: Admission<'_>) -> Resul
         container,
         quantity: quantity.normalize(),
         at,
+        properties,
     })
 }
 
@@ -258,7 +314,7 @@ impl Bucket {
     /// (a `count` meter's event counts 1, whatever its quantity).
     pub fn of(e: &UsageEvent, aggregation: Aggregation) -> Self {
         Self {
-            quantity: if aggregation == Aggregation::Count {
+            quantity: if matches!(aggregation, Aggregation::Count | Aggregation::UniqueCount) {
                 Decimal::ONE
             } else {
                 e.quantity
@@ -277,7 +333,9 @@ impl Bucket {
         };
         let newest = if later(self, other) { self } else { other };
         let quantity = match aggregation {
-            Aggregation::Sum | Aggregation::Count => self.quantity.saturating_add(other.quantity),
+            Aggregation::Sum | Aggregation::Count | Aggregation::UniqueCount => {
+                self.quantity.saturating_add(other.quantity)
+            }
             Aggregation::Max => self.quantity.max(other.quantity),
             Aggregation::Latest => newest.quantity,
         };
@@ -346,7 +404,9 @@ impl ObjectUsage {
     /// The report quantity under a meter's aggregation.
     pub fn quantity(&self, aggregation: Aggregation) -> Decimal {
         match aggregation {
-            Aggregation::Sum | Aggregation::Count => self.total,
+            // A unique count's buckets count events; its quantities are
+            // read from the distinct values (`usage_distinct`) instead.
+            Aggregation::Sum | Aggregation::Count | Aggregation::UniqueCount => self.total,
             Aggregation::Max => self.peak,
             Aggregation::Latest => self.last.map_or(Decimal::ZERO, |(_, q)| q),
         }
@@ -446,6 +506,7 @@ mod tests {
             timestamp: Some(at.into()),
             deployment: None,
             container: None,
+            properties: Vec::new(),
         }
     }
 
@@ -761,6 +822,7 @@ mod tests {
             container: String::new(),
             quantity: Decimal::new(q.into(), 2),
             at: t("2026-11-20T09:00:00Z") + SignedDuration::from_mins(minute.into()),
+            properties: BTreeMap::new(),
         }
     }
 
@@ -905,6 +967,37 @@ mod tests {
         assert_eq!(
             usage.values().next().unwrap().quantity(Aggregation::Count),
             Decimal::from(5)
+        );
+    }
+
+    #[test]
+    fn properties_are_bounded_strings_with_plain_names() {
+        let p = |pairs: &[(&str, Option<&str>)]| {
+            properties(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let ok = p(&[("user_id", Some("alice")), ("region.eu-1", Some(""))]).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert!(
+            p(&[("user id", Some("x"))])
+                .unwrap_err()
+                .contains("not a property name")
+        );
+        assert!(p(&[("", Some("x"))]).is_err());
+        assert_eq!(p(&[("n", None)]).unwrap_err(), "properties.n: must be a string");
+        let long = "x".repeat(MAX_TEXT + 1);
+        assert!(p(&[("n", Some(&long))]).unwrap_err().contains("at most"));
+        let many: Vec<(String, Option<String>)> = (0..=MAX_PROPERTIES)
+            .map(|i| (format!("k{i}"), Some("v".to_owned())))
+            .collect();
+        assert!(
+            properties(&many)
+                .unwrap_err()
+                .starts_with("properties: at most 16")
         );
     }
 

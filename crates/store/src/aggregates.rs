@@ -82,9 +82,9 @@ use tollgate_domain::transition::PlanTransition;
 
 use crate::{
     Actor, Aggregations, AppliedCoupon, AttemptRecorded, AuditEntry, BillingDue, BucketFilter, CatalogMove,
-    ChargeRecord, CouponDef, DeliveryAttempt, DeliveryJob, Dispute, EndpointScope, LeasedTransition,
-    NewOperatorToken, NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, PoolStats, RefundRecord,
-    RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter,
+    ChargeRecord, CouponDef, DeliveryAttempt, DeliveryJob, Dispute, DistinctBy, DistinctKey, EndpointScope,
+    LeasedTransition, NewOperatorToken, NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, PoolStats,
+    RefundRecord, RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter,
     TransitionOutcome, UsageChange, UsageCount, UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent,
     WebhookQueue,
 };
@@ -399,6 +399,14 @@ pub trait MeteringStore: Send + Sync {
         tenant_id: &TenantId,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
+    /// Unique-count meters over the filter's hours: how many distinct values
+    /// of each one's property were seen, per metric, object or hour (`by`).
+    async fn distinct_counts(
+        &self,
+        tenant_id: &TenantId,
+        filter: &BucketFilter<'_>,
+        by: DistinctBy,
+    ) -> Result<Vec<(DistinctKey, i64)>>;
     /// Rebuilds a tenant's buckets from its raw events, in one transaction,
     /// audited as `usage.replay` by `actor` at `now`.
     async fn replay(

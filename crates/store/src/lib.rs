@@ -288,6 +288,25 @@ pub struct BucketFilter<'a> {
     pub to: Timestamp,
 }
 
+/// How [`MeteringStore::distinct_counts`](crate::MeteringStore::distinct_counts) groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistinctBy {
+    /// Per metric, over the whole scope (the filter's namespace, or the tenant).
+    Metric,
+    /// Per metric and object.
+    Object,
+    /// Per metric, object and hour.
+    Hour,
+}
+
+/// What a distinct count is of: the fields `DistinctBy` groups by are set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DistinctKey {
+    pub metric_label: String,
+    pub object: Option<tollgate_domain::metering::ObjectKey>,
+    pub hour: Option<Timestamp>,
+}
+
 /// A coupon definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CouponDef {

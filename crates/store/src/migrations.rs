@@ -62,6 +62,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "catalog moves",
         include_str!("../migrations/0016_catalog_moves.sql"),
     ),
+    (
+        17,
+        "event properties",
+        include_str!("../migrations/0017_event_properties.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -195,6 +200,10 @@ mod tests {
             (
                 16,
                 "9ae20c25a4e53299463e5746c3207fd359e9dcd64fdce675c04080e59756c16c3ebb3bdac22a8b18157d881ed2f5757e",
+            ),
+            (
+                17,
+                "d889256aa67805b9457733c7d6e4a6488d602f98872e0015ba85b648f61eaefe947cde189c005b4319f6f74fa7d4d25a",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

@@ -100,6 +100,7 @@ impl Record {
                 timestamp: field("timestamp"),
                 deployment: field("deployment"),
                 container: field("container"),
+                properties: Vec::new(),
             },
         }
     }

@@ -21,6 +21,11 @@ pub struct EventInput {
     pub timestamp: Option<TimeInput>,
     pub deployment: Option<String>,
     pub container: Option<String>,
+    /// What the event is about, as name → string value (at most 16; names of
+    /// letters, digits, `_`, `-`, `.`): stored with the event; a unique-count
+    /// meter counts the distinct values of its property.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub properties: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// A time as RFC 3339 text or unix seconds.
@@ -320,8 +325,12 @@ pub struct MeterItem {
     pub service: String,
     pub unit: String,
     pub unit_billable: String,
-    /// `sum`, `max`, `latest` or `count`.
+    /// `sum`, `max`, `latest`, `count` or `unique_count`.
     pub aggregation: String,
+    /// The event property a `unique_count` meter counts distinct values of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub property: Option<String>,
     /// Cents (hundredths of `currency_code`) per billable unit (one
     /// `unit_billable`), an exact decimal as a string ("0" when free).
     pub unit_price_cents: String,

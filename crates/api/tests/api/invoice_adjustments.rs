@@ -285,6 +285,7 @@ async fn usage_in_flight_while_the_next_period_closed_is_adjusted_one_invoice_la
             container: String::new(),
             quantity: 7_000_000.into(),
             at: ts("2027-01-20T10:00:00Z"),
+            properties: Default::default(),
         };
         let aggregations = tollgate_domain::catalog::Catalog::builtin().aggregations();
         let stored_new = app

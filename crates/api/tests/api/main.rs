@@ -41,6 +41,7 @@ mod subscriptions;
 mod support;
 mod transition_recovery;
 mod transitions;
+mod unique_meters;
 mod unknown_fields;
 mod usage_ingest;
 mod usage_isolation;

@@ -84,9 +84,10 @@ wire_enum!(
     RequiredField { PaymentToken = "PAYMENT_TOKEN", Domain = "DOMAIN", Contacts = "CONTACTS" }
 );
 wire_enum!(
-    /// How a meter combines the events of one hour. `count` counts events
-    /// (their quantities are ignored; catalog format 2).
-    Aggregation { Sum = "sum", Max = "max", Latest = "latest", Count = "count" }
+    /// How a meter combines events. `count` counts events (their
+    /// quantities are ignored); `unique_count` counts the distinct values
+    /// of the meter's `property` over a range (catalog format 2).
+    Aggregation { Sum = "sum", Max = "max", Latest = "latest", Count = "count", UniqueCount = "unique_count" }
 );
 
 /// A metric without a meter (say, usage stored under a catalog version that
@@ -100,7 +101,7 @@ impl Default for Aggregation {
 /// Each meter's aggregation by metric label, as ingestion and replay fold
 /// events into buckets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Aggregations(BTreeMap<String, Aggregation>);
+pub struct Aggregations(BTreeMap<String, Aggregation>, BTreeMap<String, String>);
 
 impl Aggregations {
     /// How `metric_label` aggregates; a metric without a meter sums
@@ -108,11 +109,23 @@ impl Aggregations {
     pub fn of(&self, metric_label: &str) -> Aggregation {
         self.0.get(metric_label).copied().unwrap_or_default()
     }
+
+    /// The property a unique-count meter counts the distinct values of.
+    pub fn unique_property(&self, metric_label: &str) -> Option<&str> {
+        self.1.get(metric_label).map(String::as_str)
+    }
+
+    /// The same, with `metric_label` a unique count of `property`.
+    pub fn with_unique(mut self, metric_label: &str, property: &str) -> Self {
+        self.0.insert(metric_label.to_owned(), Aggregation::UniqueCount);
+        self.1.insert(metric_label.to_owned(), property.to_owned());
+        self
+    }
 }
 
 impl FromIterator<(String, Aggregation)> for Aggregations {
     fn from_iter<I: IntoIterator<Item = (String, Aggregation)>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        Self(iter.into_iter().collect(), BTreeMap::new())
     }
 }
 
@@ -352,6 +365,8 @@ pub struct Meter {
     /// Quantity in `unit` ÷ divisor = quantity in `unit_billable`.
     pub divisor: Decimal,
     pub aggregation: Aggregation,
+    /// The event property a unique-count meter counts distinct values of.
+    pub property: Option<String>,
 }
 
 impl Plan {
@@ -386,12 +401,20 @@ impl Catalog {
             .unwrap_or_default()
     }
 
-    /// Each meter's aggregation, as usage ingestion needs it.
+    /// Each meter's aggregation (and a unique count's property), as usage
+    /// ingestion needs it.
     pub fn aggregations(&self) -> Aggregations {
-        self.meters
+        let mut out: Aggregations = self
+            .meters
             .iter()
             .map(|m| (m.metric_label.clone(), m.aggregation))
-            .collect()
+            .collect();
+        for m in &self.meters {
+            if let Some(p) = &m.property {
+                out = out.with_unique(&m.metric_label, p);
+            }
+        }
+        out
     }
 
     /// The plan named `name`, which must be offered; the error names the field.

@@ -100,6 +100,8 @@ struct RawMeter {
     unit_billable: Spanned<String>,
     divisor: Spanned<Number>,
     aggregation: Spanned<String>,
+    #[serde(default)]
+    property: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -422,12 +424,34 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
             cx.err(
                 m.aggregation.span(),
                 field("aggregation"),
-                "must be sum, max, latest or count",
+                "must be sum, max, latest, count or unique_count",
             )
         })?;
-        if aggregation == Aggregation::Count {
+        if matches!(aggregation, Aggregation::Count | Aggregation::UniqueCount) {
             cx.needs_format_2(m.aggregation.span(), &field("aggregation"))?;
         }
+        let property = match (&m.property, aggregation) {
+            (None, Aggregation::UniqueCount) => {
+                return Err(cx.err(
+                    m.aggregation.span(),
+                    field("property"),
+                    "a unique_count meter names the event property it counts",
+                ));
+            }
+            (Some(p), Aggregation::UniqueCount) => {
+                crate::metering::properties(&[(p.get_ref().clone(), Some(String::new()))])
+                    .map_err(|e| cx.err(p.span(), field("property"), e))?;
+                Some(p.get_ref().clone())
+            }
+            (Some(p), _) => {
+                return Err(cx.err(
+                    p.span(),
+                    field("property"),
+                    "only a unique_count meter has a property",
+                ));
+            }
+            (None, _) => None,
+        };
         meters.push(Meter {
             metric_label: label.clone(),
             usage_type: m.usage_type.get_ref().clone(),
@@ -436,6 +460,7 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
             unit_billable: m.unit_billable.get_ref().clone(),
             divisor,
             aggregation,
+            property,
         });
     }
 

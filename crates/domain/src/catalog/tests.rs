@@ -123,7 +123,7 @@ fn errors_name_the_file_the_line_and_the_field() {
             broken("\"sum\"", "\"avg\""),
             16,
             "meters[0].aggregation",
-            "sum, max, latest or count",
+            "sum, max, latest, count or unique_count",
         ),
         (
             broken("\"sum\"", "\"count\""),
@@ -618,4 +618,33 @@ fn price_model_errors_name_the_field() {
     );
     assert_eq!(err.field, "plans[0].minimum_commitment_cents", "{err}");
     assert!(err.message.contains("needs format = 2"), "{err}");
+}
+
+#[test]
+fn unique_count_meters_name_a_property() {
+    let with_meter = |aggregation: &str, property: Option<&str>| {
+        let property = property.map_or(String::new(), |p| format!("property = \"{p}\"\n"));
+        let meter = format!(
+            "[[meters]]\nmetric_label = \"users\"\nusage_type = \"Users\"\nservice = \"Id\"\nunit = \"user\"\n\
+             unit_billable = \"user\"\ndivisor = 1\naggregation = \"{aggregation}\"\n{property}\n[[meters]]\n"
+        );
+        parse("priced.toml", &PRICED.replacen("[[meters]]\n", &meter, 1))
+    };
+    let c = with_meter("unique_count", Some("user_id")).unwrap();
+    let m = c.meter("users").unwrap();
+    assert_eq!(
+        (m.aggregation, m.property.as_deref()),
+        (Aggregation::UniqueCount, Some("user_id"))
+    );
+    assert_eq!(c.aggregations().unique_property("users"), Some("user_id"));
+    assert_eq!(c.aggregations().unique_property("requests"), None);
+    for (aggregation, property, message) in [
+        ("unique_count", None, "names the event property"),
+        ("sum", Some("user_id"), "only a unique_count meter"),
+        ("unique_count", Some("user id"), "not a property name"),
+    ] {
+        let e = with_meter(aggregation, property).unwrap_err();
+        assert_eq!(e.field, "meters[0].property", "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
 }

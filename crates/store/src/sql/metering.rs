@@ -17,7 +17,7 @@ use tollgate_domain::names::Name;
 
 use super::super::TEXT_LIST;
 use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
-use crate::{Actor, Aggregations, BucketFilter, ReplayStats, Result, StoreError};
+use crate::{Actor, Aggregations, BucketFilter, DistinctBy, DistinctKey, ReplayStats, Result, StoreError};
 
 /// Most rows per multi-row statement (at most 11 parameters each, well under
 /// both engines' limits).
@@ -76,6 +76,61 @@ impl crate::MeteringStore for SqlStore {
         object_usage(self, tenant_id, filter).await
     }
 
+    async fn distinct_counts(
+        &self,
+        tenant_id: &TenantId,
+        filter: &BucketFilter<'_>,
+        by: DistinctBy,
+    ) -> Result<Vec<(DistinctKey, i64)>> {
+        let group = match by {
+            DistinctBy::Metric => "metric_label",
+            DistinctBy::Object => "metric_label, namespace, object_name",
+            DistinctBy::Hour => "metric_label, namespace, object_name, hour",
+        };
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {group}, COUNT(DISTINCT value) AS n FROM usage_distinct WHERE tenant_id = "
+        ));
+        q.push_bind(tenant_id.as_str());
+        q.push(" AND hour >= ").push_bind(micros(filter.from));
+        q.push(" AND hour < ").push_bind(micros(filter.to));
+        if let Some(ns) = filter.namespace {
+            q.push(" AND namespace = ").push_bind(ns);
+        }
+        if let Some(m) = filter.metric_label {
+            q.push(" AND metric_label = ").push_bind(m);
+        }
+        if let Some(o) = filter.object_name {
+            q.push(" AND object_name = ").push_bind(o);
+        }
+        q.push(format!(" GROUP BY {group} ORDER BY {group}"));
+        let rows = q.build().fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                let metric_label: String = r.try_get("metric_label")?;
+                let object = match by {
+                    DistinctBy::Metric => None,
+                    _ => Some(ObjectKey {
+                        namespace: r.try_get("namespace")?,
+                        metric_label: metric_label.clone(),
+                        object_name: r.try_get("object_name")?,
+                    }),
+                };
+                let hour = match by {
+                    DistinctBy::Hour => Some(timestamp("usage_distinct.hour", r.try_get("hour")?)?),
+                    _ => None,
+                };
+                Ok((
+                    DistinctKey {
+                        metric_label,
+                        object,
+                        hour,
+                    },
+                    r.try_get::<i64, _>("n")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn replay(
         &self,
         tenant_id: &TenantId,
@@ -121,7 +176,7 @@ async fn ingest_in(
     for chunk in chunks(&candidates) {
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO usage_events (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
-             container, quantity, at, received_at) ",
+             container, quantity, at, received_at, properties) ",
         );
         q.push_values(chunk, |mut b, e| {
             b.push_bind(tenant_id.as_str())
@@ -133,7 +188,8 @@ async fn ingest_in(
                 .push_bind(&e.container)
                 .push_bind(e.quantity.to_string())
                 .push_bind(micros(e.at))
-                .push_bind(micros(now));
+                .push_bind(micros(now))
+                .push_bind(properties_text(&e.properties));
         });
         q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
         for row in q.build().fetch_all(&mut **tx).await? {
@@ -160,6 +216,22 @@ async fn ingest_in(
             .and_modify(|(x, _)| *x = x.merge(&b, agg))
             .or_insert((b, agg));
     }
+    // Unique-count meters: each new event's value, in its hour and object.
+    let distinct: BTreeSet<DistinctRow<'_>> = events
+        .iter()
+        .filter(|e| inserted.contains(e.id.as_str()))
+        .filter_map(|e| {
+            let property = aggregation.unique_property(&e.metric_label)?;
+            Some(DistinctRow {
+                metric_label: &e.metric_label,
+                hour: micros(metering::hour_of(e.at)),
+                namespace: e.namespace.as_str(),
+                object_name: &e.object_name,
+                value: e.properties.get(property)?.as_str(),
+            })
+        })
+        .collect();
+    write_distinct(tx, tenant_id, &distinct.into_iter().collect::<Vec<_>>()).await?;
     // Every stored bucket of the hours touched: the ones merged into, and
     // the others of the same objects, whose hour totals the days need.
     let stored = read_hours(tx, tenant_id, &partial).await?;
@@ -567,7 +639,17 @@ fn event_from(row: &DbRow) -> Result<UsageEvent> {
         container: row.try_get("container")?,
         quantity: decimal("usage_events.quantity", row.try_get("quantity")?)?,
         at: timestamp("usage_events.at", row.try_get("at")?)?,
+        properties: match row.try_get::<Option<String>, _>("properties")? {
+            None => BTreeMap::new(),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("usage_events.properties: {e}")))?,
+        },
     })
+}
+
+/// An event's properties as stored: a JSON object, or NULL for none.
+fn properties_text(p: &BTreeMap<String, String>) -> Option<String> {
+    (!p.is_empty()).then(|| serde_json::to_string(p).unwrap_or_default())
 }
 
 async fn replay(
@@ -583,6 +665,35 @@ async fn replay(
         .await
 }
 
+/// One distinct value of a unique-count meter in an hour and object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct DistinctRow<'a> {
+    metric_label: &'a str,
+    hour: i64,
+    namespace: &'a str,
+    object_name: &'a str,
+    value: &'a str,
+}
+
+async fn write_distinct(tx: &mut Tx, tenant_id: &TenantId, rows: &[DistinctRow<'_>]) -> Result<()> {
+    for chunk in chunks(rows) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO usage_distinct (tenant_id, metric_label, hour, namespace, object_name, value) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(tenant_id.as_str())
+                .push_bind(r.metric_label)
+                .push_bind(r.hour)
+                .push_bind(r.namespace)
+                .push_bind(r.object_name)
+                .push_bind(r.value);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 async fn replay_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
@@ -595,12 +706,16 @@ async fn replay_in(
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+    sqlx::query("DELETE FROM usage_distinct WHERE tenant_id = $1")
+        .bind(tenant_id.as_str())
+        .execute(&mut **tx)
+        .await?;
     let mut buckets: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
     let mut cursor: (i64, String) = (i64::MIN, String::new());
     let mut events = 0u64;
     loop {
         let rows = sqlx::query(
-            "SELECT event_id, namespace, metric_label, object_name, deployment, container, quantity, at \
+            "SELECT event_id, namespace, metric_label, object_name, deployment, container, quantity, at, properties \
              FROM usage_events WHERE tenant_id = $1 AND (at > $2 OR (at = $2 AND event_id > $3)) \
              ORDER BY at, event_id LIMIT $4",
         )
@@ -612,16 +727,30 @@ async fn replay_in(
         .await?;
         let Some(last) = rows.last() else { break };
         cursor = (last.try_get("at")?, last.try_get("event_id")?);
-        for row in &rows {
-            let e = event_from(row)?;
+        let page: Vec<UsageEvent> = rows.iter().map(event_from).collect::<Result<_>>()?;
+        let mut distinct = BTreeSet::new();
+        for e in &page {
             let agg = aggregation.of(&e.metric_label);
-            let b = Bucket::of(&e, agg);
+            let b = Bucket::of(e, agg);
             buckets
-                .entry(BucketKey::of(&e))
+                .entry(BucketKey::of(e))
                 .and_modify(|x| *x = x.merge(&b, agg))
                 .or_insert(b);
             events += 1;
+            if let Some(value) = aggregation
+                .unique_property(&e.metric_label)
+                .and_then(|p| e.properties.get(p))
+            {
+                distinct.insert(DistinctRow {
+                    metric_label: &e.metric_label,
+                    hour: micros(metering::hour_of(e.at)),
+                    namespace: e.namespace.as_str(),
+                    object_name: &e.object_name,
+                    value,
+                });
+            }
         }
+        write_distinct(tx, tenant_id, &distinct.into_iter().collect::<Vec<_>>()).await?;
     }
     sqlx::query("DELETE FROM usage_hourly WHERE tenant_id = $1")
         .bind(tenant_id.as_str())

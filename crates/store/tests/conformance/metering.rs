@@ -31,6 +31,7 @@ fn ev(id: &str, metric: &str, q: &str, at: &str) -> UsageEvent {
         container: String::new(),
         quantity: q.parse().unwrap(),
         at: t(at),
+        properties: Default::default(),
     }
 }
 
