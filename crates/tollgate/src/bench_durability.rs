@@ -99,7 +99,7 @@ async fn measure(h: &Harness, mode: &str, events: usize, args: &BenchArgs) -> Re
             ms(0.99),
             stats.errors,
         );
-        let ingest_rate = ingest(addr, &platform, events, &args.ingest, start).await?;
+        let ingest_rate = ingest(addr, &platform, events, &args.ingest, start, 0).await?;
         Ok::<_, anyhow::Error>(Measured {
             reserve_rate: reserve.0,
             reserve_p50_ms: reserve.1,

@@ -42,6 +42,14 @@ pub struct IngestArgs {
     /// evaluating alerts as usage arrives costs ingestion.
     #[arg(long, default_value_t = 0)]
     pub alerts: usize,
+    /// Also ingest the same events carrying properties (a `user_id` of
+    /// this many distinct values, and a `region`) twice: for a tenant whose
+    /// meters ignore them, then for one on a catalog version where
+    /// `lb_requests` (a quarter of the events) is a unique count of
+    /// `user_id`; report both rates beside the first: what storing
+    /// properties, and counting distinct values, cost ingestion.
+    #[arg(long, default_value_t = 0)]
+    pub properties: usize,
 }
 
 /// Events per request and per raw transaction, as the issue fixes it.
@@ -56,21 +64,81 @@ const METERS: [(&str, i64); 4] = [
 ];
 pub(crate) const DAYS: i64 = 30;
 
-/// Event `i` of `n`, spread over [start, start + 30 days).
-fn event(i: usize, n: usize, start: Timestamp, objects: usize) -> serde_json::Value {
+/// Event `i` of `n`, spread over [start, start + 30 days), with properties
+/// (`users` distinct `user_id`s) unless `users` is 0.
+fn event(i: usize, n: usize, start: Timestamp, objects: usize, users: usize) -> serde_json::Value {
     // In 128 bits, so that no --events makes it overflow; i < n keeps the
     // offset below the span.
     let span = SignedDuration::from_hours(24 * DAYS).as_micros();
     let offset = i64::try_from(span * i as i128 / n.max(1) as i128).unwrap_or(0);
     let at = start + SignedDuration::from_micros(offset);
     let (metric, scale) = METERS[i % METERS.len()];
-    serde_json::json!({
+    let mut e = serde_json::json!({
         "id": format!("e{i}"),
         "metric_label": metric,
         "object_name": format!("obj-{}", (i / METERS.len()) % objects),
         "quantity": (i as i64 % 7 + 1) * scale,
         "timestamp": at.to_string(),
-    })
+    });
+    if users > 0 {
+        e["properties"] = serde_json::json!({"user_id": format!("u{}", (i * 7919) % users), "region": "eu"});
+    }
+    e
+}
+
+/// Creates tenant `name` (on the latest catalog version) since `start`, and
+/// its platform token.
+async fn other_tenant(h: &Harness, name: &str, start: Timestamp) -> Result<Arc<str>> {
+    h.cli(
+        &[
+            "tenant",
+            "create",
+            name,
+            "--plan",
+            "individual",
+            "--since",
+            &start.to_string(),
+        ],
+        "tenant create",
+    )
+    .await?;
+    let secret = h
+        .cli(
+            &["token", "create", "--tenant", name, "--role", "platform"],
+            "token create",
+        )
+        .await?;
+    Ok(format!("APIToken {}", secret.trim()).into())
+}
+
+/// Publishes the built-in catalog as format 2 with `lb_requests` a unique
+/// count of `user_id`.
+async fn publish_unique_catalog(h: &Harness) -> Result<()> {
+    let text = tollgate_domain::catalog::BUILTIN_TOML;
+    let sum = "metric_label = \"lb_requests\"";
+    let at = text
+        .find(sum)
+        .context("the built-in catalog has no lb_requests meter")?;
+    let aggregation = text[at..]
+        .find("aggregation = \"sum\"")
+        .map(|i| at + i)
+        .context("lb_requests has no aggregation")?;
+    let mut unique = text.to_owned();
+    unique.replace_range(
+        aggregation..aggregation + "aggregation = \"sum\"".len(),
+        "aggregation = \"unique_count\"\nproperty = \"user_id\"",
+    );
+    let unique = unique.replacen("format = 1", "format = 2", 1);
+    let file = std::env::temp_dir().join(format!("tollgate-bench-unique-{}.toml", std::process::id()));
+    std::fs::write(&file, unique).context("cannot write the bench catalog")?;
+    let published = h
+        .cli(
+            &["catalog", "publish", &file.display().to_string()],
+            "catalog publish",
+        )
+        .await;
+    let _ = std::fs::remove_file(&file);
+    published.map(|_| ())
 }
 
 pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
@@ -131,13 +199,27 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
     let raw_rows = args.raw_rows.min(events).max(BATCH);
     let raw_rate = raw_insert_rate(&h.location, raw_rows).await?;
 
+    let (with_properties, unique) = if args.properties > 0 {
+        let props = other_tenant(h, &format!("{}-props", h.tenant), start).await?;
+        publish_unique_catalog(h).await?;
+        let unique = other_tenant(h, &format!("{}-unique", h.tenant), start).await?;
+        (Some(props), Some(unique))
+    } else {
+        (None, None)
+    };
+
     let (mut server, addr) = h.serve().await?;
     let measured = async {
-        let ingest_rate = ingest(addr, &platform, events, args, start).await?;
+        let ingest_rate = ingest(addr, &platform, events, args, start, 0).await?;
+        let mut property_rates = Vec::new();
+        if let (Some(props), Some(unique)) = (&with_properties, &unique) {
+            property_rates.push(ingest(addr, props, events, args, start, args.properties).await?);
+            property_rates.push(ingest(addr, unique, events, args, start, args.properties).await?);
+        }
         let alerted_rate = match &alerted_tokens {
             Some((platform, admin)) => {
                 create_alerts(addr, admin, args.alerts).await?;
-                Some(ingest(addr, platform, events, args, start).await?)
+                Some(ingest(addr, platform, events, args, start, 0).await?)
             }
             None => None,
         };
@@ -158,11 +240,11 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
             args.queries,
         )
         .await?;
-        Ok::<_, anyhow::Error>((ingest_rate, alerted_rate, details, current))
+        Ok::<_, anyhow::Error>((ingest_rate, alerted_rate, property_rates, details, current))
     }
     .await;
     let stopped = stop_server(&mut server).await;
-    let (ingest_rate, alerted_rate, details, current) = measured?;
+    let (ingest_rate, alerted_rate, property_rates, details, current) = measured?;
     stopped?;
 
     println!(
@@ -194,6 +276,16 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
             rate / raw_rate
         );
         println!("{:<48}{:>24.3}", "  alerts / no alerts", rate / ingest_rate);
+    }
+    if let [props, unique] = property_rates[..] {
+        let users = args.properties;
+        for (name, rate) in [
+            (format!("same, with properties ({users} user ids)"), props),
+            ("same, lb_requests a unique count of user_id".to_owned(), unique),
+        ] {
+            println!("{name:<48}{rate:>14.0}{:>10.3}", rate / raw_rate);
+            println!("{:<48}{:>24.3}", "  / without properties", rate / ingest_rate);
+        }
     }
     for (name, l) in [
         ("usage_details, 30 days", details),
@@ -298,6 +390,7 @@ pub(crate) async fn ingest(
     events: usize,
     args: &IngestArgs,
     start: Timestamp,
+    users: usize,
 ) -> Result<f64> {
     let batches = events.div_ceil(BATCH);
     let next = Arc::new(AtomicUsize::new(0));
@@ -314,7 +407,7 @@ pub(crate) async fn ingest(
                     return Ok::<_, anyhow::Error>(());
                 }
                 let events: Vec<serde_json::Value> = (b * BATCH..((b + 1) * BATCH).min(n))
-                    .map(|i| event(i, n, start, objects))
+                    .map(|i| event(i, n, start, objects, users))
                     .collect();
                 let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
                 let request = Request::post("/api/data/namespaces/system/usage/events")

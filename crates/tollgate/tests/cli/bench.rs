@@ -42,10 +42,15 @@ async fn every_bench_suite_runs_on_a_fresh_database() {
         "1",
         "--alerts",
         "2",
+        "--properties",
+        "50",
     ])
     .await;
     assert!(
-        ingest.contains("POST usage/events") && ingest.contains("usage alerts"),
+        ingest.contains("POST usage/events")
+            && ingest.contains("usage alerts")
+            && ingest.contains("with properties (50 user ids)")
+            && ingest.contains("a unique count of user_id"),
         "{ingest}"
     );
 }
