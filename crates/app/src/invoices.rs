@@ -447,7 +447,37 @@ async fn close_book(
         }
         book.refresh().await?;
     }
+    compact_distinct(store, tenant_id, &book).await?;
     Ok((stored, next_due(&book, now)))
+}
+
+/// Keeps the unique counts of periods no event can reach any more (they
+/// end at or before the admission floor, the latest finalized period's
+/// start) per period instead of per hour.
+async fn compact_distinct(
+    store: &dyn Store,
+    tenant_id: &TenantId,
+    book: &Book<'_>,
+) -> Result<(), StoreError> {
+    let Some(floor) = book.finalized.iter().map(|f| f.invoice.period_start).max() else {
+        return Ok(());
+    };
+    let old: Vec<(Timestamp, Timestamp)> = book
+        .periods
+        .iter()
+        .filter(|tp| tp.period.actual_end <= floor)
+        .map(|tp| {
+            tollgate_domain::metering::bucket_hours(
+                tp.period.start,
+                tp.period.actual_end,
+                tollgate_domain::metering::Coverage::Period,
+            )
+        })
+        .collect();
+    if !old.is_empty() {
+        store.compact_distinct(tenant_id, &old).await?;
+    }
+    Ok(())
 }
 
 /// Charges due invoices until none is left; returns how many rounds ran.

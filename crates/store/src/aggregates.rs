@@ -399,6 +399,12 @@ pub trait MeteringStore: Send + Sync {
         tenant_id: &TenantId,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
+    /// Keeps the distinct values of unique-count meters per period for the
+    /// given periods (bucket hours `[start, end)`, which no event can reach
+    /// any more): moves the tenant's hourly rows in them to per-period rows,
+    /// in one transaction; idempotent. Returns the hourly rows moved.
+    async fn compact_distinct(&self, tenant_id: &TenantId, periods: &[(Timestamp, Timestamp)])
+    -> Result<u64>;
     /// Unique-count meters over the filter's hours: how many distinct values
     /// of each one's property were seen, per metric, object or hour (`by`).
     async fn distinct_counts(

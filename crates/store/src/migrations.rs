@@ -67,6 +67,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "event properties",
         include_str!("../migrations/0017_event_properties.sql"),
     ),
+    (
+        18,
+        "distinct values per period",
+        include_str!("../migrations/0018_distinct_periods.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -204,6 +209,10 @@ mod tests {
             (
                 17,
                 "d889256aa67805b9457733c7d6e4a6488d602f98872e0015ba85b648f61eaefe947cde189c005b4319f6f74fa7d4d25a",
+            ),
+            (
+                18,
+                "79ceedddb0e86078516ebb222b8690d2ca0d278ba9c0db4dd837212dee757215ae6667ca08ff271293bb5f95189ef57f",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

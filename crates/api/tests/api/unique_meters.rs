@@ -155,6 +155,116 @@ async fn a_unique_count_counts_distinct_values_across_hours_objects_and_namespac
     .await;
 }
 
+/// Once no event can reach a period any more (it ends before the latest
+/// finalized period's start), its distinct values are kept per period: its
+/// invoice and a report over it are unchanged, and a range inside it counts
+/// the whole period's values.
+#[tokio::test]
+async fn old_periods_keep_their_unique_counts_per_period() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let text = catalog();
+        let version = app
+            .store
+            .publish_catalog(&text, "unique.toml", "operator", ts("2026-12-01T00:00:00Z"))
+            .await
+            .unwrap();
+        let parsed = tollgate_domain::catalog::parse("unique.toml", &text).unwrap();
+        app.clock.set(ts("2027-01-01T00:00:00Z"));
+        let acme = app
+            .tenant_on_version("acme", "individual", &parsed, version)
+            .await;
+        let admin = app.token(&acme, Role::Admin).await;
+        let platform = app.token(&acme, Role::Platform).await;
+        app.clock.set(ts("2027-01-20T00:00:00Z"));
+        ingest_all(
+            &app,
+            &platform,
+            "system",
+            vec![
+                seen("j-1", "app", "alice", "2027-01-02T10:00:00Z"),
+                seen("j-2", "app", "bob", "2027-01-02T10:45:00Z"),
+                seen("j-3", "app", "carol", "2027-01-10T09:00:00Z"),
+            ],
+        )
+        .await;
+        let jan = json!({"from": "2027-01-01T00:00:00Z", "to": "2027-02-01T00:00:00Z"});
+        let jan_2 = json!({"from": "2027-01-02T00:00:00Z", "to": "2027-01-03T00:00:00Z"});
+        let users = |bill: &Value| {
+            line(bill, "active_users")["quantity_billable"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(users(&current(&app, &admin, "system", jan_2.clone()).await), "2");
+
+        // February: alice and dave. January is finalized on Feb 2 (still
+        // adjustable), February on Mar 2; then January is kept per period.
+        app.clock.set(ts("2027-02-10T00:00:00Z"));
+        ingest_all(
+            &app,
+            &platform,
+            "system",
+            vec![
+                seen("f-1", "app", "alice", "2027-02-05T10:00:00Z"),
+                seen("f-2", "app", "dave", "2027-02-06T10:00:00Z"),
+            ],
+        )
+        .await;
+        app.clock.set(ts("2027-03-03T00:00:00Z"));
+        app.close_periods().await;
+        let invoice = crate::invoice_support::stored(&app, &acme, "inv-2027-01-0001")
+            .await
+            .invoice;
+        let line_of = |inv: &tollgate_domain::invoice::Invoice| {
+            inv.lines
+                .iter()
+                .find(|l| l.metric_label.as_deref() == Some("active_users"))
+                .map(|l| (l.quantity, l.amount_cents))
+        };
+        // 3 users, 2 free: 1.00.
+        assert_eq!(line_of(&invoice), Some((3.into(), 100)));
+
+        assert_eq!(users(&current(&app, &admin, "system", jan.clone()).await), "3");
+        // Inside the period: the whole period's values now.
+        assert_eq!(users(&current(&app, &admin, "system", jan_2).await), "3");
+        let feb = json!({"from": "2027-02-01T00:00:00Z", "to": "2027-03-01T00:00:00Z"});
+        assert_eq!(users(&current(&app, &admin, "system", feb).await), "2");
+        let items = details(&app, &admin, "system", jan).await;
+        let hours = app
+            .post(
+                "/api/web/namespaces/system/hourly_usage_details",
+                &admin,
+                json!({"query": detail(&items, "system", "active_users", "app")["hourly_breakdown_query"]}),
+            )
+            .await;
+        assert_eq!(
+            hours.ok()["hourly_usage_items"],
+            json!([{"start_timestamp": "2027-01-01T00:00:00Z", "end_timestamp": "2027-01-01T01:00:00Z",
+                    "quantity": 3.0, "unit_name": "user", "deployment": "", "container": ""}])
+        );
+        // Closing again changes nothing; replay rebuilds the hours, and the
+        // tenant's next period close keeps them per period again.
+        app.close_periods().await;
+        app.store
+            .replay(
+                &acme.id,
+                &parsed.aggregations(),
+                "operator",
+                ts("2027-03-03T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let jan_2 = json!({"from": "2027-01-02T00:00:00Z", "to": "2027-01-03T00:00:00Z"});
+        assert_eq!(users(&current(&app, &admin, "system", jan_2.clone()).await), "2");
+        // (Period close visits the tenant again when its next period ends.)
+        app.clock.set(ts("2027-04-03T00:00:00Z"));
+        app.close_periods().await;
+        assert_eq!(users(&current(&app, &admin, "system", jan_2).await), "3");
+    })
+    .await;
+}
+
 async fn check(app: &TestApp, admin: &str) {
     // Per object: app saw alice and bob in system, alice and carol in
     // shop; api saw bob.

@@ -76,6 +76,16 @@ impl crate::MeteringStore for SqlStore {
         object_usage(self, tenant_id, filter).await
     }
 
+    async fn compact_distinct(
+        &self,
+        tenant_id: &TenantId,
+        periods: &[(Timestamp, Timestamp)],
+    ) -> Result<u64> {
+        let (tenant_id, periods) = (tenant_id.clone(), periods.to_vec());
+        self.write(move |tx| Box::pin(async move { compact_distinct_in(tx, &tenant_id, &periods).await }))
+            .await
+    }
+
     async fn distinct_counts(
         &self,
         tenant_id: &TenantId,
@@ -87,22 +97,25 @@ impl crate::MeteringStore for SqlStore {
             DistinctBy::Object => "metric_label, namespace, object_name",
             DistinctBy::Hour => "metric_label, namespace, object_name, hour",
         };
+        // Hourly rows in the range, and whole periods kept per period that
+        // overlap it.
         let mut q = QueryBuilder::<Db>::new(format!(
-            "SELECT {group}, COUNT(DISTINCT value) AS n FROM usage_distinct WHERE tenant_id = "
+            "SELECT {group}, COUNT(DISTINCT value) AS n FROM (\
+             SELECT metric_label, namespace, object_name, hour, value FROM usage_distinct WHERE tenant_id = "
         ));
         q.push_bind(tenant_id.as_str());
         q.push(" AND hour >= ").push_bind(micros(filter.from));
         q.push(" AND hour < ").push_bind(micros(filter.to));
-        if let Some(ns) = filter.namespace {
-            q.push(" AND namespace = ").push_bind(ns);
-        }
-        if let Some(m) = filter.metric_label {
-            q.push(" AND metric_label = ").push_bind(m);
-        }
-        if let Some(o) = filter.object_name {
-            q.push(" AND object_name = ").push_bind(o);
-        }
-        q.push(format!(" GROUP BY {group} ORDER BY {group}"));
+        push_distinct_filters(&mut q, filter);
+        q.push(
+            " UNION ALL SELECT metric_label, namespace, object_name, hour_start AS hour, value \
+             FROM usage_distinct_periods WHERE tenant_id = ",
+        );
+        q.push_bind(tenant_id.as_str());
+        q.push(" AND hour_start < ").push_bind(micros(filter.to));
+        q.push(" AND hour_end > ").push_bind(micros(filter.from));
+        push_distinct_filters(&mut q, filter);
+        q.push(format!(") d GROUP BY {group} ORDER BY {group}"));
         let rows = q.build().fetch_all(&self.read).await?;
         rows.iter()
             .map(|r| {
@@ -665,6 +678,57 @@ async fn replay(
         .await
 }
 
+fn push_distinct_filters(q: &mut QueryBuilder<Db>, filter: &BucketFilter<'_>) {
+    if let Some(ns) = filter.namespace {
+        q.push(" AND namespace = ").push_bind(ns);
+    }
+    if let Some(m) = filter.metric_label {
+        q.push(" AND metric_label = ").push_bind(m);
+    }
+    if let Some(o) = filter.object_name {
+        q.push(" AND object_name = ").push_bind(o);
+    }
+}
+
+async fn compact_distinct_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    periods: &[(Timestamp, Timestamp)],
+) -> Result<u64> {
+    // Only periods that still have hourly rows: after the first time, this
+    // reads one index entry and stops.
+    let first: Option<i64> = sqlx::query_scalar("SELECT MIN(hour) FROM usage_distinct WHERE tenant_id = $1")
+        .bind(tenant_id.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    let Some(first) = first else { return Ok(0) };
+    let mut moved = 0;
+    for (start, end) in periods {
+        let (start, end) = (micros(*start), micros(*end));
+        if end <= first || end <= start {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO usage_distinct_periods (tenant_id, metric_label, hour_start, hour_end, namespace, \
+             object_name, value) SELECT DISTINCT tenant_id, metric_label, $2, $3, namespace, object_name, value \
+             FROM usage_distinct WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id.as_str())
+        .bind(start)
+        .bind(end)
+        .execute(&mut **tx)
+        .await?;
+        moved += sqlx::query("DELETE FROM usage_distinct WHERE tenant_id = $1 AND hour >= $2 AND hour < $3")
+            .bind(tenant_id.as_str())
+            .bind(start)
+            .bind(end)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    Ok(moved)
+}
+
 /// One distinct value of a unique-count meter in an hour and object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct DistinctRow<'a> {
@@ -706,10 +770,17 @@ async fn replay_in(
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
-    sqlx::query("DELETE FROM usage_distinct WHERE tenant_id = $1")
-        .bind(tenant_id.as_str())
-        .execute(&mut **tx)
-        .await?;
+    // The distinct values are rebuilt per hour from the raw events; period
+    // close keeps old periods' per period again.
+    for delete in [
+        "DELETE FROM usage_distinct WHERE tenant_id = $1",
+        "DELETE FROM usage_distinct_periods WHERE tenant_id = $1",
+    ] {
+        sqlx::query(delete)
+            .bind(tenant_id.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
     let mut buckets: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
     let mut cursor: (i64, String) = (i64::MIN, String::new());
     let mut events = 0u64;
