@@ -30,7 +30,8 @@ pub enum UsageCommand {
     /// Import usage events from a file: JSON lines (one event object per line)
     /// or CSV with a header row. Columns/fields: id, metric_label,
     /// object_name, quantity, timestamp, and optionally namespace,
-    /// deployment, container. Re-importing a file counts nothing twice.
+    /// deployment, container, properties (a JSON object of strings; in CSV,
+    /// its text). Re-importing a file counts nothing twice.
     Import {
         #[arg(long)]
         tenant: String,
@@ -87,9 +88,24 @@ struct Record {
 }
 
 impl Record {
-    /// A record from its fields, looked up by name.
-    fn new(line: usize, field: impl Fn(&str) -> Option<String>) -> Self {
-        Self {
+    /// A record from its fields, looked up by name; `properties` is a JSON
+    /// object (a CSV column holds its text).
+    fn new(line: usize, field: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let properties = match field("properties") {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .map_err(|_| format!("{line}: properties must be a JSON object, got {text:?}"))?
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        serde_json::Value::String(s) => Some(s),
+                        _ => None,
+                    };
+                    (k, value)
+                })
+                .collect(),
+        };
+        Ok(Self {
             line,
             namespace: field("namespace"),
             raw: RawEvent {
@@ -100,14 +116,14 @@ impl Record {
                 timestamp: field("timestamp"),
                 deployment: field("deployment"),
                 container: field("container"),
-                properties: Vec::new(),
+                properties,
             },
-        }
+        })
     }
 }
 
 /// The columns (CSV) or fields (JSON lines) an import file may have.
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 9] = [
     "id",
     "metric_label",
     "object_name",
@@ -116,6 +132,7 @@ const FIELDS: [&str; 8] = [
     "namespace",
     "deployment",
     "container",
+    "properties",
 ];
 
 fn text(v: &serde_json::Value) -> Option<String> {
@@ -152,10 +169,11 @@ fn records(file: &Path) -> Result<Box<dyn Iterator<Item = Result<Record>>>> {
         Ok(Box::new(reader.into_records().enumerate().map(
             move |(i, row)| {
                 let row = row.with_context(|| format!("{name}:{}: not a CSV row", i + 2))?;
-                Ok(Record::new(i + 2, |field| {
+                Record::new(i + 2, |field| {
                     let (_, c) = columns.iter().find(|(h, _)| h == field)?;
                     row.get(*c).filter(|v| !v.is_empty()).map(str::to_owned)
-                }))
+                })
+                .map_err(|e| anyhow::anyhow!("{name}:{e}"))
             },
         )))
     } else {
@@ -171,7 +189,7 @@ fn records(file: &Path) -> Result<Box<dyn Iterator<Item = Result<Record>>>> {
                     let line = line.with_context(|| format!("{name}: cannot read line {}", i + 1))?;
                     let v: serde_json::Value = serde_json::from_str(&line)
                         .with_context(|| format!("{name}:{}: not a JSON object", i + 1))?;
-                    Ok(Record::new(i + 1, |k| v.get(k).and_then(text)))
+                    Record::new(i + 1, |k| v.get(k).and_then(text)).map_err(|e| anyhow::anyhow!("{name}:{e}"))
                 }),
         ))
     }

@@ -238,6 +238,33 @@ async fn titles_names_reasons_and_imported_events_refuse_control_characters() {
         assert!(out.ok, "{}", out.stderr);
         assert!(out.stdout.contains("1 accepted, 0 duplicates, 1 rejected"), "{}", out.stdout);
         assert!(out.stderr.contains(":2: rejected: container: "), "{}", out.stderr);
+
+        // Properties: a JSON object (a CSV column holds its text); values must
+        // be strings (a per-event rejection); not an object: nothing imported.
+        let lines = [
+            json!({"id": "p1", "metric_label": "lb_requests", "quantity": 1, "timestamp": at, "properties": {"user_id": "u-1"}}),
+            json!({"id": "p2", "metric_label": "lb_requests", "quantity": 1, "timestamp": at, "properties": {"user_id": 7}}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&jsonl, text).unwrap();
+        let out = tollgate(&db, &["usage", "import", "--tenant", "acme", jsonl.to_str().unwrap()]).await;
+        assert!(out.stdout.contains("1 accepted, 0 duplicates, 1 rejected"), "{}", out.stdout);
+        assert!(out.stderr.contains(":2: rejected: properties.user_id: must be a string"), "{}", out.stderr);
+        std::fs::write(
+            &csv,
+            format!("id,metric_label,quantity,timestamp,properties\np3,lb_requests,1,{at},\"{{\"\"user_id\"\": \"\"u-2\"\"}}\"\np4,lb_requests,1,{at},nope\n"),
+        )
+        .unwrap();
+        let out = tollgate(&db, &["usage", "import", "--tenant", "acme", csv.to_str().unwrap()]).await;
+        assert!(!out.ok, "{}", out.stdout);
+        assert!(out.stderr.contains(":3: properties must be a JSON object"), "{}", out.stderr);
+        std::fs::write(
+            &csv,
+            format!("id,metric_label,quantity,timestamp,properties\np3,lb_requests,1,{at},\"{{\"\"user_id\"\": \"\"u-2\"\"}}\"\n"),
+        )
+        .unwrap();
+        let out = tollgate(&db, &["usage", "import", "--tenant", "acme", csv.to_str().unwrap()]).await;
+        assert!(out.stdout.contains("1 accepted, 0 duplicates, 0 rejected"), "{}: {}", out.stdout, out.stderr);
     })
     .await;
 }
