@@ -93,6 +93,8 @@ use crate::{
         operator::billing::schedule_catalog_moves,
         operator::billing::list_catalog_moves,
         operator::billing::cancel_catalog_move,
+        operator::billing::get_tenant_tax,
+        operator::billing::set_tenant_tax,
         operator::billing::list_catalog_versions,
         operator::billing::get_catalog_version,
         operator::billing::create_coupon,

@@ -531,6 +531,15 @@ fn bill_items(
             t.amount_cents,
         ));
     }
+    // Taxes, on the total after discounts: the items less the discount add
+    // up to total_cost.
+    for t in &bill.taxes {
+        out.push(fixed(
+            format!("{} {} %", t.name, t.percent.normalize()),
+            Vec::new(),
+            t.amount_cents,
+        ));
+    }
     out
 }
 

@@ -100,11 +100,44 @@ pub async fn period_bill(
     let applied = store.tenant_coupons(tenant_id).await?;
     let coupons = coupons_for(&applied, period.start, period.actual_end);
     let addons = store.addon_history(tenant_id).await?;
-    Ok(rating::bill(
-        catalog,
-        plan,
-        &q,
-        fixed_of(period, &addons).as_ref(),
-        coupons,
-    ))
+    let tax = tax_context(store, catalog, tenant_id, period.actual_end).await?;
+    Ok(rating::bill(catalog, plan, &q, fixed_of(period, &addons).as_ref(), coupons).taxed(tax))
+}
+
+/// What taxes a tenant's bill at `at`: the catalog's rates in force then for
+/// the billing address (the primary payment method's country, and state
+/// code or state), and how the tenant is taxed. A catalog without taxes
+/// taxes nothing (and prints no note).
+pub async fn tax_context(
+    store: &dyn Store,
+    catalog: &Catalog,
+    tenant_id: &TenantId,
+    at: Timestamp,
+) -> Result<rating::TaxContext, StoreError> {
+    if catalog.taxes.is_empty() {
+        return Ok(rating::TaxContext::default());
+    }
+    let treatment = store.tax_treatment(tenant_id).await?;
+    let address = store
+        .payment_methods(tenant_id)
+        .await?
+        .into_iter()
+        .find(|m| m.role == tollgate_domain::payment::PaymentRole::Primary)
+        .map(|m| m.contact);
+    let rates = match &address {
+        None => Vec::new(),
+        Some(c) => {
+            let region = if c.state_code.trim().is_empty() {
+                &c.state
+            } else {
+                &c.state_code
+            };
+            catalog
+                .tax_rates(&c.country, region, at)
+                .into_iter()
+                .map(|r| (r.name.clone(), r.percent))
+                .collect()
+        }
+    };
+    Ok(rating::TaxContext { rates, treatment })
 }

@@ -141,11 +141,16 @@ pub async fn range_bill(
                 range.coverage(),
             )
             .await?;
-            let coupons = match namespace {
-                None => bills::coupons_for(&store.tenant_coupons(&tenant.id).await?, range.from, range.to),
-                Some(_) => Vec::new(),
-            };
-            rating::bill(&catalog, p, &quantities, None, coupons)
+            match namespace {
+                // The whole tenant: coupons valid in the range, and taxes.
+                None => {
+                    let coupons =
+                        bills::coupons_for(&store.tenant_coupons(&tenant.id).await?, range.from, range.to);
+                    let tax = bills::tax_context(store, &catalog, &tenant.id, range.to).await?;
+                    rating::bill(&catalog, p, &quantities, None, coupons).taxed(tax)
+                }
+                Some(_) => rating::bill(&catalog, p, &quantities, None, Vec::new()),
+            }
         }
     };
     Ok(RangeBill { catalog, plan, bill })

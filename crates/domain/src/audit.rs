@@ -55,6 +55,8 @@ actions! {
     CatalogMoveCancel => "catalog_move.cancel",
     /// The move took effect: a subscription at the new version started.
     CatalogMoveApply => "catalog_move.apply",
+    /// An operator set how a tenant is taxed.
+    TenantTax => "tenant.tax",
     /// The subscription the bootstrap gives a tenant from before plans.
     SubscriptionCreate => "subscription.create",
     AddonSubscribe => "addon.subscribe",
@@ -252,6 +254,7 @@ mod tests {
                 "tenant.create",
                 "tenant.reinstated",
                 "tenant.suspended",
+                "tenant.tax",
                 "token.create",
                 "token.revoke",
                 "usage.replay",

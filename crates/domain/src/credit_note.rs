@@ -56,14 +56,38 @@ pub fn refund_key(charge_key: &str, credit_note: &str) -> String {
 /// up to `amount_cents`.
 pub fn lines(invoice: &Invoice, amount_cents: i64) -> Vec<CreditNoteLine> {
     let whole = amount_cents == invoice.totals.total && !invoice.lines.is_empty();
+    let tax_line = |name: &str, percent: Decimal, cents: i64, what: &str| CreditNoteLine {
+        description: format!("{name} {} %{what}", percent.normalize()),
+        quantity: Decimal::ONE,
+        unit: "tax".into(),
+        unit_price_cents: Decimal::from(cents),
+        amount_cents: cents,
+    };
     if !whole {
-        return vec![CreditNoteLine {
+        // Taxes are refunded in proportion: each tax's share of the
+        // invoice's total, rounded half up; the rest is the net refund.
+        let total = invoice.totals.total;
+        let taxes: Vec<CreditNoteLine> = invoice
+            .taxes
+            .iter()
+            .filter(|_| total > 0)
+            .map(|t| {
+                let share = crate::rating::round_cents(
+                    Decimal::from(amount_cents) * Decimal::from(t.amount_cents) / Decimal::from(total),
+                );
+                tax_line(&t.name, t.percent, share, " refunded")
+            })
+            .collect();
+        let net = amount_cents - taxes.iter().map(|l| l.amount_cents).sum::<i64>();
+        let mut out = vec![CreditNoteLine {
             description: format!("Partial refund of invoice {}", invoice.name),
             quantity: Decimal::ONE,
             unit: "refund".into(),
-            unit_price_cents: Decimal::from(amount_cents),
-            amount_cents,
+            unit_price_cents: Decimal::from(net),
+            amount_cents: net,
         }];
+        out.extend(taxes);
+        return out;
     }
     let mut out: Vec<CreditNoteLine> = invoice
         .lines
@@ -113,6 +137,12 @@ pub fn lines(invoice: &Invoice, amount_cents: i64) -> Vec<CreditNoteLine> {
             amount_cents: -discount,
         });
     }
+    out.extend(
+        invoice
+            .taxes
+            .iter()
+            .map(|t| tax_line(&t.name, t.percent, t.amount_cents, "")),
+    );
     out
 }
 

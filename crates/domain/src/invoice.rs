@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use crate::catalog::{Catalog, Issuer, ModelKind, Plan, Price};
-use crate::rating::{Bill, Coupon, Discount, Step, Totals};
+use crate::rating::{Bill, Coupon, Discount, Step, TaxLine, Totals};
 use crate::subscription::Period;
 
 /// The contract's `invoiceInvoiceStatus` (without `STATUS_UNKNOWN`).
@@ -154,6 +154,10 @@ pub struct Invoice {
     pub currency: String,
     pub lines: Vec<InvoiceLine>,
     pub coupons: Vec<AppliedDiscount>,
+    /// Taxes on the total after discounts, one per rate.
+    pub taxes: Vec<TaxLine>,
+    /// Why no tax is charged (exempt, reverse charge), printed on it.
+    pub tax_note: Option<String>,
     pub totals: Totals,
     /// When it was finalized.
     pub issued_at: Option<Timestamp>,
@@ -183,10 +187,20 @@ impl Invoice {
                 self.name, t.subtotal
             ));
         }
-        if t.total != t.subtotal - t.discount || t.total < 0 || t.discount < 0 {
+        let tax = self
+            .taxes
+            .iter()
+            .fold(0i64, |a, l| a.saturating_add(l.amount_cents));
+        if tax != t.tax || tax < 0 {
             return Err(format!(
-                "{}: total {} is not subtotal {} minus discount {}",
-                self.name, t.total, t.subtotal, t.discount
+                "{}: taxes add up to {tax}, tax says {}",
+                self.name, t.tax
+            ));
+        }
+        if t.total != t.subtotal - t.discount + t.tax || t.total < 0 || t.discount < 0 {
+            return Err(format!(
+                "{}: total {} is not subtotal {} minus discount {} plus tax {}",
+                self.name, t.total, t.subtotal, t.discount, t.tax
             ));
         }
         Ok(())
@@ -479,7 +493,9 @@ pub fn build(
             pricing: None,
         });
     }
-    let totals = crate::rating::totals(lines.iter().map(|l| l.amount_cents), &bill.coupons);
+    let untaxed = crate::rating::totals(lines.iter().map(|l| l.amount_cents), &bill.coupons);
+    let taxes = bill.tax.lines(untaxed.subtotal - untaxed.discount);
+    let totals = crate::rating::with_tax(untaxed, &taxes);
     Invoice {
         name: name.into(),
         status,
@@ -499,6 +515,8 @@ pub fn build(
                 terms: terms(c.discount, &catalog.currency),
             })
             .collect(),
+        taxes,
+        tax_note: bill.tax.note(),
         totals,
         issued_at: None,
         issuer: None,

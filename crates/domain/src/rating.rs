@@ -305,12 +305,137 @@ pub struct Coupon {
     pub discount: Discount,
 }
 
-/// A bill's totals: the subtotal of its lines, the discount, the total.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A bill's totals: the subtotal of its lines, the discount, the tax, the
+/// total (subtotal − discount + tax).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub subtotal: i64,
     pub discount: i64,
+    #[serde(default)]
+    pub tax: i64,
     pub total: i64,
+}
+
+/// How a tenant is taxed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TaxTreatment {
+    /// The rates of its billing address.
+    #[default]
+    Standard,
+    /// No tax.
+    Exempt,
+    /// No tax charged: the customer (a business with this tax id) accounts
+    /// for it; the invoice says so.
+    ReverseCharge { tax_id: String },
+}
+
+impl TaxTreatment {
+    /// `standard`, `exempt` or `reverse_charge`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Exempt => "exempt",
+            Self::ReverseCharge { .. } => "reverse_charge",
+        }
+    }
+
+    /// A treatment by name; `reverse_charge` needs the customer's tax id
+    /// (1 to 64 printable characters), the others take none.
+    pub fn parse(treatment: &str, tax_id: Option<&str>) -> Result<Self, crate::Error> {
+        let tax_id = tax_id.map(str::trim).filter(|t| !t.is_empty());
+        match (treatment.trim(), tax_id) {
+            ("standard", None) => Ok(Self::Standard),
+            ("exempt", None) => Ok(Self::Exempt),
+            ("reverse_charge", Some(id)) => {
+                crate::text::single_line("tax_id", id, 64)?;
+                Ok(Self::ReverseCharge {
+                    tax_id: id.to_owned(),
+                })
+            }
+            ("reverse_charge", None) => Err(crate::Error::invalid(
+                "tax_id: is required for a reverse charge (the customer's tax id)",
+            )),
+            ("standard" | "exempt", Some(_)) => Err(crate::Error::invalid(
+                "tax_id: only a reverse charge has a tax id",
+            )),
+            (other, _) => Err(crate::Error::invalid(format!(
+                "treatment: {other:?} is not one of standard, exempt, reverse_charge"
+            ))),
+        }
+    }
+
+    /// The customer's tax id, for a reverse charge.
+    pub fn tax_id(&self) -> Option<&str> {
+        match self {
+            Self::ReverseCharge { tax_id } => Some(tax_id),
+            _ => None,
+        }
+    }
+}
+
+/// What taxes a bill: the rates of the billing address at the time, and
+/// the tenant's treatment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaxContext {
+    /// (name, percent) of each rate, in catalog order.
+    pub rates: Vec<(String, Decimal)>,
+    pub treatment: TaxTreatment,
+}
+
+/// One tax of a bill: `percent` of the taxable amount, rounded half up once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxLine {
+    pub name: String,
+    pub percent: Decimal,
+    pub taxable_cents: i64,
+    pub amount_cents: i64,
+}
+
+impl TaxContext {
+    /// The taxes of a taxable amount (the total after discounts): one line
+    /// per rate, each rounded half up; none when exempt or reverse-charged.
+    /// Prices are tax-exclusive.
+    pub fn lines(&self, taxable_cents: i64) -> Vec<TaxLine> {
+        if self.treatment != TaxTreatment::Standard {
+            return Vec::new();
+        }
+        let taxable = taxable_cents.max(0);
+        self.rates
+            .iter()
+            .map(|(name, percent)| TaxLine {
+                name: name.clone(),
+                percent: *percent,
+                taxable_cents: taxable,
+                amount_cents: Decimal::from(taxable)
+                    .checked_mul(*percent)
+                    .map_or(i64::MAX, |v| round_cents(v / Decimal::ONE_HUNDRED)),
+            })
+            .collect()
+    }
+
+    /// What the invoice says about tax when it charges none.
+    pub fn note(&self) -> Option<String> {
+        match &self.treatment {
+            TaxTreatment::Standard => None,
+            TaxTreatment::Exempt => Some("Exempt from tax.".to_owned()),
+            TaxTreatment::ReverseCharge { tax_id } => Some(format!(
+                "Reverse charge: the customer (tax id {tax_id}) accounts for the tax."
+            )),
+        }
+    }
+}
+
+/// `totals` with `taxes` added: the total is subtotal − discount + tax.
+pub fn with_tax(totals: Totals, taxes: &[TaxLine]) -> Totals {
+    let tax = taxes
+        .iter()
+        .map(|t| t.amount_cents)
+        .fold(0i64, i64::saturating_add);
+    Totals {
+        tax,
+        total: (totals.subtotal - totals.discount).saturating_add(tax),
+        ..totals
+    }
 }
 
 /// Applies coupons to a subtotal: percentages first (each on the subtotal,
@@ -336,6 +461,7 @@ pub fn totals(line_amounts: impl IntoIterator<Item = i64>, coupons: &[Coupon]) -
     Totals {
         subtotal,
         discount,
+        tax: 0,
         total: subtotal - discount,
     }
 }
@@ -355,10 +481,28 @@ pub struct Bill {
     pub meter_fees: Vec<MeterFee>,
     pub true_up: Option<TrueUp>,
     pub coupons: Vec<Coupon>,
+    /// What taxes the bill ([`Bill::taxed`]); none by default.
+    pub tax: TaxContext,
+    /// One line per rate, on the total after discounts.
+    pub taxes: Vec<TaxLine>,
     pub totals: Totals,
 }
 
 impl Bill {
+    /// The bill taxed under `tax`: one line per rate on the total after
+    /// discounts, added to the total.
+    pub fn taxed(mut self, tax: TaxContext) -> Self {
+        let before = Totals {
+            tax: 0,
+            total: self.totals.subtotal - self.totals.discount,
+            ..self.totals
+        };
+        self.taxes = tax.lines(before.total);
+        self.totals = with_tax(before, &self.taxes);
+        self.tax = tax;
+        self
+    }
+
     /// Every line's amount, in invoice order: fee, add-ons, meters' flat
     /// amounts, usage, true-up.
     pub fn line_amounts(&self) -> impl Iterator<Item = i64> + '_ {
@@ -450,11 +594,9 @@ pub fn bill(
         meter_fees,
         true_up,
         coupons,
-        totals: Totals {
-            subtotal: 0,
-            discount: 0,
-            total: 0,
-        },
+        tax: TaxContext::default(),
+        taxes: Vec::new(),
+        totals: Totals::default(),
     };
     bill.totals = totals(bill.line_amounts(), &bill.coupons);
     bill
@@ -540,6 +682,7 @@ mod tests {
             Totals {
                 subtotal: 10000,
                 discount: 1235,
+                tax: 0,
                 total: 8765
             }
         );
@@ -548,6 +691,7 @@ mod tests {
             Totals {
                 subtotal: 500,
                 discount: 500,
+                tax: 0,
                 total: 0
             }
         );
@@ -557,6 +701,7 @@ mod tests {
             Totals {
                 subtotal: 999,
                 discount: 150,
+                tax: 0,
                 total: 849
             }
         );
@@ -601,6 +746,7 @@ mod tests {
             Totals {
                 subtotal: 31154,
                 discount: 3115,
+                tax: 0,
                 total: 28039
             }
         );
@@ -848,7 +994,64 @@ mod tests {
         );
     }
 
+    /// Worked by hand: 19 % of 99.99 = 18.9981 → 19.00; 1.25 % of 25.00 =
+    /// 0.3125 → 0.31; each rate rounded once; none when exempt or
+    /// reverse-charged, which say why.
+    #[test]
+    fn taxes_round_once_per_rate_on_the_total_after_discounts() {
+        let ctx = |rates: &[(&str, &str)], treatment| TaxContext {
+            rates: rates.iter().map(|(n, p)| ((*n).to_owned(), d(p))).collect(),
+            treatment,
+        };
+        let de = ctx(&[("VAT", "19")], TaxTreatment::Standard);
+        assert_eq!(de.lines(9999)[0].amount_cents, 1900);
+        let ca = ctx(&[("State", "6"), ("County", "1.25")], TaxTreatment::Standard);
+        let amounts: Vec<i64> = ca.lines(2500).iter().map(|l| l.amount_cents).collect();
+        assert_eq!(amounts, [150, 31]);
+        assert!(ctx(&[("VAT", "19")], TaxTreatment::Exempt).lines(2500).is_empty());
+        let rc = ctx(
+            &[("VAT", "19")],
+            TaxTreatment::ReverseCharge { tax_id: "DE1".into() },
+        );
+        assert!(rc.lines(2500).is_empty());
+        assert!(rc.note().unwrap().contains("DE1"));
+        // After a 10 % coupon: 19 % of 90.00 = 17.10; total 107.10.
+        let c = Catalog::builtin();
+        let plan = c.plan("individual").unwrap();
+        let coupon = Coupon {
+            title: "10 %".into(),
+            discount: Discount::Percent(1000),
+        };
+        let mut p = plan.clone();
+        p.flat_price_cents = 10000;
+        let b = bill(&c, &p, &Default::default(), Some(&Fixed::whole()), vec![coupon]).taxed(de);
+        assert_eq!(
+            b.totals,
+            Totals {
+                subtotal: 10000,
+                discount: 1000,
+                tax: 1710,
+                total: 10710
+            }
+        );
+    }
+
     proptest! {
+        /// Tax depends on the taxable total and the rates, never on how the
+        /// lines are ordered or split.
+        #[test]
+        fn tax_never_changes_with_line_order(lines in proptest::collection::vec(0i64..1_000_000, 1..12), pct in 0u32..3000) {
+            let ctx = TaxContext { rates: vec![("T".into(), Decimal::new(pct.into(), 2))], treatment: TaxTreatment::Standard };
+            let forward = totals(lines.iter().copied(), &[]);
+            let mut reversed_lines = lines.clone();
+            reversed_lines.reverse();
+            let backward = totals(reversed_lines.iter().copied(), &[]);
+            let a = with_tax(forward, &ctx.lines(forward.total));
+            let b = with_tax(backward, &ctx.lines(backward.total));
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(a.total, a.subtotal - a.discount + a.tax);
+        }
+
         #[test]
         fn totals_are_sums_of_lines_and_never_negative(
             lines in proptest::collection::vec(0i64..10_000_000, 0..20),

@@ -112,8 +112,8 @@ pub(crate) struct Row {
 
 /// A row above the total box.
 pub(crate) enum Sum {
-    /// A label and an amount (subtotal, discount).
-    Amount(&'static str, i64),
+    /// A label and an amount (subtotal, discount, a tax).
+    Amount(String, i64),
     /// A smaller note (a coupon).
     Note(String),
 }
@@ -174,7 +174,7 @@ impl<'a> Sheet<'a> {
         }
         details.push(("Currency", clean(&inv.currency)));
         let t = inv.totals;
-        let mut sums = vec![Sum::Amount("Subtotal", t.subtotal)];
+        let mut sums = vec![Sum::Amount("Subtotal".into(), t.subtotal)];
         if !inv.coupons.is_empty() || t.discount != 0 {
             for coupon in &inv.coupons {
                 sums.push(Sum::Note(format!(
@@ -183,7 +183,16 @@ impl<'a> Sheet<'a> {
                     clean(&coupon.terms)
                 )));
             }
-            sums.push(Sum::Amount("Discount", -t.discount));
+            sums.push(Sum::Amount("Discount".into(), -t.discount));
+        }
+        for tax in &inv.taxes {
+            sums.push(Sum::Amount(
+                format!("{} {} %", clean(&tax.name), tax.percent.normalize()),
+                tax.amount_cents,
+            ));
+        }
+        if let Some(note) = &inv.tax_note {
+            sums.push(Sum::Note(clean(note)));
         }
         Sheet {
             issuer: doc.issuer,
@@ -1005,6 +1014,7 @@ mod tests {
         inv.totals = tollgate_domain::rating::Totals {
             subtotal: 0,
             discount: 0,
+            tax: 0,
             total: 0,
         };
         assert_clean_layout(&doc(&inv, None, &[], "empty"));

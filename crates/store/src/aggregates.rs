@@ -75,6 +75,7 @@ use tollgate_domain::metering::{Bucket, BucketKey, ObjectKey, ObjectUsage, Usage
 use tollgate_domain::names::Name;
 use tollgate_domain::payment::PaymentMethod;
 use tollgate_domain::quota::QuotaObject;
+use tollgate_domain::rating::TaxTreatment;
 use tollgate_domain::subscription::{AddonSpan, Subscription};
 use tollgate_domain::tenant::{Namespace, Tenant};
 use tollgate_domain::token::{ApiToken, OperatorToken};
@@ -300,6 +301,17 @@ pub trait BillingStore: Send + Sync {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<bool>;
+
+    /// How the tenant is taxed (`Standard` unless an operator said otherwise).
+    async fn tax_treatment(&self, tenant_id: &TenantId) -> Result<TaxTreatment>;
+    /// Sets how the tenant is taxed, audited (`tenant.tax`).
+    async fn set_tax_treatment(
+        &self,
+        tenant_id: &TenantId,
+        treatment: &TaxTreatment,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
 
     /// When the tenant had each add-on it subscribed to (spans in add-on,
     /// then time order), for billing priced add-ons by the time subscribed.

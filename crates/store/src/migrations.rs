@@ -72,6 +72,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "distinct values per period",
         include_str!("../migrations/0018_distinct_periods.sql"),
     ),
+    (
+        19,
+        "tenant tax",
+        include_str!("../migrations/0019_tenant_tax.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -213,6 +218,10 @@ mod tests {
             (
                 18,
                 "79ceedddb0e86078516ebb222b8690d2ca0d278ba9c0db4dd837212dee757215ae6667ca08ff271293bb5f95189ef57f",
+            ),
+            (
+                19,
+                "4e50261107bea586cad532a5598aca66bafcea1274ead1b15a448bc05fbba1c2a5ce1df0bed219c19fc4cb99f0f7c9d4",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

@@ -208,6 +208,18 @@ pub enum TenantCommand {
     /// Lift a tenant's suspension for unpaid invoices by hand: reservations
     /// work again, until another invoice stays OVERDUE past the delay.
     Reinstate { name: String },
+    /// Show or set how a tenant is taxed: by the rates of its billing
+    /// address (--standard), --exempt, or --reverse-charge TAX_ID (a
+    /// business that accounts for the tax itself). Audited.
+    Tax {
+        name: String,
+        #[arg(long, conflicts_with_all = ["exempt", "reverse_charge"])]
+        standard: bool,
+        #[arg(long, conflicts_with = "reverse_charge")]
+        exempt: bool,
+        #[arg(long, value_name = "TAX_ID")]
+        reverse_charge: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -535,6 +547,34 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             let t = find_tenant(store, &name).await?;
             let after = tollgate_app::dunning::reinstate(store, &t, ACTOR, Timestamp::now()).await?;
             println!("reinstated tenant {}: {}", after.name, status(&after));
+        }
+        TenantCommand::Tax {
+            name,
+            standard,
+            exempt,
+            reverse_charge,
+        } => {
+            use tollgate_domain::rating::TaxTreatment;
+            let t = find_tenant(store, &name).await?;
+            let chosen = if standard {
+                Some(TaxTreatment::Standard)
+            } else if exempt {
+                Some(TaxTreatment::Exempt)
+            } else {
+                reverse_charge
+                    .map(|id| TaxTreatment::parse("reverse_charge", Some(&id)))
+                    .transpose()?
+            };
+            if let Some(treatment) = &chosen {
+                store
+                    .set_tax_treatment(&t.id, treatment, ACTOR, Timestamp::now())
+                    .await?;
+            }
+            let now = store.tax_treatment(&t.id).await?;
+            match now.tax_id() {
+                Some(id) => println!("tenant {}: tax {} (tax id {id})", t.name, now.as_str()),
+                None => println!("tenant {}: tax {}", t.name, now.as_str()),
+            }
         }
     }
     Ok(())

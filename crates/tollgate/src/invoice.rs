@@ -247,13 +247,20 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     String::new(),
                 ]);
             }
-            for (label, cents) in [
-                ("subtotal", i.totals.subtotal),
-                ("discount", i.totals.discount),
-                ("total", i.totals.total),
-            ] {
+            let mut sums = vec![
+                ("subtotal".to_owned(), i.totals.subtotal),
+                ("discount".to_owned(), i.totals.discount),
+            ];
+            for tax in &i.taxes {
+                sums.push((
+                    format!("{} {} %", tax.name, tax.percent.normalize()),
+                    tax.amount_cents,
+                ));
+            }
+            sums.push(("total".to_owned(), i.totals.total));
+            for (label, cents) in sums {
                 lines.row([
-                    label.to_owned(),
+                    label,
                     String::new(),
                     String::new(),
                     String::new(),
@@ -261,6 +268,9 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 ]);
             }
             lines.print();
+            if let Some(note) = &i.tax_note {
+                println!("{note}");
+            }
             let charges = store
                 .invoice_charges(&t.id, &InvoiceName::new(name.as_str()))
                 .await?;

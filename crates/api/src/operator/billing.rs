@@ -310,6 +310,89 @@ pub async fn cancel_catalog_move(
     Ok(Json(crate::wire::quota::Empty {}))
 }
 
+/// How a tenant is taxed.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+pub struct TaxTreatmentBody {
+    /// `standard` (the rates of its billing address), `exempt`, or
+    /// `reverse_charge` (a business that accounts for the tax itself).
+    #[serde(default)]
+    pub treatment: String,
+    /// The customer's tax id (`reverse_charge` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub tax_id: Option<String>,
+}
+
+fn treatment_body(t: &tollgate_domain::rating::TaxTreatment) -> TaxTreatmentBody {
+    TaxTreatmentBody {
+        treatment: t.as_str().to_owned(),
+        tax_id: t.tax_id().map(str::to_owned),
+    }
+}
+
+async fn tenant_named(state: &AppState, name: &str) -> Result<tollgate_domain::tenant::Tenant, ApiError> {
+    Ok(state
+        .store()
+        .tenant_by_name(name)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("tenant {name:?} does not exist")))?)
+}
+
+/// How a tenant is taxed.
+#[utoipa::path(
+    get,
+    path = "/api/operator/tenants/{tenant}/tax",
+    operation_id = "tollgate.operator.GetTenantTax",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "The tenant's name")),
+    responses(
+        (status = 200, body = TaxTreatmentBody),
+        (status = 404, body = ErrorBody, description = "No such tenant.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn get_tenant_tax(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(tenant): Path<String>,
+) -> Result<Json<TaxTreatmentBody>, ApiError> {
+    let t = tenant_named(&state, &tenant).await?;
+    Ok(Json(treatment_body(&state.store().tax_treatment(&t.id).await?)))
+}
+
+/// Sets how a tenant is taxed: by the rates of its billing address
+/// (`standard`), `exempt`, or `reverse_charge` with its tax id (printed on
+/// its invoices). Applies to invoices finalized from now on; audited
+/// (`tenant.tax`).
+#[utoipa::path(
+    put,
+    path = "/api/operator/tenants/{tenant}/tax",
+    operation_id = "tollgate.operator.SetTenantTax",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "The tenant's name")),
+    request_body = TaxTreatmentBody,
+    responses(
+        (status = 200, body = TaxTreatmentBody),
+        (status = 400, body = ErrorBody, description = "An unknown treatment, or a tax id missing (reverse charge) or out of place."),
+        (status = 404, body = ErrorBody, description = "No such tenant.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn set_tenant_tax(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path(tenant): Path<String>,
+    JsonBody(body): JsonBody<TaxTreatmentBody>,
+) -> Result<Json<TaxTreatmentBody>, ApiError> {
+    let treatment = tollgate_domain::rating::TaxTreatment::parse(&body.treatment, body.tax_id.as_deref())?;
+    let t = tenant_named(&state, &tenant).await?;
+    state
+        .store()
+        .set_tax_treatment(&t.id, &treatment, op.actor(), state.now())
+        .await?;
+    Ok(Json(treatment_body(&treatment)))
+}
+
 /// Every published catalog version, oldest first (without their sources).
 #[utoipa::path(
     get,
@@ -843,7 +926,17 @@ fn credit_note_item(tenant: &str, n: RefundRecord) -> CreditNoteItem {
     }
 }
 
-/// An invoice with its lines, discounts, charge attempts and credit notes.
+/// One tax of an invoice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaxItem {
+    pub name: String,
+    /// Exact decimal.
+    pub percent: String,
+    pub taxable_cents: i64,
+    pub amount_cents: i64,
+}
+
+/// An invoice with its lines, taxes, charge attempts, disputes and refunds.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceDetail {
     #[serde(flatten)]
@@ -853,6 +946,14 @@ pub struct InvoiceDetail {
     pub coupons: Vec<DiscountItem>,
     pub subtotal_cents: i64,
     pub discount_cents: i64,
+    /// The sum of `taxes`; the total is subtotal − discount + tax.
+    pub tax_cents: i64,
+    /// One per rate, on the total after discounts.
+    pub taxes: Vec<TaxItem>,
+    /// Why no tax is charged (exempt, reverse charge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub tax_note: Option<String>,
     /// Who issued it (finalized invoices issued since issuers are recorded).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -932,6 +1033,18 @@ pub async fn get_invoice(
             .collect(),
         subtotal_cents: i.totals.subtotal,
         discount_cents: i.totals.discount,
+        tax_cents: i.totals.tax,
+        taxes: i
+            .taxes
+            .iter()
+            .map(|t| TaxItem {
+                name: t.name.clone(),
+                percent: t.percent.normalize().to_string(),
+                taxable_cents: t.taxable_cents,
+                amount_cents: t.amount_cents,
+            })
+            .collect(),
+        tax_note: i.tax_note.clone(),
         issuer: i.issuer.as_ref().map(|s| s.name.clone()),
         charges: charges.into_iter().map(charge_item).collect(),
         disputes: disputes

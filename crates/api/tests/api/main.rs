@@ -39,6 +39,7 @@ mod quota_usage;
 mod rate_limits;
 mod subscriptions;
 mod support;
+mod taxes;
 mod transition_recovery;
 mod transitions;
 mod unique_meters;

@@ -340,6 +340,15 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.operator.SetTenantTax",
+            method: Method::PUT,
+            path: |m| format!("/api/operator/tenants/{}/tax", m.tenant),
+            body: |_| json!({"treatment": "exempt"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
             op: "tollgate.operator.ScheduleCatalogMoves",
             method: post.clone(),
             path: |_| "/api/operator/catalog/moves".into(),

@@ -148,6 +148,42 @@ pub struct Catalog {
     /// Who issues the invoices (the `[issuer]` table); `None` in catalogs
     /// published without one, which invoice as [`Issuer::unnamed`].
     pub issuer: Option<Issuer>,
+    /// Tax rates by country and optionally region (format 2).
+    pub taxes: Vec<TaxRate>,
+}
+
+/// A tax rate of a country (or one region of it), in force from `from`
+/// until `until` (either open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxRate {
+    /// As printed on invoices, e.g. "VAT" or "GST".
+    pub name: String,
+    /// ISO 3166-1 alpha-2, uppercase.
+    pub country: String,
+    /// A region of the country (a billing address's state code or name);
+    /// `None`: the whole country.
+    pub region: Option<String>,
+    /// Percent, exact (19, 7.5).
+    pub percent: Decimal,
+    pub from: Option<jiff::Timestamp>,
+    pub until: Option<jiff::Timestamp>,
+}
+
+impl Catalog {
+    /// The rates that apply at `at` to a billing address in `country` and
+    /// `region` (the country's own rates, and the region's), in catalog order.
+    pub fn tax_rates(&self, country: &str, region: &str, at: jiff::Timestamp) -> Vec<&TaxRate> {
+        self.taxes
+            .iter()
+            .filter(|t| t.country.eq_ignore_ascii_case(country.trim()))
+            .filter(|t| {
+                t.region
+                    .as_deref()
+                    .is_none_or(|r| r.eq_ignore_ascii_case(region.trim()))
+            })
+            .filter(|t| t.from.is_none_or(|f| f <= at) && t.until.is_none_or(|u| at < u))
+            .collect()
+    }
 }
 
 /// The company that issues invoices, as printed on them. Finalized invoices

@@ -65,6 +65,22 @@ struct RawCatalog {
     plans: Vec<Spanned<RawPlan>>,
     #[serde(default)]
     issuer: Option<Spanned<RawIssuer>>,
+    #[serde(default)]
+    taxes: Vec<Spanned<RawTax>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTax {
+    name: String,
+    country: String,
+    #[serde(default)]
+    region: Option<String>,
+    rate: Number,
+    #[serde(default)]
+    from: Option<toml::value::Datetime>,
+    #[serde(default)]
+    until: Option<toml::value::Datetime>,
 }
 
 #[derive(Deserialize)]
@@ -499,6 +515,29 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
         }
     }
     let issuer = raw.issuer.as_ref().map(|i| issuer(&cx, i)).transpose()?;
+    let mut taxes: Vec<super::TaxRate> = Vec::new();
+    for (i, t) in raw.taxes.iter().enumerate() {
+        cx.needs_format_2(t.span(), &format!("taxes[{i}]"))?;
+        let tax = tax(&cx, i, t)?;
+        let overlaps = taxes.iter().any(|o| {
+            o.name == tax.name
+                && o.country == tax.country
+                && o.region == tax.region
+                && o.from.is_none_or(|f| tax.until.is_none_or(|u| f < u))
+                && tax.from.is_none_or(|f| o.until.is_none_or(|u| f < u))
+        });
+        if overlaps {
+            return Err(cx.err(
+                t.span(),
+                format!("taxes[{i}]"),
+                format!(
+                    "{} of {} overlaps another rate of the same name and place",
+                    tax.name, tax.country
+                ),
+            ));
+        }
+        taxes.push(tax);
+    }
     Ok(Catalog {
         currency,
         default_plan,
@@ -506,6 +545,58 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
         addons,
         meters,
         issuer,
+        taxes,
+    })
+}
+
+fn tax(cx: &Ctx<'_>, i: usize, raw: &Spanned<RawTax>) -> Result<super::TaxRate, CatalogError> {
+    let t = raw.get_ref();
+    let err = |f: &str, m: String| cx.err(raw.span(), format!("taxes[{i}].{f}"), m);
+    let name = t.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(err("name", "1 to 64 printable characters".into()));
+    }
+    let country = t.country.trim();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(err("country", "an ISO 3166-1 alpha-2 code such as \"DE\"".into()));
+    }
+    let region = match &t.region {
+        None => None,
+        Some(r) if r.trim().is_empty() || r.chars().count() > 64 || r.chars().any(char::is_control) => {
+            return Err(err("region", "1 to 64 printable characters".into()));
+        }
+        Some(r) => Some(r.trim().to_owned()),
+    };
+    let percent = t.rate.decimal().map_err(|e| err("rate", e))?;
+    if percent < Decimal::ZERO || percent > Decimal::ONE_HUNDRED {
+        return Err(err("rate", "a percentage between 0 and 100".into()));
+    }
+    let date = |f: &str,
+                d: &Option<toml::value::Datetime>|
+     -> Result<Option<jiff::Timestamp>, CatalogError> {
+        let Some(d) = d else { return Ok(None) };
+        match (d.date, d.time) {
+            (Some(date), None) => jiff::civil::Date::new(date.year as i16, date.month as i8, date.day as i8)
+                .and_then(|d| jiff::tz::TimeZone::UTC.to_timestamp(d.at(0, 0, 0, 0)))
+                .map(Some)
+                .map_err(|e| err(f, e.to_string())),
+            _ => Err(err(f, "a date such as 2027-01-01 (UTC)".into())),
+        }
+    };
+    let from = date("from", &t.from)?;
+    let until = date("until", &t.until)?;
+    if let (Some(f), Some(u)) = (from, until)
+        && u <= f
+    {
+        return Err(err("until", "must be after from".into()));
+    }
+    Ok(super::TaxRate {
+        name: name.to_owned(),
+        country: country.to_owned(),
+        region,
+        percent: percent.normalize(),
+        from,
+        until,
     })
 }
 

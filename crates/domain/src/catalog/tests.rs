@@ -648,3 +648,70 @@ fn unique_count_meters_name_a_property() {
         assert!(e.message.contains(message), "{e}");
     }
 }
+
+#[test]
+fn tax_rates_apply_by_country_region_and_date() {
+    let taxes = "\n[[taxes]]\nname = \"VAT\"\ncountry = \"DE\"\nrate = 19\nuntil = 2027-07-01\n\n\
+                 [[taxes]]\nname = \"VAT\"\ncountry = \"DE\"\nrate = 16\nfrom = 2027-07-01\n\n\
+                 [[taxes]]\nname = \"GST\"\ncountry = \"CA\"\nrate = 5\n\n\
+                 [[taxes]]\nname = \"PST\"\ncountry = \"CA\"\nregion = \"BC\"\nrate = \"7\"\n";
+    let c = parse("priced.toml", &format!("{PRICED}{taxes}")).unwrap();
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    let rates = |country: &str, region: &str, when: &str| -> Vec<(String, Decimal)> {
+        c.tax_rates(country, region, at(when))
+            .into_iter()
+            .map(|r| (r.name.clone(), r.percent))
+            .collect()
+    };
+    assert_eq!(
+        rates("DE", "", "2027-06-30T23:59:59Z"),
+        [("VAT".to_owned(), Decimal::from(19))]
+    );
+    assert_eq!(
+        rates("de", "", "2027-07-01T00:00:00Z"),
+        [("VAT".to_owned(), Decimal::from(16))]
+    );
+    assert_eq!(
+        rates("CA", "ON", "2027-01-01T00:00:00Z"),
+        [("GST".to_owned(), Decimal::from(5))]
+    );
+    assert_eq!(rates("CA", "BC", "2027-01-01T00:00:00Z").len(), 2);
+    assert!(rates("FR", "", "2027-01-01T00:00:00Z").is_empty());
+    let bad = |find: &str, replace: &str| {
+        let t = taxes.replacen(find, replace, 1);
+        parse("priced.toml", &format!("{PRICED}{t}")).unwrap_err()
+    };
+    for (err, field, message) in [
+        (
+            bad("country = \"DE\"", "country = \"Germany\""),
+            "taxes[0].country",
+            "ISO 3166-1",
+        ),
+        (
+            bad("rate = 19", "rate = 119"),
+            "taxes[0].rate",
+            "between 0 and 100",
+        ),
+        (
+            bad("rate = 19", "rate = 19.5"),
+            "taxes[0].rate",
+            "write decimals as strings",
+        ),
+        (
+            bad("until = 2027-07-01", "until = 2027-07-02"),
+            "taxes[1]",
+            "overlaps",
+        ),
+        (
+            bad("until = 2027-07-01", "until = 2027-07-01T10:00:00Z"),
+            "taxes[0].until",
+            "a date",
+        ),
+    ] {
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.message.contains(message), "{err}");
+    }
+    let old = format!("{}{taxes}", MINIMAL);
+    let err = parse("cat.toml", &old).unwrap_err();
+    assert!(err.message.contains("needs format = 2"), "{err}");
+}

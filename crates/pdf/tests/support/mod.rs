@@ -185,9 +185,12 @@ pub fn long_invoice(n: usize) -> Invoice {
             title: "Partner programme".into(),
             terms: "10 %".into(),
         }],
+        taxes: Vec::new(),
+        tax_note: None,
         totals: Totals {
             subtotal,
             discount,
+            tax: 0,
             total: subtotal - discount,
         },
         issued_at: Some(t("2027-02-04T00:00:00Z")),

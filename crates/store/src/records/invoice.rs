@@ -8,18 +8,21 @@
 //!   `minimum` and may carry `pricing` (the steps of a tiered or package
 //!   price). Written only for an invoice that has such a line; every other
 //!   invoice stays format 2, byte for byte.
+//! - Format 4: format 3 plus `taxes` (one row per rate), `tax_note` and
+//!   `tax` (the total includes it). Written only for an invoice with taxes
+//!   or a tax note.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tollgate_domain::catalog::{Issuer, ModelKind};
 use tollgate_domain::invoice::{AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind, Pricing};
-use tollgate_domain::rating::{Step, StepKind, Totals};
+use tollgate_domain::rating::{Step, StepKind, TaxLine, Totals};
 
 use super::{decimal, format_of, newer, parse, write};
 use crate::StoreError;
 
 const COLUMN: &str = "invoices.document";
-const CURRENT: u32 = 3;
+const CURRENT: u32 = 4;
 
 /// Format 1, as main wrote it before formats existed.
 mod v1 {
@@ -222,6 +225,31 @@ mod v3 {
     }
 }
 
+/// Format 4: format 3 plus taxes.
+mod v4 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Tax {
+        pub name: String,
+        /// Exact decimal.
+        pub percent: String,
+        pub taxable_cents: i64,
+        pub amount_cents: i64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Invoice {
+        #[serde(flatten)]
+        pub base: v2::Invoice<v3::Line>,
+        pub tax: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub taxes: Vec<Tax>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tax_note: Option<String>,
+    }
+}
+
 fn upgrade<A, B: From<A>>(r: v2::Invoice<A>) -> v2::Invoice<B> {
     let b = r.body;
     v2::Invoice {
@@ -247,23 +275,70 @@ fn upgrade<A, B: From<A>>(r: v2::Invoice<A>) -> v2::Invoice<B> {
 
 /// Reads a stored invoice of any format.
 pub fn decode_invoice(text: &str) -> Result<Invoice, StoreError> {
-    let current: v2::Invoice<v3::Line> = match format_of(COLUMN, text)? {
-        1 => upgrade(v2::Invoice {
+    let current: v4::Invoice = match format_of(COLUMN, text)? {
+        1 => untaxed(upgrade(v2::Invoice {
             format: 2,
             body: parse::<v1::Invoice>(COLUMN, text)?,
             issuer: None,
-        }),
-        2 => upgrade(parse::<v2::Invoice>(COLUMN, text)?),
-        3 => parse(COLUMN, text)?,
+        })),
+        2 => untaxed(upgrade(parse::<v2::Invoice>(COLUMN, text)?)),
+        3 => untaxed(parse(COLUMN, text)?),
+        4 => parse(COLUMN, text)?,
         n => return Err(newer(COLUMN, n, CURRENT)),
     };
-    to_domain(current)
+    let mut invoice = to_domain(current.base)?;
+    invoice.totals.tax = current.tax;
+    invoice.taxes = current
+        .taxes
+        .into_iter()
+        .map(|t| {
+            Ok(TaxLine {
+                name: t.name,
+                percent: decimal(COLUMN, &t.percent)?,
+                taxable_cents: t.taxable_cents,
+                amount_cents: t.amount_cents,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    invoice.tax_note = current.tax_note;
+    Ok(invoice)
+}
+
+fn untaxed(base: v2::Invoice<v3::Line>) -> v4::Invoice {
+    v4::Invoice {
+        base,
+        tax: 0,
+        taxes: Vec::new(),
+        tax_note: None,
+    }
 }
 
 /// Writes an invoice: format 2 when every line has format 2's shape (so
 /// Tollgates that read only format 2 still read it), else format 3.
 pub fn encode_invoice(invoice: &Invoice) -> Result<String, StoreError> {
-    let r = from_domain(invoice);
+    let mut r = from_domain(invoice);
+    if !invoice.taxes.is_empty() || invoice.tax_note.is_some() || invoice.totals.tax != 0 {
+        r.format = 4;
+        return write(
+            COLUMN,
+            &v4::Invoice {
+                base: r,
+                tax: invoice.totals.tax,
+                taxes: invoice
+                    .taxes
+                    .iter()
+                    .map(|t| v4::Tax {
+                        name: t.name.clone(),
+                        percent: t.percent.to_string(),
+                        taxable_cents: t.taxable_cents,
+                        amount_cents: t.amount_cents,
+                    })
+                    .collect(),
+                tax_note: invoice.tax_note.clone(),
+            },
+        );
+    }
+    r.format = 3;
     let v2_lines: Option<Vec<v1::Line>> = r.body.lines.iter().map(v3::Line::v1).collect();
     match v2_lines {
         Some(lines) => {
@@ -346,9 +421,12 @@ fn to_domain(r: v2::Invoice<v3::Line>) -> Result<Invoice, StoreError> {
                 terms: c.terms,
             })
             .collect(),
+        taxes: Vec::new(),
+        tax_note: None,
         totals: Totals {
             subtotal: b.totals.subtotal,
             discount: b.totals.discount,
+            tax: 0,
             total: b.totals.total,
         },
         issued_at: b.issued_at,

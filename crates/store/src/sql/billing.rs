@@ -11,6 +11,7 @@ use sqlx::{Pool, Row};
 use tollgate_domain::audit::AuditAction;
 use tollgate_domain::contact::Contact;
 use tollgate_domain::payment::{self, PaymentMethod, PaymentRole, RoleChange, Slot};
+use tollgate_domain::rating::TaxTreatment;
 use tollgate_domain::subscription::{AddonSpan, Subscription};
 use tollgate_domain::transition::{PlanTransition, TransitionState};
 use tollgate_domain::webhook::EventType;
@@ -61,6 +62,72 @@ impl crate::BillingStore for SqlStore {
         now: Timestamp,
     ) -> Result<bool> {
         set_addon(self, tenant_id, plan, addon, subscribed, actor, now).await
+    }
+
+    async fn tax_treatment(&self, tenant_id: &TenantId) -> Result<TaxTreatment> {
+        let row = sqlx::query("SELECT treatment, tax_id FROM tenant_tax WHERE tenant_id = $1")
+            .bind(tenant_id.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else {
+            return Ok(TaxTreatment::Standard);
+        };
+        let treatment: String = row.try_get("treatment")?;
+        let tax_id: Option<String> = row.try_get("tax_id")?;
+        match (treatment.as_str(), tax_id) {
+            ("standard", _) => Ok(TaxTreatment::Standard),
+            ("exempt", _) => Ok(TaxTreatment::Exempt),
+            ("reverse_charge", Some(tax_id)) => Ok(TaxTreatment::ReverseCharge { tax_id }),
+            (other, _) => Err(StoreError::Corrupt(format!("tenant_tax.treatment: {other:?}"))),
+        }
+    }
+
+    async fn set_tax_treatment(
+        &self,
+        tenant_id: &TenantId,
+        treatment: &TaxTreatment,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (tenant_id, treatment, actor) = (tenant_id.clone(), treatment.clone(), actor.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(LOCK_TENANT)
+                    .bind(tenant_id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+                let (name, tax_id) = match &treatment {
+                    TaxTreatment::Standard => ("standard", None),
+                    TaxTreatment::Exempt => ("exempt", None),
+                    TaxTreatment::ReverseCharge { tax_id } => ("reverse_charge", Some(tax_id.as_str())),
+                };
+                sqlx::query(
+                    "INSERT INTO tenant_tax (tenant_id, treatment, tax_id, updated_by, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET treatment = excluded.treatment, \
+                     tax_id = excluded.tax_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                )
+                .bind(tenant_id.as_str())
+                .bind(name)
+                .bind(tax_id)
+                .bind(&actor)
+                .bind(micros(now))
+                .execute(&mut **tx)
+                .await?;
+                audit_in(
+                    tx,
+                    Some(&tenant_id),
+                    &actor,
+                    AuditAction::TenantTax,
+                    "tenant/tax",
+                    None,
+                    Some(serde_json::json!({"treatment": name, "tax_id": tax_id})),
+                    now,
+                )
+                .await
+            })
+        })
+        .await
     }
 
     async fn addon_history(&self, tenant_id: &TenantId) -> Result<Vec<AddonSpan>> {

@@ -165,9 +165,12 @@ fn invoice() -> Invoice {
                 terms: "1.00 USD".into(),
             },
         ],
+        taxes: Vec::new(),
+        tax_note: None,
         totals: Totals {
             subtotal: 2924,
             discount: 392,
+            tax: 0,
             total: 2532,
         },
         issued_at: Some(t("2026-11-18T09:30:00.123456Z")),
@@ -270,6 +273,27 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     let text = records::encode_invoice(&priced).unwrap();
     assert_written_as("invoice.v3.json", &text);
     assert_eq!(records::decode_invoice(&text).unwrap(), priced);
+
+    // With taxes (or a tax note): format 4.
+    let mut taxed = invoice();
+    taxed.issuer = Some(issuer());
+    taxed.taxes = vec![tollgate_domain::rating::TaxLine {
+        name: "VAT".into(),
+        percent: d("19"),
+        taxable_cents: 2532,
+        amount_cents: 481,
+    }];
+    taxed.totals.tax = 481;
+    taxed.totals.total += 481;
+    taxed.check().unwrap();
+    let text = records::encode_invoice(&taxed).unwrap();
+    assert_written_as("invoice.v4.json", &text);
+    assert_eq!(records::decode_invoice(&text).unwrap(), taxed);
+    let mut noted = invoice();
+    noted.tax_note = Some("Reverse charge: the customer (tax id DE1) accounts for the tax.".into());
+    let text = records::encode_invoice(&noted).unwrap();
+    assert!(text.starts_with(r#"{"format":4,"#), "{text}");
+    assert_eq!(records::decode_invoice(&text).unwrap(), noted);
 
     let text = records::encode_transition_payload(&payload()).unwrap();
     assert_written_as("transition_payload.v2.json", &text);
@@ -408,6 +432,7 @@ fn priced_invoice() -> Invoice {
     inv.totals = Totals {
         subtotal: 11000,
         discount: 0,
+        tax: 0,
         total: 11000,
     };
     inv.coupons = Vec::new();
@@ -452,11 +477,11 @@ fn an_upgraded_record_is_rewritten_in_the_current_format() {
 
 #[test]
 fn a_format_from_the_future_is_refused_not_half_read() {
-    let future = golden("invoice.v2.json").replacen(r#""format":2"#, r#""format":4"#, 1);
+    let future = golden("invoice.v2.json").replacen(r#""format":2"#, r#""format":5"#, 1);
     let e = records::decode_invoice(&future).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
     assert!(
-        e.to_string().contains("format 4 was written by a newer Tollgate"),
+        e.to_string().contains("format 5 was written by a newer Tollgate"),
         "{e}"
     );
     let spec = golden("quota_spec.v2.json").replacen(r#""format":2"#, r#""format":7"#, 1);

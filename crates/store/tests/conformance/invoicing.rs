@@ -41,9 +41,12 @@ pub async fn invoice(store: &dyn Store, tenant_id: &TenantId, name: &str, index:
             pricing: None,
         }],
         coupons: Vec::new(),
+        taxes: Vec::new(),
+        tax_note: None,
         totals: Totals {
             subtotal: total,
             discount: 0,
+            tax: 0,
             total,
         },
         issued_at: Some(period.end),

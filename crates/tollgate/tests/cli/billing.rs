@@ -330,3 +330,31 @@ async fn tenants_are_moved_to_a_newer_catalog_version_from_the_cli() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_tenants_tax_treatment_is_shown_and_set_from_the_cli() {
+    each_backend(|db| async move {
+        expect_ok(tollgate(&db, &["tenant", "create", "acme"]).await);
+        let shown = expect_ok(tollgate(&db, &["tenant", "tax", "acme"]).await);
+        assert_eq!(shown.trim(), "tenant acme: tax standard");
+        let set =
+            expect_ok(tollgate(&db, &["tenant", "tax", "acme", "--reverse-charge", "DE999999999"]).await);
+        assert_eq!(set.trim(), "tenant acme: tax reverse_charge (tax id DE999999999)");
+        let set = expect_ok(tollgate(&db, &["tenant", "tax", "acme", "--exempt"]).await);
+        assert_eq!(set.trim(), "tenant acme: tax exempt");
+        assert!(
+            !tollgate(&db, &["tenant", "tax", "acme", "--exempt", "--standard"])
+                .await
+                .ok
+        );
+        let empty = tollgate(&db, &["tenant", "tax", "acme", "--reverse-charge", " "]).await;
+        assert!(
+            !empty.ok && empty.stderr.contains("tax_id: is required"),
+            "{}",
+            empty.stderr
+        );
+        let audit = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "acme"]).await);
+        assert_eq!(audit.matches("tenant.tax").count(), 2, "{audit}");
+    })
+    .await;
+}
