@@ -394,18 +394,13 @@ pub fn build(
                 format_days(fee.length_secs)
             )
         };
-        lines.push(InvoiceLine {
-            kind: LineKind::Addon,
+        lines.push(per_period(
+            LineKind::Addon,
             description,
-            metric_label: None,
-            quantity: Decimal::ONE,
-            unit: "period".into(),
-            unit_price_cents: Decimal::from(fee.full_cents),
-            free_quantity: Decimal::ZERO,
-            amount_cents: fee.amount_cents,
-            adjusts: None,
-            pricing: None,
-        });
+            None,
+            fee.full_cents,
+            fee.amount_cents,
+        ));
     }
     for fee in &bill.meter_fees {
         let Some(meter) = catalog.meter(&fee.metric_label) else {
@@ -416,18 +411,13 @@ pub fn build(
         } else {
             format!("{}: flat amount, prorated", meter.usage_type)
         };
-        lines.push(InvoiceLine {
-            kind: LineKind::MeterFee,
+        lines.push(per_period(
+            LineKind::MeterFee,
             description,
-            metric_label: Some(fee.metric_label.clone()),
-            quantity: Decimal::ONE,
-            unit: "period".into(),
-            unit_price_cents: Decimal::from(fee.full_cents),
-            free_quantity: Decimal::ZERO,
-            amount_cents: fee.amount_cents,
-            adjusts: None,
-            pricing: None,
-        });
+            Some(fee.metric_label.clone()),
+            fee.full_cents,
+            fee.amount_cents,
+        ));
     }
     for line in &bill.usage {
         let Some(meter) = catalog.meter(&line.metric_label) else {
@@ -456,23 +446,19 @@ pub fn build(
         });
     }
     if let Some(t) = bill.true_up {
-        lines.push(InvoiceLine {
-            kind: LineKind::Minimum,
-            description: format!(
-                "Minimum commitment of {} {}: metered charges came to {}",
-                format_cents(t.minimum_cents),
-                catalog.currency,
-                format_cents(t.usage_cents)
-            ),
-            metric_label: None,
-            quantity: Decimal::ONE,
-            unit: "period".into(),
-            unit_price_cents: Decimal::from(t.amount_cents),
-            free_quantity: Decimal::ZERO,
-            amount_cents: t.amount_cents,
-            adjusts: None,
-            pricing: None,
-        });
+        let description = format!(
+            "Minimum commitment of {} {}: metered charges came to {}",
+            format_cents(t.minimum_cents),
+            catalog.currency,
+            format_cents(t.usage_cents)
+        );
+        lines.push(per_period(
+            LineKind::Minimum,
+            description,
+            None,
+            t.amount_cents,
+            t.amount_cents,
+        ));
     }
     for c in corrections.iter().filter(|c| c.amount_cents != 0) {
         lines.push(InvoiceLine {
@@ -520,6 +506,29 @@ pub fn build(
         totals,
         issued_at: None,
         issuer: None,
+    }
+}
+
+/// A line charged once per period: `full_cents` for a whole one,
+/// `amount_cents` for this one.
+fn per_period(
+    kind: LineKind,
+    description: String,
+    metric_label: Option<String>,
+    full_cents: i64,
+    amount_cents: i64,
+) -> InvoiceLine {
+    InvoiceLine {
+        kind,
+        description,
+        metric_label,
+        quantity: Decimal::ONE,
+        unit: "period".into(),
+        unit_price_cents: Decimal::from(full_cents),
+        free_quantity: Decimal::ZERO,
+        amount_cents,
+        adjusts: None,
+        pricing: None,
     }
 }
 

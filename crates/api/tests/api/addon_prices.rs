@@ -1,7 +1,7 @@
 //! Priced add-ons (catalog format 2): a tenant pays an add-on's price for
 //! the part of each billing period it was subscribed, worked out by hand.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tollgate_domain::access::Role;
 use tollgate_domain::invoice::LineKind;
 use tollgate_testkit::each_backend;
@@ -9,7 +9,7 @@ use tollgate_testkit::each_backend;
 use crate::billing_support::{PAYMENT_METHODS, SUBSCRIBE, UNSUBSCRIBE, card};
 use crate::invoice_support::{billed_tenant, stored};
 use crate::support::{TestApp, ts};
-use crate::usage_support::current;
+use crate::usage_support::{current, fixed_items, item};
 
 const WAAP: &str =
     "name = \"f5xc_waap_standard\"\ndisplay_name = \"Web App & API Protection\"\ntier = \"standard\"";
@@ -26,26 +26,6 @@ fn priced_catalog() -> String {
         &format!("{WAAP}\nflat_price_cents = 3100"),
         1,
     )
-}
-
-/// current_usage's fixed items: (usage_type, amount).
-fn fixed_items(bill: &Value) -> Vec<(String, String)> {
-    bill["usage_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["fixed"] == true)
-        .map(|i| {
-            (
-                i["usage_type"].as_str().unwrap().to_owned(),
-                i["amount"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn item(usage_type: &str, amount: &str) -> (String, String) {
-    (usage_type.to_owned(), amount.to_owned())
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ use tollgate_domain::access::Role;
 use tollgate_testkit::each_backend;
 
 use crate::support::{TestApp, ts};
-use crate::usage_support::{METERS, current, detail, details, event, events_path, ingest, ingest_all, line};
+use crate::usage_support::{
+    METERS, catalog_with_meter, current, detail, details, event, events_path, ingest, ingest_all, line,
+};
 
 const METER: &str = r#"[[meters]]
 metric_label = "api_calls"
@@ -22,19 +24,9 @@ aggregation = "count"
 /// The built-in catalog with a count meter priced 2 ¢ per call on the
 /// individual plan, 1 call free.
 fn catalog() -> String {
-    let text = tollgate_domain::catalog::BUILTIN_TOML;
-    let prices = "[plans.prices.lb_requests]\nunit_price_cents = \"60\"";
-    assert!(
-        text.contains("format = 1") && text.matches(prices).count() == 1,
-        "the built-in catalog moved"
-    );
-    let first_meter = text.find("[[meters]]").expect("the built-in catalog has meters");
-    let mut out = text.to_owned();
-    out.insert_str(first_meter, METER);
-    out.replacen("format = 1", "format = 2", 1).replacen(
-        prices,
-        &format!("[plans.prices.api_calls]\nunit_price_cents = 2\nfree_allowance = 1\n\n{prices}"),
-        1,
+    catalog_with_meter(
+        METER,
+        "[plans.prices.api_calls]\nunit_price_cents = 2\nfree_allowance = 1",
     )
 }
 
@@ -42,15 +34,8 @@ fn catalog() -> String {
 async fn a_count_meter_counts_each_event_once_whatever_its_quantity() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
-        let text = catalog();
-        let version = app
-            .store
-            .publish_catalog(&text, "count.toml", "operator", ts("2026-12-01T00:00:00Z"))
-            .await
-            .unwrap();
-        let parsed = tollgate_domain::catalog::parse("count.toml", &text).unwrap();
         app.clock.set(ts("2027-01-01T00:00:00Z"));
-        let acme = app.tenant_on_version("acme", "individual", &parsed, version).await;
+        let acme = app.tenant_on_catalog("acme", "individual", &catalog(), "count.toml").await;
         let admin = app.token(&acme, Role::Admin).await;
         let platform = app.token(&acme, Role::Platform).await;
         app.clock.set(ts("2027-01-05T00:00:00Z"));

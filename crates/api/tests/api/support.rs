@@ -194,6 +194,18 @@ impl TestApp {
         self.tenant_on_version(name, plan, &Catalog::builtin(), 1).await
     }
 
+    /// Publishes catalog `text` (as `file`) and creates tenant `name` on
+    /// `plan` of it, at the test clock's time.
+    pub async fn tenant_on_catalog(&self, name: &str, plan: &str, text: &str, file: &str) -> Tenant {
+        let version = self
+            .store
+            .publish_catalog(text, file, "operator", self.clock_now())
+            .await
+            .expect("publish the catalog");
+        let catalog = tollgate_domain::catalog::parse(file, text).expect("a valid catalog");
+        self.tenant_on_version(name, plan, &catalog, version).await
+    }
+
     /// A tenant on `plan` of `catalog`, published as `version`.
     pub async fn tenant_on_version(&self, name: &str, plan: &str, catalog: &Catalog, version: i64) -> Tenant {
         let plan = catalog.plan(plan).expect("a plan of the catalog");

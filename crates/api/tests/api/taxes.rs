@@ -13,7 +13,7 @@ use tollgate_testkit::each_backend;
 use crate::billing_support::PAYMENT_METHODS;
 use crate::invoice_support::{pdf_text, stored};
 use crate::support::{TestApp, ts};
-use crate::usage_support::current;
+use crate::usage_support::{current, fixed_items, item};
 
 const TAXES: &str = r#"
 [[taxes]]
@@ -55,26 +55,6 @@ fn card_in(country: &str, state_code: &str) -> Value {
         "role": "PAYMENT_METHOD_ROLE_PRIMARY",
         "namespace": "system"
     })
-}
-
-/// (usage_type, amount) of current_usage's fixed items.
-fn fixed(bill: &Value) -> Vec<(String, String)> {
-    bill["usage_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["fixed"] == true)
-        .map(|i| {
-            (
-                i["usage_type"].as_str().unwrap().to_owned(),
-                i["amount"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn item(t: &str, a: &str) -> (String, String) {
-    (t.to_owned(), a.to_owned())
 }
 
 async fn tenant(
@@ -145,14 +125,14 @@ async fn taxes_follow_the_billing_address_and_the_tenants_treatment() {
         // Germany: 19 % of the 25.00 fee = 4.75.
         let a = current(&app, &acme_admin, "system", json!({})).await;
         assert_eq!(
-            fixed(&a),
+            fixed_items(&a),
             [item("Individual plan", "2500"), item("VAT 19 %", "475")]
         );
         assert_eq!((&a["discount"], &a["total_cost"]), (&json!("0"), &json!("2975")));
         // California: 6 % = 1.50 and 1.25 % = 0.3125 → 0.31, rounded per rate.
         let b = current(&app, &bravo_admin, "system", json!({})).await;
         assert_eq!(
-            fixed(&b),
+            fixed_items(&b),
             [
                 item("Individual plan", "2500"),
                 item("State sales tax 6 %", "150"),
@@ -241,7 +221,7 @@ async fn taxes_follow_the_billing_address_and_the_tenants_treatment() {
         // July: the new German rate, 16 % = 4.00.
         app.clock.set(ts("2027-07-10T00:00:00Z"));
         let july = current(&app, &acme_admin, "system", json!({})).await;
-        assert!(fixed(&july).contains(&item("VAT 16 %", "400")), "{july}");
+        assert!(fixed_items(&july).contains(&item("VAT 16 %", "400")), "{july}");
     })
     .await;
 }

@@ -7,7 +7,9 @@ use tollgate_domain::access::Role;
 use tollgate_testkit::each_backend;
 
 use crate::support::{TestApp, ts};
-use crate::usage_support::{METERS, current, detail, details, events_path, ingest, ingest_all, line};
+use crate::usage_support::{
+    METERS, catalog_with_meter, current, detail, details, events_path, ingest, ingest_all, line,
+};
 
 const METER: &str = r#"[[meters]]
 metric_label = "active_users"
@@ -24,19 +26,9 @@ property = "user_id"
 /// The built-in catalog with a unique count of `user_id` priced 1.00 per
 /// user on the individual plan, 2 users free.
 fn catalog() -> String {
-    let text = tollgate_domain::catalog::BUILTIN_TOML;
-    let prices = "[plans.prices.lb_requests]\nunit_price_cents = \"60\"";
-    assert!(
-        text.contains("format = 1") && text.matches(prices).count() == 1,
-        "the built-in catalog moved"
-    );
-    let first_meter = text.find("[[meters]]").expect("the built-in catalog has meters");
-    let mut out = text.to_owned();
-    out.insert_str(first_meter, METER);
-    out.replacen("format = 1", "format = 2", 1).replacen(
-        prices,
-        &format!("[plans.prices.active_users]\nunit_price_cents = 100\nfree_allowance = 2\n\n{prices}"),
-        1,
+    catalog_with_meter(
+        METER,
+        "[plans.prices.active_users]\nunit_price_cents = 100\nfree_allowance = 2",
     )
 }
 

@@ -192,3 +192,42 @@ impl Lcg {
         }
     }
 }
+
+/// The built-in catalog as format 2 with `meter` (a `[[meters]]` table)
+/// before its first meter, priced on the individual plan by `price` (the
+/// body of its `[plans.prices.<metric>]` table, which names the metric).
+pub fn catalog_with_meter(meter: &str, price: &str) -> String {
+    let text = tollgate_domain::catalog::BUILTIN_TOML;
+    let anchor = "[plans.prices.lb_requests]\nunit_price_cents = \"60\"";
+    assert!(
+        text.contains("format = 1") && text.matches(anchor).count() == 1,
+        "the built-in catalog moved"
+    );
+    let first_meter = text.find("[[meters]]").expect("the built-in catalog has meters");
+    let mut out = text.to_owned();
+    out.insert_str(first_meter, meter);
+    out.replacen("format = 1", "format = 2", 1)
+        .replacen(anchor, &format!("{price}\n\n{anchor}"), 1)
+}
+
+/// (usage_type, amount) of each fixed item (fee, add-ons, flat amounts,
+/// minimum, taxes) of a `current_usage` response, in order.
+pub fn fixed_items(bill: &Value) -> Vec<(String, String)> {
+    bill["usage_items"]
+        .as_array()
+        .expect("usage_items is a list")
+        .iter()
+        .filter(|i| i["fixed"] == true)
+        .map(|i| {
+            (
+                i["usage_type"].as_str().unwrap().to_owned(),
+                i["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A (usage_type, amount) pair, as [`fixed_items`] lists them.
+pub fn item(usage_type: &str, amount: &str) -> (String, String) {
+    (usage_type.to_owned(), amount.to_owned())
+}

@@ -251,9 +251,15 @@ mod v4 {
 }
 
 fn upgrade<A, B: From<A>>(r: v2::Invoice<A>) -> v2::Invoice<B> {
+    let format = r.format;
+    with_lines(r, format, |lines| lines.into_iter().map(B::from).collect())
+}
+
+/// The same invoice in `format`, its lines replaced by `lines(old lines)`.
+fn with_lines<A, B>(r: v2::Invoice<A>, format: u32, lines: impl FnOnce(Vec<A>) -> Vec<B>) -> v2::Invoice<B> {
     let b = r.body;
     v2::Invoice {
-        format: r.format,
+        format,
         body: v1::Invoice {
             name: b.name,
             status: b.status,
@@ -264,7 +270,7 @@ fn upgrade<A, B: From<A>>(r: v2::Invoice<A>) -> v2::Invoice<B> {
             plan: b.plan,
             plan_title: b.plan_title,
             currency: b.currency,
-            lines: b.lines.into_iter().map(B::from).collect(),
+            lines: lines(b.lines),
             coupons: b.coupons,
             totals: b.totals,
             issued_at: b.issued_at,
@@ -341,29 +347,7 @@ pub fn encode_invoice(invoice: &Invoice) -> Result<String, StoreError> {
     r.format = 3;
     let v2_lines: Option<Vec<v1::Line>> = r.body.lines.iter().map(v3::Line::v1).collect();
     match v2_lines {
-        Some(lines) => {
-            let b = r.body;
-            let v2 = v2::Invoice {
-                format: 2,
-                body: v1::Invoice {
-                    name: b.name,
-                    status: b.status,
-                    subscription_id: b.subscription_id,
-                    period_index: b.period_index,
-                    period_start: b.period_start,
-                    period_end: b.period_end,
-                    plan: b.plan,
-                    plan_title: b.plan_title,
-                    currency: b.currency,
-                    lines,
-                    coupons: b.coupons,
-                    totals: b.totals,
-                    issued_at: b.issued_at,
-                },
-                issuer: r.issuer,
-            };
-            write(COLUMN, &v2)
-        }
+        Some(lines) => write(COLUMN, &with_lines(r, 2, |_| lines)),
         None => write(COLUMN, &r),
     }
 }
