@@ -1002,6 +1002,45 @@ mod tests {
     }
 
     proptest! {
+        /// Any order and any grouping of the same events gives the same
+        /// bill under every price model (the invoice is the bill's lines).
+        #[test]
+        fn any_event_order_or_grouping_gives_the_same_bill(
+            specs in proptest::collection::vec((0u32..2_000, 0u32..3_000), 1..50),
+            seed in proptest::collection::vec(0usize..1000, 50),
+            split in 0usize..50,
+        ) {
+            let catalog = crate::catalog::parse("priced.toml", crate::catalog::tests::PRICED).unwrap();
+            let events: Vec<UsageEvent> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, (q, m))| UsageEvent { metric_label: "requests".into(), quantity: Decimal::from(*q), ..event(i as u32, 0, *m) })
+                .collect();
+            let mut shuffled = events.clone();
+            let n = shuffled.len();
+            for (i, j) in seed.iter().enumerate().take(n) {
+                shuffled.swap(i % n, j % n);
+            }
+            let cut = split.min(n);
+            let bill_of = |batches: &[&[UsageEvent]], plan: &str| {
+                let mut buckets: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
+                for batch in batches {
+                    for (k, v) in rollup(batch, Aggregation::Sum) {
+                        buckets.entry(k).and_modify(|x| *x = x.merge(&v, Aggregation::Sum)).or_insert(v);
+                    }
+                }
+                let objects = object_usage(buckets.iter());
+                let q = metric_quantities(|_| Aggregation::Sum, objects.iter());
+                crate::rating::bill(&catalog, catalog.plan(plan).unwrap(), &q, Some(&crate::rating::Fixed::whole()), Vec::new())
+            };
+            for plan in ["graduated", "volume", "package", "per-unit"] {
+                let whole = bill_of(&[&events], plan);
+                let (a, b) = shuffled.split_at(cut);
+                prop_assert_eq!(&whole, &bill_of(&[a, b], plan));
+                prop_assert_eq!(whole.totals.subtotal, whole.line_amounts().sum::<i64>());
+            }
+        }
+
         /// Any order and any grouping of the same events gives the same buckets.
         #[test]
         fn rollups_do_not_depend_on_order_or_grouping(
