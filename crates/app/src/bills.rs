@@ -99,7 +99,12 @@ pub async fn period_bill(
     let q = quantities(store, catalog, tenant_id, None, range, Coverage::Period).await?;
     let applied = store.tenant_coupons(tenant_id).await?;
     let coupons = coupons_for(&applied, period.start, period.actual_end);
-    let addons = store.addon_history(tenant_id).await?;
+    // Add-on history is read only when some add-on has a price.
+    let addons = if catalog.addons.iter().any(|a| a.flat_price_cents > 0) {
+        store.addon_history(tenant_id).await?
+    } else {
+        Vec::new()
+    };
     let tax = tax_context(store, catalog, tenant_id, period.actual_end).await?;
     Ok(rating::bill(catalog, plan, &q, fixed_of(period, &addons).as_ref(), coupons).taxed(tax))
 }
