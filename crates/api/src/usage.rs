@@ -88,18 +88,7 @@ pub async fn ingest(
                 timestamp: e.timestamp.map(|t| t.text()),
                 deployment: e.deployment,
                 container: e.container,
-                properties: e
-                    .properties
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let text = match v {
-                            serde_json::Value::String(s) => Some(s),
-                            _ => None,
-                        };
-                        (k, text)
-                    })
-                    .collect(),
+                properties: usage::raw_properties(e.properties.unwrap_or_default()),
             },
         })
         .collect();

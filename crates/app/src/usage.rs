@@ -123,3 +123,18 @@ pub async fn ingest(
     }
     Ok(outcomes)
 }
+
+/// An event's properties as sent (a JSON object), as validation takes them:
+/// each name with its value if that is a string (`None` otherwise, which
+/// validation refuses naming it). The API and the CLI's import read them so.
+pub fn raw_properties<I: IntoIterator<Item = (String, serde_json::Value)>>(
+    properties: I,
+) -> Vec<(String, Option<String>)> {
+    properties
+        .into_iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::String(s) => (name, Some(s)),
+            _ => (name, None),
+        })
+        .collect()
+}

@@ -93,17 +93,10 @@ impl Record {
     fn new(line: usize, field: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let properties = match field("properties") {
             None => Vec::new(),
-            Some(text) => serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
-                .map_err(|_| format!("{line}: properties must be a JSON object, got {text:?}"))?
-                .into_iter()
-                .map(|(k, v)| {
-                    let value = match v {
-                        serde_json::Value::String(s) => Some(s),
-                        _ => None,
-                    };
-                    (k, value)
-                })
-                .collect(),
+            Some(text) => tollgate_app::usage::raw_properties(
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                    .map_err(|_| format!("{line}: properties must be a JSON object, got {text:?}"))?,
+            ),
         };
         Ok(Self {
             line,

@@ -32,6 +32,13 @@ fn catalog() -> String {
     )
 }
 
+/// The meters' aggregations of [`catalog`], as replay takes them.
+fn aggregations() -> tollgate_domain::catalog::Aggregations {
+    tollgate_domain::catalog::parse("unique.toml", &catalog())
+        .unwrap()
+        .aggregations()
+}
+
 fn seen(id: &str, object: &str, user: &str, at: &str) -> Value {
     json!({"id": id, "metric_label": "active_users", "object_name": object, "timestamp": at,
            "properties": {"user_id": user, "plan": "pro"}})
@@ -41,16 +48,9 @@ fn seen(id: &str, object: &str, user: &str, at: &str) -> Value {
 async fn a_unique_count_counts_distinct_values_across_hours_objects_and_namespaces() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
-        let text = catalog();
-        let version = app
-            .store
-            .publish_catalog(&text, "unique.toml", "operator", ts("2026-12-01T00:00:00Z"))
-            .await
-            .unwrap();
-        let parsed = tollgate_domain::catalog::parse("unique.toml", &text).unwrap();
         app.clock.set(ts("2027-01-01T00:00:00Z"));
         let acme = app
-            .tenant_on_version("acme", "individual", &parsed, version)
+            .tenant_on_catalog("acme", "individual", &catalog(), "unique.toml")
             .await;
         app.namespace(&acme, "shop").await;
         let admin = app.token(&acme, Role::Admin).await;
@@ -133,12 +133,7 @@ async fn a_unique_count_counts_distinct_values_across_hours_objects_and_namespac
         // Replay rebuilds the distinct values from the stored events.
         let stats = app
             .store
-            .replay(
-                &acme.id,
-                &parsed.aggregations(),
-                "operator",
-                ts("2027-01-05T00:00:00Z"),
-            )
+            .replay(&acme.id, &aggregations(), "operator", ts("2027-01-05T00:00:00Z"))
             .await
             .unwrap();
         assert_eq!(stats.events, 7);
@@ -155,16 +150,9 @@ async fn a_unique_count_counts_distinct_values_across_hours_objects_and_namespac
 async fn old_periods_keep_their_unique_counts_per_period() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
-        let text = catalog();
-        let version = app
-            .store
-            .publish_catalog(&text, "unique.toml", "operator", ts("2026-12-01T00:00:00Z"))
-            .await
-            .unwrap();
-        let parsed = tollgate_domain::catalog::parse("unique.toml", &text).unwrap();
         app.clock.set(ts("2027-01-01T00:00:00Z"));
         let acme = app
-            .tenant_on_version("acme", "individual", &parsed, version)
+            .tenant_on_catalog("acme", "individual", &catalog(), "unique.toml")
             .await;
         let admin = app.token(&acme, Role::Admin).await;
         let platform = app.token(&acme, Role::Platform).await;
@@ -239,12 +227,7 @@ async fn old_periods_keep_their_unique_counts_per_period() {
         // tenant's next period close keeps them per period again.
         app.close_periods().await;
         app.store
-            .replay(
-                &acme.id,
-                &parsed.aggregations(),
-                "operator",
-                ts("2027-03-03T00:00:00Z"),
-            )
+            .replay(&acme.id, &aggregations(), "operator", ts("2027-03-03T00:00:00Z"))
             .await
             .unwrap();
         let jan_2 = json!({"from": "2027-01-02T00:00:00Z", "to": "2027-01-03T00:00:00Z"});

@@ -110,6 +110,12 @@ impl Aggregations {
         self.0.get(metric_label).copied().unwrap_or_default()
     }
 
+    /// Whether any meter is a unique count (ingestion then records
+    /// distinct values).
+    pub fn has_unique(&self) -> bool {
+        !self.1.is_empty()
+    }
+
     /// The property a unique-count meter counts the distinct values of.
     pub fn unique_property(&self, metric_label: &str) -> Option<&str> {
         self.1.get(metric_label).map(String::as_str)

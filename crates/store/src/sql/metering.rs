@@ -229,9 +229,11 @@ async fn ingest_in(
             .and_modify(|(x, _)| *x = x.merge(&b, agg))
             .or_insert((b, agg));
     }
-    // Unique-count meters: each new event's value, in its hour and object.
+    // Unique-count meters: each new event's value, in its hour and object
+    // (nothing to look at for a catalog without them).
     let distinct: BTreeSet<DistinctRow<'_>> = events
         .iter()
+        .filter(|_| aggregation.has_unique())
         .filter(|e| inserted.contains(e.id.as_str()))
         .filter_map(|e| {
             let property = aggregation.unique_property(&e.metric_label)?;
