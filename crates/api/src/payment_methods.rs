@@ -258,9 +258,10 @@ pub async fn delete(
 ) -> Result<Json<Empty>, ApiError> {
     let auth = authorize(&state, caller, Operation::PaymentMethodDelete, &ns).await?;
     let plan = state.tenant_plan(&auth.tenant).await?;
+    let addons = state.store().addons(auth.tenant_id()).await?;
     let change = RoleChange::Delete {
         name,
-        on_paid_plan: plan.plan().charges_fixed(),
+        on_paid_plan: plan.plan().charges_fixed_with(&plan.catalog, &addons),
     };
     apply(&state, &auth, change).await
 }

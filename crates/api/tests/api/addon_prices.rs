@@ -120,3 +120,51 @@ async fn an_addon_is_charged_for_the_days_it_was_subscribed() {
     })
     .await;
 }
+
+/// A tenant subscribed to a priced add-on pays every period, even on a plan
+/// without a fee: it keeps a way to pay, as on a paid plan.
+#[tokio::test]
+async fn a_priced_addon_keeps_the_last_payment_method() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let fee = "usage_plan_type = \"INDIVIDUAL\"\ntenant_type = \"FREEMIUM\"\nflat_price_cents = 2500";
+        let text = priced_catalog();
+        assert_eq!(
+            text.matches(fee).count(),
+            1,
+            "the built-in catalog's individual fee moved"
+        );
+        let text = text.replacen(fee, &fee.replace("2500", "0"), 1);
+        app.clock.set(ts("2027-01-01T00:00:00Z"));
+        let acme = app
+            .tenant_on_catalog("acme", "individual", &text, "nofee.toml")
+            .await;
+        let admin = app.token(&acme, Role::Admin).await;
+        // No fee, no add-on: the only method may go.
+        let first = add_card(&app, &admin).await;
+        app.delete(&crate::billing_support::method_path(&first), &admin)
+            .await
+            .ok();
+        // With WAAP at 31.00 a period, it stays.
+        let second = add_card(&app, &admin).await;
+        app.post(SUBSCRIBE, &admin, json!({"f5xc_waap_standard": {}}))
+            .await
+            .ok();
+        app.delete(&crate::billing_support::method_path(&second), &admin)
+            .await
+            .reason("PAYMENT_METHOD_REQUIRED")
+            .error(409, 9);
+        app.post(UNSUBSCRIBE, &admin, json!({"f5xc_waap_standard": {}}))
+            .await
+            .ok();
+        app.delete(&crate::billing_support::method_path(&second), &admin)
+            .await
+            .ok();
+    })
+    .await;
+}
+
+async fn add_card(app: &TestApp, admin: &str) -> String {
+    let created = app.post(PAYMENT_METHODS, admin, card("tok-visa-4242")).await;
+    created.ok()["name"].as_str().unwrap().to_owned()
+}

@@ -412,6 +412,19 @@ pub struct Meter {
 }
 
 impl Plan {
+    /// Whether a tenant on this plan (of `catalog`) subscribed to `addons`
+    /// pays something per period whatever its usage: the plan's fixed
+    /// charges, or a priced add-on the plan does not include. Such a tenant
+    /// must keep a way to pay.
+    pub fn charges_fixed_with(&self, catalog: &Catalog, addons: &[String]) -> bool {
+        self.charges_fixed()
+            || (!self.billing_disabled
+                && addons.iter().any(|a| {
+                    !self.included_addons.contains(a)
+                        && catalog.addon(a).is_some_and(|x| x.flat_price_cents > 0)
+                }))
+    }
+
     /// Whether the plan charges something per period whatever the usage (a
     /// fee, a meter's flat amount or a minimum commitment), so a tenant on it
     /// must keep a way to pay.
