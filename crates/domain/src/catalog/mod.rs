@@ -340,16 +340,6 @@ impl PriceModel {
 }
 
 impl Price {
-    /// A price of `unit_price_cents` per unit after `free_allowance` free
-    /// units, the one model of format 1 catalogs.
-    pub fn per_unit(unit_price_cents: Decimal, free_allowance: Decimal) -> Self {
-        Self {
-            model: PriceModel::PerUnit { unit_price_cents },
-            free_allowance,
-            flat_cents: 0,
-        }
-    }
-
     /// The price of one unit where the model has one price for every unit
     /// (per unit), else `None`.
     pub fn unit_price_cents(&self) -> Option<Decimal> {
