@@ -57,6 +57,12 @@ actions! {
     CatalogMoveApply => "catalog_move.apply",
     /// An operator set how a tenant is taxed.
     TenantTax => "tenant.tax",
+    /// An operator granted a tenant prepaid credits.
+    CreditsGrant => "credits.grant",
+    /// An operator took back what is left of a grant (or part of it).
+    CreditsReverse => "credits.reverse",
+    /// A tenant (or an operator) set its low-balance threshold.
+    CreditsSettings => "credits.settings",
     /// The subscription the bootstrap gives a tenant from before plans.
     SubscriptionCreate => "subscription.create",
     AddonSubscribe => "addon.subscribe",
@@ -220,6 +226,9 @@ mod tests {
                 "catalog_move.schedule",
                 "coupon.apply",
                 "coupon.create",
+                "credits.grant",
+                "credits.reverse",
+                "credits.settings",
                 "invoice.cancelled",
                 "invoice.charge_failed",
                 "invoice.charge_scheduled",

@@ -158,6 +158,9 @@ pub struct Invoice {
     pub taxes: Vec<TaxLine>,
     /// Why no tax is charged (exempt, reverse charge), printed on it.
     pub tax_note: Option<String>,
+    /// The prepaid credits that paid part of it, applied when it was
+    /// finalized (none while pending).
+    pub credits: Vec<AppliedCredit>,
     pub totals: Totals,
     /// When it was finalized.
     pub issued_at: Option<Timestamp>,
@@ -173,8 +176,22 @@ impl Invoice {
         self.status == InvoiceStatus::Pending
     }
 
+    /// Applies prepaid credits (at finalization): they pay part of the
+    /// subtotal after discounts, and taxes are computed again on what
+    /// remains ([`crate::rating::with_credits`]). `credits` add up to at
+    /// most that amount (what [`crate::credits::allocate`] gives).
+    pub fn apply_credits(&mut self, credits: Vec<AppliedCredit>) {
+        let sum = credits.iter().fold(0i64, |a, c| a.saturating_add(c.amount_cents));
+        let before = Totals {
+            credits: 0,
+            ..self.totals
+        };
+        (self.totals, self.taxes) = crate::rating::with_credits(before, &self.taxes, sum);
+        self.credits = credits;
+    }
+
     /// The invariant every invoice keeps: the total is the lines' sum minus
-    /// the discount, and never negative.
+    /// the discount and the credits plus the taxes, and never negative.
     pub fn check(&self) -> Result<(), String> {
         let subtotal = self
             .lines
@@ -197,14 +214,40 @@ impl Invoice {
                 self.name, t.tax
             ));
         }
-        if t.total != t.subtotal - t.discount + t.tax || t.total < 0 || t.discount < 0 {
+        let credits = self
+            .credits
+            .iter()
+            .fold(0i64, |a, c| a.saturating_add(c.amount_cents));
+        if credits != t.credits
+            || t.credits < 0
+            || t.credits > t.after_discount().max(0)
+            || self.credits.iter().any(|c| c.amount_cents <= 0)
+        {
             return Err(format!(
-                "{}: total {} is not subtotal {} minus discount {} plus tax {}",
-                self.name, t.total, t.subtotal, t.discount, t.tax
+                "{}: credits add up to {credits}, credits say {} (at most {} after discounts)",
+                self.name,
+                t.credits,
+                t.after_discount()
+            ));
+        }
+        if t.total != t.subtotal - t.discount - t.credits + t.tax || t.total < 0 || t.discount < 0 {
+            return Err(format!(
+                "{}: total {} is not subtotal {} minus discount {} minus credits {} plus tax {}",
+                self.name, t.total, t.subtotal, t.discount, t.credits, t.tax
             ));
         }
         Ok(())
     }
+}
+
+/// Prepaid credits as they paid one invoice: the grant, what it said, how
+/// much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedCredit {
+    pub grant: String,
+    /// The grant's reason, as printed on the invoice.
+    pub description: String,
+    pub amount_cents: i64,
 }
 
 /// A coupon as it discounted one invoice.
@@ -503,6 +546,7 @@ pub fn build(
             .collect(),
         taxes,
         tax_note: bill.tax.note(),
+        credits: Vec::new(),
         totals,
         issued_at: None,
         issuer: None,

@@ -305,15 +305,27 @@ pub struct Coupon {
     pub discount: Discount,
 }
 
-/// A bill's totals: the subtotal of its lines, the discount, the tax, the
-/// total (subtotal − discount + tax).
+/// A bill's totals: the subtotal of its lines, the discount, the prepaid
+/// credits that paid part of it, the tax, the total (subtotal − discount −
+/// credits + tax). Discounts come first, then credits, then tax (on what
+/// the credits left).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub subtotal: i64,
     pub discount: i64,
     #[serde(default)]
+    pub credits: i64,
+    #[serde(default)]
     pub tax: i64,
     pub total: i64,
+}
+
+impl Totals {
+    /// What credits may pay and tax is computed on before credits: the
+    /// subtotal after discounts.
+    pub fn after_discount(&self) -> i64 {
+        self.subtotal.saturating_sub(self.discount)
+    }
 }
 
 /// How a tenant is taxed.
@@ -406,9 +418,7 @@ impl TaxContext {
                 name: name.clone(),
                 percent: *percent,
                 taxable_cents: taxable,
-                amount_cents: Decimal::from(taxable)
-                    .checked_mul(*percent)
-                    .map_or(i64::MAX, |v| round_cents(v / Decimal::ONE_HUNDRED)),
+                amount_cents: tax_of(taxable, *percent),
             })
             .collect()
     }
@@ -425,7 +435,38 @@ impl TaxContext {
     }
 }
 
-/// `totals` with `taxes` added: the total is subtotal − discount + tax.
+/// `percent` of `taxable_cents`, rounded half up once.
+fn tax_of(taxable_cents: i64, percent: Decimal) -> i64 {
+    Decimal::from(taxable_cents)
+        .checked_mul(percent)
+        .map_or(i64::MAX, |v| round_cents(v / Decimal::ONE_HUNDRED))
+}
+
+impl TaxLine {
+    /// The same rate on another taxable amount (after credits).
+    pub fn on(&self, taxable_cents: i64) -> Self {
+        let taxable = taxable_cents.max(0);
+        Self {
+            name: self.name.clone(),
+            percent: self.percent,
+            taxable_cents: taxable,
+            amount_cents: tax_of(taxable, self.percent),
+        }
+    }
+}
+
+/// `totals` and `taxes` after `credits` paid part of the subtotal after
+/// discounts: the credits are at most that amount (never negative), each
+/// tax is computed again on what remains, and the total follows.
+pub fn with_credits(totals: Totals, taxes: &[TaxLine], credits: i64) -> (Totals, Vec<TaxLine>) {
+    let credits = credits.clamp(0, totals.after_discount().max(0));
+    let taxable = totals.after_discount() - credits;
+    let taxes: Vec<TaxLine> = taxes.iter().map(|t| t.on(taxable)).collect();
+    (with_tax(Totals { credits, ..totals }, &taxes), taxes)
+}
+
+/// `totals` with `taxes` added: the total is subtotal − discount − credits
+/// + tax.
 pub fn with_tax(totals: Totals, taxes: &[TaxLine]) -> Totals {
     let tax = taxes
         .iter()
@@ -433,7 +474,7 @@ pub fn with_tax(totals: Totals, taxes: &[TaxLine]) -> Totals {
         .fold(0i64, i64::saturating_add);
     Totals {
         tax,
-        total: (totals.subtotal - totals.discount).saturating_add(tax),
+        total: (totals.subtotal - totals.discount - totals.credits).saturating_add(tax),
         ..totals
     }
 }
@@ -461,6 +502,7 @@ pub fn totals(line_amounts: impl IntoIterator<Item = i64>, coupons: &[Coupon]) -
     Totals {
         subtotal,
         discount,
+        credits: 0,
         tax: 0,
         total: subtotal - discount,
     }
@@ -493,6 +535,7 @@ impl Bill {
     /// discounts, added to the total.
     pub fn taxed(mut self, tax: TaxContext) -> Self {
         let before = Totals {
+            credits: 0,
             tax: 0,
             total: self.totals.subtotal - self.totals.discount,
             ..self.totals
@@ -500,6 +543,15 @@ impl Bill {
         self.taxes = tax.lines(before.total);
         self.totals = with_tax(before, &self.taxes);
         self.tax = tax;
+        self
+    }
+
+    /// The bill after `credits` paid part of it (a finalized invoice's
+    /// credits, so that its period's bill says what the invoice says).
+    pub fn credited(mut self, credits: i64) -> Self {
+        if credits != 0 {
+            (self.totals, self.taxes) = with_credits(self.totals, &self.taxes, credits);
+        }
         self
     }
 
@@ -682,6 +734,7 @@ mod tests {
             Totals {
                 subtotal: 10000,
                 discount: 1235,
+                credits: 0,
                 tax: 0,
                 total: 8765
             }
@@ -691,6 +744,7 @@ mod tests {
             Totals {
                 subtotal: 500,
                 discount: 500,
+                credits: 0,
                 tax: 0,
                 total: 0
             }
@@ -701,6 +755,7 @@ mod tests {
             Totals {
                 subtotal: 999,
                 discount: 150,
+                credits: 0,
                 tax: 0,
                 total: 849
             }
@@ -746,6 +801,7 @@ mod tests {
             Totals {
                 subtotal: 31154,
                 discount: 3115,
+                credits: 0,
                 tax: 0,
                 total: 28039
             }
@@ -1030,6 +1086,7 @@ mod tests {
             Totals {
                 subtotal: 10000,
                 discount: 1000,
+                credits: 0,
                 tax: 1710,
                 total: 10710
             }

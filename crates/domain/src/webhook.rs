@@ -81,6 +81,10 @@ event_types! {
     QuotaThresholdCrossed => "quota.threshold_crossed",
     /// A tenant's usage alert was triggered. Data: the alert and what it measured.
     UsageAlertTriggered => "usage.alert_triggered",
+    /// An entry of the tenant's credits ledger (an invoice paid, an expiry,
+    /// a reversal) took its balance in a currency below its low-balance
+    /// threshold. Data: `currency`, `balance_cents`, `threshold_cents`.
+    CreditsLowBalance => "credits.low_balance",
 }
 
 impl EventType {

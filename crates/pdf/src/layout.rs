@@ -1014,6 +1014,7 @@ mod tests {
         inv.totals = tollgate_domain::rating::Totals {
             subtotal: 0,
             discount: 0,
+            credits: 0,
             tax: 0,
             total: 0,
         };

@@ -105,6 +105,7 @@ pub trait Store:
     + AuditStore
     + WebhookStore
     + AlertStore
+    + CreditStore
     + HealthStore
     + Send
     + Sync
@@ -124,6 +125,7 @@ impl<T> Store for T where
         + AuditStore
         + WebhookStore
         + AlertStore
+        + CreditStore
         + HealthStore
         + Send
         + Sync
@@ -451,6 +453,63 @@ pub trait CouponStore: Send + Sync {
         now: Timestamp,
     ) -> Result<()>;
     async fn tenant_coupons(&self, tenant_id: &TenantId) -> Result<Vec<AppliedCoupon>>;
+}
+
+/// Prepaid credits: grants, their append-only ledger, the low-balance
+/// threshold. Applying credits to an invoice happens inside
+/// [`InvoicingStore::finalize_invoice`]; giving them back inside the
+/// invoice's cancellation and full refund.
+#[async_trait::async_trait]
+pub trait CreditStore: Send + Sync {
+    /// Grants credits (its `grant` entry written with it); audited
+    /// `credits.grant`. Conflict when the tenant already holds
+    /// [`credits::MAX_OPEN_GRANTS`](tollgate_domain::credits::MAX_OPEN_GRANTS)
+    /// grants with something left; NotFound without the tenant.
+    async fn grant_credits(
+        &self,
+        tenant_id: &TenantId,
+        grant: &tollgate_domain::credits::NewGrant,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<tollgate_domain::credits::Grant>;
+    /// Every grant of the tenant, oldest first.
+    async fn credit_grants(&self, tenant_id: &TenantId) -> Result<Vec<tollgate_domain::credits::Grant>>;
+    /// The grants with something left (what an invoice may be paid with),
+    /// oldest first.
+    async fn open_credit_grants(&self, tenant_id: &TenantId) -> Result<Vec<tollgate_domain::credits::Grant>>;
+    /// The tenant's ledger, newest first: at most `limit` entries older than
+    /// the entry `before` (its `seq`).
+    async fn credit_ledger(
+        &self,
+        tenant_id: &TenantId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<tollgate_domain::credits::Entry>>;
+    /// Takes back `amount_cents` (all that is left when `None`) of a grant:
+    /// a `reverse` entry; audited `credits.reverse`. NotFound without the
+    /// grant; Conflict when it holds less.
+    async fn reverse_credits(
+        &self,
+        tenant_id: &TenantId,
+        grant_id: &str,
+        amount_cents: Option<i64>,
+        reason: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<tollgate_domain::credits::Grant>;
+    /// Writes off what is left of at most `limit` grants expired at `now`
+    /// (an `expire` entry each); returns how many.
+    async fn expire_credits(&self, now: Timestamp, limit: u32) -> Result<usize>;
+    async fn low_balance_threshold(&self, tenant_id: &TenantId) -> Result<Option<i64>>;
+    /// Sets (or clears) the threshold below which `credits.low_balance`
+    /// fires; audited `credits.settings`.
+    async fn set_low_balance_threshold(
+        &self,
+        tenant_id: &TenantId,
+        threshold_cents: Option<i64>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<()>;
 }
 
 /// Finalized invoices, their charge attempts and refunds, and when each

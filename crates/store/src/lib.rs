@@ -34,16 +34,16 @@ pub mod records;
 pub mod sqlite;
 
 pub use aggregates::{
-    AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore,
-    InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+    AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, CreditStore, DunningStore,
+    HealthStore, InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
 };
 
 /// The store's traits, for callers: `use tollgate_store::prelude::*` brings
 /// every aggregate's methods into scope on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use crate::aggregates::{
-        AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, DunningStore, HealthStore,
-        InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+        AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, CreditStore, DunningStore,
+        HealthStore, InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
     };
 }
 
@@ -215,6 +215,10 @@ pub struct NewTenant {
 
 /// Who made a change, as the audit trail records it.
 pub type Actor<'a> = &'a str;
+
+/// Who writes the credits ledger's automatic entries (an invoice paid,
+/// an expiry).
+pub const CREDITS_ACTOR: &str = "tollgate/credits";
 
 /// A published catalog as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,6 +77,7 @@ const STEPS: &[(i64, &str, &str)] = &[
         "tenant tax",
         include_str!("../migrations/0019_tenant_tax.sql"),
     ),
+    (20, "credits", include_str!("../migrations/0020_credits.sql")),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -256,9 +257,19 @@ mod tests {
                 Engine::Postgres,
                 "6292991d1409376c65352f8f148df8e69418d8b0b9030d3333fb2c2fa3220580b0aa3d55ac2bc5c0ad38039ef754703e",
             ),
+            (
+                20,
+                Engine::Sqlite,
+                "85e3f6edb663a0b2c409b3f376b02c0fb307a3eac883d7a1546a74640d61a0a591e2ba32fdc60b863a81d78f4257b9c6",
+            ),
+            (
+                20,
+                Engine::Postgres,
+                "8c6bd0009998c00c0e7ad97a0b499e215393614a9be32ebb874aacf591d9ba91acf4192d908df6ac5ce702c3186ab4f5",
+            ),
         ];
         assert_eq!(
-            same.len() + 3,
+            same.len() + 4,
             STEPS.len(),
             "a new migration's checksum is frozen here when it is added"
         );

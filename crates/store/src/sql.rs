@@ -36,6 +36,9 @@ mod catalogs;
 #[path = "sql/coupons.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod coupons;
+#[path = "sql/credits.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod credits;
 #[path = "sql/dunning.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod dunning;

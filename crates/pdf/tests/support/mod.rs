@@ -187,9 +187,11 @@ pub fn long_invoice(n: usize) -> Invoice {
         }],
         taxes: Vec::new(),
         tax_note: None,
+        credits: Vec::new(),
         totals: Totals {
             subtotal,
             discount,
+            credits: 0,
             tax: 0,
             total: subtotal - discount,
         },

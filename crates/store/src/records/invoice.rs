@@ -11,18 +11,21 @@
 //! - Format 4: format 3 plus `taxes` (one row per rate), `tax_note` and
 //!   `tax` (the total includes it). Written only for an invoice with taxes
 //!   or a tax note.
+//! - Format 5: format 4 plus `credits` (the prepaid credits that paid part
+//!   of it; the total is net of them) and `applied_credits` (one row per
+//!   grant). Written only for an invoice credits paid.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tollgate_domain::catalog::{Issuer, ModelKind};
-use tollgate_domain::invoice::{AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind, Pricing};
+use tollgate_domain::invoice::{AppliedCredit, AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind, Pricing};
 use tollgate_domain::rating::{Step, StepKind, TaxLine, Totals};
 
 use super::{decimal, format_of, newer, parse, write};
 use crate::StoreError;
 
 const COLUMN: &str = "invoices.document";
-const CURRENT: u32 = 4;
+const CURRENT: u32 = 5;
 
 /// Format 1, as main wrote it before formats existed.
 mod v1 {
@@ -250,6 +253,26 @@ mod v4 {
     }
 }
 
+/// Format 5: format 4 plus prepaid credits.
+mod v5 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Credit {
+        pub grant: String,
+        pub description: String,
+        pub amount_cents: i64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Invoice {
+        #[serde(flatten)]
+        pub base: v4::Invoice,
+        pub credits: i64,
+        pub applied_credits: Vec<Credit>,
+    }
+}
+
 fn upgrade<A, B: From<A>>(r: v2::Invoice<A>) -> v2::Invoice<B> {
     let format = r.format;
     with_lines(r, format, |lines| lines.into_iter().map(B::from).collect())
@@ -281,18 +304,30 @@ fn with_lines<A, B>(r: v2::Invoice<A>, format: u32, lines: impl FnOnce(Vec<A>) -
 
 /// Reads a stored invoice of any format.
 pub fn decode_invoice(text: &str) -> Result<Invoice, StoreError> {
-    let current: v4::Invoice = match format_of(COLUMN, text)? {
-        1 => untaxed(upgrade(v2::Invoice {
+    let current: v5::Invoice = match format_of(COLUMN, text)? {
+        1 => uncredited(untaxed(upgrade(v2::Invoice {
             format: 2,
             body: parse::<v1::Invoice>(COLUMN, text)?,
             issuer: None,
-        })),
-        2 => untaxed(upgrade(parse::<v2::Invoice>(COLUMN, text)?)),
-        3 => untaxed(parse(COLUMN, text)?),
-        4 => parse(COLUMN, text)?,
+        }))),
+        2 => uncredited(untaxed(upgrade(parse::<v2::Invoice>(COLUMN, text)?))),
+        3 => uncredited(untaxed(parse(COLUMN, text)?)),
+        4 => uncredited(parse(COLUMN, text)?),
+        5 => parse(COLUMN, text)?,
         n => return Err(newer(COLUMN, n, CURRENT)),
     };
+    let (credits, applied) = (current.credits, current.applied_credits);
+    let current = current.base;
     let mut invoice = to_domain(current.base)?;
+    invoice.totals.credits = credits;
+    invoice.credits = applied
+        .into_iter()
+        .map(|c| AppliedCredit {
+            grant: c.grant,
+            description: c.description,
+            amount_cents: c.amount_cents,
+        })
+        .collect();
     invoice.totals.tax = current.tax;
     invoice.taxes = current
         .taxes
@@ -310,6 +345,14 @@ pub fn decode_invoice(text: &str) -> Result<Invoice, StoreError> {
     Ok(invoice)
 }
 
+fn uncredited(base: v4::Invoice) -> v5::Invoice {
+    v5::Invoice {
+        base,
+        credits: 0,
+        applied_credits: Vec::new(),
+    }
+}
+
 fn untaxed(base: v2::Invoice<v3::Line>) -> v4::Invoice {
     v4::Invoice {
         base,
@@ -323,11 +366,10 @@ fn untaxed(base: v2::Invoice<v3::Line>) -> v4::Invoice {
 /// Tollgates that read only format 2 still read it), else format 3.
 pub fn encode_invoice(invoice: &Invoice) -> Result<String, StoreError> {
     let mut r = from_domain(invoice);
-    if !invoice.taxes.is_empty() || invoice.tax_note.is_some() || invoice.totals.tax != 0 {
-        r.format = 4;
-        return write(
-            COLUMN,
-            &v4::Invoice {
+    let credited = !invoice.credits.is_empty() || invoice.totals.credits != 0;
+    if credited || !invoice.taxes.is_empty() || invoice.tax_note.is_some() || invoice.totals.tax != 0 {
+        r.format = if credited { 5 } else { 4 };
+        let taxed = v4::Invoice {
                 base: r,
                 tax: invoice.totals.tax,
                 taxes: invoice
@@ -341,6 +383,24 @@ pub fn encode_invoice(invoice: &Invoice) -> Result<String, StoreError> {
                     })
                     .collect(),
                 tax_note: invoice.tax_note.clone(),
+            };
+        if !credited {
+            return write(COLUMN, &taxed);
+        }
+        return write(
+            COLUMN,
+            &v5::Invoice {
+                base: taxed,
+                credits: invoice.totals.credits,
+                applied_credits: invoice
+                    .credits
+                    .iter()
+                    .map(|c| v5::Credit {
+                        grant: c.grant.clone(),
+                        description: c.description.clone(),
+                        amount_cents: c.amount_cents,
+                    })
+                    .collect(),
             },
         );
     }
@@ -407,9 +467,11 @@ fn to_domain(r: v2::Invoice<v3::Line>) -> Result<Invoice, StoreError> {
             .collect(),
         taxes: Vec::new(),
         tax_note: None,
+        credits: Vec::new(),
         totals: Totals {
             subtotal: b.totals.subtotal,
             discount: b.totals.discount,
+            credits: 0,
             tax: 0,
             total: b.totals.total,
         },

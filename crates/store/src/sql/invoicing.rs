@@ -640,6 +640,8 @@ async fn operator_change_in(
     )
     .await?;
     if change.to == InvoiceStatus::Cancelled {
+        // The prepaid credits that paid part of it come back.
+        super::credits::give_back_in(tx, tenant_id, &before.invoice, actor, now).await?;
         // Cancelling the last unpaid OVERDUE invoice lifts a suspension, now.
         super::dunning::lift_in(tx, tenant_id, name, "cancelled", actor, now).await?;
     }
@@ -698,6 +700,7 @@ async fn finalize_invoice_in(
     if inserted == 0 {
         return Ok(false);
     }
+    super::credits::apply_in(tx, tenant_id, invoice, now).await?;
     audit_in(
         tx,
         Some(tenant_id),
@@ -1527,6 +1530,9 @@ async fn settle_refund_in(
             .bind(name.as_str())
             .execute(&mut **tx)
             .await?;
+            // Refunded in full: the prepaid credits that paid the rest of it
+            // come back too.
+            super::credits::give_back_in(tx, tenant_id, &before.invoice, &r.actor, now).await?;
         }
         let mut after = summary(&before.invoice);
         if whole {

@@ -167,9 +167,11 @@ fn invoice() -> Invoice {
         ],
         taxes: Vec::new(),
         tax_note: None,
+        credits: Vec::new(),
         totals: Totals {
             subtotal: 2924,
             discount: 392,
+            credits: 0,
             tax: 0,
             total: 2532,
         },
@@ -294,6 +296,32 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
     let text = records::encode_invoice(&noted).unwrap();
     assert!(text.starts_with(r#"{"format":4,"#), "{text}");
     assert_eq!(records::decode_invoice(&text).unwrap(), noted);
+
+    // Paid in part by prepaid credits (tax on what they left): format 5.
+    // 2924 − 392 discount = 2532; 1000 + 532 of credits leave 1000, taxed
+    // 19 % = 190; total 1190.
+    let mut credited = taxed.clone();
+    credited.apply_credits(vec![
+        tollgate_domain::invoice::AppliedCredit {
+            grant: "cg_promo".into(),
+            description: "Launch promotion".into(),
+            amount_cents: 1000,
+        },
+        tollgate_domain::invoice::AppliedCredit {
+            grant: "cg_prepaid".into(),
+            description: "Prepaid balance".into(),
+            amount_cents: 532,
+        },
+    ]);
+    assert_eq!(
+        (credited.totals.credits, credited.totals.tax, credited.totals.total),
+        (1532, 190, 1190)
+    );
+    assert_eq!(credited.taxes[0].taxable_cents, 1000);
+    credited.check().unwrap();
+    let text = records::encode_invoice(&credited).unwrap();
+    assert_written_as("invoice.v5.json", &text);
+    assert_eq!(records::decode_invoice(&text).unwrap(), credited);
 
     let text = records::encode_transition_payload(&payload()).unwrap();
     assert_written_as("transition_payload.v2.json", &text);
@@ -432,6 +460,7 @@ fn priced_invoice() -> Invoice {
     inv.totals = Totals {
         subtotal: 11000,
         discount: 0,
+        credits: 0,
         tax: 0,
         total: 11000,
     };
@@ -477,11 +506,11 @@ fn an_upgraded_record_is_rewritten_in_the_current_format() {
 
 #[test]
 fn a_format_from_the_future_is_refused_not_half_read() {
-    let future = golden("invoice.v2.json").replacen(r#""format":2"#, r#""format":5"#, 1);
+    let future = golden("invoice.v2.json").replacen(r#""format":2"#, r#""format":6"#, 1);
     let e = records::decode_invoice(&future).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
     assert!(
-        e.to_string().contains("format 5 was written by a newer Tollgate"),
+        e.to_string().contains("format 6 was written by a newer Tollgate"),
         "{e}"
     );
     let spec = golden("quota_spec.v2.json").replacen(r#""format":2"#, r#""format":7"#, 1);

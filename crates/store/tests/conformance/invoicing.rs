@@ -43,9 +43,11 @@ pub async fn invoice(store: &dyn Store, tenant_id: &TenantId, name: &str, index:
         coupons: Vec::new(),
         taxes: Vec::new(),
         tax_note: None,
+        credits: Vec::new(),
         totals: Totals {
             subtotal: total,
             discount: 0,
+            credits: 0,
             tax: 0,
             total,
         },
