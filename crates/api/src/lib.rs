@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod auth;
 pub mod catalogs;
 pub mod credit_notes;
+pub mod credits;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -35,7 +36,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -164,6 +165,18 @@ fn api_routes() -> Router<AppState> {
         .route(
             "/api/web/namespaces/{namespace}/monthly_usage",
             post(usage::monthly_usage),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/credits",
+            get(credits::get),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/credits/ledger",
+            get(credits::ledger),
+        )
+        .route(
+            "/api/web/namespaces/{namespace}/billing/credits/settings",
+            put(credits::set_settings),
         )
         .route(
             "/api/data/namespaces/system/billing/usage_summary",
@@ -302,6 +315,18 @@ fn api_routes() -> Router<AppState> {
         .route(
             "/api/operator/tenants/{tenant}/tax",
             get(operator::billing::get_tenant_tax).put(operator::billing::set_tenant_tax),
+        )
+        .route(
+            "/api/operator/tenants/{tenant}/credits",
+            get(operator::credits::get).post(operator::credits::grant),
+        )
+        .route(
+            "/api/operator/tenants/{tenant}/credits/ledger",
+            get(operator::credits::ledger),
+        )
+        .route(
+            "/api/operator/tenants/{tenant}/credits/{grant}/reverse",
+            post(operator::credits::reverse),
         )
         .route(
             "/api/operator/catalog/moves/{tenant}",

@@ -520,8 +520,16 @@ fn bill_items(
             t.amount_cents,
         ));
     }
-    // Taxes, on the total after discounts: the items less the discount add
-    // up to total_cost.
+    // Prepaid credits a finalized period's invoice was paid with (before
+    // tax), then taxes on what remains: the items less the discount add up
+    // to total_cost.
+    if bill.totals.credits != 0 {
+        out.push(fixed(
+            "Prepaid credits".to_owned(),
+            Vec::new(),
+            -bill.totals.credits,
+        ));
+    }
     for t in &bill.taxes {
         out.push(fixed(
             format!("{} {} %", t.name, t.percent.normalize()),

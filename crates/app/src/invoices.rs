@@ -427,21 +427,33 @@ async fn close_book(
         if book.is_finalized(tp) {
             continue;
         }
-        let mut inv = book.compute(tp, InvoiceStatus::Issued).await?;
-        inv.issued_at = Some(now);
+        let mut computed = book.compute(tp, InvoiceStatus::Issued).await?;
+        computed.issued_at = Some(now);
         // The issuer is part of what was issued: a later change of company
         // details does not rewrite it.
-        inv.issuer = Some(ctx.catalogs.issuer(store).await?);
-        let next_charge_at = if inv.totals.total > 0 {
-            Some(now)
-        } else {
-            inv.status = InvoiceStatus::Paid;
-            None
+        computed.issuer = Some(ctx.catalogs.issuer(store).await?);
+        // Prepaid credits pay first; only the rest is charged. A grant that
+        // changed between reading and storing (a reversal, another replica)
+        // fails the finalization as a conflict: read the grants again.
+        let mut attempts = 0;
+        let (inv, finalized) = loop {
+            let mut inv = computed.clone();
+            crate::credits::apply(store, tenant_id, &mut inv, now).await?;
+            let next_charge_at = if inv.totals.total > 0 {
+                Some(now)
+            } else {
+                inv.status = InvoiceStatus::Paid;
+                None
+            };
+            match store
+                .finalize_invoice(tenant_id, &inv, next_charge_at, CLOSER, now)
+                .await
+            {
+                Err(StoreError::Conflict(..)) if !inv.credits.is_empty() && attempts < 3 => attempts += 1,
+                other => break (inv, other?),
+            }
         };
-        if store
-            .finalize_invoice(tenant_id, &inv, next_charge_at, CLOSER, now)
-            .await?
-        {
+        if finalized {
             stored += 1;
             tracing::info!(tenant = tenant_id.as_str(), invoice = %inv.name, total = inv.totals.total, "invoice finalized");
         }

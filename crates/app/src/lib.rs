@@ -9,7 +9,8 @@
 //! - Billing: [`coupons`], [`invoices`] (period close, charging, PDFs),
 //!   [`dunning`] (unpaid invoices: charging again, suspending, reinstating),
 //!   [`refunds`] (partial and whole, each a credit note), [`credit_notes`]
-//!   (their PDFs), [`transitions`] (the plan-transition worker).
+//!   (their PDFs), [`credits`] (prepaid credits: grants, ledger, applied at
+//!   finalization), [`transitions`] (the plan-transition worker).
 //! - Telling the platform: [`webhooks`] (endpoints, the outbox's dispatch,
 //!   signed deliveries with retries).
 //! - Housekeeping: [`maintenance`]; [`Job`] names what may be run by hand.
@@ -24,6 +25,7 @@ pub mod bills;
 pub mod catalogs;
 pub mod coupons;
 pub mod credit_notes;
+pub mod credits;
 pub mod dunning;
 pub mod invoices;
 pub mod maintenance;
@@ -90,8 +92,13 @@ pub async fn run_forever(
         // one tick tells of ISSUED, then of PAID.
         dispatch_events(&ctx).await;
         // Closing periods reads the due tenants only; once a minute is plenty.
+        // Expired credits are written off first (finalization never uses
+        // them either way).
         let now = ctx.clock.now();
         if last_close.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
+            if let Err(e) = Job::CreditExpiry.run_at(&ctx, now, usize::MAX).await {
+                tracing::warn!(error = %e, "credit expiry failed; retrying on the next tick");
+            }
             match Job::PeriodClose.run_at(&ctx, now, usize::MAX).await {
                 Ok(_) => last_close = Some(now),
                 Err(e) => tracing::warn!(error = %e, "period close failed; retrying on the next tick"),
@@ -171,12 +178,15 @@ pub enum Job {
     Webhooks,
     /// Evaluate the usage alerts of tenants whose usage arrived since.
     Alerts,
+    /// Write off what is left of expired credit grants.
+    CreditExpiry,
 }
 
 impl Job {
     /// In the order `all` runs them.
-    pub const ALL: [Job; 7] = [
+    pub const ALL: [Job; 8] = [
         Job::Transitions,
+        Job::CreditExpiry,
         Job::PeriodClose,
         Job::Charge,
         Job::Suspend,
@@ -194,6 +204,7 @@ impl Job {
             Self::Prune => "prune",
             Self::Webhooks => "webhooks",
             Self::Alerts => "alerts",
+            Self::CreditExpiry => "credit-expiry",
         }
     }
 
@@ -212,6 +223,7 @@ impl Job {
             Self::Prune => format!("{n} expired quota request {} forgotten", plural("id", "ids")),
             Self::Webhooks => format!("{n} webhook delivery {} made", plural("attempt", "attempts")),
             Self::Alerts => format!("{n} usage {} triggered", plural("alert", "alerts")),
+            Self::CreditExpiry => format!("{n} credit {} expired", plural("grant", "grants")),
         }
     }
 
@@ -250,6 +262,7 @@ impl Job {
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 Self::Webhooks => webhooks::run_until_idle(ctx).await,
                 Self::Alerts => alerts::evaluate(ctx).await,
+                Self::CreditExpiry => credits::expire_due(ctx.store.as_ref(), now).await,
             }
         })
         .await

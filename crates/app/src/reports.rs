@@ -130,7 +130,10 @@ pub async fn range_bill(
         })?;
     let p = &catalog.plans[plan];
     let bill = match (&range.period, namespace) {
-        (Some((_, period)), None) => bills::period_bill(store, &catalog, p, &tenant.id, period).await?,
+        // A finalized period's credits too, so that its bill is its invoice.
+        (Some((sub, period)), None) => bills::period_bill(store, &catalog, p, &tenant.id, period)
+            .await?
+            .credited(store.period_credits(&tenant.id, &sub.id, period.index).await?),
         (_, namespace) => {
             let quantities = bills::quantities(
                 store,

@@ -40,7 +40,13 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [Self; 5] = [Self::Grant, Self::Apply, Self::Expire, Self::Refund, Self::Reverse];
+    pub const ALL: [Self; 5] = [
+        Self::Grant,
+        Self::Apply,
+        Self::Expire,
+        Self::Refund,
+        Self::Reverse,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -289,8 +295,14 @@ mod tests {
             grant("low", 5000, 0, Some("2027-03-02T00:00:00Z")),
         ];
         let got = allocate(&grants, "USD", 1600, t(NOW));
-        let pairs: Vec<(&str, i64)> = got.iter().map(|a| (a.grant_id.as_str(), a.amount_cents)).collect();
-        assert_eq!(pairs, [("high", 200), ("soon", 300), ("late", 1000), ("never", 100)]);
+        let pairs: Vec<(&str, i64)> = got
+            .iter()
+            .map(|a| (a.grant_id.as_str(), a.amount_cents))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("high", 200), ("soon", 300), ("late", 1000), ("never", 100)]
+        );
     }
 
     #[test]
@@ -351,17 +363,21 @@ mod tests {
             prop::sample::select(vec!["USD", "EUR"]),
             0i64..5,
         )
-            .prop_map(|(remaining, priority, expires_days, currency, granted_day)| Grant {
-                id: String::new(),
-                currency: currency.into(),
-                amount_cents: remaining,
-                remaining_cents: remaining,
-                priority,
-                expires_at: expires_days.map(|d| t("2027-02-26T00:00:00Z") + jiff::SignedDuration::from_hours(24 * d)),
-                reason: "r".into(),
-                granted_by: "op".into(),
-                granted_at: t("2027-01-01T00:00:00Z") + jiff::SignedDuration::from_hours(24 * granted_day),
-            })
+            .prop_map(
+                |(remaining, priority, expires_days, currency, granted_day)| Grant {
+                    id: String::new(),
+                    currency: currency.into(),
+                    amount_cents: remaining,
+                    remaining_cents: remaining,
+                    priority,
+                    expires_at: expires_days
+                        .map(|d| t("2027-02-26T00:00:00Z") + jiff::SignedDuration::from_hours(24 * d)),
+                    reason: "r".into(),
+                    granted_by: "op".into(),
+                    granted_at: t("2027-01-01T00:00:00Z")
+                        + jiff::SignedDuration::from_hours(24 * granted_day),
+                },
+            )
     }
 
     proptest! {

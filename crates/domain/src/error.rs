@@ -182,6 +182,11 @@ reasons! {
     WebhookEndpointLimit = "WEBHOOK_ENDPOINT_LIMIT" (FailedPrecondition),
     /// The tenant has as many usage alerts as it may (the message says how many); delete one first.
     AlertLimit = "ALERT_LIMIT" (FailedPrecondition),
+    /// The reversal asks for more of a credit grant than it has left (the message says how much is
+    /// left), or an invoice's credits were computed from a grant that changed since.
+    CreditsExceedRemaining = "CREDITS_EXCEED_REMAINING" (FailedPrecondition),
+    /// The tenant holds as many credit grants with something left as it may; reverse some first.
+    CreditGrantLimit = "CREDIT_GRANT_LIMIT" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific

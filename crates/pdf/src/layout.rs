@@ -185,6 +185,13 @@ impl<'a> Sheet<'a> {
             }
             sums.push(Sum::Amount("Discount".into(), -t.discount));
         }
+        // Prepaid credits pay before tax: one row per grant that paid.
+        for credit in &inv.credits {
+            sums.push(Sum::Amount(
+                format!("Prepaid credits: {}", clean(&credit.description)),
+                -credit.amount_cents,
+            ));
+        }
         for tax in &inv.taxes {
             sums.push(Sum::Amount(
                 format!("{} {} %", clean(&tax.name), tax.percent.normalize()),
@@ -717,7 +724,11 @@ impl Layout<'_> {
             match sum {
                 Sum::Amount(label, cents) => {
                     let y = self.y + (row + cap * size) / 2.0;
-                    self.text(label_x, y, Face::Regular, size, INK, label);
+                    // A long label (a credit grant's reason) stops short of the amount.
+                    let label = self
+                        .fonts
+                        .truncate(Face::Regular, label, size, w / 2.0 - col::PAD);
+                    self.text(label_x, y, Face::Regular, size, INK, &label);
                     self.number(
                         col::AMOUNT_R,
                         y,

@@ -32,6 +32,7 @@ CREATE TABLE credit_ledger (
     at           BIGINT NOT NULL
 );
 CREATE INDEX credit_ledger_tenant ON credit_ledger (tenant_id, seq);
+CREATE INDEX credit_ledger_invoice ON credit_ledger (tenant_id, invoice) WHERE invoice IS NOT NULL;
 -- A grant pays an invoice once and is given back from it once, however
 -- often finalization or a refund is retried, by however many replicas.
 CREATE UNIQUE INDEX credit_ledger_once ON credit_ledger (grant_id, kind, invoice) WHERE invoice IS NOT NULL;

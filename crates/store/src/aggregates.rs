@@ -497,6 +497,14 @@ pub trait CreditStore: Send + Sync {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<tollgate_domain::credits::Grant>;
+    /// The credits applied to the finalized invoice of a subscription's
+    /// billing period (0 when none, or when it is not finalized).
+    async fn period_credits(
+        &self,
+        tenant_id: &TenantId,
+        subscription_id: &str,
+        period_index: u32,
+    ) -> Result<i64>;
     /// Writes off what is left of at most `limit` grants expired at `now`
     /// (an `expire` entry each); returns how many.
     async fn expire_credits(&self, now: Timestamp, limit: u32) -> Result<usize>;

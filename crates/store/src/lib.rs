@@ -34,8 +34,8 @@ pub mod records;
 pub mod sqlite;
 
 pub use aggregates::{
-    AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, CreditStore, DunningStore,
-    HealthStore, InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+    AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, CreditStore, DunningStore, HealthStore,
+    InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
 };
 
 /// The store's traits, for callers: `use tollgate_store::prelude::*` brings

@@ -260,12 +260,12 @@ mod tests {
             (
                 20,
                 Engine::Sqlite,
-                "85e3f6edb663a0b2c409b3f376b02c0fb307a3eac883d7a1546a74640d61a0a591e2ba32fdc60b863a81d78f4257b9c6",
+                "1665f6e881da7312189ed8719d35c2a8755ae3f187f330db2e7c56c208e6260c44ab4c1b0dc0b1b010d287b08706a2fd",
             ),
             (
                 20,
                 Engine::Postgres,
-                "8c6bd0009998c00c0e7ad97a0b499e215393614a9be32ebb874aacf591d9ba91acf4192d908df6ac5ce702c3186ab4f5",
+                "80f61c20d4dc14bc6616138cbd17873bfe54d9ffd20c89f0aa1606d1c1b60dac9a524f61dbc8190975c91aab1a5a4a66",
             ),
         ];
         assert_eq!(

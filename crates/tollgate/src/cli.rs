@@ -178,6 +178,9 @@ pub enum Command {
     /// List, show, download, refund and cancel invoices.
     #[command(subcommand)]
     Invoice(crate::invoice::InvoiceCommand),
+    /// Grant, show and reverse a tenant's prepaid credits.
+    #[command(subcommand)]
+    Credits(crate::credits::CreditsCommand),
     /// Manage webhook endpoints (every tenant's events, or one tenant's) and their deliveries.
     #[command(subcommand)]
     Webhook(crate::webhook::WebhookCommand),
@@ -301,6 +304,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Usage(cmd) => crate::usage::usage(&*cli.storage.open().await?, cmd).await,
         Command::Coupon(cmd) => crate::usage::coupon(&*cli.storage.open().await?, cmd).await,
         Command::Invoice(cmd) => crate::invoice::invoice(cli.storage.open().await?, cmd).await,
+        Command::Credits(cmd) => crate::credits::credits_cmd(&*cli.storage.open().await?, cmd).await,
         Command::Webhook(cmd) => crate::webhook::webhook(cli.storage.open().await?, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli.storage, args).await,
     }

@@ -251,6 +251,9 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 ("subtotal".to_owned(), i.totals.subtotal),
                 ("discount".to_owned(), i.totals.discount),
             ];
+            for c in &i.credits {
+                sums.push((format!("prepaid credits: {}", c.description), -c.amount_cents));
+            }
             for tax in &i.taxes {
                 sums.push((
                     format!("{} {} %", tax.name, tax.percent.normalize()),

@@ -4,6 +4,7 @@ mod bench;
 mod bench_durability;
 mod bench_ingest;
 mod cli;
+mod credits;
 mod invoice;
 mod operator;
 mod provider;

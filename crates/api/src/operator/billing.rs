@@ -330,7 +330,10 @@ fn treatment_body(t: &tollgate_domain::rating::TaxTreatment) -> TaxTreatmentBody
     }
 }
 
-async fn tenant_named(state: &AppState, name: &str) -> Result<tollgate_domain::tenant::Tenant, ApiError> {
+pub(crate) async fn tenant_named(
+    state: &AppState,
+    name: &str,
+) -> Result<tollgate_domain::tenant::Tenant, ApiError> {
     Ok(state
         .store()
         .tenant_by_name(name)
@@ -936,6 +939,14 @@ pub struct TaxItem {
     pub amount_cents: i64,
 }
 
+/// Prepaid credits that paid part of an invoice (one per grant).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppliedCreditItem {
+    pub grant: String,
+    pub description: String,
+    pub amount_cents: i64,
+}
+
 /// An invoice with its lines, taxes, charge attempts, disputes and refunds.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvoiceDetail {
@@ -946,7 +957,10 @@ pub struct InvoiceDetail {
     pub coupons: Vec<DiscountItem>,
     pub subtotal_cents: i64,
     pub discount_cents: i64,
-    /// The sum of `taxes`; the total is subtotal − discount + tax.
+    /// The prepaid credits that paid part of it, applied before tax.
+    pub credits_cents: i64,
+    pub credits: Vec<AppliedCreditItem>,
+    /// The sum of `taxes`; the total is subtotal − discount − credits + tax.
     pub tax_cents: i64,
     /// One per rate, on the total after discounts.
     pub taxes: Vec<TaxItem>,
@@ -1033,6 +1047,16 @@ pub async fn get_invoice(
             .collect(),
         subtotal_cents: i.totals.subtotal,
         discount_cents: i.totals.discount,
+        credits_cents: i.totals.credits,
+        credits: i
+            .credits
+            .iter()
+            .map(|c| AppliedCreditItem {
+                grant: c.grant.clone(),
+                description: c.description.clone(),
+                amount_cents: c.amount_cents,
+            })
+            .collect(),
         tax_cents: i.totals.tax,
         taxes: i
             .taxes

@@ -10,6 +10,7 @@
 //! (`tollgate_app`), and translates the answer.
 
 pub mod billing;
+pub mod credits;
 pub mod tenancy;
 
 use axum::Json;

@@ -41,6 +41,8 @@ enum Needs {
     Coupon,
     /// The tenant's first invoice finalized and paid with a card.
     PaidInvoice,
+    /// A grant of prepaid credits.
+    Credits,
 }
 
 /// What the setup made, for building paths and bodies.
@@ -57,6 +59,8 @@ struct Made {
     tenant: String,
     /// The paid invoice's name.
     invoice: String,
+    /// The credit grant's id.
+    grant: String,
 }
 
 struct Case {
@@ -376,6 +380,33 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.operator.GrantCredits",
+            method: post.clone(),
+            path: |m| format!("/api/operator/tenants/{}/credits", m.tenant),
+            body: |_| json!({"amount": "5.00", "priority": 3, "reason": "promo"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: Some("/api/web/namespaces/system/billing/credits"),
+        },
+        Case {
+            op: "tollgate.operator.ReverseCredits",
+            method: post.clone(),
+            path: |m| format!("/api/operator/tenants/{}/credits/{}/reverse", m.tenant, m.grant),
+            body: |_| json!({"amount": "1.00", "reason": "correction"}),
+            messages: &[""],
+            needs: Needs::Credits,
+            then: Some("/api/web/namespaces/system/billing/credits/ledger"),
+        },
+        Case {
+            op: "tollgate.billing.SetCreditSettings",
+            method: Method::PUT,
+            path: |_| "/api/web/namespaces/system/billing/credits/settings".into(),
+            body: |_| json!({"low_balance_threshold": "2.50"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: Some("/api/web/namespaces/system/billing/credits"),
+        },
+        Case {
             op: "tollgate.alerts.CreateAlert",
             method: post.clone(),
             path: |_| "/api/web/namespaces/system/alerts".into(),
@@ -460,6 +491,8 @@ fn redacted(resp: &Resp) -> (u16, Value) {
                             | "version"
                             | "idempotency_key"
                             | "refund_reference"
+                            | "grant"
+                            | "seq"
                     );
                     if volatile && !value.is_object() {
                         *value = json!(format!("<{key}>"));
@@ -555,6 +588,16 @@ async fn prepare(app: &TestApp, name: &str, needs: Needs) -> (String, Made) {
                 tollgate_domain::invoice::InvoiceStatus::Paid
             );
             made.invoice = first.invoice.name.to_string();
+        }
+        Needs::Credits => {
+            let resp = app
+                .operator(
+                    Method::POST,
+                    &format!("/api/operator/tenants/{name}/credits"),
+                    Some(json!({"amount": "5.00", "reason": "promo"})),
+                )
+                .await;
+            made.grant = resp.ok()["id"].as_str().unwrap().to_owned();
         }
         Needs::WaitingTransition => {
             let resp = app.post(TRANSITION, &admin, to_organization()).await;

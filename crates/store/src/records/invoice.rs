@@ -18,7 +18,9 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tollgate_domain::catalog::{Issuer, ModelKind};
-use tollgate_domain::invoice::{AppliedCredit, AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind, Pricing};
+use tollgate_domain::invoice::{
+    AppliedCredit, AppliedDiscount, Invoice, InvoiceLine, InvoiceStatus, LineKind, Pricing,
+};
 use tollgate_domain::rating::{Step, StepKind, TaxLine, Totals};
 
 use super::{decimal, format_of, newer, parse, write};
@@ -370,20 +372,20 @@ pub fn encode_invoice(invoice: &Invoice) -> Result<String, StoreError> {
     if credited || !invoice.taxes.is_empty() || invoice.tax_note.is_some() || invoice.totals.tax != 0 {
         r.format = if credited { 5 } else { 4 };
         let taxed = v4::Invoice {
-                base: r,
-                tax: invoice.totals.tax,
-                taxes: invoice
-                    .taxes
-                    .iter()
-                    .map(|t| v4::Tax {
-                        name: t.name.clone(),
-                        percent: t.percent.to_string(),
-                        taxable_cents: t.taxable_cents,
-                        amount_cents: t.amount_cents,
-                    })
-                    .collect(),
-                tax_note: invoice.tax_note.clone(),
-            };
+            base: r,
+            tax: invoice.totals.tax,
+            taxes: invoice
+                .taxes
+                .iter()
+                .map(|t| v4::Tax {
+                    name: t.name.clone(),
+                    percent: t.percent.to_string(),
+                    taxable_cents: t.taxable_cents,
+                    amount_cents: t.amount_cents,
+                })
+                .collect(),
+            tax_note: invoice.tax_note.clone(),
+        };
         if !credited {
             return write(COLUMN, &taxed);
         }

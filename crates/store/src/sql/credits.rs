@@ -62,7 +62,12 @@ impl crate::CreditStore for SqlStore {
         rows.iter().map(grant_from).collect()
     }
 
-    async fn credit_ledger(&self, tenant_id: &TenantId, before: Option<i64>, limit: u32) -> Result<Vec<Entry>> {
+    async fn credit_ledger(
+        &self,
+        tenant_id: &TenantId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Entry>> {
         let rows = sqlx::query(
             "SELECT l.seq, l.grant_id, g.currency, l.kind, l.amount_cents, l.invoice, l.note, l.actor, l.at \
              FROM credit_ledger l JOIN credit_grants g ON g.id = l.grant_id \
@@ -85,14 +90,37 @@ impl crate::CreditStore for SqlStore {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> Result<Grant> {
-        let (tenant_id, grant_id, reason, actor) =
-            (tenant_id.clone(), grant_id.to_owned(), reason.to_owned(), actor.to_owned());
+        let (tenant_id, grant_id, reason, actor) = (
+            tenant_id.clone(),
+            grant_id.to_owned(),
+            reason.to_owned(),
+            actor.to_owned(),
+        );
         self.write(move |tx| {
             Box::pin(async move {
                 reverse_in(tx, &tenant_id, &grant_id, amount_cents, &reason, &actor, now).await
             })
         })
         .await
+    }
+
+    async fn period_credits(
+        &self,
+        tenant_id: &TenantId,
+        subscription_id: &str,
+        period_index: u32,
+    ) -> Result<i64> {
+        let applied: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(l.amount_cents) AS BIGINT) FROM invoices i JOIN credit_ledger l \
+             ON l.tenant_id = i.tenant_id AND l.invoice = i.name AND l.kind = 'apply' \
+             WHERE i.tenant_id = $1 AND i.subscription_id = $2 AND i.period_index = $3",
+        )
+        .bind(tenant_id.as_str())
+        .bind(subscription_id)
+        .bind(i64::from(period_index))
+        .fetch_one(&self.read)
+        .await?;
+        Ok(-applied.unwrap_or(0))
     }
 
     async fn expire_credits(&self, now: Timestamp, limit: u32) -> Result<usize> {
@@ -119,10 +147,12 @@ impl crate::CreditStore for SqlStore {
 
     async fn low_balance_threshold(&self, tenant_id: &TenantId) -> Result<Option<i64>> {
         Ok(
-            sqlx::query_scalar("SELECT low_balance_threshold_cents FROM credit_settings WHERE tenant_id = $1")
-                .bind(tenant_id.as_str())
-                .fetch_optional(&self.read)
-                .await?,
+            sqlx::query_scalar(
+                "SELECT low_balance_threshold_cents FROM credit_settings WHERE tenant_id = $1",
+            )
+            .bind(tenant_id.as_str())
+            .fetch_optional(&self.read)
+            .await?,
         )
     }
 
@@ -229,7 +259,13 @@ async fn lock(tx: &mut Tx, tenant_id: &TenantId) -> Result<()> {
     Ok(())
 }
 
-async fn grant_in(tx: &mut Tx, tenant_id: &TenantId, g: &NewGrant, actor: &str, now: Timestamp) -> Result<Grant> {
+async fn grant_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    g: &NewGrant,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Grant> {
     lock(tx, tenant_id).await?;
     let open: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM credit_grants WHERE tenant_id = $1 AND remaining_cents > 0")
@@ -238,7 +274,7 @@ async fn grant_in(tx: &mut Tx, tenant_id: &TenantId, g: &NewGrant, actor: &str, 
             .await?;
     if open >= credits::MAX_OPEN_GRANTS as i64 {
         return Err(StoreError::Conflict(
-            Reason::FailedPrecondition,
+            Reason::CreditGrantLimit,
             format!(
                 "tenant {tenant_id} already holds {open} grants with credits left, the most it may; \
                  reverse some or let them be used first"
@@ -337,11 +373,11 @@ async fn reverse_in(
     lock(tx, tenant_id).await?;
     let grant = grant_in_tx(tx, tenant_id, grant_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id} has no credit grant {grant_id:?}")))?;
+        .ok_or_else(|| StoreError::NotFound(format!("the tenant has no credit grant {grant_id:?}")))?;
     let amount = amount_cents.unwrap_or(grant.remaining_cents);
     if amount <= 0 || amount > grant.remaining_cents {
         return Err(StoreError::Conflict(
-            Reason::FailedPrecondition,
+            Reason::CreditsExceedRemaining,
             format!(
                 "grant {grant_id} has {} {} left; cannot take back {}",
                 tollgate_domain::invoice::format_cents(grant.remaining_cents),
@@ -416,11 +452,17 @@ async fn expire_in(tx: &mut Tx, tenant_id: &TenantId, grant: &Grant, now: Timest
 /// it: one `apply` entry per grant. A grant that no longer holds its amount
 /// (taken, reversed or expired since the invoice was computed) fails the
 /// whole finalization with a conflict, and the caller computes it again.
-pub(super) async fn apply_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &Invoice, now: Timestamp) -> Result<()> {
+pub(super) async fn apply_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    invoice: &Invoice,
+    now: Timestamp,
+) -> Result<()> {
     if invoice.credits.is_empty() {
         return Ok(());
     }
     lock(tx, tenant_id).await?;
+    let before = balance_in(tx, tenant_id, &invoice.currency).await?;
     for c in &invoice.credits {
         let grant = grant_in_tx(tx, tenant_id, &c.grant).await?;
         let usable = grant
@@ -428,7 +470,7 @@ pub(super) async fn apply_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &Invoic
             .is_some_and(|g| g.usable(&invoice.currency, now) && g.remaining_cents >= c.amount_cents);
         let Some(grant) = grant.filter(|_| usable) else {
             return Err(StoreError::Conflict(
-                Reason::FailedPrecondition,
+                Reason::CreditsExceedRemaining,
                 format!(
                     "credit grant {} no longer holds {} {} for invoice {}",
                     c.grant,
@@ -447,6 +489,59 @@ pub(super) async fn apply_in(tx: &mut Tx, tenant_id: &TenantId, invoice: &Invoic
             Some(invoice.name.as_str()),
             None,
             crate::CREDITS_ACTOR,
+            now,
+        )
+        .await?;
+    }
+    // One look at the threshold for the whole invoice: the balance it
+    // started from and the one it left.
+    let after = balance_in(tx, tenant_id, &invoice.currency).await?;
+    low_balance_in(tx, tenant_id, &invoice.currency, before, after, now).await
+}
+
+/// The tenant's balance in `currency`: its grants' remaining amounts.
+async fn balance_in(tx: &mut Tx, tenant_id: &TenantId, currency: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(remaining_cents), 0) AS BIGINT) FROM credit_grants WHERE tenant_id = $1 AND currency = $2",
+    )
+    .bind(tenant_id.as_str())
+    .bind(currency)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Emits `credits.low_balance` when the balance went from at or above the
+/// tenant's threshold to below it.
+async fn low_balance_in(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    currency: &str,
+    before: i64,
+    after: i64,
+    now: Timestamp,
+) -> Result<()> {
+    if after >= before {
+        return Ok(());
+    }
+    let threshold: Option<i64> =
+        sqlx::query_scalar("SELECT low_balance_threshold_cents FROM credit_settings WHERE tenant_id = $1")
+            .bind(tenant_id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(threshold) = threshold
+        && credits::crosses_low(before, after, threshold)
+    {
+        let data = serde_json::json!({
+            "currency": currency,
+            "balance_cents": after.to_string(),
+            "threshold_cents": threshold.to_string(),
+        });
+        emit_in(
+            tx,
+            tenant_id,
+            EventType::CreditsLowBalance,
+            &format!("credits/{currency}"),
+            Some(data),
             now,
         )
         .await?;
@@ -533,7 +628,7 @@ async fn entry_in(
     .rows_affected();
     if moved != 1 {
         return Err(StoreError::Conflict(
-            Reason::FailedPrecondition,
+            Reason::CreditsExceedRemaining,
             format!("credit grant {} does not hold {}", grant.id, -amount),
         ));
     }
@@ -556,7 +651,7 @@ async fn entry_in(
         // Already applied (or given back) for this invoice: the whole
         // transaction is rolled back, so nothing is counted twice.
         return Err(StoreError::Conflict(
-            Reason::FailedPrecondition,
+            Reason::CreditsExceedRemaining,
             format!(
                 "credit grant {} already has a {kind} entry for invoice {}",
                 grant.id,
@@ -568,37 +663,10 @@ async fn entry_in(
         .bind(&grant.id)
         .fetch_one(&mut **tx)
         .await?;
-    if amount < 0 {
-        let threshold: Option<i64> =
-            sqlx::query_scalar("SELECT low_balance_threshold_cents FROM credit_settings WHERE tenant_id = $1")
-                .bind(tenant_id.as_str())
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some(threshold) = threshold {
-            let after: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(SUM(remaining_cents), 0) FROM credit_grants WHERE tenant_id = $1 AND currency = $2",
-            )
-            .bind(tenant_id.as_str())
-            .bind(&grant.currency)
-            .fetch_one(&mut **tx)
-            .await?;
-            if credits::crosses_low(after - amount, after, threshold) {
-                let data = serde_json::json!({
-                    "currency": grant.currency,
-                    "balance_cents": after.to_string(),
-                    "threshold_cents": threshold.to_string(),
-                });
-                emit_in(
-                    tx,
-                    tenant_id,
-                    EventType::CreditsLowBalance,
-                    &format!("credits/{}", grant.currency),
-                    Some(data),
-                    now,
-                )
-                .await?;
-            }
-        }
+    // An invoice's application looks once, for all its entries (apply_in).
+    if amount < 0 && kind != EntryKind::Apply {
+        let after = balance_in(tx, tenant_id, &grant.currency).await?;
+        low_balance_in(tx, tenant_id, &grant.currency, after - amount, after, now).await?;
     }
     Ok(remaining)
 }

@@ -314,7 +314,11 @@ fn current_formats_are_written_exactly_as_committed_and_read_back() {
         },
     ]);
     assert_eq!(
-        (credited.totals.credits, credited.totals.tax, credited.totals.total),
+        (
+            credited.totals.credits,
+            credited.totals.tax,
+            credited.totals.total
+        ),
         (1532, 190, 1190)
     );
     assert_eq!(credited.taxes[0].taxable_cents, 1000);
