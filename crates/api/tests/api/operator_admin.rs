@@ -659,6 +659,7 @@ async fn invoices_across_tenants_are_listed_shown_rendered_and_cancelled_and_job
             jobs,
             [
                 "transitions",
+                "credit-expiry",
                 "period-close",
                 "charge",
                 "suspend",

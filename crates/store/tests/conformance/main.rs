@@ -13,6 +13,7 @@ mod billing;
 mod billing_due;
 mod catalogs;
 mod coupons;
+mod credits;
 mod dunning;
 mod golden;
 mod health;
