@@ -57,6 +57,8 @@ actions! {
     CatalogMoveApply => "catalog_move.apply",
     /// An operator set how a tenant is taxed.
     TenantTax => "tenant.tax",
+    /// An operator changed the currency a tenant is invoiced in.
+    TenantCurrency => "tenant.currency",
     /// The subscription the bootstrap gives a tenant from before plans.
     SubscriptionCreate => "subscription.create",
     AddonSubscribe => "addon.subscribe",
@@ -252,6 +254,7 @@ mod tests {
                 "quota.replace",
                 "subscription.create",
                 "tenant.create",
+                "tenant.currency",
                 "tenant.reinstated",
                 "tenant.suspended",
                 "tenant.tax",

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod contact;
 pub mod credit_note;
+pub mod currency;
 pub mod dunning;
 pub mod error;
 pub mod ids;
