@@ -9,6 +9,7 @@ mod billing_support;
 mod catalog_moves;
 mod count_meters;
 mod credit_notes;
+mod currencies;
 mod dunning;
 mod errors;
 mod faults;
