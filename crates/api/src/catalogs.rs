@@ -49,9 +49,13 @@ impl Catalogs {
         Ok(self.versions.latest(store).await?)
     }
 
-    /// The plan a tenant is on, in the catalog version of its subscription.
+    /// The plan a tenant is on, in the catalog version of its subscription
+    /// as it prices the tenant's currency (fees, prices and add-ons in it).
     pub async fn tenant_plan(&self, store: &dyn Store, tenant: &Tenant) -> Result<TenantPlan, ApiError> {
-        let catalog = self.version(store, tenant.catalog_version).await?;
+        let catalog = self
+            .versions
+            .for_tenant(store, tenant.catalog_version, tenant.currency.as_deref())
+            .await?;
         let index = catalog
             .plans
             .iter()

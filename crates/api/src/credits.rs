@@ -260,8 +260,10 @@ pub async fn set_settings(
     let auth = caller.authorize(&state, Operation::CreditsSettings, &ns).await?;
     require_system(&ns, "credits")?;
     let actor = auth.actor();
+    let versions = state.catalogs().versions();
     let set = credits::set_threshold(
         state.store(),
+        &versions,
         &auth.tenant,
         body.low_balance_threshold.as_deref(),
         &actor,

@@ -313,6 +313,10 @@ fn api_routes() -> Router<AppState> {
             get(operator::billing::list_catalog_moves).post(operator::billing::schedule_catalog_moves),
         )
         .route(
+            "/api/operator/tenants/{tenant}/currency",
+            axum::routing::put(operator::tenancy::set_tenant_currency),
+        )
+        .route(
             "/api/operator/tenants/{tenant}/tax",
             get(operator::billing::get_tenant_tax).put(operator::billing::set_tenant_tax),
         )

@@ -96,6 +96,7 @@ use crate::{
         operator::billing::schedule_catalog_moves,
         operator::billing::list_catalog_moves,
         operator::billing::cancel_catalog_move,
+        operator::tenancy::set_tenant_currency,
         operator::billing::get_tenant_tax,
         operator::billing::set_tenant_tax,
         operator::credits::grant,

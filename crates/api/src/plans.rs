@@ -55,7 +55,21 @@ pub async fn list(
     let auth = caller
         .authorize(&state, Operation::ListUsagePlans, &Name::system())
         .await?;
-    let (_, catalog) = state.catalogs().latest(state.store()).await?;
+    let (version, latest) = state.catalogs().latest(state.store()).await?;
+    // Fees and add-on prices in the tenant's currency, where the latest
+    // catalog prices it (a transition to it needs that anyway).
+    let currency = state
+        .catalogs()
+        .version(state.store(), auth.tenant.catalog_version)
+        .await?
+        .currency_of(auth.tenant.currency.as_deref())
+        .to_owned();
+    let catalog = state
+        .catalogs()
+        .versions()
+        .in_currency(state.store(), version, &currency)
+        .await?
+        .unwrap_or(latest);
     let locale = catalog.locale_for(&accept_language(&headers));
     let pending = transition_pending(&state, &auth).await?;
     let plans = catalog

@@ -16,7 +16,7 @@ use tollgate_app::reports::{self, ReportRange};
 use tollgate_app::telemetry::Report;
 use tollgate_app::usage::{self, EventOutcome, Reported, Tally};
 use tollgate_domain::catalog::{Aggregation, Catalog, ModelKind, Plan, PriceModel};
-use tollgate_domain::invoice::{InvoiceStatus, describe_price, format_cents};
+use tollgate_domain::invoice::{InvoiceStatus, describe_price};
 use tollgate_domain::metering::{self, Coverage, RawEvent};
 use tollgate_domain::names::Name;
 use tollgate_domain::rating::{Bill, Discount};
@@ -512,9 +512,8 @@ fn bill_items(
     if let Some(t) = bill.true_up {
         out.push(fixed(
             format!(
-                "Minimum commitment ({} {})",
-                format_cents(t.minimum_cents),
-                catalog.currency
+                "Minimum commitment ({})",
+                tollgate_domain::currency::money(t.minimum_cents, &catalog.currency)
             ),
             Vec::new(),
             t.amount_cents,

@@ -78,7 +78,9 @@ pub async fn create_alert(
     if metric == SPEND && (threshold.scale() > 0 || threshold > Decimal::from(i64::MAX)) {
         return Err(invalid(
             "threshold",
-            format!("{raw:?}: a spend threshold is a whole number of cents"),
+            format!(
+                "{raw:?}: a spend threshold is a whole number of minor units of the tenant's currency (cents)"
+            ),
         ));
     }
     let namespace = match input

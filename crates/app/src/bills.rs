@@ -51,11 +51,21 @@ pub async fn quantities(
     Ok(out)
 }
 
-/// The coupons that apply to a period or range: those valid at some point in it.
-pub fn coupons_for(applied: &[AppliedCoupon], from: Timestamp, to: Timestamp) -> Vec<Coupon> {
+/// The coupons that apply to a period or range rated with `catalog`: those
+/// valid at some point in it. A fixed-amount coupon is an amount in the
+/// catalog's first currency, so it discounts only bills in that currency
+/// (percentages discount any).
+pub fn coupons_for(
+    applied: &[AppliedCoupon],
+    catalog: &Catalog,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<Coupon> {
+    let first = catalog.currency_of(None) == catalog.currency;
     applied
         .iter()
         .filter(|c| c.valid_from < to && c.valid_until.is_none_or(|u| u > from))
+        .filter(|c| first || !matches!(c.coupon.discount, rating::Discount::Fixed(_)))
         .map(|c| Coupon {
             title: c.coupon.title.clone(),
             discount: c.coupon.discount,
@@ -98,7 +108,7 @@ pub async fn period_bill(
     let range = (period.start, period.actual_end);
     let q = quantities(store, catalog, tenant_id, None, range, Coverage::Period).await?;
     let applied = store.tenant_coupons(tenant_id).await?;
-    let coupons = coupons_for(&applied, period.start, period.actual_end);
+    let coupons = coupons_for(&applied, catalog, period.start, period.actual_end);
     // Add-on history is read only when some add-on has a price.
     let addons = if catalog.addons.iter().any(|a| a.flat_price_cents > 0) {
         store.addon_history(tenant_id).await?

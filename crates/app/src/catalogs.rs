@@ -10,6 +10,8 @@ use tollgate_store::{Store, StoreError};
 #[derive(Debug, Default)]
 pub struct Versions {
     parsed: RwLock<HashMap<i64, Arc<Catalog>>>,
+    /// Views of versions in their other currencies ([`Catalog::in_currency`]).
+    views: RwLock<HashMap<(i64, String), Arc<Catalog>>>,
 }
 
 impl Versions {
@@ -35,6 +37,55 @@ impl Versions {
             .unwrap_or_else(|e| e.into_inner())
             .insert(version, parsed.clone());
         Ok(parsed)
+    }
+
+    /// Catalog `version` as it prices `currency` (its plans and add-ons
+    /// carry that currency's prices); `None` if it does not price it. A
+    /// tenant's catalog for billing is `in_currency(version,
+    /// catalog.currency_of(tenant.currency))`, see [`Versions::for_tenant`].
+    pub async fn in_currency(
+        &self,
+        store: &dyn Store,
+        version: i64,
+        currency: &str,
+    ) -> Result<Option<Arc<Catalog>>, StoreError> {
+        let catalog = self.get(store, version).await?;
+        if catalog.currency == currency {
+            return Ok(Some(catalog));
+        }
+        let key = (version, currency.to_owned());
+        if let Some(c) = self.views.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(view) = catalog.in_currency(currency) else {
+            return Ok(None);
+        };
+        let view = Arc::new(view);
+        self.views
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, view.clone());
+        Ok(Some(view))
+    }
+
+    /// Catalog `version` in the currency of a tenant (`tenant_currency`,
+    /// `None` for one from before currencies: the version's first). A
+    /// version that does not price the tenant's currency is corrupt state:
+    /// transitions and moves refuse such versions, and the currency can only
+    /// be set to one the tenant's version prices.
+    pub async fn for_tenant(
+        &self,
+        store: &dyn Store,
+        version: i64,
+        tenant_currency: Option<&str>,
+    ) -> Result<Arc<Catalog>, StoreError> {
+        let catalog = self.get(store, version).await?;
+        let currency = catalog.currency_of(tenant_currency).to_owned();
+        self.in_currency(store, version, &currency).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "catalog v{version} does not price {currency}, the tenant's currency"
+            ))
+        })
     }
 
     /// The latest catalog, parsed.
@@ -106,6 +157,23 @@ pub async fn adopt_planless_tenants(
         }
     }
     Ok(adopted)
+}
+
+/// Gives every tenant without a currency (created before currencies, or by
+/// an older Tollgate sharing the database) its catalog version's first
+/// currency, the one it has been invoiced in, so that a later move to a
+/// catalog listing another currency first does not change it. Every entry
+/// point runs it after opening the database, with
+/// [`adopt_planless_tenants`]; idempotent. Returns how many it pinned.
+pub async fn pin_tenant_currencies(store: &dyn Store, versions: &Versions) -> Result<u64, crate::AppError> {
+    let mut pinned = 0;
+    for version in store.unpinned_currency_versions().await? {
+        let catalog = versions.get(store, version).await?;
+        pinned += store
+            .pin_tenant_currencies(version, catalog.currency_of(None))
+            .await?;
+    }
+    Ok(pinned)
 }
 
 /// Which tenants a catalog move names.
@@ -199,6 +267,19 @@ pub async fn schedule_moves(
             return Err(Error::invalid(format!(
                 "tenants: catalog version {version} has no plan {:?}, which tenant {name:?} is on; move it with a plan transition",
                 t.plan.as_str()
+            ))
+            .into());
+        }
+        let currency = versions
+            .get(store, t.catalog_version)
+            .await?
+            .currency_of(t.currency.as_deref())
+            .to_owned();
+        if !catalog.prices_in(&currency) {
+            return Err(Error::invalid(format!(
+                "tenants: catalog version {version} does not price {currency}, tenant {name:?}'s currency \
+                 (it prices {})",
+                catalog.currencies.join(", ")
             ))
             .into());
         }

@@ -65,9 +65,13 @@ pub async fn create_coupon(
 }
 
 /// Applies a coupon to a tenant for the billing periods overlapping
-/// [from, until); `from` defaults to `now`, `until` to forever.
+/// [from, until); `from` defaults to `now`, `until` to forever. A
+/// fixed-amount coupon is in its catalog's first currency: it is refused for
+/// a tenant invoiced in another one (it would discount nothing).
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_coupon(
     store: &dyn Store,
+    versions: &crate::catalogs::Versions,
     tenant: &Tenant,
     code: &str,
     from: Option<Timestamp>,
@@ -78,6 +82,22 @@ pub async fn apply_coupon(
     let from = from.unwrap_or(now);
     if until.is_some_and(|u| u <= from) {
         return Err(Error::invalid("until: must be after from").into());
+    }
+    let catalog = versions.get(store, tenant.catalog_version).await?;
+    let first = catalog.currency_of(None);
+    let currency = catalog.currency_of(tenant.currency.as_deref());
+    if currency != first
+        && let Some(c) = store.coupons().await?.into_iter().find(|c| c.code == code)
+        && let tollgate_domain::rating::Discount::Fixed(cents) = c.discount
+    {
+        return Err(Error::invalid(format!(
+            "code: coupon {code:?} takes {} off, and tenant {} is invoiced in {currency}; a fixed \
+             amount is in the catalog's first currency, so use a percentage coupon",
+            tollgate_domain::currency::money(cents, first),
+            tenant.name
+        ))
+        .with_metadata("field", "code")
+        .into());
     }
     store
         .apply_coupon(&tenant.id, code, from, until, actor, now)

@@ -55,7 +55,7 @@ pub async fn grant(
         Some(c) => c.trim().to_owned(),
         None => tenant_currency(store, versions, tenant).await?,
     };
-    let amount = credit_note::parse_amount("amount", &ask.amount)?;
+    let amount = credit_note::parse_amount("amount", &ask.amount, &currency)?;
     let g = NewGrant::check(
         &currency,
         amount,
@@ -71,6 +71,7 @@ pub async fn grant(
 /// audited `credits.reverse`.
 pub async fn reverse(
     store: &dyn Store,
+    versions: &Versions,
     tenant: &Tenant,
     grant_id: &str,
     amount: Option<&str>,
@@ -78,8 +79,18 @@ pub async fn reverse(
     actor: &str,
     now: Timestamp,
 ) -> Result<Grant, AppError> {
+    // The amount is in the grant's currency.
+    let currency = match store
+        .credit_grants(&tenant.id)
+        .await?
+        .into_iter()
+        .find(|g| g.id == grant_id)
+    {
+        Some(g) => g.currency,
+        None => tenant_currency(store, versions, tenant).await?,
+    };
     let amount = amount
-        .map(|a| credit_note::parse_amount("amount", a))
+        .map(|a| credit_note::parse_amount("amount", a, &currency))
         .transpose()?;
     let reason = credits::check_reason("reason", reason)?;
     Ok(store
@@ -91,15 +102,19 @@ pub async fn reverse(
 /// the tenant's currency ("0" is allowed: fires when the balance runs out).
 pub async fn set_threshold(
     store: &dyn Store,
+    versions: &Versions,
     tenant: &Tenant,
     threshold: Option<&str>,
     actor: &str,
     now: Timestamp,
 ) -> Result<Option<i64>, AppError> {
+    let currency = tenant_currency(store, versions, tenant).await?;
     let cents = match threshold.map(str::trim) {
         None => None,
-        Some("0" | "0.0" | "0.00") => Some(0),
-        Some(t) => Some(credit_note::parse_amount("low_balance_threshold", t)?),
+        Some(t) if !t.is_empty() && t.bytes().all(|b| b == b'0' || b == b'.') && t.starts_with('0') => {
+            Some(0)
+        }
+        Some(t) => Some(credit_note::parse_amount("low_balance_threshold", t, &currency)?),
     };
     store
         .set_low_balance_threshold(&tenant.id, cents, actor, now)

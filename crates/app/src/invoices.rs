@@ -27,9 +27,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use tollgate_domain::ids::{InvoiceName, TenantId};
-use tollgate_domain::invoice::{
-    self, Correction, Invoice, InvoiceStatus, LineKind, format_cents, invoice_name,
-};
+use tollgate_domain::invoice::{self, Correction, Invoice, InvoiceStatus, LineKind, invoice_name};
 use tollgate_domain::payment::PaymentRole;
 use tollgate_domain::subscription::{Period, Subscription};
 use tollgate_domain::tenant::Tenant;
@@ -117,6 +115,9 @@ pub struct Book<'a> {
     store: &'a dyn Store,
     versions: &'a Versions,
     tenant_id: &'a TenantId,
+    /// The tenant's currency (`None`: from before currencies, its catalog's
+    /// first), which invoices not yet finalized are in.
+    pub currency: Option<String>,
     /// Oldest first, as the store lists them.
     pub subscriptions: Vec<Subscription>,
     pub periods: Vec<TenantPeriod>,
@@ -132,11 +133,17 @@ impl<'a> Book<'a> {
         tenant_id: &'a TenantId,
         now: Timestamp,
     ) -> Result<Self, StoreError> {
+        let currency = store
+            .tenant(tenant_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?
+            .currency;
         let subscriptions = store.subscriptions(tenant_id).await?;
         Ok(Self {
             store,
             versions,
             tenant_id,
+            currency,
             periods: tenant_periods(&subscriptions, now),
             subscriptions,
             finalized: store.invoices(tenant_id).await?,
@@ -165,8 +172,11 @@ impl<'a> Book<'a> {
     /// finalized. Only the two latest finalized invoices before `before` can
     /// still change: usage older than the latest finalized period is refused
     /// at ingestion, and the one before covers events in flight while it was
-    /// finalized.
-    async fn corrections(&self, before: Timestamp) -> Result<Vec<Correction>, StoreError> {
+    /// finalized. Each is re-rated in its own invoice's currency, and only
+    /// one in `currency` (the invoice it goes on) is a correction: usage
+    /// that reached a period invoiced in another currency before the
+    /// tenant's currency changed is not billed.
+    async fn corrections(&self, before: Timestamp, currency: &str) -> Result<Vec<Correction>, StoreError> {
         let mut out = Vec::new();
         let candidates = self
             .finalized
@@ -177,10 +187,16 @@ impl<'a> Book<'a> {
             let Some(tp) = self.periods.iter().find(|tp| is_for(m, tp)) else {
                 continue;
             };
-            let catalog = self
+            if m.invoice.currency != currency {
+                continue;
+            }
+            let Some(catalog) = self
                 .versions
-                .get(self.store, tp.subscription.catalog_version)
-                .await?;
+                .in_currency(self.store, tp.subscription.catalog_version, currency)
+                .await?
+            else {
+                continue;
+            };
             let Some(plan) = catalog.plan(&tp.subscription.plan) else {
                 continue;
             };
@@ -223,7 +239,11 @@ impl<'a> Book<'a> {
     pub async fn compute(&self, tp: &TenantPeriod, status: InvoiceStatus) -> Result<Invoice, StoreError> {
         let catalog = self
             .versions
-            .get(self.store, tp.subscription.catalog_version)
+            .for_tenant(
+                self.store,
+                tp.subscription.catalog_version,
+                self.currency.as_deref(),
+            )
             .await?;
         let plan = catalog.plan(&tp.subscription.plan).ok_or_else(|| {
             StoreError::Corrupt(format!(
@@ -235,7 +255,7 @@ impl<'a> Book<'a> {
         // Corrections go on the next invoice to be finalized, and only there.
         let next_to_finalize = self.periods.iter().find(|p| !self.is_finalized(p));
         let fixes = if next_to_finalize.is_some_and(|p| p.name == tp.name) {
-            self.corrections(tp.period.start).await?
+            self.corrections(tp.period.start, &catalog.currency).await?
         } else {
             Vec::new()
         };
@@ -776,7 +796,7 @@ async fn charge_claimed(
 /// What a PDF says about one charge attempt.
 fn payment_line(c: &ChargeRecord) -> String {
     let at = c.settled_at.unwrap_or(c.started_at).strftime("%Y-%m-%d");
-    let amount = format!("{} {}", format_cents(c.amount_cents), c.currency);
+    let amount = tollgate_domain::currency::money(c.amount_cents, &c.currency);
     let to = match &c.method {
         None => String::new(),
         Some(m) => {

@@ -33,6 +33,23 @@ pub async fn request_transition(
     }
     let (version, catalog) = catalogs.latest(store).await?;
     let target = transition::validate_request(&catalog, &tenant.plan, new_plan, &payload)?;
+    let currency = catalogs
+        .get(store, tenant.catalog_version)
+        .await?
+        .currency_of(tenant.currency.as_deref())
+        .to_owned();
+    if !catalog.prices_in(&currency) {
+        return Err(Error::new(
+            ErrorKind::FailedPrecondition,
+            format!(
+                "new_plan: the latest catalog (version {version}) prices in {}, not in {currency}, \
+                 the tenant's currency",
+                catalog.currencies.join(", ")
+            ),
+        )
+        .with_reason(Reason::CurrencyNotPriced)
+        .into());
+    }
     if let Some(token) = payload
         .payment_provider_token
         .as_deref()

@@ -37,7 +37,7 @@ pub const REFUND_LEASE: SignedDuration = CHARGE_LEASE;
 /// What the operator asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundAsk {
-    /// In cents of the invoice's currency; `None`: everything that remains.
+    /// In minor units of the invoice's currency; `None`: everything that remains.
     pub amount_cents: Option<i64>,
     /// Why (required; printed on the credit note).
     pub reason: String,
@@ -45,15 +45,31 @@ pub struct RefundAsk {
 
 impl RefundAsk {
     /// Reads an ask as the CLI and the API take it: `amount` in major units
-    /// ("12.34", see [`credit_note::parse_amount`]) or absent, `reason`
-    /// required ([`credit_note::check_reason`]). Errors name the field.
-    pub fn parse(amount: Option<&str>, reason: &str) -> Result<Self, Error> {
+    /// of the invoice's `currency` ("12.34" USD, "1500" JPY; see
+    /// [`credit_note::parse_amount`]) or absent, `reason` required
+    /// ([`credit_note::check_reason`]). Errors name the field.
+    pub fn parse(amount: Option<&str>, reason: &str, currency: &str) -> Result<Self, Error> {
+        let reason = credit_note::check_reason("reason", reason)?;
         Ok(Self {
             amount_cents: amount
-                .map(|a| credit_note::parse_amount("amount", a))
+                .map(|a| credit_note::parse_amount("amount", a, currency))
                 .transpose()?,
-            reason: credit_note::check_reason("reason", reason)?,
+            reason,
         })
+    }
+
+    /// The currency a refund of invoice `name` of the tenant is asked in:
+    /// the invoice's (USD's decimals if there is no such invoice; the refund
+    /// then answers that it does not exist).
+    pub async fn currency_of(
+        store: &dyn tollgate_store::Store,
+        tenant_id: &tollgate_domain::ids::TenantId,
+        name: &tollgate_domain::ids::InvoiceName,
+    ) -> Result<String, tollgate_store::StoreError> {
+        Ok(store
+            .invoice(tenant_id, name)
+            .await?
+            .map_or_else(|| "USD".to_owned(), |i| i.invoice.currency))
     }
 }
 

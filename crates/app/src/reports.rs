@@ -24,6 +24,9 @@ pub struct ReportRange {
     /// The billing period the range is, if it is exactly one (none given:
     /// the current one), with its subscription.
     pub period: Option<(Subscription, Period)>,
+    /// Whether that period had ended when the range was resolved (it may
+    /// have a finalized invoice, whose currency then rates it).
+    pub ended: bool,
 }
 
 impl ReportRange {
@@ -47,6 +50,7 @@ impl ReportRange {
                 from: period.start,
                 to: period.end,
                 period: Some((sub.clone(), period)),
+                ended: false,
             });
         }
         let current = current.map(|s| s.period_at(now));
@@ -58,7 +62,13 @@ impl ReportRange {
                 .find(|p| p.start == from && (p.actual_end == to || p.end == to))
                 .map(|p| (s.clone(), p))
         });
-        Ok(Self { from, to, period })
+        let ended = period.as_ref().is_some_and(|(_, p)| p.actual_end <= now);
+        Ok(Self {
+            from,
+            to,
+            period,
+            ended,
+        })
     }
 
     /// The time whose usage the range covers: a billing period's actual
@@ -120,7 +130,33 @@ pub async fn range_bill(
         Some((sub, _)) => (sub.catalog_version, sub.plan.as_str()),
         None => (tenant.catalog_version, tenant.plan.as_str()),
     };
-    let catalog = versions.get(store, version).await?;
+    // A period is rated in the currency its invoice was finalized in (so
+    // that it still equals its invoice after the tenant's currency
+    // changed); anything else in the tenant's currency.
+    let finalized_in = match &range.period {
+        Some((sub, period)) if range.ended => store
+            .invoices(&tenant.id)
+            .await?
+            .into_iter()
+            .find(|f| f.invoice.subscription_id == sub.id && f.invoice.period_index == period.index)
+            .map(|f| f.invoice.currency),
+        _ => None,
+    };
+    let catalog = match finalized_in {
+        Some(currency) => match versions.in_currency(store, version, &currency).await? {
+            Some(c) => c,
+            None => {
+                versions
+                    .for_tenant(store, version, tenant.currency.as_deref())
+                    .await?
+            }
+        },
+        None => {
+            versions
+                .for_tenant(store, version, tenant.currency.as_deref())
+                .await?
+        }
+    };
     let plan = catalog
         .plans
         .iter()
@@ -147,8 +183,12 @@ pub async fn range_bill(
             match namespace {
                 // The whole tenant: coupons valid in the range, and taxes.
                 None => {
-                    let coupons =
-                        bills::coupons_for(&store.tenant_coupons(&tenant.id).await?, range.from, range.to);
+                    let coupons = bills::coupons_for(
+                        &store.tenant_coupons(&tenant.id).await?,
+                        &catalog,
+                        range.from,
+                        range.to,
+                    );
                     let tax = bills::tax_context(store, &catalog, &tenant.id, range.to).await?;
                     rating::bill(&catalog, p, &quantities, None, coupons).taxed(tax)
                 }

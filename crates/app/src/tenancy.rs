@@ -39,6 +39,78 @@ pub struct TenantRequest {
     /// Backdates the tenant and its first subscription (to import history);
     /// not in the future, not before [`EARLIEST_SINCE`].
     pub since: Option<Timestamp>,
+    /// The ISO 4217 currency it is priced and invoiced in, one the latest
+    /// catalog prices; default: the catalog's first.
+    pub currency: Option<String>,
+}
+
+/// The currency `requested` (default: the catalog's first), if `catalog`
+/// (version `version`) prices it; the error names `field`.
+fn priced_currency(
+    field: &str,
+    requested: Option<&str>,
+    catalog: &tollgate_domain::catalog::Catalog,
+    version: i64,
+) -> Result<String, Error> {
+    let Some(requested) = requested.filter(|c| !c.trim().is_empty()) else {
+        return Ok(catalog.currency_of(None).to_owned());
+    };
+    let code = tollgate_domain::currency::parse_code(field, requested)?;
+    if !catalog.prices_in(&code) {
+        return Err(Error::invalid(format!(
+            "{field}: catalog version {version} does not price {code}; it prices {}",
+            catalog.currencies.join(", ")
+        ))
+        .with_metadata("field", field));
+    }
+    Ok(code)
+}
+
+/// Changes the currency a tenant is priced and invoiced in, from its
+/// current period on (invoices already finalized keep theirs): one its
+/// catalog version prices (and the version of a pending catalog move too),
+/// and only while none of its invoices is unpaid (`CURRENCY_LOCKED`,
+/// checked by the store under the tenant's lock). Audited `tenant.currency`.
+pub async fn set_currency(
+    store: &dyn Store,
+    catalogs: &Versions,
+    tenant: &Tenant,
+    currency: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<Tenant, AppError> {
+    let catalog = catalogs.get(store, tenant.catalog_version).await?;
+    let code = priced_currency("currency", Some(currency), &catalog, tenant.catalog_version)?;
+    // Periods not yet finalized are invoiced in the new currency, so their
+    // catalog versions must price it too (the last period of an earlier
+    // subscription may still be in its grace).
+    let book = crate::invoices::Book::open(store, catalogs, &tenant.id, now).await?;
+    for tp in book.periods.iter().filter(|tp| !book.is_finalized(tp)) {
+        let v = tp.subscription.catalog_version;
+        if !catalogs.get(store, v).await?.prices_in(&code) {
+            return Err(Error::invalid(format!(
+                "currency: invoice {} (catalog version {v}) is not finalized yet, and that version does \
+                 not price {code}; change the currency once it is",
+                tp.name
+            ))
+            .with_metadata("field", "currency")
+            .into());
+        }
+    }
+    for mv in store.catalog_moves(Some(&tenant.id)).await? {
+        let next = catalogs.get(store, mv.catalog_version).await?;
+        if !next.prices_in(&code) {
+            return Err(Error::invalid(format!(
+                "currency: the tenant moves to catalog version {} at its next period, which does not \
+                 price {code} (it prices {}); cancel the move first",
+                mv.catalog_version,
+                next.currencies.join(", ")
+            ))
+            .with_metadata("field", "currency")
+            .into());
+        }
+    }
+    Ok(store.set_tenant_currency(&tenant.id, &code, actor, now).await?)
 }
 
 /// Creates a tenant with its `system` namespace and first subscription, on
@@ -58,6 +130,7 @@ pub async fn create_tenant(
             .plan(&catalog.default_plan)
             .ok_or_else(|| Error::internal("the catalog's default plan is missing"))?,
     };
+    let currency = priced_currency("currency", req.currency.as_deref(), &catalog, version)?;
     let tenant_type = match req.tenant_type.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => TenantType::parse(t)?,
         None => plan.tenant_type,
@@ -82,6 +155,7 @@ pub async fn create_tenant(
         .create_tenant(&NewTenant {
             name,
             tenant_type,
+            currency,
             subscription,
             now: start,
             recorded_at: now,

@@ -63,6 +63,8 @@ actions! {
     CreditsReverse => "credits.reverse",
     /// A tenant (or an operator) set its low-balance threshold.
     CreditsSettings => "credits.settings",
+    /// An operator changed the currency a tenant is invoiced in.
+    TenantCurrency => "tenant.currency",
     /// The subscription the bootstrap gives a tenant from before plans.
     SubscriptionCreate => "subscription.create",
     AddonSubscribe => "addon.subscribe",
@@ -261,6 +263,7 @@ mod tests {
                 "quota.replace",
                 "subscription.create",
                 "tenant.create",
+                "tenant.currency",
                 "tenant.reinstated",
                 "tenant.suspended",
                 "tenant.tax",

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use crate::Error;
-use crate::invoice::{Invoice, format_cents};
+use crate::invoice::Invoice;
 
 /// The most characters a refund's reason may have (it is printed on the
 /// credit note).
@@ -157,38 +157,13 @@ pub fn check(lines: &[CreditNoteLine], amount_cents: i64) -> Result<(), String> 
     }
 }
 
-/// Reads an amount of money in major units ("12.34", "5", "0.5") into
-/// cents, exactly: digits with an optional decimal point and at most two
-/// decimals, more than zero. No floating point, no exponents, no signs.
-pub fn parse_amount(field: &str, text: &str) -> Result<i64, Error> {
-    let bad =
-        |why: &str| Error::invalid(format!("{field}: {why}, got {text:?}")).with_metadata("field", field);
-    let t = text.trim();
-    let (whole, fraction) = match t.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (t, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
-        return Err(bad(
-            "must be an amount in the invoice's currency such as \"12.34\"",
-        ));
-    }
-    if whole.trim_start_matches('0').len() > 15 {
-        return Err(bad("is too large"));
-    }
-    let value: Decimal = t
-        .parse()
-        .map_err(|_| bad("must be an amount in the invoice's currency such as \"12.34\""))?;
-    let value = value.normalize();
-    if value.scale() > 2 {
-        return Err(bad("has more than two decimals"));
-    }
-    if value <= Decimal::ZERO {
-        return Err(bad("must be more than zero"));
-    }
-    let cents = value * Decimal::from(100);
-    i64::try_from(cents).map_err(|_| bad("is too large"))
+/// Reads an amount of money in major units of `currency` ("12.34", "5",
+/// "0.5" in USD; "1500" in JPY) into minor units, exactly: digits with an
+/// optional decimal point and at most the currency's decimals (ISO 4217),
+/// more than zero. No floating point, no exponents, no signs. See
+/// [`crate::currency::parse_major`].
+pub fn parse_amount(field: &str, text: &str, currency: &str) -> Result<i64, Error> {
+    crate::currency::parse_major(field, text, currency)
 }
 
 /// Checks a refund's reason: required (not blank), at most [`MAX_REASON`]
@@ -205,9 +180,10 @@ pub fn check_reason(field: &str, reason: &str) -> Result<String, Error> {
     Ok(trimmed.to_owned())
 }
 
-/// `cents` of `currency` as people read it, e.g. "12.34 USD".
+/// An amount in minor units of `currency` as people read it, e.g. "12.34
+/// USD", "1500 JPY".
 pub fn money(cents: i64, currency: &str) -> String {
-    format!("{} {currency}", format_cents(cents))
+    crate::currency::money(cents, currency)
 }
 
 #[cfg(test)]
@@ -319,7 +295,7 @@ mod tests {
             (" 7.50 ", 750),
             ("999999999999999.99", 99_999_999_999_999_999),
         ] {
-            assert_eq!(parse_amount("amount", text).unwrap(), cents, "{text}");
+            assert_eq!(parse_amount("amount", text, "USD").unwrap(), cents, "{text}");
         }
         for (text, says) in [
             ("0", "more than zero"),
@@ -337,7 +313,7 @@ mod tests {
             ("NaN", "such as"),
             ("1000000000000000", "too large"),
         ] {
-            let e = parse_amount("amount", text).unwrap_err();
+            let e = parse_amount("amount", text, "USD").unwrap_err();
             assert!(
                 e.message.starts_with("amount: ") && e.message.contains(says),
                 "{text}: {}",

@@ -12,8 +12,8 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::currency::format_minor;
 use crate::ids::InvoiceName;
-use crate::invoice::format_cents;
 use crate::{Error, ErrorKind, Reason};
 
 /// How long an invoice may stay OVERDUE before its tenant is suspended,
@@ -60,7 +60,7 @@ pub fn refusal(tenant: &str, suspension: &Suspension, unpaid: &[Unpaid]) -> Erro
             format!(
                 "{} ({} {}, overdue since {})",
                 u.name,
-                format_cents(u.total_cents),
+                format_minor(u.total_cents, &u.currency),
                 u.currency,
                 u.overdue_since.strftime("%Y-%m-%d")
             )
@@ -81,7 +81,7 @@ pub fn refusal(tenant: &str, suspension: &Suspension, unpaid: &[Unpaid]) -> Erro
         }
     } else {
         let owed = match one_currency {
-            Some(c) if listed.len() > 1 => format!("; {} {c} in all", format_cents(total)),
+            Some(c) if listed.len() > 1 => format!("; {} {c} in all", format_minor(total, c)),
             _ => String::new(),
         };
         let noun = if listed.len() == 1 { "invoice" } else { "invoices" };

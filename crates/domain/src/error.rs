@@ -189,6 +189,12 @@ reasons! {
     CreditGrantLimit = "CREDIT_GRANT_LIMIT" (FailedPrecondition),
     /// The worker charging an invoice no longer holds its lease.
     InvoiceLeaseLost = "INVOICE_LEASE_LOST" (FailedPrecondition),
+    /// A tenant's currency cannot change while it has unpaid (ISSUED or OVERDUE) invoices; the
+    /// message names them. Pay or cancel them first.
+    CurrencyLocked = "CURRENCY_LOCKED" (FailedPrecondition),
+    /// The catalog version a tenant would move to does not price the tenant's currency; change
+    /// the currency first (while nothing is unpaid) or publish its prices in that currency.
+    CurrencyNotPriced = "CURRENCY_NOT_PRICED" (FailedPrecondition),
     /// Generic, never sent: a limit refuses the request. Each site names the limit with a specific
     /// reason below.
     ResourceExhausted = "RESOURCE_EXHAUSTED" (ResourceExhausted),

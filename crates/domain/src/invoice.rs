@@ -265,24 +265,6 @@ pub fn invoice_name(period_start: Timestamp, ordinal: u32) -> String {
     format!("inv-{:04}-{:02}-{ordinal:04}", d.year(), d.month())
 }
 
-/// Formats cents as an amount, e.g. `-1234` → `-12.34`.
-pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
-
-/// Formats an exact price in cents as an amount with as many decimals as it
-/// needs (at least two), e.g. `0.5` → `0.005`, `60` → `0.60`.
-pub fn format_price(cents: Decimal) -> String {
-    let amount = (cents / Decimal::from(100)).normalize();
-    if amount.scale() < 2 {
-        format!("{amount:.2}")
-    } else {
-        amount.to_string()
-    }
-}
-
 /// A meter's price for people, in `currency` per `unit` (the meter's
 /// billable unit): "0.60 USD per million requests", "graduated: 0.50 USD per
 /// GB for units 1 to 100, 0.40 USD per GB above 100", "1.00 USD per 10 GB (a
@@ -303,11 +285,14 @@ pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
                 let flat = if t.flat_cents.is_zero() {
                     String::new()
                 } else {
-                    format!(" + {} {currency}", format_price(t.flat_cents))
+                    format!(
+                        " + {} {currency}",
+                        crate::currency::format_price(t.flat_cents, currency)
+                    )
                 };
                 format!(
                     "{} {currency} per {unit}{flat} {range}",
-                    format_price(t.unit_price_cents)
+                    crate::currency::format_price(t.unit_price_cents, currency)
                 )
             })
             .collect::<Vec<_>>()
@@ -315,20 +300,23 @@ pub fn describe_price(price: &Price, currency: &str, unit: &str) -> String {
     };
     let mut text = match &price.model {
         PriceModel::PerUnit { unit_price_cents } => {
-            format!("{} {currency} per {unit}", format_price(*unit_price_cents))
+            format!(
+                "{} {currency} per {unit}",
+                crate::currency::format_price(*unit_price_cents, currency)
+            )
         }
         PriceModel::Graduated(t) => format!("graduated: {}", tiers(t)),
         PriceModel::Volume(t) => format!("volume (every unit at the tier the total reaches): {}", tiers(t)),
         PriceModel::Package { size, price_cents } => format!(
             "{} {currency} per {} {unit} (a part counts whole)",
-            format_price(*price_cents),
+            crate::currency::format_price(*price_cents, currency),
             size.normalize()
         ),
     };
     if price.flat_cents > 0 {
         text.push_str(&format!(
             "; plus {} {currency} per period",
-            format_cents(price.flat_cents)
+            crate::currency::format_minor(price.flat_cents, currency)
         ));
     }
     text
@@ -340,13 +328,16 @@ pub fn describe_step(step: &Step, currency: &str) -> String {
     let flat = if step.flat_cents.is_zero() {
         String::new()
     } else {
-        format!(" + {} {currency}", format_price(step.flat_cents))
+        format!(
+            " + {} {currency}",
+            crate::currency::format_price(step.flat_cents, currency)
+        )
     };
     let times = format!(
         "{} × {} {currency}{flat} = {} {currency}",
         step.quantity.normalize(),
-        format_price(step.unit_price_cents),
-        format_price(step.amount_cents)
+        crate::currency::format_price(step.unit_price_cents, currency),
+        crate::currency::format_price(step.amount_cents, currency)
     );
     match &step.kind {
         crate::rating::StepKind::Tier { from, to: Some(to) } => {
@@ -367,7 +358,7 @@ fn terms(discount: Discount, currency: &str) -> String {
             let pct = (Decimal::new(bp, 2)).normalize();
             format!("{pct} %")
         }
-        Discount::Fixed(cents) => format!("{} {currency}", format_cents(cents)),
+        Discount::Fixed(cents) => crate::currency::money(cents, currency),
     }
 }
 
@@ -491,9 +482,9 @@ pub fn build(
     if let Some(t) = bill.true_up {
         let description = format!(
             "Minimum commitment of {} {}: metered charges came to {}",
-            format_cents(t.minimum_cents),
+            crate::currency::format_minor(t.minimum_cents, &catalog.currency),
             catalog.currency,
-            format_cents(t.usage_cents)
+            crate::currency::format_minor(t.usage_cents, &catalog.currency)
         );
         lines.push(per_period(
             LineKind::Minimum,
@@ -627,17 +618,6 @@ mod tests {
     }
 
     #[test]
-    fn amounts_and_prices_are_formatted_without_floats() {
-        assert_eq!(format_cents(0), "0.00");
-        assert_eq!(format_cents(5), "0.05");
-        assert_eq!(format_cents(-1234), "-12.34");
-        assert_eq!(format_cents(250_000), "2500.00");
-        assert_eq!(format_price(Decimal::new(5, 1)), "0.005");
-        assert_eq!(format_price(Decimal::from(60)), "0.60");
-        assert_eq!(format_price(Decimal::from(2500)), "25.00");
-    }
-
-    #[test]
     fn statuses_round_trip_and_map_to_the_contract() {
         for s in [
             InvoiceStatus::Pending,
@@ -717,6 +697,103 @@ mod tests {
             inv.totals.subtotal,
             inv.lines.iter().map(|l| l.amount_cents).sum::<i64>()
         );
+    }
+
+    /// Golden case, worked by hand: the pro plan of the multi-currency test
+    /// catalog in yen (JPY has no minor unit: every amount is whole yen) over
+    /// a 31-day period, 1239 requests, the WAAP add-on for 10 days, 10 % off.
+    /// - requests: 1239 billable, 5 free, 1234 chargeable; units 1–1000 at
+    ///   0.5 = 500, units 1001–1234: 234 × 0.25 + 100 = 158.5; 658.5 → 659.
+    /// - add-on: 4500 × 10 / 31 = 1451.61… → 1452.
+    /// - minimum 15000, usage 659: a true-up of 14341.
+    /// - subtotal 3800 + 1452 + 659 + 14341 = 20252; 10 % = 2025.2 → 2025;
+    ///   total 18227.
+    #[test]
+    fn golden_a_yen_invoice_is_whole_yen_rounded_once_per_line() {
+        let multi = crate::catalog::parse("multi.toml", crate::catalog::tests::MULTI).unwrap();
+        let yen = multi.in_currency("JPY").unwrap();
+        let pro = yen.plan("pro").unwrap();
+        let period = Period {
+            index: 0,
+            start: t("2027-01-01T00:00:00Z"),
+            end: t("2027-02-01T00:00:00Z"),
+            actual_end: t("2027-02-01T00:00:00Z"),
+            trial: false,
+        };
+        let quantities = std::collections::BTreeMap::from([("requests".to_string(), Decimal::from(1239))]);
+        let fixed = rating::Fixed {
+            share: rating::Share {
+                used_secs: 31 * 86_400,
+                length_secs: 31 * 86_400,
+            },
+            addons: vec![("f5xc_waap_standard".into(), 10 * 86_400)],
+        };
+        let coupons = vec![Coupon {
+            title: "Welcome".into(),
+            discount: Discount::Percent(1000),
+        }];
+        let bill = rating::bill(&yen, pro, &quantities, Some(&fixed), coupons);
+        let inv = build(
+            "inv-2027-01-0001".into(),
+            InvoiceStatus::Issued,
+            "sub-1",
+            &yen,
+            pro,
+            &period,
+            &bill,
+            &[],
+        );
+        inv.check().unwrap();
+        assert_eq!(inv.currency, "JPY");
+        let lines: Vec<(&str, i64)> = inv
+            .lines
+            .iter()
+            .map(|l| (l.description.as_str(), l.amount_cents))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("Pro plan", 3800),
+                ("WAAP add-on, prorated: 10 of 31 days", 1452),
+                ("Requests", 659),
+                (
+                    "Minimum commitment of 15000 JPY: metered charges came to 659",
+                    14341
+                ),
+            ]
+        );
+        let steps: Vec<String> = inv.lines[2]
+            .pricing
+            .iter()
+            .flat_map(|p| &p.steps)
+            .map(|s| describe_step(s, &inv.currency))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "Units 1 to 1000: 1000 × 0.5 JPY = 500 JPY",
+                "Units 1001 and above: 234 × 0.25 JPY + 100 JPY = 158.5 JPY"
+            ]
+        );
+        assert_eq!(
+            (inv.totals.subtotal, inv.totals.discount, inv.totals.total),
+            (20252, 2025, 18227)
+        );
+        assert_eq!(
+            describe_price(&pro.prices["requests"], &yen.currency, "request"),
+            "graduated: 0.5 JPY per request for units 1 to 1000, 0.25 JPY per request + 100 JPY above 1000"
+        );
+        // The same usage in the catalog's first currency, for contrast:
+        // 1234 × 60 ¢ = 740.40 USD, the minimum passed.
+        let usd = multi.plan("pro").unwrap();
+        let bill = rating::bill(
+            &multi,
+            usd,
+            &quantities,
+            Some(&rating::Fixed::whole()),
+            Vec::new(),
+        );
+        assert_eq!(bill.totals.total, 2500 + 74_040);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod contact;
 pub mod credit_note;
 pub mod credits;
+pub mod currency;
 pub mod dunning;
 pub mod error;
 pub mod ids;

@@ -47,6 +47,11 @@ pub struct Tenant {
     pub plan: crate::ids::PlanName,
     /// The catalog version of the current subscription.
     pub catalog_version: i64,
+    /// The ISO 4217 currency it is priced and invoiced in, set at creation
+    /// and changed only while no invoice is unpaid; `None` for a tenant
+    /// from before currencies, which is in its catalog's first currency
+    /// ([`crate::catalog::Catalog::currency_of`]) until the store pins it.
+    pub currency: Option<String>,
     /// Enterprise domain, once given in a plan transition.
     pub domain: Option<String>,
     /// Set while the tenant is suspended for unpaid invoices (dunning): its

@@ -10,7 +10,7 @@
 use rust_decimal::Decimal;
 use tollgate_domain::catalog::Issuer;
 use tollgate_domain::contact::Contact;
-use tollgate_domain::invoice::{InvoiceStatus, describe_step, format_cents, format_price};
+use tollgate_domain::invoice::{InvoiceStatus, describe_step};
 
 use crate::text::{Face, Fonts, clean};
 use crate::{CreditNoteDocument, CreditNoteState, InvoiceDocument};
@@ -349,12 +349,17 @@ pub(crate) fn layout_sheet(doc: &Sheet<'_>, fonts: &Fonts) -> Vec<Vec<Op>> {
     l.pages
 }
 
+/// An amount in minor units, in the currency's major units (ISO 4217
+/// decimals: none for JPY): "12.34 USD", "1500 JPY".
 fn money(cents: i64, currency: &str) -> String {
-    format!("{} {currency}", format_cents(cents))
+    tollgate_domain::currency::money(cents, currency)
 }
 
 fn price(cents: Decimal, currency: &str) -> String {
-    format!("{} {currency}", format_price(cents))
+    format!(
+        "{} {currency}",
+        tollgate_domain::currency::format_price(cents, currency)
+    )
 }
 
 fn quantity(q: Decimal) -> String {

@@ -4,10 +4,11 @@
 //! DejaVu Sans fonts embedded (subset to the glyphs used, with a ToUnicode
 //! map so the text can be searched and copied); [`render_credit_note`] does
 //! the same for a credit note, in the same frame. Money is never turned into
-//! floating point: amounts are formatted with
-//! [`format_cents`](tollgate_domain::invoice::format_cents) and prices with
-//! [`format_price`](tollgate_domain::invoice::format_price); only positions on
-//! the page are floats.
+//! floating point: amounts (integer minor units) are formatted in their
+//! currency's major units with
+//! [`money`](tollgate_domain::currency::money) and prices with
+//! [`format_price`](tollgate_domain::currency::format_price) (ISO 4217
+//! decimals: 12.34 USD, 1500 JPY); only positions on the page are floats.
 
 mod draw;
 mod layout;

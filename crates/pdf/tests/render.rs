@@ -6,7 +6,8 @@ mod support;
 
 use pdf_extract::{Document, Object};
 use rust_decimal::Decimal;
-use tollgate_domain::invoice::{Invoice, InvoiceStatus, format_cents, format_price};
+use tollgate_domain::currency::{format_minor, format_price};
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 use tollgate_pdf::{InvoiceDocument, render};
 
 static ISSUER: std::sync::LazyLock<tollgate_domain::catalog::Issuer> =
@@ -42,7 +43,7 @@ fn assert_has(text: &str, needle: &str) {
 }
 
 fn usd(cents: i64) -> String {
-    format!("{} USD", format_cents(cents))
+    format!("{} USD", format_minor(cents, "USD"))
 }
 
 fn quantity(q: Decimal) -> String {
@@ -91,7 +92,10 @@ fn everything_on_the_invoice_is_extractable_text() {
         assert_has(&text, &line.description);
         assert_has(&text, &line.unit);
         assert_has(&text, &quantity(line.quantity));
-        assert_has(&text, &format!("{} USD", format_price(line.unit_price_cents)));
+        assert_has(
+            &text,
+            &format!("{} USD", format_price(line.unit_price_cents, "USD")),
+        );
         assert_has(&text, &usd(line.amount_cents));
         if !line.free_quantity.is_zero() {
             assert_has(&text, &format!("({} free)", quantity(line.free_quantity)));
@@ -127,6 +131,33 @@ fn without_payments_or_contact_the_invoice_says_so() {
     assert_has(&text, "Payments No payment attempts yet.");
     // Not issued yet: no issued date.
     assert!(!text.contains("Issued 20"), "{text}");
+}
+
+/// Amounts are minor units of the invoice's currency and print with its
+/// ISO 4217 decimals: whole yen, no decimal point.
+#[test]
+fn a_yen_invoice_prints_whole_yen() {
+    let mut inv = support::sample_invoice(InvoiceStatus::Issued);
+    inv.currency = "JPY".into();
+    // The sample's coupon terms were written for dollars.
+    for c in &mut inv.coupons {
+        c.terms = c.terms.replace("5.00 USD", "500 JPY");
+    }
+    let pdf = render(&doc(&inv, None, &[], "acme")).unwrap();
+    let text = text_of(&pdf);
+    for line in &inv.lines {
+        assert_has(&text, &format!("{} JPY", format_minor(line.amount_cents, "JPY")));
+        assert!(!format_minor(line.amount_cents, "JPY").contains('.'));
+    }
+    let t = inv.totals;
+    assert_has(&text, &format!("Subtotal {} JPY", t.subtotal));
+    assert_has(&text, &format!("TOTAL {} JPY", t.total));
+    assert!(!text.contains(" USD"), "{text}");
+    // Not the same amounts read as cents.
+    assert!(
+        !text.contains(&format!("{} JPY", format_minor(t.total, "USD"))),
+        "{text}"
+    );
 }
 
 #[test]

@@ -142,6 +142,23 @@ pub trait TenancyStore: Send + Sync {
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
+    /// Sets the currency a tenant is invoiced in from now on, audited
+    /// `tenant.currency`; refused (`CURRENCY_LOCKED`, naming them) while
+    /// any of its invoices is ISSUED or OVERDUE, checked under the tenant's
+    /// lock. Returns the tenant after.
+    async fn set_tenant_currency(
+        &self,
+        tenant_id: &TenantId,
+        currency: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Tenant>;
+    /// The catalog versions of tenants without a currency (created before
+    /// currencies, or by an older Tollgate sharing the database).
+    async fn unpinned_currency_versions(&self) -> Result<Vec<i64>>;
+    /// Gives the tenants on `catalog_version` without a currency that one
+    /// (the version's first); returns how many.
+    async fn pin_tenant_currencies(&self, catalog_version: i64, currency: &str) -> Result<u64>;
 
     async fn create_namespace(
         &self,

@@ -202,6 +202,9 @@ pub async fn open_with(location: &Location, options: StoreOptions) -> Result<Arc
 pub struct NewTenant {
     pub name: Name,
     pub tenant_type: TenantType,
+    /// The ISO 4217 currency it is priced and invoiced in (one its catalog
+    /// prices).
+    pub currency: String,
     /// The first subscription (its `tenant_id` is ignored).
     pub subscription: Subscription,
     /// When the tenant starts (backdated to import usage history).

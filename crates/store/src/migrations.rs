@@ -78,6 +78,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0019_tenant_tax.sql"),
     ),
     (20, "credits", include_str!("../migrations/0020_credits.sql")),
+    (
+        21,
+        "tenant currency",
+        include_str!("../migrations/0021_tenant_currency.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -223,6 +228,10 @@ mod tests {
             (
                 19,
                 "4e50261107bea586cad532a5598aca66bafcea1274ead1b15a448bc05fbba1c2a5ce1df0bed219c19fc4cb99f0f7c9d4",
+            ),
+            (
+                21,
+                "2deaa27d448c0724c7863617ec40dc67c6142e9d0acc5b74a16ec97172e66ad6103d5091cd6e088b5306ec5f1d1ba1e4",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

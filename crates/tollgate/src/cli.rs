@@ -113,6 +113,8 @@ impl StorageArgs {
                 // Tenants from a Tollgate before plans get the default plan.
                 let versions = tollgate_app::catalogs::Versions::default();
                 tollgate_app::catalogs::adopt_planless_tenants(&*store, &versions, Timestamp::now()).await?;
+                // And tenants from before currencies keep the one they were invoiced in.
+                tollgate_app::catalogs::pin_tenant_currencies(&*store, &versions).await?;
                 Ok(store)
             }
             Err(tollgate_store::StoreError::NotFound(what)) if create == Create::No => bail!(
@@ -203,6 +205,10 @@ pub enum TenantCommand {
         /// before 1970), to import usage history.
         #[arg(long, value_parser = time_arg)]
         since: Option<Timestamp>,
+        /// ISO 4217 currency it is priced and invoiced in, one the catalog
+        /// prices; default: the catalog's first.
+        #[arg(long)]
+        currency: Option<String>,
     },
     /// List tenants (STATUS: active, or suspended for unpaid invoices).
     List,
@@ -222,6 +228,14 @@ pub enum TenantCommand {
         exempt: bool,
         #[arg(long, value_name = "TAX_ID")]
         reverse_charge: Option<String>,
+    },
+    /// Show or change the currency a tenant is priced and invoiced in (one
+    /// its catalog version prices), from its current period on; refused
+    /// while any of its invoices is unpaid. Audited.
+    Currency {
+        name: String,
+        /// The new currency (ISO 4217); without it, show the current one.
+        currency: Option<String>,
     },
 }
 
@@ -515,6 +529,7 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
             plan,
             tenant_type,
             since,
+            currency,
         } => {
             let versions = tollgate_app::catalogs::Versions::default();
             let req = tollgate_app::tenancy::TenantRequest {
@@ -522,11 +537,12 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                 plan,
                 tenant_type,
                 since,
+                currency,
             };
             let tenant =
                 tollgate_app::tenancy::create_tenant(store, &versions, &req, ACTOR, Timestamp::now())
                     .await
-                    .map_err(flags(&["plan", "since"]))?;
+                    .map_err(flags(&["plan", "since", "currency"]))?;
             println!(
                 "created tenant {} ({}) on plan {} with namespace system",
                 tenant.name, tenant.tenant_type, tenant.plan
@@ -580,6 +596,23 @@ async fn tenant(store: &dyn Store, cmd: TenantCommand) -> Result<()> {
                 None => println!("tenant {}: tax {}", t.name, now.as_str()),
             }
         }
+        TenantCommand::Currency { name, currency } => {
+            let versions = tollgate_app::catalogs::Versions::default();
+            let mut t = find_tenant(store, &name).await?;
+            if let Some(code) = currency {
+                t = tollgate_app::tenancy::set_currency(store, &versions, &t, &code, ACTOR, Timestamp::now())
+                    .await
+                    .map_err(flags(&[]))?;
+            }
+            let catalog = versions.get(store, t.catalog_version).await?;
+            println!(
+                "tenant {}: currency {} (catalog v{} prices {})",
+                t.name,
+                catalog.currency_of(t.currency.as_deref()),
+                t.catalog_version,
+                catalog.currencies.join(", ")
+            );
+        }
     }
     Ok(())
 }
@@ -599,6 +632,9 @@ fn show_tenant(t: &Tenant) {
     );
     println!("id:      {}", t.id);
     println!("created: {}", t.created_at);
+    if let Some(currency) = &t.currency {
+        println!("currency: {currency}");
+    }
     if let Some(domain) = &t.domain {
         println!("domain:  {domain}");
     }

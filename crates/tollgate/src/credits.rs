@@ -6,7 +6,7 @@ use clap::Subcommand;
 use jiff::Timestamp;
 use tollgate_app::catalogs::Versions;
 use tollgate_app::credits::{self, GrantAsk};
-use tollgate_domain::invoice::format_cents;
+use tollgate_domain::currency::money;
 use tollgate_store::Store;
 
 use crate::cli::{ACTOR, find_tenant, flags, time_arg};
@@ -78,9 +78,8 @@ pub async fn credits_cmd(store: &dyn Store, cmd: CreditsCommand) -> Result<()> {
                 .await
                 .map_err(flags(&["amount", "currency", "priority", "expires_at", "reason"]))?;
             println!(
-                "granted {} {} to tenant {} (grant {}, priority {}{})",
-                format_cents(g.amount_cents),
-                g.currency,
+                "granted {} to tenant {} (grant {}, priority {}{})",
+                money(g.amount_cents, &g.currency),
                 t.name,
                 g.id,
                 g.priority,
@@ -91,17 +90,17 @@ pub async fn credits_cmd(store: &dyn Store, cmd: CreditsCommand) -> Result<()> {
             let t = find_tenant(store, &tenant).await?;
             let s = credits::summary(store, &versions, &t).await?;
             for (currency, balance) in &s.balances {
-                println!("balance: {} {currency}", format_cents(*balance));
+                println!("balance: {}", money(*balance, currency));
             }
             if let Some(th) = s.low_balance_threshold_cents {
-                println!("low-balance threshold: {} {}", format_cents(th), s.currency);
+                println!("low-balance threshold: {}", money(th, &s.currency));
             }
             let mut table = Table::new(&["GRANT", "AMOUNT", "LEFT", "PRIORITY", "EXPIRES", "REASON"]);
             for g in &s.grants {
                 table.row([
                     g.id.clone(),
-                    format!("{} {}", format_cents(g.amount_cents), g.currency),
-                    format!("{} {}", format_cents(g.remaining_cents), g.currency),
+                    money(g.amount_cents, &g.currency),
+                    money(g.remaining_cents, &g.currency),
                     g.priority.to_string(),
                     g.expires_at.map_or_else(|| "never".to_owned(), |e| e.to_string()),
                     g.reason.clone(),
@@ -120,7 +119,7 @@ pub async fn credits_cmd(store: &dyn Store, cmd: CreditsCommand) -> Result<()> {
                     e.seq.to_string(),
                     e.at.to_string(),
                     e.kind.to_string(),
-                    format!("{} {}", format_cents(e.amount_cents), e.currency),
+                    money(e.amount_cents, &e.currency),
                     e.grant_id,
                     e.invoice.unwrap_or_default(),
                     e.note.unwrap_or_default(),
@@ -138,6 +137,7 @@ pub async fn credits_cmd(store: &dyn Store, cmd: CreditsCommand) -> Result<()> {
             let t = find_tenant(store, &tenant).await?;
             let g = credits::reverse(
                 store,
+                &versions,
                 &t,
                 &grant,
                 amount.as_deref(),
@@ -148,11 +148,10 @@ pub async fn credits_cmd(store: &dyn Store, cmd: CreditsCommand) -> Result<()> {
             .await
             .map_err(flags(&["amount", "reason"]))?;
             println!(
-                "grant {} of tenant {}: {} {} left",
+                "grant {} of tenant {}: {} left",
                 g.id,
                 t.name,
-                format_cents(g.remaining_cents),
-                g.currency
+                money(g.remaining_cents, &g.currency)
             );
         }
     }

@@ -12,8 +12,9 @@ use tollgate_app::catalogs::Versions;
 use tollgate_app::refunds::RefundAsk;
 use tollgate_app::{credit_notes, invoices, refunds};
 use tollgate_domain::clock::SystemClock;
+use tollgate_domain::currency::{format_minor, format_price, money};
 use tollgate_domain::ids::InvoiceName;
-use tollgate_domain::invoice::{describe_step, format_cents, format_price};
+use tollgate_domain::invoice::describe_step;
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::{RefundRecord, Store};
 
@@ -163,7 +164,7 @@ fn credit_note_table(notes: &[(String, RefundRecord)]) -> Table {
             n.invoice.to_string(),
             n.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
             state,
-            format_cents(n.amount_cents),
+            format_minor(n.amount_cents, &n.currency),
             n.currency.clone(),
             n.reason.split_whitespace().collect::<Vec<_>>().join(" "),
         ]);
@@ -198,8 +199,8 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     i.status.as_str().to_owned(),
                     at(i.period_start),
                     at(i.period_end),
-                    format_cents(i.totals.total),
-                    format_cents(refunds::refunded_cents(&theirs)),
+                    format_minor(i.totals.total, &i.currency),
+                    format_minor(refunds::refunded_cents(&theirs), &i.currency),
                     i.currency.to_string(),
                 ]);
             }
@@ -224,9 +225,9 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     l.unit.clone(),
                     match &l.pricing {
                         Some(p) => p.model.as_str().to_owned(),
-                        None => format_price(l.unit_price_cents),
+                        None => format_price(l.unit_price_cents, &i.currency),
                     },
-                    format_cents(l.amount_cents),
+                    format_minor(l.amount_cents, &i.currency),
                 ]);
                 for step in l.pricing.iter().flat_map(|p| &p.steps) {
                     lines.row([
@@ -267,7 +268,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                     String::new(),
                     String::new(),
                     String::new(),
-                    format_cents(cents),
+                    format_minor(cents, &i.currency),
                 ]);
             }
             lines.print();
@@ -293,7 +294,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                         c.attempt.to_string(),
                         c.started_at.to_string(),
                         c.method.map_or_else(|| "-".to_owned(), |m| m.display),
-                        format_cents(c.amount_cents),
+                        format_minor(c.amount_cents, &c.currency),
                         c.outcome.as_str().to_owned(),
                         c.reference.unwrap_or_else(|| "-".to_owned()),
                         c.reason.unwrap_or_default(),
@@ -312,7 +313,7 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                         d.dispute_id,
                         d.created_at.to_string(),
                         d.reference,
-                        format!("{} {}", format_cents(d.amount_cents), d.currency),
+                        money(d.amount_cents, &d.currency),
                         d.reason,
                     ]);
                 }
@@ -325,9 +326,9 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
                 println!();
                 println!(
                     "refunded: {} {} of {}",
-                    format_cents(refunds::refunded_cents(&notes)),
+                    format_minor(refunds::refunded_cents(&notes), &i.currency),
                     i.currency,
-                    format_cents(i.totals.total)
+                    format_minor(i.totals.total, &i.currency)
                 );
                 let rows: Vec<(String, RefundRecord)> =
                     notes.into_iter().map(|n| (t.name.to_string(), n)).collect();
@@ -350,8 +351,9 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
             reason,
             payments,
         } => {
-            let ask = RefundAsk::parse(amount.as_deref(), &reason)?;
             let t = owner(store, tenant.as_deref(), &name).await?;
+            let currency = RefundAsk::currency_of(store, &t.id, &InvoiceName::new(name.as_str())).await?;
+            let ask = RefundAsk::parse(amount.as_deref(), &reason, &currency)?;
             // The provider and job context `jobs run charge` uses: a refund
             // goes where the charge went, under the charge's lease.
             let ctx = JobContext {
@@ -381,13 +383,13 @@ pub async fn invoice(shared: Arc<dyn Store>, cmd: InvoiceCommand) -> Result<()> 
             let currency = &done.refund.currency;
             let remaining = match done.remaining_cents() {
                 0 => "nothing remains".to_owned(),
-                cents => format!("{} {currency} remains", format_cents(cents)),
+                cents => format!("{} remains", money(cents, currency)),
             };
             println!(
                 "{name}: {} (credit note {}: {} {currency} refunded, {remaining})",
                 done.invoice.invoice.status,
                 done.refund.credit_note,
-                format_cents(done.refund.amount_cents),
+                format_minor(done.refund.amount_cents, currency),
             );
             if done.resumed {
                 println!(

@@ -310,7 +310,8 @@ pub async fn coupon(store: &dyn Store, cmd: CouponCommand) -> Result<()> {
             until,
         } => {
             let t = crate::cli::find_tenant(store, &tenant).await?;
-            tollgate_app::coupons::apply_coupon(store, &t, &code, from, until, ACTOR, now)
+            let versions = Versions::default();
+            tollgate_app::coupons::apply_coupon(store, &versions, &t, &code, from, until, ACTOR, now)
                 .await
                 .map_err(crate::cli::flags(&["until"]))?;
             println!("applied coupon {code} to tenant {}", t.name);

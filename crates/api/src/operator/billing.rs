@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use tollgate_app::coupons::{self, CouponRequest};
 use tollgate_app::refunds::{RefundAsk, refunded_cents};
 use tollgate_app::{Job, credit_notes, invoices, tenancy};
+use tollgate_domain::currency::format_minor;
 use tollgate_domain::ids::{InvoiceName, TenantId};
-use tollgate_domain::invoice::{Invoice, InvoiceStatus, format_cents};
+use tollgate_domain::invoice::{Invoice, InvoiceStatus};
 
 use crate::wire::usage::PricingItem;
 use tollgate_domain::rating::Discount;
@@ -612,6 +613,7 @@ pub async fn apply_coupon(
     let t = tenancy::tenant(state.store(), &tenant).await?;
     coupons::apply_coupon(
         state.store(),
+        &state.catalogs().versions(),
         &t,
         &body.code,
         from,
@@ -663,9 +665,9 @@ fn invoice_item(tenant: &str, i: &Invoice, refunded_cents: i64) -> InvoiceItem {
         plan: i.plan.clone(),
         currency: i.currency.clone(),
         total_cents: i.totals.total,
-        total: format_cents(i.totals.total),
+        total: format_minor(i.totals.total, &i.currency),
         refunded_cents,
-        refunded: format_cents(refunded_cents),
+        refunded: format_minor(refunded_cents, &i.currency),
         issued: i.issued_at.map(|t| t.to_string()),
     }
 }
@@ -906,7 +908,7 @@ fn credit_note_item(tenant: &str, n: RefundRecord) -> CreditNoteItem {
         invoice: n.invoice.into_string(),
         state: n.state.as_str().to_owned(),
         amount_cents: n.amount_cents,
-        amount: format_cents(n.amount_cents),
+        amount: format_minor(n.amount_cents, &n.currency),
         currency: n.currency,
         reason: n.reason,
         lines: n
@@ -1219,7 +1221,7 @@ pub struct RefundRequest {
     request_body = RefundRequest,
     responses(
         (status = 200, body = RefundItem),
-        (status = 400, body = ErrorBody, description = "No `reason` (or one over 500 characters), or an `amount` that is not more than zero, has more than two decimals or is not a number."),
+        (status = 400, body = ErrorBody, description = "No `reason` (or one over 500 characters), or an `amount` that is not more than zero, has more decimals than the invoice's currency (none for JPY) or is not a number."),
         (status = 404, body = ErrorBody, description = "No tenant has this name, or it has no finalized invoice of this name."),
         (status = 409, body = ErrorBody, description = "The invoice is not PAID, is refunded in full already, has nothing to refund, the amount is more than what remains (the message says how much remains), the provider refused the refund, or a charge or another refund holds it now."),
         (status = 503, body = ErrorBody, description = "The payment provider cannot be reached; the refund stays recorded and resumes with the same key.")
@@ -1232,8 +1234,13 @@ pub async fn refund_invoice(
     Path((tenant, name)): Path<(String, String)>,
     JsonBody(body): JsonBody<RefundRequest>,
 ) -> Result<Json<RefundItem>, ApiError> {
-    let ask = RefundAsk::parse(body.amount.as_deref(), body.reason.as_deref().unwrap_or(""))?;
     let t = tenancy::tenant(state.store(), &tenant).await?;
+    let currency = RefundAsk::currency_of(state.store(), &t.id, &InvoiceName::new(name.as_str())).await?;
+    let ask = RefundAsk::parse(
+        body.amount.as_deref(),
+        body.reason.as_deref().unwrap_or(""),
+        &currency,
+    )?;
     let ctx = state.job_context();
     let done = tollgate_app::refunds::refund_invoice(
         &ctx,
@@ -1252,7 +1259,7 @@ pub async fn refund_invoice(
         currency: done.refund.currency.clone(),
         idempotency_key: done.refund.idempotency_key.clone(),
         remaining_cents: remaining,
-        remaining: format_cents(remaining),
+        remaining: format_minor(remaining, &done.refund.currency),
         resumed: done.resumed,
         credit_note: credit_note_item(t.name.as_str(), done.refund),
     }))

@@ -173,8 +173,10 @@ pub async fn reverse(
     JsonBody(body): JsonBody<ReverseCreditsReq>,
 ) -> Result<Json<CreditGrantType>, ApiError> {
     let t = tenant_named(&state, &tenant).await?;
+    let versions = state.catalogs().versions();
     let g = credits::reverse(
         state.store(),
+        &versions,
         &t,
         &grant,
         body.amount.as_deref(),

@@ -35,6 +35,11 @@ pub struct TenantItem {
     pub plan: String,
     /// The catalog version of its current subscription.
     pub catalog_version: i64,
+    /// The ISO 4217 currency it is priced and invoiced in (absent only for
+    /// a tenant from before currencies not pinned yet: its catalog's first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub currency: Option<String>,
     /// When it started (backdated with `since`).
     pub created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +70,7 @@ pub(crate) fn tenant_item(t: Tenant) -> TenantItem {
         tenant_type: t.tenant_type.to_string(),
         plan: t.plan.into_string(),
         catalog_version: t.catalog_version,
+        currency: t.currency,
         created: t.created_at.to_string(),
         domain: t.domain,
         suspended: t.suspension.map(|s| SuspensionItem {
@@ -103,6 +109,17 @@ pub struct CreateTenant {
     /// Backdates the tenant and its first subscription, to import usage
     /// history (RFC 3339 or unix seconds; not in the future, not before 1970).
     pub since: Option<String>,
+    /// The ISO 4217 currency it is priced and invoiced in: one the latest
+    /// catalog prices; default: the catalog's first.
+    pub currency: Option<String>,
+}
+
+/// Body of a change of a tenant's currency.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SetTenantCurrency {
+    /// An ISO 4217 code the tenant's catalog version prices.
+    #[serde(default)]
+    pub currency: String,
 }
 
 /// Creates a tenant, its `system` namespace and its first subscription.
@@ -114,7 +131,7 @@ pub struct CreateTenant {
     request_body = CreateTenant,
     responses(
         (status = 200, body = TenantItem),
-        (status = 400, body = ErrorBody, description = "An invalid name, an unknown or unoffered plan, an unknown type, or a `since` in the future or before 1970."),
+        (status = 400, body = ErrorBody, description = "An invalid name, an unknown or unoffered plan, an unknown type, a `since` in the future or before 1970, or a `currency` the latest catalog does not price."),
         (status = 409, body = ErrorBody, description = "A tenant has this name.")
     ),
     security(("OperatorToken" = []))
@@ -130,6 +147,7 @@ pub async fn create_tenant(
         plan: body.plan,
         tenant_type: body.tenant_type,
         since,
+        currency: body.currency,
     };
     let versions = state.catalogs().versions();
     let t = tenancy::create_tenant(state.store(), &versions, &req, op.actor(), state.now()).await?;
@@ -182,6 +200,44 @@ pub async fn get_tenant(
         namespaces: namespaces.into_iter().map(namespace_item).collect(),
         addons,
     }))
+}
+
+/// Changes the currency a tenant is priced and invoiced in, from its
+/// current period on (finalized invoices keep theirs). Only while none of
+/// its invoices is unpaid (ISSUED or OVERDUE); audited (`tenant.currency`).
+#[utoipa::path(
+    put,
+    path = "/api/operator/tenants/{tenant}/currency",
+    operation_id = "tollgate.operator.SetTenantCurrency",
+    tag = "operator",
+    params(("tenant" = String, Path, description = "Tenant name")),
+    request_body = SetTenantCurrency,
+    responses(
+        (status = 200, body = TenantItem),
+        (status = 400, body = ErrorBody, description = "Not an ISO 4217 code, or one the tenant's catalog version (or the version of a pending catalog move, or of a period not yet finalized) does not price."),
+        (status = 404, body = ErrorBody, description = "No tenant has this name."),
+        (status = 409, body = ErrorBody, description = "The tenant has unpaid invoices (`CURRENCY_LOCKED`, naming them): pay or cancel them first.")
+    ),
+    security(("OperatorToken" = []))
+)]
+pub async fn set_tenant_currency(
+    State(state): State<AppState>,
+    op: OperatorAdmin,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<SetTenantCurrency>,
+) -> Result<Json<TenantItem>, ApiError> {
+    let t = tenancy::tenant(state.store(), &name).await?;
+    let versions = state.catalogs().versions();
+    let after = tenancy::set_currency(
+        state.store(),
+        &versions,
+        &t,
+        &body.currency,
+        op.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(tenant_item(after)))
 }
 
 /// Lifts a tenant's suspension by hand: its quota reservations work again.

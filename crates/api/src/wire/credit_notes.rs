@@ -13,7 +13,7 @@ pub struct CreditNoteLineType {
     pub unit: String,
     /// Exact decimal, in cents.
     pub unit_price: String,
-    /// Cents, int64 as a string.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string.
     pub amount: String,
 }
 
@@ -24,7 +24,7 @@ pub struct CreditNoteType {
     pub name: String,
     /// The invoice it credits.
     pub invoice: String,
-    /// Cents, int64 as a string, like an invoice's `amount`.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string, like an invoice's `amount`.
     pub amount: String,
     pub currency: String,
     /// Why the money is given back.

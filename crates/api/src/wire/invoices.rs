@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 pub struct InvoiceType {
     /// Active invoices are not finalized and their amount can change.
     pub active: bool,
-    /// Cents, int64 as a string.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string.
     pub amount: String,
     pub currency: String,
     pub name: String,

@@ -136,7 +136,7 @@ pub struct CalculatedUsageItem {
     /// int64 as a string.
     pub quantity_billable: String,
     pub unit_name_billable: String,
-    /// Cents, int64 as a string.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string.
     pub amount: String,
     pub currency_code: String,
     pub start_timestamp: String,
@@ -242,9 +242,9 @@ pub struct CouponType {
 pub struct ListCurrentUsageResp {
     pub usage_items: Vec<CalculatedUsageItem>,
     pub coupons: Vec<CouponType>,
-    /// Cents, int64 as a string.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string.
     pub discount: String,
-    /// Cents, int64 as a string.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string.
     pub total_cost: String,
 }
 
@@ -259,7 +259,7 @@ pub struct MonthlyRequest {
 pub struct MonthlyUsageType {
     pub start_timestamp: String,
     pub end_timestamp: String,
-    /// Cents, int64 as a string.
+    /// Minor units of the currency (cents; whole yen for JPY), int64 as a string.
     pub amount: String,
     pub currency_code: String,
 }
@@ -331,7 +331,7 @@ pub struct MeterItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub property: Option<String>,
-    /// Cents (hundredths of `currency_code`) per billable unit (one
+    /// Minor units of `currency_code` (cents; whole yen for JPY) per billable unit (one
     /// `unit_billable`), an exact decimal as a string ("0" when free).
     pub unit_price_cents: String,
     /// The same price for people: `"0.60 USD per million requests"`.

@@ -2,7 +2,8 @@
 //! must say, for a paid invoice with a coupon and for a pending one.
 
 use tollgate_domain::clock::Clock;
-use tollgate_domain::invoice::{InvoiceStatus, format_price};
+use tollgate_domain::currency::format_price;
+use tollgate_domain::invoice::InvoiceStatus;
 use tollgate_domain::rating::Discount;
 use tollgate_store::CouponDef;
 use tollgate_testkit::each_backend;
@@ -98,7 +99,10 @@ async fn the_pdf_says_who_what_how_much_and_whether_it_was_paid() {
         for line in &inv.lines {
             assert_has(&text, &line.description);
             assert_has(&text, &usd(line.amount_cents));
-            assert_has(&text, &format!("{} USD", format_price(line.unit_price_cents)));
+            assert_has(
+                &text,
+                &format!("{} USD", format_price(line.unit_price_cents, "USD")),
+            );
         }
         assert_has(&text, "0.045 USD");
         assert_has(&text, "(5 free)");

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tollgate_domain::access::Role;
-use tollgate_domain::invoice::{InvoiceStatus, LineKind, format_cents};
+use tollgate_domain::invoice::{InvoiceStatus, LineKind};
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::{ChargeRecord, StoredInvoice};
 
@@ -110,7 +110,7 @@ pub fn assert_has(text: &str, needle: &str) {
 
 /// An amount as the PDF prints it, e.g. `26.20 USD`.
 pub fn usd(cents: i64) -> String {
-    format!("{} USD", format_cents(cents))
+    tollgate_domain::currency::money(cents, "USD")
 }
 
 /// The finalized invoice `name` as stored.

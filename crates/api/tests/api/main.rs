@@ -10,6 +10,7 @@ mod catalog_moves;
 mod count_meters;
 mod credit_notes;
 mod credits;
+mod currencies;
 mod dunning;
 mod errors;
 mod faults;

@@ -206,8 +206,23 @@ impl TestApp {
         self.tenant_on_version(name, plan, &catalog, version).await
     }
 
-    /// A tenant on `plan` of `catalog`, published as `version`.
+    /// A tenant on `plan` of `catalog`, published as `version`, in the
+    /// catalog's first currency.
     pub async fn tenant_on_version(&self, name: &str, plan: &str, catalog: &Catalog, version: i64) -> Tenant {
+        self.tenant_in(name, plan, catalog, version, catalog.currency_of(None))
+            .await
+    }
+
+    /// A tenant on `plan` of `catalog`, published as `version`, priced and
+    /// invoiced in `currency`.
+    pub async fn tenant_in(
+        &self,
+        name: &str,
+        plan: &str,
+        catalog: &Catalog,
+        version: i64,
+        currency: &str,
+    ) -> Tenant {
         let plan = catalog.plan(plan).expect("a plan of the catalog");
         let now = self.clock_now();
         self.store
@@ -215,6 +230,7 @@ impl TestApp {
                 actor: "operator".into(),
                 name: Name::parse("name", name).unwrap(),
                 tenant_type: plan.tenant_type,
+                currency: currency.to_owned(),
                 subscription: Subscription::new(
                     uuid::Uuid::new_v4().to_string(),
                     tollgate_domain::ids::TenantId::new(String::new()),

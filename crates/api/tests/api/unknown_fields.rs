@@ -344,6 +344,15 @@ fn cases() -> Vec<Case> {
             then: None,
         },
         Case {
+            op: "tollgate.operator.SetTenantCurrency",
+            method: Method::PUT,
+            path: |m| format!("/api/operator/tenants/{}/currency", m.tenant),
+            body: |_| json!({"currency": "USD"}),
+            messages: &[""],
+            needs: Needs::Nothing,
+            then: None,
+        },
+        Case {
             op: "tollgate.operator.SetTenantTax",
             method: Method::PUT,
             path: |m| format!("/api/operator/tenants/{}/tax", m.tenant),

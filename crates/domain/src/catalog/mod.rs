@@ -144,8 +144,13 @@ impl<const N: usize> From<[(String, Aggregation); N]> for Aggregations {
 /// A validated catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
-    /// ISO 4217 code of every price.
+    /// ISO 4217 code of every price of this catalog (or of this view of it,
+    /// [`Catalog::in_currency`]); amounts are in its minor units.
     pub currency: String,
+    /// Every currency the catalog prices its plans in, the first the one of
+    /// the plans' own fields (and of tenants that name none); format 1 and a
+    /// catalog with `currency = "…"` have one.
+    pub currencies: Vec<String>,
     /// The plan a tenant starts on when none is named.
     pub default_plan: String,
     pub plans: Vec<Plan>,
@@ -253,6 +258,19 @@ pub struct Plan {
     pub prices: BTreeMap<String, Price>,
     /// Title, subtitle and description per locale (lowercase, e.g. `de-de`).
     pub localized: BTreeMap<String, LocalizedText>,
+    /// The plan's money in each of the catalog's other currencies
+    /// (`[plans.currencies.EUR]`); a plan that charges nothing (no fee,
+    /// minimum or price) may leave them out, and is free in every currency.
+    pub in_currencies: BTreeMap<String, PlanPrices>,
+}
+
+/// A plan's money in one currency: its fee, minimum commitment and meter
+/// prices, in that currency's minor units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanPrices {
+    pub flat_price_cents: i64,
+    pub minimum_cents: i64,
+    pub prices: BTreeMap<String, Price>,
 }
 
 /// The transition flow of a plan.
@@ -380,6 +398,9 @@ pub struct Addon {
     /// its plan includes it), in cents, prorated by the part of the period
     /// it was subscribed (0: free).
     pub flat_price_cents: i64,
+    /// Its price in each of the catalog's other currencies; a free add-on
+    /// may leave them out.
+    pub in_currencies: BTreeMap<String, i64>,
 }
 
 /// Something the platform measures and bills.
@@ -479,6 +500,51 @@ impl Catalog {
                     .join(", ")
             ))),
         }
+    }
+
+    /// Whether the catalog prices its plans in `currency`.
+    pub fn prices_in(&self, currency: &str) -> bool {
+        self.currencies.iter().any(|c| c == currency)
+    }
+
+    /// The catalog as it prices `currency`: its plans and add-ons carry
+    /// that currency's fees, minimums and prices and its `currency` is that
+    /// code, so that rating, invoices, taxes and PDFs need nothing else.
+    /// `None` if the catalog does not price `currency`.
+    pub fn in_currency(&self, currency: &str) -> Option<Catalog> {
+        if !self.prices_in(currency) {
+            return None;
+        }
+        let mut view = self.clone();
+        view.currency = currency.to_owned();
+        if self.currencies.first().is_some_and(|c| c == currency) {
+            return Some(view);
+        }
+        for plan in &mut view.plans {
+            // Absent: a plan that charges nothing in any currency.
+            let own = plan.in_currencies.get(currency).cloned().unwrap_or(PlanPrices {
+                flat_price_cents: 0,
+                minimum_cents: 0,
+                prices: BTreeMap::new(),
+            });
+            plan.flat_price_cents = own.flat_price_cents;
+            plan.minimum_cents = own.minimum_cents;
+            plan.prices = own.prices;
+        }
+        for addon in &mut view.addons {
+            addon.flat_price_cents = addon.in_currencies.get(currency).copied().unwrap_or(0);
+        }
+        Some(view)
+    }
+
+    /// The currency of a tenant that names `tenant_currency` (or none: a
+    /// tenant from before currencies, which is in the first).
+    pub fn currency_of<'a>(&'a self, tenant_currency: Option<&'a str>) -> &'a str {
+        tenant_currency.unwrap_or_else(|| {
+            self.currencies
+                .first()
+                .map_or(self.currency.as_str(), String::as_str)
+        })
     }
 
     /// The built-in catalog.

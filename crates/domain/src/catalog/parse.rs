@@ -55,7 +55,10 @@ impl From<CatalogError> for crate::Error {
 #[serde(deny_unknown_fields)]
 struct RawCatalog {
     format: Spanned<i64>,
-    currency: Spanned<String>,
+    #[serde(default)]
+    currency: Option<Spanned<String>>,
+    #[serde(default)]
+    currencies: Option<Spanned<Vec<String>>>,
     default_plan: Spanned<String>,
     #[serde(default)]
     addons: Vec<Spanned<RawAddon>>,
@@ -104,6 +107,26 @@ struct RawAddon {
     tier: String,
     #[serde(default)]
     flat_price_cents: Option<Spanned<i64>>,
+    #[serde(default)]
+    currencies: BTreeMap<String, Spanned<RawAddonPrice>>,
+}
+
+/// An add-on's price in one of the catalog's other currencies.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAddonPrice {
+    flat_price_cents: i64,
+}
+
+/// A plan's money in one of the catalog's other currencies.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlanPrices {
+    flat_price_cents: i64,
+    #[serde(default)]
+    minimum_commitment_cents: Option<i64>,
+    #[serde(default)]
+    prices: BTreeMap<String, Spanned<RawPrice>>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +177,8 @@ struct RawPlan {
     prices: BTreeMap<String, Spanned<RawPrice>>,
     #[serde(default)]
     localized: BTreeMap<String, Spanned<RawLocalized>>,
+    #[serde(default)]
+    currencies: BTreeMap<String, Spanned<RawPlanPrices>>,
 }
 
 fn month() -> Spanned<String> {
@@ -353,14 +378,8 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
         ));
     }
     let cx = Ctx { format, ..cx };
-    let currency = raw.currency.get_ref().clone();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(cx.err(
-            raw.currency.span(),
-            "currency",
-            "must be an ISO 4217 code such as \"USD\"",
-        ));
-    }
+    let currencies = currencies(&cx, &raw)?;
+    let currency = currencies[0].clone();
 
     let mut addons = Vec::new();
     for (i, a) in raw.addons.iter().enumerate() {
@@ -397,11 +416,40 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
                 *p.get_ref()
             }
         };
+        let mut in_currencies = BTreeMap::new();
+        for (code, price) in &a.currencies {
+            let f = field(&format!("currencies.{code}"));
+            cx.needs_format_2(price.span(), &f)?;
+            other_currency(&cx, &currencies, code, price.span(), &f)?;
+            let cents = price.get_ref().flat_price_cents;
+            if !(0..=i64::from(i32::MAX)).contains(&cents) {
+                return Err(cx.err(
+                    price.span(),
+                    format!("{f}.flat_price_cents"),
+                    "must be between 0 and 2147483647",
+                ));
+            }
+            in_currencies.insert(code.clone(), cents);
+        }
+        if flat_price_cents > 0
+            && let Some(missing) = currencies[1..].iter().find(|c| !in_currencies.contains_key(*c))
+        {
+            let span = a.flat_price_cents.as_ref().map_or(a.name.span(), Spanned::span);
+            return Err(cx.err(
+                span,
+                field(&format!("currencies.{missing}")),
+                format!(
+                    "the add-on has a price, and the catalog prices in {missing} too: \
+                     give [addons.currencies.{missing}] flat_price_cents"
+                ),
+            ));
+        }
         addons.push(Addon {
             name: name.clone(),
             display_name: a.display_name.get_ref().clone(),
             tier: a.tier.clone(),
             flat_price_cents,
+            in_currencies,
         });
     }
 
@@ -482,7 +530,7 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
 
     let mut plans: Vec<Plan> = Vec::new();
     for (i, p) in raw.plans.iter().enumerate() {
-        let plan = plan(&cx, i, p.get_ref(), &addons, &meters)?;
+        let plan = plan(&cx, i, p.get_ref(), &addons, &meters, &currencies)?;
         if plans.iter().any(|x| x.name == plan.name) {
             let span = p.get_ref().name.span();
             return Err(cx.err(
@@ -540,6 +588,7 @@ fn parse_with(file: &str, text: &str, strict: bool) -> Result<Catalog, CatalogEr
     }
     Ok(Catalog {
         currency,
+        currencies,
         default_plan,
         plans,
         addons,
@@ -643,6 +692,7 @@ fn plan(
     p: &RawPlan,
     addons: &[Addon],
     meters: &[Meter],
+    currencies: &[String],
 ) -> Result<Plan, CatalogError> {
     let field = |f: &str| format!("plans[{i}].{f}");
     let name = p.name.get_ref();
@@ -781,6 +831,76 @@ fn plan(
         }
     };
 
+    let mut in_currencies = BTreeMap::new();
+    for (code, raw) in &p.currencies {
+        let f = field(&format!("currencies.{code}"));
+        cx.needs_format_2(raw.span(), &f)?;
+        other_currency(cx, currencies, code, raw.span(), &f)?;
+        let r = raw.get_ref();
+        let whole = |v: i64, name: &str| {
+            if (0..=i64::from(i32::MAX)).contains(&v) {
+                Ok(v)
+            } else {
+                Err(cx.err(
+                    raw.span(),
+                    format!("{f}.{name}"),
+                    "must be between 0 and 2147483647",
+                ))
+            }
+        };
+        let flat = whole(r.flat_price_cents, "flat_price_cents")?;
+        let minimum = match r.minimum_commitment_cents {
+            Some(m) => whole(m, "minimum_commitment_cents")?,
+            None if minimum_cents > 0 => {
+                return Err(cx.err(
+                    raw.span(),
+                    format!("{f}.minimum_commitment_cents"),
+                    "is required: the plan has a minimum commitment",
+                ));
+            }
+            None => 0,
+        };
+        let mut own = BTreeMap::new();
+        for (label, price) in &r.prices {
+            let pf = format!("{f}.prices.{label}");
+            if !prices.contains_key(label) {
+                return Err(cx.err(
+                    price.span(),
+                    pf,
+                    format!("the plan has no price for {label:?} to restate in {code}"),
+                ));
+            }
+            own.insert(label.clone(), self::price(cx, &pf, price)?);
+        }
+        if let Some(missing) = prices.keys().find(|l| !own.contains_key(*l)) {
+            return Err(cx.err(
+                raw.span(),
+                format!("{f}.prices.{missing}"),
+                format!("the plan prices {missing:?}: give its price in {code} too"),
+            ));
+        }
+        in_currencies.insert(
+            code.clone(),
+            super::PlanPrices {
+                flat_price_cents: flat,
+                minimum_cents: minimum,
+                prices: own,
+            },
+        );
+    }
+    let charges = flat_price_cents > 0 || minimum_cents > 0 || !prices.is_empty();
+    if charges && let Some(missing) = currencies[1..].iter().find(|c| !in_currencies.contains_key(*c)) {
+        return Err(cx.err(
+            p.name.span(),
+            field(&format!("currencies.{missing}")),
+            format!(
+                "the catalog prices in {missing} too: give the plan's flat_price_cents (and its \
+                 minimum and prices) in [plans.currencies.{missing}]; only a plan that charges \
+                 nothing may leave a currency out"
+            ),
+        ));
+    }
+
     let mut localized = BTreeMap::new();
     for (locale, text) in &p.localized {
         let l = locale.to_ascii_lowercase();
@@ -829,7 +949,81 @@ fn plan(
         },
         prices,
         localized,
+        in_currencies,
     })
+}
+
+/// The catalog's currencies: `currency = "USD"` (one) or `currencies =
+/// ["USD", "EUR"]` (format 2), not both; ISO 4217 codes, each once.
+fn currencies(cx: &Ctx<'_>, raw: &RawCatalog) -> Result<Vec<String>, CatalogError> {
+    let code = |c: &str, span: std::ops::Range<usize>, field: &str| {
+        if crate::currency::is_code(c) {
+            Ok(c.to_owned())
+        } else {
+            Err(cx.err(
+                span,
+                field,
+                format!("{c:?} is not an ISO 4217 code such as \"USD\""),
+            ))
+        }
+    };
+    match (&raw.currency, &raw.currencies) {
+        (Some(c), None) => Ok(vec![code(c.get_ref(), c.span(), "currency")?]),
+        (None, Some(list)) => {
+            cx.needs_format_2(list.span(), "currencies")?;
+            if list.get_ref().is_empty() {
+                return Err(cx.err(list.span(), "currencies", "needs at least one currency"));
+            }
+            let mut out: Vec<String> = Vec::new();
+            for (i, c) in list.get_ref().iter().enumerate() {
+                let c = code(c, list.span(), &format!("currencies[{i}]"))?;
+                if out.contains(&c) {
+                    return Err(cx.err(list.span(), format!("currencies[{i}]"), format!("{c:?} is listed twice")));
+                }
+                out.push(c);
+            }
+            Ok(out)
+        }
+        (Some(c), Some(_)) => Err(cx.err(
+            c.span(),
+            "currency",
+            "give either currency (one) or currencies (a list), not both",
+        )),
+        (None, None) => Err(cx.err(
+            0..0,
+            "currency",
+            "is required: the ISO 4217 code prices are in, such as \"USD\" (or currencies = [\"USD\", \"EUR\"])",
+        )),
+    }
+}
+
+/// Checks that a per-currency table names one of the catalog's currencies
+/// other than the first (whose prices are the plan's or add-on's own).
+fn other_currency(
+    cx: &Ctx<'_>,
+    currencies: &[String],
+    code: &str,
+    span: std::ops::Range<usize>,
+    field: &str,
+) -> Result<(), CatalogError> {
+    if currencies.first().is_some_and(|c| c == code) {
+        return Err(cx.err(
+            span,
+            field,
+            format!("{code} is the catalog's first currency: its prices are the plan's own fields"),
+        ));
+    }
+    if !currencies.iter().any(|c| c == code) {
+        return Err(cx.err(
+            span,
+            field,
+            format!(
+                "{code:?} is not one of the catalog's currencies ({})",
+                currencies.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn default_quota(cx: &Ctx<'_>, field: &str, q: &RawQuota) -> Result<QuotaSpec, CatalogError> {

@@ -715,3 +715,245 @@ fn tax_rates_apply_by_country_region_and_date() {
     let err = parse("cat.toml", &old).unwrap_err();
     assert!(err.message.contains("needs format = 2"), "{err}");
 }
+
+/// A catalog priced in three currencies: the plans' own fields are USD (the
+/// first), `[plans.currencies.X]` restates the money in the others.
+pub(crate) const MULTI: &str = r#"format = 2
+currencies = ["USD", "EUR", "JPY"]
+default_plan = "basic"
+
+[[addons]]
+name = "f5xc_waap_standard"
+display_name = "WAAP"
+flat_price_cents = 3100
+
+[addons.currencies.EUR]
+flat_price_cents = 2900
+
+[addons.currencies.JPY]
+flat_price_cents = 4500
+
+[[addons]]
+name = "f5xc_appstack_standard"
+display_name = "App Stack"
+
+[[meters]]
+metric_label = "requests"
+usage_type = "Requests"
+service = "LB"
+unit = "request"
+unit_billable = "request"
+divisor = 1
+aggregation = "sum"
+
+[[plans]]
+name = "basic"
+title = "Basic"
+usage_plan_type = "FREE"
+tenant_type = "FREEMIUM"
+flat_price_cents = 0
+offered = true
+transition = { method = "WIZARD" }
+
+[[plans]]
+name = "pro"
+title = "Pro"
+usage_plan_type = "INDIVIDUAL"
+tenant_type = "FREEMIUM"
+flat_price_cents = 2500
+minimum_commitment_cents = 10000
+offered = true
+allowed_addons = ["f5xc_waap_standard"]
+transition = { method = "WIZARD" }
+
+[plans.prices.requests]
+unit_price_cents = "60"
+free_allowance = "5"
+
+[plans.currencies.EUR]
+flat_price_cents = 2300
+minimum_commitment_cents = 9000
+
+[plans.currencies.EUR.prices.requests]
+unit_price_cents = "55"
+free_allowance = "5"
+
+[plans.currencies.JPY]
+flat_price_cents = 3800
+minimum_commitment_cents = 15000
+
+[plans.currencies.JPY.prices.requests]
+model = "graduated"
+free_allowance = "5"
+tiers = [
+  { up_to = 1000, unit_price_cents = "0.5" },
+  { unit_price_cents = "0.25", flat_amount_cents = "100" },
+]
+"#;
+
+#[test]
+fn a_catalog_prices_its_plans_in_each_of_its_currencies() {
+    let c = parse_for_publish("multi.toml", MULTI).unwrap();
+    assert_eq!(
+        (c.currency.as_str(), c.currencies.as_slice()),
+        ("USD", &["USD".to_owned(), "EUR".into(), "JPY".into()][..])
+    );
+    assert!(c.prices_in("JPY") && !c.prices_in("GBP"));
+    assert_eq!(c.currency_of(None), "USD");
+    assert_eq!(c.currency_of(Some("EUR")), "EUR");
+    assert!(c.in_currency("GBP").is_none());
+    // The first currency's view is the catalog itself.
+    assert_eq!(c.in_currency("USD").unwrap(), c);
+
+    let yen = c.in_currency("JPY").unwrap();
+    assert_eq!(yen.currency, "JPY");
+    let pro = yen.plan("pro").unwrap();
+    assert_eq!((pro.flat_price_cents, pro.minimum_cents), (3800, 15000));
+    assert!(matches!(&pro.prices["requests"].model, PriceModel::Graduated(t) if t.len() == 2));
+    assert_eq!(yen.addon("f5xc_waap_standard").unwrap().flat_price_cents, 4500);
+    // A free plan and a free add-on are free in every currency.
+    assert_eq!(yen.plan("basic").unwrap().flat_price_cents, 0);
+    assert_eq!(yen.addon("f5xc_appstack_standard").unwrap().flat_price_cents, 0);
+
+    let euro = c.in_currency("EUR").unwrap();
+    let pro = euro.plan("pro").unwrap();
+    assert_eq!((pro.flat_price_cents, pro.minimum_cents), (2300, 9000));
+    assert_eq!(pro.prices["requests"].unit_price_cents(), Some(Decimal::from(55)));
+    // Everything else is the catalog's.
+    assert_eq!(euro.meters, c.meters);
+    assert_eq!(
+        euro.plan("pro").unwrap().allowed_addons,
+        c.plan("pro").unwrap().allowed_addons
+    );
+
+    // A single `currency` is a list of one.
+    let one = parse("cat.toml", MINIMAL).unwrap();
+    assert_eq!(one.currencies, ["EUR"]);
+    assert_eq!(one.in_currency("EUR").unwrap(), one);
+}
+
+fn multi_broken(find: &str, replace: &str) -> CatalogError {
+    assert!(MULTI.contains(find), "{find}");
+    parse_for_publish("multi.toml", &MULTI.replacen(find, replace, 1)).unwrap_err()
+}
+
+/// Every table of one currency renamed.
+fn renamed(from: &str, to: &str) -> CatalogError {
+    parse_for_publish("multi.toml", &MULTI.replace(from, to)).unwrap_err()
+}
+
+#[test]
+fn every_priced_plan_and_addon_states_its_money_in_every_currency() {
+    let line_of = |needle: &str| MULTI.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let cases = [
+        (
+            multi_broken(
+                "[plans.currencies.EUR]\nflat_price_cents = 2300\nminimum_commitment_cents = 9000\n\n[plans.currencies.EUR.prices.requests]\nunit_price_cents = \"55\"\nfree_allowance = \"5\"\n",
+                "",
+            ),
+            line_of("name = \"pro\""),
+            "plans[1].currencies.EUR",
+            "the catalog prices in EUR too",
+        ),
+        (
+            multi_broken("minimum_commitment_cents = 15000\n", ""),
+            line_of("[plans.currencies.JPY]"),
+            "plans[1].currencies.JPY.minimum_commitment_cents",
+            "is required: the plan has a minimum commitment",
+        ),
+        (
+            multi_broken(
+                "[plans.currencies.EUR.prices.requests]\nunit_price_cents = \"55\"\nfree_allowance = \"5\"\n",
+                "",
+            ),
+            line_of("[plans.currencies.EUR]"),
+            "plans[1].currencies.EUR.prices.requests",
+            "give its price in EUR too",
+        ),
+        (
+            multi_broken(
+                "[plans.currencies.EUR.prices.requests]",
+                "[plans.currencies.EUR.prices.bytes]",
+            ),
+            line_of("[plans.currencies.EUR.prices.requests]"),
+            "plans[1].currencies.EUR.prices.bytes",
+            "the plan has no price for \"bytes\"",
+        ),
+        (
+            renamed("plans.currencies.EUR", "plans.currencies.GBP"),
+            line_of("[plans.currencies.EUR]"),
+            "plans[1].currencies.GBP",
+            "\"GBP\" is not one of the catalog's currencies (USD, EUR, JPY)",
+        ),
+        (
+            renamed("plans.currencies.JPY", "plans.currencies.USD"),
+            line_of("[plans.currencies.JPY]"),
+            "plans[1].currencies.USD",
+            "USD is the catalog's first currency",
+        ),
+        (
+            multi_broken("[addons.currencies.JPY]\nflat_price_cents = 4500\n", ""),
+            line_of("flat_price_cents = 3100"),
+            "addons[0].currencies.JPY",
+            "give [addons.currencies.JPY] flat_price_cents",
+        ),
+        (
+            multi_broken("\"0.5\"", "\"-0.5\""),
+            line_of("[plans.currencies.JPY.prices.requests]"),
+            "plans[1].currencies.JPY.prices.requests.tiers[0].unit_price_cents",
+            "must not be negative",
+        ),
+        (
+            multi_broken(
+                "currencies = [\"USD\", \"EUR\", \"JPY\"]",
+                "currencies = [\"USD\", \"eur\"]",
+            ),
+            2,
+            "currencies[1]",
+            "\"eur\" is not an ISO 4217 code",
+        ),
+        (
+            multi_broken(
+                "currencies = [\"USD\", \"EUR\", \"JPY\"]",
+                "currencies = [\"USD\", \"EUR\", \"USD\"]",
+            ),
+            2,
+            "currencies[2]",
+            "\"USD\" is listed twice",
+        ),
+        (
+            multi_broken("currencies = [\"USD\", \"EUR\", \"JPY\"]", "currencies = []"),
+            2,
+            "currencies",
+            "needs at least one currency",
+        ),
+        (
+            multi_broken(
+                "currencies = [\"USD\", \"EUR\", \"JPY\"]",
+                "currency = \"USD\"\ncurrencies = [\"USD\", \"EUR\", \"JPY\"]",
+            ),
+            2,
+            "currency",
+            "not both",
+        ),
+        (
+            multi_broken("currencies = [\"USD\", \"EUR\", \"JPY\"]\n", ""),
+            1,
+            "currency",
+            "is required",
+        ),
+    ];
+    for (e, line, field, message) in cases {
+        assert_eq!((e.line, e.field.as_str()), (line, field), "{e}");
+        assert!(e.message.contains(message), "{e}");
+        assert!(e.to_string().starts_with("multi.toml:"), "{e}");
+    }
+    // Format 1 has one currency.
+    let e = parse_for_publish(
+        "cat.toml",
+        &MINIMAL.replace("currency = \"EUR\"", "currencies = [\"EUR\"]"),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "currencies");
+    assert!(e.message.contains("needs format = 2"), "{e}");
+}

@@ -15,6 +15,7 @@ use sqlx::Row;
 use tollgate_domain::Reason;
 use tollgate_domain::audit::AuditAction;
 use tollgate_domain::credits::{self, Entry, EntryKind, Grant, NewGrant};
+use tollgate_domain::currency::money;
 use tollgate_domain::ids::TenantId;
 use tollgate_domain::invoice::Invoice;
 use tollgate_domain::webhook::EventType;
@@ -379,11 +380,10 @@ async fn reverse_in(
         return Err(StoreError::Conflict(
             Reason::CreditsExceedRemaining,
             format!(
-                "grant {grant_id} has {} {} left; cannot take back {}",
-                tollgate_domain::invoice::format_cents(grant.remaining_cents),
-                grant.currency,
+                "grant {grant_id} has {} left; cannot take back {}",
+                money(grant.remaining_cents, &grant.currency),
                 match amount_cents {
-                    Some(a) => format!("{} {}", tollgate_domain::invoice::format_cents(a), grant.currency),
+                    Some(a) => money(a, &grant.currency),
                     None => "anything".to_owned(),
                 }
             ),
@@ -472,10 +472,9 @@ pub(super) async fn apply_in(
             return Err(StoreError::Conflict(
                 Reason::CreditsExceedRemaining,
                 format!(
-                    "credit grant {} no longer holds {} {} for invoice {}",
+                    "credit grant {} no longer holds {} for invoice {}",
                     c.grant,
-                    tollgate_domain::invoice::format_cents(c.amount_cents),
-                    invoice.currency,
+                    money(c.amount_cents, &invoice.currency),
                     invoice.name
                 ),
             ));

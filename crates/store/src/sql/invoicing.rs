@@ -677,6 +677,28 @@ async fn finalize_invoice_in(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<bool> {
+    // Under the tenant's lock, as a change of its currency checks for unpaid
+    // invoices: an invoice computed before such a change is not issued in
+    // the old currency after it (period close computes it again).
+    sqlx::query(super::LOCK_TENANT)
+        .bind(tenant_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let currency: Option<Option<String>> = sqlx::query_scalar("SELECT currency FROM tenants WHERE id = $1")
+        .bind(tenant_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(Some(currency)) = currency
+        && currency != invoice.currency
+    {
+        return Err(StoreError::Conflict(
+            Reason::CurrencyLocked,
+            format!(
+                "invoice {} is in {}, but the tenant's currency is now {currency}; it is computed again",
+                invoice.name, invoice.currency
+            ),
+        ));
+    }
     let inserted = sqlx::query(
         "INSERT INTO invoices (tenant_id, name, subscription_id, period_index, period_start, period_end, status, \
          total, currency, document, issued_at, attempts, next_charge_at, updated_at) \

@@ -27,7 +27,7 @@ macro_rules! tenant_columns {
          n.created_at AS tenant_created_at, n.plan AS tenant_plan, \
          n.catalog_version AS tenant_catalog_version, n.domain AS tenant_domain, \
          n.suspended_at AS tenant_suspended_at, n.suspended_by AS tenant_suspended_by, \
-         n.suspended_for AS tenant_suspended_for"
+         n.suspended_for AS tenant_suspended_for, n.currency AS tenant_currency"
     };
 }
 
@@ -49,6 +49,7 @@ fn tenant_from(row: &DbRow) -> Result<Tenant> {
         catalog_version,
         domain: row.try_get("tenant_domain")?,
         suspension: suspension_from(row)?,
+        currency: row.try_get("tenant_currency")?,
     })
 }
 
@@ -187,6 +188,97 @@ impl crate::TenancyStore for SqlStore {
         rows.iter().map(tenant_from).collect()
     }
 
+    async fn set_tenant_currency(
+        &self,
+        tenant_id: &TenantId,
+        currency: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> Result<Tenant> {
+        let (tenant_id, currency, actor) = (tenant_id.clone(), currency.to_owned(), actor.to_owned());
+        self.write(move |tx| {
+            Box::pin(async move {
+                sqlx::query(super::LOCK_TENANT)
+                    .bind(tenant_id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+                let before = tenant_in(tx, &tenant_id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+                let unpaid: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM invoices WHERE tenant_id = $1 AND status IN ('ISSUED', 'OVERDUE') \
+                     ORDER BY name",
+                )
+                .bind(tenant_id.as_str())
+                .fetch_all(&mut **tx)
+                .await?;
+                if !unpaid.is_empty() {
+                    return Err(StoreError::Conflict(
+                        Reason::CurrencyLocked,
+                        format!(
+                            "tenant {} has unpaid invoices in {} ({}): its currency changes only once \
+                             they are paid or cancelled",
+                            before.name,
+                            before
+                                .currency
+                                .as_deref()
+                                .unwrap_or("its catalog's first currency"),
+                            unpaid.join(", ")
+                        ),
+                    ));
+                }
+                sqlx::query("UPDATE tenants SET currency = $1 WHERE id = $2")
+                    .bind(&currency)
+                    .bind(tenant_id.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                audit_in(
+                    tx,
+                    Some(&tenant_id),
+                    &actor,
+                    AuditAction::TenantCurrency,
+                    &format!("tenant/{}", before.name),
+                    Some(serde_json::json!({"currency": before.currency})),
+                    Some(serde_json::json!({"currency": currency})),
+                    now,
+                )
+                .await?;
+                Ok(Tenant {
+                    currency: Some(currency),
+                    ..before
+                })
+            })
+        })
+        .await
+    }
+
+    async fn unpinned_currency_versions(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT catalog_version FROM tenants \
+             WHERE currency IS NULL AND catalog_version IS NOT NULL ORDER BY catalog_version",
+        )
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn pin_tenant_currencies(&self, catalog_version: i64, currency: &str) -> Result<u64> {
+        let currency = currency.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "UPDATE tenants SET currency = $1 WHERE currency IS NULL AND catalog_version = $2",
+                )
+                .bind(&currency)
+                .bind(catalog_version)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected())
+            })
+        })
+        .await
+    }
+
     async fn create_namespace(
         &self,
         tenant_id: &TenantId,
@@ -297,10 +389,11 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         catalog_version: sub.catalog_version,
         domain: None,
         suspension: None,
+        currency: Some(new.currency.clone()),
     };
     let inserted = sqlx::query(
-        "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version, currency) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
     .bind(tenant.id.as_str())
     .bind(tenant.name.as_str())
@@ -308,6 +401,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
     .bind(micros(new.now))
     .bind(tenant.plan.as_str())
     .bind(tenant.catalog_version)
+    .bind(&new.currency)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -335,6 +429,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         Some(serde_json::json!({
             "plan": tenant.plan.as_str(),
             "tenant_type": tenant.tenant_type.as_str(),
+            "currency": new.currency,
             "since": new.now.to_string(),
         })),
         new.recorded_at,

@@ -74,6 +74,7 @@ pub fn new_tenant(n: &str, plan: &str, now: Timestamp) -> NewTenant {
         actor: "operator".into(),
         name: name(n),
         tenant_type: TenantType::Freemium,
+        currency: "USD".into(),
         subscription: first_subscription(plan, now),
         now,
         recorded_at: now,

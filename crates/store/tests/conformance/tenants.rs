@@ -349,3 +349,132 @@ async fn concurrent_writes_succeed_or_fail_each_on_its_own() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_tenant_keeps_its_currency_while_an_invoice_is_unpaid() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let now = t("2026-12-02T00:00:00Z");
+        let acme = store
+            .create_tenant(&NewTenant {
+                currency: "JPY".into(),
+                ..new_tenant("acme", "individual", t("2026-11-02T10:00:00Z"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(acme.currency.as_deref(), Some("JPY"));
+        assert_eq!(
+            store.tenant(&acme.id).await.unwrap().unwrap().currency.as_deref(),
+            Some("JPY")
+        );
+
+        // An invoice in another currency than the tenant's is not issued
+        // (its currency changed while it was computed).
+        let usd = crate::invoicing::invoice(&*store, &acme.id, "inv-2026-11-0001", 0, 2500).await;
+        let e = store
+            .finalize_invoice(&acme.id, &usd, Some(now), "test", now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::Conflict(Reason::CurrencyLocked, _)),
+            "{e:?}"
+        );
+        let yen = tollgate_domain::invoice::Invoice {
+            currency: "JPY".into(),
+            ..usd
+        };
+        assert!(
+            store
+                .finalize_invoice(&acme.id, &yen, Some(now), "test", now)
+                .await
+                .unwrap()
+        );
+
+        // ISSUED: the currency is fixed, and the refusal names the invoice.
+        let e = store
+            .set_tenant_currency(&acme.id, "EUR", "operator", now)
+            .await
+            .unwrap_err();
+        match &e {
+            StoreError::Conflict(Reason::CurrencyLocked, m) => {
+                assert!(m.contains("inv-2026-11-0001") && m.contains("JPY"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            store.tenant(&acme.id).await.unwrap().unwrap().currency.as_deref(),
+            Some("JPY")
+        );
+
+        // Cancelled (or paid), it may change, audited.
+        store
+            .set_invoice_status(
+                &acme.id,
+                &tollgate_domain::ids::InvoiceName::new("inv-2026-11-0001"),
+                tollgate_domain::invoice::InvoiceStatus::CANCELLABLE,
+                tollgate_domain::invoice::InvoiceStatus::Cancelled,
+                "operator",
+                now,
+            )
+            .await
+            .unwrap();
+        let after = store
+            .set_tenant_currency(&acme.id, "EUR", "operator", now)
+            .await
+            .unwrap();
+        assert_eq!(after.currency.as_deref(), Some("EUR"));
+        assert_eq!(
+            store.tenant(&acme.id).await.unwrap().unwrap().currency.as_deref(),
+            Some("EUR")
+        );
+        let trail = store.audit(Some(&acme.id), 10).await.unwrap();
+        let entry = trail
+            .iter()
+            .find(|e| e.action == "tenant.currency")
+            .expect("audited");
+        assert_eq!(entry.before.as_deref(), Some(r#"{"currency":"JPY"}"#));
+        assert_eq!(entry.after.as_deref(), Some(r#"{"currency":"EUR"}"#));
+        assert!(matches!(
+            store
+                .set_tenant_currency(&TenantId::new("nobody".to_owned()), "EUR", "operator", now)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tenants_from_before_currencies_are_pinned_to_their_catalog_s_first() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let a = tenant(&*store, "acme").await;
+        let pool = crate::raw_pool(&db).await;
+        sqlx::query("UPDATE tenants SET currency = NULL WHERE name = 'acme'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(store.tenant(&a.id).await.unwrap().unwrap().currency, None);
+        assert_eq!(store.unpinned_currency_versions().await.unwrap(), [1]);
+        assert_eq!(
+            store.pin_tenant_currencies(2, "EUR").await.unwrap(),
+            0,
+            "another version"
+        );
+        assert_eq!(store.pin_tenant_currencies(1, "USD").await.unwrap(), 1);
+        assert_eq!(
+            store.unpinned_currency_versions().await.unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            store.tenant(&a.id).await.unwrap().unwrap().currency.as_deref(),
+            Some("USD")
+        );
+        assert_eq!(
+            store.pin_tenant_currencies(1, "EUR").await.unwrap(),
+            0,
+            "pinned once"
+        );
+    })
+    .await;
+}
