@@ -69,6 +69,7 @@ pub async fn grant(
 
 /// Takes back all that is left of a grant, or `amount` (major units) of it;
 /// audited `credits.reverse`.
+#[allow(clippy::too_many_arguments)]
 pub async fn reverse(
     store: &dyn Store,
     versions: &Versions,
