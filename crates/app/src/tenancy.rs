@@ -68,7 +68,8 @@ fn priced_currency(
 
 /// Changes the currency a tenant is priced and invoiced in, from its
 /// current period on (invoices already finalized keep theirs): one its
-/// catalog version prices (and the version of a pending catalog move too),
+/// catalog version prices (and the versions of a pending catalog move, of an
+/// open plan transition and of periods not finalized yet too),
 /// and only while none of its invoices is unpaid (`CURRENCY_LOCKED`,
 /// checked by the store under the tenant's lock). Audited `tenant.currency`.
 pub async fn set_currency(
@@ -92,6 +93,27 @@ pub async fn set_currency(
                 "currency: invoice {} (catalog version {v}) is not finalized yet, and that version does \
                  not price {code}; change the currency once it is",
                 tp.name
+            ))
+            .with_metadata("field", "currency")
+            .into());
+        }
+    }
+    // An open plan transition starts a subscription at its version.
+    let open = tollgate_store::TransitionFilter {
+        tenant_id: Some(tenant.id.clone()),
+        state: None,
+    };
+    for t in store
+        .transitions(&open)
+        .await?
+        .iter()
+        .filter(|t| t.state.is_open())
+    {
+        if !catalogs.get(store, t.catalog_version).await?.prices_in(&code) {
+            return Err(Error::invalid(format!(
+                "currency: the tenant's open plan transition {} is to catalog version {}, which does \
+                 not price {code}; change the currency once it is done or cancelled",
+                t.id, t.catalog_version
             ))
             .with_metadata("field", "currency")
             .into());

@@ -267,7 +267,8 @@ async fn a_yen_tenant_is_billed_in_whole_yen_from_creation_to_refund() {
 
 /// A catalog version that does not price a tenant's currency cannot become
 /// its catalog: a plan transition to the latest is refused, and so is a
-/// move.
+/// move. A fixed-amount coupon (in the catalog's first currency) cannot be
+/// applied to a tenant in another one.
 #[tokio::test]
 async fn a_version_without_the_tenant_s_currency_is_refused_clearly() {
     each_backend(|db| async move {
@@ -279,6 +280,30 @@ async fn a_version_without_the_tenant_s_currency_is_refused_clearly() {
             .unwrap();
         let kyoto = create(&app, json!({"name": "kyoto", "currency": "JPY"})).await;
         assert_eq!(kyoto.plan.as_str(), "basic");
+        // A fixed-amount coupon is in the catalog's first currency (USD):
+        // refused for a yen tenant; a percentage applies to any currency.
+        for body in [
+            json!({"code": "five", "title": "Five off", "fixed_cents": 500}),
+            json!({"code": "tenth", "title": "Ten percent", "percent": 10}),
+        ] {
+            app.operator(Method::POST, "/api/operator/coupons", Some(body))
+                .await
+                .ok();
+        }
+        let coupons = "/api/operator/tenants/kyoto/coupons";
+        let fixed = app
+            .operator(Method::POST, coupons, Some(json!({"code": "five"})))
+            .await;
+        assert!(
+            fixed
+                .error(400, 3)
+                .contains("takes 5.00 USD off, and tenant kyoto is invoiced in JPY"),
+            "{}",
+            fixed.body
+        );
+        app.operator(Method::POST, coupons, Some(json!({"code": "tenth"})))
+            .await
+            .ok();
         let usd_only = CATALOG.replacen(
             "currencies = [\"USD\", \"EUR\", \"JPY\"]",
             "currencies = [\"USD\", \"EUR\"]",

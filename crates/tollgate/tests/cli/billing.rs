@@ -358,3 +358,64 @@ async fn a_tenants_tax_treatment_is_shown_and_set_from_the_cli() {
     })
     .await;
 }
+
+/// A catalog priced in dollars and yen: the free plan charges nothing, so
+/// it needs no yen table.
+const DOLLARS_AND_YEN: &str = r#"format = 2
+currencies = ["USD", "JPY"]
+default_plan = "basic"
+
+[[plans]]
+name = "basic"
+title = "Basic"
+usage_plan_type = "FREE"
+tenant_type = "FREEMIUM"
+flat_price_cents = 0
+offered = true
+transition = { method = "WIZARD" }
+"#;
+
+#[tokio::test]
+async fn a_tenants_currency_is_chosen_at_creation_and_changed_from_the_cli() {
+    each_backend(|db| async move {
+        let refused = tollgate(&db, &["tenant", "create", "kyoto", "--currency", "JPY"]).await;
+        assert!(
+            !refused.ok
+                && refused
+                    .stderr
+                    .contains("--currency: catalog version 1 does not price JPY; it prices USD"),
+            "{}",
+            refused.stderr
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("yen.toml");
+        std::fs::write(&file, DOLLARS_AND_YEN).unwrap();
+        expect_ok(tollgate(&db, &["catalog", "publish", file.to_str().unwrap()]).await);
+        expect_ok(tollgate(&db, &["tenant", "create", "kyoto", "--currency", "JPY"]).await);
+        expect_ok(tollgate(&db, &["tenant", "create", "acme"]).await);
+        let shown = expect_ok(tollgate(&db, &["tenant", "show", "kyoto"]).await);
+        assert!(shown.contains("currency: JPY"), "{shown}");
+        let acme = expect_ok(tollgate(&db, &["tenant", "currency", "acme"]).await);
+        assert_eq!(
+            acme.trim(),
+            "tenant acme: currency USD (catalog v2 prices USD, JPY)"
+        );
+        let changed = expect_ok(tollgate(&db, &["tenant", "currency", "kyoto", "USD"]).await);
+        assert_eq!(
+            changed.trim(),
+            "tenant kyoto: currency USD (catalog v2 prices USD, JPY)"
+        );
+        let bad = tollgate(&db, &["tenant", "currency", "kyoto", "EUR"]).await;
+        assert!(
+            !bad.ok
+                && bad
+                    .stderr
+                    .contains("currency: catalog version 2 does not price EUR"),
+            "{}",
+            bad.stderr
+        );
+        let audit = expect_ok(tollgate(&db, &["audit", "list", "--tenant", "kyoto"]).await);
+        assert_eq!(audit.matches("tenant.currency").count(), 1, "{audit}");
+    })
+    .await;
+}
