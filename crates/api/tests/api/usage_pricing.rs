@@ -1519,6 +1519,33 @@ async fn an_auditor_recomputes_tiered_package_and_fixed_charges_from_the_raw_eve
             3,
             "{bill:#}"
         );
+
+        // Finalized with prepaid credits: they pay what the coupon leaves
+        // (this catalog has no taxes), up to what the grants hold; only the
+        // rest is due.
+        let all: Vec<&Raw> = events.iter().collect();
+        let want = expect(&plan, &all, true, 1235);
+        let held = 3000 + 1234;
+        for (amount, priority) in [("30.00", 1), ("12.34", 0)] {
+            app.operator(
+                Method::POST,
+                "/api/operator/tenants/acme/credits",
+                Some(json!({"amount": amount, "priority": priority, "reason": "audit"})),
+            )
+            .await
+            .ok();
+        }
+        app.clock.set(start + SignedDuration::from_hours(24 * 40));
+        assert_eq!(app.close_periods().await, 1);
+        let inv = &app.store.invoices(&acme.id).await.unwrap()[0].invoice;
+        inv.check().unwrap();
+        let credits = want.total.min(held);
+        assert_eq!(
+            (inv.totals.discount, inv.totals.credits, inv.totals.total),
+            (want.discount, credits, want.total - credits)
+        );
+        // The higher priority grant paid first.
+        assert_eq!(inv.credits[0].amount_cents, credits.min(3000));
     })
     .await;
 }
