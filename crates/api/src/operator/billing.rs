@@ -1384,7 +1384,8 @@ pub struct JobRuns {
 }
 
 /// Runs a job now, until it has nothing left to do, with the server's clock
-/// and settings: `transitions`, `period-close`, `charge`, `suspend`, `prune`, or `all`.
+/// and settings: `transitions`, `credit-expiry`, `period-close`, `charge`, `suspend`, `prune`,
+/// `alerts`, `webhooks`, or `all`.
 /// Jobs hold leases, so running one beside the job loop or another replica
 /// does no work twice.
 #[utoipa::path(
