@@ -61,6 +61,14 @@ pub fn router_without_metrics(state: AppState) -> Router {
     with_middleware(api_routes().with_state(state))
 }
 
+/// The API's routes (with `GET /metrics` or without it, for `serve
+/// --metrics-listen`) and `extra` ones (the web console), behind the
+/// middleware.
+pub fn router_with(state: AppState, extra: Router<AppState>, metrics: bool) -> Router {
+    let routes = if metrics { routes() } else { api_routes() };
+    with_middleware(routes.merge(extra).with_state(state))
+}
+
 /// The routes alone (tests add their own before applying the middleware).
 pub fn routes() -> Router<AppState> {
     api_routes().route("/metrics", get(metrics::serve))

@@ -106,6 +106,7 @@ pub trait Store:
     + WebhookStore
     + AlertStore
     + CreditStore
+    + ConsoleStore
     + HealthStore
     + Send
     + Sync
@@ -126,6 +127,7 @@ impl<T> Store for T where
         + WebhookStore
         + AlertStore
         + CreditStore
+        + ConsoleStore
         + HealthStore
         + Send
         + Sync
@@ -470,6 +472,19 @@ pub trait CouponStore: Send + Sync {
         now: Timestamp,
     ) -> Result<()>;
     async fn tenant_coupons(&self, tenant_id: &TenantId) -> Result<Vec<AppliedCoupon>>;
+}
+
+/// Web console sessions.
+#[async_trait::async_trait]
+pub trait ConsoleStore: Send + Sync {
+    async fn create_console_session(&self, session: &crate::ConsoleSession) -> Result<()>;
+    /// The session with this id digest, unless it has ended at `now`.
+    async fn console_session(&self, id_digest: &str, now: Timestamp)
+    -> Result<Option<crate::ConsoleSession>>;
+    /// Ends a session (sign-out); `false` when there was none.
+    async fn delete_console_session(&self, id_digest: &str) -> Result<bool>;
+    /// Forgets at most `limit` sessions that ended before `now`.
+    async fn prune_console_sessions(&self, now: Timestamp, limit: u32) -> Result<u64>;
 }
 
 /// Prepaid credits: grants, their append-only ledger, the low-balance

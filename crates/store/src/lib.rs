@@ -34,16 +34,17 @@ pub mod records;
 pub mod sqlite;
 
 pub use aggregates::{
-    AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, CreditStore, DunningStore, HealthStore,
-    InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+    AlertStore, AuditStore, BillingStore, CatalogStore, ConsoleStore, CouponStore, CreditStore, DunningStore,
+    HealthStore, InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
 };
 
 /// The store's traits, for callers: `use tollgate_store::prelude::*` brings
 /// every aggregate's methods into scope on an `Arc<dyn Store>`.
 pub mod prelude {
     pub use crate::aggregates::{
-        AlertStore, AuditStore, BillingStore, CatalogStore, CouponStore, CreditStore, DunningStore,
-        HealthStore, InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore, WebhookStore,
+        AlertStore, AuditStore, BillingStore, CatalogStore, ConsoleStore, CouponStore, CreditStore,
+        DunningStore, HealthStore, InvoicingStore, MeteringStore, QuotaStore, Store, TenancyStore,
+        WebhookStore,
     };
 }
 
@@ -335,6 +336,38 @@ pub struct AppliedCoupon {
 pub struct ReplayStats {
     pub events: u64,
     pub buckets: u64,
+}
+
+/// A web console session: who signed in (a tenant's API token or an
+/// operator credential, by digest), the form token, when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// The digest of the cookie's secret.
+    pub id_digest: String,
+    pub kind: ConsoleKind,
+    /// The digest of the API or operator token signed in with, or
+    /// `operator` for the bootstrap credential.
+    pub credential: String,
+    /// What every state-changing form of the session carries.
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Whose console a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleKind {
+    Tenant,
+    Operator,
+}
+
+impl ConsoleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Operator => "operator",
+        }
+    }
 }
 
 /// A finalized invoice as stored, with its charging bookkeeping.

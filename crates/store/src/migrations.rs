@@ -83,6 +83,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "tenant currency",
         include_str!("../migrations/0021_tenant_currency.sql"),
     ),
+    (
+        22,
+        "console sessions",
+        include_str!("../migrations/0022_console_sessions.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -232,6 +237,10 @@ mod tests {
             (
                 21,
                 "2deaa27d448c0724c7863617ec40dc67c6142e9d0acc5b74a16ec97172e66ad6103d5091cd6e088b5306ec5f1d1ba1e4",
+            ),
+            (
+                22,
+                "70364462d84e07195f584c3a586824b60a06d9031c2c79258f815bce173edf3c8c2f3a116db526501e6d480c49291f64",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

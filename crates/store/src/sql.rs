@@ -33,6 +33,9 @@ mod billing;
 #[path = "sql/catalogs.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod catalogs;
+#[path = "sql/console.rs"]
+#[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
+mod console;
 #[path = "sql/coupons.rs"]
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod coupons;

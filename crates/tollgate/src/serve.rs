@@ -249,9 +249,10 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
         ))
     };
     tokio::spawn(return_free_memory(stopped(stop_rx.clone())));
+    // The API and the web console, behind the same middleware.
     let (router, metrics_server) = match metrics_listener {
         Some(l) => (
-            tollgate_api::router_without_metrics(state.clone()),
+            tollgate_api::router_with(state.clone(), tollgate_console::routes(), false),
             tokio::spawn(tollgate_api::server::serve(
                 l,
                 tollgate_api::metrics::router(state),
@@ -259,7 +260,10 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> Result<()> {
                 stopped(stop_rx.clone()),
             )),
         ),
-        None => (tollgate_api::router(state), tokio::spawn(async {})),
+        None => (
+            tollgate_api::router_with(state, tollgate_console::routes(), true),
+            tokio::spawn(async {}),
+        ),
     };
     tollgate_api::server::serve(listener, router, limits, stopped(stop_rx)).await;
     let _ = metrics_server.await;

@@ -1,0 +1,56 @@
+//! Tollgate's web console: server-rendered HTML (maud) under `/console/`
+//! for a tenant's users and `/console/operator/` for the operator, served by
+//! `tollgate serve` beside the API. Pages call the application layer and the
+//! store as the API's handlers do (never the HTTP API through loopback),
+//! and enforce the same roles and scopes: a session is as strong as the
+//! token it was signed in with, which every request checks again.
+//!
+//! Every asset is embedded (one stylesheet, no script): the console works
+//! offline and under a strict Content-Security-Policy.
+
+mod operator;
+mod pages;
+pub mod session;
+mod tenant;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tollgate_api::state::AppState;
+
+pub use pages::Page;
+
+/// Every console route, to merge into the API's router before its
+/// middleware.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { axum::response::Redirect::permanent("/console/") }),
+        )
+        .route("/console/", get(tenant::overview))
+        .route(
+            "/console/sign-in",
+            get(tenant::sign_in_form).post(tenant::sign_in),
+        )
+        .route("/console/sign-out", post(tenant::sign_out))
+        .route("/console/quotas", get(tenant::quotas))
+        .route("/console/invoices", get(tenant::invoices))
+        .route("/console/invoices/{name}", get(tenant::invoice))
+        .route("/console/invoices/{name}/pdf", get(tenant::invoice_pdf))
+        .route("/console/assets/console.css", get(pages::stylesheet))
+        .route(
+            "/console/operator",
+            get(|| async { axum::response::Redirect::permanent("/console/operator/") }),
+        )
+        .route("/console/operator/", get(operator::tenants))
+        .route(
+            "/console/operator/sign-in",
+            get(operator::sign_in_form).post(operator::sign_in),
+        )
+        .route("/console/operator/sign-out", post(tenant::sign_out))
+        .route("/console/operator/approvals", get(operator::approvals))
+        .route(
+            "/console/operator/approvals/{id}/{decision}",
+            post(operator::decide),
+        )
+}

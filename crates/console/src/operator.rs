@@ -1,0 +1,304 @@
+//! The operator's console: sign-in with an operator credential (the
+//! bootstrap one or an operator token), tenants, and plan transitions
+//! waiting for approval, approved or rejected with a reason in one click
+//! (operator-admin only; an operator-read session sees no button and is
+//! refused).
+
+use axum::Form;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tollgate_api::state::AppState;
+use tollgate_domain::access::OperatorRole;
+use tollgate_domain::transition::TransitionState;
+use tollgate_store::{ConsoleKind, ConsoleSession, TransitionFilter};
+
+use crate::pages::{Area, Page, internal, see_other};
+use crate::session;
+
+/// The bootstrap credential's name in a session.
+const BOOTSTRAP: &str = "operator";
+
+pub struct OperatorSession {
+    pub session: ConsoleSession,
+    pub actor: String,
+    pub role: OperatorRole,
+}
+
+impl OperatorSession {
+    fn page(&self, title: &str, current: &'static str) -> Page {
+        Page {
+            title: title.to_owned(),
+            area: Area::Operator,
+            current,
+            signed_in: Some((
+                format!("{} · {}", self.actor, self.role),
+                self.session.csrf.clone(),
+            )),
+        }
+    }
+}
+
+fn sign_in_page() -> Page {
+    Page {
+        title: "Operator sign-in".into(),
+        area: Area::Operator,
+        current: "",
+        signed_in: None,
+    }
+}
+
+/// The credential a session names, as it stands now.
+async fn credential(state: &AppState, credential: &str) -> Result<Option<(String, OperatorRole)>, Response> {
+    if credential == BOOTSTRAP {
+        return Ok(state
+            .operator_digest()
+            .map(|_| (BOOTSTRAP.to_owned(), OperatorRole::Admin)));
+    }
+    let Some(digest) = session::unhex32(credential) else {
+        return Ok(None);
+    };
+    let found = state
+        .store()
+        .operator_token_by_digest(&digest)
+        .await
+        .map_err(|e| internal(&sign_in_page(), e))?;
+    Ok(found
+        .filter(|t| bool::from(t.digest.ct_eq(&digest)) && t.revoked_at.is_none())
+        .map(|t| (t.actor(), t.role)))
+}
+
+impl FromRequestParts<AppState> for OperatorSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_sign_in = || see_other("/console/operator/sign-in", None);
+        let Some(secret) = session::read_cookie(&parts.headers) else {
+            return Err(to_sign_in());
+        };
+        let found = state
+            .store()
+            .console_session(&session::digest_hex(&secret), state.now())
+            .await
+            .map_err(|e| internal(&sign_in_page(), e))?;
+        let Some(s) = found.filter(|s| s.kind == ConsoleKind::Operator) else {
+            return Err(to_sign_in());
+        };
+        match credential(state, &s.credential).await? {
+            Some((actor, role)) => Ok(Self {
+                session: s,
+                actor,
+                role,
+            }),
+            None => Err(to_sign_in()),
+        }
+    }
+}
+
+fn sign_in_markup(error: Option<&str>) -> maud::Markup {
+    html! {
+        div.signin {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/console/operator/sign-in" {
+                label for="token" { "Operator token" }
+                input #token type="password" name="token" autocomplete="off" required;
+                button type="submit" { "Sign in" }
+            }
+            p { a href="/console/sign-in" { "Tenant sign-in" } }
+        }
+    }
+}
+
+pub async fn sign_in_form() -> Response {
+    sign_in_page().render(sign_in_markup(None))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let page = sign_in_page();
+    if !session::same_origin(&headers) {
+        return page.error(StatusCode::FORBIDDEN, "This form was sent from another site.");
+    }
+    let secret = form.token.trim();
+    let digest = tollgate_domain::token::digest(secret);
+    let cred = if state
+        .operator_digest()
+        .is_some_and(|expected| bool::from(digest.ct_eq(expected)))
+    {
+        Some(BOOTSTRAP.to_owned())
+    } else if tollgate_domain::token::is_well_formed(secret) {
+        match state.store().operator_token_by_digest(&digest).await {
+            Ok(Some(t)) if bool::from(t.digest.ct_eq(&digest)) && t.revoked_at.is_none() => {
+                Some(session::hex(&digest))
+            }
+            Ok(_) => None,
+            Err(e) => return internal(&page, e),
+        }
+    } else {
+        None
+    };
+    match cred {
+        Some(c) => {
+            crate::tenant::start(&state, &headers, ConsoleKind::Operator, c, "/console/operator/").await
+        }
+        None => {
+            let mut r = page.render(sign_in_markup(Some("This operator token is not valid.")));
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r
+        }
+    }
+}
+
+/// Every tenant with its plan and whether it is suspended.
+pub async fn tenants(State(state): State<AppState>, me: OperatorSession) -> Response {
+    let page = me.page("Tenants", "/console/operator/");
+    let list = match state.store().tenants().await {
+        Ok(l) => l,
+        Err(e) => return internal(&page, e),
+    };
+    page.render(html! {
+        div.table-wrap {
+            table {
+                thead { tr { th { "Tenant" } th { "Type" } th { "Plan" } th { "Status" } th { "Created" } } }
+                tbody {
+                    @for t in &list {
+                        tr {
+                            td { (t.name) }
+                            td { (t.tenant_type) }
+                            td { (t.plan) " (v" (t.catalog_version) ")" }
+                            td { @if t.suspension.is_some() { span.badge.OVERDUE { "suspended" } } @else { "active" } }
+                            td { (t.created_at.strftime("%Y-%m-%d")) }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Transitions waiting for the operator's approval.
+pub async fn approvals(State(state): State<AppState>, me: OperatorSession) -> Response {
+    let page = me.page("Approvals", "/console/operator/approvals");
+    let filter = TransitionFilter {
+        tenant_id: None,
+        state: Some(TransitionState::WaitingForApproval),
+    };
+    let waiting = match state.store().transitions(&filter).await {
+        Ok(w) => w,
+        Err(e) => return internal(&page, e),
+    };
+    let names = match tollgate_store::tenant_names(
+        state.store(),
+        &waiting.iter().map(|t| &t.tenant_id).collect::<Vec<_>>(),
+    )
+    .await
+    {
+        Ok(n) => n,
+        Err(e) => return internal(&page, e),
+    };
+    let admin = me.role.may_write();
+    page.render(html! {
+        @if waiting.is_empty() {
+            p.muted { "Nothing waits for approval." }
+        } @else {
+            div.table-wrap {
+                table {
+                    thead { tr { th { "Tenant" } th { "From" } th { "To" } th { "Requested" } @if admin { th { "Decision" } } } }
+                    tbody {
+                        @for t in &waiting {
+                            tr data-transition=(t.id) {
+                                td { (names.get(t.tenant_id.as_str()).cloned().unwrap_or_else(|| t.tenant_id.to_string())) }
+                                td { (t.from_plan) }
+                                td { (t.to_plan) }
+                                td { (t.created_at.strftime("%Y-%m-%d %H:%M")) " by " (t.requested_by) }
+                                @if admin {
+                                    td {
+                                        form.inline method="post" action={ "/console/operator/approvals/" (t.id) "/approve" } {
+                                            input type="hidden" name="csrf" value=(me.session.csrf);
+                                            button type="submit" { "Approve" }
+                                        }
+                                        " "
+                                        form.inline method="post" action={ "/console/operator/approvals/" (t.id) "/reject" } {
+                                            input type="hidden" name="csrf" value=(me.session.csrf);
+                                            label for={ "reason-" (t.id) } { "Reason" }
+                                            input type="text" id={ "reason-" (t.id) } name="reason" maxlength="1024";
+                                            button.danger type="submit" { "Reject" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Approves or rejects a waiting transition (operator-admin, CSRF-checked).
+pub async fn decide(
+    State(state): State<AppState>,
+    me: OperatorSession,
+    headers: HeaderMap,
+    Path((id, decision)): Path<(String, String)>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let page = me.page("Approvals", "/console/operator/approvals");
+    if !session::same_origin(&headers) || !session::csrf_ok(&me.session.csrf, form.csrf.as_deref()) {
+        return page.error(
+            StatusCode::FORBIDDEN,
+            "This form has expired; reload the page and try again.",
+        );
+    }
+    if !me.role.may_write() {
+        return page.error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{} holds {}: deciding a transition needs operator-admin.",
+                me.actor, me.role
+            ),
+        );
+    }
+    let now = state.now();
+    let reason = form.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let done = match decision.as_str() {
+        "approve" => tollgate_app::transitions::approve(state.store(), &id, &me.actor, now).await,
+        "reject" => tollgate_app::transitions::reject(state.store(), &id, reason, &me.actor, now).await,
+        _ => return page.error(StatusCode::NOT_FOUND, "No such decision."),
+    };
+    match done {
+        Ok(_) => {
+            state.dispatch_soon();
+            see_other("/console/operator/approvals", None)
+        }
+        Err(tollgate_app::AppError::Rule(e)) => page.error(StatusCode::BAD_REQUEST, &e.message),
+        Err(tollgate_app::AppError::Store(tollgate_store::StoreError::NotFound(m))) => {
+            page.error(StatusCode::NOT_FOUND, &m)
+        }
+        Err(tollgate_app::AppError::Store(tollgate_store::StoreError::Conflict(_, m))) => {
+            page.error(StatusCode::CONFLICT, &m)
+        }
+        Err(e) => internal(&page, e),
+    }
+}

@@ -1,0 +1,455 @@
+//! The console without a browser, on both databases: sign-in and sessions
+//! (cookie attributes, revocation, sign-out, CSRF, other origins), the
+//! tenant's pages with what the API says, tenant isolation by every URL,
+//! and the operator's approvals by role. The browser suite drives the same
+//! pages in Chromium.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use tollgate_api::state::{AppState, Options};
+use tollgate_app::tenancy::{TenantRequest, TokenRequest};
+use tollgate_domain::clock::ManualClock;
+use tollgate_domain::tenant::Tenant;
+use tollgate_store::{Location, Store};
+use tollgate_testkit::{TestDatabase, each_backend};
+use tower::ServiceExt;
+
+const OPERATOR: &str = "console-test-operator-secret";
+
+struct Console {
+    router: Router,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    _db: TestDatabase,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The session cookie this answer set.
+    fn cookie(&self) -> String {
+        let set = self.headers[header::SET_COOKIE].to_str().unwrap();
+        set.split(';').next().unwrap().to_owned()
+    }
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+impl Console {
+    async fn new(db: TestDatabase) -> Self {
+        let location = match (db.sqlite_dir(), db.postgres_url()) {
+            (Some(dir), _) => Location::SqliteDir(dir.to_path_buf()),
+            (None, Some(url)) => Location::Postgres(url.to_owned()),
+            (None, None) => unreachable!(),
+        };
+        let store = tollgate_store::open_with(&location, Default::default())
+            .await
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(ts("2027-01-01T00:00:00Z")));
+        let options = Options {
+            operator_token: Some(OPERATOR.into()),
+            ..Options::default()
+        };
+        let state = AppState::with_options(store.clone(), clock.clone(), options);
+        Self {
+            router: tollgate_api::router_with(state, tollgate_console::routes(), true),
+            store,
+            clock,
+            _db: db,
+        }
+    }
+
+    async fn tenant(&self, name: &str, plan: &str) -> Tenant {
+        let versions = tollgate_app::catalogs::Versions::default();
+        let req = TenantRequest {
+            name: name.into(),
+            plan: Some(plan.into()),
+            tenant_type: None,
+            since: None,
+            currency: None,
+        };
+        tollgate_app::tenancy::create_tenant(self.store.as_ref(), &versions, &req, "test", self.clock_now())
+            .await
+            .unwrap()
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        tollgate_domain::clock::Clock::now(self.clock.as_ref())
+    }
+
+    async fn token(&self, tenant: &Tenant, role: &str) -> (String, String) {
+        let req = TokenRequest {
+            role: role.into(),
+            namespaces: Vec::new(),
+            expires_in: None,
+            name: format!("{role} token"),
+        };
+        let issued =
+            tollgate_app::tenancy::create_token(self.store.as_ref(), tenant, &req, "test", self.clock_now())
+                .await
+                .unwrap();
+        (issued.secret, issued.token.id.to_string())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "console.test");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> Answer {
+        self.send(Method::GET, path, Some(cookie), None, &[]).await
+    }
+
+    async fn post(&self, path: &str, cookie: &str, form: &str) -> Answer {
+        self.send(Method::POST, path, Some(cookie), Some(form), &[]).await
+    }
+
+    /// Signs in at `path` with `secret`; the session cookie.
+    async fn sign_in(&self, path: &str, secret: &str) -> String {
+        let a = self
+            .send(
+                Method::POST,
+                path,
+                None,
+                Some(&format!("token={}", urlencode(secret))),
+                &[],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text());
+        a.cookie()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_tenant_signs_in_sees_its_pages_and_signs_out() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+
+        // Not signed in: every page sends to the sign-in page.
+        for path in ["/console/", "/console/quotas", "/console/invoices"] {
+            let a = c.send(Method::GET, path, None, None, &[]).await;
+            assert_eq!(
+                (a.status, a.location()),
+                (StatusCode::SEE_OTHER, "/console/sign-in"),
+                "{path}"
+            );
+        }
+        let form = c.send(Method::GET, "/console/sign-in", None, None, &[]).await;
+        assert_eq!(form.status, StatusCode::OK);
+        assert!(form.text().contains("<label for=\"token\">API token</label>"));
+        let csp = form.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+
+        // A wrong token: refused, no cookie.
+        let bad = c
+            .send(Method::POST, "/console/sign-in", None, Some("token=tg_nope"), &[])
+            .await;
+        assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+        assert!(bad.headers.get(header::SET_COOKIE).is_none());
+        // From another site: refused.
+        let cross = c
+            .send(
+                Method::POST,
+                "/console/sign-in",
+                None,
+                Some(&format!("token={}", urlencode(&admin))),
+                &[("origin", "https://evil.example")],
+            )
+            .await;
+        assert_eq!(cross.status, StatusCode::FORBIDDEN);
+
+        // Signed in: an HttpOnly, SameSite=Strict cookie (Secure behind TLS).
+        let a = c
+            .send(
+                Method::POST,
+                "/console/sign-in",
+                None,
+                Some(&format!("token={}", urlencode(&admin))),
+                &[],
+            )
+            .await;
+        let set = a.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/console"),
+            "{set}"
+        );
+        assert!(!set.contains("Secure"));
+        let tls = c
+            .send(
+                Method::POST,
+                "/console/sign-in",
+                None,
+                Some(&format!("token={}", urlencode(&admin))),
+                &[("x-forwarded-proto", "https")],
+            )
+            .await;
+        assert!(
+            tls.headers[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
+        let cookie = a.cookie();
+        let home = c.get("/console/", &cookie).await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.text());
+        let text = home.text();
+        for words in [
+            "Individual",
+            "Spend so far",
+            "25.00 USD",
+            "Prepaid credits",
+            "Unpaid invoices",
+        ] {
+            assert!(text.contains(words), "{words} in {text}");
+        }
+        assert_eq!(home.headers[header::CACHE_CONTROL], "no-store");
+        let quotas = c.get("/console/quotas", &cookie).await;
+        assert!(quotas.text().contains("role=\"meter\""), "{}", quotas.text());
+        let invoices = c.get("/console/invoices", &cookie).await;
+        assert!(
+            invoices.text().contains("inv-2027-01-0001"),
+            "{}",
+            invoices.text()
+        );
+        let one = c.get("/console/invoices/inv-2027-01-0001", &cookie).await;
+        assert!(
+            one.text().contains("Individual plan") && one.text().contains("25.00 USD"),
+            "{}",
+            one.text()
+        );
+        let pdf = c.get("/console/invoices/inv-2027-01-0001/pdf", &cookie).await;
+        assert_eq!(pdf.status, StatusCode::OK);
+        assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
+        assert!(pdf.body.starts_with(b"%PDF"));
+        assert_eq!(
+            c.get("/console/invoices/inv-1999-01-0001", &cookie).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // Sign-out needs the session's CSRF token; then the session is dead.
+        assert_eq!(
+            c.post("/console/sign-out", &cookie, "csrf=wrong").await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(c.get("/console/", &cookie).await.status, StatusCode::OK);
+        let out = c
+            .post("/console/sign-out", &cookie, &format!("csrf={}", csrf(&text)))
+            .await;
+        assert_eq!(
+            (out.status, out.location()),
+            (StatusCode::SEE_OTHER, "/console/sign-in")
+        );
+        assert!(
+            out.headers[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        assert_eq!(c.get("/console/", &cookie).await.location(), "/console/sign-in");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_or_an_expired_session_ends_the_session() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let (admin, id) = c.token(&acme, "admin").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        assert_eq!(c.get("/console/", &cookie).await.status, StatusCode::OK);
+        tollgate_app::tenancy::revoke_token(c.store.as_ref(), &acme, &id, "test", c.clock_now())
+            .await
+            .unwrap();
+        assert_eq!(c.get("/console/", &cookie).await.location(), "/console/sign-in");
+
+        let (other, _) = c.token(&acme, "monitor").await;
+        let cookie = c.sign_in("/console/sign-in", &other).await;
+        assert_eq!(c.get("/console/", &cookie).await.status, StatusCode::OK);
+        c.clock.set(ts("2027-01-01T08:00:01Z"));
+        assert_eq!(c.get("/console/", &cookie).await.location(), "/console/sign-in");
+        assert_eq!(
+            c.store
+                .prune_console_sessions(ts("2027-01-02T00:00:00Z"), 100)
+                .await
+                .unwrap(),
+            2
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tenant_reaches_nothing_of_another_tenant() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let globex = c.tenant("globex", "team").await;
+        let (acme_admin, _) = c.token(&acme, "admin").await;
+        let (globex_admin, _) = c.token(&globex, "admin").await;
+        let acme_cookie = c.sign_in("/console/sign-in", &acme_admin).await;
+        let globex_cookie = c.sign_in("/console/sign-in", &globex_admin).await;
+        // Both have an invoice of that name: each sees its own.
+        let mine = c.get("/console/invoices/inv-2027-01-0001", &globex_cookie).await;
+        assert!(
+            mine.text().contains("Teams") && !mine.text().contains("Individual"),
+            "{}",
+            mine.text()
+        );
+        let theirs = c.get("/console/invoices/inv-2027-01-0001", &acme_cookie).await;
+        assert!(!theirs.text().contains("Teams") && theirs.text().contains("Individual"));
+        let home = c.get("/console/", &acme_cookie).await.text();
+        assert!(!home.contains("globex"), "{home}");
+        // A tenant session is no operator session, and the reverse.
+        assert_eq!(
+            c.get("/console/operator/", &acme_cookie).await.location(),
+            "/console/operator/sign-in"
+        );
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        assert_eq!(c.get("/console/", &op).await.location(), "/console/sign-in");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_operator_approves_with_a_click_and_a_reader_cannot() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let globex = c.tenant("globex", "free").await;
+        let (admin, _) = c.token(&globex, "admin").await;
+        // A transition that waits for approval, through the API.
+        let body = r#"{"namespace":"system","new_plan":"organization","payload":{"domain":"globex.com","billing_address":{"address1":"1 Main St","city":"Seattle","country":"US"}}}"#;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/web/namespaces/system/billing/plan_transition")
+            .header(header::AUTHORIZATION, format!("APIToken {admin}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let resp = c.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        // A reader sees it without the buttons, and is refused a decision.
+        let reader = tollgate_app::tenancy::create_operator_token(c.store.as_ref(), "reader", "operator-read", "test", c.clock_now())
+            .await
+            .unwrap();
+        let read_cookie = c.sign_in("/console/operator/sign-in", &reader.secret).await;
+        let page = c.get("/console/operator/approvals", &read_cookie).await.text();
+        assert!(page.contains("globex") && !page.contains(">Approve<"), "{page}");
+        let waiting = c
+            .store
+            .transitions(&tollgate_store::TransitionFilter::default())
+            .await
+            .unwrap();
+        let id = waiting[0].id.clone();
+        let refused = c
+            .post(&format!("/console/operator/approvals/{id}/approve"), &read_cookie, &format!("csrf={}", csrf(&page)))
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+        // The admin approves; without the CSRF token, nothing happens.
+        let cookie = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let page = c.get("/console/operator/approvals", &cookie).await.text();
+        assert!(page.contains(">Approve<"), "{page}");
+        let forged = c
+            .post(&format!("/console/operator/approvals/{id}/approve"), &cookie, "csrf=forged")
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let done = c
+            .post(&format!("/console/operator/approvals/{id}/approve"), &cookie, &format!("csrf={}", csrf(&page)))
+            .await;
+        assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/console/operator/approvals"));
+        let after = c.store.transitions(&tollgate_store::TransitionFilter::default()).await.unwrap();
+        assert_eq!(after[0].state, tollgate_domain::transition::TransitionState::Creating);
+        assert!(c.get("/console/operator/approvals", &cookie).await.text().contains("Nothing waits"));
+        let tenants = c.get("/console/operator/", &cookie).await.text();
+        assert!(tenants.contains("globex"), "{tenants}");
+        // A wrong operator token.
+        let bad = c
+            .send(Method::POST, "/console/operator/sign-in", None, Some("token=nope"), &[])
+            .await;
+        assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
