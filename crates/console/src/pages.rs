@@ -68,6 +68,8 @@ impl Page {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (self.title) " · Tollgate" }
                     link rel="stylesheet" href="/console/assets/console.css";
+                    // No icon to fetch (the browser would ask for /favicon.ico).
+                    link rel="icon" href="data:,";
                 }
                 body {
                     header {

@@ -270,11 +270,17 @@ async fn overview_body(state: &AppState, me: &TenantSession) -> Result<maud::Mar
     // Linear: usage so far scaled to the whole period; fixed charges as they are.
     let elapsed = now.duration_since(range.from).as_secs().max(1);
     let length = range.to.duration_since(range.from).as_secs().max(1);
-    let projected = if now < range.to {
-        total - usage
-            + i64::try_from(i128::from(usage) * i128::from(length) / i128::from(elapsed)).unwrap_or(i64::MAX)
+    // A pace read off less than a day says little: no projection before.
+    let projected = if now >= range.to {
+        Some(total)
+    } else if elapsed < 24 * 3600 {
+        None
     } else {
-        total
+        Some(
+            total - usage
+                + i64::try_from(i128::from(usage) * i128::from(length) / i128::from(elapsed))
+                    .unwrap_or(i64::MAX),
+        )
     };
     let credits = tollgate_app::credits::summary(store, &versions, &me.tenant)
         .await
@@ -304,7 +310,13 @@ async fn overview_body(state: &AppState, me: &TenantSession) -> Result<maud::Mar
                 div { (range.from.strftime("%Y-%m-%d")) " – " (range.to.strftime("%Y-%m-%d")) " (UTC)" }
             }
             div.card #spend { h2 { "Spend so far" } div.big { (money(total, &currency)) } }
-            div.card #projection { h2 { "Projected for the period" } div.big { (money(projected, &currency)) } div.muted { "usage so far, extended at the same pace" } }
+            div.card #projection {
+                h2 { "Projected for the period" }
+                @match projected {
+                    Some(p) => { div.big { (money(p, &currency)) } div.muted { "usage so far, extended at the same pace" } }
+                    None => { div.big { "—" } div.muted { "after the period's first day" } }
+                }
+            }
             div.card #credits { h2 { "Prepaid credits" } div.big { (money(balance, &credits.currency)) } }
             div.card #unpaid {
                 h2 { "Unpaid invoices" }
@@ -398,15 +410,15 @@ fn quota_table(rows: &[QuotaRow]) -> maud::Markup {
                 tbody {
                     @for r in rows {
                         @let pct = r.percent();
-                        @let class = if pct >= 100 { "bar full" } else if pct >= 80 { "bar warn" } else { "bar" };
                         tr data-key=(r.key) {
                             td { (r.key) }
                             td.num { (r.amount(r.used)) }
                             td.num { @match r.limit { Limit::Unlimited => "unlimited", Limit::Max(m) => (r.amount(m)) } }
                             td {
-                                div class=(class) role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=(pct.min(100)) aria-label={ (r.key) " used" } {
-                                    span style={ "width:" (pct.clamp(0, 100)) "%" } {}
-                                }
+                                // A native meter: the browser colours it at the
+                                // thresholds (low 80 %, high 100 %), no inline style.
+                                meter min="0" max="100" low="80" high="99.99" optimum="0" value=(pct.clamp(0, 100))
+                                    aria-label={ (r.key) " used: " (pct) " %" } { (pct) " %" }
                             }
                         }
                     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod billing;
+mod browser;
 mod cli;
 mod contract_fuzz;
 mod disk_full;
