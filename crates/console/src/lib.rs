@@ -12,6 +12,7 @@ mod operator;
 mod pages;
 pub mod session;
 mod tenant;
+mod usage;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -33,6 +34,8 @@ pub fn routes() -> Router<AppState> {
             get(tenant::sign_in_form).post(tenant::sign_in),
         )
         .route("/console/sign-out", post(tenant::sign_out))
+        .route("/console/usage", get(usage::page))
+        .route("/console/usage.csv", get(usage::csv))
         .route("/console/quotas", get(tenant::quotas))
         .route("/console/invoices", get(tenant::invoices))
         .route("/console/invoices/{name}", get(tenant::invoice))

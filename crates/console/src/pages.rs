@@ -48,6 +48,7 @@ impl Page {
         let nav: &[(&str, &str)] = match self.area {
             Area::Tenant => &[
                 ("/console/", "Overview"),
+                ("/console/usage", "Usage"),
                 ("/console/quotas", "Quotas"),
                 ("/console/invoices", "Invoices"),
             ],

@@ -32,7 +32,7 @@ pub struct TenantSession {
 }
 
 impl TenantSession {
-    fn page(&self, title: &str, current: &'static str) -> Page {
+    pub(crate) fn page(&self, title: &str, current: &'static str) -> Page {
         Page {
             title: title.to_owned(),
             area: Area::Tenant,

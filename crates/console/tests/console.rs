@@ -453,3 +453,89 @@ async fn the_operator_approves_with_a_click_and_a_reader_cannot() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_usage_page_charts_the_events_and_rates_them_as_current_usage() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        tollgate_app::tenancy::create_namespace(c.store.as_ref(), &acme, "shop", "test", c.clock_now())
+            .await
+            .unwrap();
+        c.clock.set(ts("2027-01-05T12:00:00Z"));
+        // 3 M requests in system on Jan 2, 2 M in shop on Jan 2 and 4 M on Jan 3.
+        let api = |ns: &str, events: &str| {
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/api/data/namespaces/{ns}/usage/events"))
+                .header(header::AUTHORIZATION, format!("APIToken {admin}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(events.to_owned()))
+                .unwrap()
+        };
+        for (ns, body) in [
+            ("system", r#"{"events":[{"id":"a","metric_label":"lb_requests","object_name":"lb-1","quantity":"3000000","timestamp":"2027-01-02T10:00:00Z"}]}"#),
+            ("shop", r#"{"events":[{"id":"b","metric_label":"lb_requests","object_name":"lb-2","quantity":"2000000","timestamp":"2027-01-02T11:00:00Z"},{"id":"c","metric_label":"lb_requests","object_name":"lb-2","quantity":"4000000","timestamp":"2027-01-03T09:00:00Z"}]}"#),
+        ] {
+            let resp = c.router.clone().oneshot(api(ns, body)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        let resp = c
+            .router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/api/web/namespaces/system/current_usage")
+                    .header(header::AUTHORIZATION, format!("APIToken {admin}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let usage: serde_json::Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let total: i64 = usage["total_cost"].as_str().unwrap().parse().unwrap();
+
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let page = c.get("/console/usage?metric=lb_requests", &cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+        let text = page.text();
+        // Days, stacked by namespace: three data points, in million requests.
+        assert_eq!(text.matches("<rect class=\"point\"").count(), 3, "{text}");
+        for row in [
+            "<td>2027-01-02T00:00:00Z</td><td>shop</td><td class=\"num\">2</td>",
+            "<td>2027-01-02T00:00:00Z</td><td>system</td><td class=\"num\">3</td>",
+            "<td>2027-01-03T00:00:00Z</td><td>shop</td><td class=\"num\">4</td>",
+        ] {
+            assert!(text.contains(row), "{row} in {text}");
+        }
+        assert!(
+            text.contains(&format!(
+                "<td class=\"num\" id=\"rated-total\"><strong>{}</strong>",
+                tollgate_domain::currency::money(total, "USD")
+            )),
+            "{text}"
+        );
+        // By object, and as CSV.
+        let by_object = c.get("/console/usage?metric=lb_requests&by=object", &cookie).await.text();
+        assert!(by_object.contains("<td>lb-2</td>"), "{by_object}");
+        let csv = c.get("/console/usage.csv?metric=lb_requests", &cookie).await;
+        assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+        assert_eq!(
+            csv.text(),
+            "from,metric,group,quantity\n\
+             2027-01-02T00:00:00Z,lb_requests,\"shop\",2\n\
+             2027-01-02T00:00:00Z,lb_requests,\"system\",3\n\
+             2027-01-03T00:00:00Z,lb_requests,\"shop\",4\n"
+        );
+        // Bad input: a clear error, nothing else.
+        let bad = c.get("/console/usage?metric=nope", &cookie).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.text().contains("no meter"), "{}", bad.text());
+        assert_eq!(c.get("/console/usage?from=yesterday", &cookie).await.status, StatusCode::BAD_REQUEST);
+    })
+    .await;
+}

@@ -303,6 +303,27 @@ async fn the_console_works_in_chromium() {
     assert_eq!(spend, tollgate_domain::currency::money(total, "USD"));
     look(&driver, &c, "overview").await;
 
+    // The usage chart has the seeded events' data point (three events in one
+    // hour and namespace: 12 million requests) and the same total.
+    c.find(Locator::LinkText("Usage"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Usage").await;
+    let points = c.find_all(Locator::Css("rect.point")).await.unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(
+        points[0].attr("data-quantity").await.unwrap().as_deref(),
+        Some("12")
+    );
+    assert_eq!(
+        text(&c, "#rated-total").await,
+        tollgate_domain::currency::money(total, "USD")
+    );
+    look(&driver, &c, "usage").await;
+
     c.find(Locator::LinkText("Quotas"))
         .await
         .unwrap()
@@ -377,7 +398,12 @@ async fn the_console_works_in_chromium() {
 
     // A monitor: the pages, and no control but signing out.
     sign_in(&c, &base, "/console/sign-in", monitor).await;
-    for path in ["/console/", "/console/quotas", "/console/invoices"] {
+    for path in [
+        "/console/",
+        "/console/usage",
+        "/console/quotas",
+        "/console/invoices",
+    ] {
         c.goto(&format!("{base}{path}")).await.unwrap();
         let forms = c.find_all(Locator::Css("main form")).await.unwrap();
         assert!(forms.is_empty(), "{path}: a monitor sees a form");
