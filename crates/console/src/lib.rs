@@ -10,6 +10,7 @@
 
 mod operator;
 mod pages;
+mod payment_methods;
 pub mod session;
 mod tenant;
 mod usage;
@@ -37,6 +38,14 @@ pub fn routes() -> Router<AppState> {
         .route("/console/usage", get(usage::page))
         .route("/console/usage.csv", get(usage::csv))
         .route("/console/quotas", get(tenant::quotas))
+        .route(
+            "/console/payment-methods",
+            get(payment_methods::list).post(payment_methods::add),
+        )
+        .route(
+            "/console/payment-methods/{name}/{change}",
+            post(payment_methods::change),
+        )
         .route("/console/invoices", get(tenant::invoices))
         .route("/console/invoices/{name}", get(tenant::invoice))
         .route("/console/invoices/{name}/pdf", get(tenant::invoice_pdf))

@@ -51,6 +51,7 @@ impl Page {
                 ("/console/usage", "Usage"),
                 ("/console/quotas", "Quotas"),
                 ("/console/invoices", "Invoices"),
+                ("/console/payment-methods", "Payment methods"),
             ],
             Area::Operator => &[
                 ("/console/operator/", "Tenants"),
@@ -149,4 +150,35 @@ pub fn internal(page: &Page, e: impl std::fmt::Display) -> Response {
 /// Amounts in minor units of `currency`, as people read them.
 pub fn money(amount: i64, currency: &str) -> String {
     tollgate_domain::currency::money(amount, currency)
+}
+
+/// A use case's refusal as the page shows it: the status the API would
+/// answer and its message (store failures are logged, not shown).
+pub fn app_error(e: tollgate_app::AppError) -> (StatusCode, String) {
+    use tollgate_store::StoreError;
+    let (status, message) = match e {
+        tollgate_app::AppError::Rule(rule) => {
+            (tollgate_api::error::status_and_code(rule.kind).0, rule.message)
+        }
+        tollgate_app::AppError::Store(StoreError::NotFound(m)) => (StatusCode::NOT_FOUND, m),
+        tollgate_app::AppError::Store(StoreError::Conflict(_, m) | StoreError::AlreadyExists(_, m)) => {
+            (StatusCode::CONFLICT, m)
+        }
+        tollgate_app::AppError::Store(StoreError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "console: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database cannot take the request right now; nothing was changed. Try again in a moment."
+                    .to_owned(),
+            )
+        }
+        tollgate_app::AppError::Store(e) => {
+            tracing::error!(error = %e, "console page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side; it was logged. Try again in a moment.".to_owned(),
+            )
+        }
+    };
+    (status, message)
 }

@@ -539,3 +539,105 @@ async fn the_usage_page_charts_the_events_and_rates_them_as_current_usage() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn payment_methods_are_added_and_made_primary_with_the_apis_rules() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        let (monitor, _) = c.token(&acme, "monitor").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let page = c.get("/console/payment-methods", &cookie).await.text();
+        assert!(
+            page.contains("No payment method yet") && page.contains("Add a payment method"),
+            "{page}"
+        );
+        let token = csrf(&page);
+        let add =
+            |tok: &str| format!("csrf={token}&token={tok}&address1=1+Main+St&city=Paris&country=fr&role=");
+        // A token the provider refuses: its message, nothing stored.
+        let bad = c.post("/console/payment-methods", &cookie, &add("nope")).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+        assert!(bad.text().contains("token"), "{}", bad.text());
+        assert!(c.store.payment_methods(&acme.id).await.unwrap().is_empty());
+        // Without the CSRF token: refused.
+        let forged = c
+            .post(
+                "/console/payment-methods",
+                &cookie,
+                "token=tok-visa-4242&address1=x&city=y&country=FR",
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        for tok in ["tok-visa-4242", "tok-mc-5555"] {
+            let a = c.post("/console/payment-methods", &cookie, &add(tok)).await;
+            assert_eq!(
+                (a.status, a.location()),
+                (StatusCode::SEE_OTHER, "/console/payment-methods"),
+                "{}",
+                a.text()
+            );
+        }
+        let methods = c.store.payment_methods(&acme.id).await.unwrap();
+        let visa = methods.iter().find(|m| m.display.ends_with("4242")).unwrap();
+        let mc = methods.iter().find(|m| m.display.ends_with("5555")).unwrap();
+        assert_eq!((visa.role.as_str(), mc.role.as_str()), ("PRIMARY", "NORMAL"));
+        assert_eq!(visa.contact.country, "FR");
+        // The second becomes primary; the first is then a normal method.
+        let (first, second) = (visa.name.clone(), mc.name.clone());
+        let done = c
+            .post(
+                &format!("/console/payment-methods/{second}/primary"),
+                &cookie,
+                &format!("csrf={token}"),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+        let roles: Vec<(String, &str)> = c
+            .store
+            .payment_methods(&acme.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| (m.name.clone(), m.role.as_str()))
+            .collect();
+        assert!(roles.contains(&(second.clone(), "PRIMARY")), "{roles:?}");
+        // The only method of a tenant on a paid plan cannot go: the API's rule and message.
+        c.post(
+            &format!("/console/payment-methods/{first}/delete"),
+            &cookie,
+            &format!("csrf={token}"),
+        )
+        .await;
+        let last = c
+            .post(
+                &format!("/console/payment-methods/{second}/delete"),
+                &cookie,
+                &format!("csrf={token}"),
+            )
+            .await;
+        assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.text());
+        assert_eq!(c.store.payment_methods(&acme.id).await.unwrap().len(), 1);
+
+        // A monitor sees the list without any control and is refused a change.
+        let mcookie = c.sign_in("/console/sign-in", &monitor).await;
+        let page = c.get("/console/payment-methods", &mcookie).await.text();
+        assert!(
+            page.contains("ending")
+                && !page.contains("Add a payment method")
+                && !page.contains("Make primary"),
+            "{page}"
+        );
+        let refused = c
+            .post(
+                &format!("/console/payment-methods/{second}/delete"),
+                &mcookie,
+                &format!("csrf={}", csrf(&page)),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(c.store.payment_methods(&acme.id).await.unwrap().len(), 1);
+    })
+    .await;
+}

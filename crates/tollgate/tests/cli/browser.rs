@@ -363,6 +363,67 @@ async fn the_console_works_in_chromium() {
     assert_eq!((status, ctype.as_str()), (200, "application/pdf"));
     assert!(bytes.starts_with(b"%PDF"));
 
+    // Payment methods: add two through the form, make the second primary.
+    for card in ["tok-visa-4242", "tok-mc-5555"] {
+        c.find(Locator::LinkText("Payment methods"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&c, "h1", |t| t == "Payment methods").await;
+        for (id, value) in [
+            ("pm-token", card),
+            ("pm-address", "1 Main St"),
+            ("pm-city", "Paris"),
+            ("pm-country", "FR"),
+        ] {
+            c.find(Locator::Id(id))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        c.find(Locator::Css("form[action='/console/payment-methods'] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&c, "main", |t| t.contains(&card[card.len() - 4..])).await;
+    }
+    look(&driver, &c, "payment-methods").await;
+    let row = "tr[data-name]:nth-child(2)";
+    let (first_role, second_role) = (
+        text(&c, "tr[data-name]:nth-child(1) td.role").await,
+        text(&c, &format!("{row} td.role")).await,
+    );
+    let target = if second_role == "PRIMARY" {
+        "tr[data-name]:nth-child(1)"
+    } else {
+        row
+    };
+    assert!([first_role.as_str(), second_role.as_str()].contains(&"PRIMARY"));
+    let name = c
+        .find(Locator::Css(target))
+        .await
+        .unwrap()
+        .attr("data-name")
+        .await
+        .unwrap()
+        .unwrap();
+    c.find(Locator::Css(&format!(
+        "form[action='/console/payment-methods/{name}/primary'] button"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(&c, &format!("tr[data-name='{name}'] td.role"), |t| t == "PRIMARY").await;
+    look(&driver, &c, "payment-methods-primary").await;
+
     // Sign out: the session is dead.
     sign_out(&c).await;
     assert!(
