@@ -11,6 +11,7 @@
 mod operator;
 mod pages;
 mod payment_methods;
+mod plans;
 pub mod session;
 mod tenant;
 mod usage;
@@ -38,6 +39,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/usage", get(usage::page))
         .route("/console/usage.csv", get(usage::csv))
         .route("/console/quotas", get(tenant::quotas))
+        .route("/console/plans", get(plans::page))
+        .route("/console/plans/transition", post(plans::transition))
+        .route("/console/addons/{addon}/{change}", post(plans::addon))
         .route(
             "/console/payment-methods",
             get(payment_methods::list).post(payment_methods::add),

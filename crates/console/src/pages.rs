@@ -50,6 +50,7 @@ impl Page {
                 ("/console/", "Overview"),
                 ("/console/usage", "Usage"),
                 ("/console/quotas", "Quotas"),
+                ("/console/plans", "Plans"),
                 ("/console/invoices", "Invoices"),
                 ("/console/payment-methods", "Payment methods"),
             ],

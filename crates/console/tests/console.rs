@@ -641,3 +641,87 @@ async fn payment_methods_are_added_and_made_primary_with_the_apis_rules() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn plans_are_shown_in_the_browsers_language_and_changed_with_the_apis_rules() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "free").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        let (monitor, _) = c.token(&acme, "monitor").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let de = c
+            .send(Method::GET, "/console/plans", Some(&cookie), None, &[("accept-language", "de-DE,de;q=0.9")])
+            .await
+            .text();
+        assert!(de.contains("Einzelperson") && de.contains("Organisation"), "{de}");
+        let page = c.get("/console/plans", &cookie).await.text();
+        assert!(page.contains("Individual") && page.contains("Your plan"), "{page}");
+        let token = csrf(&page);
+        // The organization plan needs a domain and a billing address: one 400 naming them.
+        let missing = c
+            .post("/console/plans/transition", &cookie, &format!("csrf={token}&plan=organization"))
+            .await;
+        assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.text());
+        assert!(missing.text().contains("domain"), "{}", missing.text());
+        assert!(c.store.transitions(&Default::default()).await.unwrap().is_empty());
+        let asked = c
+            .post(
+                "/console/plans/transition",
+                &cookie,
+                &format!("csrf={token}&plan=organization&domain=acme.com&address1=1+Main+St&city=Seattle&country=us"),
+            )
+            .await;
+        assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.text());
+        let after = c.get("/console/plans", &cookie).await.text();
+        assert!(after.contains("STATE_WAITING_FOR_APPROVAL"), "{after}");
+        // One open transition at a time, as the API says.
+        let again = c
+            .post(
+                "/console/plans/transition",
+                &cookie,
+                &format!("csrf={token}&plan=organization&domain=acme.com&address1=1+Main+St&city=Seattle&country=us"),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+
+        // Add-ons of the free plan: subscribe, then unsubscribe.
+        let sub = c
+            .post(
+                "/console/addons/f5xc_synthetic_monitoring_standard/subscribe",
+                &cookie,
+                &format!("csrf={token}"),
+            )
+            .await;
+        assert_eq!(sub.status, StatusCode::SEE_OTHER, "{}", sub.text());
+        assert_eq!(c.store.addons(&acme.id).await.unwrap(), ["f5xc_synthetic_monitoring_standard"]);
+        assert!(c.get("/console/plans", &cookie).await.text().contains("<td class=\"status\">subscribed</td>"));
+        // One the plan does not allow: the API's refusal.
+        let not_allowed = c
+            .post("/console/addons/f5xc_waap_advanced/subscribe", &cookie, &format!("csrf={token}"))
+            .await;
+        assert_eq!(not_allowed.status, StatusCode::FORBIDDEN, "{}", not_allowed.text());
+        c.post(
+            "/console/addons/f5xc_synthetic_monitoring_standard/unsubscribe",
+            &cookie,
+            &format!("csrf={token}"),
+        )
+        .await;
+        assert!(c.store.addons(&acme.id).await.unwrap().is_empty());
+
+        // A monitor: the plans, no form, and a change refused.
+        let mcookie = c.sign_in("/console/sign-in", &monitor).await;
+        let mpage = c.get("/console/plans", &mcookie).await.text();
+        assert!(!mpage.contains("Switch to") && !mpage.contains("<main><h1>Plans and add-ons</h1><form"), "{mpage}");
+        let refused = c
+            .post(
+                "/console/plans/transition",
+                &mcookie,
+                &format!("csrf={}&plan=individual&payment_token=tok-visa-4242", csrf(&mpage)),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(c.store.transitions(&Default::default()).await.unwrap().len(), 1);
+    })
+    .await;
+}

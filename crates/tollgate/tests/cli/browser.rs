@@ -1,10 +1,11 @@
 //! The web console in a real browser: headless Chromium driven through
 //! ChromeDriver (Debian's `chromium` and `chromium-driver`) against a real
 //! `tollgate serve` with seeded data. It signs in as a tenant admin and sees
-//! its spend as `current_usage` says it, its quota bars and its invoice (and
-//! downloads the PDF); signs out and finds the session dead; signs in as a
+//! its spend as `current_usage` says it, its usage chart, its quota bars and
+//! its invoice (and downloads the PDF); adds payment methods and makes one
+//! primary; signs out and finds the session dead; signs in as a
 //! monitor and finds no change control; as another tenant, sees nothing of
-//! the first; as the operator, approves a waiting transition. Any error in
+//! the first and starts a plan transition; as the operator, approves it. Any error in
 //! the browser's console fails the test; every page is saved as a
 //! screenshot under `target/console-screenshots/`.
 //!
@@ -262,17 +263,6 @@ async fn the_console_works_in_chromium() {
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    let (s, body) = http
-        .call(
-            "POST",
-            &format!("{api}/billing/plan_transition"),
-            Some(globex),
-            Some(json!({"namespace": "system", "new_plan": "organization",
-                        "payload": {"domain": "globex.com",
-                                    "billing_address": {"address1": "1 Main St", "city": "Seattle", "country": "US"}}})),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
     let (_, usage) = http
         .call(
             "POST",
@@ -481,6 +471,36 @@ async fn the_console_works_in_chromium() {
     wait_text(&c, "h1", |t| t == "Invoices").await;
     assert!(!c.source().await.unwrap().contains("Individual"));
     look(&driver, &c, "other-tenant").await;
+    // Globex asks for the organization plan: it needs a domain and a
+    // billing address, and the operator's approval.
+    c.find(Locator::LinkText("Plans"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Plans and add-ons").await;
+    for (id, value) in [
+        ("domain-organization", "globex.com"),
+        ("address-organization", "1 Main St"),
+        ("city-organization", "Seattle"),
+        ("country-organization", "US"),
+    ] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css("div[data-plan='organization'] form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#transitions td.state", |t| t == "STATE_WAITING_FOR_APPROVAL").await;
+    look(&driver, &c, "plans").await;
     sign_out(&c).await;
 
     // The operator approves globex's transition.
