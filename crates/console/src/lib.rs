@@ -9,6 +9,7 @@
 //! offline and under a strict Content-Security-Policy.
 
 mod operator;
+mod operator_invoices;
 mod pages;
 mod payment_methods;
 mod plans;
@@ -65,6 +66,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/operator/sign-out", post(tenant::sign_out))
         .route("/console/operator/approvals", get(operator::approvals))
+        .route("/console/operator/invoices", get(operator_invoices::list))
+        .route(
+            "/console/operator/invoices/{tenant}/{name}/{action}",
+            post(operator_invoices::act),
+        )
         .route(
             "/console/operator/approvals/{id}/{decision}",
             post(operator::decide),

@@ -30,7 +30,7 @@ pub struct OperatorSession {
 }
 
 impl OperatorSession {
-    fn page(&self, title: &str, current: &'static str) -> Page {
+    pub(crate) fn page(&self, title: &str, current: &'static str) -> Page {
         Page {
             title: title.to_owned(),
             area: Area::Operator,

@@ -57,6 +57,7 @@ impl Page {
             Area::Operator => &[
                 ("/console/operator/", "Tenants"),
                 ("/console/operator/approvals", "Approvals"),
+                ("/console/operator/invoices", "Invoices"),
             ],
         };
         let sign_out = match self.area {

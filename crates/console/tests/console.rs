@@ -23,6 +23,7 @@ const OPERATOR: &str = "console-test-operator-secret";
 
 struct Console {
     router: Router,
+    state: AppState,
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
     _db: TestDatabase,
@@ -74,7 +75,8 @@ impl Console {
         };
         let state = AppState::with_options(store.clone(), clock.clone(), options);
         Self {
-            router: tollgate_api::router_with(state, tollgate_console::routes(), true),
+            router: tollgate_api::router_with(state.clone(), tollgate_console::routes(), true),
+            state,
             store,
             clock,
             _db: db,
@@ -722,6 +724,124 @@ async fn plans_are_shown_in_the_browsers_language_and_changed_with_the_apis_rule
             .await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
         assert_eq!(c.store.transitions(&Default::default()).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_operator_refunds_part_of_an_invoice_and_cancels_another() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let globex = c.tenant("globex", "individual").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        // acme pays by card; globex has none, so its invoice stays unpaid.
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let token = csrf(&c.get("/console/payment-methods", &cookie).await.text());
+        c.post(
+            "/console/payment-methods",
+            &cookie,
+            &format!("csrf={token}&token=tok-visa-4242&address1=1+Main+St&city=Paris&country=FR&role="),
+        )
+        .await;
+        c.clock.set(ts("2027-02-03T00:00:00Z"));
+        let ctx = c.state.job_context();
+        tollgate_app::invoices::close_periods(&ctx, c.clock_now())
+            .await
+            .unwrap();
+        tollgate_app::invoices::charge_until_idle(&ctx).await.unwrap();
+        let name = tollgate_domain::ids::InvoiceName::new("inv-2027-01-0001");
+        assert_eq!(
+            c.store
+                .invoice(&acme.id, &name)
+                .await
+                .unwrap()
+                .unwrap()
+                .invoice
+                .status,
+            tollgate_domain::invoice::InvoiceStatus::Paid
+        );
+
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let page = c.get("/console/operator/invoices", &op).await.text();
+        assert!(
+            page.contains("acme") && page.contains("globex") && page.contains(">Refund<"),
+            "{page}"
+        );
+        let token = csrf(&page);
+        let paid = c.get("/console/operator/invoices?status=PAID", &op).await.text();
+        assert!(
+            paid.contains("acme") && !paid.contains("<td>globex</td>"),
+            "{paid}"
+        );
+        assert_eq!(
+            c.get("/console/operator/invoices?status=LOST", &op).await.status,
+            StatusCode::BAD_REQUEST
+        );
+        // Part of acme's 25.00, then more than remains (refused), then a reason missing.
+        let refund = "/console/operator/invoices/acme/inv-2027-01-0001/refund";
+        let part = c
+            .post(refund, &op, &format!("csrf={token}&amount=10.00&reason=goodwill"))
+            .await;
+        assert_eq!(part.status, StatusCode::SEE_OTHER, "{}", part.text());
+        let notes = c.store.credit_notes(&acme.id).await.unwrap();
+        assert_eq!(
+            (notes.len(), notes[0].amount_cents, notes[0].reason.as_str()),
+            (1, 1000, "goodwill")
+        );
+        let too_much = c
+            .post(refund, &op, &format!("csrf={token}&amount=20.00&reason=again"))
+            .await;
+        assert_eq!(too_much.status, StatusCode::CONFLICT, "{}", too_much.text());
+        assert!(too_much.text().contains("15.00 USD left"), "{}", too_much.text());
+        assert_eq!(
+            c.post(refund, &op, &format!("csrf={token}&amount=1.00&reason="))
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(c.store.credit_notes(&acme.id).await.unwrap().len(), 1);
+        // globex's unpaid invoice is cancelled.
+        let cancel = c
+            .post(
+                "/console/operator/invoices/globex/inv-2027-01-0001/cancel",
+                &op,
+                &format!("csrf={token}"),
+            )
+            .await;
+        assert_eq!(cancel.status, StatusCode::SEE_OTHER, "{}", cancel.text());
+        assert_eq!(
+            c.store
+                .invoice(&globex.id, &name)
+                .await
+                .unwrap()
+                .unwrap()
+                .invoice
+                .status,
+            tollgate_domain::invoice::InvoiceStatus::Cancelled
+        );
+        // A reader sees the list without actions and is refused one.
+        let reader = tollgate_app::tenancy::create_operator_token(
+            c.store.as_ref(),
+            "reader",
+            "operator-read",
+            "test",
+            c.clock_now(),
+        )
+        .await
+        .unwrap();
+        let rcookie = c.sign_in("/console/operator/sign-in", &reader.secret).await;
+        let rpage = c.get("/console/operator/invoices", &rcookie).await.text();
+        assert!(!rpage.contains(">Refund<"), "{rpage}");
+        let refused = c
+            .post(
+                refund,
+                &rcookie,
+                &format!("csrf={}&amount=1.00&reason=x", csrf(&rpage)),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(c.store.credit_notes(&acme.id).await.unwrap().len(), 1);
     })
     .await;
 }

@@ -5,7 +5,8 @@
 //! its invoice (and downloads the PDF); adds payment methods and makes one
 //! primary; signs out and finds the session dead; signs in as a
 //! monitor and finds no change control; as another tenant, sees nothing of
-//! the first and starts a plan transition; as the operator, approves it. Any error in
+//! the first and starts a plan transition; as the operator, approves it and
+//! refunds part of an invoice. Any error in
 //! the browser's console fails the test; every page is saved as a
 //! screenshot under `target/console-screenshots/`.
 //!
@@ -529,5 +530,50 @@ async fn the_console_works_in_chromium() {
         transitions["items"][0]["state"], "WAITING_FOR_APPROVAL",
         "{transitions}"
     );
+
+    // A month later acme's first invoice is finalized and charged to its
+    // primary card; the operator refunds 5.00 of it.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 33)).to_string();
+    expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", &later]).await);
+    c.find(Locator::LinkText("Invoices"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Invoices").await;
+    let row = c
+        .find(Locator::Css("tr[data-invoice^='acme/'] form[action$='/refund']"))
+        .await
+        .unwrap();
+    row.find(Locator::Css("input[name=amount]"))
+        .await
+        .unwrap()
+        .send_keys("5.00")
+        .await
+        .unwrap();
+    row.find(Locator::Css("input[name=reason]"))
+        .await
+        .unwrap()
+        .send_keys("outage")
+        .await
+        .unwrap();
+    row.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Invoices").await;
+    look(&driver, &c, "operator-invoices").await;
+    let (_, notes) = http
+        .call_operator(
+            "GET",
+            &format!("{base}/api/operator/tenants/acme/credit-notes"),
+            ops,
+            None,
+        )
+        .await;
+    assert_eq!(notes["items"][0]["amount_cents"], 500, "{notes}");
     c.close().await.unwrap();
 }
