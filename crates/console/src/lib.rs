@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/operator/sign-out", post(tenant::sign_out))
         .route("/console/operator/approvals", get(operator::approvals))
         .route("/console/operator/invoices", get(operator_invoices::list))
+        .route("/console/operator/health", get(operator::health))
         .route(
             "/console/operator/invoices/{tenant}/{name}/{action}",
             post(operator_invoices::act),

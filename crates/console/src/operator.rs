@@ -302,3 +302,52 @@ pub async fn decide(
         Err(e) => internal(&page, e),
     }
 }
+
+/// The service's health as `/metrics` measures it: the oldest billing
+/// period due for closing and the oldest due charge (how far the jobs lag),
+/// the webhook queue, the database's readiness and its connection pools.
+pub async fn health(State(state): State<AppState>, me: OperatorSession) -> Response {
+    let page = me.page("Health", "/console/operator/health");
+    let store = state.store();
+    let now = state.now();
+    let ctx = state.job_context();
+    let before = now
+        .checked_sub(ctx.invoicing.grace)
+        .unwrap_or(jiff::Timestamp::MIN);
+    let age = |since: Option<jiff::Timestamp>, at: jiff::Timestamp| {
+        since.map_or(0, |s| at.duration_since(s).as_secs().max(0))
+    };
+    let (period, charge, queue) = match (
+        store.oldest_due_period(before).await,
+        store.oldest_due_charge(now).await,
+        store.webhook_queue().await,
+    ) {
+        (Ok(p), Ok(c), Ok(q)) => (p, c, q),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(&page, e),
+    };
+    let ready = store.ready(now).await;
+    page.render(html! {
+        div.cards {
+            div.card #ready { h2 { "Database" } div.big { @if ready.is_ok() { "ready" } @else { "not ready" } } div.muted { (store.backend()) } }
+            div.card #period-lag { h2 { "Oldest period due for closing" } div.big { (age(period, before)) " s" } div.muted { "tollgate_job_oldest_due_period_seconds" } }
+            div.card #charge-lag { h2 { "Oldest due charge" } div.big { (age(charge, now)) " s" } div.muted { "tollgate_job_oldest_due_charge_seconds" } }
+            div.card #webhooks {
+                h2 { "Webhook queue" }
+                div.big { (queue.pending) }
+                div.muted { "deliveries waiting; " (queue.undispatched) " events not dispatched; oldest " (age(queue.oldest, now)) " s" }
+            }
+        }
+        @if let Err(e) = &ready { p.error role="alert" { (e) } }
+        h2 { "Connection pools" }
+        div.table-wrap {
+            table {
+                thead { tr { th { "Pool" } th.num { "In use" } th.num { "Idle" } th.num { "Most" } } }
+                tbody {
+                    @for p in store.pools() {
+                        tr { td { (p.pool) } td.num { (p.in_use) } td.num { (p.idle) } td.num { (p.max) } }
+                    }
+                }
+            }
+        }
+    })
+}

@@ -58,6 +58,7 @@ impl Page {
                 ("/console/operator/", "Tenants"),
                 ("/console/operator/approvals", "Approvals"),
                 ("/console/operator/invoices", "Invoices"),
+                ("/console/operator/health", "Health"),
             ],
         };
         let sign_out = match self.area {

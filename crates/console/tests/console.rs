@@ -845,3 +845,32 @@ async fn the_operator_refunds_part_of_an_invoice_and_cancels_another() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_health_page_shows_the_jobs_lag_as_the_metrics_do() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        c.tenant("acme", "individual").await;
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let page = c.get("/console/operator/health", &op).await.text();
+        assert!(page.contains("<div class=\"big\">ready</div>"), "{page}");
+        assert!(page.contains("<div class=\"card\" id=\"period-lag\"><h2>Oldest period due for closing</h2><div class=\"big\">0 s</div>"), "{page}");
+        // Once the job knows the tenant's next close (February 1st, due a
+        // grace of 1 day later), a close not run by the 3rd at noon is a
+        // day and a half late.
+        c.clock.set(ts("2027-01-15T00:00:00Z"));
+        tollgate_app::invoices::close_periods(&c.state.job_context(), c.clock_now())
+            .await
+            .unwrap();
+        c.clock.set(ts("2027-02-03T12:00:00Z"));
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let page = c.get("/console/operator/health", &op).await.text();
+        assert!(page.contains("<div class=\"big\">129600 s</div>"), "{page}");
+        // A tenant's session does not open it.
+        let acme = c.store.tenant_by_name("acme").await.unwrap().unwrap();
+        let (admin, _) = c.token(&acme, "admin").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        assert_eq!(c.get("/console/operator/health", &cookie).await.location(), "/console/operator/sign-in");
+    })
+    .await;
+}

@@ -575,5 +575,13 @@ async fn the_console_works_in_chromium() {
         )
         .await;
     assert_eq!(notes["items"][0]["amount_cents"], 500, "{notes}");
+    c.find(Locator::LinkText("Health"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#ready .big", |t| t == "ready").await;
+    look(&driver, &c, "operator-health").await;
     c.close().await.unwrap();
 }
