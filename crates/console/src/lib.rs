@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/invoices", get(tenant::invoices))
         .route("/console/invoices/{name}", get(tenant::invoice))
         .route("/console/invoices/{name}/pdf", get(tenant::invoice_pdf))
+        .route("/console/credit-notes/{name}/pdf", get(tenant::credit_note_pdf))
         .route("/console/assets/console.css", get(pages::stylesheet))
         .route(
             "/console/operator",

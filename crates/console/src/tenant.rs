@@ -493,11 +493,13 @@ pub async fn invoice(State(state): State<AppState>, me: TenantSession, Path(name
     let Some(i) = found else {
         return page.error(StatusCode::NOT_FOUND, "There is no such invoice.");
     };
-    let charges = state
-        .store()
-        .invoice_charges(&me.tenant.id, &name)
-        .await
-        .unwrap_or_default();
+    let (charges, notes) = match (
+        state.store().invoice_charges(&me.tenant.id, &name).await,
+        state.store().invoice_refunds(&me.tenant.id, &name).await,
+    ) {
+        (Ok(c), Ok(n)) => (c, n),
+        (Err(e), _) | (_, Err(e)) => return internal(&page, e),
+    };
     let c = &i.currency;
     page.render(html! {
         p {
@@ -535,6 +537,27 @@ pub async fn invoice(State(state): State<AppState>, me: TenantSession, Path(name
                 }
             }
         }
+        h2 { "Credit notes" }
+        @if notes.is_empty() {
+            p.muted { "None." }
+        } @else {
+            div.table-wrap {
+                table #credit-notes {
+                    thead { tr { th { "Credit note" } th { "State" } th.num { "Amount" } th { "Reason" } th { "PDF" } } }
+                    tbody {
+                        @for n in &notes {
+                            tr {
+                                td { (n.credit_note) }
+                                td { (n.state.as_str()) }
+                                td.num { (money(n.amount_cents, &n.currency)) }
+                                td { (n.reason) }
+                                td { a href={ "/console/credit-notes/" (n.credit_note) "/pdf" } download { "Download" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     })
 }
 
@@ -560,6 +583,32 @@ pub async fn invoice_pdf(
             r
         }
         Ok(None) => page.error(StatusCode::NOT_FOUND, "There is no such invoice."),
+        Err(e) => internal(&page, e),
+    }
+}
+
+/// A credit note of the tenant's as a PDF.
+pub async fn credit_note_pdf(
+    State(state): State<AppState>,
+    me: TenantSession,
+    Path(name): Path<String>,
+) -> Response {
+    let page = me.page("Credit note", "/console/invoices");
+    if !me.may(Operation::DownloadCreditNotePdf) {
+        return page.error(StatusCode::FORBIDDEN, "Your token may not download credit notes.");
+    }
+    let versions = state.catalogs().versions();
+    match tollgate_app::credit_notes::render_pdf(state.store(), &versions, &me.tenant, &name).await {
+        Ok(Some(bytes)) => {
+            let mut r = bytes.into_response();
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.pdf\"")) {
+                h.insert(CONTENT_DISPOSITION, v);
+            }
+            r
+        }
+        Ok(None) => page.error(StatusCode::NOT_FOUND, "There is no such credit note."),
         Err(e) => internal(&page, e),
     }
 }

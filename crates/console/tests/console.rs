@@ -801,6 +801,22 @@ async fn the_operator_refunds_part_of_an_invoice_and_cancels_another() {
             StatusCode::BAD_REQUEST
         );
         assert_eq!(c.store.credit_notes(&acme.id).await.unwrap().len(), 1);
+        // acme sees the credit note on its invoice and downloads it; globex cannot.
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let inv = c.get("/console/invoices/inv-2027-01-0001", &cookie).await.text();
+        let cn = notes[0].credit_note.clone();
+        assert!(inv.contains(&cn) && inv.contains("goodwill"), "{inv}");
+        let pdf = c.get(&format!("/console/credit-notes/{cn}/pdf"), &cookie).await;
+        assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
+        assert!(pdf.body.starts_with(b"%PDF"));
+        let (globex_admin, _) = c.token(&globex, "admin").await;
+        let gcookie = c.sign_in("/console/sign-in", &globex_admin).await;
+        assert_eq!(
+            c.get(&format!("/console/credit-notes/{cn}/pdf"), &gcookie)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
         // globex's unpaid invoice is cancelled.
         let cancel = c
             .post(
