@@ -16,6 +16,7 @@ mod plans;
 pub mod session;
 mod tenant;
 mod usage;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -40,6 +41,12 @@ pub fn routes() -> Router<AppState> {
         .route("/console/usage", get(usage::page))
         .route("/console/usage.csv", get(usage::csv))
         .route("/console/quotas", get(tenant::quotas))
+        .route("/console/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/console/webhooks/{id}/{change}", post(webhooks::change))
+        .route(
+            "/console/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route("/console/plans", get(plans::page))
         .route("/console/plans/transition", post(plans::transition))
         .route("/console/addons/{addon}/{change}", post(plans::addon))

@@ -53,6 +53,7 @@ impl Page {
                 ("/console/plans", "Plans"),
                 ("/console/invoices", "Invoices"),
                 ("/console/payment-methods", "Payment methods"),
+                ("/console/webhooks", "Webhooks"),
             ],
             Area::Operator => &[
                 ("/console/operator/", "Tenants"),

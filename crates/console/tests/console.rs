@@ -890,3 +890,81 @@ async fn the_health_page_shows_the_jobs_lag_as_the_metrics_do() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn webhook_endpoints_show_their_secret_once_and_their_deliveries() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        let (monitor, _) = c.token(&acme, "monitor").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let page = c.get("/console/webhooks", &cookie).await.text();
+        let token = csrf(&page);
+        let bad = c
+            .post("/console/webhooks", &cookie, &format!("csrf={token}&url=not+a+url&events=&description="))
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+        assert!(bad.text().contains("url"), "{}", bad.text());
+        let made = c
+            .post(
+                "/console/webhooks",
+                &cookie,
+                &format!("csrf={token}&url=https%3A%2F%2Fhooks.example.com%2Ftollgate&events=invoice.paid%2C+payment_method.changed&description=ours"),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::OK, "{}", made.text());
+        let eps = c
+            .store
+            .webhook_endpoints(&tollgate_store::EndpointScope::Tenant(acme.id.clone()), None)
+            .await
+            .unwrap();
+        assert_eq!(eps.len(), 1);
+        assert_eq!(eps[0].events, ["invoice.paid", "payment_method.changed"]);
+        assert!(made.text().contains(&eps[0].secret), "the secret is shown once");
+        let again = c.get("/console/webhooks", &cookie).await.text();
+        assert!(!again.contains(&eps[0].secret), "and only once");
+        // An event for it: a payment method added, dispatched by the job.
+        c.post(
+            "/console/payment-methods",
+            &cookie,
+            &format!("csrf={token}&token=tok-visa-4242&address1=1+Main+St&city=Paris&country=FR&role="),
+        )
+        .await;
+        tollgate_app::webhooks::dispatch(&c.state.job_context()).await.unwrap();
+        let id = eps[0].id.clone();
+        let deliveries = c.get(&format!("/console/webhooks?endpoint={id}"), &cookie).await.text();
+        assert!(deliveries.contains("payment_method.changed") && deliveries.contains("PENDING"), "{deliveries}");
+        let scope = tollgate_store::EndpointScope::Tenant(acme.id.clone());
+        let first = c.store.webhook_deliveries(&scope, &id, 10).await.unwrap()[0].id.clone();
+        let redo = c
+            .post(&format!("/console/webhooks/{id}/deliveries/{first}/redeliver"), &cookie, &format!("csrf={token}"))
+            .await;
+        assert_eq!(redo.status, StatusCode::SEE_OTHER, "{}", redo.text());
+        assert_eq!(c.store.webhook_deliveries(&scope, &id, 10).await.unwrap().len(), 2);
+        // Rotating shows the new secret, once.
+        let rotated = c.post(&format!("/console/webhooks/{id}/rotate"), &cookie, &format!("csrf={token}")).await;
+        let new_secret = c.store.webhook_endpoints(&scope, None).await.unwrap()[0].secret.clone();
+        assert_ne!(new_secret, eps[0].secret);
+        assert!(rotated.text().contains(&new_secret));
+        // A monitor sees the endpoint, no control, and is refused a change.
+        let mcookie = c.sign_in("/console/sign-in", &monitor).await;
+        let mpage = c.get("/console/webhooks", &mcookie).await.text();
+        assert!(mpage.contains("hooks.example.com") && !mpage.contains("Add an endpoint") && !mpage.contains(">Delete<"), "{mpage}");
+        let refused = c.post(&format!("/console/webhooks/{id}/delete"), &mcookie, &format!("csrf={}", csrf(&mpage))).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        // Another tenant's endpoint is not found by id.
+        let globex = c.tenant("globex", "individual").await;
+        let (gadmin, _) = c.token(&globex, "admin").await;
+        let gcookie = c.sign_in("/console/sign-in", &gadmin).await;
+        assert_eq!(c.get(&format!("/console/webhooks?endpoint={id}"), &gcookie).await.status, StatusCode::NOT_FOUND);
+        let gpage = c.get("/console/webhooks", &gcookie).await.text();
+        let gdel = c.post(&format!("/console/webhooks/{id}/delete"), &gcookie, &format!("csrf={}", csrf(&gpage))).await;
+        assert_eq!(gdel.status, StatusCode::NOT_FOUND, "{}", gdel.text());
+        // The admin deletes it.
+        let del = c.post(&format!("/console/webhooks/{id}/delete"), &cookie, &format!("csrf={token}")).await;
+        assert_eq!(del.status, StatusCode::SEE_OTHER);
+        assert!(c.store.webhook_endpoints(&scope, None).await.unwrap().is_empty());
+    })
+    .await;
+}
