@@ -8,6 +8,7 @@
 //! Every asset is embedded (one stylesheet, no script): the console works
 //! offline and under a strict Content-Security-Policy.
 
+mod alerts;
 mod operator;
 mod operator_invoices;
 mod pages;
@@ -47,6 +48,8 @@ pub fn routes() -> Router<AppState> {
             "/console/webhooks/{id}/deliveries/{delivery}/redeliver",
             post(webhooks::redeliver),
         )
+        .route("/console/alerts", get(alerts::list).post(alerts::create))
+        .route("/console/alerts/{name}/delete", post(alerts::delete))
         .route("/console/plans", get(plans::page))
         .route("/console/plans/transition", post(plans::transition))
         .route("/console/addons/{addon}/{change}", post(plans::addon))

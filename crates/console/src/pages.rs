@@ -54,6 +54,7 @@ impl Page {
                 ("/console/invoices", "Invoices"),
                 ("/console/payment-methods", "Payment methods"),
                 ("/console/webhooks", "Webhooks"),
+                ("/console/alerts", "Alerts"),
             ],
             Area::Operator => &[
                 ("/console/operator/", "Tenants"),

@@ -297,6 +297,16 @@ async fn overview_body(state: &AppState, me: &TenantSession) -> Result<maud::Mar
         .into_iter()
         .filter(|r| r.percent() >= 80)
         .collect::<Vec<_>>();
+    let period_start = tollgate_app::alerts::current_period_start(store, &me.tenant, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fired = store
+        .alerts(&me.tenant.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|a| tollgate_app::alerts::triggered_in(a, period_start))
+        .count();
     let balance = credits
         .balances
         .iter()
@@ -318,6 +328,7 @@ async fn overview_body(state: &AppState, me: &TenantSession) -> Result<maud::Mar
                 }
             }
             div.card #credits { h2 { "Prepaid credits" } div.big { (money(balance, &credits.currency)) } }
+            div.card #alerts { h2 { "Alerts fired this period" } div.big { (fired) } a href="/console/alerts" { "Alerts" } }
             div.card #unpaid {
                 h2 { "Unpaid invoices" }
                 div.big { (unpaid.len()) }

@@ -968,3 +968,83 @@ async fn webhook_endpoints_show_their_secret_once_and_their_deliveries() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn alerts_are_created_listed_when_fired_and_deleted() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let acme = c.tenant("acme", "individual").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        let (monitor, _) = c.token(&acme, "monitor").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        let token = csrf(&c.get("/console/alerts", &cookie).await.text());
+        let bad = c
+            .post(
+                "/console/alerts",
+                &cookie,
+                &format!("csrf={token}&name=big&metric=nothing&threshold=5"),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+        assert!(bad.text().contains("metric"), "{}", bad.text());
+        let made = c
+            .post(
+                "/console/alerts",
+                &cookie,
+                &format!("csrf={token}&name=big&metric=spend&threshold=1000&namespace="),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text());
+        let page = c.get("/console/alerts", &cookie).await.text();
+        assert!(
+            page.contains("<td>big</td><td>spend</td><td class=\"num\">1000 (minor units)</td><td class=\"fired\">not fired</td>"),
+            "{page}"
+        );
+        // Usage arrives; the job evaluates: 25.00 of fee and more is past 10.00.
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/data/namespaces/system/usage/events")
+            .header(header::AUTHORIZATION, format!("APIToken {admin}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                r#"{"events":[{"id":"a","metric_label":"lb_requests","object_name":"lb-1","quantity":"1000000","timestamp":"2027-01-01T00:00:00Z"}]}"#,
+            ))
+            .unwrap();
+        assert_eq!(c.router.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(tollgate_app::alerts::evaluate(&c.state.job_context()).await.unwrap(), 1);
+        let page = c.get("/console/alerts", &cookie).await.text();
+        assert!(page.contains("<td class=\"fired\"><span class=\"badge OVERDUE\">fired</span>"), "{page}");
+        let home = c.get("/console/", &cookie).await.text();
+        assert!(home.contains("<h2>Alerts fired this period</h2><div class=\"big\">1</div>"), "{home}");
+        // A monitor sees it and cannot delete it.
+        let mcookie = c.sign_in("/console/sign-in", &monitor).await;
+        let mpage = c.get("/console/alerts", &mcookie).await.text();
+        assert!(
+            mpage.contains("<td>big</td>") && !mpage.contains(">Delete<") && !mpage.contains("Add an alert"),
+            "{mpage}"
+        );
+        assert_eq!(
+            c.post(
+                "/console/alerts/big/delete",
+                &mcookie,
+                &format!("csrf={}", csrf(&mpage))
+            )
+            .await
+            .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(c.store.alerts(&acme.id).await.unwrap().len(), 1);
+        let del = c
+            .post("/console/alerts/big/delete", &cookie, &format!("csrf={token}"))
+            .await;
+        assert_eq!(del.status, StatusCode::SEE_OTHER);
+        assert!(c.store.alerts(&acme.id).await.unwrap().is_empty());
+        assert_eq!(
+            c.post("/console/alerts/big/delete", &cookie, &format!("csrf={token}"))
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+    })
+    .await;
+}
