@@ -5,7 +5,7 @@
 //! refused).
 
 use axum::Form;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -162,26 +162,158 @@ pub async fn sign_in(
     }
 }
 
-/// Every tenant with its plan and whether it is suspended.
-pub async fn tenants(State(state): State<AppState>, me: OperatorSession) -> Response {
+#[derive(Debug, Default, Deserialize)]
+pub struct Search {
+    /// Part of a tenant's name.
+    pub q: Option<String>,
+}
+
+/// Every tenant (or those whose name contains `q`) with its plan and
+/// whether it is suspended; each opens its page.
+pub async fn tenants(
+    State(state): State<AppState>,
+    me: OperatorSession,
+    Query(search): Query<Search>,
+) -> Response {
     let page = me.page("Tenants", "/console/operator/");
     let list = match state.store().tenants().await {
         Ok(l) => l,
         Err(e) => return internal(&page, e),
     };
+    let q = search
+        .q
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let shown: Vec<_> = list
+        .iter()
+        .filter(|t| q.is_empty() || t.name.as_str().contains(q.as_str()))
+        .collect();
     page.render(html! {
-        div.table-wrap {
-            table {
-                thead { tr { th { "Tenant" } th { "Type" } th { "Plan" } th { "Status" } th { "Created" } } }
-                tbody {
-                    @for t in &list {
-                        tr {
-                            td { (t.name) }
-                            td { (t.tenant_type) }
-                            td { (t.plan) " (v" (t.catalog_version) ")" }
-                            td { @if t.suspension.is_some() { span.badge.OVERDUE { "suspended" } } @else { "active" } }
-                            td { (t.created_at.strftime("%Y-%m-%d")) }
+        form method="get" action="/console/operator/" role="search" {
+            label for="q" { "Find a tenant" }
+            input #q type="text" name="q" value=(q);
+            " " button.secondary type="submit" { "Search" }
+        }
+        @if shown.is_empty() {
+            p.muted { "No tenant matches." }
+        } @else {
+            div.table-wrap {
+                table #tenants {
+                    thead { tr { th { "Tenant" } th { "Type" } th { "Plan" } th { "Status" } th { "Created" } } }
+                    tbody {
+                        @for t in &shown {
+                            tr {
+                                td { a href={ "/console/operator/tenants/" (t.name) } { (t.name) } }
+                                td { (t.tenant_type) }
+                                td { (t.plan) " (v" (t.catalog_version) ")" }
+                                td { @if t.suspension.is_some() { span.badge.OVERDUE { "suspended" } } @else { "active" } }
+                                td { (t.created_at.strftime("%Y-%m-%d")) }
+                            }
                         }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One tenant: its subscriptions, invoices, transitions, credits and the
+/// latest of its audit trail.
+pub async fn tenant(
+    State(state): State<AppState>,
+    me: OperatorSession,
+    Path(name): Path<String>,
+) -> Response {
+    let page = me.page(&format!("Tenant {name}"), "/console/operator/");
+    let store = state.store();
+    let t = match store.tenant_by_name(&name).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return page.error(StatusCode::NOT_FOUND, "There is no such tenant."),
+        Err(e) => return internal(&page, e),
+    };
+    let versions = state.catalogs().versions();
+    let filter = TransitionFilter {
+        tenant_id: Some(t.id.clone()),
+        state: None,
+    };
+    let (subs, invoices, transitions, audit) = match (
+        store.subscriptions(&t.id).await,
+        store.invoices(&t.id).await,
+        store.transitions(&filter).await,
+        store.audit(Some(&t.id), 20).await,
+    ) {
+        (Ok(s), Ok(i), Ok(tr), Ok(a)) => (s, i, tr, a),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return internal(&page, e),
+    };
+    let credits = match tollgate_app::credits::summary(store, &versions, &t).await {
+        Ok(c) => c,
+        Err(e) => return internal(&page, e),
+    };
+    page.render(html! {
+        p {
+            (t.tenant_type) " · plan " (t.plan) " (catalog v" (t.catalog_version) ") · created " (t.created_at.strftime("%Y-%m-%d"))
+            @if let Some(c) = &t.currency { " · " (c) }
+            @if t.suspension.is_some() { " · " span.badge.OVERDUE { "suspended" } }
+        }
+        h2 { "Subscriptions" }
+        div.table-wrap {
+            table #subscriptions {
+                thead { tr { th { "Plan" } th { "Catalog" } th { "Start" } th { "End" } } }
+                tbody {
+                    @for s in subs.iter().rev() {
+                        tr {
+                            td { (s.plan) } td { "v" (s.catalog_version) }
+                            td { (s.start.strftime("%Y-%m-%d %H:%M")) }
+                            td { @match s.end { Some(e) => (e.strftime("%Y-%m-%d %H:%M")), None => "current" } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Invoices" }
+        @if invoices.is_empty() {
+            p.muted { "None finalized yet." }
+        } @else {
+            div.table-wrap {
+                table #tenant-invoices {
+                    thead { tr { th { "Invoice" } th { "Period" } th { "Status" } th.num { "Total" } } }
+                    tbody {
+                        @for i in &invoices {
+                            tr {
+                                td { (i.invoice.name) }
+                                td { (i.invoice.period_start.strftime("%Y-%m-%d")) " – " (i.invoice.period_end.strftime("%Y-%m-%d")) }
+                                td { span class={ "badge " (i.invoice.status) } { (i.invoice.status.label()) } }
+                                td.num { (crate::pages::money(i.invoice.totals.total, &i.invoice.currency)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Plan transitions" }
+        @if transitions.is_empty() {
+            p.muted { "None." }
+        } @else {
+            ul {
+                @for tr in &transitions {
+                    li { (tr.from_plan) " → " (tr.to_plan) " · " (tollgate_api::wire::enums::transition_state(tr.state)) " · " (tr.created_at.strftime("%Y-%m-%d %H:%M")) }
+                }
+            }
+        }
+        h2 { "Prepaid credits" }
+        p #tenant-credits {
+            @for (currency, balance) in &credits.balances { (crate::pages::money(*balance, currency)) " " }
+            "(" (credits.grants.len()) " grants)"
+        }
+        h2 { "Audit trail (latest 20)" }
+        div.table-wrap {
+            table #audit {
+                thead { tr { th { "At" } th { "Actor" } th { "Action" } th { "Target" } } }
+                tbody {
+                    @for a in &audit {
+                        tr { td { (a.at.strftime("%Y-%m-%d %H:%M:%S")) } td { (a.actor) } td { (a.action) } td { (a.target) } }
                     }
                 }
             }

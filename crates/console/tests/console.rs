@@ -447,6 +447,17 @@ async fn the_operator_approves_with_a_click_and_a_reader_cannot() {
         assert!(c.get("/console/operator/approvals", &cookie).await.text().contains("Nothing waits"));
         let tenants = c.get("/console/operator/", &cookie).await.text();
         assert!(tenants.contains("globex"), "{tenants}");
+        let found = c.get("/console/operator/?q=glob", &cookie).await.text();
+        assert!(found.contains("href=\"/console/operator/tenants/globex\""), "{found}");
+        assert!(c.get("/console/operator/?q=zzz", &cookie).await.text().contains("No tenant matches"));
+        let one = c.get("/console/operator/tenants/globex", &cookie).await.text();
+        for words in ["Subscriptions", "free → organization", "plan_transition.approve", "Prepaid credits"] {
+            assert!(one.contains(words), "{words} in {one}");
+        }
+        assert_eq!(
+            c.get("/console/operator/tenants/nobody", &cookie).await.status,
+            StatusCode::NOT_FOUND
+        );
         // A wrong operator token.
         let bad = c
             .send(Method::POST, "/console/operator/sign-in", None, Some("token=nope"), &[])
