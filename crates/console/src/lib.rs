@@ -76,7 +76,12 @@ pub fn routes() -> Router<AppState> {
             get(operator::sign_in_form).post(operator::sign_in),
         )
         .route("/console/operator/sign-out", post(tenant::sign_out))
+        .route("/console/operator/tenants", post(operator::create_tenant))
         .route("/console/operator/tenants/{name}", get(operator::tenant))
+        .route(
+            "/console/operator/tenants/{name}/tokens",
+            post(operator::create_token),
+        )
         .route("/console/operator/approvals", get(operator::approvals))
         .route("/console/operator/invoices", get(operator_invoices::list))
         .route("/console/operator/health", get(operator::health))

@@ -196,6 +196,21 @@ pub async fn tenants(
             input #q type="text" name="q" value=(q);
             " " button.secondary type="submit" { "Search" }
         }
+        @if me.role.may_write() {
+            details {
+                summary { "Create a tenant" }
+                form method="post" action="/console/operator/tenants" {
+                    input type="hidden" name="csrf" value=(me.session.csrf);
+                    label for="new-name" { "Name (a DNS label)" }
+                    input #new-name type="text" name="name" required;
+                    label for="new-plan" { "Plan (empty: the catalog's default)" }
+                    input #new-plan type="text" name="plan";
+                    label for="new-currency" { "Currency (empty: the catalog's first)" }
+                    input #new-currency type="text" name="currency" maxlength="3";
+                    p { button type="submit" { "Create" } }
+                }
+            }
+        }
         @if shown.is_empty() {
             p.muted { "No tenant matches." }
         } @else {
@@ -226,9 +241,19 @@ pub async fn tenant(
     me: OperatorSession,
     Path(name): Path<String>,
 ) -> Response {
+    tenant_page(&state, &me, &name, None, None).await
+}
+
+async fn tenant_page(
+    state: &AppState,
+    me: &OperatorSession,
+    name: &str,
+    new_token: Option<String>,
+    error: Option<(StatusCode, String)>,
+) -> Response {
     let page = me.page(&format!("Tenant {name}"), "/console/operator/");
     let store = state.store();
-    let t = match store.tenant_by_name(&name).await {
+    let t = match store.tenant_by_name(name).await {
         Ok(Some(t)) => t,
         Ok(None) => return page.error(StatusCode::NOT_FOUND, "There is no such tenant."),
         Err(e) => return internal(&page, e),
@@ -251,7 +276,8 @@ pub async fn tenant(
         Ok(c) => c,
         Err(e) => return internal(&page, e),
     };
-    page.render(html! {
+    let mut r = page.render(html! {
+        @if let Some((_, msg)) = &error { p.error role="alert" { (msg) } }
         p {
             (t.tenant_type) " · plan " (t.plan) " (catalog v" (t.catalog_version) ") · created " (t.created_at.strftime("%Y-%m-%d"))
             @if let Some(c) = &t.currency { " · " (c) }
@@ -307,6 +333,26 @@ pub async fn tenant(
             @for (currency, balance) in &credits.balances { (crate::pages::money(*balance, currency)) " " }
             "(" (credits.grants.len()) " grants)"
         }
+        @if let Some(secret) = &new_token {
+            div.card #new-token role="status" {
+                h2 { "New API token" }
+                p { code { (secret) } }
+                p.muted { "Shown this once: hand it to the tenant. Revoke it with `tollgate token revoke`." }
+            }
+        }
+        @if me.role.may_write() {
+            h2 { "Create an API token" }
+            form method="post" action={ "/console/operator/tenants/" (t.name) "/tokens" } {
+                input type="hidden" name="csrf" value=(me.session.csrf);
+                label for="token-role" { "Role" }
+                select #token-role name="role" {
+                    @for r in ["admin", "billing", "monitor", "platform"] { option value=(r) { (r) } }
+                }
+                label for="token-name" { "Label" }
+                input #token-name type="text" name="name" required;
+                p { button type="submit" { "Create" } }
+            }
+        }
         h2 { "Audit trail (latest 20)" }
         div.table-wrap {
             table #audit {
@@ -318,7 +364,111 @@ pub async fn tenant(
                 }
             }
         }
-    })
+    });
+    if let Some((status, _)) = error {
+        *r.status_mut() = status;
+    }
+    r
+}
+
+fn refused(me: &OperatorSession, headers: &HeaderMap, csrf: Option<&str>) -> Option<(StatusCode, String)> {
+    if !session::same_origin(headers) || !session::csrf_ok(&me.session.csrf, csrf) {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "This form has expired; reload the page and try again.".into(),
+        ));
+    }
+    if !me.role.may_write() {
+        return Some((
+            StatusCode::FORBIDDEN,
+            format!("{} holds {}: this needs operator-admin.", me.actor, me.role),
+        ));
+    }
+    None
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewTenantForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+/// Creates a tenant (with its `system` namespace), as `tollgate tenant create` does.
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    me: OperatorSession,
+    headers: HeaderMap,
+    Form(form): Form<NewTenantForm>,
+) -> Response {
+    let page = me.page("Tenants", "/console/operator/");
+    if let Some((status, msg)) = refused(&me, &headers, form.csrf.as_deref()) {
+        return page.error(status, &msg);
+    }
+    let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let req = tollgate_app::tenancy::TenantRequest {
+        name: form.name.trim().to_owned(),
+        plan: blank(form.plan),
+        tenant_type: None,
+        since: None,
+        currency: blank(form.currency),
+    };
+    let versions = state.catalogs().versions();
+    match tollgate_app::tenancy::create_tenant(state.store(), &versions, &req, &me.actor, state.now()).await {
+        Ok(t) => see_other(&format!("/console/operator/tenants/{}", t.name), None),
+        Err(e) => {
+            let (status, msg) = crate::pages::app_error(e);
+            page.error(status, &msg)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewTokenForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Creates an API token of the tenant; its secret is shown once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    me: OperatorSession,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<NewTokenForm>,
+) -> Response {
+    if let Some(e) = refused(&me, &headers, form.csrf.as_deref()) {
+        return tenant_page(&state, &me, &name, None, Some(e)).await;
+    }
+    let t = match state.store().tenant_by_name(&name).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return me
+                .page("Tenant", "/console/operator/")
+                .error(StatusCode::NOT_FOUND, "There is no such tenant.");
+        }
+        Err(e) => return internal(&me.page("Tenant", "/console/operator/"), e),
+    };
+    let req = tollgate_app::tenancy::TokenRequest {
+        role: form.role,
+        namespaces: Vec::new(),
+        expires_in: None,
+        name: form.name.trim().to_owned(),
+    };
+    match tollgate_app::tenancy::create_token(state.store(), &t, &req, &me.actor, state.now()).await {
+        // Rendered, not redirected: the secret is shown this once.
+        Ok(issued) => tenant_page(&state, &me, &name, Some(issued.secret), None).await,
+        Err(e) => tenant_page(&state, &me, &name, None, Some(crate::pages::app_error(e))).await,
+    }
 }
 
 /// Transitions waiting for the operator's approval.

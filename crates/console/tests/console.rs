@@ -458,6 +458,35 @@ async fn the_operator_approves_with_a_click_and_a_reader_cannot() {
             c.get("/console/operator/tenants/nobody", &cookie).await.status,
             StatusCode::NOT_FOUND
         );
+        // The operator creates a tenant and an API token for it (shown once),
+        // which then signs in to the tenant's console.
+        let token = csrf(&one);
+        let made = c
+            .post("/console/operator/tenants", &cookie, &format!("csrf={token}&name=initech&plan=individual&currency="))
+            .await;
+        assert_eq!((made.status, made.location()), (StatusCode::SEE_OTHER, "/console/operator/tenants/initech"), "{}", made.text());
+        let dup = c
+            .post("/console/operator/tenants", &cookie, &format!("csrf={token}&name=initech&plan=&currency="))
+            .await;
+        assert_eq!(dup.status, StatusCode::CONFLICT, "{}", dup.text());
+        let issued = c
+            .post("/console/operator/tenants/initech/tokens", &cookie, &format!("csrf={token}&role=admin&name=first"))
+            .await;
+        assert_eq!(issued.status, StatusCode::OK, "{}", issued.text());
+        let text = issued.text();
+        let at = text.find("<code>").unwrap() + 6;
+        let secret = text[at..].split('<').next().unwrap().to_owned();
+        let tenant_cookie = c.sign_in("/console/sign-in", &secret).await;
+        assert!(c.get("/console/", &tenant_cookie).await.text().contains("initech"));
+        assert!(!c.get("/console/operator/tenants/initech", &cookie).await.text().contains(&secret), "shown once");
+        // A reader cannot create either.
+        let page = c.get("/console/operator/", &read_cookie).await.text();
+        assert!(!page.contains("Create a tenant"), "{page}");
+        assert_eq!(
+            c.post("/console/operator/tenants", &read_cookie, &format!("csrf={}&name=nope", csrf(&page))).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert!(c.store.tenant_by_name("nope").await.unwrap().is_none());
         // A wrong operator token.
         let bad = c
             .send(Method::POST, "/console/operator/sign-in", None, Some("token=nope"), &[])
