@@ -172,7 +172,8 @@ pub enum Job {
     Charge,
     /// Suspend tenants with an invoice OVERDUE for longer than the suspension delay.
     Suspend,
-    /// Forget quota request ids older than the idempotency window.
+    /// Forget quota request ids older than the idempotency window (and
+    /// ended console sessions).
     Prune,
     /// Dispatch webhook events to their endpoints and deliver those due.
     Webhooks,

@@ -1,5 +1,6 @@
 //! Housekeeping: forgetting idempotency records of quota requests once their
-//! window has passed, in small batches so the writer is never held for long.
+//! window has passed, and web console sessions once they have ended, in
+//! small batches so the writer is never held for long.
 
 use jiff::SignedDuration;
 use tollgate_store::StoreError;
@@ -33,9 +34,15 @@ impl Default for Retention {
 }
 
 /// Deletes idempotency records older than the window, at most `batches`
-/// batches of [`PRUNE_BATCH`]; returns how many went.
+/// batches of [`PRUNE_BATCH`]; returns how many went. Ended console
+/// sessions go too (one batch; not counted in the answer).
 pub async fn prune(ctx: &JobContext, batches: usize) -> Result<u64, StoreError> {
-    let before = ctx.clock.now() - ctx.retention.idempotency_window;
+    let now = ctx.clock.now();
+    let sessions = ctx.store.prune_console_sessions(now, PRUNE_BATCH).await?;
+    if sessions > 0 {
+        tracing::debug!(sessions, "forgot ended console sessions");
+    }
+    let before = now - ctx.retention.idempotency_window;
     let mut pruned = 0;
     for _ in 0..batches {
         let n = ctx.store.prune_quota_requests(before, PRUNE_BATCH).await?;

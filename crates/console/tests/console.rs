@@ -351,12 +351,18 @@ async fn a_revoked_token_or_an_expired_session_ends_the_session() {
         assert_eq!(c.get("/console/", &cookie).await.status, StatusCode::OK);
         c.clock.set(ts("2027-01-01T08:00:01Z"));
         assert_eq!(c.get("/console/", &cookie).await.location(), "/console/sign-in");
+        // The prune job forgets the two ended sessions: none is left to prune.
+        c.clock.set(ts("2027-01-02T00:00:00Z"));
+        tollgate_app::Job::Prune
+            .run(&c.state.job_context())
+            .await
+            .unwrap();
         assert_eq!(
             c.store
                 .prune_console_sessions(ts("2027-01-02T00:00:00Z"), 100)
                 .await
                 .unwrap(),
-            2
+            0
         );
     })
     .await;
