@@ -376,3 +376,103 @@ async fn apply_move(
     .without_trial();
     store.apply_catalog_move(mv, &sub, now).await
 }
+
+/// One line of a text diff: unchanged (`' '`), removed (`'-'`) or added
+/// (`'+'`), with its line numbers in the old and new source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffLine {
+    pub tag: char,
+    pub old_line: Option<usize>,
+    pub new_line: Option<usize>,
+    pub text: String,
+}
+
+/// What changed from one catalog version to another: the changes by name
+/// ([`catalog::diff`]) and the sources' line diff in hunks (three lines of
+/// context; `None` separates hunks).
+#[derive(Debug, Clone)]
+pub struct VersionDiff {
+    pub from: i64,
+    pub to: i64,
+    pub changes: Vec<catalog::Change>,
+    pub lines: Vec<Option<DiffLine>>,
+}
+
+/// Compares two published versions (either order).
+pub async fn diff_versions(
+    store: &dyn Store,
+    versions: &Versions,
+    from: i64,
+    to: i64,
+) -> Result<VersionDiff, crate::AppError> {
+    let source = |v: i64| async move {
+        store.catalog(Some(v)).await?.ok_or_else(|| {
+            crate::AppError::Rule(tollgate_domain::Error::not_found(format!(
+                "catalog version {v} does not exist"
+            )))
+        })
+    };
+    let (a, b) = (source(from).await?, source(to).await?);
+    let (ca, cb) = (versions.get(store, from).await?, versions.get(store, to).await?);
+    Ok(VersionDiff {
+        from,
+        to,
+        changes: catalog::diff(&ca, &cb),
+        lines: text_diff(&a.source, &b.source),
+    })
+}
+
+/// The line diff of two texts in hunks of three lines of context.
+pub fn text_diff(old: &str, new: &str) -> Vec<Option<DiffLine>> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut out = Vec::new();
+    for (i, group) in diff.grouped_ops(3).iter().enumerate() {
+        if i > 0 {
+            out.push(None);
+        }
+        for op in group {
+            for change in diff.iter_changes(op) {
+                let tag = match change.tag() {
+                    similar::ChangeTag::Equal => ' ',
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                };
+                out.push(Some(DiffLine {
+                    tag,
+                    old_line: change.old_index().map(|n| n + 1),
+                    new_line: change.new_index().map(|n| n + 1),
+                    text: change.value().trim_end_matches(['\n', '\r']).to_owned(),
+                }));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_diff_keeps_three_lines_of_context_and_numbers_lines() {
+        let old: String = (1..=20).map(|n| format!("{n}\n")).collect();
+        let new = old.replacen("3\n", "three\n", 1).replace("20\n", "20\n21\n");
+        let lines = text_diff(&old, &new);
+        let shown: Vec<String> = lines
+            .iter()
+            .map(|l| match l {
+                Some(l) => format!("{}{}", l.tag, l.text),
+                None => "@@".to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                " 1", " 2", "-3", "+three", " 4", " 5", " 6", "@@", " 18", " 19", " 20", "+21"
+            ]
+        );
+        let added = lines.iter().flatten().find(|l| l.text == "three").unwrap();
+        assert_eq!((added.old_line, added.new_line), (None, Some(3)));
+        assert!(text_diff(&old, &old).is_empty());
+    }
+}

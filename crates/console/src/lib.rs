@@ -10,6 +10,7 @@
 
 mod alerts;
 mod operator;
+mod operator_catalog;
 mod operator_invoices;
 mod pages;
 mod payment_methods;
@@ -85,6 +86,17 @@ pub fn routes() -> Router<AppState> {
         .route("/console/operator/approvals", get(operator::approvals))
         .route("/console/operator/invoices", get(operator_invoices::list))
         .route("/console/operator/health", get(operator::health))
+        .route("/console/operator/catalog", get(operator_catalog::page))
+        .route("/console/operator/catalog/diff", get(operator_catalog::diff))
+        .route("/console/operator/catalog/upload", post(operator_catalog::upload))
+        .route(
+            "/console/operator/catalog/versions/{version}",
+            get(operator_catalog::version),
+        )
+        .route(
+            "/console/operator/catalog/versions/{version}/source",
+            get(operator_catalog::source),
+        )
         .route(
             "/console/operator/invoices/{tenant}/{name}/{action}",
             post(operator_invoices::act),

@@ -60,6 +60,7 @@ impl Page {
                 ("/console/operator/", "Tenants"),
                 ("/console/operator/approvals", "Approvals"),
                 ("/console/operator/invoices", "Invoices"),
+                ("/console/operator/catalog", "Catalog"),
                 ("/console/operator/health", "Health"),
             ],
         };

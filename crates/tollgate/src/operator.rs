@@ -31,6 +31,9 @@ pub enum CatalogCommand {
         #[arg(long)]
         version: Option<i64>,
     },
+    /// What changed from one published version to another: plans, add-ons,
+    /// meters and tax rates by name, then the sources' line diff.
+    Diff { from: i64, to: i64 },
     /// Move tenants to a newer catalog version of the plan each is on, from
     /// the start of each one's next billing period (audited). Name tenants
     /// with --tenant (repeatable) or every tenant on a plan with --plan.
@@ -196,6 +199,35 @@ pub async fn catalog(storage: &StorageArgs, cmd: CatalogCommand) -> Result<()> {
                 c.version, c.source_name, c.published_at, c.published_by
             );
             print!("{}", without_show_header(&c.source));
+        }
+        CatalogCommand::Diff { from, to } => {
+            let store = storage.open().await?;
+            let versions = tollgate_app::catalogs::Versions::default();
+            let d = tollgate_app::catalogs::diff_versions(&*store, &versions, from, to)
+                .await
+                .map_err(crate::cli::flags(&[]))?;
+            if d.changes.is_empty() && d.lines.is_empty() {
+                println!("catalog versions {from} and {to} are the same");
+                return Ok(());
+            }
+            for c in &d.changes {
+                let name = if c.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", c.name)
+                };
+                println!("{} {}{name}", c.kind.as_str(), c.what);
+                for line in &c.details {
+                    println!("  {line}");
+                }
+            }
+            println!("--- v{from}\n+++ v{to}");
+            for line in &d.lines {
+                match line {
+                    Some(l) => println!("{}{}", l.tag, l.text),
+                    None => println!("@@"),
+                }
+            }
         }
         CatalogCommand::Move {
             version,

@@ -3,6 +3,7 @@
 //! immutable; each published catalog gets a version and tenants stay on the
 //! version of their subscription until they transition.
 
+mod diff;
 mod parse;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use crate::Error;
 use crate::quota::QuotaSpec;
 use crate::tenant::TenantType;
 
+pub use diff::{Change, ChangeKind, diff};
 pub use parse::{CatalogError, parse, parse_for_publish};
 
 /// The built-in catalog, published as version 1 when a database is first used.

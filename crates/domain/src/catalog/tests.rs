@@ -957,3 +957,61 @@ fn every_priced_plan_and_addon_states_its_money_in_every_currency() {
     assert_eq!(e.field, "currencies");
     assert!(e.message.contains("needs format = 2"), "{e}");
 }
+
+#[test]
+fn a_diff_names_each_change_and_nothing_else() {
+    let old = parse("cat.toml", MINIMAL).unwrap();
+    assert_eq!(diff(&old, &old), []);
+    let source = MINIMAL
+        .replacen("flat_price_cents = 0", "flat_price_cents = 1500", 1)
+        .replacen(r#"unit_price_cents = "0.5""#, r#"unit_price_cents = "0.75""#, 1)
+        .replacen(r#"aggregation = "sum""#, r#"aggregation = "max""#, 1)
+        .replacen(r#"display_name = "WAAP""#, r#"display_name = "WAAP Standard""#, 1)
+        + r#"
+[[plans]]
+name = "pro"
+title = "Pro"
+usage_plan_type = "TEAM"
+tenant_type = "ENTERPRISE"
+flat_price_cents = 9900
+offered = true
+transition = { method = "WIZARD" }
+"#;
+    let new = parse("cat.toml", &source).unwrap();
+    let changes = diff(&old, &new);
+    let shown: Vec<(&str, &str, &str, Vec<String>)> = changes
+        .iter()
+        .map(|c| (c.kind.as_str(), c.what, c.name.as_str(), c.details.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "changed",
+                "plan",
+                "basic",
+                vec![
+                    "fee: 0.00 EUR → 15.00 EUR".to_owned(),
+                    "price of requests: per_unit 0.005 EUR → per_unit 0.0075 EUR".to_owned(),
+                ]
+            ),
+            ("added", "plan", "pro", vec![]),
+            (
+                "changed",
+                "add-on",
+                "f5xc_waap_standard",
+                vec!["name: WAAP → WAAP Standard".to_owned()]
+            ),
+            (
+                "changed",
+                "meter",
+                "requests",
+                vec!["aggregation: sum → max".to_owned()]
+            ),
+        ]
+    );
+    // And back: the new plan is removed, each change reversed.
+    let back = diff(&new, &old);
+    assert_eq!(back[1].kind, ChangeKind::Removed);
+    assert_eq!(back[0].details[0], "fee: 15.00 EUR → 0.00 EUR");
+}

@@ -103,6 +103,24 @@ async fn a_published_catalog_takes_effect_at_once_and_tenants_keep_their_version
         );
         let v1 = expect_ok(tollgate(&db, &["catalog", "show", "--version", "1"]).await);
         assert!(v1.contains("title = \"Teams\""));
+        // What changed, by name and line by line.
+        let diff = expect_ok(tollgate(&db, &["catalog", "diff", "1", "2"]).await);
+        assert!(
+            diff.contains("changed plan team\n  title: Teams → Teams 2027\n"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("--- v1\n+++ v2\n") && diff.contains("+title = \"Teams 2027\""),
+            "{diff}"
+        );
+        let same = expect_ok(tollgate(&db, &["catalog", "diff", "2", "2"]).await);
+        assert_eq!(same.trim(), "catalog versions 2 and 2 are the same");
+        let missing = tollgate(&db, &["catalog", "diff", "1", "5"]).await;
+        assert!(
+            !missing.ok && missing.stderr.contains("catalog version 5 does not exist"),
+            "{}",
+            missing.stderr
+        );
     })
     .await;
 }
