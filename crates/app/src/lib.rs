@@ -252,7 +252,7 @@ impl Job {
         now: jiff::Timestamp,
         prune_batches: usize,
     ) -> Result<usize, tollgate_store::StoreError> {
-        telemetry::timed_job(self, async {
+        telemetry::timed_job(self, now, async {
             match self {
                 Self::Transitions => transitions::run_until_idle(ctx).await,
                 Self::PeriodClose => invoices::close_periods(ctx, now).await,

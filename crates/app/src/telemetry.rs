@@ -188,8 +188,10 @@ impl Drop for Timer {
 
 /// Runs one job's work and records it: a run, a failure if it failed, its
 /// duration. The one place both the job loop and a run by hand go through.
+/// Also counts it in [`recent`], with the error of a failure, at `now`.
 pub(crate) async fn timed_job<T>(
     job: Job,
+    now: Timestamp,
     work: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     let started = Instant::now();
@@ -199,8 +201,72 @@ pub(crate) async fn timed_job<T>(
     if result.is_err() {
         metrics::counter!(JOB_FAILURES, "job" => name).increment(1);
     }
+    {
+        let mut r = lock_recent();
+        let counts = r.jobs.entry(name).or_default();
+        counts.runs += 1;
+        if result.is_err() {
+            counts.failures += 1;
+        }
+    }
+    if let Err(e) = &result {
+        record_failure(now, format!("job {name}"), e.to_string());
+    }
     metrics::histogram!(JOB_DURATION, "job" => name).record(started.elapsed().as_secs_f64());
     result
+}
+
+/// How many recent failures [`recent`] keeps (the oldest go first).
+pub const RECENT_FAILURES: usize = 20;
+
+/// Something that failed in this process: a job run or a webhook attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub at: Timestamp,
+    /// "job period-close", "webhook delivery to <endpoint>"…
+    pub what: String,
+    pub error: String,
+}
+
+/// Runs and failures of one job in this process since it started: the
+/// same counts as `tollgate_job_runs_total` and `tollgate_job_failures_total`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub runs: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    failures: std::collections::VecDeque<Failure>,
+    jobs: std::collections::BTreeMap<&'static str, JobCounts>,
+}
+
+static RECENT: std::sync::LazyLock<std::sync::Mutex<Recent>> = std::sync::LazyLock::new(Default::default);
+
+fn lock_recent() -> std::sync::MutexGuard<'static, Recent> {
+    // A panic while holding it leaves counts, never a broken invariant.
+    RECENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Keeps a failure among the [`RECENT_FAILURES`] latest of this process
+/// (what the operator console's Health page lists; the metrics count them).
+pub fn record_failure(at: Timestamp, what: String, error: String) {
+    let mut r = lock_recent();
+    if r.failures.len() == RECENT_FAILURES {
+        r.failures.pop_front();
+    }
+    r.failures.push_back(Failure { at, what, error });
+}
+
+/// This process's latest failures, newest first, and each job's runs and
+/// failures since it started (by job name).
+pub fn recent() -> (Vec<Failure>, Vec<(&'static str, JobCounts)>) {
+    let r = lock_recent();
+    (
+        r.failures.iter().rev().cloned().collect(),
+        r.jobs.iter().map(|(k, v)| (*k, *v)).collect(),
+    )
 }
 
 /// Sets the lag gauges from the store (two index lookups): how long ago
@@ -314,5 +380,46 @@ pub fn describe() {
         tollgate_store::ChargeOutcome::Failed,
     ] {
         metrics::counter!(CHARGE_ATTEMPTS, "outcome" => outcome.as_str()).increment(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn job_runs_and_failures_are_counted_and_the_latest_failures_kept() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let before = recent()
+            .1
+            .into_iter()
+            .find(|(j, _)| *j == "alerts")
+            .map(|(_, c)| c);
+        let before = before.unwrap_or_default();
+        timed_job(Job::Alerts, at, async { Ok::<_, StoreError>(1) })
+            .await
+            .unwrap();
+        let failed = timed_job(Job::Alerts, at, async {
+            Err::<(), _>(StoreError::Unavailable("the disk is full".into()))
+        })
+        .await;
+        assert!(failed.is_err());
+        let (failures, jobs) = recent();
+        let counts = jobs.into_iter().find(|(j, _)| *j == "alerts").unwrap().1;
+        assert_eq!(counts.runs, before.runs + 2);
+        assert_eq!(counts.failures, before.failures + 1);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.what == "job alerts" && f.error.contains("the disk is full") && f.at == at),
+            "{failures:?}"
+        );
+        // Only the latest are kept, newest first.
+        for n in 0..RECENT_FAILURES + 5 {
+            record_failure(at, format!("test {n}"), "x".into());
+        }
+        let (failures, _) = recent();
+        assert!(failures.len() <= RECENT_FAILURES);
+        assert_eq!(failures[0].what, format!("test {}", RECENT_FAILURES + 4));
     }
 }

@@ -379,6 +379,17 @@ async fn attempt(ctx: &JobContext, job: DeliveryJob) -> Result<(), StoreError> {
         DeliveryStatus::Failed => "failed",
     };
     metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    if !answer.delivered {
+        // By endpoint id, not URL: a URL may carry a secret in its query.
+        crate::telemetry::record_failure(
+            now,
+            format!("webhook delivery to endpoint {}", job.endpoint.id),
+            answer.error.clone().unwrap_or_else(|| match answer.status {
+                Some(s) => format!("answered {s}"),
+                None => "no answer".to_owned(),
+            }),
+        );
+    }
     if recorded.disabled_endpoint {
         metrics::counter!(crate::telemetry::WEBHOOK_ENDPOINTS_DISABLED).increment(1);
         tracing::warn!(

@@ -17,7 +17,7 @@ use tollgate_domain::access::OperatorRole;
 use tollgate_domain::transition::TransitionState;
 use tollgate_store::{ConsoleKind, ConsoleSession, TransitionFilter};
 
-use crate::pages::{Area, Page, internal, see_other};
+use crate::pages::{Area, Page, internal, money, see_other};
 use crate::session;
 
 /// The bootstrap credential's name in a session.
@@ -166,19 +166,68 @@ pub async fn sign_in(
 pub struct Search {
     /// Part of a tenant's name.
     pub q: Option<String>,
+    /// The page (from 1).
+    pub page: Option<String>,
 }
 
-/// Every tenant (or those whose name contains `q`) with its plan and
-/// whether it is suspended; each opens its page.
+/// Tenants per page of the list.
+pub const PAGE: usize = 25;
+
+/// The page a list is on (from 1; anything else is the first).
+pub fn page_number(raw: Option<&str>) -> usize {
+    raw.and_then(|p| p.trim().parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
+/// Links to the previous and next page of a list at `path` (`query`
+/// already encoded, without `page`).
+pub fn pager(path: &str, query: &str, page: usize, more: bool) -> maud::Markup {
+    let link = |p: usize| {
+        let mut q = query.to_owned();
+        if !q.is_empty() {
+            q.push('&');
+        }
+        format!("{path}?{q}page={p}")
+    };
+    html! {
+        @if page > 1 || more {
+            nav aria-label="Pages" {
+                ul.pager {
+                    @if page > 1 { li { a href=(link(page - 1)) rel="prev" { "← Previous" } } }
+                    li.muted { "Page " (page) }
+                    @if more { li { a href=(link(page + 1)) rel="next" { "Next →" } } }
+                }
+            }
+        }
+    }
+}
+
+/// What a tenant's current period has cost so far (as `current_usage`
+/// rates it), in its currency; `None` when it cannot be rated.
+async fn period_spend(state: &AppState, t: &tollgate_domain::tenant::Tenant) -> Option<(i64, String)> {
+    let store = state.store();
+    let subs = store.subscriptions(&t.id).await.ok()?;
+    let range = tollgate_app::reports::ReportRange::resolve(&subs, None, None, state.now()).ok()?;
+    let versions = state.catalogs().versions();
+    let rated = tollgate_app::reports::range_bill(store, &versions, t, &range, None)
+        .await
+        .ok()?;
+    Some((rated.bill.totals.total, rated.catalog.currency.clone()))
+}
+
+/// Tenants (those whose name contains `q`), a page at a time, each with
+/// its plan, its current period's spend, what it owes and whether it is
+/// suspended; each opens its page.
 pub async fn tenants(
     State(state): State<AppState>,
     me: OperatorSession,
     Query(search): Query<Search>,
 ) -> Response {
     let page = me.page("Tenants", "/console/operator/");
-    let list = match state.store().tenants().await {
-        Ok(l) => l,
-        Err(e) => return internal(&page, e),
+    let (list, unpaid) = match (state.store().tenants().await, state.store().unpaid_totals().await) {
+        (Ok(l), Ok(u)) => (l, u),
+        (Err(e), _) | (_, Err(e)) => return internal(&page, e),
     };
     let q = search
         .q
@@ -186,10 +235,32 @@ pub async fn tenants(
         .map(str::trim)
         .unwrap_or("")
         .to_ascii_lowercase();
-    let shown: Vec<_> = list
+    let number = page_number(search.page.as_deref());
+    let matching: Vec<_> = list
         .iter()
         .filter(|t| q.is_empty() || t.name.as_str().contains(q.as_str()))
         .collect();
+    let shown: Vec<_> = matching
+        .iter()
+        .skip((number - 1) * PAGE)
+        .take(PAGE)
+        .copied()
+        .collect();
+    let more = matching.len() > number * PAGE;
+    let mut rows = Vec::with_capacity(shown.len());
+    for t in shown {
+        let owed: Vec<String> = unpaid
+            .iter()
+            .filter(|(id, _, _)| *id == t.id)
+            .map(|(_, currency, amount)| money(*amount, currency))
+            .collect();
+        rows.push((t, period_spend(&state, t).await, owed));
+    }
+    let query = if q.is_empty() {
+        String::new()
+    } else {
+        format!("q={}", form_urlencoded(&q))
+    };
     page.render(html! {
         form method="get" action="/console/operator/" role="search" {
             label for="q" { "Find a tenant" }
@@ -211,18 +282,21 @@ pub async fn tenants(
                 }
             }
         }
-        @if shown.is_empty() {
+        @if rows.is_empty() {
             p.muted { "No tenant matches." }
         } @else {
+            p.muted { (matching.len()) " tenants" }
             div.table-wrap {
                 table #tenants {
-                    thead { tr { th { "Tenant" } th { "Type" } th { "Plan" } th { "Status" } th { "Created" } } }
+                    thead { tr { th { "Tenant" } th { "Type" } th { "Plan" } th.num { "Period spend" } th.num { "Unpaid" } th { "Status" } th { "Created" } } }
                     tbody {
-                        @for t in &shown {
-                            tr {
+                        @for (t, spend, owed) in &rows {
+                            tr data-tenant=(t.name) {
                                 td { a href={ "/console/operator/tenants/" (t.name) } { (t.name) } }
                                 td { (t.tenant_type) }
                                 td { (t.plan) " (v" (t.catalog_version) ")" }
+                                td.num.spend { @match spend { Some((amount, currency)) => (money(*amount, currency)), None => span.muted { "–" } } }
+                                td.num.unpaid { @if owed.is_empty() { span.muted { "–" } } @else { (owed.join(", ")) } }
                                 td { @if t.suspension.is_some() { span.badge.OVERDUE { "suspended" } } @else { "active" } }
                                 td { (t.created_at.strftime("%Y-%m-%d")) }
                             }
@@ -230,8 +304,22 @@ pub async fn tenants(
                     }
                 }
             }
+            (pager("/console/operator/", &query, number, more))
         }
     })
+}
+
+/// `s` as a form-encoded query value.
+pub fn form_urlencoded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(char::from(b)),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// One tenant: its subscriptions, invoices, transitions, credits and the
@@ -587,7 +675,8 @@ pub async fn decide(
 
 /// The service's health as `/metrics` measures it: the oldest billing
 /// period due for closing and the oldest due charge (how far the jobs lag),
-/// the webhook queue, the database's readiness and its connection pools.
+/// the webhook queue, the database's readiness, this server's job runs and
+/// latest failures (jobs and webhook attempts), and its connection pools.
 pub async fn health(State(state): State<AppState>, me: OperatorSession) -> Response {
     let page = me.page("Health", "/console/operator/health");
     let store = state.store();
@@ -608,6 +697,7 @@ pub async fn health(State(state): State<AppState>, me: OperatorSession) -> Respo
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(&page, e),
     };
     let ready = store.ready(now).await;
+    let (failures, jobs) = tollgate_app::telemetry::recent();
     page.render(html! {
         div.cards {
             div.card #ready { h2 { "Database" } div.big { @if ready.is_ok() { "ready" } @else { "not ready" } } div.muted { (store.backend()) } }
@@ -620,6 +710,37 @@ pub async fn health(State(state): State<AppState>, me: OperatorSession) -> Respo
             }
         }
         @if let Err(e) = &ready { p.error role="alert" { (e) } }
+        h2 { "Jobs in this server" }
+        p.muted { "Runs and failures since this server started (tollgate_job_runs_total, tollgate_job_failures_total)." }
+        @if jobs.is_empty() {
+            p.muted { "No job has run yet." }
+        } @else {
+            div.table-wrap {
+                table #jobs {
+                    thead { tr { th { "Job" } th.num { "Runs" } th.num { "Failures" } } }
+                    tbody {
+                        @for (job, c) in &jobs {
+                            tr { td { (job) } td.num { (c.runs) } td.num { (c.failures) } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Recent failures" }
+        @if failures.is_empty() {
+            p.muted #failures { "None since this server started." }
+        } @else {
+            div.table-wrap {
+                table #failures {
+                    thead { tr { th { "At" } th { "What" } th { "Error" } } }
+                    tbody {
+                        @for f in &failures {
+                            tr { td { (f.at.strftime("%Y-%m-%d %H:%M:%S")) } td { (f.what) } td { (f.error) } }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Connection pools" }
         div.table-wrap {
             table {

@@ -23,38 +23,50 @@ const HERE: &str = "/console/operator/invoices";
 #[derive(Debug, Default, Deserialize)]
 pub struct Filter {
     pub status: Option<String>,
+    /// The page (from 1).
+    pub page: Option<String>,
 }
+
+/// Invoices per page of the list.
+const PAGE: u32 = 50;
 
 async fn render(
     state: &AppState,
     me: &OperatorSession,
     status: Option<InvoiceStatus>,
+    number: usize,
     error: Option<(StatusCode, String)>,
 ) -> Response {
     let page = me.page("Invoices", HERE);
     let store = state.store();
-    let tenants = match store.tenants().await {
-        Ok(t) => t,
-        Err(e) => return internal(&page, e),
+    let offset = (number as u64 - 1) * u64::from(PAGE);
+    // One more than a page: whether there is a next one.
+    let (tenants, mut found) = match (
+        store.tenants().await,
+        store.invoice_page(status, PAGE + 1, offset).await,
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => return internal(&page, e),
     };
-    let mut rows = Vec::new();
-    for t in &tenants {
-        let invoices = match store.invoices(&t.id).await {
-            Ok(i) => i,
-            Err(e) => return internal(&page, e),
-        };
-        for i in invoices {
-            if status.is_none_or(|s| i.invoice.status == s) {
-                rows.push((t.name.to_string(), i));
-            }
-        }
-    }
-    rows.sort_by(|a, b| {
-        b.1.invoice
-            .period_start
-            .cmp(&a.1.invoice.period_start)
-            .then(a.0.cmp(&b.0))
-    });
+    let more = found.len() > PAGE as usize;
+    found.truncate(PAGE as usize);
+    let names: std::collections::HashMap<_, _> =
+        tenants.iter().map(|t| (&t.id, t.name.to_string())).collect();
+    let rows: Vec<(String, _)> = found
+        .into_iter()
+        .map(|i| {
+            (
+                names
+                    .get(&i.tenant_id)
+                    .cloned()
+                    .unwrap_or_else(|| i.tenant_id.to_string()),
+                i,
+            )
+        })
+        .collect();
+    let query = status
+        .map(|s| format!("status={}", s.as_str()))
+        .unwrap_or_default();
     let admin = me.role.may_write();
     let csrf = &me.session.csrf;
     let body = html! {
@@ -115,6 +127,7 @@ async fn render(
                     }
                 }
             }
+            (crate::operator::pager(HERE, &query, number, more))
         }
     };
     let mut r = page.render(body);
@@ -134,9 +147,10 @@ fn status_of(f: &Filter) -> Result<Option<InvoiceStatus>, String> {
 }
 
 pub async fn list(State(state): State<AppState>, me: OperatorSession, Query(f): Query<Filter>) -> Response {
+    let number = crate::operator::page_number(f.page.as_deref());
     match status_of(&f) {
-        Ok(s) => render(&state, &me, s, None).await,
-        Err(msg) => render(&state, &me, None, Some((StatusCode::BAD_REQUEST, msg))).await,
+        Ok(s) => render(&state, &me, s, number, None).await,
+        Err(msg) => render(&state, &me, None, 1, Some((StatusCode::BAD_REQUEST, msg))).await,
     }
 }
 
@@ -162,6 +176,7 @@ pub async fn act(
             &state,
             &me,
             None,
+            1,
             Some((
                 StatusCode::FORBIDDEN,
                 "This form has expired; reload the page and try again.".into(),
@@ -171,7 +186,7 @@ pub async fn act(
     }
     if !me.role.may_write() {
         let msg = format!("{} holds {}: this needs operator-admin.", me.actor, me.role);
-        return render(&state, &me, None, Some((StatusCode::FORBIDDEN, msg))).await;
+        return render(&state, &me, None, 1, Some((StatusCode::FORBIDDEN, msg))).await;
     }
     let t = match state.store().tenant_by_name(&tenant).await {
         Ok(Some(t)) => t,
@@ -180,6 +195,7 @@ pub async fn act(
                 &state,
                 &me,
                 None,
+                1,
                 Some((StatusCode::NOT_FOUND, format!("tenant {tenant:?} does not exist"))),
             )
             .await;
@@ -232,6 +248,6 @@ pub async fn act(
             state.dispatch_soon();
             see_other(HERE, None)
         }
-        Err(e) => render(&state, &me, None, Some(e)).await,
+        Err(e) => render(&state, &me, None, 1, Some(e)).await,
     }
 }

@@ -189,6 +189,31 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// The part of a page from `start` to the end of its element's table.
+fn section<'a>(page: &'a str, start: &str) -> &'a str {
+    let at = page.find(start).unwrap_or_else(|| panic!("{start} in {page}"));
+    let rest = &page[at..];
+    &rest[..rest.find("</table>").map_or(rest.len(), |e| e + 8)]
+}
+
+/// A multipart form body with `fields` and one file; its content type.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str)>) -> (String, String) {
+    let boundary = "----tollgate-console-test";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    if let Some((filename, content)) = file {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/toml\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
 /// The CSRF token in a page's forms.
 fn csrf(page: &str) -> String {
     let at = page
@@ -928,6 +953,22 @@ async fn the_health_page_shows_the_jobs_lag_as_the_metrics_do() {
         let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
         let page = c.get("/console/operator/health", &op).await.text();
         assert!(page.contains("<div class=\"big\">129600 s</div>"), "{page}");
+        // Job runs are counted as /metrics counts them; failures are listed
+        // (jobs and webhook attempts alike), newest first.
+        tollgate_app::Job::Alerts.run(&c.state.job_context()).await.unwrap();
+        tollgate_app::telemetry::record_failure(
+            c.clock_now(),
+            "webhook delivery to endpoint console-health-test".into(),
+            "HTTP 503 (server error): down for maintenance".into(),
+        );
+        let page = c.get("/console/operator/health", &op).await.text();
+        let jobs = section(&page, "<table id=\"jobs\">");
+        assert!(jobs.contains("<td>alerts</td>"), "{jobs}");
+        let failures = section(&page, "<table id=\"failures\">");
+        assert!(
+            failures.contains("<td>2027-02-03 12:00:00</td><td>webhook delivery to endpoint console-health-test</td><td>HTTP 503 (server error): down for maintenance</td>"),
+            "{failures}"
+        );
         // A tenant's session does not open it.
         let acme = c.store.tenant_by_name("acme").await.unwrap().unwrap();
         let (admin, _) = c.token(&acme, "admin").await;
@@ -1091,6 +1132,231 @@ async fn alerts_are_created_listed_when_fired_and_deleted() {
                 .status,
             StatusCode::NOT_FOUND
         );
+    })
+    .await;
+}
+
+impl Console {
+    async fn upload(&self, cookie: &str, fields: &[(&str, &str)], file: Option<(&str, &str)>) -> Answer {
+        let (body, content_type) = multipart(fields, file);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/console/operator/catalog/upload")
+            .header(header::HOST, "console.test")
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_operator_compares_catalog_versions_and_validates_then_publishes_a_file() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let page = c.get("/console/operator/catalog", &op).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let page = page.text();
+        assert!(
+            page.contains("data-version=\"1\"") && page.contains(">published<"),
+            "{page}"
+        );
+        let v1 = c.store.catalog(Some(1)).await.unwrap().unwrap();
+        let shown = c.get("/console/operator/catalog/versions/1", &op).await.text();
+        assert!(shown.contains("<code>individual</code>"), "{shown}");
+        let source = c.get("/console/operator/catalog/versions/1/source", &op).await;
+        assert_eq!(String::from_utf8(source.body).unwrap(), v1.source);
+        assert_eq!(
+            c.get("/console/operator/catalog/versions/9", &op).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // A file that breaks a rule is refused naming the line and field,
+        // and nothing is published.
+        let token = csrf(&page);
+        let broken = v1
+            .source
+            .replacen("default_plan = \"free\"", "default_plan = \"nope\"", 1);
+        assert_ne!(broken, v1.source);
+        let refused = c
+            .upload(
+                &op,
+                &[("csrf", &token), ("action", "validate")],
+                Some(("broken.toml", &broken)),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text());
+        assert!(refused.text().contains("default_plan"), "{}", refused.text());
+        // Validated: what it holds and what publishing it would change.
+        let dearer = v1.source.clone() + "\n# dearer\n";
+        let dearer = dearer.replacen("title = \"Individual\"", "title = \"Individual Plus\"", 1);
+        assert!(dearer.contains("Individual Plus"));
+        let valid = c
+            .upload(
+                &op,
+                &[("csrf", &token), ("action", "validate")],
+                Some(("dearer.toml", &dearer)),
+            )
+            .await;
+        assert_eq!(valid.status, StatusCode::OK, "{}", valid.text());
+        let text = valid.text();
+        assert!(text.contains("dearer.toml is valid"), "{text}");
+        assert!(text.contains("title: Individual → Individual Plus"), "{text}");
+        assert!(text.contains("<code>+ # dearer</code>"), "{text}");
+        assert_eq!(
+            c.store.catalogs().await.unwrap().len(),
+            1,
+            "validating publishes nothing"
+        );
+        // Without the CSRF token, or by a reader, it is not published.
+        let forged = c
+            .upload(&op, &[("action", "publish")], Some(("dearer.toml", &dearer)))
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let reader = tollgate_app::tenancy::create_operator_token(
+            c.store.as_ref(),
+            "reader",
+            "operator-read",
+            "test",
+            c.clock_now(),
+        )
+        .await
+        .unwrap();
+        let read = c.sign_in("/console/operator/sign-in", &reader.secret).await;
+        let read_page = c.get("/console/operator/catalog", &read).await.text();
+        assert!(!read_page.contains("value=\"publish\""), "{read_page}");
+        let refused = c
+            .upload(
+                &read,
+                &[("csrf", &csrf(&read_page)), ("action", "publish")],
+                Some(("dearer.toml", &dearer)),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(c.store.catalogs().await.unwrap().len(), 1);
+        // Published by the admin: version 2, audited, and comparable.
+        let published = c
+            .upload(
+                &op,
+                &[("csrf", &token), ("action", "publish")],
+                Some(("dearer.toml", &dearer)),
+            )
+            .await;
+        assert_eq!(published.status, StatusCode::SEE_OTHER, "{}", published.text());
+        assert_eq!(published.location(), "/console/operator/catalog/versions/2");
+        let v2 = c.store.catalog(None).await.unwrap().unwrap();
+        assert_eq!(
+            (v2.version, v2.source_name.as_str(), v2.published_by.as_str()),
+            (2, "dearer.toml", "operator")
+        );
+        let diff = c
+            .get("/console/operator/catalog/diff?from=1&to=2", &op)
+            .await
+            .text();
+        assert!(diff.contains("title: Individual → Individual Plus"), "{diff}");
+        assert!(diff.contains("<tr class=\"add\">"), "{diff}");
+        let none = c
+            .get("/console/operator/catalog/diff?from=2&to=2", &op)
+            .await
+            .text();
+        assert!(none.contains("No difference."), "{none}");
+        assert_eq!(
+            c.get("/console/operator/catalog/diff?from=1&to=7", &op)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            c.get("/console/operator/catalog/diff?from=x", &op).await.status,
+            StatusCode::BAD_REQUEST
+        );
+        // A tenant's session reaches none of it.
+        let acme = c.tenant("acme", "free").await;
+        let (admin, _) = c.token(&acme, "admin").await;
+        let cookie = c.sign_in("/console/sign-in", &admin).await;
+        for path in [
+            "/console/operator/catalog",
+            "/console/operator/catalog/versions/1/source",
+            "/console/operator/catalog/diff?from=1&to=2",
+        ] {
+            assert_eq!(
+                c.get(path, &cookie).await.location(),
+                "/console/operator/sign-in",
+                "{path}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_operators_lists_come_a_page_at_a_time_with_spend_and_unpaid() {
+    each_backend(|db| async move {
+        let c = Console::new(db).await;
+        for n in 0..30 {
+            c.tenant(&format!("tenant-{n:02}"), "individual").await;
+        }
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let first = c.get("/console/operator/", &op).await.text();
+        assert!(first.contains("30 tenants"), "{first}");
+        assert_eq!(first.matches("data-tenant=").count(), 25);
+        assert!(first.contains("href=\"/console/operator/?page=2\""), "{first}");
+        let second = c.get("/console/operator/?page=2", &op).await.text();
+        assert_eq!(second.matches("data-tenant=").count(), 5);
+        assert!(
+            second.contains("data-tenant=\"tenant-29\"") && !second.contains("data-tenant=\"tenant-00\"")
+        );
+        let found = c.get("/console/operator/?q=tenant-1", &op).await.text();
+        assert_eq!(found.matches("data-tenant=").count(), 10, "{found}");
+        assert!(!found.contains("page=2"));
+        // Each row shows the period's spend as current_usage rates it.
+        let row = &first[first.find("data-tenant=\"tenant-00\"").unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains("<td class=\"num spend\">") && row.contains(" USD</td>"),
+            "{row}"
+        );
+        // Once their periods close, every tenant owes its invoice.
+        c.clock.set(ts("2027-02-03T00:00:00Z"));
+        tollgate_app::invoices::close_periods(&c.state.job_context(), c.clock_now())
+            .await
+            .unwrap();
+        // (The session of a month ago has expired.)
+        let op = c.sign_in("/console/operator/sign-in", OPERATOR).await;
+        let first = c.get("/console/operator/", &op).await.text();
+        let row = &first[first.find("data-tenant=\"tenant-00\"").unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        let t = c.store.tenant_by_name("tenant-00").await.unwrap().unwrap();
+        let invoices = c.store.invoices(&t.id).await.unwrap();
+        assert_eq!(invoices.len(), 1);
+        let owed =
+            tollgate_domain::currency::money(invoices[0].invoice.totals.total, &invoices[0].invoice.currency);
+        assert!(
+            row.contains(&format!("<td class=\"num unpaid\">{owed}</td>")),
+            "{row}"
+        );
+        // Invoices across tenants, 50 a page, newest first.
+        let list = c
+            .get("/console/operator/invoices?status=ISSUED", &op)
+            .await
+            .text();
+        assert_eq!(list.matches("<tr data-invoice=").count(), 30, "{list}");
+        assert!(!list.contains("page=2"));
+        let none = c
+            .get("/console/operator/invoices?status=PAID&page=2", &op)
+            .await
+            .text();
+        assert_eq!(none.matches("<tr data-invoice=").count(), 0);
     })
     .await;
 }

@@ -586,6 +586,18 @@ pub trait InvoicingStore: Send + Sync {
     ) -> Result<bool>;
     /// A tenant's finalized invoices, newest period first.
     async fn invoices(&self, tenant_id: &TenantId) -> Result<Vec<StoredInvoice>>;
+    /// Every tenant's invoices (with `status` only those), newest period
+    /// first, then by tenant and name: `limit` of them after the first
+    /// `offset`.
+    async fn invoice_page(
+        &self,
+        status: Option<InvoiceStatus>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<StoredInvoice>>;
+    /// What each tenant owes: the sum of its unpaid (ISSUED or OVERDUE)
+    /// invoices by currency, for tenants that owe something.
+    async fn unpaid_totals(&self) -> Result<Vec<(TenantId, String, i64)>>;
     async fn invoice(&self, tenant_id: &TenantId, name: &InvoiceName) -> Result<Option<StoredInvoice>>;
     /// The start of the latest finalized invoice's period: usage before it
     /// can no longer be billed.

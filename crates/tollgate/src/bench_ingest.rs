@@ -208,6 +208,20 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         (None, None)
     };
 
+    let operator = h
+        .cli(
+            &[
+                "operator-token",
+                "create",
+                &format!("{}-ops", h.tenant),
+                "--role",
+                "operator-read",
+            ],
+            "operator-token create",
+        )
+        .await?;
+    let operator = operator.trim().to_owned();
+
     let (mut server, addr) = h.serve().await?;
     let measured = async {
         let ingest_rate = ingest(addr, &platform, events, args, start, 0).await?;
@@ -240,11 +254,12 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
             args.queries,
         )
         .await?;
-        Ok::<_, anyhow::Error>((ingest_rate, alerted_rate, property_rates, details, current))
+        let pages = console_latencies(addr, h, &admin, &operator, start, now, args.queries).await?;
+        Ok::<_, anyhow::Error>((ingest_rate, alerted_rate, property_rates, details, current, pages))
     }
     .await;
     let stopped = stop_server(&mut server).await;
-    let (ingest_rate, alerted_rate, property_rates, details, current) = measured?;
+    let (ingest_rate, alerted_rate, property_rates, details, current, pages) = measured?;
     stopped?;
 
     println!(
@@ -292,6 +307,10 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         ("current_usage, 30 days", current),
     ] {
         println!("{name:<48}  p50 {:>8.1} ms   max {:>8.1} ms", l.0, l.1);
+    }
+    println!("console pages (GET, signed in; the tenant's above, the operator's):");
+    for (name, l) in pages {
+        println!("  {name:<46}  p50 {:>8.1} ms   max {:>8.1} ms", l.0, l.1);
     }
     println!("note: client, server and database share this machine's cores; compare the ratios.");
     Ok(())
@@ -456,4 +475,105 @@ async fn latencies(
     }
     times.sort_by(f64::total_cmp);
     Ok((times[times.len() / 2], times[times.len() - 1]))
+}
+
+/// Signs in to the console at `path` with `secret`; the session cookie.
+async fn console_session(addr: SocketAddr, path: &str, secret: &str) -> Result<String> {
+    let mut sender = connect(addr).await?;
+    let mut form = String::from("token=");
+    for b in secret.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => form.push(char::from(b)),
+            _ => form.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let request = Request::post(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::from(Bytes::from(form)))
+        .context("cannot build the request")?;
+    sender.ready().await.context("connection closed")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .context("console sign-in failed")?;
+    if response.status() != StatusCode::SEE_OTHER {
+        bail!("console sign-in at {path}: {}", response.status());
+    }
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("console sign-in set no cookie")?;
+    Ok(cookie.to_owned())
+}
+
+/// p50 and max latency (ms) of every console page, each requested
+/// `queries` times in a row on one connection: the tenant's (the usage page
+/// over the whole 30 days of events, by day and by hour) and the operator's.
+async fn console_latencies(
+    addr: SocketAddr,
+    h: &Harness,
+    admin: &Arc<str>,
+    operator: &str,
+    start: Timestamp,
+    now: Timestamp,
+    queries: usize,
+) -> Result<Vec<(String, (f64, f64))>> {
+    let tenant_secret = admin.trim_start_matches("APIToken ").to_owned();
+    let tenant = console_session(addr, "/console/sign-in", &tenant_secret).await?;
+    let ops = console_session(addr, "/console/operator/sign-in", operator).await?;
+    let range = format!("from={start}&to={now}");
+    let pages: Vec<(String, &String)> = vec![
+        ("/console/".to_owned(), &tenant),
+        (format!("/console/usage?{range}"), &tenant),
+        (format!("/console/usage?{range}&step=hour"), &tenant),
+        (format!("/console/usage?{range}&by=object"), &tenant),
+        (format!("/console/usage.csv?{range}"), &tenant),
+        ("/console/quotas".to_owned(), &tenant),
+        ("/console/plans".to_owned(), &tenant),
+        ("/console/invoices".to_owned(), &tenant),
+        ("/console/payment-methods".to_owned(), &tenant),
+        ("/console/webhooks".to_owned(), &tenant),
+        ("/console/alerts".to_owned(), &tenant),
+        ("/console/operator/".to_owned(), &ops),
+        (format!("/console/operator/tenants/{}", h.tenant), &ops),
+        ("/console/operator/approvals".to_owned(), &ops),
+        ("/console/operator/invoices".to_owned(), &ops),
+        ("/console/operator/catalog".to_owned(), &ops),
+        ("/console/operator/health".to_owned(), &ops),
+    ];
+    let mut sender = connect(addr).await?;
+    let mut out = Vec::with_capacity(pages.len());
+    for (path, cookie) in pages {
+        let mut times = Vec::with_capacity(queries);
+        for _ in 0..queries {
+            let request = Request::get(path.as_str())
+                .header("host", addr.to_string())
+                .header("cookie", cookie.as_str())
+                .body(Full::new(Bytes::new()))
+                .context("cannot build the request")?;
+            let started = Instant::now();
+            let (status, reply) = send(&mut sender, request).await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            if status != StatusCode::OK {
+                bail!("{path}: {status} {}", String::from_utf8_lossy(&reply));
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let name = path.split('?').next().unwrap_or(&path).to_owned()
+            + match (
+                path.contains("step=hour"),
+                path.contains("by=object"),
+                path.contains('?'),
+            ) {
+                (true, _, _) => " (30 days by hour)",
+                (_, true, _) => " (30 days by object)",
+                (_, _, true) => " (30 days)",
+                _ => "",
+            };
+        out.push((name, (times[times.len() / 2], times[times.len() - 1])));
+    }
+    Ok(out)
 }

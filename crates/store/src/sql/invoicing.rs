@@ -238,6 +238,44 @@ impl crate::InvoicingStore for SqlStore {
         invoice(self, tenant_id, name).await
     }
 
+    async fn invoice_page(
+        &self,
+        status: Option<InvoiceStatus>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<StoredInvoice>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            invoice_columns!(),
+            " FROM invoices WHERE ($1 IS NULL OR status = $1)",
+            " ORDER BY period_start DESC, tenant_id, name LIMIT $2 OFFSET $3"
+        ))
+        .bind(status.map(InvoiceStatus::as_str))
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(invoice_from).collect()
+    }
+
+    async fn unpaid_totals(&self) -> Result<Vec<(TenantId, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, currency, CAST(SUM(total) AS BIGINT) AS owed FROM invoices \
+             WHERE status IN ('ISSUED', 'OVERDUE') GROUP BY tenant_id, currency ORDER BY tenant_id, currency",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    TenantId::new(r.try_get::<String, _>("tenant_id")?),
+                    r.try_get::<String, _>("currency")?,
+                    r.try_get::<i64, _>("owed")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn latest_invoice_start(&self, tenant_id: &TenantId) -> Result<Option<Timestamp>> {
         latest_invoice_start(self, tenant_id).await
     }

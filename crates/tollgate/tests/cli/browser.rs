@@ -108,11 +108,31 @@ impl Drop for Driver {
 
 /// Saves a screenshot of the page and fails on any error in the browser's
 /// console since the last look.
+///
+/// Each page is also looked at phone-width (390 CSS pixels): it must fit
+/// without scrolling sideways (wide tables scroll inside their own box), and
+/// gets a second screenshot, `{name}-phone.png`.
 async fn look(driver: &Driver, c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    c.set_window_size(390, 844).await.expect("a phone-width window");
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scroll, client) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(
+        client <= 420 && scroll <= client,
+        "{name}: at phone width the page is {scroll} px wide in a {client} px window"
+    );
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}-phone.png")), png).unwrap();
+    c.set_window_size(1280, 900).await.unwrap();
     let session = c.session_id().await.unwrap().expect("a session id");
     let (status, logs) = Http::new()
         .post_raw(
@@ -535,6 +555,17 @@ async fn the_console_works_in_chromium() {
     // primary card; the operator refunds 5.00 of it.
     let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 33)).to_string();
     expect_ok(tollgate(&db, &["jobs", "run", "all", "--now", &later]).await);
+    // Run as of a month later, the prune job forgot the session (by then
+    // long ended): the operator is asked to sign in again.
+    c.find(Locator::LinkText("Invoices"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Operator sign-in").await;
+    sign_in(&c, &base, "/console/operator/sign-in", ops).await;
+    wait_text(&c, "h1", |t| t == "Tenants").await;
     c.find(Locator::LinkText("Invoices"))
         .await
         .unwrap()
@@ -583,5 +614,21 @@ async fn the_console_works_in_chromium() {
         .unwrap();
     wait_text(&c, "#ready .big", |t| t == "ready").await;
     look(&driver, &c, "operator-health").await;
+    c.find(Locator::LinkText("Catalog"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Catalog").await;
+    look(&driver, &c, "operator-catalog").await;
+    c.find(Locator::LinkText("v1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "h1", |t| t == "Catalog v1").await;
+    look(&driver, &c, "operator-catalog-version").await;
     c.close().await.unwrap();
 }
