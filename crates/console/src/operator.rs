@@ -607,6 +607,13 @@ pub async fn approvals(State(state): State<AppState>, me: OperatorSession) -> Re
                                             input type="text" id={ "reason-" (t.id) } name="reason" maxlength="1024";
                                             button.danger type="submit" { "Reject" }
                                         }
+                                        " "
+                                        form.inline method="post" action={ "/console/operator/approvals/" (t.id) "/cancel" } {
+                                            input type="hidden" name="csrf" value=(me.session.csrf);
+                                            label for={ "cancel-reason-" (t.id) } { "Reason" }
+                                            input type="text" id={ "cancel-reason-" (t.id) } name="reason" maxlength="1024";
+                                            button.secondary type="submit" { "Cancel" }
+                                        }
                                     }
                                 }
                             }
@@ -626,7 +633,8 @@ pub struct DecisionForm {
     reason: Option<String>,
 }
 
-/// Approves or rejects a waiting transition (operator-admin, CSRF-checked).
+/// Approves, rejects or cancels a waiting transition, the last two with a
+/// reason (operator-admin, CSRF-checked).
 pub async fn decide(
     State(state): State<AppState>,
     me: OperatorSession,
@@ -655,6 +663,7 @@ pub async fn decide(
     let done = match decision.as_str() {
         "approve" => tollgate_app::transitions::approve(state.store(), &id, &me.actor, now).await,
         "reject" => tollgate_app::transitions::reject(state.store(), &id, reason, &me.actor, now).await,
+        "cancel" => tollgate_app::transitions::cancel(state.store(), &id, reason, &me.actor, now).await,
         _ => return page.error(StatusCode::NOT_FOUND, "No such decision."),
     };
     match done {

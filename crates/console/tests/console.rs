@@ -476,6 +476,31 @@ async fn the_operator_approves_with_a_click_and_a_reader_cannot() {
         let after = c.store.transitions(&tollgate_store::TransitionFilter::default()).await.unwrap();
         assert_eq!(after[0].state, tollgate_domain::transition::TransitionState::Creating);
         assert!(c.get("/console/operator/approvals", &cookie).await.text().contains("Nothing waits"));
+        // Another waiting transition is cancelled with a reason.
+        let hooli = c.tenant("hooli", "free").await;
+        let (hooli_admin, _) = c.token(&hooli, "admin").await;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/web/namespaces/system/billing/plan_transition")
+            .header(header::AUTHORIZATION, format!("APIToken {hooli_admin}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.replace("globex.com", "hooli.com")))
+            .unwrap();
+        assert_eq!(c.router.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+        let page = c.get("/console/operator/approvals", &cookie).await.text();
+        assert!(page.contains("hooli") && page.contains(">Cancel<"), "{page}");
+        let filter = tollgate_store::TransitionFilter {
+            tenant_id: Some(hooli.id.clone()),
+            state: None,
+        };
+        let hid = c.store.transitions(&filter).await.unwrap()[0].id.clone();
+        let cancelled = c
+            .post(&format!("/console/operator/approvals/{hid}/cancel"), &cookie, &format!("csrf={}&reason=asked+twice", csrf(&page)))
+            .await;
+        assert_eq!(cancelled.status, StatusCode::SEE_OTHER, "{}", cancelled.text());
+        let t = &c.store.transitions(&filter).await.unwrap()[0];
+        assert_ne!(t.state, tollgate_domain::transition::TransitionState::WaitingForApproval);
+        assert_eq!(t.reason.as_deref(), Some("asked twice"));
         let tenants = c.get("/console/operator/", &cookie).await.text();
         assert!(tenants.contains("globex"), "{tenants}");
         let found = c.get("/console/operator/?q=glob", &cookie).await.text();
