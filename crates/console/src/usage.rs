@@ -113,20 +113,39 @@ async fn series(
         from: origin,
         to: end,
     };
-    let buckets = store
-        .buckets(&me.tenant.id, &filter)
-        .await
-        .map_err(|e| e.to_string())?;
-    let chosen = match q.metric.as_deref().filter(|m| !m.is_empty()) {
+    // Only the chosen meter's buckets are read: by default the first of the
+    // plan's meters with usage in the range (or the first meter).
+    let read = |metric: String| {
+        let filter = filter.clone();
+        async move {
+            store
+                .buckets(
+                    &me.tenant.id,
+                    &BucketFilter {
+                        metric_label: Some(&metric),
+                        ..filter
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let (chosen, buckets) = match q.metric.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => match meters.iter().find(|x| x.metric_label == m) {
-            Some(x) => Some(x.clone()),
+            Some(x) => (Some(x.clone()), read(x.metric_label.clone()).await?),
             None => return Ok(Err(format!("metric: the plan has no meter {m:?}"))),
         },
-        None => meters
-            .iter()
-            .find(|x| buckets.iter().any(|(k, _)| k.metric_label == x.metric_label))
-            .or(meters.first())
-            .cloned(),
+        None => {
+            let mut found = (meters.first().cloned(), Vec::new());
+            for m in &meters {
+                let b = read(m.metric_label.clone()).await?;
+                if !b.is_empty() {
+                    found = (Some(m.clone()), b);
+                    break;
+                }
+            }
+            found
+        }
     };
     let mut points = Vec::new();
     if let Some(meter) = &chosen {
