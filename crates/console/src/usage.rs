@@ -30,9 +30,13 @@ pub struct UsageQuery {
     pub to: Option<String>,
     /// `namespace` (default) or `object`.
     pub by: Option<String>,
-    /// `day` or `hour`; default: hours for ranges up to 3 days.
+    /// `day` or `hour` (ranges up to 7 days); default: hours for ranges up
+    /// to 3 days.
     pub step: Option<String>,
 }
+
+/// The longest range charted by the hour (7 days: 168 bars).
+const HOURLY_MOST: i64 = 24 * 7;
 
 /// One point of the chart: a slot, a group, a quantity in billable units.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,14 +57,34 @@ struct Series {
     end: Timestamp,
     step: SignedDuration,
     by_object: bool,
+    /// The `step` asked for, kept in the page's links.
+    step_asked: Option<&'static str>,
     points: Vec<Point>,
 }
 
-fn parse_time(field: &str, v: Option<&str>) -> Result<Option<Timestamp>, String> {
-    v.map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| tollgate_domain::metering::parse_time(s).map_err(|e| format!("{field}: {e}")))
-        .transpose()
+/// A time as the API takes it (RFC 3339 or unix seconds), or a date as the
+/// page's date fields send it: its start in UTC, or, for the end of a range
+/// (`end_of_day`), the next day's start, so that the day is included.
+fn parse_time(field: &str, v: Option<&str>, end_of_day: bool) -> Result<Option<Timestamp>, String> {
+    let Some(text) = v.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if text.len() == 10
+        && let Ok(date) = text.parse::<jiff::civil::Date>()
+    {
+        let day = if end_of_day {
+            date.tomorrow().map_err(|e| format!("{field}: {e}"))?
+        } else {
+            date
+        };
+        return format!("{day}T00:00:00Z")
+            .parse::<Timestamp>()
+            .map(Some)
+            .map_err(|e| format!("{field}: {e}"));
+    }
+    tollgate_domain::metering::parse_time(text)
+        .map(Some)
+        .map_err(|e| format!("{field}: {e}"))
 }
 
 async fn series(
@@ -71,8 +95,8 @@ async fn series(
     let store = state.store();
     let now = state.now();
     let (from, to) = match (
-        parse_time("from", q.from.as_deref()),
-        parse_time("to", q.to.as_deref()),
+        parse_time("from", q.from.as_deref(), false),
+        parse_time("to", q.to.as_deref(), true),
     ) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
@@ -97,50 +121,88 @@ async fn series(
     let meters = plan.catalog.meters.clone();
     let by_object = q.by.as_deref() == Some("object");
     let hours = range.to.duration_since(range.from).as_hours();
-    let step = match q.step.as_deref() {
+    let step = match q.step.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some("hour") if hours > HOURLY_MOST => {
+            return Ok(Err(format!(
+                "step: hours are charted for ranges of at most {} days; choose a shorter range or days",
+                HOURLY_MOST / 24
+            )));
+        }
         Some("hour") => SignedDuration::from_hours(1),
         Some("day") => SignedDuration::from_hours(24),
-        _ if hours <= 72 => SignedDuration::from_hours(1),
-        _ => SignedDuration::from_hours(24),
+        Some(other) => return Ok(Err(format!("step: expected \"day\" or \"hour\", got {other:?}"))),
+        None if hours <= 72 => SignedDuration::from_hours(1),
+        None => SignedDuration::from_hours(24),
     };
-    // The bucket hours the range covers (as the reports read them); slots
-    // start at the first.
-    let (origin, end) = range.hours();
+    let daily = step.as_hours() == 24;
+    // The bucket hours the range covers (as the reports read them). Hour
+    // slots start at the first; day slots are UTC days, read from the daily
+    // summaries (and the edge hours), one row per object and day.
+    let (hour_origin, hour_end) = range.hours();
+    let (origin, end) = if daily {
+        let last = hour_end
+            .checked_sub(SignedDuration::from_hours(1))
+            .unwrap_or(hour_origin);
+        (
+            tollgate_domain::metering::day_of(hour_origin),
+            tollgate_domain::metering::day_of(last)
+                .checked_add(SignedDuration::from_hours(24))
+                .unwrap_or(hour_end),
+        )
+    } else {
+        (hour_origin, hour_end)
+    };
     let filter = BucketFilter {
         namespace: None,
         metric_label: None,
         object_name: None,
-        from: origin,
-        to: end,
+        from: hour_origin,
+        to: hour_end,
     };
-    // Only the chosen meter's buckets are read: by default the first of the
-    // plan's meters with usage in the range (or the first meter).
+    // Each object's usage per slot, of one meter only: by default the first
+    // of the plan's meters with usage in the range (or the first meter).
     let read = |metric: String| {
         let filter = filter.clone();
         async move {
-            store
-                .buckets(
-                    &me.tenant.id,
-                    &BucketFilter {
-                        metric_label: Some(&metric),
-                        ..filter
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())
+            let filter = BucketFilter {
+                metric_label: Some(&metric),
+                ..filter
+            };
+            let mut per_object: BTreeMap<(Timestamp, ObjectKey), ObjectUsage> = BTreeMap::new();
+            if daily {
+                let days = store
+                    .daily_usage(&me.tenant.id, &filter)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for (day, object, usage) in days {
+                    per_object.entry((day, object)).or_default().merge(&usage);
+                }
+            } else {
+                let buckets = store
+                    .buckets(&me.tenant.id, &filter)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for ((object, hour), total) in hour_totals(buckets.iter().map(|(k, b)| (k, b))) {
+                    per_object
+                        .entry((hour, object))
+                        .or_default()
+                        .merge(&ObjectUsage::hour(hour, total));
+                }
+            }
+            Ok::<_, String>(per_object)
         }
     };
-    let (chosen, buckets) = match q.metric.as_deref().filter(|m| !m.is_empty()) {
+    let (chosen, per_object) = match q.metric.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => match meters.iter().find(|x| x.metric_label == m) {
             Some(x) => (Some(x.clone()), read(x.metric_label.clone()).await?),
             None => return Ok(Err(format!("metric: the plan has no meter {m:?}"))),
         },
         None => {
-            let mut found = (meters.first().cloned(), Vec::new());
+            let mut found = (meters.first().cloned(), BTreeMap::new());
             for m in &meters {
-                let b = read(m.metric_label.clone()).await?;
-                if !b.is_empty() {
-                    found = (Some(m.clone()), b);
+                let usage = read(m.metric_label.clone()).await?;
+                if !usage.is_empty() {
+                    found = (Some(m.clone()), usage);
                     break;
                 }
             }
@@ -149,22 +211,6 @@ async fn series(
     };
     let mut points = Vec::new();
     if let Some(meter) = &chosen {
-        let slot_of = |hour: Timestamp| {
-            let offset = hour.duration_since(origin).as_secs() / step.as_secs();
-            origin + SignedDuration::from_secs(offset * step.as_secs())
-        };
-        let mine = buckets
-            .iter()
-            .filter(|(k, _)| k.metric_label == meter.metric_label);
-        // Each object's usage per slot, combined as the meter aggregates,
-        // then added up per group.
-        let mut per_object: BTreeMap<(Timestamp, ObjectKey), ObjectUsage> = BTreeMap::new();
-        for ((object, hour), total) in hour_totals(mine.map(|(k, b)| (k, b))) {
-            per_object
-                .entry((slot_of(hour), object))
-                .or_default()
-                .merge(&ObjectUsage::hour(hour, total));
-        }
         let mut grouped: BTreeMap<(Timestamp, String), Decimal> = BTreeMap::new();
         if meter.aggregation == Aggregation::UniqueCount {
             // Distinct values do not add up across hours or objects: the
@@ -222,6 +268,11 @@ async fn series(
             step
         },
         by_object,
+        step_asked: match q.step.as_deref().map(str::trim) {
+            Some("hour") => Some("hour"),
+            Some("day") => Some("day"),
+            _ => None,
+        },
         points,
     }))
 }
@@ -304,14 +355,59 @@ fn chart(s: &Series) -> Markup {
 }
 
 fn link(s: &Series, metric: &str, by_object: bool, csv: bool) -> String {
-    format!(
+    let mut l = format!(
         "/console/usage{}?metric={}&from={}&to={}&by={}",
         if csv { ".csv" } else { "" },
         metric,
         s.from,
         s.to,
         if by_object { "object" } else { "namespace" }
-    )
+    );
+    if let Some(step) = s.step_asked {
+        l.push_str("&step=");
+        l.push_str(step);
+    }
+    l
+}
+
+/// The range form: dates (UTC, both days included), bars by day or hour,
+/// and links to the current and the latest finalized periods.
+fn range_form(s: &Series, metric: &str, periods: &[(Timestamp, Timestamp)]) -> Markup {
+    let last_day = s.to.checked_sub(SignedDuration::from_micros(1)).unwrap_or(s.to);
+    let period_link = |from: Timestamp, to: Timestamp| {
+        format!(
+            "/console/usage?metric={metric}&from={from}&to={to}&by={}",
+            if s.by_object { "object" } else { "namespace" }
+        )
+    };
+    html! {
+        details #range {
+            summary { "Choose the range" }
+            form method="get" action="/console/usage" {
+                input type="hidden" name="metric" value=(metric);
+                input type="hidden" name="by" value=(if s.by_object { "object" } else { "namespace" });
+                label for="from" { "From (UTC)" }
+                input #from type="date" name="from" value=(s.from.strftime("%Y-%m-%d")) required;
+                label for="to" { "To (UTC, included)" }
+                input #to type="date" name="to" value=(last_day.strftime("%Y-%m-%d")) required;
+                label for="step" { "Bars" }
+                select #step name="step" {
+                    option value="" selected[s.step_asked.is_none()] { "Automatic (hours up to 3 days)" }
+                    option value="day" selected[s.step_asked == Some("day")] { "Days" }
+                    option value="hour" selected[s.step_asked == Some("hour")] { "Hours (ranges up to 7 days)" }
+                }
+                p { button.secondary type="submit" { "Show" } }
+            }
+            @if !periods.is_empty() {
+                p {
+                    "Billing periods: " a href={ "/console/usage?metric=" (metric) } { "current" }
+                    @for (from, to) in periods {
+                        " · " a href=(period_link(*from, *to)) { (from.strftime("%Y-%m-%d")) " – " (to.strftime("%Y-%m-%d")) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub async fn page(State(state): State<AppState>, me: TenantSession, Query(q): Query<UsageQuery>) -> Response {
@@ -339,6 +435,15 @@ pub async fn page(State(state): State<AppState>, me: TenantSession, Query(q): Qu
         };
     let currency = rated.catalog.currency.clone();
     let metric = s.meter.as_ref().map_or(String::new(), |m| m.metric_label.clone());
+    // The latest finalized periods, to chart one in a click.
+    let periods: Vec<(Timestamp, Timestamp)> = match state.store().invoices(&me.tenant.id).await {
+        Ok(list) => list
+            .iter()
+            .take(6)
+            .map(|i| (i.invoice.period_start, i.invoice.period_end))
+            .collect(),
+        Err(e) => return internal(&page, e),
+    };
     page.render(html! {
         nav aria-label="Meters" {
             ul {
@@ -362,6 +467,7 @@ pub async fn page(State(state): State<AppState>, me: TenantSession, Query(q): Qu
             }
             " · " a href=(link(&s, &metric, s.by_object, true)) download { "Download CSV" }
         }
+        (range_form(&s, &metric, &periods))
         (chart(&s))
         details {
             summary { "Data points" }

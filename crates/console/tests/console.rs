@@ -629,6 +629,35 @@ async fn the_usage_page_charts_the_events_and_rates_them_as_current_usage() {
              2027-01-02T00:00:00Z,lb_requests,\"system\",3\n\
              2027-01-03T00:00:00Z,lb_requests,\"shop\",4\n"
         );
+        // The range form: dates (both days included) and bars by the hour.
+        assert!(text.contains("<input id=\"from\" type=\"date\" name=\"from\" value=\"2027-01-01\""), "{text}");
+        let hourly = c
+            .get("/console/usage?metric=lb_requests&from=2027-01-02&to=2027-01-03&step=hour", &cookie)
+            .await;
+        assert_eq!(hourly.status, StatusCode::OK, "{}", hourly.text());
+        let hourly = hourly.text();
+        for row in [
+            "<td>2027-01-02T10:00:00Z</td><td>system</td><td class=\"num\">3</td>",
+            "<td>2027-01-02T11:00:00Z</td><td>shop</td><td class=\"num\">2</td>",
+            "<td>2027-01-03T09:00:00Z</td><td>shop</td><td class=\"num\">4</td>",
+        ] {
+            assert!(hourly.contains(row), "{row} in {hourly}");
+        }
+        assert!(hourly.contains("<option value=\"hour\" selected>"), "{hourly}");
+        // Days are UTC days, from the daily summaries and the edge hours of
+        // a range that starts or ends inside one.
+        let edges = c
+            .get("/console/usage?metric=lb_requests&from=2027-01-02T11:00:00Z&to=2027-01-05T00:00:00Z&step=day", &cookie)
+            .await
+            .text();
+        assert_eq!(edges.matches("<rect class=\"point\"").count(), 2, "{edges}");
+        assert!(edges.contains("<td>2027-01-02T00:00:00Z</td><td>shop</td><td class=\"num\">2</td>"), "{edges}");
+        assert!(edges.contains("<td>2027-01-03T00:00:00Z</td><td>shop</td><td class=\"num\">4</td>"), "{edges}");
+        // Hours over more than 7 days, or another step: refused, clearly.
+        let long = c.get("/console/usage?from=2027-01-01&to=2027-01-20&step=hour", &cookie).await;
+        assert_eq!(long.status, StatusCode::BAD_REQUEST);
+        assert!(long.text().contains("at most 7 days"), "{}", long.text());
+        assert_eq!(c.get("/console/usage?step=week", &cookie).await.status, StatusCode::BAD_REQUEST);
         // Bad input: a clear error, nothing else.
         let bad = c.get("/console/usage?metric=nope", &cookie).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);

@@ -432,6 +432,14 @@ pub trait MeteringStore: Send + Sync {
         tenant_id: &TenantId,
         filter: &BucketFilter<'_>,
     ) -> Result<Vec<(ObjectKey, ObjectUsage)>>;
+    /// Each object's usage per UTC day over the filter's bucket hours,
+    /// ordered by day then object: read from daily summaries for whole days,
+    /// hourly buckets for the edge hours (each under its own day).
+    async fn daily_usage(
+        &self,
+        tenant_id: &TenantId,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(Timestamp, ObjectKey, ObjectUsage)>>;
     /// Keeps the distinct values of unique-count meters per period for the
     /// given periods (bucket hours `[start, end)`, which no event can reach
     /// any more): moves the tenant's hourly rows in them to per-period rows,

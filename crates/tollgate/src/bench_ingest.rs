@@ -20,7 +20,7 @@ use crate::bench::{Harness, connect, send, stop_server};
 /// Options of `tollgate bench ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Events to ingest, spread evenly over the last 30 days in time order
+    /// Events to ingest, spread evenly over 27 days (ending an hour ago) in time order
     /// (default: 10 million for `bench ingest`, 200,000 per mode for
     /// `bench durability`).
     #[arg(long)]
@@ -62,9 +62,11 @@ const METERS: [(&str, i64); 4] = [
     ("waap_requests", 10),
     ("site_vcpus", 8),
 ];
-pub(crate) const DAYS: i64 = 30;
+/// The days the events span: fewer than the shortest month, so that one
+/// monthly billing period holds them all.
+pub(crate) const DAYS: i64 = 27;
 
-/// Event `i` of `n`, spread over [start, start + 30 days), with properties
+/// Event `i` of `n`, spread over [start, start + DAYS days), with properties
 /// (`users` distinct `user_id`s) unless `users` is 0.
 fn event(i: usize, n: usize, start: Timestamp, objects: usize, users: usize) -> serde_json::Value {
     // In 128 bits, so that no --events makes it overflow; i < n keeps the
@@ -147,7 +149,9 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         bail!("--events, --ingest-connections, --objects and --queries must be more than zero");
     }
     let now = Timestamp::now();
-    let start = now - SignedDuration::from_hours(24 * (DAYS + 1));
+    // The tenant starts with the events, which end an hour ago: its current
+    // (monthly, so at least 28-day) period holds every one of them.
+    let start = now - SignedDuration::from_hours(24 * DAYS + 1);
     h.cli(
         &[
             "tenant",
@@ -303,8 +307,8 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         }
     }
     for (name, l) in [
-        ("usage_details, 30 days", details),
-        ("current_usage, 30 days", current),
+        ("usage_details, the period's events", details),
+        ("current_usage, the period's events", current),
     ] {
         println!("{name:<48}  p50 {:>8.1} ms   max {:>8.1} ms", l.0, l.1);
     }
@@ -511,7 +515,8 @@ async fn console_session(addr: SocketAddr, path: &str, secret: &str) -> Result<S
 
 /// p50 and max latency (ms) of every console page, each requested
 /// `queries` times in a row on one connection: the tenant's (the usage page
-/// over the whole 30 days of events, by day and by hour) and the operator's.
+/// over all the events by day, and the last 7 days by hour) and the
+/// operator's.
 async fn console_latencies(
     addr: SocketAddr,
     h: &Harness,
@@ -527,8 +532,15 @@ async fn console_latencies(
     let range = format!("from={start}&to={now}");
     let pages: Vec<(String, &String)> = vec![
         ("/console/".to_owned(), &tenant),
+        ("/console/usage".to_owned(), &tenant),
         (format!("/console/usage?{range}"), &tenant),
-        (format!("/console/usage?{range}&step=hour"), &tenant),
+        (
+            format!(
+                "/console/usage?from={}&to={now}&step=hour",
+                now - SignedDuration::from_hours(24 * 7)
+            ),
+            &tenant,
+        ),
         (format!("/console/usage?{range}&by=object"), &tenant),
         (format!("/console/usage.csv?{range}"), &tenant),
         ("/console/quotas".to_owned(), &tenant),
@@ -568,9 +580,10 @@ async fn console_latencies(
                 path.contains("by=object"),
                 path.contains('?'),
             ) {
-                (true, _, _) => " (30 days by hour)",
-                (_, true, _) => " (30 days by object)",
-                (_, _, true) => " (30 days)",
+                (true, _, _) => " (7 days by hour)",
+                (_, true, _) => " (all events by object)",
+                (_, _, true) => " (all events)",
+                _ if path == "/console/usage" => " (the current period)",
                 _ => "",
             };
         out.push((name, (times[times.len() / 2], times[times.len() - 1])));

@@ -76,6 +76,14 @@ impl crate::MeteringStore for SqlStore {
         object_usage(self, tenant_id, filter).await
     }
 
+    async fn daily_usage(
+        &self,
+        tenant_id: &TenantId,
+        filter: &BucketFilter<'_>,
+    ) -> Result<Vec<(Timestamp, ObjectKey, ObjectUsage)>> {
+        daily_usage(self, tenant_id, filter).await
+    }
+
     async fn compact_distinct(
         &self,
         tenant_id: &TenantId,
@@ -561,6 +569,51 @@ async fn object_usage(
         }
     }
     Ok(out.into_iter().collect())
+}
+
+async fn daily_usage(
+    store: &SqlStore,
+    tenant_id: &TenantId,
+    f: &BucketFilter<'_>,
+) -> Result<Vec<(Timestamp, ObjectKey, ObjectUsage)>> {
+    let (days, edges) = metering::split_days(f.from, f.to);
+    let mut out: BTreeMap<(Timestamp, ObjectKey), ObjectUsage> = BTreeMap::new();
+    if let Some((d0, d1)) = days {
+        let rows = sqlx::query(
+            "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
+             WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
+             AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)",
+        )
+        .bind(tenant_id.as_str())
+        .bind(micros(d0))
+        .bind(micros(d1))
+        .bind(f.namespace)
+        .bind(f.metric_label)
+        .bind(f.object_name)
+        .fetch_all(&store.read)
+        .await?;
+        for row in &rows {
+            let (day, object, usage) = day_from(row)?;
+            out.entry((day, object)).or_default().merge(&usage);
+        }
+    }
+    for (from, to) in edges {
+        let hours = BucketFilter {
+            from,
+            to,
+            ..f.clone()
+        };
+        let buckets = buckets(store, tenant_id, &hours).await?;
+        for ((object, hour), total) in metering::hour_totals(buckets.iter().map(|(k, b)| (k, b))) {
+            out.entry((metering::day_of(hour), object))
+                .or_default()
+                .merge(&ObjectUsage::hour(hour, total));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|((day, object), usage)| (day, object, usage))
+        .collect())
 }
 
 fn key_from(r: &DbRow) -> Result<BucketKey> {

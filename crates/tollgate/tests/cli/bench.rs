@@ -50,7 +50,9 @@ async fn every_bench_suite_runs_on_a_fresh_database() {
         ingest.contains("POST usage/events")
             && ingest.contains("usage alerts")
             && ingest.contains("with properties (50 user ids)")
-            && ingest.contains("a unique count of user_id"),
+            && ingest.contains("a unique count of user_id")
+            && ingest.contains("/console/usage (all events)")
+            && ingest.contains("/console/operator/health"),
         "{ingest}"
     );
 }
