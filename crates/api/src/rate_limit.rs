@@ -68,7 +68,7 @@ impl ApiRateLimiter {
             Some(l) => l,
             None => {
                 let quota = state.effective_quota(tenant).await?;
-                let fresh = Arc::new(quota.apis);
+                let fresh = Arc::new(quota.apis.clone());
                 let mut guard = lock(&entry);
                 guard.limits = Some((now, fresh.clone()));
                 if guard.ignored != quota.ignored_api_limits {
@@ -84,7 +84,7 @@ impl ApiRateLimiter {
                              replace or delete it (tollgate quota list / quota delete)"
                         );
                     }
-                    guard.ignored = quota.ignored_api_limits;
+                    guard.ignored = quota.ignored_api_limits.clone();
                 }
                 fresh
             }

@@ -40,7 +40,22 @@ pub(crate) struct Inner {
     charging: std::sync::Mutex<Background>,
     /// The webhook dispatch a request started in the background, if any.
     dispatching: std::sync::Mutex<Background>,
+    /// Each tenant's effective limits, with what they were computed from.
+    effective: std::sync::Mutex<std::collections::HashMap<tollgate_domain::ids::TenantId, CachedQuota>>,
 }
+
+/// A tenant's effective limits and what they were computed from: its quota
+/// objects' version, its plan, catalog version and currency. Every request
+/// reads these with the tenant (the same query as its token), so a cached
+/// entry whose key still matches is exactly what computing again would give.
+struct CachedQuota {
+    key: (i64, i64, String, Option<String>),
+    quota: Arc<EffectiveQuota>,
+}
+
+/// The most tenants whose effective limits are kept; past it the cache
+/// starts again empty.
+const EFFECTIVE_CACHE_MOST: usize = 50_000;
 
 /// Which background pass a request starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +133,7 @@ impl AppState {
             metrics_token: options.metrics_token.filter(|s| !s.is_empty()),
             charging: std::sync::Mutex::default(),
             dispatching: std::sync::Mutex::default(),
+            effective: std::sync::Mutex::default(),
         }))
     }
 
@@ -296,10 +312,45 @@ impl AppState {
     }
 
     /// The limits in force for a tenant: its plan's default quota overlaid by
-    /// its quota objects.
-    pub async fn effective_quota(&self, tenant: &Tenant) -> Result<EffectiveQuota, ApiError> {
+    /// its quota objects. Cached per tenant, keyed by the tenant's
+    /// `quota_version`, plan, catalog version and currency as read with it:
+    /// no query while none of them changed, and never stale (a quota write
+    /// on any replica changes the version the next request reads).
+    pub async fn effective_quota(&self, tenant: &Tenant) -> Result<Arc<EffectiveQuota>, ApiError> {
+        let key = (
+            tenant.quota_version,
+            tenant.catalog_version,
+            tenant.plan.as_str().to_owned(),
+            tenant.currency.clone(),
+        );
+        {
+            let cache = self
+                .0
+                .effective
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(c) = cache.get(&tenant.id).filter(|c| c.key == key) {
+                return Ok(c.quota.clone());
+            }
+        }
         let plan = self.tenant_plan(tenant).await?;
         let objects = self.store().quotas(&tenant.id, "system").await?;
-        Ok(EffectiveQuota::compute(&plan.plan().default_quota, &objects))
+        let quota = Arc::new(EffectiveQuota::compute(&plan.plan().default_quota, &objects));
+        let mut cache = self
+            .0
+            .effective
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= EFFECTIVE_CACHE_MOST && !cache.contains_key(&tenant.id) {
+            cache.clear();
+        }
+        cache.insert(
+            tenant.id.clone(),
+            CachedQuota {
+                key,
+                quota: quota.clone(),
+            },
+        );
+        Ok(quota)
     }
 }

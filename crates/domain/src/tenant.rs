@@ -58,6 +58,10 @@ pub struct Tenant {
     /// quota reservations are refused. Read with the tenant, so that the
     /// reservation path needs no other query to know.
     pub suspension: Option<crate::dunning::Suspension>,
+    /// How many times its quota objects have changed: the store adds one
+    /// with every write to them, in the same transaction. With the plan and
+    /// catalog version, it says whether limits computed earlier still hold.
+    pub quota_version: i64,
 }
 
 /// A namespace of a tenant.

@@ -88,6 +88,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "console sessions",
         include_str!("../migrations/0022_console_sessions.sql"),
     ),
+    (
+        23,
+        "quota version",
+        include_str!("../migrations/0023_quota_version.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -241,6 +246,10 @@ mod tests {
             (
                 22,
                 "70364462d84e07195f584c3a586824b60a06d9031c2c79258f815bce173edf3c8c2f3a116db526501e6d480c49291f64",
+            ),
+            (
+                23,
+                "d116473d9e30004a9235e48805dd885d3b0c2f34fab1ca4fe3a52b8e728e4ff75cf9e87b7e38e2ee399a1688e1fd2476",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

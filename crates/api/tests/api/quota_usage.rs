@@ -503,3 +503,62 @@ async fn a_keys_total_is_capped_even_when_it_is_unlimited() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn limits_follow_quota_changes_made_through_another_replica_at_once() {
+    each_backend(|db| async move {
+        use tower::ServiceExt;
+        let app = TestApp::new(db).await;
+        let (acme, admin) = app.admin("acme").await;
+        assert_eq!(acme.quota_version, 0);
+        // A second server on the same database: its own caches.
+        let other_state = tollgate_api::state::AppState::with_options(
+            app.store.clone(),
+            app.clock.clone(),
+            tollgate_api::state::Options::default(),
+        );
+        let other = tollgate_api::with_middleware(tollgate_api::routes().with_state(other_state));
+        let send = |method: &str, body: Option<Value>| {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri("/api/web/namespaces/system/quotas")
+                .header("authorization", format!("APIToken {admin}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
+                .unwrap();
+            other.clone().oneshot(req)
+        };
+        // This server has the limits (and keeps them while nothing changes).
+        let before = app.get(USAGE, &admin).await;
+        assert_eq!(before.ok()["objects"]["virtual_host"]["limit"]["maximum"], 25);
+        assert_eq!(app.get(USAGE, &admin).await.ok(), before.ok());
+        // The other server lowers a limit: the next answer here has it.
+        let body = json!({"metadata": {"name": "tight"}, "spec": {"object_limits": {"virtual_host": {"maximum": 2}}}});
+        assert_eq!(send("POST", Some(body)).await.unwrap().status(), 200);
+        let tenant = app.store.tenant_by_name("acme").await.unwrap().unwrap();
+        assert_eq!(tenant.quota_version, 1, "each write to quota objects counts one");
+        let after = app.get(USAGE, &admin).await;
+        assert_eq!(after.ok()["objects"]["virtual_host"]["limit"]["maximum"], 2);
+        // And it is enforced: a third virtual host is refused.
+        for n in 0..2 {
+            let ok = app.post(RESERVE, &admin, reserve_body("virtual_host", json!(1), &format!("r{n}"))).await;
+            ok.ok();
+        }
+        let refused = app.post(RESERVE, &admin, reserve_body("virtual_host", json!(1), "r3")).await;
+        assert_eq!(refused.status, 429, "{:?}", refused.body);
+        // Deleted on the other server: the plan's default is back here.
+        let req = axum::http::Request::builder()
+            .method("DELETE")
+            .uri("/api/web/namespaces/system/quotas/tight")
+            .header("authorization", format!("APIToken {admin}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(other.clone().oneshot(req).await.unwrap().status(), 200);
+        assert_eq!(app.store.tenant_by_name("acme").await.unwrap().unwrap().quota_version, 2);
+        assert_eq!(app.get(USAGE, &admin).await.ok()["objects"]["virtual_host"]["limit"]["maximum"], 25);
+        // Another tenant's version does not move.
+        let (_, _) = app.admin("globex").await;
+        assert_eq!(app.store.tenant_by_name("globex").await.unwrap().unwrap().quota_version, 0);
+    })
+    .await;
+}

@@ -186,6 +186,16 @@ impl crate::QuotaStore for SqlStore {
     }
 }
 
+/// Counts one more change to the tenant's quota objects (`tenants.quota_version`),
+/// in the transaction that makes it.
+async fn bump_quota_version(tx: &mut Tx, tenant_id: &TenantId) -> Result<()> {
+    sqlx::query("UPDATE tenants SET quota_version = quota_version + 1 WHERE id = $1")
+        .bind(tenant_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn insert_quota_in(tx: &mut Tx, tenant_id: &TenantId, q: &QuotaObject, actor: Actor<'_>) -> Result<()> {
     let m = &q.meta;
     let inserted = sqlx::query(concat!(
@@ -219,6 +229,7 @@ async fn insert_quota_in(tx: &mut Tx, tenant_id: &TenantId, q: &QuotaObject, act
             ),
         ));
     }
+    bump_quota_version(tx, tenant_id).await?;
     let target = format!("quota/{}", m.name);
     audit_in(
         tx,
@@ -285,6 +296,7 @@ async fn replace_quota_in(
     .fetch_one(&mut **tx)
     .await?;
     let stored = quota_from(&row)?;
+    bump_quota_version(tx, tenant_id).await?;
     audit_in(
         tx,
         Some(tenant_id),
@@ -320,6 +332,7 @@ async fn delete_quota_in(
     .map(quota_from)
     .transpose()?
     .ok_or_else(|| quota_not_found(namespace, name))?;
+    bump_quota_version(tx, tenant_id).await?;
     let target = format!("quota/{name}");
     audit_in(
         tx,

@@ -27,7 +27,8 @@ macro_rules! tenant_columns {
          n.created_at AS tenant_created_at, n.plan AS tenant_plan, \
          n.catalog_version AS tenant_catalog_version, n.domain AS tenant_domain, \
          n.suspended_at AS tenant_suspended_at, n.suspended_by AS tenant_suspended_by, \
-         n.suspended_for AS tenant_suspended_for, n.currency AS tenant_currency"
+         n.suspended_for AS tenant_suspended_for, n.currency AS tenant_currency, \
+         n.quota_version AS tenant_quota_version"
     };
 }
 
@@ -50,6 +51,7 @@ fn tenant_from(row: &DbRow) -> Result<Tenant> {
         domain: row.try_get("tenant_domain")?,
         suspension: suspension_from(row)?,
         currency: row.try_get("tenant_currency")?,
+        quota_version: row.try_get("tenant_quota_version")?,
     })
 }
 
@@ -390,6 +392,7 @@ async fn create_tenant_in(tx: &mut Tx, new: &NewTenant) -> Result<Tenant> {
         domain: None,
         suspension: None,
         currency: Some(new.currency.clone()),
+        quota_version: 0,
     };
     let inserted = sqlx::query(
         "INSERT INTO tenants (id, name, tenant_type, created_at, plan, catalog_version, currency) \
