@@ -176,11 +176,39 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
         .cli(&["tenant", "create", &harness.tenant], "tenant create")
         .await?;
     let token = harness.token("admin").await?;
+    let started = Instant::now();
     let (mut server, addr) = harness.serve().await?;
+    let startup = started.elapsed();
+    let pid = server.id();
+    let idle = pid.and_then(|p| proc_kib(p, "VmRSS"));
     let result = benchmark(addr, &token, harness.backend(), &args).await;
+    let peak = pid.and_then(|p| proc_kib(p, "VmHWM"));
+    if result.is_ok() {
+        println!(
+            "server: start to listening {:.0} ms; RSS idle {}, peak under the benchmark {}",
+            startup.as_secs_f64() * 1000.0,
+            mib(idle),
+            mib(peak)
+        );
+    }
     let stopped = stop_server(&mut server).await;
     // The benchmark's own error explains more than a failure to stop.
     result.and(stopped)
+}
+
+/// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS`: now,
+/// `VmHWM`: its peak), in KiB; `None` where there is no such file.
+pub(crate) fn proc_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// KiB as MiB for people ("n/a" when unknown).
+pub(crate) fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
 
 /// Runs a CLI command to completion; returns its stdout. Errors name the

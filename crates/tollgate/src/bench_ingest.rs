@@ -262,9 +262,16 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
         Ok::<_, anyhow::Error>((ingest_rate, alerted_rate, property_rates, details, current, pages))
     }
     .await;
+    let peak = server.id().and_then(|p| crate::bench::proc_kib(p, "VmHWM"));
     let stopped = stop_server(&mut server).await;
     let (ingest_rate, alerted_rate, property_rates, details, current, pages) = measured?;
     stopped?;
+    // Started again on the database the events are now in.
+    let restarted = Instant::now();
+    let (mut again, _) = h.serve().await?;
+    let startup = restarted.elapsed();
+    let idle = again.id().and_then(|p| crate::bench::proc_kib(p, "VmRSS"));
+    stop_server(&mut again).await?;
 
     println!(
         "tollgate bench ingest: {}, {} events over {DAYS} days ({} objects x {} meters), batches of {BATCH} over {} connections",
@@ -316,6 +323,13 @@ pub async fn run(h: &Harness, args: &IngestArgs) -> Result<()> {
     for (name, l) in pages {
         println!("  {name:<46}  p50 {:>8.1} ms   max {:>8.1} ms", l.0, l.1);
     }
+    println!(
+        "server: RSS peak while ingesting and answering {}; started again on this database: \
+         start to listening {:.0} ms, RSS idle {}",
+        crate::bench::mib(peak),
+        startup.as_secs_f64() * 1000.0,
+        crate::bench::mib(idle)
+    );
     println!("note: client, server and database share this machine's cores; compare the ratios.");
     Ok(())
 }

@@ -29,7 +29,7 @@ async fn bench(args: &[&str]) -> String {
 async fn every_bench_suite_runs_on_a_fresh_database() {
     let quota = bench(&["--duration", "1s", "--warmup", "0s", "--connections", "4"]).await;
     assert!(
-        quota.contains("quota/usage") || quota.contains("healthz"),
+        quota.contains("quota/usage") && quota.contains("healthz") && quota.contains("RSS idle"),
         "{quota}"
     );
     let ingest = bench(&[
@@ -52,7 +52,8 @@ async fn every_bench_suite_runs_on_a_fresh_database() {
             && ingest.contains("with properties (50 user ids)")
             && ingest.contains("a unique count of user_id")
             && ingest.contains("/console/usage (all events)")
-            && ingest.contains("/console/operator/health"),
+            && ingest.contains("/console/operator/health")
+            && ingest.contains("started again on this database: start to listening"),
         "{ingest}"
     );
 }
