@@ -242,11 +242,11 @@ pub async fn tenants(
         .collect();
     let shown: Vec<_> = matching
         .iter()
-        .skip((number - 1) * PAGE)
+        .skip((number - 1).saturating_mul(PAGE))
         .take(PAGE)
         .copied()
         .collect();
-    let more = matching.len() > number * PAGE;
+    let more = matching.len() > number.saturating_mul(PAGE);
     let mut rows = Vec::with_capacity(shown.len());
     for t in shown {
         let owed: Vec<String> = unpaid

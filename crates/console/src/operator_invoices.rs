@@ -39,7 +39,7 @@ async fn render(
 ) -> Response {
     let page = me.page("Invoices", HERE);
     let store = state.store();
-    let offset = (number as u64 - 1) * u64::from(PAGE);
+    let offset = (number as u64 - 1).saturating_mul(u64::from(PAGE));
     // One more than a page: whether there is a next one.
     let (tenants, mut found) = match (
         store.tenants().await,

@@ -1411,6 +1411,19 @@ async fn the_operators_lists_come_a_page_at_a_time_with_spend_and_unpaid() {
             .await
             .text();
         assert_eq!(none.matches("<tr data-invoice=").count(), 0);
+        // Any page number answers (past the end: nothing; not a number: the first).
+        for path in [
+            "/console/operator/?page=18446744073709551615",
+            "/console/operator/invoices?page=18446744073709551615",
+            "/console/operator/?page=-3",
+        ] {
+            assert_eq!(c.get(path, &op).await.status, StatusCode::OK, "{path}");
+        }
+        let far = c
+            .get("/console/operator/invoices?page=18446744073709551615", &op)
+            .await
+            .text();
+        assert_eq!(far.matches("<tr data-invoice=").count(), 0);
     })
     .await;
 }
