@@ -417,61 +417,88 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
     }
 
     let (limit, thresholds) = effective_limit_in(tx, c).await?;
-    sqlx::query(
-        "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
-             ON CONFLICT DO NOTHING",
-    )
-    .bind(c.tenant_id.as_str())
-    .bind(family)
-    .bind(c.key)
-    .bind(micros(c.now))
-    .execute(&mut **tx)
-    .await?;
 
-    // One conditional UPDATE is the whole check-and-add: PostgreSQL
-    // re-evaluates the WHERE clause on the latest row version after a
-    // concurrent update commits, and SQLite's write transactions are
-    // serial, so usage cannot pass the limit under any interleaving.
-    let sql = match c.op {
+    // A reservation or a release is one upsert: the key's row is created at
+    // its first change. A reservation is one conditional add: PostgreSQL
+    // re-evaluates the DO UPDATE's WHERE on the latest row version after a
+    // concurrent update commits, and SQLite's write transactions are serial,
+    // so usage cannot pass the limit under any interleaving. A key without a
+    // row starts at the amount, which must then be within the limit (and the
+    // family's cap) by itself.
+    let mut reconciled_from: Option<i64> = None;
+    let updated = match c.op {
         UsageOp::Reserve { .. } => {
-            "UPDATE quota_usage SET used = used + $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 AND ($6 < 0 OR used + $4 <= $6) \
-                 AND used <= $7 - $4 RETURNING used"
-        }
-        UsageOp::Release { .. } => {
-            "UPDATE quota_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
-        }
-        UsageOp::Reconcile { .. } => {
-            "UPDATE quota_usage SET used = $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used"
-        }
-    };
-    let mut update = sqlx::query(sql)
-        .bind(c.tenant_id.as_str())
-        .bind(family)
-        .bind(c.key)
-        .bind(amount)
-        .bind(micros(c.now));
-    if let UsageOp::Reserve { .. } = c.op {
-        // The family's cap holds for the stored total, whatever the limit.
-        update = update.bind(limit.as_raw()).bind(c.family.max_usage());
-    }
-    // A reconciliation sets the count: what it was is read first (the row
-    // is this transaction's to change until it ends).
-    let reconciled_from: Option<i64> = match c.op {
-        UsageOp::Reconcile { .. } => Some(
-            sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+            let max = c.family.max_usage();
+            if (limit.as_raw() >= 0 && amount > limit.as_raw()) || amount > max {
+                None
+            } else {
+                sqlx::query(
+                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
+                     WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
+                     RETURNING used",
+                )
                 .bind(c.tenant_id.as_str())
                 .bind(family)
                 .bind(c.key)
-                .fetch_one(&mut **tx)
+                .bind(amount)
+                .bind(micros(c.now))
+                .bind(limit.as_raw())
+                .bind(max)
+                .fetch_optional(&mut **tx)
                 .await?
-                .try_get("used")?,
-        ),
-        _ => None,
+            }
+        }
+        UsageOp::Release { .. } => {
+            sqlx::query(
+                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $5) \
+                 ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
+                 used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
+                 RETURNING used",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+        UsageOp::Reconcile { .. } => {
+            // A reconciliation sets the count: what it was is read first
+            // (the row is this transaction's to change until it ends).
+            sqlx::query(
+                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(micros(c.now))
+            .execute(&mut **tx)
+            .await?;
+            reconciled_from = Some(
+                sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                    .bind(c.tenant_id.as_str())
+                    .bind(family)
+                    .bind(c.key)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("used")?,
+            );
+            sqlx::query(
+                "UPDATE quota_usage SET used = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .fetch_optional(&mut **tx)
+            .await?
+        }
     };
-    let updated = update.fetch_optional(&mut **tx).await?;
 
     let Some(row) = updated else {
         let current: i64 =
@@ -479,9 +506,11 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
                 .bind(c.tenant_id.as_str())
                 .bind(family)
                 .bind(c.key)
-                .fetch_one(&mut **tx)
+                .fetch_optional(&mut **tx)
                 .await?
-                .try_get("used")?;
+                .map(|r| r.try_get("used"))
+                .transpose()?
+                .unwrap_or(0);
         tx.discard();
         return Ok(UsageOutcome::Refused(UsageState { limit, current }));
     };
