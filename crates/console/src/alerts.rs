@@ -14,7 +14,6 @@ use tollgate_api::state::AppState;
 use tollgate_app::alerts::{AlertInput, current_period_start, triggered_in};
 
 use crate::pages::{Page, app_error, internal, see_other};
-use crate::session;
 use crate::tenant::TenantSession;
 
 const HERE: &str = "/console/alerts";
@@ -111,27 +110,6 @@ pub struct CreateForm {
     namespace: Option<String>,
 }
 
-fn refused(
-    me: &TenantSession,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-    op: Operation,
-) -> Option<(StatusCode, String)> {
-    if !session::same_origin(headers) || !session::csrf_ok(&me.session.csrf, csrf) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.".into(),
-        ));
-    }
-    if !me.may(op) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            format!("A {} token may not change alerts.", me.token.role),
-        ));
-    }
-    None
-}
-
 pub async fn create(
     State(state): State<AppState>,
     me: TenantSession,
@@ -139,7 +117,7 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> Response {
     let page = me.page("Alerts", HERE);
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref(), Operation::AlertCreate) {
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), Operation::AlertCreate, "alerts") {
         return render(&state, &me, &page, Some(e)).await;
     }
     let versions = state.catalogs().versions();
@@ -178,7 +156,7 @@ pub async fn delete(
     Form(form): Form<CsrfOnly>,
 ) -> Response {
     let page = me.page("Alerts", HERE);
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref(), Operation::AlertDelete) {
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), Operation::AlertDelete, "alerts") {
         return render(&state, &me, &page, Some(e)).await;
     }
     match state

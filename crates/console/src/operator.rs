@@ -30,6 +30,24 @@ pub struct OperatorSession {
 }
 
 impl OperatorSession {
+    /// Refuses a change without the session's CSRF token, from another
+    /// origin, or by an operator-read credential ("{what} needs operator-admin").
+    pub(crate) fn refuse(
+        &self,
+        headers: &HeaderMap,
+        csrf: Option<&str>,
+        what: &str,
+    ) -> Option<(StatusCode, String)> {
+        session::forged(headers, &self.session.csrf, csrf).or_else(|| {
+            (!self.role.may_write()).then(|| {
+                (
+                    StatusCode::FORBIDDEN,
+                    format!("{} holds {}: {what} needs operator-admin.", self.actor, self.role),
+                )
+            })
+        })
+    }
+
     pub(crate) fn page(&self, title: &str, current: &'static str) -> Page {
         Page {
             title: title.to_owned(),
@@ -459,22 +477,6 @@ async fn tenant_page(
     r
 }
 
-fn refused(me: &OperatorSession, headers: &HeaderMap, csrf: Option<&str>) -> Option<(StatusCode, String)> {
-    if !session::same_origin(headers) || !session::csrf_ok(&me.session.csrf, csrf) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.".into(),
-        ));
-    }
-    if !me.role.may_write() {
-        return Some((
-            StatusCode::FORBIDDEN,
-            format!("{} holds {}: this needs operator-admin.", me.actor, me.role),
-        ));
-    }
-    None
-}
-
 #[derive(Debug, Deserialize)]
 pub struct NewTenantForm {
     #[serde(default)]
@@ -495,7 +497,7 @@ pub async fn create_tenant(
     Form(form): Form<NewTenantForm>,
 ) -> Response {
     let page = me.page("Tenants", "/console/operator/");
-    if let Some((status, msg)) = refused(&me, &headers, form.csrf.as_deref()) {
+    if let Some((status, msg)) = me.refuse(&headers, form.csrf.as_deref(), "this") {
         return page.error(status, &msg);
     }
     let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
@@ -534,7 +536,7 @@ pub async fn create_token(
     Path(name): Path<String>,
     Form(form): Form<NewTokenForm>,
 ) -> Response {
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref()) {
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), "this") {
         return tenant_page(&state, &me, &name, None, Some(e)).await;
     }
     let t = match state.store().tenant_by_name(&name).await {
@@ -643,20 +645,8 @@ pub async fn decide(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     let page = me.page("Approvals", "/console/operator/approvals");
-    if !session::same_origin(&headers) || !session::csrf_ok(&me.session.csrf, form.csrf.as_deref()) {
-        return page.error(
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.",
-        );
-    }
-    if !me.role.may_write() {
-        return page.error(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "{} holds {}: deciding a transition needs operator-admin.",
-                me.actor, me.role
-            ),
-        );
+    if let Some((status, msg)) = me.refuse(&headers, form.csrf.as_deref(), "deciding a transition") {
+        return page.error(status, &msg);
     }
     let now = state.now();
     let reason = form.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());

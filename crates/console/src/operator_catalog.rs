@@ -339,14 +339,15 @@ pub async fn upload(
             _ => {}
         }
     }
-    if !session::same_origin(&headers) || !session::csrf_ok(&me.session.csrf, csrf.as_deref()) {
-        let msg = "This form has expired; reload the page and try again.".to_owned();
-        return render(&state, &me, Upload::Refused(StatusCode::FORBIDDEN, msg)).await;
-    }
+    // Anyone signed in may validate; publishing needs operator-admin.
     let publish = action.as_deref() == Some("publish");
-    if publish && !me.role.may_write() {
-        let msg = format!("{} holds {}: publishing needs operator-admin.", me.actor, me.role);
-        return render(&state, &me, Upload::Refused(StatusCode::FORBIDDEN, msg)).await;
+    let refused = if publish {
+        me.refuse(&headers, csrf.as_deref(), "publishing")
+    } else {
+        session::forged(&headers, &me.session.csrf, csrf.as_deref())
+    };
+    if let Some((status, msg)) = refused {
+        return render(&state, &me, Upload::Refused(status, msg)).await;
     }
     let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
         let msg = "Choose a catalog file to upload.".to_owned();

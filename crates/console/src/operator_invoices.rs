@@ -16,7 +16,6 @@ use tollgate_domain::invoice::InvoiceStatus;
 
 use crate::operator::OperatorSession;
 use crate::pages::{internal, money, see_other};
-use crate::session;
 
 const HERE: &str = "/console/operator/invoices";
 
@@ -171,22 +170,8 @@ pub async fn act(
     Path((tenant, name, action)): Path<(String, String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if !session::same_origin(&headers) || !session::csrf_ok(&me.session.csrf, form.csrf.as_deref()) {
-        return render(
-            &state,
-            &me,
-            None,
-            1,
-            Some((
-                StatusCode::FORBIDDEN,
-                "This form has expired; reload the page and try again.".into(),
-            )),
-        )
-        .await;
-    }
-    if !me.role.may_write() {
-        let msg = format!("{} holds {}: this needs operator-admin.", me.actor, me.role);
-        return render(&state, &me, None, 1, Some((StatusCode::FORBIDDEN, msg))).await;
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), "this") {
+        return render(&state, &me, None, 1, Some(e)).await;
     }
     let t = match state.store().tenant_by_name(&tenant).await {
         Ok(Some(t)) => t,

@@ -15,7 +15,6 @@ use tollgate_domain::contact::{Contact, ContactType};
 use tollgate_domain::payment::{PaymentRole, RoleChange};
 
 use crate::pages::{Page, app_error, internal, see_other};
-use crate::session;
 use crate::tenant::TenantSession;
 
 const HERE: &str = "/console/payment-methods";
@@ -121,29 +120,6 @@ pub struct AddForm {
     role: String,
 }
 
-/// Refuses a change without the session's CSRF token, from another origin,
-/// or by a token that may not manage billing.
-fn refuse(
-    me: &TenantSession,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-    op: Operation,
-) -> Option<(StatusCode, String)> {
-    if !session::same_origin(headers) || !session::csrf_ok(&me.session.csrf, csrf) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.".into(),
-        ));
-    }
-    if !me.may(op) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            format!("A {} token may not change payment methods.", me.token.role),
-        ));
-    }
-    None
-}
-
 pub async fn add(
     State(state): State<AppState>,
     me: TenantSession,
@@ -151,11 +127,11 @@ pub async fn add(
     Form(form): Form<AddForm>,
 ) -> Response {
     let page = me.page("Payment methods", HERE);
-    if let Some(e) = refuse(
-        &me,
+    if let Some(e) = me.refuse(
         &headers,
         form.csrf.as_deref(),
         Operation::PaymentMethodCreate,
+        "payment methods",
     ) {
         return render(&state, &me, &page, Some(e)).await;
     }
@@ -243,7 +219,7 @@ pub async fn change(
         }
         _ => return page.error(StatusCode::NOT_FOUND, "No such change."),
     };
-    if let Some(e) = refuse(&me, &headers, form.csrf.as_deref(), op) {
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), op, "payment methods") {
         return render(&state, &me, &page, Some(e)).await;
     }
     match tollgate_app::payment_methods::change(

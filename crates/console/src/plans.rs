@@ -18,7 +18,6 @@ use tollgate_domain::transition::TransitionPayload;
 use tollgate_store::TransitionFilter;
 
 use crate::pages::{Page, app_error, internal, money, see_other};
-use crate::session;
 use crate::tenant::TenantSession;
 
 const HERE: &str = "/console/plans";
@@ -192,27 +191,6 @@ pub struct TransitionForm {
     country: Option<String>,
 }
 
-fn refused(
-    me: &TenantSession,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-    op: Operation,
-) -> Option<(StatusCode, String)> {
-    if !session::same_origin(headers) || !session::csrf_ok(&me.session.csrf, csrf) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.".into(),
-        ));
-    }
-    if !me.may(op) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            format!("A {} token may not change the plan or add-ons.", me.token.role),
-        ));
-    }
-    None
-}
-
 pub async fn transition(
     State(state): State<AppState>,
     me: TenantSession,
@@ -220,11 +198,11 @@ pub async fn transition(
     Form(form): Form<TransitionForm>,
 ) -> Response {
     let page = me.page("Plans and add-ons", HERE);
-    if let Some(e) = refused(
-        &me,
+    if let Some(e) = me.refuse(
         &headers,
         form.csrf.as_deref(),
         Operation::PlanTransitionInitiate,
+        "the plan or add-ons",
     ) {
         return render(&state, &me, &headers, &page, Some(e)).await;
     }
@@ -287,7 +265,7 @@ pub async fn addon(
         "unsubscribe" => (Operation::AddonUnsubscribe, false),
         _ => return page.error(StatusCode::NOT_FOUND, "No such change."),
     };
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref(), op) {
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), op, "the plan or add-ons") {
         return render(&state, &me, &headers, &page, Some(e)).await;
     }
     let plan = match state.tenant_plan(&me.tenant).await {

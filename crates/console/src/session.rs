@@ -4,8 +4,8 @@
 //! check on every POST. The credential a session was signed in with is
 //! checked again on every request, so revoking it ends the session.
 
-use axum::http::HeaderMap;
 use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::SignedDuration;
@@ -84,6 +84,17 @@ pub fn read_cookie(headers: &HeaderMap) -> Option<String> {
         .find(|(name, _)| *name == COOKIE_NAME)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+/// What a state-changing form without the session's CSRF token, or sent
+/// from another origin, is answered: `None` when it is neither.
+pub fn forged(headers: &HeaderMap, expected: &str, given: Option<&str>) -> Option<(StatusCode, String)> {
+    (!same_origin(headers) || !csrf_ok(expected, given)).then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            "This form has expired; reload the page and try again.".to_owned(),
+        )
+    })
 }
 
 /// Whether a form's CSRF token is the session's (constant time).

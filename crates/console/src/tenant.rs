@@ -48,6 +48,25 @@ impl TenantSession {
     pub fn may(&self, op: Operation) -> bool {
         access::authorize(self.token.role, &self.token.scope, op.permission(), "system").is_ok()
     }
+
+    /// Refuses a change without the session's CSRF token, from another
+    /// origin, or by a token that may not do `op` ("may not change {what}").
+    pub(crate) fn refuse(
+        &self,
+        headers: &HeaderMap,
+        csrf: Option<&str>,
+        op: Operation,
+        what: &str,
+    ) -> Option<(StatusCode, String)> {
+        session::forged(headers, &self.session.csrf, csrf).or_else(|| {
+            (!self.may(op)).then(|| {
+                (
+                    StatusCode::FORBIDDEN,
+                    format!("A {} token may not change {what}.", self.token.role),
+                )
+            })
+        })
+    }
 }
 
 /// Not signed in (or no longer): to the sign-in page.
@@ -219,11 +238,8 @@ pub async fn sign_out(
             Some(session::clear_cookie(session::is_tls(&headers))),
         );
     };
-    if !session::same_origin(&headers) || !session::csrf_ok(&s.csrf, form.csrf.as_deref()) {
-        return sign_in_page().error(
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.",
-        );
+    if let Some((status, msg)) = session::forged(&headers, &s.csrf, form.csrf.as_deref()) {
+        return sign_in_page().error(status, &msg);
     }
     if let Err(e) = state.store().delete_console_session(&digest).await {
         return internal(&sign_in_page(), e);

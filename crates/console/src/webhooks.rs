@@ -14,7 +14,6 @@ use tollgate_api::state::AppState;
 use tollgate_store::{EndpointScope, WebhookEndpoint};
 
 use crate::pages::{Page, app_error, internal, see_other};
-use crate::session;
 use crate::tenant::TenantSession;
 
 const HERE: &str = "/console/webhooks";
@@ -172,27 +171,6 @@ pub struct CreateForm {
     description: String,
 }
 
-fn refused(
-    me: &TenantSession,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-    op: Operation,
-) -> Option<(StatusCode, String)> {
-    if !session::same_origin(headers) || !session::csrf_ok(&me.session.csrf, csrf) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            "This form has expired; reload the page and try again.".into(),
-        ));
-    }
-    if !me.may(op) {
-        return Some((
-            StatusCode::FORBIDDEN,
-            format!("A {} token may not change webhook endpoints.", me.token.role),
-        ));
-    }
-    None
-}
-
 pub async fn create(
     State(state): State<AppState>,
     me: TenantSession,
@@ -200,7 +178,12 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> Response {
     let page = me.page("Webhooks", HERE);
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref(), Operation::WebhookCreate) {
+    if let Some(e) = me.refuse(
+        &headers,
+        form.csrf.as_deref(),
+        Operation::WebhookCreate,
+        "webhook endpoints",
+    ) {
         return render(&state, &me, &page, None, None, Some(e)).await;
     }
     let input = tollgate_app::webhooks::EndpointInput {
@@ -249,7 +232,7 @@ pub async fn change(
         "delete" => Operation::WebhookDelete,
         _ => return page.error(StatusCode::NOT_FOUND, "No such change."),
     };
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref(), op) {
+    if let Some(e) = me.refuse(&headers, form.csrf.as_deref(), op, "webhook endpoints") {
         return render(&state, &me, &page, None, None, Some(e)).await;
     }
     let scope = EndpointScope::Tenant(me.tenant.id.clone());
@@ -279,7 +262,12 @@ pub async fn redeliver(
     Form(form): Form<CsrfOnly>,
 ) -> Response {
     let page = me.page("Webhooks", HERE);
-    if let Some(e) = refused(&me, &headers, form.csrf.as_deref(), Operation::WebhookRedeliver) {
+    if let Some(e) = me.refuse(
+        &headers,
+        form.csrf.as_deref(),
+        Operation::WebhookRedeliver,
+        "webhook endpoints",
+    ) {
         return render(&state, &me, &page, Some(&id), None, Some(e)).await;
     }
     let scope = EndpointScope::Tenant(me.tenant.id.clone());
