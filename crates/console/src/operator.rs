@@ -277,7 +277,7 @@ pub async fn tenants(
     let query = if q.is_empty() {
         String::new()
     } else {
-        format!("q={}", form_urlencoded(&q))
+        serde_urlencoded::to_string([("q", q.as_str())]).unwrap_or_default()
     };
     page.render(html! {
         form method="get" action="/console/operator/" role="search" {
@@ -325,19 +325,6 @@ pub async fn tenants(
             (pager("/console/operator/", &query, number, more))
         }
     })
-}
-
-/// `s` as a form-encoded query value.
-pub fn form_urlencoded(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(char::from(b)),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// One tenant: its subscriptions, invoices, transitions, credits and the

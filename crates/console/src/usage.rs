@@ -50,8 +50,8 @@ pub struct Point {
 struct Series {
     meters: Vec<Meter>,
     meter: Option<Meter>,
-    from: Timestamp,
-    to: Timestamp,
+    /// The range charted, and rated beside the chart.
+    range: tollgate_app::reports::ReportRange,
     /// The first and past-the-last bucket hours: the chart's axis.
     origin: Timestamp,
     end: Timestamp,
@@ -258,8 +258,7 @@ async fn series(
     Ok(Ok(Series {
         meters,
         meter: chosen,
-        from: range.from,
-        to: range.to,
+        range,
         origin,
         end,
         step: if chosen_is_unique(&points) {
@@ -336,8 +335,8 @@ fn chart(s: &Series) -> Markup {
                 aria-label={ "Usage per " (if s.step.as_secs() == 3600 { "hour" } else { "day" }) ", " (s.points.len()) " data points, peak " (top) " " (unit) } {
                 line x1=(pad) y1=(h - pad) x2=(w) y2=(h - pad) stroke="#5b6475" stroke-width="1" {}
                 text x="0" y="12" font-size="11" fill="#5b6475" { (top) }
-                text x=(pad) y=(h - 8.0) font-size="11" fill="#5b6475" { (s.from.strftime("%Y-%m-%d")) }
-                text x=(w - 70.0) y=(h - 8.0) font-size="11" fill="#5b6475" { (s.to.strftime("%Y-%m-%d")) }
+                text x=(pad) y=(h - 8.0) font-size="11" fill="#5b6475" { (s.range.from.strftime("%Y-%m-%d")) }
+                text x=(w - 70.0) y=(h - 8.0) font-size="11" fill="#5b6475" { (s.range.to.strftime("%Y-%m-%d")) }
                 @for (x, y, bw, bh, color, p) in &rects {
                     rect.point x=(format!("{x:.2}")) y=(format!("{y:.2}")) width=(format!("{bw:.2}")) height=(format!("{bh:.2}")) fill=(color)
                         data-slot=(p.slot) data-group=(p.group) data-quantity=(p.quantity) {
@@ -359,8 +358,8 @@ fn link(s: &Series, metric: &str, by_object: bool, csv: bool) -> String {
         "/console/usage{}?metric={}&from={}&to={}&by={}",
         if csv { ".csv" } else { "" },
         metric,
-        s.from,
-        s.to,
+        s.range.from,
+        s.range.to,
         if by_object { "object" } else { "namespace" }
     );
     if let Some(step) = s.step_asked {
@@ -373,7 +372,11 @@ fn link(s: &Series, metric: &str, by_object: bool, csv: bool) -> String {
 /// The range form: dates (UTC, both days included), bars by day or hour,
 /// and links to the current and the latest finalized periods.
 fn range_form(s: &Series, metric: &str, periods: &[(Timestamp, Timestamp)]) -> Markup {
-    let last_day = s.to.checked_sub(SignedDuration::from_micros(1)).unwrap_or(s.to);
+    let last_day = s
+        .range
+        .to
+        .checked_sub(SignedDuration::from_micros(1))
+        .unwrap_or(s.range.to);
     let period_link = |from: Timestamp, to: Timestamp| {
         format!(
             "/console/usage?metric={metric}&from={from}&to={to}&by={}",
@@ -387,7 +390,7 @@ fn range_form(s: &Series, metric: &str, periods: &[(Timestamp, Timestamp)]) -> M
                 input type="hidden" name="metric" value=(metric);
                 input type="hidden" name="by" value=(if s.by_object { "object" } else { "namespace" });
                 label for="from" { "From (UTC)" }
-                input #from type="date" name="from" value=(s.from.strftime("%Y-%m-%d")) required;
+                input #from type="date" name="from" value=(s.range.from.strftime("%Y-%m-%d")) required;
                 label for="to" { "To (UTC, included)" }
                 input #to type="date" name="to" value=(last_day.strftime("%Y-%m-%d")) required;
                 label for="step" { "Bars" }
@@ -419,17 +422,8 @@ pub async fn page(State(state): State<AppState>, me: TenantSession, Query(q): Qu
     };
     // The rated lines of the range, as current_usage rates them.
     let versions = state.catalogs().versions();
-    let subs = match state.store().subscriptions(&me.tenant.id).await {
-        Ok(s) => s,
-        Err(e) => return internal(&page, e),
-    };
-    let range =
-        match tollgate_app::reports::ReportRange::resolve(&subs, Some(s.from), Some(s.to), state.now()) {
-            Ok(r) => r,
-            Err(e) => return internal(&page, e),
-        };
     let rated =
-        match tollgate_app::reports::range_bill(state.store(), &versions, &me.tenant, &range, None).await {
+        match tollgate_app::reports::range_bill(state.store(), &versions, &me.tenant, &s.range, None).await {
             Ok(r) => r,
             Err(e) => return internal(&page, e),
         };
@@ -459,7 +453,7 @@ pub async fn page(State(state): State<AppState>, me: TenantSession, Query(q): Qu
             }
         }
         p {
-            (s.from.strftime("%Y-%m-%d %H:%M")) " – " (s.to.strftime("%Y-%m-%d %H:%M")) " (UTC) · stacked by "
+            (s.range.from.strftime("%Y-%m-%d %H:%M")) " – " (s.range.to.strftime("%Y-%m-%d %H:%M")) " (UTC) · stacked by "
             @if s.by_object {
                 "object (" a href=(link(&s, &metric, false, false)) { "by namespace" } ")"
             } @else {

@@ -498,13 +498,7 @@ async fn latencies(
 /// Signs in to the console at `path` with `secret`; the session cookie.
 async fn console_session(addr: SocketAddr, path: &str, secret: &str) -> Result<String> {
     let mut sender = connect(addr).await?;
-    let mut form = String::from("token=");
-    for b in secret.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => form.push(char::from(b)),
-            _ => form.push_str(&format!("%{b:02X}")),
-        }
-    }
+    let form = serde_urlencoded::to_string([("token", secret)]).context("cannot encode the sign-in form")?;
     let request = Request::post(path)
         .header("host", addr.to_string())
         .header("content-type", "application/x-www-form-urlencoded")

@@ -536,37 +536,10 @@ async fn object_usage(
     tenant_id: &TenantId,
     f: &BucketFilter<'_>,
 ) -> Result<Vec<(ObjectKey, ObjectUsage)>> {
-    let (days, edges) = metering::split_days(f.from, f.to);
+    // The days' usage, added up per object (the days are disjoint).
     let mut out: BTreeMap<ObjectKey, ObjectUsage> = BTreeMap::new();
-    if let Some((d0, d1)) = days {
-        let rows = sqlx::query(
-            "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
-             WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
-             AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)",
-        )
-        .bind(tenant_id.as_str())
-        .bind(micros(d0))
-        .bind(micros(d1))
-        .bind(f.namespace)
-        .bind(f.metric_label)
-        .bind(f.object_name)
-        .fetch_all(&store.read)
-        .await?;
-        for row in &rows {
-            let (_, object, usage) = day_from(row)?;
-            out.entry(object).or_default().merge(&usage);
-        }
-    }
-    for (from, to) in edges {
-        let hours = BucketFilter {
-            from,
-            to,
-            ..f.clone()
-        };
-        let buckets = buckets(store, tenant_id, &hours).await?;
-        for (object, usage) in metering::object_usage(buckets.iter().map(|(k, b)| (k, b))) {
-            out.entry(object).or_default().merge(&usage);
-        }
+    for (_, object, usage) in daily_usage(store, tenant_id, f).await? {
+        out.entry(object).or_default().merge(&usage);
     }
     Ok(out.into_iter().collect())
 }
