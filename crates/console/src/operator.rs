@@ -265,13 +265,20 @@ pub async fn tenants(
         .copied()
         .collect();
     let more = matching.len() > number.saturating_mul(PAGE);
+    let mut owed_by: std::collections::HashMap<_, Vec<(String, i64)>> = std::collections::HashMap::new();
+    for (id, currency, amount) in unpaid {
+        owed_by.entry(id).or_default().push((currency, amount));
+    }
     let mut rows = Vec::with_capacity(shown.len());
     for t in shown {
-        let owed: Vec<String> = unpaid
-            .iter()
-            .filter(|(id, _, _)| *id == t.id)
-            .map(|(_, currency, amount)| money(*amount, currency))
-            .collect();
+        let owed: Vec<String> = owed_by
+            .get(&t.id)
+            .map(|all| {
+                all.iter()
+                    .map(|(currency, amount)| money(*amount, currency))
+                    .collect()
+            })
+            .unwrap_or_default();
         rows.push((t, period_spend(&state, t).await, owed));
     }
     let query = if q.is_empty() {

@@ -173,6 +173,22 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_form_is_refused_with_403_and_a_clear_message() {
+        let t = random_secret();
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert_eq!(forged(&h, &t, Some(&t)), None);
+        let (status, message) = forged(&h, &t, None).unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(message.contains("reload the page"), "{message}");
+        h.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(
+            forged(&h, &t, Some(&t)).is_some(),
+            "the right token from another site"
+        );
+    }
+
+    #[test]
     fn digests_round_trip_through_hex() {
         let d = digest_hex("x");
         assert_eq!(d.len(), 64);
