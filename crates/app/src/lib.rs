@@ -78,6 +78,7 @@ pub async fn run_forever(
     let mut tick = tokio::time::interval(interval);
     let mut last_close: Option<jiff::Timestamp> = None;
     let mut last_suspend: Option<jiff::Timestamp> = None;
+    let (mut last_purge, mut purge_backlog): (Option<jiff::Timestamp>, bool) = (None, false);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -135,6 +136,24 @@ pub async fn run_forever(
                 tracing::warn!(error = %e, "pruning idempotency records failed; retrying on the next tick")
             }
         }
+        // Raw events past retention: once a minute, or at once while the
+        // last pass left a backlog.
+        let now = ctx.clock.now();
+        if purge_backlog || last_purge.is_none_or(|at| now.duration_since(at) >= CLOSE_EVERY) {
+            match Job::PurgeEvents
+                .run_at(&ctx, now, maintenance::PURGE_BATCHES_PER_TICK)
+                .await
+            {
+                Ok(n) => {
+                    last_purge = Some(now);
+                    purge_backlog =
+                        n >= maintenance::PURGE_BATCHES_PER_TICK * maintenance::PURGE_BATCH as usize;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting raw usage events failed; retrying on the next tick")
+                }
+            }
+        }
         if let Err(e) = telemetry::record_backlog(&ctx).await {
             tracing::debug!(error = %e, "cannot read the jobs' backlog for the metrics");
         }
@@ -175,6 +194,8 @@ pub enum Job {
     /// Forget quota request ids older than the idempotency window (and
     /// ended console sessions).
     Prune,
+    /// Delete raw usage events past their retention.
+    PurgeEvents,
     /// Dispatch webhook events to their endpoints and deliver those due.
     Webhooks,
     /// Evaluate the usage alerts of tenants whose usage arrived since.
@@ -185,13 +206,14 @@ pub enum Job {
 
 impl Job {
     /// In the order `all` runs them.
-    pub const ALL: [Job; 8] = [
+    pub const ALL: [Job; 9] = [
         Job::Transitions,
         Job::CreditExpiry,
         Job::PeriodClose,
         Job::Charge,
         Job::Suspend,
         Job::Prune,
+        Job::PurgeEvents,
         Job::Alerts,
         Job::Webhooks,
     ];
@@ -203,6 +225,7 @@ impl Job {
             Self::Charge => "charge",
             Self::Suspend => "suspend",
             Self::Prune => "prune",
+            Self::PurgeEvents => "purge-events",
             Self::Webhooks => "webhooks",
             Self::Alerts => "alerts",
             Self::CreditExpiry => "credit-expiry",
@@ -222,6 +245,10 @@ impl Job {
             Self::Charge => format!("{n} charge {}", plural("round", "rounds")),
             Self::Suspend => format!("{n} {} suspended", plural("tenant", "tenants")),
             Self::Prune => format!("{n} expired quota request {} forgotten", plural("id", "ids")),
+            Self::PurgeEvents => format!(
+                "{n} raw usage {} past retention deleted",
+                plural("event", "events")
+            ),
             Self::Webhooks => format!("{n} webhook delivery {} made", plural("attempt", "attempts")),
             Self::Alerts => format!("{n} usage {} triggered", plural("alert", "alerts")),
             Self::CreditExpiry => format!("{n} credit {} expired", plural("grant", "grants")),
@@ -259,6 +286,9 @@ impl Job {
                 Self::Charge => invoices::charge_until_idle(ctx).await,
                 Self::Suspend => dunning::suspend_overdue(ctx, now).await,
                 Self::Prune => maintenance::prune(ctx, prune_batches)
+                    .await
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                Self::PurgeEvents => maintenance::purge_events(ctx, prune_batches)
                     .await
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 Self::Webhooks => webhooks::run_until_idle(ctx).await,

@@ -74,12 +74,16 @@ pub async fn ingest(
     let _timer = crate::telemetry::Timer::ingest();
     // Usage in the latest finalized period is still billed (as an
     // adjustment on the next invoice); anything older is refused.
-    let finalized = store.latest_invoice_start(&tenant.id).await?;
+    // Raw events before the retention mark are gone and could not be
+    // recognized as duplicates: the floor never goes below it (it is at
+    // or below the floor when set, but an invoice could be deleted).
+    let bounds = store.usage_floor(&tenant.id).await?;
+    let floor = metering::admission_floor(tenant.created_at, bounds.latest_invoice_start);
     let rules = Admission {
         meters: &catalog.meters,
         now,
         max_skew,
-        floor: metering::admission_floor(tenant.created_at, finalized),
+        floor: bounds.events_purged_before.map_or(floor, |p| p.max(floor)),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut valid = Vec::new();

@@ -84,10 +84,10 @@ use tollgate_domain::transition::PlanTransition;
 use crate::{
     Actor, Aggregations, AppliedCoupon, AttemptRecorded, AuditEntry, BillingDue, BucketFilter, CatalogMove,
     ChargeRecord, CouponDef, DeliveryAttempt, DeliveryJob, Dispute, DistinctBy, DistinctKey, EndpointScope,
-    LeasedTransition, NewOperatorToken, NewTenant, NewToken, NewWebhookEndpoint, PaymentChange, PoolStats,
-    RefundRecord, RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog, StoredInvoice, TransitionFilter,
-    TransitionOutcome, UsageChange, UsageCount, UsageOutcome, WebhookDelivery, WebhookEndpoint, WebhookEvent,
-    WebhookQueue,
+    EventRetention, LeasedTransition, NewOperatorToken, NewTenant, NewToken, NewWebhookEndpoint,
+    PaymentChange, PoolStats, RefundRecord, RefundStart, ReplayStats, Result, RoundEnd, StoredCatalog,
+    StoredInvoice, TransitionFilter, TransitionOutcome, UsageChange, UsageCount, UsageFloor, UsageOutcome,
+    WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookQueue,
 };
 
 /// Persistence for everything Tollgate keeps: every aggregate's store. The
@@ -454,8 +454,24 @@ pub trait MeteringStore: Send + Sync {
         filter: &BucketFilter<'_>,
         by: DistinctBy,
     ) -> Result<Vec<(DistinctKey, i64)>>;
+    /// The start of the tenant's latest finalized period and how far its raw
+    /// events were deleted: what admits an event.
+    async fn usage_floor(&self, tenant_id: &TenantId) -> Result<UsageFloor>;
+    /// Every tenant with what the raw-event retention job needs to decide
+    /// whether it has events to delete (one query; each tenant's oldest
+    /// event is one index lookup).
+    async fn event_retention(&self) -> Result<Vec<EventRetention>>;
+    /// Deletes at most `limit` of the tenant's raw events before `before`,
+    /// oldest first, in one short transaction, which first records `before`
+    /// as the tenant's `events_purged_before` (never lowering it). The caller
+    /// guarantees no event before `before` can be admitted any more: once
+    /// recorded, ingestion refuses them and a replay keeps the hours before
+    /// it as they are. Returns how many went.
+    async fn purge_events(&self, tenant_id: &TenantId, before: Timestamp, limit: u32) -> Result<u64>;
     /// Rebuilds a tenant's buckets from its raw events, in one transaction,
-    /// audited as `usage.replay` by `actor` at `now`.
+    /// audited as `usage.replay` by `actor` at `now`. Hours before the
+    /// tenant's `events_purged_before` keep their rollups (their raw events
+    /// are gone).
     async fn replay(
         &self,
         tenant_id: &TenantId,

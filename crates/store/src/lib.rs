@@ -336,6 +336,30 @@ pub struct AppliedCoupon {
 pub struct ReplayStats {
     pub events: u64,
     pub buckets: u64,
+    /// The hours rebuilt start here: raw events before it were deleted by
+    /// the retention job, and the rollups of those hours were kept as they
+    /// were. `None`: every hour was rebuilt.
+    pub rebuilt_from: Option<Timestamp>,
+}
+
+/// What bounds the events a tenant can still report, read in one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsageFloor {
+    /// The start of the latest finalized invoice's period.
+    pub latest_invoice_start: Option<Timestamp>,
+    /// Raw events before this time may have been deleted.
+    pub events_purged_before: Option<Timestamp>,
+}
+
+/// One tenant's facts the raw-event retention job decides by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRetention {
+    pub tenant_id: TenantId,
+    pub created_at: Timestamp,
+    /// The start of the latest finalized invoice's period.
+    pub latest_invoice_start: Option<Timestamp>,
+    /// The time of the tenant's oldest stored raw event.
+    pub oldest_event: Option<Timestamp>,
 }
 
 /// A web console session: who signed in (a tenant's API token or an

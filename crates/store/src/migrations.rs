@@ -93,6 +93,11 @@ const STEPS: &[(i64, &str, &str)] = &[
         "quota version",
         include_str!("../migrations/0023_quota_version.sql"),
     ),
+    (
+        24,
+        "event retention",
+        include_str!("../migrations/0024_event_retention.sql"),
+    ),
 ];
 
 /// The storage engine a migration is rendered for.
@@ -250,6 +255,10 @@ mod tests {
             (
                 23,
                 "d116473d9e30004a9235e48805dd885d3b0c2f34fab1ca4fe3a52b8e728e4ff75cf9e87b7e38e2ee399a1688e1fd2476",
+            ),
+            (
+                24,
+                "d426139f51601b21ff421993db5c1c13301032d547bc9fad531e168e930f033cc46be5d3074699c0b9002d77207f525f",
             ),
         ];
         // Migrations that render differently per engine (placeholders).

@@ -36,6 +36,11 @@ pub enum Suite {
     /// SQLite only: quota/reserve and usage ingestion with durable commits
     /// (the default) and with `--sqlite-synchronous normal`, side by side.
     Durability,
+    /// A year of usage for many tenants, month by month, with periods
+    /// finalized and raw events past retention deleted: database size, the
+    /// ingestion rate at the end against the start, deletion batches, and
+    /// report latency at the end.
+    Year,
 }
 
 /// Options of `tollgate bench`.
@@ -46,6 +51,8 @@ pub struct BenchArgs {
     pub suite: Suite,
     #[command(flatten)]
     pub ingest: crate::bench_ingest::IngestArgs,
+    #[command(flatten)]
+    pub year: crate::bench_year::YearArgs,
     /// How long to measure each scenario, e.g. 10s.
     #[arg(long, default_value = "10s")]
     pub duration: humantime::Duration,
@@ -170,6 +177,7 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
     match args.suite {
         Suite::Ingest => return crate::bench_ingest::run(&harness, &args.ingest).await,
         Suite::Durability => return crate::bench_durability::run(storage, &args).await,
+        Suite::Year => return crate::bench_year::run(&harness, &args.year).await,
         Suite::Quota => {}
     }
     harness

@@ -56,7 +56,7 @@ pub struct IngestArgs {
 pub(crate) const BATCH: usize = 1000;
 /// Rows per INSERT statement (both engines' parameter limits allow it).
 const ROWS_PER_STATEMENT: usize = 500;
-const METERS: [(&str, i64); 4] = [
+pub(crate) const METERS: [(&str, i64); 4] = [
     ("lb_requests", 1_000),
     ("lb_data_transfer", 250_000),
     ("waap_requests", 10),

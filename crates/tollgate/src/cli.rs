@@ -426,6 +426,13 @@ pub struct RetentionArgs {
     /// new request.
     #[arg(long, env = "TOLLGATE_IDEMPOTENCY_WINDOW", default_value = "24h")]
     pub idempotency_window: humantime::Duration,
+    /// How long raw usage events are kept: `finalized` deletes an event
+    /// once it is before the start of its tenant's latest finalized period
+    /// (no event that old is admitted any more, so none is counted twice);
+    /// a duration (e.g. `400d`) keeps each at least that long too; `forever`
+    /// deletes none. Rollups, invoices and the audit log are always kept.
+    #[arg(long, env = "TOLLGATE_KEEP_RAW_EVENTS", default_value = "finalized")]
+    pub keep_raw_events: String,
 }
 
 impl RetentionArgs {
@@ -437,8 +444,24 @@ impl RetentionArgs {
                 "--idempotency-window must be at least 24h, so that a client's retry is never counted twice"
             );
         }
+        use tollgate_app::maintenance::RawEvents;
+        let raw_events = match self.keep_raw_events.as_str() {
+            "finalized" => RawEvents::UntilFinalized,
+            "forever" => RawEvents::Forever,
+            other => {
+                let keep = humantime::parse_duration(other).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--keep-raw-events must be `finalized`, `forever` or a duration such as `400d` ({other:?}: {e})"
+                    )
+                })?;
+                RawEvents::AtLeast(
+                    jiff::SignedDuration::try_from(keep).context("--keep-raw-events is too long")?,
+                )
+            }
+        };
         Ok(tollgate_app::maintenance::Retention {
             idempotency_window: window,
+            raw_events,
         })
     }
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_durability;
 mod bench_ingest;
+mod bench_year;
 mod cli;
 mod credits;
 mod invoice;

@@ -127,6 +127,10 @@ pub enum JobArg {
     Suspend,
     /// Forget quota request ids older than the idempotency window.
     Prune,
+    /// Delete raw usage events past --keep-raw-events.
+    PurgeEvents,
+    /// Write off what is left of expired credit grants.
+    CreditExpiry,
     /// Evaluate the usage alerts of tenants whose usage arrived since.
     Alerts,
     /// Dispatch webhook events and make the delivery attempts that are due.
@@ -143,6 +147,8 @@ impl JobArg {
             Self::Charge => vec![Job::Charge],
             Self::Suspend => vec![Job::Suspend],
             Self::Prune => vec![Job::Prune],
+            Self::PurgeEvents => vec![Job::PurgeEvents],
+            Self::CreditExpiry => vec![Job::CreditExpiry],
             Self::Alerts => vec![Job::Alerts],
             Self::Webhooks => vec![Job::Webhooks],
             Self::All => Job::ALL.to_vec(),

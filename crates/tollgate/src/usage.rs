@@ -274,10 +274,17 @@ pub async fn usage(store: &dyn Store, cmd: UsageCommand) -> Result<()> {
             let stats = store
                 .replay(&tenant.id, &catalog.aggregations(), ACTOR, Timestamp::now())
                 .await?;
-            println!(
-                "rebuilt {} hourly buckets of tenant {} from {} events",
-                stats.buckets, tenant.name, stats.events
-            );
+            match stats.rebuilt_from {
+                None => println!(
+                    "rebuilt {} hourly buckets of tenant {} from {} events",
+                    stats.buckets, tenant.name, stats.events
+                ),
+                Some(from) => println!(
+                    "rebuilt {} hourly buckets of tenant {} from {} events, from {from} on \
+                     (raw events before it were deleted at retention; those hours keep their rollups)",
+                    stats.buckets, tenant.name, stats.events
+                ),
+            }
         }
     }
     Ok(())

@@ -1385,7 +1385,7 @@ pub struct JobRuns {
 
 /// Runs a job now, until it has nothing left to do, with the server's clock
 /// and settings: `transitions`, `credit-expiry`, `period-close`, `charge`, `suspend`, `prune`,
-/// `alerts`, `webhooks`, or `all`.
+/// `purge-events`, `alerts`, `webhooks`, or `all`.
 /// Jobs hold leases, so running one beside the job loop or another replica
 /// does no work twice.
 #[utoipa::path(
@@ -1393,7 +1393,7 @@ pub struct JobRuns {
     path = "/api/operator/jobs/{job}/run",
     operation_id = "tollgate.operator.RunJob",
     tag = "operator",
-    params(("job" = String, Path, description = "transitions, period-close, charge, suspend, prune, alerts, webhooks or all")),
+    params(("job" = String, Path, description = "transitions, credit-expiry, period-close, charge, suspend, prune, purge-events, alerts, webhooks or all")),
     responses(
         (status = 200, body = JobRuns),
         (status = 404, body = ErrorBody, description = "No job has this name.")
@@ -1409,7 +1409,7 @@ pub async fn run_job(
         "all" => Job::ALL.to_vec(),
         other => vec![Job::parse(other).ok_or_else(|| {
             ApiError::not_found(format!(
-                "no job is named {other:?}; use transitions, period-close, charge, suspend, prune, alerts, webhooks or all"
+                "no job is named {other:?}; use transitions, credit-expiry, period-close, charge, suspend, prune, purge-events, alerts, webhooks or all"
             ))
         })?],
     };

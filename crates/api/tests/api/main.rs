@@ -13,6 +13,7 @@ mod credits;
 mod currencies;
 mod dunning;
 mod errors;
+mod event_retention;
 mod faults;
 mod http_layer;
 mod input_text;

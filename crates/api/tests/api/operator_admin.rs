@@ -664,6 +664,7 @@ async fn invoices_across_tenants_are_listed_shown_rendered_and_cancelled_and_job
                 "charge",
                 "suspend",
                 "prune",
+                "purge-events",
                 "alerts",
                 "webhooks"
             ]

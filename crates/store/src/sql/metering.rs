@@ -16,8 +16,13 @@ use tollgate_domain::metering::{self, Bucket, BucketKey, ObjectKey, ObjectUsage,
 use tollgate_domain::names::Name;
 
 use super::super::TEXT_LIST;
-use super::{Db, DbRow, LOCK_TENANT, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp};
-use crate::{Actor, Aggregations, BucketFilter, DistinctBy, DistinctKey, ReplayStats, Result, StoreError};
+use super::{
+    Db, DbRow, LOCK_TENANT, LOCK_TENANT_FOR_INGEST, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp,
+};
+use crate::{
+    Actor, Aggregations, BucketFilter, DistinctBy, DistinctKey, EventRetention, ReplayStats, Result,
+    StoreError, UsageFloor,
+};
 
 /// Most rows per multi-row statement (at most 11 parameters each, well under
 /// both engines' limits).
@@ -152,6 +157,75 @@ impl crate::MeteringStore for SqlStore {
             .collect()
     }
 
+    async fn usage_floor(&self, tenant_id: &TenantId) -> Result<UsageFloor> {
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(period_start) FROM invoices WHERE tenant_id = $1) AS latest, \
+             (SELECT events_purged_before FROM tenants WHERE id = $1) AS purged",
+        )
+        .bind(tenant_id.as_str())
+        .fetch_one(&self.read)
+        .await?;
+        Ok(UsageFloor {
+            latest_invoice_start: opt_timestamp("invoices.period_start", row.try_get("latest")?)?,
+            events_purged_before: opt_timestamp("tenants.events_purged_before", row.try_get("purged")?)?,
+        })
+    }
+
+    async fn event_retention(&self) -> Result<Vec<EventRetention>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.created_at, \
+             (SELECT MAX(i.period_start) FROM invoices i WHERE i.tenant_id = t.id) AS latest, \
+             (SELECT MIN(e.at) FROM usage_events e WHERE e.tenant_id = t.id) AS oldest \
+             FROM tenants t ORDER BY t.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRetention {
+                    tenant_id: TenantId::new(r.try_get::<String, _>("id")?),
+                    created_at: timestamp("tenants.created_at", r.try_get("created_at")?)?,
+                    latest_invoice_start: opt_timestamp("invoices.period_start", r.try_get("latest")?)?,
+                    oldest_event: opt_timestamp("usage_events.at", r.try_get("oldest")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_events(&self, tenant_id: &TenantId, before: Timestamp, limit: u32) -> Result<u64> {
+        // A whole hour: a replay rebuilds whole hours from the mark on.
+        let (tenant_id, before) = (tenant_id.clone(), metering::hour_of(before));
+        self.write(move |tx| {
+            Box::pin(async move {
+                // The mark first, in the same transaction: a replay or an
+                // ingestion that sees any event gone also sees the mark.
+                sqlx::query(
+                    "UPDATE tenants SET events_purged_before = $2 WHERE id = $1 \
+                     AND (events_purged_before IS NULL OR events_purged_before < $2)",
+                )
+                .bind(tenant_id.as_str())
+                .bind(micros(before))
+                .execute(&mut **tx)
+                .await?;
+                // Oldest first through (tenant_id, at, event_id): a small
+                // batch per transaction, so the writer is held briefly.
+                let purged = sqlx::query(
+                    "DELETE FROM usage_events WHERE tenant_id = $1 AND (at, event_id) IN \
+                     (SELECT at, event_id FROM usage_events WHERE tenant_id = $1 AND at < $2 \
+                      ORDER BY at, event_id LIMIT $3)",
+                )
+                .bind(tenant_id.as_str())
+                .bind(micros(before))
+                .bind(i64::from(limit))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(purged)
+            })
+        })
+        .await
+    }
+
     async fn replay(
         &self,
         tenant_id: &TenantId,
@@ -183,16 +257,25 @@ async fn ingest_in(
     aggregation: &Aggregations,
     now: Timestamp,
 ) -> Result<Vec<bool>> {
-    // Serializes a tenant's ingestion so that read-merge-write of buckets is safe.
-    sqlx::query(LOCK_TENANT)
+    // Serializes a tenant's ingestion so that read-merge-write of buckets is
+    // safe, and with the deletion of its raw events.
+    let purged: Option<i64> = sqlx::query_scalar(LOCK_TENANT_FOR_INGEST)
         .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+    // An event before the retention mark may have been stored and deleted:
+    // it is not stored (again), so never counted twice. The caller's
+    // admission floor refuses these; this closes the window between its
+    // reading the floor and this transaction.
+    let purged = purged.unwrap_or(i64::MIN);
 
     // The first occurrence of an id in the batch is the candidate; later ones are duplicates.
     let mut seen = HashSet::new();
-    let candidates: Vec<&UsageEvent> = events.iter().filter(|e| seen.insert(e.id.as_str())).collect();
+    let candidates: Vec<&UsageEvent> = events
+        .iter()
+        .filter(|e| micros(e.at) >= purged && seen.insert(e.id.as_str()))
+        .collect();
     let mut inserted: HashSet<String> = HashSet::new();
     for chunk in chunks(&candidates) {
         let mut q = QueryBuilder::<Db>::new(
@@ -468,16 +551,40 @@ fn summarize_days(buckets: &BTreeMap<BucketKey, Bucket>) -> BTreeMap<Day, Object
 }
 
 /// Rebuilds a tenant's day summaries from its hourly buckets, inside `tx`.
+/// Rewrites the tenant's day summaries from the day of `from` (a whole
+/// hour) on: `buckets` are every bucket from `from` on, and the day's hours
+/// before `from`, kept as they were, are read back to complete it.
 async fn rebuild_days(
     tx: &mut Tx,
     tenant_id: &TenantId,
-    buckets: &BTreeMap<BucketKey, Bucket>,
+    from: i64,
+    mut buckets: BTreeMap<BucketKey, Bucket>,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM usage_daily WHERE tenant_id = $1")
+    let first_day = if from == i64::MIN {
+        i64::MIN
+    } else {
+        micros(metering::day_of(timestamp("usage_hourly.hour", from)?))
+    };
+    if first_day < from {
+        let kept = sqlx::query(
+            "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, \
+             latest_event, events FROM usage_hourly WHERE tenant_id = $1 AND hour >= $2 AND hour < $3",
+        )
         .bind(tenant_id.as_str())
+        .bind(first_day)
+        .bind(from)
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in &kept {
+            buckets.insert(key_from(row)?, bucket_from(row)?);
+        }
+    }
+    sqlx::query("DELETE FROM usage_daily WHERE tenant_id = $1 AND day >= $2")
+        .bind(tenant_id.as_str())
+        .bind(first_day)
         .execute(&mut **tx)
         .await?;
-    write_days(tx, tenant_id, &summarize_days(buckets)).await
+    write_days(tx, tenant_id, &summarize_days(&buckets)).await
 }
 
 /// Builds day summaries for usage stored before they existed (a one-off
@@ -512,7 +619,7 @@ pub(super) async fn build_daily_usage(store: &SqlStore) -> Result<()> {
                         .iter()
                         .map(|r| Ok((key_from(r)?, bucket_from(r)?)))
                         .collect::<Result<BTreeMap<_, _>>>()?;
-                    rebuild_days(tx, &tenant_id, &buckets).await
+                    rebuild_days(tx, &tenant_id, i64::MIN, buckets).await
                 })
             })
             .await?;
@@ -798,19 +905,30 @@ async fn replay_in(
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
+    // Raw events before the retention mark are gone: the hours before it
+    // keep their rollups, and only the hours from it on are rebuilt. The
+    // mark is a whole hour (`purge_events` stores whole hours).
+    let purged: Option<i64> = sqlx::query_scalar("SELECT events_purged_before FROM tenants WHERE id = $1")
+        .bind(tenant_id.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    let from = purged.unwrap_or(i64::MIN);
     // The distinct values are rebuilt per hour from the raw events; period
     // close keeps old periods' per period again.
     for delete in [
-        "DELETE FROM usage_distinct WHERE tenant_id = $1",
-        "DELETE FROM usage_distinct_periods WHERE tenant_id = $1",
+        "DELETE FROM usage_distinct WHERE tenant_id = $1 AND hour >= $2",
+        "DELETE FROM usage_distinct_periods WHERE tenant_id = $1 AND hour_start >= $2",
     ] {
         sqlx::query(delete)
             .bind(tenant_id.as_str())
+            .bind(from)
             .execute(&mut **tx)
             .await?;
     }
     let mut buckets: BTreeMap<BucketKey, Bucket> = BTreeMap::new();
-    let mut cursor: (i64, String) = (i64::MIN, String::new());
+    // (at, event_id) after the cursor: (from, "") starts at `from`, as no
+    // event id is empty.
+    let mut cursor: (i64, String) = (from, String::new());
     let mut events = 0u64;
     loop {
         let rows = sqlx::query(
@@ -851,15 +969,20 @@ async fn replay_in(
         }
         write_distinct(tx, tenant_id, &distinct.into_iter().collect::<Vec<_>>()).await?;
     }
-    sqlx::query("DELETE FROM usage_hourly WHERE tenant_id = $1")
+    sqlx::query("DELETE FROM usage_hourly WHERE tenant_id = $1 AND hour >= $2")
         .bind(tenant_id.as_str())
+        .bind(from)
         .execute(&mut **tx)
         .await?;
     write_buckets(tx, tenant_id, buckets.iter()).await?;
-    rebuild_days(tx, tenant_id, &buckets).await?;
+    let rebuilt = buckets.len() as u64;
+    rebuild_days(tx, tenant_id, from, buckets).await?;
     let stats = ReplayStats {
         events,
-        buckets: buckets.len() as u64,
+        buckets: rebuilt,
+        rebuilt_from: purged
+            .map(|_| timestamp("tenants.events_purged_before", from))
+            .transpose()?,
     };
     audit_in(
         tx,
@@ -868,7 +991,14 @@ async fn replay_in(
         AuditAction::UsageReplay,
         "usage/hourly",
         None,
-        Some(serde_json::json!({"events": stats.events, "hourly_buckets": stats.buckets})),
+        Some(match stats.rebuilt_from {
+            None => serde_json::json!({"events": stats.events, "hourly_buckets": stats.buckets}),
+            Some(from) => serde_json::json!({
+                "events": stats.events,
+                "hourly_buckets": stats.buckets,
+                "rebuilt_from": from.to_string(),
+            }),
+        }),
         now,
     )
     .await?;

@@ -426,3 +426,161 @@ async fn day_summaries_agree_with_the_hours_over_any_range() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn purged_events_are_gone_and_a_replay_keeps_the_hours_before_the_mark() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let (a, b) = (tenant(&*store, "acme").await, tenant(&*store, "globex").await);
+        let aggregations = aggregations().with_unique("users", "user");
+        // 400 events over four days, every sixth a unique-count event; the
+        // same for globex.
+        let base = t("2026-11-01T00:00:00Z");
+        let events: Vec<UsageEvent> = (0..400u32)
+            .map(|i| {
+                let at = base + SignedDuration::from_mins(i64::from(i) * 14);
+                let metric =
+                    ["requests", "vcpus", "version", "requests", "requests", "users"][(i % 6) as usize];
+                let mut e = ev(&format!("e{i}"), metric, &format!("{}", i % 9), &at.to_string());
+                e.object_name = format!("lb-{}", i % 3);
+                if metric == "users" {
+                    e.properties.insert("user".into(), format!("u{}", i % 11));
+                }
+                e
+            })
+            .collect();
+        let now = t("2026-11-30T00:00:00Z");
+        for id in [&a.id, &b.id] {
+            for chunk in events.chunks(64) {
+                store.ingest(id, chunk, &aggregations, now).await.unwrap();
+            }
+        }
+        let everything = all("2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z");
+        let snapshot = |store: Arc<dyn Store>, id: TenantId| async move {
+            let everything = all("2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z");
+            (
+                store.buckets(&id, &everything).await.unwrap(),
+                store.daily_usage(&id, &everything).await.unwrap(),
+                store
+                    .distinct_counts(&id, &everything, tollgate_store::DistinctBy::Hour)
+                    .await
+                    .unwrap(),
+            )
+        };
+        let before = snapshot(store.clone(), a.id.clone()).await;
+        assert_eq!(store.usage_floor(&a.id).await.unwrap(), Default::default());
+        let retention_of = |store: Arc<dyn Store>, id: TenantId| async move {
+            store
+                .event_retention()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.tenant_id == id)
+                .unwrap()
+        };
+        assert_eq!(store.event_retention().await.unwrap().len(), 2);
+        let acme = retention_of(store.clone(), a.id.clone()).await;
+        assert_eq!(acme.oldest_event, Some(base));
+        assert_eq!(acme.latest_invoice_start, None);
+
+        // A cut inside an hour is taken down to the hour: a replay rebuilds
+        // whole hours. Small batches until one comes back short.
+        let cut = t("2026-11-03T05:30:00Z");
+        let mark = t("2026-11-03T05:00:00Z");
+        let gone = events.iter().filter(|e| e.at < mark).count() as u64;
+        let mut purged = 0;
+        loop {
+            let n = store.purge_events(&a.id, cut, 50).await.unwrap();
+            assert!(n <= 50);
+            purged += n;
+            if n < 50 {
+                break;
+            }
+        }
+        assert_eq!(purged, gone);
+        assert_eq!(
+            store.usage_floor(&a.id).await.unwrap().events_purged_before,
+            Some(mark)
+        );
+        let oldest = retention_of(store.clone(), a.id.clone())
+            .await
+            .oldest_event
+            .unwrap();
+        assert!(
+            oldest >= mark && oldest < mark + SignedDuration::from_mins(14),
+            "{oldest}"
+        );
+        // The rollups are untouched, and globex is untouched.
+        assert_eq!(snapshot(store.clone(), a.id.clone()).await, before);
+        assert_eq!(
+            retention_of(store.clone(), b.id.clone()).await.oldest_event,
+            Some(base)
+        );
+        assert_eq!(store.usage_floor(&b.id).await.unwrap().events_purged_before, None);
+
+        // A replay rebuilds the hours from the mark on from the events left,
+        // and keeps those before (and the day the mark falls in is whole).
+        let stats = store
+            .replay(&a.id, &aggregations, "operator", t("2026-11-21T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(stats.events, 400 - gone);
+        assert_eq!(stats.rebuilt_from, Some(mark));
+        assert_eq!(snapshot(store.clone(), a.id.clone()).await, before);
+        let audit = store.audit(Some(&a.id), 1).await.unwrap();
+        assert!(
+            audit[0]
+                .after
+                .as_deref()
+                .unwrap()
+                .contains(r#""rebuilt_from":"2026-11-03T05:00:00Z""#),
+            "{:?}",
+            audit[0].after
+        );
+        assert_eq!(
+            store.object_usage(&a.id, &everything).await.unwrap(),
+            store.object_usage(&b.id, &everything).await.unwrap(),
+            "the same usage as the tenant whose events were all kept"
+        );
+
+        // An event before the mark (its id was stored and is gone) is not
+        // stored again, even by a caller that did not check the floor; one
+        // after it still counts once.
+        let late = ev("e0", "requests", "5", "2026-11-01T00:00:00Z");
+        let fresh = ev("e-new", "requests", "5", "2026-11-04T00:00:00Z");
+        assert_eq!(
+            store
+                .ingest(&a.id, &[late, fresh], &aggregations, now)
+                .await
+                .unwrap(),
+            [false, true]
+        );
+        assert_eq!(
+            store
+                .buckets(&a.id, &all("2026-11-01T00:00:00Z", "2026-11-01T01:00:00Z"))
+                .await
+                .unwrap(),
+            before
+                .0
+                .iter()
+                .filter(|(k, _)| k.hour == base)
+                .cloned()
+                .collect::<Vec<_>>(),
+            "the hour of the refused event is as it was"
+        );
+
+        // The mark never goes down, and nothing more goes below it.
+        assert_eq!(
+            store
+                .purge_events(&a.id, t("2026-11-02T00:00:00Z"), 50)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store.usage_floor(&a.id).await.unwrap().events_purged_before,
+            Some(mark)
+        );
+    })
+    .await;
+}

@@ -56,4 +56,25 @@ async fn every_bench_suite_runs_on_a_fresh_database() {
             && ingest.contains("started again on this database: start to listening"),
         "{ingest}"
     );
+    // Three months: the first month's raw events go once the second is
+    // finalized, and the run checks the count it keeps against the store.
+    let year = bench(&[
+        "year",
+        "--tenants",
+        "3",
+        "--events-per-month",
+        "40",
+        "--months",
+        "3",
+    ])
+    .await;
+    assert!(
+        year.contains("raw events kept 120")
+            && year.contains("deleted 120 in 3 batches")
+            && year.contains("last / first")
+            && year.contains("deletion batches")
+            && year.contains("360 events ingested, 120 raw events kept")
+            && year.contains("usage_details p50"),
+        "{year}"
+    );
 }

@@ -293,6 +293,27 @@ async fn the_operator_cancels_transitions_and_prunes_expired_request_ids() {
             "{}",
             short.stderr
         );
+        // Raw events: nothing is finalized yet, so nothing goes; a bad
+        // retention is refused before anything runs.
+        let purged =
+            expect_ok(tollgate(&db, &["jobs", "run", "purge-events", "--keep-raw-events", "400d"]).await);
+        assert!(
+            purged.contains("purge-events: 0 raw usage events past retention deleted"),
+            "{purged}"
+        );
+        let bad = tollgate(
+            &db,
+            &["jobs", "run", "purge-events", "--keep-raw-events", "a while"],
+        )
+        .await;
+        assert!(
+            !bad.ok
+                && bad
+                    .stderr
+                    .contains("--keep-raw-events must be `finalized`, `forever` or a duration"),
+            "{}",
+            bad.stderr
+        );
     })
     .await;
 }
