@@ -93,7 +93,9 @@ async fn history_is_imported_once_and_replay_rebuilds_the_same_reports() {
         let out = expect_ok(tollgate(&db, &["usage", "import", "--tenant", "acme", jsonl.to_str().unwrap()]).await);
         assert!(out.contains("0 accepted, 500 duplicates, 2 rejected"), "{out}");
 
-        let server = Server::start(&db).await;
+        // The job loop finalizes September at once (the tenant is
+        // backdated): raw events are kept here, so that replay has them.
+        let server = Server::start_with(&db, "info", &["--keep-raw-events", "forever"]).await;
         let http = Http::new();
         let range = ("2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z");
         let before = totals(&http, &server.base, &admin, range.0, range.1).await;
@@ -107,6 +109,17 @@ async fn history_is_imported_once_and_replay_rebuilds_the_same_reports() {
         let out = expect_ok(tollgate(&db, &["usage", "replay", "--tenant", "acme"]).await);
         assert!(out.contains("from 503 events"), "{out}");
         assert_eq!(totals(&http, &server.base, &admin, range.0, range.1).await, before);
+
+        // With the default retention, September's raw events go once a later
+        // period is finalized (October is, by now); a replay then keeps
+        // September's rollups and the reports do not move.
+        let out = expect_ok(tollgate(&db, &["jobs", "run", "purge-events"]).await);
+        assert!(out.contains("purge-events: 503 raw usage events past retention deleted"), "{out}");
+        let out = expect_ok(tollgate(&db, &["usage", "replay", "--tenant", "acme"]).await);
+        assert!(out.contains("from 0 events, from ") && out.contains("keep their rollups"), "{out}");
+        assert_eq!(totals(&http, &server.base, &admin, range.0, range.1).await, before);
+        let out = expect_ok(tollgate(&db, &["usage", "import", "--tenant", "acme", csv.to_str().unwrap()]).await);
+        assert!(out.contains("0 accepted, 0 duplicates, 3 rejected"), "{out}");
     })
     .await;
 }
