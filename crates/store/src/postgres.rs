@@ -55,6 +55,7 @@ impl SqlStore {
                 health: Arc::new(Health::default()),
                 faults: options.faults.clone().unwrap_or_default(),
             },
+            quota_specs: Default::default(),
         };
         store.after_migrations().await?;
         Ok(store)

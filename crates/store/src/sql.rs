@@ -80,6 +80,8 @@ impl SqlStore {
 pub struct SqlStore {
     pub(super) read: Pool<Db>,
     pub(super) writer: Writer,
+    /// Tenants' parsed quota objects by `quota_version`, for reservations.
+    pub(super) quota_specs: std::sync::Arc<quotas::SpecCache>,
 }
 
 impl SqlStore {

@@ -109,7 +109,11 @@ impl SqlStore {
             .await?;
         let faults = store_options.faults.clone().unwrap_or_default();
         let writer = Writer::start(first, options, dir.to_path_buf(), faults);
-        let store = Self { read, writer };
+        let store = Self {
+            read,
+            writer,
+            quota_specs: Default::default(),
+        };
         store.after_migrations().await?;
         Ok(store)
     }

@@ -146,6 +146,7 @@ impl crate::QuotaStore for SqlStore {
             now: c.now,
             block_reservations: c.block_reservations,
         };
+        let cache = self.quota_specs.clone();
         self.write(move |tx| {
             Box::pin(async move {
                 let c = UsageChange {
@@ -158,7 +159,7 @@ impl crate::QuotaStore for SqlStore {
                     now: owned.now,
                     block_reservations: owned.block_reservations,
                 };
-                change_usage_in(tx, &c).await
+                change_usage_in(tx, &c, &cache).await
             })
         })
         .await
@@ -360,82 +361,86 @@ struct OwnedUsageChange {
     block_reservations: bool,
 }
 
-async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcome> {
+async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>, cache: &SpecCache) -> Result<UsageOutcome> {
     let family = c.family.as_str();
-    let operation = c.op.name();
     let amount = c.op.amount();
 
-    // Claim the request id first: on PostgreSQL a concurrent claim of the
-    // same id waits here until this transaction ends, then sees its row.
-    if let Some(request_id) = c.request_id {
-        let claimed = sqlx::query(
-                "INSERT INTO quota_requests \
-                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(operation)
-            .bind(request_id.as_str())
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(micros(c.now))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        if claimed == 0 {
-            let row = sqlx::query(
-                "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
-                     WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(operation)
-            .bind(request_id.as_str())
-            .fetch_one(&mut **tx)
-            .await?;
-            let same = row.try_get::<String, _>("family")? == family
-                && row.try_get::<String, _>("key")? == c.key
-                && row.try_get::<i64, _>("amount")? == amount;
-            if !same {
-                return Err(StoreError::Conflict(
-                    Reason::RequestIdReused,
-                    format!("request_id {request_id:?} was already used for a different {operation}"),
-                ));
-            }
-            return Ok(UsageOutcome::Replayed(UsageState {
-                limit: Limit::from_raw(row.try_get("limit_value")?),
-                current: row.try_get("current_value")?,
-            }));
-        }
-    }
-
     if c.block_reservations && matches!(c.op, UsageOp::Reserve { .. }) {
-        // Not a repeat: refused like a reservation past the limit, and the
-        // request id it claimed is given back with the rest.
+        // Not a repeat: refused like a reservation past the limit. A repeat
+        // still gets its first answer.
+        if let Some(replayed) = claimed_answer(tx, c).await? {
+            return Ok(replayed);
+        }
         tx.discard();
         return Ok(UsageOutcome::Blocked);
     }
 
-    let (limit, thresholds) = effective_limit_in(tx, c).await?;
-
-    // A reservation or a release is one upsert: the key's row is created at
-    // its first change. A reservation is one conditional add: PostgreSQL
-    // re-evaluates the DO UPDATE's WHERE on the latest row version after a
-    // concurrent update commits, and SQLite's write transactions are serial,
-    // so usage cannot pass the limit under any interleaving. A key without a
-    // row starts at the amount, which must then be within the limit (and the
-    // family's cap) by itself.
-    let mut reconciled_from: Option<i64> = None;
-    let updated = match c.op {
-        UsageOp::Reserve { .. } => {
-            let max = c.family.max_usage();
-            if (limit.as_raw() >= 0 && amount > limit.as_raw()) || amount > max {
-                None
-            } else {
+    // The limit comes from the tenant's quota objects as of a
+    // `quota_version`: from the cache, or read in this transaction. Every
+    // change below applies only while the tenant's `quota_version` is still
+    // that one (checked in the same statement), so a cached limit never
+    // decides after a quota object changed: the change then finds no row,
+    // and is tried once more with the objects read afresh.
+    let mut cached = match c.op {
+        // A reconciliation reads the count first; it is rare.
+        UsageOp::Reconcile { .. } => None,
+        _ => cache.get(c.tenant_id),
+    };
+    loop {
+        let fresh = cached.is_none();
+        let (version, specs) = match cached.take() {
+            Some(hit) => hit,
+            None => {
+                let read = read_specs(tx, c.tenant_id).await?;
+                cache.put(c.tenant_id, read.clone());
+                read
+            }
+        };
+        let (limit, thresholds) = limit_of(c, &specs);
+        // What the change checks `quota_version` against: none when the
+        // specs were read in this transaction (as fresh as the change).
+        let guard = if fresh { -1 } else { version };
+        let mut reconciled_from: Option<i64> = None;
+        let updated: Option<DbRow> = match c.op {
+            UsageOp::Reserve { .. } => {
+                let max = c.family.max_usage();
+                if (limit.as_raw() >= 0 && amount > limit.as_raw()) || amount > max {
+                    None
+                } else {
+                    // A reservation is one conditional add: PostgreSQL
+                    // re-evaluates the DO UPDATE's WHERE on the latest row
+                    // version after a concurrent update commits, and
+                    // SQLite's write transactions are serial, so usage
+                    // cannot pass the limit under any interleaving. A key
+                    // without a row starts at the amount, checked against
+                    // the limit (and the family's cap) above.
+                    sqlx::query(
+                        "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
+                         SELECT $1, $2, $3, $4, $5 WHERE ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
+                         ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
+                         WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
+                         AND ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
+                         RETURNING used",
+                    )
+                    .bind(c.tenant_id.as_str())
+                    .bind(family)
+                    .bind(c.key)
+                    .bind(amount)
+                    .bind(micros(c.now))
+                    .bind(limit.as_raw())
+                    .bind(max)
+                    .bind(guard)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                }
+            }
+            UsageOp::Release { .. } => {
                 sqlx::query(
-                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
-                     WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
+                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
+                     SELECT $1, $2, $3, 0, $5 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
+                     ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
+                     used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
+                     WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
                      RETURNING used",
                 )
                 .bind(c.tenant_id.as_str())
@@ -443,119 +448,225 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<UsageOutcom
                 .bind(c.key)
                 .bind(amount)
                 .bind(micros(c.now))
-                .bind(limit.as_raw())
-                .bind(max)
+                .bind(guard)
                 .fetch_optional(&mut **tx)
                 .await?
             }
-        }
-        UsageOp::Release { .. } => {
-            sqlx::query(
-                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $5) \
-                 ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
-                 used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
-                 RETURNING used",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(micros(c.now))
-            .fetch_optional(&mut **tx)
-            .await?
-        }
-        UsageOp::Reconcile { .. } => {
-            // A reconciliation sets the count: what it was is read first
-            // (the row is this transaction's to change until it ends).
-            sqlx::query(
-                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(family)
-            .bind(c.key)
-            .bind(micros(c.now))
-            .execute(&mut **tx)
-            .await?;
-            reconciled_from = Some(
-                sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
-                    .bind(c.tenant_id.as_str())
-                    .bind(family)
-                    .bind(c.key)
-                    .fetch_one(&mut **tx)
-                    .await?
-                    .try_get("used")?,
-            );
-            sqlx::query(
-                "UPDATE quota_usage SET used = $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(micros(c.now))
-            .fetch_optional(&mut **tx)
-            .await?
-        }
-    };
-
-    let Some(row) = updated else {
-        let current: i64 =
-            sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+            UsageOp::Reconcile { .. } => {
+                // A reconciliation sets the count: what it was is read first
+                // (the row is this transaction's to change until it ends).
+                // Its limit was read in this transaction.
+                sqlx::query(
+                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
                 .bind(c.tenant_id.as_str())
                 .bind(family)
                 .bind(c.key)
+                .bind(micros(c.now))
+                .execute(&mut **tx)
+                .await?;
+                reconciled_from = Some(
+                    sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                        .bind(c.tenant_id.as_str())
+                        .bind(family)
+                        .bind(c.key)
+                        .fetch_one(&mut **tx)
+                        .await?
+                        .try_get("used")?,
+                );
+                sqlx::query(
+                    "UPDATE quota_usage SET used = $4, updated_at = $5 \
+                     WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used",
+                )
+                .bind(c.tenant_id.as_str())
+                .bind(family)
+                .bind(c.key)
+                .bind(amount)
+                .bind(micros(c.now))
                 .fetch_optional(&mut **tx)
                 .await?
-                .map(|r| r.try_get("used"))
-                .transpose()?
-                .unwrap_or(0);
-        tx.discard();
-        return Ok(UsageOutcome::Refused(UsageState { limit, current }));
-    };
-    let current: i64 = row.try_get("used")?;
-    let before = match c.op {
-        UsageOp::Reserve { amount } => Some(current - amount),
-        UsageOp::Reconcile { .. } => reconciled_from,
-        UsageOp::Release { .. } => None,
-    };
-    if let Some(before) = before {
-        thresholds_in(tx, c, before, current, limit, &thresholds).await?;
-    }
+            }
+        };
 
-    if let Some(request_id) = c.request_id {
-        sqlx::query(
-            "UPDATE quota_requests SET limit_value = $4, current_value = $5 \
-                 WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
-        )
-        .bind(c.tenant_id.as_str())
-        .bind(operation)
-        .bind(request_id.as_str())
-        .bind(limit.as_raw())
-        .bind(current)
-        .execute(&mut **tx)
-        .await?;
+        let Some(row) = updated else {
+            // Refused, or the quota objects changed since the cached ones.
+            let row = sqlx::query(
+                "SELECT (SELECT quota_version FROM tenants WHERE id = $1) AS version, \
+                 (SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3) AS used",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .fetch_one(&mut **tx)
+            .await?;
+            let now_version: Option<i64> = row.try_get("version")?;
+            if now_version != Some(version) && !fresh {
+                cache.forget(c.tenant_id);
+                continue;
+            }
+            // A repeat of a reservation that was granted gets its first
+            // answer, though there is no room for it now.
+            if let Some(replayed) = claimed_answer(tx, c).await? {
+                return Ok(replayed);
+            }
+            let current: i64 = row.try_get::<Option<i64>, _>("used")?.unwrap_or(0);
+            tx.discard();
+            return Ok(UsageOutcome::Refused(UsageState { limit, current }));
+        };
+        let current: i64 = row.try_get("used")?;
+        let before = match c.op {
+            UsageOp::Reserve { amount } => Some(current - amount),
+            UsageOp::Reconcile { .. } => reconciled_from,
+            UsageOp::Release { .. } => None,
+        };
+        if let Some(before) = before {
+            thresholds_in(tx, c, before, current, limit, &thresholds).await?;
+        }
+        // The request id is claimed last, with its answer: one statement. A
+        // claim made before (by an earlier request, or on PostgreSQL by a
+        // concurrent one, which this insert waits for) wins: this change is
+        // rolled back and the first answer returned.
+        if let Some(request_id) = c.request_id {
+            let claimed = sqlx::query(
+                "INSERT INTO quota_requests \
+                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(c.op.name())
+            .bind(request_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(limit.as_raw())
+            .bind(current)
+            .bind(micros(c.now))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                tx.discard();
+                return claimed_answer(tx, c).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("request_id {request_id:?} is claimed but not stored"))
+                });
+            }
+        }
+        return Ok(UsageOutcome::Applied(UsageState { limit, current }));
     }
-    Ok(UsageOutcome::Applied(UsageState { limit, current }))
 }
 
-/// The effective limit of the change's key, read inside its transaction,
-/// and the thresholds whose crossing is an event: those of the quota
-/// objects that limit the key (together), else the default ones.
-async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<(Limit, Cow<'static, [u8]>)> {
-    let rows = sqlx::query("SELECT spec FROM quota_objects WHERE tenant_id = $1 AND disable = $2")
-        .bind(c.tenant_id.as_str())
-        .bind(false)
-        .fetch_all(&mut **tx)
-        .await?;
+/// The first answer to the change's request id, if it was claimed: a
+/// repeat of the same change replays it; the same id for another change is
+/// a conflict.
+async fn claimed_answer(tx: &mut Tx, c: &UsageChange<'_>) -> Result<Option<UsageOutcome>> {
+    let Some(request_id) = c.request_id else {
+        return Ok(None);
+    };
+    let Some(row) = sqlx::query(
+        "SELECT family, key, amount, limit_value, current_value FROM quota_requests \
+         WHERE tenant_id = $1 AND operation = $2 AND request_id = $3",
+    )
+    .bind(c.tenant_id.as_str())
+    .bind(c.op.name())
+    .bind(request_id.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let same = row.try_get::<String, _>("family")? == c.family.as_str()
+        && row.try_get::<String, _>("key")? == c.key
+        && row.try_get::<i64, _>("amount")? == c.op.amount();
+    if !same {
+        return Err(StoreError::Conflict(
+            Reason::RequestIdReused,
+            format!(
+                "request_id {request_id:?} was already used for a different {}",
+                c.op.name()
+            ),
+        ));
+    }
+    Ok(Some(UsageOutcome::Replayed(UsageState {
+        limit: Limit::from_raw(row.try_get("limit_value")?),
+        current: row.try_get("current_value")?,
+    })))
+}
+
+/// A tenant's enabled quota objects' specs, parsed, and the `quota_version`
+/// they are of.
+type Specs = (i64, std::sync::Arc<[QuotaSpec]>);
+
+/// Tenants' [`Specs`], so that a reservation need not read and parse its
+/// tenant's quota objects: the version is checked in the change's own
+/// statement (see [`change_usage_in`]), so an entry is never stale where it
+/// decides. At most [`SPEC_CACHE_MOST`] tenants (then emptied).
+#[derive(Debug, Default)]
+pub(crate) struct SpecCache(std::sync::Mutex<std::collections::HashMap<TenantId, Specs>>);
+
+const SPEC_CACHE_MOST: usize = 10_000;
+
+impl SpecCache {
+    fn get(&self, tenant_id: &TenantId) -> Option<Specs> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(tenant_id)
+            .cloned()
+    }
+
+    fn put(&self, tenant_id: &TenantId, specs: Specs) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= SPEC_CACHE_MOST && !map.contains_key(tenant_id) {
+            map.clear();
+        }
+        map.insert(tenant_id.clone(), specs);
+    }
+
+    fn forget(&self, tenant_id: &TenantId) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(tenant_id);
+    }
+}
+
+/// The tenant's `quota_version` and its enabled quota objects' specs, in
+/// one statement.
+async fn read_specs(tx: &mut Tx, tenant_id: &TenantId) -> Result<Specs> {
+    let rows = sqlx::query(
+        "SELECT t.quota_version, q.spec FROM tenants t \
+         LEFT JOIN quota_objects q ON q.tenant_id = t.id AND q.disable = $2 WHERE t.id = $1",
+    )
+    .bind(tenant_id.as_str())
+    .bind(false)
+    .fetch_all(&mut **tx)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Err(StoreError::NotFound(format!(
+            "tenant {tenant_id:?} does not exist"
+        )));
+    };
+    let version: i64 = first.try_get("quota_version")?;
+    let specs = rows
+        .iter()
+        .filter_map(|row| row.try_get::<Option<String>, _>("spec").transpose())
+        .map(|spec| crate::records::decode_quota_spec(&spec?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((version, specs.into()))
+}
+
+/// The effective limit of the change's key under `specs` (its tenant's
+/// enabled quota objects), and the thresholds whose crossing is an event:
+/// those of the quota objects that limit the key (together), else the
+/// default ones.
+fn limit_of(c: &UsageChange<'_>, specs: &[QuotaSpec]) -> (Limit, Cow<'static, [u8]>) {
     let mut overrides = Vec::new();
     let mut thresholds: Option<Vec<u8>> = None;
-    for row in &rows {
-        let spec: QuotaSpec = crate::records::decode_quota_spec(row.try_get("spec")?)?;
+    for spec in specs {
         if let Some(limit) = spec.limit(c.family, c.key) {
             overrides.push(limit);
-            if let Some(t) = spec.alert_thresholds {
+            if let Some(t) = &spec.alert_thresholds {
                 let all = thresholds.get_or_insert_with(Vec::new);
                 all.extend(t);
                 all.sort_unstable();
@@ -565,10 +676,10 @@ async fn effective_limit_in(tx: &mut Tx, c: &UsageChange<'_>) -> Result<(Limit, 
     }
     let limit = effective_limit(c.default_quota.limit(c.family, c.key), &overrides);
     // The defaults borrowed: most reservations allocate nothing for them.
-    Ok((
+    (
         limit,
         thresholds.map_or(Cow::Borrowed(&DEFAULT_THRESHOLDS[..]), Cow::Owned),
-    ))
+    )
 }
 
 /// Emits `quota.threshold_crossed` for each threshold a change crossed.

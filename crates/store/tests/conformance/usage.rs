@@ -256,6 +256,81 @@ async fn quota_objects_override_the_default_and_disabled_ones_do_not() {
     .await;
 }
 
+/// A store handle keeps the quota objects it last read, by the tenant's
+/// quota version: a change made through another handle (another replica)
+/// is enforced by the next reservation here, in either direction, and a
+/// granted request id retried at the limit still gets its first answer.
+#[tokio::test]
+async fn limits_changed_through_another_handle_apply_to_the_next_change_at_once() {
+    each_backend(|db| async move {
+        let (here, there) = (open(&db).await, open(&db).await);
+        let a = tenant(&*here, "acme").await;
+        let default = individual_quota(); // virtual_host: 25
+        let reserve = |n, id| {
+            change(
+                &a.id,
+                "virtual_host",
+                UsageOp::Reserve { amount: n },
+                Some(id),
+                &default,
+            )
+        };
+        let release = |n| {
+            change(
+                &a.id,
+                "virtual_host",
+                UsageOp::Release { amount: n },
+                None,
+                &default,
+            )
+        };
+        there.insert_quota(&a.id, &quota("q", 10), "test").await.unwrap();
+        // `here` reads (and keeps) the objects with limit 10.
+        assert_eq!(
+            here.change_usage(&reserve(4, "r1")).await.unwrap(),
+            UsageOutcome::Applied(state(10, 4))
+        );
+        // Lowered elsewhere to 4: refused here at once, with the new limit.
+        there.replace_quota(&a.id, &quota("q", 4), "test").await.unwrap();
+        assert_eq!(
+            here.change_usage(&reserve(1, "r2")).await.unwrap(),
+            UsageOutcome::Refused(state(4, 4))
+        );
+        // A granted id retried at the limit is replayed, not refused.
+        assert_eq!(
+            here.change_usage(&reserve(4, "r1")).await.unwrap(),
+            UsageOutcome::Replayed(state(10, 4))
+        );
+        // Raised elsewhere past what a first check by the old limit would
+        // allow (an amount above 4 by itself): granted here.
+        there.replace_quota(&a.id, &quota("q", 20), "test").await.unwrap();
+        assert_eq!(
+            here.change_usage(&reserve(6, "r3")).await.unwrap(),
+            UsageOutcome::Applied(state(20, 10))
+        );
+        // A release reports the limit in force.
+        there
+            .delete_quota(&a.id, "system", "q", "test", t("2026-11-05T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            here.change_usage(&release(1)).await.unwrap(),
+            UsageOutcome::Applied(state(25, 9))
+        );
+        // The same id for another change is a conflict, and changes nothing.
+        let err = here.change_usage(&reserve(2, "r3")).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(Reason::RequestIdReused, _)),
+            "{err:?}"
+        );
+        assert_eq!(
+            here.change_usage(&release(0)).await.unwrap(),
+            UsageOutcome::Applied(state(25, 9))
+        );
+    })
+    .await;
+}
+
 /// Many concurrent reservations through several independent store handles
 /// (on PostgreSQL: separate pools, as separate replicas would have) never
 /// take usage past the limit, and every refusal saw a full quota.
