@@ -260,14 +260,14 @@ impl Job {
         self.run_bounded(ctx, usize::MAX).await
     }
 
-    /// [`Job::run`] with at most `prune_batches` batches of pruning (the job
+    /// [`Job::run`] with at most `batches` batches of pruning or deleting (the job
     /// loop prunes a few per tick).
     async fn run_bounded(
         self,
         ctx: &JobContext,
-        prune_batches: usize,
+        batches: usize,
     ) -> Result<usize, tollgate_store::StoreError> {
-        self.run_at(ctx, ctx.clock.now(), prune_batches).await
+        self.run_at(ctx, ctx.clock.now(), batches).await
     }
 
     /// Every run, by the loop or by hand, comes here and is recorded once
@@ -277,7 +277,7 @@ impl Job {
         self,
         ctx: &JobContext,
         now: jiff::Timestamp,
-        prune_batches: usize,
+        batches: usize,
     ) -> Result<usize, tollgate_store::StoreError> {
         telemetry::timed_job(self, now, async {
             match self {
@@ -285,10 +285,10 @@ impl Job {
                 Self::PeriodClose => invoices::close_periods(ctx, now).await,
                 Self::Charge => invoices::charge_until_idle(ctx).await,
                 Self::Suspend => dunning::suspend_overdue(ctx, now).await,
-                Self::Prune => maintenance::prune(ctx, prune_batches)
+                Self::Prune => maintenance::prune(ctx, batches)
                     .await
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-                Self::PurgeEvents => maintenance::purge_events(ctx, prune_batches)
+                Self::PurgeEvents => maintenance::purge_events(ctx, batches)
                     .await
                     .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 Self::Webhooks => webhooks::run_until_idle(ctx).await,

@@ -106,6 +106,16 @@ pub async fn prune(ctx: &JobContext, batches: usize) -> Result<u64, StoreError> 
 /// returns how many went. Tenants are visited in id order; one whose oldest
 /// event is within retention costs nothing more than reading that event's time.
 pub async fn purge_events(ctx: &JobContext, batches: usize) -> Result<u64, StoreError> {
+    purge_events_timed(ctx, batches, |_| {}).await
+}
+
+/// [`purge_events`], telling `each_batch` how long each batch's
+/// transaction took: how long it held the writer (`bench year` reports it).
+pub async fn purge_events_timed(
+    ctx: &JobContext,
+    batches: usize,
+    mut each_batch: impl FnMut(std::time::Duration) + Send,
+) -> Result<u64, StoreError> {
     if ctx.retention.raw_events == RawEvents::Forever || batches == 0 {
         return Ok(0);
     }
@@ -123,10 +133,12 @@ pub async fn purge_events(ctx: &JobContext, batches: usize) -> Result<u64, Store
         let mut from_tenant = 0;
         while left > 0 {
             left -= 1;
+            let started = std::time::Instant::now();
             let n = ctx
                 .store
                 .purge_events(&tenant.tenant_id, cut, PURGE_BATCH)
                 .await?;
+            each_batch(started.elapsed());
             from_tenant += n;
             if n < u64::from(PURGE_BATCH) {
                 break;

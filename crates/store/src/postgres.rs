@@ -21,9 +21,9 @@ pub(crate) const TEXT_LIST: (&str, &str) = ("(SELECT json_array_elements_text(CA
 /// Serializes a tenant's billing changes (payment-method roles) across
 /// connections and replicas: the row lock is held until commit.
 pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
-/// [`LOCK_TENANT`] for ingestion, which also needs how far the tenant's raw
-/// events were deleted.
-pub(crate) const LOCK_TENANT_FOR_INGEST: &str =
+/// [`LOCK_TENANT`] that also reads how far the tenant's raw events were
+/// deleted (ingestion and replay need it).
+pub(crate) const LOCK_TENANT_READ_MARK: &str =
     "SELECT events_purged_before FROM tenants WHERE id = $1 FOR UPDATE";
 
 #[path = "sql.rs"]

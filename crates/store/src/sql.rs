@@ -18,7 +18,7 @@ use tollgate_domain::ids::TenantId;
 use tollgate_domain::names::Name;
 use tollgate_domain::webhook::EventType;
 
-use super::{BACKEND, Db, LOCK_TENANT, LOCK_TENANT_FOR_INGEST, Tx, Writer};
+use super::{BACKEND, Db, LOCK_TENANT, LOCK_TENANT_READ_MARK, Tx, Writer};
 use crate::{Result, StoreError};
 
 #[path = "sql/alerts.rs"]

@@ -40,9 +40,9 @@ pub(crate) const TEXT_LIST: (&str, &str) = ("(SELECT value FROM json_each(", "))
 /// Serializes a tenant's billing changes; the writer already serializes
 /// every write, so this only checks that the tenant exists.
 pub(crate) const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1";
-/// [`LOCK_TENANT`] for ingestion, which also needs how far the tenant's raw
-/// events were deleted.
-pub(crate) const LOCK_TENANT_FOR_INGEST: &str = "SELECT events_purged_before FROM tenants WHERE id = $1";
+/// [`LOCK_TENANT`] that also reads how far the tenant's raw events were
+/// deleted (ingestion and replay need it).
+pub(crate) const LOCK_TENANT_READ_MARK: &str = "SELECT events_purged_before FROM tenants WHERE id = $1";
 
 #[path = "sql.rs"]
 #[allow(

@@ -18,7 +18,6 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp, ToSpan};
 use sqlx::{Connection, Row};
-use tollgate_app::maintenance::RawEvents;
 use tollgate_app::usage::Reported;
 use tollgate_app::{Job, JobContext};
 use tollgate_domain::clock::{Clock, ManualClock};
@@ -112,7 +111,7 @@ pub async fn run(h: &Harness, args: &YearArgs) -> Result<()> {
         let close_at = to + SignedDuration::from_hours(25);
         clock.set(close_at);
         Job::PeriodClose.run(&ctx).await.context("period close")?;
-        let (purged, batches) = purge(&*store, &ctx, close_at).await?;
+        let (purged, batches) = purge(&ctx).await?;
         kept -= purged as i64;
         let size = size(&h.location).await?;
         let month = Month {
@@ -268,32 +267,12 @@ async fn ingest_month(
     Ok(())
 }
 
-/// What the `purge-events` job does, batch by batch, each timed: how long
-/// one holds the writer.
-async fn purge(store: &dyn Store, ctx: &JobContext, now: Timestamp) -> Result<(u64, Vec<Duration>)> {
+/// The `purge-events` job, unbounded, each batch timed: how long one held
+/// the writer.
+async fn purge(ctx: &JobContext) -> Result<(u64, Vec<Duration>)> {
     let mut batches = Vec::new();
-    let mut purged = 0;
-    for tenant in store.event_retention().await? {
-        let (Some(oldest), Some(cut)) = (tenant.oldest_event, ctx.retention.raw_events.cut(&tenant, now))
-        else {
-            continue;
-        };
-        if oldest >= cut {
-            continue;
-        }
-        loop {
-            let started = Instant::now();
-            let n = store
-                .purge_events(&tenant.tenant_id, cut, tollgate_app::maintenance::PURGE_BATCH)
-                .await?;
-            batches.push(started.elapsed());
-            purged += n;
-            if n < u64::from(tollgate_app::maintenance::PURGE_BATCH) {
-                break;
-            }
-        }
-    }
-    debug_assert_eq!(ctx.retention.raw_events, RawEvents::UntilFinalized);
+    let purged =
+        tollgate_app::maintenance::purge_events_timed(ctx, usize::MAX, |took| batches.push(took)).await?;
     Ok((purged, batches))
 }
 

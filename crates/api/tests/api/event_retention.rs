@@ -10,11 +10,7 @@ use tollgate_testkit::each_backend;
 
 use crate::invoice_support::billed_tenant;
 use crate::support::{TestApp, ts};
-use crate::usage_support::{details, event, ingest, ingest_all, monthly};
-
-fn lr(id: &str, n: i64, at: &str) -> serde_json::Value {
-    event(id, "lb_requests", "lb-a", n * 1_000_000, at)
-}
+use crate::usage_support::{details, ingest, ingest_all, lr, monthly, results};
 
 /// Runs the purge job at the test clock's time with `keep`.
 async fn purge(app: &TestApp, keep: RawEvents) -> usize {
@@ -26,17 +22,11 @@ async fn purge(app: &TestApp, keep: RawEvents) -> usize {
     Job::PurgeEvents.run(&ctx).await.expect("purge-events")
 }
 
+/// (id, status) of each result of an ingestion response.
 fn statuses(resp: &serde_json::Value) -> Vec<(String, String)> {
-    resp["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-            )
-        })
+    results(resp)
+        .into_iter()
+        .map(|(id, status, _)| (id, status))
         .collect()
 }
 

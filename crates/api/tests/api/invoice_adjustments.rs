@@ -3,37 +3,16 @@
 //! line on the next invoice (the finalized one never changes), refused once
 //! it is older than that.
 
-use serde_json::Value;
 use tollgate_domain::invoice::LineKind;
 use tollgate_testkit::each_backend;
 
 use crate::invoice_support::{assert_has, billed_tenant, entry, lines_total, list, pdf_text, stored, usd};
 use crate::support::{TestApp, ts};
-use crate::usage_support::{event, ingest, ingest_all, month, monthly};
+use crate::usage_support::{ingest, ingest_all, lr, month, monthly, results};
 
 const JAN: &str = "inv-2027-01-0001";
 const FEB: &str = "inv-2027-02-0002";
 const MAR: &str = "inv-2027-03-0003";
-
-fn lr(id: &str, millions: i64, at: &str) -> Value {
-    event(id, "lb_requests", "lb-a", millions * 1_000_000, at)
-}
-
-/// (id, status, reason) of each result of an ingestion response.
-fn results(resp: &Value) -> Vec<(String, String, Option<String>)> {
-    resp["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-                r["reason"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn late_usage_becomes_an_adjustment_on_the_next_invoice_and_older_usage_is_refused() {

@@ -30,6 +30,11 @@ pub fn event(
     json!({"id": id, "metric_label": metric, "object_name": object, "quantity": quantity.into(), "timestamp": at.into()})
 }
 
+/// `millions` million `lb_requests` of `lb-a` at `at`.
+pub fn lr(id: &str, millions: i64, at: &str) -> Value {
+    event(id, "lb_requests", "lb-a", millions * 1_000_000, at)
+}
+
 /// An event of one deployment and container.
 pub fn event_dc(
     id: &str,
@@ -230,4 +235,20 @@ pub fn fixed_items(bill: &Value) -> Vec<(String, String)> {
 /// A (usage_type, amount) pair, as [`fixed_items`] lists them.
 pub fn item(usage_type: &str, amount: &str) -> (String, String) {
     (usage_type.to_owned(), amount.to_owned())
+}
+
+/// (id, status, reason) of each result of an ingestion response.
+pub fn results(resp: &Value) -> Vec<(String, String, Option<String>)> {
+    resp["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
 }

@@ -17,7 +17,7 @@ use tollgate_domain::names::Name;
 
 use super::super::TEXT_LIST;
 use super::{
-    Db, DbRow, LOCK_TENANT, LOCK_TENANT_FOR_INGEST, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp,
+    Db, DbRow, LOCK_TENANT, LOCK_TENANT_READ_MARK, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp,
 };
 use crate::{
     Actor, Aggregations, BucketFilter, DistinctBy, DistinctKey, EventRetention, ReplayStats, Result,
@@ -259,7 +259,7 @@ async fn ingest_in(
 ) -> Result<Vec<bool>> {
     // Serializes a tenant's ingestion so that read-merge-write of buckets is
     // safe, and with the deletion of its raw events.
-    let purged: Option<i64> = sqlx::query_scalar(LOCK_TENANT_FOR_INGEST)
+    let purged: Option<i64> = sqlx::query_scalar(LOCK_TENANT_READ_MARK)
         .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
@@ -900,18 +900,14 @@ async fn replay_in(
     actor: Actor<'_>,
     now: Timestamp,
 ) -> Result<ReplayStats> {
-    sqlx::query(LOCK_TENANT)
+    // Raw events before the retention mark are gone: the hours before it
+    // keep their rollups, and only the hours from it on are rebuilt. The
+    // mark is a whole hour (`purge_events` stores whole hours).
+    let purged: Option<i64> = sqlx::query_scalar(LOCK_TENANT_READ_MARK)
         .bind(tenant_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id:?} does not exist")))?;
-    // Raw events before the retention mark are gone: the hours before it
-    // keep their rollups, and only the hours from it on are rebuilt. The
-    // mark is a whole hour (`purge_events` stores whole hours).
-    let purged: Option<i64> = sqlx::query_scalar("SELECT events_purged_before FROM tenants WHERE id = $1")
-        .bind(tenant_id.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
     let from = purged.unwrap_or(i64::MIN);
     // The distinct values are rebuilt per hour from the raw events; period
     // close keeps old periods' per period again.

@@ -400,96 +400,7 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>, cache: &SpecCache) ->
         // What the change checks `quota_version` against: none when the
         // specs were read in this transaction (as fresh as the change).
         let guard = if fresh { -1 } else { version };
-        let mut reconciled_from: Option<i64> = None;
-        let updated: Option<DbRow> = match c.op {
-            UsageOp::Reserve { .. } => {
-                let max = c.family.max_usage();
-                if (limit.as_raw() >= 0 && amount > limit.as_raw()) || amount > max {
-                    None
-                } else {
-                    // A reservation is one conditional add: PostgreSQL
-                    // re-evaluates the DO UPDATE's WHERE on the latest row
-                    // version after a concurrent update commits, and
-                    // SQLite's write transactions are serial, so usage
-                    // cannot pass the limit under any interleaving. A key
-                    // without a row starts at the amount, checked against
-                    // the limit (and the family's cap) above.
-                    sqlx::query(
-                        "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
-                         SELECT $1, $2, $3, $4, $5 WHERE ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
-                         ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
-                         WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
-                         AND ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
-                         RETURNING used",
-                    )
-                    .bind(c.tenant_id.as_str())
-                    .bind(family)
-                    .bind(c.key)
-                    .bind(amount)
-                    .bind(micros(c.now))
-                    .bind(limit.as_raw())
-                    .bind(max)
-                    .bind(guard)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                }
-            }
-            UsageOp::Release { .. } => {
-                sqlx::query(
-                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
-                     SELECT $1, $2, $3, 0, $5 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
-                     ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
-                     used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
-                     WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
-                     RETURNING used",
-                )
-                .bind(c.tenant_id.as_str())
-                .bind(family)
-                .bind(c.key)
-                .bind(amount)
-                .bind(micros(c.now))
-                .bind(guard)
-                .fetch_optional(&mut **tx)
-                .await?
-            }
-            UsageOp::Reconcile { .. } => {
-                // A reconciliation sets the count: what it was is read first
-                // (the row is this transaction's to change until it ends).
-                // Its limit was read in this transaction.
-                sqlx::query(
-                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(c.tenant_id.as_str())
-                .bind(family)
-                .bind(c.key)
-                .bind(micros(c.now))
-                .execute(&mut **tx)
-                .await?;
-                reconciled_from = Some(
-                    sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
-                        .bind(c.tenant_id.as_str())
-                        .bind(family)
-                        .bind(c.key)
-                        .fetch_one(&mut **tx)
-                        .await?
-                        .try_get("used")?,
-                );
-                sqlx::query(
-                    "UPDATE quota_usage SET used = $4, updated_at = $5 \
-                     WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used",
-                )
-                .bind(c.tenant_id.as_str())
-                .bind(family)
-                .bind(c.key)
-                .bind(amount)
-                .bind(micros(c.now))
-                .fetch_optional(&mut **tx)
-                .await?
-            }
-        };
-
-        let Some(row) = updated else {
+        let Some((before, current)) = apply_change(tx, c, limit, guard).await? else {
             // Refused, or the quota objects changed since the cached ones.
             let row = sqlx::query(
                 "SELECT (SELECT quota_version FROM tenants WHERE id = $1) AS version, \
@@ -513,12 +424,6 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>, cache: &SpecCache) ->
             let current: i64 = row.try_get::<Option<i64>, _>("used")?.unwrap_or(0);
             tx.discard();
             return Ok(UsageOutcome::Refused(UsageState { limit, current }));
-        };
-        let current: i64 = row.try_get("used")?;
-        let before = match c.op {
-            UsageOp::Reserve { amount } => Some(current - amount),
-            UsageOp::Reconcile { .. } => reconciled_from,
-            UsageOp::Release { .. } => None,
         };
         if let Some(before) = before {
             thresholds_in(tx, c, before, current, limit, &thresholds).await?;
@@ -554,6 +459,117 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>, cache: &SpecCache) ->
         }
         return Ok(UsageOutcome::Applied(UsageState { limit, current }));
     }
+}
+
+/// Applies the change's usage statement under `limit`, while the tenant's
+/// `quota_version` is `guard` (unchecked when negative): the key's usage
+/// after it and, for a reservation or a reconciliation, before it (what
+/// threshold events compare); `None` if nothing changed (refused, or the
+/// version moved on).
+async fn apply_change(
+    tx: &mut Tx,
+    c: &UsageChange<'_>,
+    limit: Limit,
+    guard: i64,
+) -> Result<Option<(Option<i64>, i64)>> {
+    let family = c.family.as_str();
+    let amount = c.op.amount();
+    let mut reconciled_from: Option<i64> = None;
+    let updated: Option<DbRow> = match c.op {
+        UsageOp::Reserve { .. } => {
+            let max = c.family.max_usage();
+            if (limit.as_raw() >= 0 && amount > limit.as_raw()) || amount > max {
+                None
+            } else {
+                // A reservation is one conditional add: PostgreSQL
+                // re-evaluates the DO UPDATE's WHERE on the latest row
+                // version after a concurrent update commits, and
+                // SQLite's write transactions are serial, so usage
+                // cannot pass the limit under any interleaving. A key
+                // without a row starts at the amount, checked against
+                // the limit (and the family's cap) above.
+                sqlx::query(
+                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
+                     SELECT $1, $2, $3, $4, $5 WHERE ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
+                     ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
+                     WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
+                     AND ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
+                     RETURNING used",
+                )
+                .bind(c.tenant_id.as_str())
+                .bind(family)
+                .bind(c.key)
+                .bind(amount)
+                .bind(micros(c.now))
+                .bind(limit.as_raw())
+                .bind(max)
+                .bind(guard)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+        }
+        UsageOp::Release { .. } => {
+            sqlx::query(
+                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
+                 SELECT $1, $2, $3, 0, $5 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
+                 ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
+                 used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
+                 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
+                 RETURNING used",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .bind(guard)
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+        UsageOp::Reconcile { .. } => {
+            // A reconciliation sets the count: what it was is read first
+            // (the row is this transaction's to change until it ends).
+            // Its limit was read in this transaction.
+            sqlx::query(
+                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) VALUES ($1, $2, $3, 0, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(micros(c.now))
+            .execute(&mut **tx)
+            .await?;
+            reconciled_from = Some(
+                sqlx::query("SELECT used FROM quota_usage WHERE tenant_id = $1 AND family = $2 AND key = $3")
+                    .bind(c.tenant_id.as_str())
+                    .bind(family)
+                    .bind(c.key)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("used")?,
+            );
+            sqlx::query(
+                "UPDATE quota_usage SET used = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND family = $2 AND key = $3 RETURNING used",
+            )
+            .bind(c.tenant_id.as_str())
+            .bind(family)
+            .bind(c.key)
+            .bind(amount)
+            .bind(micros(c.now))
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+    };
+    let Some(row) = updated else { return Ok(None) };
+    let current: i64 = row.try_get("used")?;
+    let before = match c.op {
+        UsageOp::Reserve { amount } => Some(current - amount),
+        UsageOp::Reconcile { .. } => reconciled_from,
+        UsageOp::Release { .. } => None,
+    };
+    Ok(Some((before, current)))
 }
 
 /// The first answer to the change's request id, if it was claimed: a
