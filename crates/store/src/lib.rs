@@ -71,6 +71,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// An error of an inline SQLite read (see `sqlite::Inline`) that is not
+    /// transient.
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -93,6 +97,20 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if fault::sqlite_code_is_transient(f.extended_code) => {
+                Self::Unavailable(e.to_string())
+            }
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => Self::Corrupt(e.to_string()),
+            _ => Self::Sqlite(e),
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         let (kind, reason) = match &e {
@@ -100,9 +118,10 @@ impl From<StoreError> for Error {
             StoreError::AlreadyExists(reason, _) => (ErrorKind::AlreadyExists, Some(*reason)),
             StoreError::Conflict(reason, _) => (ErrorKind::FailedPrecondition, Some(*reason)),
             StoreError::Unavailable(_) => (ErrorKind::Unavailable, None),
-            StoreError::Corrupt(_) | StoreError::Database(_) | StoreError::Migrate(_) => {
-                (ErrorKind::Internal, None)
-            }
+            StoreError::Corrupt(_)
+            | StoreError::Database(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Migrate(_) => (ErrorKind::Internal, None),
         };
         // Internal details are logged by whoever turns this into a response;
         // the message of user-facing kinds is already user-facing.

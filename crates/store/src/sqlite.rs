@@ -31,6 +31,8 @@ use crate::health::Health;
 use crate::{BoxFuture, Result, StoreError, StoreOptions, Synchronous};
 
 pub(crate) type Db = sqlx::Sqlite;
+/// The engine's row type (concrete, so that `sql::Cols` can tell it from `InlineRow`).
+pub(crate) type DbRow = sqlx::sqlite::SqliteRow;
 pub(crate) const BACKEND: &str = "sqlite";
 
 /// Opens and closes a subquery over a bound JSON array of strings, one row
@@ -51,6 +53,117 @@ pub(crate) const LOCK_TENANT_READ_MARK: &str = "SELECT events_purged_before FROM
 )]
 mod sql;
 pub use sql::SqlStore;
+
+/// Hot point reads (a token with its tenant, a tenant's quota usage) run
+/// inline, on the calling thread, through connections of their own.
+///
+/// sqlx runs each SQLite connection on a thread of its own and hands every
+/// statement to it and back: two thread wake-ups per statement, which cost
+/// far more than the microseconds these indexed reads take. An inline read
+/// blocks the calling task for that long, as taking a mutex does; in WAL
+/// mode a reader waits for no writer (only, rarely, for the busy timeout
+/// while another connection recovers the WAL index).
+#[derive(Debug)]
+pub(crate) struct Inline {
+    file: PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Idle inline connections kept open; more are opened while needed.
+const INLINE_IDLE: usize = 8;
+
+impl Inline {
+    fn new(dir: &Path) -> Self {
+        Self {
+            file: dir.join(FILE_NAME),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Result<rusqlite::Connection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.file,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on an idle connection; keeps the connection unless it failed.
+    fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
+        let result = f(&conn);
+        if result.is_ok() {
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < INLINE_IDLE {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    /// The first row of `sql` with `params` bound to `$1`, `$2`…, read by `f`.
+    pub(crate) fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&str],
+        f: impl FnOnce(&InlineRow<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+            rows.next()?.map(|row| f(&InlineRow(row))).transpose()
+        })
+    }
+
+    /// Every row of `sql` with `params` bound to `$1`, `$2`…, each read by `f`.
+    pub(crate) fn query_all<T>(
+        &self,
+        sql: &str,
+        params: &[&str],
+        mut f: impl FnMut(&InlineRow<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(f(&InlineRow(row))?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A row of an inline read.
+pub(crate) struct InlineRow<'r>(&'r rusqlite::Row<'r>);
+
+impl sql::Cols for InlineRow<'_> {
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.0.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.0.get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64> {
+        Ok(self.0.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.0.get(column)?)
+    }
+}
 
 /// File name of the database inside the data directory.
 pub const FILE_NAME: &str = "tollgate.db";
@@ -113,6 +226,7 @@ impl SqlStore {
             read,
             writer,
             quota_specs: Default::default(),
+            inline: Some(Arc::new(Inline::new(dir))),
         };
         store.after_migrations().await?;
         Ok(store)

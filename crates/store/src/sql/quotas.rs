@@ -16,7 +16,7 @@ use tollgate_domain::quota::{
 };
 use tollgate_domain::webhook::EventType;
 
-use super::{DbRow, SqlStore, Tx, audit_in, json, micros, name, timestamp, to_json};
+use super::{Cols, DbRow, SqlStore, Tx, audit_in, json, micros, name, timestamp, to_json};
 use crate::{Actor, Result, StoreError, UsageChange, UsageCount, UsageOp, UsageOutcome, UsageState};
 
 /// The columns of a quota object, in the order `insert_quota` binds them.
@@ -43,6 +43,14 @@ fn quota_from(row: &DbRow) -> Result<QuotaObject> {
             modified_at: timestamp("quota_objects.modified_at", row.try_get("modified_at")?)?,
         },
         spec: crate::records::decode_quota_spec(row.try_get("spec")?)?,
+    })
+}
+
+fn usage_count<R: Cols + ?Sized>(row: &R) -> Result<UsageCount> {
+    Ok(UsageCount {
+        family: family("quota_usage.family", &row.text("family")?)?,
+        key: row.text("key")?,
+        used: row.int("used")?,
     })
 }
 
@@ -118,21 +126,16 @@ impl crate::QuotaStore for SqlStore {
     }
 
     async fn usage(&self, tenant_id: &TenantId) -> Result<Vec<UsageCount>> {
-        let rows = sqlx::query(
-            "SELECT family, key, used FROM quota_usage WHERE tenant_id = $1 ORDER BY family, key",
-        )
-        .bind(tenant_id.as_str())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UsageCount {
-                    family: family("quota_usage.family", row.try_get("family")?)?,
-                    key: row.try_get("key")?,
-                    used: row.try_get("used")?,
-                })
-            })
-            .collect()
+        const SQL: &str =
+            "SELECT family, key, used FROM quota_usage WHERE tenant_id = $1 ORDER BY family, key";
+        if let Some(inline) = &self.inline {
+            return inline.query_all(SQL, &[tenant_id.as_str()], |r| usage_count(r));
+        }
+        let rows = sqlx::query(SQL)
+            .bind(tenant_id.as_str())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(usage_count).collect()
     }
 
     async fn change_usage(&self, c: &UsageChange<'_>) -> Result<UsageOutcome> {

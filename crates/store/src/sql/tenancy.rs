@@ -16,7 +16,7 @@ use tollgate_domain::tenant::{Namespace, Tenant, TenantType};
 use tollgate_domain::token::{ApiToken, OperatorToken};
 
 use super::{
-    DbRow, SqlStore, Tx, audit_in, hex, json, micros, name, opt_timestamp, timestamp, to_json, unhex,
+    Cols, DbRow, SqlStore, Tx, audit_in, hex, json, micros, name, opt_timestamp, timestamp, to_json, unhex,
 };
 use crate::{Actor, NewOperatorToken, NewTenant, NewToken, Result, StoreError};
 
@@ -32,26 +32,27 @@ macro_rules! tenant_columns {
     };
 }
 
-fn tenant_from(row: &DbRow) -> Result<Tenant> {
-    let tenant_type: String = row.try_get("tenant_type")?;
-    let plan: Option<String> = row.try_get("tenant_plan")?;
-    let version: Option<i64> = row.try_get("tenant_catalog_version")?;
-    let (Some(plan), Some(catalog_version)) = (plan, version) else {
+fn tenant_from<R: Cols + ?Sized>(row: &R) -> Result<Tenant> {
+    let tenant_type = row.text("tenant_type")?;
+    let (Some(plan), Some(catalog_version)) = (
+        row.opt_text("tenant_plan")?,
+        row.opt_int("tenant_catalog_version")?,
+    ) else {
         return Err(StoreError::Corrupt(
             "tenant without a plan; open the store to bootstrap it".into(),
         ));
     };
     Ok(Tenant {
-        id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
-        name: name("tenants.name", row.try_get("tenant_name")?)?,
+        id: TenantId::new(row.text("tenant_id")?),
+        name: name("tenants.name", &row.text("tenant_name")?)?,
         tenant_type: TenantType::parse(&tenant_type).map_err(|e| StoreError::Corrupt(e.message))?,
-        created_at: timestamp("tenants.created_at", row.try_get("tenant_created_at")?)?,
+        created_at: timestamp("tenants.created_at", row.int("tenant_created_at")?)?,
         plan: plan.into(),
         catalog_version,
-        domain: row.try_get("tenant_domain")?,
+        domain: row.opt_text("tenant_domain")?,
         suspension: suspension_from(row)?,
-        currency: row.try_get("tenant_currency")?,
-        quota_version: row.try_get("tenant_quota_version")?,
+        currency: row.opt_text("tenant_currency")?,
+        quota_version: row.int("tenant_quota_version")?,
     })
 }
 
@@ -69,19 +70,17 @@ pub(super) async fn tenant_in(tx: &mut Tx, id: &TenantId) -> Result<Option<Tenan
 }
 
 /// A tenant's suspension from its row (`tenant_suspended_*` columns).
-fn suspension_from(row: &DbRow) -> Result<Option<Suspension>> {
-    let Some(since) = row.try_get::<Option<i64>, _>("tenant_suspended_at")? else {
+fn suspension_from<R: Cols + ?Sized>(row: &R) -> Result<Option<Suspension>> {
+    let Some(since) = row.opt_int("tenant_suspended_at")? else {
         return Ok(None);
     };
-    let invoices: Vec<String> = match row.try_get::<Option<String>, _>("tenant_suspended_for")? {
+    let invoices: Vec<String> = match row.opt_text("tenant_suspended_for")? {
         Some(text) => json("tenants.suspended_for", &text)?,
         None => Vec::new(),
     };
     Ok(Some(Suspension {
         since: timestamp("tenants.suspended_at", since)?,
-        by: row
-            .try_get::<Option<String>, _>("tenant_suspended_by")?
-            .unwrap_or_default(),
+        by: row.opt_text("tenant_suspended_by")?.unwrap_or_default(),
         invoices: invoices.into_iter().map(InvoiceName::new).collect(),
     }))
 }
@@ -107,22 +106,22 @@ macro_rules! select_tokens {
     };
 }
 
-fn token_from(row: &DbRow) -> Result<ApiToken> {
-    let role: String = row.try_get("role")?;
-    let namespaces: Vec<String> = json("api_tokens.namespaces", row.try_get("namespaces")?)?;
+fn token_from<R: Cols + ?Sized>(row: &R) -> Result<ApiToken> {
+    let role = row.text("role")?;
+    let namespaces: Vec<String> = json("api_tokens.namespaces", &row.text("namespaces")?)?;
     let scope = NamespaceScope::from_names("api_tokens.namespaces", &namespaces)
         .map_err(|e| StoreError::Corrupt(e.message))?;
     Ok(ApiToken {
-        id: row.try_get("id")?,
-        tenant_id: TenantId::new(row.try_get::<String, _>("tenant_id")?),
-        tenant_name: name("tenants.name", row.try_get("tenant_name")?)?,
-        name: row.try_get("name")?,
+        id: row.text("id")?,
+        tenant_id: TenantId::new(row.text("tenant_id")?),
+        tenant_name: name("tenants.name", &row.text("tenant_name")?)?,
+        name: row.text("name")?,
         role: Role::parse(&role).map_err(|e| StoreError::Corrupt(e.message))?,
         scope,
-        digest: unhex("api_tokens.digest", row.try_get("digest")?)?,
-        created_at: timestamp("api_tokens.created_at", row.try_get("created_at")?)?,
-        expires_at: opt_timestamp("api_tokens.expires_at", row.try_get("expires_at")?)?,
-        revoked_at: opt_timestamp("api_tokens.revoked_at", row.try_get("revoked_at")?)?,
+        digest: unhex("api_tokens.digest", &row.text("digest")?)?,
+        created_at: timestamp("api_tokens.created_at", row.int("created_at")?)?,
+        expires_at: opt_timestamp("api_tokens.expires_at", row.opt_int("expires_at")?)?,
+        revoked_at: opt_timestamp("api_tokens.revoked_at", row.opt_int("revoked_at")?)?,
     })
 }
 
@@ -321,10 +320,12 @@ impl crate::TenancyStore for SqlStore {
     }
 
     async fn token_by_digest(&self, digest: &[u8; 32]) -> Result<Option<(ApiToken, Tenant)>> {
-        let row = sqlx::query(select_tokens!("WHERE t.digest = $1"))
-            .bind(hex(digest))
-            .fetch_optional(&self.read)
-            .await?;
+        const SQL: &str = select_tokens!("WHERE t.digest = $1");
+        let digest = hex(digest);
+        if let Some(inline) = &self.inline {
+            return inline.query_opt(SQL, &[&digest], |r| Ok((token_from(r)?, tenant_from(r)?)));
+        }
+        let row = sqlx::query(SQL).bind(digest).fetch_optional(&self.read).await?;
         row.as_ref()
             .map(|r| Ok((token_from(r)?, tenant_from(r)?)))
             .transpose()
