@@ -41,6 +41,10 @@ pub enum Suite {
     /// ingestion rate at the end against the start, deletion batches, and
     /// report latency at the end.
     Year,
+    /// Every figure of the performance goals in one run: `quota`, then
+    /// `ingest`, then `year`, each on a fresh database, then one table of
+    /// every figure beside its target.
+    All,
 }
 
 /// Options of `tollgate bench`.
@@ -147,6 +151,20 @@ impl Harness {
         self.serve_with(&[]).await
     }
 
+    /// Starts `tollgate serve` on a free port and waits until `/readyz`
+    /// answers 200; also returns how long that took from the spawn.
+    pub async fn serve_ready(&self) -> Result<(Child, SocketAddr, Duration)> {
+        let started = Instant::now();
+        let (mut child, addr) = self.serve().await?;
+        match wait_ready(addr).await {
+            Ok(()) => Ok((child, addr, started.elapsed())),
+            Err(e) => {
+                let _ = stop_server(&mut child).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Starts `tollgate serve` on a free port with extra flags.
     pub async fn serve_with(&self, flags: &[&str]) -> Result<(Child, SocketAddr)> {
         let log_path = self.scratch.path().join("server.log");
@@ -156,11 +174,11 @@ impl Harness {
     }
 }
 
-/// Runs the chosen benchmark against a server started for it; the server is
-/// stopped whether or not the benchmark succeeds.
 /// The longest warm-up plus measurement a bench run may take.
 const MAX_BENCH_TIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// Runs the chosen benchmark against servers started for it; each server is
+/// stopped whether or not the benchmark succeeds.
 pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
     if args.duration.is_zero() {
         bail!("--duration must be more than zero");
@@ -172,36 +190,92 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
     {
         bail!("--warmup plus --duration must be at most 24h");
     }
-    let harness = Harness::new(storage)?;
-    harness.init().await?;
-    match args.suite {
-        Suite::Ingest => return crate::bench_ingest::run(&harness, &args.ingest).await,
-        Suite::Durability => return crate::bench_durability::run(storage, &args).await,
-        Suite::Year => return crate::bench_year::run(&harness, &args.year).await,
-        Suite::Quota => {}
+    if let Suite::Durability = args.suite {
+        return crate::bench_durability::run(storage, &args).await;
     }
+    // A fresh database per suite, so that no suite measures another's data.
+    let fresh = || async {
+        let harness = Harness::new(storage)?;
+        harness.init().await?;
+        Ok::<_, anyhow::Error>(harness)
+    };
+    match args.suite {
+        Suite::Quota => quota(&fresh().await?, &args).await.map(drop),
+        Suite::Ingest => crate::bench_ingest::run(&fresh().await?, &args.ingest)
+            .await
+            .map(drop),
+        Suite::Year => crate::bench_year::run(&fresh().await?, &args.year)
+            .await
+            .map(drop),
+        Suite::Durability => unreachable!("answered above"),
+        Suite::All => {
+            let started = Instant::now();
+            let quota = quota(&fresh().await?, &args).await?;
+            println!();
+            let harness = fresh().await?;
+            let ingest = crate::bench_ingest::run(&harness, &args.ingest).await?;
+            println!();
+            let year = crate::bench_year::run(&fresh().await?, &args.year).await?;
+            println!();
+            crate::bench_all::print(harness.backend(), &quota, &ingest, &year, started.elapsed());
+            Ok(())
+        }
+    }
+}
+
+/// What the quota suite measured, for the goals table.
+pub(crate) struct QuotaFigures {
+    pub healthz: f64,
+    pub usage: Measured,
+    pub reserve: Measured,
+    pub ready_ms: f64,
+    pub rss_idle: Option<u64>,
+    pub rss_peak: Option<u64>,
+}
+
+/// One scenario's throughput and latency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// `tollgate bench` (the quota suite): quota/usage and quota/reserve beside
+/// /healthz, then the server's start-up time and memory.
+async fn quota(harness: &Harness, args: &BenchArgs) -> Result<QuotaFigures> {
     harness
         .cli(&["tenant", "create", &harness.tenant], "tenant create")
         .await?;
     let token = harness.token("admin").await?;
-    let started = Instant::now();
-    let (mut server, addr) = harness.serve().await?;
-    let startup = started.elapsed();
+    let (mut server, addr, ready) = harness.serve_ready().await?;
     let pid = server.id();
     let idle = pid.and_then(|p| proc_kib(p, "VmRSS"));
-    let result = benchmark(addr, &token, harness.backend(), &args).await;
+    let result = benchmark(addr, &token, harness.backend(), args).await;
     let peak = pid.and_then(|p| proc_kib(p, "VmHWM"));
-    if result.is_ok() {
-        println!(
-            "server: start to listening {:.0} ms; RSS idle {}, peak under the benchmark {}",
-            startup.as_secs_f64() * 1000.0,
-            mib(idle),
-            mib(peak)
-        );
-    }
     let stopped = stop_server(&mut server).await;
     // The benchmark's own error explains more than a failure to stop.
-    result.and(stopped)
+    let [healthz, usage, reserve] = result?;
+    stopped?;
+    println!(
+        "server: start to ready (/readyz answers 200) {:.0} ms; RSS idle {}, peak under the benchmark {}",
+        ms(ready),
+        mib(idle),
+        mib(peak)
+    );
+    Ok(QuotaFigures {
+        healthz: healthz.rate,
+        usage,
+        reserve,
+        ready_ms: ms(ready),
+        rss_idle: idle,
+        rss_peak: peak,
+    })
+}
+
+/// A duration in milliseconds, for printing.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// A memory figure of process `pid` from `/proc/<pid>/status` (`VmRSS`: now,
@@ -266,6 +340,29 @@ async fn start_server(mut cmd: Command, log_path: &Path) -> Result<(Child, Socke
         .parse()
         .with_context(|| format!("server reported a bad address {addr:?}"))?;
     Ok((child, addr))
+}
+
+/// Polls `/readyz` until it answers 200 (for at most a minute).
+async fn wait_ready(addr: SocketAddr) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sender = connect(addr).await?;
+    loop {
+        let request = Request::get("/readyz")
+            .header("host", addr.to_string())
+            .body(Full::default())
+            .context("cannot build the request")?;
+        let (status, body) = send(&mut sender, request).await?;
+        if status == StatusCode::OK {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the server was not ready within a minute: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Asks the server to shut down gracefully, then kills it if it lingers.
@@ -377,8 +474,14 @@ pub(crate) async fn create_bench_quota(addr: SocketAddr, token: &Arc<str>) -> Re
     Ok(())
 }
 
-/// Sets up the quota, runs every scenario and prints the table.
-async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &BenchArgs) -> Result<()> {
+/// Sets up the quota, runs every scenario and prints the table; returns
+/// each scenario's figures in [`Scenario::ALL`]'s order.
+async fn benchmark(
+    addr: SocketAddr,
+    token: &Arc<str>,
+    backend: &str,
+    args: &BenchArgs,
+) -> Result<[Measured; 3]> {
     create_bench_quota(addr, token).await?;
     println!(
         "tollgate bench: {backend}, {} connections, {} per scenario (after {} warm-up)",
@@ -391,6 +494,7 @@ async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &Ben
     let seconds = args.duration.as_secs_f64();
     let mut baseline = None;
     let mut failed = 0;
+    let mut measured = Vec::with_capacity(Scenario::ALL.len());
     for scenario in Scenario::ALL {
         let stats = load(addr, token, scenario, args).await?;
         let rate = stats.latency.len() as f64 / seconds;
@@ -408,6 +512,11 @@ async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &Ben
             ms(0.99),
             stats.errors
         );
+        measured.push(Measured {
+            rate,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+        });
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -416,7 +525,9 @@ async fn benchmark(addr: SocketAddr, token: &Arc<str>, backend: &str, args: &Ben
     if failed > 0 {
         bail!("{failed} scenario(s) had non-200 responses");
     }
-    Ok(())
+    measured
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a scenario was not measured"))
 }
 
 /// Loads one scenario over `args.connections` connections; records only

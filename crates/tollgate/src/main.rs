@@ -1,6 +1,7 @@
 //! `tollgate`: the server and the operator CLI, on the same storage flags.
 
 mod bench;
+mod bench_all;
 mod bench_durability;
 mod bench_ingest;
 mod bench_year;
