@@ -59,6 +59,15 @@ impl Inline {
     ) -> crate::Result<Vec<T>> {
         match *self {}
     }
+
+    pub(crate) async fn query_all_blocking<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        _sql: &'static str,
+        _params: Vec<rusqlite::types::Value>,
+        _f: impl FnMut(&InlineRow<'_>) -> crate::Result<T> + Send + 'static,
+    ) -> crate::Result<Vec<T>> {
+        match **self {}
+    }
 }
 
 /// A row of an inline read: none on PostgreSQL.

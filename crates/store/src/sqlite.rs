@@ -147,6 +147,39 @@ impl Inline {
     }
 }
 
+impl Inline {
+    /// Every row of `sql` with `params` bound to `$1`, `$2`…, each read by
+    /// `f`, on a blocking thread: for reads of thousands of rows (reports),
+    /// too long to hold a runtime worker, yet far cheaper in one thread hop
+    /// than sqlx's hand-over of every row.
+    pub(crate) async fn query_all_blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        sql: &'static str,
+        params: Vec<rusqlite::types::Value>,
+        mut f: impl FnMut(&InlineRow<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<Vec<T>> {
+        let inline = self.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            inline.with(|conn| {
+                let mut statement = conn.prepare_cached(sql)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(f(&InlineRow(row))?);
+                }
+                Ok(out)
+            })
+        });
+        match read.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(crate::StoreError::Unavailable(format!(
+                "an inline read was cancelled: {e}"
+            ))),
+        }
+    }
+}
+
 /// A row of an inline read.
 pub(crate) struct InlineRow<'r>(&'r rusqlite::Row<'r>);
 

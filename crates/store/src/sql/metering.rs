@@ -17,7 +17,8 @@ use tollgate_domain::names::Name;
 
 use super::super::TEXT_LIST;
 use super::{
-    Db, DbRow, LOCK_TENANT, LOCK_TENANT_READ_MARK, SqlStore, Tx, audit_in, micros, opt_timestamp, timestamp,
+    Cols, Db, DbRow, LOCK_TENANT, LOCK_TENANT_READ_MARK, SqlStore, Tx, audit_in, micros, opt_timestamp,
+    timestamp,
 };
 use crate::{
     Actor, Aggregations, BucketFilter, DistinctBy, DistinctKey, EventRetention, ReplayStats, Result,
@@ -487,21 +488,21 @@ async fn update_days(tx: &mut Tx, tenant_id: &TenantId, changes: &[HourChange]) 
     write_days(tx, tenant_id, &changed).await
 }
 
-fn day_from(row: &DbRow) -> Result<(Timestamp, ObjectKey, ObjectUsage)> {
+fn day_from<R: Cols + ?Sized>(row: &R) -> Result<(Timestamp, ObjectKey, ObjectUsage)> {
     let object = ObjectKey {
-        namespace: row.try_get("namespace")?,
-        metric_label: row.try_get("metric_label")?,
-        object_name: row.try_get("object_name")?,
+        namespace: row.text("namespace")?,
+        metric_label: row.text("metric_label")?,
+        object_name: row.text("object_name")?,
     };
     let usage = ObjectUsage {
-        total: decimal("usage_daily.total", row.try_get("total")?)?,
-        peak: decimal("usage_daily.peak", row.try_get("peak")?)?,
+        total: decimal("usage_daily.total", &row.text("total")?)?,
+        peak: decimal("usage_daily.peak", &row.text("peak")?)?,
         last: Some((
-            timestamp("usage_daily.last_hour", row.try_get("last_hour")?)?,
-            decimal("usage_daily.last_total", row.try_get("last_total")?)?,
+            timestamp("usage_daily.last_hour", row.int("last_hour")?)?,
+            decimal("usage_daily.last_total", &row.text("last_total")?)?,
         )),
     };
-    Ok((timestamp("usage_daily.day", row.try_get("day")?)?, object, usage))
+    Ok((timestamp("usage_daily.day", row.int("day")?)?, object, usage))
 }
 
 /// Inserts or overwrites day summaries, in multi-row statements.
@@ -659,21 +660,28 @@ async fn daily_usage(
     let (days, edges) = metering::split_days(f.from, f.to);
     let mut out: BTreeMap<(Timestamp, ObjectKey), ObjectUsage> = BTreeMap::new();
     if let Some((d0, d1)) = days {
-        let rows = sqlx::query(
-            "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total FROM usage_daily \
-             WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
-             AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)",
-        )
-        .bind(tenant_id.as_str())
-        .bind(micros(d0))
-        .bind(micros(d1))
-        .bind(f.namespace)
-        .bind(f.metric_label)
-        .bind(f.object_name)
-        .fetch_all(&store.read)
-        .await?;
-        for row in &rows {
-            let (day, object, usage) = day_from(row)?;
+        const SQL: &str = "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total \
+             FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
+             AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)";
+        let days = match &store.inline {
+            Some(inline) => {
+                let params = inline_params(tenant_id, d0, d1, f);
+                inline.query_all_blocking(SQL, params, |r| day_from(r)).await?
+            }
+            None => {
+                let rows = sqlx::query(SQL)
+                    .bind(tenant_id.as_str())
+                    .bind(micros(d0))
+                    .bind(micros(d1))
+                    .bind(f.namespace)
+                    .bind(f.metric_label)
+                    .bind(f.object_name)
+                    .fetch_all(&store.read)
+                    .await?;
+                rows.iter().map(day_from).collect::<Result<Vec<_>>>()?
+            }
+        };
+        for (day, object, usage) in days {
             out.entry((day, object)).or_default().merge(&usage);
         }
     }
@@ -696,24 +704,24 @@ async fn daily_usage(
         .collect())
 }
 
-fn key_from(r: &DbRow) -> Result<BucketKey> {
+fn key_from<R: Cols + ?Sized>(r: &R) -> Result<BucketKey> {
     Ok(BucketKey {
-        hour: timestamp("usage_hourly.hour", r.try_get("hour")?)?,
-        namespace: r.try_get("namespace")?,
-        metric_label: r.try_get("metric_label")?,
-        object_name: r.try_get("object_name")?,
-        deployment: r.try_get("deployment")?,
-        container: r.try_get("container")?,
+        hour: timestamp("usage_hourly.hour", r.int("hour")?)?,
+        namespace: r.text("namespace")?,
+        metric_label: r.text("metric_label")?,
+        object_name: r.text("object_name")?,
+        deployment: r.text("deployment")?,
+        container: r.text("container")?,
     })
 }
 
-fn bucket_from(row: &DbRow) -> Result<Bucket> {
-    let latest_at = opt_timestamp("usage_hourly.latest_at", row.try_get("latest_at")?)?;
-    let latest_event: Option<String> = row.try_get("latest_event")?;
+fn bucket_from<R: Cols + ?Sized>(row: &R) -> Result<Bucket> {
+    let latest_at = opt_timestamp("usage_hourly.latest_at", row.opt_int("latest_at")?)?;
+    let latest_event = row.opt_text("latest_event")?;
     Ok(Bucket {
-        quantity: decimal("usage_hourly.quantity", row.try_get("quantity")?)?,
+        quantity: decimal("usage_hourly.quantity", &row.text("quantity")?)?,
         latest: latest_at.zip(latest_event),
-        events: row.try_get("events")?,
+        events: row.int("events")?,
     })
 }
 
@@ -757,22 +765,47 @@ async fn buckets(
     tenant_id: &TenantId,
     f: &BucketFilter<'_>,
 ) -> Result<Vec<(BucketKey, Bucket)>> {
-    let rows = sqlx::query(
-        "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, latest_at, \
-         latest_event, events FROM usage_hourly WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 \
+    const SQL: &str = "SELECT hour, namespace, metric_label, object_name, deployment, container, quantity, \
+         latest_at, latest_event, events FROM usage_hourly WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 \
          AND ($4 IS NULL OR namespace = $4) AND ($5 IS NULL OR metric_label = $5) \
          AND ($6 IS NULL OR object_name = $6) \
-         ORDER BY hour, namespace, metric_label, object_name, deployment, container",
-    )
-    .bind(tenant_id.as_str())
-    .bind(micros(f.from))
-    .bind(micros(f.to))
-    .bind(f.namespace)
-    .bind(f.metric_label)
-    .bind(f.object_name)
-    .fetch_all(&store.read)
-    .await?;
+         ORDER BY hour, namespace, metric_label, object_name, deployment, container";
+    if let Some(inline) = &store.inline {
+        let params = inline_params(tenant_id, f.from, f.to, f);
+        return inline
+            .query_all_blocking(SQL, params, |r| Ok((key_from(r)?, bucket_from(r)?)))
+            .await;
+    }
+    let rows = sqlx::query(SQL)
+        .bind(tenant_id.as_str())
+        .bind(micros(f.from))
+        .bind(micros(f.to))
+        .bind(f.namespace)
+        .bind(f.metric_label)
+        .bind(f.object_name)
+        .fetch_all(&store.read)
+        .await?;
     rows.iter().map(|r| Ok((key_from(r)?, bucket_from(r)?))).collect()
+}
+
+/// The parameters of a rollup read, for an inline read: the tenant, the
+/// range, and the filter's optional namespace, meter and object.
+fn inline_params(
+    tenant_id: &TenantId,
+    from: Timestamp,
+    to: Timestamp,
+    f: &BucketFilter<'_>,
+) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
+    vec![
+        Value::Text(tenant_id.as_str().to_owned()),
+        Value::Integer(micros(from)),
+        Value::Integer(micros(to)),
+        text(f.namespace),
+        text(f.metric_label),
+        text(f.object_name),
+    ]
 }
 
 fn event_from(row: &DbRow) -> Result<UsageEvent> {
