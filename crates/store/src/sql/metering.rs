@@ -277,30 +277,23 @@ async fn ingest_in(
         .iter()
         .filter(|e| micros(e.at) >= purged && seen.insert(e.id.as_str()))
         .collect();
-    let mut inserted: HashSet<String> = HashSet::new();
-    for chunk in chunks(&candidates) {
-        let mut q = QueryBuilder::<Db>::new(
-            "INSERT INTO usage_events (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
-             container, quantity, at, received_at, properties) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(tenant_id.as_str())
-                .push_bind(e.id.as_str())
-                .push_bind(e.namespace.as_str())
-                .push_bind(&e.metric_label)
-                .push_bind(&e.object_name)
-                .push_bind(&e.deployment)
-                .push_bind(&e.container)
-                .push_bind(e.quantity.to_string())
-                .push_bind(micros(e.at))
-                .push_bind(micros(now))
-                .push_bind(properties_text(&e.properties));
-        });
-        q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
-        for row in q.build().fetch_all(&mut **tx).await? {
-            inserted.insert(row.try_get("event_id")?);
+    let inserted: HashSet<&str> = if insert_all_new(tx, tenant_id, &candidates, now).await? {
+        candidates.iter().map(|e| e.id.as_str()).collect()
+    } else {
+        let mut returned: HashSet<String> = HashSet::new();
+        for chunk in chunks(&candidates) {
+            let mut q = insert_events(tenant_id, chunk, now);
+            q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
+            for row in q.build().fetch_all(&mut **tx).await? {
+                returned.insert(row.try_get("event_id")?);
+            }
         }
-    }
+        candidates
+            .iter()
+            .map(|e| e.id.as_str())
+            .filter(|id| returned.contains(*id))
+            .collect()
+    };
 
     if !inserted.is_empty() {
         // The tenant's usage alerts see this batch at their next evaluation.
@@ -372,6 +365,65 @@ async fn ingest_in(
         .iter()
         .map(|e| inserted.contains(e.id.as_str()) && reported.insert(e.id.as_str()))
         .collect())
+}
+
+/// The multi-row INSERT of `events` (without its conflict clause).
+fn insert_events(tenant_id: &TenantId, events: &[&UsageEvent], now: Timestamp) -> QueryBuilder<Db> {
+    let mut q = QueryBuilder::<Db>::new(
+        "INSERT INTO usage_events (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
+         container, quantity, at, received_at, properties) ",
+    );
+    q.push_values(events, |mut b, e| {
+        b.push_bind(tenant_id.as_str())
+            .push_bind(e.id.as_str())
+            .push_bind(e.namespace.as_str())
+            .push_bind(&e.metric_label)
+            .push_bind(&e.object_name)
+            .push_bind(&e.deployment)
+            .push_bind(&e.container)
+            .push_bind(e.quantity.to_string())
+            .push_bind(micros(e.at))
+            .push_bind(micros(now))
+            .push_bind(properties_text(&e.properties));
+    });
+    q
+}
+
+/// On SQLite, inserts `events` if none of them is stored yet, and says
+/// whether it did; otherwise (or on PostgreSQL) changes nothing and says
+/// no, and the caller inserts them one `RETURNING` row at a time.
+///
+/// Most batches are all new; counting the inserted rows then tells which
+/// were new without `RETURNING` one row per event, which sqlx hands from
+/// its SQLite worker thread one at a time (on PostgreSQL the rows stream,
+/// so it always takes the exact path). A batch with any duplicate is
+/// rolled back to a savepoint and inserted again the exact way. The
+/// tenant's lock, held since the transaction began, keeps the count exact:
+/// nothing else inserts its events meanwhile.
+async fn insert_all_new(
+    tx: &mut Tx,
+    tenant_id: &TenantId,
+    events: &[&UsageEvent],
+    now: Timestamp,
+) -> Result<bool> {
+    if super::super::BACKEND != "sqlite" || events.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query("SAVEPOINT ingest_events").execute(&mut **tx).await?;
+    let mut inserted = 0;
+    for chunk in chunks(events) {
+        let mut q = insert_events(tenant_id, chunk, now);
+        q.push(" ON CONFLICT DO NOTHING");
+        inserted += q.build().execute(&mut **tx).await?.rows_affected();
+    }
+    let all_new = inserted == events.len() as u64;
+    if !all_new {
+        sqlx::query("ROLLBACK TO ingest_events")
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("RELEASE ingest_events").execute(&mut **tx).await?;
+    Ok(all_new)
 }
 
 /// Every stored bucket of the hours `wanted`'s keys are in (usually one or

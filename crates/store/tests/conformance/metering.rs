@@ -70,6 +70,15 @@ async fn events_count_once_whatever_is_resent() {
         // The same batch again, as after a crash before the reply: all duplicates.
         let again = store.ingest(&a.id, &batch, &aggregations(), now).await.unwrap();
         assert_eq!(again, [false, false, false, false]);
+        // Stored and new events in one batch: only the new ones count (the
+        // stored one sits after a new one, so a partial insert would show).
+        let mixed = [
+            ev("e4", "requests", "4", "2026-11-20T10:10:00Z"),
+            ev("e2", "requests", "2.5", "2026-11-20T09:55:00Z"),
+            ev("e5", "requests", "5", "2026-11-20T10:20:00Z"),
+        ];
+        let new = store.ingest(&a.id, &mixed, &aggregations(), now).await.unwrap();
+        assert_eq!(new, [true, false, true]);
         let q = quantities(&*store, &a.id).await;
         assert_eq!(
             q,
@@ -80,9 +89,22 @@ async fn events_count_once_whatever_is_resent() {
                     "12.5".parse().unwrap(),
                     2
                 ),
-                ("2026-11-20T10:00:00Z".into(), "requests".into(), Decimal::ONE, 1),
+                (
+                    "2026-11-20T10:00:00Z".into(),
+                    "requests".into(),
+                    "10".parse().unwrap(),
+                    3
+                ),
             ]
         );
+        // The raw events stored are exactly the five counted: a replay
+        // from them rebuilds the same buckets.
+        let stats = store
+            .replay(&a.id, &aggregations(), "operator", now)
+            .await
+            .unwrap();
+        assert_eq!((stats.events, stats.buckets), (5, 2));
+        assert_eq!(quantities(&*store, &a.id).await, q);
         // Ids are per tenant.
         let b = tenant(&*store, "bravo").await;
         assert_eq!(
