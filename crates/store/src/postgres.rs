@@ -70,6 +70,15 @@ impl Inline {
     }
 }
 
+/// PostgreSQL connections are no SQLite handles: `None`, without running
+/// `f` (the caller takes its sqlx path). See the SQLite engine's.
+pub(crate) async fn with_raw_conn<T>(
+    _conn: &mut PgConnection,
+    _f: impl FnOnce(&rusqlite::Connection) -> crate::Result<T>,
+) -> crate::Result<Option<T>> {
+    Ok(None)
+}
+
 /// A row of an inline read: none on PostgreSQL.
 pub(crate) enum InlineRow<'r> {
     #[allow(dead_code, reason = "never built: PostgreSQL has no inline reads")]

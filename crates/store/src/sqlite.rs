@@ -180,6 +180,28 @@ impl Inline {
     }
 }
 
+/// Runs `f` on the write transaction's own connection through rusqlite, on
+/// this thread: statements a job runs many times over (an event per row)
+/// then cost a step each instead of a hand-over to sqlx's worker thread and
+/// back. sqlx's worker is locked out of the connection meanwhile; the
+/// statements join the job's savepoint and transaction like any other, and
+/// meet the same injected faults. Always `Some` (PostgreSQL's is `None`).
+pub(crate) async fn with_raw_conn<T>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is sqlx's open connection, locked for this scope
+    // (its worker thread waits until `handle` drops); `from_handle` never
+    // closes it, and the wrapper (with its prepared statements, finalized
+    // when it drops) is dropped before `handle`.
+    let raw = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+    let result = f(&raw);
+    drop(raw);
+    drop(handle);
+    result.map(Some)
+}
+
 /// A row of an inline read.
 pub(crate) struct InlineRow<'r>(&'r rusqlite::Row<'r>);
 

@@ -277,22 +277,29 @@ async fn ingest_in(
         .iter()
         .filter(|e| micros(e.at) >= purged && seen.insert(e.id.as_str()))
         .collect();
-    let inserted: HashSet<&str> = if insert_all_new(tx, tenant_id, &candidates, now).await? {
-        candidates.iter().map(|e| e.id.as_str()).collect()
-    } else {
-        let mut returned: HashSet<String> = HashSet::new();
-        for chunk in chunks(&candidates) {
-            let mut q = insert_events(tenant_id, chunk, now);
-            q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
-            for row in q.build().fetch_all(&mut **tx).await? {
-                returned.insert(row.try_get("event_id")?);
-            }
-        }
-        candidates
+    let raw = super::super::with_raw_conn(tx, |conn| insert_each(conn, tenant_id, &candidates, now)).await?;
+    let inserted: HashSet<&str> = match raw {
+        Some(new) => candidates
             .iter()
-            .map(|e| e.id.as_str())
-            .filter(|id| returned.contains(*id))
-            .collect()
+            .zip(new)
+            .filter(|(_, new)| *new)
+            .map(|(e, _)| e.id.as_str())
+            .collect(),
+        None => {
+            let mut returned: HashSet<String> = HashSet::new();
+            for chunk in chunks(&candidates) {
+                let mut q = insert_events(tenant_id, chunk, now);
+                q.push(" ON CONFLICT DO NOTHING RETURNING event_id");
+                for row in q.build().fetch_all(&mut **tx).await? {
+                    returned.insert(row.try_get("event_id")?);
+                }
+            }
+            candidates
+                .iter()
+                .map(|e| e.id.as_str())
+                .filter(|id| returned.contains(*id))
+                .collect()
+        }
     };
 
     if !inserted.is_empty() {
@@ -389,41 +396,38 @@ fn insert_events(tenant_id: &TenantId, events: &[&UsageEvent], now: Timestamp) -
     q
 }
 
-/// On SQLite, inserts `events` if none of them is stored yet, and says
-/// whether it did; otherwise (or on PostgreSQL) changes nothing and says
-/// no, and the caller inserts them one `RETURNING` row at a time.
-///
-/// Most batches are all new; counting the inserted rows then tells which
-/// were new without `RETURNING` one row per event, which sqlx hands from
-/// its SQLite worker thread one at a time (on PostgreSQL the rows stream,
-/// so it always takes the exact path). A batch with any duplicate is
-/// rolled back to a savepoint and inserted again the exact way. The
-/// tenant's lock, held since the transaction began, keeps the count exact:
-/// nothing else inserts its events meanwhile.
-async fn insert_all_new(
-    tx: &mut Tx,
+/// SQLite (see `with_raw_conn`): inserts each of `events` that is not
+/// stored yet, one prepared statement step per event; whether each was new.
+fn insert_each(
+    conn: &rusqlite::Connection,
     tenant_id: &TenantId,
     events: &[&UsageEvent],
     now: Timestamp,
-) -> Result<bool> {
-    if super::super::BACKEND != "sqlite" || events.is_empty() {
-        return Ok(false);
-    }
-    sqlx::query("SAVEPOINT ingest_events").execute(&mut **tx).await?;
-    let mut inserted = 0;
-    for chunk in chunks(events) {
-        let mut q = insert_events(tenant_id, chunk, now);
-        q.push(" ON CONFLICT DO NOTHING");
-        inserted += q.build().execute(&mut **tx).await?.rows_affected();
-    }
-    let all_new = inserted == events.len() as u64;
-    if !all_new {
-        sqlx::query("ROLLBACK TO ingest_events")
-            .execute(&mut **tx)
-            .await?;
-    }
-    sqlx::query("RELEASE ingest_events").execute(&mut **tx).await?;
-    Ok(all_new)
+) -> Result<Vec<bool>> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO usage_events (tenant_id, event_id, namespace, metric_label, object_name, deployment, \
+         container, quantity, at, received_at, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         ON CONFLICT DO NOTHING",
+    )?;
+    events
+        .iter()
+        .map(|e| {
+            let rows = insert.execute(rusqlite::params![
+                tenant_id.as_str(),
+                e.id.as_str(),
+                e.namespace.as_str(),
+                &e.metric_label,
+                &e.object_name,
+                &e.deployment,
+                &e.container,
+                e.quantity.to_string(),
+                micros(e.at),
+                micros(now),
+                properties_text(&e.properties),
+            ])?;
+            Ok(rows == 1)
+        })
+        .collect()
 }
 
 /// Every stored bucket of the hours `wanted`'s keys are in (usually one or
