@@ -377,7 +377,7 @@ pub async fn delete(
     Ok(Json(Empty {}))
 }
 
-async fn usage_report(state: &AppState, auth: &Authorized) -> Result<QuotaUsageResponse, ApiError> {
+async fn usage_report(state: &AppState, auth: &Authorized) -> Result<JsonBytes, ApiError> {
     let effective = state.effective_quota(&auth.tenant).await?;
     let usage: Vec<(KeyFamily, String, i64)> = state
         .store()
@@ -386,7 +386,28 @@ async fn usage_report(state: &AppState, auth: &Authorized) -> Result<QuotaUsageR
         .into_iter()
         .map(|u| (u.family, u.key, u.used))
         .collect();
-    Ok(QuotaUsageResponse::new(&effective, &usage))
+    // Most requests see the limits and usage the last one saw: its body.
+    let body = state.usage_answer(auth.tenant_id(), &effective, usage, |effective, usage| {
+        serde_json::to_vec(&QuotaUsageResponse::new(effective, usage))
+            .map_err(|e| ApiError::new(tollgate_domain::ErrorKind::Internal, e.to_string()))
+    })?;
+    Ok(JsonBytes(body))
+}
+
+/// A JSON body rendered before (see [`AppState::usage_answer`]).
+pub struct JsonBytes(axum::body::Bytes);
+
+impl axum::response::IntoResponse for JsonBytes {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
 }
 
 /// The tenant's quota limits (with current usage).
@@ -403,10 +424,10 @@ pub async fn limits(
     State(state): State<AppState>,
     caller: Caller,
     Path(ns): Path<String>,
-) -> Result<Json<QuotaUsageResponse>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaLimits, &ns).await?;
-    Ok(Json(usage_report(&state, &auth).await?))
+    usage_report(&state, &auth).await
 }
 
 /// The tenant's quota usage against its limits.
@@ -423,10 +444,10 @@ pub async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     Path(ns): Path<String>,
-) -> Result<Json<QuotaUsageResponse>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let ns = namespace(&ns)?;
     let auth = caller.authorize(&state, Operation::QuotaUsage, &ns).await?;
-    Ok(Json(usage_report(&state, &auth).await?))
+    usage_report(&state, &auth).await
 }
 
 async fn change_usage(

@@ -42,6 +42,19 @@ pub(crate) struct Inner {
     dispatching: std::sync::Mutex<Background>,
     /// Each tenant's effective limits, with what they were computed from.
     effective: std::sync::Mutex<std::collections::HashMap<tollgate_domain::ids::TenantId, CachedQuota>>,
+    /// Each tenant's last quota usage answer, with what it was rendered from.
+    usage_answers: std::sync::Mutex<std::collections::HashMap<tollgate_domain::ids::TenantId, UsageAnswer>>,
+}
+
+/// A rendered quota usage answer and what it was rendered from: the
+/// tenant's effective limits (the very `Arc` of [`CachedQuota`]) and its
+/// usage rows as read for the request. An answer is served again only to a
+/// request that read the same limits and the same rows, so it is exactly
+/// what rendering again would give.
+struct UsageAnswer {
+    quota: Arc<EffectiveQuota>,
+    usage: Vec<(tollgate_domain::quota::KeyFamily, String, i64)>,
+    body: axum::body::Bytes,
 }
 
 /// A tenant's effective limits and what they were computed from: its quota
@@ -134,6 +147,7 @@ impl AppState {
             charging: std::sync::Mutex::default(),
             dispatching: std::sync::Mutex::default(),
             effective: std::sync::Mutex::default(),
+            usage_answers: std::sync::Mutex::default(),
         }))
     }
 
@@ -352,5 +366,46 @@ impl AppState {
             },
         );
         Ok(quota)
+    }
+
+    /// The JSON body of the quota usage answer for `usage` under `quota`:
+    /// the tenant's last one if it was rendered from the same limits and
+    /// rows, else `render`'s, kept for the next request.
+    pub fn usage_answer(
+        &self,
+        tenant: &tollgate_domain::ids::TenantId,
+        quota: &Arc<EffectiveQuota>,
+        usage: Vec<(tollgate_domain::quota::KeyFamily, String, i64)>,
+        render: impl FnOnce(
+            &EffectiveQuota,
+            &[(tollgate_domain::quota::KeyFamily, String, i64)],
+        ) -> Result<Vec<u8>, ApiError>,
+    ) -> Result<axum::body::Bytes, ApiError> {
+        let lock = || {
+            self.0
+                .usage_answers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(a) = lock().get(tenant)
+            && Arc::ptr_eq(&a.quota, quota)
+            && a.usage == usage
+        {
+            return Ok(a.body.clone());
+        }
+        let body = axum::body::Bytes::from(render(quota, &usage)?);
+        let mut answers = lock();
+        if answers.len() >= EFFECTIVE_CACHE_MOST && !answers.contains_key(tenant) {
+            answers.clear();
+        }
+        answers.insert(
+            tenant.clone(),
+            UsageAnswer {
+                quota: quota.clone(),
+                usage,
+                body: body.clone(),
+            },
+        );
+        Ok(body)
     }
 }

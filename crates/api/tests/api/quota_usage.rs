@@ -109,6 +109,44 @@ async fn quota_objects_change_the_reported_limits() {
 }
 
 #[tokio::test]
+async fn a_tenants_answer_is_rendered_again_whenever_its_limits_or_usage_change() {
+    each_backend(|db| async move {
+        let app = TestApp::new(db).await;
+        let (_, admin) = app.admin("acme").await;
+        let (_, other) = app.admin("bravo").await;
+        let first = app.get(USAGE, &admin).await.ok().clone();
+        // Nothing changed: the same answer (the one rendered before).
+        assert_eq!(app.get(USAGE, &admin).await.ok(), &first);
+        assert_eq!(app.get(LIMITS, &admin).await.ok(), &first);
+        // Usage changed.
+        app.post(RESERVE, &admin, reserve_body("site", json!(2), "a"))
+            .await
+            .ok();
+        let reserved = app.get(USAGE, &admin).await.ok().clone();
+        assert_eq!(reserved["objects"]["site"]["usage"]["current"], 2);
+        assert_eq!(
+            app.get(LIMITS, &admin).await.ok()["objects"]["site"]["usage"]["current"],
+            2
+        );
+        // Another tenant's answer is its own, before and after.
+        let theirs = app.get(USAGE, &other).await.ok().clone();
+        assert_eq!(theirs["objects"]["site"]["usage"]["current"], 0);
+        assert_eq!(app.get(USAGE, &admin).await.ok(), &reserved);
+        // Limits changed.
+        app.create_quota(
+            &admin,
+            json!({"metadata": {"name": "a"}, "spec": {"object_limits": {"site": {"maximum": 2}}}}),
+        )
+        .await;
+        let limited = app.get(USAGE, &admin).await.ok().clone();
+        assert_eq!(limited["objects"]["site"]["limit"]["maximum"], 2);
+        assert_eq!(limited["objects"]["site"]["usage"]["current"], 2);
+        assert_eq!(app.get(USAGE, &other).await.ok(), &theirs);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn reservations_stop_at_the_limit_with_429_naming_key_limit_and_usage() {
     each_backend(|db| async move {
         let app = TestApp::new(db).await;
