@@ -133,18 +133,26 @@ impl Inline {
         &self,
         sql: &str,
         params: &[&str],
-        mut f: impl FnMut(&InlineRow<'_>) -> Result<T>,
+        f: impl FnMut(&InlineRow<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
-        self.with(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(f(&InlineRow(row))?);
-            }
-            Ok(out)
-        })
+        self.with(|conn| read_all(conn, sql, rusqlite::params_from_iter(params), f))
     }
+}
+
+/// Every row of `sql` with `params` on `conn`, each read by `f`.
+fn read_all<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut f: impl FnMut(&InlineRow<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(f(&InlineRow(row))?);
+    }
+    Ok(out)
 }
 
 impl Inline {
@@ -156,19 +164,11 @@ impl Inline {
         self: &Arc<Self>,
         sql: &'static str,
         params: Vec<rusqlite::types::Value>,
-        mut f: impl FnMut(&InlineRow<'_>) -> Result<T> + Send + 'static,
+        f: impl FnMut(&InlineRow<'_>) -> Result<T> + Send + 'static,
     ) -> Result<Vec<T>> {
         let inline = self.clone();
         let read = tokio::task::spawn_blocking(move || {
-            inline.with(|conn| {
-                let mut statement = conn.prepare_cached(sql)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    out.push(f(&InlineRow(row))?);
-                }
-                Ok(out)
-            })
+            inline.with(|conn| read_all(conn, sql, rusqlite::params_from_iter(params), f))
         });
         match read.await {
             Ok(result) => result,
