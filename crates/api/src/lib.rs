@@ -65,6 +65,7 @@ pub fn router_without_metrics(state: AppState) -> Router {
 /// --metrics-listen`) and `extra` ones (the web console), behind the
 /// middleware.
 pub fn router_with(state: AppState, extra: Router<AppState>, metrics: bool) -> Router {
+    metrics::warm();
     let routes = if metrics { routes() } else { api_routes() };
     with_middleware(routes.merge(extra).with_state(state))
 }

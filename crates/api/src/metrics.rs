@@ -128,22 +128,16 @@ const HTTP_REQUESTS: &str = "tollgate_http_requests_total";
 const HTTP_DURATION: &str = "tollgate_http_request_duration_seconds";
 
 /// Operation ids by method and route template, from the API description.
+/// Built with the router ([`warm`]), so that the memory building it takes
+/// is freed and trimmed before the first request, not held after it.
 fn operations() -> &'static HashMap<(String, String), String> {
     static OPS: OnceLock<HashMap<(String, String), String>> = OnceLock::new();
-    OPS.get_or_init(|| {
-        let doc: serde_json::Value = serde_json::from_str(crate::openapi::document()).unwrap_or_default();
-        let mut out = HashMap::new();
-        if let Some(paths) = doc["paths"].as_object() {
-            for (path, item) in paths {
-                for (method, op) in item.as_object().into_iter().flatten() {
-                    if let Some(id) = op["operationId"].as_str() {
-                        out.insert((method.to_ascii_uppercase(), path.clone()), id.to_owned());
-                    }
-                }
-            }
-        }
-        out
-    })
+    OPS.get_or_init(crate::openapi::operation_ids)
+}
+
+/// Builds what the metrics layer looks up on every request.
+pub(crate) fn warm() {
+    operations();
 }
 
 /// The bounded name of what a request asked for: its operation id, else its

@@ -371,6 +371,31 @@ pub fn document() -> &'static str {
     })
 }
 
+/// Every documented operation's id by method (upper case) and route
+/// template, from the description itself (not its JSON, which takes
+/// megabytes to build and parse).
+pub fn operation_ids() -> std::collections::HashMap<(String, String), String> {
+    let mut out = std::collections::HashMap::new();
+    for (path, item) in ApiDoc::openapi().paths.paths {
+        let operations = [
+            ("GET", item.get),
+            ("PUT", item.put),
+            ("POST", item.post),
+            ("DELETE", item.delete),
+            ("OPTIONS", item.options),
+            ("HEAD", item.head),
+            ("PATCH", item.patch),
+            ("TRACE", item.trace),
+        ];
+        for (method, operation) in operations {
+            if let Some(id) = operation.and_then(|o| o.operation_id) {
+                out.insert((method.to_owned(), path.clone()), id);
+            }
+        }
+    }
+    out
+}
+
 pub async fn serve() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document())
 }
