@@ -190,9 +190,6 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
     {
         bail!("--warmup plus --duration must be at most 24h");
     }
-    if let Suite::Durability = args.suite {
-        return crate::bench_durability::run(storage, &args).await;
-    }
     // A fresh database per suite, so that no suite measures another's data.
     let fresh = || async {
         let harness = Harness::new(storage)?;
@@ -207,17 +204,21 @@ pub async fn run(storage: &StorageArgs, args: BenchArgs) -> Result<()> {
         Suite::Year => crate::bench_year::run(&fresh().await?, &args.year)
             .await
             .map(drop),
-        Suite::Durability => unreachable!("answered above"),
+        // Two fresh databases of its own, one per SQLite mode.
+        Suite::Durability => crate::bench_durability::run(storage, &args).await,
         Suite::All => {
             let started = Instant::now();
-            let quota = quota(&fresh().await?, &args).await?;
-            println!();
             let harness = fresh().await?;
-            let ingest = crate::bench_ingest::run(&harness, &args.ingest).await?;
+            let backend = harness.backend();
+            let quota = quota(&harness, &args).await?;
+            println!();
+            // Each scratch database goes when its suite is done.
+            drop(harness);
+            let ingest = crate::bench_ingest::run(&fresh().await?, &args.ingest).await?;
             println!();
             let year = crate::bench_year::run(&fresh().await?, &args.year).await?;
             println!();
-            crate::bench_all::print(harness.backend(), &quota, &ingest, &year, started.elapsed());
+            crate::bench_all::print(backend, &quota, &ingest, &year, started.elapsed());
             Ok(())
         }
     }
