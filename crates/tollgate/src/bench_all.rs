@@ -85,18 +85,14 @@ fn goals(backend: &str, q: &QuotaFigures, i: &IngestFigures, y: &YearFigures) ->
         ),
     ];
     for (name, l) in [("usage_details", i.details), ("current_usage", i.current)] {
-        out.push(goal(
-            format!("{name} p50"),
-            format!("{:.1} ms", l.p50),
-            "< 10 ms",
-            Some(l.p50 < 10.0),
-        ));
-        out.push(goal(
-            format!("{name} p99"),
-            format!("{:.1} ms", l.p99),
-            "< 30 ms",
-            Some(l.p99 < 30.0),
-        ));
+        for (q, ms, target, bound) in [("p50", l.p50, "< 10 ms", 10.0), ("p99", l.p99, "< 30 ms", 30.0)] {
+            out.push(goal(
+                format!("{name} {q}"),
+                format!("{ms:.1} ms"),
+                target,
+                Some(ms < bound),
+            ));
+        }
     }
     if let Some((page, l)) = i.pages.iter().max_by(|a, b| a.1.p50.total_cmp(&b.1.p50)) {
         out.push(goal(
