@@ -25,6 +25,7 @@ use tollgate_domain::transition::{AddonChange, PlanTransition, TransitionState};
 use tollgate_domain::{Error, ErrorKind, Reason};
 
 mod aggregates;
+mod cols;
 pub mod fault;
 pub mod faults;
 mod health;

@@ -12,8 +12,6 @@ use crate::health::Health;
 use crate::{BoxFuture, Result, StoreOptions};
 
 pub(crate) type Db = sqlx::Postgres;
-/// The engine's row type (concrete, so that `sql::Cols` can tell it from `InlineRow`).
-pub(crate) type DbRow = sqlx::postgres::PgRow;
 pub(crate) const BACKEND: &str = "postgres";
 
 /// Opens and closes a subquery over a bound JSON array of strings, one row
@@ -36,40 +34,6 @@ pub(crate) const LOCK_TENANT_READ_MARK: &str =
 mod sql;
 pub use sql::SqlStore;
 
-/// PostgreSQL has no inline reads (see the SQLite engine's `Inline`): a
-/// store's `inline` is always `None`, and this type has no values.
-#[derive(Debug)]
-pub(crate) enum Inline {}
-
-impl Inline {
-    pub(crate) fn query_opt<T>(
-        &self,
-        _sql: &str,
-        _params: &[&str],
-        _f: impl FnOnce(&InlineRow<'_>) -> crate::Result<T>,
-    ) -> crate::Result<Option<T>> {
-        match *self {}
-    }
-
-    pub(crate) fn query_all<T>(
-        &self,
-        _sql: &str,
-        _params: &[&str],
-        _f: impl FnMut(&InlineRow<'_>) -> crate::Result<T>,
-    ) -> crate::Result<Vec<T>> {
-        match *self {}
-    }
-
-    pub(crate) async fn query_all_blocking<T: Send + 'static>(
-        self: &std::sync::Arc<Self>,
-        _sql: &'static str,
-        _params: Vec<rusqlite::types::Value>,
-        _f: impl FnMut(&InlineRow<'_>) -> crate::Result<T> + Send + 'static,
-    ) -> crate::Result<Vec<T>> {
-        match **self {}
-    }
-}
-
 /// PostgreSQL connections are no SQLite handles: `None`, without running
 /// `f` (the caller takes its sqlx path). See the SQLite engine's.
 pub(crate) async fn with_raw_conn<T>(
@@ -77,35 +41,6 @@ pub(crate) async fn with_raw_conn<T>(
     _f: impl FnOnce(&rusqlite::Connection) -> crate::Result<T>,
 ) -> crate::Result<Option<T>> {
     Ok(None)
-}
-
-/// A row of an inline read: none on PostgreSQL.
-pub(crate) enum InlineRow<'r> {
-    #[allow(dead_code, reason = "never built: PostgreSQL has no inline reads")]
-    Never(std::marker::PhantomData<&'r ()>, std::convert::Infallible),
-}
-
-impl sql::Cols for InlineRow<'_> {
-    fn text(&self, _: &str) -> crate::Result<String> {
-        match *self {
-            Self::Never(_, never) => match never {},
-        }
-    }
-    fn opt_text(&self, _: &str) -> crate::Result<Option<String>> {
-        match *self {
-            Self::Never(_, never) => match never {},
-        }
-    }
-    fn int(&self, _: &str) -> crate::Result<i64> {
-        match *self {
-            Self::Never(_, never) => match never {},
-        }
-    }
-    fn opt_int(&self, _: &str) -> crate::Result<Option<i64>> {
-        match *self {
-            Self::Never(_, never) => match never {},
-        }
-    }
 }
 
 fn migrator() -> sqlx::migrate::Migrator {

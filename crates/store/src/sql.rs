@@ -64,7 +64,8 @@ mod tenancy;
 #[allow(clippy::duplicate_mod, reason = "part of sql.rs, compiled once per engine")]
 mod webhooks;
 
-use super::DbRow;
+type DbRow = <Db as sqlx::Database>::Row;
+pub(crate) use crate::cols::Cols;
 
 impl SqlStore {
     /// One-off work after the migrations that SQL alone cannot do.
@@ -82,8 +83,9 @@ pub struct SqlStore {
     pub(super) writer: Writer,
     /// Tenants' parsed quota objects by `quota_version`, for reservations.
     pub(super) quota_specs: std::sync::Arc<quotas::SpecCache>,
-    /// Where the engine has them (SQLite), inline reads for the hot paths.
-    pub(super) inline: Option<std::sync::Arc<super::Inline>>,
+    /// Inline reads for the hot paths, on SQLite (always `None` on
+    /// PostgreSQL).
+    pub(super) inline: Option<std::sync::Arc<crate::sqlite::Inline>>,
 }
 
 impl SqlStore {
@@ -96,30 +98,6 @@ impl SqlStore {
         F: for<'t> FnOnce(&'t mut Tx) -> crate::BoxFuture<'t, Result<T>> + Send + 'static,
     {
         self.writer.run(f).await
-    }
-}
-
-/// A row's columns by name, from the engine's own rows and from inline reads
-/// (see `inline` above), so that one decoder serves both.
-pub(crate) trait Cols {
-    fn text(&self, column: &str) -> Result<String>;
-    fn opt_text(&self, column: &str) -> Result<Option<String>>;
-    fn int(&self, column: &str) -> Result<i64>;
-    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
-}
-
-impl Cols for DbRow {
-    fn text(&self, column: &str) -> Result<String> {
-        Ok(sqlx::Row::try_get(self, column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        Ok(sqlx::Row::try_get(self, column)?)
-    }
-    fn int(&self, column: &str) -> Result<i64> {
-        Ok(sqlx::Row::try_get(self, column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        Ok(sqlx::Row::try_get(self, column)?)
     }
 }
 

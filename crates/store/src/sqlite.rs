@@ -31,8 +31,6 @@ use crate::health::Health;
 use crate::{BoxFuture, Result, StoreError, StoreOptions, Synchronous};
 
 pub(crate) type Db = sqlx::Sqlite;
-/// The engine's row type (concrete, so that `sql::Cols` can tell it from `InlineRow`).
-pub(crate) type DbRow = sqlx::sqlite::SqliteRow;
 pub(crate) const BACKEND: &str = "sqlite";
 
 /// Opens and closes a subquery over a bound JSON array of strings, one row
@@ -137,25 +135,7 @@ impl Inline {
     ) -> Result<Vec<T>> {
         self.with(|conn| read_all(conn, sql, rusqlite::params_from_iter(params), f))
     }
-}
 
-/// Every row of `sql` with `params` on `conn`, each read by `f`.
-fn read_all<T>(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    mut f: impl FnMut(&InlineRow<'_>) -> Result<T>,
-) -> Result<Vec<T>> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(f(&InlineRow(row))?);
-    }
-    Ok(out)
-}
-
-impl Inline {
     /// Every row of `sql` with `params` bound to `$1`, `$2`…, each read by
     /// `f`, on a blocking thread: for reads of thousands of rows (reports),
     /// too long to hold a runtime worker, yet far cheaper in one thread hop
@@ -178,6 +158,22 @@ impl Inline {
             ))),
         }
     }
+}
+
+/// Every row of `sql` with `params` on `conn`, each read by `f`.
+fn read_all<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut f: impl FnMut(&InlineRow<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(f(&InlineRow(row))?);
+    }
+    Ok(out)
 }
 
 /// Runs `f` on the write transaction's own connection through rusqlite, on
@@ -205,7 +201,7 @@ pub(crate) async fn with_raw_conn<T>(
 /// A row of an inline read.
 pub(crate) struct InlineRow<'r>(&'r rusqlite::Row<'r>);
 
-impl sql::Cols for InlineRow<'_> {
+impl crate::cols::Cols for InlineRow<'_> {
     fn text(&self, column: &str) -> Result<String> {
         Ok(self.0.get(column)?)
     }

@@ -719,24 +719,7 @@ async fn daily_usage(
         const SQL: &str = "SELECT day, namespace, metric_label, object_name, total, peak, last_hour, last_total \
              FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND ($4 IS NULL OR namespace = $4) \
              AND ($5 IS NULL OR metric_label = $5) AND ($6 IS NULL OR object_name = $6)";
-        let days = match &store.inline {
-            Some(inline) => {
-                let params = inline_params(tenant_id, d0, d1, f);
-                inline.query_all_blocking(SQL, params, |r| day_from(r)).await?
-            }
-            None => {
-                let rows = sqlx::query(SQL)
-                    .bind(tenant_id.as_str())
-                    .bind(micros(d0))
-                    .bind(micros(d1))
-                    .bind(f.namespace)
-                    .bind(f.metric_label)
-                    .bind(f.object_name)
-                    .fetch_all(&store.read)
-                    .await?;
-                rows.iter().map(day_from).collect::<Result<Vec<_>>>()?
-            }
-        };
+        let days = rollup_rows(store, SQL, tenant_id, (d0, d1), f, |r| day_from(r)).await?;
         for (day, object, usage) in days {
             out.entry((day, object)).or_default().merge(&usage);
         }
@@ -826,42 +809,47 @@ async fn buckets(
          AND ($4 IS NULL OR namespace = $4) AND ($5 IS NULL OR metric_label = $5) \
          AND ($6 IS NULL OR object_name = $6) \
          ORDER BY hour, namespace, metric_label, object_name, deployment, container";
+    rollup_rows(store, SQL, tenant_id, (f.from, f.to), f, |r| {
+        Ok((key_from(r)?, bucket_from(r)?))
+    })
+    .await
+}
+
+/// The rows of a rollup read `sql` over `range`, binding the tenant, the
+/// range and the filter's optional namespace, meter and object as `$1`…`$6`,
+/// each decoded by `decode`: inline on SQLite (one hop to a blocking thread
+/// instead of sqlx's hand-over of every row), through sqlx on PostgreSQL.
+async fn rollup_rows<T: Send + 'static>(
+    store: &SqlStore,
+    sql: &'static str,
+    tenant_id: &TenantId,
+    (from, to): (Timestamp, Timestamp),
+    f: &BucketFilter<'_>,
+    decode: fn(&dyn Cols) -> Result<T>,
+) -> Result<Vec<T>> {
     if let Some(inline) = &store.inline {
-        let params = inline_params(tenant_id, f.from, f.to, f);
-        return inline
-            .query_all_blocking(SQL, params, |r| Ok((key_from(r)?, bucket_from(r)?)))
-            .await;
+        use rusqlite::types::Value;
+        let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
+        let params = vec![
+            Value::Text(tenant_id.as_str().to_owned()),
+            Value::Integer(micros(from)),
+            Value::Integer(micros(to)),
+            text(f.namespace),
+            text(f.metric_label),
+            text(f.object_name),
+        ];
+        return inline.query_all_blocking(sql, params, move |r| decode(r)).await;
     }
-    let rows = sqlx::query(SQL)
+    let rows = sqlx::query(sql)
         .bind(tenant_id.as_str())
-        .bind(micros(f.from))
-        .bind(micros(f.to))
+        .bind(micros(from))
+        .bind(micros(to))
         .bind(f.namespace)
         .bind(f.metric_label)
         .bind(f.object_name)
         .fetch_all(&store.read)
         .await?;
-    rows.iter().map(|r| Ok((key_from(r)?, bucket_from(r)?))).collect()
-}
-
-/// The parameters of a rollup read, for an inline read: the tenant, the
-/// range, and the filter's optional namespace, meter and object.
-fn inline_params(
-    tenant_id: &TenantId,
-    from: Timestamp,
-    to: Timestamp,
-    f: &BucketFilter<'_>,
-) -> Vec<rusqlite::types::Value> {
-    use rusqlite::types::Value;
-    let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
-    vec![
-        Value::Text(tenant_id.as_str().to_owned()),
-        Value::Integer(micros(from)),
-        Value::Integer(micros(to)),
-        text(f.namespace),
-        text(f.metric_label),
-        text(f.object_name),
-    ]
+    rows.iter().map(|r| decode(r)).collect()
 }
 
 fn event_from(row: &DbRow) -> Result<UsageEvent> {
