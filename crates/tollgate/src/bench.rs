@@ -274,6 +274,45 @@ async fn quota(harness: &Harness, args: &BenchArgs) -> Result<QuotaFigures> {
     })
 }
 
+/// Latencies (ms) of repeated sequential requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// From unsorted samples in ms (at least one).
+    pub(crate) fn of(mut times: Vec<f64>) -> Self {
+        times.sort_by(f64::total_cmp);
+        // Nearest rank: the smallest sample at or above the fraction.
+        let rank = |q: f64| times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+        Self {
+            p50: rank(0.5),
+            p99: rank(0.99),
+            max: times[times.len() - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
+            self.p50, self.p99, self.max
+        )
+    }
+}
+
+impl Latency {
+    /// From unsorted durations (at least one).
+    pub(crate) fn of_durations(times: &[Duration]) -> Self {
+        Self::of(times.iter().copied().map(ms).collect())
+    }
+}
+
 /// A duration in milliseconds, for printing.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

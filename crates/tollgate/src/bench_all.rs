@@ -140,23 +140,23 @@ fn goals(backend: &str, q: &QuotaFigures, i: &IngestFigures, y: &YearFigures) ->
         "-",
         None,
     ));
-    if let Some(p99) = y.purge_p99_ms {
+    if let Some(purge) = y.purge {
         out.push(goal(
             "year: deletion batch p99",
-            format!("{p99:.1} ms"),
+            format!("{:.1} ms", purge.p99),
             "-",
             None,
         ));
     }
     out.push(goal(
         "year: usage_details p50 / p99 at the end",
-        format!("{:.1} / {:.1} ms", y.details.0, y.details.1),
+        format!("{:.1} / {:.1} ms", y.details.p50, y.details.p99),
         "-",
         None,
     ));
     out.push(goal(
         "year: current_usage p50 / p99 at the end",
-        format!("{:.1} / {:.1} ms", y.current.0, y.current.1),
+        format!("{:.1} / {:.1} ms", y.current.p50, y.current.p99),
         "-",
         None,
     ));
@@ -209,8 +209,8 @@ pub(crate) fn print(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::Latency;
     use crate::bench::Measured;
-    use crate::bench_ingest::Latency;
 
     fn figures(usage: f64, ingest: f64) -> (QuotaFigures, IngestFigures, YearFigures) {
         let m = |rate| Measured {
@@ -250,9 +250,9 @@ mod tests {
                 first_rate: 1.0,
                 last_rate: 1.0,
                 size: 0,
-                purge_p99_ms: None,
-                current: (1.0, 2.0),
-                details: (1.0, 2.0),
+                purge: None,
+                current: l,
+                details: l,
             },
         )
     }

@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::{Connection, QueryBuilder};
 use tollgate_store::Location;
 
-use crate::bench::{Harness, connect, send, stop_server};
+use crate::bench::{Harness, Latency, connect, send, stop_server};
 
 /// Options of `tollgate bench ingest`.
 #[derive(Debug, clap::Args)]
@@ -157,38 +157,6 @@ pub(crate) struct IngestFigures {
     /// Started again on the database the events are in.
     pub restart_ready_ms: f64,
     pub restart_rss_idle: Option<u64>,
-}
-
-/// Latencies (ms) of repeated sequential requests.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Latency {
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Latency {
-    /// From unsorted samples (at least one).
-    pub(crate) fn of(mut times: Vec<f64>) -> Self {
-        times.sort_by(f64::total_cmp);
-        // Nearest rank: the smallest sample at or above the fraction.
-        let rank = |q: f64| times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
-        Self {
-            p50: rank(0.5),
-            p99: rank(0.99),
-            max: times[times.len() - 1],
-        }
-    }
-}
-
-impl std::fmt::Display for Latency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
-            self.p50, self.p99, self.max
-        )
-    }
 }
 
 pub async fn run(h: &Harness, args: &IngestArgs) -> Result<IngestFigures> {

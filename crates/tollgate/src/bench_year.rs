@@ -26,7 +26,7 @@ use tollgate_domain::names::Name;
 use tollgate_domain::tenant::Tenant;
 use tollgate_store::{Location, Store};
 
-use crate::bench::Harness;
+use crate::bench::{Harness, Latency};
 
 /// Options of `tollgate bench year`.
 #[derive(Debug, clap::Args)]
@@ -78,11 +78,11 @@ pub(crate) struct YearFigures {
     pub last_rate: f64,
     /// The database at the end.
     pub size: u64,
-    /// Deletion batches: p99 (ms), if there were any.
-    pub purge_p99_ms: Option<f64>,
-    /// Over the last month at the end: (p50, p99) ms.
-    pub current: (f64, f64),
-    pub details: (f64, f64),
+    /// Deletion batches, if there were any.
+    pub purge: Option<Latency>,
+    /// The reports over the last month, at the end.
+    pub current: Latency,
+    pub details: Latency,
 }
 
 pub async fn run(h: &Harness, args: &YearArgs) -> Result<YearFigures> {
@@ -156,15 +156,15 @@ pub async fn run(h: &Harness, args: &YearArgs) -> Result<YearFigures> {
         last_rate / first_rate
     );
     let all: Vec<Duration> = months.iter().flat_map(|m| m.batches.iter().copied()).collect();
-    let purge_p99_ms = (!all.is_empty()).then(|| ms(percentile(&all, 99)));
-    if !all.is_empty() {
+    let purge = (!all.is_empty()).then(|| Latency::of_durations(&all));
+    if let Some(l) = purge {
         println!(
             "year retention: {} deletion batches of at most {} events, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             all.len(),
             tollgate_app::maintenance::PURGE_BATCH,
-            ms(percentile(&all, 50)),
-            ms(percentile(&all, 99)),
-            ms(percentile(&all, 100)),
+            l.p50,
+            l.p99,
+            l.max,
         );
     }
     let ingested = args.months as usize * tenants.len() * args.events_per_month;
@@ -184,7 +184,7 @@ pub async fn run(h: &Harness, args: &YearArgs) -> Result<YearFigures> {
         first_rate,
         last_rate,
         size: months[months.len() - 1].size.total,
-        purge_p99_ms,
+        purge,
         current,
         details,
     })
@@ -374,7 +374,7 @@ fn print_month(m: &Month, backend: &str) {
         format!(
             " in {} batches (max {:.1} ms)",
             m.batches.len(),
-            ms(percentile(&m.batches, 100))
+            Latency::of_durations(&m.batches).max
         )
     };
     println!(
@@ -396,7 +396,7 @@ async fn reports(
     ctx: &JobContext,
     tenants: &[Tenant],
     (from, to): (Timestamp, Timestamp),
-) -> Result<((f64, f64), (f64, f64))> {
+) -> Result<(Latency, Latency)> {
     let now = ctx.clock.now();
     let mut current = Vec::new();
     let mut details = Vec::new();
@@ -422,26 +422,14 @@ async fn reports(
             details.push(started.elapsed());
         }
     }
-    for (name, times) in [("current_usage", &current), ("usage_details", &details)] {
+    let (current, details) = (Latency::of_durations(&current), Latency::of_durations(&details));
+    for (name, l) in [("current_usage", current), ("usage_details", details)] {
         println!(
             "year reports at the end, over the last month: {name} p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            ms(percentile(times, 50)),
-            ms(percentile(times, 99)),
-            ms(percentile(times, 100))
+            l.p50, l.p99, l.max
         );
     }
-    let p = |times: &[Duration]| (ms(percentile(times, 50)), ms(percentile(times, 99)));
-    Ok((p(&current), p(&details)))
-}
-
-fn percentile(times: &[Duration], p: usize) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted[((sorted.len() - 1) * p / 100).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    Ok((current, details))
 }
 
 fn mb(bytes: u64) -> String {
