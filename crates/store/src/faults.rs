@@ -17,9 +17,9 @@ pub enum Fault {
     /// PostgreSQL: each write fails before its commit with SQLSTATE 53100
     /// (`disk_full`), as the server reports a full disk.
     DiskFull,
-    /// The connection is lost in the middle of each write. SQLite: each
-    /// write's statements are interrupted once the engine has taken about
-    /// `after_steps` steps in them (so a sweep over `after_steps` hits every
+    /// The connection is lost in the middle of writes. SQLite: the writer's
+    /// connection is interrupted every `after_steps` engine steps, counted
+    /// over all its statements (so a sweep over `after_steps` hits every
     /// point of a write; SQLite rolls the transaction back). PostgreSQL: the
     /// server terminates the connection's backend after the write's
     /// statements, before its commit (`after_steps` is not used).

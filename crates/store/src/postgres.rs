@@ -112,6 +112,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// [`run`](Self::run): the fast path is SQLite's alone.
+    pub(crate) async fn run_fast<T, F>(&self, _fast: Option<crate::sqlite::Fast<T>>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        self.run(f).await
+    }
+
     /// Runs `f` in a write transaction and answers once it is committed.
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
     where

@@ -99,6 +99,16 @@ impl SqlStore {
     {
         self.writer.run(f).await
     }
+
+    /// [`write`](Self::write) with a fast path for SQLite's writer (see
+    /// `sqlite::Fast`); PostgreSQL runs `f` alone.
+    pub(crate) async fn write_fast<T, F>(&self, fast: crate::sqlite::Fast<T>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> crate::BoxFuture<'t, Result<T>> + Send + 'static,
+    {
+        self.writer.run_fast(Some(fast), f).await
+    }
 }
 
 fn micros(t: Timestamp) -> i64 {

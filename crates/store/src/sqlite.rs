@@ -198,6 +198,22 @@ pub(crate) async fn with_raw_conn<T>(
     result.map(Some)
 }
 
+/// `$1`, `$2`… as SQLite names them. sqlx's placeholders are named
+/// parameters to SQLite, indexed in order of first appearance rather than
+/// by their digits, so rusqlite binds them by name.
+const DOLLARS: [&str; 16] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16",
+];
+
+/// `values[i]` named `$i+1`: rusqlite parameters for a statement written
+/// with sqlx's placeholders (at most 16).
+pub(crate) fn dollars<'v>(
+    values: &[&'v dyn rusqlite::ToSql],
+) -> Vec<(&'static str, &'v dyn rusqlite::ToSql)> {
+    debug_assert!(values.len() <= DOLLARS.len());
+    DOLLARS.iter().copied().zip(values.iter().copied()).collect()
+}
+
 /// A row of an inline read.
 pub(crate) struct InlineRow<'r>(&'r rusqlite::Row<'r>);
 
@@ -272,7 +288,7 @@ impl SqlStore {
             .connect_with(options.clone().read_only(true))
             .await?;
         let faults = store_options.faults.clone().unwrap_or_default();
-        let writer = Writer::start(first, options, dir.to_path_buf(), faults);
+        let writer = Writer::start(first, options, dir.to_path_buf(), faults)?;
         let store = Self {
             read,
             writer,
@@ -330,24 +346,25 @@ impl Writer {
         options: SqliteConnectOptions,
         dir: PathBuf,
         faults: Arc<FaultPlan>,
-    ) -> Self {
+    ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let health = Arc::new(Health::default());
         let busy = Arc::new(AtomicBool::new(false));
-        tokio::spawn(group_commit(
-            queue,
-            conn,
-            options,
-            health.clone(),
-            faults,
-            busy.clone(),
-        ));
-        Self {
+        // A thread of its own: fast paths run SQLite inline on it, which
+        // must not hold a runtime worker; the sqlx statements it awaits are
+        // driven by the runtime as before.
+        let runtime = tokio::runtime::Handle::current();
+        let task = group_commit(queue, conn, options, health.clone(), faults, busy.clone());
+        std::thread::Builder::new()
+            .name("tollgate-writer".into())
+            .spawn(move || runtime.block_on(task))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the database writer: {e}")))?;
+        Ok(Self {
             jobs,
             health,
             dir,
             busy,
-        }
+        })
     }
 
     /// The read pool, and the writer's one connection (`write`: in use while
@@ -371,11 +388,25 @@ impl Writer {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
     {
+        self.run_fast(None, f).await
+    }
+
+    /// [`run`](Self::run) with a fast path tried first (see [`Fast`]).
+    pub(crate) async fn run_fast<T, F>(&self, fast: Option<Fast<T>>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
+    {
         let stopped = || StoreError::Unavailable("the database writer stopped before answering".into());
         let (reply, answer) = oneshot::channel();
-        let queued = Instant::now();
+        let queued = Some(Instant::now());
         self.jobs
-            .send(Box::new(TypedJob { f, reply, queued }))
+            .send(Box::new(TypedJob {
+                f,
+                fast,
+                reply,
+                queued,
+            }))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -420,9 +451,26 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
+/// A write job's fast path: the common case of a hot write, run on the
+/// writer's connection through rusqlite, in the job's savepoint, with no
+/// hand-over to sqlx's worker thread per statement (the writer takes the
+/// connection's handle once for a run of such jobs). `Ok(Some(_))` is the
+/// job's answer, its changes kept; `Ok(None)` declines: the writer rolls
+/// back to the job's savepoint and runs the job's sqlx path, which must
+/// decide the same as the fast path would have wherever it answers; an
+/// error is the job's error, as from its sqlx path.
+pub(crate) type Fast<T> = Box<dyn FnOnce(&rusqlite::Connection) -> Result<Option<T>> + Send>;
+
 /// A write waiting for the writer.
 trait Job: Send {
     fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> BoxFuture<'t, Box<dyn Ran>>;
+    /// Whether it has a fast path not tried yet.
+    fn has_fast(&self) -> bool;
+    /// Runs its fast path on `conn`; gives the job back if the path declined.
+    fn run_fast(
+        self: Box<Self>,
+        conn: &rusqlite::Connection,
+    ) -> std::result::Result<Box<dyn Ran>, Box<dyn Job>>;
     /// Answers without running (the group could not start).
     fn fail(self: Box<Self>, e: StoreError);
 }
@@ -447,9 +495,29 @@ trait Ran: Send {
 
 struct TypedJob<T, F> {
     f: F,
+    fast: Option<Fast<T>>,
     reply: oneshot::Sender<Result<T>>,
-    /// When its caller handed it over (waiting for room in the queue included).
-    queued: Instant,
+    /// When its caller handed it over (waiting for room in the queue
+    /// included); taken when the wait is recorded.
+    queued: Option<Instant>,
+}
+
+impl<T, F> TypedJob<T, F> {
+    fn started(&mut self) {
+        if let Some(queued) = self.queued.take() {
+            crate::record_write_wait(queued.elapsed());
+        }
+    }
+}
+
+/// What an error does to the group: a storage fault ends it, any other
+/// error only rolls its job back.
+fn step_of_error(e: &StoreError) -> Step {
+    if e.is_unavailable() {
+        Step::Fault
+    } else {
+        Step::Undo
+    }
 }
 
 impl<T, F> Job for TypedJob<T, F>
@@ -457,20 +525,43 @@ where
     T: Send + 'static,
     F: for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<T>> + Send + 'static,
 {
-    fn run<'t>(self: Box<Self>, tx: &'t mut Tx) -> BoxFuture<'t, Box<dyn Ran>> {
-        let TypedJob { f, reply, queued } = *self;
-        crate::record_write_wait(queued.elapsed());
+    fn run<'t>(mut self: Box<Self>, tx: &'t mut Tx) -> BoxFuture<'t, Box<dyn Ran>> {
+        self.started();
+        let TypedJob { f, reply, .. } = *self;
         Box::pin(async move {
             tx.discard = false;
             let result = f(&mut *tx).await;
             let step = match &result {
                 Ok(_) if tx.discard => Step::Undo,
                 Ok(_) => Step::Keep,
-                Err(e) if e.is_unavailable() => Step::Fault,
-                Err(_) => Step::Undo,
+                Err(e) => step_of_error(e),
             };
             Box::new(TypedRan { result, reply, step }) as Box<dyn Ran>
         })
+    }
+
+    fn has_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    fn run_fast(
+        mut self: Box<Self>,
+        conn: &rusqlite::Connection,
+    ) -> std::result::Result<Box<dyn Ran>, Box<dyn Job>> {
+        self.started();
+        let Some(fast) = self.fast.take() else {
+            return Err(self);
+        };
+        let (result, step) = match fast(conn) {
+            Ok(None) => return Err(self),
+            Ok(Some(value)) => (Ok(value), Step::Keep),
+            Err(e) => {
+                let step = step_of_error(&e);
+                (Err(e), step)
+            }
+        };
+        let TypedJob { reply, .. } = *self;
+        Ok(Box::new(TypedRan { result, reply, step }))
     }
 
     fn fail(self: Box<Self>, e: StoreError) {
@@ -555,7 +646,7 @@ async fn group_commit(
             },
         };
         busy.store(true, Ordering::Relaxed);
-        let group = run_group(&mut tx, &mut pending).await;
+        let group = run_group(&mut tx, &mut pending, &health).await;
         busy.store(false, Ordering::Relaxed);
         match group {
             Ok(ran) => {
@@ -587,6 +678,17 @@ async fn group_commit(
 /// A writer connection, set up for `fault` (tests only).
 async fn connect(options: &SqliteConnectOptions, fault: Option<Fault>) -> Result<Tx> {
     let mut conn = options.connect().await?;
+    if let Some(Fault::ConnectionLost { after_steps }) = fault {
+        // Interrupted every `after_steps` engine steps, counted over all the
+        // statements of the connection (sqlx's and the fast paths' alike),
+        // as a connection that is lost mid-way would be.
+        let period = u64::from(after_steps.max(1));
+        let mut steps: u64 = 0;
+        conn.lock_handle().await?.set_progress_handler(1, move || {
+            steps += 1;
+            !steps.is_multiple_of(period)
+        });
+    }
     if fault == Some(Fault::DiskFull) {
         // The file may not grow past its current size.
         let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
@@ -611,11 +713,14 @@ type GroupFailure = (Vec<Box<dyn Ran>>, String);
 async fn run_group(
     tx: &mut Tx,
     pending: &mut VecDeque<Box<dyn Job>>,
+    health: &Health,
 ) -> std::result::Result<Vec<Box<dyn Ran>>, GroupFailure> {
     let mut ran: Vec<Box<dyn Ran>> = Vec::new();
     if let Err(e) = exec(tx, "BEGIN IMMEDIATE").await {
-        // Nothing ran: every waiting job gets the reason.
+        // Nothing ran: every waiting job gets the reason, once readiness
+        // knows it (a caller told 503 may ask at once).
         let why = e.to_string();
+        health.fault(&why);
         for job in pending.drain(..) {
             job.fail(StoreError::Unavailable(why.clone()));
         }
@@ -625,21 +730,21 @@ async fn run_group(
     while taken < MAX_GROUP {
         let Some(job) = pending.pop_front() else { break };
         taken += 1;
-        if let Err(e) = exec(tx, "SAVEPOINT job").await {
-            pending.push_front(job);
-            return Err((ran, e.to_string()));
-        }
-        if let Some(Fault::ConnectionLost { after_steps }) = tx.fault {
-            // Interrupted mid-way, as a connection that is lost would be.
-            let steps = i32::try_from(after_steps.max(1)).unwrap_or(i32::MAX);
-            match tx.conn.lock_handle().await {
-                Ok(mut handle) => handle.set_progress_handler(steps, || false),
-                Err(e) => {
-                    pending.push_front(job);
-                    return Err((ran, e.to_string()));
-                }
+        let job = if job.has_fast() {
+            // This job and the fast ones after it, inline; one that
+            // declines comes back with its savepoint open.
+            match run_fast_jobs(tx, job, pending, &mut ran, &mut taken).await {
+                Ok(Some(declined)) => declined,
+                Ok(None) => continue,
+                Err(why) => return Err((ran, why)),
             }
-        }
+        } else {
+            if let Err(e) = exec(tx, "SAVEPOINT job").await {
+                pending.push_front(job);
+                return Err((ran, e.to_string()));
+            }
+            job
+        };
         let done = match AssertUnwindSafe(job.run(tx)).catch_unwind().await {
             Ok(done) => done,
             Err(_) => {
@@ -670,6 +775,85 @@ async fn run_group(
     }
 }
 
+/// Runs `first` (which has a fast path) and each job after it at the front
+/// of `pending` that has one, while the group has room, through rusqlite
+/// on the writer's connection: its handle is taken once for the run. Each
+/// job runs in a savepoint of its own, as in [`run_group`]. A job whose
+/// fast path declines ends the run: it is returned with its savepoint
+/// rolled back to and still open, for its sqlx path. An error is the
+/// group's failure (a job not run is back in `pending`).
+async fn run_fast_jobs(
+    tx: &mut Tx,
+    first: Box<dyn Job>,
+    pending: &mut VecDeque<Box<dyn Job>>,
+    ran: &mut Vec<Box<dyn Ran>>,
+    taken: &mut usize,
+) -> std::result::Result<Option<Box<dyn Job>>, String> {
+    let mut handle = match tx.conn.lock_handle().await {
+        Ok(handle) => handle,
+        Err(e) => {
+            pending.push_front(first);
+            return Err(e.to_string());
+        }
+    };
+    // SAFETY: as in `with_raw_conn`: sqlx's open connection, locked until
+    // `handle` drops, after `raw` (which never closes it, and finalizes its
+    // own statements when it drops).
+    let raw = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+        Ok(raw) => raw,
+        Err(e) => {
+            pending.push_front(first);
+            return Err(e.to_string());
+        }
+    };
+    let statement = |sql: &str| -> std::result::Result<(), String> {
+        raw.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    let mut next = Some(first);
+    let outcome = loop {
+        let Some(job) = next.take() else { break Ok(None) };
+        if let Err(why) = statement("SAVEPOINT job") {
+            pending.push_front(job);
+            break Err(why);
+        }
+        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| job.run_fast(&raw))) {
+            Ok(Ok(done)) => done,
+            Ok(Err(declined)) => match statement("ROLLBACK TO job") {
+                Ok(()) => break Ok(Some(declined)),
+                Err(why) => {
+                    pending.push_front(declined);
+                    break Err(why);
+                }
+            },
+            Err(_) => {
+                tracing::error!("a write job panicked; its group is rolled back");
+                break Err("a write in the same group failed".into());
+            }
+        };
+        let step = done.step();
+        let fault = done.error();
+        ran.push(done);
+        let settled = match step {
+            Step::Keep => statement("RELEASE job"),
+            Step::Undo => statement("ROLLBACK TO job").and_then(|()| statement("RELEASE job")),
+            Step::Fault => break Err(fault.unwrap_or_default()),
+        };
+        if let Err(why) = settled {
+            break Err(why);
+        }
+        if *taken < MAX_GROUP && pending.front().is_some_and(|job| job.has_fast()) {
+            next = pending.pop_front();
+            *taken += 1;
+        }
+    };
+    drop(raw);
+    drop(handle);
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::ConnectOptions;
@@ -698,5 +882,132 @@ mod tests {
                 .unwrap();
             assert_eq!((synchronous, journal.as_str()), (expected, "wal"), "{mode:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod fast_paths {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, SqlStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open(dir.path(), &StoreOptions::default())
+            .await
+            .unwrap();
+        store
+            .writer
+            .run(|tx| {
+                Box::pin(async move {
+                    exec(
+                        tx,
+                        "CREATE TABLE scratch (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    /// A job whose fast path inserts (`k`, 1) and then answers, declines or
+    /// fails on a duplicate key; its sqlx path inserts (`k`, 2).
+    async fn job(store: &SqlStore, k: String, fast: &'static str) -> Result<&'static str> {
+        let slow_k = k.clone();
+        let fast: Fast<&'static str> = Box::new(move |conn| {
+            conn.execute("INSERT INTO scratch VALUES (?1, 1)", [&k])?;
+            match fast {
+                "answer" => Ok(Some("fast")),
+                "decline" => Ok(None),
+                _ => {
+                    conn.execute("INSERT INTO scratch VALUES (?1, 1)", [&k])?;
+                    Ok(Some("unreachable"))
+                }
+            }
+        });
+        store
+            .writer
+            .run_fast(Some(fast), move |tx| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO scratch VALUES ($1, 2)")
+                        .bind(slow_k)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok("slow")
+                })
+            })
+            .await
+    }
+
+    async fn rows(store: &SqlStore) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT k, v FROM scratch ORDER BY k")
+            .fetch_all(&store.read)
+            .await
+            .unwrap()
+    }
+
+    /// A fast path's answer keeps its changes; one that declines leaves none
+    /// and its sqlx path decides; one that fails is rolled back alone.
+    #[tokio::test]
+    async fn a_declined_or_failed_fast_path_leaves_nothing_of_its_own() {
+        let (_dir, store) = store().await;
+        assert_eq!(job(&store, "a".into(), "answer").await.unwrap(), "fast");
+        assert_eq!(job(&store, "b".into(), "decline").await.unwrap(), "slow");
+        let failed = job(&store, "c".into(), "fail").await.unwrap_err();
+        assert!(!failed.is_unavailable(), "{failed}");
+        assert_eq!(rows(&store).await, [("a".into(), 1), ("b".into(), 2)]);
+    }
+
+    /// Fast and sqlx jobs, answering, declining and failing, committed
+    /// together in groups: each ends as if it had run alone.
+    #[tokio::test]
+    async fn fast_and_sqlx_jobs_share_groups_and_each_ends_as_alone() {
+        let (_dir, store) = store().await;
+        let kinds = ["answer", "decline", "fail", "answer", "answer", "decline"];
+        let jobs = (0..300).map(|i| {
+            let store = store.clone();
+            async move {
+                let kind = kinds[i % kinds.len()];
+                if i % 7 == 0 {
+                    // A job with no fast path.
+                    let k = format!("k{i:03}");
+                    let answer = store
+                        .writer
+                        .run(move |tx| {
+                            Box::pin(async move {
+                                sqlx::query("INSERT INTO scratch VALUES ($1, 3)")
+                                    .bind(k)
+                                    .execute(&mut **tx)
+                                    .await?;
+                                Ok("sqlx")
+                            })
+                        })
+                        .await;
+                    return (i, answer.map_err(|e| e.to_string()));
+                }
+                (
+                    i,
+                    job(&store, format!("k{i:03}"), kind)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
+            }
+        });
+        let answers = futures::future::join_all(jobs).await;
+        let mut expected = Vec::new();
+        for (i, answer) in answers {
+            let kind = kinds[i % kinds.len()];
+            let (want, v) = match (i % 7 == 0, kind) {
+                (true, _) => (Some("sqlx"), Some(3)),
+                (false, "answer") => (Some("fast"), Some(1)),
+                (false, "decline") => (Some("slow"), Some(2)),
+                _ => (None, None),
+            };
+            assert_eq!(answer.as_ref().ok().copied(), want, "job {i}: {answer:?}");
+            if let Some(v) = v {
+                expected.push((format!("k{i:03}"), v));
+            }
+        }
+        assert_eq!(rows(&store).await, expected);
     }
 }

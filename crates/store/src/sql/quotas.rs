@@ -149,21 +149,14 @@ impl crate::QuotaStore for SqlStore {
             now: c.now,
             block_reservations: c.block_reservations,
         };
+        let owned = std::sync::Arc::new(owned);
         let cache = self.quota_specs.clone();
-        self.write(move |tx| {
-            Box::pin(async move {
-                let c = UsageChange {
-                    tenant_id: &owned.tenant_id,
-                    family: owned.family,
-                    key: &owned.key,
-                    op: owned.op,
-                    request_id: owned.request_id.as_ref(),
-                    default_quota: &owned.default_quota,
-                    now: owned.now,
-                    block_reservations: owned.block_reservations,
-                };
-                change_usage_in(tx, &c, &cache).await
-            })
+        let fast = {
+            let (owned, cache) = (owned.clone(), cache.clone());
+            Box::new(move |conn: &rusqlite::Connection| change_usage_fast(conn, &owned.borrowed(), &cache))
+        };
+        self.write_fast(fast, move |tx| {
+            Box::pin(async move { change_usage_in(tx, &owned.borrowed(), &cache).await })
         })
         .await
     }
@@ -364,6 +357,115 @@ struct OwnedUsageChange {
     block_reservations: bool,
 }
 
+impl OwnedUsageChange {
+    fn borrowed(&self) -> UsageChange<'_> {
+        UsageChange {
+            tenant_id: &self.tenant_id,
+            family: self.family,
+            key: &self.key,
+            op: self.op,
+            request_id: self.request_id.as_ref(),
+            default_quota: &self.default_quota,
+            now: self.now,
+            block_reservations: self.block_reservations,
+        }
+    }
+}
+
+/// A reservation: one conditional add (see [`apply_change`]). Binds: tenant,
+/// family, key, amount, now, limit (negative: none), the family's cap, the
+/// `quota_version` guard (negative: unchecked).
+const RESERVE: &str = "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
+     SELECT $1, $2, $3, $4, $5 WHERE ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
+     ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
+     WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
+     AND ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
+     RETURNING used";
+
+/// A release, down to zero at most. Binds: tenant, family, key, amount,
+/// now, the `quota_version` guard (negative: unchecked).
+const RELEASE: &str = "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
+     SELECT $1, $2, $3, 0, $5 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
+     ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
+     used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
+     WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
+     RETURNING used";
+
+/// Claims a request id with the change's answer (nothing if it was claimed
+/// before).
+const CLAIM: &str = "INSERT INTO quota_requests \
+     (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+
+/// SQLite's fast path of [`change_usage_in`] (see `sqlite::Fast`), on the
+/// writer's connection: a reservation or a release whose tenant's specs are
+/// cached, that applies under them, crosses no alert threshold and claims
+/// its request id (if it has one). Any other case declines, for
+/// `change_usage_in` to decide from the start; where this answers, it runs
+/// the same statements as `change_usage_in` would, and answers the same.
+fn change_usage_fast(
+    conn: &rusqlite::Connection,
+    c: &UsageChange<'_>,
+    cache: &SpecCache,
+) -> Result<Option<UsageOutcome>> {
+    use crate::sqlite::dollars;
+    use rusqlite::OptionalExtension;
+    let reserve = matches!(c.op, UsageOp::Reserve { .. });
+    if (c.block_reservations && reserve) || matches!(c.op, UsageOp::Reconcile { .. }) {
+        return Ok(None);
+    }
+    let Some((version, specs)) = cache.get(c.tenant_id) else {
+        return Ok(None);
+    };
+    let (limit, thresholds) = limit_of(c, &specs);
+    let (tenant, family, key, amount, now, operation, raw_limit) = (
+        c.tenant_id.as_str(),
+        c.family.as_str(),
+        c.key,
+        c.op.amount(),
+        micros(c.now),
+        c.op.name(),
+        limit.as_raw(),
+    );
+    let current: Option<i64> = if reserve {
+        let max = c.family.max_usage();
+        if (raw_limit >= 0 && amount > raw_limit) || amount > max {
+            return Ok(None);
+        }
+        let binds = dollars(&[&tenant, &family, &key, &amount, &now, &raw_limit, &max, &version]);
+        conn.prepare_cached(RESERVE)?
+            .query_row(binds.as_slice(), |row| row.get(0))
+            .optional()?
+    } else {
+        let binds = dollars(&[&tenant, &family, &key, &amount, &now, &version]);
+        conn.prepare_cached(RELEASE)?
+            .query_row(binds.as_slice(), |row| row.get(0))
+            .optional()?
+    };
+    let Some(current) = current else { return Ok(None) };
+    if reserve && !thresholds_crossed(current - amount, current, limit, &thresholds).is_empty() {
+        return Ok(None);
+    }
+    if let Some(request_id) = c.request_id {
+        let request_id = request_id.as_str();
+        let binds = dollars(&[
+            &tenant,
+            &operation,
+            &request_id,
+            &family,
+            &key,
+            &amount,
+            &raw_limit,
+            &current,
+            &now,
+        ]);
+        if conn.prepare_cached(CLAIM)?.execute(binds.as_slice())? == 0 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(UsageOutcome::Applied(UsageState { limit, current })))
+}
+
 async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>, cache: &SpecCache) -> Result<UsageOutcome> {
     let family = c.family.as_str();
     let amount = c.op.amount();
@@ -436,23 +538,19 @@ async fn change_usage_in(tx: &mut Tx, c: &UsageChange<'_>, cache: &SpecCache) ->
         // concurrent one, which this insert waits for) wins: this change is
         // rolled back and the first answer returned.
         if let Some(request_id) = c.request_id {
-            let claimed = sqlx::query(
-                "INSERT INTO quota_requests \
-                 (tenant_id, operation, request_id, family, key, amount, limit_value, current_value, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(c.op.name())
-            .bind(request_id.as_str())
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(limit.as_raw())
-            .bind(current)
-            .bind(micros(c.now))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            let claimed = sqlx::query(CLAIM)
+                .bind(c.tenant_id.as_str())
+                .bind(c.op.name())
+                .bind(request_id.as_str())
+                .bind(family)
+                .bind(c.key)
+                .bind(amount)
+                .bind(limit.as_raw())
+                .bind(current)
+                .bind(micros(c.now))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
             if claimed == 0 {
                 tx.discard();
                 return claimed_answer(tx, c).await?.ok_or_else(|| {
@@ -491,43 +589,29 @@ async fn apply_change(
                 // cannot pass the limit under any interleaving. A key
                 // without a row starts at the amount, checked against
                 // the limit (and the family's cap) above.
-                sqlx::query(
-                    "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
-                     SELECT $1, $2, $3, $4, $5 WHERE ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
-                     ON CONFLICT (tenant_id, family, key) DO UPDATE SET used = quota_usage.used + $4, updated_at = $5 \
-                     WHERE ($6 < 0 OR quota_usage.used + $4 <= $6) AND quota_usage.used <= $7 - $4 \
-                     AND ($8 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $8) \
-                     RETURNING used",
-                )
+                sqlx::query(RESERVE)
+                    .bind(c.tenant_id.as_str())
+                    .bind(family)
+                    .bind(c.key)
+                    .bind(amount)
+                    .bind(micros(c.now))
+                    .bind(limit.as_raw())
+                    .bind(max)
+                    .bind(guard)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+        }
+        UsageOp::Release { .. } => {
+            sqlx::query(RELEASE)
                 .bind(c.tenant_id.as_str())
                 .bind(family)
                 .bind(c.key)
                 .bind(amount)
                 .bind(micros(c.now))
-                .bind(limit.as_raw())
-                .bind(max)
                 .bind(guard)
                 .fetch_optional(&mut **tx)
                 .await?
-            }
-        }
-        UsageOp::Release { .. } => {
-            sqlx::query(
-                "INSERT INTO quota_usage (tenant_id, family, key, used, updated_at) \
-                 SELECT $1, $2, $3, 0, $5 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
-                 ON CONFLICT (tenant_id, family, key) DO UPDATE SET \
-                 used = CASE WHEN quota_usage.used > $4 THEN quota_usage.used - $4 ELSE 0 END, updated_at = $5 \
-                 WHERE ($6 < 0 OR (SELECT quota_version FROM tenants WHERE id = $1) = $6) \
-                 RETURNING used",
-            )
-            .bind(c.tenant_id.as_str())
-            .bind(family)
-            .bind(c.key)
-            .bind(amount)
-            .bind(micros(c.now))
-            .bind(guard)
-            .fetch_optional(&mut **tx)
-            .await?
         }
         UsageOp::Reconcile { .. } => {
             // A reconciliation sets the count: what it was is read first
