@@ -246,15 +246,58 @@ async fn ingest(
     now: Timestamp,
 ) -> Result<Vec<bool>> {
     let (tenant_id, events, aggregation) = (tenant_id.clone(), events.to_vec(), aggregation.clone());
+    // What the batch adds if each of its events is new, folded here, on the
+    // caller's task: the writer, which every write waits for, then only
+    // checks that they were.
+    let firsts = first_occurrences(&events, i64::MIN);
+    let folded = fold(&events, &firsts, &aggregation);
     store
-        .write(move |tx| Box::pin(async move { ingest_in(tx, &tenant_id, &events, &aggregation, now).await }))
+        .write(move |tx| {
+            Box::pin(
+                async move { ingest_in(tx, &tenant_id, &events, (firsts, folded), &aggregation, now).await },
+            )
+        })
         .await
 }
 
+/// Whether each of `events` is the first of its id in the batch among those
+/// at or after `floor` (later ones are duplicates; earlier ones are never
+/// stored).
+fn first_occurrences(events: &[UsageEvent], floor: i64) -> Vec<bool> {
+    let mut seen = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .map(|e| micros(e.at) >= floor && seen.insert(e.id.as_str()))
+        .collect()
+}
+
+/// The partial buckets of the events marked in `counted`.
+type Partial = BTreeMap<BucketKey, (Bucket, Aggregation)>;
+
+/// Folds the events marked in `counted` into partial buckets.
+fn fold(events: &[UsageEvent], counted: &[bool], aggregation: &Aggregations) -> Partial {
+    let mut partial = Partial::new();
+    for (e, _) in events.iter().zip(counted).filter(|(_, counted)| **counted) {
+        let agg = aggregation.of(&e.metric_label);
+        let b = Bucket::of(e, agg);
+        partial
+            .entry(BucketKey::of(e))
+            .and_modify(|(x, _)| *x = x.merge(&b, agg))
+            .or_insert((b, agg));
+    }
+    partial
+}
+
+/// Stores the new ones of `events` and folds them into the rollups;
+/// whether each event was stored now (a duplicate, or one stored before,
+/// was not). `folded` is what [`fold`] makes of the batch's first
+/// occurrences ([`first_occurrences`] with no floor), used as is when every
+/// one of them was new.
 async fn ingest_in(
     tx: &mut Tx,
     tenant_id: &TenantId,
     events: &[UsageEvent],
+    folded: (Vec<bool>, Partial),
     aggregation: &Aggregations,
     now: Timestamp,
 ) -> Result<Vec<bool>> {
@@ -272,19 +315,21 @@ async fn ingest_in(
     let purged = purged.unwrap_or(i64::MIN);
 
     // The first occurrence of an id in the batch is the candidate; later ones are duplicates.
-    let mut seen = HashSet::new();
+    let (firsts, folded) = folded;
+    let candidate = if events.iter().any(|e| micros(e.at) < purged) {
+        first_occurrences(events, purged)
+    } else {
+        firsts.clone()
+    };
     let candidates: Vec<&UsageEvent> = events
         .iter()
-        .filter(|e| micros(e.at) >= purged && seen.insert(e.id.as_str()))
+        .zip(&candidate)
+        .filter(|(_, c)| **c)
+        .map(|(e, _)| e)
         .collect();
     let raw = super::super::with_raw_conn(tx, |conn| insert_each(conn, tenant_id, &candidates, now)).await?;
-    let inserted: HashSet<&str> = match raw {
-        Some(new) => candidates
-            .iter()
-            .zip(new)
-            .filter(|(_, new)| *new)
-            .map(|(e, _)| e.id.as_str())
-            .collect(),
+    let new_candidates: Vec<bool> = match raw {
+        Some(new) => new,
         None => {
             let mut returned: HashSet<String> = HashSet::new();
             for chunk in chunks(&candidates) {
@@ -296,38 +341,37 @@ async fn ingest_in(
             }
             candidates
                 .iter()
-                .map(|e| e.id.as_str())
-                .filter(|id| returned.contains(*id))
+                .map(|e| returned.contains(e.id.as_str()))
                 .collect()
         }
     };
+    // Whether each event was stored now: its id's candidate, and new.
+    let mut new_candidates = new_candidates.into_iter();
+    let inserted: Vec<bool> = candidate
+        .iter()
+        .map(|c| *c && new_candidates.next().unwrap_or(false))
+        .collect();
 
-    if !inserted.is_empty() {
+    if inserted.iter().any(|i| *i) {
         // The tenant's usage alerts see this batch at their next evaluation.
         super::alerts::mark_ingested_in(tx, tenant_id).await?;
     }
 
-    // Fold the new events into partial buckets, then into the stored ones.
-    let mut partial: BTreeMap<BucketKey, (Bucket, Aggregation)> = BTreeMap::new();
-    let mut counted = HashSet::new();
-    for e in events {
-        if !inserted.contains(e.id.as_str()) || !counted.insert(e.id.as_str()) {
-            continue;
-        }
-        let agg = aggregation.of(&e.metric_label);
-        let b = Bucket::of(e, agg);
-        partial
-            .entry(BucketKey::of(e))
-            .and_modify(|(x, _)| *x = x.merge(&b, agg))
-            .or_insert((b, agg));
-    }
+    // Fold the new events into partial buckets (folded before, unless some
+    // were not new), then into the stored ones.
+    let partial = if inserted == firsts {
+        folded
+    } else {
+        fold(events, &inserted, aggregation)
+    };
     // Unique-count meters: each new event's value, in its hour and object
     // (nothing to look at for a catalog without them).
     let distinct: BTreeSet<DistinctRow<'_>> = events
         .iter()
+        .zip(&inserted)
         .filter(|_| aggregation.has_unique())
-        .filter(|e| inserted.contains(e.id.as_str()))
-        .filter_map(|e| {
+        .filter(|(_, inserted)| **inserted)
+        .filter_map(|(e, _)| {
             let property = aggregation.unique_property(&e.metric_label)?;
             Some(DistinctRow {
                 metric_label: &e.metric_label,
@@ -366,12 +410,7 @@ async fn ingest_in(
         })
         .collect();
     update_days(tx, tenant_id, &changes).await?;
-
-    let mut reported = HashSet::new();
-    Ok(events
-        .iter()
-        .map(|e| inserted.contains(e.id.as_str()) && reported.insert(e.id.as_str()))
-        .collect())
+    Ok(inserted)
 }
 
 /// The multi-row INSERT of `events` (without its conflict clause).
