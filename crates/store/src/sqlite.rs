@@ -303,6 +303,12 @@ impl SqlStore {
 /// A write job's view of the database: the writer's connection, inside the
 /// group's transaction and the job's own savepoint.
 pub(crate) struct Tx {
+    /// `conn` through rusqlite, for fast paths, made on first use: its
+    /// prepared statements live as long as the connection. Used only while
+    /// `conn`'s handle is locked. Declared before `conn`, so that it drops
+    /// first: sqlx closes its connection on drop, and a close with
+    /// statements left unfinalized would fail.
+    raw: Option<rusqlite::Connection>,
     conn: SqliteConnection,
     discard: bool,
     /// The fault this connection was set up for.
@@ -310,10 +316,26 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
+    fn new(conn: SqliteConnection, fault: Option<Fault>) -> Self {
+        Self {
+            raw: None,
+            conn,
+            discard: false,
+            fault,
+        }
+    }
+
     /// Rolls this job's changes back although it returns `Ok` (e.g. a
     /// refused reservation that claimed its request id first).
     pub(crate) fn discard(&mut self) {
         self.discard = true;
+    }
+
+    /// Closes the connection, its rusqlite statements finalized first.
+    async fn close(self) {
+        let Tx { raw, conn, .. } = self;
+        drop(raw);
+        let _ = conn.close().await;
     }
 }
 
@@ -609,11 +631,7 @@ async fn group_commit(
     faults: Arc<FaultPlan>,
     busy: Arc<AtomicBool>,
 ) {
-    let mut conn = Some(Tx {
-        conn: first,
-        discard: false,
-        fault: None,
-    });
+    let mut conn = Some(Tx::new(first, None));
     let mut pending: VecDeque<Box<dyn Job>> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -661,7 +679,7 @@ async fn group_commit(
                 // over on a fresh connection, so that nothing of this group
                 // can leak into the next one.
                 let _ = exec(&mut tx, "ROLLBACK").await;
-                let _ = tx.conn.close().await;
+                tx.close().await;
                 tracing::warn!(error = %failure, jobs = ran.len(), "write group rolled back");
                 health.fault(&failure);
                 for job in ran {
@@ -671,7 +689,7 @@ async fn group_commit(
         }
     }
     if let Some(tx) = conn {
-        let _ = tx.conn.close().await;
+        tx.close().await;
     }
 }
 
@@ -698,11 +716,7 @@ async fn connect(options: &SqliteConnectOptions, fault: Option<Fault>) -> Result
             .execute(&mut conn)
             .await?;
     }
-    Ok(Tx {
-        conn,
-        discard: false,
-        fault,
-    })
+    Ok(Tx::new(conn, fault))
 }
 
 type GroupFailure = (Vec<Box<dyn Ran>>, String);
@@ -796,16 +810,23 @@ async fn run_fast_jobs(
             return Err(e.to_string());
         }
     };
-    // SAFETY: as in `with_raw_conn`: sqlx's open connection, locked until
-    // `handle` drops, after `raw` (which never closes it, and finalizes its
-    // own statements when it drops).
-    let raw = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
-        Ok(raw) => raw,
-        Err(e) => {
-            pending.push_front(first);
-            return Err(e.to_string());
+    let raw = match &mut tx.raw {
+        Some(raw) => raw,
+        empty => {
+            // SAFETY: sqlx's open connection, locked while `raw` is used
+            // (here, until `handle` drops). The wrapper never closes it; it
+            // finalizes its own statements when it drops, before sqlx closes
+            // the connection (see `Tx::raw`).
+            match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+                Ok(raw) => empty.insert(raw),
+                Err(e) => {
+                    pending.push_front(first);
+                    return Err(e.to_string());
+                }
+            }
         }
     };
+    let raw: &rusqlite::Connection = raw;
     let statement = |sql: &str| -> std::result::Result<(), String> {
         raw.prepare_cached(sql)
             .and_then(|mut s| s.execute([]))
@@ -819,7 +840,7 @@ async fn run_fast_jobs(
             pending.push_front(job);
             break Err(why);
         }
-        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| job.run_fast(&raw))) {
+        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| job.run_fast(raw))) {
             Ok(Ok(done)) => done,
             Ok(Err(declined)) => match statement("ROLLBACK TO job") {
                 Ok(()) => break Ok(Some(declined)),
@@ -849,7 +870,6 @@ async fn run_fast_jobs(
             *taken += 1;
         }
     };
-    drop(raw);
     drop(handle);
     outcome
 }
