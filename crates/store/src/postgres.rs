@@ -37,7 +37,7 @@ pub use sql::SqlStore;
 /// PostgreSQL connections are no SQLite handles: `None`, without running
 /// `f` (the caller takes its sqlx path). See the SQLite engine's.
 pub(crate) async fn with_raw_conn<T>(
-    _conn: &mut PgConnection,
+    _tx: &mut Tx,
     _f: impl FnOnce(&rusqlite::Connection) -> crate::Result<T>,
 ) -> crate::Result<Option<T>> {
     Ok(None)

@@ -183,17 +183,11 @@ fn read_all<T>(
 /// statements join the job's savepoint and transaction like any other, and
 /// meet the same injected faults. Always `Some` (PostgreSQL's is `None`).
 pub(crate) async fn with_raw_conn<T>(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
 ) -> Result<Option<T>> {
-    let mut handle = conn.lock_handle().await?;
-    // SAFETY: the handle is sqlx's open connection, locked for this scope
-    // (its worker thread waits until `handle` drops); `from_handle` never
-    // closes it, and the wrapper (with its prepared statements, finalized
-    // when it drops) is dropped before `handle`.
-    let raw = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
-    let result = f(&raw);
-    drop(raw);
+    let (handle, raw) = tx.raw().await?;
+    let result = f(raw);
     drop(handle);
     result.map(Some)
 }
@@ -329,6 +323,24 @@ impl Tx {
     /// refused reservation that claimed its request id first).
     pub(crate) fn discard(&mut self) {
         self.discard = true;
+    }
+
+    /// The connection through rusqlite (see `raw`), with the lock on its
+    /// handle that must be held while it is used.
+    async fn raw(&mut self) -> Result<(sqlx::sqlite::LockedSqliteHandle<'_>, &rusqlite::Connection)> {
+        let mut handle = self.conn.lock_handle().await?;
+        let raw = match &mut self.raw {
+            Some(raw) => raw,
+            empty => {
+                // SAFETY: sqlx's open connection, locked while the wrapper is
+                // used (the caller holds `handle` meanwhile). The wrapper never
+                // closes it; it finalizes its own statements when it drops,
+                // before sqlx closes the connection (see `raw`).
+                let raw = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+                empty.insert(raw)
+            }
+        };
+        Ok((handle, raw))
     }
 
     /// Closes the connection, its rusqlite statements finalized first.
@@ -803,30 +815,13 @@ async fn run_fast_jobs(
     ran: &mut Vec<Box<dyn Ran>>,
     taken: &mut usize,
 ) -> std::result::Result<Option<Box<dyn Job>>, String> {
-    let mut handle = match tx.conn.lock_handle().await {
-        Ok(handle) => handle,
+    let (handle, raw) = match tx.raw().await {
+        Ok(locked) => locked,
         Err(e) => {
             pending.push_front(first);
             return Err(e.to_string());
         }
     };
-    let raw = match &mut tx.raw {
-        Some(raw) => raw,
-        empty => {
-            // SAFETY: sqlx's open connection, locked while `raw` is used
-            // (here, until `handle` drops). The wrapper never closes it; it
-            // finalizes its own statements when it drops, before sqlx closes
-            // the connection (see `Tx::raw`).
-            match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
-                Ok(raw) => empty.insert(raw),
-                Err(e) => {
-                    pending.push_front(first);
-                    return Err(e.to_string());
-                }
-            }
-        }
-    };
-    let raw: &rusqlite::Connection = raw;
     let statement = |sql: &str| -> std::result::Result<(), String> {
         raw.prepare_cached(sql)
             .and_then(|mut s| s.execute([]))

@@ -316,14 +316,16 @@ async fn ingest_in(
 
     // The first occurrence of an id in the batch is the candidate; later ones are duplicates.
     let (firsts, folded) = folded;
-    let candidate = if events.iter().any(|e| micros(e.at) < purged) {
-        first_occurrences(events, purged)
+    let below_mark;
+    let candidate: &[bool] = if events.iter().any(|e| micros(e.at) < purged) {
+        below_mark = first_occurrences(events, purged);
+        &below_mark
     } else {
-        firsts.clone()
+        &firsts
     };
     let candidates: Vec<&UsageEvent> = events
         .iter()
-        .zip(&candidate)
+        .zip(candidate)
         .filter(|(_, c)| **c)
         .map(|(e, _)| e)
         .collect();
