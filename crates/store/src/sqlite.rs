@@ -1031,18 +1031,22 @@ mod fast_paths {
                 }
             }
         });
-        store
-            .writer
-            .run_fast(Some(fast), move |tx| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO scratch VALUES ($1, 2)")
-                        .bind(slow_k)
-                        .execute(&mut **tx)
-                        .await?;
-                    Ok("slow")
-                })
+        store.writer.run_fast(Some(fast), slow(slow_k)).await
+    }
+
+    /// A job's sqlx path: inserts (`k`, 2).
+    pub(super) fn slow(
+        k: String,
+    ) -> impl for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<&'static str>> + Send {
+        move |tx| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO scratch VALUES ($1, 2)")
+                    .bind(k)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok("slow")
             })
-            .await
+        }
     }
 
     async fn rows(store: &SqlStore) -> Vec<(String, i64)> {
@@ -1120,6 +1124,7 @@ mod fast_paths {
 
 #[cfg(test)]
 mod groups {
+    use super::fast_paths::slow;
     use super::*;
 
     /// A job of `kind` writing `k`: `F` a fast path that answers, `D` one that
@@ -1141,19 +1146,6 @@ mod groups {
             queued: None,
         };
         (Box::new(job), answer)
-    }
-
-    /// A job's sqlx path: inserts (`k`, 2).
-    fn slow(k: String) -> impl for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<&'static str>> + Send {
-        move |tx| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO scratch VALUES ($1, 2)")
-                    .bind(k)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok("slow")
-            })
-        }
     }
 
     /// Every order of fast, declining and sqlx jobs in a group is committed
